@@ -1,0 +1,32 @@
+/* cli.h: what the `sluice` subcommands share: exit codes, error printing,
+ * configuration loading, and the subcommand entry points. */
+#ifndef SL_CLI_H
+#define SL_CLI_H
+
+#include "config.h"
+#include "err.h"
+
+enum {
+    CLI_OK = 0,       /* success */
+    CLI_FAILED = 1,   /* runtime failure: a server unreachable, a job not found */
+    CLI_USAGE = 2,    /* the command line is wrong */
+};
+
+/* Prints "sluice CMD: message" and a hint to stderr; returns CLI_USAGE. */
+int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints "sluice CMD: message" to stderr; returns CLI_FAILED. */
+int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Loads the configuration (path may be NULL), printing the error and
+ * returning NULL on failure. */
+sl_config *cli_load_config(const char *cmd, const char *path);
+
+/* Each subcommand: argc/argv start at the subcommand's name. */
+int cmd_enqueue(int argc, char **argv);
+int cmd_job(int argc, char **argv);
+int cmd_migrate(int argc, char **argv);
+int cmd_dead(int argc, char **argv);
+int cmd_kinds(int argc, char **argv);
+
+#endif

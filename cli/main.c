@@ -1,0 +1,86 @@
+/* main.c: `sluice`, the command-line client: dispatches to a subcommand. */
+#include "cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv);
+    const char *summary;
+} command;
+
+static const command commands[] = {
+    { "enqueue", cmd_enqueue, "add a job to a queue and print its id" },
+    { "job", cmd_job, "show a job's status, attempts, timings and result" },
+    { "dead", cmd_dead, "list a queue's dead-letter entries" },
+    { "migrate", cmd_migrate, "create or upgrade sluice's PostgreSQL schema" },
+    { "kinds", cmd_kinds, "list the job kinds this build can run" },
+};
+
+static void usage(FILE *f)
+{
+    fprintf(f, "Usage: sluice COMMAND [OPTIONS]\n\nCommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+    fprintf(f,
+        "\n'sluice COMMAND --help' describes a command.\n"
+        "Servers come from the configuration file (--config, $SLUICE_CONFIG) and\n"
+        "SLUICE_REDIS_URL/REDIS_URL, SLUICE_DATABASE_URL/DATABASE_URL.\n"
+        "Exit status: 0 success, 1 runtime failure, 2 usage error.\n");
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "sluice %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry 'sluice %s --help'.\n", cmd);
+    va_end(ap);
+    return CLI_USAGE;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "sluice %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    return CLI_FAILED;
+}
+
+sl_config *cli_load_config(const char *cmd, const char *path)
+{
+    sl_err err;
+    sl_config *cfg = sl_config_load(path, &err);
+    if (cfg == NULL)
+        cli_fail(cmd, "%s", err.msg);
+    return cfg;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        usage(stdout);
+        return CLI_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+        printf("sluice %s\n", SLUICE_VERSION);
+        return CLI_OK;
+    }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(argv[1], commands[i].name) == 0)
+            return commands[i].run(argc - 1, argv + 1);
+    }
+    fprintf(stderr, "sluice: unknown command '%s'\n", argv[1]);
+    usage(stderr);
+    return CLI_USAGE;
+}

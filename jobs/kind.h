@@ -1,0 +1,40 @@
+/* kind.h: the interface between the worker and a job kind.
+ *
+ * A kind is one file in jobs/ that defines an sl_kind and one line in
+ * registry.c that lists it.  The worker decodes the envelope, finds the kind
+ * by name, and calls its run function with the decoded arguments; the
+ * handler either succeeds, optionally writing a JSON object of outputs
+ * (stored with the job row and usable by later pipeline steps), or fails
+ * with an error that says which argument or which remote answer was wrong.
+ *
+ * Arguments are untrusted input from callers (docs/wire-format.md): a
+ * handler validates every value it uses and never lets one name a program,
+ * a path or a host that the operator's configuration did not allow. */
+#ifndef SL_KIND_H
+#define SL_KIND_H
+
+#include <msgpack.h>
+
+#include "buf.h"
+#include "config.h"
+#include "envelope.h"
+#include "err.h"
+
+typedef struct sl_job_ctx {
+    const sl_job *job;           /* the envelope being run */
+    const msgpack_object *args;  /* job->args decoded: always a map */
+    const sl_config *cfg;        /* the worker's configuration */
+    sl_buf *outputs;             /* handler appends one JSON object, or leaves it empty for {} */
+} sl_job_ctx;
+
+/* Runs the job.  Returns 0 on success, or -1 with err (code SL_EJOB for a
+ * failure of the job itself, SL_EINVAL for bad arguments). */
+typedef int (*sl_kind_run_fn)(sl_job_ctx *ctx, sl_err *err);
+
+typedef struct sl_kind {
+    const char *name;     /* the wire `kind`, [a-z0-9_.-] */
+    const char *summary;  /* one line for `sluice kinds` and --help */
+    sl_kind_run_fn run;
+} sl_kind;
+
+#endif

@@ -1,0 +1,43 @@
+/* testkinds.c: kinds that exist to exercise the worker's fault handling:
+ *   sleep  waits args.ms milliseconds (0..86400000), then succeeds
+ *   fail   fails with args.message (default "failed on purpose")
+ *   crash  aborts the worker process mid-job (SIGABRT), like a segfaulting
+ *          handler would, so tests can check that nothing is lost */
+#include "args.h"
+#include "buf.h"
+#include "clock.h"
+#include "json.h"
+#include "kind.h"
+
+#include <stdlib.h>
+
+static int run_sleep(sl_job_ctx *ctx, sl_err *err)
+{
+    int64_t ms;
+    if (sl_args_int(ctx->args, "ms", false, 0, 0, 86400000, &ms, err) < 0)
+        return -1;
+    sl_sleep_ms(ms);
+    sl_buf_printf(ctx->outputs, "{\"slept_ms\":%lld}", (long long)ms);
+    return 0;
+}
+
+static int run_fail(sl_job_ctx *ctx, sl_err *err)
+{
+    char *message;
+    if (sl_args_str(ctx->args, "message", false, &message, err) < 0)
+        return -1;
+    sl_err_set(err, SL_EJOB, "%s", message ? message : "failed on purpose");
+    free(message);
+    return -1;
+}
+
+static int run_crash(sl_job_ctx *ctx, sl_err *err)
+{
+    (void)ctx;
+    (void)err;
+    abort();
+}
+
+const sl_kind sl_kind_sleep = { "sleep", "sleeps args.ms milliseconds (tests)", run_sleep };
+const sl_kind sl_kind_fail = { "fail", "fails with args.message (tests)", run_fail };
+const sl_kind sl_kind_crash = { "crash", "aborts the worker process (fault tests)", run_crash };

@@ -1,0 +1,318 @@
+/* config.c: see config.h.
+ *
+ * The file is two levels deep, sections of keys (`worker: {batch: 16}`), and
+ * every key is one row of the keys[] table below: its section, its name, how
+ * its value is read and checked, and where it lands in sl_config.  The
+ * loader walks the document and looks each key up in the table, so a key
+ * not in the table is an error at its own position, with the valid names in
+ * the message.  Reading goes into a config that starts from the defaults and
+ * is only returned once the whole file has been read: on the first error it
+ * is freed, so a caller never sees a half-loaded configuration.
+ *
+ * To add a key:
+ *   1. add the field to sl_config in config.h, with its default in
+ *      config_new() below;
+ *   2. add a row to keys[] (a new section needs nothing more than rows that
+ *      name it; a new kind of value needs a case in read_value());
+ *   3. document it in etc/sluice.yaml and docs/configuration.md, and test it
+ *      in tests/test_config.c.
+ */
+#include "config.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "envelope.h"
+#include "mem.h"
+#include "yamldoc.h"
+
+#define SYSCONF_PATH SLUICE_SYSCONFDIR "/sluice/sluice.yaml"
+
+enum value_kind {
+    V_URL,       /* non-empty string -> char * */
+    V_LEVEL,     /* debug|info|warn|error -> sl_log_level */
+    V_INT,       /* integer in [min, max] -> int */
+    V_DURATION,  /* duration in [min, max] ms -> int */
+    V_QUEUES,    /* non-empty list of distinct queue names -> char **, size_t */
+};
+
+static const struct key {
+    const char *section;
+    const char *name;
+    enum value_kind kind;
+    size_t off;          /* the field in sl_config */
+    size_t count_off;    /* V_QUEUES: the size_t count beside it */
+    int64_t min, max;    /* V_INT, V_DURATION */
+} keys[] = {
+    { "redis", "url", V_URL, offsetof(sl_config, redis_url), 0, 0, 0 },
+    { "database", "url", V_URL, offsetof(sl_config, database_url), 0, 0, 0 },
+    { "log", "level", V_LEVEL, offsetof(sl_config, log_level), 0, 0, 0 },
+    { "worker", "processes", V_INT, offsetof(sl_config, worker.processes), 0, 1, 1024 },
+    { "worker", "queues", V_QUEUES, offsetof(sl_config, worker.queues),
+      offsetof(sl_config, worker.nqueues), 0, 0 },
+    { "worker", "batch", V_INT, offsetof(sl_config, worker.batch), 0, 1, 1000 },
+    { "worker", "block", V_DURATION, offsetof(sl_config, worker.block_ms), 0, 1, 60000 },
+    { "worker", "shutdown_timeout", V_DURATION, offsetof(sl_config, worker.shutdown_timeout_ms),
+      0, 0, 86400000 },
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+#define FIELD(cfg, type, off) ((type *)((char *)(cfg) + (off)))
+
+static void free_queues(char **queues, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(queues[i]);
+    free(queues);
+}
+
+/* Built-in defaults, no file, no environment. */
+static sl_config *config_new(void)
+{
+    sl_config *cfg = sl_xcalloc(1, sizeof *cfg);
+    cfg->redis_url = sl_xstrdup("redis://127.0.0.1:6379/0");
+    cfg->database_url = sl_xstrdup("postgresql://127.0.0.1:5432/sluice");
+    cfg->log_level = SL_LOG_INFO;
+    cfg->worker.processes = 2;
+    cfg->worker.queues = sl_xcalloc(1, sizeof *cfg->worker.queues);
+    cfg->worker.queues[0] = sl_xstrdup("default");
+    cfg->worker.nqueues = 1;
+    cfg->worker.batch = 16;
+    cfg->worker.block_ms = 1000;
+    cfg->worker.shutdown_timeout_ms = 30000;
+    return cfg;
+}
+
+/* Writes "a, b, c": the sections (section NULL) or the keys of section. */
+static const char *key_names(sl_buf *b, const char *section)
+{
+    for (size_t i = 0; i < NKEYS; i++) {
+        const char *name = section ? keys[i].name : keys[i].section;
+        if (section && strcmp(keys[i].section, section) != 0)
+            continue;
+        if (!section && i > 0 && strcmp(keys[i - 1].section, name) == 0)
+            continue;   /* rows of one section are adjacent */
+        sl_buf_printf(b, "%s%s", b->len ? ", " : "", name);
+    }
+    return sl_buf_str(b);
+}
+
+static int read_queues(sl_ydoc *doc, const sl_ynode *node, const char *what, char ***out,
+                       size_t *nout, sl_err *err)
+{
+    sl_yseq seq;
+    char **queues = NULL;
+    size_t n = 0;
+    if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
+        return -1;
+    if (seq.n == 0)
+        return sl_ydoc_errorf(doc, node, err, "'%s' must list at least one queue", what);
+    queues = sl_xcalloc(seq.n, sizeof *queues);
+    for (n = 0; n < seq.n; n++) {
+        char item[96];
+        const char *q;
+        snprintf(item, sizeof item, "%s[%zu]", what, n);
+        if (sl_ydoc_str(doc, seq.items[n], item, &q, err) < 0)
+            goto fail;
+        if (!sl_envelope_queue_valid(q)) {
+            sl_ydoc_errorf(doc, seq.items[n], err, "'%s' is not a valid queue name: '%.80s' "
+                           "(use 1-%d of A-Z a-z 0-9 _ . -)", item, q, SL_NAME_MAX);
+            goto fail;
+        }
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(queues[j], q) == 0) {
+                sl_ydoc_errorf(doc, seq.items[n], err, "'%s': queue '%s' is listed twice", item, q);
+                goto fail;
+            }
+        }
+        queues[n] = sl_xstrdup(q);
+    }
+    *out = queues;
+    *nout = n;
+    return 0;
+
+fail:
+    free_queues(queues, n);
+    return -1;
+}
+
+/* Reads node as the value of key k into cfg. */
+static int read_value(sl_config *cfg, sl_ydoc *doc, const struct key *k, const sl_ynode *node,
+                      sl_err *err)
+{
+    char what[96];
+    const char *s;
+    int64_t v;
+    snprintf(what, sizeof what, "%s.%s", k->section, k->name);
+
+    switch (k->kind) {
+    case V_URL:
+        if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+            return -1;
+        if (*s == '\0')
+            return sl_ydoc_errorf(doc, node, err, "'%s' must not be empty", what);
+        free(*FIELD(cfg, char *, k->off));
+        *FIELD(cfg, char *, k->off) = sl_xstrdup(s);
+        return 0;
+    case V_LEVEL:
+        if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+            return -1;
+        /* exact names only: sl_log_level_parse is lenient, for the command line */
+        for (int l = SL_LOG_DEBUG; l <= SL_LOG_ERROR; l++) {
+            if (strcmp(s, sl_log_level_name((sl_log_level)l)) == 0) {
+                *FIELD(cfg, sl_log_level, k->off) = (sl_log_level)l;
+                return 0;
+            }
+        }
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be debug, info, warn or error, got '%.40s'",
+                              what, s);
+    case V_INT:
+        if (sl_ydoc_int(doc, node, what, k->min, k->max, &v, err) < 0)
+            return -1;
+        *FIELD(cfg, int, k->off) = (int)v;
+        return 0;
+    case V_DURATION:
+        if (sl_ydoc_duration(doc, node, what, k->min, k->max, &v, err) < 0)
+            return -1;
+        *FIELD(cfg, int, k->off) = (int)v;
+        return 0;
+    case V_QUEUES: {
+        char **queues;
+        size_t n;
+        if (read_queues(doc, node, what, &queues, &n, err) < 0)
+            return -1;
+        free_queues(*FIELD(cfg, char **, k->off), *FIELD(cfg, size_t, k->count_off));
+        *FIELD(cfg, char **, k->off) = queues;
+        *FIELD(cfg, size_t, k->count_off) = n;
+        return 0;
+    }
+    }
+    return sl_err_set(err, SL_ECONFIG, "config: key '%s' has no reader", what);
+}
+
+static int read_section(sl_config *cfg, sl_ydoc *doc, const char *section, const sl_ynode *node,
+                        sl_err *err)
+{
+    sl_ymap map;
+    if (sl_ydoc_map(doc, node, section, &map, err) < 0)
+        return -1;
+    for (size_t i = 0; i < map.n; i++) {
+        const struct key *k = NULL;
+        for (size_t j = 0; j < NKEYS && k == NULL; j++) {
+            if (strcmp(keys[j].section, section) == 0 && strcmp(keys[j].name, map.pairs[i].name) == 0)
+                k = &keys[j];
+        }
+        if (k == NULL) {
+            sl_buf names = SL_BUF_INIT;
+            sl_ydoc_errorf(doc, map.pairs[i].key, err, "unknown key '%.60s' in '%s' (expected %s)",
+                           map.pairs[i].name, section, key_names(&names, section));
+            sl_buf_free(&names);
+            return -1;
+        }
+        if (read_value(cfg, doc, k, map.pairs[i].value, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int read_file(sl_config *cfg, const char *path, sl_err *err)
+{
+    int rc = -1;
+    sl_buf names = SL_BUF_INIT;
+    sl_ydoc *doc = sl_ydoc_load_file(path, err);
+    if (doc == NULL)
+        return -1;
+    const sl_ynode *root = sl_ydoc_root(doc);
+    sl_ymap top;
+    if (root == NULL || sl_ynode_kind(root) == SL_YNULL) {
+        rc = 0;   /* empty file, or only comments: the defaults */
+        goto cleanup;
+    }
+    if (sl_ynode_kind(root) != SL_YMAP) {
+        sl_ydoc_errorf(doc, root, err, "the top level must be a mapping of sections (%s), got %s",
+                       key_names(&names, NULL),
+                       sl_ynode_kind(root) == SL_YSEQ ? "a list" : "a scalar");
+        goto cleanup;
+    }
+    if (sl_ydoc_map(doc, root, NULL, &top, err) < 0)
+        goto cleanup;
+    for (size_t i = 0; i < top.n; i++) {
+        const char *section = NULL;
+        for (size_t j = 0; j < NKEYS && section == NULL; j++) {
+            if (strcmp(keys[j].section, top.pairs[i].name) == 0)
+                section = keys[j].section;
+        }
+        if (section == NULL) {
+            sl_ydoc_errorf(doc, top.pairs[i].key, err, "unknown key '%.60s' at the top level "
+                           "(expected %s)", top.pairs[i].name, key_names(&names, NULL));
+            goto cleanup;
+        }
+        if (read_section(cfg, doc, section, top.pairs[i].value, err) < 0)
+            goto cleanup;
+    }
+    rc = 0;
+
+cleanup:
+    sl_buf_free(&names);
+    sl_ydoc_free(doc);
+    return rc;
+}
+
+static const char *env_nonempty(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : NULL;
+}
+
+static void apply_env(sl_config *cfg)
+{
+    const char *v;
+    if ((v = env_nonempty("SLUICE_REDIS_URL")) || (v = env_nonempty("REDIS_URL"))) {
+        free(cfg->redis_url);
+        cfg->redis_url = sl_xstrdup(v);
+    }
+    if ((v = env_nonempty("SLUICE_DATABASE_URL")) || (v = env_nonempty("DATABASE_URL"))) {
+        free(cfg->database_url);
+        cfg->database_url = sl_xstrdup(v);
+    }
+}
+
+sl_config *sl_config_load(const char *path, sl_err *err)
+{
+    const char *file = path ? path : env_nonempty("SLUICE_CONFIG");
+    if (file == NULL && access(SYSCONF_PATH, F_OK) == 0)
+        file = SYSCONF_PATH;
+    sl_config *cfg = config_new();
+    if (file != NULL) {
+        if (read_file(cfg, file, err) < 0) {
+            sl_config_free(cfg);
+            return NULL;
+        }
+        cfg->path = sl_xstrdup(file);
+    }
+    apply_env(cfg);
+    return cfg;
+}
+
+sl_config *sl_config_defaults(void)
+{
+    sl_config *cfg = config_new();
+    apply_env(cfg);
+    return cfg;
+}
+
+void sl_config_free(sl_config *cfg)
+{
+    if (cfg == NULL)
+        return;
+    free(cfg->path);
+    free(cfg->redis_url);
+    free(cfg->database_url);
+    free_queues(cfg->worker.queues, cfg->worker.nqueues);
+    free(cfg);
+}

@@ -1,0 +1,52 @@
+/* config.h: sluice's configuration (etc/sluice.yaml) and its environment
+ * overrides.
+ *
+ * Where the file comes from, first match wins:
+ *   1. the path given by the caller (--config),
+ *   2. $SLUICE_CONFIG,
+ *   3. SLUICE_SYSCONFDIR/sluice/sluice.yaml if that file exists,
+ *   4. none: built-in defaults.
+ * A path named by 1 or 2 that cannot be read is an error.
+ *
+ * Then the environment overrides connection settings:
+ *   redis.url    <- $SLUICE_REDIS_URL, else $REDIS_URL
+ *   database.url <- $SLUICE_DATABASE_URL, else $DATABASE_URL
+ *
+ * The file is parsed strictly: an unknown key, a value of the wrong type or
+ * out of range is an error reported as "FILE:LINE:COLUMN: message", and
+ * nothing is loaded.  Programs report it and exit non-zero before doing
+ * anything else.  docs/configuration.md lists every key. */
+#ifndef SL_CONFIG_H
+#define SL_CONFIG_H
+
+#include <stddef.h>
+
+#include "err.h"
+#include "log.h"
+
+typedef struct sl_config {
+    char *path;           /* file that was loaded, or NULL for built-in defaults */
+    char *redis_url;      /* redis.url        default redis://127.0.0.1:6379/0 */
+    char *database_url;   /* database.url     default postgresql://127.0.0.1:5432/sluice */
+    sl_log_level log_level; /* log.level      default info */
+    struct {
+        int processes;        /* worker.processes  default 2, 1..1024 */
+        char **queues;        /* worker.queues     default ["default"] */
+        size_t nqueues;
+        int batch;            /* worker.batch      default 16, 1..1000: entries per XREADGROUP */
+        int block_ms;         /* worker.block      duration, default 1s: XREADGROUP BLOCK */
+        int shutdown_timeout_ms; /* worker.shutdown_timeout duration, default 30s */
+    } worker;
+} sl_config;
+
+/* Loads the configuration as described above.  path may be NULL.  Returns a
+ * config the caller frees with sl_config_free, or NULL with err set
+ * (code SL_ECONFIG, message "FILE:LINE:COLUMN: …" for errors in the file). */
+sl_config *sl_config_load(const char *path, sl_err *err);
+
+/* Built-in defaults plus environment overrides, no file. Never NULL. */
+sl_config *sl_config_defaults(void);
+
+void sl_config_free(sl_config *cfg);
+
+#endif

@@ -1,0 +1,617 @@
+/* json.c: strict JSON -> MessagePack, and MessagePack -> JSON (see json.h).
+ *
+ * Parsing runs the same recursive-descent parser twice over the text.
+ * MessagePack writes a container's element count before its elements, and a
+ * streaming packer cannot go back to patch it, so the first pass (no packer)
+ * validates everything and records each container's count in the order the
+ * containers open; the second pass packs, taking the counts from that list
+ * in the same order.  Every error is therefore found before a single byte
+ * reaches the caller's packer, and no tree is built.
+ *
+ * The writer recurses over msgpack_object.  It refuses to nest deeper than
+ * the parser accepts (MAX_DEPTH), so whatever it writes can be read back,
+ * and floats are printed with the fewest digits that read back to the same
+ * value, always with a '.' or exponent so they stay floats on the way back.
+ *
+ * Number conversion uses strtod/printf and so assumes the C locale for
+ * LC_NUMERIC, which sluice never changes.
+ */
+#include "json.h"
+#include "mem.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_DEPTH 64
+
+/* Length of the well-formed UTF-8 sequence at s[0..n) (n > 0), or 0 if the
+ * bytes there are not one (overlong forms, surrogates and code points above
+ * U+10FFFF are not).  envelope.c has the same check. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    unsigned lo = 0x80, hi = 0xbf;
+    size_t need;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xc2 && c <= 0xdf)
+        need = 1;
+    else if (c == 0xe0)
+        need = 2, lo = 0xa0;
+    else if (c == 0xed)
+        need = 2, hi = 0x9f;
+    else if (c >= 0xe1 && c <= 0xef)
+        need = 2;
+    else if (c == 0xf0)
+        need = 3, lo = 0x90;
+    else if (c >= 0xf1 && c <= 0xf3)
+        need = 3;
+    else if (c == 0xf4)
+        need = 3, hi = 0x8f;
+    else
+        return 0;
+    if (n - 1 < need || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i <= need; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    return need + 1;
+}
+
+/* ---- parser -------------------------------------------------------------- */
+
+typedef struct parser {
+    const unsigned char *s; /* the text */
+    size_t len;             /* its length */
+    size_t pos;             /* next byte to read */
+    msgpack_packer *pk;     /* NULL during the validating first pass */
+    size_t *counts;         /* element count per container, in opening order */
+    size_t ncounts;         /* entries used in counts (first pass) */
+    size_t cap;             /* entries allocated in counts */
+    size_t next;            /* next entry of counts to use (second pass) */
+    sl_buf str;             /* the string being decoded */
+    sl_err *err;
+} parser;
+
+static int fail(parser *ps, size_t at, const char *what)
+{
+    return sl_err_set(ps->err, SL_EINVAL, "JSON at byte %zu: %s", at, what);
+}
+
+/* A pack call failed: only possible when the packer's writer does. */
+static int fail_pack(parser *ps)
+{
+    return sl_err_set(ps->err, SL_EINVAL, "JSON at byte %zu: writing MessagePack failed", ps->pos);
+}
+
+static void skip_ws(parser *ps)
+{
+    while (ps->pos < ps->len) {
+        unsigned char c = ps->s[ps->pos];
+        if (c != ' ' && c != '\t' && c != '\n' && c != '\r')
+            break;
+        ps->pos++;
+    }
+}
+
+static bool at(parser *ps, char c)
+{
+    return ps->pos < ps->len && ps->s[ps->pos] == (unsigned char)c;
+}
+
+static bool is_digit_at(parser *ps)
+{
+    return ps->pos < ps->len && ps->s[ps->pos] >= '0' && ps->s[ps->pos] <= '9';
+}
+
+static int hex4(parser *ps, size_t p, unsigned *out)
+{
+    unsigned v = 0;
+    for (size_t i = 0; i < 4; i++) {
+        if (p + i >= ps->len)
+            return fail(ps, p + i, "expected 4 hex digits after \\u");
+        unsigned char c = ps->s[p + i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if (c >= 'a' && c <= 'f')
+            d = c - 'a' + 10u;
+        else if (c >= 'A' && c <= 'F')
+            d = c - 'A' + 10u;
+        else
+            return fail(ps, p + i, "expected 4 hex digits after \\u");
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+static void put_utf8(sl_buf *b, unsigned cp)
+{
+    char u[4];
+    size_t n;
+    if (cp < 0x80) {
+        u[0] = (char)cp, n = 1;
+    } else if (cp < 0x800) {
+        u[0] = (char)(0xc0 | cp >> 6), u[1] = (char)(0x80 | (cp & 0x3f)), n = 2;
+    } else if (cp < 0x10000) {
+        u[0] = (char)(0xe0 | cp >> 12), u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+        u[2] = (char)(0x80 | (cp & 0x3f)), n = 3;
+    } else {
+        u[0] = (char)(0xf0 | cp >> 18), u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+        u[2] = (char)(0x80 | (cp >> 6 & 0x3f)), u[3] = (char)(0x80 | (cp & 0x3f)), n = 4;
+    }
+    sl_buf_append(b, u, n);
+}
+
+/* Decodes the escape at ps->pos (a backslash) into ps->str. */
+static int parse_escape(parser *ps)
+{
+    size_t p = ps->pos;
+    if (p + 1 >= ps->len)
+        return fail(ps, ps->len, "expected '\"' before the end of input");
+    char c = (char)ps->s[p + 1];
+    const char *simple = strchr("\"\\/bfnrt", c);
+    if (c != '\0' && simple != NULL) {
+        static const char decoded[] = "\"\\/\b\f\n\r\t";
+        sl_buf_putc(&ps->str, decoded[simple - "\"\\/bfnrt"]);
+        ps->pos = p + 2;
+        return 0;
+    }
+    if (c != 'u')
+        return fail(ps, p + 1, "expected an escape character: one of \" \\ / b f n r t u");
+    unsigned cp;
+    if (hex4(ps, p + 2, &cp) < 0)
+        return -1;
+    p += 6;
+    if (cp >= 0xdc00 && cp <= 0xdfff)
+        return fail(ps, p - 6, "unpaired low surrogate (expected a high surrogate first)");
+    if (cp >= 0xd800 && cp <= 0xdbff) {
+        unsigned lo;
+        if (p + 1 >= ps->len || ps->s[p] != '\\' || ps->s[p + 1] != 'u')
+            return fail(ps, p, "expected a low surrogate \\uDC00-\\uDFFF after a high surrogate");
+        if (hex4(ps, p + 2, &lo) < 0)
+            return -1;
+        if (lo < 0xdc00 || lo > 0xdfff)
+            return fail(ps, p, "expected a low surrogate \\uDC00-\\uDFFF after a high surrogate");
+        cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+        p += 6;
+    }
+    put_utf8(&ps->str, cp);
+    ps->pos = p;
+    return 0;
+}
+
+/* Decodes the string starting at ps->pos (a '"') into ps->str. */
+static int parse_string(parser *ps)
+{
+    sl_buf_reset(&ps->str);
+    ps->pos++;
+    for (;;) {
+        size_t run = ps->pos;
+        while (ps->pos < ps->len) {
+            unsigned char c = ps->s[ps->pos];
+            if (c == '"' || c == '\\' || c < 0x20)
+                break;
+            if (c < 0x80) {
+                ps->pos++;
+                continue;
+            }
+            size_t k = utf8_seq(ps->s + ps->pos, ps->len - ps->pos);
+            if (k == 0)
+                return fail(ps, ps->pos, "invalid UTF-8 in string");
+            ps->pos += k;
+        }
+        sl_buf_append(&ps->str, ps->s + run, ps->pos - run);
+        if (ps->pos >= ps->len)
+            return fail(ps, ps->len, "expected '\"' before the end of input");
+        unsigned char c = ps->s[ps->pos];
+        if (c == '"') {
+            ps->pos++;
+            return 0;
+        }
+        if (c < 0x20)
+            return fail(ps, ps->pos, "expected no raw control characters in a string (escape them)");
+        if (parse_escape(ps) < 0)
+            return -1;
+    }
+}
+
+static int pack_string(parser *ps)
+{
+    if (ps->pk == NULL)
+        return 0;
+    if (msgpack_pack_str(ps->pk, ps->str.len) < 0 ||
+        msgpack_pack_str_body(ps->pk, sl_buf_str(&ps->str), ps->str.len) < 0)
+        return fail_pack(ps);
+    return 0;
+}
+
+static int parse_number(parser *ps)
+{
+    size_t start = ps->pos;
+    bool neg = at(ps, '-'), is_float = false;
+    if (neg)
+        ps->pos++;
+    if (!is_digit_at(ps))
+        return fail(ps, ps->pos, "expected a digit");
+    if (at(ps, '0')) {
+        ps->pos++;
+        if (is_digit_at(ps))
+            return fail(ps, ps->pos, "expected no leading zeros in a number");
+    } else {
+        while (is_digit_at(ps))
+            ps->pos++;
+    }
+    size_t int_end = ps->pos;
+    if (at(ps, '.')) {
+        ps->pos++;
+        if (!is_digit_at(ps))
+            return fail(ps, ps->pos, "expected a digit after '.'");
+        while (is_digit_at(ps))
+            ps->pos++;
+        is_float = true;
+    }
+    if (at(ps, 'e') || at(ps, 'E')) {
+        ps->pos++;
+        if (at(ps, '+') || at(ps, '-'))
+            ps->pos++;
+        if (!is_digit_at(ps))
+            return fail(ps, ps->pos, "expected a digit in the exponent");
+        while (is_digit_at(ps))
+            ps->pos++;
+        is_float = true;
+    }
+
+    if (!is_float) {
+        uint64_t mag = 0;
+        bool overflow = false;
+        for (size_t i = start + neg; i < int_end && !overflow; i++) {
+            unsigned d = ps->s[i] - '0';
+            if (mag > (UINT64_MAX - d) / 10)
+                overflow = true;
+            else
+                mag = mag * 10 + d;
+        }
+        /* Integers that fit int64 (or, if positive, uint64) stay integers;
+         * bigger ones fall through to float64, as JavaScript would read them. */
+        if (!overflow && (!neg || mag <= (uint64_t)INT64_MAX + 1)) {
+            int r = 0;
+            if (ps->pk == NULL)
+                return 0;
+            if (neg)
+                r = msgpack_pack_int64(ps->pk, mag == (uint64_t)INT64_MAX + 1
+                                                   ? INT64_MIN : -(int64_t)mag);
+            else
+                r = msgpack_pack_uint64(ps->pk, mag);
+            return r < 0 ? fail_pack(ps) : 0;
+        }
+    }
+
+    char small[64];
+    size_t n = ps->pos - start;
+    char *copy = n < sizeof small ? small : sl_xmalloc(n + 1);
+    memcpy(copy, ps->s + start, n);
+    copy[n] = '\0';
+    double v = strtod(copy, NULL);
+    if (copy != small)
+        free(copy);
+    if (isinf(v))
+        return fail(ps, start, "number out of float64 range");
+    if (ps->pk && msgpack_pack_double(ps->pk, v) < 0)
+        return fail_pack(ps);
+    return 0;
+}
+
+static int parse_literal(parser *ps)
+{
+    static const char *const words[] = { "true", "false", "null" };
+    for (int i = 0; i < 3; i++) {
+        size_t n = strlen(words[i]);
+        if (ps->len - ps->pos >= n && memcmp(ps->s + ps->pos, words[i], n) == 0) {
+            ps->pos += n;
+            if (ps->pk == NULL)
+                return 0;
+            int r = i == 0 ? msgpack_pack_true(ps->pk)
+                  : i == 1 ? msgpack_pack_false(ps->pk) : msgpack_pack_nil(ps->pk);
+            return r < 0 ? fail_pack(ps) : 0;
+        }
+    }
+    return fail(ps, ps->pos, "expected a value");
+}
+
+/* Opens a container: in the first pass allocates its counter, in the second
+ * returns the count the first pass recorded.  Returns the counter index. */
+static size_t container_open(parser *ps, size_t *count)
+{
+    if (ps->pk == NULL) {
+        if (ps->ncounts == ps->cap) {
+            ps->cap = ps->cap ? ps->cap * 2 : 16;
+            ps->counts = sl_xrealloc(ps->counts, ps->cap * sizeof *ps->counts);
+        }
+        ps->counts[ps->ncounts] = 0;
+        *count = 0;
+        return ps->ncounts++;
+    }
+    *count = ps->counts[ps->next];
+    return ps->next++;
+}
+
+/* Counts one more element in container idx (first pass only). */
+static int container_add(parser *ps, size_t idx)
+{
+    if (ps->pk == NULL && ++ps->counts[idx] > UINT32_MAX)
+        return fail(ps, ps->pos, "more than 4294967295 elements in one array or object");
+    return 0;
+}
+
+static int parse_value(parser *ps, int depth);
+
+static int parse_array(parser *ps, int depth)
+{
+    size_t count, idx = container_open(ps, &count);
+    if (ps->pk && msgpack_pack_array(ps->pk, count) < 0)
+        return fail_pack(ps);
+    ps->pos++;
+    skip_ws(ps);
+    if (at(ps, ']')) {
+        ps->pos++;
+        return 0;
+    }
+    for (;;) {
+        if (parse_value(ps, depth) < 0 || container_add(ps, idx) < 0)
+            return -1;
+        skip_ws(ps);
+        if (at(ps, ',')) {
+            ps->pos++;
+        } else if (at(ps, ']')) {
+            ps->pos++;
+            return 0;
+        } else {
+            return fail(ps, ps->pos, "expected ',' or ']'");
+        }
+    }
+}
+
+static int parse_object(parser *ps, int depth)
+{
+    size_t count, idx = container_open(ps, &count);
+    if (ps->pk && msgpack_pack_map(ps->pk, count) < 0)
+        return fail_pack(ps);
+    ps->pos++;
+    skip_ws(ps);
+    if (at(ps, '}')) {
+        ps->pos++;
+        return 0;
+    }
+    for (;;) {
+        skip_ws(ps);
+        if (!at(ps, '"'))
+            return fail(ps, ps->pos, "expected a string key");
+        if (parse_string(ps) < 0 || pack_string(ps) < 0)
+            return -1;
+        skip_ws(ps);
+        if (!at(ps, ':'))
+            return fail(ps, ps->pos, "expected ':'");
+        ps->pos++;
+        if (parse_value(ps, depth) < 0 || container_add(ps, idx) < 0)
+            return -1;
+        skip_ws(ps);
+        if (at(ps, ',')) {
+            ps->pos++;
+        } else if (at(ps, '}')) {
+            ps->pos++;
+            return 0;
+        } else {
+            return fail(ps, ps->pos, "expected ',' or '}'");
+        }
+    }
+}
+
+/* depth is the number of containers around this value. */
+static int parse_value(parser *ps, int depth)
+{
+    skip_ws(ps);
+    if (ps->pos >= ps->len)
+        return fail(ps, ps->pos, "expected a value");
+    switch (ps->s[ps->pos]) {
+    case '[':
+    case '{':
+        if (depth >= MAX_DEPTH)
+            return fail(ps, ps->pos, "expected at most 64 levels of nesting");
+        return ps->s[ps->pos] == '[' ? parse_array(ps, depth + 1) : parse_object(ps, depth + 1);
+    case '"':
+        return parse_string(ps) < 0 ? -1 : pack_string(ps);
+    case '-': case '0': case '1': case '2': case '3': case '4':
+    case '5': case '6': case '7': case '8': case '9':
+        return parse_number(ps);
+    default:
+        return parse_literal(ps);
+    }
+}
+
+int sl_json_to_msgpack(const char *text, size_t len, msgpack_packer *pk, sl_err *err)
+{
+    parser ps = { .s = (const unsigned char *)text, .len = len, .err = err };
+    int rc = parse_value(&ps, 0);
+    if (rc == 0) {
+        skip_ws(&ps);
+        if (ps.pos != len)
+            rc = fail(&ps, ps.pos, "expected the end of input after the value");
+    }
+    if (rc == 0) {
+        ps.pos = 0;
+        ps.pk = pk;
+        rc = parse_value(&ps, 0);
+    }
+    free(ps.counts);
+    sl_buf_free(&ps.str);
+    return rc;
+}
+
+/* ---- writer -------------------------------------------------------------- */
+
+static void put_base64(sl_buf *out, const char *data, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const unsigned char *p = (const unsigned char *)data;
+    sl_buf_putc(out, '"');
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)p[i + 1] << 8;
+        if (i + 2 < n)
+            v |= p[i + 2];
+        char q[4] = { tab[v >> 18], tab[v >> 12 & 63], tab[v >> 6 & 63], tab[v & 63] };
+        if (i + 1 >= n)
+            q[2] = '=';
+        if (i + 2 >= n)
+            q[3] = '=';
+        sl_buf_append(out, q, 4);
+    }
+    sl_buf_putc(out, '"');
+}
+
+static void put_float(sl_buf *out, double v, bool single)
+{
+    char tmp[48];
+    for (int prec = single ? 6 : 15; prec <= (single ? 9 : 17); prec++) {
+        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+        double back = strtod(tmp, NULL);
+        if (single ? (float)back == (float)v : back == v)
+            break;
+    }
+    sl_buf_puts(out, tmp);
+    if (strpbrk(tmp, ".e") == NULL)
+        sl_buf_puts(out, ".0");
+}
+
+static int write_value(const msgpack_object *o, sl_buf *out, sl_err *err, int depth)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        sl_buf_puts(out, "null");
+        return 0;
+    case MSGPACK_OBJECT_BOOLEAN:
+        sl_buf_puts(out, o->via.boolean ? "true" : "false");
+        return 0;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        sl_buf_printf(out, "%" PRIu64, o->via.u64);
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        sl_buf_printf(out, "%" PRId64, o->via.i64);
+        return 0;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (!isfinite(o->via.f64))
+            return sl_err_set(err, SL_EINVAL, "JSON cannot hold %s",
+                              isnan(o->via.f64) ? "NaN" : "Infinity");
+        put_float(out, o->via.f64, o->type == MSGPACK_OBJECT_FLOAT32);
+        return 0;
+    case MSGPACK_OBJECT_STR:
+        sl_json_put_string(out, o->via.str.ptr, o->via.str.size);
+        return 0;
+    case MSGPACK_OBJECT_BIN:
+        put_base64(out, o->via.bin.ptr, o->via.bin.size);
+        return 0;
+    case MSGPACK_OBJECT_EXT:
+        return sl_err_set(err, SL_EINVAL, "JSON cannot hold a MessagePack ext value (type %d)",
+                          o->via.ext.type);
+    case MSGPACK_OBJECT_ARRAY:
+    case MSGPACK_OBJECT_MAP:
+        break;
+    default:
+        return sl_err_set(err, SL_EINVAL, "unknown MessagePack type %d", (int)o->type);
+    }
+
+    if (depth >= MAX_DEPTH)
+        return sl_err_set(err, SL_EINVAL, "JSON: nested deeper than %d levels", MAX_DEPTH);
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        sl_buf_putc(out, '[');
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            if (i)
+                sl_buf_putc(out, ',');
+            if (write_value(&o->via.array.ptr[i], out, err, depth + 1) < 0)
+                return -1;
+        }
+        sl_buf_putc(out, ']');
+        return 0;
+    }
+    sl_buf_putc(out, '{');
+    for (uint32_t i = 0; i < o->via.map.size; i++) {
+        const msgpack_object *k = &o->via.map.ptr[i].key;
+        if (i)
+            sl_buf_putc(out, ',');
+        if (k->type == MSGPACK_OBJECT_STR) {
+            sl_json_put_string(out, k->via.str.ptr, k->via.str.size);
+        } else {
+            /* JSON keys are strings: use the key's own JSON text as one. */
+            sl_buf text = SL_BUF_INIT;
+            int rc = write_value(k, &text, err, depth + 1);
+            if (rc == 0)
+                sl_json_put_string(out, sl_buf_str(&text), text.len);
+            sl_buf_free(&text);
+            if (rc < 0)
+                return -1;
+        }
+        sl_buf_putc(out, ':');
+        if (write_value(&o->via.map.ptr[i].val, out, err, depth + 1) < 0)
+            return -1;
+    }
+    sl_buf_putc(out, '}');
+    return 0;
+}
+
+int sl_json_from_msgpack(const msgpack_object *o, sl_buf *out, sl_err *err)
+{
+    size_t start = out->len;
+    if (write_value(o, out, err, 0) == 0)
+        return 0;
+    /* Leave out as it was: no half-written value. */
+    out->len = start;
+    if (out->data)
+        out->data[start] = '\0';
+    return -1;
+}
+
+void sl_json_put_string(sl_buf *out, const char *s, size_t n)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t run = 0;
+    sl_buf_putc(out, '"');
+    for (size_t i = 0; i < n;) {
+        unsigned char c = u[i];
+        if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
+        size_t k = c >= 0x80 ? utf8_seq(u + i, n - i) : 0;
+        if (k > 0) {
+            i += k;
+            continue;
+        }
+        sl_buf_append(out, s + run, i - run);
+        switch (c) {
+        case '"': sl_buf_puts(out, "\\\""); break;
+        case '\\': sl_buf_puts(out, "\\\\"); break;
+        case '\b': sl_buf_puts(out, "\\b"); break;
+        case '\f': sl_buf_puts(out, "\\f"); break;
+        case '\n': sl_buf_puts(out, "\\n"); break;
+        case '\r': sl_buf_puts(out, "\\r"); break;
+        case '\t': sl_buf_puts(out, "\\t"); break;
+        default:
+            if (c < 0x20)
+                sl_buf_printf(out, "\\u%04x", c);
+            else
+                sl_buf_puts(out, "\xef\xbf\xbd"); /* U+FFFD for a byte that is not UTF-8 */
+        }
+        run = ++i;
+    }
+    sl_buf_append(out, s + run, n - run);
+    sl_buf_putc(out, '"');
+}

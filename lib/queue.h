@@ -1,0 +1,82 @@
+/* queue.h: the job queues in Redis Streams (wire format v1).
+ *
+ * Keys of queue Q (all in one Redis Cluster slot thanks to the {Q} tag):
+ *   sluice:{Q}:jobs     stream of pending jobs, field `job` = envelope
+ *   sluice:{Q}:dead     dead letter stream: fields job, error, failed_at
+ *   sluice:{Q}:delayed  ZSET of delayed/retrying envelopes, score = due ms
+ * and sluice:queues, a SET of every queue name ever enqueued to (discovery).
+ *
+ * Life of an entry: XADD by a producer; XREADGROUP by one consumer of group
+ * `sluice` (it is then pending, owned by that consumer); after its result is
+ * committed to PostgreSQL, XACK + XDEL in one pipelined round trip.  Streams
+ * are never trimmed with MAXLEN: that would drop pending entries. */
+#ifndef SL_QUEUE_H
+#define SL_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "envelope.h"
+#include "err.h"
+#include "redis.h"
+
+#define SL_GROUP "sluice"              /* consumer group of every job stream */
+#define SL_QUEUES_KEY "sluice:queues"  /* SET of queue names */
+#define SL_KEY_MAX (SL_NAME_MAX + 32)
+
+/* Writes "sluice:{queue}:suffix" into buf (suffix: "jobs", "dead", "delayed"). */
+void sl_queue_key(char buf[SL_KEY_MAX], const char *queue, const char *suffix);
+
+/* Creates the consumer group of the queue's stream (and the stream:
+ * MKSTREAM), reading from the beginning so that entries added before any
+ * worker existed are delivered.  An existing group is fine. */
+int sl_queue_ensure_group(sl_redis *r, const char *queue, sl_err *err);
+
+/* Encodes job and appends it to its queue (job->queue), registering the
+ * queue in sluice:queues, in one round trip. */
+int sl_queue_enqueue(sl_redis *r, const sl_job *job, sl_err *err);
+
+/* Appends already-encoded bytes as the `job` field of a new entry of the
+ * queue, without looking at them (tests use it to inject garbage). */
+int sl_queue_enqueue_raw(sl_redis *r, const char *queue, const char *data, size_t len,
+                         sl_err *err);
+
+/* One stream entry as read. */
+typedef struct sl_entry {
+    char queue[SL_NAME_MAX + 1]; /* queue it came from */
+    char stream_id[48];          /* Redis stream entry id, "ms-seq" */
+    char *data;                  /* owned: the `job` field's bytes; NULL if absent */
+    size_t len;                  /* bytes in data */
+} sl_entry;
+
+typedef struct sl_batch {
+    sl_entry *items; /* owned array */
+    size_t n;        /* entries in use */
+    size_t cap;      /* entries allocated */
+} sl_batch;
+
+/* Reads up to count new entries per queue for consumer, blocking up to
+ * block_ms when there are none (0: do not block).  Entries are appended to
+ * *out (which the caller empties with sl_batch_clear).  Returns the number
+ * of entries read, or -1 with err. */
+int sl_queue_read(sl_redis *r, const char *consumer, char *const *queues, size_t nqueues,
+                  int count, int block_ms, sl_batch *out, sl_err *err);
+
+void sl_batch_clear(sl_batch *b);   /* empties, keeps the allocation */
+void sl_batch_free(sl_batch *b);
+
+/* Acknowledges and deletes entries (XACK + XDEL per queue) in one pipelined
+ * round trip.  entries[i] may come from different queues. */
+int sl_queue_ack(sl_redis *r, sl_entry *const *entries, size_t n, sl_err *err);
+
+/* Moves one entry to its queue's dead letter: XADD to sluice:{Q}:dead with
+ * the bytes as received and the error, XACK and XDEL the original, all in
+ * one MULTI/EXEC transaction (atomic: it is never in both or neither). */
+int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *error, sl_err *err);
+
+/* Entries of the queue's stream that are waiting / pending, for tests and
+ * the CLI: XLEN and the count from XPENDING. */
+int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long *pending,
+                   sl_err *err);
+
+#endif

@@ -1,0 +1,67 @@
+/* store.h: sluice's PostgreSQL store.
+ *
+ * PostgreSQL is the source of truth for what happened to a job: one row per
+ * job id in sluice_jobs (its final status, outputs or error) and one row
+ * per attempt in sluice_job_attempts.  Schema changes are versioned SQL
+ * files (migrations/NNN_name.sql, compiled in), applied by sl_store_migrate
+ * under an advisory lock, so concurrent `sluice migrate` runs are safe.
+ *
+ * Every statement is parameterised; no value is ever spliced into SQL.
+ * A connection must never cross fork(). */
+#ifndef SL_STORE_H
+#define SL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "envelope.h"
+#include "err.h"
+
+typedef struct sl_store sl_store;
+
+/* Connects (connect_timeout 10 s and TCP keepalives unless the URL says
+ * otherwise).  Returns NULL with err (SL_EPG, libpq's message) on failure. */
+sl_store *sl_store_connect(const char *url, sl_err *err);
+void sl_store_free(sl_store *s);
+
+/* True if the connection is gone (the caller frees and reconnects). */
+bool sl_store_broken(const sl_store *s);
+
+/* Applies every migration newer than the database's version, each in its
+ * own transaction, holding an advisory lock so concurrent runs serialise.
+ * *applied (may be NULL) receives how many were applied. */
+int sl_store_migrate(sl_store *s, int *applied, sl_err *err);
+
+/* Fails with a message telling the operator to run `sluice migrate` if the
+ * schema is older than this build (or newer: an older binary must not
+ * write to a schema it does not know). */
+int sl_store_check_schema(sl_store *s, sl_err *err);
+
+/* The outcome of one job attempt, as the worker records it. */
+typedef struct sl_outcome {
+    const sl_job *job;
+    const char *status;     /* "succeeded", "failed" or "dead" */
+    const char *args_json;  /* the job's args as JSON text */
+    const char *outputs;    /* JSON object text, NULL for none */
+    const char *error;      /* NULL on success */
+    int64_t started_ms;     /* Unix ms; 0 if it never started */
+    int64_t finished_ms;    /* Unix ms */
+} sl_outcome;
+
+/* Records n outcomes in one transaction and one round trip (libpq pipeline
+ * mode): the job row (first writer wins: an existing row for the id is
+ * kept, the exactly-once record) and the attempt row.  Either all are
+ * committed or none; on failure err says which statement failed and why. */
+int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err);
+
+/* Sets done[i] to whether job ids[i] already has a row (its result was
+ * committed before: a redelivery that must not run again). */
+int sl_store_filter_done(sl_store *s, const char *const *ids, size_t n, bool *done, sl_err *err);
+
+/* Appends the job's row and attempt history as a JSON object to out.
+ * Returns -1 with SL_ENOTFOUND when there is no row for id. */
+int sl_store_job_json(sl_store *s, const char *id, sl_buf *out, sl_err *err);
+
+#endif

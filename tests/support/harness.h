@@ -1,0 +1,72 @@
+/* harness.h: what the Criterion tests share.
+ *
+ * Tests run against real servers: scripts/servers.sh starts a private
+ * Redis and PostgreSQL and exports REDIS_URL / DATABASE_URL (and control
+ * scripts for fault injection: SLUICE_REDIS_CTL, SLUICE_PG_CTL).  These
+ * helpers connect to them, run the real binaries, and wait — boundedly —
+ * for conditions.  Every test uses its own queue names (th_name), so test
+ * binaries may run in parallel against the same servers. */
+#ifndef TH_HARNESS_H
+#define TH_HARNESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include <libpq-fe.h>
+
+#include "redis.h"
+#include "store.h"
+
+/* Returns the environment variable, failing the test with a hint to run
+ * through scripts/test.sh when it is not set. */
+const char *th_env(const char *name);
+
+/* Fresh connections to the test servers (the test fails if impossible). */
+sl_redis *th_redis(void);
+PGconn *th_pg(void);
+
+/* Writes "prefix-<pid>-<n>-<random>" into buf: a name no other test uses. */
+void th_name(char *buf, size_t n, const char *prefix);
+
+/* Runs sql with text parameters and returns the first column of the first
+ * row as a number (0 for NULL); fails the test on error. */
+long long th_pg_number(const char *sql, int nparams, const char *const *params);
+
+/* Applies migrations once per test process (runs `sluice migrate`). */
+void th_migrate(void);
+
+/* Output of a finished command. */
+typedef struct th_result {
+    int status;    /* exit code, or 128+signal */
+    char *out;     /* stdout, NUL-terminated, owned */
+    char *err;     /* stderr, NUL-terminated, owned */
+} th_result;
+
+/* Runs argv (argv[0] a path) to completion, capturing stdout and stderr.
+ * env_extra: NULL or "NAME=VALUE" strings ended by NULL, added to the
+ * environment ("NAME=" with an empty value unsets NAME). */
+th_result th_run(const char *const *argv, const char *const *env_extra);
+void th_result_free(th_result *r);
+
+/* Starts sluice-worker in the background with the given extra arguments
+ * (NULL-terminated), its stderr going to log_path.  Returns its pid. */
+pid_t th_worker_start(const char *const *args, const char *log_path);
+
+/* Sends sig to pid and waits up to timeout_ms for it to exit; returns its
+ * exit status (as th_result.status), or -1 if it did not exit in time (it
+ * is then killed). */
+int th_stop(pid_t pid, int sig, int timeout_ms);
+
+/* Polls cond(arg) every 20 ms until it is true or timeout_ms passes;
+ * returns its last value.  For waiting, never for asserting on time. */
+bool th_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);
+
+/* Reads a whole file (NULL if unreadable); caller frees. */
+char *th_read_file(const char *path);
+
+/* Writes text to a new file in a fresh temporary directory; returns the
+ * path (caller frees). */
+char *th_write_temp(const char *name, const char *text);
+
+#endif

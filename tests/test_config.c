@@ -1,0 +1,348 @@
+/* test_config.c: loading etc/sluice.yaml (lib/config.c): values, defaults,
+ * where the file comes from, environment overrides, and errors that point at
+ * the right line and column.
+ *
+ * Every test runs in its own process (Criterion forks), so setenv/unsetenv
+ * stay inside the test.  Files go to a fresh mkdtemp directory that the
+ * fixture removes. */
+#include <criterion/criterion.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+
+static char dir[64];
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "%s", "/tmp/sluice-config-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
+    /* whatever the environment running the tests says */
+    static const char *const vars[] = { "SLUICE_CONFIG", "SLUICE_REDIS_URL", "REDIS_URL",
+                                        "SLUICE_DATABASE_URL", "DATABASE_URL" };
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        unsetenv(vars[i]);
+}
+
+static void teardown(void)
+{
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    }
+    closedir(d);
+    rmdir(dir);
+}
+
+TestSuite(config, .init = setup, .fini = teardown);
+
+/* Writes text to dir/name; returns the path in a static buffer. */
+static const char *write_file(const char *name, const char *text)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+    return path;
+}
+
+static sl_config *load_ok(const char *text)
+{
+    sl_err err = { 0 };
+    sl_config *cfg = sl_config_load(write_file("sluice.yaml", text), &err);
+    cr_assert_not_null(cfg, "load failed: %s", err.msg);
+    return cfg;
+}
+
+/* Asserts text is refused with "DIR/sluice.yaml:LINE:COL: …why…". */
+static void load_bad(const char *text, int line, int col, const char *why)
+{
+    sl_err err = { 0 };
+    char prefix[160];
+    const char *path = write_file("sluice.yaml", text);
+    snprintf(prefix, sizeof prefix, "%s:%d:%d: ", path, line, col);
+    sl_config *cfg = sl_config_load(path, &err);
+    cr_assert_null(cfg, "accepted:\n%s", text);
+    cr_assert_eq(err.code, SL_ECONFIG);
+    cr_assert(strncmp(err.msg, prefix, strlen(prefix)) == 0, "\"%s\" does not start with \"%s\"",
+              err.msg, prefix);
+    cr_assert(strstr(err.msg, why) != NULL, "\"%s\" lacks \"%s\"", err.msg, why);
+}
+
+static void assert_defaults(const sl_config *cfg)
+{
+    cr_assert_str_eq(cfg->redis_url, "redis://127.0.0.1:6379/0");
+    cr_assert_str_eq(cfg->database_url, "postgresql://127.0.0.1:5432/sluice");
+    cr_assert_eq(cfg->log_level, SL_LOG_INFO);
+    cr_assert_eq(cfg->worker.processes, 2);
+    cr_assert_eq(cfg->worker.nqueues, 1);
+    cr_assert_str_eq(cfg->worker.queues[0], "default");
+    cr_assert_eq(cfg->worker.batch, 16);
+    cr_assert_eq(cfg->worker.block_ms, 1000);
+    cr_assert_eq(cfg->worker.shutdown_timeout_ms, 30000);
+}
+
+Test(config, all_keys)
+{
+    sl_config *cfg = load_ok("# every key\n"
+                             "redis:\n"
+                             "  url: redis://10.0.0.1:6380/2\n"
+                             "database:\n"
+                             "  url: \"postgresql://app@db/jobs?sslmode=require\"\n"
+                             "log:\n"
+                             "  level: debug\n"
+                             "worker:\n"
+                             "  processes: 1024\n"
+                             "  queues:\n"
+                             "    - mail\n"
+                             "    - sms.high\n"
+                             "    - Bulk_2-x\n"
+                             "  batch: 1000\n"
+                             "  block: 1m\n"
+                             "  shutdown_timeout: 1h30m\n");
+    cr_assert_str_eq(cfg->path, write_file("sluice.yaml", ""));
+    cr_assert_str_eq(cfg->redis_url, "redis://10.0.0.1:6380/2");
+    cr_assert_str_eq(cfg->database_url, "postgresql://app@db/jobs?sslmode=require");
+    cr_assert_eq(cfg->log_level, SL_LOG_DEBUG);
+    cr_assert_eq(cfg->worker.processes, 1024);
+    cr_assert_eq(cfg->worker.nqueues, 3);
+    cr_assert_str_eq(cfg->worker.queues[0], "mail");
+    cr_assert_str_eq(cfg->worker.queues[1], "sms.high");
+    cr_assert_str_eq(cfg->worker.queues[2], "Bulk_2-x");
+    cr_assert_eq(cfg->worker.batch, 1000);
+    cr_assert_eq(cfg->worker.block_ms, 60000);
+    cr_assert_eq(cfg->worker.shutdown_timeout_ms, 5400000);
+    sl_config_free(cfg);
+}
+
+Test(config, partial_file_keeps_other_defaults)
+{
+    sl_config *cfg = load_ok("worker:\n  batch: 1\n  block: 1ms\nlog: {level: error}\n");
+    cr_assert_eq(cfg->worker.batch, 1);
+    cr_assert_eq(cfg->worker.block_ms, 1);
+    cr_assert_eq(cfg->log_level, SL_LOG_ERROR);
+    cr_assert_eq(cfg->worker.processes, 2);
+    cr_assert_str_eq(cfg->worker.queues[0], "default");
+    cr_assert_str_eq(cfg->redis_url, "redis://127.0.0.1:6379/0");
+    sl_config_free(cfg);
+}
+
+Test(config, empty_and_comment_only_files_are_defaults)
+{
+    static const char *const texts[] = { "", "# nothing\n\n   # at all\n", "---\n",
+                                         "worker:\n  # processes: 8\n" };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        sl_config *cfg = load_ok(texts[i]);
+        assert_defaults(cfg);
+        cr_assert_not_null(cfg->path);
+        sl_config_free(cfg);
+    }
+}
+
+Test(config, no_file_means_defaults)
+{
+    sl_config *cfg = sl_config_defaults();
+    assert_defaults(cfg);
+    cr_assert_null(cfg->path);
+    sl_config_free(cfg);
+
+    /* No path, no $SLUICE_CONFIG: the installed file if there is one. */
+    const char *sys = SLUICE_SYSCONFDIR "/sluice/sluice.yaml";
+    sl_err err = { 0 };
+    cfg = sl_config_load(NULL, &err);
+    if (access(sys, F_OK) == 0) {
+        cr_assert_not_null(cfg, "%s", err.msg);
+        cr_assert_str_eq(cfg->path, sys);
+    } else {
+        cr_assert_not_null(cfg, "%s", err.msg);
+        cr_assert_null(cfg->path);
+        assert_defaults(cfg);
+    }
+    sl_config_free(cfg);
+
+    /* $SLUICE_CONFIG naming an empty file shuts the installed one out */
+    setenv("SLUICE_CONFIG", write_file("empty.yaml", ""), 1);
+    cfg = sl_config_load(NULL, &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_str_eq(cfg->path, getenv("SLUICE_CONFIG"));
+    assert_defaults(cfg);
+    sl_config_free(cfg);
+}
+
+Test(config, file_search_order)
+{
+    sl_err err = { 0 };
+    char env_path[128];
+    snprintf(env_path, sizeof env_path, "%s", write_file("env.yaml", "worker: {batch: 5}\n"));
+    setenv("SLUICE_CONFIG", env_path, 1);
+    sl_config *cfg = sl_config_load(NULL, &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_eq(cfg->worker.batch, 5);
+    cr_assert_str_eq(cfg->path, env_path);
+    sl_config_free(cfg);
+
+    /* an explicit path beats $SLUICE_CONFIG */
+    cfg = sl_config_load(write_file("arg.yaml", "worker: {batch: 7}\n"), &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_eq(cfg->worker.batch, 7);
+    sl_config_free(cfg);
+}
+
+Test(config, env_overrides_file)
+{
+    const char *text = "redis: {url: redis://file/1}\ndatabase: {url: postgresql://file/db}\n";
+    sl_config *cfg = load_ok(text);
+    cr_assert_str_eq(cfg->redis_url, "redis://file/1");
+    cr_assert_str_eq(cfg->database_url, "postgresql://file/db");
+    sl_config_free(cfg);
+
+    setenv("REDIS_URL", "redis://plain/2", 1);
+    setenv("DATABASE_URL", "postgresql://plain/db", 1);
+    cfg = load_ok(text);
+    cr_assert_str_eq(cfg->redis_url, "redis://plain/2");
+    cr_assert_str_eq(cfg->database_url, "postgresql://plain/db");
+    sl_config_free(cfg);
+
+    setenv("SLUICE_REDIS_URL", "redis://sluice/3", 1);
+    setenv("SLUICE_DATABASE_URL", "postgresql://sluice/db", 1);
+    cfg = load_ok(text);
+    cr_assert_str_eq(cfg->redis_url, "redis://sluice/3");
+    cr_assert_str_eq(cfg->database_url, "postgresql://sluice/db");
+    sl_config_free(cfg);
+
+    /* an empty variable counts as unset */
+    setenv("SLUICE_REDIS_URL", "", 1);
+    cfg = load_ok(text);
+    cr_assert_str_eq(cfg->redis_url, "redis://plain/2");
+    sl_config_free(cfg);
+
+    cfg = sl_config_defaults();
+    cr_assert_str_eq(cfg->redis_url, "redis://plain/2");
+    cr_assert_str_eq(cfg->database_url, "postgresql://sluice/db");
+    sl_config_free(cfg);
+}
+
+Test(config, anchors_aliases_and_merge_keys)
+{
+    sl_config *cfg = load_ok("redis:\n"
+                             "  url: &server redis://10.1.1.1:6379/0\n"
+                             "worker:\n"
+                             "  <<: {processes: 8, batch: 32, block: &wait 250ms}\n"
+                             "  batch: 64\n"
+                             "  queues: &qs [mail, sms]\n"
+                             "  shutdown_timeout: *wait\n");
+    cr_assert_str_eq(cfg->redis_url, "redis://10.1.1.1:6379/0");
+    cr_assert_eq(cfg->worker.processes, 8);
+    cr_assert_eq(cfg->worker.batch, 64, "the key written in the mapping wins");
+    cr_assert_eq(cfg->worker.block_ms, 250);
+    cr_assert_eq(cfg->worker.shutdown_timeout_ms, 250);
+    cr_assert_eq(cfg->worker.nqueues, 2);
+    cr_assert_str_eq(cfg->worker.queues[1], "sms");
+    sl_config_free(cfg);
+}
+
+Test(config, shipped_file_loads_as_the_defaults)
+{
+    sl_err err = { 0 };
+    sl_config *cfg = sl_config_load(SLUICE_SOURCE_DIR "/etc/sluice.yaml", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    assert_defaults(cfg);
+    sl_config_free(cfg);
+}
+
+Test(config, yaml_syntax_error)
+{
+    load_bad("worker:\n  queues: [a, b\n  batch: 3\n", 3, 8, "did not find expected ',' or ']'");
+    load_bad("worker:\n  batch: 1\n block: 1s\n", 3, 2, "did not find expected key");
+}
+
+Test(config, unknown_keys)
+{
+    load_bad("redis:\n  url: redis://x\nworkers:\n  batch: 1\n", 3, 1,
+             "unknown key 'workers' at the top level (expected redis, database, log, worker)");
+    load_bad("worker:\n  processes: 2\n  batch: 3\n  procesess: 4\n", 4, 3,
+             "unknown key 'procesess' in 'worker' (expected processes, queues, batch, block, "
+             "shutdown_timeout)");
+    load_bad("redis: {url: redis://x, timeout: 1s}\n", 1, 25, "unknown key 'timeout' in 'redis'");
+}
+
+Test(config, wrong_types)
+{
+    load_bad("worker:\n  batch: lots\n", 2, 10, "'worker.batch' must be an integer, got 'lots'");
+    load_bad("worker:\n  queues:\n    mail: 1\n", 3, 5, "'worker.queues' must be a list, got a mapping");
+    load_bad("worker:\n  queues: [mail, [sms]]\n", 2, 18, "'worker.queues[1]' must be a string, got a list");
+    load_bad("worker: 4\n", 1, 9, "'worker' must be a mapping, got '4'");
+    load_bad("redis:\n  url: {host: x}\n", 2, 8, "'redis.url' must be a string, got a mapping");
+    load_bad("database:\n  url:\n", 2, 7, "'database.url' must be a string, got null");
+    load_bad("database:\n  url: ''\n", 2, 8, "'database.url' must not be empty");
+}
+
+Test(config, out_of_range)
+{
+    load_bad("worker:\n  processes: 0\n", 2, 14, "'worker.processes' must be between 1 and 1024, got '0'");
+    load_bad("worker:\n  processes: 1025\n", 2, 14, "'worker.processes' must be between 1 and 1024");
+    load_bad("worker:\n  batch: 1001\n", 2, 10, "'worker.batch' must be between 1 and 1000, got '1001'");
+    load_bad("worker:\n  batch: -1\n", 2, 10, "'worker.batch' must be between 1 and 1000");
+    load_bad("worker:\n  block: 61s\n", 2, 10, "'worker.block' must be between 1ms and 1m, got '61s'");
+    load_bad("worker:\n  block: 0ms\n", 2, 10, "'worker.block' must be between 1ms and 1m");
+    load_bad("worker:\n  shutdown_timeout: 2d\n", 2, 21,
+             "'worker.shutdown_timeout' must be between 0s and 1d, got '2d'");
+}
+
+Test(config, bad_duration)
+{
+    load_bad("worker:\n  block: 10\n", 2, 10, "'worker.block': ");
+    load_bad("worker:\n  shutdown_timeout: 30 s\n", 2, 21, "'worker.shutdown_timeout': ");
+}
+
+Test(config, bad_queue_names)
+{
+    load_bad("worker:\n  queues: [ok, \"bad queue\"]\n", 2, 16,
+             "'worker.queues[1]' is not a valid queue name: 'bad queue'");
+    load_bad("worker:\n  queues:\n    - a{b}\n", 3, 7, "'worker.queues[0]' is not a valid queue name");
+    load_bad("worker:\n  queues: []\n", 2, 11, "'worker.queues' must list at least one queue");
+    load_bad("worker:\n  queues: [a, b, a]\n", 2, 18, "queue 'a' is listed twice");
+}
+
+Test(config, bad_log_level)
+{
+    load_bad("log:\n  level: verbose\n", 2, 10, "'log.level' must be debug, info, warn or error, got 'verbose'");
+    load_bad("log:\n  level: INFO\n", 2, 10, "'log.level' must be debug, info, warn or error");
+}
+
+Test(config, top_level_must_be_a_mapping)
+{
+    load_bad("- redis\n- worker\n", 1, 1, "the top level must be a mapping");
+    load_bad("just text\n", 1, 1, "the top level must be a mapping");
+}
+
+Test(config, duplicate_key)
+{
+    load_bad("worker:\n  batch: 1\n  batch: 2\n", 3, 3, "duplicate key 'batch' (first at line 2)");
+}
+
+Test(config, missing_explicit_file)
+{
+    sl_err err = { 0 };
+    char path[128], want[256];
+    snprintf(path, sizeof path, "%s/nope.yaml", dir);
+    snprintf(want, sizeof want, "open %s: %s", path, strerror(ENOENT));
+    cr_assert_null(sl_config_load(path, &err));
+    cr_assert_eq(err.code, SL_ECONFIG);
+    cr_assert_str_eq(err.msg, want);
+
+    setenv("SLUICE_CONFIG", path, 1);
+    cr_assert_null(sl_config_load(NULL, &err));
+    cr_assert_str_eq(err.msg, want);
+}

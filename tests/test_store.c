@@ -1,0 +1,113 @@
+/* test_store.c: the PostgreSQL store (lib/store.c) against a real server:
+ * migrations, recording outcomes all-or-nothing, exactly one row per id. */
+#include "harness.h"
+
+#include "clock.h"
+#include "store.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static sl_store *connect_store(void)
+{
+    sl_err err;
+    sl_store *s = sl_store_connect(th_env("DATABASE_URL"), &err);
+    cr_assert_not_null(s, "%s", err.msg);
+    cr_assert_eq(sl_store_migrate(s, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_check_schema(s, &err), 0, "%s", err.msg);
+    return s;
+}
+
+static void job_for(sl_job *j, char *id, size_t n, const char *queue)
+{
+    th_name(id, n, "st");
+    memset(j, 0, sizeof *j);
+    j->id = id;
+    j->kind = "noop";
+    j->queue = (char *)queue;
+    j->attempt = 1;
+    j->enqueued_at = sl_now_ms() - 5;
+}
+
+Test(store, records_outcomes_and_finds_them)
+{
+    sl_store *s = connect_store();
+    char id1[64], id2[64], other[64];
+    sl_job j1, j2;
+    job_for(&j1, id1, sizeof id1, "store-q");
+    job_for(&j2, id2, sizeof id2, "store-q");
+    th_name(other, sizeof other, "never");
+    int64_t now = sl_now_ms();
+    sl_outcome o[2] = {
+        { &j1, "succeeded", "{\"a\":1}", "{\"ok\":true}", NULL, now - 2, now },
+        { &j2, "failed", "{}", NULL, "boom", now - 2, now },
+    };
+    sl_err err;
+    cr_assert_eq(sl_store_record(s, "host:1", o, 2, &err), 0, "%s", err.msg);
+    const char *ids[] = { id1, other, id2 };
+    bool done[3];
+    cr_assert_eq(sl_store_filter_done(s, ids, 3, done, &err), 0, "%s", err.msg);
+    cr_assert(done[0] && !done[1] && done[2]);
+    sl_buf json = SL_BUF_INIT;
+    cr_assert_eq(sl_store_job_json(s, id2, &json, &err), 0, "%s", err.msg);
+    cr_assert(strstr(json.data, "\"boom\"") && strstr(json.data, "\"failed\""), "%s", json.data);
+    sl_buf_free(&json);
+    cr_assert_eq(sl_store_job_json(s, other, &json, &err), -1);
+    cr_assert_eq(err.code, SL_ENOTFOUND);
+    sl_buf_free(&json);
+    sl_store_free(s);
+}
+
+Test(store, first_result_wins)
+{
+    sl_store *s = connect_store();
+    char id[64];
+    sl_job j;
+    job_for(&j, id, sizeof id, "store-q");
+    int64_t now = sl_now_ms();
+    sl_outcome first = { &j, "succeeded", "{}", "{\"n\":1}", NULL, now, now };
+    sl_outcome second = { &j, "failed", "{}", NULL, "late duplicate", now, now };
+    sl_err err;
+    cr_assert_eq(sl_store_record(s, "w1", &first, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_record(s, "w2", &second, 1, &err), 0, "%s", err.msg);
+    const char *p[] = { id };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'succeeded' AND worker = 'w1'", 1, p), 1);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_attempts WHERE job_id = $1", 1, p), 1);
+    sl_store_free(s);
+}
+
+Test(store, a_batch_is_all_or_nothing)
+{
+    sl_store *s = connect_store();
+    char good[64], bad[64];
+    sl_job jg, jb;
+    job_for(&jg, good, sizeof good, "store-q");
+    job_for(&jb, bad, sizeof bad, "store-q");
+    int64_t now = sl_now_ms();
+    sl_outcome o[2] = {
+        { &jg, "succeeded", "{}", NULL, NULL, now, now },
+        { &jb, "succeeded", "{not json", NULL, NULL, now, now },
+    };
+    sl_err err;
+    cr_assert_eq(sl_store_record(s, "w", o, 2, &err), -1, "a batch with invalid JSON was accepted");
+    cr_assert_eq(err.code, SL_EPG);
+    cr_assert(strstr(err.msg, "json"), "the error should say what was wrong: %s", err.msg);
+    cr_assert(!sl_store_broken(s), "a refused batch is not an outage");
+    const char *p[] = { good };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p), 0,
+                 "half a batch was committed");
+    /* The connection is still usable afterwards. */
+    cr_assert_eq(sl_store_record(s, "w", o, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p), 1);
+    sl_store_free(s);
+}
+
+Test(store, migrate_twice_applies_nothing_the_second_time)
+{
+    sl_store *s = connect_store();
+    int applied = -1;
+    sl_err err;
+    cr_assert_eq(sl_store_migrate(s, &applied, &err), 0, "%s", err.msg);
+    cr_assert_eq(applied, 0);
+    sl_store_free(s);
+}
