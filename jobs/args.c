@@ -1,27 +1,11 @@
 /* args.c: see args.h. */
 #include "args.h"
+#include "envelope.h"
 #include "mem.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-
-const char *sl_args_type_name(const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "integer";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return "float";
-    case MSGPACK_OBJECT_STR: return "str";
-    case MSGPACK_OBJECT_BIN: return "bin";
-    case MSGPACK_OBJECT_ARRAY: return "array";
-    case MSGPACK_OBJECT_MAP: return "map";
-    default: return "ext";
-    }
-}
 
 const msgpack_object *sl_args_get(const msgpack_object *args, const char *key)
 {
@@ -45,7 +29,7 @@ int sl_args_str(const msgpack_object *args, const char *key, bool required, char
         return required ? sl_err_set(err, SL_EINVAL, "argument '%s': missing", key) : 0;
     if (v->type != MSGPACK_OBJECT_STR)
         return sl_err_set(err, SL_EINVAL, "argument '%s': expected str, got %s", key,
-                          sl_args_type_name(v));
+                          sl_envelope_type_name(v));
     if (memchr(v->via.str.ptr, '\0', v->via.str.size))
         return sl_err_set(err, SL_EINVAL, "argument '%s': contains a NUL byte", key);
     *out = sl_xstrndup(v->via.str.ptr, v->via.str.size);
@@ -77,7 +61,7 @@ int sl_args_int(const msgpack_object *args, const char *key, bool required, int6
         value = ll;
     } else {
         return sl_err_set(err, SL_EINVAL, "argument '%s': expected integer, got %s", key,
-                          sl_args_type_name(v));
+                          sl_envelope_type_name(v));
     }
     if (value < min || value > max)
         return sl_err_set(err, SL_EINVAL, "argument '%s': %lld is out of range [%lld, %lld]", key,

@@ -26,7 +26,5 @@ int sl_args_str(const msgpack_object *args, const char *key, bool required, char
 int sl_args_int(const msgpack_object *args, const char *key, bool required, int64_t dflt,
                 int64_t min, int64_t max, int64_t *out, sl_err *err);
 
-/* Name of a MessagePack type for messages ("str", "integer", "map", …). */
-const char *sl_args_type_name(const msgpack_object *o);
 
 #endif

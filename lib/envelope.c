@@ -25,6 +25,7 @@
  * still fits under msgpack-c's limit once wrapped in the envelope map.
  */
 #include "envelope.h"
+#include "utf8.h"
 #include "jobid.h"
 #include "mem.h"
 
@@ -165,7 +166,7 @@ static unsigned depth(const msgpack_object *o)
     return 0;
 }
 
-static const char *type_name(const msgpack_object *o)
+const char *sl_envelope_type_name(const msgpack_object *o)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL: return "nil";
@@ -183,49 +184,6 @@ static const char *type_name(const msgpack_object *o)
 }
 
 /* ---- text helpers -------------------------------------------------------- */
-
-/* Length of the well-formed UTF-8 sequence at s[0..n) (n > 0), or 0 if the
- * bytes there are not one (overlong forms, surrogates and code points above
- * U+10FFFF are not). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    unsigned lo = 0x80, hi = 0xbf;
-    size_t need;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 1;
-    else if (c == 0xe0)
-        need = 2, lo = 0xa0;
-    else if (c == 0xed)
-        need = 2, hi = 0x9f;
-    else if (c >= 0xe1 && c <= 0xef)
-        need = 2;
-    else if (c == 0xf0)
-        need = 3, lo = 0x90;
-    else if (c >= 0xf1 && c <= 0xf3)
-        need = 3;
-    else if (c == 0xf4)
-        need = 3, hi = 0x8f;
-    else
-        return 0;
-    if (n - 1 < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i <= need; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return need + 1;
-}
-
-static bool utf8_valid(const char *s, size_t n)
-{
-    const unsigned char *u = (const unsigned char *)s;
-    for (size_t i = 0, k; i < n; i += k)
-        if ((k = utf8_seq(u + i, n - i)) == 0)
-            return false;
-    return true;
-}
 
 /* Writes s[0..n) into out as a double-quoted string fit for a one-line
  * error message: printable ASCII kept, everything else as \xNN, cut after
@@ -281,7 +239,7 @@ static int check_min(int64_t v, int64_t min, int code, enum field f, sl_err *err
 
 static int check_text(const char *s, int code, enum field f, sl_err *err)
 {
-    if (s != NULL && !utf8_valid(s, strlen(s)))
+    if (s != NULL && !sl_utf8_valid(s, strlen(s)))
         return sl_err_set(err, code, "field '%s': not valid UTF-8", field_name[f]);
     return 0;
 }
@@ -337,7 +295,7 @@ static int get_int(const msgpack_object *o, enum field f, int64_t min, int64_t *
         v = o->via.i64;
     } else {
         return sl_err_set(err, SL_EDECODE, "field '%s': expected integer, got %s",
-                          field_name[f], type_name(o));
+                          field_name[f], sl_envelope_type_name(o));
     }
     if (check_min(v, min, SL_EDECODE, f, err) < 0)
         return -1;
@@ -349,7 +307,7 @@ static int get_str(const msgpack_object *o, enum field f, char **out, sl_err *er
 {
     if (o->type != MSGPACK_OBJECT_STR)
         return sl_err_set(err, SL_EDECODE, "field '%s': expected str, got %s", field_name[f],
-                          type_name(o));
+                          sl_envelope_type_name(o));
     if (memchr(o->via.str.ptr, '\0', o->via.str.size))
         return sl_err_set(err, SL_EDECODE, "field '%s': contains a NUL byte", field_name[f]);
     *out = sl_xstrndup(o->via.str.ptr, o->via.str.size);
@@ -411,7 +369,7 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
         }
         if (k->type != MSGPACK_OBJECT_STR) {
             sl_err_set(err, SL_EDECODE, "envelope key #%" PRIu32 ": expected str, got %s",
-                       i + 1, type_name(k));
+                       i + 1, sl_envelope_type_name(k));
             goto cleanup;
         }
         int f = field_lookup(k->via.str.ptr, k->via.str.size);
@@ -460,7 +418,7 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
         get_str(val[F_KIND], F_KIND, &job->kind, err) < 0)
         goto cleanup;
     if (val[F_ARGS]->type != MSGPACK_OBJECT_MAP) {
-        sl_err_set(err, SL_EDECODE, "field 'args': expected map, got %s", type_name(val[F_ARGS]));
+        sl_err_set(err, SL_EDECODE, "field 'args': expected map, got %s", sl_envelope_type_name(val[F_ARGS]));
         goto cleanup;
     }
     if (get_str(val[F_QUEUE], F_QUEUE, &job->queue, err) < 0 ||
@@ -524,7 +482,7 @@ int sl_envelope_decode(const char *data, size_t len, sl_job *job, sl_err *err)
         goto cleanup;
     }
     if (up.data.type != MSGPACK_OBJECT_MAP) {
-        sl_err_set(err, SL_EDECODE, "envelope: expected map, got %s", type_name(&up.data));
+        sl_err_set(err, SL_EDECODE, "envelope: expected map, got %s", sl_envelope_type_name(&up.data));
         goto cleanup;
     }
     rc = decode_map(p, len, &up.data.via.map, job, err);
@@ -561,7 +519,7 @@ static int check_args(const char *args, size_t len, sl_err *err)
     if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES)
         rc = sl_err_set(err, SL_EINVAL, "field 'args': not valid MessagePack");
     else if (up.data.type != MSGPACK_OBJECT_MAP)
-        rc = sl_err_set(err, SL_EINVAL, "field 'args': expected map, got %s", type_name(&up.data));
+        rc = sl_err_set(err, SL_EINVAL, "field 'args': expected map, got %s", sl_envelope_type_name(&up.data));
     else if (depth(&up.data) > ARGS_DEPTH_MAX)
         rc = sl_err_set(err, SL_EINVAL, "field 'args': nested deeper than %d levels",
                         ARGS_DEPTH_MAX);

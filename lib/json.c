@@ -17,6 +17,7 @@
  * LC_NUMERIC, which sluice never changes.
  */
 #include "json.h"
+#include "utf8.h"
 #include "mem.h"
 
 #include <inttypes.h>
@@ -29,39 +30,6 @@
 
 #define MAX_DEPTH 64
 
-/* Length of the well-formed UTF-8 sequence at s[0..n) (n > 0), or 0 if the
- * bytes there are not one (overlong forms, surrogates and code points above
- * U+10FFFF are not).  envelope.c has the same check. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    unsigned lo = 0x80, hi = 0xbf;
-    size_t need;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        need = 1;
-    else if (c == 0xe0)
-        need = 2, lo = 0xa0;
-    else if (c == 0xed)
-        need = 2, hi = 0x9f;
-    else if (c >= 0xe1 && c <= 0xef)
-        need = 2;
-    else if (c == 0xf0)
-        need = 3, lo = 0x90;
-    else if (c >= 0xf1 && c <= 0xf3)
-        need = 3;
-    else if (c == 0xf4)
-        need = 3, hi = 0x8f;
-    else
-        return 0;
-    if (n - 1 < need || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i <= need; i++)
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-    return need + 1;
-}
 
 /* ---- parser -------------------------------------------------------------- */
 
@@ -202,7 +170,7 @@ static int parse_string(parser *ps)
                 ps->pos++;
                 continue;
             }
-            size_t k = utf8_seq(ps->s + ps->pos, ps->len - ps->pos);
+            size_t k = sl_utf8_seq(ps->s + ps->pos, ps->len - ps->pos);
             if (k == 0)
                 return fail(ps, ps->pos, "invalid UTF-8 in string");
             ps->pos += k;
@@ -590,7 +558,7 @@ void sl_json_put_string(sl_buf *out, const char *s, size_t n)
             i++;
             continue;
         }
-        size_t k = c >= 0x80 ? utf8_seq(u + i, n - i) : 0;
+        size_t k = c >= 0x80 ? sl_utf8_seq(u + i, n - i) : 0;
         if (k > 0) {
             i += k;
             continue;
