@@ -59,6 +59,18 @@ static const struct key {
     { "worker", "block", V_DURATION, offsetof(sl_config, worker.block_ms), 0, 1, 60000 },
     { "worker", "shutdown_timeout", V_DURATION, offsetof(sl_config, worker.shutdown_timeout_ms),
       0, 0, 86400000 },
+    { "worker", "visibility_timeout", V_DURATION, offsetof(sl_config, worker.visibility_timeout_ms),
+      0, 1000, 86400000 },
+    { "worker", "max_deliveries", V_INT, offsetof(sl_config, worker.max_deliveries), 0, 1, 1000 },
+    { "worker", "job_timeout", V_DURATION, offsetof(sl_config, worker.job_timeout_ms),
+      0, 1, 7 * 86400000LL },
+    { "worker", "timeout_grace", V_DURATION, offsetof(sl_config, worker.timeout_grace_ms),
+      0, 0, 3600000 },
+    { "worker", "max_attempts", V_INT, offsetof(sl_config, worker.max_attempts), 0, 1, 1000 },
+    { "worker", "retry_initial", V_DURATION, offsetof(sl_config, worker.retry_initial_ms),
+      0, 1, 86400000 },
+    { "worker", "retry_max", V_DURATION, offsetof(sl_config, worker.retry_max_ms), 0, 1, 86400000 },
+    { "worker", "max_payload", V_INT, offsetof(sl_config, worker.max_payload), 0, 1024, 536870912 },
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -85,6 +97,14 @@ static sl_config *config_new(void)
     cfg->worker.batch = 16;
     cfg->worker.block_ms = 1000;
     cfg->worker.shutdown_timeout_ms = 30000;
+    cfg->worker.visibility_timeout_ms = 30000;
+    cfg->worker.max_deliveries = 5;
+    cfg->worker.job_timeout_ms = 30 * 60000;
+    cfg->worker.timeout_grace_ms = 5000;
+    cfg->worker.max_attempts = 1;
+    cfg->worker.retry_initial_ms = 1000;
+    cfg->worker.retry_max_ms = 5 * 60000;
+    cfg->worker.max_payload = 1048576;
     return cfg;
 }
 

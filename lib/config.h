@@ -36,6 +36,17 @@ typedef struct sl_config {
         int batch;            /* worker.batch      default 16, 1..1000: entries per XREADGROUP */
         int block_ms;         /* worker.block      duration, default 1s: XREADGROUP BLOCK */
         int shutdown_timeout_ms; /* worker.shutdown_timeout duration, default 30s */
+        int visibility_timeout_ms; /* worker.visibility_timeout, default 30s: an entry pending
+                                      this long with no live owner is reclaimed */
+        int max_deliveries;   /* worker.max_deliveries, default 5: more deliveries than this
+                                 without a result = poison pill, dead-lettered */
+        int job_timeout_ms;   /* worker.job_timeout, default 30m: for jobs without timeout_ms */
+        int timeout_grace_ms; /* worker.timeout_grace, default 5s: added before the kill */
+        int max_attempts;     /* worker.max_attempts, default 1: for jobs without max_attempts */
+        int retry_initial_ms; /* worker.retry_initial, default 1s: first retry delay */
+        int retry_max_ms;     /* worker.retry_max, default 5m: cap of the doubling delay */
+        int max_payload;      /* worker.max_payload bytes, default 1048576: larger entries
+                                 are dead-lettered undecoded */
     } worker;
 } sl_config;
 

@@ -47,6 +47,7 @@ typedef struct sl_entry {
     char stream_id[48];          /* Redis stream entry id, "ms-seq" */
     char *data;                  /* owned: the `job` field's bytes; NULL if absent */
     size_t len;                  /* bytes in data */
+    int64_t deliveries;          /* times delivered (reclaimed entries), 0 = first */
 } sl_entry;
 
 typedef struct sl_batch {
@@ -78,5 +79,65 @@ int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *error, sl_e
  * the CLI: XLEN and the count from XPENDING. */
 int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long *pending,
                    sl_err *err);
+
+/* ---- retries and delays (sluice:{Q}:delayed) ---------------------------- */
+
+/* Adds envelope bytes to the queue's delayed set, due at due_ms (ZADD). */
+int sl_queue_schedule(sl_redis *r, const char *queue, const char *data, size_t len,
+                      int64_t due_ms, sl_err *err);
+
+/* Atomically (MULTI/EXEC) puts the next attempt's envelope into the delayed
+ * set at due_ms and acknowledges + deletes entry e: the job is never in
+ * both, nor in neither.  Re-running it with the same bytes is harmless. */
+int sl_queue_retry_later(sl_redis *r, const sl_entry *e, const char *data, size_t len,
+                         int64_t due_ms, sl_err *err);
+
+/* Moves up to limit delayed envelopes whose due time is <= now_ms into the
+ * queue's stream, atomically (one Lua script: XADD + ZREM per member).
+ * Returns how many moved, or -1. */
+int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, sl_err *err);
+
+/* ---- recovery of entries left by dead consumers --------------------------- */
+
+/* Claims for consumer up to max entries of the queue's stream that have
+ * been pending (unacknowledged) for at least min_idle_ms, looping on
+ * XAUTOCLAIM's cursor, and appends them to *out with their delivery count
+ * (after this claim) in sl_entry.deliveries.  Ids whose entry was deleted
+ * while pending are acknowledged and dropped.  Returns the number claimed. */
+int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64_t min_idle_ms,
+                     int max, sl_batch *out, sl_err *err);
+
+/* Renews the lease of entries held by consumer (XCLAIM … 0 … JUSTID by the
+ * owner resets their idle time), so that they are not reclaimed while their
+ * job legitimately runs. */
+int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
+                   const char *const *stream_ids, size_t n, sl_err *err);
+
+/* ---- operator controls ------------------------------------------------------ */
+
+#define SL_PAUSED_KEY "sluice:paused"  /* SET of paused queue names */
+
+/* Pauses (SADD) or resumes (SREM) a queue: workers do not fetch from a
+ * paused queue; producers can still enqueue. */
+int sl_queue_set_paused(sl_redis *r, const char *queue, bool paused, sl_err *err);
+
+/* Sets *paused for each of queues[0..n). */
+int sl_queue_paused(sl_redis *r, char *const *queues, size_t n, bool *paused, sl_err *err);
+
+/* Reads Redis's maxmemory-policy into policy (n bytes).  "unknown" if
+ * CONFIG is not allowed. */
+int sl_queue_eviction_policy(sl_redis *r, char *policy, size_t n, sl_err *err);
+
+/* Moves dead-letter entry dead_id of queue back into its stream with the
+ * given (re-encoded, attempt reset) envelope bytes, atomically: XADD to
+ * the stream and XDEL from the dead letter happen together, and only if
+ * the dead entry still exists (SL_ENOTFOUND otherwise). */
+int sl_queue_dead_requeue(sl_redis *r, const char *queue, const char *dead_id,
+                          const char *data, size_t len, sl_err *err);
+
+/* Deletes dead-letter entries that failed before cutoff_ms (all if
+ * cutoff_ms is 0); *removed gets the count. */
+int sl_queue_dead_purge(sl_redis *r, const char *queue, int64_t cutoff_ms, long long *removed,
+                        sl_err *err);
 
 #endif

@@ -295,3 +295,4 @@ redisReply *sl_redis_reply(sl_redis *r, sl_err *err)
 
 int sl_redis_broken(const sl_redis *r) { return r->broken; }
 const char *sl_redis_address(const sl_redis *r) { return r->address; }
+int sl_redis_fd(const sl_redis *r) { return r->ctx ? r->ctx->fd : -1; }

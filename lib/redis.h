@@ -52,6 +52,10 @@ redisReply *sl_redis_reply(sl_redis *r, sl_err *err);
 /* True once the connection has failed; it must then be freed. */
 int sl_redis_broken(const sl_redis *r);
 
+/* The connection's socket, so that a forked child can close(2) its copy
+ * without touching the connection (the parent keeps using it). */
+int sl_redis_fd(const sl_redis *r);
+
 /* "host:port" or the socket path, for messages. */
 const char *sl_redis_address(const sl_redis *r);
 

@@ -273,7 +273,7 @@ Test(config, unknown_keys)
              "unknown key 'workers' at the top level (expected redis, database, log, worker)");
     load_bad("worker:\n  processes: 2\n  batch: 3\n  procesess: 4\n", 4, 3,
              "unknown key 'procesess' in 'worker' (expected processes, queues, batch, block, "
-             "shutdown_timeout)");
+             "shutdown_timeout, visibility_timeout");
     load_bad("redis: {url: redis://x, timeout: 1s}\n", 1, 25, "unknown key 'timeout' in 'redis'");
 }
 

@@ -56,6 +56,8 @@ static void stop_pool(pid_t pid, const char *log)
     int status = th_stop(pid, SIGTERM, 30000);
     char *text = th_read_file(log);
     cr_assert_eq(status, 0, "worker did not stop cleanly (status %d); log:\n%s", status, text ? text : "");
+    cr_assert(text && !strstr(text, "Sanitizer"), "a sanitizer reported an error in the pool:\n%s", text);
+    cr_assert(!strstr(text, "level=error"), "the pool logged an error:\n%s", text);
     free(text);
 }
 
