@@ -14,6 +14,7 @@
 #define SL_KIND_H
 
 #include <msgpack.h>
+#include <signal.h>
 
 #include "buf.h"
 #include "config.h"
@@ -25,6 +26,9 @@ typedef struct sl_job_ctx {
     const msgpack_object *args;  /* job->args decoded: always a map */
     const sl_config *cfg;        /* the worker's configuration */
     sl_buf *outputs;             /* handler appends one JSON object, or leaves it empty for {} */
+    const volatile sig_atomic_t *cancelled; /* becomes nonzero when the job is cancelled
+                                               (`sluice cancel`): a long-running handler
+                                               checks it and returns early */
 } sl_job_ctx;
 
 /* Runs the job.  Returns 0 on success, or -1 with err (code SL_EJOB for a

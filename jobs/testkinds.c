@@ -16,7 +16,13 @@ static int run_sleep(sl_job_ctx *ctx, sl_err *err)
     int64_t ms;
     if (sl_args_int(ctx->args, "ms", false, 0, 0, 86400000, &ms, err) < 0)
         return -1;
-    sl_sleep_ms(ms);
+    /* Sleep in slices so that a cancellation stops it promptly. */
+    int64_t end = sl_monotonic_ms() + ms;
+    for (int64_t now = sl_monotonic_ms(); now < end; now = sl_monotonic_ms()) {
+        if (ctx->cancelled && *ctx->cancelled)
+            return sl_err_set(err, SL_EJOB, "cancelled after %lld ms", (long long)(ms - (end - now)));
+        sl_sleep_ms(end - now < 20 ? end - now : 20);
+    }
     sl_buf_printf(ctx->outputs, "{\"slept_ms\":%lld}", (long long)ms);
     return 0;
 }

@@ -203,7 +203,14 @@ static const char SQL_INSERT_JOB[] =
     " VALUES ($1, $2, $3, $4::jsonb, $5, $6::integer, $7::integer, $8::bigint, $9, $10, $11,"
     " to_timestamp($12::bigint / 1000.0), to_timestamp($13::bigint / 1000.0),"
     " to_timestamp($14::bigint / 1000.0), $15, $16::jsonb, $17)"
-    " ON CONFLICT (id) DO NOTHING";
+    " ON CONFLICT (id) DO UPDATE SET"
+    " status = EXCLUDED.status, attempts = EXCLUDED.attempts,"
+    " max_attempts = EXCLUDED.max_attempts, timeout_ms = EXCLUDED.timeout_ms,"
+    " started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
+    " worker = EXCLUDED.worker, outputs = EXCLUDED.outputs, error = EXCLUDED.error"
+    /* Forward only: final rows stay, older attempts change nothing. */
+    " WHERE sluice_jobs.status IN ('queued', 'retrying')"
+    " AND sluice_jobs.attempts < EXCLUDED.attempts";
 
 static const char SQL_INSERT_ATTEMPT[] =
     "INSERT INTO sluice_job_attempts (job_id, attempt, status, error, worker, started_at,"
@@ -266,7 +273,8 @@ int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t
             worker, o[i].outputs, o[i].error,
         };
         const char *attempt_params[7] = {
-            j->id, attempts, o[i].status, o[i].error, worker,
+            j->id, attempts, o[i].attempt_status ? o[i].attempt_status : o[i].status,
+            o[i].error, worker,
             o[i].started_ms ? started : NULL, finished,
         };
         if (PQsendQueryParams(s->conn, SQL_INSERT_JOB, 17, NULL, job_params, NULL, NULL, 0) != 1 ||
@@ -303,29 +311,74 @@ static void text_array(sl_buf *b, const char *const *items, size_t n)
     sl_buf_putc(b, '}');
 }
 
-int sl_store_filter_done(sl_store *s, const char *const *ids, size_t n, bool *done, sl_err *err)
+int sl_store_prior(sl_store *s, const sl_job *const *jobs, size_t n, sl_prior *prior, sl_err *err)
 {
-    for (size_t i = 0; i < n; i++)
-        done[i] = false;
+    memset(prior, 0, n * sizeof *prior);
     if (n == 0)
         return 0;
+    const char **ids = sl_xcalloc(n, sizeof *ids);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = jobs[i]->id;
     sl_buf arr = SL_BUF_INIT;
     text_array(&arr, ids, n);
+    free(ids);
     const char *params[] = { sl_buf_str(&arr) };
-    PGresult *res = exec_ok(s, "look up finished jobs",
-                            "SELECT id FROM sluice_jobs WHERE id = ANY($1::text[])", 1, params, err);
+    PGresult *res = exec_ok(s, "look up jobs",
+        "SELECT q.id, j.status, j.attempts, j.error, c.job_id IS NOT NULL"
+        " FROM unnest($1::text[]) AS q(id)"
+        " LEFT JOIN sluice_jobs j ON j.id = q.id"
+        " LEFT JOIN sluice_cancellations c ON c.job_id = q.id"
+        " WHERE j.id IS NOT NULL OR c.job_id IS NOT NULL", 1, params, err);
     sl_buf_free(&arr);
     if (res == NULL)
         return -1;
     for (int r = 0; r < PQntuples(res); r++) {
         const char *id = PQgetvalue(res, r, 0);
+        bool has_row = !PQgetisnull(res, r, 1);
+        const char *status = PQgetvalue(res, r, 1);
+        long attempts = atol(PQgetvalue(res, r, 2));
+        bool cancelled = PQgetvalue(res, r, 4)[0] == 't';
         for (size_t i = 0; i < n; i++) {
-            if (strcmp(ids[i], id) == 0)
-                done[i] = true;
+            if (strcmp(jobs[i]->id, id) != 0)
+                continue;
+            sl_prior *p = &prior[i];
+            snprintf(p->error, sizeof p->error, "%s", PQgetvalue(res, r, 3));
+            if (has_row && strcmp(status, "dead") == 0)
+                p->kind = SL_PRIOR_DEAD;
+            else if (has_row && strcmp(status, "retrying") != 0 && strcmp(status, "queued") != 0)
+                p->kind = SL_PRIOR_FINAL;
+            else if (cancelled)
+                p->kind = SL_PRIOR_CANCELLED;
+            else if (has_row && strcmp(status, "retrying") == 0 && attempts >= jobs[i]->attempt)
+                p->kind = SL_PRIOR_RETRYING;
         }
     }
     PQclear(res);
     return 0;
+}
+
+int sl_store_job_reset(sl_store *s, const char *id, sl_err *err)
+{
+    const char *params[] = { id };
+    PGresult *res = exec_ok(s, "reset job",
+                            "UPDATE sluice_jobs SET status = 'queued', error = NULL"
+                            " WHERE id = $1 AND status IN ('dead', 'failed')", 1, params, err);
+    if (res == NULL)
+        return -1;
+    int rc = atoi(PQcmdTuples(res)) == 1 ? 0
+             : sl_err_set(err, SL_ENOTFOUND, "job %s: no dead job with that id in PostgreSQL", id);
+    PQclear(res);
+    return rc;
+}
+
+int sl_store_cancel(sl_store *s, const char *id, const char *by, sl_err *err)
+{
+    const char *params[] = { id, by };
+    PGresult *res = exec_ok(s, "record cancellation",
+                            "INSERT INTO sluice_cancellations (job_id, requested_by) VALUES ($1, $2)"
+                            " ON CONFLICT (job_id) DO NOTHING", 2, params, err);
+    PQclear(res);
+    return res ? 0 : -1;
 }
 
 int sl_store_job_json(sl_store *s, const char *id, sl_buf *out, sl_err *err)

@@ -42,7 +42,10 @@ int sl_store_check_schema(sl_store *s, sl_err *err);
 /* The outcome of one job attempt, as the worker records it. */
 typedef struct sl_outcome {
     const sl_job *job;
-    const char *status;     /* "succeeded", "failed" or "dead" */
+    const char *status;     /* the job's status after this attempt: "succeeded",
+                               "retrying", "dead" or "cancelled" */
+    const char *attempt_status; /* this attempt: "succeeded", "failed", "timed_out",
+                               "dead" or "cancelled"; NULL: same as status */
     const char *args_json;  /* the job's args as JSON text */
     const char *outputs;    /* JSON object text, NULL for none */
     const char *error;      /* NULL on success */
@@ -51,14 +54,39 @@ typedef struct sl_outcome {
 } sl_outcome;
 
 /* Records n outcomes in one transaction and one round trip (libpq pipeline
- * mode): the job row (first writer wins: an existing row for the id is
- * kept, the exactly-once record) and the attempt row.  Either all are
- * committed or none; on failure err says which statement failed and why. */
+ * mode): the attempt row, and the job row.  The job row only moves forward:
+ * a final status (succeeded, failed, dead, cancelled) is never overwritten,
+ * and an attempt older than the recorded one changes nothing — so a result
+ * is recorded exactly once per job id however often it is delivered.
+ * Either all are committed or none; on failure err says which statement
+ * failed and why. */
 int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err);
 
-/* Sets done[i] to whether job ids[i] already has a row (its result was
- * committed before: a redelivery that must not run again). */
-int sl_store_filter_done(sl_store *s, const char *const *ids, size_t n, bool *done, sl_err *err);
+/* What PostgreSQL already knows about a job that is about to run. */
+typedef enum sl_prior_kind {
+    SL_PRIOR_NONE = 0,    /* nothing: run it */
+    SL_PRIOR_FINAL,       /* final result committed: acknowledge, do not run */
+    SL_PRIOR_DEAD,        /* recorded dead: make sure it is in the dead letter */
+    SL_PRIOR_RETRYING,    /* this attempt already failed and was recorded: schedule the retry */
+    SL_PRIOR_CANCELLED,   /* cancellation requested: record it, do not run */
+} sl_prior_kind;
+
+typedef struct sl_prior {
+    sl_prior_kind kind;
+    char error[256];      /* the recorded error (DEAD, RETRYING) */
+} sl_prior;
+
+/* Looks up jobs[0..n) (by id and attempt) and fills prior[i] for each. */
+int sl_store_prior(sl_store *s, const sl_job *const *jobs, size_t n, sl_prior *prior, sl_err *err);
+
+/* Marks a dead job as queued again (for `sluice dead retry`), so that
+ * workers run its next attempt.  Returns -1 with SL_ENOTFOUND when there is
+ * no dead job of that id; a dead entry whose job never got a row (it was
+ * undecodable) needs no reset and is not an error for the caller to fix. */
+int sl_store_job_reset(sl_store *s, const char *id, sl_err *err);
+
+/* Records a cancellation request for job id (idempotent). */
+int sl_store_cancel(sl_store *s, const char *id, const char *by, sl_err *err);
 
 /* Appends the job's row and attempt history as a JSON object to out.
  * Returns -1 with SL_ENOTFOUND when there is no row for id. */

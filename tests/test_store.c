@@ -39,18 +39,22 @@ Test(store, records_outcomes_and_finds_them)
     th_name(other, sizeof other, "never");
     int64_t now = sl_now_ms();
     sl_outcome o[2] = {
-        { &j1, "succeeded", "{\"a\":1}", "{\"ok\":true}", NULL, now - 2, now },
-        { &j2, "failed", "{}", NULL, "boom", now - 2, now },
+        { &j1, "succeeded", NULL, "{\"a\":1}", "{\"ok\":true}", NULL, now - 2, now },
+        { &j2, "dead", "failed", "{}", NULL, "boom", now - 2, now },
     };
     sl_err err;
     cr_assert_eq(sl_store_record(s, "host:1", o, 2, &err), 0, "%s", err.msg);
-    const char *ids[] = { id1, other, id2 };
-    bool done[3];
-    cr_assert_eq(sl_store_filter_done(s, ids, 3, done, &err), 0, "%s", err.msg);
-    cr_assert(done[0] && !done[1] && done[2]);
+    sl_job jo = j1;
+    jo.id = other;
+    const sl_job *jobs[] = { &j1, &jo, &j2 };
+    sl_prior prior[3];
+    cr_assert_eq(sl_store_prior(s, jobs, 3, prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(prior[0].kind, SL_PRIOR_FINAL);
+    cr_assert_eq(prior[1].kind, SL_PRIOR_NONE);
+    cr_assert_eq(prior[2].kind, SL_PRIOR_DEAD, "a dead job must not run again");
     sl_buf json = SL_BUF_INIT;
     cr_assert_eq(sl_store_job_json(s, id2, &json, &err), 0, "%s", err.msg);
-    cr_assert(strstr(json.data, "\"boom\"") && strstr(json.data, "\"failed\""), "%s", json.data);
+    cr_assert(strstr(json.data, "\"boom\"") && strstr(json.data, "\"dead\""), "%s", json.data);
     sl_buf_free(&json);
     cr_assert_eq(sl_store_job_json(s, other, &json, &err), -1);
     cr_assert_eq(err.code, SL_ENOTFOUND);
@@ -65,8 +69,8 @@ Test(store, first_result_wins)
     sl_job j;
     job_for(&j, id, sizeof id, "store-q");
     int64_t now = sl_now_ms();
-    sl_outcome first = { &j, "succeeded", "{}", "{\"n\":1}", NULL, now, now };
-    sl_outcome second = { &j, "failed", "{}", NULL, "late duplicate", now, now };
+    sl_outcome first = { &j, "succeeded", NULL, "{}", "{\"n\":1}", NULL, now, now };
+    sl_outcome second = { &j, "dead", "failed", "{}", NULL, "late duplicate", now, now };
     sl_err err;
     cr_assert_eq(sl_store_record(s, "w1", &first, 1, &err), 0, "%s", err.msg);
     cr_assert_eq(sl_store_record(s, "w2", &second, 1, &err), 0, "%s", err.msg);
@@ -85,8 +89,8 @@ Test(store, a_batch_is_all_or_nothing)
     job_for(&jb, bad, sizeof bad, "store-q");
     int64_t now = sl_now_ms();
     sl_outcome o[2] = {
-        { &jg, "succeeded", "{}", NULL, NULL, now, now },
-        { &jb, "succeeded", "{not json", NULL, NULL, now, now },
+        { &jg, "succeeded", NULL, "{}", NULL, NULL, now, now },
+        { &jb, "succeeded", NULL, "{not json", NULL, NULL, now, now },
     };
     sl_err err;
     cr_assert_eq(sl_store_record(s, "w", o, 2, &err), -1, "a batch with invalid JSON was accepted");

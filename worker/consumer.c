@@ -340,6 +340,26 @@ static int finish_batch(consumer *c, size_t n)
     return rc;
 }
 
+/* Interim: which ids already have a final row (replaced by the retry-aware consumer). */
+static int sl_store_filter_done_compat(sl_store *s, const char **ids, size_t n, bool *done, sl_err *err)
+{
+    sl_job *jobs = sl_xcalloc(n ? n : 1, sizeof *jobs);
+    const sl_job **ptrs = sl_xcalloc(n ? n : 1, sizeof *ptrs);
+    sl_prior *prior = sl_xcalloc(n ? n : 1, sizeof *prior);
+    for (size_t i = 0; i < n; i++) {
+        jobs[i].id = (char *)ids[i];
+        jobs[i].attempt = 1;
+        ptrs[i] = &jobs[i];
+    }
+    int rc = sl_store_prior(s, ptrs, n, prior, err);
+    for (size_t i = 0; i < n; i++)
+        done[i] = rc == 0 && prior[i].kind != SL_PRIOR_NONE;
+    free(jobs);
+    free(ptrs);
+    free(prior);
+    return rc;
+}
+
 /* Processes the batch in c->batch.  Returns -1 on a fatal error. */
 static int process_batch(consumer *c)
 {
@@ -370,7 +390,7 @@ static int process_batch(consumer *c)
             rc = -1;
             goto out;
         }
-        if (sl_store_filter_done(c->store, ids, nids, done, &err) == 0)
+        if (sl_store_filter_done_compat(c->store, ids, nids, done, &err) == 0)
             break;
         char q[600];
         SL_ERROR("postgres.unavailable", "error=%s", sl_log_quote(q, sizeof q, err.msg));
@@ -399,8 +419,11 @@ out:
     return fatal ? -1 : rc;
 }
 
-int sl_consumer_main(const sl_config *cfg, int slot)
+int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot_board, int master_fd)
 {
+    (void)slot_board;
+    (void)master_fd;
+    int slot = slot_index;
     pid_t master = getppid();
     /* Follow a dead master: TERM (graceful) if it goes away. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)

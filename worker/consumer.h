@@ -15,14 +15,18 @@
 #define SL_CONSUMER_H
 
 #include "config.h"
+#include "scoreboard.h"
 
 /* Exit status of a child that hit a configuration or schema problem that
  * restarting cannot fix; the master stops instead of respawning. */
 #define SL_EXIT_FATAL 78
 
 /* Runs the consumer loop until SIGTERM (finish the batch in hand, then
- * return 0) or SIGINT/SIGQUIT (exit at once).  slot numbers the child in
- * the pool, for logs.  Returns the process exit status. */
-int sl_consumer_main(const sl_config *cfg, int slot);
+ * return 0) or SIGINT/SIGQUIT (exit at once), or until master_fd (the read
+ * end of a pipe only the master writes to) reports the master gone.
+ * slot_index numbers the child in the pool; slot is its scoreboard entry
+ * (heartbeats, the job in hand, held entries), NULL when run alone.
+ * Returns the process exit status. */
+int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int master_fd);
 
 #endif
