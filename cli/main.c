@@ -14,9 +14,12 @@ typedef struct command {
 static const command commands[] = {
     { "enqueue", cmd_enqueue, "add a job to a queue and print its id" },
     { "job", cmd_job, "show a job's status, attempts, timings and result" },
-    { "dead", cmd_dead, "list a queue's dead-letter entries" },
+    { "dead", cmd_dead, "list, retry or purge dead-letter entries" },
+    { "pause", cmd_pause, "stop workers taking jobs from a queue" },
+    { "resume", cmd_resume, "let workers take jobs from a paused queue again" },
     { "migrate", cmd_migrate, "create or upgrade sluice's PostgreSQL schema" },
     { "kinds", cmd_kinds, "list the job kinds this build can run" },
+    { "workers", cmd_workers, "list the running worker pools and what each process does" },
 };
 
 static void usage(FILE *f)

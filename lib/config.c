@@ -202,8 +202,8 @@ static int read_value(sl_config *cfg, sl_ydoc *doc, const struct key *k, const s
         *FIELD(cfg, int, k->off) = (int)v;
         return 0;
     case V_QUEUES: {
-        char **queues;
-        size_t n;
+        char **queues = NULL;
+        size_t n = 0;
         if (read_queues(doc, node, what, &queues, &n, err) < 0)
             return -1;
         free_queues(*FIELD(cfg, char **, k->off), *FIELD(cfg, size_t, k->count_off));

@@ -1,6 +1,9 @@
 /* log.c: see log.h. */
 #include "log.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -13,6 +16,7 @@ static const char *log_role = "sluice";
 static sl_log_level log_min = SL_LOG_INFO;
 static char log_job[160];
 static char log_kind[80];
+static char log_path[PATH_MAX]; /* file stderr was last pointed at, "" for none */
 
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
@@ -20,6 +24,35 @@ void sl_log_setup(const char *role, sl_log_level min_level)
 {
     log_role = role;
     log_min = min_level;
+}
+
+int sl_log_reopen(const char *path)
+{
+    if (path == NULL) {
+        if (log_path[0] == '\0')
+            return 0;
+        path = log_path;
+    } else if (strlen(path) >= sizeof log_path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY, 0640);
+    if (fd < 0)
+        return -1;
+    if (fd == STDERR_FILENO) {
+        fcntl(fd, F_SETFD, 0); /* stderr was closed: keep it open across exec */
+    } else {
+        int rc = dup2(fd, STDERR_FILENO);
+        int saved = errno;
+        close(fd);
+        if (rc < 0) {
+            errno = saved;
+            return -1;
+        }
+    }
+    if (path != log_path)
+        snprintf(log_path, sizeof log_path, "%s", path);
+    return 0;
 }
 
 void sl_log_set_job(const char *job_id, const char *kind)

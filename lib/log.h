@@ -28,6 +28,14 @@ typedef enum sl_log_level {
  * minimum level written.  role must outlive the logger (a string literal). */
 void sl_log_setup(const char *role, sl_log_level min_level);
 
+/* Points stderr (and so the log) at the file path, opened for appending
+ * (created 0640 if missing), with dup2(2): anything else that writes to
+ * stderr follows too.  path NULL reopens the path given last (a forked
+ * child inherits it), and does nothing if none was given.  Call it again
+ * after logrotate has renamed the file (sluice-worker does on SIGUSR1).
+ * Returns 0, or -1 with errno set and stderr unchanged. */
+int sl_log_reopen(const char *path);
+
 /* Sets (or with NULL clears) the job context added to every line. */
 void sl_log_set_job(const char *job_id, const char *kind);
 

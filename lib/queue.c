@@ -1,4 +1,12 @@
-/* queue.c: see queue.h. */
+/* queue.c: see queue.h.
+ *
+ * Everything that must move a job between two keys of one queue does it in
+ * one step that Redis runs atomically: MULTI/EXEC when the commands are
+ * known in advance (dead letter, retry later), a Lua script when they
+ * depend on what is read (promote: which members are due; dead requeue:
+ * whether the entry still exists).  The keys share the {Q} hash tag, so
+ * this holds on Redis Cluster too; sluice:queues does not, and is only ever
+ * written in a plain pipeline, before the key it announces. */
 #include "queue.h"
 #include "clock.h"
 #include "mem.h"
@@ -229,41 +237,74 @@ int sl_queue_ack(sl_redis *r, sl_entry *const *entries, size_t n, sl_err *err)
     return rc;
 }
 
+/* One command of a transaction, in sl_redis_command's argv form. */
+typedef struct tx_cmd {
+    int argc;
+    const char **argv;
+    const size_t *lens;  /* NULL: strlen of each argv */
+} tx_cmd;
+
+/* Runs cmds[0..n) as one MULTI/EXEC transaction in one pipelined round
+ * trip.  Fails (naming `what`) if a command was refused when queued, if
+ * the transaction was aborted, or if a command failed inside it (such as
+ * WRONGTYPE: Redis runs the others regardless, so the caller must know).
+ * On success *exec, if not NULL, receives EXEC's reply (caller frees). */
+static int transaction(sl_redis *r, const tx_cmd *cmds, size_t n, const char *what,
+                       redisReply **exec, sl_err *err)
+{
+    const char *multi[] = { "MULTI" }, *exec_cmd[] = { "EXEC" };
+    if (sl_redis_append(r, 1, multi, NULL, err) < 0)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (sl_redis_append(r, cmds[i].argc, cmds[i].argv, cmds[i].lens, err) < 0)
+            return -1;
+    }
+    if (sl_redis_append(r, 1, exec_cmd, NULL, err) < 0)
+        return -1;
+    int rc = 0;
+    for (size_t i = 0; i < n + 2; i++) {
+        sl_err e;
+        redisReply *rep = sl_redis_reply(r, &e);
+        if (rep == NULL) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+        bool last = i == n + 1;
+        const char *why = NULL;
+        if (rep->type == REDIS_REPLY_ERROR)
+            why = rep->str;
+        else if (last && rep->type != REDIS_REPLY_ARRAY)
+            why = "transaction aborted";
+        for (size_t k = 0; last && why == NULL && k < rep->elements; k++) {
+            if (rep->element[k]->type == REDIS_REPLY_ERROR)
+                why = rep->element[k]->str;
+        }
+        if (rc == 0 && why)
+            rc = sl_err_set(err, SL_EREDIS, "redis %s: %s: %s", sl_redis_address(r), what, why);
+        if (last && rc == 0 && exec)
+            *exec = rep;
+        else
+            freeReplyObject(rep);
+    }
+    return rc;
+}
+
 int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *error, sl_err *err)
 {
-    char jobs[SL_KEY_MAX], dead[SL_KEY_MAX], failed_at[24];
+    char jobs[SL_KEY_MAX], dead[SL_KEY_MAX], failed_at[24], what[SL_KEY_MAX + 16];
     sl_queue_key(jobs, e->queue, "jobs");
     sl_queue_key(dead, e->queue, "dead");
     snprintf(failed_at, sizeof failed_at, "%lld", (long long)sl_now_ms());
-    const char *multi[] = { "MULTI" };
+    snprintf(what, sizeof what, "dead-letter %s", dead);
     const char *xadd[] = { "XADD", dead, "*", "job", e->data ? e->data : "", "error", error,
                            "failed_at", failed_at };
     size_t xadd_len[] = { 4, strlen(dead), 1, 3, e->data ? e->len : 0, 5, strlen(error), 9,
                           strlen(failed_at) };
     const char *xack[] = { "XACK", jobs, SL_GROUP, e->stream_id };
     const char *xdel[] = { "XDEL", jobs, e->stream_id };
-    const char *exec[] = { "EXEC" };
-    if (sl_redis_append(r, 1, multi, NULL, err) < 0 ||
-        sl_redis_append(r, 9, xadd, xadd_len, err) < 0 ||
-        sl_redis_append(r, 4, xack, NULL, err) < 0 ||
-        sl_redis_append(r, 3, xdel, NULL, err) < 0 ||
-        sl_redis_append(r, 1, exec, NULL, err) < 0)
-        return -1;
-    int rc = 0;
-    for (int i = 0; i < 5; i++) {
-        sl_err e2;
-        redisReply *rep = sl_redis_reply(r, &e2);
-        if (rep == NULL) {
-            if (err)
-                *err = e2;
-            return -1;
-        }
-        if (rc == 0 && (rep->type == REDIS_REPLY_ERROR || (i == 4 && rep->type != REDIS_REPLY_ARRAY)))
-            rc = sl_err_set(err, SL_EREDIS, "redis %s: dead-letter %s: %s", sl_redis_address(r), dead,
-                            rep->type == REDIS_REPLY_ERROR ? rep->str : "transaction aborted");
-        freeReplyObject(rep);
-    }
-    return rc;
+    const tx_cmd cmds[] = { { 9, xadd, xadd_len }, { 4, xack, NULL }, { 3, xdel, NULL } };
+    return transaction(r, cmds, 3, what, NULL, err);
 }
 
 int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long *pending,
@@ -292,5 +333,451 @@ int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long 
         rep->element[0]->type == REDIS_REPLY_INTEGER)
         *pending = rep->element[0]->integer;
     freeReplyObject(rep);
+    return 0;
+}
+
+/* ---- Lua scripts ------------------------------------------------------------ */
+
+/* A script and the SHA1 of its text.  It is run with EVALSHA, and sent in
+ * full (EVAL, which also caches it) only when the server answers NOSCRIPT:
+ * the first time, and after a restart or SCRIPT FLUSH.  The SHA1 is written
+ * here, not computed (`printf '%s' "$text" | sha1sum`); if it were stale,
+ * every call would fall back to EVAL: slower, still correct, and
+ * test_queue.c checks that the server runs each script by its SHA.  Every
+ * key a script touches is passed in KEYS and shares the queue's {Q} hash
+ * tag, so the scripts also run on Redis Cluster. */
+typedef struct lua_script {
+    const char *sha1; /* hex SHA1 of text */
+    const char *text; /* the Lua source */
+} lua_script;
+
+/* KEYS[1] delayed set, KEYS[2] job stream; ARGV[1] now (Unix ms), ARGV[2]
+ * limit.  XADD before ZREM: if the script were cut short between the two,
+ * the job would be in both (it runs at least once), never in neither. */
+static const lua_script PROMOTE = {
+    "b686101ffa6a095e01a430cba5218121671c409b",
+    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+    "for _, member in ipairs(due) do\n"
+    "  redis.call('XADD', KEYS[2], '*', 'job', member)\n"
+    "  redis.call('ZREM', KEYS[1], member)\n"
+    "end\n"
+    "return #due\n",
+};
+
+/* KEYS[1] dead letter, KEYS[2] job stream; ARGV[1] dead entry id, ARGV[2]
+ * envelope.  Returns 0 (nothing done) if the dead entry is gone. */
+static const lua_script REQUEUE = {
+    "fd30df123ab37e2feb41e1cbe09f1d5719aba395",
+    "if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end\n"
+    "redis.call('XADD', KEYS[2], '*', 'job', ARGV[2])\n"
+    "redis.call('XDEL', KEYS[1], ARGV[1])\n"
+    "return 1\n",
+};
+
+/* Runs script s with keys and args (arg_lens: NULL for strlen).  Returns
+ * the reply (caller frees) or NULL with err. */
+static redisReply *run_script(sl_redis *r, const lua_script *s, int nkeys, const char *const *keys,
+                              int nargs, const char *const *args, const size_t *arg_lens, sl_err *err)
+{
+    int argc = 3 + nkeys + nargs;
+    const char **argv = sl_xcalloc((size_t)argc, sizeof *argv);
+    size_t *lens = sl_xcalloc((size_t)argc, sizeof *lens);
+    char nk[16];
+    snprintf(nk, sizeof nk, "%d", nkeys);
+    argv[0] = "EVALSHA", lens[0] = 7;
+    argv[1] = s->sha1, lens[1] = strlen(s->sha1);
+    argv[2] = nk, lens[2] = strlen(nk);
+    for (int i = 0; i < nkeys; i++)
+        argv[3 + i] = keys[i], lens[3 + i] = strlen(keys[i]);
+    for (int i = 0; i < nargs; i++)
+        argv[3 + nkeys + i] = args[i], lens[3 + nkeys + i] = arg_lens ? arg_lens[i] : strlen(args[i]);
+    sl_err e;
+    redisReply *rep = sl_redis_command(r, argc, argv, lens, &e);
+    if (rep == NULL && !sl_redis_broken(r) && strstr(e.msg, "NOSCRIPT")) {
+        argv[0] = "EVAL", lens[0] = 4;
+        argv[1] = s->text, lens[1] = strlen(s->text);
+        rep = sl_redis_command(r, argc, argv, lens, &e);
+    }
+    if (rep == NULL && err)
+        *err = e;
+    free(argv);
+    free(lens);
+    return rep;
+}
+
+/* True for a complete stream entry id, "ms-seq" (both decimal).  A bare
+ * "ms" would mean different ranges to XRANGE and XDEL. */
+static bool stream_id_valid(const char *id)
+{
+    size_t ms = strspn(id, "0123456789");
+    if (ms == 0 || ms > 20 || id[ms] != '-')
+        return false;
+    size_t seq = strspn(id + ms + 1, "0123456789");
+    return seq > 0 && seq <= 20 && id[ms + 1 + seq] == '\0';
+}
+
+/* ---- retries and delays ----------------------------------------------------- */
+
+int sl_queue_schedule(sl_redis *r, const char *queue, const char *data, size_t len,
+                      int64_t due_ms, sl_err *err)
+{
+    if (!sl_envelope_queue_valid(queue))
+        return sl_err_set(err, SL_EINVAL, "invalid queue name '%.80s'", queue);
+    if (due_ms < 0)
+        return sl_err_set(err, SL_EINVAL, "schedule: due time %lld is before 1970", (long long)due_ms);
+    char key[SL_KEY_MAX], score[24];
+    sl_queue_key(key, queue, "delayed");
+    snprintf(score, sizeof score, "%lld", (long long)due_ms);
+    /* As sl_queue_enqueue_raw: registered before it can exist. */
+    const char *sadd[] = { "SADD", SL_QUEUES_KEY, queue };
+    const char *zadd[] = { "ZADD", key, score, data };
+    size_t zadd_len[] = { 4, strlen(key), strlen(score), len };
+    if (sl_redis_append(r, 3, sadd, NULL, err) < 0 ||
+        sl_redis_append(r, 4, zadd, zadd_len, err) < 0)
+        return -1;
+    int rc = 0;
+    for (int i = 0; i < 2; i++) {
+        redisReply *rep = sl_redis_reply(r, err);
+        if (rep == NULL)
+            return -1;
+        if (rep->type == REDIS_REPLY_ERROR && rc == 0)
+            rc = sl_err_set(err, SL_EREDIS, "redis %s: %s %s: %s", sl_redis_address(r),
+                            i == 0 ? "SADD" : "ZADD", i == 0 ? SL_QUEUES_KEY : key, rep->str);
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
+int sl_queue_retry_later(sl_redis *r, const sl_entry *e, const char *data, size_t len,
+                         int64_t due_ms, sl_err *err)
+{
+    if (due_ms < 0)
+        return sl_err_set(err, SL_EINVAL, "retry: due time %lld is before 1970", (long long)due_ms);
+    char jobs[SL_KEY_MAX], delayed[SL_KEY_MAX], score[24], what[SL_KEY_MAX + 16];
+    sl_queue_key(jobs, e->queue, "jobs");
+    sl_queue_key(delayed, e->queue, "delayed");
+    snprintf(score, sizeof score, "%lld", (long long)due_ms);
+    snprintf(what, sizeof what, "retry later %s", delayed);
+    const char *zadd[] = { "ZADD", delayed, score, data };
+    size_t zadd_len[] = { 4, strlen(delayed), strlen(score), len };
+    const char *xack[] = { "XACK", jobs, SL_GROUP, e->stream_id };
+    const char *xdel[] = { "XDEL", jobs, e->stream_id };
+    const tx_cmd cmds[] = { { 4, zadd, zadd_len }, { 4, xack, NULL }, { 3, xdel, NULL } };
+    return transaction(r, cmds, 3, what, NULL, err);
+}
+
+int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, sl_err *err)
+{
+    if (limit < 1)
+        return sl_err_set(err, SL_EINVAL, "promote: limit must be at least 1, got %d", limit);
+    char delayed[SL_KEY_MAX], jobs[SL_KEY_MAX], now[24], lim[16];
+    sl_queue_key(delayed, queue, "delayed");
+    sl_queue_key(jobs, queue, "jobs");
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(lim, sizeof lim, "%d", limit);
+    const char *keys[] = { delayed, jobs }, *args[] = { now, lim };
+    redisReply *rep = run_script(r, &PROMOTE, 2, keys, 2, args, NULL, err);
+    if (rep == NULL)
+        return sl_err_wrap(err, "promote %s", delayed);
+    int moved = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+    freeReplyObject(rep);
+    return moved;
+}
+
+/* ---- recovery ------------------------------------------------------------- */
+
+/* XAUTOCLAIM's COUNT: it examines at most ten times as many PEL entries per
+ * call, so a long PEL takes several calls (we loop on the cursor). */
+#define RECLAIM_WINDOW 100
+
+/* Drops the entries of b from index `from` on, freeing their data. */
+static void batch_truncate(sl_batch *b, size_t from)
+{
+    for (size_t i = from; i < b->n; i++)
+        free(b->items[i].data);
+    if (from < b->n)
+        b->n = from;
+}
+
+/* Acknowledges ids (pending entries whose body is gone). */
+static int ack_ids(sl_redis *r, const char *key, const char *const *ids, size_t n, sl_err *err)
+{
+    if (n == 0)
+        return 0;
+    const char **argv = sl_xcalloc(n + 3, sizeof *argv);
+    argv[0] = "XACK", argv[1] = key, argv[2] = SL_GROUP;
+    memcpy(argv + 3, ids, n * sizeof *ids);
+    redisReply *rep = sl_redis_command(r, (int)(n + 3), argv, NULL, err);
+    free(argv);
+    if (rep == NULL)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* One XAUTOCLAIM call from *cursor: appends live entries to out, XACKs the
+ * ids whose entry is gone, and advances *cursor.  Redis 7 lists those ids
+ * in the reply's third element (having dropped them from the PEL already:
+ * the XACK is then a no-op, kept for servers that do not); an entry whose
+ * field list is nil is treated the same way, and a bare nil in place of an
+ * entry (Redis 6.2: its id is not given) is skipped. */
+static int autoclaim_once(sl_redis *r, const char *consumer, const char *queue, const char *key,
+                          const char *idle, char cursor[48], int count, sl_batch *out, int *claimed,
+                          sl_err *err)
+{
+    char countbuf[16];
+    snprintf(countbuf, sizeof countbuf, "%d", count);
+    const char *argv[] = { "XAUTOCLAIM", key, SL_GROUP, consumer, idle, cursor, "COUNT", countbuf };
+    redisReply *rep = sl_redis_command(r, 8, argv, NULL, err);
+    if (rep == NULL)
+        return -1;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_ARRAY) {
+        freeReplyObject(rep);
+        return sl_err_set(err, SL_EREDIS, "redis %s: XAUTOCLAIM %s: unexpected reply",
+                          sl_redis_address(r), key);
+    }
+    const redisReply *entries = rep->element[1];
+    const redisReply *deleted = rep->elements > 2 && rep->element[2]->type == REDIS_REPLY_ARRAY
+                                ? rep->element[2] : NULL;
+    const char **gone = sl_xcalloc(entries->elements + (deleted ? deleted->elements : 0) + 1,
+                                   sizeof *gone);
+    size_t ngone = 0;
+    for (size_t i = 0; deleted && i < deleted->elements; i++) {
+        if (deleted->element[i]->type == REDIS_REPLY_STRING)
+            gone[ngone++] = deleted->element[i]->str;
+    }
+    for (size_t i = 0; i < entries->elements; i++) {
+        const redisReply *item = entries->element[i];
+        if (item->type != REDIS_REPLY_ARRAY || item->elements < 2 ||
+            item->element[0]->type != REDIS_REPLY_STRING)
+            continue;
+        if (item->element[1]->type != REDIS_REPLY_ARRAY) {
+            gone[ngone++] = item->element[0]->str;
+            continue;
+        }
+        entry_from_reply(batch_push(out), queue, item);
+        (*claimed)++;
+    }
+    snprintf(cursor, 48, "%s", rep->element[0]->str);
+    int rc = ack_ids(r, key, gone, ngone, err);
+    free(gone);
+    freeReplyObject(rep);
+    return rc;
+}
+
+/* Sets deliveries of b->items[from..] from the PEL (one XPENDING per id,
+ * pipelined: a range query could be cut short by other entries the
+ * consumer holds).  An entry no longer pending for consumer has been taken
+ * by someone else since: it is dropped. */
+static int fill_deliveries(sl_redis *r, const char *consumer, const char *key, sl_batch *b,
+                           size_t from, sl_err *err)
+{
+    size_t sent = 0;
+    for (size_t i = from; i < b->n; i++) {
+        const char *argv[] = { "XPENDING", key, SL_GROUP, b->items[i].stream_id,
+                               b->items[i].stream_id, "1", consumer };
+        if (sl_redis_append(r, 7, argv, NULL, err) < 0)
+            return -1;
+        sent++;
+    }
+    int rc = 0;
+    for (size_t i = from; i < from + sent; i++) {
+        sl_err e;
+        redisReply *rep = sl_redis_reply(r, &e);
+        if (rep == NULL) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+        sl_entry *en = &b->items[i];
+        en->deliveries = -1;
+        if (rep->type == REDIS_REPLY_ERROR) {
+            if (rc == 0)
+                rc = sl_err_set(err, SL_EREDIS, "redis %s: XPENDING %s: %s", sl_redis_address(r),
+                                key, rep->str);
+        } else if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 1 &&
+                   rep->element[0]->type == REDIS_REPLY_ARRAY && rep->element[0]->elements >= 4 &&
+                   rep->element[0]->element[3]->type == REDIS_REPLY_INTEGER) {
+            en->deliveries = rep->element[0]->element[3]->integer;
+        }
+        freeReplyObject(rep);
+    }
+    if (rc < 0)
+        return -1;
+    size_t keep = from;
+    for (size_t i = from; i < b->n; i++) {
+        if (b->items[i].deliveries < 0)
+            free(b->items[i].data);
+        else
+            b->items[keep++] = b->items[i];
+    }
+    b->n = keep;
+    return 0;
+}
+
+int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64_t min_idle_ms,
+                     int max, sl_batch *out, sl_err *err)
+{
+    if (max < 1 || min_idle_ms < 0)
+        return sl_err_set(err, SL_EINVAL, "reclaim: need max >= 1 and min_idle_ms >= 0");
+    char key[SL_KEY_MAX], idle[24], cursor[48] = "0-0";
+    sl_queue_key(key, queue, "jobs");
+    snprintf(idle, sizeof idle, "%lld", (long long)min_idle_ms);
+    size_t first = out->n;
+    int claimed = 0;
+    do {
+        int window = max - claimed < RECLAIM_WINDOW ? max - claimed : RECLAIM_WINDOW;
+        sl_err e;
+        if (autoclaim_once(r, consumer, queue, key, idle, cursor, window, out, &claimed, &e) < 0) {
+            batch_truncate(out, first);
+            if (!sl_redis_broken(r) && strstr(e.msg, "NOGROUP"))
+                return 0;   /* no group yet: nothing can be pending */
+            if (err)
+                *err = e;
+            return -1;
+        }
+    } while (strcmp(cursor, "0-0") != 0 && claimed < max);
+    /* What we could not finish stays pending to consumer, and is reclaimed
+     * again once idle: dropping it from *out loses nothing. */
+    if (fill_deliveries(r, consumer, key, out, first, err) < 0) {
+        batch_truncate(out, first);
+        return -1;
+    }
+    return (int)(out->n - first);
+}
+
+int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
+                   const char *const *stream_ids, size_t n, sl_err *err)
+{
+    if (n == 0)
+        return 0;
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, queue, "jobs");
+    const char **argv = sl_xcalloc(n + 6, sizeof *argv);
+    argv[0] = "XCLAIM", argv[1] = key, argv[2] = SL_GROUP, argv[3] = consumer, argv[4] = "0";
+    memcpy(argv + 5, stream_ids, n * sizeof *stream_ids);
+    argv[5 + n] = "JUSTID";
+    redisReply *rep = sl_redis_command(r, (int)(n + 6), argv, NULL, err);
+    free(argv);
+    if (rep == NULL)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+/* ---- operator controls ------------------------------------------------------ */
+
+int sl_queue_set_paused(sl_redis *r, const char *queue, bool paused, sl_err *err)
+{
+    if (!sl_envelope_queue_valid(queue))
+        return sl_err_set(err, SL_EINVAL, "invalid queue name '%.80s'", queue);
+    const char *argv[] = { paused ? "SADD" : "SREM", SL_PAUSED_KEY, queue };
+    redisReply *rep = sl_redis_command(r, 3, argv, NULL, err);
+    if (rep == NULL)
+        return -1;
+    freeReplyObject(rep);
+    return 0;
+}
+
+int sl_queue_paused(sl_redis *r, char *const *queues, size_t n, bool *paused, sl_err *err)
+{
+    if (n == 0)
+        return 0;
+    const char **argv = sl_xcalloc(n + 2, sizeof *argv);
+    argv[0] = "SMISMEMBER", argv[1] = SL_PAUSED_KEY;
+    for (size_t i = 0; i < n; i++)
+        argv[2 + i] = queues[i];
+    redisReply *rep = sl_redis_command(r, (int)(n + 2), argv, NULL, err);
+    free(argv);
+    if (rep == NULL)
+        return -1;
+    int rc = 0;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != n)
+        rc = sl_err_set(err, SL_EREDIS, "redis %s: SMISMEMBER %s: unexpected reply",
+                        sl_redis_address(r), SL_PAUSED_KEY);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        paused[i] = rep->element[i]->type == REDIS_REPLY_INTEGER && rep->element[i]->integer == 1;
+    freeReplyObject(rep);
+    return rc;
+}
+
+int sl_queue_eviction_policy(sl_redis *r, char *policy, size_t n, sl_err *err)
+{
+    const char *argv[] = { "CONFIG", "GET", "maxmemory-policy" };
+    sl_err e;
+    redisReply *rep = sl_redis_command(r, 3, argv, NULL, &e);
+    if (rep == NULL) {
+        if (sl_redis_broken(r)) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+        /* CONFIG renamed or denied (managed Redis, ACLs): we cannot tell. */
+        snprintf(policy, n, "unknown");
+        return 0;
+    }
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 2 &&
+        rep->element[1]->type == REDIS_REPLY_STRING)
+        snprintf(policy, n, "%s", rep->element[1]->str);
+    else
+        snprintf(policy, n, "unknown");
+    freeReplyObject(rep);
+    return 0;
+}
+
+int sl_queue_dead_requeue(sl_redis *r, const char *queue, const char *dead_id,
+                          const char *data, size_t len, sl_err *err)
+{
+    if (!sl_envelope_queue_valid(queue))
+        return sl_err_set(err, SL_EINVAL, "invalid queue name '%.80s'", queue);
+    if (!stream_id_valid(dead_id))
+        return sl_err_set(err, SL_EINVAL, "invalid dead-letter entry id '%.60s' (expected MS-SEQ, "
+                          "as `sluice dead list` prints it)", dead_id);
+    char dead[SL_KEY_MAX], jobs[SL_KEY_MAX];
+    sl_queue_key(dead, queue, "dead");
+    sl_queue_key(jobs, queue, "jobs");
+    const char *keys[] = { dead, jobs }, *args[] = { dead_id, data };
+    size_t lens[] = { strlen(dead_id), len };
+    redisReply *rep = run_script(r, &REQUEUE, 2, keys, 2, args, lens, err);
+    if (rep == NULL)
+        return sl_err_wrap(err, "requeue %s entry %s", dead, dead_id);
+    long long done = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
+    freeReplyObject(rep);
+    if (done != 1)
+        return sl_err_set(err, SL_ENOTFOUND, "dead letter of queue '%s' has no entry %s", queue,
+                          dead_id);
+    return 0;
+}
+
+int sl_queue_dead_purge(sl_redis *r, const char *queue, int64_t cutoff_ms, long long *removed,
+                        sl_err *err)
+{
+    *removed = 0;
+    if (!sl_envelope_queue_valid(queue))
+        return sl_err_set(err, SL_EINVAL, "invalid queue name '%.80s'", queue);
+    if (cutoff_ms < 0)
+        return sl_err_set(err, SL_EINVAL, "purge: cutoff %lld is before 1970", (long long)cutoff_ms);
+    char dead[SL_KEY_MAX], cutoff[24], what[SL_KEY_MAX + 16];
+    sl_queue_key(dead, queue, "dead");
+    snprintf(cutoff, sizeof cutoff, "%lld", (long long)cutoff_ms);
+    snprintf(what, sizeof what, "purge %s", dead);
+    /* Trimming is safe here, unlike on a job stream: the dead letter has no
+     * consumer group, so no entry of it is ever pending.  An entry's id is
+     * the time it was dead-lettered (XADD *), which is what MINID compares. */
+    const char *xlen[] = { "XLEN", dead };
+    const char *del[] = { "DEL", dead };
+    const char *xtrim[] = { "XTRIM", dead, "MINID", "=", cutoff };
+    /* XLEN and DEL together, so that the count is what DEL removed. */
+    const tx_cmd all[] = { { 2, xlen, NULL }, { 2, del, NULL } };
+    const tx_cmd older[] = { { 5, xtrim, NULL } };
+    redisReply *exec = NULL;
+    if (transaction(r, cutoff_ms == 0 ? all : older, cutoff_ms == 0 ? 2 : 1, what, &exec, err) < 0)
+        return -1;
+    /* XTRIM answers how many entries it deleted; for DEL, XLEN counted them. */
+    const redisReply *count = exec->elements > 0 ? exec->element[0] : NULL;
+    if (count && count->type == REDIS_REPLY_INTEGER)
+        *removed = count->integer;
+    freeReplyObject(exec);
     return 0;
 }

@@ -82,7 +82,8 @@ int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long 
 
 /* ---- retries and delays (sluice:{Q}:delayed) ---------------------------- */
 
-/* Adds envelope bytes to the queue's delayed set, due at due_ms (ZADD). */
+/* Adds envelope bytes to the queue's delayed set, due at due_ms (ZADD),
+ * registering the queue in sluice:queues, in one round trip. */
 int sl_queue_schedule(sl_redis *r, const char *queue, const char *data, size_t len,
                       int64_t due_ms, sl_err *err);
 
@@ -103,13 +104,16 @@ int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, 
  * been pending (unacknowledged) for at least min_idle_ms, looping on
  * XAUTOCLAIM's cursor, and appends them to *out with their delivery count
  * (after this claim) in sl_entry.deliveries.  Ids whose entry was deleted
- * while pending are acknowledged and dropped.  Returns the number claimed. */
+ * while pending are acknowledged and dropped.  Returns the number claimed
+ * (0 if the queue has no consumer group yet), or -1 with *out as it was. */
 int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64_t min_idle_ms,
                      int max, sl_batch *out, sl_err *err);
 
 /* Renews the lease of entries held by consumer (XCLAIM … 0 … JUSTID by the
- * owner resets their idle time), so that they are not reclaimed while their
- * job legitimately runs. */
+ * owner resets their idle time, without counting a delivery), so that they
+ * are not reclaimed while their job legitimately runs.  XCLAIM does not
+ * check the owner: renewing an entry that another consumer has reclaimed
+ * in the meantime takes it back (both then run it: at least once). */
 int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
                    const char *const *stream_ids, size_t n, sl_err *err);
 
@@ -124,19 +128,21 @@ int sl_queue_set_paused(sl_redis *r, const char *queue, bool paused, sl_err *err
 /* Sets *paused for each of queues[0..n). */
 int sl_queue_paused(sl_redis *r, char *const *queues, size_t n, bool *paused, sl_err *err);
 
-/* Reads Redis's maxmemory-policy into policy (n bytes).  "unknown" if
- * CONFIG is not allowed. */
+/* Reads Redis's maxmemory-policy into policy (n bytes).  "unknown" (and
+ * 0) if CONFIG is not allowed; -1 only if the connection failed. */
 int sl_queue_eviction_policy(sl_redis *r, char *policy, size_t n, sl_err *err);
 
 /* Moves dead-letter entry dead_id of queue back into its stream with the
  * given (re-encoded, attempt reset) envelope bytes, atomically: XADD to
  * the stream and XDEL from the dead letter happen together, and only if
- * the dead entry still exists (SL_ENOTFOUND otherwise). */
+ * the dead entry still exists (SL_ENOTFOUND otherwise).  dead_id must be a
+ * complete entry id, "ms-seq" (SL_EINVAL otherwise). */
 int sl_queue_dead_requeue(sl_redis *r, const char *queue, const char *dead_id,
                           const char *data, size_t len, sl_err *err);
 
 /* Deletes dead-letter entries that failed before cutoff_ms (all if
- * cutoff_ms is 0); *removed gets the count. */
+ * cutoff_ms is 0); *removed gets the count.  "Failed" is the entry id's
+ * time: when it was added to the dead letter. */
 int sl_queue_dead_purge(sl_redis *r, const char *queue, int64_t cutoff_ms, long long *removed,
                         sl_err *err);
 

@@ -271,7 +271,7 @@ Test(e2e, garbage_and_unknown_kind_go_to_dead_letter_and_pool_keeps_going)
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'dead'"
                               " AND error LIKE 'unknown kind%'", 1, p), 1);
     /* The garbage bytes are kept as received. */
-    const char *dead_cmd[] = { SLUICE_BIN, "dead", queue, "--json", NULL };
+    const char *dead_cmd[] = { SLUICE_BIN, "dead", "list", "--queue", queue, "--json", NULL };
     th_result res = th_run(dead_cmd, NULL);
     cr_assert_eq(res.status, 0, "%s", res.err);
     cr_assert(strstr(res.out, "\"bytes\":11"), "%s", res.out);

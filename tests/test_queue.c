@@ -1,5 +1,7 @@
 /* test_queue.c: the Redis side (lib/redis.c, lib/queue.c) against a real
- * Redis: URL handling, enqueue/read/ack, dead letter. */
+ * Redis: URL handling, enqueue/read/ack, dead letter, delayed jobs and
+ * retries, reclaiming a dead consumer's entries, pause, dead-letter requeue
+ * and purge. */
 #include "harness.h"
 
 #include "clock.h"
@@ -169,5 +171,455 @@ Test(queue, enqueue_refuses_an_invalid_job)
     sl_err err;
     cr_assert_eq(sl_queue_enqueue(r, &j, &err), -1);
     cr_assert(strstr(err.msg, "queue"), "%s", err.msg);
+    sl_redis_free(r);
+}
+
+/* ---- retries, delays, recovery, operator controls ------------------------ */
+
+/* Encodes a fresh noop job of queue with the given attempt; returns its
+ * envelope (caller frees) and writes its id into id. */
+static char *envelope(const char *queue, int attempt, char *id, size_t idlen, size_t *len)
+{
+    sl_job j;
+    make_job(&j, id, idlen, queue);
+    j.attempt = attempt;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    sl_err err;
+    cr_assert_eq(sl_envelope_encode(&j, &sb, &err), 0, "%s", err.msg);
+    *len = sb.size;
+    return sb.data;   /* msgpack_sbuffer's data is malloc'ed */
+}
+
+/* Runs a command given as words; fails the test on error. */
+static redisReply *cmd(sl_redis *r, int argc, const char **argv)
+{
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, argc, argv, NULL, &err);
+    cr_assert_not_null(rep, "%s: %s", argv[0], err.msg);
+    return rep;
+}
+
+static long long cmd_int(sl_redis *r, int argc, const char **argv)
+{
+    redisReply *rep = cmd(r, argc, argv);
+    cr_assert_eq(rep->type, REDIS_REPLY_INTEGER, "%s did not answer an integer", argv[0]);
+    long long v = rep->integer;
+    freeReplyObject(rep);
+    return v;
+}
+
+/* Counts how many times job id occurs in the queue's stream and delayed set. */
+static int occurrences(sl_redis *r, const char *queue, const char *id)
+{
+    char jobs[SL_KEY_MAX], delayed[SL_KEY_MAX];
+    sl_queue_key(jobs, queue, "jobs");
+    sl_queue_key(delayed, queue, "delayed");
+    int n = 0;
+    const char *xr[] = { "XRANGE", jobs, "-", "+" };
+    redisReply *rep = cmd(r, 4, xr);
+    for (size_t i = 0; i < rep->elements; i++) {
+        redisReply *v = rep->element[i]->element[1]->element[1];
+        sl_job j;
+        sl_err err;
+        cr_assert_eq(sl_envelope_decode(v->str, v->len, &j, &err), 0, "%s", err.msg);
+        n += strcmp(j.id, id) == 0;
+        sl_job_clear(&j);
+    }
+    freeReplyObject(rep);
+    const char *zr[] = { "ZRANGE", delayed, "0", "-1" };
+    rep = cmd(r, 4, zr);
+    for (size_t i = 0; i < rep->elements; i++) {
+        sl_job j;
+        sl_err err;
+        cr_assert_eq(sl_envelope_decode(rep->element[i]->str, rep->element[i]->len, &j, &err), 0);
+        n += strcmp(j.id, id) == 0;
+        sl_job_clear(&j);
+    }
+    freeReplyObject(rep);
+    return n;
+}
+
+Test(queue, promote_moves_only_due_members_each_to_exactly_one_place)
+{
+    sl_redis *r = th_redis();
+    char q[64], ids[5][64];
+    th_name(q, sizeof q, "delay");
+    sl_err err;
+    int64_t now = sl_now_ms();
+    int64_t due[5] = { now - 60000, now - 10, now, now + 1, now + 3600000 };
+    for (int i = 0; i < 5; i++) {
+        size_t len;
+        char *env = envelope(q, 1, ids[i], sizeof ids[i], &len);
+        cr_assert_eq(sl_queue_schedule(r, q, env, len, due[i], &err), 0, "%s", err.msg);
+        /* The same bytes again store the job once. */
+        cr_assert_eq(sl_queue_schedule(r, q, env, len, due[i], &err), 0, "%s", err.msg);
+        free(env);
+    }
+    const char *ism[] = { "SISMEMBER", SL_QUEUES_KEY, q };
+    cr_assert_eq(cmd_int(r, 3, ism), 1, "a scheduled queue must be discoverable");
+    /* A limit of 2 moves the two most overdue; the rest of the due ones next. */
+    cr_assert_eq(sl_queue_promote(r, q, now, 2, &err), 2, "%s", err.msg);
+    cr_assert_eq(sl_queue_promote(r, q, now, 100, &err), 1, "%s", err.msg);
+    cr_assert_eq(sl_queue_promote(r, q, now, 100, &err), 0, "nothing else is due: %s", err.msg);
+    char jobs[SL_KEY_MAX], delayed[SL_KEY_MAX];
+    sl_queue_key(jobs, q, "jobs");
+    sl_queue_key(delayed, q, "delayed");
+    const char *xlen[] = { "XLEN", jobs }, *zcard[] = { "ZCARD", delayed };
+    cr_assert_eq(cmd_int(r, 2, xlen), 3);
+    cr_assert_eq(cmd_int(r, 2, zcard), 2);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(occurrences(r, q, ids[i]), 1, "job %d is in %d places", i, occurrences(r, q, ids[i]));
+    /* Promoted entries are ordinary jobs: a consumer reads them. */
+    cr_assert_eq(sl_queue_ensure_group(r, q, &err), 0, "%s", err.msg);
+    char *queues[] = { q };
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_read(r, "tester", queues, 1, 10, 0, &b, &err), 3, "%s", err.msg);
+    sl_batch_free(&b);
+    cr_assert_eq(sl_queue_promote(r, q, now, 0, &err), -1);
+    cr_assert_eq(err.code, SL_EINVAL);
+    sl_redis_free(r);
+}
+
+/* The scripts are run by SHA once cached (so the SHA written in queue.c
+ * matches the script), and by text when the server lost them. */
+Test(queue, scripts_run_by_sha_and_survive_a_script_flush)
+{
+    sl_redis *r = th_redis(), *observer = th_redis();
+    char q[64];
+    th_name(q, sizeof q, "sha");
+    sl_err err;
+    const char *id[] = { "CLIENT", "ID" };
+    char client[32];
+    snprintf(client, sizeof client, "%lld", cmd_int(r, 2, id));
+    const char *flush[] = { "SCRIPT", "FLUSH" };
+    freeReplyObject(cmd(r, 2, flush));
+    cr_assert_eq(sl_queue_promote(r, q, sl_now_ms(), 10, &err), 0, "after SCRIPT FLUSH: %s", err.msg);
+    char missing[] = "1-1";
+    cr_assert_eq(sl_queue_dead_requeue(r, q, missing, "x", 1, &err), -1);
+    cr_assert_eq(err.code, SL_ENOTFOUND, "after SCRIPT FLUSH: %s", err.msg);
+    const char *list[] = { "CLIENT", "LIST", "ID", client };
+    for (int script = 0; script < 2; script++) {
+        if (script == 0)
+            cr_assert_eq(sl_queue_promote(r, q, sl_now_ms(), 10, &err), 0, "%s", err.msg);
+        else
+            cr_assert_eq(sl_queue_dead_requeue(r, q, missing, "x", 1, &err), -1);
+        redisReply *rep = cmd(observer, 4, list);
+        cr_assert(strstr(rep->str, " cmd=evalsha "), "script %d was not run by its SHA (stale SHA "
+                  "in queue.c?): %s", script, rep->str);
+        freeReplyObject(rep);
+    }
+    sl_redis_free(observer);
+    sl_redis_free(r);
+}
+
+Test(queue, retry_later_acknowledges_and_delays_in_one_step)
+{
+    sl_redis *r = th_redis();
+    char q[64], id[64];
+    th_name(q, sizeof q, "retry");
+    sl_err err;
+    cr_assert_eq(sl_queue_ensure_group(r, q, &err), 0, "%s", err.msg);
+    size_t len;
+    char *first = envelope(q, 1, id, sizeof id, &len);
+    cr_assert_eq(sl_queue_enqueue_raw(r, q, first, len, &err), 0, "%s", err.msg);
+    free(first);
+    char *queues[] = { q };
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_read(r, "tester", queues, 1, 10, 0, &b, &err), 1, "%s", err.msg);
+    char id2[64];
+    size_t len2;
+    char *next = envelope(q, 2, id2, sizeof id2, &len2);
+    int64_t due = sl_now_ms() + 60000;
+    cr_assert_eq(sl_queue_retry_later(r, &b.items[0], next, len2, due, &err), 0, "%s", err.msg);
+    long long xlen, pending;
+    cr_assert_eq(sl_queue_depth(r, q, &xlen, &pending, &err), 0, "%s", err.msg);
+    cr_assert_eq(xlen, 0, "the entry must be deleted");
+    cr_assert_eq(pending, 0, "the entry must be acknowledged");
+    /* Again with the same bytes: harmless. */
+    cr_assert_eq(sl_queue_retry_later(r, &b.items[0], next, len2, due, &err), 0, "%s", err.msg);
+    char delayed[SL_KEY_MAX], score[24];
+    sl_queue_key(delayed, q, "delayed");
+    snprintf(score, sizeof score, "%lld", (long long)due);
+    const char *zcard[] = { "ZCARD", delayed };
+    cr_assert_eq(cmd_int(r, 2, zcard), 1);
+    const char *zscore[] = { "ZSCORE", delayed, next };
+    size_t zlens[] = { 6, strlen(delayed), len2 };
+    redisReply *rep = sl_redis_command(r, 3, zscore, zlens, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    cr_assert_eq(rep->type, REDIS_REPLY_STRING, "the next attempt's bytes are not the member");
+    cr_assert_str_eq(rep->str, score);
+    freeReplyObject(rep);
+    free(next);
+    sl_batch_free(&b);
+    sl_redis_free(r);
+}
+
+/* Enqueues n jobs to q and reads them all as consumer (which then "dies"). */
+static void enqueue_and_abandon(sl_redis *r, const char *q, int n, const char *consumer)
+{
+    sl_err err;
+    cr_assert_eq(sl_queue_ensure_group(r, q, &err), 0, "%s", err.msg);
+    for (int i = 0; i < n; i++) {
+        char id[64];
+        sl_job j;
+        make_job(&j, id, sizeof id, q);
+        cr_assert_eq(sl_queue_enqueue(r, &j, &err), 0, "%s", err.msg);
+    }
+    char *queues[] = { (char *)q };
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_read(r, consumer, queues, 1, n, 0, &b, &err), n, "%s", err.msg);
+    sl_batch_free(&b);
+}
+
+/* XPENDING's summary: how many entries consumer holds. */
+static long long held_by(sl_redis *r, const char *q, const char *consumer)
+{
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, q, "jobs");
+    const char *xp[] = { "XPENDING", key, SL_GROUP, "-", "+", "100000", consumer };
+    redisReply *rep = cmd(r, 7, xp);
+    long long n = (long long)rep->elements;
+    freeReplyObject(rep);
+    return n;
+}
+
+Test(queue, reclaim_takes_over_a_dead_consumers_entries)
+{
+    sl_redis *r = th_redis();
+    char q[64];
+    th_name(q, sizeof q, "reclaim");
+    enqueue_and_abandon(r, q, 3, "dead-one");
+    sl_err err;
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_reclaim(r, "rescuer", q, 60000, 100, &b, &err), 0,
+                 "entries idle for less than min_idle were taken: %s", err.msg);
+    sl_sleep_ms(120);
+    cr_assert_eq(sl_queue_reclaim(r, "rescuer", q, 100, 100, &b, &err), 3, "%s", err.msg);
+    cr_assert_eq(b.n, 3);
+    for (size_t i = 0; i < b.n; i++) {
+        cr_assert_eq(b.items[i].deliveries, 2, "deliveries %lld", (long long)b.items[i].deliveries);
+        cr_assert_str_eq(b.items[i].queue, q);
+        cr_assert_neq(b.items[i].stream_id[0], '\0');
+        sl_job j;
+        cr_assert_eq(sl_envelope_decode(b.items[i].data, b.items[i].len, &j, &err), 0, "%s", err.msg);
+        sl_job_clear(&j);
+    }
+    cr_assert_eq(held_by(r, q, "rescuer"), 3);
+    cr_assert_eq(held_by(r, q, "dead-one"), 0);
+    /* The rescuer finishes them: nothing is left. */
+    sl_entry *acks[] = { &b.items[0], &b.items[1], &b.items[2] };
+    cr_assert_eq(sl_queue_ack(r, acks, 3, &err), 0, "%s", err.msg);
+    long long len, pending;
+    cr_assert_eq(sl_queue_depth(r, q, &len, &pending, &err), 0);
+    cr_assert_eq(len + pending, 0);
+    sl_batch_free(&b);
+    /* A queue nobody has created a group for has nothing to reclaim. */
+    char fresh[64];
+    th_name(fresh, sizeof fresh, "nogroup");
+    cr_assert_eq(sl_queue_reclaim(r, "rescuer", fresh, 0, 10, &b, &err), 0, "%s", err.msg);
+    sl_batch_free(&b);
+    sl_redis_free(r);
+}
+
+Test(queue, reclaim_drops_entries_deleted_while_pending)
+{
+    sl_redis *r = th_redis();
+    char q[64], key[SL_KEY_MAX];
+    th_name(q, sizeof q, "gone");
+    sl_queue_key(key, q, "jobs");
+    enqueue_and_abandon(r, q, 2, "dead-one");
+    const char *first[] = { "XRANGE", key, "-", "+", "COUNT", "1" };
+    redisReply *rep = cmd(r, 6, first);
+    char victim[48];
+    snprintf(victim, sizeof victim, "%s", rep->element[0]->element[0]->str);
+    freeReplyObject(rep);
+    const char *xdel[] = { "XDEL", key, victim };
+    cr_assert_eq(cmd_int(r, 3, xdel), 1);
+    sl_sleep_ms(60);
+    sl_err err;
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_reclaim(r, "rescuer", q, 50, 100, &b, &err), 1, "%s", err.msg);
+    cr_assert_str_neq(b.items[0].stream_id, victim);
+    cr_assert_not_null(b.items[0].data);
+    long long len, pending;
+    cr_assert_eq(sl_queue_depth(r, q, &len, &pending, &err), 0);
+    cr_assert_eq(pending, 1, "the deleted entry must no longer be pending");
+    const char *xp[] = { "XPENDING", key, SL_GROUP, victim, victim, "1" };
+    rep = cmd(r, 6, xp);
+    cr_assert_eq(rep->elements, 0, "the deleted id is still in the PEL");
+    freeReplyObject(rep);
+    sl_batch_free(&b);
+    sl_redis_free(r);
+}
+
+Test(queue, reclaim_follows_the_cursor_past_one_window_and_honours_max)
+{
+    sl_redis *r = th_redis();
+    char q[64];
+    th_name(q, sizeof q, "many");
+    enqueue_and_abandon(r, q, 250, "dead-one");
+    sl_err err;
+    sl_batch b = { 0 };
+    /* max below the number pending: exactly max. */
+    cr_assert_eq(sl_queue_reclaim(r, "rescuer-a", q, 0, 130, &b, &err), 130, "%s", err.msg);
+    cr_assert_eq(b.n, 130);
+    /* The rest, over more than one XAUTOCLAIM call, appended to *out. */
+    cr_assert_eq(sl_queue_reclaim(r, "rescuer-b", q, 0, 1000, &b, &err), 250, "%s", err.msg);
+    cr_assert_eq(b.n, 380);
+    cr_assert_eq(held_by(r, q, "dead-one"), 0);
+    cr_assert_eq(held_by(r, q, "rescuer-b"), 250);
+    /* rescuer-b took rescuer-a's 130 too (min_idle 0): their third delivery. */
+    size_t thirds = 0;
+    for (size_t i = 130; i < b.n; i++)
+        thirds += b.items[i].deliveries == 3;
+    cr_assert_eq(thirds, 130);
+    sl_batch_free(&b);
+    sl_redis_free(r);
+}
+
+Test(queue, renew_keeps_a_running_entry_from_being_reclaimed)
+{
+    sl_redis *r = th_redis();
+    char q[64], key[SL_KEY_MAX];
+    th_name(q, sizeof q, "renew");
+    sl_queue_key(key, q, "jobs");
+    sl_err err;
+    cr_assert_eq(sl_queue_ensure_group(r, q, &err), 0, "%s", err.msg);
+    for (int i = 0; i < 2; i++) {
+        char id[64];
+        sl_job j;
+        make_job(&j, id, sizeof id, q);
+        cr_assert_eq(sl_queue_enqueue(r, &j, &err), 0, "%s", err.msg);
+    }
+    char *queues[] = { q };
+    sl_batch mine = { 0 };
+    cr_assert_eq(sl_queue_read(r, "runner", queues, 1, 10, 0, &mine, &err), 2, "%s", err.msg);
+    sl_sleep_ms(300);
+    const char *renewed[] = { mine.items[0].stream_id };
+    cr_assert_eq(sl_queue_renew(r, "runner", q, renewed, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_queue_renew(r, "runner", q, NULL, 0, &err), 0, "%s", err.msg);
+    const char *xp[] = { "XPENDING", key, SL_GROUP, renewed[0], renewed[0], "1" };
+    redisReply *rep = cmd(r, 6, xp);
+    cr_assert_eq(rep->elements, 1);
+    redisReply *p = rep->element[0];
+    cr_assert_str_eq(p->element[1]->str, "runner");
+    cr_assert_lt(p->element[2]->integer, 250, "idle %lld ms after renew", p->element[2]->integer);
+    cr_assert_eq(p->element[3]->integer, 1, "a renewal is not a delivery");
+    freeReplyObject(rep);
+    sl_batch stolen = { 0 };
+    cr_assert_eq(sl_queue_reclaim(r, "thief", q, 250, 100, &stolen, &err), 1, "%s", err.msg);
+    cr_assert_str_eq(stolen.items[0].stream_id, mine.items[1].stream_id,
+                     "the renewed entry was reclaimed");
+    sl_batch_free(&stolen);
+    sl_batch_free(&mine);
+    sl_redis_free(r);
+}
+
+Test(queue, paused_set_round_trip)
+{
+    sl_redis *r = th_redis();
+    char q1[64], q2[64];
+    th_name(q1, sizeof q1, "pause");
+    th_name(q2, sizeof q2, "pause");
+    char *queues[] = { q1, q2 };
+    bool paused[2] = { true, true };
+    sl_err err;
+    cr_assert_eq(sl_queue_paused(r, queues, 2, paused, &err), 0, "%s", err.msg);
+    cr_assert(!paused[0] && !paused[1]);
+    cr_assert_eq(sl_queue_set_paused(r, q1, true, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_queue_set_paused(r, q1, true, &err), 0, "pausing twice is fine: %s", err.msg);
+    cr_assert_eq(sl_queue_paused(r, queues, 2, paused, &err), 0, "%s", err.msg);
+    cr_assert(paused[0] && !paused[1]);
+    cr_assert_eq(sl_queue_set_paused(r, q1, false, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_queue_paused(r, queues, 2, paused, &err), 0, "%s", err.msg);
+    cr_assert(!paused[0] && !paused[1]);
+    cr_assert_eq(sl_queue_set_paused(r, "bad{name}", true, &err), -1);
+    cr_assert_eq(err.code, SL_EINVAL);
+    sl_redis_free(r);
+}
+
+Test(queue, eviction_policy_of_the_test_server_is_noeviction)
+{
+    sl_redis *r = th_redis();
+    char policy[64];
+    sl_err err;
+    cr_assert_eq(sl_queue_eviction_policy(r, policy, sizeof policy, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(policy, "noeviction", "scripts/servers.sh configures noeviction");
+    sl_redis_free(r);
+}
+
+Test(queue, dead_requeue_moves_an_entry_back_once)
+{
+    sl_redis *r = th_redis();
+    char q[64], id[64], dead[SL_KEY_MAX], jobs[SL_KEY_MAX];
+    th_name(q, sizeof q, "requeue");
+    sl_queue_key(dead, q, "dead");
+    sl_queue_key(jobs, q, "jobs");
+    sl_err err;
+    cr_assert_eq(sl_queue_ensure_group(r, q, &err), 0, "%s", err.msg);
+    size_t len;
+    char *env = envelope(q, 3, id, sizeof id, &len);
+    cr_assert_eq(sl_queue_enqueue_raw(r, q, env, len, &err), 0, "%s", err.msg);
+    free(env);
+    char *queues[] = { q };
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_read(r, "tester", queues, 1, 10, 0, &b, &err), 1, "%s", err.msg);
+    cr_assert_eq(sl_queue_dead_letter(r, &b.items[0], "failed 3 times", &err), 0, "%s", err.msg);
+    const char *xr[] = { "XRANGE", dead, "-", "+" };
+    redisReply *rep = cmd(r, 4, xr);
+    cr_assert_eq(rep->elements, 1);
+    char dead_id[48];
+    snprintf(dead_id, sizeof dead_id, "%s", rep->element[0]->element[0]->str);
+    freeReplyObject(rep);
+    char id2[64];
+    char *fresh = envelope(q, 1, id2, sizeof id2, &len);
+    cr_assert_eq(sl_queue_dead_requeue(r, q, dead_id, fresh, len, &err), 0, "%s", err.msg);
+    const char *xlen_dead[] = { "XLEN", dead }, *xlen_jobs[] = { "XLEN", jobs };
+    cr_assert_eq(cmd_int(r, 2, xlen_dead), 0);
+    cr_assert_eq(cmd_int(r, 2, xlen_jobs), 1);
+    const char *xj[] = { "XRANGE", jobs, "-", "+" };
+    rep = cmd(r, 4, xj);
+    redisReply *v = rep->element[0]->element[1]->element[1];
+    cr_assert(v->len == len && memcmp(v->str, fresh, len) == 0, "the stream holds other bytes");
+    freeReplyObject(rep);
+    /* Twice: the entry is gone, nothing is added. */
+    cr_assert_eq(sl_queue_dead_requeue(r, q, dead_id, fresh, len, &err), -1);
+    cr_assert_eq(err.code, SL_ENOTFOUND);
+    cr_assert(strstr(err.msg, dead_id), "%s", err.msg);
+    cr_assert_eq(cmd_int(r, 2, xlen_jobs), 1);
+    /* An incomplete id would mean a range to XRANGE: refused. */
+    cr_assert_eq(sl_queue_dead_requeue(r, q, "12345", fresh, len, &err), -1);
+    cr_assert_eq(err.code, SL_EINVAL);
+    free(fresh);
+    sl_batch_free(&b);
+    sl_redis_free(r);
+}
+
+Test(queue, dead_purge_by_cutoff_and_all)
+{
+    sl_redis *r = th_redis();
+    char q[64], dead[SL_KEY_MAX];
+    th_name(q, sizeof q, "purge");
+    sl_queue_key(dead, q, "dead");
+    const char *ids[] = { "1000-0", "2000-0", "2000-1", "3000-0" };
+    for (int i = 0; i < 4; i++) {
+        const char *xadd[] = { "XADD", dead, ids[i], "job", "x", "error", "e", "failed_at", "1" };
+        freeReplyObject(cmd(r, 9, xadd));
+    }
+    long long removed = -1;
+    sl_err err;
+    cr_assert_eq(sl_queue_dead_purge(r, q, 2001, &removed, &err), 0, "%s", err.msg);
+    cr_assert_eq(removed, 3, "entries before 2001 ms: %lld", removed);
+    const char *xlen[] = { "XLEN", dead };
+    cr_assert_eq(cmd_int(r, 2, xlen), 1);
+    cr_assert_eq(sl_queue_dead_purge(r, q, 2001, &removed, &err), 0, "%s", err.msg);
+    cr_assert_eq(removed, 0);
+    cr_assert_eq(sl_queue_dead_purge(r, q, 0, &removed, &err), 0, "%s", err.msg);
+    cr_assert_eq(removed, 1);
+    const char *exists[] = { "EXISTS", dead };
+    cr_assert_eq(cmd_int(r, 2, exists), 0);
+    cr_assert_eq(sl_queue_dead_purge(r, q, 0, &removed, &err), 0, "an empty dead letter: %s", err.msg);
+    cr_assert_eq(removed, 0);
     sl_redis_free(r);
 }

@@ -1,5 +1,6 @@
-/* main.c: sluice-worker's command line.  Loads the configuration, applies
- * command-line overrides, and hands over to the prefork master. */
+/* main.c: sluice-worker's command line.  Opens the log file, loads the
+ * configuration, applies command-line overrides, and hands over to the
+ * prefork master (which calls load_config again on SIGHUP). */
 #include "config.h"
 #include "consumer.h"
 #include "envelope.h"
@@ -8,7 +9,9 @@
 #include "mem.h"
 
 #include <curl/curl.h>
+#include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,8 +22,10 @@ static void usage(FILE *f)
         "Usage: sluice-worker [OPTIONS]\n"
         "\n"
         "Runs a pool of worker processes that take jobs from Redis Streams and\n"
-        "record their results in PostgreSQL.  Stays in the foreground; stop it with\n"
-        "SIGTERM (graceful) or SIGINT/SIGQUIT (fast).\n"
+        "record their results in PostgreSQL.  Stays in the foreground.  Signals:\n"
+        "TERM graceful stop, INT/QUIT fast stop, HUP reload the configuration and\n"
+        "replace the workers one by one, TTIN/TTOU one worker more/less, USR1\n"
+        "reopen the log file (see docs/operations.md).\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE     configuration file (default: $SLUICE_CONFIG, then\n"
@@ -28,45 +33,79 @@ static void usage(FILE *f)
         "  -q, --queues A,B      queues to consume (overrides worker.queues)\n"
         "  -n, --processes N     number of worker processes (overrides worker.processes)\n"
         "      --log-level L     debug, info, warn or error (overrides log.level)\n"
+        "      --log-file PATH   append the log to PATH instead of stderr; SIGUSR1\n"
+        "                        reopens it (for logrotate)\n"
+        "      --pidfile PATH    write the master's pid to PATH while it runs; refuse\n"
+        "                        to start if PATH names a running sluice-worker\n"
         "  -h, --help            show this help\n"
         "  -V, --version         show the version\n"
         "\n"
         "Environment: SLUICE_REDIS_URL/REDIS_URL, SLUICE_DATABASE_URL/DATABASE_URL\n"
         "override the configured servers.\n"
         "Exit status: 0 after a clean stop, 1 on a runtime failure, 2 on a usage\n"
-        "error, 78 on a configuration error.\n");
+        "error, 78 on a configuration error (also when a worker process hits one).\n");
 }
 
-/* Replaces cfg's queue list with the comma-separated list in text. */
-static int set_queues(sl_config *cfg, const char *text)
+/* The command line's overrides, parsed and checked once, applied to every
+ * load of the configuration (at start and on each SIGHUP). */
+typedef struct overrides {
+    const char *config_path;  /* --config, or NULL */
+    char **queues;            /* --queues, or NULL */
+    size_t nqueues;
+    int processes;            /* --processes, or 0 */
+    bool has_level;           /* --log-level given */
+    sl_log_level level;
+} overrides;
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+/* Parses the comma-separated queue list of --queues into ov. */
+static int parse_queues(overrides *ov, const char *text)
 {
     char *copy = sl_xstrdup(text), *save = NULL;
-    size_t n = 0;
-    char **queues = NULL;
     for (char *q = strtok_r(copy, ",", &save); q; q = strtok_r(NULL, ",", &save)) {
         if (!sl_envelope_queue_valid(q)) {
             fprintf(stderr, "sluice-worker: --queues: invalid queue name '%s' "
                             "(use 1-%d of A-Z a-z 0-9 _ . -)\n", q, SL_NAME_MAX);
-            for (size_t i = 0; i < n; i++)
-                free(queues[i]);
-            free(queues);
             free(copy);
             return -1;
         }
-        queues = sl_xrealloc(queues, (n + 1) * sizeof *queues);
-        queues[n++] = sl_xstrdup(q);
+        ov->queues = sl_xrealloc(ov->queues, (ov->nqueues + 1) * sizeof *ov->queues);
+        ov->queues[ov->nqueues++] = sl_xstrdup(q);
     }
     free(copy);
-    if (n == 0) {
+    if (ov->nqueues == 0) {
         fprintf(stderr, "sluice-worker: --queues: empty queue list\n");
         return -1;
     }
-    for (size_t i = 0; i < cfg->worker.nqueues; i++)
-        free(cfg->worker.queues[i]);
-    free(cfg->worker.queues);
-    cfg->worker.queues = queues;
-    cfg->worker.nqueues = n;
     return 0;
+}
+
+/* Loads the configuration file and applies the overrides: the loader the
+ * master calls again on SIGHUP. */
+static sl_config *load_config(void *arg, sl_err *err)
+{
+    const overrides *ov = arg;
+    sl_config *cfg = sl_config_load(ov->config_path, err);
+    if (cfg == NULL)
+        return NULL;
+    if (ov->queues) {
+        free_list(cfg->worker.queues, cfg->worker.nqueues);
+        cfg->worker.queues = sl_xcalloc(ov->nqueues, sizeof *cfg->worker.queues);
+        for (size_t i = 0; i < ov->nqueues; i++)
+            cfg->worker.queues[i] = sl_xstrdup(ov->queues[i]);
+        cfg->worker.nqueues = ov->nqueues;
+    }
+    if (ov->processes)
+        cfg->worker.processes = ov->processes;
+    if (ov->has_level)
+        cfg->log_level = ov->level;
+    return cfg;
 }
 
 int main(int argc, char **argv)
@@ -76,26 +115,31 @@ int main(int argc, char **argv)
         { "queues", required_argument, NULL, 'q' },
         { "processes", required_argument, NULL, 'n' },
         { "log-level", required_argument, NULL, 'L' },
+        { "log-file", required_argument, NULL, 'F' },
+        { "pidfile", required_argument, NULL, 'P' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 },
     };
-    const char *config_path = NULL, *queues = NULL, *level = NULL;
-    long processes = 0;
+    overrides ov = { 0 };
+    const char *queues = NULL, *level = NULL, *log_file = NULL, *pidfile = NULL;
     int c;
     opterr = 0;
     while ((c = getopt_long(argc, argv, ":c:q:n:hV", opts, NULL)) != -1) {
         switch (c) {
-        case 'c': config_path = optarg; break;
+        case 'c': ov.config_path = optarg; break;
         case 'q': queues = optarg; break;
         case 'L': level = optarg; break;
+        case 'F': log_file = optarg; break;
+        case 'P': pidfile = optarg; break;
         case 'n': {
             char *end;
-            processes = strtol(optarg, &end, 10);
+            long processes = strtol(optarg, &end, 10);
             if (*end != '\0' || processes < 1 || processes > 1024) {
                 fprintf(stderr, "sluice-worker: --processes: expected a number from 1 to 1024, got '%s'\n", optarg);
                 return 2;
             }
+            ov.processes = (int)processes;
             break;
         }
         case 'h': usage(stdout); return 0;
@@ -112,32 +156,41 @@ int main(int argc, char **argv)
         fprintf(stderr, "sluice-worker: unexpected argument '%s' (see --help)\n", argv[optind]);
         return 2;
     }
-    sl_err err;
-    sl_config *cfg = sl_config_load(config_path, &err);
-    if (cfg == NULL) {
-        fprintf(stderr, "sluice-worker: %s\n", err.msg);
+    if (level) {
+        if (sl_log_level_parse(level, &ov.level) < 0) {
+            fprintf(stderr, "sluice-worker: --log-level: expected debug, info, warn or error, got '%s'\n", level);
+            return 2;
+        }
+        ov.has_level = true;
+    }
+    if (queues && parse_queues(&ov, queues) < 0) {
+        free_list(ov.queues, ov.nqueues);
+        return 2;
+    }
+    /* The log file first, so that everything below (config errors too) lands in it. */
+    if (log_file && sl_log_reopen(log_file) < 0) {
+        fprintf(stderr, "sluice-worker: --log-file: cannot open %s: %s\n", log_file, strerror(errno));
+        free_list(ov.queues, ov.nqueues);
         return SL_EXIT_FATAL;
     }
-    if (queues && set_queues(cfg, queues) < 0) {
-        sl_config_free(cfg);
-        return 2;
-    }
-    if (processes)
-        cfg->worker.processes = (int)processes;
-    if (level && sl_log_level_parse(level, &cfg->log_level) < 0) {
-        fprintf(stderr, "sluice-worker: --log-level: expected debug, info, warn or error, got '%s'\n", level);
-        sl_config_free(cfg);
-        return 2;
+    sl_err err;
+    sl_config *cfg = load_config(&ov, &err);
+    if (cfg == NULL) {
+        fprintf(stderr, "sluice-worker: %s\n", err.msg);
+        free_list(ov.queues, ov.nqueues);
+        return SL_EXIT_FATAL;
     }
     sl_log_setup("master", cfg->log_level);
     /* Once, before any fork: libcurl's global state is not fork-safe to set up later. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         SL_ERROR("curl.init_failed", "");
         sl_config_free(cfg);
+        free_list(ov.queues, ov.nqueues);
         return 1;
     }
-    int status = sl_master_run(cfg);
+    sl_master_opts mopts = { .pidfile = pidfile, .reload = load_config, .reload_arg = &ov };
+    int status = sl_master_run(cfg, &mopts); /* owns cfg from here */
     curl_global_cleanup();
-    sl_config_free(cfg);
+    free_list(ov.queues, ov.nqueues);
     return status;
 }

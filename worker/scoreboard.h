@@ -14,7 +14,30 @@
  *
  * Readers may see a slot mid-update: each write section bumps `seq` to an
  * odd value before and an even value after (a seqlock), and readers retry
- * until they read the same even value on both sides. */
+ * until they read the same even value on both sides.  The master part has
+ * its own seqlock (`mseq`).  A child SIGKILLed inside a write section
+ * leaves `seq` odd for good: readers give up after a bounded number of
+ * tries (sl_slot_read returns false), and the master resets the child part
+ * before it forks the slot's next child (sl_slot_reset).
+ *
+ * Sizing: the master maps the table once, before the first fork, for a
+ * fixed number of slots (see master.c: max(64, 2 x worker.processes + 16),
+ * at most 1024), so that TTIN and a reload can grow the pool without
+ * remapping memory the children already share.  Pages no child touches
+ * cost nothing.
+ *
+ * The timeout hand-over, step by step:
+ *   1. the child sets job_deadline_ms (job_started_ms + the job's timeout +
+ *      worker.timeout_grace) and state RUNNING when a job starts;
+ *   2. the master SIGKILLs a RUNNING child whose deadline has passed, fills
+ *      the master part (killed_*) and bumps killed_gen, then forks a
+ *      replacement in the same slot;
+ *   3. the replacement, at start, reads its slot (sl_slot_read); if
+ *      killed_for_timeout is set it records the timeout of killed_job_id
+ *      (and retries or fails it), then stores killed_gen in its own
+ *      killed_gen_seen (inside a write section);
+ *   4. the master sees killed_gen_seen == killed_gen and clears killed_*.
+ * Until step 4 the information survives any number of replacements. */
 #ifndef SL_SCOREBOARD_H
 #define SL_SCOREBOARD_H
 
@@ -58,20 +81,25 @@ typedef struct sl_slot {
     int64_t job_started_ms;         /* monotonic ms the job started */
     int64_t job_deadline_ms;        /* monotonic ms after which the master kills; 0 = none */
     uint64_t jobs_done;             /* jobs finished by this child */
-    size_t held;                    /* entries in `entries` */
+    uint64_t killed_gen_seen;       /* killed_gen of the kill this child has recorded */
+    size_t held;                    /* entries in `entries` (<= SL_SCOREBOARD_BATCH_MAX) */
     sl_held_entry entries[SL_SCOREBOARD_BATCH_MAX];
     /* written by the master */
     volatile uint64_t mseq;         /* seqlock of the master part */
-    bool killed_for_timeout;        /* the previous child was killed for the job below */
+    bool killed_for_timeout;        /* a previous child was killed for the job below */
+    uint64_t killed_gen;            /* bumped on every timeout kill in this slot */
     char killed_job_id[SL_JOBID_MAX + 1];
     char killed_queue[SL_NAME_MAX + 1];
-    char killed_entry[48];
+    char killed_entry[48];          /* the job's stream entry id */
     int64_t killed_attempt;
 } sl_slot;
 
 typedef struct sl_scoreboard sl_scoreboard;
 
-/* Maps a shared scoreboard of n slots.  Returns NULL (errno set) on failure. */
+/* Maps a shared scoreboard of n slots, all zero (SL_CHILD_EMPTY).  Returns
+ * NULL (errno set) on failure.  The caller frees it with sl_scoreboard_free
+ * (which unmaps it; a child never calls it: the mapping goes with the
+ * process). */
 sl_scoreboard *sl_scoreboard_new(int n);
 void sl_scoreboard_free(sl_scoreboard *sb);
 
@@ -79,11 +107,29 @@ void sl_scoreboard_free(sl_scoreboard *sb);
 sl_slot *sl_scoreboard_slot(sl_scoreboard *sb, int i);
 int sl_scoreboard_size(const sl_scoreboard *sb);
 
-/* Child side: begin/end a write of the child part (seqlock). */
+/* Child side: begin/end a write of the child part (seqlock).  Keep the
+ * section short and never block inside it. */
 void sl_slot_write_begin(sl_slot *s);
 void sl_slot_write_end(sl_slot *s);
 
-/* Reader side: copies the slot consistently into *out. */
-void sl_slot_read(const sl_slot *s, sl_slot *out);
+/* Master side: begin/end a write of the master part (seqlock `mseq`). */
+void sl_slot_master_write_begin(sl_slot *s);
+void sl_slot_master_write_end(sl_slot *s);
+
+/* Master side, while no child runs in the slot: empties the child part
+ * (state SL_CHILD_STARTING, no job, nothing held) and leaves `seq` even,
+ * also after a child died inside a write section.  The master part is kept. */
+void sl_slot_reset(sl_slot *s);
+
+/* Reader side: copies the slot consistently into *out: the child part
+ * (only the first `held` entries of `entries`; the rest of out->entries is
+ * left as it was) and the master part, each under its seqlock.  Returns
+ * false if the child part stayed mid-write through every retry (its writer
+ * died inside a section, or is stuck there): *out's child part is then
+ * unreliable. */
+bool sl_slot_read(const sl_slot *s, sl_slot *out);
+
+/* "idle", "running", … for logs and `sluice workers`. */
+const char *sl_child_state_name(sl_child_state state);
 
 #endif

@@ -1,0 +1,97 @@
+/* cmd_cancel.c: `sluice cancel JOB`: asks for a job to be cancelled.
+ *
+ * The request is recorded in PostgreSQL (sluice_cancellations), which is
+ * what a worker checks before it starts a job: a job that has not started
+ * is acknowledged without running and recorded `cancelled`.  For a job that
+ * is running now, the request is also flagged in Redis
+ * (sluice:cancel:ID, kept a week); the master of the worker running it sees
+ * the flag and signals that child (SIGUSR2), whose handler gets
+ * `ctx->cancelled` set and is expected to return early.  A job that ignores
+ * it runs to its end, and is then recorded `cancelled`. */
+#include "cli.h"
+#include "jobid.h"
+#include "redis.h"
+#include "store.h"
+
+#include <getopt.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#define CMD "cancel"
+#define CANCEL_TTL_S "604800"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: sluice cancel JOB_ID [OPTIONS]\n"
+        "\n"
+        "Cancels a job: if it has not started, no worker will run it; if it is\n"
+        "running, its worker is told to stop it.  Either way it ends with status\n"
+        "'cancelled'.  A job that already finished is not changed.\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE   configuration file\n"
+        "  -h, --help          show this help\n");
+}
+
+int cmd_cancel(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'h': usage(stdout); return CLI_OK;
+        case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind >= argc)
+        return cli_usage_error(CMD, "missing JOB_ID");
+    if (optind + 1 < argc)
+        return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
+    const char *id = argv[optind];
+    if (!sl_jobid_valid(id))
+        return cli_usage_error(CMD, "invalid job id '%s'", id);
+    sl_config *cfg = cli_load_config(CMD, config);
+    if (cfg == NULL)
+        return CLI_FAILED;
+    const struct passwd *pw = getpwuid(getuid());
+    const char *by = getenv("SLUICE_USER") ? getenv("SLUICE_USER") : pw ? pw->pw_name : "unknown";
+    sl_err err;
+    int status = CLI_FAILED;
+    sl_redis *redis = NULL;
+    sl_store *store = sl_store_connect(cfg->database_url, &err);
+    if (store == NULL || sl_store_cancel(store, id, by, &err) < 0) {
+        cli_fail(CMD, "%s", err.msg);
+        goto out;
+    }
+    char key[SL_JOBID_MAX + 32];
+    snprintf(key, sizeof key, "sluice:cancel:%s", id);
+    const char *set[] = { "SET", key, by, "EX", CANCEL_TTL_S };
+    redisReply *rep = NULL;
+    if ((redis = sl_redis_connect(cfg->redis_url, 5000, &err)) == NULL ||
+        (rep = sl_redis_command(redis, 5, set, NULL, &err)) == NULL) {
+        /* Recorded where it matters (a job that has not started will not);
+         * only a running job misses the prompt stop. */
+        fprintf(stderr, "sluice cancel: warning: could not flag running job in Redis: %s\n", err.msg);
+    }
+    if (rep)
+        freeReplyObject(rep);
+    printf("cancellation of job %s requested\n", id);
+    status = CLI_OK;
+out:
+    sl_redis_free(redis);
+    sl_store_free(store);
+    sl_config_free(cfg);
+    return status;
+}

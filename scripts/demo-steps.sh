@@ -1,0 +1,303 @@
+#!/usr/bin/env bash
+# scripts/demo-steps.sh: the narrated steps of the sluice demo.  scripts/demo.sh
+# runs it inside scripts/servers.sh (which provides REDIS_URL, DATABASE_URL
+# and SLUICE_STATE_DIR); each part is a function demo_PART, so later parts
+# (scheduler, approval gate) can be added beside `queue`.  It can also be
+# sourced to reuse the helpers.
+set -euo pipefail
+
+demo_usage() {
+    cat <<'EOF'
+Usage: scripts/servers.sh scripts/demo-steps.sh [PART...]
+
+Runs the demo's parts in order (default: queue) against the servers of
+scripts/servers.sh, using the binaries in $SLUICE_BIN_DIR (default
+<repo>/build).  Normally started by scripts/demo.sh.
+
+Parts:
+  queue   start a worker pool, enqueue jobs (ok, slow, failing, garbage),
+          show their results and the dead letter, stop the pool gracefully
+EOF
+}
+
+DEMO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=${SLUICE_BIN_DIR:-$DEMO_ROOT/build}
+SLUICE=$BIN/sluice
+WORKER=$BIN/sluice-worker
+export SLUICE_CONFIG=${SLUICE_CONFIG:-$DEMO_ROOT/etc/sluice.yaml}
+WAIT_S=30       # how long to wait for a job's result
+STEP=0
+DEMO_FAILED=0
+DEMO_DONE=0
+WORKER_PID=""
+TAIL_PID=""
+
+if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
+    B=$'\e[1m' DIM=$'\e[2m' RED=$'\e[31m' GREEN=$'\e[32m' OFF=$'\e[0m'
+else
+    B="" DIM="" RED="" GREEN="" OFF=""
+fi
+
+# ---------------------------------------------------------------- helpers
+
+# A banner line for the next step.
+step() {
+    STEP=$((STEP + 1))
+    printf '\n%s==> [%d] %s%s\n' "$B" "$STEP" "$*" "$OFF"
+}
+say() { printf '    %s\n' "$*"; }
+bad() {
+    printf '    %sFAILED: %s%s\n' "$RED" "$*" "$OFF"
+    DEMO_FAILED=1
+}
+# The arguments as a shell would need them typed (quoted where needed).
+shell_words() {
+    local a out=""
+    for a in "$@"; do
+        if [[ $a =~ ^[A-Za-z0-9_./:=@%+,-]+$ ]]; then
+            out+=" $a"
+        else
+            out+=" '${a//\'/\'\\\'\'}'"
+        fi
+    done
+    printf '%s' "${out# }"
+}
+# Shows a command, then runs it.
+run() {
+    printf '    %s$ %s%s\n' "$DIM" "$(shell_words "$@")" "$OFF"
+    "$@"
+}
+redis() { redis-cli -u "$REDIS_URL" "$@"; }
+
+demo_require() {
+    local v
+    for v in REDIS_URL DATABASE_URL SLUICE_STATE_DIR; do
+        if [[ -z ${!v:-} ]]; then
+            echo "demo-steps.sh: $v is not set: run it through scripts/servers.sh (or scripts/demo.sh)" >&2
+            exit 2
+        fi
+    done
+    if [[ ! -x $SLUICE || ! -x $WORKER ]]; then
+        echo "demo-steps.sh: $SLUICE or $WORKER is missing: build first (scripts/demo.sh does)" >&2
+        exit 2
+    fi
+}
+
+# The value of a top-level string field of a one-line JSON object (enough
+# for `sluice job --json`; no jq on a fresh machine).
+json_field() {
+    sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$2" | head -n 1
+}
+
+# Starts the worker pool in the background; its log (stderr) goes to
+# $SLUICE_STATE_DIR/worker.log and is echoed here with a prefix.
+worker_start() {
+    local log=$SLUICE_STATE_DIR/worker.log
+    : >"$log"
+    printf '    %s$ %s 2>%s &%s\n' "$DIM" "$(shell_words "$WORKER" "$@")" "$log" "$OFF"
+    "$WORKER" "$@" 2>"$log" &
+    WORKER_PID=$!
+    tail -n +1 -s 0.2 --pid="$WORKER_PID" -F "$log" 2>/dev/null | sed -u "s/^/    ${DIM}worker|${OFF} /" &
+    TAIL_PID=$!
+    say "worker pool pid $WORKER_PID, log $log"
+}
+
+# Stops the worker with SIGTERM (graceful) and waits up to 30 s; sets
+# WORKER_STATUS to its exit status (KILLs it and returns 1 if it hangs).
+worker_stop() {
+    local deadline=$((SECONDS + 30))
+    WORKER_STATUS=""
+    [[ -n $WORKER_PID ]] || return 0
+    kill -TERM "$WORKER_PID" 2>/dev/null || true
+    while kill -0 "$WORKER_PID" 2>/dev/null && ! grep -q '^State:.*Z' "/proc/$WORKER_PID/status" 2>/dev/null; do
+        if ((SECONDS >= deadline)); then
+            bad "the worker did not exit within 30 s of SIGTERM; killing it"
+            kill -KILL "$WORKER_PID" 2>/dev/null || true
+            break
+        fi
+        sleep 0.1
+    done
+    WORKER_STATUS=0
+    wait "$WORKER_PID" || WORKER_STATUS=$?
+    WORKER_PID=""
+    if [[ -n $TAIL_PID ]]; then
+        wait "$TAIL_PID" 2>/dev/null || true # tail --pid ends with the worker
+        TAIL_PID=""
+    fi
+}
+
+# Fails the demo if the worker died.
+worker_alive() {
+    if [[ -n $WORKER_PID ]] && ! kill -0 "$WORKER_PID" 2>/dev/null; then
+        bad "the worker exited unexpectedly (log: $SLUICE_STATE_DIR/worker.log)"
+        return 1
+    fi
+}
+
+# Waits until the worker's consumer group exists on QUEUE's stream, so
+# entries added from now on are read (a group created at `$` would skip
+# earlier ones).
+wait_for_group() {
+    local key="sluice:{$1}:jobs" deadline=$((SECONDS + 15))
+    until redis XINFO GROUPS "$key" 2>/dev/null | grep -qx sluice; do
+        worker_alive || return 1
+        if ((SECONDS >= deadline)); then
+            bad "no consumer group 'sluice' on $key after 15 s"
+            return 1
+        fi
+        sleep 0.1
+    done
+    say "consumer group 'sluice' is reading $key"
+}
+
+# Enqueues a job and prints its id (the narration goes to stderr).
+enqueue() {
+    local id
+    printf '    %s$ %s%s\n' "$DIM" "$(shell_words "$SLUICE" enqueue "$@")" "$OFF" >&2
+    id=$("$SLUICE" enqueue "$@")
+    printf '    -> job %s\n' "$id" >&2
+    printf '%s\n' "$id"
+}
+
+# Waits until job ID has a final result: `sluice job ID --json` exits 1
+# until the worker has recorded one.  Prints the final status.
+wait_job() {
+    local id=$1 deadline=$((SECONDS + WAIT_S)) out status=""
+    while ((SECONDS < deadline)); do
+        if out=$("$SLUICE" job "$id" --json 2>/dev/null); then
+            status=$(json_field status "$out")
+            case $status in
+            queued | running | retrying | "") ;;
+            *)
+                printf '%s\n' "$status"
+                return 0
+                ;;
+            esac
+        fi
+        if [[ -n $WORKER_PID ]] && ! kill -0 "$WORKER_PID" 2>/dev/null; then
+            printf 'no result: the worker exited\n'
+            return 1
+        fi
+        sleep 0.2
+    done
+    printf 'no result within %s s%s\n' "$WAIT_S" "${status:+ (last status $status)}"
+    return 1
+}
+
+# Polls until the length of stream KEY is at least N (at most 15 s).
+wait_xlen() {
+    local key=$1 n=$2 deadline=$((SECONDS + 15)) len=0
+    while ((SECONDS < deadline)); do
+        len=$(redis XLEN "$key" 2>/dev/null || echo 0)
+        ((len >= n)) && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# EXIT trap: never leave a worker behind; say where a failure happened.
+demo_finish() {
+    local rc=$? i
+    if [[ -n $WORKER_PID ]] && kill -0 "$WORKER_PID" 2>/dev/null; then
+        kill -TERM "$WORKER_PID" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$WORKER_PID" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$WORKER_PID" 2>/dev/null || true
+    fi
+    if [[ -n $TAIL_PID ]]; then
+        kill "$TAIL_PID" 2>/dev/null || true
+    fi
+    if ((rc != 0 && !DEMO_DONE)); then
+        printf '\n%sdemo: FAILED in step [%d] (exit %d); logs under %s%s\n' \
+            "$RED" "$STEP" "$rc" "${SLUICE_STATE_DIR:-?}" "$OFF"
+    fi
+}
+
+# ---------------------------------------------------------------- parts
+
+demo_setup() {
+    step "Apply the database migrations"
+    run "$SLUICE" migrate
+}
+
+demo_queue() {
+    local ok slow fail status id
+    step "Start a worker pool: 2 processes consuming queue 'demo'"
+    worker_start --processes 2 --queues demo
+    wait_for_group demo || return 1
+
+    step "Enqueue jobs: one that succeeds, one that sleeps 300 ms, one that fails"
+    ok=$(enqueue noop --queue demo)
+    slow=$(enqueue sleep --queue demo --arg ms=300)
+    fail=$(enqueue fail --queue demo --arg message="disk full on build host")
+
+    step "Add a garbage entry straight to the stream (not MessagePack): it must go to the dead letter"
+    run redis-cli -u "$REDIS_URL" XADD 'sluice:{demo}:jobs' '*' job 'not msgpack'
+
+    step "Wait for the results (sluice job ID --json until the worker has recorded one)"
+    for id in "$ok" "$slow" "$fail"; do
+        if status=$(wait_job "$id"); then
+            say "job $id: $status"
+        else
+            bad "job $id: $status"
+        fi
+    done
+
+    step "Show each job"
+    for id in "$ok" "$slow" "$fail"; do
+        run "$SLUICE" job "$id" || bad "sluice job $id failed"
+        echo
+    done
+
+    step "Show the dead letter of queue 'demo': entries that could not be processed (the garbage)"
+    wait_xlen 'sluice:{demo}:dead' 1 || bad "the dead letter sluice:{demo}:dead is still empty after 15 s"
+    run "$SLUICE" dead list --queue demo || bad "sluice dead list --queue demo failed"
+
+    step "Stop the worker pool gracefully (SIGTERM) and check its exit status"
+    say "kill -TERM $WORKER_PID"
+    worker_stop
+    if [[ $WORKER_STATUS == 0 ]]; then
+        say "${GREEN}sluice-worker exited with status 0${OFF}"
+    else
+        bad "sluice-worker exited with status $WORKER_STATUS"
+    fi
+}
+
+demo_main() {
+    local part
+    if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+        demo_usage
+        return 0
+    fi
+    (($#)) || set -- queue
+    for part in "$@"; do
+        declare -F "demo_$part" >/dev/null || {
+            echo "demo-steps.sh: unknown part '$part' (see --help)" >&2
+            return 2
+        }
+    done
+    demo_require
+    trap demo_finish EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    # A step that fails outright stops the demo (set -e; demo_finish says
+    # where); checks that fail mark it failed and let it go on.
+    demo_setup
+    for part in "$@"; do
+        "demo_$part"
+    done
+    DEMO_DONE=1
+    echo
+    if ((DEMO_FAILED)); then
+        printf '%sdemo: FAILED%s (logs under %s)\n' "$RED" "$OFF" "$SLUICE_STATE_DIR"
+        return 1
+    fi
+    printf '%sdemo: OK%s\n' "$GREEN" "$OFF"
+}
+
+# Run unless sourced.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    demo_main "$@"
+fi

@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# scripts/test.sh: the project's test command (README, .ci/run).  Installs
+# missing packages (scripts/deps.sh), builds two trees -- `build`
+# (RelWithDebInfo) and `build-asan` (Debug, AddressSanitizer +
+# UndefinedBehaviorSanitizer) -- and runs ctest in each against its own
+# private Redis and PostgreSQL (scripts/servers.sh).  Works from any cwd.
+set -euo pipefail
+
+usage() {
+    cat <<'EOF'
+Usage: scripts/test.sh [--no-asan | --only-asan] [-R REGEX] [--no-deps] [-- CTEST_ARGS...]
+
+Builds and tests sluice: the `build` tree (RelWithDebInfo) and the
+`build-asan` tree (Debug, -DSLUICE_SANITIZE=ON), each tested with
+`ctest --output-on-failure -j2` inside scripts/servers.sh (one private
+Redis + PostgreSQL per tree, PostgreSQL with fsync off: SLUICE_PG_FAST=1).
+
+  --no-asan     only the `build` tree
+  --only-asan   only the `build-asan` tree
+  -R REGEX      run only the tests matching REGEX (passed to ctest)
+  --no-deps     do not run scripts/deps.sh first
+  -- ARGS       further arguments for ctest
+  -h, --help    show this help
+
+Prints a summary line per tree and the total wall time; exits non-zero if a
+build or a test failed.  SLUICE_KEEP_ON_FAILURE=1 keeps the servers' logs of
+a failing tree (see scripts/servers.sh --help).
+EOF
+}
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+
+TREES=(build build-asan)
+CTEST_EXTRA=()
+DEPS=1
+while (($#)); do
+    case $1 in
+    -h | --help)
+        usage
+        exit 0
+        ;;
+    --no-asan) TREES=(build) ;;
+    --only-asan) TREES=(build-asan) ;;
+    --no-deps) DEPS=0 ;;
+    -R)
+        [[ $# -ge 2 ]] || {
+            echo "test.sh: -R needs a regex" >&2
+            exit 2
+        }
+        CTEST_EXTRA+=(-R "$2")
+        shift
+        ;;
+    --)
+        shift
+        CTEST_EXTRA+=("$@")
+        break
+        ;;
+    *)
+        echo "test.sh: unknown argument $1 (see --help)" >&2
+        exit 2
+        ;;
+    esac
+    shift
+done
+
+T0=$SECONDS
+# Ctrl-C / TERM: scripts/servers.sh tears its servers down first; then stop
+# here instead of going on with the next tree.
+trap 'echo "test.sh: interrupted" >&2; exit 130' INT
+trap 'echo "test.sh: terminated" >&2; exit 143' TERM
+trap 'exit 129' HUP
+banner() { printf '\n==== %s\n' "$*"; }
+
+if ((DEPS)); then
+    banner "dependencies (scripts/deps.sh)"
+    "$ROOT/scripts/deps.sh"
+fi
+
+declare -A SUMMARY=()
+total_passed=0
+total_failed=0
+failed_any=0
+
+# ctest prints "N% tests passed, F tests failed out of T": sets RESULT to
+# that line and adds the counts to the totals.
+count_results() {
+    local line re='^[0-9]+% tests passed, ([0-9]+) tests? failed out of ([0-9]+)'
+    RESULT="no ctest summary"
+    line=$(grep -E "$re" "$1" | tail -n 1 || true)
+    [[ $line =~ $re ]] || return 0
+    RESULT=$line
+    total_failed=$((total_failed + BASH_REMATCH[1]))
+    total_passed=$((total_passed + BASH_REMATCH[2] - BASH_REMATCH[1]))
+}
+
+run_tree() {
+    local tree=$1 t_start=$SECONDS t_build cfg=() env=() rc=0 log
+    case $tree in
+    build) cfg=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+    build-asan)
+        cfg=(-DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON)
+        env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+            UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+        ;;
+    esac
+
+    banner "$tree: configure and build (${cfg[*]})"
+    if ! { cmake -S . -B "$tree" "${cfg[@]}" && cmake --build "$tree" -j"$(nproc)"; }; then
+        SUMMARY[$tree]="FAILED to build ($((SECONDS - t_start)) s)"
+        failed_any=1
+        return 0
+    fi
+    t_build=$((SECONDS - t_start))
+
+    banner "$tree: ctest (private Redis + PostgreSQL via scripts/servers.sh)"
+    log=$tree/ctest-output.log
+    env "${env[@]}" SLUICE_PG_FAST=1 "$ROOT/scripts/servers.sh" \
+        ctest --test-dir "$tree" --output-on-failure --no-tests=error -j2 "${CTEST_EXTRA[@]}" \
+        2>&1 | tee -i "$log" || rc=$?
+    count_results "$log"
+    if ((rc == 0)); then
+        SUMMARY[$tree]="ok: $RESULT (build ${t_build} s, tests $((SECONDS - t_start - t_build)) s)"
+    else
+        SUMMARY[$tree]="FAILED (exit $rc): $RESULT (build ${t_build} s, tests $((SECONDS - t_start - t_build)) s)"
+        failed_any=1
+    fi
+}
+
+for tree in "${TREES[@]}"; do
+    run_tree "$tree"
+done
+
+banner "summary"
+for tree in "${TREES[@]}"; do
+    printf '%-11s %s\n' "$tree:" "${SUMMARY[$tree]}"
+done
+elapsed=$((SECONDS - T0))
+printf 'total wall time: %dm%02ds\n' $((elapsed / 60)) $((elapsed % 60))
+if ((failed_any)); then
+    echo "RESULT: FAILED"
+else
+    echo "RESULT: OK"
+fi
+# The plain closing line (tests of all trees added up).
+printf 'total: %d passed, %d failed\n' "$total_passed" "$total_failed"
+exit "$failed_any"

@@ -1,0 +1,307 @@
+/* supervise.c: see supervise.h. */
+#include "supervise.h"
+#include "buf.h"
+#include "clock.h"
+#include "json.h"
+#include "log.h"
+#include "mem.h"
+#include "queue.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define REDIS_TIMEOUT_MS 1000   /* connect and command timeout of the master's connection */
+#define RECONNECT_MIN_MS 200    /* first delay after a failure, doubling ... */
+#define RECONNECT_MAX_MS 10000  /* ... up to this */
+#define REGISTRY_SOON_MS 200    /* a changed pool is published at most this late */
+
+struct sl_supervisor {
+    sl_redis *redis;        /* NULL while disconnected */
+    char *url;              /* the URL redis was opened with (owned) */
+    bool down;              /* an outage is in progress (logged once) */
+    int64_t retry_at;       /* monotonic ms of the next connection attempt */
+    int64_t retry_delay;    /* current backoff */
+    int64_t renew_at;       /* monotonic ms of the next lease renewal */
+    int64_t registry_at;    /* monotonic ms of the next registry write */
+    char host[256];
+    char key[320];          /* sluice:worker:<host>:<pid> */
+    sl_slot *snap;          /* scratch copy of one slot (too large for the stack) */
+    const char *ids[SL_SCOREBOARD_BATCH_MAX]; /* scratch for one renewal */
+    bool grouped[SL_SCOREBOARD_BATCH_MAX];
+};
+
+sl_supervisor *sl_supervisor_new(void)
+{
+    sl_supervisor *s = sl_xcalloc(1, sizeof *s);
+    if (gethostname(s->host, sizeof s->host) < 0)
+        snprintf(s->host, sizeof s->host, "localhost");
+    s->host[sizeof s->host - 1] = '\0';
+    snprintf(s->key, sizeof s->key, SL_WORKER_KEY_PREFIX "%s:%ld", s->host, (long)getpid());
+    s->snap = sl_xmalloc(sizeof *s->snap);
+    s->retry_delay = RECONNECT_MIN_MS;
+    return s;
+}
+
+void sl_supervisor_free(sl_supervisor *s)
+{
+    if (s == NULL)
+        return;
+    sl_redis_free(s->redis);
+    free(s->url);
+    free(s->snap);
+    free(s);
+}
+
+void sl_supervisor_forget(const sl_supervisor *s)
+{
+    if (s->redis && sl_redis_fd(s->redis) >= 0)
+        close(sl_redis_fd(s->redis));
+}
+
+void sl_supervisor_pool_changed(sl_supervisor *s)
+{
+    int64_t soon = sl_monotonic_ms() + REGISTRY_SOON_MS;
+    if (s->registry_at > soon)
+        s->registry_at = soon;
+}
+
+static void drop_connection(sl_supervisor *s, const char *why)
+{
+    if (!s->down) {
+        char q[600];
+        SL_ERROR("redis.unavailable", "user=master error=%s retry=backoff",
+                 sl_log_quote(q, sizeof q, why));
+    }
+    s->down = true;
+    sl_redis_free(s->redis);
+    s->redis = NULL;
+    s->retry_at = sl_monotonic_ms() + s->retry_delay;
+    s->retry_delay = s->retry_delay < RECONNECT_MAX_MS / 2 ? s->retry_delay * 2 : RECONNECT_MAX_MS;
+}
+
+/* Returns the connection, opening it if it is due; NULL while down. */
+static sl_redis *connection(sl_supervisor *s, const sl_config *cfg, bool even_if_backing_off)
+{
+    if (s->redis && (sl_redis_broken(s->redis) || strcmp(s->url, cfg->redis_url) != 0)) {
+        sl_redis_free(s->redis); /* broken, or the URL changed on reload */
+        s->redis = NULL;
+    }
+    if (s->redis)
+        return s->redis;
+    if (!even_if_backing_off && sl_monotonic_ms() < s->retry_at)
+        return NULL;
+    sl_err err;
+    s->redis = sl_redis_connect(cfg->redis_url, REDIS_TIMEOUT_MS, &err);
+    if (s->redis == NULL) {
+        drop_connection(s, err.msg);
+        return NULL;
+    }
+    free(s->url);
+    s->url = sl_xstrdup(cfg->redis_url);
+    if (s->down)
+        SL_INFO("redis.recovered", "user=master");
+    s->down = false;
+    s->retry_delay = RECONNECT_MIN_MS;
+    return s->redis;
+}
+
+/* After a failed command: a broken connection is dropped (and reopened
+ * later); an error reply is only logged. */
+static void command_failed(sl_supervisor *s, const char *event, const sl_err *err)
+{
+    if (s->redis && sl_redis_broken(s->redis)) {
+        drop_connection(s, err->msg);
+        return;
+    }
+    char q[600];
+    SL_WARN(event, "error=%s", sl_log_quote(q, sizeof q, err->msg));
+}
+
+/* Reads slot i into s->snap; false unless it holds a consistent picture of
+ * the live child pid. */
+static bool snapshot(sl_supervisor *s, const sl_pool_view *v, int i)
+{
+    if (v->pids[i] == 0 || !sl_slot_read(sl_scoreboard_slot(v->board, i), s->snap))
+        return false;
+    s->snap->consumer[sizeof s->snap->consumer - 1] = '\0';
+    s->snap->job_id[sizeof s->snap->job_id - 1] = '\0';
+    s->snap->job_kind[sizeof s->snap->job_kind - 1] = '\0';
+    s->snap->job_queue[sizeof s->snap->job_queue - 1] = '\0';
+    return s->snap->pid == v->pids[i];
+}
+
+/* Renews the entries the child in s->snap holds, one call per queue. */
+static void renew_child(sl_supervisor *s, sl_redis *r, int slot)
+{
+    sl_slot *c = s->snap;
+    memset(s->grouped, 0, c->held * sizeof s->grouped[0]);
+    for (size_t k = 0; k < c->held; k++) {
+        c->entries[k].queue[sizeof c->entries[k].queue - 1] = '\0';
+        c->entries[k].stream_id[sizeof c->entries[k].stream_id - 1] = '\0';
+    }
+    for (size_t k = 0; k < c->held && s->redis; k++) {
+        if (s->grouped[k])
+            continue;
+        const char *queue = c->entries[k].queue;
+        size_t n = 0;
+        for (size_t j = k; j < c->held; j++) {
+            if (!s->grouped[j] && strcmp(c->entries[j].queue, queue) == 0) {
+                s->grouped[j] = true;
+                s->ids[n++] = c->entries[j].stream_id;
+            }
+        }
+        if (!sl_envelope_queue_valid(queue) || c->consumer[0] == '\0')
+            continue; /* not a slot a well-behaved child wrote */
+        sl_err err;
+        if (sl_queue_renew(r, c->consumer, queue, s->ids, n, &err) < 0)
+            command_failed(s, "lease.renew_failed", &err);
+        else
+            SL_DEBUG("lease.renewed", "slot=%d child=%ld queue=%s entries=%zu", slot,
+                     (long)c->pid, queue, n);
+    }
+}
+
+static void renew_leases(sl_supervisor *s, const sl_pool_view *v, sl_redis *r)
+{
+    for (int i = 0; i < v->nslots && s->redis; i++) {
+        if (!snapshot(s, v, i) || s->snap->held == 0)
+            continue;
+        if (s->snap->state == SL_CHILD_RUNNING || s->snap->state == SL_CHILD_COMMITTING)
+            renew_child(s, r, i);
+    }
+}
+
+/* Resident set size of pid in KiB, -1 if unknown. */
+static long rss_kb(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/statm", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    long size, resident;
+    int got = fscanf(f, "%ld %ld", &size, &resident);
+    fclose(f);
+    long page = sysconf(_SC_PAGESIZE);
+    return got == 2 && page > 0 ? resident * (page / 1024) : -1;
+}
+
+static void put_str(sl_buf *b, const char *key, const char *value)
+{
+    sl_buf_printf(b, "\"%s\":", key);
+    if (value && value[0])
+        sl_json_put_string(b, value, strlen(value));
+    else
+        sl_buf_puts(b, "null");
+}
+
+static void put_rss(sl_buf *b, pid_t pid)
+{
+    long kb = rss_kb(pid);
+    if (kb >= 0)
+        sl_buf_printf(b, "\"rss_kb\":%ld", kb);
+    else
+        sl_buf_puts(b, "\"rss_kb\":null");
+}
+
+static void registry_document(sl_supervisor *s, const sl_pool_view *v, sl_buf *b)
+{
+    sl_buf_puts(b, "{");
+    put_str(b, "host", s->host);
+    sl_buf_printf(b, ",\"pid\":%ld,\"role\":\"master\",", (long)getpid());
+    put_str(b, "version", SLUICE_VERSION);
+    sl_buf_printf(b, ",\"started_at_ms\":%lld,\"updated_at_ms\":%lld,",
+                  (long long)v->started_at_ms, (long long)sl_now_ms());
+    put_str(b, "state", v->state);
+    sl_buf_printf(b, ",\"processes\":%d,", v->processes);
+    put_rss(b, getpid());
+    sl_buf_puts(b, ",\"queues\":[");
+    for (size_t q = 0; q < v->cfg->worker.nqueues; q++) {
+        if (q)
+            sl_buf_putc(b, ',');
+        sl_json_put_string(b, v->cfg->worker.queues[q], strlen(v->cfg->worker.queues[q]));
+    }
+    sl_buf_puts(b, "],\"children\":[");
+    int64_t now = sl_monotonic_ms();
+    bool first = true;
+    for (int i = 0; i < v->nslots; i++) {
+        if (v->pids[i] == 0)
+            continue;
+        bool known = snapshot(s, v, i);
+        const sl_slot *c = s->snap;
+        bool in_job = known && c->state == SL_CHILD_RUNNING && c->job_id[0];
+        sl_buf_printf(b, "%s{\"slot\":%d,\"pid\":%ld,", first ? "" : ",", i, (long)v->pids[i]);
+        first = false;
+        put_str(b, "state", known ? sl_child_state_name(c->state) : "starting");
+        sl_buf_putc(b, ',');
+        put_str(b, "job", in_job ? c->job_id : NULL);
+        sl_buf_putc(b, ',');
+        put_str(b, "kind", in_job ? c->job_kind : NULL);
+        sl_buf_putc(b, ',');
+        put_str(b, "queue", in_job ? c->job_queue : NULL);
+        if (in_job)
+            sl_buf_printf(b, ",\"job_ms\":%lld,", (long long)(now - c->job_started_ms));
+        else
+            sl_buf_puts(b, ",\"job_ms\":null,");
+        sl_buf_printf(b, "\"jobs_done\":%llu,", known ? (unsigned long long)c->jobs_done : 0ULL);
+        put_rss(b, v->pids[i]);
+        sl_buf_putc(b, '}');
+    }
+    sl_buf_puts(b, "]}");
+}
+
+static void write_registry(sl_supervisor *s, const sl_pool_view *v, sl_redis *r)
+{
+    sl_buf doc = SL_BUF_INIT;
+    registry_document(s, v, &doc);
+    char ttl[16];
+    snprintf(ttl, sizeof ttl, "%d", SL_REGISTRY_TTL_S);
+    const char *argv[] = { "SET", s->key, doc.data, "EX", ttl };
+    size_t lens[] = { 3, strlen(s->key), doc.len, 2, strlen(ttl) };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 5, argv, lens, &err);
+    if (rep == NULL)
+        command_failed(s, "registry.write_failed", &err);
+    freeReplyObject(rep);
+    sl_buf_free(&doc);
+}
+
+int64_t sl_supervisor_tick(sl_supervisor *s, const sl_pool_view *v)
+{
+    int64_t now = sl_monotonic_ms();
+    bool renew_due = now >= s->renew_at, registry_due = now >= s->registry_at;
+    if (renew_due || registry_due) {
+        sl_redis *r = connection(s, v->cfg, false);
+        if (r && renew_due) {
+            renew_leases(s, v, r);
+            int64_t every = v->cfg->worker.visibility_timeout_ms / 3;
+            s->renew_at = now + (every > 0 ? every : 1);
+        }
+        r = s->redis; /* renewal may have dropped it */
+        if (r && registry_due) {
+            write_registry(s, v, r);
+            s->registry_at = now + SL_REGISTRY_EVERY_MS;
+        }
+    }
+    int64_t next = s->renew_at < s->registry_at ? s->renew_at : s->registry_at;
+    if (s->redis == NULL && s->retry_at > next)
+        next = s->retry_at; /* nothing can be done before the next attempt */
+    next -= now;
+    return next > 10 ? next : 10;
+}
+
+void sl_supervisor_unregister(sl_supervisor *s, const sl_config *cfg)
+{
+    sl_redis *r = connection(s, cfg, true);
+    if (r == NULL)
+        return; /* the document expires by itself */
+    const char *argv[] = { "DEL", s->key };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 2, argv, NULL, &err);
+    if (rep == NULL)
+        command_failed(s, "registry.delete_failed", &err);
+    freeReplyObject(rep);
+}
