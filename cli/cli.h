@@ -27,6 +27,7 @@ int cmd_enqueue(int argc, char **argv);
 int cmd_job(int argc, char **argv);
 int cmd_migrate(int argc, char **argv);
 int cmd_dead(int argc, char **argv);
+int cmd_cancel(int argc, char **argv);
 int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_kinds(int argc, char **argv);

@@ -10,6 +10,7 @@
  * it runs to its end, and is then recorded `cancelled`. */
 #include "cli.h"
 #include "jobid.h"
+#include "queue.h"
 #include "redis.h"
 #include "store.h"
 
@@ -76,7 +77,7 @@ int cmd_cancel(int argc, char **argv)
         goto out;
     }
     char key[SL_JOBID_MAX + 32];
-    snprintf(key, sizeof key, "sluice:cancel:%s", id);
+    snprintf(key, sizeof key, "%s%s", SL_CANCEL_KEY_PREFIX, id);
     const char *set[] = { "SET", key, by, "EX", CANCEL_TTL_S };
     redisReply *rep = NULL;
     if ((redis = sl_redis_connect(cfg->redis_url, 5000, &err)) == NULL ||

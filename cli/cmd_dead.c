@@ -2,10 +2,11 @@
  *
  * list   prints entries, oldest first, with the error that put each there
  *        and what can be told of the job;
- * retry  sends entries back to their queue as a fresh first attempt: the
- *        job is reset in PostgreSQL first (so that a worker runs it instead
- *        of seeing it recorded dead), then the envelope, re-encoded with
- *        attempt 1, replaces the dead entry in one atomic step
+ * retry  sends entries back to their queue as a new attempt: the job is
+ *        reset in PostgreSQL first (so that a worker runs it instead of
+ *        seeing it recorded dead), then the envelope, re-encoded as the
+ *        attempt after the last recorded one with --attempts more allowed,
+ *        replaces the dead entry in one atomic step
  *        (sl_queue_dead_requeue).  A failure between the two leaves the
  *        entry in the dead letter, and running retry again finishes it;
  *        the other order would let a worker find the job still recorded
@@ -23,6 +24,7 @@
 #include "redis.h"
 #include "store.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,8 +76,9 @@ static void retry_usage(FILE *f)
         "Usage: sluice dead retry ENTRY_ID --queue Q [OPTIONS]\n"
         "       sluice dead retry --all [--queue Q] [OPTIONS]\n"
         "\n"
-        "Sends dead-letter entries back to their queue's stream as a new first\n"
-        "attempt (attempt 1, the job's id kept) and marks the job queued again in\n"
+        "Sends dead-letter entries back to their queue's stream as a new attempt\n"
+        "(the job's id kept, numbered after its last recorded attempt, with\n"
+        "--attempts more attempts allowed) and marks the job queued again in\n"
         "PostgreSQL, so that a worker runs it.  ENTRY_ID is the entry id printed by\n"
         "'sluice dead list' (MS-SEQ).  An entry whose envelope cannot be decoded\n"
         "cannot be retried; 'sluice dead purge' removes it.  Exits 1 if any entry\n"
@@ -85,6 +88,7 @@ static void retry_usage(FILE *f)
         "  -q, --queue Q       the queue (required with ENTRY_ID; with --all, default:\n"
         "                      every known queue)\n"
         "      --all           every entry present when the command starts\n"
+        "  -a, --attempts N    attempts the job gets (with retries if N > 1); default 1\n"
         "  -c, --config FILE   configuration file\n"
         "  -h, --help          show this help\n");
 }
@@ -315,6 +319,7 @@ typedef struct retry_ctx {
     sl_store *store;
     long retried;   /* entries sent back */
     long failed;    /* entries that could not be */
+    int attempts;   /* --attempts: attempts each retried job gets */
 } retry_ctx;
 
 /* Retries one dead entry (its id and field list).  Returns 0, or -1 after
@@ -341,22 +346,24 @@ static int retry_entry(retry_ctx *x, const char *queue, const char *entry_id,
                  "(%s); 'sluice dead purge' removes it", entry_id, queue, err.msg);
         goto out;
     }
-    decoded.attempt = 1;
-    if (sl_envelope_encode(&decoded, &sb, &err) < 0) {
-        cli_fail(cmd, "entry %s of queue '%s': re-encoding job %s: %s", entry_id, queue,
-                 decoded.id, err.msg);
-        goto out;
-    }
     /* PostgreSQL first: see the file comment. */
-    if (sl_store_job_reset(x->store, decoded.id, &err) < 0) {
+    int64_t recorded = 0;
+    if (sl_store_job_reset(x->store, decoded.id, &recorded, &err) < 0) {
         if (err.code != SL_ENOTFOUND) {
             cli_fail(cmd, "entry %s of queue '%s': %s", entry_id, queue, err.msg);
             *fatal = sl_store_broken(x->store);
             goto out;
         }
-        /* No dead row: never recorded (its result was refused), or reset
-         * by an earlier retry that did not finish.  Nothing to reset. */
+        /* No dead row: never recorded (its result was refused), or not
+         * recorded yet.  Nothing to reset. */
         fprintf(stderr, "sluice %s: note: %s; requeueing it anyway\n", cmd, err.msg);
+    }
+    decoded.attempt = (recorded > decoded.attempt ? recorded : decoded.attempt) + 1;
+    decoded.max_attempts = decoded.attempt - 1 + x->attempts;
+    if (sl_envelope_encode(&decoded, &sb, &err) < 0) {
+        cli_fail(cmd, "entry %s of queue '%s': re-encoding job %s: %s", entry_id, queue,
+                 decoded.id, err.msg);
+        goto out;
     }
     if (sl_queue_dead_requeue(x->redis, queue, entry_id, sb.data, sb.size, &err) < 0) {
         if (err.code == SL_ENOTFOUND)
@@ -366,8 +373,9 @@ static int retry_entry(retry_ctx *x, const char *queue, const char *entry_id,
         *fatal = sl_redis_broken(x->redis);
         goto out;
     }
-    printf("retried %s of queue '%s': job %s (kind %s) is queued again as attempt 1\n",
-           entry_id, queue, decoded.id, decoded.kind);
+    printf("retried %s of queue '%s': job %s (kind %s) is queued again as attempt %lld of %lld\n",
+           entry_id, queue, decoded.id, decoded.kind, (long long)decoded.attempt,
+           (long long)decoded.max_attempts);
     rc = 0;
 out:
     if (rc == 0)
@@ -435,19 +443,28 @@ static int dead_retry(int argc, char **argv)
     static const struct option opts[] = {
         { "queue", required_argument, NULL, 'q' },
         { "all", no_argument, NULL, 'A' },
+        { "attempts", required_argument, NULL, 'a' },
         { "config", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     const char *config = NULL, *queue = NULL;
     bool all = false;
+    long attempts = 1;
     int c;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":q:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":q:a:c:h", opts, NULL)) != -1) {
+        char *end;
         switch (c) {
         case 'q': queue = optarg; break;
         case 'A': all = true; break;
+        case 'a':
+            errno = 0;
+            attempts = strtol(optarg, &end, 10);
+            if (errno || end == optarg || *end || attempts < 1 || attempts > 1000)
+                return cli_usage_error(cmd, "--attempts: expected a number from 1 to 1000, got '%s'", optarg);
+            break;
         case 'c': config = optarg; break;
         case 'h': retry_usage(stdout); return CLI_OK;
         case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
@@ -476,7 +493,7 @@ static int dead_retry(int argc, char **argv)
     int status = CLI_FAILED, nqueues = 0;
     char **queues = NULL;
     bool fatal = false;
-    retry_ctx x = { 0 };
+    retry_ctx x = { .attempts = (int)attempts };
     if ((x.store = sl_store_connect(cfg->database_url, &err)) == NULL ||
         sl_store_check_schema(x.store, &err) < 0 ||
         (x.redis = sl_redis_connect(cfg->redis_url, 5000, &err)) == NULL) {

@@ -14,6 +14,7 @@ typedef struct command {
 static const command commands[] = {
     { "enqueue", cmd_enqueue, "add a job to a queue and print its id" },
     { "job", cmd_job, "show a job's status, attempts, timings and result" },
+    { "cancel", cmd_cancel, "cancel a job that is queued or running" },
     { "dead", cmd_dead, "list, retry or purge dead-letter entries" },
     { "pause", cmd_pause, "stop workers taking jobs from a queue" },
     { "resume", cmd_resume, "let workers take jobs from a paused queue again" },

@@ -16,7 +16,8 @@ enum sl_err_code {
     SL_EPG,      /* PostgreSQL unreachable or returned an error */
     SL_EIO,      /* a system call failed */
     SL_ENOTFOUND,/* the thing asked for does not exist */
-    SL_EJOB,     /* a job handler reported failure */
+    SL_EJOB,     /* a job handler reported failure (retried while attempts remain) */
+    SL_EPERMANENT,/* a job failure that retrying cannot fix (a remote 4xx, a refused value) */
 };
 
 typedef struct sl_err {

@@ -647,6 +647,53 @@ int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64
     return (int)(out->n - first);
 }
 
+int sl_queue_claim(sl_redis *r, const char *consumer, const char *queue, const char *stream_id,
+                   sl_batch *out, sl_err *err)
+{
+    if (!stream_id_valid(stream_id))
+        return sl_err_set(err, SL_EINVAL, "claim: '%.60s' is not a stream entry id (MS-SEQ)",
+                          stream_id);
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, queue, "jobs");
+    const char *argv[] = { "XCLAIM", key, SL_GROUP, consumer, "0", stream_id };
+    redisReply *rep = sl_redis_command(r, 6, argv, NULL, err);
+    if (rep == NULL)
+        return -1;
+    size_t first = out->n;
+    if (rep->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < rep->elements; i++) {
+            const redisReply *item = rep->element[i];
+            if (item->type == REDIS_REPLY_ARRAY && item->elements >= 2 &&
+                item->element[1]->type == REDIS_REPLY_ARRAY)
+                entry_from_reply(batch_push(out), queue, item);
+        }
+    }
+    freeReplyObject(rep);
+    if (out->n == first) {
+        /* Gone from the stream but maybe still listed as pending: drop it. */
+        const char *ids[] = { stream_id };
+        return ack_ids(r, key, ids, 1, err) < 0 ? -1 : 0;
+    }
+    if (fill_deliveries(r, consumer, key, out, first, err) < 0) {
+        batch_truncate(out, first);
+        return -1;
+    }
+    return (int)(out->n - first);
+}
+
+int sl_queue_release(sl_redis *r, const sl_entry *e, sl_err *err)
+{
+    char jobs[SL_KEY_MAX], what[SL_KEY_MAX + 16];
+    sl_queue_key(jobs, e->queue, "jobs");
+    snprintf(what, sizeof what, "release to %s", jobs);
+    const char *xadd[] = { "XADD", jobs, "*", "job", e->data ? e->data : "" };
+    size_t xadd_len[] = { 4, strlen(jobs), 1, 3, e->data ? e->len : 0 };
+    const char *xack[] = { "XACK", jobs, SL_GROUP, e->stream_id };
+    const char *xdel[] = { "XDEL", jobs, e->stream_id };
+    const tx_cmd cmds[] = { { 5, xadd, xadd_len }, { 4, xack, NULL }, { 3, xdel, NULL } };
+    return transaction(r, cmds, 3, what, NULL, err);
+}
+
 int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
                    const char *const *stream_ids, size_t n, sl_err *err)
 {

@@ -117,9 +117,24 @@ int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64
 int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
                    const char *const *stream_ids, size_t n, sl_err *err);
 
+/* Claims one pending entry of the queue's stream for consumer whatever its
+ * idle time (XCLAIM … 0), e.g. the entry of a job whose worker was killed
+ * for overrunning its timeout, and appends it to *out with its delivery
+ * count.  Returns 1 if claimed, 0 if the entry is no longer pending (it was
+ * acknowledged or deleted meanwhile), -1 with err. */
+int sl_queue_claim(sl_redis *r, const char *consumer, const char *queue, const char *stream_id,
+                   sl_batch *out, sl_err *err);
+
+/* Hands entry e back to its queue unrun: appends its bytes as a new entry
+ * at the end of the stream and acknowledges + deletes the original, in one
+ * MULTI/EXEC transaction (a worker stopping gracefully uses it for the
+ * jobs of its batch it has not started). */
+int sl_queue_release(sl_redis *r, const sl_entry *e, sl_err *err);
+
 /* ---- operator controls ------------------------------------------------------ */
 
 #define SL_PAUSED_KEY "sluice:paused"  /* SET of paused queue names */
+#define SL_CANCEL_KEY_PREFIX "sluice:cancel:" /* + job id: cancel a running job */
 
 /* Pauses (SADD) or resumes (SREM) a queue: workers do not fetch from a
  * paused queue; producers can still enqueue. */

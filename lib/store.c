@@ -357,16 +357,21 @@ int sl_store_prior(sl_store *s, const sl_job *const *jobs, size_t n, sl_prior *p
     return 0;
 }
 
-int sl_store_job_reset(sl_store *s, const char *id, sl_err *err)
+int sl_store_job_reset(sl_store *s, const char *id, int64_t *attempts, sl_err *err)
 {
     const char *params[] = { id };
+    *attempts = 0;
     PGresult *res = exec_ok(s, "reset job",
                             "UPDATE sluice_jobs SET status = 'queued', error = NULL"
-                            " WHERE id = $1 AND status IN ('dead', 'failed')", 1, params, err);
+                            " WHERE id = $1 AND status IN ('dead', 'failed', 'queued')"
+                            " RETURNING attempts", 1, params, err);
     if (res == NULL)
         return -1;
-    int rc = atoi(PQcmdTuples(res)) == 1 ? 0
-             : sl_err_set(err, SL_ENOTFOUND, "job %s: no dead job with that id in PostgreSQL", id);
+    int rc = 0;
+    if (PQntuples(res) == 1)
+        *attempts = atoll(PQgetvalue(res, 0, 0));
+    else
+        rc = sl_err_set(err, SL_ENOTFOUND, "job %s: no dead job with that id in PostgreSQL", id);
     PQclear(res);
     return rc;
 }

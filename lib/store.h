@@ -80,10 +80,13 @@ typedef struct sl_prior {
 int sl_store_prior(sl_store *s, const sl_job *const *jobs, size_t n, sl_prior *prior, sl_err *err);
 
 /* Marks a dead job as queued again (for `sluice dead retry`), so that
- * workers run its next attempt.  Returns -1 with SL_ENOTFOUND when there is
- * no dead job of that id; a dead entry whose job never got a row (it was
- * undecodable) needs no reset and is not an error for the caller to fix. */
-int sl_store_job_reset(sl_store *s, const char *id, sl_err *err);
+ * workers run its next attempt, and sets *attempts to the attempts it has
+ * recorded: the retry must be a later attempt, or the forward-only record
+ * would ignore it.  A job already reset (a retry that did not finish) is
+ * reset again.  Returns -1 with SL_ENOTFOUND when there is no such job; a
+ * dead entry whose job never got a row (it was undecodable) needs no reset
+ * and is not an error for the caller to fix. */
+int sl_store_job_reset(sl_store *s, const char *id, int64_t *attempts, sl_err *err);
 
 /* Records a cancellation request for job id (idempotent). */
 int sl_store_cancel(sl_store *s, const char *id, const char *by, sl_err *err);

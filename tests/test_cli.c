@@ -376,7 +376,9 @@ Test(cli, dead_list_retry_and_purge_round_trip)
     cr_assert(strstr(r.out, garbage) && strstr(r.out, "\"bytes\":11"), "%s", r.out);
     th_result_free(&r);
 
-    /* One entry by id: back in the stream as attempt 1, reset in PostgreSQL. */
+    /* One entry by id: back in the stream as the attempt after the 3
+     * recorded ones, allowed one attempt (--attempts' default), and reset
+     * in PostgreSQL. */
     const char *retry[] = { "dead", "retry", e1, "--queue", queue, NULL };
     r = sluice(retry, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -394,8 +396,8 @@ Test(cli, dead_list_retry_and_purge_round_trip)
     sl_job job;
     cr_assert_eq(sl_envelope_decode(v->str, v->len, &job, &err), 0, "%s", err.msg);
     cr_assert_str_eq(job.id, job1);
-    cr_assert_eq(job.attempt, 1);
-    cr_assert_eq(job.max_attempts, 3);
+    cr_assert_eq(job.attempt, 4);
+    cr_assert_eq(job.max_attempts, 4);
     cr_assert_eq(job.enqueued_at, 1700000000000);
     sl_job_clear(&job);
     freeReplyObject(rep);

@@ -145,6 +145,10 @@ static char *enqueue_cli(const char *const *args)
     return id;
 }
 
+static long long dead_letters(const char *queue, char *errors, size_t n);
+
+/* With the default of one attempt, a failing job is dead at once: recorded
+ * with its message and moved to the dead letter. */
 Test(e2e, failing_job_is_recorded_with_its_message)
 {
     th_migrate();
@@ -158,7 +162,7 @@ Test(e2e, failing_job_is_recorded_with_its_message)
     stop_pool(pool, log);
     cr_assert(found, "no row for failing job %s", id);
     const char *p[] = { id };
-    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'failed'"
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'dead'"
                               " AND error = 'disk full on build host'", 1, p), 1);
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_attempts WHERE job_id = $1 AND attempt = 1"
                               " AND status = 'failed' AND error = 'disk full on build host'", 1, p), 1);
@@ -166,14 +170,17 @@ Test(e2e, failing_job_is_recorded_with_its_message)
     const char *show[] = { SLUICE_BIN, "job", id, NULL };
     th_result r = th_run(show, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    cr_assert(strstr(r.out, "failed") && strstr(r.out, "disk full on build host"), "%s", r.out);
+    cr_assert(strstr(r.out, "dead") && strstr(r.out, "disk full on build host"), "%s", r.out);
     th_result_free(&r);
     const char *show_json[] = { SLUICE_BIN, "job", id, "--json", NULL };
     r = th_run(show_json, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
-    cr_assert(strstr(r.out, "\"status\" : \"failed\"") || strstr(r.out, "\"status\":\"failed\""), "%s", r.out);
+    cr_assert(strstr(r.out, "\"status\" : \"dead\"") || strstr(r.out, "\"status\":\"dead\""), "%s", r.out);
     th_result_free(&r);
     assert_stream_drained(queue);
+    char errors[1024];
+    cr_assert_eq(dead_letters(queue, errors, sizeof errors), 1);
+    cr_assert(strstr(errors, "disk full on build host"), "dead letter errors: %s", errors);
     unlink(log);
     free(log);
     free(id);

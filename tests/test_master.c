@@ -584,7 +584,7 @@ static char *enqueue(const char *const *args)
 }
 
 /* Needs the consumer to fill its scoreboard slot around each job. */
-Test(master, a_job_past_its_timeout_gets_its_child_killed, .disabled = true)
+Test(master, a_job_past_its_timeout_gets_its_child_killed)
 {
     th_migrate();
     char queue[64];
@@ -607,7 +607,7 @@ Test(master, a_job_past_its_timeout_gets_its_child_killed, .disabled = true)
 }
 
 /* Needs the consumer to list its held entries in its scoreboard slot. */
-Test(master, the_master_renews_the_lease_of_a_long_job, .disabled = true)
+Test(master, the_master_renews_the_lease_of_a_long_job)
 {
     th_migrate();
     char queue[64];

@@ -1,17 +1,28 @@
 /* consumer.c: see consumer.h.
  *
  * Order of effects for one batch, which is what makes delivery safe:
- *   1. XREADGROUP: entries become pending for this consumer;
- *   2. decode; look up which ids already have a committed result;
- *   3. run the others;
+ *   1. XREADGROUP (or XAUTOCLAIM of entries a dead consumer left pending):
+ *      the entries become pending for this consumer;
+ *   2. decode; ask PostgreSQL what it already knows of each job (its
+ *      result committed, recorded dead, this attempt already failed, a
+ *      cancellation requested);
+ *   3. run the others, one at a time, telling the master through the
+ *      scoreboard which job runs and until when;
  *   4. record all outcomes in one PostgreSQL transaction;
- *   5. XACK + XDEL the entries (pipelined), dead-letter the bad ones.
- * A crash before 4 leaves the entries pending (redelivered, run again); a
- * crash between 4 and 5 leaves them pending with a committed result (on
- * redelivery step 2 acknowledges them without running).  So a result is
- * committed exactly once and no entry is acknowledged before its result is. */
+ *   5. settle the entries in Redis: XACK + XDEL (pipelined) the finished
+ *      ones, move failed ones with attempts left to the delayed set, and
+ *      the dead ones to the dead letter (each a MULTI/EXEC).
+ * A crash before 4 leaves the entries pending: they are reclaimed and run
+ * again.  A crash between 4 and 5 leaves them pending with their outcome
+ * committed: step 2 of the redelivery finishes step 5 without running
+ * anything.  So a result is committed exactly once per job id and attempt,
+ * and no entry leaves the stream before its outcome is committed.
+ *
+ * Between batches the consumer also promotes due delayed jobs into their
+ * streams (every PROMOTE_EVERY_MS), reclaims entries idle longer than the
+ * visibility timeout (every half of it), and refreshes which of its queues
+ * are paused (every PAUSED_EVERY_MS). */
 #include "consumer.h"
-#include "args.h"
 #include "clock.h"
 #include "json.h"
 #include "kind.h"
@@ -22,7 +33,9 @@
 #include "store.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,44 +44,60 @@
 #include <unistd.h>
 
 #define REDIS_TIMEOUT_MS 5000
-#define RETRY_MIN_MS 100
-#define RETRY_MAX_MS 5000
+#define RETRY_MIN_MS 100      /* first delay after a failed connection */
+#define RETRY_MAX_MS 5000     /* cap of the doubling delay */
+#define READ_BLOCK_MAX_MS 1000/* longest XREADGROUP BLOCK: housekeeping runs between reads */
+#define PROMOTE_EVERY_MS 200
+#define PROMOTE_LIMIT 1000    /* delayed jobs moved per queue per promotion */
+#define PAUSED_EVERY_MS 1000
+#define RECLAIM_MIN_EVERY_MS 250
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested;  /* TERM: finish the batch, then exit */
+static volatile sig_atomic_t reopen_requested;/* USR1: reopen the log file */
+static volatile sig_atomic_t job_cancelled;   /* USR2: cancel the job running now */
 
-static void on_term(int sig)
+static void on_signal(int sig)
 {
-    (void)sig;
-    stop_requested = 1;
+    switch (sig) {
+    case SIGTERM: stop_requested = 1; break;
+    case SIGUSR1: reopen_requested = 1; break;
+    case SIGUSR2: job_cancelled = 1; break;
+    default: _exit(0);  /* INT, QUIT: fast stop; pending entries are redelivered */
+    }
 }
 
-static void on_quit(int sig)
-{
-    (void)sig;
-    _exit(0);
-}
-
-/* What happens to one entry of the batch. */
+/* What happens to one entry of the batch in Redis once outcomes are committed. */
 typedef enum action {
-    ACT_ACK,   /* result recorded (or already was): acknowledge and delete */
-    ACT_DEAD,  /* move to the dead letter with `error` */
+    ACT_ACK,    /* finished (or already was): acknowledge and delete */
+    ACT_RETRY,  /* failed with attempts left: next attempt into the delayed set */
+    ACT_DEAD,   /* into the dead letter with `error` */
+    ACT_RELEASE,/* not started before a graceful stop: hand back to the stream */
 } action;
 
 typedef struct item {
     sl_entry *entry;      /* the stream entry (owned by the batch) */
     sl_job job;           /* decoded envelope; id NULL when undecodable */
     action act;
-    bool record;          /* write an outcome row to PostgreSQL */
-    char status[16];      /* outcome status when record */
+    bool run;             /* run the job (no prior outcome stops it) */
+    bool timed_out;       /* its previous worker was killed at the deadline */
+    bool poison;          /* delivered more than max_deliveries times */
+    bool record;          /* write an outcome to PostgreSQL */
+    bool settled;         /* its Redis step is done */
+    const char *status;   /* job status when record (static string) */
+    const char *attempt_status; /* attempt status, NULL: same as status */
     char *args_json;      /* owned */
     char *outputs;        /* owned, NULL for none */
     char *error;          /* owned, NULL on success */
     int64_t started_ms, finished_ms;
+    int64_t retry_due_ms; /* ACT_RETRY: Unix ms the next attempt is due */
 } item;
 
 typedef struct consumer {
     const sl_config *cfg;
     char name[128];       /* consumer name in the group and `worker` column: host:pid */
+    int index;            /* slot number in the pool */
+    sl_slot *slot;        /* scoreboard slot, NULL when run alone */
+    int master_fd;        /* read end of the master's pipe, -1 if none */
     sl_redis *redis;
     sl_store *store;
     bool redis_down;      /* an outage is in progress (logged once) */
@@ -76,21 +105,103 @@ typedef struct consumer {
     sl_batch batch;
     item *items;
     size_t items_cap;
+    bool *paused;         /* per configured queue */
+    char **active;        /* configured queues that are not paused (borrowed names) */
+    size_t nactive;
+    int64_t next_promote_ms, next_reclaim_ms, next_paused_ms; /* monotonic */
+    uint64_t rng;         /* xorshift state for retry jitter */
+    uint64_t jobs_done;
 } consumer;
+
+/* ---- scoreboard ------------------------------------------------------------ */
+
+static void slot_state(consumer *c, sl_child_state state)
+{
+    if (c->slot == NULL)
+        return;
+    sl_slot_write_begin(c->slot);
+    c->slot->state = state;
+    c->slot->tick_ms = sl_monotonic_ms();
+    sl_slot_write_end(c->slot);
+}
+
+/* Lists the batch's entries as held (the master renews their leases). */
+static void slot_hold(consumer *c, sl_child_state state)
+{
+    if (c->slot == NULL)
+        return;
+    size_t n = c->batch.n < SL_SCOREBOARD_BATCH_MAX ? c->batch.n : SL_SCOREBOARD_BATCH_MAX;
+    sl_slot_write_begin(c->slot);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(c->slot->entries[i].queue, sizeof c->slot->entries[i].queue, "%s",
+                 c->batch.items[i].queue);
+        snprintf(c->slot->entries[i].stream_id, sizeof c->slot->entries[i].stream_id, "%s",
+                 c->batch.items[i].stream_id);
+    }
+    c->slot->held = n;
+    c->slot->state = state;
+    c->slot->tick_ms = sl_monotonic_ms();
+    sl_slot_write_end(c->slot);
+}
+
+static void slot_job(consumer *c, const item *it, int64_t deadline_ms)
+{
+    if (c->slot == NULL)
+        return;
+    sl_slot *s = c->slot;
+    sl_slot_write_begin(s);
+    int64_t now = sl_monotonic_ms();
+    if (it) {
+        snprintf(s->job_id, sizeof s->job_id, "%s", it->job.id);
+        snprintf(s->job_kind, sizeof s->job_kind, "%s", it->job.kind);
+        snprintf(s->job_queue, sizeof s->job_queue, "%s", it->job.queue);
+        snprintf(s->job_entry, sizeof s->job_entry, "%s", it->entry->stream_id);
+        s->job_attempt = it->job.attempt;
+        s->job_started_ms = now;
+        s->job_deadline_ms = deadline_ms;
+        s->state = SL_CHILD_RUNNING;
+    } else {
+        s->job_id[0] = s->job_kind[0] = s->job_queue[0] = s->job_entry[0] = '\0';
+        s->job_attempt = s->job_started_ms = s->job_deadline_ms = 0;
+        s->jobs_done = c->jobs_done;
+    }
+    s->tick_ms = now;
+    sl_slot_write_end(s);
+}
+
+/* ---- connections ------------------------------------------------------------ */
 
 static int64_t backoff_next(int64_t cur)
 {
     return cur < RETRY_MAX_MS / 2 ? cur * 2 : RETRY_MAX_MS;
 }
 
-/* Connects to Redis and creates the groups, retrying with capped backoff
- * until it works or a stop is requested.  Returns 0 when connected. */
-static int ensure_redis(consumer *c)
+static bool master_gone(const consumer *c)
+{
+    if (c->master_fd < 0)
+        return false;
+    struct pollfd p = { .fd = c->master_fd, .events = POLLIN };
+    return poll(&p, 1, 0) > 0;  /* the master never writes: readable = EOF = gone */
+}
+
+static void note_redis_down(consumer *c, const char *why)
+{
+    if (!c->redis_down) {
+        char q[600];
+        SL_ERROR("redis.unavailable", "error=%s retry=backoff", sl_log_quote(q, sizeof q, why));
+    }
+    c->redis_down = true;
+}
+
+/* Connects to Redis and creates the groups, retrying with capped backoff.
+ * even_if_stopping keeps trying after a stop request (a committed batch
+ * is being settled).  Returns 0 when connected. */
+static int ensure_redis(consumer *c, bool even_if_stopping)
 {
     if (c->redis && !sl_redis_broken(c->redis))
         return 0;
     int64_t delay = RETRY_MIN_MS;
-    while (!stop_requested) {
+    while (!stop_requested || even_if_stopping) {
         sl_redis_free(c->redis);
         sl_err err;
         c->redis = sl_redis_connect(c->cfg->redis_url, REDIS_TIMEOUT_MS, &err);
@@ -107,19 +218,17 @@ static int ensure_redis(consumer *c)
                 return 0;
             }
         }
-        if (!c->redis_down) {
-            char q[600];
-            SL_ERROR("redis.unavailable", "error=%s retry=backoff", sl_log_quote(q, sizeof q, err.msg));
-        }
-        c->redis_down = true;
+        note_redis_down(c, err.msg);
         sl_sleep_ms(delay);
         delay = backoff_next(delay);
+        if (master_gone(c))
+            break;
     }
     return -1;
 }
 
-/* Connects to PostgreSQL, retrying like ensure_redis.  even_if_stopping
- * keeps trying after a stop request (a finished batch is being held). */
+/* Connects to PostgreSQL, retrying like ensure_redis.  Sets *fatal if the
+ * schema does not match this build (restarting cannot fix that). */
 static int ensure_store(consumer *c, bool even_if_stopping, bool *fatal)
 {
     if (c->store && !sl_store_broken(c->store))
@@ -137,7 +246,6 @@ static int ensure_store(consumer *c, bool even_if_stopping, bool *fatal)
         }
         char q[600];
         if (c->store && !sl_store_broken(c->store)) {
-            /* Connected, but the schema is wrong: restarting will not help. */
             SL_ERROR("postgres.schema", "error=%s", sl_log_quote(q, sizeof q, err.msg));
             *fatal = true;
             return -1;
@@ -147,9 +255,13 @@ static int ensure_store(consumer *c, bool even_if_stopping, bool *fatal)
         c->store_down = true;
         sl_sleep_ms(delay);
         delay = backoff_next(delay);
+        if (master_gone(c))
+            break;
     }
     return -1;
 }
+
+/* ---- items ---------------------------------------------------------------- */
 
 static void item_clear(item *it)
 {
@@ -160,33 +272,55 @@ static void item_clear(item *it)
     memset(it, 0, sizeof *it);
 }
 
-static void set_dead(item *it, bool record, const char *fmt, const char *detail)
+static void set_error(item *it, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void set_error(item *it, const char *fmt, ...)
 {
-    it->act = ACT_DEAD;
-    it->record = record;
-    snprintf(it->status, sizeof it->status, "dead");
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
     free(it->error);
-    it->error = sl_xasprintf(fmt, detail);
+    it->error = sl_xstrdup(msg);
 }
 
-/* Decodes entry into it; on failure marks it for the dead letter. */
-static void decode_item(item *it)
+/* Marks it for the dead letter without running it; record writes the job
+ * row too (when the envelope decoded). */
+static void refuse(item *it, bool record)
+{
+    it->act = ACT_DEAD;
+    it->run = false;
+    it->record = record && it->job.id != NULL;
+    it->status = "dead";
+    it->attempt_status = "dead";
+}
+
+/* Decodes entry into it and decides whether it may run. */
+static void decode_item(consumer *c, item *it)
 {
     sl_entry *e = it->entry;
     sl_err err;
+    it->act = ACT_ACK;
     if (e->data == NULL) {
-        set_dead(it, false, "%s", "stream entry has no 'job' field");
+        set_error(it, "stream entry has no 'job' field");
+        refuse(it, false);
+        return;
+    }
+    if (e->len > (size_t)c->cfg->worker.max_payload) {
+        set_error(it, "envelope is %zu bytes, over worker.max_payload (%d bytes); not decoded",
+                  e->len, c->cfg->worker.max_payload);
+        refuse(it, false);
         return;
     }
     if (sl_envelope_decode(e->data, e->len, &it->job, &err) < 0) {
-        set_dead(it, false, "undecodable envelope: %s", err.msg);
+        set_error(it, "undecodable envelope: %s", err.msg);
+        refuse(it, false);
         return;
     }
     if (strcmp(it->job.queue, e->queue) != 0) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "'%s' but the entry is in queue '%s'", it->job.queue, e->queue);
-        set_dead(it, false, "field 'queue' says %s", msg);
+        set_error(it, "field 'queue' says '%s' but the entry is in queue '%s'", it->job.queue, e->queue);
         sl_job_clear(&it->job);
+        refuse(it, false);
         return;
     }
     /* The args as JSON, for the job row. */
@@ -197,14 +331,71 @@ static void decode_item(item *it)
     if (msgpack_unpack_next(&up, it->job.args, it->job.args_len, &off) != MSGPACK_UNPACK_SUCCESS ||
         sl_json_from_msgpack(&up.data, &json, &err) < 0) {
         it->args_json = sl_xstrdup("{}");
-        set_dead(it, true, "field 'args': %s", "cannot be represented as JSON");
+        set_error(it, "field 'args': cannot be represented as JSON");
+        refuse(it, true);
     } else {
         it->args_json = sl_buf_detach(&json);
     }
     sl_buf_free(&json);
     msgpack_unpacked_destroy(&up);
-    if (it->act != ACT_DEAD && sl_registry_find(it->job.kind) == NULL)
-        set_dead(it, true, "unknown kind '%s'", it->job.kind);
+    if (it->act == ACT_DEAD)
+        return;
+    if (sl_registry_find(it->job.kind) == NULL) {
+        set_error(it, "unknown kind '%s'", it->job.kind);
+        refuse(it, true);
+        return;
+    }
+    if (e->deliveries > c->cfg->worker.max_deliveries) {
+        set_error(it, "delivered %lld times without a result (worker.max_deliveries is %d): "
+                  "it keeps killing its worker", (long long)e->deliveries, c->cfg->worker.max_deliveries);
+        refuse(it, true);
+        it->poison = true;
+        return;
+    }
+    it->run = true;
+}
+
+static int64_t max_attempts(const consumer *c, const sl_job *job)
+{
+    return job->max_attempts > 0 ? job->max_attempts : c->cfg->worker.max_attempts;
+}
+
+static int64_t job_timeout_ms(const consumer *c, const sl_job *job)
+{
+    return job->timeout_ms > 0 ? job->timeout_ms : c->cfg->worker.job_timeout_ms;
+}
+
+/* Delay before attempt `attempt + 1`: retry_initial doubled per attempt,
+ * capped at retry_max, with "equal jitter" (half fixed, half random) so
+ * that jobs failing together do not come back together. */
+static int64_t retry_delay_ms(consumer *c, int64_t attempt)
+{
+    int64_t base = c->cfg->worker.retry_initial_ms;
+    for (int64_t i = 1; i < attempt && base < c->cfg->worker.retry_max_ms; i++)
+        base *= 2;
+    if (base > c->cfg->worker.retry_max_ms)
+        base = c->cfg->worker.retry_max_ms;
+    c->rng ^= c->rng << 13;
+    c->rng ^= c->rng >> 7;
+    c->rng ^= c->rng << 17;
+    int64_t half = base / 2;
+    return half + (int64_t)(c->rng % (uint64_t)(half + 1));
+}
+
+/* After a failed attempt: retry if attempts remain and the failure is one
+ * retrying can fix, else dead. */
+static void after_failure(consumer *c, item *it, int code)
+{
+    it->attempt_status = it->timed_out ? "timed_out" : "failed";
+    bool permanent = code == SL_EINVAL || code == SL_EPERMANENT;
+    if (!permanent && it->job.attempt < max_attempts(c, &it->job)) {
+        it->act = ACT_RETRY;
+        it->status = "retrying";
+        it->retry_due_ms = sl_now_ms() + retry_delay_ms(c, it->job.attempt);
+    } else {
+        it->act = ACT_DEAD;
+        it->status = "dead";
+    }
 }
 
 /* Runs the job of a decoded item and fills its outcome. */
@@ -214,40 +405,124 @@ static void run_item(consumer *c, item *it)
     msgpack_unpacked up;
     msgpack_unpacked_init(&up);
     size_t off = 0;
-    msgpack_unpack_next(&up, it->job.args, it->job.args_len, &off); /* checked by decode_item */
+    msgpack_unpack_return ur = msgpack_unpack_next(&up, it->job.args, it->job.args_len, &off);
+    (void)ur; /* checked by decode_item */
     sl_buf outputs = SL_BUF_INIT;
-    sl_job_ctx ctx = { .job = &it->job, .args = &up.data, .cfg = c->cfg, .outputs = &outputs };
+    job_cancelled = 0;
+    sl_job_ctx ctx = { .job = &it->job, .args = &up.data, .cfg = c->cfg, .outputs = &outputs,
+                       .cancelled = &job_cancelled };
     sl_err err;
     sl_err_clear(&err);
     sl_log_set_job(it->job.id, it->job.kind);
+    int64_t t0 = sl_monotonic_ms();
+    slot_job(c, it, t0 + job_timeout_ms(c, &it->job) + c->cfg->worker.timeout_grace_ms);
     it->started_ms = sl_now_ms();
-    double t0 = sl_monotonic_sec();
+    double s0 = sl_monotonic_sec();
     int rc = kind->run(&ctx, &err);
-    double ms = (sl_monotonic_sec() - t0) * 1000.0;
+    double ms = (sl_monotonic_sec() - s0) * 1000.0;
     it->finished_ms = sl_now_ms();
+    c->jobs_done++;
+    slot_job(c, NULL, 0);
     it->record = true;
-    it->act = ACT_ACK;
-    if (rc == 0) {
-        snprintf(it->status, sizeof it->status, "succeeded");
+    char q[600];
+    if (job_cancelled) {
+        it->act = ACT_ACK;
+        it->status = it->attempt_status = "cancelled";
+        set_error(it, "cancelled by request while running%s%s", rc == 0 ? "" : ": ",
+                  rc == 0 ? "" : err.msg);
+        SL_INFO("job.cancelled", "queue=%s attempt=%lld ms=%.2f", it->job.queue,
+                (long long)it->job.attempt, ms);
+    } else if (rc == 0) {
+        it->act = ACT_ACK;
+        it->status = "succeeded";
         it->outputs = outputs.len ? sl_buf_detach(&outputs) : NULL;
         SL_DEBUG("job.succeeded", "queue=%s attempt=%lld ms=%.2f", it->job.queue,
                  (long long)it->job.attempt, ms);
     } else {
-        snprintf(it->status, sizeof it->status, "failed");
-        it->error = sl_xstrdup(err.msg[0] ? err.msg : "failed without a message");
-        char q[600];
-        SL_INFO("job.failed", "queue=%s attempt=%lld ms=%.2f error=%s", it->job.queue,
-                (long long)it->job.attempt, ms, sl_log_quote(q, sizeof q, it->error));
+        set_error(it, "%s", err.msg[0] ? err.msg : "failed without a message");
+        after_failure(c, it, err.code);
+        SL_INFO("job.failed", "queue=%s attempt=%lld of=%lld ms=%.2f next=%s error=%s", it->job.queue,
+                (long long)it->job.attempt, (long long)max_attempts(c, &it->job), ms,
+                it->act == ACT_RETRY ? "retry" : "dead", sl_log_quote(q, sizeof q, it->error));
     }
     sl_log_set_job(NULL, NULL);
     sl_buf_free(&outputs);
     msgpack_unpacked_destroy(&up);
 }
 
+/* Applies what PostgreSQL already knows (sl_store_prior) to the runnable
+ * items.  Holds on through an outage.  Returns -1 on a fatal error. */
+static int apply_priors(consumer *c, size_t n, bool *fatal)
+{
+    const sl_job **jobs = sl_xcalloc(n ? n : 1, sizeof *jobs);
+    size_t *idx = sl_xcalloc(n ? n : 1, sizeof *idx);
+    sl_prior *prior = sl_xcalloc(n ? n : 1, sizeof *prior);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (c->items[i].run || c->items[i].timed_out || c->items[i].poison) {
+            jobs[m] = &c->items[i].job;
+            idx[m++] = i;
+        }
+    }
+    int rc = 0;
+    while (m > 0) {
+        sl_err err;
+        if (ensure_store(c, true, fatal) < 0) {
+            rc = -1;
+            break;
+        }
+        if (sl_store_prior(c->store, jobs, m, prior, &err) == 0)
+            break;
+        char q[600];
+        if (!c->store_down)
+            SL_ERROR("postgres.unavailable", "error=%s holding=%zu", sl_log_quote(q, sizeof q, err.msg), m);
+        c->store_down = true;
+        sl_sleep_ms(RETRY_MIN_MS);
+    }
+    for (size_t k = 0; rc == 0 && k < m; k++) {
+        item *it = &c->items[idx[k]];
+        switch (prior[k].kind) {
+        case SL_PRIOR_NONE:
+            break;
+        case SL_PRIOR_FINAL:
+            SL_INFO("job.already_done", "job=%s queue=%s attempt=%lld", it->job.id, it->job.queue,
+                    (long long)it->job.attempt);
+            it->run = it->timed_out = it->poison = it->record = false;
+            it->act = ACT_ACK;
+            break;
+        case SL_PRIOR_DEAD:
+            it->run = it->timed_out = it->poison = it->record = false;
+            it->act = ACT_DEAD;
+            set_error(it, "%s", prior[k].error[0] ? prior[k].error : "recorded dead");
+            break;
+        case SL_PRIOR_RETRYING:
+            /* This attempt's failure is committed; only its retry is missing. */
+            it->run = it->timed_out = it->poison = it->record = false;
+            it->act = ACT_RETRY;
+            it->retry_due_ms = sl_now_ms() + retry_delay_ms(c, it->job.attempt);
+            break;
+        case SL_PRIOR_CANCELLED:
+            it->run = it->timed_out = it->poison = false;
+            it->act = ACT_ACK;
+            it->record = true;
+            it->status = it->attempt_status = "cancelled";
+            it->finished_ms = sl_now_ms();
+            set_error(it, "cancelled by request before it started");
+            SL_INFO("job.cancelled", "job=%s queue=%s before=start", it->job.id, it->job.queue);
+            break;
+        }
+    }
+    free(jobs);
+    free(idx);
+    free(prior);
+    return rc;
+}
+
 static void fill_outcome(const item *it, sl_outcome *o)
 {
     o->job = &it->job;
     o->status = it->status;
+    o->attempt_status = it->attempt_status;
     o->args_json = it->args_json;
     o->outputs = it->outputs;
     o->error = it->error;
@@ -260,7 +535,7 @@ static void fill_outcome(const item *it, sl_outcome *o)
  * have run: dropping their results would run them again.  If the batch is
  * refused for a reason that is not an outage (a value PostgreSQL will not
  * store), each outcome is tried alone and the ones still refused go to the
- * dead letter with the reason.  Returns -1 only if it must give up (fatal). */
+ * dead letter with the reason.  Returns -1 only if it must give up. */
 static int record_batch(consumer *c, size_t n, bool *fatal)
 {
     sl_outcome *outs = sl_xcalloc(n ? n : 1, sizeof *outs);
@@ -297,10 +572,11 @@ static int record_batch(consumer *c, size_t n, bool *fatal)
             if (sl_store_record(c->store, c->name, &outs[k], 1, &err) == 0 || sl_store_broken(c->store))
                 continue;
             item *it = &c->items[which[k]];
-            set_dead(it, false, "result could not be stored: %s", err.msg);
+            set_error(it, "result could not be stored: %s", err.msg);
+            it->act = ACT_DEAD;
         }
         if (sl_store_broken(c->store))
-            continue; /* lost the connection midway: the loop retries the whole batch (idempotent) */
+            continue; /* lost the connection midway: retry the whole batch (idempotent) */
         break;
     }
     free(outs);
@@ -308,60 +584,107 @@ static int record_batch(consumer *c, size_t n, bool *fatal)
     return rc;
 }
 
-/* Acknowledges what was recorded and dead-letters the rest. */
-static int finish_batch(consumer *c, size_t n)
+/* The envelope of the job's next attempt. */
+static int next_attempt(const item *it, msgpack_sbuffer *sb, sl_err *err)
+{
+    sl_job next = it->job;
+    next.attempt = it->job.attempt + 1;
+    return sl_envelope_encode(&next, sb, err);
+}
+
+/* One item's Redis step, except plain acknowledgements (batched). */
+static int settle_one(consumer *c, item *it, sl_err *err)
+{
+    char q[600];
+    switch (it->act) {
+    case ACT_ACK:
+        return 0;
+    case ACT_DEAD:
+        SL_WARN("job.dead_lettered", "queue=%s entry=%s job=%s error=%s", it->entry->queue,
+                it->entry->stream_id, it->job.id ? it->job.id : "-", sl_log_quote(q, sizeof q, it->error));
+        return sl_queue_dead_letter(c->redis, it->entry, it->error ? it->error : "dead", err);
+    case ACT_RELEASE:
+        return sl_queue_release(c->redis, it->entry, err);
+    case ACT_RETRY: {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        int rc = next_attempt(it, &sb, err);
+        if (rc == 0)
+            rc = sl_queue_retry_later(c->redis, it->entry, sb.data, sb.size, it->retry_due_ms, err);
+        msgpack_sbuffer_destroy(&sb);
+        if (rc == 0)
+            SL_DEBUG("job.retry_scheduled", "job=%s queue=%s attempt=%lld due_ms=%lld", it->job.id,
+                     it->job.queue, (long long)it->job.attempt + 1,
+                     (long long)(it->retry_due_ms - sl_now_ms()));
+        return rc;
+    }
+    }
+    return 0;
+}
+
+/* Settles every item in Redis: acknowledgements in one pipelined round
+ * trip, the rest one transaction each.  Retries through a Redis outage,
+ * even during a graceful stop (the outcomes are committed; what is not
+ * settled stays pending and is settled by whoever is delivered it next). */
+static void settle_batch(consumer *c, size_t n)
 {
     sl_entry **acks = sl_xcalloc(n ? n : 1, sizeof *acks);
-    size_t nacks = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        item *it = &c->items[i];
-        if (it->act == ACT_ACK) {
-            acks[nacks++] = it->entry;
-            continue;
+    int64_t delay = RETRY_MIN_MS;
+    for (;;) {
+        if (ensure_redis(c, true) < 0)
+            break;
+        size_t nacks = 0;
+        bool broken = false;
+        for (size_t i = 0; i < n && !broken; i++) {
+            item *it = &c->items[i];
+            if (it->settled)
+                continue;
+            if (it->act == ACT_ACK) {
+                acks[nacks++] = it->entry;
+                continue;
+            }
+            sl_err err;
+            if (settle_one(c, it, &err) == 0) {
+                it->settled = true;
+            } else if (sl_redis_broken(c->redis)) {
+                broken = true;
+            } else {
+                /* Refused by Redis (not an outage): leave it pending; it is
+                 * reclaimed after the visibility timeout and settled then. */
+                char q[600];
+                SL_ERROR("redis.settle_failed", "entry=%s queue=%s error=%s", it->entry->stream_id,
+                         it->entry->queue, sl_log_quote(q, sizeof q, err.msg));
+                it->settled = true;
+            }
         }
         sl_err err;
-        char q[600];
-        SL_WARN("job.dead_lettered", "queue=%s entry=%s job=%s error=%s", it->entry->queue,
-                it->entry->stream_id, it->job.id ? it->job.id : "-",
-                sl_log_quote(q, sizeof q, it->error));
-        if (sl_queue_dead_letter(c->redis, it->entry, it->error, &err) < 0) {
-            SL_ERROR("redis.dead_letter_failed", "error=%s", sl_log_quote(q, sizeof q, err.msg));
-            rc = -1;
+        if (!broken && nacks) {
+            if (sl_queue_ack(c->redis, acks, nacks, &err) == 0) {
+                for (size_t i = 0; i < n; i++)
+                    c->items[i].settled = c->items[i].settled || c->items[i].act == ACT_ACK;
+            } else if (sl_redis_broken(c->redis)) {
+                broken = true;
+            } else {
+                char q[600];
+                SL_ERROR("redis.ack_failed", "entries=%zu error=%s", nacks, sl_log_quote(q, sizeof q, err.msg));
+                break;
+            }
         }
-    }
-    sl_err err;
-    if (nacks && sl_queue_ack(c->redis, acks, nacks, &err) < 0) {
-        char q[600];
-        SL_ERROR("redis.ack_failed", "entries=%zu error=%s", nacks, sl_log_quote(q, sizeof q, err.msg));
-        rc = -1;
+        if (!broken)
+            break;
+        note_redis_down(c, "connection lost while settling a committed batch");
+        sl_sleep_ms(delay);
+        delay = backoff_next(delay);
+        if (master_gone(c))
+            break;
     }
     free(acks);
-    return rc;
 }
 
-/* Interim: which ids already have a final row (replaced by the retry-aware consumer). */
-static int sl_store_filter_done_compat(sl_store *s, const char **ids, size_t n, bool *done, sl_err *err)
-{
-    sl_job *jobs = sl_xcalloc(n ? n : 1, sizeof *jobs);
-    const sl_job **ptrs = sl_xcalloc(n ? n : 1, sizeof *ptrs);
-    sl_prior *prior = sl_xcalloc(n ? n : 1, sizeof *prior);
-    for (size_t i = 0; i < n; i++) {
-        jobs[i].id = (char *)ids[i];
-        jobs[i].attempt = 1;
-        ptrs[i] = &jobs[i];
-    }
-    int rc = sl_store_prior(s, ptrs, n, prior, err);
-    for (size_t i = 0; i < n; i++)
-        done[i] = rc == 0 && prior[i].kind != SL_PRIOR_NONE;
-    free(jobs);
-    free(ptrs);
-    free(prior);
-    return rc;
-}
-
-/* Processes the batch in c->batch.  Returns -1 on a fatal error. */
-static int process_batch(consumer *c)
+/* Processes the batch in c->batch; the first `timed_out` entries are jobs
+ * whose worker was killed at the deadline (recorded, not run).  Returns -1
+ * on a fatal error. */
+static int process_batch(consumer *c, size_t timed_out)
 {
     size_t n = c->batch.n;
     if (n > c->items_cap) {
@@ -369,121 +692,317 @@ static int process_batch(consumer *c)
         c->items_cap = n;
     }
     memset(c->items, 0, n * sizeof *c->items);
-    const char **ids = sl_xcalloc(n, sizeof *ids);
-    size_t *idx = sl_xcalloc(n, sizeof *idx);
-    bool *done = sl_xcalloc(n, sizeof *done);
-    size_t nids = 0;
+    slot_hold(c, SL_CHILD_COMMITTING);
     for (size_t i = 0; i < n; i++) {
-        c->items[i].entry = &c->batch.items[i];
-        decode_item(&c->items[i]);
-        if (c->items[i].job.id && c->items[i].act == ACT_ACK) {
-            ids[nids] = c->items[i].job.id;
-            idx[nids++] = i;
+        item *it = &c->items[i];
+        it->entry = &c->batch.items[i];
+        decode_item(c, it);
+        if (i < timed_out && it->run) {
+            it->run = false;
+            it->timed_out = true;
         }
     }
     bool fatal = false;
     int rc = 0;
-    /* Redeliveries of jobs whose result is committed are acknowledged, not run. */
-    for (;;) {
-        sl_err err;
-        if (ensure_store(c, true, &fatal) < 0) {
-            rc = -1;
-            goto out;
-        }
-        if (sl_store_filter_done_compat(c->store, ids, nids, done, &err) == 0)
-            break;
-        char q[600];
-        SL_ERROR("postgres.unavailable", "error=%s", sl_log_quote(q, sizeof q, err.msg));
-        c->store_down = true;
-        sl_sleep_ms(RETRY_MIN_MS);
+    if (apply_priors(c, n, &fatal) < 0) {
+        rc = -1;
+        goto out;
     }
-    for (size_t k = 0; k < nids; k++) {
-        item *it = &c->items[idx[k]];
-        if (done[k])
-            SL_INFO("job.already_done", "job=%s queue=%s", it->job.id, it->job.queue);
-        else
+    for (size_t i = 0; i < n; i++) {
+        item *it = &c->items[i];
+        if (it->timed_out) {
+            it->record = true;
+            it->finished_ms = sl_now_ms();
+            set_error(it, "timed out: the job ran past its timeout of %lld ms (+ %d ms grace) and "
+                      "its worker was killed", (long long)job_timeout_ms(c, &it->job),
+                      c->cfg->worker.timeout_grace_ms);
+            after_failure(c, it, SL_EJOB);
+            char q[600];
+            SL_WARN("job.timeout_recorded", "job=%s queue=%s attempt=%lld next=%s error=%s", it->job.id,
+                    it->job.queue, (long long)it->job.attempt,
+                    it->act == ACT_RETRY ? "retry" : "dead", sl_log_quote(q, sizeof q, it->error));
+        } else if (it->run && stop_requested) {
+            it->act = ACT_RELEASE;  /* graceful stop: hand back what has not started */
+        } else if (it->run) {
+            slot_hold(c, SL_CHILD_RUNNING);
             run_item(c, it);
+        }
     }
+    slot_state(c, SL_CHILD_COMMITTING);
     if (record_batch(c, n, &fatal) < 0 || fatal) {
         rc = -1;
         goto out;
     }
-    if (ensure_redis(c) == 0)
-        finish_batch(c, n);
+    settle_batch(c, n);
 out:
     for (size_t i = 0; i < n; i++)
         item_clear(&c->items[i]);
-    free(ids);
-    free(idx);
-    free(done);
+    if (c->slot) {
+        sl_slot_write_begin(c->slot);
+        c->slot->held = 0;
+        c->slot->state = SL_CHILD_IDLE;
+        c->slot->jobs_done = c->jobs_done;
+        c->slot->tick_ms = sl_monotonic_ms();
+        sl_slot_write_end(c->slot);
+    }
     return fatal ? -1 : rc;
 }
 
-int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot_board, int master_fd)
+/* ---- housekeeping ------------------------------------------------------------ */
+
+/* Refreshes the paused flags and the list of queues to read. */
+static void refresh_paused(consumer *c, int64_t now)
 {
-    (void)slot_board;
-    (void)master_fd;
-    int slot = slot_index;
+    if (now < c->next_paused_ms)
+        return;
+    c->next_paused_ms = now + PAUSED_EVERY_MS;
+    size_t nq = c->cfg->worker.nqueues;
+    bool *fresh = sl_xcalloc(nq, sizeof *fresh);
+    sl_err err;
+    if (sl_queue_paused(c->redis, c->cfg->worker.queues, nq, fresh, &err) == 0) {
+        for (size_t i = 0; i < nq; i++) {
+            if (fresh[i] != c->paused[i])
+                SL_INFO(fresh[i] ? "queue.paused" : "queue.resumed", "queue=%s", c->cfg->worker.queues[i]);
+            c->paused[i] = fresh[i];
+        }
+    }
+    free(fresh);
+    c->nactive = 0;
+    for (size_t i = 0; i < nq; i++) {
+        if (!c->paused[i])
+            c->active[c->nactive++] = c->cfg->worker.queues[i];
+    }
+}
+
+/* Moves due delayed jobs into their streams.  Paused queues too: a
+ * promoted job waits in its stream like any other. */
+static void promote_due(consumer *c, int64_t now)
+{
+    if (now < c->next_promote_ms)
+        return;
+    c->next_promote_ms = now + PROMOTE_EVERY_MS;
+    for (size_t i = 0; i < c->cfg->worker.nqueues && !sl_redis_broken(c->redis); i++) {
+        sl_err err;
+        int moved = sl_queue_promote(c->redis, c->cfg->worker.queues[i], sl_now_ms(), PROMOTE_LIMIT, &err);
+        if (moved > 0)
+            SL_DEBUG("queue.promoted", "queue=%s jobs=%d", c->cfg->worker.queues[i], moved);
+        else if (moved < 0 && !sl_redis_broken(c->redis)) {
+            char q[600];
+            SL_ERROR("queue.promote_failed", "queue=%s error=%s", c->cfg->worker.queues[i],
+                     sl_log_quote(q, sizeof q, err.msg));
+        }
+    }
+}
+
+/* Claims entries idle past the visibility timeout (their consumer died)
+ * into c->batch.  Returns how many. */
+static int reclaim_idle(consumer *c, int64_t now)
+{
+    if (now < c->next_reclaim_ms)
+        return 0;
+    int64_t every = c->cfg->worker.visibility_timeout_ms / 2;
+    c->next_reclaim_ms = now + (every < RECLAIM_MIN_EVERY_MS ? RECLAIM_MIN_EVERY_MS : every);
+    int total = 0;
+    for (size_t i = 0; i < c->nactive && total < c->cfg->worker.batch; i++) {
+        sl_err err;
+        int got = sl_queue_reclaim(c->redis, c->name, c->active[i], c->cfg->worker.visibility_timeout_ms,
+                                   c->cfg->worker.batch - total, &c->batch, &err);
+        if (got < 0) {
+            if (!sl_redis_broken(c->redis)) {
+                char q[600];
+                SL_ERROR("queue.reclaim_failed", "queue=%s error=%s", c->active[i], sl_log_quote(q, sizeof q, err.msg));
+            }
+            break;
+        }
+        if (got > 0)
+            SL_WARN("queue.reclaimed", "queue=%s entries=%d idle_ms=%d", c->active[i], got,
+                    c->cfg->worker.visibility_timeout_ms);
+        total += got;
+    }
+    return total;
+}
+
+/* Reads a batch in strict priority order: the queues in the order
+ * configured, a later one only when the earlier ones have less than a
+ * batch waiting.  Blocks (across all of them) only when all are empty.
+ * Returns entries read, or -1. */
+static int read_batch(consumer *c)
+{
+    const int want = c->cfg->worker.batch;
+    int block = c->cfg->worker.block_ms < READ_BLOCK_MAX_MS ? c->cfg->worker.block_ms : READ_BLOCK_MAX_MS;
+    sl_err err;
+    if (c->nactive == 0) {
+        sl_sleep_ms(block);
+        return 0;
+    }
+    int got = 0;
+    if (c->nactive > 1) {
+        for (size_t i = 0; i < c->nactive && got < want; i++) {
+            int n = sl_queue_read(c->redis, c->name, &c->active[i], 1, want - got, 0, &c->batch, &err);
+            if (n < 0)
+                goto failed;
+            got += n;
+        }
+        if (got > 0)
+            return got;
+    }
+    got = sl_queue_read(c->redis, c->name, c->active, c->nactive, want, block, &c->batch, &err);
+    if (got >= 0)
+        return got;
+failed:
+    if (sl_redis_broken(c->redis)) {
+        note_redis_down(c, err.msg);
+    } else {
+        char q[600];
+        SL_ERROR("redis.read_failed", "error=%s", sl_log_quote(q, sizeof q, err.msg));
+        sl_sleep_ms(RETRY_MAX_MS);
+    }
+    return -1;
+}
+
+/* A replacement child finishes what its predecessor was killed for: the
+ * job that overran its deadline is recorded timed out, and retried or
+ * dead (scoreboard.h, step 3).  Returns -1 on a fatal error. */
+static int settle_predecessor(consumer *c)
+{
+    if (c->slot == NULL)
+        return 0;
+    sl_slot *snap = sl_xmalloc(sizeof *snap);
+    int rc = 0;
+    if (!sl_slot_read(c->slot, snap) || !snap->killed_for_timeout ||
+        snap->killed_gen == snap->killed_gen_seen)
+        goto out;
+    snap->killed_queue[sizeof snap->killed_queue - 1] = '\0';
+    snap->killed_entry[sizeof snap->killed_entry - 1] = '\0';
+    snap->killed_job_id[sizeof snap->killed_job_id - 1] = '\0';
+    int got = -1;
+    while (got < 0 && ensure_redis(c, false) == 0) {
+        sl_err err;
+        sl_batch_clear(&c->batch);
+        got = sl_queue_claim(c->redis, c->name, snap->killed_queue, snap->killed_entry, &c->batch, &err);
+        if (got < 0 && !sl_redis_broken(c->redis)) {
+            char q[600];
+            SL_ERROR("job.timeout_claim_failed", "job=%s entry=%s error=%s", snap->killed_job_id,
+                     snap->killed_entry, sl_log_quote(q, sizeof q, err.msg));
+            got = 0;
+        }
+    }
+    if (got > 0)
+        rc = process_batch(c, 1);
+    else if (got == 0)
+        SL_INFO("job.timeout_already_settled", "job=%s entry=%s", snap->killed_job_id, snap->killed_entry);
+    if (got >= 0 && rc == 0) {
+        sl_slot_write_begin(c->slot);
+        c->slot->killed_gen_seen = snap->killed_gen;
+        sl_slot_write_end(c->slot);
+    }
+out:
+    free(snap);
+    return rc;
+}
+
+static void warn_eviction(consumer *c)
+{
+    char policy[64];
+    sl_err err;
+    if (sl_queue_eviction_policy(c->redis, policy, sizeof policy, &err) < 0)
+        return;
+    if (strcmp(policy, "noeviction") != 0 && strcmp(policy, "unknown") != 0)
+        SL_WARN("redis.eviction_policy", "policy=%s risk=\"an evicting Redis can silently drop queued "
+                "jobs: set maxmemory-policy noeviction\"", policy);
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;  /* hiredis and libpq must not see EINTR */
+    int sigs[] = { SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int master_fd)
+{
     pid_t master = getppid();
     /* Follow a dead master: TERM (graceful) if it goes away. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
         SL_WARN("worker.pdeathsig_failed", "error=\"%s\"", strerror(errno));
     if (getppid() != master)
         return 0;
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sigemptyset(&sa.sa_mask);
-    sa.sa_handler = on_term;
-    sigaction(SIGTERM, &sa, NULL);
-    sa.sa_handler = on_quit;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGQUIT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
+    install_signals();
 
     consumer c;
     memset(&c, 0, sizeof c);
     c.cfg = cfg;
+    c.index = slot_index;
+    c.slot = slot;
+    c.master_fd = master_fd;
+    c.rng = ((uint64_t)getpid() << 32) ^ (uint64_t)sl_now_ms() ^ 0x9e3779b97f4a7c15ULL;
+    c.paused = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.paused);
+    c.active = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.active);
     char host[64];
     if (gethostname(host, sizeof host) < 0)
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
     snprintf(c.name, sizeof c.name, "%s:%ld", host, (long)getpid());
+    if (slot) {
+        sl_slot_write_begin(slot);
+        slot->pid = getpid();
+        snprintf(slot->consumer, sizeof slot->consumer, "%s", c.name);
+        slot->state = SL_CHILD_STARTING;
+        slot->tick_ms = sl_monotonic_ms();
+        sl_slot_write_end(slot);
+    }
 
     int status = 0;
     bool fatal = false;
-    if (ensure_store(&c, false, &fatal) < 0) {
+    if (ensure_store(&c, false, &fatal) < 0 || ensure_redis(&c, false) < 0) {
         status = fatal ? SL_EXIT_FATAL : 0;
         goto out;
     }
-    SL_INFO("worker.ready", "slot=%d consumer=%s", slot, c.name);
+    if (slot_index == 0)
+        warn_eviction(&c);
+    if (settle_predecessor(&c) < 0) {
+        status = SL_EXIT_FATAL;
+        goto out;
+    }
+    SL_INFO("worker.ready", "slot=%d consumer=%s", slot_index, c.name);
     while (!stop_requested) {
-        if (ensure_redis(&c) < 0)
-            break;
-        sl_err err;
-        sl_batch_clear(&c.batch);
-        int got = sl_queue_read(c.redis, c.name, cfg->worker.queues, cfg->worker.nqueues,
-                                cfg->worker.batch, cfg->worker.block_ms, &c.batch, &err);
-        if (got < 0) {
-            if (!sl_redis_broken(c.redis)) {
-                char q[600];
-                SL_ERROR("redis.read_failed", "error=%s", sl_log_quote(q, sizeof q, err.msg));
-                sl_sleep_ms(RETRY_MAX_MS);
-            } else if (!c.redis_down) {
-                char q[600];
-                SL_ERROR("redis.unavailable", "error=%s retry=backoff", sl_log_quote(q, sizeof q, err.msg));
-                c.redis_down = true;
-            }
-            continue;
+        if (reopen_requested) {
+            reopen_requested = 0;
+            if (sl_log_reopen(NULL) < 0)
+                SL_ERROR("log.reopen_failed", "error=\"%s\"", strerror(errno));
         }
-        if (got > 0 && process_batch(&c) < 0) {
+        if (master_gone(&c)) {
+            SL_WARN("worker.master_gone", "slot=%d", slot_index);
+            break;
+        }
+        if (ensure_redis(&c, false) < 0)
+            break;
+        slot_state(&c, SL_CHILD_IDLE);
+        int64_t now = sl_monotonic_ms();
+        refresh_paused(&c, now);
+        promote_due(&c, now);
+        sl_batch_clear(&c.batch);
+        int got = reclaim_idle(&c, now);
+        if (got == 0 && !sl_redis_broken(c.redis))
+            got = read_batch(&c);
+        if (got > 0 && process_batch(&c, 0) < 0) {
             status = SL_EXIT_FATAL;
             break;
         }
     }
 out:
-    SL_INFO("worker.stopping", "slot=%d", slot);
+    SL_INFO("worker.stopping", "slot=%d jobs=%llu", slot_index, (unsigned long long)c.jobs_done);
+    slot_state(&c, SL_CHILD_STOPPING);
     sl_batch_free(&c.batch);
     free(c.items);
+    free(c.paused);
+    free(c.active);
     sl_redis_free(c.redis);
     sl_store_free(c.store);
     return status;

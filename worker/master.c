@@ -52,7 +52,7 @@
 #define TICK_MS 100            /* the loop looks at the scoreboard at least this often */
 #define FAST_STOP_MS 5000      /* INT/QUIT: SIGKILL what is left after this */
 #define SLOTS_MIN 64
-#define SLOTS_MAX 1024
+#define SLOTS_MAX SL_SUPERVISOR_SLOTS_MAX
 
 typedef struct child {
     pid_t pid;            /* 0 when no child runs in this slot */

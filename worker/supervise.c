@@ -8,6 +8,7 @@
 #include "queue.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,8 @@ struct sl_supervisor {
     int64_t retry_delay;    /* current backoff */
     int64_t renew_at;       /* monotonic ms of the next lease renewal */
     int64_t registry_at;    /* monotonic ms of the next registry write */
+    int64_t cancel_at;      /* monotonic ms of the next look for cancellations */
+    char signalled[SL_SUPERVISOR_SLOTS_MAX][SL_JOBID_MAX + 1]; /* job each slot was told to cancel */
     char host[256];
     char key[320];          /* sluice:worker:<host>:<pid> */
     sl_slot *snap;          /* scratch copy of one slot (too large for the stack) */
@@ -174,6 +177,49 @@ static void renew_leases(sl_supervisor *s, const sl_pool_view *v, sl_redis *r)
     }
 }
 
+/* Signals SIGUSR2 to every child whose running job has a cancellation
+ * request flagged in Redis (`sluice cancel`), once per job. */
+static void watch_cancels(sl_supervisor *s, const sl_pool_view *v, sl_redis *r)
+{
+    int slots[SL_SUPERVISOR_SLOTS_MAX];
+    pid_t pids[SL_SUPERVISOR_SLOTS_MAX];
+    char (*jobs)[SL_JOBID_MAX + 1] = sl_xcalloc(SL_SUPERVISOR_SLOTS_MAX, sizeof *jobs);
+    int n = 0;
+    sl_err err;
+    for (int i = 0; i < v->nslots && i < SL_SUPERVISOR_SLOTS_MAX; i++) {
+        if (!snapshot(s, v, i) || s->snap->state != SL_CHILD_RUNNING || !s->snap->job_id[0] ||
+            strcmp(s->signalled[i], s->snap->job_id) == 0)
+            continue;
+        char key[SL_JOBID_MAX + 32];
+        snprintf(key, sizeof key, "%s%s", SL_CANCEL_KEY_PREFIX, s->snap->job_id);
+        const char *argv[] = { "EXISTS", key };
+        if (sl_redis_append(r, 2, argv, NULL, &err) < 0) {
+            command_failed(s, "cancel.check_failed", &err);
+            goto out;
+        }
+        slots[n] = i;
+        pids[n] = s->snap->pid;
+        snprintf(jobs[n], sizeof jobs[n], "%s", s->snap->job_id);
+        n++;
+    }
+    for (int k = 0; k < n; k++) {
+        redisReply *rep = sl_redis_reply(r, &err);
+        if (rep == NULL) {
+            command_failed(s, "cancel.check_failed", &err);
+            goto out;
+        }
+        bool flagged = rep->type == REDIS_REPLY_INTEGER && rep->integer > 0;
+        freeReplyObject(rep);
+        if (!flagged)
+            continue;
+        snprintf(s->signalled[slots[k]], sizeof s->signalled[slots[k]], "%s", jobs[k]);
+        if (kill(pids[k], SIGUSR2) == 0)
+            SL_INFO("job.cancel_signalled", "job=%s slot=%d child=%ld", jobs[k], slots[k], (long)pids[k]);
+    }
+out:
+    free(jobs);
+}
+
 /* Resident set size of pid in KiB, -1 if unknown. */
 static long rss_kb(pid_t pid)
 {
@@ -273,7 +319,8 @@ int64_t sl_supervisor_tick(sl_supervisor *s, const sl_pool_view *v)
 {
     int64_t now = sl_monotonic_ms();
     bool renew_due = now >= s->renew_at, registry_due = now >= s->registry_at;
-    if (renew_due || registry_due) {
+    bool cancel_due = now >= s->cancel_at;
+    if (renew_due || registry_due || cancel_due) {
         sl_redis *r = connection(s, v->cfg, false);
         if (r && renew_due) {
             renew_leases(s, v, r);
@@ -281,12 +328,19 @@ int64_t sl_supervisor_tick(sl_supervisor *s, const sl_pool_view *v)
             s->renew_at = now + (every > 0 ? every : 1);
         }
         r = s->redis; /* renewal may have dropped it */
+        if (r && cancel_due) {
+            watch_cancels(s, v, r);
+            s->cancel_at = now + SL_CANCEL_EVERY_MS;
+        }
+        r = s->redis;
         if (r && registry_due) {
             write_registry(s, v, r);
             s->registry_at = now + SL_REGISTRY_EVERY_MS;
         }
     }
     int64_t next = s->renew_at < s->registry_at ? s->renew_at : s->registry_at;
+    if (s->cancel_at < next)
+        next = s->cancel_at;
     if (s->redis == NULL && s->retry_at > next)
         next = s->retry_at; /* nothing can be done before the next attempt */
     next -= now;

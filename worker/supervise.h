@@ -18,6 +18,11 @@
  *      [{slot, pid, state, job, kind, queue, job_ms, jobs_done, rss_kb}]
  *      where job/kind/queue/job_ms are null when the child runs no job.
  *
+ *  - Cancellation: every SL_CANCEL_EVERY_MS the master looks up, for each
+ *    child running a job, the flag `sluice cancel` sets in Redis
+ *    (SL_CANCEL_KEY_PREFIX + job id) and sends that child SIGUSR2 (once per
+ *    job); the child sets the job's `cancelled` flag (jobs/kind.h).
+ *
  * The master's Redis connection is its own (the children have theirs),
  * opened lazily, reopened with capped backoff after a failure (an outage is
  * logged once, its end once), and bounded by a short command timeout so
@@ -37,6 +42,8 @@
 #define SL_WORKER_KEY_PREFIX "sluice:worker:"  /* + "<host>:<masterpid>" */
 #define SL_REGISTRY_TTL_S 10                   /* expiry of a registry document */
 #define SL_REGISTRY_EVERY_MS 2000              /* how often the master rewrites it */
+#define SL_CANCEL_EVERY_MS 500                 /* how often it looks for cancellations */
+#define SL_SUPERVISOR_SLOTS_MAX 1024           /* most slots a pool has (master.c) */
 
 /* What the master shows the supervisor on each tick (borrowed, read only). */
 typedef struct sl_pool_view {
