@@ -18,6 +18,7 @@ static void on_notice(void *arg, const char *message);
 
 struct sl_store {
     PGconn *conn;  /* owned */
+    bool record_prepared; /* the record statements are prepared on conn */
 };
 
 /* Key for pg_advisory_lock while migrating: "sluice" in ASCII. */
@@ -196,28 +197,87 @@ int sl_store_check_schema(sl_store *s, sl_err *err)
     return 0;
 }
 
-static const char SQL_INSERT_JOB[] =
-    "INSERT INTO sluice_jobs (id, queue, kind, args, status, attempts, max_attempts,"
+/* A batch is recorded with two statements whatever its size: each takes
+ * one array per column and unnests them, so PostgreSQL parses (once per
+ * connection: they are prepared) and plans two statements per batch, not
+ * two per job. */
+static const char SQL_RECORD_JOBS[] =
+    "INSERT INTO sluice_jobs AS j (id, queue, kind, args, status, attempts, max_attempts,"
     " timeout_ms, run_id, step_id, unique_key, enqueued_at, started_at, finished_at,"
     " worker, outputs, error)"
-    " VALUES ($1, $2, $3, $4::jsonb, $5, $6::integer, $7::integer, $8::bigint, $9, $10, $11,"
-    " to_timestamp($12::bigint / 1000.0), to_timestamp($13::bigint / 1000.0),"
-    " to_timestamp($14::bigint / 1000.0), $15, $16::jsonb, $17)"
+    " SELECT id, queue, kind, args::jsonb, status, attempts, max_attempts, timeout_ms, run_id,"
+    " step_id, unique_key, to_timestamp(enq / 1000.0), to_timestamp(st / 1000.0),"
+    " to_timestamp(fin / 1000.0), $15, outputs::jsonb, error"
+    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[],"
+    " $7::integer[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::bigint[],"
+    " $13::bigint[], $14::bigint[], $16::text[], $17::text[])"
+    " AS t(id, queue, kind, args, status, attempts, max_attempts, timeout_ms, run_id, step_id,"
+    " unique_key, enq, st, fin, outputs, error)"
     " ON CONFLICT (id) DO UPDATE SET"
     " status = EXCLUDED.status, attempts = EXCLUDED.attempts,"
     " max_attempts = EXCLUDED.max_attempts, timeout_ms = EXCLUDED.timeout_ms,"
     " started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
     " worker = EXCLUDED.worker, outputs = EXCLUDED.outputs, error = EXCLUDED.error"
     /* Forward only: final rows stay, older attempts change nothing. */
-    " WHERE sluice_jobs.status IN ('queued', 'retrying')"
-    " AND sluice_jobs.attempts < EXCLUDED.attempts";
+    " WHERE j.status IN ('queued', 'retrying') AND j.attempts < EXCLUDED.attempts";
 
-static const char SQL_INSERT_ATTEMPT[] =
+static const char SQL_RECORD_ATTEMPTS[] =
     "INSERT INTO sluice_job_attempts (job_id, attempt, status, error, worker, started_at,"
     " finished_at)"
-    " VALUES ($1, $2::integer, $3, $4, $5, to_timestamp($6::bigint / 1000.0),"
-    " to_timestamp($7::bigint / 1000.0))"
+    " SELECT id, attempt, status, error, $5, to_timestamp(st / 1000.0), to_timestamp(fin / 1000.0)"
+    " FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $6::bigint[], $7::bigint[])"
+    " AS t(id, attempt, status, error, st, fin)"
     " ON CONFLICT (job_id, attempt) DO NOTHING";
+
+#define RECORD_JOBS_STMT "sl_record_jobs"
+#define RECORD_ATTEMPTS_STMT "sl_record_attempts"
+
+/* Appends one element to a PostgreSQL array literal being built in b
+ * ("{" already written): NULL, or the value double-quoted with " and \
+ * escaped. */
+static void array_add(sl_buf *b, const char *value)
+{
+    if (b->len > 1)
+        sl_buf_putc(b, ',');
+    if (value == NULL) {
+        sl_buf_puts(b, "NULL");
+        return;
+    }
+    sl_buf_putc(b, '"');
+    for (const char *p = value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            sl_buf_putc(b, '\\');
+        sl_buf_putc(b, *p);
+    }
+    sl_buf_putc(b, '"');
+}
+
+static void array_add_int(sl_buf *b, int64_t value, bool present)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%lld", (long long)value);
+    array_add(b, present ? num : NULL);
+}
+
+/* Prepares the two statements on first use of the connection. */
+static int prepare_record(sl_store *s, sl_err *err)
+{
+    static const struct { const char *name, *sql; int nparams; } stmts[] = {
+        { RECORD_JOBS_STMT, SQL_RECORD_JOBS, 17 },
+        { RECORD_ATTEMPTS_STMT, SQL_RECORD_ATTEMPTS, 7 },
+    };
+    if (s->record_prepared)
+        return 0;
+    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
+        PGresult *res = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
+        int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(s, err, "prepare record batch", res);
+        PQclear(res);
+        if (rc < 0)
+            return -1;
+    }
+    s->record_prepared = true;
+    return 0;
+}
 
 /* Reads every result of a synced pipeline of `queries` statements; returns
  * the first error.  Leaves the connection out of pipeline mode. */
@@ -249,65 +309,93 @@ static int pipeline_finish(sl_store *s, size_t queries, sl_err *err)
     return rc;
 }
 
+/* Column arrays of a batch: [0..17) for the jobs statement, 7 for attempts. */
+enum { JOB_COLS = 17, ATTEMPT_COLS = 7 };
+
 int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err)
 {
     if (n == 0)
         return 0;
-    if (PQenterPipelineMode(s->conn) != 1)
-        return pg_fail(s, err, "enter pipeline mode", NULL);
-    size_t sent = 0;
-    int rc = 0;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        const sl_job *j = o[i].job;
-        char attempts[24], max_attempts[24], timeout[24], enq[24], started[24], finished[24];
-        snprintf(attempts, sizeof attempts, "%lld", (long long)j->attempt);
-        snprintf(max_attempts, sizeof max_attempts, "%lld", (long long)j->max_attempts);
-        snprintf(timeout, sizeof timeout, "%lld", (long long)j->timeout_ms);
-        snprintf(enq, sizeof enq, "%lld", (long long)j->enqueued_at);
-        snprintf(started, sizeof started, "%lld", (long long)o[i].started_ms);
-        snprintf(finished, sizeof finished, "%lld", (long long)o[i].finished_ms);
-        const char *job_params[17] = {
-            j->id, j->queue, j->kind, o[i].args_json ? o[i].args_json : "{}", o[i].status,
-            attempts, j->max_attempts ? max_attempts : NULL, j->timeout_ms ? timeout : NULL,
-            j->run, j->step, j->unique_key, enq, o[i].started_ms ? started : NULL, finished,
-            worker, o[i].outputs, o[i].error,
-        };
-        const char *attempt_params[7] = {
-            j->id, attempts, o[i].attempt_status ? o[i].attempt_status : o[i].status,
-            o[i].error, worker,
-            o[i].started_ms ? started : NULL, finished,
-        };
-        if (PQsendQueryParams(s->conn, SQL_INSERT_JOB, 17, NULL, job_params, NULL, NULL, 0) != 1 ||
-            PQsendQueryParams(s->conn, SQL_INSERT_ATTEMPT, 7, NULL, attempt_params, NULL, NULL, 0) != 1)
-            rc = pg_fail(s, err, "send batch", NULL);
-        else
-            sent += 2;
+    if (prepare_record(s, err) < 0)
+        return -1;
+    sl_buf jc[JOB_COLS], ac[ATTEMPT_COLS];
+    for (int k = 0; k < JOB_COLS; k++) {
+        jc[k] = (sl_buf)SL_BUF_INIT;
+        sl_buf_putc(&jc[k], '{');
     }
+    for (int k = 0; k < ATTEMPT_COLS; k++) {
+        ac[k] = (sl_buf)SL_BUF_INIT;
+        sl_buf_putc(&ac[k], '{');
+    }
+    for (size_t i = 0; i < n; i++) {
+        const sl_job *j = o[i].job;
+        array_add(&jc[0], j->id);
+        array_add(&jc[1], j->queue);
+        array_add(&jc[2], j->kind);
+        array_add(&jc[3], o[i].args_json ? o[i].args_json : "{}");
+        array_add(&jc[4], o[i].status);
+        array_add_int(&jc[5], j->attempt, true);
+        array_add_int(&jc[6], j->max_attempts, j->max_attempts != 0);
+        array_add_int(&jc[7], j->timeout_ms, j->timeout_ms != 0);
+        array_add(&jc[8], j->run);
+        array_add(&jc[9], j->step);
+        array_add(&jc[10], j->unique_key);
+        array_add_int(&jc[11], j->enqueued_at, true);
+        array_add_int(&jc[12], o[i].started_ms, o[i].started_ms != 0);
+        array_add_int(&jc[13], o[i].finished_ms, true);
+        array_add(&jc[15], o[i].outputs);
+        array_add(&jc[16], o[i].error);
+        array_add(&ac[0], j->id);
+        array_add_int(&ac[1], j->attempt, true);
+        array_add(&ac[2], o[i].attempt_status ? o[i].attempt_status : o[i].status);
+        array_add(&ac[3], o[i].error);
+        array_add_int(&ac[5], o[i].started_ms, o[i].started_ms != 0);
+        array_add_int(&ac[6], o[i].finished_ms, true);
+    }
+    const char *jp[JOB_COLS], *ap[ATTEMPT_COLS];
+    for (int k = 0; k < JOB_COLS; k++) {
+        sl_buf_putc(&jc[k], '}');
+        jp[k] = sl_buf_str(&jc[k]);
+    }
+    for (int k = 0; k < ATTEMPT_COLS; k++) {
+        sl_buf_putc(&ac[k], '}');
+        ap[k] = sl_buf_str(&ac[k]);
+    }
+    jp[14] = worker;
+    ap[4] = worker;
+    int rc = 0;
+    size_t sent = 0;
+    if (PQenterPipelineMode(s->conn) != 1) {
+        rc = pg_fail(s, err, "enter pipeline mode", NULL);
+        goto out;
+    }
+    if (PQsendQueryPrepared(s->conn, RECORD_JOBS_STMT, JOB_COLS, jp, NULL, NULL, 0) != 1 ||
+        PQsendQueryPrepared(s->conn, RECORD_ATTEMPTS_STMT, ATTEMPT_COLS, ap, NULL, NULL, 0) != 1)
+        rc = pg_fail(s, err, "send batch", NULL);
+    else
+        sent = 2;
     if (PQpipelineSync(s->conn) != 1) {
         rc = pg_fail(s, err, "pipeline sync", NULL);
-        return rc;  /* the connection is unusable; the caller reconnects */
+        goto out;  /* the connection is unusable; the caller reconnects */
     }
-    int frc = pipeline_finish(s, sent, rc == 0 ? err : NULL);
+    if (pipeline_finish(s, sent, rc == 0 ? err : NULL) < 0)
+        rc = -1;
     if (PQtransactionStatus(s->conn) == PQTRANS_INERROR)
         exec_simple(s, "rollback", "ROLLBACK", NULL);
-    return rc < 0 || frc < 0 ? -1 : 0;
+out:
+    for (int k = 0; k < JOB_COLS; k++)
+        sl_buf_free(&jc[k]);
+    for (int k = 0; k < ATTEMPT_COLS; k++)
+        sl_buf_free(&ac[k]);
+    return rc;
 }
 
 /* Builds a PostgreSQL text[] literal: {"a","b"} with " and \ escaped. */
 static void text_array(sl_buf *b, const char *const *items, size_t n)
 {
     sl_buf_putc(b, '{');
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            sl_buf_putc(b, ',');
-        sl_buf_putc(b, '"');
-        for (const char *p = items[i]; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                sl_buf_putc(b, '\\');
-            sl_buf_putc(b, *p);
-        }
-        sl_buf_putc(b, '"');
-    }
+    for (size_t i = 0; i < n; i++)
+        array_add(b, items[i]);
     sl_buf_putc(b, '}');
 }
 

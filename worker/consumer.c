@@ -681,6 +681,40 @@ static void settle_batch(consumer *c, size_t n)
     free(acks);
 }
 
+static int cmp_item_id(const void *a, const void *b)
+{
+    const item *x = *(const item *const *)a, *y = *(const item *const *)b;
+    int d = strcmp(x->job.id, y->job.id);
+    return d ? d : (x > y) - (x < y);
+}
+
+/* Two entries of one batch carrying the same job id (a producer enqueued
+ * an id twice): only the first runs and is recorded; the others are
+ * acknowledged as duplicates (or dead-lettered without a record if they
+ * were refused anyway).  One row per job id, and one upsert per id per
+ * statement, which PostgreSQL requires. */
+static void drop_duplicates(consumer *c, size_t n)
+{
+    item **sorted = sl_xcalloc(n ? n : 1, sizeof *sorted);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (c->items[i].job.id)
+            sorted[m++] = &c->items[i];
+    }
+    qsort(sorted, m, sizeof *sorted, cmp_item_id);
+    for (size_t k = 1; k < m; k++) {
+        item *it = sorted[k];
+        if (strcmp(it->job.id, sorted[k - 1]->job.id) != 0)
+            continue;
+        SL_WARN("job.duplicate", "job=%s queue=%s entry=%s", it->job.id, it->entry->queue,
+                it->entry->stream_id);
+        it->record = it->run = it->poison = it->timed_out = false;
+        if (it->act != ACT_DEAD)
+            it->act = ACT_ACK;
+    }
+    free(sorted);
+}
+
 /* Processes the batch in c->batch; the first `timed_out` entries are jobs
  * whose worker was killed at the deadline (recorded, not run).  Returns -1
  * on a fatal error. */
@@ -702,6 +736,7 @@ static int process_batch(consumer *c, size_t timed_out)
             it->timed_out = true;
         }
     }
+    drop_duplicates(c, n);
     bool fatal = false;
     int rc = 0;
     if (apply_priors(c, n, &fatal) < 0) {
@@ -724,7 +759,6 @@ static int process_batch(consumer *c, size_t timed_out)
         } else if (it->run && stop_requested) {
             it->act = ACT_RELEASE;  /* graceful stop: hand back what has not started */
         } else if (it->run) {
-            slot_hold(c, SL_CHILD_RUNNING);
             run_item(c, it);
         }
     }

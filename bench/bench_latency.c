@@ -1,0 +1,167 @@
+/* bench_latency.c: how long a job waits between enqueue and start when
+ * jobs arrive at a steady rate.
+ *
+ * Starts sluice-worker on a fresh queue, lets it settle, then enqueues
+ * noop jobs one at a time at --rate jobs/s for --seconds (each enqueue is a
+ * separate round trip, paced on an absolute schedule, like independent
+ * producers), waits until PostgreSQL holds every result, and reads the
+ * enqueue→start latency (started_at - enqueued_at, as the worker recorded
+ * them) of every job: p50, p90, p99 and max.  Repeats --rounds times and
+ * prints the medians.  Needs REDIS_URL and DATABASE_URL (scripts/servers.sh).
+ * Run by hand; nothing here is a pass/fail test. */
+#include "clock.h"
+#include "envelope.h"
+#include "jobid.h"
+#include "queue.h"
+#include "redis.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <libpq-fe.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double median(double *v, long n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+static long long count_rows(PGconn *pg, const char *queue)
+{
+    const char *p[] = { queue };
+    PGresult *res = PQexecParams(pg, "SELECT count(*) FROM sluice_jobs WHERE queue = $1", 1, NULL, p,
+                                 NULL, NULL, 0);
+    long long n = PQresultStatus(res) == PGRES_TUPLES_OK ? atoll(PQgetvalue(res, 0, 0)) : -1;
+    PQclear(res);
+    return n;
+}
+
+/* Sleeps until the absolute CLOCK_MONOTONIC time t (seconds). */
+static void sleep_until(double t)
+{
+    struct timespec ts = { .tv_sec = (time_t)t, .tv_nsec = (long)((t - (double)(time_t)t) * 1e9) };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
+
+int main(int argc, char **argv)
+{
+    long rate = 2000, seconds = 10, rounds = 3, processes = 2;
+    const char *worker = "build/sluice-worker", *config = NULL;
+    static const struct option opts[] = {
+        { "rate", required_argument, NULL, 'R' }, { "seconds", required_argument, NULL, 's' },
+        { "rounds", required_argument, NULL, 'r' }, { "processes", required_argument, NULL, 'p' },
+        { "worker", required_argument, NULL, 'w' }, { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' }, { NULL, 0, NULL, 0 },
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, "R:s:r:p:w:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'R': rate = atol(optarg); break;
+        case 's': seconds = atol(optarg); break;
+        case 'r': rounds = atol(optarg); break;
+        case 'p': processes = atol(optarg); break;
+        case 'w': worker = optarg; break;
+        case 'c': config = optarg; break;
+        case 'h':
+            printf("Usage: bench_latency [--rate JOBS_PER_S] [--seconds S] [--rounds R] [--processes P]\n"
+                   "                     [--worker PATH] [--config FILE]\n"
+                   "Enqueues noop jobs at a steady rate into a running pool and reports the\n"
+                   "enqueue->start latency p50/p90/p99/max.  Defaults: 2000 jobs/s, 10 s, 3 rounds, 2 processes.\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    const char *redis_url = getenv("REDIS_URL"), *db_url = getenv("DATABASE_URL");
+    if (!redis_url || !db_url || rate < 1 || seconds < 1 || rounds < 1 || processes < 1) {
+        fprintf(stderr, "bench_latency: needs REDIS_URL and DATABASE_URL (run under scripts/servers.sh) and positive values\n");
+        return 2;
+    }
+    sl_err err;
+    sl_redis *r = sl_redis_connect(redis_url, 10000, &err);
+    PGconn *pg = PQconnectdb(db_url);
+    if (r == NULL || PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "bench_latency: %s %s\n", r ? "" : err.msg, PQerrorMessage(pg));
+        return 1;
+    }
+    double *p50 = calloc((size_t)rounds, sizeof *p50), *p99 = calloc((size_t)rounds, sizeof *p99);
+    char procs[16];
+    snprintf(procs, sizeof procs, "%ld", processes);
+    long total = rate * seconds;
+    for (long round = 0; round < rounds; round++) {
+        char queue[64];
+        snprintf(queue, sizeof queue, "lat-%ld-%ld", (long)getpid(), round);
+        if (sl_queue_ensure_group(r, queue, &err) < 0) {
+            fprintf(stderr, "bench_latency: %s\n", err.msg);
+            return 1;
+        }
+        pid_t pid = fork();
+        if (pid == 0) {
+            const char *args[] = { worker, "--queues", queue, "--processes", procs, "--log-level", "warn",
+                                   config ? "--config" : NULL, config, NULL };
+            execv(worker, (char *const *)args);
+            perror("exec sluice-worker");
+            _exit(127);
+        }
+        sleep(1); /* the pool connects and blocks on the stream */
+        double start = sl_monotonic_sec(), late = 0;
+        for (long i = 0; i < total; i++) {
+            double due = start + (double)i / (double)rate;
+            sleep_until(due);
+            double lag = sl_monotonic_sec() - due;
+            if (lag > late)
+                late = lag;
+            char id[SL_JOBID_MAX + 1];
+            sl_jobid_new(id);
+            sl_job job = { .id = id, .kind = "noop", .queue = queue, .attempt = 1, .enqueued_at = sl_now_ms() };
+            if (sl_queue_enqueue(r, &job, &err) < 0) {
+                fprintf(stderr, "bench_latency: %s\n", err.msg);
+                return 1;
+            }
+        }
+        double sent_in = sl_monotonic_sec() - start;
+        for (int i = 0; i < 6000 && count_rows(pg, queue) < total; i++)
+            usleep(10000);
+        kill(pid, SIGTERM);
+        waitpid(pid, NULL, 0);
+        const char *p[] = { queue };
+        PGresult *res = PQexecParams(pg,
+            "SELECT count(*),"
+            " percentile_cont(0.5) WITHIN GROUP (ORDER BY w), percentile_cont(0.9) WITHIN GROUP (ORDER BY w),"
+            " percentile_cont(0.99) WITHIN GROUP (ORDER BY w), max(w)"
+            " FROM (SELECT extract(epoch FROM started_at - enqueued_at) * 1000 AS w"
+            "       FROM sluice_jobs WHERE queue = $1) t", 1, NULL, p, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            fprintf(stderr, "bench_latency: %s", PQerrorMessage(pg));
+            return 1;
+        }
+        p50[round] = atof(PQgetvalue(res, 0, 1));
+        p99[round] = atof(PQgetvalue(res, 0, 3));
+        printf("round %ld: %s jobs of %ld at %ld/s (sent in %.2f s, worst pacing lag %.1f ms): "
+               "enqueue->start p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+               round + 1, PQgetvalue(res, 0, 0), total, rate, sent_in, late * 1000, p50[round],
+               atof(PQgetvalue(res, 0, 2)), p99[round], atof(PQgetvalue(res, 0, 4)));
+        fflush(stdout);
+        PQclear(res);
+    }
+    double p50_median = median(p50, rounds), p99_median = median(p99, rounds);
+    printf("latency at %ld jobs/s, %ld processes, %ld rounds of %ld s: median p50 %.2f ms, median p99 %.2f ms\n",
+           rate, processes, rounds, seconds, p50_median, p99_median);
+    free(p50);
+    free(p99);
+    PQfinish(pg);
+    sl_redis_free(r);
+    return 0;
+}
