@@ -15,7 +15,7 @@ scripts/servers.sh, using the binaries in $SLUICE_BIN_DIR (default
 <repo>/build).  Normally started by scripts/demo.sh.
 
 Parts:
-  queue   start a worker pool, enqueue jobs (ok, slow, failing, garbage),
+  queue   start a worker pool, enqueue jobs (ok, slow, failing twice, garbage),
           show their results and the dead letter, stop the pool gracefully
 EOF
 }
@@ -86,7 +86,8 @@ demo_require() {
 # The value of a top-level string field of a one-line JSON object (enough
 # for `sluice job --json`; no jq on a fresh machine).
 json_field() {
-    sed -n 's/.*"'"$1"'"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' <<<"$2" | head -n 1
+    grep -o '"'"$1"'"[[:space:]]*:[[:space:]]*"[^"]*"' <<<"$2" | head -n 1 |
+        sed 's/.*:[[:space:]]*"\([^"]*\)"$/\1/'
 }
 
 # Starts the worker pool in the background; its log (stderr) goes to
@@ -228,10 +229,10 @@ demo_queue() {
     worker_start --processes 2 --queues demo
     wait_for_group demo || return 1
 
-    step "Enqueue jobs: one that succeeds, one that sleeps 300 ms, one that fails"
+    step "Enqueue jobs: one that succeeds, one that sleeps 300 ms, one that fails twice (retried once, then dead)"
     ok=$(enqueue noop --queue demo)
     slow=$(enqueue sleep --queue demo --arg ms=300)
-    fail=$(enqueue fail --queue demo --arg message="disk full on build host")
+    fail=$(enqueue fail --queue demo --max-attempts 2 --arg message="disk full on build host")
 
     step "Add a garbage entry straight to the stream (not MessagePack): it must go to the dead letter"
     run redis-cli -u "$REDIS_URL" XADD 'sluice:{demo}:jobs' '*' job 'not msgpack'
@@ -251,8 +252,8 @@ demo_queue() {
         echo
     done
 
-    step "Show the dead letter of queue 'demo': entries that could not be processed (the garbage)"
-    wait_xlen 'sluice:{demo}:dead' 1 || bad "the dead letter sluice:{demo}:dead is still empty after 15 s"
+    step "Show the dead letter of queue 'demo': the garbage, and the job that failed all its attempts"
+    wait_xlen 'sluice:{demo}:dead' 2 || bad "the dead letter sluice:{demo}:dead does not hold 2 entries after 15 s"
     run "$SLUICE" dead list --queue demo || bad "sluice dead list --queue demo failed"
 
     step "Stop the worker pool gracefully (SIGTERM) and check its exit status"
