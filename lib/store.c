@@ -1,9 +1,8 @@
 /* store.c: see store.h.
  *
- * Batches are written with libpq's pipeline mode: all INSERTs of a batch
- * are sent back to back and followed by one Sync, so the server runs them
- * in one implicit transaction and the worker pays one round trip per batch
- * instead of one per statement. */
+ * A batch of outcomes is written by one prepared statement that takes an
+ * array per column (see SQL_RECORD): one round trip, one transaction, and
+ * one parse and plan per batch whatever its size. */
 #include "store.h"
 #include "log.h"
 #include "mem.h"
@@ -197,40 +196,44 @@ int sl_store_check_schema(sl_store *s, sl_err *err)
     return 0;
 }
 
-/* A batch is recorded with two statements whatever its size: each takes
- * one array per column and unnests them, so PostgreSQL parses (once per
- * connection: they are prepared) and plans two statements per batch, not
- * two per job. */
-static const char SQL_RECORD_JOBS[] =
-    "INSERT INTO sluice_jobs AS j (id, queue, kind, args, status, attempts, max_attempts,"
-    " timeout_ms, run_id, step_id, unique_key, enqueued_at, started_at, finished_at,"
-    " worker, outputs, error)"
-    " SELECT id, queue, kind, args::jsonb, status, attempts, max_attempts, timeout_ms, run_id,"
-    " step_id, unique_key, to_timestamp(enq / 1000.0), to_timestamp(st / 1000.0),"
-    " to_timestamp(fin / 1000.0), $15, outputs::jsonb, error"
-    " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::integer[],"
-    " $7::integer[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::bigint[],"
-    " $13::bigint[], $14::bigint[], $16::text[], $17::text[])"
-    " AS t(id, queue, kind, args, status, attempts, max_attempts, timeout_ms, run_id, step_id,"
-    " unique_key, enq, st, fin, outputs, error)"
-    " ON CONFLICT (id) DO UPDATE SET"
-    " status = EXCLUDED.status, attempts = EXCLUDED.attempts,"
-    " max_attempts = EXCLUDED.max_attempts, timeout_ms = EXCLUDED.timeout_ms,"
-    " started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
-    " worker = EXCLUDED.worker, outputs = EXCLUDED.outputs, error = EXCLUDED.error"
+/* A batch is recorded with one statement whatever its size: it takes one
+ * array per column and unnests them, so PostgreSQL parses it once per
+ * connection (it is prepared) and plans it once per batch.  The job rows
+ * are upserted forward only; an attempt row is written only for the jobs
+ * whose row this statement did move forward (a late or duplicate outcome
+ * changes nothing at all), and not for a successful attempt: the job row
+ * is its record (the view sluice_job_history shows both, migration 002). */
+static const char SQL_RECORD[] =
+    "WITH t AS ("
+    "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    "   $6::integer[], $7::integer[], $8::bigint[], $9::text[], $10::text[], $11::text[],"
+    "   $12::bigint[], $13::bigint[], $14::bigint[], $16::text[], $17::text[], $18::text[])"
+    "  AS t(id, queue, kind, args, status, attempts, max_attempts, timeout_ms, run_id, step_id,"
+    "   unique_key, enq, st, fin, outputs, error, attempt_status)),"
+    " up AS ("
+    "  INSERT INTO sluice_jobs AS j (id, queue, kind, args, status, attempts, max_attempts,"
+    "   timeout_ms, run_id, step_id, unique_key, enqueued_at, started_at, finished_at,"
+    "   worker, outputs, error)"
+    "  SELECT id, queue, kind, args::jsonb, status, attempts, max_attempts, timeout_ms, run_id,"
+    "   step_id, unique_key, to_timestamp(enq / 1000.0::float8), to_timestamp(st / 1000.0::float8),"
+    "   to_timestamp(fin / 1000.0::float8), $15, outputs::jsonb, error FROM t"
+    "  ON CONFLICT (id) DO UPDATE SET"
+    "   status = EXCLUDED.status, attempts = EXCLUDED.attempts,"
+    "   max_attempts = EXCLUDED.max_attempts, timeout_ms = EXCLUDED.timeout_ms,"
+    "   started_at = EXCLUDED.started_at, finished_at = EXCLUDED.finished_at,"
+    "   worker = EXCLUDED.worker, outputs = EXCLUDED.outputs, error = EXCLUDED.error"
     /* Forward only: final rows stay, older attempts change nothing. */
-    " WHERE j.status IN ('queued', 'retrying') AND j.attempts < EXCLUDED.attempts";
-
-static const char SQL_RECORD_ATTEMPTS[] =
-    "INSERT INTO sluice_job_attempts (job_id, attempt, status, error, worker, started_at,"
-    " finished_at)"
-    " SELECT id, attempt, status, error, $5, to_timestamp(st / 1000.0), to_timestamp(fin / 1000.0)"
-    " FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $6::bigint[], $7::bigint[])"
-    " AS t(id, attempt, status, error, st, fin)"
+    "   WHERE j.status IN ('queued', 'retrying') AND j.attempts < EXCLUDED.attempts"
+    "  RETURNING j.id)"
+    " INSERT INTO sluice_job_attempts (job_id, attempt, status, error, worker, started_at,"
+    "  finished_at)"
+    " SELECT t.id, t.attempts, t.attempt_status, t.error, $15, to_timestamp(t.st / 1000.0::float8),"
+    "  to_timestamp(t.fin / 1000.0::float8)"
+    " FROM t JOIN up ON up.id = t.id WHERE t.attempt_status <> 'succeeded'"
     " ON CONFLICT (job_id, attempt) DO NOTHING";
 
-#define RECORD_JOBS_STMT "sl_record_jobs"
-#define RECORD_ATTEMPTS_STMT "sl_record_attempts"
+#define RECORD_STMT "sl_record"
+#define RECORD_PARAMS 18
 
 /* Appends one element to a PostgreSQL array literal being built in b
  * ("{" already written): NULL, or the value double-quoted with " and \
@@ -262,55 +265,15 @@ static void array_add_int(sl_buf *b, int64_t value, bool present)
 /* Prepares the two statements on first use of the connection. */
 static int prepare_record(sl_store *s, sl_err *err)
 {
-    static const struct { const char *name, *sql; int nparams; } stmts[] = {
-        { RECORD_JOBS_STMT, SQL_RECORD_JOBS, 17 },
-        { RECORD_ATTEMPTS_STMT, SQL_RECORD_ATTEMPTS, 7 },
-    };
     if (s->record_prepared)
         return 0;
-    for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-        PGresult *res = PQprepare(s->conn, stmts[i].name, stmts[i].sql, stmts[i].nparams, NULL);
-        int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(s, err, "prepare record batch", res);
-        PQclear(res);
-        if (rc < 0)
-            return -1;
-    }
-    s->record_prepared = true;
-    return 0;
-}
-
-/* Reads every result of a synced pipeline of `queries` statements; returns
- * the first error.  Leaves the connection out of pipeline mode. */
-static int pipeline_finish(sl_store *s, size_t queries, sl_err *err)
-{
-    int rc = 0;
-    for (size_t q = 0; q < queries; q++) {
-        PGresult *res;
-        while ((res = PQgetResult(s->conn)) != NULL) {
-            ExecStatusType st = PQresultStatus(res);
-            if (rc == 0 && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-                rc = pg_fail(s, err, st == PGRES_PIPELINE_ABORTED ? "batch aborted" : "record batch", res);
-            PQclear(res);
-        }
-        if (PQstatus(s->conn) != CONNECTION_OK) {
-            if (rc == 0)
-                rc = pg_fail(s, err, "record batch", NULL);
-            return rc;
-        }
-    }
-    PGresult *sync = PQgetResult(s->conn);
-    if (sync == NULL || PQresultStatus(sync) != PGRES_PIPELINE_SYNC) {
-        if (rc == 0)
-            rc = pg_fail(s, err, "record batch: pipeline sync", sync);
-    }
-    PQclear(sync);
-    if (PQexitPipelineMode(s->conn) != 1 && rc == 0)
-        rc = pg_fail(s, err, "exit pipeline mode", NULL);
+    PGresult *res = PQprepare(s->conn, RECORD_STMT, SQL_RECORD, RECORD_PARAMS, NULL);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(s, err, "prepare record batch", res);
+    PQclear(res);
+    s->record_prepared = rc == 0;
     return rc;
 }
 
-/* Column arrays of a batch: [0..17) for the jobs statement, 7 for attempts. */
-enum { JOB_COLS = 17, ATTEMPT_COLS = 7 };
 
 int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err)
 {
@@ -318,75 +281,44 @@ int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t
         return 0;
     if (prepare_record(s, err) < 0)
         return -1;
-    sl_buf jc[JOB_COLS], ac[ATTEMPT_COLS];
-    for (int k = 0; k < JOB_COLS; k++) {
-        jc[k] = (sl_buf)SL_BUF_INIT;
-        sl_buf_putc(&jc[k], '{');
-    }
-    for (int k = 0; k < ATTEMPT_COLS; k++) {
-        ac[k] = (sl_buf)SL_BUF_INIT;
-        sl_buf_putc(&ac[k], '{');
+    sl_buf col[RECORD_PARAMS];
+    for (int k = 0; k < RECORD_PARAMS; k++) {
+        col[k] = (sl_buf)SL_BUF_INIT;
+        sl_buf_putc(&col[k], '{');
     }
     for (size_t i = 0; i < n; i++) {
         const sl_job *j = o[i].job;
-        array_add(&jc[0], j->id);
-        array_add(&jc[1], j->queue);
-        array_add(&jc[2], j->kind);
-        array_add(&jc[3], o[i].args_json ? o[i].args_json : "{}");
-        array_add(&jc[4], o[i].status);
-        array_add_int(&jc[5], j->attempt, true);
-        array_add_int(&jc[6], j->max_attempts, j->max_attempts != 0);
-        array_add_int(&jc[7], j->timeout_ms, j->timeout_ms != 0);
-        array_add(&jc[8], j->run);
-        array_add(&jc[9], j->step);
-        array_add(&jc[10], j->unique_key);
-        array_add_int(&jc[11], j->enqueued_at, true);
-        array_add_int(&jc[12], o[i].started_ms, o[i].started_ms != 0);
-        array_add_int(&jc[13], o[i].finished_ms, true);
-        array_add(&jc[15], o[i].outputs);
-        array_add(&jc[16], o[i].error);
-        array_add(&ac[0], j->id);
-        array_add_int(&ac[1], j->attempt, true);
-        array_add(&ac[2], o[i].attempt_status ? o[i].attempt_status : o[i].status);
-        array_add(&ac[3], o[i].error);
-        array_add_int(&ac[5], o[i].started_ms, o[i].started_ms != 0);
-        array_add_int(&ac[6], o[i].finished_ms, true);
+        array_add(&col[0], j->id);
+        array_add(&col[1], j->queue);
+        array_add(&col[2], j->kind);
+        array_add(&col[3], o[i].args_json ? o[i].args_json : "{}");
+        array_add(&col[4], o[i].status);
+        array_add_int(&col[5], j->attempt, true);
+        array_add_int(&col[6], j->max_attempts, j->max_attempts != 0);
+        array_add_int(&col[7], j->timeout_ms, j->timeout_ms != 0);
+        array_add(&col[8], j->run);
+        array_add(&col[9], j->step);
+        array_add(&col[10], j->unique_key);
+        array_add_int(&col[11], j->enqueued_at, true);
+        array_add_int(&col[12], o[i].started_ms, o[i].started_ms != 0);
+        array_add_int(&col[13], o[i].finished_ms, true);
+        array_add(&col[15], o[i].outputs);
+        array_add(&col[16], o[i].error);
+        array_add(&col[17], o[i].attempt_status ? o[i].attempt_status : o[i].status);
     }
-    const char *jp[JOB_COLS], *ap[ATTEMPT_COLS];
-    for (int k = 0; k < JOB_COLS; k++) {
-        sl_buf_putc(&jc[k], '}');
-        jp[k] = sl_buf_str(&jc[k]);
+    const char *params[RECORD_PARAMS];
+    for (int k = 0; k < RECORD_PARAMS; k++) {
+        sl_buf_putc(&col[k], '}');
+        params[k] = sl_buf_str(&col[k]);
     }
-    for (int k = 0; k < ATTEMPT_COLS; k++) {
-        sl_buf_putc(&ac[k], '}');
-        ap[k] = sl_buf_str(&ac[k]);
-    }
-    jp[14] = worker;
-    ap[4] = worker;
+    params[14] = worker;
     int rc = 0;
-    size_t sent = 0;
-    if (PQenterPipelineMode(s->conn) != 1) {
-        rc = pg_fail(s, err, "enter pipeline mode", NULL);
-        goto out;
-    }
-    if (PQsendQueryPrepared(s->conn, RECORD_JOBS_STMT, JOB_COLS, jp, NULL, NULL, 0) != 1 ||
-        PQsendQueryPrepared(s->conn, RECORD_ATTEMPTS_STMT, ATTEMPT_COLS, ap, NULL, NULL, 0) != 1)
-        rc = pg_fail(s, err, "send batch", NULL);
-    else
-        sent = 2;
-    if (PQpipelineSync(s->conn) != 1) {
-        rc = pg_fail(s, err, "pipeline sync", NULL);
-        goto out;  /* the connection is unusable; the caller reconnects */
-    }
-    if (pipeline_finish(s, sent, rc == 0 ? err : NULL) < 0)
-        rc = -1;
-    if (PQtransactionStatus(s->conn) == PQTRANS_INERROR)
-        exec_simple(s, "rollback", "ROLLBACK", NULL);
-out:
-    for (int k = 0; k < JOB_COLS; k++)
-        sl_buf_free(&jc[k]);
-    for (int k = 0; k < ATTEMPT_COLS; k++)
-        sl_buf_free(&ac[k]);
+    PGresult *res = PQexecPrepared(s->conn, RECORD_STMT, RECORD_PARAMS, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        rc = pg_fail(s, err, "record batch", res);
+    PQclear(res);
+    for (int k = 0; k < RECORD_PARAMS; k++)
+        sl_buf_free(&col[k]);
     return rc;
 }
 
@@ -489,7 +421,7 @@ int sl_store_job_json(sl_store *s, const char *id, sl_buf *out, sl_err *err)
         " 'history', (SELECT coalesce(json_agg(json_build_object("
         "   'attempt', a.attempt, 'status', a.status, 'error', a.error, 'worker', a.worker,"
         "   'started_at', a.started_at, 'finished_at', a.finished_at) ORDER BY a.attempt), '[]')"
-        "   FROM sluice_job_attempts a WHERE a.job_id = j.id))::text"
+        "   FROM sluice_job_history a WHERE a.job_id = j.id))::text"
         " FROM sluice_jobs j WHERE j.id = $1", 1, params, err);
     if (res == NULL)
         return -1;

@@ -53,13 +53,14 @@ typedef struct sl_outcome {
     int64_t finished_ms;    /* Unix ms */
 } sl_outcome;
 
-/* Records n outcomes in one transaction and one round trip (libpq pipeline
- * mode): the attempt row, and the job row.  The job row only moves forward:
- * a final status (succeeded, failed, dead, cancelled) is never overwritten,
- * and an attempt older than the recorded one changes nothing — so a result
- * is recorded exactly once per job id however often it is delivered.
- * Either all are committed or none; on failure err says which statement
- * failed and why. */
+/* Records n outcomes (distinct job ids) in one statement, one transaction
+ * and one round trip: the job row, and an attempt row unless the attempt
+ * succeeded (the job row is then its record; view sluice_job_history).
+ * The job row only moves forward: a final status (succeeded, failed, dead,
+ * cancelled) is never overwritten, and an attempt not newer than the
+ * recorded one changes nothing, its attempt row included — so a result is
+ * recorded exactly once per job id however often it is delivered.  Either
+ * all are committed or none; on failure err says why. */
 int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err);
 
 /* What PostgreSQL already knows about a job that is about to run. */

@@ -1,6 +1,6 @@
 -- 001: job results.  One row per job id (the worker's exactly-once record).
 CREATE TABLE sluice_jobs (
-    id            text PRIMARY KEY,
+    id            text COLLATE "C" PRIMARY KEY,
     queue         text NOT NULL,
     kind          text NOT NULL,
     args          jsonb NOT NULL DEFAULT '{}'::jsonb,
@@ -18,12 +18,11 @@ CREATE TABLE sluice_jobs (
     outputs       jsonb,
     error         text
 );
-CREATE INDEX sluice_jobs_queue_finished ON sluice_jobs (queue, finished_at);
 CREATE INDEX sluice_jobs_run ON sluice_jobs (run_id) WHERE run_id IS NOT NULL;
 
 -- Every attempt, successful or not: the history `sluice job` shows.
 CREATE TABLE sluice_job_attempts (
-    job_id       text NOT NULL,
+    job_id       text COLLATE "C" NOT NULL,
     attempt      integer NOT NULL,
     status       text NOT NULL CHECK (status IN ('succeeded', 'failed', 'dead', 'timed_out', 'cancelled')),
     error        text,

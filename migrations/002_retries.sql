@@ -13,7 +13,19 @@ ALTER TABLE sluice_job_attempts ADD CONSTRAINT sluice_job_attempts_status_check
 
 -- `sluice cancel JOB`: a request, recorded before the job may even exist.
 CREATE TABLE sluice_cancellations (
-    job_id        text PRIMARY KEY,
+    job_id        text COLLATE "C" PRIMARY KEY,
     requested_at  timestamptz NOT NULL DEFAULT now(),
     requested_by  text
 );
+
+-- Attempts that succeeded are not written to sluice_job_attempts: the job
+-- row (status succeeded, attempts, worker, timings) already describes its
+-- last attempt, and one write per job instead of two is what lets the
+-- worker commit tens of thousands of results a second.  The full history
+-- of a job, every attempt, is this view.
+CREATE VIEW sluice_job_history AS
+    SELECT job_id, attempt, status, error, worker, started_at, finished_at
+      FROM sluice_job_attempts
+    UNION ALL
+    SELECT id, attempts, status, NULL, worker, started_at, finished_at
+      FROM sluice_jobs WHERE status = 'succeeded';

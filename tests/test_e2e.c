@@ -85,7 +85,7 @@ static void run_thousand(const char *queue, const char *via)
     const char *p[] = { queue };
     cr_assert_eq(rows_in_queue(queue), 1000);
     cr_assert_eq(th_pg_number("SELECT count(DISTINCT id) FROM sluice_jobs WHERE queue = $1 AND status = 'succeeded'", 1, p), 1000);
-    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_attempts a JOIN sluice_jobs j ON j.id = a.job_id WHERE j.queue = $1", 1, p), 1000);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_history a JOIN sluice_jobs j ON j.id = a.job_id WHERE j.queue = $1", 1, p), 1000);
     assert_stream_drained(queue);
     /* Throughput is reported, never asserted: timing belongs in bench/. */
     fprintf(stderr, "e2e (%s): 1000 noop jobs drained in %.3f s = %.0f jobs/s (2 processes, enqueued before start)\n",
@@ -164,7 +164,7 @@ Test(e2e, failing_job_is_recorded_with_its_message)
     const char *p[] = { id };
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'dead'"
                               " AND error = 'disk full on build host'", 1, p), 1);
-    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_attempts WHERE job_id = $1 AND attempt = 1"
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_history WHERE job_id = $1 AND attempt = 1"
                               " AND status = 'failed' AND error = 'disk full on build host'", 1, p), 1);
     /* `sluice job` shows it to people and to scripts. */
     const char *show[] = { SLUICE_BIN, "job", id, NULL };
@@ -322,7 +322,7 @@ Test(e2e, redelivered_job_with_committed_result_is_not_run_again)
     stop_pool(pool, log);
     cr_assert(drained, "second delivery was never acknowledged");
     const char *p[] = { id };
-    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_attempts WHERE job_id = $1", 1, p), 1);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_history WHERE job_id = $1", 1, p), 1);
     char *text = th_read_file(log);
     cr_assert(text && strstr(text, "event=job.already_done"), "log:\n%s", text ? text : "");
     free(text);

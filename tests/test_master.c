@@ -624,8 +624,10 @@ Test(master, the_master_renews_the_lease_of_a_long_job)
     const char *p[] = { id };
     for (int i = 0; i < 1500 && th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p) == 0; i++)
         usleep(20000);
-    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_attempts WHERE job_id = $1", 1, p), 1);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_history WHERE job_id = $1", 1, p), 1);
     stop_cleanly(master, log);
+    snprintf(line, sizeof line, "event=job.succeeded job=%s", id);
+    cr_assert_eq(occurrences(log, line), 1, "the job ran more than once (reclaimed despite its lease?)");
     unlink(log);
     free(log);
     free(config);

@@ -76,7 +76,7 @@ Test(store, first_result_wins)
     cr_assert_eq(sl_store_record(s, "w2", &second, 1, &err), 0, "%s", err.msg);
     const char *p[] = { id };
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'succeeded' AND worker = 'w1'", 1, p), 1);
-    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_attempts WHERE job_id = $1", 1, p), 1);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_history WHERE job_id = $1", 1, p), 1);
     sl_store_free(s);
 }
 
