@@ -16,7 +16,9 @@ enum sl_err_code {
     SL_EPG,      /* PostgreSQL unreachable or returned an error */
     SL_EIO,      /* a system call failed */
     SL_ENOTFOUND,/* the thing asked for does not exist */
-    SL_EJOB,     /* a job handler reported failure */
+    SL_EJOB,     /* a job handler reported failure (retryable) */
+    SL_EPERMANENT,/* a job failed in a way retrying cannot fix (a webhook's 4xx,
+                     a checksum mismatch): the job is dead at once */
 };
 
 typedef struct sl_err {
