@@ -1,0 +1,64 @@
+/* jobctx.c: see jobctx.h. */
+#include "jobctx.h"
+#include "json.h"
+
+#include <string.h>
+
+int64_t sl_jobctx_timeout_ms(const sl_job_ctx *ctx)
+{
+    if (ctx->job && ctx->job->timeout_ms > 0)
+        return ctx->job->timeout_ms;
+    return ctx->cfg->worker.job_timeout_ms;
+}
+
+bool sl_jobctx_cancelled(const sl_job_ctx *ctx)
+{
+    return ctx->cancelled != NULL && *ctx->cancelled != 0;
+}
+
+void sl_jout_begin(sl_jout *o, sl_buf *b)
+{
+    o->b = b;
+    o->first = true;
+    sl_buf_putc(b, '{');
+}
+
+void sl_jout_key(sl_jout *o, const char *key)
+{
+    if (!o->first)
+        sl_buf_putc(o->b, ',');
+    o->first = false;
+    sl_json_put_string(o->b, key, strlen(key));
+    sl_buf_putc(o->b, ':');
+}
+
+void sl_jout_strn(sl_jout *o, const char *key, const char *value, size_t n)
+{
+    sl_jout_key(o, key);
+    if (value == NULL)
+        sl_buf_puts(o->b, "null");
+    else
+        sl_json_put_string(o->b, value, n);
+}
+
+void sl_jout_str(sl_jout *o, const char *key, const char *value)
+{
+    sl_jout_strn(o, key, value, value ? strlen(value) : 0);
+}
+
+void sl_jout_int(sl_jout *o, const char *key, int64_t value)
+{
+    sl_jout_key(o, key);
+    sl_buf_printf(o->b, "%lld", (long long)value);
+}
+
+void sl_jout_bool(sl_jout *o, const char *key, bool value)
+{
+    sl_jout_key(o, key);
+    sl_buf_puts(o->b, value ? "true" : "false");
+}
+
+void sl_jout_end(sl_jout *o)
+{
+    sl_buf_putc(o->b, '}');
+}
