@@ -21,6 +21,7 @@ static const sl_kind *const kinds[] = {
     &sl_kind_crash,
     &sl_kind_deploy,
     &sl_kind_import,
+    &sl_kind_codegen,
 };
 
 const sl_kind *sl_registry_find(const char *name)
