@@ -328,32 +328,6 @@ cleanup:
 
 /* ---- webhook ---- */
 
-/* Finds a string member `url` or `deployment_url` in a JSON object body. */
-static char *reported_url(const sl_buf *body)
-{
-    if (body->len == 0)
-        return NULL;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    char *url = NULL;
-    sl_err e;
-    if (sl_json_to_msgpack(body->data, body->len, &pk, &e) == 0) {
-        msgpack_unpacked up;
-        msgpack_unpacked_init(&up);
-        if (msgpack_unpack_next(&up, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS) {
-            char *s = NULL;
-            if ((sl_args_str(&up.data, "deployment_url", false, &s, &e) == 0 && s) ||
-                (sl_args_str(&up.data, "url", false, &s, &e) == 0 && s))
-                url = s;
-        }
-        msgpack_unpacked_destroy(&up);
-    }
-    msgpack_sbuffer_destroy(&sb);
-    return url;
-}
-
 static int health_check(sl_job_ctx *ctx, const sl_deploy_target *t, int64_t job_end, long *last,
                         sl_err *err)
 {
@@ -458,7 +432,9 @@ static int run_webhook(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
                    "(redirects are not followed)", t->name, resp.status);
         goto cleanup;
     }
-    url = reported_url(&resp.body);
+    url = sl_http_json_member(&resp.body, "deployment_url");
+    if (url == NULL)
+        url = sl_http_json_member(&resp.body, "url");
     long health = 0;
     if (t->health_url && health_check(ctx, t, job_end, &health, err) < 0)
         goto cleanup;

@@ -1,7 +1,12 @@
 /* http.c: see http.h. */
 #include "http.h"
+#include "args.h"
+#include "json.h"
+#include "mem.h"
 
 #include <curl/curl.h>
+#include <msgpack.h>
+#include <stdio.h>
 #include <string.h>
 
 typedef struct sink {
@@ -108,4 +113,34 @@ const char *sl_http_excerpt(const char *data, size_t len, char *buf, size_t n)
     if (n > 0)
         buf[k] = '\0';
     return buf;
+}
+
+char *sl_http_json_member(const sl_buf *body, const char *key)
+{
+    if (body->len == 0)
+        return NULL;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    char *value = NULL;
+    sl_err e;
+    if (sl_json_to_msgpack(body->data, body->len, &pk, &e) == 0) {
+        msgpack_unpacked up;
+        msgpack_unpacked_init(&up);
+        if (msgpack_unpack_next(&up, sb.data, sb.size, NULL) == MSGPACK_UNPACK_SUCCESS) {
+            const msgpack_object *v = sl_args_get(&up.data, key);
+            if (v && v->type == MSGPACK_OBJECT_STR && !memchr(v->via.str.ptr, '\0', v->via.str.size))
+                value = sl_xstrndup(v->via.str.ptr, v->via.str.size);
+            else if (v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                value = sl_xasprintf("%llu", (unsigned long long)v->via.u64);
+            else if (v && v->type == MSGPACK_OBJECT_BOOLEAN)
+                value = sl_xstrdup(v->via.boolean ? "true" : "false");
+            else if (v && v->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
+                value = sl_xasprintf("%lld", (long long)v->via.i64);
+        }
+        msgpack_unpacked_destroy(&up);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    return value;
 }

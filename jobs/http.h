@@ -41,6 +41,11 @@ typedef struct sl_http_resp {
  * must be initialised (SL_BUF_INIT) and is appended to. */
 int sl_http_request(const sl_http_req *req, sl_http_resp *resp, sl_err *err);
 
+/* Reads a JSON object answer and returns its member key as a new string
+ * (a string as is, a number as its digits, a boolean as true/false), or NULL when the body is not a
+ * JSON object or has no such scalar member.  Caller frees. */
+char *sl_http_json_member(const sl_buf *body, const char *key);
+
 /* Writes a printable excerpt of data[0..len) into buf (at most n-1 bytes,
  * control characters replaced by spaces) and returns buf; for quoting
  * remote answers and command output in error messages. */

@@ -22,6 +22,7 @@ static const sl_kind *const kinds[] = {
     &sl_kind_deploy,
     &sl_kind_import,
     &sl_kind_codegen,
+    &sl_kind_provision,
 };
 
 const sl_kind *sl_registry_find(const char *name)
