@@ -376,19 +376,8 @@ static int run_webhook(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     char *url = NULL;
     int rc = -1;
 
-    sl_jout o;
-    sl_jout_begin(&o, &body);
-    sl_jout_str(&o, "id", ctx->job->id);
-    sl_jout_str(&o, "kind", ctx->job->kind);
-    sl_jout_str(&o, "queue", ctx->job->queue);
-    sl_jout_int(&o, "attempt", ctx->job->attempt);
-    sl_jout_str(&o, "target", t->name);
-    sl_jout_key(&o, "args");
-    if (sl_json_from_msgpack(ctx->args, &body, err) < 0) {
-        sl_err_set(err, SL_EINVAL, "arguments cannot be sent as JSON: %s", err->msg);
+    if (sl_jobctx_job_json(ctx, &body, err) < 0)
         goto cleanup;
-    }
-    sl_jout_end(&o);
 
     size_t nh = 0;
     hdrs[nh++] = sl_xstrdup("Content-Type: application/json");
@@ -438,6 +427,7 @@ static int run_webhook(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     long health = 0;
     if (t->health_url && health_check(ctx, t, job_end, &health, err) < 0)
         goto cleanup;
+    sl_jout o;
     sl_jout_begin(&o, ctx->outputs);
     sl_jout_str(&o, "target", t->name);
     sl_jout_str(&o, "type", "webhook");

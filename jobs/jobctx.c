@@ -16,6 +16,21 @@ bool sl_jobctx_cancelled(const sl_job_ctx *ctx)
     return ctx->cancelled != NULL && *ctx->cancelled != 0;
 }
 
+int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err)
+{
+    sl_jout o;
+    sl_jout_begin(&o, out);
+    sl_jout_str(&o, "id", ctx->job->id);
+    sl_jout_str(&o, "kind", ctx->job->kind);
+    sl_jout_str(&o, "queue", ctx->job->queue);
+    sl_jout_int(&o, "attempt", ctx->job->attempt);
+    sl_jout_key(&o, "args");
+    if (sl_json_from_msgpack(ctx->args, out, err) < 0)
+        return sl_err_set(err, SL_EINVAL, "arguments cannot be sent as JSON: %s", err->msg);
+    sl_jout_end(&o);
+    return 0;
+}
+
 void sl_jout_begin(sl_jout *o, sl_buf *b)
 {
     o->b = b;

@@ -26,6 +26,11 @@ int64_t sl_jobctx_timeout_ms(const sl_job_ctx *ctx);
 /* True once the job has been cancelled (ctx->cancelled may be NULL). */
 bool sl_jobctx_cancelled(const sl_job_ctx *ctx);
 
+/* Appends the job as the JSON object that webhooks and endpoints receive:
+ * {"id","kind","queue","attempt","args":{…}}.  Returns -1 with err
+ * (SL_EINVAL) when the arguments hold a value JSON cannot carry. */
+int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err);
+
 typedef struct sl_jout {
     sl_buf *b;    /* where the object is written */
     bool first;   /* no member written yet */

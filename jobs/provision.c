@@ -281,16 +281,8 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
                    sl_http_excerpt(ep_name, strlen(ep_name), shown, 80));
         goto cleanup;
     }
-    sl_jout o;
-    sl_jout_begin(&o, &body);
-    sl_jout_str(&o, "id", ctx->job->id);
-    sl_jout_str(&o, "name", name);
-    sl_jout_key(&o, "args");
-    if (sl_json_from_msgpack(ctx->args, &body, err) < 0) {
-        sl_err_set(err, SL_EINVAL, "arguments cannot be sent as JSON: %s", err->msg);
+    if (sl_jobctx_job_json(ctx, &body, err) < 0)
         goto cleanup;
-    }
-    sl_jout_end(&o);
     size_t nh = 0;
     hdrs[nh++] = sl_xstrdup("Content-Type: application/json");
     hdrs[nh++] = sl_xasprintf("Idempotency-Key: %s", ctx->job->id);
@@ -326,6 +318,7 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
         goto cleanup;
     }
     char *existed = sl_http_json_member(&resp.body, "existed");
+    sl_jout o;
     sl_jout_begin(&o, ctx->outputs);
     sl_jout_str(&o, "resource", "http");
     sl_jout_str(&o, "endpoint", ep->name);

@@ -245,6 +245,40 @@ static int read_int(sl_ydoc *doc, const sl_ynode *node, const char *what, int64_
     return sl_ydoc_int(doc, node, what, min, max, out, err);
 }
 
+typedef int (*entry_reader)(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err);
+
+/* The named collections (deploy.targets, import.tables, provision.endpoints)
+ * share their struct's first member, `char *name`. */
+_Static_assert(offsetof(sl_deploy_target, name) == 0, "name first");
+_Static_assert(offsetof(sl_import_table, name) == 0, "name first");
+_Static_assert(offsetof(sl_provision_endpoint, name) == 0, "name first");
+
+/* Reads a mapping from entry names to settings into a new array of `elem`
+ * byte entries, each read by read_one.  *arr must be empty (cleared by the
+ * caller); on error it holds the entries read so far, counted in *n, for
+ * the caller's free. */
+static int read_named(sl_ydoc *doc, const sl_ynode *node, const char *what, const char *label,
+                      size_t elem, entry_reader read_one, void **arr, size_t *n, sl_err *err)
+{
+    sl_ymap map;
+    if (sl_ydoc_map(doc, node, what, &map, err) < 0)
+        return -1;
+    char *base = sl_xcalloc(map.n + 1, elem);
+    *arr = base;
+    for (size_t j = 0; j < map.n; j++) {
+        char *entry = base + j * elem;
+        char **name = (char **)(void *)entry;
+        *name = sl_xstrdup(map.pairs[j].name);
+        (*n)++;
+        if (!entry_name_valid(*name))
+            return sl_ydoc_errorf(doc, map.pairs[j].key, err, "%s name '%.80s' must be 1-%d of "
+                                  "A-Z a-z 0-9 _ . -", label, *name, NAME_MAX_LEN);
+        if (read_one(doc, &map.pairs[j], entry, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* ---- deploy ---- */
 
 static bool argv0_valid(const char *s)
@@ -252,8 +286,9 @@ static bool argv0_valid(const char *s)
     return s[0] == '/';
 }
 
-static int read_target(sl_ydoc *doc, const sl_ypair *pair, sl_deploy_target *t, sl_err *err)
+static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
+    sl_deploy_target *t = entry;
     static const char *const keys[] = { "type", "command", "cwd", "output_limit", "url",
                                         "secret_env", "health_url", "timeout", "health_timeout",
                                         "health_interval", NULL };
@@ -328,20 +363,13 @@ static int read_deploy(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_
     if (check_keys(doc, map, "deploy", keys, err) < 0)
         return -1;
     for (size_t i = 0; i < map->n; i++) {
-        sl_ymap targets;
-        if (sl_ydoc_map(doc, map->pairs[i].value, "deploy.targets", &targets, err) < 0)
-            return -1;
+        void *arr = NULL;
         clear_deploy(jc);
-        jc->deploy.targets = sl_xcalloc(targets.n + 1, sizeof *jc->deploy.targets);
-        for (size_t j = 0; j < targets.n; j++) {
-            sl_deploy_target *t = &jc->deploy.targets[jc->deploy.ntargets++];
-            t->name = sl_xstrdup(targets.pairs[j].name);
-            if (!entry_name_valid(t->name))
-                return sl_ydoc_errorf(doc, targets.pairs[j].key, err, "deploy target name '%.80s' "
-                                      "must be 1-%d of A-Z a-z 0-9 _ . -", t->name, NAME_MAX_LEN);
-            if (read_target(doc, &targets.pairs[j], t, err) < 0)
-                return -1;
-        }
+        int rc = read_named(doc, map->pairs[i].value, "deploy.targets", "deploy target",
+                            sizeof(sl_deploy_target), read_target, &arr, &jc->deploy.ntargets, err);
+        jc->deploy.targets = arr;
+        if (rc < 0)
+            return -1;
     }
     return 0;
 }
@@ -370,8 +398,9 @@ static bool ident_valid(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
-static int read_table(sl_ydoc *doc, const sl_ypair *pair, sl_import_table *t, sl_err *err)
+static int read_table(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
+    sl_import_table *t = entry;
     static const char *const keys[] = { "table", "columns", "header", NULL };
     char what[128];
     snprintf(what, sizeof what, "import.tables.%s", pair->name);
@@ -450,20 +479,11 @@ static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_
         } else if (strcmp(k, "database_url_env") == 0) {
             rc = read_env_name(doc, v, kw, &jc->import.database_url_env, err);
         } else if (strcmp(k, "tables") == 0) {
-            sl_ymap tables;
-            if (sl_ydoc_map(doc, v, kw, &tables, err) < 0)
-                return -1;
+            void *arr = NULL;
             clear_tables(jc);
-            jc->import.tables = sl_xcalloc(tables.n + 1, sizeof *jc->import.tables);
-            for (size_t j = 0; j < tables.n; j++) {
-                sl_import_table *t = &jc->import.tables[jc->import.ntables++];
-                t->name = sl_xstrdup(tables.pairs[j].name);
-                if (!entry_name_valid(t->name))
-                    return sl_ydoc_errorf(doc, tables.pairs[j].key, err, "import table name '%.80s' "
-                                          "must be 1-%d of A-Z a-z 0-9 _ . -", t->name, NAME_MAX_LEN);
-                if (read_table(doc, &tables.pairs[j], t, err) < 0)
-                    return -1;
-            }
+            rc = read_named(doc, v, kw, "import table", sizeof(sl_import_table), read_table, &arr,
+                            &jc->import.ntables, err);
+            jc->import.tables = arr;
         }
         if (rc < 0)
             return -1;
@@ -511,8 +531,9 @@ static bool resource_valid(const char *s)
            strcmp(s, "postgres_database") == 0;
 }
 
-static int read_endpoint(sl_ydoc *doc, const sl_ypair *pair, sl_provision_endpoint *e, sl_err *err)
+static int read_endpoint(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
+    sl_provision_endpoint *e = entry;
     static const char *const keys[] = { "url", "secret_env", "timeout", NULL };
     char what[128];
     snprintf(what, sizeof what, "provision.endpoints.%s", pair->name);
@@ -559,20 +580,11 @@ static int read_provision(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, 
         } else if (strcmp(k, "password_dir") == 0) {
             rc = read_abs_path(doc, v, kw, &jc->provision.password_dir, err);
         } else {
-            sl_ymap eps;
-            if (sl_ydoc_map(doc, v, kw, &eps, err) < 0)
-                return -1;
+            void *arr = NULL;
             clear_endpoints(jc);
-            jc->provision.endpoints = sl_xcalloc(eps.n + 1, sizeof *jc->provision.endpoints);
-            for (size_t j = 0; j < eps.n; j++) {
-                sl_provision_endpoint *e = &jc->provision.endpoints[jc->provision.nendpoints++];
-                e->name = sl_xstrdup(eps.pairs[j].name);
-                if (!entry_name_valid(e->name))
-                    return sl_ydoc_errorf(doc, eps.pairs[j].key, err, "endpoint name '%.80s' "
-                                          "must be 1-%d of A-Z a-z 0-9 _ . -", e->name, NAME_MAX_LEN);
-                if (read_endpoint(doc, &eps.pairs[j], e, err) < 0)
-                    return -1;
-            }
+            rc = read_named(doc, v, kw, "endpoint", sizeof(sl_provision_endpoint), read_endpoint, &arr,
+                            &jc->provision.nendpoints, err);
+            jc->provision.endpoints = arr;
         }
         if (rc < 0)
             return -1;

@@ -8,7 +8,6 @@
 #include "sha256.h"
 
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,17 +64,6 @@ static char *out_file(const char *dir, const char *rel)
     return text;
 }
 
-static int entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
 
 static void hex_of(const char *s, char hex[SL_SHA256_HEX])
 {
@@ -123,18 +111,14 @@ Test(codegen, renders_a_tree_with_sections_filters_and_templated_names)
     cr_assert(th_has(c.outputs, want), "outputs %s\nlack %s", c.outputs, want);
     char *dir = sl_xasprintf("\"dir\":\"%s/shop-1\"", oroot);
     cr_assert(th_has(c.outputs, dir), "%s", c.outputs);
-    cr_assert_eq(entries(oroot), 1, "only the finished tree is in the output root");
+    cr_assert_eq(th_dir_entries(oroot), 1, "only the finished tree is in the output root");
     th_call_free(&c);
     free(readme), free(main_c), free(run), free(run_path), free(manifest), free(want), free(dir), free(cfg);
 }
 
 static void expect_fail(th_call *c, int code, const char *text)
 {
-    cr_assert_eq(c->rc, -1, "expected a failure, got %s", c->outputs);
-    cr_assert_eq(c->err.code, code, "code %d: %s", c->err.code, c->err.msg);
-    cr_assert(th_has(c->err.msg, text), "'%s' lacks '%s'", c->err.msg, text);
-    cr_assert_eq(entries(oroot), 0, "something was left in the output root after: %s", c->err.msg);
-    th_call_free(c);
+    th_expect_fail(c, code, text, oroot);
 }
 
 Test(codegen, template_and_output_names_cannot_leave_the_roots)
@@ -227,7 +211,7 @@ Test(codegen, an_existing_output_is_never_replaced)
     th_call_free(&c);
     char *text = out_file("o", "a.txt");
     cr_assert_str_eq(text, "1");
-    cr_assert_eq(entries(oroot), 1, "the aborted second tree was left behind");
+    cr_assert_eq(th_dir_entries(oroot), 1, "the aborted second tree was left behind");
     free(text), free(cfg);
 }
 

@@ -9,7 +9,6 @@
 #include "sha256.h"
 
 #include <criterion/criterion.h>
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,17 +42,6 @@ static char *config(const char *extra)
                         "  connect_timeout: 2s\n  timeout: 5s\n%s", root, files, extra ? extra : "");
 }
 
-static int entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    cr_assert_not_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
-}
 
 /* Runs import with args built from fmt and the server's URL of path. */
 static th_call import(const char *cfg, const char *args_fmt, const char *path)
@@ -68,11 +56,7 @@ static th_call import(const char *cfg, const char *args_fmt, const char *path)
 
 static void expect_fail(th_call *c, int code, const char *text)
 {
-    cr_assert_eq(c->rc, -1, "expected a failure, got outputs %s", c->outputs);
-    cr_assert_eq(c->err.code, code, "code %d for: %s", c->err.code, c->err.msg);
-    cr_assert(th_has(c->err.msg, text), "'%s' lacks '%s'", c->err.msg, text);
-    cr_assert_eq(entries(root), 0, "a file remains in the import root after: %s", c->err.msg);
-    th_call_free(c);
+    th_expect_fail(c, code, text, root);
 }
 
 Test(import, download_is_stored_with_its_hash)
@@ -90,7 +74,7 @@ Test(import, download_is_stored_with_its_hash)
     char *path = sl_xasprintf("%s/data.csv", root);
     char *text = th_read_file(path);
     cr_assert_str_eq(text ? text : "", r.body);
-    cr_assert_eq(entries(root), 1, "staging files remain");
+    cr_assert_eq(th_dir_entries(root), 1, "staging files remain");
     char want[200];
     snprintf(want, sizeof want, "\"sha256\":\"%s\"", hex);
     cr_assert(th_has(c.outputs, want), "%s", c.outputs);

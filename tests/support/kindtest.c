@@ -11,6 +11,7 @@
 
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <ftw.h>
 #include <signal.h>
@@ -183,4 +184,26 @@ void th_rmtree(const char *path)
 int th_has(const char *haystack, const char *needle)
 {
     return haystack != NULL && strstr(haystack, needle) != NULL;
+}
+
+int th_dir_entries(const char *dir)
+{
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d, "opendir %s: %s", dir, strerror(errno));
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL)
+        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return n;
+}
+
+void th_expect_fail(th_call *c, int code, const char *text, const char *clean_dir)
+{
+    cr_assert_eq(c->rc, -1, "expected a failure, got outputs %s", c->outputs);
+    cr_assert_eq(c->err.code, code, "error code %d, expected %d: %s", c->err.code, code, c->err.msg);
+    cr_assert(th_has(c->err.msg, text), "'%s' lacks '%s'", c->err.msg, text);
+    if (clean_dir)
+        cr_assert_eq(th_dir_entries(clean_dir), 0, "%s is not empty after: %s", clean_dir, c->err.msg);
+    th_call_free(c);
 }

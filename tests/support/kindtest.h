@@ -55,6 +55,13 @@ void th_row_free(th_row *r);
 char *th_tempdir(const char *prefix);
 void th_rmtree(const char *path);
 
+/* Asserts that c failed with code and a message containing text, and that
+ * clean_dir (if not NULL) is empty afterwards; then frees c. */
+void th_expect_fail(th_call *c, int code, const char *text, const char *clean_dir);
+
+/* Entries in dir other than . and .. (the test fails if it cannot be read). */
+int th_dir_entries(const char *dir);
+
 /* True when haystack contains needle (NULL haystack: false). */
 int th_has(const char *haystack, const char *needle);
 
