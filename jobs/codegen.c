@@ -602,7 +602,7 @@ static bool plain_name(const char *s)
 {
     size_t n = strlen(s);
     return n > 0 && n <= 128 && s[0] != '.' &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
 }
 
 static int run_codegen(sl_job_ctx *ctx, sl_err *err)
@@ -623,7 +623,7 @@ static int run_codegen(sl_job_ctx *ctx, sl_err *err)
     char shown[140];
     if (!plain_name(name)) {
         sl_err_set(err, SL_EINVAL, "argument 'template': '%s' is not a template name (1-128 of "
-                   "A-Z a-z 0-9 . _ -, not starting with '.')", sl_http_excerpt(name, strlen(name), shown, 100));
+                   "A-Z a-z 0-9 . _ : -, not starting with '.')", sl_http_excerpt(name, strlen(name), shown, 100));
         goto cleanup;
     }
     if (out_name == NULL)

@@ -63,7 +63,7 @@ static bool name_valid(const char *s)
 {
     size_t n = strlen(s);
     return n > 0 && n <= NAME_MAX_LEN && s[0] != '.' &&
-           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == n;
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._:-") == n;
 }
 
 static bool host_allowed(const sl_jobs_config *jc, const char *host)
@@ -509,7 +509,7 @@ static int run_import(sl_job_ctx *ctx, sl_err *err)
     if (!name_valid(name)) {
         char shown[100];
         sl_err_set(err, SL_EINVAL, "argument 'name': '%s' is not a plain file name (1-%d of "
-                   "A-Z a-z 0-9 . _ -, not starting with '.')", sl_http_excerpt(name, strlen(name),
+                   "A-Z a-z 0-9 . _ : -, not starting with '.')", sl_http_excerpt(name, strlen(name),
                    shown, sizeof shown), NAME_MAX_LEN);
         goto cleanup;
     }

@@ -141,6 +141,20 @@ Test(deploy, timeout_kills_the_whole_process_group)
     free(cfg);
 }
 
+Test(deploy, cancelling_the_job_kills_the_process_group)
+{
+    char *cfg = command_config("sleep 60 & echo $! > child.pid; sleep 60", 0);
+    th_cancel_after(300);
+    th_call c = th_kind_call("deploy", cfg, "{\"target\": \"t\"}", 0);
+    cr_assert_eq(c.rc, -1);
+    cr_assert(th_has(c.err.msg, "deploy target 't': cancelled; the command's process group was killed"),
+              "%s", c.err.msg);
+    long pid = read_pid("child.pid");
+    cr_assert(th_wait(pid_dead, &pid, 5000), "grandchild %ld survived the cancellation", pid);
+    th_call_free(&c);
+    free(cfg);
+}
+
 Test(deploy, processes_left_behind_by_a_successful_command_are_killed)
 {
     char *cfg = command_config("sleep 60 & echo $! > child.pid; exit 0", 0);

@@ -175,6 +175,11 @@ Test(import, http_errors_say_whether_a_retry_can_help)
     c = import(cfg, "{\"url\": \"%s\"}", "/slow");
     expect_fail(&c, SL_EJOB, "timed out");
     free(cfg);
+    cfg = config(NULL);
+    th_cancel_after(200);
+    c = import(cfg, "{\"url\": \"%s\"}", "/slow");
+    expect_fail(&c, SL_EJOB, "cancelled");
+    free(cfg);
 }
 
 Test(import, file_urls_must_stay_under_the_file_root)

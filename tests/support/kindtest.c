@@ -18,7 +18,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/time.h>
 #include <unistd.h>
+
+static volatile sig_atomic_t cancelled;
+static int cancel_after_ms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    cancelled = 1;
+}
+
+void th_cancel_after(int ms)
+{
+    cancel_after_ms = ms;
+}
 
 static sl_config *load_config(const char *yaml)
 {
@@ -50,12 +65,23 @@ th_call th_kind_call_msgpack(const char *kind, const char *config_yaml, const ch
     msgpack_unpacked_init(&up);
     cr_assert_eq(msgpack_unpack_next(&up, args, args_len, NULL), MSGPACK_UNPACK_SUCCESS);
     sl_buf out = SL_BUF_INIT;
-    static volatile sig_atomic_t not_cancelled;
     sl_job_ctx ctx = { .job = &job, .args = &up.data, .cfg = cfg, .outputs = &out,
-                       .cancelled = &not_cancelled };
+                       .cancelled = &cancelled };
+    cancelled = 0;
+    if (cancel_after_ms > 0) {
+        struct sigaction sa = { .sa_handler = on_alarm };
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        cr_assert_eq(sigaction(SIGALRM, &sa, NULL), 0);
+        struct itimerval it = { .it_value = { cancel_after_ms / 1000, (cancel_after_ms % 1000) * 1000 } };
+        cr_assert_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+        cancel_after_ms = 0;
+    }
     th_call c;
     sl_err_clear(&c.err);
     c.rc = k->run(&ctx, &c.err);
+    struct itimerval off = { { 0, 0 }, { 0, 0 } };
+    (void)setitimer(ITIMER_REAL, &off, NULL);
     cr_assert(c.rc == 0 || c.rc == -1, "run returned %d", c.rc);
     if (c.rc != 0)
         cr_assert(c.err.msg[0] != '\0', "failure without a message");

@@ -28,6 +28,10 @@ typedef struct th_call {
 th_call th_kind_call(const char *kind, const char *config_yaml, const char *args_json,
                      int64_t timeout_ms);
 
+/* Makes the next th_kind_call cancel its job (as `sluice cancel` would,
+ * through ctx->cancelled) ms milliseconds after it starts. */
+void th_cancel_after(int ms);
+
 /* The same with args as MessagePack bytes (for values JSON cannot carry). */
 th_call th_kind_call_msgpack(const char *kind, const char *config_yaml, const char *args,
                              size_t args_len, int64_t timeout_ms);
