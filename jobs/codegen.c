@@ -58,7 +58,8 @@ typedef struct tmpl {
     const char *file;         /* template path, for messages */
     const char *src;          /* the whole text, for line:column */
     const msgpack_object *stack[MAX_DEPTH + 1];
-    int depth;
+    int depth;                /* contexts pushed by sections */
+    int nest;                 /* sections open, inverted ones included */
     sl_buf *out;
     sl_err *err;
 } tmpl;
@@ -238,25 +239,30 @@ static int render_section(tmpl *t, char kind, const char *tag, const char *name,
                           const char *body, const char *body_end)
 {
     const msgpack_object *v = lookup(t, name, n);
-    if (kind == '^')
-        return truthy(v) ? 0 : render(t, body, body_end);
+    if (t->nest >= 2 * MAX_DEPTH)
+        return tmpl_error(t, tag, "sections nested deeper than %s", "64");
+    if (kind == '^') {
+        if (truthy(v))
+            return 0;
+        t->nest++;
+        int rc = render(t, body, body_end);
+        t->nest--;
+        return rc;
+    }
     if (!truthy(v))
         return 0;
     if (t->depth >= MAX_DEPTH)
         return tmpl_error(t, tag, "sections nested deeper than %s", "32");
-    if (v->type == MSGPACK_OBJECT_ARRAY) {
-        for (uint32_t i = 0; i < v->via.array.size; i++) {
-            t->stack[++t->depth] = &v->via.array.ptr[i];
-            int rc = render(t, body, body_end);
-            t->depth--;
-            if (rc < 0)
-                return -1;
-        }
-        return 0;
+    bool list = v->type == MSGPACK_OBJECT_ARRAY;
+    uint32_t n_items = list ? v->via.array.size : 1;
+    int rc = 0;
+    t->nest++;
+    for (uint32_t i = 0; i < n_items && rc == 0; i++) {
+        t->stack[++t->depth] = list ? &v->via.array.ptr[i] : v;
+        rc = render(t, body, body_end);
+        t->depth--;
     }
-    t->stack[++t->depth] = v;
-    int rc = render(t, body, body_end);
-    t->depth--;
+    t->nest--;
     return rc;
 }
 

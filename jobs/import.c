@@ -370,15 +370,13 @@ static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, const char 
     if (url == NULL || *url == '\0')
         return sl_err_set(err, SL_EJOB, "import: environment variable %s (import.database_url_env) is "
                           "not set", ctx->cfg->jobs->import.database_url_env);
-    PGconn *c = PQconnectdb(url);
     sl_buf sql = SL_BUF_INIT;
     int fd = -1, rc = -1;
     bool in_tx = false;
     PGresult *r = NULL;
-    if (PQstatus(c) != CONNECTION_OK) {
-        sl_err_set(err, SL_EJOB, "import: connect to PostgreSQL: %s", PQerrorMessage(c));
+    PGconn *c = sl_jobctx_pg_connect(url, "import", err);
+    if (c == NULL)
         goto cleanup;
-    }
     sl_buf_puts(&sql, "COPY ");
     char *q;
     if (t->schema) {

@@ -2,6 +2,7 @@
 #include "jobctx.h"
 #include "json.h"
 
+#include <stdio.h>
 #include <string.h>
 
 int64_t sl_jobctx_timeout_ms(const sl_job_ctx *ctx)
@@ -29,6 +30,21 @@ int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err)
         return sl_err_set(err, SL_EINVAL, "arguments cannot be sent as JSON: %s", err->msg);
     sl_jout_end(&o);
     return 0;
+}
+
+PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err)
+{
+    const char *const keys[] = { "dbname", "connect_timeout", NULL };
+    const char *const vals[] = { url, "10", NULL };
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c != NULL && PQstatus(c) == CONNECTION_OK)
+        return c;
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s", c ? PQerrorMessage(c) : "out of memory");
+    msg[strcspn(msg, "\n")] = '\0';
+    PQfinish(c);
+    sl_err_set(err, SL_EJOB, "%s: connect to PostgreSQL: %s", what, msg);
+    return NULL;
 }
 
 void sl_jout_begin(sl_jout *o, sl_buf *b)

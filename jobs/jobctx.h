@@ -1,6 +1,7 @@
 /* jobctx.h: what the real kinds (deploy, import, codegen, provision) share
- * about the job they run: its time budget, its cancellation flag, and
- * writing its outputs as one JSON object.
+ * about the job they run: its time budget, its cancellation flag, the job
+ * as JSON for remote ends, database connections, and writing its outputs
+ * as one JSON object.
  *
  * Outputs are built with an sl_jout over ctx->outputs:
  *     sl_jout o;
@@ -17,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <libpq-fe.h>
+
 #include "buf.h"
 #include "kind.h"
 
@@ -30,6 +33,11 @@ bool sl_jobctx_cancelled(const sl_job_ctx *ctx);
  * {"id","kind","queue","attempt","args":{…}}.  Returns -1 with err
  * (SL_EINVAL) when the arguments hold a value JSON cannot carry. */
 int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err);
+
+/* Opens a PostgreSQL connection for a kind (url: a libpq URI or conninfo)
+ * with a 10 s connect timeout.  Returns it, or NULL with err (SL_EJOB, a
+ * retryable failure) naming what for. */
+PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err);
 
 typedef struct sl_jout {
     sl_buf *b;    /* where the object is written */

@@ -186,14 +186,8 @@ static int run_postgres(sl_job_ctx *ctx, const char *resource, sl_err *err)
                    sl_http_excerpt(name, strlen(name), shown, 100));
         goto cleanup;
     }
-    c = PQconnectdb(url);
-    if (PQstatus(c) != CONNECTION_OK) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "%s", PQerrorMessage(c));
-        msg[strcspn(msg, "\n")] = '\0';
-        sl_err_set(err, SL_EJOB, "provision: connect to the admin database: %s", msg);
+    if ((c = sl_jobctx_pg_connect(url, "provision (admin connection)", err)) == NULL)
         goto cleanup;
-    }
     char *q = PQescapeIdentifier(c, name, strlen(name));
     if (q == NULL) {
         sl_err_set(err, SL_EJOB, "PQescapeIdentifier: %s", PQerrorMessage(c));
