@@ -32,7 +32,6 @@
 #include "args.h"
 #include "config.h"
 #include "config_jobs.h"
-#include "http.h"
 #include "jobctx.h"
 #include "json.h"
 #include "kind.h"
@@ -442,7 +441,7 @@ static int render_name(gen *g, const char *tpath, const char *name, char **out, 
         char shown[120];
         sl_err_set(g->err, SL_EINVAL, "template %s/%s: its name renders to '%s', which is not a plain "
                    "file name (no '/', '.', '..' or NUL): refused, it would leave the output directory",
-                   g->template, tpath, sl_http_excerpt(s, b.len, shown, sizeof shown));
+                   g->template, tpath, sl_jobctx_excerpt(s, b.len, shown, sizeof shown));
         sl_buf_free(&b);
         return -1;
     }
@@ -629,14 +628,14 @@ static int run_codegen(sl_job_ctx *ctx, sl_err *err)
     char shown[140];
     if (!plain_name(name)) {
         sl_err_set(err, SL_EINVAL, "argument 'template': '%s' is not a template name (1-128 of "
-                   "A-Z a-z 0-9 . _ : -, not starting with '.')", sl_http_excerpt(name, strlen(name), shown, 100));
+                   "A-Z a-z 0-9 . _ : -, not starting with '.')", sl_jobctx_excerpt(name, strlen(name), shown, 100));
         goto cleanup;
     }
     if (out_name == NULL)
         out_name = sl_xstrdup(ctx->job->id);
     if (!plain_name(out_name)) {
         sl_err_set(err, SL_EINVAL, "argument 'output': '%s' is not a plain directory name",
-                   sl_http_excerpt(out_name, strlen(out_name), shown, 100));
+                   sl_jobctx_excerpt(out_name, strlen(out_name), shown, 100));
         goto cleanup;
     }
     g.vars = sl_args_get(ctx->args, "vars");

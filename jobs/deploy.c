@@ -279,7 +279,7 @@ static int run_command(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     /* the error message quotes the end of the output */
     size_t quote = tail_len < 200 ? tail_len : 200;
     char excerpt[256];
-    sl_http_excerpt(tail + tail_len - quote, quote, excerpt, sizeof excerpt);
+    sl_jobctx_excerpt(tail + tail_len - quote, quote, excerpt, sizeof excerpt);
     if (timed_out) {
         sl_err_set(err, SL_EJOB, "deploy target '%s': command timed out after %lld ms; its process "
                    "group was killed; output ends: %s", t->name, (long long)timeout, excerpt);
@@ -405,7 +405,7 @@ static int run_webhook(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
         goto cleanup;
     }
     char excerpt[200];
-    sl_http_excerpt(sl_buf_str(&resp.body), resp.body.len, excerpt, sizeof excerpt);
+    sl_jobctx_excerpt(sl_buf_str(&resp.body), resp.body.len, excerpt, sizeof excerpt);
     if (resp.status >= 400 && resp.status < 500) {
         sl_err_set(err, SL_EPERMANENT, "deploy target '%s': webhook answered %ld (not retried): %s",
                    t->name, resp.status, excerpt);
@@ -461,7 +461,7 @@ static int run_deploy(sl_job_ctx *ctx, sl_err *err)
             sl_buf_printf(&names, "%s%s", i ? ", " : "", ctx->cfg->jobs->deploy.targets[i].name);
         char shown[200];
         sl_err_set(err, SL_EINVAL, "argument 'target': no deploy target '%s' is configured "
-                   "(configured: %s)", sl_http_excerpt(name, strlen(name), shown, 80),
+                   "(configured: %s)", sl_jobctx_excerpt(name, strlen(name), shown, 80),
                    names.len ? names.data : "none");
         sl_buf_free(&names);
         free(name);

@@ -103,18 +103,6 @@ cleanup:
     return rc;
 }
 
-const char *sl_http_excerpt(const char *data, size_t len, char *buf, size_t n)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < len && k + 1 < n; i++) {
-        unsigned char c = (unsigned char)data[i];
-        buf[k++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
-    }
-    if (n > 0)
-        buf[k] = '\0';
-    return buf;
-}
-
 char *sl_http_json_member(const sl_buf *body, const char *key)
 {
     if (body->len == 0)

@@ -46,9 +46,4 @@ int sl_http_request(const sl_http_req *req, sl_http_resp *resp, sl_err *err);
  * JSON object or has no such scalar member.  Caller frees. */
 char *sl_http_json_member(const sl_buf *body, const char *key);
 
-/* Writes a printable excerpt of data[0..len) into buf (at most n-1 bytes,
- * control characters replaced by spaces) and returns buf; for quoting
- * remote answers and command output in error messages. */
-const char *sl_http_excerpt(const char *data, size_t len, char *buf, size_t n);
-
 #endif

@@ -507,7 +507,7 @@ static int run_import(sl_job_ctx *ctx, sl_err *err)
     if (!name_valid(name)) {
         char shown[100];
         sl_err_set(err, SL_EINVAL, "argument 'name': '%s' is not a plain file name (1-%d of "
-                   "A-Z a-z 0-9 . _ : -, not starting with '.')", sl_http_excerpt(name, strlen(name),
+                   "A-Z a-z 0-9 . _ : -, not starting with '.')", sl_jobctx_excerpt(name, strlen(name),
                    shown, sizeof shown), NAME_MAX_LEN);
         goto cleanup;
     }
@@ -519,7 +519,7 @@ static int run_import(sl_job_ctx *ctx, sl_err *err)
         if ((t = sl_config_import_table(jc, table)) == NULL) {
             char shown[100];
             sl_err_set(err, SL_EINVAL, "argument 'table': no import table '%s' is configured",
-                       sl_http_excerpt(table, strlen(table), shown, sizeof shown));
+                       sl_jobctx_excerpt(table, strlen(table), shown, sizeof shown));
             goto cleanup;
         }
     }

@@ -47,6 +47,18 @@ PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err)
     return NULL;
 }
 
+const char *sl_jobctx_excerpt(const char *data, size_t len, char *buf, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < len && k + 1 < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+        buf[k++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    if (n > 0)
+        buf[k] = '\0';
+    return buf;
+}
+
 void sl_jout_begin(sl_jout *o, sl_buf *b)
 {
     o->b = b;

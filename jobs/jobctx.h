@@ -39,6 +39,12 @@ int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err);
  * retryable failure) naming what for. */
 PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err);
 
+/* Writes a printable excerpt of data[0..len) into buf (at most n-1 bytes,
+ * control characters replaced by spaces) and returns buf: for quoting
+ * caller-supplied values, remote answers and command output in error
+ * messages, which are one line. */
+const char *sl_jobctx_excerpt(const char *data, size_t len, char *buf, size_t n);
+
 typedef struct sl_jout {
     sl_buf *b;    /* where the object is written */
     bool first;   /* no member written yet */

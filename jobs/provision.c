@@ -24,7 +24,6 @@
 #include "config_jobs.h"
 #include "http.h"
 #include "jobctx.h"
-#include "json.h"
 #include "kind.h"
 #include "mem.h"
 
@@ -183,7 +182,7 @@ static int run_postgres(sl_job_ctx *ctx, const char *resource, sl_err *err)
         char shown[120];
         sl_err_set(err, SL_EINVAL, "argument 'name': '%s' is not an allowed identifier (a lower-case "
                    "letter or _, then lower-case letters, digits or _, at most 63; not pg_…)",
-                   sl_http_excerpt(name, strlen(name), shown, 100));
+                   sl_jobctx_excerpt(name, strlen(name), shown, 100));
         goto cleanup;
     }
     if ((c = sl_jobctx_pg_connect(url, "provision (admin connection)", err)) == NULL)
@@ -272,7 +271,7 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
     if (ep == NULL) {
         char shown[100];
         sl_err_set(err, SL_EINVAL, "argument 'endpoint': no provisioning endpoint '%s' is configured",
-                   sl_http_excerpt(ep_name, strlen(ep_name), shown, 80));
+                   sl_jobctx_excerpt(ep_name, strlen(ep_name), shown, 80));
         goto cleanup;
     }
     if (sl_jobctx_job_json(ctx, &body, err) < 0)
@@ -299,7 +298,7 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
         goto cleanup;
     }
     char excerpt[200];
-    sl_http_excerpt(sl_buf_str(&resp.body), resp.body.len, excerpt, sizeof excerpt);
+    sl_jobctx_excerpt(sl_buf_str(&resp.body), resp.body.len, excerpt, sizeof excerpt);
     if (resp.status < 200 || resp.status >= 300) {
         bool retry = resp.status >= 500;
         sl_err_set(err, retry ? SL_EJOB : SL_EPERMANENT, "provision endpoint '%s' answered %ld%s: %s",
@@ -348,7 +347,7 @@ static int run_provision(sl_job_ctx *ctx, sl_err *err)
         char shown[100];
         rc = sl_err_set(err, SL_EINVAL, "argument 'resource': expected postgres_schema, postgres_role, "
                         "postgres_database or http, got '%s'",
-                        sl_http_excerpt(resource, strlen(resource), shown, 80));
+                        sl_jobctx_excerpt(resource, strlen(resource), shown, 80));
     }
     free(resource);
     return rc;

@@ -143,7 +143,7 @@ th_row th_kind_e2e(const char *kind, const char *config_yaml, const char *args_j
     th_name(queue, sizeof queue, kind);
     th_name(id, sizeof id, "e2e");
     th_name(log_name, sizeof log_name, "kindlog");
-    char *yaml = sl_xasprintf("%s\nworker:\n  block: 100ms\n  batch: 4\n", config_yaml);
+    char *yaml = sl_xasprintf("%s\nworker:\n  block: 100ms\n  batch: 4\n  retry_initial: 100ms\n  retry_max: 1s\n", config_yaml);
     char *config = th_write_temp("sluice.yaml", yaml);
     snprintf(attempts, sizeof attempts, "%d", max_attempts);
     const char *enq[] = { SLUICE_BIN, "enqueue", kind, "--queue", queue, "--id", id, "--json",

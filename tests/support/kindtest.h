@@ -49,7 +49,8 @@ typedef struct th_row {
 /* Enqueues kind with args_json (plus "--max-attempts N" when max_attempts
  * > 0) into a fresh queue, runs a worker with config_yaml (worker settings
  * for a quick test are added) until the job has a final row, or 60 s, and
- * returns it.  The test fails if the worker does not stop cleanly or logs
+ * returns it (retries are quick: worker.retry_initial 100ms).  The test
+ * fails if the worker does not stop cleanly or logs
  * a sanitizer report. */
 th_row th_kind_e2e(const char *kind, const char *config_yaml, const char *args_json,
                    int max_attempts);
