@@ -22,9 +22,10 @@
  * symlink or special file in it is refused.  Every rendered name component
  * must be a plain name (no '/', not '.' or '..'), so the output cannot
  * leave its directory, whatever the variables say.  The tree is written
- * into a hidden directory under codegen.output_root and renamed into place
- * (renameat2 RENAME_NOREPLACE) only when complete, so a reader never sees
- * half a tree and an existing output is never overwritten.
+ * into a hidden staging directory under codegen.output_root (jobs/stage.h:
+ * named after the worker's pid, swept once that worker is gone) and renamed
+ * into place (renameat2 RENAME_NOREPLACE) only when complete, so a reader
+ * never sees half a tree and an existing output is never overwritten.
  *
  * Outputs: dir, files [{path, bytes, sha256}] in path order, and digest:
  * the SHA-256 of the manifest "<sha256>  <path>\n" per file (the format of
@@ -37,11 +38,11 @@
 #include "kind.h"
 #include "mem.h"
 #include "sha256.h"
+#include "stage.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -596,13 +597,6 @@ static int gen_dir(gen *g, int src_dir, const char *tpath, int dst_dir, const ch
     return rc;
 }
 
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st, (void)flag, (void)ftw;
-    (void)remove(path);
-    return 0;
-}
-
 static bool plain_name(const char *s)
 {
     size_t n = strlen(s);
@@ -655,7 +649,8 @@ static int run_codegen(sl_job_ctx *ctx, sl_err *err)
                    "directory '%s' under codegen.template_root (%s)", name, strerror(errno));
         goto cleanup;
     }
-    tmp = sl_xasprintf("%s/.sluice-codegen-XXXXXX", jc->codegen.output_root);
+    sl_stage_sweep(jc->codegen.output_root, ".sluice-codegen-");
+    tmp = sl_stage_template(jc->codegen.output_root, ".sluice-codegen-");
     if (mkdtemp(tmp) == NULL) {
         sl_err_set(err, SL_EIO, "create a directory under codegen.output_root %s: %s",
                    jc->codegen.output_root, strerror(errno));
@@ -712,7 +707,7 @@ static int run_codegen(sl_job_ctx *ctx, sl_err *err)
 
 cleanup:
     if (tmp)
-        (void)nftw(tmp, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+        sl_stage_remove(tmp);
     if (root_fd >= 0)
         close(root_fd);
     if (src_fd >= 0)

@@ -9,11 +9,13 @@
  * URL (a redirect never reaches file:).  The stored name (args.name) is a
  * plain file name, and a table is chosen by its configured name only.
  *
- * Writing: the body streams into a hidden staging file created in the
- * import root itself (so the final rename(2) is atomic), counted and hashed
- * as it arrives; the transfer is aborted as soon as import.max_bytes is
- * passed.  Only a complete, verified file is renamed into place; on every
- * failure path the staging file is removed, so no partial file remains.
+ * Writing: the body streams into a staging file in the import root itself
+ * (jobs/stage.h: an unnamed O_TMPFILE where possible, so even a worker
+ * killed mid-download leaves nothing), counted and hashed as it arrives;
+ * the transfer is aborted as soon as import.max_bytes is passed.  Only a
+ * complete, verified file is published under its name (atomically); on
+ * every failure path the staging file is removed, so no partial file
+ * remains.
  *
  * CSV: with args.table, the file is loaded with COPY … FROM STDIN inside one
  * transaction that also covers the rename: a bad row rolls everything back
@@ -31,6 +33,7 @@
 #include "kind.h"
 #include "mem.h"
 #include "sha256.h"
+#include "stage.h"
 
 #include <ctype.h>
 #include <curl/curl.h>
@@ -45,6 +48,7 @@
 #include <unistd.h>
 
 #define NAME_MAX_LEN 128
+#define STAGING_PREFIX ".sluice-staging-"
 
 typedef struct fetch {
     const sl_job_ctx *ctx;
@@ -360,8 +364,9 @@ static PGresult *exec_ok(PGconn *c, const char *sql, ExecStatusType want, sl_err
     return r;
 }
 
-/* COPY the staging file into t, rename it into place, commit: all or nothing. */
-static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, const char *staging,
+/* COPY the staging file (fd; named as from sl_stage_file) into t, publish
+ * it as final, commit: all or nothing. */
+static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, int sfd, const char *staging,
                     const char *final, int64_t *rows, sl_err *err)
 {
     const char *url = ctx->cfg->jobs->import.database_url_env
@@ -371,7 +376,7 @@ static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, const char 
         return sl_err_set(err, SL_EJOB, "import: environment variable %s (import.database_url_env) is "
                           "not set", ctx->cfg->jobs->import.database_url_env);
     sl_buf sql = SL_BUF_INIT;
-    int fd = -1, rc = -1;
+    int rc = -1;
     bool in_tx = false;
     PGresult *r = NULL;
     PGconn *c = sl_jobctx_pg_connect(url, "import", err);
@@ -407,14 +412,11 @@ static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, const char 
         goto fail;
     PQclear(r);
     r = NULL;
-    if ((fd = open(staging, O_RDONLY | O_CLOEXEC)) < 0) {
-        sl_err_set(err, SL_EIO, "open %s: %s", staging, strerror(errno));
-        (void)PQputCopyEnd(c, "staging file unreadable");
-        goto fail;
-    }
     char buf[65536];
     ssize_t n;
-    while ((n = read(fd, buf, sizeof buf)) > 0) {
+    off_t off = 0;
+    while ((n = pread(sfd, buf, sizeof buf, off)) > 0) {
+        off += n;
         if (PQputCopyData(c, buf, (int)n) != 1) {
             sl_err_set(err, SL_EJOB, "COPY: %s", PQerrorMessage(c));
             goto fail;
@@ -433,10 +435,8 @@ static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, const char 
     PQclear(r);
     while ((r = PQgetResult(c)) != NULL)
         PQclear(r);
-    if (rename(staging, final) < 0) {
-        sl_err_set(err, SL_EIO, "rename %s to %s: %s", staging, final, strerror(errno));
+    if (sl_stage_publish(sfd, staging, ctx->cfg->jobs->import.root, STAGING_PREFIX, final, err) < 0)
         goto fail;
-    }
     if ((r = exec_ok(c, "COMMIT", PGRES_COMMAND_OK, err)) == NULL) {
         (void)unlink(final);   /* the rows are not there, so neither is the file */
         in_tx = false;
@@ -464,8 +464,6 @@ fail:
     }
 cleanup:
     PQclear(r);
-    if (fd >= 0)
-        close(fd);
     sl_buf_free(&sql);
     PQfinish(c);
     return rc;
@@ -527,13 +525,9 @@ static int run_import(sl_job_ctx *ctx, sl_err *err)
     if (check_url(jc, url, "argument 'url'", false, &scheme, &file_path, err) < 0)
         goto cleanup;
 
-    staging = sl_xasprintf("%s/.sluice-staging-XXXXXX", jc->import.root);
-    if ((f.fd = mkostemp(staging, O_CLOEXEC)) < 0) {
-        sl_err_set(err, SL_EIO, "create a staging file in %s: %s", jc->import.root, strerror(errno));
-        free(staging);
-        staging = NULL;
+    sl_stage_sweep(jc->import.root, STAGING_PREFIX);
+    if ((f.fd = sl_stage_file(jc->import.root, STAGING_PREFIX, &staging, err)) < 0)
         goto cleanup;
-    }
     reset_sink(&f);
     int64_t budget = sl_jobctx_timeout_ms(ctx);
     if (budget > jc->import.timeout_ms)
@@ -546,13 +540,13 @@ static int run_import(sl_job_ctx *ctx, sl_err *err)
         goto cleanup;
     }
     if (f.write_failed) {
-        sl_err_set(err, SL_EIO, "write staging file %s: %s", staging, strerror(f.write_errno));
+        sl_err_set(err, SL_EIO, "write a staging file in %s: %s", jc->import.root, strerror(f.write_errno));
         goto cleanup;
     }
     if (frc < 0)
         goto cleanup;
     if (fsync(f.fd) < 0) {
-        sl_err_set(err, SL_EIO, "fsync %s: %s", staging, strerror(errno));
+        sl_err_set(err, SL_EIO, "fsync a staging file in %s: %s", jc->import.root, strerror(errno));
         goto cleanup;
     }
     unsigned char digest[SL_SHA256_LEN];
@@ -565,19 +559,18 @@ static int run_import(sl_job_ctx *ctx, sl_err *err)
         goto cleanup;
     }
     if (fchmod(f.fd, 0644) < 0) {
-        sl_err_set(err, SL_EIO, "fchmod %s: %s", staging, strerror(errno));
+        sl_err_set(err, SL_EIO, "fchmod a staging file in %s: %s", jc->import.root, strerror(errno));
         goto cleanup;
     }
     final = sl_xasprintf("%s/%s", jc->import.root, name);
     if (t) {
-        if (load_csv(ctx, t, staging, final, &rows, err) < 0)
+        if (load_csv(ctx, t, f.fd, staging, final, &rows, err) < 0)
             goto cleanup;
-    } else if (rename(staging, final) < 0) {
-        sl_err_set(err, SL_EIO, "rename %s to %s: %s", staging, final, strerror(errno));
+    } else if (sl_stage_publish(f.fd, staging, jc->import.root, STAGING_PREFIX, final, err) < 0) {
         goto cleanup;
     }
     free(staging);
-    staging = NULL;   /* renamed: nothing to remove */
+    staging = NULL;   /* published: nothing to remove */
 
     sl_jout o;
     sl_jout_begin(&o, ctx->outputs);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *troot, *oroot;
@@ -213,6 +214,31 @@ Test(codegen, an_existing_output_is_never_replaced)
     cr_assert_str_eq(text, "1");
     cr_assert_eq(th_dir_entries(oroot), 1, "the aborted second tree was left behind");
     free(text), free(cfg);
+}
+
+Test(codegen, staging_trees_of_dead_workers_are_swept)
+{
+    pid_t dead = fork();
+    cr_assert_geq(dead, 0);
+    if (dead == 0)
+        _exit(0);
+    cr_assert_eq(waitpid(dead, NULL, 0), dead);
+    char *stale = sl_xasprintf("%s/.sluice-codegen-%ld-abcdef", oroot, (long)dead);
+    char *live = sl_xasprintf("%s/.sluice-codegen-%ld-abcdef", oroot, (long)getpid());
+    char *inner = sl_xasprintf("%s/half-written.txt", stale);
+    cr_assert_eq(mkdir(stale, 0755), 0);
+    cr_assert_eq(mkdir(live, 0755), 0);
+    FILE *f = fopen(inner, "w");
+    cr_assert_not_null(f);
+    fclose(f);
+    put("t/a.txt", "a", 0644);
+    char *cfg = config();
+    th_call c = th_kind_call("codegen", cfg, "{\"template\": \"t\", \"output\": \"o\"}", 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert_neq(access(stale, F_OK), 0, "the dead worker's staging tree is still there");
+    cr_assert_eq(access(live, F_OK), 0, "a live worker's staging tree was removed");
+    th_call_free(&c);
+    free(stale), free(live), free(inner), free(cfg);
 }
 
 Test(codegen, end_to_end_through_a_worker)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *root, *files;   /* import.root, import.file_root */
@@ -283,6 +284,32 @@ Test(import, csv_is_copied_into_the_configured_table_all_or_nothing)
                "/good.csv");
     expect_fail(&c, SL_EINVAL, "argument 'table': no import table 'public.people; DROP TABLE x' is configured");
     free(cfg), free(extra);
+}
+
+Test(import, staging_files_of_dead_workers_are_swept)
+{
+    pid_t dead = fork();
+    cr_assert_geq(dead, 0);
+    if (dead == 0)
+        _exit(0);
+    cr_assert_eq(waitpid(dead, NULL, 0), dead);
+    char *stale = sl_xasprintf("%s/.sluice-staging-%ld-abcdef", root, (long)dead);
+    char *live = sl_xasprintf("%s/.sluice-staging-%ld-abcdef", root, (long)getpid());
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(i ? live : stale, "w");
+        cr_assert_not_null(f);
+        fputs("partial", f);
+        fclose(f);
+    }
+    th_route r = { .body = "x" };
+    th_httpd_route(srv, "/x", &r);
+    char *cfg = config(NULL);
+    th_call c = import(cfg, "{\"url\": \"%s\", \"name\": \"x\"}", "/x");
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert_neq(access(stale, F_OK), 0, "the dead worker's staging file is still there");
+    cr_assert_eq(access(live, F_OK), 0, "a live worker's staging file was removed");
+    th_call_free(&c);
+    free(stale), free(live), free(cfg);
 }
 
 Test(import, end_to_end_through_a_worker)
