@@ -348,6 +348,17 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
     }
     if (type_node == NULL)
         return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'type: command' or 'type: webhook'", what);
+    /* a key of the other type is a mistake worth pointing at, not ignoring */
+    static const char *const command_only[] = { "command", "cwd", "output_limit", NULL };
+    for (size_t i = 0; i < map.n; i++) {
+        bool for_command = false;
+        for (size_t j = 0; command_only[j]; j++)
+            for_command |= strcmp(map.pairs[i].name, command_only[j]) == 0;
+        if (strcmp(map.pairs[i].name, "type") != 0 && for_command != (t->type == SL_TARGET_COMMAND))
+            return sl_ydoc_errorf(doc, map.pairs[i].key, err, "'%s' is a %s target: '%s' applies to %s "
+                                  "targets only", what, t->type == SL_TARGET_COMMAND ? "command" : "webhook",
+                                  map.pairs[i].name, for_command ? "command" : "webhook");
+    }
     if (t->type == SL_TARGET_COMMAND && t->argv == NULL)
         return sl_ydoc_errorf(doc, pair->key, err, "'%s' is a command target without 'command'", what);
     if (t->type == SL_TARGET_WEBHOOK && t->url == NULL)

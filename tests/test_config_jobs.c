@@ -162,6 +162,10 @@ Test(config_jobs, errors_point_at_the_bad_key_or_value)
     load_bad("deploy:\n  targets:\n    \"a b\":\n      type: webhook\n", 3, 5, "deploy target name 'a b'");
     load_bad("deploy:\n  targets:\n    t:\n      type: command\n      command: [/bin/true]\n      cwd: relative\n",
              6, 12, "must be an absolute path");
+    load_bad("deploy:\n  targets:\n    t:\n      type: webhook\n      url: https://x\n      cwd: /srv\n",
+             6, 7, "'deploy.targets.t' is a webhook target: 'cwd' applies to command targets only");
+    load_bad("deploy:\n  targets:\n    t:\n      type: command\n      command: [/bin/true]\n      url: https://x\n",
+             6, 7, "'url' applies to webhook targets only");
     load_bad("deploy:\n  target: {}\n", 2, 3, "unknown key 'target' in 'deploy' (expected targets)");
     load_bad("import:\n  schemes: [https, ftp]\n", 2, 20, "'import.schemes[1]' must be http, https or file");
     load_bad("import:\n  hosts: [\"Evil Host\"]\n", 2, 11, "import.hosts[0]");
