@@ -175,31 +175,43 @@ static const char *capture_tail(const capture *c, size_t *n)
     return c->tail.data ? c->tail.data + c->tail.len - len : "";
 }
 
-/* The child: from fork to execve.  Only async-signal-safe calls. */
-static void child_exec(const sl_deploy_target *t, char **env, int out_fd, int null_fd)
+/* What the child reports through its error pipe when it cannot exec. */
+typedef struct exec_failure {
+    int stage;    /* 1: chdir, 2: execve, 3: dup2 */
+    int errnum;
+} exec_failure;
+
+/* The child: from fork to execve.  Only async-signal-safe calls.  A failure
+ * is written to err_fd (close-on-exec: a successful execve closes it, and
+ * the parent reads end-of-file). */
+static void child_exec(const sl_deploy_target *t, char **env, int out_fd, int null_fd, int err_fd)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
     sigemptyset(&sa.sa_mask);
     for (int s = 1; s < NSIG; s++)
-        (void)sigaction(s, &sa, NULL);   /* fails harmlessly for KILL, STOP and RT gaps */
+        (void)sigaction(s, &sa, NULL);   /* fails harmlessly for KILL, STOP and reserved signals */
     sigset_t none;
     sigemptyset(&none);
     (void)sigprocmask(SIG_SETMASK, &none, NULL);
     (void)setpgid(0, 0);
     (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+    exec_failure f = { 3, 0 };
     if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
-        _exit(126);
-    if (chdir(t->cwd) < 0) {
-        static const char msg[] = "sluice: cannot enter the target's working directory\n";
-        (void)!write(2, msg, sizeof msg - 1);
-        _exit(126);
-    }
-    (void)close_range(3, ~0U, 0);
+        goto fail;
+    f.stage = 1;
+    if (chdir(t->cwd) < 0)
+        goto fail;
+    /* everything but 0-2 and the error pipe is closed; the latter at execve */
+    if (err_fd > 3)
+        (void)close_range(3, (unsigned)err_fd - 1, 0);
+    (void)close_range((unsigned)err_fd + 1, ~0U, 0);
+    f.stage = 2;
     execve(t->argv[0], t->argv, env);
-    static const char msg[] = "sluice: execve of the target's command failed\n";
-    (void)!write(2, msg, sizeof msg - 1);
+fail:
+    f.errnum = errno;
+    (void)!write(err_fd, &f, sizeof f);
     _exit(127);
 }
 
@@ -210,9 +222,9 @@ static int run_command(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     char **env = build_env(ctx, t, err);
     if (env == NULL)
         return -1;
-    int fds[2] = { -1, -1 }, null_fd = -1, rc = -1;
+    int fds[2] = { -1, -1 }, efds[2] = { -1, -1 }, null_fd = -1, rc = -1;
     capture cap = { .tail = SL_BUF_INIT, .limit = (size_t)t->output_limit };
-    if (pipe2(fds, O_CLOEXEC) < 0) {
+    if (pipe2(fds, O_CLOEXEC) < 0 || pipe2(efds, O_CLOEXEC) < 0) {
         sl_err_set(err, SL_EIO, "pipe2: %s", strerror(errno));
         goto cleanup;
     }
@@ -226,10 +238,29 @@ static int run_command(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
         goto cleanup;
     }
     if (pid == 0)
-        child_exec(t, env, fds[1], null_fd);
+        child_exec(t, env, fds[1], null_fd, efds[1]);
     (void)setpgid(pid, pid);   /* also in the parent: no window where a kill misses the group */
     close(fds[1]);
     fds[1] = -1;
+    close(efds[1]);
+    efds[1] = -1;
+    exec_failure ef;
+    ssize_t en;
+    while ((en = read(efds[0], &ef, sizeof ef)) < 0 && errno == EINTR)
+        ;
+    if (en == (ssize_t)sizeof ef) {
+        (void)waitpid(pid, NULL, 0);
+        if (ef.stage == 1)
+            sl_err_set(err, SL_EJOB, "deploy target '%s': cannot enter its working directory %s: %s",
+                       t->name, t->cwd, strerror(ef.errnum));
+        else if (ef.stage == 2)
+            sl_err_set(err, SL_EJOB, "deploy target '%s': cannot run %s: %s", t->name, t->argv[0],
+                       strerror(ef.errnum));
+        else
+            sl_err_set(err, SL_EJOB, "deploy target '%s': dup2 in the child: %s", t->name,
+                       strerror(ef.errnum));
+        goto cleanup;
+    }
 
     bool exited = false, eof = false, timed_out = false, cancelled = false;
     int status = 0;
@@ -318,6 +349,10 @@ cleanup:
         close(fds[0]);
     if (fds[1] >= 0)
         close(fds[1]);
+    for (int i = 0; i < 2; i++) {
+        if (efds[i] >= 0)
+            close(efds[i]);
+    }
     if (null_fd >= 0)
         close(null_fd);
     free(cap.url);

@@ -100,6 +100,25 @@ Test(deploy, nonzero_exit_fails_with_status_and_output)
     free(cfg);
 }
 
+Test(deploy, a_command_that_cannot_start_says_why)
+{
+    char *cfg = sl_xasprintf("deploy:\n  targets:\n    t:\n      type: command\n"
+                             "      command: [%s/no-such-program, --flag]\n      cwd: %s\n", dir, dir);
+    th_call c = th_kind_call("deploy", cfg, "{\"target\": \"t\"}", 0);
+    cr_assert_eq(c.err.code, SL_EJOB);
+    char *want = sl_xasprintf("deploy target 't': cannot run %s/no-such-program: No such file or directory", dir);
+    cr_assert(th_has(c.err.msg, want), "%s", c.err.msg);
+    th_call_free(&c);
+    free(cfg), free(want);
+    cfg = sl_xasprintf("deploy:\n  targets:\n    t:\n      type: command\n"
+                       "      command: [/bin/true]\n      cwd: %s/missing\n", dir);
+    c = th_kind_call("deploy", cfg, "{\"target\": \"t\"}", 0);
+    want = sl_xasprintf("cannot enter its working directory %s/missing: No such file or directory", dir);
+    cr_assert(th_has(c.err.msg, want), "%s", c.err.msg);
+    th_call_free(&c);
+    free(cfg), free(want);
+}
+
 /* True when pid is gone or a zombie (killed, waiting for init to reap it). */
 static bool pid_dead(void *arg)
 {
@@ -130,9 +149,9 @@ Test(deploy, timeout_kills_the_whole_process_group)
 {
     /* the command starts a grandchild and waits; both must die */
     char *cfg = command_config("sleep 60 & echo $! > child.pid; echo started; sleep 60", 0);
-    th_call c = th_kind_call("deploy", cfg, "{\"target\": \"t\"}", 700);
+    th_call c = th_kind_call("deploy", cfg, "{\"target\": \"t\"}", 1500);
     cr_assert_eq(c.rc, -1);
-    cr_assert(th_has(c.err.msg, "timed out after 700 ms") && th_has(c.err.msg, "process group was killed"),
+    cr_assert(th_has(c.err.msg, "timed out after 1500 ms") && th_has(c.err.msg, "process group was killed"),
               "%s", c.err.msg);
     cr_assert(th_has(c.err.msg, "started"), "%s", c.err.msg);
     long pid = read_pid("child.pid");
@@ -144,7 +163,7 @@ Test(deploy, timeout_kills_the_whole_process_group)
 Test(deploy, cancelling_the_job_kills_the_process_group)
 {
     char *cfg = command_config("sleep 60 & echo $! > child.pid; sleep 60", 0);
-    th_cancel_after(300);
+    th_cancel_after(1000);
     th_call c = th_kind_call("deploy", cfg, "{\"target\": \"t\"}", 0);
     cr_assert_eq(c.rc, -1);
     cr_assert(th_has(c.err.msg, "deploy target 't': cancelled; the command's process group was killed"),
