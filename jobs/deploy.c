@@ -83,7 +83,8 @@ static int env_arg(char ***env, size_t *n, const msgpack_object *k, const msgpac
     switch (v->type) {
     case MSGPACK_OBJECT_STR:
         if (memchr(v->via.str.ptr, '\0', v->via.str.size))
-            return sl_err_set(err, SL_EINVAL, "argument '%s': contains a NUL byte", name);
+            return sl_err_set(err, SL_EINVAL, "argument '%.*s': contains a NUL byte", (int)len,
+                              k->via.str.ptr);
         entry = sl_xasprintf("SLUICE_ARG_%s=%.*s", name, (int)v->via.str.size, v->via.str.ptr);
         break;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:

@@ -251,7 +251,7 @@ Test(deploy, nul_bytes_are_refused_in_strings_and_ignored_in_binary)
             free(env), free(p);
         } else {
             cr_assert_eq(c.err.code, SL_EINVAL);
-            cr_assert(th_has(c.err.msg, "argument 'S': contains a NUL byte"), "%s", c.err.msg);
+            cr_assert(th_has(c.err.msg, "argument 's': contains a NUL byte"), "%s", c.err.msg);
         }
         th_call_free(&c);
         msgpack_sbuffer_destroy(&sb);
