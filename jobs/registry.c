@@ -9,12 +9,20 @@ extern const sl_kind sl_kind_noop;
 extern const sl_kind sl_kind_sleep;
 extern const sl_kind sl_kind_fail;
 extern const sl_kind sl_kind_crash;
+extern const sl_kind sl_kind_deploy;
+extern const sl_kind sl_kind_import;
+extern const sl_kind sl_kind_codegen;
+extern const sl_kind sl_kind_provision;
 
 static const sl_kind *const kinds[] = {
     &sl_kind_noop,
     &sl_kind_sleep,
     &sl_kind_fail,
     &sl_kind_crash,
+    &sl_kind_deploy,
+    &sl_kind_import,
+    &sl_kind_codegen,
+    &sl_kind_provision,
 };
 
 const sl_kind *sl_registry_find(const char *name)

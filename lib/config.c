@@ -16,6 +16,9 @@
  *      name it; a new kind of value needs a case in read_value());
  *   3. document it in etc/sluice.yaml and docs/configuration.md, and test it
  *      in tests/test_config.c.
+ *
+ * The job kinds' sections (deploy, import, codegen, provision) are nested
+ * deeper and are read by lib/config_jobs.c, to which read_file hands them.
  */
 #include "config.h"
 
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "config_jobs.h"
 #include "envelope.h"
 #include "mem.h"
 #include "yamldoc.h"
@@ -105,6 +109,7 @@ static sl_config *config_new(void)
     cfg->worker.retry_initial_ms = 1000;
     cfg->worker.retry_max_ms = 5 * 60000;
     cfg->worker.max_payload = 1048576;
+    cfg->jobs = sl_config_jobs_new();
     return cfg;
 }
 
@@ -119,6 +124,8 @@ static const char *key_names(sl_buf *b, const char *section)
             continue;   /* rows of one section are adjacent */
         sl_buf_printf(b, "%s%s", b->len ? ", " : "", name);
     }
+    if (!section)
+        sl_buf_puts(b, ", deploy, import, codegen, provision");
     return sl_buf_str(b);
 }
 
@@ -263,6 +270,11 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
         goto cleanup;
     for (size_t i = 0; i < top.n; i++) {
         const char *section = NULL;
+        if (sl_config_jobs_section(top.pairs[i].name)) {
+            if (sl_config_jobs_read(cfg->jobs, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
+                goto cleanup;
+            continue;
+        }
         for (size_t j = 0; j < NKEYS && section == NULL; j++) {
             if (strcmp(keys[j].section, top.pairs[i].name) == 0)
                 section = keys[j].section;
@@ -334,5 +346,6 @@ void sl_config_free(sl_config *cfg)
     free(cfg->redis_url);
     free(cfg->database_url);
     free_queues(cfg->worker.queues, cfg->worker.nqueues);
+    sl_config_jobs_free(cfg->jobs);
     free(cfg);
 }

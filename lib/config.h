@@ -24,6 +24,8 @@
 #include "err.h"
 #include "log.h"
 
+struct sl_jobs_config;   /* the job kinds' sections: lib/config_jobs.h */
+
 typedef struct sl_config {
     char *path;           /* file that was loaded, or NULL for built-in defaults */
     char *redis_url;      /* redis.url        default redis://127.0.0.1:6379/0 */
@@ -48,6 +50,7 @@ typedef struct sl_config {
         int max_payload;      /* worker.max_payload bytes, default 1048576: larger entries
                                  are dead-lettered undecoded */
     } worker;
+    struct sl_jobs_config *jobs; /* deploy, import, codegen, provision; never NULL */
 } sl_config;
 
 /* Loads the configuration as described above.  path may be NULL.  Returns a

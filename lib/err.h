@@ -17,7 +17,8 @@ enum sl_err_code {
     SL_EIO,      /* a system call failed */
     SL_ENOTFOUND,/* the thing asked for does not exist */
     SL_EJOB,     /* a job handler reported failure (retried while attempts remain) */
-    SL_EPERMANENT,/* a job failure that retrying cannot fix (a remote 4xx, a refused value) */
+    SL_EPERMANENT,/* a job failed in a way retrying cannot fix (a webhook's 4xx,
+                     a checksum mismatch): the job is dead at once */
 };
 
 typedef struct sl_err {

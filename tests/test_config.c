@@ -270,7 +270,7 @@ Test(config, yaml_syntax_error)
 Test(config, unknown_keys)
 {
     load_bad("redis:\n  url: redis://x\nworkers:\n  batch: 1\n", 3, 1,
-             "unknown key 'workers' at the top level (expected redis, database, log, worker)");
+             "unknown key 'workers' at the top level (expected redis, database, log, worker, deploy, import, codegen, provision)");
     load_bad("worker:\n  processes: 2\n  batch: 3\n  procesess: 4\n", 4, 3,
              "unknown key 'procesess' in 'worker' (expected processes, queues, batch, block, "
              "shutdown_timeout, visibility_timeout");

@@ -1,0 +1,107 @@
+/* jobctx.c: see jobctx.h. */
+#include "jobctx.h"
+#include "json.h"
+
+#include <stdio.h>
+#include <string.h>
+
+int64_t sl_jobctx_timeout_ms(const sl_job_ctx *ctx)
+{
+    if (ctx->job && ctx->job->timeout_ms > 0)
+        return ctx->job->timeout_ms;
+    return ctx->cfg->worker.job_timeout_ms;
+}
+
+bool sl_jobctx_cancelled(const sl_job_ctx *ctx)
+{
+    return ctx->cancelled != NULL && *ctx->cancelled != 0;
+}
+
+int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err)
+{
+    sl_jout o;
+    sl_jout_begin(&o, out);
+    sl_jout_str(&o, "id", ctx->job->id);
+    sl_jout_str(&o, "kind", ctx->job->kind);
+    sl_jout_str(&o, "queue", ctx->job->queue);
+    sl_jout_int(&o, "attempt", ctx->job->attempt);
+    sl_jout_key(&o, "args");
+    if (sl_json_from_msgpack(ctx->args, out, err) < 0)
+        return sl_err_set(err, SL_EINVAL, "arguments cannot be sent as JSON: %s", err->msg);
+    sl_jout_end(&o);
+    return 0;
+}
+
+PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err)
+{
+    const char *const keys[] = { "dbname", "connect_timeout", NULL };
+    const char *const vals[] = { url, "10", NULL };
+    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    if (c != NULL && PQstatus(c) == CONNECTION_OK)
+        return c;
+    char msg[300];
+    snprintf(msg, sizeof msg, "%s", c ? PQerrorMessage(c) : "out of memory");
+    msg[strcspn(msg, "\n")] = '\0';
+    PQfinish(c);
+    sl_err_set(err, SL_EJOB, "%s: connect to PostgreSQL: %s", what, msg);
+    return NULL;
+}
+
+const char *sl_jobctx_excerpt(const char *data, size_t len, char *buf, size_t n)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < len && k + 1 < n; i++) {
+        unsigned char c = (unsigned char)data[i];
+        buf[k++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+    }
+    if (n > 0)
+        buf[k] = '\0';
+    return buf;
+}
+
+void sl_jout_begin(sl_jout *o, sl_buf *b)
+{
+    o->b = b;
+    o->first = true;
+    sl_buf_putc(b, '{');
+}
+
+void sl_jout_key(sl_jout *o, const char *key)
+{
+    if (!o->first)
+        sl_buf_putc(o->b, ',');
+    o->first = false;
+    sl_json_put_string(o->b, key, strlen(key));
+    sl_buf_putc(o->b, ':');
+}
+
+void sl_jout_strn(sl_jout *o, const char *key, const char *value, size_t n)
+{
+    sl_jout_key(o, key);
+    if (value == NULL)
+        sl_buf_puts(o->b, "null");
+    else
+        sl_json_put_string(o->b, value, n);
+}
+
+void sl_jout_str(sl_jout *o, const char *key, const char *value)
+{
+    sl_jout_strn(o, key, value, value ? strlen(value) : 0);
+}
+
+void sl_jout_int(sl_jout *o, const char *key, int64_t value)
+{
+    sl_jout_key(o, key);
+    sl_buf_printf(o->b, "%lld", (long long)value);
+}
+
+void sl_jout_bool(sl_jout *o, const char *key, bool value)
+{
+    sl_jout_key(o, key);
+    sl_buf_puts(o->b, value ? "true" : "false");
+}
+
+void sl_jout_end(sl_jout *o)
+{
+    sl_buf_putc(o->b, '}');
+}

@@ -1,0 +1,62 @@
+/* jobctx.h: what the real kinds (deploy, import, codegen, provision) share
+ * about the job they run: its time budget, its cancellation flag, the job
+ * as JSON for remote ends, database connections, and writing its outputs
+ * as one JSON object.
+ *
+ * Outputs are built with an sl_jout over ctx->outputs:
+ *     sl_jout o;
+ *     sl_jout_begin(&o, ctx->outputs);
+ *     sl_jout_str(&o, "target", t->name);
+ *     sl_jout_int(&o, "exit_code", 0);
+ *     sl_jout_end(&o);
+ * Strings are escaped by sl_json_put_string; nothing is allocated that the
+ * sl_buf does not own. */
+#ifndef SL_JOBCTX_H
+#define SL_JOBCTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "buf.h"
+#include "kind.h"
+
+/* The job's timeout: its own timeout_ms, else worker.job_timeout. */
+int64_t sl_jobctx_timeout_ms(const sl_job_ctx *ctx);
+
+/* True once the job has been cancelled (ctx->cancelled may be NULL). */
+bool sl_jobctx_cancelled(const sl_job_ctx *ctx);
+
+/* Appends the job as the JSON object that webhooks and endpoints receive:
+ * {"id","kind","queue","attempt","args":{…}}.  Returns -1 with err
+ * (SL_EINVAL) when the arguments hold a value JSON cannot carry. */
+int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err);
+
+/* Opens a PostgreSQL connection for a kind (url: a libpq URI or conninfo)
+ * with a 10 s connect timeout.  Returns it, or NULL with err (SL_EJOB, a
+ * retryable failure) naming what for. */
+PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err);
+
+/* Writes a printable excerpt of data[0..len) into buf (at most n-1 bytes,
+ * control characters replaced by spaces) and returns buf: for quoting
+ * caller-supplied values, remote answers and command output in error
+ * messages, which are one line. */
+const char *sl_jobctx_excerpt(const char *data, size_t len, char *buf, size_t n);
+
+typedef struct sl_jout {
+    sl_buf *b;    /* where the object is written */
+    bool first;   /* no member written yet */
+} sl_jout;
+
+void sl_jout_begin(sl_jout *o, sl_buf *b);
+void sl_jout_str(sl_jout *o, const char *key, const char *value);   /* NULL writes null */
+void sl_jout_strn(sl_jout *o, const char *key, const char *value, size_t n);
+void sl_jout_int(sl_jout *o, const char *key, int64_t value);
+void sl_jout_bool(sl_jout *o, const char *key, bool value);
+/* Writes key and then lets the caller append a JSON value to o->b. */
+void sl_jout_key(sl_jout *o, const char *key);
+void sl_jout_end(sl_jout *o);
+
+#endif

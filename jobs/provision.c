@@ -1,0 +1,357 @@
+/* provision.c: the `provision` kind: create a PostgreSQL schema, role or
+ * database in the configured admin connection, or ask a configured
+ * provisioning endpoint for a resource.  docs/kinds.md is the user's
+ * description.
+ *
+ * PostgreSQL: args.resource must be listed in provision.resources and
+ * args.name must match ^[a-z_][a-z0-9_]{0,62}$ (and not start with pg_);
+ * even so, every identifier goes through PQescapeIdentifier.  Creating what
+ * already exists succeeds with existed: true, so a retried or repeated job
+ * is harmless.  A new role gets a password sluice generates (32 random
+ * bytes, base64url): it is written to provision.password_dir/<role>.password
+ * (mode 0600, written aside and renamed) before the role is created, and
+ * sent to the server only as a SCRAM verifier (PQencryptPasswordConn), so
+ * the password itself is in no SQL text, no server log, no job output and
+ * no sluice log.  An existing role's password is never changed.
+ *
+ * http: args.endpoint names provision.endpoints; the job is POSTed as JSON
+ * with Idempotency-Key: <job id> (and a bearer token from secret_env), and
+ * the `id` of the JSON answer is recorded (and its `existed`, when true).  4xx is permanent, 5xx and
+ * network trouble retryable, like deploy webhooks. */
+#include "args.h"
+#include "clock.h"
+#include "config.h"
+#include "config_jobs.h"
+#include "http.h"
+#include "jobctx.h"
+#include "kind.h"
+#include "mem.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static bool ident_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || !((*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+/* Runs sql with text params; returns the result or NULL with err (SL_EPG). */
+static PGresult *query(PGconn *c, const char *sql, int n, const char *const *params,
+                       ExecStatusType want, sl_err *err)
+{
+    PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == want)
+        return r;
+    char msg[400];
+    snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
+    for (char *p = msg; *p; p++)
+        if (*p == '\n')
+            *p = ' ';
+    const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    /* 42xxx (syntax, privileges, duplicates) will not change on retry */
+    sl_err_set(err, state && strncmp(state, "42", 2) == 0 ? SL_EPERMANENT : SL_EJOB, "%s", msg);
+    PQclear(r);
+    return NULL;
+}
+
+static bool exists(PGconn *c, const char *sql, const char *name, bool *out, sl_err *err)
+{
+    const char *p[] = { name };
+    PGresult *r = query(c, sql, 1, p, PGRES_TUPLES_OK, err);
+    if (r == NULL)
+        return false;
+    *out = PQntuples(r) > 0;
+    PQclear(r);
+    return true;
+}
+
+/* Writes password to dir/name.password, 0600, atomically.  Returns the path. */
+static char *store_password(const char *dir, const char *name, const char *password, sl_err *err)
+{
+    char *final = sl_xasprintf("%s/%s.password", dir, name);
+    char *tmp = sl_xasprintf("%s/.%s.password.XXXXXX", dir, name);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        sl_err_set(err, SL_EJOB, "provision.password_dir %s: %s", dir, strerror(errno));
+        goto fail;
+    }
+    size_t n = strlen(password);
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, password, n) == (ssize_t)n && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
+    int saved = errno;
+    close(fd);
+    if (!ok || rename(tmp, final) < 0) {
+        sl_err_set(err, SL_EJOB, "write %s: %s", final, strerror(ok ? errno : saved));
+        (void)unlink(tmp);
+        goto fail;
+    }
+    free(tmp);
+    return final;
+fail:
+    free(tmp);
+    free(final);
+    return NULL;
+}
+
+static int new_password(char out[64], sl_err *err)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    unsigned char raw[33];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return sl_err_set(err, SL_EIO, "getrandom: %s", strerror(errno));
+    size_t k = 0;
+    for (size_t i = 0; i < sizeof raw; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
+        for (int j = 18; j >= 0; j -= 6)
+            out[k++] = b64[(v >> j) & 63];
+    }
+    out[k] = '\0';
+    explicit_bzero(raw, sizeof raw);
+    return 0;
+}
+
+static int create_role(PGconn *c, const sl_jobs_config *jc, const char *name, const char *qname,
+                       char **password_file, sl_err *err)
+{
+    char password[64];
+    if (new_password(password, err) < 0)
+        return -1;
+    int rc = -1;
+    char *verifier = PQencryptPasswordConn(c, password, name, NULL);
+    char *lit = NULL, *sql = NULL;
+    if (verifier == NULL) {
+        sl_err_set(err, SL_EJOB, "PQencryptPasswordConn: %s", PQerrorMessage(c));
+        goto cleanup;
+    }
+    if ((lit = PQescapeLiteral(c, verifier, strlen(verifier))) == NULL) {
+        sl_err_set(err, SL_EJOB, "PQescapeLiteral: %s", PQerrorMessage(c));
+        goto cleanup;
+    }
+    if ((*password_file = store_password(jc->provision.password_dir, name, password, err)) == NULL)
+        goto cleanup;
+    sql = sl_xasprintf("CREATE ROLE %s LOGIN PASSWORD %s", qname, lit);
+    PGresult *r = query(c, sql, 0, NULL, PGRES_COMMAND_OK, err);
+    if (r == NULL) {
+        (void)unlink(*password_file);
+        free(*password_file);
+        *password_file = NULL;
+        goto cleanup;
+    }
+    PQclear(r);
+    rc = 0;
+cleanup:
+    explicit_bzero(password, sizeof password);
+    PQfreemem(verifier);
+    PQfreemem(lit);
+    free(sql);
+    return rc;
+}
+
+static int run_postgres(sl_job_ctx *ctx, const char *resource, sl_err *err)
+{
+    const sl_jobs_config *jc = ctx->cfg->jobs;
+    if (!sl_config_list_has(jc->provision.resources, jc->provision.nresources, resource))
+        return sl_err_set(err, SL_EINVAL, "argument 'resource': '%s' is not enabled on this worker "
+                          "(provision.resources)", resource);
+    if (jc->provision.admin_url_env == NULL)
+        return sl_err_set(err, SL_EPERMANENT, "provision.admin_url_env is not configured");
+    if (strcmp(resource, "postgres_role") == 0 && jc->provision.password_dir == NULL)
+        return sl_err_set(err, SL_EPERMANENT, "provision.password_dir is not configured: a role's "
+                          "generated password would be stored nowhere, so no role is created");
+    const char *url = getenv(jc->provision.admin_url_env);
+    if (url == NULL || *url == '\0')
+        return sl_err_set(err, SL_EJOB, "environment variable %s (provision.admin_url_env) is not set",
+                          jc->provision.admin_url_env);
+    char *name = NULL, *qname = NULL, *password_file = NULL, *sql = NULL;
+    PGconn *c = NULL;
+    int rc = -1;
+    int64_t t0 = sl_monotonic_ms();
+    if (sl_args_str(ctx->args, "name", true, &name, err) < 0)
+        goto cleanup;
+    if (!ident_valid(name) || strncmp(name, "pg_", 3) == 0) {
+        char shown[120];
+        sl_err_set(err, SL_EINVAL, "argument 'name': '%s' is not an allowed identifier (a lower-case "
+                   "letter or _, then lower-case letters, digits or _, at most 63; not pg_…)",
+                   sl_jobctx_excerpt(name, strlen(name), shown, 100));
+        goto cleanup;
+    }
+    if ((c = sl_jobctx_pg_connect(url, "provision (admin connection)", err)) == NULL)
+        goto cleanup;
+    char *q = PQescapeIdentifier(c, name, strlen(name));
+    if (q == NULL) {
+        sl_err_set(err, SL_EJOB, "PQescapeIdentifier: %s", PQerrorMessage(c));
+        goto cleanup;
+    }
+    qname = sl_xstrdup(q);
+    PQfreemem(q);
+    bool existed = false;
+    const char *check = strcmp(resource, "postgres_schema") == 0
+                            ? "SELECT 1 FROM pg_namespace WHERE nspname = $1"
+                        : strcmp(resource, "postgres_role") == 0 ? "SELECT 1 FROM pg_roles WHERE rolname = $1"
+                                                                 : "SELECT 1 FROM pg_database WHERE datname = $1";
+    if (!exists(c, check, name, &existed, err))
+        goto wrap;
+    if (!existed) {
+        PGresult *r = NULL;
+        if (strcmp(resource, "postgres_schema") == 0) {
+            sql = sl_xasprintf("CREATE SCHEMA IF NOT EXISTS %s", qname);
+            r = query(c, sql, 0, NULL, PGRES_COMMAND_OK, err);
+        } else if (strcmp(resource, "postgres_database") == 0) {
+            sql = sl_xasprintf("CREATE DATABASE %s", qname);
+            r = query(c, sql, 0, NULL, PGRES_COMMAND_OK, err);
+            /* created meanwhile by someone else: that is what we wanted */
+            if (r == NULL && exists(c, check, name, &existed, err) && existed)
+                sl_err_clear(err);
+        } else if (create_role(c, jc, name, qname, &password_file, err) < 0) {
+            /* a concurrent creator wins the same way */
+            if (!(exists(c, check, name, &existed, err) && existed))
+                goto wrap;
+            sl_err_clear(err);
+        }
+        if (r)
+            PQclear(r);
+        else if (!existed && strcmp(resource, "postgres_role") != 0)
+            goto wrap;
+    }
+    if (existed && strcmp(resource, "postgres_role") == 0) {
+        char *path = sl_xasprintf("%s/%s.password", jc->provision.password_dir, name);
+        if (access(path, F_OK) == 0)
+            password_file = path;
+        else
+            free(path);
+    }
+    sl_jout o;
+    sl_jout_begin(&o, ctx->outputs);
+    sl_jout_str(&o, "resource", resource);
+    sl_jout_str(&o, "name", name);
+    sl_jout_bool(&o, "existed", existed);
+    sl_jout_str(&o, "host", PQhost(c));
+    sl_jout_str(&o, "port", PQport(c));
+    if (strcmp(resource, "postgres_database") == 0) {
+        sl_jout_str(&o, "database", name);
+    } else {
+        sl_jout_str(&o, "database", PQdb(c));
+    }
+    if (strcmp(resource, "postgres_role") == 0)
+        sl_jout_str(&o, "password_file", password_file);
+    sl_jout_int(&o, "duration_ms", sl_monotonic_ms() - t0);
+    sl_jout_end(&o);
+    rc = 0;
+    goto cleanup;
+wrap:
+    sl_err_wrap(err, "provision %s '%s'", resource, name);
+cleanup:
+    PQfinish(c);
+    free(name), free(qname), free(password_file), free(sql);
+    return rc;
+}
+
+static int run_http(sl_job_ctx *ctx, sl_err *err)
+{
+    char *ep_name = NULL, *name = NULL, *id = NULL;
+    char *hdrs[4] = { NULL };
+    sl_buf body = SL_BUF_INIT;
+    sl_http_resp resp = { 0, SL_BUF_INIT };
+    int rc = -1;
+    int64_t t0 = sl_monotonic_ms();
+    if (sl_args_str(ctx->args, "endpoint", true, &ep_name, err) < 0 ||
+        sl_args_str(ctx->args, "name", false, &name, err) < 0)
+        goto cleanup;
+    const sl_provision_endpoint *ep = sl_config_provision_endpoint(ctx->cfg->jobs, ep_name);
+    if (ep == NULL) {
+        char shown[100];
+        sl_err_set(err, SL_EINVAL, "argument 'endpoint': no provisioning endpoint '%s' is configured",
+                   sl_jobctx_excerpt(ep_name, strlen(ep_name), shown, 80));
+        goto cleanup;
+    }
+    if (sl_jobctx_job_json(ctx, &body, err) < 0)
+        goto cleanup;
+    size_t nh = 0;
+    hdrs[nh++] = sl_xstrdup("Content-Type: application/json");
+    hdrs[nh++] = sl_xasprintf("Idempotency-Key: %s", ctx->job->id);
+    if (ep->secret_env) {
+        const char *token = getenv(ep->secret_env);
+        if (token == NULL || *token == '\0') {
+            sl_err_set(err, SL_EJOB, "endpoint '%s': environment variable %s (secret_env) is not set",
+                       ep->name, ep->secret_env);
+            goto cleanup;
+        }
+        hdrs[nh++] = sl_xasprintf("Authorization: Bearer %s", token);
+    }
+    int64_t left = sl_jobctx_timeout_ms(ctx);
+    sl_http_req req = { .method = "POST", .url = ep->url, .body = body.data, .body_len = body.len,
+                        .headers = (const char *const *)hdrs,
+                        .timeout_ms = left < ep->timeout_ms ? left : ep->timeout_ms,
+                        .max_response = 65536, .cancelled = ctx->cancelled };
+    if (sl_http_request(&req, &resp, err) < 0) {
+        sl_err_wrap(err, "provision endpoint '%s'", ep->name);
+        goto cleanup;
+    }
+    char excerpt[200];
+    sl_jobctx_excerpt(sl_buf_str(&resp.body), resp.body.len, excerpt, sizeof excerpt);
+    if (resp.status < 200 || resp.status >= 300) {
+        bool retry = resp.status >= 500;
+        sl_err_set(err, retry ? SL_EJOB : SL_EPERMANENT, "provision endpoint '%s' answered %ld%s: %s",
+                   ep->name, resp.status, retry ? "" : " (not retried)", excerpt);
+        goto cleanup;
+    }
+    if ((id = sl_http_json_member(&resp.body, "id")) == NULL) {
+        sl_err_set(err, SL_EJOB, "provision endpoint '%s' answered %ld without an \"id\" in a JSON "
+                   "object: %s", ep->name, resp.status, excerpt);
+        goto cleanup;
+    }
+    char *existed = sl_http_json_member(&resp.body, "existed");
+    sl_jout o;
+    sl_jout_begin(&o, ctx->outputs);
+    sl_jout_str(&o, "resource", "http");
+    sl_jout_str(&o, "endpoint", ep->name);
+    sl_jout_str(&o, "name", name);
+    sl_jout_str(&o, "id", id);
+    sl_jout_bool(&o, "existed", existed != NULL && strcmp(existed, "true") == 0);
+    sl_jout_int(&o, "http_status", resp.status);
+    sl_jout_int(&o, "duration_ms", sl_monotonic_ms() - t0);
+    sl_jout_end(&o);
+    free(existed);
+    rc = 0;
+cleanup:
+    for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
+        free(hdrs[i]);
+    sl_buf_free(&body);
+    sl_buf_free(&resp.body);
+    free(ep_name), free(name), free(id);
+    return rc;
+}
+
+static int run_provision(sl_job_ctx *ctx, sl_err *err)
+{
+    char *resource;
+    if (sl_args_str(ctx->args, "resource", true, &resource, err) < 0)
+        return -1;
+    int rc;
+    if (strcmp(resource, "http") == 0) {
+        rc = run_http(ctx, err);
+    } else if (strcmp(resource, "postgres_schema") == 0 || strcmp(resource, "postgres_role") == 0 ||
+               strcmp(resource, "postgres_database") == 0) {
+        rc = run_postgres(ctx, resource, err);
+    } else {
+        char shown[100];
+        rc = sl_err_set(err, SL_EINVAL, "argument 'resource': expected postgres_schema, postgres_role, "
+                        "postgres_database or http, got '%s'",
+                        sl_jobctx_excerpt(resource, strlen(resource), shown, 80));
+    }
+    free(resource);
+    return rc;
+}
+
+const sl_kind sl_kind_provision = { "provision", "creates a PostgreSQL schema/role/database or calls "
+                                    "a configured provisioning endpoint", run_provision };

@@ -1,0 +1,649 @@
+/* config_jobs.c: see config_jobs.h.
+ *
+ * Each section is a mapping read by its own function; every mapping is
+ * first checked against the list of keys it may hold (check_keys), so an
+ * unknown key is an error at its own position naming the valid ones.  The
+ * named collections (deploy.targets, import.tables, provision.endpoints) are
+ * mappings from the name a job argument uses to a mapping of settings. */
+#include "config_jobs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "buf.h"
+#include "mem.h"
+
+#define NAME_MAX_LEN 64
+
+static void free_list(char **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+}
+
+static void free_target(sl_deploy_target *t)
+{
+    free(t->name);
+    free_list(t->argv, t->argc);
+    free(t->cwd);
+    free(t->url);
+    free(t->secret_env);
+    free(t->health_url);
+}
+
+static void free_table(sl_import_table *t)
+{
+    free(t->name);
+    free(t->schema);
+    free(t->table);
+    free_list(t->columns, t->ncolumns);
+}
+
+static void free_endpoint(sl_provision_endpoint *e)
+{
+    free(e->name);
+    free(e->url);
+    free(e->secret_env);
+}
+
+sl_jobs_config *sl_config_jobs_new(void)
+{
+    sl_jobs_config *jc = sl_xcalloc(1, sizeof *jc);
+    jc->import.max_bytes = 100 * 1024 * 1024;
+    jc->import.connect_timeout_ms = 10000;
+    jc->import.timeout_ms = 10 * 60000;
+    jc->import.max_redirects = 5;
+    jc->codegen.max_bytes = 16 * 1024 * 1024;
+    jc->codegen.max_files = 1000;
+    return jc;
+}
+
+static void clear_deploy(sl_jobs_config *jc)
+{
+    for (size_t i = 0; i < jc->deploy.ntargets; i++)
+        free_target(&jc->deploy.targets[i]);
+    free(jc->deploy.targets);
+    jc->deploy.targets = NULL;
+    jc->deploy.ntargets = 0;
+}
+
+static void clear_tables(sl_jobs_config *jc)
+{
+    for (size_t i = 0; i < jc->import.ntables; i++)
+        free_table(&jc->import.tables[i]);
+    free(jc->import.tables);
+    jc->import.tables = NULL;
+    jc->import.ntables = 0;
+}
+
+static void clear_endpoints(sl_jobs_config *jc)
+{
+    for (size_t i = 0; i < jc->provision.nendpoints; i++)
+        free_endpoint(&jc->provision.endpoints[i]);
+    free(jc->provision.endpoints);
+    jc->provision.endpoints = NULL;
+    jc->provision.nendpoints = 0;
+}
+
+void sl_config_jobs_free(sl_jobs_config *jc)
+{
+    if (jc == NULL)
+        return;
+    clear_deploy(jc);
+    free(jc->import.root);
+    free_list(jc->import.schemes, jc->import.nschemes);
+    free_list(jc->import.hosts, jc->import.nhosts);
+    free(jc->import.file_root);
+    free(jc->import.database_url_env);
+    clear_tables(jc);
+    free(jc->codegen.template_root);
+    free(jc->codegen.output_root);
+    free(jc->provision.admin_url_env);
+    free_list(jc->provision.resources, jc->provision.nresources);
+    free(jc->provision.password_dir);
+    clear_endpoints(jc);
+    free(jc);
+}
+
+bool sl_config_jobs_section(const char *name)
+{
+    return strcmp(name, "deploy") == 0 || strcmp(name, "import") == 0 ||
+           strcmp(name, "codegen") == 0 || strcmp(name, "provision") == 0;
+}
+
+bool sl_config_list_has(char *const *list, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(list[i], s) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool sl_config_env_name_valid(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (s++; *s; s++) {
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return false;
+    }
+    return true;
+}
+
+/* Names under targets/tables/endpoints: what a job argument may say. */
+static bool entry_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NAME_MAX_LEN)
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* Fails at the first key of map that is not in allowed (NULL-terminated). */
+static int check_keys(sl_ydoc *doc, const sl_ymap *map, const char *what,
+                      const char *const *allowed, sl_err *err)
+{
+    for (size_t i = 0; i < map->n; i++) {
+        size_t j;
+        for (j = 0; allowed[j] && strcmp(allowed[j], map->pairs[i].name) != 0; j++)
+            ;
+        if (allowed[j] == NULL) {
+            sl_buf names = SL_BUF_INIT;
+            for (j = 0; allowed[j]; j++)
+                sl_buf_printf(&names, "%s%s", j ? ", " : "", allowed[j]);
+            sl_ydoc_errorf(doc, map->pairs[i].key, err, "unknown key '%.60s' in '%s' (expected %s)",
+                           map->pairs[i].name, what, sl_buf_str(&names));
+            sl_buf_free(&names);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void set_str(char **field, const char *s)
+{
+    free(*field);
+    *field = sl_xstrdup(s);
+}
+
+static int read_abs_path(sl_ydoc *doc, const sl_ynode *node, const char *what, char **out,
+                         sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+        return -1;
+    if (s[0] != '/')
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be an absolute path, got '%.200s'", what, s);
+    set_str(out, s);
+    return 0;
+}
+
+static int read_env_name(sl_ydoc *doc, const sl_ynode *node, const char *what, char **out,
+                         sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+        return -1;
+    if (!sl_config_env_name_valid(s))
+        return sl_ydoc_errorf(doc, node, err, "'%s' must name an environment variable "
+                              "([A-Za-z_][A-Za-z0-9_]*), got '%.80s'", what, s);
+    set_str(out, s);
+    return 0;
+}
+
+static int read_http_url(sl_ydoc *doc, const sl_ynode *node, const char *what, char **out,
+                         sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+        return -1;
+    if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be an http:// or https:// URL, got '%.200s'",
+                              what, s);
+    set_str(out, s);
+    return 0;
+}
+
+/* A list of strings; each item is checked by valid (may be NULL) whose
+ * failure is described by expect. */
+static int read_list(sl_ydoc *doc, const sl_ynode *node, const char *what, bool (*valid)(const char *),
+                     const char *expect, char ***out, size_t *nout, sl_err *err)
+{
+    sl_yseq seq;
+    if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
+        return -1;
+    char **list = sl_xcalloc(seq.n + 1, sizeof *list);
+    size_t n;
+    for (n = 0; n < seq.n; n++) {
+        char item[128];
+        const char *s;
+        snprintf(item, sizeof item, "%s[%zu]", what, n);
+        if (sl_ydoc_str(doc, seq.items[n], item, &s, err) < 0)
+            goto fail;
+        if (valid && !valid(s)) {
+            sl_ydoc_errorf(doc, seq.items[n], err, "'%s' must be %s, got '%.80s'", item, expect, s);
+            goto fail;
+        }
+        list[n] = sl_xstrdup(s);
+    }
+    free_list(*out, *nout);
+    *out = list;
+    *nout = n;
+    return 0;
+fail:
+    free_list(list, n);
+    return -1;
+}
+
+static int read_int(sl_ydoc *doc, const sl_ynode *node, const char *what, int64_t min, int64_t max,
+                    int64_t *out, sl_err *err)
+{
+    return sl_ydoc_int(doc, node, what, min, max, out, err);
+}
+
+typedef int (*entry_reader)(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err);
+
+/* The named collections (deploy.targets, import.tables, provision.endpoints)
+ * share their struct's first member, `char *name`. */
+_Static_assert(offsetof(sl_deploy_target, name) == 0, "name first");
+_Static_assert(offsetof(sl_import_table, name) == 0, "name first");
+_Static_assert(offsetof(sl_provision_endpoint, name) == 0, "name first");
+
+/* Reads a mapping from entry names to settings into a new array of `elem`
+ * byte entries, each read by read_one.  *arr must be empty (cleared by the
+ * caller); on error it holds the entries read so far, counted in *n, for
+ * the caller's free. */
+static int read_named(sl_ydoc *doc, const sl_ynode *node, const char *what, const char *label,
+                      size_t elem, entry_reader read_one, void **arr, size_t *n, sl_err *err)
+{
+    sl_ymap map;
+    if (sl_ydoc_map(doc, node, what, &map, err) < 0)
+        return -1;
+    char *base = sl_xcalloc(map.n + 1, elem);
+    *arr = base;
+    for (size_t j = 0; j < map.n; j++) {
+        char *entry = base + j * elem;
+        char **name = (char **)(void *)entry;
+        *name = sl_xstrdup(map.pairs[j].name);
+        (*n)++;
+        if (!entry_name_valid(*name))
+            return sl_ydoc_errorf(doc, map.pairs[j].key, err, "%s name '%.80s' must be 1-%d of "
+                                  "A-Z a-z 0-9 _ . -", label, *name, NAME_MAX_LEN);
+        if (read_one(doc, &map.pairs[j], entry, err) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- deploy ---- */
+
+static bool argv0_valid(const char *s)
+{
+    return s[0] == '/';
+}
+
+static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
+{
+    sl_deploy_target *t = entry;
+    static const char *const keys[] = { "type", "command", "cwd", "output_limit", "url",
+                                        "secret_env", "health_url", "timeout", "health_timeout",
+                                        "health_interval", NULL };
+    char what[128];
+    snprintf(what, sizeof what, "deploy.targets.%s", pair->name);
+    sl_ymap map;
+    const sl_ynode *type_node = NULL;
+    if (sl_ydoc_map(doc, pair->value, what, &map, err) < 0 || check_keys(doc, &map, what, keys, err) < 0)
+        return -1;
+    t->output_limit = 16384;
+    t->request_timeout_ms = 30000;
+    t->health_timeout_ms = 120000;
+    t->health_interval_ms = 2000;
+    for (size_t i = 0; i < map.n; i++) {
+        const char *k = map.pairs[i].name;
+        const sl_ynode *v = map.pairs[i].value;
+        char kw[192];
+        snprintf(kw, sizeof kw, "%s.%s", what, k);
+        int rc = 0;
+        if (strcmp(k, "type") == 0) {
+            const char *s;
+            type_node = v;
+            if ((rc = sl_ydoc_str(doc, v, kw, &s, err)) == 0) {
+                if (strcmp(s, "command") == 0)
+                    t->type = SL_TARGET_COMMAND;
+                else if (strcmp(s, "webhook") == 0)
+                    t->type = SL_TARGET_WEBHOOK;
+                else
+                    rc = sl_ydoc_errorf(doc, v, err, "'%s' must be command or webhook, got '%.40s'", kw, s);
+            }
+        } else if (strcmp(k, "command") == 0) {
+            rc = read_list(doc, v, kw, NULL, NULL, &t->argv, &t->argc, err);
+            if (rc == 0 && t->argc == 0)
+                rc = sl_ydoc_errorf(doc, v, err, "'%s' must list the program and its arguments", kw);
+            else if (rc == 0 && !argv0_valid(t->argv[0]))
+                rc = sl_ydoc_errorf(doc, v, err, "'%s': the program must be an absolute path "
+                                    "(no PATH search), got '%.200s'", kw, t->argv[0]);
+        } else if (strcmp(k, "cwd") == 0) {
+            rc = read_abs_path(doc, v, kw, &t->cwd, err);
+        } else if (strcmp(k, "output_limit") == 0) {
+            rc = read_int(doc, v, kw, 256, 16 * 1024 * 1024, &t->output_limit, err);
+        } else if (strcmp(k, "url") == 0) {
+            rc = read_http_url(doc, v, kw, &t->url, err);
+        } else if (strcmp(k, "health_url") == 0) {
+            rc = read_http_url(doc, v, kw, &t->health_url, err);
+        } else if (strcmp(k, "secret_env") == 0) {
+            rc = read_env_name(doc, v, kw, &t->secret_env, err);
+        } else if (strcmp(k, "timeout") == 0) {
+            rc = sl_ydoc_duration(doc, v, kw, 1, 86400000, &t->request_timeout_ms, err);
+        } else if (strcmp(k, "health_timeout") == 0) {
+            rc = sl_ydoc_duration(doc, v, kw, 1, 86400000, &t->health_timeout_ms, err);
+        } else if (strcmp(k, "health_interval") == 0) {
+            rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &t->health_interval_ms, err);
+        }
+        if (rc < 0)
+            return -1;
+    }
+    if (type_node == NULL)
+        return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'type: command' or 'type: webhook'", what);
+    /* a key of the other type is a mistake worth pointing at, not ignoring */
+    static const char *const command_only[] = { "command", "cwd", "output_limit", NULL };
+    for (size_t i = 0; i < map.n; i++) {
+        bool for_command = false;
+        for (size_t j = 0; command_only[j]; j++)
+            for_command |= strcmp(map.pairs[i].name, command_only[j]) == 0;
+        if (strcmp(map.pairs[i].name, "type") != 0 && for_command != (t->type == SL_TARGET_COMMAND))
+            return sl_ydoc_errorf(doc, map.pairs[i].key, err, "'%s' is a %s target: '%s' applies to %s "
+                                  "targets only", what, t->type == SL_TARGET_COMMAND ? "command" : "webhook",
+                                  map.pairs[i].name, for_command ? "command" : "webhook");
+    }
+    if (t->type == SL_TARGET_COMMAND && t->argv == NULL)
+        return sl_ydoc_errorf(doc, pair->key, err, "'%s' is a command target without 'command'", what);
+    if (t->type == SL_TARGET_WEBHOOK && t->url == NULL)
+        return sl_ydoc_errorf(doc, pair->key, err, "'%s' is a webhook target without 'url'", what);
+    if (t->cwd == NULL)
+        t->cwd = sl_xstrdup("/");
+    return 0;
+}
+
+static int read_deploy(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
+{
+    static const char *const keys[] = { "targets", NULL };
+    if (check_keys(doc, map, "deploy", keys, err) < 0)
+        return -1;
+    for (size_t i = 0; i < map->n; i++) {
+        void *arr = NULL;
+        clear_deploy(jc);
+        int rc = read_named(doc, map->pairs[i].value, "deploy.targets", "deploy target",
+                            sizeof(sl_deploy_target), read_target, &arr, &jc->deploy.ntargets, err);
+        jc->deploy.targets = arr;
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- import ---- */
+
+static bool scheme_valid(const char *s)
+{
+    return strcmp(s, "http") == 0 || strcmp(s, "https") == 0 || strcmp(s, "file") == 0;
+}
+
+static bool host_valid(const char *s)
+{
+    const char *p = strncmp(s, "*.", 2) == 0 ? s + 2 : s;
+    size_t n = strlen(p);
+    return n > 0 && n < 254 && strspn(p, "abcdefghijklmnopqrstuvwxyz0123456789.-:[]") == n;
+}
+
+/* SQL identifiers in the configuration: the same strict pattern as the
+ * provision kind's (a letter or _, then letters, digits, _; at most 63). */
+static bool ident_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > 63 || !((*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+static int read_table(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
+{
+    sl_import_table *t = entry;
+    static const char *const keys[] = { "table", "columns", "header", NULL };
+    char what[128];
+    snprintf(what, sizeof what, "import.tables.%s", pair->name);
+    sl_ymap map;
+    if (sl_ydoc_map(doc, pair->value, what, &map, err) < 0 || check_keys(doc, &map, what, keys, err) < 0)
+        return -1;
+    t->header = true;
+    for (size_t i = 0; i < map.n; i++) {
+        const char *k = map.pairs[i].name;
+        const sl_ynode *v = map.pairs[i].value;
+        char kw[192];
+        snprintf(kw, sizeof kw, "%s.%s", what, k);
+        if (strcmp(k, "table") == 0) {
+            const char *s;
+            if (sl_ydoc_str(doc, v, kw, &s, err) < 0)
+                return -1;
+            const char *dot = strchr(s, '.');
+            char *schema = dot ? sl_xstrndup(s, (size_t)(dot - s)) : NULL;
+            const char *table = dot ? dot + 1 : s;
+            bool ok = ident_valid(table) && (schema == NULL || ident_valid(schema));
+            if (!ok) {
+                free(schema);
+                return sl_ydoc_errorf(doc, v, err, "'%s' must be TABLE or SCHEMA.TABLE, each a "
+                                      "lower-case identifier ([a-z_][a-z0-9_]*, at most 63), got '%.80s'",
+                                      kw, s);
+            }
+            free(t->schema);
+            t->schema = schema;
+            set_str(&t->table, table);
+        } else if (strcmp(k, "columns") == 0) {
+            if (read_list(doc, v, kw, ident_valid, "a lower-case identifier", &t->columns,
+                          &t->ncolumns, err) < 0)
+                return -1;
+        } else if (sl_ydoc_bool(doc, v, kw, &t->header, err) < 0) {
+            return -1;
+        }
+    }
+    if (t->table == NULL)
+        return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'table'", what);
+    return 0;
+}
+
+static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
+{
+    static const char *const keys[] = { "root", "schemes", "hosts", "file_root", "max_bytes",
+                                        "connect_timeout", "timeout", "max_redirects",
+                                        "database_url_env", "tables", NULL };
+    if (check_keys(doc, map, "import", keys, err) < 0)
+        return -1;
+    for (size_t i = 0; i < map->n; i++) {
+        const char *k = map->pairs[i].name;
+        const sl_ynode *v = map->pairs[i].value;
+        char kw[64];
+        int64_t n;
+        snprintf(kw, sizeof kw, "import.%s", k);
+        int rc = 0;
+        if (strcmp(k, "root") == 0) {
+            rc = read_abs_path(doc, v, kw, &jc->import.root, err);
+        } else if (strcmp(k, "file_root") == 0) {
+            rc = read_abs_path(doc, v, kw, &jc->import.file_root, err);
+        } else if (strcmp(k, "schemes") == 0) {
+            rc = read_list(doc, v, kw, scheme_valid, "http, https or file", &jc->import.schemes,
+                           &jc->import.nschemes, err);
+        } else if (strcmp(k, "hosts") == 0) {
+            rc = read_list(doc, v, kw, host_valid, "a lower-case host name or *.domain",
+                           &jc->import.hosts, &jc->import.nhosts, err);
+        } else if (strcmp(k, "max_bytes") == 0) {
+            rc = read_int(doc, v, kw, 1, INT64_C(1) << 40, &jc->import.max_bytes, err);
+        } else if (strcmp(k, "connect_timeout") == 0) {
+            rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &jc->import.connect_timeout_ms, err);
+        } else if (strcmp(k, "timeout") == 0) {
+            rc = sl_ydoc_duration(doc, v, kw, 1, 7 * 86400000LL, &jc->import.timeout_ms, err);
+        } else if (strcmp(k, "max_redirects") == 0) {
+            if ((rc = read_int(doc, v, kw, 0, 50, &n, err)) == 0)
+                jc->import.max_redirects = (int)n;
+        } else if (strcmp(k, "database_url_env") == 0) {
+            rc = read_env_name(doc, v, kw, &jc->import.database_url_env, err);
+        } else if (strcmp(k, "tables") == 0) {
+            void *arr = NULL;
+            clear_tables(jc);
+            rc = read_named(doc, v, kw, "import table", sizeof(sl_import_table), read_table, &arr,
+                            &jc->import.ntables, err);
+            jc->import.tables = arr;
+        }
+        if (rc < 0)
+            return -1;
+    }
+    if (sl_config_list_has(jc->import.schemes, jc->import.nschemes, "file") && jc->import.file_root == NULL)
+        return sl_ydoc_errorf(doc, NULL, err, "import.schemes allows 'file' but import.file_root is not set");
+    return 0;
+}
+
+/* ---- codegen ---- */
+
+static int read_codegen(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
+{
+    static const char *const keys[] = { "template_root", "output_root", "max_bytes", "max_files", NULL };
+    if (check_keys(doc, map, "codegen", keys, err) < 0)
+        return -1;
+    for (size_t i = 0; i < map->n; i++) {
+        const char *k = map->pairs[i].name;
+        const sl_ynode *v = map->pairs[i].value;
+        char kw[64];
+        int64_t n;
+        snprintf(kw, sizeof kw, "codegen.%s", k);
+        int rc;
+        if (strcmp(k, "template_root") == 0)
+            rc = read_abs_path(doc, v, kw, &jc->codegen.template_root, err);
+        else if (strcmp(k, "output_root") == 0)
+            rc = read_abs_path(doc, v, kw, &jc->codegen.output_root, err);
+        else if (strcmp(k, "max_bytes") == 0)
+            rc = read_int(doc, v, kw, 1, INT64_C(1) << 34, &jc->codegen.max_bytes, err);
+        else if ((rc = read_int(doc, v, kw, 1, 1000000, &n, err)) == 0)
+            jc->codegen.max_files = (int)n;
+        if (rc < 0)
+            return -1;
+    }
+    if ((jc->codegen.template_root == NULL) != (jc->codegen.output_root == NULL))
+        return sl_ydoc_errorf(doc, NULL, err, "codegen needs both template_root and output_root");
+    return 0;
+}
+
+/* ---- provision ---- */
+
+static bool resource_valid(const char *s)
+{
+    return strcmp(s, "postgres_schema") == 0 || strcmp(s, "postgres_role") == 0 ||
+           strcmp(s, "postgres_database") == 0;
+}
+
+static int read_endpoint(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
+{
+    sl_provision_endpoint *e = entry;
+    static const char *const keys[] = { "url", "secret_env", "timeout", NULL };
+    char what[128];
+    snprintf(what, sizeof what, "provision.endpoints.%s", pair->name);
+    sl_ymap map;
+    if (sl_ydoc_map(doc, pair->value, what, &map, err) < 0 || check_keys(doc, &map, what, keys, err) < 0)
+        return -1;
+    e->timeout_ms = 30000;
+    for (size_t i = 0; i < map.n; i++) {
+        const char *k = map.pairs[i].name;
+        const sl_ynode *v = map.pairs[i].value;
+        char kw[192];
+        snprintf(kw, sizeof kw, "%s.%s", what, k);
+        int rc;
+        if (strcmp(k, "url") == 0)
+            rc = read_http_url(doc, v, kw, &e->url, err);
+        else if (strcmp(k, "secret_env") == 0)
+            rc = read_env_name(doc, v, kw, &e->secret_env, err);
+        else
+            rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &e->timeout_ms, err);
+        if (rc < 0)
+            return -1;
+    }
+    if (e->url == NULL)
+        return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'url'", what);
+    return 0;
+}
+
+static int read_provision(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
+{
+    static const char *const keys[] = { "admin_url_env", "resources", "password_dir", "endpoints", NULL };
+    if (check_keys(doc, map, "provision", keys, err) < 0)
+        return -1;
+    for (size_t i = 0; i < map->n; i++) {
+        const char *k = map->pairs[i].name;
+        const sl_ynode *v = map->pairs[i].value;
+        char kw[64];
+        snprintf(kw, sizeof kw, "provision.%s", k);
+        int rc = 0;
+        if (strcmp(k, "admin_url_env") == 0) {
+            rc = read_env_name(doc, v, kw, &jc->provision.admin_url_env, err);
+        } else if (strcmp(k, "resources") == 0) {
+            rc = read_list(doc, v, kw, resource_valid, "postgres_schema, postgres_role or postgres_database",
+                           &jc->provision.resources, &jc->provision.nresources, err);
+        } else if (strcmp(k, "password_dir") == 0) {
+            rc = read_abs_path(doc, v, kw, &jc->provision.password_dir, err);
+        } else {
+            void *arr = NULL;
+            clear_endpoints(jc);
+            rc = read_named(doc, v, kw, "endpoint", sizeof(sl_provision_endpoint), read_endpoint, &arr,
+                            &jc->provision.nendpoints, err);
+            jc->provision.endpoints = arr;
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int sl_config_jobs_read(sl_jobs_config *jc, sl_ydoc *doc, const char *section,
+                        const sl_ynode *node, sl_err *err)
+{
+    sl_ymap map;
+    if (sl_ydoc_map(doc, node, section, &map, err) < 0)
+        return -1;
+    if (strcmp(section, "deploy") == 0)
+        return read_deploy(jc, doc, &map, err);
+    if (strcmp(section, "import") == 0)
+        return read_import(jc, doc, &map, err);
+    if (strcmp(section, "codegen") == 0)
+        return read_codegen(jc, doc, &map, err);
+    if (strcmp(section, "provision") == 0)
+        return read_provision(jc, doc, &map, err);
+    return sl_err_set(err, SL_ECONFIG, "config: '%s' is not a job section", section);
+}
+
+const sl_deploy_target *sl_config_deploy_target(const sl_jobs_config *jc, const char *name)
+{
+    for (size_t i = 0; jc && i < jc->deploy.ntargets; i++) {
+        if (strcmp(jc->deploy.targets[i].name, name) == 0)
+            return &jc->deploy.targets[i];
+    }
+    return NULL;
+}
+
+const sl_import_table *sl_config_import_table(const sl_jobs_config *jc, const char *name)
+{
+    for (size_t i = 0; jc && i < jc->import.ntables; i++) {
+        if (strcmp(jc->import.tables[i].name, name) == 0)
+            return &jc->import.tables[i];
+    }
+    return NULL;
+}
+
+const sl_provision_endpoint *sl_config_provision_endpoint(const sl_jobs_config *jc,
+                                                          const char *name)
+{
+    for (size_t i = 0; jc && i < jc->provision.nendpoints; i++) {
+        if (strcmp(jc->provision.endpoints[i].name, name) == 0)
+            return &jc->provision.endpoints[i];
+    }
+    return NULL;
+}

@@ -1,0 +1,127 @@
+/* config_jobs.h: the operator's configuration of the job kinds — the
+ * `deploy`, `import`, `codegen` and `provision` sections of etc/sluice.yaml.
+ *
+ * These sections are where the trust boundary is drawn (DESIGN.md): every
+ * program a job may run, every host it may download from, every directory
+ * it may write under and every database it may change is named here, and a
+ * job's arguments only choose among these names.  Secrets never appear in
+ * the file: a key ending in `_env` names the environment variable that holds
+ * the secret, read when the job runs.
+ *
+ * lib/config.c hands each of the four top-level sections to
+ * sl_config_jobs_read; errors read "FILE:LINE:COL: message" (SL_ECONFIG)
+ * like every other configuration error.  docs/configuration.md lists every
+ * key and docs/kinds.md how each kind uses them.
+ *
+ * Ownership: the sl_jobs_config belongs to its sl_config, which frees it
+ * with sl_config_jobs_free. */
+#ifndef SL_CONFIG_JOBS_H
+#define SL_CONFIG_JOBS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+#include "yamldoc.h"
+
+typedef enum sl_target_type {
+    SL_TARGET_COMMAND,   /* run argv with fork + execve */
+    SL_TARGET_WEBHOOK,   /* POST the job to url */
+} sl_target_type;
+
+typedef struct sl_deploy_target {
+    char *name;                /* the key under deploy.targets: what args.target names */
+    sl_target_type type;       /* `type: command | webhook` */
+    char **argv;               /* command: argv, argv[0] an absolute path; NULL-terminated */
+    size_t argc;
+    char *cwd;                 /* command: working directory (absolute), default "/" */
+    int64_t output_limit;      /* command: bytes of stdout+stderr tail kept, default 16384 */
+    char *url;                 /* webhook: http(s) URL */
+    char *secret_env;          /* webhook: env var holding the HMAC secret, NULL: unsigned */
+    char *health_url;          /* webhook: polled after success until 2xx, NULL: none */
+    int64_t request_timeout_ms;/* webhook: one request, default 30s */
+    int64_t health_timeout_ms; /* webhook: total health polling, default 2m */
+    int64_t health_interval_ms;/* webhook: between polls, default 2s */
+} sl_deploy_target;
+
+typedef struct sl_import_table {
+    char *name;                /* the key under import.tables: what args.table names */
+    char *schema;              /* NULL: the search path's */
+    char *table;
+    char **columns;            /* NULL: every column, in table order */
+    size_t ncolumns;
+    bool header;               /* the CSV's first line is a header, default true */
+} sl_import_table;
+
+typedef struct sl_provision_endpoint {
+    char *name;                /* the key under provision.endpoints: args.endpoint */
+    char *url;                 /* http(s) URL that is POSTed to */
+    char *secret_env;          /* env var holding a bearer token, NULL: none */
+    int64_t timeout_ms;        /* default 30s */
+} sl_provision_endpoint;
+
+typedef struct sl_jobs_config {
+    struct {
+        sl_deploy_target *targets;
+        size_t ntargets;
+    } deploy;
+    struct {
+        char *root;                /* where imported files land (absolute), NULL: import disabled */
+        char **schemes;            /* allowed URL schemes: http, https, file; default none */
+        size_t nschemes;
+        char **hosts;              /* allowed hosts for http(s), exact names or "*.suffix" */
+        size_t nhosts;
+        char *file_root;           /* file: URLs must resolve under this directory */
+        int64_t max_bytes;         /* default 104857600 (100 MiB) */
+        int64_t connect_timeout_ms;/* default 10s */
+        int64_t timeout_ms;        /* default 10m (also bounded by the job's timeout) */
+        int max_redirects;         /* default 5 */
+        char *database_url_env;    /* env var with the COPY connection URL, NULL: database.url */
+        sl_import_table *tables;
+        size_t ntables;
+    } import;
+    struct {
+        char *template_root;       /* templates: one directory each (absolute), NULL: disabled */
+        char *output_root;         /* rendered trees go under here (absolute) */
+        int64_t max_bytes;         /* total bytes rendered, default 16777216 */
+        int max_files;             /* default 1000 */
+    } codegen;
+    struct {
+        char *admin_url_env;       /* env var with the admin libpq URL, NULL: postgres disabled */
+        char **resources;          /* allowed: postgres_schema, postgres_role, postgres_database */
+        size_t nresources;
+        char *password_dir;        /* generated role passwords are written here (0600 files);
+                                      NULL: postgres_role is refused */
+        sl_provision_endpoint *endpoints;
+        size_t nendpoints;
+    } provision;
+} sl_jobs_config;
+
+/* Built-in defaults: every kind configured off.  Never NULL. */
+sl_jobs_config *sl_config_jobs_new(void);
+
+void sl_config_jobs_free(sl_jobs_config *jc);   /* jc may be NULL */
+
+/* True when name is one of the sections read here. */
+bool sl_config_jobs_section(const char *name);
+
+/* Reads the top-level section `section` (node is its value) into jc,
+ * replacing what an earlier read set.  Returns -1 with err on any unknown
+ * key or bad value, leaving jc valid (partly updated; the caller discards it). */
+int sl_config_jobs_read(sl_jobs_config *jc, sl_ydoc *doc, const char *section,
+                        const sl_ynode *node, sl_err *err);
+
+/* Lookups by the name a job argument gives; NULL when not configured. */
+const sl_deploy_target *sl_config_deploy_target(const sl_jobs_config *jc, const char *name);
+const sl_import_table *sl_config_import_table(const sl_jobs_config *jc, const char *name);
+const sl_provision_endpoint *sl_config_provision_endpoint(const sl_jobs_config *jc,
+                                                          const char *name);
+
+/* True when a configured list holds s. */
+bool sl_config_list_has(char *const *list, size_t n, const char *s);
+
+/* True when s is a valid environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
+bool sl_config_env_name_valid(const char *s);
+
+#endif

@@ -1,0 +1,195 @@
+/* test_config_jobs.c: the job kinds' sections of etc/sluice.yaml
+ * (lib/config_jobs.c): every key read, the defaults, and errors that point
+ * at the right line and column. */
+#include <criterion/criterion.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "config_jobs.h"
+
+static char path[64];
+
+static void setup(void)
+{
+    snprintf(path, sizeof path, "%s", "/tmp/sluice-cfgjobs-XXXXXX");
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0, "mkstemp: %s", strerror(errno));
+    close(fd);
+}
+
+static void teardown(void)
+{
+    unlink(path);
+}
+
+TestSuite(config_jobs, .init = setup, .fini = teardown);
+
+static sl_config *load(const char *text, sl_err *err)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    return sl_config_load(path, err);
+}
+
+static void load_bad(const char *text, int line, int col, const char *why)
+{
+    sl_err err = { 0 };
+    sl_config *cfg = load(text, &err);
+    cr_assert_null(cfg, "accepted:\n%s", text);
+    char prefix[128];
+    snprintf(prefix, sizeof prefix, "%s:%d:%d: ", path, line, col);
+    cr_assert_eq(err.code, SL_ECONFIG);
+    cr_assert(strncmp(err.msg, prefix, strlen(prefix)) == 0, "\"%s\" does not start with \"%s\"", err.msg, prefix);
+    cr_assert(strstr(err.msg, why), "\"%s\" lacks \"%s\"", err.msg, why);
+}
+
+Test(config_jobs, defaults_configure_every_kind_off)
+{
+    sl_err err;
+    sl_config *cfg = load("worker:\n  batch: 4\n", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    const sl_jobs_config *jc = cfg->jobs;
+    cr_assert_eq(jc->deploy.ntargets, 0);
+    cr_assert_null(jc->import.root);
+    cr_assert_eq(jc->import.nschemes, 0);
+    cr_assert_eq(jc->import.max_bytes, 100 * 1024 * 1024);
+    cr_assert_null(jc->codegen.template_root);
+    cr_assert_null(jc->provision.admin_url_env);
+    cr_assert_eq(jc->provision.nresources, 0);
+    sl_config_free(cfg);
+}
+
+Test(config_jobs, every_key_is_read)
+{
+    sl_err err;
+    sl_config *cfg = load(
+        "deploy:\n"
+        "  targets:\n"
+        "    staging:\n"
+        "      type: command\n"
+        "      command: [/usr/local/bin/deploy, --env, staging]\n"
+        "      cwd: /srv/app\n"
+        "      output_limit: 4096\n"
+        "    prod-hook:\n"
+        "      type: webhook\n"
+        "      url: https://deploy.example/hook\n"
+        "      secret_env: DEPLOY_SECRET\n"
+        "      health_url: https://shop.example/health\n"
+        "      timeout: 10s\n"
+        "      health_timeout: 5m\n"
+        "      health_interval: 5s\n"
+        "import:\n"
+        "  root: /var/lib/sluice/imports\n"
+        "  schemes: [https, file]\n"
+        "  hosts: [assets.example, \"*.cdn.example\"]\n"
+        "  file_root: /srv/drop\n"
+        "  max_bytes: 1048576\n"
+        "  connect_timeout: 3s\n"
+        "  timeout: 2m\n"
+        "  max_redirects: 2\n"
+        "  database_url_env: IMPORT_DB\n"
+        "  tables:\n"
+        "    events: { table: analytics.events, columns: [id, at, kind], header: false }\n"
+        "codegen:\n"
+        "  template_root: /srv/templates\n"
+        "  output_root: /srv/generated\n"
+        "  max_bytes: 1000\n"
+        "  max_files: 7\n"
+        "provision:\n"
+        "  admin_url_env: PROVISION_ADMIN_URL\n"
+        "  resources: [postgres_schema, postgres_role]\n"
+        "  password_dir: /var/lib/sluice/secrets\n"
+        "  endpoints:\n"
+        "    buckets: { url: \"https://infra.example/buckets\", secret_env: INFRA_TOKEN, timeout: 20s }\n",
+        &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    const sl_jobs_config *jc = cfg->jobs;
+    const sl_deploy_target *t = sl_config_deploy_target(jc, "staging");
+    cr_assert_not_null(t);
+    cr_assert_eq(t->type, SL_TARGET_COMMAND);
+    cr_assert_eq(t->argc, 3);
+    cr_assert_str_eq(t->argv[0], "/usr/local/bin/deploy");
+    cr_assert_null(t->argv[3]);
+    cr_assert_str_eq(t->cwd, "/srv/app");
+    cr_assert_eq(t->output_limit, 4096);
+    t = sl_config_deploy_target(jc, "prod-hook");
+    cr_assert_eq(t->type, SL_TARGET_WEBHOOK);
+    cr_assert_str_eq(t->secret_env, "DEPLOY_SECRET");
+    cr_assert_eq(t->request_timeout_ms, 10000);
+    cr_assert_eq(t->health_timeout_ms, 300000);
+    cr_assert_eq(t->health_interval_ms, 5000);
+    cr_assert_null(sl_config_deploy_target(jc, "nope"));
+    cr_assert_eq(jc->import.nschemes, 2);
+    cr_assert_str_eq(jc->import.hosts[1], "*.cdn.example");
+    cr_assert_eq(jc->import.max_bytes, 1048576);
+    cr_assert_eq(jc->import.connect_timeout_ms, 3000);
+    cr_assert_eq(jc->import.timeout_ms, 120000);
+    cr_assert_eq(jc->import.max_redirects, 2);
+    const sl_import_table *tb = sl_config_import_table(jc, "events");
+    cr_assert_str_eq(tb->schema, "analytics");
+    cr_assert_str_eq(tb->table, "events");
+    cr_assert_eq(tb->ncolumns, 3);
+    cr_assert_eq(tb->header, false);
+    cr_assert_eq(jc->codegen.max_files, 7);
+    cr_assert_eq(jc->provision.nresources, 2);
+    const sl_provision_endpoint *e = sl_config_provision_endpoint(jc, "buckets");
+    cr_assert_eq(e->timeout_ms, 20000);
+    cr_assert_str_eq(e->secret_env, "INFRA_TOKEN");
+    sl_config_free(cfg);
+}
+
+Test(config_jobs, errors_point_at_the_bad_key_or_value)
+{
+    load_bad("deploy:\n  targets:\n    t:\n      type: command\n      command: [/bin/true]\n      shell: yes\n",
+             6, 7, "unknown key 'shell' in 'deploy.targets.t' (expected type, command, cwd");
+    load_bad("deploy:\n  targets:\n    t:\n      type: command\n      command: [deploy.sh]\n",
+             5, 16, "the program must be an absolute path");
+    load_bad("deploy:\n  targets:\n    t:\n      type: command\n      command: \"/bin/deploy --all\"\n",
+             5, 16, "must be a list");
+    load_bad("deploy:\n  targets:\n    t:\n      type: shell\n", 4, 13, "must be command or webhook");
+    load_bad("deploy:\n  targets:\n    t:\n      command: [/bin/true]\n", 3, 5, "needs 'type: command'");
+    load_bad("deploy:\n  targets:\n    t:\n      type: webhook\n      url: ftp://x\n", 5, 12,
+             "must be an http:// or https:// URL");
+    load_bad("deploy:\n  targets:\n    t:\n      type: webhook\n      url: https://x\n      secret_env: \"$SECRET\"\n",
+             6, 19, "must name an environment variable");
+    load_bad("deploy:\n  targets:\n    \"a b\":\n      type: webhook\n", 3, 5, "deploy target name 'a b'");
+    load_bad("deploy:\n  targets:\n    t:\n      type: command\n      command: [/bin/true]\n      cwd: relative\n",
+             6, 12, "must be an absolute path");
+    load_bad("deploy:\n  targets:\n    t:\n      type: webhook\n      url: https://x\n      cwd: /srv\n",
+             6, 7, "'deploy.targets.t' is a webhook target: 'cwd' applies to command targets only");
+    load_bad("deploy:\n  targets:\n    t:\n      type: command\n      command: [/bin/true]\n      url: https://x\n",
+             6, 7, "'url' applies to webhook targets only");
+    load_bad("deploy:\n  target: {}\n", 2, 3, "unknown key 'target' in 'deploy' (expected targets)");
+    load_bad("import:\n  schemes: [https, ftp]\n", 2, 20, "'import.schemes[1]' must be http, https or file");
+    load_bad("import:\n  hosts: [\"Evil Host\"]\n", 2, 11, "import.hosts[0]");
+    load_bad("import:\n  max_bytes: 0\n", 2, 14, "import.max_bytes");
+    load_bad("import:\n  tables:\n    t: { table: \"public.x; drop\" }\n", 3, 17, "must be TABLE or SCHEMA.TABLE");
+    load_bad("import:\n  tables:\n    t: { columns: [a] }\n", 3, 5, "needs 'table'");
+    load_bad("codegen:\n  template_root: /srv/t\n  outputs: /srv/o\n", 3, 3, "unknown key 'outputs' in 'codegen'");
+    load_bad("provision:\n  resources: [postgres_schema, s3]\n", 2, 32, "'provision.resources[1]' must be");
+    load_bad("provision:\n  endpoints:\n    e: { secret_env: X }\n", 3, 5, "needs 'url'");
+}
+
+Test(config_jobs, cross_key_rules)
+{
+    sl_err err = { 0 };
+    cr_assert_null(load("import:\n  schemes: [file]\n", &err));
+    cr_assert(strstr(err.msg, "allows 'file' but import.file_root is not set"), "%s", err.msg);
+    cr_assert_null(load("codegen:\n  template_root: /srv/t\n", &err));
+    cr_assert(strstr(err.msg, "codegen needs both template_root and output_root"), "%s", err.msg);
+}
+
+Test(config_jobs, the_shipped_configuration_loads)
+{
+    sl_err err;
+    sl_config *cfg = sl_config_load(SLUICE_SOURCE_DIR "/etc/sluice.yaml", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    sl_config_free(cfg);
+}

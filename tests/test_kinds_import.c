@@ -1,0 +1,330 @@
+/* test_kinds_import.c: the import kind (jobs/import.c) against the scripted
+ * test HTTP server, local files and the test PostgreSQL.  Every failure
+ * test also checks that the import root holds no file afterwards. */
+#include "harness.h"
+#include "httpd.h"
+#include "kindtest.h"
+
+#include "mem.h"
+#include "sha256.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char *root, *files;   /* import.root, import.file_root */
+static th_httpd *srv;
+
+static void setup(void)
+{
+    root = th_tempdir("import-root");
+    files = th_tempdir("import-files");
+    srv = th_httpd_start();
+}
+
+static void teardown(void)
+{
+    th_httpd_free(srv);
+    th_rmtree(root);
+    th_rmtree(files);
+    free(root);
+    free(files);
+}
+
+TestSuite(import, .init = setup, .fini = teardown);
+
+static char *config(const char *extra)
+{
+    return sl_xasprintf("import:\n  root: %s\n  file_root: %s\n  schemes: [http, file]\n"
+                        "  hosts: [127.0.0.1, \"*.internal.test\"]\n  max_bytes: 100000\n"
+                        "  connect_timeout: 2s\n  timeout: 5s\n%s", root, files, extra ? extra : "");
+}
+
+
+/* Runs import with args built from fmt and the server's URL of path. */
+static th_call import(const char *cfg, const char *args_fmt, const char *path)
+{
+    char *url = th_httpd_url(srv, path);
+    char *args = sl_xasprintf(args_fmt, url);
+    th_call c = th_kind_call("import", cfg, args, 0);
+    free(args);
+    free(url);
+    return c;
+}
+
+static void expect_fail(th_call *c, int code, const char *text)
+{
+    th_expect_fail(c, code, text, root);
+}
+
+Test(import, download_is_stored_with_its_hash)
+{
+    th_route r = { .body = "id,name\n1,alpha\n", .content_type = "text/csv" };
+    th_httpd_route(srv, "/data.csv", &r);
+    char *cfg = config(NULL);
+    unsigned char d[SL_SHA256_LEN];
+    char hex[SL_SHA256_HEX];
+    sl_sha256_digest(r.body, strlen(r.body), d);
+    sl_sha256_hex(d, hex);
+    char *fmt = sl_xasprintf("{\"url\": \"%%s\", \"name\": \"data.csv\", \"sha256\": \"%s\"}", hex);
+    th_call c = import(cfg, fmt, "/data.csv");
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    char *path = sl_xasprintf("%s/data.csv", root);
+    char *text = th_read_file(path);
+    cr_assert_str_eq(text ? text : "", r.body);
+    cr_assert_eq(th_dir_entries(root), 1, "staging files remain");
+    char want[200];
+    snprintf(want, sizeof want, "\"sha256\":\"%s\"", hex);
+    cr_assert(th_has(c.outputs, want), "%s", c.outputs);
+    cr_assert(th_has(c.outputs, "\"bytes\":16"), "%s", c.outputs);
+    cr_assert(th_has(c.outputs, "\"content_type\":\"text/csv\""), "%s", c.outputs);
+    snprintf(want, sizeof want, "\"path\":\"%s\"", path);
+    cr_assert(th_has(c.outputs, want), "%s", c.outputs);
+    th_call_free(&c);
+    free(text), free(path), free(fmt), free(cfg);
+}
+
+Test(import, checksum_mismatch_keeps_nothing)
+{
+    th_route r = { .body = "payload" };
+    th_httpd_route(srv, "/f", &r);
+    char *cfg = config(NULL);
+    th_call c = import(cfg, "{\"url\": \"%s\", \"name\": \"f\", \"sha256\": "
+                       "\"0000000000000000000000000000000000000000000000000000000000000000\"}", "/f");
+    expect_fail(&c, SL_EPERMANENT, "argument 'sha256': checksum mismatch: expected 0000");
+    c = import(cfg, "{\"url\": \"%s\", \"sha256\": \"xyz\"}", "/f");
+    expect_fail(&c, SL_EINVAL, "argument 'sha256': expected 64 hex digits");
+    free(cfg);
+}
+
+Test(import, download_over_the_limit_is_aborted_mid_stream)
+{
+    /* 5 MB against a 100 kB limit, once with Content-Length, once chunked */
+    th_route big = { .generate = 5 * 1024 * 1024 };
+    th_httpd_route(srv, "/big", &big);
+    th_route chunked = { .generate = 5 * 1024 * 1024, .chunked = 1 };
+    th_httpd_route(srv, "/chunked", &chunked);
+    char *cfg = config(NULL);
+    th_call c = import(cfg, "{\"url\": \"%s\", \"name\": \"big\"}", "/big");
+    expect_fail(&c, SL_EPERMANENT, "exceeds import.max_bytes (100000 bytes); aborted");
+    c = import(cfg, "{\"url\": \"%s\", \"name\": \"big\"}", "/chunked");
+    expect_fail(&c, SL_EPERMANENT, "exceeds import.max_bytes (100000 bytes); aborted");
+    free(cfg);
+}
+
+Test(import, schemes_and_hosts_not_allowed_are_refused)
+{
+    char *cfg = config(NULL);
+    th_call c = th_kind_call("import", cfg, "{\"url\": \"ftp://127.0.0.1/x\"}", 0);
+    expect_fail(&c, SL_EINVAL, "argument 'url': scheme 'ftp' is not allowed (import.schemes: http, file)");
+    c = th_kind_call("import", cfg, "{\"url\": \"https://127.0.0.1/x\"}", 0);
+    expect_fail(&c, SL_EINVAL, "scheme 'https' is not allowed");
+    c = th_kind_call("import", cfg, "{\"url\": \"http://evil.test/x\"}", 0);
+    expect_fail(&c, SL_EINVAL, "argument 'url': host 'evil.test' is not allowed");
+    c = th_kind_call("import", cfg, "{\"url\": \"http://internal.test.evil.test/x\"}", 0);
+    expect_fail(&c, SL_EINVAL, "is not allowed");
+    c = th_kind_call("import", cfg, "{\"url\": \"not a url\"}", 0);
+    expect_fail(&c, SL_EINVAL, "argument 'url'");
+    free(cfg);
+}
+
+Test(import, redirects_are_followed_only_to_allowed_hosts)
+{
+    th_route data = { .body = "redirected body" };
+    th_httpd_route(srv, "/data", &data);
+    char *target = th_httpd_url(srv, "/data");
+    th_route ok = { .status = 302, .location = target };
+    th_httpd_route(srv, "/ok", &ok);
+    th_route evil = { .status = 302, .location = "http://evil.test/steal" };
+    th_httpd_route(srv, "/evil", &evil);
+    th_route local = { .status = 301, .location = "file:///etc/passwd" };
+    th_httpd_route(srv, "/local", &local);
+    char *cfg = config(NULL);
+    th_call c = import(cfg, "{\"url\": \"%s\", \"name\": \"r\"}", "/ok");
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert(th_has(c.outputs, target), "final URL missing: %s", c.outputs);
+    cr_assert(th_has(c.outputs, "\"bytes\":15"), "%s", c.outputs);
+    th_call_free(&c);
+    char *kept = sl_xasprintf("%s/r", root);
+    cr_assert_eq(unlink(kept), 0);
+    free(kept);
+    c = import(cfg, "{\"url\": \"%s\", \"name\": \"r\"}", "/evil");
+    expect_fail(&c, SL_EPERMANENT, "/evil: host 'evil.test' is not allowed");
+    c = import(cfg, "{\"url\": \"%s\", \"name\": \"r\"}", "/local");
+    expect_fail(&c, SL_EPERMANENT, "scheme 'file' is not allowed");
+    free(cfg), free(target);
+}
+
+Test(import, http_errors_say_whether_a_retry_can_help)
+{
+    th_route missing = { .status = 404, .body = "gone" };
+    th_httpd_route(srv, "/missing", &missing);
+    th_route broken = { .status = 503 };
+    th_httpd_route(srv, "/broken", &broken);
+    th_route slow = { .delay_ms = 3000, .body = "late" };
+    th_httpd_route(srv, "/slow", &slow);
+    char *cfg = config(NULL);
+    th_call c = import(cfg, "{\"url\": \"%s\"}", "/missing");
+    expect_fail(&c, SL_EPERMANENT, "answered 404 (not retried)");
+    c = import(cfg, "{\"url\": \"%s\"}", "/broken");
+    expect_fail(&c, SL_EJOB, "answered 503");
+    free(cfg);
+    cfg = sl_xasprintf("import:\n  root: %s\n  schemes: [http]\n  hosts: [127.0.0.1]\n  timeout: 300ms\n", root);
+    c = import(cfg, "{\"url\": \"%s\"}", "/slow");
+    expect_fail(&c, SL_EJOB, "timed out");
+    free(cfg);
+    cfg = config(NULL);
+    th_cancel_after(200);
+    c = import(cfg, "{\"url\": \"%s\"}", "/slow");
+    expect_fail(&c, SL_EJOB, "cancelled");
+    free(cfg);
+}
+
+Test(import, file_urls_must_stay_under_the_file_root)
+{
+    char *src = sl_xasprintf("%s/in.txt", files);
+    FILE *f = fopen(src, "w");
+    cr_assert_not_null(f);
+    fputs("local data\n", f);
+    fclose(f);
+    char *link = sl_xasprintf("%s/passwd", files);
+    cr_assert_eq(symlink("/etc/passwd", link), 0);
+    char *cfg = config(NULL);
+    char *args = sl_xasprintf("{\"url\": \"file://%s\", \"name\": \"in.txt\"}", src);
+    th_call c = th_kind_call("import", cfg, args, 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert(th_has(c.outputs, "\"bytes\":11"), "%s", c.outputs);
+    th_call_free(&c);
+    free(args);
+    char *kept = sl_xasprintf("%s/in.txt", root);
+    cr_assert_eq(unlink(kept), 0);
+    free(kept);
+    c = th_kind_call("import", cfg, "{\"url\": \"file:///etc/passwd\"}", 0);
+    expect_fail(&c, SL_EINVAL, "is outside import.file_root");
+    args = sl_xasprintf("{\"url\": \"file://%s\"}", link);
+    c = th_kind_call("import", cfg, args, 0);
+    expect_fail(&c, SL_EINVAL, "is outside import.file_root");
+    free(args);
+    args = sl_xasprintf("{\"url\": \"file://%s/../../etc/passwd\"}", files);
+    c = th_kind_call("import", cfg, args, 0);
+    expect_fail(&c, SL_EINVAL, "is outside import.file_root");
+    free(args);
+    c = th_kind_call("import", cfg, "{\"url\": \"file://otherhost/etc/passwd\"}", 0);
+    expect_fail(&c, SL_EINVAL, "argument 'url'");   /* curl refuses file:// with a host */
+    free(cfg), free(src), free(link);
+}
+
+Test(import, names_are_plain_file_names)
+{
+    th_route r = { .body = "x" };
+    th_httpd_route(srv, "/x", &r);
+    char *cfg = config(NULL);
+    const char *bad[] = { "../escape", "a/b", ".hidden", "/etc/cron.d/x", "a\\nb" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char *fmt = sl_xasprintf("{\"url\": \"%%s\", \"name\": \"%s\"}", bad[i]);
+        th_call c = import(cfg, fmt, "/x");
+        expect_fail(&c, SL_EINVAL, "argument 'name'");
+        free(fmt);
+    }
+    cr_assert_eq(th_httpd_hits(srv, "/x"), 0, "nothing is fetched for a bad name");
+    free(cfg);
+}
+
+static void make_table(const char *table)
+{
+    PGconn *c = th_pg();
+    char *sql = sl_xasprintf("CREATE TABLE %s (id integer NOT NULL, name text NOT NULL)", table);
+    PGresult *r = PQexec(c, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+    free(sql);
+}
+
+static long long table_rows(const char *table)
+{
+    char *sql = sl_xasprintf("SELECT count(*) FROM %s", table);
+    long long n = th_pg_number(sql, 0, NULL);
+    free(sql);
+    return n;
+}
+
+Test(import, csv_is_copied_into_the_configured_table_all_or_nothing)
+{
+    char table[64];
+    th_name(table, sizeof table, "imp");
+    for (char *p = table; *p; p++)
+        if (*p == '-')
+            *p = '_';
+    make_table(table);
+    th_route good = { .body = "id,name\n1,alpha\n2,\"beta, with comma\"\n3,gamma\n" };
+    th_httpd_route(srv, "/good.csv", &good);
+    th_route bad = { .body = "id,name\n1,alpha\nnot-a-number,beta\n3,gamma\n" };
+    th_httpd_route(srv, "/bad.csv", &bad);
+    char *extra = sl_xasprintf("  database_url_env: DATABASE_URL\n  tables:\n    people:\n"
+                               "      table: public.%s\n      columns: [id, name]\n", table);
+    char *cfg = config(extra);
+    th_call c = import(cfg, "{\"url\": \"%s\", \"name\": \"good.csv\", \"format\": \"csv\", "
+                       "\"table\": \"people\"}", "/good.csv");
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert(th_has(c.outputs, "\"rows\":3"), "%s", c.outputs);
+    cr_assert_eq(table_rows(table), 3);
+    th_call_free(&c);
+    char *kept = sl_xasprintf("%s/good.csv", root);
+    cr_assert_eq(unlink(kept), 0);
+    free(kept);
+    c = import(cfg, "{\"url\": \"%s\", \"name\": \"bad.csv\", \"format\": \"csv\", "
+               "\"table\": \"people\"}", "/bad.csv");
+    expect_fail(&c, SL_EPERMANENT, "argument 'table': loading into 'people' failed, nothing was inserted");
+    cr_assert_eq(table_rows(table), 3, "rows of the bad file were inserted");
+    c = import(cfg, "{\"url\": \"%s\", \"format\": \"csv\", \"table\": \"public.people; DROP TABLE x\"}",
+               "/good.csv");
+    expect_fail(&c, SL_EINVAL, "argument 'table': no import table 'public.people; DROP TABLE x' is configured");
+    free(cfg), free(extra);
+}
+
+Test(import, staging_files_of_dead_workers_are_swept)
+{
+    pid_t dead = fork();
+    cr_assert_geq(dead, 0);
+    if (dead == 0)
+        _exit(0);
+    cr_assert_eq(waitpid(dead, NULL, 0), dead);
+    char *stale = sl_xasprintf("%s/.sluice-staging-%ld-abcdef", root, (long)dead);
+    char *live = sl_xasprintf("%s/.sluice-staging-%ld-abcdef", root, (long)getpid());
+    for (int i = 0; i < 2; i++) {
+        FILE *f = fopen(i ? live : stale, "w");
+        cr_assert_not_null(f);
+        fputs("partial", f);
+        fclose(f);
+    }
+    th_route r = { .body = "x" };
+    th_httpd_route(srv, "/x", &r);
+    char *cfg = config(NULL);
+    th_call c = import(cfg, "{\"url\": \"%s\", \"name\": \"x\"}", "/x");
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert_neq(access(stale, F_OK), 0, "the dead worker's staging file is still there");
+    cr_assert_eq(access(live, F_OK), 0, "a live worker's staging file was removed");
+    th_call_free(&c);
+    free(stale), free(live), free(cfg);
+}
+
+Test(import, end_to_end_through_a_worker)
+{
+    th_route r = { .body = "e2e bytes" };
+    th_httpd_route(srv, "/e2e", &r);
+    char *cfg = config(NULL);
+    char *url = th_httpd_url(srv, "/e2e");
+    char *args = sl_xasprintf("{\"url\": \"%s\", \"name\": \"e2e.bin\"}", url);
+    th_row row = th_kind_e2e("import", cfg, args, 0);
+    cr_assert_str_eq(row.status, "succeeded", "error: %s", row.error);
+    cr_assert(th_has(row.outputs, "\"bytes\": 9"), "%s", row.outputs);
+    char *path = sl_xasprintf("%s/e2e.bin", root);
+    char *text = th_read_file(path);
+    cr_assert_str_eq(text ? text : "", "e2e bytes");
+    th_row_free(&row);
+    free(text), free(path), free(args), free(url), free(cfg);
+}
