@@ -1,5 +1,5 @@
 /* codegen.c: the `codegen` kind: render a configured template tree with the
- * job's variables into a fresh directory.  docs/kinds.md documents the
+ * job's variables into a fresh directory.  docs/jobs.md documents the
  * template language for template authors; in short:
  *
  *   {{name}}            the variable's value (dotted names reach into maps,

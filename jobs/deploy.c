@@ -1,6 +1,6 @@
 /* deploy.c: the `deploy` kind.  args.target names a target configured under
  * deploy.targets (lib/config_jobs.h); the job's arguments only fill in
- * values.  docs/kinds.md is the user's description.
+ * values.  docs/jobs.md is the user's description.
  *
  * command targets: the configured argv runs with fork + execve (never a
  * shell), in the configured directory, in a process group of its own, with

@@ -1,6 +1,6 @@
 /* import.c: the `import` kind: fetch args.url into the configured import
  * root, optionally load it into a configured PostgreSQL table.
- * docs/kinds.md is the user's description.
+ * docs/jobs.md is the user's description.
  *
  * Trust: the URL comes from a caller.  Its scheme must be listed in
  * import.schemes; an http(s) host must match import.hosts; a file: URL must

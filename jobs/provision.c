@@ -1,6 +1,6 @@
 /* provision.c: the `provision` kind: create a PostgreSQL schema, role or
  * database in the configured admin connection, or ask a configured
- * provisioning endpoint for a resource.  docs/kinds.md is the user's
+ * provisioning endpoint for a resource.  docs/jobs.md is the user's
  * description.
  *
  * PostgreSQL: args.resource must be listed in provision.resources and

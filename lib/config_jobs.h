@@ -11,7 +11,7 @@
  * lib/config.c hands each of the four top-level sections to
  * sl_config_jobs_read; errors read "FILE:LINE:COL: message" (SL_ECONFIG)
  * like every other configuration error.  docs/configuration.md lists every
- * key and docs/kinds.md how each kind uses them.
+ * key and docs/jobs.md how each kind uses them.
  *
  * Ownership: the sl_jobs_config belongs to its sl_config, which frees it
  * with sl_config_jobs_free. */

@@ -175,7 +175,7 @@ th_row th_kind_e2e(const char *kind, const char *config_yaml, const char *args_j
     row.outputs = pg_text("SELECT outputs::text FROM sluice_jobs WHERE id = $1", id);
     row.error = pg_text("SELECT error FROM sluice_jobs WHERE id = $1", id);
     const char *p[] = { id };
-    row.attempts = th_pg_number("SELECT count(*) FROM sluice_job_attempts WHERE job_id = $1", 1, p);
+    row.attempts = th_pg_number("SELECT count(*) FROM sluice_job_history WHERE job_id = $1", 1, p);
     return row;
 }
 
