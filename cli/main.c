@@ -20,6 +20,14 @@ static const command commands[] = {
     { "migrate", cmd_migrate, "create or upgrade sluice's PostgreSQL schema" },
     { "kinds", cmd_kinds, "list the job kinds this build can run" },
     { "workers", cmd_workers, "list the running worker pools and what each process does" },
+    { "validate", cmd_validate, "check pipeline files (every error as FILE:LINE:COL)" },
+    { "run", cmd_run, "start a run of a pipeline" },
+    { "runs", cmd_runs, "list pipeline runs" },
+    { "status", cmd_status, "show a run's steps, attempts, durations and outputs" },
+    { "gates", cmd_gates, "list open approval gates" },
+    { "approve", cmd_approve, "approve an approval gate" },
+    { "reject", cmd_reject, "reject an approval gate (fails the run)" },
+    { "audit", cmd_audit, "verify the approval audit trail" },
 };
 
 static void usage(FILE *f)

@@ -105,6 +105,7 @@ static sl_config *config_new(void)
     cfg->worker.retry_initial_ms = 1000;
     cfg->worker.retry_max_ms = 5 * 60000;
     cfg->worker.max_payload = 1048576;
+    sl_sched_config_init(&cfg->sched);
     return cfg;
 }
 
@@ -263,6 +264,11 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
         goto cleanup;
     for (size_t i = 0; i < top.n; i++) {
         const char *section = NULL;
+        if (sl_sched_config_section(top.pairs[i].name)) {   /* read by config_sched.c */
+            if (sl_sched_config_read(&cfg->sched, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
+                goto cleanup;
+            continue;
+        }
         for (size_t j = 0; j < NKEYS && section == NULL; j++) {
             if (strcmp(keys[j].section, top.pairs[i].name) == 0)
                 section = keys[j].section;
@@ -334,5 +340,6 @@ void sl_config_free(sl_config *cfg)
     free(cfg->redis_url);
     free(cfg->database_url);
     free_queues(cfg->worker.queues, cfg->worker.nqueues);
+    sl_sched_config_clear(&cfg->sched);
     free(cfg);
 }

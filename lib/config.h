@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "config_sched.h"
 #include "err.h"
 #include "log.h"
 
@@ -48,6 +49,7 @@ typedef struct sl_config {
         int max_payload;      /* worker.max_payload bytes, default 1048576: larger entries
                                  are dead-lettered undecoded */
     } worker;
+    sl_sched_config sched;  /* scheduler: and groups: sections (config_sched.h) */
 } sl_config;
 
 /* Loads the configuration as described above.  path may be NULL.  Returns a
