@@ -84,8 +84,10 @@ CREATE FUNCTION sluice_audit_hash(a sluice_audit) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
     SELECT encode(sha256(convert_to(concat_ws(chr(31), a.prev_hash, a.seq::text,
         (extract(epoch FROM a.at) * 1000000)::bigint::text, a.run_id, a.gate_id, a.actor,
-        a.decision, coalesce(a.comment, chr(0)::text || 'null'),
-        coalesce(a.inputs::text, 'null'), coalesce(a.reason, 'null')), 'UTF8')), 'hex')
+        a.decision,
+        CASE WHEN a.comment IS NULL THEN 'N' ELSE 'S' || a.comment END,
+        CASE WHEN a.inputs IS NULL THEN 'N' ELSE 'S' || a.inputs::text END,
+        CASE WHEN a.reason IS NULL THEN 'N' ELSE 'S' || a.reason END), 'UTF8')), 'hex')
 $$;
 
 CREATE FUNCTION sluice_audit_append(p_run text, p_gate text, p_actor text, p_decision text,

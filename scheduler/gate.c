@@ -185,7 +185,7 @@ int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const cha
             goto fail;
         out->approvals = atoi(PQgetvalue(c, 0, 0)) + 1;
         PQclear(c);
-        PGresult *m = sl_db_exec(db, "merge", "SELECT ($3::jsonb || $4::jsonb)::text", 4, cp, err);
+        PGresult *m = sl_db_exec(db, "merge", "SELECT ($1::jsonb || $2::jsonb)::text", 2, cp + 2, err);
         if (m == NULL)
             goto fail;
         char *merged = sl_xstrdup(PQgetvalue(m, 0, 0));
@@ -202,7 +202,8 @@ int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const cha
                 goto refuse;
             }
         }
-        const char *up[] = { run_id, gate_id, merged, out->approvals >= out->required ? sl_buf_str(&fin) : NULL };
+        const char *up[] = { run_id, gate_id, merged };
+        const char *rel[] = { run_id, gate_id, sl_buf_str(&fin) };
         int r = audit(db, run_id, gate_id, user, decision, comment, sl_buf_str(&in), NULL, err);
         if (r == 0)
             r = sl_db_run(db, "gate inputs", "UPDATE sluice_gates SET inputs = $3::jsonb"
@@ -210,12 +211,12 @@ int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const cha
         if (r == 0 && out->approvals >= out->required) {
             out->closed = true;
             r = sl_db_run(db, "release gate", "UPDATE sluice_gates SET status = 'approved',"
-                          " decided_at = now(), inputs = $4::jsonb WHERE run_id = $1 AND gate_id = $2",
-                          4, up, err);
+                          " decided_at = now(), inputs = $3::jsonb WHERE run_id = $1 AND gate_id = $2",
+                          3, rel, err);
             if (r == 0)
                 r = sl_db_run(db, "gate step", "UPDATE sluice_run_steps SET status = 'succeeded',"
-                              " outputs = $4::jsonb, finished_at = now() WHERE run_id = $1"
-                              " AND step_id = $2 AND status = 'waiting'", 4, up, err);
+                              " outputs = $3::jsonb, finished_at = now() WHERE run_id = $1"
+                              " AND step_id = $2 AND status = 'waiting'", 3, rel, err);
         }
         free(merged);
         if (r < 0)
@@ -308,7 +309,7 @@ int sl_gate_expire(sl_db *db, int *closed, sl_err *err)
         }
         if (fr == -1)
             approve = false;   /* cannot approve without the inputs: reject */
-        const char *up[] = { p[0], p[1], sl_buf_str(&fin), approve ? NULL : "approval timed out" };
+        const char *up[] = { p[0], p[1], approve ? sl_buf_str(&fin) : "approval timed out" };
         int rc = audit(db, p[0], p[1], "sluice-scheduler", approve ? "timeout-approve" : "timeout-reject",
                        fr == -1 ? why : NULL, NULL, NULL, err);
         if (rc == 0)
@@ -319,9 +320,9 @@ int sl_gate_expire(sl_db *db, int *closed, sl_err *err)
                            " outputs = $3::jsonb, finished_at = now() WHERE run_id = $1 AND step_id = $2"
                            " AND status = 'waiting'", 3, up, err);
         if (rc == 0 && !approve)
-            rc = sl_db_run(db, "gate step", "UPDATE sluice_run_steps SET status = 'failed', error = $4,"
-                           " finished_at = now() WHERE run_id = $1 AND step_id = $2 AND status = 'waiting'"
-                           " AND $3::text IS NOT NULL", 4, up, err);
+            rc = sl_db_run(db, "gate step", "UPDATE sluice_run_steps SET status = 'failed', error = $3,"
+                           " finished_at = now() WHERE run_id = $1 AND step_id = $2 AND status = 'waiting'",
+                           3, up, err);
         sl_buf_free(&fin);
         if (rc == 0)
             rc = sl_db_run(db, "notify", "SELECT pg_notify('sluice_gates', $1)", 1, p, err);

@@ -834,9 +834,8 @@ int sl_pipeline_node_json(const sl_pipeline *p, const sl_ynode *node, sl_ref_res
         return 0;
     case SL_YSCALAR: {
         const char *t = sl_ynode_text(node);
-        const char *tag = (const char *)node->tag;
-        bool plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE &&
-                     (tag == NULL || strcmp(tag, YAML_STR_TAG) != 0);
+        /* libyaml tags every untagged scalar !!str, so the style decides */
+        bool plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
         if (plain && (strcmp(t, "true") == 0 || strcmp(t, "True") == 0 || strcmp(t, "TRUE") == 0)) {
             sl_buf_puts(out, "true");
         } else if (plain && (strcmp(t, "false") == 0 || strcmp(t, "False") == 0 ||
