@@ -175,8 +175,10 @@ int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const cha
     }
     sl_jsonval_init(&spec, PQgetvalue(g, 0, 5));
     spec_set = true;
-    if (inputs_json(spec.ok ? &spec.up.data : NULL, inputs, ninputs, &in, why, sizeof why) < 0)
+    if (inputs_json(spec.ok ? &spec.up.data : NULL, inputs, ninputs, &in, why, sizeof why) < 0) {
+        sl_buf_reset(&in);   /* a partial object is not JSON */
         goto refuse;
+    }
     if (approve) {
         const char *cp[] = { run_id, gate_id, PQgetvalue(g, 0, 6), sl_buf_str(&in) };
         PGresult *c = sl_db_exec(db, "count approvals", "SELECT count(*) FROM sluice_audit WHERE"
