@@ -312,8 +312,9 @@ Test(sched, failing_step_fails_the_run)
 
 static const char *GATED =
     "name: %1$s\n"
+    "vars: {ms: 5}\n"
     "steps:\n"
-    "  - {id: build, kind: sleep, queue: %2$s, args: {ms: 5}}\n"
+    "  - {id: build, kind: sleep, queue: %2$s, args: {ms: \"${{ vars.ms }}\"}}\n"
     "  - id: go\n"
     "    needs: [build]\n"
     "    approval:\n"
@@ -338,15 +339,15 @@ Test(sched, gate_n_of_m_refusals_inputs_and_audit)
     pipeline(name, GATED);
     start_pool();
     start_scheduler(0);
-    char *run = start_run(name, "alice", NULL);
-    /* not reached yet */
+    char *run = start_run(name, "alice", "ms=1000");
+    /* not reached yet: the build takes a second */
     expect_refused(cli("approve", run, "go", "--as", "bob", NULL), "is not open");
     wait_gate(run, "go");
     th_result r = cli("gates", NULL);
     cr_assert_eq(r.status, 0);
     cr_assert(strstr(r.out, run) && strstr(r.out, "0 of 2") && strstr(r.out, "may approve:  bob, carol") &&
               strstr(r.out, "Check the build output.") && strstr(r.out, "evidence:     build (succeeded)"
-              " outputs {\"slept_ms\": 5}"), "sluice gates:\n%s", r.out);
+              " outputs {\"slept_ms\": 1000}"), "sluice gates:\n%s", r.out);
     th_result_free(&r);
     expect_refused(cli("approve", run, "go", "--as", "alice", NULL), "does not allow self-approval");
     expect_refused(cli("approve", run, "go", "--as", "mallory", NULL), "mallory is not an approver");
