@@ -398,7 +398,7 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
     const sl_pgate *g = s->gate;
     size_t nusers;
     char **users = sl_pipeline_gate_users(g, &e->cfg->sched, &nusers);
-    sl_buf arr = SL_BUF_INIT, spec = SL_BUF_INIT;
+    sl_buf arr = SL_BUF_INIT, spec = SL_BUF_INIT, instr = SL_BUF_INIT;
     sl_buf_putc(&arr, '{');
     for (size_t u = 0; u < nusers; u++) {
         sl_buf_puts(&arr, u ? "," : "");
@@ -419,12 +419,18 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
         sl_buf_putc(&spec, '}');
     }
     sl_buf_putc(&spec, ']');
+    sl_err ierr;
+    if (g->instructions && sl_tmpl_render_text(g->instructions, resolve_run, rc, &instr, &ierr) < 0) {
+        sl_buf_reset(&instr);
+        sl_buf_puts(&instr, g->instructions);   /* shown as written rather than not at all */
+    }
     char req[16], timeout[32];
     snprintf(req, sizeof req, "%d", g->required);
     snprintf(timeout, sizeof timeout, "%" PRId64, g->timeout_ms);
     const char *p[] = { rc->run_id, s->id, sl_buf_str(&arr), req, g->allow_self ? "true" : "false",
                         rc->triggered_by, g->on_timeout_approve ? "approve" : "reject",
-                        sl_buf_str(&spec), g->instructions, g->timeout_ms ? timeout : NULL };
+                        sl_buf_str(&spec), g->instructions ? sl_buf_str(&instr) : NULL,
+                        g->timeout_ms ? timeout : NULL };
     if (sl_db_run(e->db, "open gate", "INSERT INTO sluice_gates (run_id, gate_id, status, approvers,"
                   " required, allow_self, triggered_by, on_timeout, input_spec, instructions, deadline)"
                   " VALUES ($1, $2, 'open', $3::text[], $4::integer, $5::boolean, $6, $7, $8::jsonb, $9,"
@@ -433,10 +439,12 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
         goto fail;
     sl_buf_free(&arr);
     sl_buf_free(&spec);
+    sl_buf_free(&instr);
     return 0;
 fail:
     sl_buf_free(&arr);
     sl_buf_free(&spec);
+    sl_buf_free(&instr);
     return -1;
 }
 

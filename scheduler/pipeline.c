@@ -590,6 +590,10 @@ static void check_refs(vctx *v, const sl_ynode *root)
         mark_upstream(p, i, up, 0);
         refctx rc = { v, i, NULL, up };
         check_node(&rc, p->steps[i].args, 0);
+        if (p->steps[i].gate && p->steps[i].gate->instructions) {
+            const sl_ynode *an = field_node(p, v->step_nodes[i], "approval");
+            check_text(&rc, field_node(p, an, "instructions"), p->steps[i].gate->instructions, false);
+        }
         if (p->steps[i].if_expr) {
             const sl_ynode *n = field_node(p, v->step_nodes[i], "if");
             check_text(&rc, n, p->steps[i].if_expr, true);
