@@ -40,6 +40,12 @@ int cmd_approve(int argc, char **argv);
 int cmd_reject(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
 
+/* `sluice cancel ID` for a run: returns -1 if ID names no run (the caller
+ * then treats it as a job id), else the command's exit status. */
+int cli_cancel_run(const sl_config *cfg, const char *id, const char *by);
+
+int cmd_cancel(int argc, char **argv);
+
 /* Who is acting: as if given, else $SLUICE_USER, else the login name. */
 const char *cli_user(const char *as);
 

@@ -457,3 +457,29 @@ out:
     sl_config_free(cfg);
     return status;
 }
+
+/* ---- cancel RUN (called by cmd_cancel.c) ---------------------------------------- */
+
+int cli_cancel_run(const sl_config *cfg, const char *id, const char *by)
+{
+    sl_err err;
+    sl_db *db = sl_db_connect(cfg->database_url, &err);
+    if (db == NULL)
+        return cli_fail("cancel", "%s", err.msg);
+    const char *p[] = { id };
+    PGresult *res = sl_db_exec(db, "find run", "SELECT 1 FROM sluice_runs WHERE id = $1", 1, p, &err);
+    int rc;
+    if (res == NULL) {
+        rc = err.code == SL_EPG && strstr(err.msg, "does not exist") ? -1 : cli_fail("cancel", "%s", err.msg);
+    } else if (PQntuples(res) == 0) {
+        rc = -1;   /* not a run: a job id */
+    } else if (sl_run_cancel(db, id, by, &err) < 0) {
+        rc = cli_fail("cancel", "%s", err.msg);
+    } else {
+        printf("run %s cancelled\n", id);
+        rc = CLI_OK;
+    }
+    PQclear(res);
+    sl_db_free(db);
+    return rc;
+}

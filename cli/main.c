@@ -23,6 +23,7 @@ static const command commands[] = {
     { "validate", cmd_validate, "check pipeline files (every error as FILE:LINE:COL)" },
     { "run", cmd_run, "start a run of a pipeline" },
     { "runs", cmd_runs, "list pipeline runs" },
+    { "cancel", cmd_cancel, "cancel a job or a pipeline run" },
     { "status", cmd_status, "show a run's steps, attempts, durations and outputs" },
     { "gates", cmd_gates, "list open approval gates" },
     { "approve", cmd_approve, "approve an approval gate" },

@@ -732,3 +732,70 @@ Test(sched, two_schedulers_one_leads_and_takes_over)
     free(run);
     free(run2);
 }
+
+/* ---- concurrency groups and cancellation ---------------------------------------- */
+
+Test(sched, concurrency_group_and_cancel)
+{
+    char name[64], rel[64];
+    th_name(name, sizeof name, "conc");
+    th_name(rel, sizeof rel, "crel");
+    const char *fmt =
+        "name: %%1$s\n"
+        "vars: {app: shop}\n"
+        "concurrency: %s-${{ vars.app }}\n"
+        "concurrency_release_at_gates: %s\n"
+        "steps:\n"
+        "  - {id: a, kind: noop, queue: %%2$s}\n"
+        "  - {id: g, needs: [a], approval: {approvers: [bob]}}\n"
+        "  - {id: b, kind: noop, queue: %%2$s, needs: [g]}\n";
+    char *f1 = sl_xasprintf(fmt, name, "false"), *f2 = sl_xasprintf(fmt, rel, "true");
+    pipeline(name, f1);
+    pipeline(rel, f2);
+    free(f1);
+    free(f2);
+    start_pool();
+    start_scheduler(0);
+    /* a run waiting at a gate holds its group: the next one stays queued */
+    char *r1 = start_run(name, "dave", NULL);
+    wait_gate(r1, "g");
+    char *r2 = start_run(name, "dave", NULL);
+    char *r3 = start_run(name, "dave", "app=other");   /* another group: runs at once */
+    wait_gate(r3, "g");
+    sl_sleep_ms(300);
+    const char *p2[] = { r2 };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_runs WHERE id = $1 AND status = 'queued'", 1, p2), 1,
+                 "the second run of the group did not wait");
+    /* cancelling the first frees the group */
+    th_result r = cli("cancel", r1, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    th_result_free(&r);
+    wait_run(r1, "cancelled", 10000);
+    expect_step(r1, "g", "cancelled");
+    expect_refused(cli("approve", r1, "g", "--as", "bob", NULL), "is not open");
+    wait_gate(r2, "g");
+    r = cli("approve", r2, "g", "--as", "bob", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    wait_run(r2, "succeeded", 10000);
+    r = cli("runs", "--pipeline", name, "--status", "cancelled", NULL);
+    cr_assert(r.status == 0 && strstr(r.out, r1) && !strstr(r.out, r2), "%s", r.out);
+    th_result_free(&r);
+    /* with concurrency_release_at_gates, a run at its gate lets the next one start */
+    char *q1 = start_run(rel, "dave", NULL);
+    wait_gate(q1, "g");
+    char *q2 = start_run(rel, "dave", NULL);
+    wait_gate(q2, "g");
+    r = cli("cancel", q1, NULL);
+    th_result_free(&r);
+    r = cli("cancel", q2, NULL);
+    th_result_free(&r);
+    r = cli("cancel", r3, NULL);
+    th_result_free(&r);
+    wait_run(r3, "cancelled", 10000);
+    free(r1);
+    free(r2);
+    free(r3);
+    free(q1);
+    free(q2);
+}
