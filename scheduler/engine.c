@@ -26,6 +26,9 @@
 #include "mem.h"
 #include "queue.h"
 
+/* A log value that may hold spaces (log.h: sl_log_quote). */
+#define LOGQ(s) sl_log_quote((char[600]){ 0 }, 600, (s))
+
 struct sl_engine {
     const sl_config *cfg;
     sl_db *db;
@@ -552,7 +555,7 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
     bool *verify = NULL;
     size_t njobs = 0;
     int ret = -1;
-    bool ended = false;
+    bool ended = false, opened_gate = false;
     const char *p1[] = { run_id };
     if (sl_db_begin(e->db, err) < 0)
         goto out;
@@ -680,6 +683,7 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
                 if (open_gate(e, &rc, i, err) < 0)
                     goto rollback;
                 set_status(s, "waiting", NULL);
+                opened_gate = true;
                 continue;
             }
             sl_err je;
@@ -743,11 +747,13 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
     ret = 0;
     for (size_t j = 0; j < njobs; j++) {
         if (enqueue_job(e, &jobs[j], verify[j], err) < 0) {
-            SL_WARN("step.enqueue_failed", "run=%s step=%s error=%s", run_id, jobs[j].job.step, err->msg);
+            SL_WARN("step.enqueue_failed", "run=%s step=%s error=%s", run_id, jobs[j].job.step, LOGQ(err->msg));
             ret = -1;
         }
     }
-    if (ended && sl_engine_start_queued(e, err) < 0)
+    /* the group may be free now: the run ended, or waits at a gate and
+     * releases its group there */
+    if ((ended || opened_gate) && sl_engine_start_queued(e, err) < 0)
         ret = -1;
     goto out;
 rollback:
@@ -806,7 +812,7 @@ int sl_engine_reconcile(sl_engine *e, sl_err *err)
     for (int r = 0; r < PQntuples(res); r++) {
         sl_err e2;
         if (sl_engine_advance(e, PQgetvalue(res, r, 0), &e2) < 0) {
-            SL_WARN("run.advance_failed", "run=%s error=%s", PQgetvalue(res, r, 0), e2.msg);
+            SL_WARN("run.advance_failed", "run=%s error=%s", PQgetvalue(res, r, 0), LOGQ(e2.msg));
             *err = e2;
             ret = -1;
         }

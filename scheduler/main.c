@@ -19,6 +19,7 @@
 #include "mem.h"
 #include "pipeline.h"
 #include "clock.h"
+#include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +32,8 @@
 #include <unistd.h>
 
 #define EXIT_CONFIG 78
+/* A log value that may hold spaces (log.h: sl_log_quote). */
+#define LOGQ(s) sl_log_quote((char[600]){ 0 }, 600, (s))
 #define TICK_MS 1000
 
 static volatile sig_atomic_t stop_requested;
@@ -118,7 +121,7 @@ static void lead(const sl_config *cfg, sl_db *db, sl_pipeline **pipelines, size_
     if (sl_db_run(db, "listen", "LISTEN sluice_jobs", 0, NULL, &err) < 0 ||
         sl_db_run(db, "listen", "LISTEN sluice_runs", 0, NULL, &err) < 0 ||
         sl_db_run(db, "listen", "LISTEN sluice_gates", 0, NULL, &err) < 0) {
-        SL_ERROR("leader.listen_failed", "error=%s", err.msg);
+        SL_ERROR("leader.listen_failed", "error=%s", LOGQ(err.msg));
         return;
     }
     int64_t last_tick = 0, last_reconcile = sl_monotonic_ms();
@@ -130,7 +133,7 @@ static void lead(const sl_config *cfg, sl_db *db, sl_pipeline **pipelines, size_
             engine = NULL;
             redis = sl_redis_connect(cfg->redis_url, 5000, &err);
             if (redis == NULL) {
-                SL_WARN("redis.unreachable", "error=%s", err.msg);
+                SL_WARN("redis.unreachable", "error=%s", LOGQ(err.msg));
                 nap(1000);
                 if (sl_db_broken(db))
                     break;
@@ -138,7 +141,7 @@ static void lead(const sl_config *cfg, sl_db *db, sl_pipeline **pipelines, size_
             }
             engine = sl_engine_new(cfg, db, redis);
             if (sl_engine_reconcile(engine, &err) < 0)
-                SL_WARN("reconcile.failed", "error=%s", err.msg);
+                SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
             last_reconcile = sl_monotonic_ms();
         }
         int64_t now = sl_monotonic_ms();
@@ -146,22 +149,22 @@ static void lead(const sl_config *cfg, sl_db *db, sl_pipeline **pipelines, size_
             int fired = 0;
             last_tick = now;
             if (sl_engine_fire_cron(engine, pipelines, npipelines, sl_now_ms(), &fired, &err) < 0)
-                SL_WARN("cron.failed", "error=%s", err.msg);
+                SL_WARN("cron.failed", "error=%s", LOGQ(err.msg));
             if (sl_engine_expire_gates(engine, &err) < 0)
-                SL_WARN("gates.expire_failed", "error=%s", err.msg);
+                SL_WARN("gates.expire_failed", "error=%s", LOGQ(err.msg));
             if (sl_engine_promote(engine, &err) < 0)
-                SL_WARN("promote.failed", "error=%s", err.msg);
+                SL_WARN("promote.failed", "error=%s", LOGQ(err.msg));
             need_start = need_start || fired > 0;
         }
         if (now - last_reconcile >= cfg->sched.reconcile_ms) {
             last_reconcile = now;
             if (sl_engine_reconcile(engine, &err) < 0)
-                SL_WARN("reconcile.failed", "error=%s", err.msg);
+                SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
         }
         if (sl_db_broken(db))
             break;
         if (PQconsumeInput(conn) != 1) {
-            SL_WARN("leader.connection_lost", "error=%s", PQerrorMessage(conn));
+            SL_WARN("leader.connection_lost", "error=%s", LOGQ(PQerrorMessage(conn)));
             break;
         }
         PGnotify *nt;
@@ -175,12 +178,12 @@ static void lead(const sl_config *cfg, sl_db *db, sl_pipeline **pipelines, size_
         if (need_start) {
             need_start = false;
             if (sl_engine_start_queued(engine, &err) < 0)
-                SL_WARN("start.failed", "error=%s", err.msg);
+                SL_WARN("start.failed", "error=%s", LOGQ(err.msg));
         }
         if (d.n > 0) {
             for (size_t i = 0; i < d.n; i++) {
                 if (sl_engine_advance(engine, d.ids[i], &err) < 0)
-                    SL_WARN("run.advance_failed", "run=%s error=%s", d.ids[i], err.msg);
+                    SL_WARN("run.advance_failed", "run=%s error=%s", d.ids[i], LOGQ(err.msg));
             }
             dirty_clear(&d);
             continue;   /* more may have arrived meanwhile */
@@ -209,6 +212,18 @@ static void lead(const sl_config *cfg, sl_db *db, sl_pipeline **pipelines, size_
     free(d.ids);
     sl_engine_free(engine);
     sl_redis_free(redis);
+}
+
+/* The schema must be the one this build knows (`sluice migrate`). */
+static bool schema_ok(const sl_config *cfg)
+{
+    sl_err err;
+    sl_store *st = sl_store_connect(cfg->database_url, &err);
+    bool ok = st != NULL && sl_store_check_schema(st, &err) == 0;
+    if (!ok)
+        SL_ERROR("schema.mismatch", "error=%s", LOGQ(err.msg));
+    sl_store_free(st);
+    return ok;
 }
 
 int main(int argc, char **argv)
@@ -257,7 +272,7 @@ int main(int argc, char **argv)
     size_t npipelines = 0;
     sl_yerrors perr = SL_YERRORS_INIT;
     if (sl_pipelines_load_dir(dir, &cfg->sched, &pipelines, &npipelines, &perr, &err) < 0) {
-        SL_ERROR("pipelines.unreadable", "dir=%s error=%s", dir, err.msg);
+        SL_ERROR("pipelines.unreadable", "dir=%s error=%s", dir, LOGQ(err.msg));
         sl_config_free(cfg);
         return EXIT_CONFIG;
     }
@@ -286,14 +301,14 @@ int main(int argc, char **argv)
     while (!stop_requested) {
         sl_db *db = sl_db_connect(cfg->database_url, &err);
         if (db == NULL) {
-            SL_WARN("postgres.unreachable", "error=%s", err.msg);
+            SL_WARN("postgres.unreachable", "error=%s", LOGQ(err.msg));
             nap(1000);
             continue;
         }
         bool leading = false;
         while (!stop_requested && !leading) {
             if (sl_leader_try(db, &leading, &err) < 0) {
-                SL_WARN("leader.poll_failed", "error=%s", err.msg);
+                SL_WARN("leader.poll_failed", "error=%s", LOGQ(err.msg));
                 break;
             }
             if (!leading) {
@@ -302,6 +317,11 @@ int main(int argc, char **argv)
                 said_standby = true;
                 nap(cfg->sched.standby_poll_ms);
             }
+        }
+        if (leading && !stop_requested && !schema_ok(cfg)) {
+            sl_db_free(db);   /* lets a standby try, and releases the lock */
+            nap(5000);
+            continue;
         }
         if (leading && !stop_requested) {
             SL_INFO("leader.acquired", "");
