@@ -220,6 +220,15 @@ static void wait_gate(const char *run, const char *gate)
     cr_assert(th_wait(gate_open, p, 20000), "gate %s of run %s did not open", gate, run);
 }
 
+static bool log_has(void *arg)
+{
+    const char **a = arg;
+    char *text = th_read_file(a[0]);
+    bool yes = text && strstr(text, a[1]);
+    free(text);
+    return yes;
+}
+
 /* ---- runs ------------------------------------------------------------------ */
 
 Test(sched, dag_fan_out_fan_in_if_and_templates)
@@ -241,10 +250,16 @@ Test(sched, dag_fan_out_fan_in_if_and_templates)
         "    args: {slept: \"${{ steps.b.outputs.slept_ms }}\", text: \"${{ vars.label }}-${{ run.triggered_by }}\"}\n"
         "  - {id: e, kind: noop, queue: %2$s, needs: [a], if: \"vars.ms == 999\"}\n"
         "  - {id: f, kind: noop, queue: %2$s, needs: [e]}\n");
+    /* a broken pipeline beside it is reported at start-up and left out */
+    pipeline("broken", "name: broken\nsteps:\n  - {id: a, kind: noop}\n  - {id: b, kind: nope}\n");
     start_pool();
     start_scheduler(0);
     char *run = start_run(name, "alice", NULL);
     wait_run(run, "succeeded", 30000);
+    char *want_err = sl_xasprintf("event=pipeline.invalid error=\"%s/broken.yaml:4:19: unknown kind 'nope'", dir);
+    const char *lp[] = { sched_log[0], want_err };
+    cr_assert(log_has(lp), "the scheduler did not report %s", want_err);
+    free(want_err);
     expect_step(run, "a", "succeeded");
     expect_step(run, "d", "succeeded");
     expect_step(run, "e", "skipped");
@@ -690,15 +705,6 @@ Test(sched, sigkill_the_scheduler_at_random)
     fprintf(stderr, "crash test: %d runs, scheduler SIGKILLed %d times\n", RUNS, kills);
     for (int i = 0; i < RUNS; i++)
         free(runs[i]);
-}
-
-static bool log_has(void *arg)
-{
-    const char **a = arg;
-    char *text = th_read_file(a[0]);
-    bool yes = text && strstr(text, a[1]);
-    free(text);
-    return yes;
 }
 
 Test(sched, two_schedulers_one_leads_and_takes_over)
