@@ -240,7 +240,8 @@ Test(sched, dag_fan_out_fan_in_if_and_templates)
         "vars: {ms: 20, label: shop}\n"
         "steps:\n"
         "  - {id: a, kind: noop, queue: %2$s}\n"
-        "  - {id: b, kind: sleep, queue: %2$s, needs: [a], args: {ms: \"${{ vars.ms }}\"}}\n"
+        "  - {id: b, kind: sleep, queue: %2$s, needs: [a], args: {ms: \"${{ vars.ms }}\"},"
+        " retry: {max_attempts: 3, backoff: fixed, initial: 1s}, timeout: 10s}\n"
         "  - {id: c, kind: sleep, queue: %2$s, needs: [a], args: {ms: 1}}\n"
         "  - id: d\n"
         "    kind: noop\n"
@@ -269,6 +270,12 @@ Test(sched, dag_fan_out_fan_in_if_and_templates)
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_run_steps d, sluice_run_steps x"
                               " WHERE d.run_id = $1 AND x.run_id = $1 AND d.step_id = 'd'"
                               " AND x.step_id IN ('b', 'c') AND d.queued_at >= x.finished_at", 1, p), 2);
+    /* retry and timeout travel in the envelope */
+    char *bid = step_field(run, "b", "job_id");
+    const char *bp[] = { bid };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND max_attempts = 3"
+                              " AND timeout_ms = 10000 AND run_id IS NOT NULL AND step_id = 'b'", 1, bp), 1);
+    free(bid);
     /* templating: a lone reference keeps its type, text is interpolated */
     char *jid = step_field(run, "d", "job_id");
     const char *jp[] = { jid };
@@ -410,7 +417,15 @@ Test(sched, reject_fails_the_run)
     pipeline(name, GATED);
     start_pool();
     start_scheduler(0);
-    char *run = start_run(name, "dave", NULL);
+    /* run --wait follows the run to its gate and says so with exit status 3 */
+    const char *argv[] = { SLUICE_BIN, "run", name, "--as", "dave", "--wait", "--pipelines", dir,
+                           "--config", config, NULL };
+    th_result w = th_run(argv, NULL);
+    cr_assert_eq(w.status, 3, "run --wait: %d\n%s%s", w.status, w.out, w.err);
+    cr_assert(strstr(w.out, "waiting at an approval gate") && strstr(w.out, "build                succeeded"),
+              "%s", w.out);
+    char *run = sl_xstrndup(w.out, strcspn(w.out, "\n"));
+    th_result_free(&w);
     wait_gate(run, "go");
     th_result r = cli("reject", run, "go", "--as", "carol", "--comment", "not today", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
