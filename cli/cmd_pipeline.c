@@ -432,9 +432,11 @@ int cmd_status(int argc, char **argv)
     if (*PQgetvalue(r, 0, 3))
         printf("error        %s\n", PQgetvalue(r, 0, 3));
     s = sl_db_exec(db, "steps", "SELECT s.step_id, s.status, coalesce(j.attempts::text, '-'),"
-                   " coalesce(round(extract(epoch FROM (s.finished_at - s.queued_at)) * 1000)::text || 'ms', '-'),"
+                   " coalesce(round(extract(epoch FROM (s.finished_at - coalesce(s.queued_at, g.opened_at))) * 1000)::text"
+                   " || 'ms', '-'),"
                    " coalesce(s.job_id, '-'), coalesce(s.outputs::text, ''), coalesce(s.error, '')"
                    " FROM sluice_run_steps s LEFT JOIN sluice_jobs j ON j.id = s.job_id"
+                   " LEFT JOIN sluice_gates g ON g.run_id = s.run_id AND g.gate_id = s.step_id"
                    " WHERE s.run_id = $1 ORDER BY s.position", 1, p, &err);
     if (s == NULL) {
         cli_fail("status", "%s", err.msg);
