@@ -19,6 +19,7 @@
 #include "gate.h"
 #include "mem.h"
 #include "pipeline.h"
+#include "queue.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -52,7 +53,7 @@ static void setup(void)
     snprintf(dir, sizeof dir, "/tmp/sluice-sched-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     th_name(queue, sizeof queue, "sq");
-    config = sl_xasprintf("%s/sluice.yaml", dir);
+    config = sl_xasprintf("%s/sluice.config", dir);   /* not *.yaml: not a pipeline */
     write_file(config, "worker:\n  block: 100ms\n  batch: 8\n"
                        "scheduler:\n  reconcile: 1s\n  standby_poll: 100ms\n"
                        "groups:\n  leads: [bob, carol]\n");
@@ -717,7 +718,32 @@ Test(sched, sigkill_the_scheduler_at_random)
     cr_assert_eq(th_pg_number("SELECT count(*) FROM (SELECT run_id, step_id FROM sluice_jobs j JOIN sluice_runs r"
                               " ON r.id = j.run_id WHERE r.pipeline = $1 GROUP BY 1, 2 HAVING count(*) > 1) d",
                               1, pp), 0);
-    fprintf(stderr, "crash test: %d runs, scheduler SIGKILLed %d times\n", RUNS, kills);
+    /* and no job was XADDed twice: every scheduler life logged its XADDs
+     * (step.enqueued) to the same file; a job found already enqueued after
+     * a crash is logged as step.enqueue_verified instead */
+    char *log = th_read_file(sched_log[0]);
+    cr_assert_not_null(log);
+    int xadds = 0, verified = 0;
+    char **ids = sl_xcalloc(RUNS * 5 * 2 + 1, sizeof *ids);
+    char *save = NULL;
+    for (char *line = strtok_r(log, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        verified += strstr(line, "event=step.enqueue_verified") != NULL;
+        const char *j = strstr(line, "event=step.enqueued ") ? strstr(line, " job=") : NULL;
+        if (j == NULL)
+            continue;
+        char *id = sl_xstrndup(j + 5, strcspn(j + 5, " "));
+        for (int k = 0; k < xadds; k++)
+            cr_assert_str_neq(ids[k], id, "job %s was XADDed twice", id);
+        cr_assert_lt(xadds, RUNS * 5 * 2);
+        ids[xadds++] = id;
+    }
+    for (int k = 0; k < xadds; k++)
+        free(ids[k]);
+    free(ids);
+    free(log);
+    fprintf(stderr, "crash test: %d runs, scheduler SIGKILLed %d times, %d XADDs, %d verified after a crash\n",
+            RUNS, kills, xadds, verified);
+    cr_assert_leq(xadds, RUNS * 5);
     for (int i = 0; i < RUNS; i++)
         free(runs[i]);
 }
@@ -819,4 +845,64 @@ Test(sched, concurrency_group_and_cancel)
     free(r3);
     free(q1);
     free(q2);
+}
+
+/* The window the random kills rarely hit: a step committed as queued whose
+ * XADD may or may not have happened before the scheduler died. */
+Test(sched, restart_between_commit_and_xadd)
+{
+    char name[64];
+    th_name(name, sizeof name, "window");
+    pipeline(name, "name: %1$s\nsteps:\n  - {id: a, kind: noop, queue: %2$s}\n"
+                   "  - {id: b, kind: noop, queue: %2$s, needs: [a]}\n");
+    /* two runs made while no scheduler runs, then put in the state a
+     * scheduler leaves when killed right after committing step a */
+    char *done = start_run(name, "dave", NULL);   /* its XADD happened */
+    char *lost = start_run(name, "dave", NULL);   /* its XADD did not */
+    const char *runs[] = { done, lost };
+    for (int i = 0; i < 2; i++) {
+        const char *p[] = { runs[i] };
+        PGconn *c = th_pg();
+        PGresult *res = PQexecParams(c, "UPDATE sluice_runs SET status = 'running' WHERE id = $1;", 1, NULL, p,
+                                     NULL, NULL, 0);
+        cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+        PQclear(res);
+        res = PQexecParams(c, "UPDATE sluice_run_steps SET status = 'queued', job_id = run_id || '.a.1',"
+                           " queued_at = now() WHERE run_id = $1 AND step_id = 'a'", 1, NULL, p, NULL, NULL, 0);
+        cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+    }
+    char *jid = sl_xasprintf("%s.a.1", done);
+    sl_job job = { .id = jid, .kind = "noop", .queue = queue, .attempt = 1, .enqueued_at = sl_now_ms(),
+                   .run = done, .step = "a" };
+    sl_redis *r = th_redis();
+    sl_err err;
+    cr_assert_eq(sl_queue_enqueue(r, &job, &err), 0, "%s", err.msg);
+    sl_redis_free(r);
+    start_scheduler(0);
+    /* the pool starts once the scheduler has looked (else the job may
+     * already have a result, which settles it without a look) */
+    char *verified = sl_xasprintf("event=step.enqueue_verified run=%s step=a job=%s", done, jid);
+    const char *lv[] = { sched_log[0], verified };
+    cr_assert(th_wait(log_has, lv, 20000), "the enqueued job was not recognised");
+    start_pool();
+    wait_run(done, "succeeded", 20000);
+    wait_run(lost, "succeeded", 20000);
+    char *text = th_read_file(sched_log[0]);
+    char *again = sl_xasprintf("job=%s queue", jid);
+    char *redone = sl_xasprintf("event=step.enqueued run=%s step=a", lost);
+    cr_assert(strstr(text, verified), "the enqueued job was not recognised:\n%s", text);
+    cr_assert(!strstr(text, again), "the enqueued job was enqueued again:\n%s", text);
+    cr_assert(strstr(text, redone), "the lost XADD was not redone:\n%s", text);
+    const char *p[] = { done, lost };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_attempts a JOIN sluice_jobs j ON j.id = a.job_id"
+                              " WHERE j.run_id IN ($1, $2)", 2, p), 4, "each of the 4 jobs ran once");
+    free(text);
+    free(verified);
+    free(again);
+    free(redone);
+    free(jid);
+    free(done);
+    free(lost);
 }
