@@ -10,7 +10,8 @@
  *
  * Losing the PostgreSQL connection loses the lock: the loop drops every
  * connection and goes back to standby.  TERM/INT stop it (the handler only
- * sets a flag and writes to a self-pipe that wakes the wait). */
+ * sets a flag and writes to a self-pipe that wakes the wait); HUP reloads
+ * the pipeline directory (new schedules; runs keep their own copy). */
 #include "config.h"
 #include "db.h"
 #include "engine.h"
@@ -37,13 +38,16 @@
 #define TICK_MS 1000
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 static int wake_fd[2] = { -1, -1 };
 
-static void on_stop(int sig)
+static void on_signal(int sig)
 {
-    (void)sig;
     int saved = errno;
-    stop_requested = 1;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
     if (write(wake_fd[1], "x", 1) < 0) {
         /* the pipe is full: a wake-up is already pending */
     }
@@ -59,7 +63,8 @@ static void usage(FILE *f)
         "every error in them, and drives runs: starts them (sluice run, cron),\n"
         "enqueues each step's job when its needs have succeeded, holds runs at\n"
         "approval gates.  Several may run: one leads (PostgreSQL advisory lock), the\n"
-        "others stand by and take over when it dies.  TERM/INT stop it.\n"
+        "others stand by and take over when it dies.  TERM/INT stop it; HUP\n"
+        "reloads the pipeline directory.\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE     configuration file\n"
@@ -83,6 +88,37 @@ static void nap(int ms)
         while (read(wake_fd[0], buf, sizeof buf) > 0) {
         }
     }
+}
+
+/* The loaded pipelines; HUP reloads them. */
+typedef struct pipeset {
+    const char *dir;
+    sl_pipeline **list;
+    size_t n;
+} pipeset;
+
+/* (Re)loads the directory, logging every error; keeps the old set if the
+ * directory cannot be read. */
+static int load_pipelines(const sl_config *cfg, pipeset *ps)
+{
+    sl_pipeline **list = NULL;
+    size_t n = 0;
+    sl_yerrors perr = SL_YERRORS_INIT;
+    sl_err err;
+    if (sl_pipelines_load_dir(ps->dir, &cfg->sched, &list, &n, &perr, &err) < 0) {
+        SL_ERROR("pipelines.unreadable", "dir=%s error=%s", ps->dir, LOGQ(err.msg));
+        return -1;
+    }
+    for (size_t i = 0; i < perr.n; i++)
+        SL_ERROR("pipeline.invalid", "error=%s", LOGQ(perr.msgs[i]));
+    sl_yerrors_free(&perr);
+    for (size_t i = 0; i < n; i++)
+        SL_INFO("pipeline.loaded", "pipeline=%s file=%s schedule=%s", list[i]->name,
+                LOGQ(sl_ydoc_name(list[i]->doc)), list[i]->schedule ? "yes" : "no");
+    sl_pipelines_free(ps->list, ps->n);
+    ps->list = list;
+    ps->n = n;
+    return 0;
 }
 
 typedef struct dirty {
@@ -111,7 +147,7 @@ static void dirty_clear(dirty *d)
 }
 
 /* One term as leader; returns when the connection breaks or a stop is asked. */
-static void lead(const sl_config *cfg, sl_db *db, sl_pipeline **pipelines, size_t npipelines)
+static void lead(const sl_config *cfg, sl_db *db, pipeset *ps)
 {
     sl_err err;
     sl_redis *redis = NULL;
@@ -144,11 +180,15 @@ static void lead(const sl_config *cfg, sl_db *db, sl_pipeline **pipelines, size_
                 SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
             last_reconcile = sl_monotonic_ms();
         }
+        if (reload_requested) {
+            reload_requested = 0;
+            load_pipelines(cfg, ps);
+        }
         int64_t now = sl_monotonic_ms();
         if (now - last_tick >= TICK_MS) {
             int fired = 0;
             last_tick = now;
-            if (sl_engine_fire_cron(engine, pipelines, npipelines, sl_now_ms(), &fired, &err) < 0)
+            if (sl_engine_fire_cron(engine, ps->list, ps->n, sl_now_ms(), &fired, &err) < 0)
                 SL_WARN("cron.failed", "error=%s", LOGQ(err.msg));
             if (sl_engine_expire_gates(engine, &err) < 0)
                 SL_WARN("gates.expire_failed", "error=%s", LOGQ(err.msg));
@@ -268,22 +308,11 @@ int main(int argc, char **argv)
     if (dir == NULL)
         dir = cfg->sched.pipelines;
 
-    sl_pipeline **pipelines = NULL;
-    size_t npipelines = 0;
-    sl_yerrors perr = SL_YERRORS_INIT;
-    if (sl_pipelines_load_dir(dir, &cfg->sched, &pipelines, &npipelines, &perr, &err) < 0) {
-        SL_ERROR("pipelines.unreadable", "dir=%s error=%s", dir, LOGQ(err.msg));
+    pipeset ps = { dir, NULL, 0 };
+    if (load_pipelines(cfg, &ps) < 0) {
         sl_config_free(cfg);
         return EXIT_CONFIG;
     }
-    for (size_t i = 0; i < perr.n; i++) {
-        char q[600];
-        SL_ERROR("pipeline.invalid", "error=%s", sl_log_quote(q, sizeof q, perr.msgs[i]));
-    }
-    sl_yerrors_free(&perr);
-    for (size_t i = 0; i < npipelines; i++)
-        SL_INFO("pipeline.loaded", "pipeline=%s file=%s schedule=%s", pipelines[i]->name,
-                sl_ydoc_name(pipelines[i]->doc), pipelines[i]->schedule ? "yes" : "no");
 
     if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) < 0) {
         SL_ERROR("pipe_failed", "errno=%s", strerror(errno));
@@ -291,10 +320,11 @@ int main(int argc, char **argv)
     }
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
+    sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     bool said_standby = false;
@@ -311,6 +341,10 @@ int main(int argc, char **argv)
                 SL_WARN("leader.poll_failed", "error=%s", LOGQ(err.msg));
                 break;
             }
+            if (reload_requested) {
+                reload_requested = 0;
+                load_pipelines(cfg, &ps);
+            }
             if (!leading) {
                 if (!said_standby)
                     SL_INFO("leader.standby", "");
@@ -326,13 +360,13 @@ int main(int argc, char **argv)
         if (leading && !stop_requested) {
             SL_INFO("leader.acquired", "");
             said_standby = false;
-            lead(cfg, db, pipelines, npipelines);
+            lead(cfg, db, &ps);
             SL_INFO("leader.released", "");
         }
         sl_db_free(db);
     }
     SL_INFO("scheduler.stopped", "");
-    sl_pipelines_free(pipelines, npipelines);
+    sl_pipelines_free(ps.list, ps.n);
     sl_config_free(cfg);
     close(wake_fd[0]);
     close(wake_fd[1]);

@@ -763,6 +763,15 @@ Test(sched, two_schedulers_one_leads_and_takes_over)
     start_scheduler(1);
     const char *s1[] = { sched_log[1], "event=leader.standby" };
     cr_assert(th_wait(log_has, s1, 20000), "the second scheduler did not stand by");
+    /* HUP reloads the pipeline directory */
+    char late[64];
+    th_name(late, sizeof late, "late");
+    pipeline(late, "name: %1$s\nsteps:\n  - {id: a, kind: noop, queue: %2$s}\n");
+    kill(sched[0], SIGHUP);
+    char *loaded = sl_xasprintf("event=pipeline.loaded pipeline=%s ", late);
+    const char *ll[] = { sched_log[0], loaded };
+    cr_assert(th_wait(log_has, ll, 10000), "HUP did not reload the pipelines");
+    free(loaded);
     char *run = start_run(name, "dave", NULL);
     wait_run(run, "succeeded", 20000);
     const char *a1[] = { sched_log[1], "event=step.enqueued" };
