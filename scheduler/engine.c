@@ -402,12 +402,12 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
     size_t nusers;
     char **users = sl_pipeline_gate_users(g, &e->cfg->sched, &nusers);
     sl_buf arr = SL_BUF_INIT, spec = SL_BUF_INIT, instr = SL_BUF_INIT;
-    sl_buf_putc(&arr, '{');
+    sl_buf_putc(&arr, '[');   /* a JSON array, turned into text[] by the INSERT */
     for (size_t u = 0; u < nusers; u++) {
         sl_buf_puts(&arr, u ? "," : "");
-        sl_json_put_string(&arr, users[u], strlen(users[u]));   /* a JSON string is an array literal item */
+        sl_json_put_string(&arr, users[u], strlen(users[u]));
     }
-    sl_buf_putc(&arr, '}');
+    sl_buf_putc(&arr, ']');
     sl_pipeline_users_free(users);
     sl_buf_putc(&spec, '[');
     for (size_t k = 0; k < g->ninputs; k++) {
@@ -436,7 +436,7 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
                         g->timeout_ms ? timeout : NULL };
     if (sl_db_run(e->db, "open gate", "INSERT INTO sluice_gates (run_id, gate_id, status, approvers,"
                   " required, allow_self, triggered_by, on_timeout, input_spec, instructions, deadline)"
-                  " VALUES ($1, $2, 'open', $3::text[], $4::integer, $5::boolean, $6, $7, $8::jsonb, $9,"
+                  " VALUES ($1, $2, 'open', ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4::integer, $5::boolean, $6, $7, $8::jsonb, $9,"
                   " now() + make_interval(secs => $10::bigint / 1000.0))"
                   " ON CONFLICT (run_id, gate_id) DO NOTHING", 10, p, err) < 0)
         goto fail;

@@ -825,6 +825,27 @@ static bool is_float_text(const char *s)
     return end != s && *end == '\0' && errno == 0 && strpbrk(s, "xXnN") == NULL;
 }
 
+/* Appends the integer text as JSON; false if it does not fit an int64. */
+static bool int_value(const char *t, sl_buf *out)
+{
+    errno = 0;
+    long long v = strtoll(t, NULL, 10);
+    if (errno == ERANGE)
+        return false;
+    sl_buf_printf(out, "%lld", v);
+    return true;
+}
+
+static bool float_value(const char *t, sl_buf *out)
+{
+    errno = 0;
+    double v = strtod(t, NULL);
+    if (errno == ERANGE || v != v)
+        return false;
+    sl_buf_printf(out, "%.17g", v);
+    return true;
+}
+
 int sl_pipeline_node_json(const sl_pipeline *p, const sl_ynode *node, sl_ref_resolve_fn resolve,
                           void *arg, const char *path, sl_buf *out, sl_err *err)
 {
@@ -845,10 +866,10 @@ int sl_pipeline_node_json(const sl_pipeline *p, const sl_ynode *node, sl_ref_res
         } else if (plain && (strcmp(t, "false") == 0 || strcmp(t, "False") == 0 ||
                              strcmp(t, "FALSE") == 0)) {
             sl_buf_puts(out, "false");
-        } else if (plain && is_int_text(t)) {
-            sl_buf_puts(out, t[0] == '+' ? t + 1 : t);
-        } else if (plain && is_float_text(t) && t[0] != '.' && t[0] != '+') {
-            sl_buf_puts(out, t);
+        } else if (plain && is_int_text(t) && int_value(t, out)) {
+            /* written as a JSON integer (no leading zeros or '+') */
+        } else if (plain && is_float_text(t) && float_value(t, out)) {
+            /* written as a JSON number */
         } else if (resolve && sl_tmpl_has_refs(t)) {
             if (sl_tmpl_render(t, resolve, arg, out, err) < 0)
                 return sl_err_wrap(err, "%s", path);

@@ -305,3 +305,19 @@ Test(pipeline, bad_file_refused_whole_others_load)
     free(good);
     free(bad);
 }
+
+Test(pipeline, scalar_types_become_json)
+{
+    const char *text = HEAD "  - id: a\n    kind: noop\n    args: {i: 012, p: +5, f: 1.5, e: 2e3, big: 99999999999999999999,"
+                       " s: \"12\", b: true, n: ~, t: yes, h: 0x1F, list: [1, x]}\n";
+    sl_yerrors e = SL_YERRORS_INIT;
+    sl_pipeline *p = parse(text, &e);
+    cr_assert_not_null(p, "%s", e.n ? e.msgs[0] : "");
+    sl_buf b = SL_BUF_INIT;
+    sl_err err;
+    cr_assert_eq(sl_pipeline_node_json(p, p->steps[0].args, NULL, NULL, "args", &b, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(sl_buf_str(&b), "{\"i\":12,\"p\":5,\"f\":1.5,\"e\":2000,\"big\":1e+20,"
+                     "\"s\":\"12\",\"b\":true,\"n\":null,\"t\":\"yes\",\"h\":\"0x1F\",\"list\":[1,\"x\"]}");
+    sl_buf_free(&b);
+    sl_pipeline_free(p);
+}
