@@ -92,9 +92,10 @@ static int inputs_json(const msgpack_object *spec, char *const *inputs, size_t n
 }
 
 /* Inside the transaction: the gate's final inputs (defaults < supplied)
- * into out; a missing required input is written to why, returns -1. */
-static int final_inputs(sl_db *db, const char *run, const char *gate, const char *spec_json,
-                        const char *supplied, sl_buf *out, char *why, size_t whyn, sl_err *err)
+ * into out.  Returns 0; -1 with the missing inputs named in why; -2 with
+ * err if the database failed. */
+static int final_inputs(sl_db *db, const char *spec_json, const char *supplied, sl_buf *out,
+                        char *why, size_t whyn, sl_err *err)
 {
     const char *p[] = { spec_json, supplied };
     PGresult *res = sl_db_exec(db, "merge inputs",
@@ -102,8 +103,6 @@ static int final_inputs(sl_db *db, const char *run, const char *gate, const char
         " jsonb_array_elements($1::jsonb) s WHERE s ? 'default'), '{}'::jsonb) || $2::jsonb,"
         " (SELECT string_agg(s->>'name', ', ') FROM jsonb_array_elements($1::jsonb) s"
         "  WHERE NOT s ? 'default' AND NOT $2::jsonb ? (s->>'name'))", 2, p, err);
-    (void)run;
-    (void)gate;
     if (res == NULL)
         return -2;
     int rc = 0;
@@ -193,8 +192,7 @@ int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const cha
         char *merged = sl_xstrdup(PQgetvalue(m, 0, 0));
         PQclear(m);
         if (out->approvals >= out->required) {
-            int r = final_inputs(db, run_id, gate_id, PQgetvalue(g, 0, 5), merged, &fin, why,
-                                 sizeof why, err);
+            int r = final_inputs(db, PQgetvalue(g, 0, 5), merged, &fin, why, sizeof why, err);
             if (r == -2) {
                 free(merged);
                 goto fail;
@@ -302,8 +300,8 @@ int sl_gate_expire(sl_db *db, int *closed, sl_err *err)
         bool approve = strcmp(PQgetvalue(g, 0, 0), "approve") == 0;
         sl_buf fin = SL_BUF_INIT;
         char why[512];
-        int fr = approve ? final_inputs(db, p[0], p[1], PQgetvalue(g, 0, 1), PQgetvalue(g, 0, 2), &fin,
-                                        why, sizeof why, err) : 0;
+        int fr = approve ? final_inputs(db, PQgetvalue(g, 0, 1), PQgetvalue(g, 0, 2), &fin, why,
+                                        sizeof why, err) : 0;
         PQclear(g);
         if (fr == -2) {
             sl_buf_free(&fin);
