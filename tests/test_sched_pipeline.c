@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "harness.h"
 #include "mem.h"
 #include "pipeline.h"
 
@@ -320,4 +321,36 @@ Test(pipeline, scalar_types_become_json)
                      "\"s\":\"12\",\"b\":true,\"n\":null,\"t\":\"yes\",\"h\":\"0x1F\",\"list\":[1,\"x\"]}");
     sl_buf_free(&b);
     sl_pipeline_free(p);
+}
+
+Test(pipeline, validate_command)
+{
+    char dir[] = "/tmp/sluice-validate-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char *good = sl_xasprintf("%s/good.yaml", dir), *bad = sl_xasprintf("%s/bad.yaml", dir);
+    FILE *f = fopen(good, "w");
+    fputs("name: good\nsteps:\n  - {id: a, kind: noop}\n", f);
+    fclose(f);
+    f = fopen(bad, "w");
+    fputs("name: bad\nsteps:\n  - {id: a, kind: noop, needs: [b]}\n  - {id: b, kind: noop, needs: [a]}\n", f);
+    fclose(f);
+    const char *env[] = { "SLUICE_CONFIG=", NULL };
+    const char *one[] = { SLUICE_BIN, "validate", good, NULL };
+    th_result r = th_run(one, env);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(strstr(r.out, "ok (pipeline good, 1 steps)"), "%s", r.out);
+    th_result_free(&r);
+    const char *all[] = { SLUICE_BIN, "validate", "--pipelines", dir, NULL };
+    r = th_run(all, env);
+    cr_assert_eq(r.status, 1);
+    char *want = sl_xasprintf("%s:4:33: cycle in needs: a -> b -> a\n", bad);
+    cr_assert(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    cr_assert(strstr(r.out, "good.yaml: ok"), "%s", r.out);
+    th_result_free(&r);
+    free(want);
+    unlink(good);
+    unlink(bad);
+    rmdir(dir);
+    free(good);
+    free(bad);
 }
