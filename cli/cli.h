@@ -32,5 +32,21 @@ int cmd_pause(int argc, char **argv);
 int cmd_resume(int argc, char **argv);
 int cmd_kinds(int argc, char **argv);
 int cmd_workers(int argc, char **argv);
+int cmd_validate(int argc, char **argv);   /* cmd_pipeline.c */
+int cmd_run(int argc, char **argv);
+int cmd_runs(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_gates(int argc, char **argv);      /* cmd_gates.c */
+int cmd_approve(int argc, char **argv);
+int cmd_reject(int argc, char **argv);
+int cmd_audit(int argc, char **argv);
+
+/* `sluice cancel ID` for a run: returns -1 if ID names no run (the caller
+ * then treats it as a job id), else the command's exit status. */
+int cli_cancel_run(const sl_config *cfg, const char *id, const char *by);
+
+
+/* Who is acting: as if given, else $SLUICE_USER, else the login name. */
+const char *cli_user(const char *as);
 
 #endif

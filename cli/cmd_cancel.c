@@ -1,4 +1,5 @@
 /* cmd_cancel.c: `sluice cancel JOB`: asks for a job to be cancelled.
+ * (`sluice cancel RUN` cancels a pipeline run instead: cli_cancel_run.)
  *
  * The request is recorded in PostgreSQL (sluice_cancellations), which is
  * what a worker checks before it starts a job: a job that has not started
@@ -26,7 +27,10 @@
 static void usage(FILE *f)
 {
     fprintf(f,
-        "Usage: sluice cancel JOB_ID [OPTIONS]\n"
+        "Usage: sluice cancel JOB_ID|RUN_ID [OPTIONS]\n"
+        "\n"
+        "For a pipeline run: the run ends 'cancelled', its unfinished steps too,\n"
+        "its open gates close, and its queued jobs are cancelled as below.\n"
         "\n"
         "Cancels a job: if it has not started, no worker will run it; if it is\n"
         "running, its worker is told to stop it.  Either way it ends with status\n"
@@ -68,6 +72,11 @@ int cmd_cancel(int argc, char **argv)
         return CLI_FAILED;
     const struct passwd *pw = getpwuid(getuid());
     const char *by = getenv("SLUICE_USER") ? getenv("SLUICE_USER") : pw ? pw->pw_name : "unknown";
+    int run_status = cli_cancel_run(cfg, id, by);
+    if (run_status >= 0) {
+        sl_config_free(cfg);
+        return run_status;
+    }
     sl_err err;
     int status = CLI_FAILED;
     sl_redis *redis = NULL;

@@ -14,13 +14,21 @@ typedef struct command {
 static const command commands[] = {
     { "enqueue", cmd_enqueue, "add a job to a queue and print its id" },
     { "job", cmd_job, "show a job's status, attempts, timings and result" },
-    { "cancel", cmd_cancel, "cancel a job that is queued or running" },
     { "dead", cmd_dead, "list, retry or purge dead-letter entries" },
     { "pause", cmd_pause, "stop workers taking jobs from a queue" },
     { "resume", cmd_resume, "let workers take jobs from a paused queue again" },
     { "migrate", cmd_migrate, "create or upgrade sluice's PostgreSQL schema" },
     { "kinds", cmd_kinds, "list the job kinds this build can run" },
     { "workers", cmd_workers, "list the running worker pools and what each process does" },
+    { "validate", cmd_validate, "check pipeline files (every error as FILE:LINE:COL)" },
+    { "run", cmd_run, "start a run of a pipeline" },
+    { "runs", cmd_runs, "list pipeline runs" },
+    { "cancel", cmd_cancel, "cancel a job or a pipeline run" },
+    { "status", cmd_status, "show a run's steps, attempts, durations and outputs" },
+    { "gates", cmd_gates, "list open approval gates" },
+    { "approve", cmd_approve, "approve an approval gate" },
+    { "reject", cmd_reject, "reject an approval gate (fails the run)" },
+    { "audit", cmd_audit, "verify the approval audit trail" },
 };
 
 static void usage(FILE *f)

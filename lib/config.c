@@ -110,6 +110,7 @@ static sl_config *config_new(void)
     cfg->worker.retry_max_ms = 5 * 60000;
     cfg->worker.max_payload = 1048576;
     cfg->jobs = sl_config_jobs_new();
+    sl_sched_config_init(&cfg->sched);
     return cfg;
 }
 
@@ -270,8 +271,13 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
         goto cleanup;
     for (size_t i = 0; i < top.n; i++) {
         const char *section = NULL;
-        if (sl_config_jobs_section(top.pairs[i].name)) {
+        if (sl_config_jobs_section(top.pairs[i].name)) {   /* read by config_jobs.c */
             if (sl_config_jobs_read(cfg->jobs, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
+                goto cleanup;
+            continue;
+        }
+        if (sl_sched_config_section(top.pairs[i].name)) {   /* read by config_sched.c */
+            if (sl_sched_config_read(&cfg->sched, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
                 goto cleanup;
             continue;
         }
@@ -347,5 +353,6 @@ void sl_config_free(sl_config *cfg)
     free(cfg->database_url);
     free_queues(cfg->worker.queues, cfg->worker.nqueues);
     sl_config_jobs_free(cfg->jobs);
+    sl_sched_config_clear(&cfg->sched);
     free(cfg);
 }

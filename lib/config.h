@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 
+#include "config_sched.h"
 #include "err.h"
 #include "log.h"
 
@@ -51,6 +52,7 @@ typedef struct sl_config {
                                  are dead-lettered undecoded */
     } worker;
     struct sl_jobs_config *jobs; /* deploy, import, codegen, provision; never NULL */
+    sl_sched_config sched;  /* scheduler: and groups: sections (config_sched.h) */
 } sl_config;
 
 /* Loads the configuration as described above.  path may be NULL.  Returns a

@@ -10,13 +10,16 @@ demo_usage() {
     cat <<'EOF'
 Usage: scripts/servers.sh scripts/demo-steps.sh [PART...]
 
-Runs the demo's parts in order (default: queue) against the servers of
+Runs the demo's parts in order (default: queue pipeline) against the servers of
 scripts/servers.sh, using the binaries in $SLUICE_BIN_DIR (default
 <repo>/build).  Normally started by scripts/demo.sh.
 
 Parts:
-  queue   start a worker pool, enqueue jobs (ok, slow, failing twice, garbage),
-          show their results and the dead letter, stop the pool gracefully
+  queue     start a worker pool, enqueue jobs (ok, slow, failing twice, garbage),
+            show their results and the dead letter, stop the pool gracefully
+  pipeline  start the scheduler and a pool, run pipelines/demo.yaml through
+            its 2-of-3 approval gate (a refused self-approval, two approvals
+            with an input), show the run and verify the audit trail
 EOF
 }
 
@@ -24,6 +27,7 @@ DEMO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=${SLUICE_BIN_DIR:-$DEMO_ROOT/build}
 SLUICE=$BIN/sluice
 WORKER=$BIN/sluice-worker
+SCHEDULER=$BIN/sluice-scheduler
 export SLUICE_CONFIG=${SLUICE_CONFIG:-$DEMO_ROOT/etc/sluice.yaml}
 WAIT_S=30       # how long to wait for a job's result
 STEP=0
@@ -31,6 +35,8 @@ DEMO_FAILED=0
 DEMO_DONE=0
 WORKER_PID=""
 TAIL_PID=""
+SCHED_PID=""
+SCHED_TAIL_PID=""
 
 if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
     B=$'\e[1m' DIM=$'\e[2m' RED=$'\e[31m' GREEN=$'\e[32m' OFF=$'\e[0m'
@@ -77,7 +83,7 @@ demo_require() {
             exit 2
         fi
     done
-    if [[ ! -x $SLUICE || ! -x $WORKER ]]; then
+    if [[ ! -x $SLUICE || ! -x $WORKER || ! -x $SCHEDULER ]]; then
         echo "demo-steps.sh: $SLUICE or $WORKER is missing: build first (scripts/demo.sh does)" >&2
         exit 2
     fi
@@ -125,6 +131,43 @@ worker_stop() {
         wait "$TAIL_PID" 2>/dev/null || true # tail --pid ends with the worker
         TAIL_PID=""
     fi
+}
+
+# Starts sluice-scheduler in the background on the repository's pipelines;
+# its log goes to $SLUICE_STATE_DIR/scheduler.log, echoed with a prefix.
+scheduler_start() {
+    local log=$SLUICE_STATE_DIR/scheduler.log
+    : >"$log"
+    printf '    %s$ %s 2>%s &%s\n' "$DIM" "$(shell_words "$SCHEDULER" "$@")" "$log" "$OFF"
+    "$SCHEDULER" "$@" 2>"$log" &
+    SCHED_PID=$!
+    tail -n +1 -s 0.2 --pid="$SCHED_PID" -F "$log" 2>/dev/null | sed -u "s/^/    ${DIM}scheduler|${OFF} /" &
+    SCHED_TAIL_PID=$!
+    say "scheduler pid $SCHED_PID, log $log"
+}
+
+# Stops the scheduler with SIGTERM; sets SCHED_STATUS to its exit status.
+scheduler_stop() {
+    SCHED_STATUS=""
+    [[ -n $SCHED_PID ]] || return 0
+    kill -TERM "$SCHED_PID" 2>/dev/null || true
+    SCHED_STATUS=0
+    wait "$SCHED_PID" || SCHED_STATUS=$?
+    SCHED_PID=""
+    if [[ -n $SCHED_TAIL_PID ]]; then
+        wait "$SCHED_TAIL_PID" 2>/dev/null || true
+        SCHED_TAIL_PID=""
+    fi
+}
+
+# Waits (at most WAIT_S) until `sluice status RUN` shows LINE_RE.
+wait_status() {
+    local run=$1 re=$2 deadline=$((SECONDS + WAIT_S))
+    while ((SECONDS < deadline)); do
+        "$SLUICE" status "$run" 2>/dev/null | grep -Eq "$re" && return 0
+        sleep 0.2
+    done
+    return 1
 }
 
 # Fails the demo if the worker died.
@@ -199,6 +242,14 @@ wait_xlen() {
 # EXIT trap: never leave a worker behind; say where a failure happened.
 demo_finish() {
     local rc=$? i
+    if [[ -n $SCHED_PID ]] && kill -0 "$SCHED_PID" 2>/dev/null; then
+        kill -TERM "$SCHED_PID" 2>/dev/null || true
+        sleep 0.5
+        kill -KILL "$SCHED_PID" 2>/dev/null || true
+    fi
+    if [[ -n $SCHED_TAIL_PID ]]; then
+        kill "$SCHED_TAIL_PID" 2>/dev/null || true
+    fi
     if [[ -n $WORKER_PID ]] && kill -0 "$WORKER_PID" 2>/dev/null; then
         kill -TERM "$WORKER_PID" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
@@ -266,13 +317,66 @@ demo_queue() {
     fi
 }
 
+demo_pipeline() {
+    local run rc
+    step "Validate the pipelines: every error is reported as FILE:LINE:COLUMN"
+    say "(pipelines whose kinds this build lacks are refused whole; demo.yaml loads)"
+    run "$SLUICE" validate --pipelines "$DEMO_ROOT/pipelines" || true
+
+    step "Start a worker pool on queue 'demo' and the scheduler"
+    worker_start --processes 2 --queues demo
+    wait_for_group demo || return 1
+    scheduler_start --pipelines "$DEMO_ROOT/pipelines"
+
+    step "Start a run of pipeline 'demo' as carol and follow it until it waits at its approval gate"
+    printf '    %s$ %s%s\n' "$DIM" "$(shell_words "$SLUICE" run demo --as carol --wait --pipelines "$DEMO_ROOT/pipelines")" "$OFF"
+    rc=0
+    "$SLUICE" run demo --as carol --wait --pipelines "$DEMO_ROOT/pipelines" >"$SLUICE_STATE_DIR/run.out" || rc=$?
+    sed 's/^/    /' "$SLUICE_STATE_DIR/run.out"
+    run=$(head -n 1 "$SLUICE_STATE_DIR/run.out")
+    [[ $rc == 3 ]] || bad "sluice run --wait exited $rc, expected 3 (waiting at a gate)"
+
+    step "The open gate: who may approve, the instructions, and the evidence"
+    run "$SLUICE" gates || bad "sluice gates failed"
+
+    step "carol is an approver, but she triggered the run: her approval is refused (and audited)"
+    if run "$SLUICE" approve "$run" go-live --as carol; then
+        bad "self-approval was accepted"
+    else
+        say "refused as expected"
+    fi
+
+    step "alice approves with a canary percentage; bob approves: 2 of 3 releases the gate"
+    run "$SLUICE" approve "$run" go-live --as alice --input percent=25 --comment "staging looks good" ||
+        bad "alice's approval failed"
+    run "$SLUICE" approve "$run" go-live --as bob --comment "ok" || bad "bob's approval failed"
+
+    step "Wait for the run to finish, then show it"
+    if wait_status "$run" '^status +succeeded'; then
+        say "${GREEN}run $run succeeded${OFF}"
+    else
+        bad "run $run did not succeed within $WAIT_S s"
+    fi
+    run "$SLUICE" status "$run" || bad "sluice status failed"
+
+    step "Verify the approval audit trail (a hash chain)"
+    run "$SLUICE" audit verify || bad "the audit chain does not verify"
+
+    step "Stop the scheduler and the worker pool"
+    scheduler_stop
+    [[ $SCHED_STATUS == 0 ]] || bad "sluice-scheduler exited with status $SCHED_STATUS"
+    worker_stop
+    [[ $WORKER_STATUS == 0 ]] || bad "sluice-worker exited with status $WORKER_STATUS"
+    say "scheduler exited $SCHED_STATUS, worker exited $WORKER_STATUS"
+}
+
 demo_main() {
     local part
     if [[ ${1:-} == -h || ${1:-} == --help ]]; then
         demo_usage
         return 0
     fi
-    (($#)) || set -- queue
+    (($#)) || set -- queue pipeline
     for part in "$@"; do
         declare -F "demo_$part" >/dev/null || {
             echo "demo-steps.sh: unknown part '$part' (see --help)" >&2

@@ -12,13 +12,14 @@ Usage: scripts/demo.sh [--no-deps] [--no-build] [--keep] [PART...]
 Builds sluice and runs the demo: a worker pool takes jobs from a Redis Stream
 (one succeeds, one sleeps, one fails, one is garbage), records the results in
 PostgreSQL, the failures land in the dead letter, and the pool stops
-gracefully.  Each step is announced with a banner line; the worker's log is
+gracefully; then the scheduler runs pipelines/demo.yaml through its 2-of-3
+approval gate, approved from the command line.  Each step is announced with a banner line; the worker's log is
 shown prefixed with "worker|".
 
   --no-deps    do not run scripts/deps.sh first
   --no-build   use the existing build/ binaries
   --keep       keep the servers' state directory (logs, worker.log) afterwards
-  PART...      demo parts to run (default: queue; see scripts/demo-steps.sh --help)
+  PART...      demo parts to run (default: queue pipeline; see scripts/demo-steps.sh --help)
   -h, --help   show this help
 
 Exits non-zero if a step failed; the state directory (server logs,
@@ -59,7 +60,7 @@ fi
 if ((BUILD)); then
     banner "build (RelWithDebInfo, build/)"
     cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
-    cmake --build build -j"$(nproc)" --target sluice sluice-worker
+    cmake --build build -j"$(nproc)" --target sluice sluice-worker sluice-scheduler
 fi
 
 banner "demo (private Redis + PostgreSQL via scripts/servers.sh)"

@@ -1,0 +1,288 @@
+/* cmd_gates.c: approval gates from the command line:
+ *   gates                 open gates and what the approvers decide on
+ *   approve RUN GATE      approve (as USER, with a comment and inputs)
+ *   reject RUN GATE       reject (a comment is mandatory)
+ *   audit verify          check the hash chain of the audit trail
+ * The decision logic, refusals and auditing live in scheduler/gate.c. */
+#include "cli.h"
+#include "db.h"
+#include "gate.h"
+#include "mem.h"
+#include "pipeline.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void gates_usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: sluice gates [OPTIONS]\n"
+        "\n"
+        "Lists open approval gates: run, pipeline, gate, waiting since, deadline,\n"
+        "approvals so far / required, who may still approve, the instructions, and\n"
+        "the outputs of the steps the gate depends on.\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE   configuration file\n"
+        "  -h, --help          show this help\n");
+}
+
+/* Prints the outputs of the steps gate gate_id needs, from the run's pipeline. */
+static void print_evidence(sl_db *db, const sl_config *cfg, const char *run_id, const char *gate_id)
+{
+    sl_err err;
+    const char *p[] = { run_id };
+    PGresult *r = sl_db_exec(db, "source", "SELECT source_name, source FROM sluice_runs WHERE id = $1",
+                             1, p, &err);
+    if (r == NULL || PQntuples(r) == 0) {
+        PQclear(r);
+        return;
+    }
+    sl_yerrors errors = SL_YERRORS_INIT;
+    sl_pipeline *pl = sl_pipeline_parse(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
+                                        (size_t)PQgetlength(r, 0, 1), &cfg->sched, &errors);
+    sl_yerrors_free(&errors);
+    PQclear(r);
+    int k = pl ? sl_pipeline_step(pl, gate_id) : -1;
+    for (size_t j = 0; k >= 0 && j < pl->steps[k].nneeds; j++) {
+        const char *sp[] = { run_id, pl->steps[pl->steps[k].needs[j]].id };
+        PGresult *s = sl_db_exec(db, "evidence", "SELECT status, coalesce(outputs::text, '{}')"
+                                 " FROM sluice_run_steps WHERE run_id = $1 AND step_id = $2", 2, sp, &err);
+        if (s && PQntuples(s) == 1)
+            printf("  evidence:     %s (%s) outputs %s\n", sp[1], PQgetvalue(s, 0, 0), PQgetvalue(s, 0, 1));
+        PQclear(s);
+    }
+    sl_pipeline_free(pl);
+}
+
+int cmd_gates(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'h': gates_usage(stdout); return CLI_OK;
+        case ':': return cli_usage_error("gates", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("gates", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return cli_usage_error("gates", "unexpected argument '%s'", argv[optind]);
+    sl_config *cfg = cli_load_config("gates", config);
+    if (cfg == NULL)
+        return CLI_FAILED;
+    sl_err err;
+    int status = CLI_FAILED;
+    sl_db *db = sl_db_connect(cfg->database_url, &err);
+    PGresult *res = db ? sl_db_exec(db, "gates",
+        "SELECT g.run_id, r.pipeline, g.gate_id,"
+        " to_char(g.opened_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
+        " coalesce(to_char(g.deadline AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') || ' UTC', 'none'),"
+        " (SELECT count(*) FROM sluice_audit a WHERE a.run_id = g.run_id AND a.gate_id = g.gate_id"
+        "  AND a.decision = 'approve'), g.required,"
+        " array_to_string(ARRAY(SELECT u FROM unnest(g.approvers) u WHERE NOT EXISTS ("
+        "  SELECT 1 FROM sluice_audit a WHERE a.run_id = g.run_id AND a.gate_id = g.gate_id"
+        "  AND a.actor = u AND a.decision IN ('approve', 'reject'))"
+        "  AND (g.allow_self OR u <> g.triggered_by)), ', '),"
+        " coalesce(g.instructions, ''), r.triggered_by, g.input_spec::text"
+        " FROM sluice_gates g JOIN sluice_runs r ON r.id = g.run_id WHERE g.status = 'open'"
+        " ORDER BY g.opened_at", 0, NULL, &err) : NULL;
+    if (res == NULL) {
+        cli_fail("gates", "%s", err.msg);
+        goto out;
+    }
+    if (PQntuples(res) == 0)
+        printf("no open gates\n");
+    for (int r = 0; r < PQntuples(res); r++) {
+        printf("%s %s  gate %s\n", PQgetvalue(res, r, 1), PQgetvalue(res, r, 0), PQgetvalue(res, r, 2));
+        printf("  waiting since %s UTC, deadline %s\n", PQgetvalue(res, r, 3), PQgetvalue(res, r, 4));
+        printf("  approvals:    %s of %s (run triggered by %s)\n", PQgetvalue(res, r, 5),
+               PQgetvalue(res, r, 6), PQgetvalue(res, r, 9));
+        printf("  may approve:  %s\n", *PQgetvalue(res, r, 7) ? PQgetvalue(res, r, 7) : "(nobody left)");
+        if (strcmp(PQgetvalue(res, r, 10), "[]") != 0)
+            printf("  inputs:       %s\n", PQgetvalue(res, r, 10));
+        if (*PQgetvalue(res, r, 8))
+            printf("  instructions: %s\n", PQgetvalue(res, r, 8));
+        print_evidence(db, cfg, PQgetvalue(res, r, 0), PQgetvalue(res, r, 2));
+    }
+    PQclear(res);
+    status = CLI_OK;
+out:
+    sl_db_free(db);
+    sl_config_free(cfg);
+    return status;
+}
+
+static void decide_usage(FILE *f, bool approve)
+{
+    if (approve)
+        fprintf(f,
+            "Usage: sluice approve RUN GATE --as USER [--comment TEXT] [--input NAME=VALUE]...\n"
+            "\n"
+            "Approves gate GATE of run RUN.  When the gate has its required number of\n"
+            "approvals it is released and the steps after it start.  Inputs are the\n"
+            "typed values the gate declares (see 'sluice gates').\n");
+    else
+        fprintf(f,
+            "Usage: sluice reject RUN GATE --as USER --comment TEXT\n"
+            "\n"
+            "Rejects gate GATE of run RUN: the gate closes and the run fails.\n");
+    fprintf(f,
+        "\n"
+        "A decision is refused (exit 1, recorded as refused in the audit trail) when\n"
+        "USER is not an approver of the gate, triggered the run and the gate does not\n"
+        "allow self-approval, already decided at this gate, or when the gate is not\n"
+        "open.  Every decision is recorded in the audit trail.\n"
+        "\n"
+        "Options:\n"
+        "      --as USER           who decides (default: $SLUICE_USER, then the login name)\n"
+        "  -m, --comment TEXT      why%s\n"
+        "%s"
+        "  -c, --config FILE       configuration file\n"
+        "  -h, --help              show this help\n",
+        approve ? "" : " (mandatory)",
+        approve ? "  -i, --input NAME=VALUE  a value for an input of the gate (repeatable)\n" : "");
+}
+
+static int decide(int argc, char **argv, bool approve)
+{
+    const char *cmd = approve ? "approve" : "reject";
+    static const struct option opts[] = {
+        { "as", required_argument, NULL, 'a' },
+        { "comment", required_argument, NULL, 'm' },
+        { "input", required_argument, NULL, 'i' },
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL, *as = NULL, *comment = NULL;
+    char **inputs = sl_xcalloc((size_t)argc + 1, sizeof *inputs);
+    size_t ninputs = 0;
+    int c, status = CLI_FAILED;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":m:i:c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': as = optarg; break;
+        case 'm': comment = optarg; break;
+        case 'i':
+            if (!approve || strchr(optarg, '=') == NULL) {
+                free(inputs);
+                return cli_usage_error(cmd, approve ? "--input '%s': expected NAME=VALUE"
+                                                    : "--input is for approvals%s", approve ? optarg : "");
+            }
+            inputs[ninputs++] = optarg;
+            break;
+        case 'c': config = optarg; break;
+        case 'h': free(inputs); decide_usage(stdout, approve); return CLI_OK;
+        case ':': free(inputs); return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+        default: free(inputs); return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind + 2 != argc) {
+        free(inputs);
+        return cli_usage_error(cmd, "expected RUN and GATE");
+    }
+    if (!approve && (comment == NULL || *comment == '\0')) {
+        free(inputs);
+        return cli_usage_error(cmd, "a rejection needs --comment TEXT saying why");
+    }
+    sl_config *cfg = cli_load_config(cmd, config);
+    sl_db *db = NULL;
+    sl_err err;
+    sl_gate_result res;
+    if (cfg == NULL)
+        goto out;
+    if ((db = sl_db_connect(cfg->database_url, &err)) == NULL ||
+        sl_gate_decide(db, argv[optind], argv[optind + 1], cli_user(as), approve, comment, inputs,
+                       ninputs, &res, &err) < 0) {
+        cli_fail(cmd, "%s", err.msg);
+        goto out;
+    }
+    if (res.refused) {
+        cli_fail(cmd, "refused: %s", res.message);
+        goto out;
+    }
+    printf("%s\n", res.message);
+    status = CLI_OK;
+out:
+    sl_db_free(db);
+    sl_config_free(cfg);
+    free(inputs);
+    return status;
+}
+
+int cmd_approve(int argc, char **argv) { return decide(argc, argv, true); }
+int cmd_reject(int argc, char **argv) { return decide(argc, argv, false); }
+
+static void audit_usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: sluice audit verify [OPTIONS]\n"
+        "\n"
+        "Checks the approval audit trail: every row's hash covers its fields and the\n"
+        "previous row's hash, so an edited or deleted row breaks the chain.  Prints\n"
+        "the number of rows and the last hash (record it elsewhere to detect the\n"
+        "removal of the newest rows), or names the first row that does not verify\n"
+        "and exits 1.\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE   configuration file\n"
+        "  -h, --help          show this help\n");
+}
+
+int cmd_audit(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL;
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'h': audit_usage(stdout); return CLI_OK;
+        case ':': return cli_usage_error("audit", "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error("audit", "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind + 1 != argc || strcmp(argv[optind], "verify") != 0)
+        return cli_usage_error("audit", "expected 'verify'");
+    sl_config *cfg = cli_load_config("audit", config);
+    if (cfg == NULL)
+        return CLI_FAILED;
+    sl_err err;
+    bool ok;
+    long long bad = 0, rows = 0;
+    char why[256];
+    int status = CLI_FAILED;
+    sl_db *db = sl_db_connect(cfg->database_url, &err);
+    if (db == NULL || sl_audit_verify(db, &ok, &bad, &rows, why, sizeof why, &err) < 0) {
+        cli_fail("audit", "%s", err.msg);
+    } else if (!ok) {
+        cli_fail("audit", "audit chain broken: %s", why);
+    } else {
+        PGresult *h = sl_db_exec(db, "head", "SELECT coalesce((SELECT hash FROM sluice_audit ORDER BY seq"
+                                 " DESC LIMIT 1), '-')", 0, NULL, &err);
+        printf("audit chain ok: %lld rows, last hash %s\n", rows, h ? PQgetvalue(h, 0, 0) : "?");
+        PQclear(h);
+        status = CLI_OK;
+    }
+    sl_db_free(db);
+    sl_config_free(cfg);
+    return status;
+}

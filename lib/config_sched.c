@@ -1,0 +1,115 @@
+/* config_sched.c: see config_sched.h. */
+#include "config_sched.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mem.h"
+
+void sl_sched_config_init(sl_sched_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->pipelines = sl_xstrdup("pipelines");
+    c->reconcile_ms = 5000;
+    c->standby_poll_ms = 1000;
+}
+
+static void free_group(sl_group *g)
+{
+    free(g->name);
+    for (size_t i = 0; i < g->nusers; i++)
+        free(g->users[i]);
+    free(g->users);
+}
+
+void sl_sched_config_clear(sl_sched_config *c)
+{
+    free(c->pipelines);
+    for (size_t i = 0; i < c->ngroups; i++)
+        free_group(&c->groups[i]);
+    free(c->groups);
+    memset(c, 0, sizeof *c);
+}
+
+bool sl_sched_config_section(const char *name)
+{
+    return strcmp(name, "scheduler") == 0 || strcmp(name, "groups") == 0;
+}
+
+static int read_scheduler(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
+{
+    sl_ymap map;
+    if (sl_ydoc_map(doc, node, "scheduler", &map, err) < 0)
+        return -1;
+    for (size_t i = 0; i < map.n; i++) {
+        const char *k = map.pairs[i].name;
+        const sl_ynode *v = map.pairs[i].value;
+        int64_t ms;
+        const char *s;
+        if (strcmp(k, "pipelines") == 0) {
+            if (sl_ydoc_str(doc, v, "scheduler.pipelines", &s, err) < 0)
+                return -1;
+            if (*s == '\0')
+                return sl_ydoc_errorf(doc, v, err, "'scheduler.pipelines' must not be empty");
+            free(c->pipelines);
+            c->pipelines = sl_xstrdup(s);
+        } else if (strcmp(k, "reconcile") == 0) {
+            if (sl_ydoc_duration(doc, v, "scheduler.reconcile", 100, 3600000, &ms, err) < 0)
+                return -1;
+            c->reconcile_ms = (int)ms;
+        } else if (strcmp(k, "standby_poll") == 0) {
+            if (sl_ydoc_duration(doc, v, "scheduler.standby_poll", 50, 60000, &ms, err) < 0)
+                return -1;
+            c->standby_poll_ms = (int)ms;
+        } else {
+            return sl_ydoc_errorf(doc, map.pairs[i].key, err, "unknown key '%.60s' in 'scheduler' "
+                                  "(expected pipelines, reconcile, standby_poll)", k);
+        }
+    }
+    return 0;
+}
+
+static int read_groups(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
+{
+    sl_ymap map;
+    if (sl_ydoc_map(doc, node, "groups", &map, err) < 0)
+        return -1;
+    for (size_t i = 0; i < map.n; i++) {
+        char what[96];
+        sl_yseq seq;
+        snprintf(what, sizeof what, "groups.%.60s", map.pairs[i].name);
+        if (sl_ydoc_seq(doc, map.pairs[i].value, what, &seq, err) < 0)
+            return -1;
+        sl_group g = { sl_xstrdup(map.pairs[i].name), sl_xcalloc(seq.n + 1, sizeof(char *)), 0 };
+        for (size_t j = 0; j < seq.n; j++) {
+            const char *u;
+            if (sl_ydoc_str(doc, seq.items[j], what, &u, err) < 0) {
+                free_group(&g);
+                return -1;
+            }
+            g.users[g.nusers++] = sl_xstrdup(u);
+        }
+        c->groups = sl_xrealloc(c->groups, (c->ngroups + 1) * sizeof *c->groups);
+        c->groups[c->ngroups++] = g;
+    }
+    return 0;
+}
+
+int sl_sched_config_read(sl_sched_config *c, sl_ydoc *doc, const char *name, const sl_ynode *node,
+                         sl_err *err)
+{
+    if (strcmp(name, "scheduler") == 0)
+        return read_scheduler(c, doc, node, err);
+    return read_groups(c, doc, node, err);
+}
+
+const sl_group *sl_sched_config_group(const sl_sched_config *c, const char *name)
+{
+    for (size_t i = 0; i < c->ngroups; i++) {
+        if (strcmp(c->groups[i].name, name) == 0)
+            return &c->groups[i];
+    }
+    return NULL;
+}

@@ -1,0 +1,52 @@
+/* config_sched.h: the scheduler's sections of etc/sluice.yaml.
+ *
+ *   scheduler:
+ *     pipelines: pipelines     # directory of *.yaml pipeline files
+ *     reconcile: 5s            # full pass over active runs at least this often
+ *     standby_poll: 1s         # how often a standby scheduler tries to lead
+ *   groups:                    # approver groups, usable in `approvers:`
+ *     release-managers: [alice, bob]
+ *
+ * lib/config.c hands these two top-level sections to this module, which
+ * reads them with the same strictness (unknown keys, types, FILE:LINE:COL). */
+#ifndef SL_CONFIG_SCHED_H
+#define SL_CONFIG_SCHED_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "err.h"
+#include "yamldoc.h"
+
+typedef struct sl_group {
+    char *name;      /* owned */
+    char **users;    /* owned, nusers names */
+    size_t nusers;
+} sl_group;
+
+typedef struct sl_sched_config {
+    char *pipelines;      /* scheduler.pipelines, default "pipelines" */
+    int reconcile_ms;     /* scheduler.reconcile, default 5s (100ms..1h) */
+    int standby_poll_ms;  /* scheduler.standby_poll, default 1s (50ms..1m) */
+    sl_group *groups;     /* groups: owned, ngroups entries */
+    size_t ngroups;
+} sl_sched_config;
+
+/* Sets the defaults. */
+void sl_sched_config_init(sl_sched_config *c);
+
+/* Frees what c owns (c itself is not freed). */
+void sl_sched_config_clear(sl_sched_config *c);
+
+/* True if name is a top-level section this module reads. */
+bool sl_sched_config_section(const char *name);
+
+/* Reads top-level section `name` (node is its value) into c.  Returns -1
+ * with err ("FILE:LINE:COL: …") on the first error. */
+int sl_sched_config_read(sl_sched_config *c, sl_ydoc *doc, const char *name, const sl_ynode *node,
+                         sl_err *err);
+
+/* The group called name, or NULL. */
+const sl_group *sl_sched_config_group(const sl_sched_config *c, const char *name);
+
+#endif

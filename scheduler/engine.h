@@ -1,0 +1,87 @@
+/* engine.h: runs of pipelines, driven from PostgreSQL.
+ *
+ * PostgreSQL holds every run (sluice_runs), step (sluice_run_steps) and
+ * gate (sluice_gates); the engine keeps no state of its own between calls,
+ * so a scheduler killed at any instant is replaced by one that reads the
+ * same rows and carries on.  docs/pipelines.md describes the semantics;
+ * in short:
+ *
+ *   - a run is `queued` until its concurrency group is free, then
+ *     `running`, then `succeeded`, `failed` or `cancelled`;
+ *   - a step is `pending` until every step it needs has finished: if all
+ *     succeeded (and its `if` holds) it is `queued` (a job) or `waiting` (a
+ *     gate); if a need was skipped, or its `if` is false, it is `skipped`;
+ *   - a step whose job fails (after the worker's retries) or whose gate is
+ *     rejected is `failed`, which fails the run: every step not finished
+ *     becomes `cancelled` (queued jobs get a cancellation request);
+ *   - enqueueing is idempotent: the job id is RUN.STEP.ATTEMPT, the step
+ *     is marked queued in one transaction and `enqueued` after the XADD;
+ *     a step found queued but not known to be enqueued (the scheduler died
+ *     in between) is enqueued again only if neither its queue's stream nor
+ *     sluice_jobs holds that job id.
+ *
+ * The engine is used only by the leading scheduler (advisory lock), except
+ * sl_run_create and sl_run_cancel, which the CLI calls. */
+#ifndef SL_ENGINE_H
+#define SL_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "db.h"
+#include "err.h"
+#include "pipeline.h"
+#include "redis.h"
+
+#define SL_RUN_ID_MAX 40
+
+/* Creates a run of p (status queued, every step pending) and notifies the
+ * scheduler.  vars[0..nvars) are "NAME=VALUE" overrides of declared
+ * variables (values are strings).  scheduled_for_ms is the cron fire time
+ * (0 for none): a second run for the same pipeline and fire time is not
+ * created, and the call returns 1 instead of 0.  run_id receives the new
+ * run's id.  Returns -1 with err (SL_EINVAL for an undeclared variable). */
+int sl_run_create(sl_db *db, const sl_pipeline *p, char *const *vars, size_t nvars,
+                  const char *triggered_by, int64_t scheduled_for_ms, char run_id[SL_RUN_ID_MAX],
+                  sl_err *err);
+
+/* Cancels a queued or running run: it becomes `cancelled`, its unfinished
+ * steps too, open gates are closed and queued jobs get a cancellation
+ * request.  Returns -1 with SL_ENOTFOUND for an unknown run, SL_EINVAL for
+ * one that already ended. */
+int sl_run_cancel(sl_db *db, const char *run_id, const char *by, sl_err *err);
+
+typedef struct sl_engine sl_engine;
+
+/* An engine over db and redis (both borrowed), reading approver groups
+ * from cfg (borrowed).  Free with sl_engine_free. */
+sl_engine *sl_engine_new(const sl_config *cfg, sl_db *db, sl_redis *redis);
+void sl_engine_free(sl_engine *e);
+
+/* Moves run_id forward as far as it can go now (see above). */
+int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err);
+
+/* Starts queued runs whose concurrency group is free. */
+int sl_engine_start_queued(sl_engine *e, sl_err *err);
+
+/* Starts queued runs and advances every running one: the pass a new leader
+ * makes, and the periodic safety net for missed notifications. */
+int sl_engine_reconcile(sl_engine *e, sl_err *err);
+
+/* Closes open gates whose deadline has passed, as their on_timeout says. */
+int sl_engine_expire_gates(sl_engine *e, sl_err *err);
+
+/* Starts the due cron runs of pipelines[0..n) at time now_ms (injectable
+ * for tests): at most one run per pipeline per call, for the latest fire
+ * time <= now_ms not yet started; a pipeline seen for the first time
+ * starts counting from now_ms.  *started (may be NULL) gets the count. */
+int sl_engine_fire_cron(sl_engine *e, sl_pipeline *const *pipelines, size_t n, int64_t now_ms,
+                        int *started, sl_err *err);
+
+/* Moves due delayed (retrying) jobs of every known queue into their
+ * streams. */
+int sl_engine_promote(sl_engine *e, sl_err *err);
+
+#endif

@@ -1,0 +1,55 @@
+/* gate.h: approval gates — decisions, timeouts and the audit chain.
+ *
+ * A gate is opened by the engine when its needs have succeeded
+ * (sluice_gates row, status open; the step is `waiting`).  Each decision is
+ * one transaction that locks the gate row (SELECT … FOR UPDATE), so two
+ * approvers deciding at the same instant are counted one after the other:
+ * neither can push the count past `required` twice or release the gate
+ * twice.  The decision, or the refusal and its reason, is appended to the
+ * audit chain (sluice_audit_append) in the same transaction.
+ *
+ * Refusals: a user not among the gate's approvers (groups expanded when it
+ * opened), self-approval (the run's trigger) when not allowed, a second
+ * decision by the same user, a gate that is not open (passed, rejected,
+ * timed out, cancelled, or not reached), an unknown input or a value of the
+ * wrong type, and an approval that would release the gate while an input
+ * without a default has no value.  One rejection rejects the gate and fails
+ * the step (and so the run); reaching `required` approvals marks the step
+ * succeeded with the gate's inputs as its outputs.  Either wakes the
+ * scheduler (NOTIFY sluice_gates). */
+#ifndef SL_GATE_H
+#define SL_GATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "db.h"
+#include "err.h"
+
+typedef struct sl_gate_result {
+    bool refused;        /* the decision was not accepted (and was audited as refused) */
+    bool closed;         /* this decision approved or rejected the gate */
+    int approvals;       /* approvals counted after this decision */
+    int required;
+    char message[512];   /* the reason of a refusal, or what happened */
+} sl_gate_result;
+
+/* Records user's decision at gate (run_id, gate_id).  inputs[0..ninputs)
+ * are "NAME=VALUE" (approvals only).  Returns 0 with *res filled whether
+ * accepted or refused; -1 with err when the database failed. */
+int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const char *user,
+                   bool approve, const char *comment, char *const *inputs, size_t ninputs,
+                   sl_gate_result *res, sl_err *err);
+
+/* Closes every open gate past its deadline as its on_timeout says
+ * (audited as timeout-approve / timeout-reject by "sluice-scheduler").
+ * *closed (may be NULL) gets how many were closed. */
+int sl_gate_expire(sl_db *db, int *closed, sl_err *err);
+
+/* Checks the audit chain.  Returns 0 with *ok true, or *ok false and
+ * bad_seq set to the first row that does not verify with why (n bytes)
+ * saying how; -1 with err if the database failed.  *rows gets the count. */
+int sl_audit_verify(sl_db *db, bool *ok, long long *bad_seq, long long *rows, char *why, size_t n,
+                    sl_err *err);
+
+#endif

@@ -1,0 +1,374 @@
+/* main.c: sluice-scheduler.  Loads the pipelines, then loops:
+ *
+ *   standby   connect to PostgreSQL and poll for the leader lock;
+ *   leading   LISTEN for finished jobs (sluice_jobs), new or cancelled runs
+ *             (sluice_runs) and gate decisions (sluice_gates); advance the
+ *             runs named by notifications at once; every second fire due
+ *             cron schedules, close overdue gates and promote due delayed
+ *             jobs; every scheduler.reconcile do a full pass over the
+ *             active runs, so a missed notification only delays progress.
+ *
+ * Losing the PostgreSQL connection loses the lock: the loop drops every
+ * connection and goes back to standby.  TERM/INT stop it (the handler only
+ * sets a flag and writes to a self-pipe that wakes the wait); HUP reloads
+ * the pipeline directory (new schedules; runs keep their own copy). */
+#include "config.h"
+#include "db.h"
+#include "engine.h"
+#include "leader.h"
+#include "log.h"
+#include "mem.h"
+#include "pipeline.h"
+#include "clock.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <unistd.h>
+
+#define EXIT_CONFIG 78
+/* A log value that may hold spaces (log.h: sl_log_quote). */
+#define LOGQ(s) sl_log_quote((char[600]){ 0 }, 600, (s))
+#define TICK_MS 1000
+
+static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
+static int wake_fd[2] = { -1, -1 };
+
+static void on_signal(int sig)
+{
+    int saved = errno;
+    if (sig == SIGHUP)
+        reload_requested = 1;
+    else
+        stop_requested = 1;
+    if (write(wake_fd[1], "x", 1) < 0) {
+        /* the pipe is full: a wake-up is already pending */
+    }
+    errno = saved;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+        "Usage: sluice-scheduler [OPTIONS]\n"
+        "\n"
+        "Loads the pipelines (scheduler.pipelines, default ./pipelines), reports\n"
+        "every error in them, and drives runs: starts them (sluice run, cron),\n"
+        "enqueues each step's job when its needs have succeeded, holds runs at\n"
+        "approval gates.  Several may run: one leads (PostgreSQL advisory lock), the\n"
+        "others stand by and take over when it dies.  TERM/INT stop it; HUP\n"
+        "reloads the pipeline directory.\n"
+        "\n"
+        "Options:\n"
+        "  -c, --config FILE     configuration file\n"
+        "  -p, --pipelines DIR   pipeline directory (overrides scheduler.pipelines)\n"
+        "      --log-level L     debug, info, warn or error\n"
+        "  -h, --help            show this help\n"
+        "  -V, --version         show the version\n"
+        "\n"
+        "Exit status: 0 after TERM/INT, 2 usage error, 78 configuration error.\n");
+}
+
+/* Sleeps up to ms, waking early on a stop request. */
+static void nap(int ms)
+{
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(wake_fd[0], &rd);
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    if (select(wake_fd[0] + 1, &rd, NULL, NULL, &tv) > 0) {
+        char buf[16];
+        while (read(wake_fd[0], buf, sizeof buf) > 0) {
+        }
+    }
+}
+
+/* The loaded pipelines; HUP reloads them. */
+typedef struct pipeset {
+    const char *dir;
+    sl_pipeline **list;
+    size_t n;
+} pipeset;
+
+/* (Re)loads the directory, logging every error; keeps the old set if the
+ * directory cannot be read. */
+static int load_pipelines(const sl_config *cfg, pipeset *ps)
+{
+    sl_pipeline **list = NULL;
+    size_t n = 0;
+    sl_yerrors perr = SL_YERRORS_INIT;
+    sl_err err;
+    if (sl_pipelines_load_dir(ps->dir, &cfg->sched, &list, &n, &perr, &err) < 0) {
+        SL_ERROR("pipelines.unreadable", "dir=%s error=%s", ps->dir, LOGQ(err.msg));
+        return -1;
+    }
+    for (size_t i = 0; i < perr.n; i++)
+        SL_ERROR("pipeline.invalid", "error=%s", LOGQ(perr.msgs[i]));
+    sl_yerrors_free(&perr);
+    for (size_t i = 0; i < n; i++)
+        SL_INFO("pipeline.loaded", "pipeline=%s file=%s schedule=%s", list[i]->name,
+                LOGQ(sl_ydoc_name(list[i]->doc)), list[i]->schedule ? "yes" : "no");
+    sl_pipelines_free(ps->list, ps->n);
+    ps->list = list;
+    ps->n = n;
+    return 0;
+}
+
+typedef struct dirty {
+    char **ids;
+    size_t n, cap;
+} dirty;
+
+static void dirty_add(dirty *d, const char *id)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (strcmp(d->ids[i], id) == 0)
+            return;
+    }
+    if (d->n == d->cap) {
+        d->cap = d->cap ? d->cap * 2 : 16;
+        d->ids = sl_xrealloc(d->ids, d->cap * sizeof *d->ids);
+    }
+    d->ids[d->n++] = sl_xstrdup(id);
+}
+
+static void dirty_clear(dirty *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        free(d->ids[i]);
+    d->n = 0;
+}
+
+/* One term as leader; returns when the connection breaks or a stop is asked. */
+static void lead(const sl_config *cfg, sl_db *db, pipeset *ps)
+{
+    sl_err err;
+    sl_redis *redis = NULL;
+    sl_engine *engine = NULL;
+    dirty d = { 0 };
+    PGconn *conn = sl_db_conn(db);
+    if (sl_db_run(db, "listen", "LISTEN sluice_jobs", 0, NULL, &err) < 0 ||
+        sl_db_run(db, "listen", "LISTEN sluice_runs", 0, NULL, &err) < 0 ||
+        sl_db_run(db, "listen", "LISTEN sluice_gates", 0, NULL, &err) < 0) {
+        SL_ERROR("leader.listen_failed", "error=%s", LOGQ(err.msg));
+        return;
+    }
+    int64_t last_tick = 0, last_reconcile = sl_monotonic_ms();
+    bool need_start = false;
+    while (!stop_requested) {
+        if (redis == NULL || sl_redis_broken(redis)) {
+            sl_redis_free(redis);
+            sl_engine_free(engine);
+            engine = NULL;
+            redis = sl_redis_connect(cfg->redis_url, 5000, &err);
+            if (redis == NULL) {
+                SL_WARN("redis.unreachable", "error=%s", LOGQ(err.msg));
+                nap(1000);
+                if (sl_db_broken(db))
+                    break;
+                continue;
+            }
+            engine = sl_engine_new(cfg, db, redis);
+            if (sl_engine_reconcile(engine, &err) < 0)
+                SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
+            last_reconcile = sl_monotonic_ms();
+        }
+        if (reload_requested) {
+            reload_requested = 0;
+            load_pipelines(cfg, ps);
+        }
+        int64_t now = sl_monotonic_ms();
+        if (now - last_tick >= TICK_MS) {
+            int fired = 0;
+            last_tick = now;
+            if (sl_engine_fire_cron(engine, ps->list, ps->n, sl_now_ms(), &fired, &err) < 0)
+                SL_WARN("cron.failed", "error=%s", LOGQ(err.msg));
+            if (sl_engine_expire_gates(engine, &err) < 0)
+                SL_WARN("gates.expire_failed", "error=%s", LOGQ(err.msg));
+            if (sl_engine_promote(engine, &err) < 0)
+                SL_WARN("promote.failed", "error=%s", LOGQ(err.msg));
+            need_start = need_start || fired > 0;
+        }
+        if (now - last_reconcile >= cfg->sched.reconcile_ms) {
+            last_reconcile = now;
+            if (sl_engine_reconcile(engine, &err) < 0)
+                SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
+        }
+        if (sl_db_broken(db))
+            break;
+        if (PQconsumeInput(conn) != 1) {
+            SL_WARN("leader.connection_lost", "error=%s", LOGQ(PQerrorMessage(conn)));
+            break;
+        }
+        PGnotify *nt;
+        while ((nt = PQnotifies(conn)) != NULL) {
+            if (strcmp(nt->relname, "sluice_runs") == 0)
+                need_start = true;
+            if (nt->extra && nt->extra[0])
+                dirty_add(&d, nt->extra);
+            PQfreemem(nt);
+        }
+        if (need_start) {
+            need_start = false;
+            if (sl_engine_start_queued(engine, &err) < 0)
+                SL_WARN("start.failed", "error=%s", LOGQ(err.msg));
+        }
+        if (d.n > 0) {
+            for (size_t i = 0; i < d.n; i++) {
+                if (sl_engine_advance(engine, d.ids[i], &err) < 0)
+                    SL_WARN("run.advance_failed", "run=%s error=%s", d.ids[i], LOGQ(err.msg));
+            }
+            dirty_clear(&d);
+            continue;   /* more may have arrived meanwhile */
+        }
+        int wait_ms = (int)(TICK_MS - (sl_monotonic_ms() - last_tick));
+        if (wait_ms < 0)
+            wait_ms = 0;
+        int fd = PQsocket(conn);
+        fd_set rd;
+        FD_ZERO(&rd);
+        FD_SET(fd, &rd);
+        FD_SET(wake_fd[0], &rd);
+        struct timeval tv = { wait_ms / 1000, (wait_ms % 1000) * 1000 };
+        int maxfd = fd > wake_fd[0] ? fd : wake_fd[0];
+        if (select(maxfd + 1, &rd, NULL, NULL, &tv) < 0 && errno != EINTR) {
+            SL_ERROR("select_failed", "errno=%s", strerror(errno));
+            break;
+        }
+        if (FD_ISSET(wake_fd[0], &rd)) {
+            char buf[16];
+            while (read(wake_fd[0], buf, sizeof buf) > 0) {
+            }
+        }
+    }
+    dirty_clear(&d);
+    free(d.ids);
+    sl_engine_free(engine);
+    sl_redis_free(redis);
+}
+
+/* The schema must be the one this build knows (`sluice migrate`). */
+static bool schema_ok(const sl_config *cfg)
+{
+    sl_err err;
+    sl_store *st = sl_store_connect(cfg->database_url, &err);
+    bool ok = st != NULL && sl_store_check_schema(st, &err) == 0;
+    if (!ok)
+        SL_ERROR("schema.mismatch", "error=%s", LOGQ(err.msg));
+    sl_store_free(st);
+    return ok;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        { "config", required_argument, NULL, 'c' },
+        { "pipelines", required_argument, NULL, 'p' },
+        { "log-level", required_argument, NULL, 'L' },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, 'V' },
+        { NULL, 0, NULL, 0 },
+    };
+    const char *config = NULL, *dir = NULL, *level = NULL;
+    int c;
+    while ((c = getopt_long(argc, argv, "c:p:hV", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': config = optarg; break;
+        case 'p': dir = optarg; break;
+        case 'L': level = optarg; break;
+        case 'h': usage(stdout); return 0;
+        case 'V': printf("sluice-scheduler %s\n", SLUICE_VERSION); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "sluice-scheduler: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    sl_err err;
+    sl_config *cfg = sl_config_load(config, &err);
+    if (cfg == NULL) {
+        fprintf(stderr, "sluice-scheduler: %s\n", err.msg);
+        return EXIT_CONFIG;
+    }
+    sl_log_level lvl = cfg->log_level;
+    if (level && sl_log_level_parse(level, &lvl) < 0) {
+        fprintf(stderr, "sluice-scheduler: --log-level: expected debug, info, warn or error\n");
+        sl_config_free(cfg);
+        return 2;
+    }
+    sl_log_setup("scheduler", lvl);
+    if (dir == NULL)
+        dir = cfg->sched.pipelines;
+
+    pipeset ps = { dir, NULL, 0 };
+    if (load_pipelines(cfg, &ps) < 0) {
+        sl_config_free(cfg);
+        return EXIT_CONFIG;
+    }
+
+    if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) < 0) {
+        SL_ERROR("pipe_failed", "errno=%s", strerror(errno));
+        return 1;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    bool said_standby = false;
+    while (!stop_requested) {
+        sl_db *db = sl_db_connect(cfg->database_url, &err);
+        if (db == NULL) {
+            SL_WARN("postgres.unreachable", "error=%s", LOGQ(err.msg));
+            nap(1000);
+            continue;
+        }
+        bool leading = false;
+        while (!stop_requested && !leading) {
+            if (sl_leader_try(db, &leading, &err) < 0) {
+                SL_WARN("leader.poll_failed", "error=%s", LOGQ(err.msg));
+                break;
+            }
+            if (reload_requested) {
+                reload_requested = 0;
+                load_pipelines(cfg, &ps);
+            }
+            if (!leading) {
+                if (!said_standby)
+                    SL_INFO("leader.standby", "");
+                said_standby = true;
+                nap(cfg->sched.standby_poll_ms);
+            }
+        }
+        if (leading && !stop_requested && !schema_ok(cfg)) {
+            sl_db_free(db);   /* lets a standby try, and releases the lock */
+            nap(5000);
+            continue;
+        }
+        if (leading && !stop_requested) {
+            SL_INFO("leader.acquired", "");
+            said_standby = false;
+            lead(cfg, db, &ps);
+            SL_INFO("leader.released", "");
+        }
+        sl_db_free(db);
+    }
+    SL_INFO("scheduler.stopped", "");
+    sl_pipelines_free(ps.list, ps.n);
+    sl_config_free(cfg);
+    close(wake_fd[0]);
+    close(wake_fd[1]);
+    return 0;
+}
