@@ -46,13 +46,15 @@
 
 enum field {
     F_V, F_ID, F_KIND, F_ARGS, F_QUEUE, F_ATTEMPT, F_MAX_ATTEMPTS, F_TIMEOUT_MS,
-    F_ENQUEUED_AT, F_RUN, F_STEP, F_UNIQUE_KEY, NFIELDS
+    F_ENQUEUED_AT, F_RUN, F_STEP, F_UNIQUE_KEY, F_RETRY_BACKOFF, F_RETRY_INITIAL_MS,
+    F_RETRY_MAX_MS, NFIELDS
 };
 
 /* Wire names, indexed by enum field; also the order errors are reported in. */
 static const char *const field_name[NFIELDS] = {
     "v", "id", "kind", "args", "queue", "attempt", "max_attempts", "timeout_ms",
-    "enqueued_at", "run", "step", "unique_key",
+    "enqueued_at", "run", "step", "unique_key", "retry_backoff", "retry_initial_ms",
+    "retry_max_ms",
 };
 
 /* ---- raw MessagePack walking ------------------------------------------- */
@@ -260,8 +262,13 @@ static int check_job(const sl_job *job, int code, sl_err *err)
         check_min(job->enqueued_at, 0, code, F_ENQUEUED_AT, err) < 0 ||
         check_text(job->run, code, F_RUN, err) < 0 ||
         check_text(job->step, code, F_STEP, err) < 0 ||
-        check_text(job->unique_key, code, F_UNIQUE_KEY, err) < 0)
+        check_text(job->unique_key, code, F_UNIQUE_KEY, err) < 0 ||
+        check_min(job->retry_initial_ms, 0, code, F_RETRY_INITIAL_MS, err) < 0 ||
+        check_min(job->retry_max_ms, 0, code, F_RETRY_MAX_MS, err) < 0)
         return -1;
+    if (job->retry_backoff != SL_BACKOFF_DEFAULT && job->retry_backoff != SL_BACKOFF_FIXED &&
+        job->retry_backoff != SL_BACKOFF_EXPONENTIAL)
+        return sl_err_set(err, code, "field 'retry_backoff': unknown backoff %d", (int)job->retry_backoff);
     return 0;
 }
 
@@ -393,7 +400,8 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
     /* Optional fields sent as nil count as absent. */
     for (int f = 0; f < NFIELDS; f++) {
         bool optional = f == F_MAX_ATTEMPTS || f == F_TIMEOUT_MS || f == F_RUN ||
-                        f == F_STEP || f == F_UNIQUE_KEY;
+                        f == F_STEP || f == F_UNIQUE_KEY || f == F_RETRY_BACKOFF ||
+                        f == F_RETRY_INITIAL_MS || f == F_RETRY_MAX_MS;
         if (optional && val[f] != NULL && val[f]->type == MSGPACK_OBJECT_NIL)
             val[f] = NULL;
         if (!optional && val[f] == NULL) {
@@ -430,8 +438,26 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
         get_int(val[F_ENQUEUED_AT], F_ENQUEUED_AT, 0, &job->enqueued_at, err) < 0 ||
         (val[F_RUN] && get_str(val[F_RUN], F_RUN, &job->run, err) < 0) ||
         (val[F_STEP] && get_str(val[F_STEP], F_STEP, &job->step, err) < 0) ||
-        (val[F_UNIQUE_KEY] && get_str(val[F_UNIQUE_KEY], F_UNIQUE_KEY, &job->unique_key, err) < 0))
+        (val[F_UNIQUE_KEY] && get_str(val[F_UNIQUE_KEY], F_UNIQUE_KEY, &job->unique_key, err) < 0) ||
+        (val[F_RETRY_INITIAL_MS] &&
+         get_int(val[F_RETRY_INITIAL_MS], F_RETRY_INITIAL_MS, 1, &job->retry_initial_ms, err) < 0) ||
+        (val[F_RETRY_MAX_MS] && get_int(val[F_RETRY_MAX_MS], F_RETRY_MAX_MS, 1, &job->retry_max_ms, err) < 0))
         goto cleanup;
+    if (val[F_RETRY_BACKOFF]) {
+        char *backoff = NULL;
+        if (get_str(val[F_RETRY_BACKOFF], F_RETRY_BACKOFF, &backoff, err) < 0)
+            goto cleanup;
+        job->retry_backoff = strcmp(backoff, "fixed") == 0         ? SL_BACKOFF_FIXED
+                             : strcmp(backoff, "exponential") == 0 ? SL_BACKOFF_EXPONENTIAL
+                                                                   : SL_BACKOFF_DEFAULT;
+        if (job->retry_backoff == SL_BACKOFF_DEFAULT) {
+            sl_err_set(err, SL_EDECODE, "field 'retry_backoff': expected \"fixed\" or \"exponential\", "
+                       "got \"%.40s\"", backoff);
+            free(backoff);
+            goto cleanup;
+        }
+        free(backoff);
+    }
     if (check_job(job, SL_EDECODE, err) < 0)
         goto cleanup;
 
@@ -543,7 +569,9 @@ int sl_envelope_encode(const sl_job *job, msgpack_sbuffer *out, sl_err *err)
 
     size_t start = out->size;
     size_t n = 7 + (job->max_attempts > 0) + (job->timeout_ms > 0) + (job->run != NULL) +
-               (job->step != NULL) + (job->unique_key != NULL);
+               (job->step != NULL) + (job->unique_key != NULL) +
+               (job->retry_backoff != SL_BACKOFF_DEFAULT) + (job->retry_initial_ms > 0) +
+               (job->retry_max_ms > 0);
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     /* Each pack call returns 0 or -1 (allocation failure); OR them together. */
@@ -564,6 +592,13 @@ int sl_envelope_encode(const sl_job *job, msgpack_sbuffer *out, sl_err *err)
         bad |= pack_str(&pk, "step") | pack_str(&pk, job->step);
     if (job->unique_key)
         bad |= pack_str(&pk, "unique_key") | pack_str(&pk, job->unique_key);
+    if (job->retry_backoff != SL_BACKOFF_DEFAULT)
+        bad |= pack_str(&pk, "retry_backoff") |
+               pack_str(&pk, job->retry_backoff == SL_BACKOFF_FIXED ? "fixed" : "exponential");
+    if (job->retry_initial_ms > 0)
+        bad |= pack_str(&pk, "retry_initial_ms") | msgpack_pack_int64(&pk, job->retry_initial_ms);
+    if (job->retry_max_ms > 0)
+        bad |= pack_str(&pk, "retry_max_ms") | msgpack_pack_int64(&pk, job->retry_max_ms);
     /* args last: the small fields stay at the front of a hex dump. */
     bad |= pack_str(&pk, "args");
     if (have_args)

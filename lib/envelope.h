@@ -15,6 +15,9 @@
  *   run          str  optional  set by the scheduler
  *   step         str  optional  set by the scheduler
  *   unique_key   str  optional
+ *   retry_backoff    str  optional  "fixed" or "exponential"
+ *   retry_initial_ms int  optional  >= 1: delay before the first retry
+ *   retry_max_ms     int  optional  >= 1: cap of the exponential delay
  *
  * Decoding is strict: every required key must be present with the right
  * type and range, and the error names the offending key.  Unknown keys are
@@ -39,6 +42,14 @@
 #define SL_WIRE_VERSION 1
 #define SL_NAME_MAX 64   /* longest kind or queue name */
 
+/* How the delay before a retry grows (retry_backoff); DEFAULT: absent, the
+ * worker's configuration decides. */
+typedef enum sl_backoff {
+    SL_BACKOFF_DEFAULT = 0,
+    SL_BACKOFF_FIXED,        /* every retry waits retry_initial */
+    SL_BACKOFF_EXPONENTIAL,  /* retry_initial doubled per attempt, capped at retry_max */
+} sl_backoff;
+
 typedef struct sl_job {
     char *id;            /* owned */
     char *kind;          /* owned */
@@ -52,6 +63,9 @@ typedef struct sl_job {
     char *run;           /* owned, NULL when absent */
     char *step;          /* owned, NULL when absent */
     char *unique_key;    /* owned, NULL when absent */
+    sl_backoff retry_backoff;  /* SL_BACKOFF_DEFAULT when absent */
+    int64_t retry_initial_ms;  /* 0 when absent */
+    int64_t retry_max_ms;      /* 0 when absent */
 } sl_job;
 
 /* Decodes and validates one envelope.  On success fills *job (which the

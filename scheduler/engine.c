@@ -385,6 +385,11 @@ static int make_job(run_ctx *rc, size_t i, pending_job *pj, sl_err *err)
     pj->job.attempt = 1;
     pj->job.max_attempts = s->max_attempts;
     pj->job.timeout_ms = s->timeout_ms;
+    pj->job.retry_backoff = s->backoff == NULL                       ? SL_BACKOFF_DEFAULT
+                            : strcmp(s->backoff, "fixed") == 0       ? SL_BACKOFF_FIXED
+                                                                     : SL_BACKOFF_EXPONENTIAL;
+    pj->job.retry_initial_ms = s->retry_initial_ms;
+    pj->job.retry_max_ms = s->retry_max_ms;
     pj->job.run = sl_xstrdup(rc->run_id);
     pj->job.step = sl_xstrdup(s->id);
     msgpack_sbuffer_destroy(&sb);

@@ -895,3 +895,40 @@ Test(envelope, kind_names)
         cr_assert_not(sl_envelope_kind_valid(bad[i]), "%s", bad[i]);
     cr_assert_not(sl_envelope_kind_valid(NULL));
 }
+
+/* The optional retry_* keys: decoded, re-encoded, and checked strictly. */
+Test(envelope, retry_fields)
+{
+    const kv over[] = { { "retry_backoff", 's', 0, "fixed" }, { "retry_initial_ms", 'i', 250, NULL },
+                        { "retry_max_ms", 'i', 60000, NULL } };
+    msgpack_sbuffer sb;
+    build(&sb, NULL, over, COUNT(over));
+    sl_job job;
+    decode_ok(sb.data, sb.size, &job);
+    cr_assert_eq(job.retry_backoff, SL_BACKOFF_FIXED);
+    cr_assert_eq(job.retry_initial_ms, 250);
+    cr_assert_eq(job.retry_max_ms, 60000);
+    msgpack_sbuffer again;
+    msgpack_sbuffer_init(&again);
+    sl_err err = { 0 };
+    job.retry_backoff = SL_BACKOFF_EXPONENTIAL;
+    cr_assert_eq(sl_envelope_encode(&job, &again, &err), 0, "%s", err.msg);
+    sl_job back;
+    decode_ok(again.data, again.size, &back);
+    cr_assert_eq(back.retry_backoff, SL_BACKOFF_EXPONENTIAL);
+    cr_assert_eq(back.retry_initial_ms, 250);
+    cr_assert_eq(back.retry_max_ms, 60000);
+    sl_job_clear(&back);
+    sl_job_clear(&job);
+    msgpack_sbuffer_destroy(&again);
+    msgpack_sbuffer_destroy(&sb);
+
+    const kv bad_backoff[] = { { "retry_backoff", 's', 0, "linear" } };
+    build_fails(NULL, bad_backoff, 1, "retry_backoff", "\"linear\"");
+    const kv bad_type[] = { { "retry_backoff", 'i', 1, NULL } };
+    build_fails(NULL, bad_type, 1, "retry_backoff", NULL);
+    const kv zero[] = { { "retry_initial_ms", 'i', 0, NULL } };
+    build_fails(NULL, zero, 1, "retry_initial_ms", NULL);
+    const kv as_str[] = { { "retry_max_ms", 's', 0, "60000" } };
+    build_fails(NULL, as_str, 1, "retry_max_ms", NULL);
+}

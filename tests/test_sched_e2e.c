@@ -331,6 +331,31 @@ Test(sched, failing_step_fails_the_run)
     free(run);
 }
 
+/* A step's retry settings travel in its envelope: the worker retries it
+ * with the step's fixed delay, then the step (and the run) fail. */
+Test(sched, a_step_is_retried_as_its_retry_says)
+{
+    char name[64];
+    th_name(name, sizeof name, "retry");
+    pipeline(name,
+        "name: %1$s\n"
+        "steps:\n"
+        "  - {id: flaky, kind: fail, queue: %2$s, args: {message: still broken},"
+        " retry: {max_attempts: 3, backoff: fixed, initial: 50ms}}\n");
+    start_pool();
+    start_scheduler(0);
+    char *run = start_run(name, "alice", NULL);
+    wait_run(run, "failed", 30000);
+    char *jid = sl_xasprintf("%s.flaky.1", run);
+    const char *p[] = { jid };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'dead'"
+                              " AND attempts = 3 AND max_attempts = 3", 1, p), 1);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_history WHERE job_id = $1"
+                              " AND status = 'failed' AND error = 'still broken'", 1, p), 3);
+    free(jid);
+    free(run);
+}
+
 /* ---- gates ------------------------------------------------------------------ */
 
 static const char *GATED =

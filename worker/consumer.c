@@ -365,16 +365,22 @@ static int64_t job_timeout_ms(const consumer *c, const sl_job *job)
     return job->timeout_ms > 0 ? job->timeout_ms : c->cfg->worker.job_timeout_ms;
 }
 
-/* Delay before attempt `attempt + 1`: retry_initial doubled per attempt,
- * capped at retry_max, with "equal jitter" (half fixed, half random) so
- * that jobs failing together do not come back together. */
-static int64_t retry_delay_ms(consumer *c, int64_t attempt)
+/* Delay before the attempt after `job`'s: its envelope's retry_* fields,
+ * else the configuration's.  Exponential (the default): retry_initial
+ * doubled per attempt, capped at retry_max, with "equal jitter" (half
+ * fixed, half random) so that jobs failing together do not come back
+ * together.  Fixed: retry_initial every time. */
+static int64_t retry_delay_ms(consumer *c, const sl_job *job)
 {
-    int64_t base = c->cfg->worker.retry_initial_ms;
-    for (int64_t i = 1; i < attempt && base < c->cfg->worker.retry_max_ms; i++)
+    int64_t initial = job->retry_initial_ms > 0 ? job->retry_initial_ms : c->cfg->worker.retry_initial_ms;
+    int64_t max = job->retry_max_ms > 0 ? job->retry_max_ms : c->cfg->worker.retry_max_ms;
+    if (job->retry_backoff == SL_BACKOFF_FIXED)
+        return initial;
+    int64_t base = initial;
+    for (int64_t i = 1; i < job->attempt && base < max; i++)
         base *= 2;
-    if (base > c->cfg->worker.retry_max_ms)
-        base = c->cfg->worker.retry_max_ms;
+    if (base > max)
+        base = max;
     c->rng ^= c->rng << 13;
     c->rng ^= c->rng >> 7;
     c->rng ^= c->rng << 17;
@@ -391,7 +397,7 @@ static void after_failure(consumer *c, item *it, int code)
     if (!permanent && it->job.attempt < max_attempts(c, &it->job)) {
         it->act = ACT_RETRY;
         it->status = "retrying";
-        it->retry_due_ms = sl_now_ms() + retry_delay_ms(c, it->job.attempt);
+        it->retry_due_ms = sl_now_ms() + retry_delay_ms(c, &it->job);
     } else {
         it->act = ACT_DEAD;
         it->status = "dead";
@@ -499,7 +505,7 @@ static int apply_priors(consumer *c, size_t n, bool *fatal)
             /* This attempt's failure is committed; only its retry is missing. */
             it->run = it->timed_out = it->poison = it->record = false;
             it->act = ACT_RETRY;
-            it->retry_due_ms = sl_now_ms() + retry_delay_ms(c, it->job.attempt);
+            it->retry_due_ms = sl_now_ms() + retry_delay_ms(c, &it->job);
             break;
         case SL_PRIOR_CANCELLED:
             it->run = it->timed_out = it->poison = false;
