@@ -288,7 +288,12 @@ static bool reap(void)
                    WTERMSIG(status), WCOREDUMP(status) ? "yes" : "no", (long long)lived,
                    c->timed_out ? " reason=timeout" : "");
         }
-        if (lived >= RESTART_RESET_MS)
+        /* A child that ran a while, or finished jobs, was healthy: its death
+         * is not part of a crash loop (else a burst of kills, e.g. an OOM
+         * storm, would leave the slot empty for up to RESTART_MAX_MS). */
+        bool worked = sl_slot_read(sl_scoreboard_slot(P.board, i), P.snap) && P.snap->pid == pid &&
+                      P.snap->jobs_done > 0;
+        if (lived >= RESTART_RESET_MS || worked)
             c->crashes = 0;
         if (!clean && !expected)
             c->crashes++;
