@@ -20,8 +20,8 @@
  *
  * Between batches the consumer also promotes due delayed jobs into their
  * streams (every PROMOTE_EVERY_MS), reclaims entries idle longer than the
- * visibility timeout (every half of it), and refreshes which of its queues
- * are paused (every PAUSED_EVERY_MS). */
+ * visibility timeout (every half of it; one at a time, see reclaim_idle),
+ * and refreshes which of its queues are paused (every PAUSED_EVERY_MS). */
 #include "consumer.h"
 #include "clock.h"
 #include "json.h"
@@ -794,8 +794,14 @@ static void promote_due(consumer *c, int64_t now)
     }
 }
 
-/* Claims entries idle past the visibility timeout (their consumer died)
- * into c->batch.  Returns how many. */
+/* Claims an entry idle past the visibility timeout (its consumer died)
+ * into c->batch.  Returns how many (0 or 1).
+ *
+ * One at a time, and the next one at once: an entry left behind by a dead
+ * worker may be what killed it.  Claimed in a batch, a poison pill would
+ * kill that batch again and again, and every claim would count a delivery
+ * against its innocent neighbours too, until they all went to the dead
+ * letter with it.  Alone, an entry's delivery count counts its own runs. */
 static int reclaim_idle(consumer *c, int64_t now)
 {
     if (now < c->next_reclaim_ms)
@@ -803,10 +809,10 @@ static int reclaim_idle(consumer *c, int64_t now)
     int64_t every = c->cfg->worker.visibility_timeout_ms / 2;
     c->next_reclaim_ms = now + (every < RECLAIM_MIN_EVERY_MS ? RECLAIM_MIN_EVERY_MS : every);
     int total = 0;
-    for (size_t i = 0; i < c->nactive && total < c->cfg->worker.batch; i++) {
+    for (size_t i = 0; i < c->nactive && total < 1; i++) {
         sl_err err;
         int got = sl_queue_reclaim(c->redis, c->name, c->active[i], c->cfg->worker.visibility_timeout_ms,
-                                   c->cfg->worker.batch - total, &c->batch, &err);
+                                   1, &c->batch, &err);
         if (got < 0) {
             if (!sl_redis_broken(c->redis)) {
                 char q[600];
@@ -819,6 +825,8 @@ static int reclaim_idle(consumer *c, int64_t now)
                     c->cfg->worker.visibility_timeout_ms);
         total += got;
     }
+    if (total > 0)
+        c->next_reclaim_ms = now;
     return total;
 }
 
