@@ -682,7 +682,7 @@ Test(faults, sigterm_with_500_jobs_in_flight_finishes_and_hands_back)
 Test(faults, sighup_ttin_ttou_under_load_lose_and_repeat_nothing)
 {
     char queue[64], *config, *log;
-    const int n = 2000;
+    const int n = 3000;
     fx_jobs spec = { .kind = "sleep", .args_json = "{\"ms\": 5}" };
     pid_t master = fx_begin(queue, "hup", &spec, n, NULL, 2, &config, &log);
     fx_wait_rows(queue, n / 10, 60000, log);
