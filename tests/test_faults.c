@@ -573,9 +573,10 @@ Test(faults, overrunning_job_is_killed_recorded_timed_out_retried_then_dead)
     fx_jobs noop = { .kind = "noop" };
     fx_enqueue(queue, &slow, 0, 1);
     fx_enqueue(queue, &noop, 1, 20);
-    /* The noops that shared the killed child's batch wait out the
-     * visibility timeout before they are reclaimed: keep it short. */
-    char *config = fx_config("  timeout_grace: 200ms\n  retry_initial: 200ms\n  visibility_timeout: 1s\n");
+    /* A visibility timeout far beyond the waits below: the noops that
+     * shared the killed child's batch must be taken over by its
+     * replacement, not reclaimed after the timeout. */
+    char *config = fx_config("  timeout_grace: 200ms\n  retry_initial: 200ms\n  visibility_timeout: 10m\n");
     char *log = fx_log("timeout");
     pid_t master = fx_start(config, queue, 2, log);
     fx_wait_rows(queue, 21, 60000, log);

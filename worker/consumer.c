@@ -868,6 +868,32 @@ failed:
     return -1;
 }
 
+/* Takes over and runs what the consumer `from` (a child killed at its
+ * job's deadline) still held: the rest of its batch, which would otherwise
+ * wait out the visibility timeout.  Returns -1 on a fatal error. */
+static int take_over_batch(consumer *c, const char *from)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->cfg->worker.nqueues && rc == 0; i++) {
+        const char *queue = c->cfg->worker.queues[i];
+        int got;
+        do {
+            sl_err err;
+            sl_batch_clear(&c->batch);
+            got = sl_queue_take_over(c->redis, c->name, queue, from, c->cfg->worker.batch, &c->batch, &err);
+            if (got < 0 && !sl_redis_broken(c->redis)) {
+                char q[600];
+                SL_ERROR("queue.take_over_failed", "queue=%s from=%s error=%s", queue, from,
+                         sl_log_quote(q, sizeof q, err.msg));
+            } else if (got > 0) {
+                SL_INFO("queue.taken_over", "queue=%s from=%s entries=%d", queue, from, got);
+                rc = process_batch(c, 0);
+            }
+        } while (got > 0 && rc == 0);
+    }
+    return rc;
+}
+
 /* A replacement child finishes what its predecessor was killed for: the
  * job that overran its deadline is recorded timed out, and retried or
  * dead (scoreboard.h, step 3).  Returns -1 on a fatal error. */
@@ -883,6 +909,7 @@ static int settle_predecessor(consumer *c)
     snap->killed_queue[sizeof snap->killed_queue - 1] = '\0';
     snap->killed_entry[sizeof snap->killed_entry - 1] = '\0';
     snap->killed_job_id[sizeof snap->killed_job_id - 1] = '\0';
+    snap->killed_consumer[sizeof snap->killed_consumer - 1] = '\0';
     int got = -1;
     while (got < 0 && ensure_redis(c, false) == 0) {
         sl_err err;
@@ -899,6 +926,8 @@ static int settle_predecessor(consumer *c)
         rc = process_batch(c, 1);
     else if (got == 0)
         SL_INFO("job.timeout_already_settled", "job=%s entry=%s", snap->killed_job_id, snap->killed_entry);
+    if (got >= 0 && rc == 0 && snap->killed_consumer[0])
+        rc = take_over_batch(c, snap->killed_consumer);
     if (got >= 0 && rc == 0) {
         sl_slot_write_begin(c->slot);
         c->slot->killed_gen_seen = snap->killed_gen;
