@@ -12,7 +12,9 @@
  * Jobs are enqueued in bulk through a pipelined XADD of encoded envelopes,
  * with ids "<queue>-<n>".  Every wait is bounded (th_wait); nothing
  * asserts on speed.  The ASan build runs the same numbers of jobs (the
- * whole file takes about a minute there). */
+ * whole file takes about a minute there).  FX_KEEP_LOGS=1 keeps the
+ * pools' logs (/tmp/sluice-faults-*.log).  The tests stop the shared
+ * servers, so ctest runs this binary alone (RUN_SERIAL). */
 #include "harness.h"
 
 #include "clock.h"
@@ -472,7 +474,7 @@ Test(faults, master_sigkilled_children_exit_new_master_finishes)
     long pids[FX_MAX_CHILDREN + 1];
     pids[0] = fx_children(master, pids + 1, FX_MAX_CHILDREN);
     cr_assert_eq(pids[0], 2, "expected 2 children, /proc shows %ld", pids[0]);
-    th_stop(master, SIGKILL, 5000);
+    cr_assert_eq(th_stop(master, SIGKILL, 5000), 128 + SIGKILL);
     fx_forget(master);
     cr_assert(th_wait(fx_all_gone, pids, 30000), "the children outlived their master by 30 s");
     long long done = fx_final_rows(queue);
