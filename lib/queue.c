@@ -681,6 +681,78 @@ int sl_queue_claim(sl_redis *r, const char *consumer, const char *queue, const c
     return (int)(out->n - first);
 }
 
+int sl_queue_take_over(sl_redis *r, const char *consumer, const char *queue, const char *from,
+                       int max, sl_batch *out, sl_err *err)
+{
+    if (max < 1)
+        return sl_err_set(err, SL_EINVAL, "take over: need max >= 1");
+    char key[SL_KEY_MAX], count[24];
+    sl_queue_key(key, queue, "jobs");
+    snprintf(count, sizeof count, "%d", max);
+    const char *pending[] = { "XPENDING", key, SL_GROUP, "-", "+", count, from };
+    sl_err e;
+    redisReply *rep = sl_redis_command(r, 7, pending, NULL, &e);
+    if (rep == NULL) {
+        if (!sl_redis_broken(r) && strstr(e.msg, "NOGROUP"))
+            return 0;   /* no group yet: nothing can be pending */
+        if (err)
+            *err = e;
+        return -1;
+    }
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements == 0) {
+        freeReplyObject(rep);
+        return 0;
+    }
+    /* XCLAIM key group consumer 0 id...: the ids whose entry is gone come
+     * back as nil and are acknowledged. */
+    size_t n = rep->elements;
+    const char **argv = sl_xcalloc(n + 5, sizeof *argv);
+    argv[0] = "XCLAIM", argv[1] = key, argv[2] = SL_GROUP, argv[3] = consumer, argv[4] = "0";
+    size_t nids = 0;
+    for (size_t i = 0; i < n; i++) {
+        const redisReply *p = rep->element[i];
+        if (p->type == REDIS_REPLY_ARRAY && p->elements >= 1 && p->element[0]->type == REDIS_REPLY_STRING)
+            argv[5 + nids++] = p->element[0]->str;
+    }
+    int rc = 0;
+    size_t first = out->n;
+    redisReply *claim = nids ? sl_redis_command(r, (int)(nids + 5), argv, NULL, err) : NULL;
+    if (nids && claim == NULL) {
+        rc = -1;
+    } else if (claim && claim->type == REDIS_REPLY_ARRAY) {
+        for (size_t i = 0; i < claim->elements; i++) {
+            const redisReply *item = claim->element[i];
+            if (item->type == REDIS_REPLY_ARRAY && item->elements >= 2 &&
+                item->element[1]->type == REDIS_REPLY_ARRAY)
+                entry_from_reply(batch_push(out), queue, item);
+        }
+    }
+    freeReplyObject(claim);
+    /* What was listed but not claimed alive is gone from the stream. */
+    if (rc == 0 && out->n - first < nids) {
+        const char **gone = sl_xcalloc(nids, sizeof *gone);
+        size_t ngone = 0;
+        for (size_t k = 0; k < nids; k++) {
+            bool alive = false;
+            for (size_t i = first; i < out->n && !alive; i++)
+                alive = strcmp(out->items[i].stream_id, argv[5 + k]) == 0;
+            if (!alive)
+                gone[ngone++] = argv[5 + k];
+        }
+        rc = ack_ids(r, key, gone, ngone, err);
+        free(gone);
+    }
+    free(argv);
+    freeReplyObject(rep);
+    if (rc == 0 && fill_deliveries(r, consumer, key, out, first, err) < 0)
+        rc = -1;
+    if (rc < 0) {
+        batch_truncate(out, first);
+        return -1;
+    }
+    return (int)(out->n - first);
+}
+
 int sl_queue_release(sl_redis *r, const sl_entry *e, sl_err *err)
 {
     char jobs[SL_KEY_MAX], what[SL_KEY_MAX + 16];

@@ -125,6 +125,14 @@ int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
 int sl_queue_claim(sl_redis *r, const char *consumer, const char *queue, const char *stream_id,
                    sl_batch *out, sl_err *err);
 
+/* Claims for consumer up to max entries of the queue's stream that are
+ * pending for another consumer `from` (e.g. a worker the master killed),
+ * whatever their idle time, and appends them to *out with their delivery
+ * count.  Ids whose entry was deleted are acknowledged and dropped.
+ * Returns the number claimed, or -1 with err. */
+int sl_queue_take_over(sl_redis *r, const char *consumer, const char *queue, const char *from,
+                       int max, sl_batch *out, sl_err *err);
+
 /* Hands entry e back to its queue unrun: appends its bytes as a new entry
  * at the end of the stream and acknowledges + deletes the original, in one
  * MULTI/EXEC transaction (a worker stopping gracefully uses it for the

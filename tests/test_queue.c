@@ -422,6 +422,18 @@ Test(queue, reclaim_takes_over_a_dead_consumers_entries)
     sl_redis_free(r);
 }
 
+/* Deletes the first entry of stream key (it stays pending if it was),
+ * writing its id into victim. */
+static void delete_first_entry(sl_redis *r, const char *key, char victim[48])
+{
+    const char *first[] = { "XRANGE", key, "-", "+", "COUNT", "1" };
+    redisReply *rep = cmd(r, 6, first);
+    snprintf(victim, 48, "%s", rep->element[0]->element[0]->str);
+    freeReplyObject(rep);
+    const char *xdel[] = { "XDEL", key, victim };
+    cr_assert_eq(cmd_int(r, 3, xdel), 1);
+}
+
 Test(queue, reclaim_drops_entries_deleted_while_pending)
 {
     sl_redis *r = th_redis();
@@ -429,13 +441,8 @@ Test(queue, reclaim_drops_entries_deleted_while_pending)
     th_name(q, sizeof q, "gone");
     sl_queue_key(key, q, "jobs");
     enqueue_and_abandon(r, q, 2, "dead-one");
-    const char *first[] = { "XRANGE", key, "-", "+", "COUNT", "1" };
-    redisReply *rep = cmd(r, 6, first);
     char victim[48];
-    snprintf(victim, sizeof victim, "%s", rep->element[0]->element[0]->str);
-    freeReplyObject(rep);
-    const char *xdel[] = { "XDEL", key, victim };
-    cr_assert_eq(cmd_int(r, 3, xdel), 1);
+    delete_first_entry(r, key, victim);
     sl_sleep_ms(60);
     sl_err err;
     sl_batch b = { 0 };
@@ -446,9 +453,41 @@ Test(queue, reclaim_drops_entries_deleted_while_pending)
     cr_assert_eq(sl_queue_depth(r, q, &len, &pending, &err), 0);
     cr_assert_eq(pending, 1, "the deleted entry must no longer be pending");
     const char *xp[] = { "XPENDING", key, SL_GROUP, victim, victim, "1" };
-    rep = cmd(r, 6, xp);
+    redisReply *rep = cmd(r, 6, xp);
     cr_assert_eq(rep->elements, 0, "the deleted id is still in the PEL");
     freeReplyObject(rep);
+    sl_batch_free(&b);
+    sl_redis_free(r);
+}
+
+/* A replacement takes over the batch of a child the master killed: at
+ * once (no idle time), only that consumer's entries, dropping deleted ones. */
+Test(queue, take_over_claims_one_consumers_entries_whatever_their_idle_time)
+{
+    sl_redis *r = th_redis();
+    char q[64], key[SL_KEY_MAX];
+    th_name(q, sizeof q, "takeover");
+    sl_queue_key(key, q, "jobs");
+    enqueue_and_abandon(r, q, 3, "killed");
+    enqueue_and_abandon(r, q, 2, "bystander");
+    char victim[48];
+    delete_first_entry(r, key, victim);
+    sl_err err;
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_take_over(r, "heir", q, "killed", 100, &b, &err), 2, "%s", err.msg);
+    for (size_t i = 0; i < b.n; i++) {
+        cr_assert_str_neq(b.items[i].stream_id, victim);
+        cr_assert_not_null(b.items[i].data);
+        cr_assert_eq(b.items[i].deliveries, 2, "deliveries %lld", (long long)b.items[i].deliveries);
+    }
+    cr_assert_eq(held_by(r, q, "heir"), 2);
+    cr_assert_eq(held_by(r, q, "killed"), 0, "the deleted id must be dropped from the PEL");
+    cr_assert_eq(held_by(r, q, "bystander"), 2);
+    sl_batch_clear(&b);
+    cr_assert_eq(sl_queue_take_over(r, "heir", q, "killed", 100, &b, &err), 0, "%s", err.msg);
+    char fresh[64];
+    th_name(fresh, sizeof fresh, "nogroup");
+    cr_assert_eq(sl_queue_take_over(r, "heir", fresh, "killed", 10, &b, &err), 0, "%s", err.msg);
     sl_batch_free(&b);
     sl_redis_free(r);
 }

@@ -20,8 +20,8 @@
  *
  * Between batches the consumer also promotes due delayed jobs into their
  * streams (every PROMOTE_EVERY_MS), reclaims entries idle longer than the
- * visibility timeout (every half of it), and refreshes which of its queues
- * are paused (every PAUSED_EVERY_MS). */
+ * visibility timeout (every half of it; one at a time, see reclaim_idle),
+ * and refreshes which of its queues are paused (every PAUSED_EVERY_MS). */
 #include "consumer.h"
 #include "clock.h"
 #include "json.h"
@@ -834,8 +834,14 @@ static void promote_due(consumer *c, int64_t now)
     }
 }
 
-/* Claims entries idle past the visibility timeout (their consumer died)
- * into c->batch.  Returns how many. */
+/* Claims an entry idle past the visibility timeout (its consumer died)
+ * into c->batch.  Returns how many (0 or 1).
+ *
+ * One at a time, and the next one at once: an entry left behind by a dead
+ * worker may be what killed it.  Claimed in a batch, a poison pill would
+ * kill that batch again and again, and every claim would count a delivery
+ * against its innocent neighbours too, until they all went to the dead
+ * letter with it.  Alone, an entry's delivery count counts its own runs. */
 static int reclaim_idle(consumer *c, int64_t now)
 {
     if (now < c->next_reclaim_ms)
@@ -843,10 +849,10 @@ static int reclaim_idle(consumer *c, int64_t now)
     int64_t every = c->cfg->worker.visibility_timeout_ms / 2;
     c->next_reclaim_ms = now + (every < RECLAIM_MIN_EVERY_MS ? RECLAIM_MIN_EVERY_MS : every);
     int total = 0;
-    for (size_t i = 0; i < c->nactive && total < c->cfg->worker.batch; i++) {
+    for (size_t i = 0; i < c->nactive && total < 1; i++) {
         sl_err err;
         int got = sl_queue_reclaim(c->redis, c->name, c->active[i], c->cfg->worker.visibility_timeout_ms,
-                                   c->cfg->worker.batch - total, &c->batch, &err);
+                                   1, &c->batch, &err);
         if (got < 0) {
             if (!sl_redis_broken(c->redis)) {
                 char q[600];
@@ -859,6 +865,8 @@ static int reclaim_idle(consumer *c, int64_t now)
                     c->cfg->worker.visibility_timeout_ms);
         total += got;
     }
+    if (total > 0)
+        c->next_reclaim_ms = now;
     return total;
 }
 
@@ -900,6 +908,32 @@ failed:
     return -1;
 }
 
+/* Takes over and runs what the consumer `from` (a child killed at its
+ * job's deadline) still held: the rest of its batch, which would otherwise
+ * wait out the visibility timeout.  Returns -1 on a fatal error. */
+static int take_over_batch(consumer *c, const char *from)
+{
+    int rc = 0;
+    for (size_t i = 0; i < c->cfg->worker.nqueues && rc == 0; i++) {
+        const char *queue = c->cfg->worker.queues[i];
+        int got;
+        do {
+            sl_err err;
+            sl_batch_clear(&c->batch);
+            got = sl_queue_take_over(c->redis, c->name, queue, from, c->cfg->worker.batch, &c->batch, &err);
+            if (got < 0 && !sl_redis_broken(c->redis)) {
+                char q[600];
+                SL_ERROR("queue.take_over_failed", "queue=%s from=%s error=%s", queue, from,
+                         sl_log_quote(q, sizeof q, err.msg));
+            } else if (got > 0) {
+                SL_INFO("queue.taken_over", "queue=%s from=%s entries=%d", queue, from, got);
+                rc = process_batch(c, 0);
+            }
+        } while (got > 0 && rc == 0);
+    }
+    return rc;
+}
+
 /* A replacement child finishes what its predecessor was killed for: the
  * job that overran its deadline is recorded timed out, and retried or
  * dead (scoreboard.h, step 3).  Returns -1 on a fatal error. */
@@ -915,6 +949,7 @@ static int settle_predecessor(consumer *c)
     snap->killed_queue[sizeof snap->killed_queue - 1] = '\0';
     snap->killed_entry[sizeof snap->killed_entry - 1] = '\0';
     snap->killed_job_id[sizeof snap->killed_job_id - 1] = '\0';
+    snap->killed_consumer[sizeof snap->killed_consumer - 1] = '\0';
     int got = -1;
     while (got < 0 && ensure_redis(c, false) == 0) {
         sl_err err;
@@ -931,6 +966,8 @@ static int settle_predecessor(consumer *c)
         rc = process_batch(c, 1);
     else if (got == 0)
         SL_INFO("job.timeout_already_settled", "job=%s entry=%s", snap->killed_job_id, snap->killed_entry);
+    if (got >= 0 && rc == 0 && snap->killed_consumer[0])
+        rc = take_over_batch(c, snap->killed_consumer);
     if (got >= 0 && rc == 0) {
         sl_slot_write_begin(c->slot);
         c->slot->killed_gen_seen = snap->killed_gen;

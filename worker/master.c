@@ -211,7 +211,7 @@ static void settle_kill_record(int i, const sl_slot *snap)
         return;
     sl_slot_master_write_begin(s);
     s->killed_for_timeout = false;
-    s->killed_job_id[0] = s->killed_queue[0] = s->killed_entry[0] = '\0';
+    s->killed_job_id[0] = s->killed_queue[0] = s->killed_entry[0] = s->killed_consumer[0] = '\0';
     s->killed_attempt = 0;
     sl_slot_master_write_end(s);
     SL_DEBUG("job.timeout_handed_over", "slot=%d", i);
@@ -288,7 +288,12 @@ static bool reap(void)
                    WTERMSIG(status), WCOREDUMP(status) ? "yes" : "no", (long long)lived,
                    c->timed_out ? " reason=timeout" : "");
         }
-        if (lived >= RESTART_RESET_MS)
+        /* A child that ran a while, or finished jobs, was healthy: its death
+         * is not part of a crash loop (else a burst of kills, e.g. an OOM
+         * storm, would leave the slot empty for up to RESTART_MAX_MS). */
+        bool worked = sl_slot_read(sl_scoreboard_slot(P.board, i), P.snap) && P.snap->pid == pid &&
+                      P.snap->jobs_done > 0;
+        if (lived >= RESTART_RESET_MS || worked)
             c->crashes = 0;
         if (!clean && !expected)
             c->crashes++;
@@ -340,6 +345,7 @@ static void kill_overdue(int i, const sl_slot *snap, int64_t now)
     snprintf(s->killed_queue, sizeof s->killed_queue, "%s", snap->job_queue);
     snprintf(s->killed_entry, sizeof s->killed_entry, "%s", snap->job_entry);
     s->killed_attempt = snap->job_attempt;
+    snprintf(s->killed_consumer, sizeof s->killed_consumer, "%s", snap->consumer);
     sl_slot_master_write_end(s);
     send_signal(i, SIGKILL);
     c->timed_out = true;

@@ -34,7 +34,9 @@
  *      replacement in the same slot;
  *   3. the replacement, at start, reads its slot (sl_slot_read); if
  *      killed_for_timeout is set it records the timeout of killed_job_id
- *      (and retries or fails it), then stores killed_gen in its own
+ *      (and retries or fails it), takes over and runs the rest of the
+ *      batch that killed_consumer held (it would otherwise wait out the
+ *      visibility timeout), then stores killed_gen in its own
  *      killed_gen_seen (inside a write section);
  *   4. the master sees killed_gen_seen == killed_gen and clears killed_*.
  * Until step 4 the information survives any number of replacements. */
@@ -92,6 +94,7 @@ typedef struct sl_slot {
     char killed_queue[SL_NAME_MAX + 1];
     char killed_entry[48];          /* the job's stream entry id */
     int64_t killed_attempt;
+    char killed_consumer[128];      /* the killed child's consumer: its batch-mates are taken over */
 } sl_slot;
 
 typedef struct sl_scoreboard sl_scoreboard;

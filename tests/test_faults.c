@@ -1,0 +1,766 @@
+/* test_faults.c: the fault tests of issue #3.  Each test injects a fault
+ * for real against the real sluice-worker binary and the real servers —
+ * SIGKILLed children and masters, a Redis restart, a PostgreSQL outage, a
+ * crashing, an overrunning and a failing job, signals under load, garbage
+ * in the stream — and then checks the one invariant that matters, with
+ * fx_check: every job has exactly one result row with the right status
+ * (and one attempt row per recorded attempt), the stream is empty, nothing
+ * is pending or delayed, and the dead letter holds exactly what should be
+ * there.  "Run twice" is detected from the pool's debug log: each run of a
+ * job that succeeds logs one `event=job.succeeded` line.
+ *
+ * Jobs are enqueued in bulk through a pipelined XADD of encoded envelopes,
+ * with ids "<queue>-<n>".  Every wait is bounded (th_wait); nothing
+ * asserts on speed.  The ASan build runs the same numbers of jobs (the
+ * whole file takes about a minute there).  FX_KEEP_LOGS=1 keeps the
+ * pools' logs (/tmp/sluice-faults-*.log).  The tests stop the shared
+ * servers, so ctest runs this binary alone (RUN_SERIAL). */
+#include "harness.h"
+
+#include "clock.h"
+#include "envelope.h"
+#include "json.h"
+#include "mem.h"
+#include "queue.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define FX_MAX_MASTERS 8
+#define FX_MAX_CHILDREN 64
+#define FX_PIPELINE 500   /* XADDs in flight per round trip when enqueueing */
+
+/* Masters started by the running test, killed by .fini if still there;
+ * servers it stopped, started again by .fini. */
+static pid_t fx_masters[FX_MAX_MASTERS];
+static bool fx_pg_stopped;
+
+static void fx_server(const char *ctl_var, const char *action)
+{
+    const char *argv[] = { th_env(ctl_var), action, NULL };
+    th_result r = th_run(argv, NULL);
+    cr_assert_eq(r.status, 0, "%s %s: %s%s", ctl_var, action, r.out, r.err);
+    th_result_free(&r);
+}
+
+static void fx_cleanup(void)
+{
+    for (int i = 0; i < FX_MAX_MASTERS; i++) {
+        if (fx_masters[i] > 0 && kill(fx_masters[i], 0) == 0)
+            th_stop(fx_masters[i], SIGKILL, 5000);
+        fx_masters[i] = 0;
+    }
+    if (fx_pg_stopped) {
+        const char *argv[] = { getenv("SLUICE_PG_CTL"), "start", NULL };
+        if (argv[0]) {
+            th_result r = th_run(argv, NULL);
+            th_result_free(&r);
+        }
+        fx_pg_stopped = false;
+    }
+}
+
+TestSuite(faults, .fini = fx_cleanup, .timeout = 240);
+
+/* ---- the pool --------------------------------------------------------------- */
+
+static char *fx_log(const char *what)
+{
+    char name[64];
+    th_name(name, sizeof name, what);
+    return sl_xasprintf("/tmp/sluice-faults-%s.log", name);
+}
+
+/* A configuration file: quick reads (prompt stops), plus `extra`, lines
+ * of the worker section indented by two spaces. */
+static char *fx_config(const char *extra)
+{
+    char *text = sl_xasprintf("worker:\n  block: 100ms\n  shutdown_timeout: 20s\n%s", extra ? extra : "");
+    char *path = th_write_temp("sluice.yaml", text);
+    free(text);
+    return path;
+}
+
+/* Starts a pool of `processes` children on queue, logging at debug level
+ * (each successful run is one line) to log. */
+static pid_t fx_start(const char *config, const char *queue, int processes, const char *log)
+{
+    char n[16];
+    snprintf(n, sizeof n, "%d", processes);
+    const char *args[] = { "--config", config, "--queues", queue, "--processes", n,
+                           "--log-level", "debug", NULL };
+    pid_t pid = th_worker_start(args, log);
+    for (int i = 0; i < FX_MAX_MASTERS; i++) {
+        if (fx_masters[i] <= 0 || kill(fx_masters[i], 0) != 0) {
+            fx_masters[i] = pid;
+            break;
+        }
+    }
+    return pid;
+}
+
+static void fx_forget(pid_t pid)
+{
+    for (int i = 0; i < FX_MAX_MASTERS; i++) {
+        if (fx_masters[i] == pid)
+            fx_masters[i] = 0;
+    }
+}
+
+/* Stops the pool with TERM and asserts it exits 0 and no sanitizer spoke. */
+static void fx_stop(pid_t master, const char *log)
+{
+    int status = th_stop(master, SIGTERM, 60000);
+    fx_forget(master);
+    char *text = th_read_file(log);
+    cr_assert_eq(status, 0, "sluice-worker did not stop cleanly (status %d); log:\n%s", status,
+                 text ? text : "");
+    cr_assert(text && !strstr(text, "Sanitizer") && !strstr(text, "runtime error"),
+              "a sanitizer reported an error:\n%s", text ? text : "");
+    free(text);
+}
+
+/* The master's children, from /proc; returns how many. */
+static int fx_children(pid_t master, long *pids, int max)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)master, (long)master);
+    char *text = th_read_file(path);
+    int n = 0;
+    for (char *p = text; p && *p && n < max;) {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        pids[n++] = pid;
+        p = end;
+    }
+    free(text);
+    return n;
+}
+
+static bool fx_alive(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+    char *text = th_read_file(path);
+    char *close = text ? strrchr(text, ')') : NULL;
+    bool alive = close && close[1] == ' ' && close[2] != 'Z' && close[2] != 'X';
+    free(text);
+    return alive;
+}
+
+static int fx_count_in(const char *path, const char *needle)
+{
+    char *all = th_read_file(path);
+    int n = 0;
+    for (const char *p = all; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    free(all);
+    return n;
+}
+
+typedef struct fx_want_text {
+    const char *path;
+    const char *text;
+    int count;  /* at least this many occurrences */
+} fx_want_text;
+
+static bool fx_has_text(void *arg)
+{
+    fx_want_text *w = arg;
+    return fx_count_in(w->path, w->text) >= w->count;
+}
+
+/* ---- jobs ------------------------------------------------------------------- */
+
+typedef struct fx_jobs {
+    const char *kind;
+    const char *args_json;  /* NULL: {} */
+    int64_t max_attempts;   /* 0: the worker's default */
+    int64_t timeout_ms;     /* 0: the worker's default */
+} fx_jobs;
+
+static void fx_reply(sl_redis *r)
+{
+    sl_err err;
+    redisReply *rep = sl_redis_reply(r, &err);
+    cr_assert_not_null(rep, "XADD: %s", err.msg);
+    cr_assert_eq(rep->type, REDIS_REPLY_STRING, "XADD: %s", rep->type == REDIS_REPLY_ERROR ? rep->str : "?");
+    freeReplyObject(rep);
+}
+
+/* Enqueues n jobs with ids "<queue>-<first..first+n-1>", pipelined. */
+static void fx_enqueue(const char *queue, const fx_jobs *spec, int first, int n)
+{
+    sl_redis *r = th_redis();
+    sl_err err;
+    msgpack_sbuffer args;
+    msgpack_sbuffer_init(&args);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
+    const char *json = spec->args_json ? spec->args_json : "{}";
+    cr_assert_eq(sl_json_to_msgpack(json, strlen(json), &pk, &err), 0, "%s", err.msg);
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, queue, "jobs");
+    int inflight = 0;
+    for (int i = first; i < first + n; i++) {
+        char id[128];
+        snprintf(id, sizeof id, "%s-%d", queue, i);
+        sl_job job = { .id = id, .kind = (char *)spec->kind, .queue = (char *)queue,
+                       .args = args.data, .args_len = args.size, .attempt = 1,
+                       .max_attempts = spec->max_attempts, .timeout_ms = spec->timeout_ms,
+                       .enqueued_at = sl_now_ms() };
+        msgpack_sbuffer env;
+        msgpack_sbuffer_init(&env);
+        cr_assert_eq(sl_envelope_encode(&job, &env, &err), 0, "%s", err.msg);
+        const char *argv[] = { "XADD", key, "*", "job", env.data };
+        size_t lens[] = { 4, strlen(key), 1, 3, env.size };
+        cr_assert_eq(sl_redis_append(r, 5, argv, lens, &err), 0, "%s", err.msg);
+        msgpack_sbuffer_destroy(&env);
+        if (++inflight == FX_PIPELINE) {
+            for (; inflight > 0; inflight--)
+                fx_reply(r);
+        }
+    }
+    for (; inflight > 0; inflight--)
+        fx_reply(r);
+    msgpack_sbuffer_destroy(&args);
+    sl_redis_free(r);
+}
+
+static long long fx_sql(const char *sql, const char *arg)
+{
+    const char *p[] = { arg };
+    return th_pg_number(sql, 1, p);
+}
+
+/* Rows of the queue's jobs with a final status. */
+static long long fx_final_rows(const char *queue)
+{
+    return fx_sql("SELECT count(*) FROM sluice_jobs WHERE queue = $1"
+                  " AND status IN ('succeeded', 'failed', 'dead', 'cancelled')", queue);
+}
+
+typedef struct fx_want {
+    const char *queue;
+    long long n;
+} fx_want;
+
+static bool fx_has_rows(void *arg)
+{
+    fx_want *w = arg;
+    return fx_final_rows(w->queue) >= w->n;
+}
+
+/* Waits (bounded) until the queue has at least n final rows. */
+static void fx_wait_rows(const char *queue, long long n, int timeout_ms, const char *log)
+{
+    fx_want w = { queue, n };
+    if (!th_wait(fx_has_rows, &w, timeout_ms)) {
+        char *text = th_read_file(log);
+        size_t len = text ? strlen(text) : 0;
+        cr_assert_fail("only %lld of %lld jobs of %s have a final row after %d ms; end of log:\n%s",
+                       fx_final_rows(queue), n, queue, timeout_ms,
+                       text ? text + (len > 6000 ? len - 6000 : 0) : "");
+    }
+}
+
+/* ---- the invariant ---------------------------------------------------------- */
+
+typedef struct fx_redis_state {
+    long long len, pending, delayed, dead;
+} fx_redis_state;
+
+static void fx_redis(const char *queue, fx_redis_state *st)
+{
+    sl_redis *r = th_redis();
+    sl_err err;
+    cr_assert_eq(sl_queue_depth(r, queue, &st->len, &st->pending, &err), 0, "%s", err.msg);
+    char delayed[SL_KEY_MAX], dead[SL_KEY_MAX];
+    sl_queue_key(delayed, queue, "delayed");
+    sl_queue_key(dead, queue, "dead");
+    const char *zcard[] = { "ZCARD", delayed };
+    const char *xlen[] = { "XLEN", dead };
+    redisReply *a = sl_redis_command(r, 2, zcard, NULL, &err);
+    cr_assert_not_null(a, "%s", err.msg);
+    redisReply *b = sl_redis_command(r, 2, xlen, NULL, &err);
+    cr_assert_not_null(b, "%s", err.msg);
+    st->delayed = a->integer;
+    st->dead = b->integer;
+    freeReplyObject(a);
+    freeReplyObject(b);
+    sl_redis_free(r);
+}
+
+static bool fx_is_drained(void *arg)
+{
+    fx_redis_state st;
+    fx_redis(arg, &st);
+    return st.len == 0 && st.pending == 0 && st.delayed == 0;
+}
+
+/* Waits (bounded) until the queue's stream is empty with nothing pending
+ * or delayed: the pool has settled everything. */
+static void fx_wait_drained(const char *queue, int timeout_ms)
+{
+    if (!th_wait(fx_is_drained, (void *)queue, timeout_ms)) {
+        fx_redis_state st;
+        fx_redis(queue, &st);
+        cr_assert_fail("%s not drained after %d ms: %lld in the stream, %lld pending, %lld delayed",
+                       queue, timeout_ms, st.len, st.pending, st.delayed);
+    }
+}
+
+typedef struct fx_expect {
+    long long jobs;        /* job rows (all final) */
+    long long succeeded;   /* of which succeeded; the others are dead */
+    long long attempts;    /* attempt rows in all, -1: do not check */
+    long long dead_letter; /* entries in the dead letter */
+} fx_expect;
+
+/* The shared check: one final row per job with the expected statuses, one
+ * attempt row per attempt each row counts, nothing left in the stream, its
+ * pending list or the delayed set, and exactly the expected dead letters. */
+static void fx_check(const char *queue, const fx_expect *e)
+{
+    long long rows = fx_sql("SELECT count(*) FROM sluice_jobs WHERE queue = $1", queue);
+    cr_assert_eq(rows, e->jobs, "%s: %lld job rows, expected %lld", queue, rows, e->jobs);
+    long long ok = fx_sql("SELECT count(*) FROM sluice_jobs WHERE queue = $1 AND status = 'succeeded'", queue);
+    long long dead = fx_sql("SELECT count(*) FROM sluice_jobs WHERE queue = $1 AND status = 'dead'", queue);
+    cr_assert_eq(ok, e->succeeded, "%s: %lld succeeded, expected %lld", queue, ok, e->succeeded);
+    cr_assert_eq(dead, e->jobs - e->succeeded, "%s: %lld dead, expected %lld", queue, dead,
+                 e->jobs - e->succeeded);
+    long long odd = fx_sql("SELECT count(*) FROM sluice_jobs j WHERE j.queue = $1 AND j.attempts <>"
+                           " (SELECT count(*) FROM sluice_job_history a WHERE a.job_id = j.id)", queue);
+    cr_assert_eq(odd, 0, "%s: %lld jobs whose attempt rows do not match their attempt count", queue, odd);
+    if (e->attempts >= 0) {
+        long long att = fx_sql("SELECT count(*) FROM sluice_job_history a JOIN sluice_jobs j"
+                               " ON j.id = a.job_id WHERE j.queue = $1", queue);
+        cr_assert_eq(att, e->attempts, "%s: %lld attempt rows, expected %lld", queue, att, e->attempts);
+    }
+    fx_redis_state st;
+    fx_redis(queue, &st);
+    cr_assert_eq(st.len, 0, "%s: %lld entries left in the stream", queue, st.len);
+    cr_assert_eq(st.pending, 0, "%s: %lld entries still pending", queue, st.pending);
+    cr_assert_eq(st.delayed, 0, "%s: %lld jobs left in the delayed set", queue, st.delayed);
+    cr_assert_eq(st.dead, e->dead_letter, "%s: %lld dead letters, expected %lld", queue, st.dead,
+                 e->dead_letter);
+}
+
+/* Dead-letter entries of queue: ids into ids[] (may be NULL), errors
+ * joined by newlines into errors; returns the count. */
+static long long fx_dead_letters(const char *queue, char (*ids)[48], int max_ids, char *errors, size_t n)
+{
+    sl_redis *r = th_redis();
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, queue, "dead");
+    const char *argv[] = { "XRANGE", key, "-", "+" };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 4, argv, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    errors[0] = '\0';
+    for (size_t i = 0; i < rep->elements; i++) {
+        if (ids && (int)i < max_ids)
+            snprintf(ids[i], sizeof ids[i], "%s", rep->element[i]->element[0]->str);
+        redisReply *fields = rep->element[i]->element[1];
+        for (size_t k = 0; k + 1 < fields->elements; k += 2) {
+            if (strcmp(fields->element[k]->str, "error") == 0 && strlen(errors) + 2 < n) {
+                strncat(errors, fields->element[k + 1]->str, n - strlen(errors) - 2);
+                strcat(errors, "\n");
+            }
+        }
+    }
+    long long count = (long long)rep->elements;
+    freeReplyObject(rep);
+    sl_redis_free(r);
+    return count;
+}
+
+/* Asserts that each of n successful jobs ran exactly once. */
+static void fx_assert_ran_once(const char *log, long long n)
+{
+    int runs = fx_count_in(log, "event=job.succeeded");
+    cr_assert_eq(runs, n, "%d successful runs logged for %lld jobs: a job ran twice or a run was lost",
+                 runs, n);
+}
+
+/* Drops a test's log (kept with FX_KEEP_LOGS=1) and configuration path. */
+static void fx_free(char *log, char *config)
+{
+    if (!getenv("FX_KEEP_LOGS"))
+        unlink(log);
+    free(log);
+    free(config);
+}
+
+/* The common ending: waits for all n jobs of queue to succeed and settle,
+ * stops the pool, and checks the invariant; once: and that none ran twice. */
+static void fx_finish(const char *queue, pid_t master, const char *log, long long n, bool once)
+{
+    fx_wait_rows(queue, n, 120000, log);
+    fx_wait_drained(queue, 30000);
+    fx_stop(master, log);
+    fx_expect e = { .jobs = n, .succeeded = n, .attempts = n, .dead_letter = 0 };
+    fx_check(queue, &e);
+    if (once)
+        fx_assert_ran_once(log, n);
+}
+
+/* A test's start: a fresh queue named after what with n jobs of spec, a
+ * configuration with extra, and a pool of processes children on it. */
+static pid_t fx_begin(char queue[64], const char *what, const fx_jobs *spec, int n, const char *extra,
+                      int processes, char **config, char **log)
+{
+    th_migrate();
+    th_name(queue, 64, what);
+    fx_enqueue(queue, spec, 0, n);
+    *config = fx_config(extra);
+    *log = fx_log(what);
+    return fx_start(*config, queue, processes, *log);
+}
+
+/* ---- 1. SIGKILL storm ------------------------------------------------------- */
+
+Test(faults, random_children_sigkilled_every_100ms)
+{
+    char queue[64], *config, *log;
+    const int n = 20000;
+    fx_jobs spec = { .kind = "noop" };
+    pid_t master = fx_begin(queue, "storm", &spec, n, "  visibility_timeout: 1s\n", 4, &config, &log);
+    unsigned seed = (unsigned)getpid() ^ (unsigned)sl_now_ms();
+    int kills = 0;
+    int64_t deadline = sl_monotonic_ms() + 150000;
+    while (fx_final_rows(queue) < n && sl_monotonic_ms() < deadline) {
+        long pids[FX_MAX_CHILDREN];
+        int k = fx_children(master, pids, FX_MAX_CHILDREN);
+        if (k > 0 && kill((pid_t)pids[rand_r(&seed) % (unsigned)k], SIGKILL) == 0)
+            kills++;
+        sl_sleep_ms(100);
+    }
+    fprintf(stderr, "faults: storm: %d children SIGKILLed while %d jobs ran\n", kills, n);
+    cr_assert_gt(kills, 0, "no child was killed: the test injected nothing");
+    /* A killed child's uncommitted jobs ran again: at least once, not once. */
+    fx_finish(queue, master, log, n, false);
+    fx_free(log, config);
+}
+
+/* ---- 2. SIGKILL of the master --------------------------------------------- */
+
+static bool fx_all_gone(void *arg)
+{
+    const long *pids = arg;
+    for (int i = 1; i <= pids[0]; i++) {
+        if (fx_alive(pids[i]))
+            return false;
+    }
+    return true;
+}
+
+Test(faults, master_sigkilled_children_exit_new_master_finishes)
+{
+    char queue[64], *config, *log;
+    const int n = 3000;
+    fx_jobs spec = { .kind = "sleep", .args_json = "{\"ms\": 2}" };
+    pid_t master = fx_begin(queue, "master", &spec, n, "  visibility_timeout: 2s\n", 2, &config, &log);
+    fx_wait_rows(queue, n / 5, 60000, log);
+    long pids[FX_MAX_CHILDREN + 1];
+    pids[0] = fx_children(master, pids + 1, FX_MAX_CHILDREN);
+    cr_assert_eq(pids[0], 2, "expected 2 children, /proc shows %ld", pids[0]);
+    cr_assert_eq(th_stop(master, SIGKILL, 5000), 128 + SIGKILL);
+    fx_forget(master);
+    cr_assert(th_wait(fx_all_gone, pids, 30000), "the children outlived their master by 30 s");
+    long long done = fx_final_rows(queue);
+    cr_assert_lt(done, n, "all jobs finished before the master was killed: nothing was injected");
+    fprintf(stderr, "faults: master: killed with %lld of %d jobs done\n", done, n);
+    master = fx_start(config, queue, 2, log);
+    fx_finish(queue, master, log, n, true);
+    fx_free(log, config);
+}
+
+/* ---- 3. Redis restart ------------------------------------------------------- */
+
+Test(faults, redis_restarted_mid_run_loses_nothing)
+{
+    char queue[64], *config, *log;
+    const int n = 3000;
+    fx_jobs spec = { .kind = "sleep", .args_json = "{\"ms\": 2}" };
+    pid_t master = fx_begin(queue, "redis", &spec, n, NULL, 2, &config, &log);
+    fx_wait_rows(queue, n / 5, 60000, log);
+    fx_server("SLUICE_REDIS_CTL", "restart");
+    long long done = fx_final_rows(queue);
+    fprintf(stderr, "faults: redis: restarted with %lld of %d jobs done\n", done, n);
+    cr_assert_lt(done, n, "all jobs finished before Redis came back: the restart was not mid-run");
+    fx_finish(queue, master, log, n, true);
+    cr_assert_gt(fx_count_in(log, "event=redis.recovered"), 0, "no worker noticed the restart");
+    fx_free(log, config);
+}
+
+/* ---- 4. PostgreSQL outage ----------------------------------------------------- */
+
+Test(faults, postgres_down_10s_batches_held_then_committed)
+{
+    char queue[64], *config, *log;
+    const int n = 2000;
+    fx_jobs spec = { .kind = "sleep", .args_json = "{\"ms\": 2}" };
+    /* A short visibility timeout: held batches outlive it many times over,
+     * so their leases must be renewed or they would be run twice. */
+    pid_t master = fx_begin(queue, "pg", &spec, n, "  visibility_timeout: 1s\n", 2, &config, &log);
+    fx_wait_rows(queue, n / 5, 60000, log);
+    fx_pg_stopped = true;
+    fx_server("SLUICE_PG_CTL", "stop");
+    sl_sleep_ms(10000);
+    fx_server("SLUICE_PG_CTL", "start");
+    fx_pg_stopped = false;
+    long long done = fx_final_rows(queue);
+    fprintf(stderr, "faults: pg: back with %lld of %d jobs done\n", done, n);
+    cr_assert_lt(done, n, "all jobs finished before PostgreSQL came back: the outage was not mid-run");
+    fx_finish(queue, master, log, n, true);
+    cr_assert_gt(fx_count_in(log, "event=postgres.unavailable"), 0, "no worker noticed the outage");
+    cr_assert_eq(fx_count_in(log, "event=job.dead_lettered"), 0, "the outage dead-lettered jobs");
+    fx_free(log, config);
+}
+
+/* ---- 5. a poison pill --------------------------------------------------------- */
+
+Test(faults, crash_job_is_dead_lettered_after_max_deliveries)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "crash");
+    const int before = 100, after = 100;
+    fx_jobs noop = { .kind = "noop" }, crash = { .kind = "crash" };
+    fx_enqueue(queue, &noop, 0, before);
+    fx_enqueue(queue, &crash, before, 1);
+    fx_enqueue(queue, &noop, before + 1, after);
+    char *config = fx_config("  visibility_timeout: 1s\n  max_deliveries: 3\n");
+    char *log = fx_log("crash");
+    pid_t master = fx_start(config, queue, 2, log);
+    fx_wait_rows(queue, before + after + 1, 90000, log);
+    /* The pool goes on: a job enqueued now runs. */
+    fx_enqueue(queue, &noop, before + after + 1, 1);
+    fx_wait_rows(queue, before + after + 2, 30000, log);
+    fx_wait_drained(queue, 30000);
+    cr_assert_geq(fx_count_in(log, "signal=6"), 3, "the crash job did not kill its worker each delivery");
+    fx_stop(master, log);
+    fx_expect e = { .jobs = before + after + 2, .succeeded = before + after + 1, .attempts = -1,
+                    .dead_letter = 1 };
+    fx_check(queue, &e);
+    char id[128];
+    snprintf(id, sizeof id, "%s-%d", queue, before);
+    cr_assert_eq(fx_sql("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'dead'"
+                        " AND error LIKE 'delivered 4 times%'", id), 1,
+                 "the crash job is not recorded dead after its 4th delivery");
+    char errors[4096];
+    cr_assert_eq(fx_dead_letters(queue, NULL, 0, errors, sizeof errors), 1);
+    cr_assert(strstr(errors, "delivered 4 times") && strstr(errors, "max_deliveries is 3"), "%s", errors);
+    fx_free(log, config);
+}
+
+/* ---- 6. a job past its timeout ---------------------------------------------- */
+
+Test(faults, overrunning_job_is_killed_recorded_timed_out_retried_then_dead)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "timeout");
+    fx_jobs slow = { .kind = "sleep", .args_json = "{\"ms\": 60000}", .max_attempts = 2, .timeout_ms = 300 };
+    fx_jobs noop = { .kind = "noop" };
+    fx_enqueue(queue, &slow, 0, 1);
+    fx_enqueue(queue, &noop, 1, 20);
+    /* A visibility timeout far beyond the waits below: the noops that
+     * shared the killed child's batch must be taken over by its
+     * replacement, not reclaimed after the timeout. */
+    char *config = fx_config("  timeout_grace: 200ms\n  retry_initial: 200ms\n  visibility_timeout: 10m\n");
+    char *log = fx_log("timeout");
+    pid_t master = fx_start(config, queue, 2, log);
+    fx_wait_rows(queue, 21, 60000, log);
+    fx_wait_drained(queue, 30000);
+    cr_assert_eq(fx_count_in(log, "event=job.timed_out"), 2, "the master should have killed 2 attempts");
+    fx_stop(master, log);
+    fx_expect e = { .jobs = 21, .succeeded = 20, .attempts = 22, .dead_letter = 1 };
+    fx_check(queue, &e);
+    char id[128];
+    snprintf(id, sizeof id, "%s-0", queue);
+    cr_assert_eq(fx_sql("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'dead'"
+                        " AND attempts = 2 AND error LIKE 'timed out%'", id), 1);
+    cr_assert_eq(fx_sql("SELECT count(*) FROM sluice_job_history WHERE job_id = $1"
+                        " AND status = 'timed_out' AND error LIKE '%timeout of 300 ms%'", id), 2);
+    fx_free(log, config);
+}
+
+/* ---- 7. retries with backoff, then `sluice dead retry` ----------------------- */
+
+Test(faults, failing_job_retries_with_backoff_then_dead_then_dead_retry)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "retry");
+    const int n = 3;
+    fx_jobs fail = { .kind = "fail", .max_attempts = 3 };
+    fx_enqueue(queue, &fail, 0, n);
+    char *config = fx_config("  retry_initial: 200ms\n  retry_max: 10s\n");
+    char *log = fx_log("retry");
+    pid_t master = fx_start(config, queue, 2, log);
+    fx_wait_rows(queue, n, 60000, log);
+    fx_wait_drained(queue, 30000);
+    fx_expect e = { .jobs = n, .succeeded = 0, .attempts = 3 * n, .dead_letter = n };
+    fx_check(queue, &e);
+    /* Attempt k+1 starts at least base/2 after attempt k finished, base
+     * being retry_initial doubled per attempt (equal jitter): 100, 200 ms.
+     * The timestamps carry milliseconds; allow 2 ms for rounding. */
+    for (int k = 1; k <= 2; k++) {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM sluice_job_history a JOIN sluice_job_history b"
+                 " ON b.job_id = a.job_id AND b.attempt = a.attempt + 1"
+                 " JOIN sluice_jobs j ON j.id = a.job_id"
+                 " WHERE j.queue = $1 AND a.attempt = %d AND a.status = 'failed'"
+                 " AND b.started_at - a.finished_at >= interval '%d milliseconds'", k, 100 * k - 2);
+        cr_assert_eq(fx_sql(sql, queue), n, "attempt %d: a retry came sooner than its backoff", k + 1);
+    }
+    char ids[4][48], errors[4096];
+    cr_assert_eq(fx_dead_letters(queue, ids, 4, errors, sizeof errors), n);
+    cr_assert(strstr(errors, "failed on purpose"), "%s", errors);
+    /* Bring the first back: it runs again as attempt 4, fails, is dead again. */
+    const char *argv[] = { SLUICE_BIN, "dead", "retry", ids[0], "--queue", queue, NULL };
+    th_result r = th_run(argv, NULL);
+    cr_assert_eq(r.status, 0, "sluice dead retry: %s%s", r.out, r.err);
+    th_result_free(&r);
+    long long job_attempts = 0;
+    for (int i = 0; i < 1500 && job_attempts < 3 * n + 1; i++) {
+        job_attempts = fx_sql("SELECT count(*) FROM sluice_job_history a JOIN sluice_jobs j"
+                              " ON j.id = a.job_id WHERE j.queue = $1", queue);
+        if (job_attempts < 3 * n + 1)
+            sl_sleep_ms(20);
+    }
+    cr_assert_eq(job_attempts, 3 * n + 1, "the retried job did not run again");
+    fx_wait_rows(queue, n, 30000, log);
+    fx_wait_drained(queue, 30000);
+    cr_assert_eq(fx_dead_letters(queue, NULL, 0, errors, sizeof errors), n);
+    fx_stop(master, log);
+    e.attempts = 3 * n + 1;
+    fx_check(queue, &e);
+    cr_assert_eq(fx_sql("SELECT count(*) FROM sluice_jobs j JOIN sluice_job_history a ON a.job_id = j.id"
+                        " WHERE j.queue = $1 AND j.attempts = 4 AND j.status = 'dead'"
+                        " AND a.attempt = 4 AND a.status = 'failed'", queue), 1);
+    fx_free(log, config);
+}
+
+/* ---- 8. graceful stop with jobs in flight ------------------------------------ */
+
+Test(faults, sigterm_with_500_jobs_in_flight_finishes_and_hands_back)
+{
+    char queue[64], *config, *log;
+    const int n = 500;
+    fx_jobs spec = { .kind = "sleep", .args_json = "{\"ms\": 50}" };
+    /* Batches big enough that all 500 are taken at once. */
+    pid_t master = fx_begin(queue, "term", &spec, n, "  batch: 125\n", 4, &config, &log);
+    /* Rows appear only when a batch is committed: watch the runs instead. */
+    fx_want_text w = { log, "event=job.succeeded", 8 };
+    cr_assert(th_wait(fx_has_text, &w, 60000), "no job ran within 60 s");
+    fx_stop(master, log);
+    long long done = fx_final_rows(queue);
+    fx_redis_state st;
+    fx_redis(queue, &st);
+    fprintf(stderr, "faults: term: stopped with %lld of %d done, %lld handed back\n", done, n, st.len);
+    cr_assert_lt(done, n, "all jobs finished before the stop: nothing was in flight");
+    cr_assert_eq(st.pending, 0, "%lld entries left pending by a graceful stop", st.pending);
+    cr_assert_eq(done + st.len, n, "%lld done + %lld handed back != %d", done, st.len, n);
+    fx_assert_ran_once(log, done);
+    master = fx_start(config, queue, 4, log);
+    fx_finish(queue, master, log, n, true);
+    fx_free(log, config);
+}
+
+/* ---- 9. reload and resize under load ------------------------------------------ */
+
+Test(faults, sighup_ttin_ttou_under_load_lose_and_repeat_nothing)
+{
+    char queue[64], *config, *log;
+    const int n = 3000;
+    fx_jobs spec = { .kind = "sleep", .args_json = "{\"ms\": 5}" };
+    pid_t master = fx_begin(queue, "hup", &spec, n, NULL, 2, &config, &log);
+    fx_wait_rows(queue, n / 10, 60000, log);
+    const int sigs[] = { SIGHUP, SIGTTIN, SIGTTIN, SIGTTOU, SIGHUP, SIGTTOU };
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++) {
+        cr_assert_eq(kill(master, sigs[i]), 0);
+        sl_sleep_ms(400);  /* the kernel merges signals of one kind sent together */
+    }
+    long long done = fx_final_rows(queue);
+    fprintf(stderr, "faults: hup: signals done with %lld of %d jobs done\n", done, n);
+    cr_assert_lt(done, n, "all jobs finished before the signals: nothing was under load");
+    fx_finish(queue, master, log, n, true);
+    cr_assert_eq(fx_count_in(log, "event=config.reloaded"), 2);
+    char *text = th_read_file(log);
+    cr_assert(text && !strstr(text, "level=error"), "the pool logged an error:\n%s", text ? text : "");
+    free(text);
+    fx_free(log, config);
+}
+
+/* ---- 10. garbage in the stream ------------------------------------------------ */
+
+Test(faults, garbage_in_stream_dead_lettered_pool_never_stops)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "garbage");
+    sl_redis *r = th_redis();
+    sl_err err;
+    /* 1: random bytes, led by 0xc1 (a byte MessagePack never uses). */
+    char noise[512];
+    cr_assert_eq(getrandom(noise, sizeof noise, 0), (ssize_t)sizeof noise, "getrandom: %s", strerror(errno));
+    noise[0] = (char)0xc1;
+    cr_assert_eq(sl_queue_enqueue_raw(r, queue, noise, sizeof noise, &err), 0, "%s", err.msg);
+    /* 2: an envelope without `kind` (else complete). */
+    char *json = sl_xasprintf("{\"v\": 1, \"id\": \"no-kind\", \"queue\": \"%s\", \"args\": {},"
+                              " \"attempt\": 1, \"enqueued_at\": %lld}", queue, (long long)sl_now_ms());
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    cr_assert_eq(sl_json_to_msgpack(json, strlen(json), &pk, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_queue_enqueue_raw(r, queue, sb.data, sb.size, &err), 0, "%s", err.msg);
+    msgpack_sbuffer_destroy(&sb);
+    free(json);
+    /* 3: a valid envelope of 5 MB, above worker.max_payload. */
+    size_t big_len = 5u << 20;
+    char *big_json = sl_xmalloc(big_len + 16);
+    memcpy(big_json, "{\"pad\": \"", 9);
+    memset(big_json + 9, 'x', big_len);
+    memcpy(big_json + 9 + big_len, "\"}", 3);
+    fx_jobs big = { .kind = "noop", .args_json = big_json };
+    fx_enqueue(queue, &big, 0, 1);
+    free(big_json);
+    /* Then good jobs, in the same batches as the garbage. */
+    fx_jobs noop = { .kind = "noop" };
+    fx_enqueue(queue, &noop, 1, 50);
+    char *config = fx_config("  max_payload: 1048576\n");
+    char *log = fx_log("garbage");
+    pid_t master = fx_start(config, queue, 2, log);
+    fx_wait_rows(queue, 50, 60000, log);
+    /* Never stops: later jobs succeed too, and no child died. */
+    fx_enqueue(queue, &noop, 51, 50);
+    fx_wait_rows(queue, 100, 60000, log);
+    fx_wait_drained(queue, 30000);
+    cr_assert_eq(kill(master, 0), 0, "the pool died");
+    cr_assert_eq(fx_count_in(log, "event=worker.exited"), 0, "a child exited");
+    cr_assert_eq(fx_count_in(log, "event=worker.killed"), 0, "a child was killed");
+    fx_stop(master, log);
+    fx_expect e = { .jobs = 100, .succeeded = 100, .attempts = 100, .dead_letter = 3 };
+    fx_check(queue, &e);
+    char errors[8192];
+    cr_assert_eq(fx_dead_letters(queue, NULL, 0, errors, sizeof errors), 3);
+    cr_assert(strstr(errors, "undecodable envelope"), "%s", errors);
+    cr_assert(strstr(errors, "field 'kind': missing"), "%s", errors);
+    cr_assert(strstr(errors, "over worker.max_payload (1048576 bytes)"), "%s", errors);
+    sl_redis_free(r);
+    fx_free(log, config);
+}
