@@ -21,6 +21,10 @@ static const command commands[] = {
     { "migrate", cmd_migrate, "create or upgrade sluice's PostgreSQL schema" },
     { "kinds", cmd_kinds, "list the job kinds this build can run" },
     { "workers", cmd_workers, "list the running worker pools and what each process does" },
+    { "stats", cmd_stats, "one snapshot of the queues, workers and gates (--json for scripts)" },
+    { "top", cmd_top, "live full-screen view of the queues, workers and gates" },
+    { "metrics", cmd_metrics, "print the Prometheus text exposition" },
+    { "serve", cmd_serve, "serve /metrics, /healthz and /readyz over HTTP" },
 };
 
 static void usage(FILE *f)

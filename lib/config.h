@@ -19,6 +19,7 @@
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "err.h"
@@ -48,6 +49,12 @@ typedef struct sl_config {
         int max_payload;      /* worker.max_payload bytes, default 1048576: larger entries
                                  are dead-lettered undecoded */
     } worker;
+    struct {
+        bool enabled;         /* metrics.enabled   default true: workers count jobs (metrics.h) */
+        char *listen;         /* metrics.listen    default 127.0.0.1:9464: `sluice serve` address */
+        int request_timeout_ms; /* metrics.request_timeout, default 10s: idle connection closed */
+        int max_connections;  /* metrics.max_connections, default 64 */
+    } metrics;
 } sl_config;
 
 /* Loads the configuration as described above.  path may be NULL.  Returns a

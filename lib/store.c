@@ -413,3 +413,29 @@ int sl_store_job_json(sl_store *s, const char *id, sl_buf *out, sl_err *err)
     PQclear(res);
     return rc;
 }
+
+int sl_store_open_gates_json(sl_store *s, sl_buf *out, bool *present, sl_err *err)
+{
+    *present = false;
+    PGresult *res = exec_ok(s, "look for sluice_gates",
+                            "SELECT to_regclass('sluice_gates') IS NOT NULL", 0, NULL, err);
+    if (res == NULL)
+        return -1;
+    bool exists = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!exists)
+        return 0;
+    res = exec_ok(s, "read open gates",
+        "SELECT coalesce(json_agg(json_build_object("
+        " 'run', g.run_id, 'gate', g.gate_id,"
+        " 'since_ms', round(extract(epoch FROM g.opened_at) * 1000),"
+        " 'approvals', g.approvals, 'required', g.required) ORDER BY g.opened_at), '[]')::text"
+        " FROM (SELECT * FROM sluice_gates WHERE state = 'open' ORDER BY opened_at LIMIT 200) g",
+        0, NULL, err);
+    if (res == NULL)
+        return -1;
+    *present = true;
+    sl_buf_puts(out, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "[]");
+    PQclear(res);
+    return 0;
+}
