@@ -126,14 +126,18 @@ int sl_metrics_append(const sl_metrics *m, sl_redis *r, sl_err *err)
 {
     if (m == NULL)
         return 0;
+    int sent = 0;
     for (size_t i = 0; i < m->n; i++) {
+        if (m->rows[i].delta == 0)
+            continue;   /* e.g. the run-time sum of a batch of sub-ms jobs */
         char delta[24];
         snprintf(delta, sizeof delta, "%lld", m->rows[i].delta);
         const char *argv[] = { "HINCRBY", m->rows[i].key, m->rows[i].field, delta };
         if (sl_redis_append(r, 4, argv, NULL, err) < 0)
             return -1;
+        sent++;
     }
-    return (int)m->n;
+    return sent;
 }
 
 void sl_metrics_reset(sl_metrics *m)
