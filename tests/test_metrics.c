@@ -315,3 +315,67 @@ Test(metrics, stats_help_and_usage)
     cr_assert_eq(res.status, 2);
     th_result_free(&res);
 }
+
+/* Runs sql on a fresh connection, failing the test on error. */
+static void pg_exec(const char *sql)
+{
+    PGconn *c = th_pg();
+    PGresult *res = PQexec(c, sql);
+    cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+}
+
+Test(metrics, stats_lists_open_gates_when_the_table_exists, .timeout = 60)
+{
+    th_migrate();
+    /* A private schema, first on the search path of this test's commands
+     * only: the table is the scheduler's to create in the real schema. */
+    char schema[64];
+    th_name(schema, sizeof schema, "gates");
+    for (char *p = schema; *p; p++)
+        *p = *p == '-' ? '_' : *p;
+    char *sql = sl_xasprintf(
+        "CREATE SCHEMA %s;"
+        "CREATE TABLE %s.sluice_gates (run_id text, gate_id text, state text, opened_at timestamptz,"
+        " approvals int, required int);"
+        "INSERT INTO %s.sluice_gates VALUES"
+        " ('run-1', 'go-live', 'open', now() - interval '2 hours', 1, 2),"
+        " ('run-2', 'sign-off', 'open', now() - interval '5 minutes', 0, 1),"
+        " ('run-3', 'go-live', 'approved', now() - interval '1 day', 2, 2)", schema, schema, schema);
+    pg_exec(sql);
+    free(sql);
+    const char *base = th_env("DATABASE_URL");
+    char *url = sl_xasprintf("%s%soptions=-csearch_path%%3D%s", base, strchr(base, '?') ? "&" : "?", schema);
+    char *env_url = sl_xasprintf("SLUICE_DATABASE_URL=%s", url);
+    const char *env[] = { env_url, NULL };
+    const char *argv[] = { SLUICE_BIN, "stats", "--json", "--queue", "none", NULL };
+    th_result res = th_run(argv, env);
+    cr_assert_eq(res.status, 0, "%s", res.err);
+    doc d;
+    parse_json(&d, res.out);
+    const msgpack_object *gates = sl_args_get(&d.up.data, "gates");
+    cr_assert(gates && gates->type == MSGPACK_OBJECT_ARRAY && gates->via.array.size == 2, "%s", res.out);
+    const msgpack_object *g0 = &gates->via.array.ptr[0];   /* oldest first */
+    const msgpack_object *run = sl_args_get(g0, "run");
+    cr_assert(run && run->type == MSGPACK_OBJECT_STR && run->via.str.size == 5 &&
+              memcmp(run->via.str.ptr, "run-1", 5) == 0, "%s", res.out);
+    cr_assert_eq(num(g0, "approvals"), 1);
+    cr_assert_eq(num(g0, "required"), 2);
+    cr_assert_lt(num(g0, "since_ms"), sl_now_ms() - 3600000);
+    doc_free(&d);
+    th_result_free(&res);
+
+    const char *plain[] = { SLUICE_BIN, "stats", "--queue", "none", NULL };
+    res = th_run(plain, env);
+    cr_assert_eq(res.status, 0, "%s", res.err);
+    cr_assert(strstr(res.out, "GATES: 2 open") && strstr(res.out, "sign-off") &&
+              strstr(res.out, "approvals 1/2"), "%s", res.out);
+    th_result_free(&res);
+
+    sql = sl_xasprintf("SET client_min_messages = warning; DROP SCHEMA %s CASCADE", schema);
+    pg_exec(sql);
+    free(sql);
+    free(env_url);
+    free(url);
+}

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -163,6 +164,15 @@ Test(top, depth_follows_enqueue_and_drain_then_q_quits, .timeout = 90)
     pid_t pool = th_worker_start(args, log);
     cr_assert(await_depth(&t, queue, 0), "never showed depth 0 after the drain; output:\n%s", t.out);
     cr_assert_eq(th_stop(pool, SIGTERM, 30000), 0);
+
+    /* A resized terminal is redrawn at its new size (the kernel sends
+     * SIGWINCH): the key line moves to the new last row. */
+    struct winsize big = { .ws_row = 30, .ws_col = 100 };
+    cr_assert_eq(ioctl(t.master, TIOCSWINSZ, &big), 0);
+    size_t mark = t.len;
+    for (int i = 0; i < 50 && strstr(t.out + mark, "\033[30;1H") == NULL; i++)
+        tty_pump(&t, 100);
+    cr_assert(strstr(t.out + mark, "\033[30;1H"), "not redrawn at 100x30:\n%s", t.out + mark);
 
     /* Keys: a sort order, then quit. */
     cr_assert_eq(write(t.master, "d", 1), 1);
