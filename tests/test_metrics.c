@@ -274,6 +274,51 @@ Test(metrics, metrics_disabled_counts_nothing_in_the_worker, .timeout = 60)
     free(config);
 }
 
+typedef struct counter_want {
+    const char *queue, *field;
+    long long value;
+} counter_want;
+
+static bool counter_is(void *arg)
+{
+    counter_want *w = arg;
+    sl_redis *r = th_redis();
+    bool ok = hget(r, w->queue, w->field) >= w->value;
+    sl_redis_free(r);
+    return ok;
+}
+
+Test(metrics, timeouts_are_counted_by_the_replacement, .timeout = 60)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "mto");
+    const char *enq[] = { SLUICE_BIN, "enqueue", "sleep", "--queue", queue, "--arg", "ms=20000",
+                          "--timeout", "300ms", NULL };
+    th_result res = th_run(enq, NULL);
+    cr_assert_eq(res.status, 0, "%s", res.err);
+    th_result_free(&res);
+    char *config = th_write_temp("sluice.yaml", "worker:\n  block: 100ms\n  timeout_grace: 100ms\n");
+    char *log = sl_xasprintf("/tmp/sluice-%s.log", queue);
+    const char *args[] = { "--config", config, "--queues", queue, "--processes", "1", NULL };
+    pid_t pool = th_worker_start(args, log);
+    counter_want want = { queue, "dead:sleep", 1 };
+    bool done = th_wait(counter_is, &want, 30000);
+    cr_assert_eq(th_stop(pool, SIGTERM, 30000), 0);
+    char *text = th_read_file(log);
+    cr_assert(done, "the timed-out job was never dead-lettered; log:\n%s", text);
+    sl_redis *r = th_redis();
+    cr_assert_eq(hget(r, queue, "timed_out:sleep"), 1);
+    cr_assert_eq(hget(r, queue, "failed:sleep"), 1);
+    cr_assert_eq(hget(r, queue, "processed:sleep"), 0);
+    cr_assert_eq(hget(r, queue, "run:count"), 0);   /* it never finished running */
+    sl_redis_free(r);
+    unlink(log);
+    free(log);
+    free(text);
+    free(config);
+}
+
 Test(metrics, exposition_passes_promtool, .timeout = 60)
 {
     th_migrate();
