@@ -48,5 +48,9 @@ int cli_cancel_run(const sl_config *cfg, const char *id, const char *by);
 
 /* Who is acting: as if given, else $SLUICE_USER, else the login name. */
 const char *cli_user(const char *as);
+int cmd_stats(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_metrics(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif

@@ -10,6 +10,7 @@
 #include "json.h"
 #include "mem.h"
 #include "redis.h"
+#include "snapshot.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -19,7 +20,6 @@
 #include <string.h>
 
 #define CMD "workers"
-#define KEY_PATTERN "sluice:worker:*"
 
 static void usage(FILE *f)
 {
@@ -165,53 +165,25 @@ static int by_host_pid(const void *a, const void *b)
     return (px > py) - (px < py);
 }
 
-/* Collects every registry document (SCAN + one GET per key, pipelined per
- * SCAN page) into *docs.  Keys that expire in between are skipped. */
+/* Collects every registry document (snapshot.h) into *docs, parsed; ones
+ * that are not documents a master wrote are ignored. */
 static int collect(sl_redis *r, doc **docs, size_t *n, sl_err *err)
 {
-    char cursor[32] = "0";
-    do {
-        const char *scan[] = { "SCAN", cursor, "MATCH", KEY_PATTERN, "COUNT", "200" };
-        redisReply *page = sl_redis_command(r, 6, scan, NULL, err);
-        if (page == NULL)
-            return -1;
-        if (page->type != REDIS_REPLY_ARRAY || page->elements != 2 ||
-            page->element[0]->type != REDIS_REPLY_STRING || page->element[1]->type != REDIS_REPLY_ARRAY) {
-            freeReplyObject(page);
-            return sl_err_set(err, SL_EREDIS, "SCAN: unexpected reply");
-        }
-        snprintf(cursor, sizeof cursor, "%s", page->element[0]->str);
-        redisReply *keys = page->element[1];
-        size_t sent = 0;
-        for (size_t k = 0; k < keys->elements; k++) {
-            if (keys->element[k]->type != REDIS_REPLY_STRING)
-                continue;
-            const char *get[] = { "GET", keys->element[k]->str };
-            size_t lens[] = { 3, keys->element[k]->len };
-            if (sl_redis_append(r, 2, get, lens, err) < 0) {
-                freeReplyObject(page);
-                return -1;
-            }
-            sent++;
-        }
-        freeReplyObject(page);
-        for (size_t k = 0; k < sent; k++) {
-            redisReply *v = sl_redis_reply(r, err);
-            if (v == NULL)
-                return -1;
-            if (v->type == REDIS_REPLY_STRING) {
-                *docs = sl_xrealloc(*docs, (*n + 1) * sizeof **docs);
-                doc *d = &(*docs)[*n];
-                memset(d, 0, sizeof *d);
-                if (doc_parse(d, v->str, v->len))
-                    (*n)++;
-                else
-                    doc_free(d); /* not a document a master wrote: ignore */
-            }
-            freeReplyObject(v);
-        }
-    } while (strcmp(cursor, "0") != 0);
-    return 0;
+    char **texts = NULL;
+    size_t ntexts = 0;
+    int rc = snap_registry_docs(r, &texts, &ntexts, err);
+    for (size_t i = 0; i < ntexts; i++) {
+        *docs = sl_xrealloc(*docs, (*n + 1) * sizeof **docs);
+        doc *d = &(*docs)[*n];
+        memset(d, 0, sizeof *d);
+        if (rc == 0 && doc_parse(d, texts[i], strlen(texts[i])))
+            (*n)++;
+        else
+            doc_free(d);
+        free(texts[i]);
+    }
+    free(texts);
+    return rc;
 }
 
 int cmd_workers(int argc, char **argv)

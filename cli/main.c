@@ -29,6 +29,10 @@ static const command commands[] = {
     { "approve", cmd_approve, "approve an approval gate" },
     { "reject", cmd_reject, "reject an approval gate (fails the run)" },
     { "audit", cmd_audit, "verify the approval audit trail" },
+    { "stats", cmd_stats, "one snapshot of the queues, workers and gates (--json for scripts)" },
+    { "top", cmd_top, "live full-screen view of the queues, workers and gates" },
+    { "metrics", cmd_metrics, "print the Prometheus text exposition" },
+    { "serve", cmd_serve, "serve /metrics, /healthz and /readyz over HTTP" },
 };
 
 static void usage(FILE *f)

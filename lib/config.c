@@ -43,6 +43,7 @@ enum value_kind {
     V_INT,       /* integer in [min, max] -> int */
     V_DURATION,  /* duration in [min, max] ms -> int */
     V_QUEUES,    /* non-empty list of distinct queue names -> char **, size_t */
+    V_BOOL,      /* true/false -> bool */
 };
 
 static const struct key {
@@ -75,6 +76,11 @@ static const struct key {
       0, 1, 86400000 },
     { "worker", "retry_max", V_DURATION, offsetof(sl_config, worker.retry_max_ms), 0, 1, 86400000 },
     { "worker", "max_payload", V_INT, offsetof(sl_config, worker.max_payload), 0, 1024, 536870912 },
+    { "metrics", "enabled", V_BOOL, offsetof(sl_config, metrics.enabled), 0, 0, 0 },
+    { "metrics", "listen", V_URL, offsetof(sl_config, metrics.listen), 0, 0, 0 },
+    { "metrics", "request_timeout", V_DURATION, offsetof(sl_config, metrics.request_timeout_ms),
+      0, 1000, 3600000 },
+    { "metrics", "max_connections", V_INT, offsetof(sl_config, metrics.max_connections), 0, 1, 10000 },
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -111,6 +117,10 @@ static sl_config *config_new(void)
     cfg->worker.max_payload = 1048576;
     cfg->jobs = sl_config_jobs_new();
     sl_sched_config_init(&cfg->sched);
+    cfg->metrics.enabled = true;
+    cfg->metrics.listen = sl_xstrdup("127.0.0.1:9464");
+    cfg->metrics.request_timeout_ms = 10000;
+    cfg->metrics.max_connections = 64;
     return cfg;
 }
 
@@ -209,6 +219,8 @@ static int read_value(sl_config *cfg, sl_ydoc *doc, const struct key *k, const s
             return -1;
         *FIELD(cfg, int, k->off) = (int)v;
         return 0;
+    case V_BOOL:
+        return sl_ydoc_bool(doc, node, what, FIELD(cfg, bool, k->off), err);
     case V_QUEUES: {
         char **queues = NULL;
         size_t n = 0;
@@ -354,5 +366,6 @@ void sl_config_free(sl_config *cfg)
     free_queues(cfg->worker.queues, cfg->worker.nqueues);
     sl_config_jobs_free(cfg->jobs);
     sl_sched_config_clear(&cfg->sched);
+    free(cfg->metrics.listen);
     free(cfg);
 }

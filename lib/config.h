@@ -19,6 +19,7 @@
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "config_sched.h"
@@ -53,6 +54,12 @@ typedef struct sl_config {
     } worker;
     struct sl_jobs_config *jobs; /* deploy, import, codegen, provision; never NULL */
     sl_sched_config sched;  /* scheduler: and groups: sections (config_sched.h) */
+    struct {
+        bool enabled;         /* metrics.enabled   default true: workers count jobs (metrics.h) */
+        char *listen;         /* metrics.listen    default 127.0.0.1:9464: `sluice serve` address */
+        int request_timeout_ms; /* metrics.request_timeout, default 10s: idle connection closed */
+        int max_connections;  /* metrics.max_connections, default 64 */
+    } metrics;
 } sl_config;
 
 /* Loads the configuration as described above.  path may be NULL.  Returns a

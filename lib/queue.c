@@ -10,6 +10,7 @@
 #include "queue.h"
 #include "clock.h"
 #include "mem.h"
+#include "metrics.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,31 +39,45 @@ int sl_queue_ensure_group(sl_redis *r, const char *queue, sl_err *err)
     return -1;
 }
 
-int sl_queue_enqueue_raw(sl_redis *r, const char *queue, const char *data, size_t len,
-                         sl_err *err)
+/* XADD of data to queue's stream after SADD to sluice:queues, and, for a
+ * job of known kind, the enqueued counter (metrics.h), in one round trip. */
+static int enqueue_bytes(sl_redis *r, const char *queue, const char *kind, const char *data,
+                         size_t len, sl_err *err)
 {
     if (!sl_envelope_queue_valid(queue))
         return sl_err_set(err, SL_EINVAL, "invalid queue name '%.80s'", queue);
-    char key[SL_KEY_MAX];
+    char key[SL_KEY_MAX], stats[SL_KEY_MAX], field[96];
     sl_queue_key(key, queue, "jobs");
     /* SADD first: a queue that holds entries is always discoverable. */
     const char *sadd[] = { "SADD", SL_QUEUES_KEY, queue };
     const char *xadd[] = { "XADD", key, "*", "job", data };
     size_t xadd_len[] = { 4, strlen(key), 1, 3, len };
+    const char *incr[] = { "HINCRBY", stats, field, "1" };
+    int ncmd = kind ? 3 : 2;
+    if (kind)
+        sl_metrics_enqueue_field(queue, kind, stats, sizeof stats, field, sizeof field);
     if (sl_redis_append(r, 3, sadd, NULL, err) < 0 ||
-        sl_redis_append(r, 5, xadd, xadd_len, err) < 0)
+        sl_redis_append(r, 5, xadd, xadd_len, err) < 0 ||
+        (kind && sl_redis_append(r, 4, incr, NULL, err) < 0))
         return -1;
+    static const char *const what[] = { "SADD", "XADD", "HINCRBY" };
     int rc = 0;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < ncmd; i++) {
         redisReply *rep = sl_redis_reply(r, err);
         if (rep == NULL)
             return -1;
         if (rep->type == REDIS_REPLY_ERROR && rc == 0)
-            rc = sl_err_set(err, SL_EREDIS, "redis %s: %s %s: %s", sl_redis_address(r),
-                            i == 0 ? "SADD" : "XADD", i == 0 ? SL_QUEUES_KEY : key, rep->str);
+            rc = sl_err_set(err, SL_EREDIS, "redis %s: %s %s: %s", sl_redis_address(r), what[i],
+                            i == 0 ? SL_QUEUES_KEY : i == 1 ? key : stats, rep->str);
         freeReplyObject(rep);
     }
     return rc;
+}
+
+int sl_queue_enqueue_raw(sl_redis *r, const char *queue, const char *data, size_t len,
+                         sl_err *err)
+{
+    return enqueue_bytes(r, queue, NULL, data, len, err);
 }
 
 int sl_queue_enqueue(sl_redis *r, const sl_job *job, sl_err *err)
@@ -71,7 +86,7 @@ int sl_queue_enqueue(sl_redis *r, const sl_job *job, sl_err *err)
     msgpack_sbuffer_init(&sb);
     int rc = sl_envelope_encode(job, &sb, err);
     if (rc == 0)
-        rc = sl_queue_enqueue_raw(r, job->queue, sb.data, sb.size, err);
+        rc = enqueue_bytes(r, job->queue, job->kind, sb.data, sb.size, err);
     msgpack_sbuffer_destroy(&sb);
     return rc;
 }
@@ -188,12 +203,17 @@ done:
 
 int sl_queue_ack(sl_redis *r, sl_entry *const *entries, size_t n, sl_err *err)
 {
-    if (n == 0)
+    return sl_queue_ack_after(r, 0, entries, n, err);
+}
+
+int sl_queue_ack_after(sl_redis *r, size_t extra, sl_entry *const *entries, size_t n, sl_err *err)
+{
+    if (n == 0 && extra == 0)
         return 0;
     const char **xack = sl_xcalloc(n + 3, sizeof *xack);
     const char **xdel = sl_xcalloc(n + 2, sizeof *xdel);
     bool *done = sl_xcalloc(n, sizeof *done);
-    size_t sent = 0;
+    size_t sent = extra;
     int rc = 0;
     /* One XACK and one XDEL per distinct queue, all pipelined. */
     for (size_t i = 0; i < n; i++) {
@@ -228,7 +248,8 @@ int sl_queue_ack(sl_redis *r, sl_entry *const *entries, size_t n, sl_err *err)
             break;
         }
         if (rep->type == REDIS_REPLY_ERROR && rc == 0)
-            rc = sl_err_set(err, SL_EREDIS, "redis %s: XACK/XDEL: %s", sl_redis_address(r), rep->str);
+            rc = sl_err_set(err, SL_EREDIS, "redis %s: %s: %s", sl_redis_address(r),
+                            i < extra ? "command before XACK" : "XACK/XDEL", rep->str);
         freeReplyObject(rep);
     }
     free(xack);

@@ -4,6 +4,7 @@
  *   sluice:{Q}:jobs     stream of pending jobs, field `job` = envelope
  *   sluice:{Q}:dead     dead letter stream: fields job, error, failed_at
  *   sluice:{Q}:delayed  ZSET of delayed/retrying envelopes, score = due ms
+ *   sluice:{Q}:stats    HASH of job counters and histograms (metrics.h)
  * and sluice:queues, a SET of every queue name ever enqueued to (discovery).
  *
  * Life of an entry: XADD by a producer; XREADGROUP by one consumer of group
@@ -33,7 +34,8 @@ void sl_queue_key(char buf[SL_KEY_MAX], const char *queue, const char *suffix);
 int sl_queue_ensure_group(sl_redis *r, const char *queue, sl_err *err);
 
 /* Encodes job and appends it to its queue (job->queue), registering the
- * queue in sluice:queues, in one round trip. */
+ * queue in sluice:queues and counting it (enqueued:<kind> in
+ * sluice:{Q}:stats), in one round trip. */
 int sl_queue_enqueue(sl_redis *r, const sl_job *job, sl_err *err);
 
 /* Appends already-encoded bytes as the `job` field of a new entry of the
@@ -69,6 +71,12 @@ void sl_batch_free(sl_batch *b);
 /* Acknowledges and deletes entries (XACK + XDEL per queue) in one pipelined
  * round trip.  entries[i] may come from different queues. */
 int sl_queue_ack(sl_redis *r, sl_entry *const *entries, size_t n, sl_err *err);
+
+/* Like sl_queue_ack, in the same round trip as `extra` commands the caller
+ * has already appended to r's pipeline (sl_redis_append; e.g. the metrics
+ * increments of the batch, sl_metrics_append): their replies are read
+ * first, and an error reply to one of them fails the call too.  n may be 0. */
+int sl_queue_ack_after(sl_redis *r, size_t extra, sl_entry *const *entries, size_t n, sl_err *err);
 
 /* Moves one entry to its queue's dead letter: XADD to sluice:{Q}:dead with
  * the bytes as received and the error, XACK and XDEL the original, all in

@@ -433,3 +433,33 @@ int sl_store_job_json(sl_store *s, const char *id, sl_buf *out, sl_err *err)
     PQclear(res);
     return rc;
 }
+
+int sl_store_open_gates_json(sl_store *s, sl_buf *out, bool *present, sl_err *err)
+{
+    *present = false;
+    PGresult *res = exec_ok(s, "look for sluice_gates",
+                            "SELECT to_regclass('sluice_gates') IS NOT NULL", 0, NULL, err);
+    if (res == NULL)
+        return -1;
+    bool exists = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    if (!exists)
+        return 0;
+    res = exec_ok(s, "read open gates",
+        "SELECT coalesce(json_agg(json_build_object("
+        " 'run', g.run_id, 'gate', g.gate_id, 'pipeline', r.pipeline,"
+        " 'since_ms', round(extract(epoch FROM g.opened_at) * 1000),"
+        " 'deadline_ms', round(extract(epoch FROM g.deadline) * 1000),"
+        " 'approvals', (SELECT count(*) FROM sluice_audit a WHERE a.run_id = g.run_id"
+        "               AND a.gate_id = g.gate_id AND a.decision = 'approve'),"
+        " 'required', g.required) ORDER BY g.opened_at), '[]')::text"
+        " FROM (SELECT * FROM sluice_gates WHERE status = 'open' ORDER BY opened_at LIMIT 200) g"
+        " JOIN sluice_runs r ON r.id = g.run_id",
+        0, NULL, err);
+    if (res == NULL)
+        return -1;
+    *present = true;
+    sl_buf_puts(out, PQntuples(res) == 1 ? PQgetvalue(res, 0, 0) : "[]");
+    PQclear(res);
+    return 0;
+}

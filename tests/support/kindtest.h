@@ -43,7 +43,7 @@ typedef struct th_row {
     char *status;    /* succeeded, failed, dead..., owned */
     char *outputs;   /* jsonb text or "", owned */
     char *error;     /* or "", owned */
-    long long attempts;  /* rows in sluice_job_attempts */
+    long long attempts;  /* attempts in sluice_job_history */
 } th_row;
 
 /* Enqueues kind with args_json (plus "--max-attempts N" when max_attempts
