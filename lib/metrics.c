@@ -1,9 +1,10 @@
 /* metrics.c: see metrics.h.
  *
- * The accumulator is a short list of (queue, field, delta) rows searched
- * linearly: a batch touches a handful of distinct fields (its queues times
- * its kinds, plus a few histogram buckets), so a hash table would cost
- * more than it saves. */
+ * The accumulator keeps numbers, not strings: one row of counters per
+ * (queue, kind) and one pair of histograms per queue, searched linearly
+ * (a batch touches a handful: its queues times its kinds), and formats
+ * the HINCRBY fields once per batch, so counting costs a job a few
+ * increments. */
 #include "metrics.h"
 #include "mem.h"
 #include "queue.h"
@@ -41,15 +42,30 @@ const char *sl_metrics_counter_name(sl_metrics_counter c)
 
 /* ---- write side --------------------------------------------------------- */
 
-typedef struct row {
-    char key[SL_KEY_MAX];    /* sluice:{Q}:stats */
-    char field[96];          /* e.g. processed:noop, wait:3 */
-    long long delta;
-} row;
+/* Counters of one (queue, kind) and the histograms of one queue, as
+ * numbers: nothing is formatted per job, only once per batch when the
+ * increments are appended to the pipeline. */
+typedef struct counted {
+    char queue[SL_NAME_MAX + 1];
+    char kind[SL_NAME_MAX + 1];   /* "" for entries that could not be decoded */
+    long long counts[SL_M_NCOUNTERS];
+} counted;
+
+typedef struct timing {
+    long long buckets[SL_METRICS_BUCKETS];
+    long long sum_ms, count;
+} timing;
+
+typedef struct timed {
+    char queue[SL_NAME_MAX + 1];
+    timing wait, run;
+} timed;
 
 struct sl_metrics {
-    row *rows;
-    size_t n, cap;
+    counted *counted;
+    size_t ncounted, counted_cap;
+    timed *timed;
+    size_t ntimed, timed_cap;
 };
 
 sl_metrics *sl_metrics_new(void)
@@ -61,50 +77,60 @@ void sl_metrics_free(sl_metrics *m)
 {
     if (m == NULL)
         return;
-    free(m->rows);
+    free(m->counted);
+    free(m->timed);
     free(m);
 }
 
-static void add(sl_metrics *m, const char *queue, const char *field, long long delta)
+/* The row of (queue, kind), added if new.  Searched from the end: a batch
+ * mostly repeats the row it touched last. */
+static counted *counted_row(sl_metrics *m, const char *queue, const char *kind)
 {
-    char key[SL_KEY_MAX];
-    sl_queue_key(key, queue, "stats");
-    for (size_t i = 0; i < m->n; i++) {
-        if (strcmp(m->rows[i].field, field) == 0 && strcmp(m->rows[i].key, key) == 0) {
-            m->rows[i].delta += delta;
-            return;
-        }
+    for (size_t i = m->ncounted; i-- > 0;) {
+        if (strcmp(m->counted[i].kind, kind) == 0 && strcmp(m->counted[i].queue, queue) == 0)
+            return &m->counted[i];
     }
-    if (m->n == m->cap) {
-        m->cap = m->cap ? m->cap * 2 : 32;
-        m->rows = sl_xrealloc(m->rows, m->cap * sizeof *m->rows);
+    if (m->ncounted == m->counted_cap) {
+        m->counted_cap = m->counted_cap ? m->counted_cap * 2 : 8;
+        m->counted = sl_xrealloc(m->counted, m->counted_cap * sizeof *m->counted);
     }
-    row *r = &m->rows[m->n++];
-    memcpy(r->key, key, sizeof key);
-    snprintf(r->field, sizeof r->field, "%s", field);
-    r->delta = delta;
+    counted *c = &m->counted[m->ncounted++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->queue, sizeof c->queue, "%s", queue);
+    snprintf(c->kind, sizeof c->kind, "%s", kind);
+    return c;
+}
+
+static timed *timed_row(sl_metrics *m, const char *queue)
+{
+    for (size_t i = m->ntimed; i-- > 0;) {
+        if (strcmp(m->timed[i].queue, queue) == 0)
+            return &m->timed[i];
+    }
+    if (m->ntimed == m->timed_cap) {
+        m->timed_cap = m->timed_cap ? m->timed_cap * 2 : 4;
+        m->timed = sl_xrealloc(m->timed, m->timed_cap * sizeof *m->timed);
+    }
+    timed *t = &m->timed[m->ntimed++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->queue, sizeof t->queue, "%s", queue);
+    return t;
 }
 
 void sl_metrics_count(sl_metrics *m, const char *queue, const char *kind, sl_metrics_counter c)
 {
-    if (m == NULL || queue == NULL)
+    if (m == NULL || queue == NULL || c < 0 || c >= SL_M_NCOUNTERS)
         return;
-    char field[96];
-    snprintf(field, sizeof field, "%s:%s", sl_metrics_counter_name(c), kind ? kind : "");
-    add(m, queue, field, 1);
+    counted_row(m, queue, kind ? kind : "")->counts[c]++;
 }
 
-static void observe(sl_metrics *m, const char *queue, const char *name, int64_t ms)
+static void observe(timing *t, int64_t ms)
 {
-    char field[96];
     if (ms < 0)
         ms = 0;   /* clocks of different hosts disagree: count it as no wait */
-    snprintf(field, sizeof field, "%s:%d", name, sl_metrics_bucket_of(ms));
-    add(m, queue, field, 1);
-    snprintf(field, sizeof field, "%s:sum_ms", name);
-    add(m, queue, field, ms);
-    snprintf(field, sizeof field, "%s:count", name);
-    add(m, queue, field, 1);
+    t->buckets[sl_metrics_bucket_of(ms)]++;
+    t->sum_ms += ms;
+    t->count++;
 }
 
 void sl_metrics_ran(sl_metrics *m, const char *queue, int64_t enqueued_ms, int64_t started_ms,
@@ -112,14 +138,46 @@ void sl_metrics_ran(sl_metrics *m, const char *queue, int64_t enqueued_ms, int64
 {
     if (m == NULL || queue == NULL)
         return;
+    timed *t = timed_row(m, queue);
     if (enqueued_ms > 0)
-        observe(m, queue, "wait", started_ms - enqueued_ms);
-    observe(m, queue, "run", (int64_t)(run_ms + 0.5));
+        observe(&t->wait, started_ms - enqueued_ms);
+    observe(&t->run, (int64_t)(run_ms + 0.5));
 }
 
 bool sl_metrics_empty(const sl_metrics *m)
 {
-    return m == NULL || m->n == 0;
+    return m == NULL || (m->ncounted == 0 && m->ntimed == 0);
+}
+
+/* Appends HINCRBY key field delta unless delta is 0; counts it in *sent. */
+static int hincrby(sl_redis *r, const char *key, const char *field, long long delta, int *sent,
+                   sl_err *err)
+{
+    if (delta == 0)
+        return 0;   /* e.g. the run-time sum of a batch of sub-ms jobs */
+    char num[24];
+    snprintf(num, sizeof num, "%lld", delta);
+    const char *argv[] = { "HINCRBY", key, field, num };
+    if (sl_redis_append(r, 4, argv, NULL, err) < 0)
+        return -1;
+    (*sent)++;
+    return 0;
+}
+
+static int append_timing(sl_redis *r, const char *key, const char *name, const timing *t, int *sent,
+                         sl_err *err)
+{
+    char field[32];
+    for (int b = 0; b < SL_METRICS_BUCKETS; b++) {
+        snprintf(field, sizeof field, "%s:%d", name, b);
+        if (hincrby(r, key, field, t->buckets[b], sent, err) < 0)
+            return -1;
+    }
+    snprintf(field, sizeof field, "%s:sum_ms", name);
+    if (hincrby(r, key, field, t->sum_ms, sent, err) < 0)
+        return -1;
+    snprintf(field, sizeof field, "%s:count", name);
+    return hincrby(r, key, field, t->count, sent, err);
 }
 
 int sl_metrics_append(const sl_metrics *m, sl_redis *r, sl_err *err)
@@ -127,15 +185,21 @@ int sl_metrics_append(const sl_metrics *m, sl_redis *r, sl_err *err)
     if (m == NULL)
         return 0;
     int sent = 0;
-    for (size_t i = 0; i < m->n; i++) {
-        if (m->rows[i].delta == 0)
-            continue;   /* e.g. the run-time sum of a batch of sub-ms jobs */
-        char delta[24];
-        snprintf(delta, sizeof delta, "%lld", m->rows[i].delta);
-        const char *argv[] = { "HINCRBY", m->rows[i].key, m->rows[i].field, delta };
-        if (sl_redis_append(r, 4, argv, NULL, err) < 0)
+    char key[SL_KEY_MAX], field[96];
+    for (size_t i = 0; i < m->ncounted; i++) {
+        const counted *c = &m->counted[i];
+        sl_queue_key(key, c->queue, "stats");
+        for (int k = 0; k < SL_M_NCOUNTERS; k++) {
+            snprintf(field, sizeof field, "%s:%s", COUNTER_NAMES[k], c->kind);
+            if (hincrby(r, key, field, c->counts[k], &sent, err) < 0)
+                return -1;
+        }
+    }
+    for (size_t i = 0; i < m->ntimed; i++) {
+        sl_queue_key(key, m->timed[i].queue, "stats");
+        if (append_timing(r, key, "wait", &m->timed[i].wait, &sent, err) < 0 ||
+            append_timing(r, key, "run", &m->timed[i].run, &sent, err) < 0)
             return -1;
-        sent++;
     }
     return sent;
 }
@@ -143,7 +207,7 @@ int sl_metrics_append(const sl_metrics *m, sl_redis *r, sl_err *err)
 void sl_metrics_reset(sl_metrics *m)
 {
     if (m)
-        m->n = 0;
+        m->ncounted = m->ntimed = 0;
 }
 
 void sl_metrics_enqueue_field(const char *queue, const char *kind, char *key, size_t keylen,
