@@ -479,6 +479,41 @@ Test(master, a_sigkilled_child_is_restarted)
     free(config);
 }
 
+static void set_eviction_policy(const char *policy)
+{
+    sl_redis *r = th_redis();
+    const char *argv[] = { "CONFIG", "SET", "maxmemory-policy", policy };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 4, argv, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    freeReplyObject(rep);
+    sl_redis_free(r);
+}
+
+/* An evicting Redis can drop queued jobs: the pool says so at start-up.
+ * (Without maxmemory nothing is evicted, so the policy is safe to flip in
+ * the shared test server for the length of this test.) */
+Test(master, warns_when_redis_may_evict_jobs)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "evict");
+    char *config = write_config(NULL), *log = new_log_path();
+    set_eviction_policy("allkeys-lru");
+    pid_t master = start(config, queue, "1", log, NULL);
+    want_text w = { log, "event=redis.eviction_policy policy=allkeys-lru", 1 };
+    bool warned = th_wait(has_text, &w, 30000);
+    set_eviction_policy("noeviction");
+    cr_assert(warned, "no eviction warning in the log");
+    int status = th_stop(master, SIGTERM, 30000);
+    current_master = 0;
+    cr_assert_eq(status, 0);
+    assert_log_clean(log);
+    unlink(log);
+    free(log);
+    free(config);
+}
+
 Test(master, a_child_with_a_fatal_error_is_not_restarted)
 {
     th_migrate();
