@@ -7,9 +7,8 @@
 
 int64_t sl_jobctx_timeout_ms(const sl_job_ctx *ctx)
 {
-    if (ctx->job && ctx->job->timeout_ms > 0)
-        return ctx->job->timeout_ms;
-    return ctx->cfg->worker.job_timeout_ms;
+    return sl_config_job_timeout_ms(ctx->cfg, ctx->job ? ctx->job->queue : NULL,
+                                    ctx->job ? ctx->job->timeout_ms : 0);
 }
 
 bool sl_jobctx_cancelled(const sl_job_ctx *ctx)

@@ -260,6 +260,56 @@ static int read_section(sl_config *cfg, sl_ydoc *doc, const char *section, const
     return 0;
 }
 
+/* queues: { NAME: { timeout: DURATION } }: settings of single queues. */
+struct sl_queue_settings {
+    char *name;
+    int64_t timeout_ms;   /* 0: worker.job_timeout */
+};
+
+static int read_queue_settings(sl_config *cfg, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
+{
+    sl_ymap queues;
+    if (sl_ydoc_map(doc, node, "queues", &queues, err) < 0)
+        return -1;
+    for (size_t i = 0; i < queues.n; i++) {
+        const char *name = queues.pairs[i].name;
+        if (!sl_envelope_queue_valid(name))
+            return sl_ydoc_errorf(doc, queues.pairs[i].key, err, "'queues': invalid queue name '%.60s' "
+                                  "(1 to 64 of A-Z a-z 0-9 _ . -)", name);
+        char what[SL_NAME_MAX + 16];
+        snprintf(what, sizeof what, "queues.%s", name);
+        sl_ymap settings;
+        if (sl_ydoc_map(doc, queues.pairs[i].value, what, &settings, err) < 0)
+            return -1;
+        cfg->queue_settings.items = sl_xrealloc(cfg->queue_settings.items,
+                                                (cfg->queue_settings.n + 1) * sizeof *cfg->queue_settings.items);
+        struct sl_queue_settings *q = &cfg->queue_settings.items[cfg->queue_settings.n++];
+        q->name = sl_xstrdup(name);
+        q->timeout_ms = 0;
+        for (size_t k = 0; k < settings.n; k++) {
+            char key[SL_NAME_MAX + 32];
+            snprintf(key, sizeof key, "%s.%s", what, settings.pairs[k].name);
+            if (strcmp(settings.pairs[k].name, "timeout") != 0)
+                return sl_ydoc_errorf(doc, settings.pairs[k].key, err, "unknown key '%.60s' in '%s' "
+                                      "(expected timeout)", settings.pairs[k].name, what);
+            if (sl_ydoc_duration(doc, settings.pairs[k].value, key, 1, 7 * 86400000LL, &q->timeout_ms, err) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms)
+{
+    if (timeout_ms > 0)
+        return timeout_ms;
+    for (size_t i = 0; queue && i < cfg->queue_settings.n; i++) {
+        if (strcmp(cfg->queue_settings.items[i].name, queue) == 0 && cfg->queue_settings.items[i].timeout_ms > 0)
+            return cfg->queue_settings.items[i].timeout_ms;
+    }
+    return cfg->worker.job_timeout_ms;
+}
+
 static int read_file(sl_config *cfg, const char *path, sl_err *err)
 {
     int rc = -1;
@@ -283,6 +333,11 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
         goto cleanup;
     for (size_t i = 0; i < top.n; i++) {
         const char *section = NULL;
+        if (strcmp(top.pairs[i].name, "queues") == 0) {
+            if (read_queue_settings(cfg, doc, top.pairs[i].value, err) < 0)
+                goto cleanup;
+            continue;
+        }
         if (sl_config_jobs_section(top.pairs[i].name)) {   /* read by config_jobs.c */
             if (sl_config_jobs_read(cfg->jobs, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
                 goto cleanup;
@@ -364,6 +419,9 @@ void sl_config_free(sl_config *cfg)
     free(cfg->redis_url);
     free(cfg->database_url);
     free_queues(cfg->worker.queues, cfg->worker.nqueues);
+    for (size_t i = 0; i < cfg->queue_settings.n; i++)
+        free(cfg->queue_settings.items[i].name);
+    free(cfg->queue_settings.items);
     sl_config_jobs_free(cfg->jobs);
     sl_sched_config_clear(&cfg->sched);
     free(cfg->metrics.listen);

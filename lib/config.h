@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config_sched.h"
 #include "err.h"
@@ -52,6 +53,10 @@ typedef struct sl_config {
         int max_payload;      /* worker.max_payload bytes, default 1048576: larger entries
                                  are dead-lettered undecoded */
     } worker;
+    struct {
+        struct sl_queue_settings *items; /* queues.NAME: settings of one queue */
+        size_t n;
+    } queue_settings;
     struct sl_jobs_config *jobs; /* deploy, import, codegen, provision; never NULL */
     sl_sched_config sched;  /* scheduler: and groups: sections (config_sched.h) */
     struct {
@@ -71,5 +76,10 @@ sl_config *sl_config_load(const char *path, sl_err *err);
 sl_config *sl_config_defaults(void);
 
 void sl_config_free(sl_config *cfg);
+
+/* The time limit of a job of queue whose envelope says timeout_ms (0:
+ * none): the envelope's, else the queue's `queues.NAME.timeout`, else
+ * worker.job_timeout. */
+int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms);
 
 #endif

@@ -366,3 +366,21 @@ Test(config, metrics_keys)
     load_bad("metrics:\n  max_connections: 0\n", 2, 20, "'metrics.max_connections' must be between 1 and 10000");
     load_bad("metrics:\n  request_timeout: 10ms\n", 2, 20, "metrics.request_timeout");
 }
+
+/* queues.NAME.timeout: a job's limit is its own timeout_ms, else its
+ * queue's, else worker.job_timeout. */
+Test(config, queue_timeouts)
+{
+    sl_config *cfg = load_ok("worker:\n  job_timeout: 10m\n"
+                             "queues:\n  deploys:\n    timeout: 1h\n  imports: {timeout: 90s}\n");
+    cr_assert_eq(sl_config_job_timeout_ms(cfg, "deploys", 0), 3600000);
+    cr_assert_eq(sl_config_job_timeout_ms(cfg, "imports", 0), 90000);
+    cr_assert_eq(sl_config_job_timeout_ms(cfg, "other", 0), 600000);
+    cr_assert_eq(sl_config_job_timeout_ms(cfg, "deploys", 5000), 5000);
+    cr_assert_eq(sl_config_job_timeout_ms(cfg, NULL, 0), 600000);
+    sl_config_free(cfg);
+    load_bad("queues:\n  deploys:\n    timout: 1h\n", 3, 5, "unknown key 'timout' in 'queues.deploys' (expected timeout)");
+    load_bad("queues:\n  \"bad{name}\":\n    timeout: 1h\n", 2, 3, "invalid queue name 'bad{name}'");
+    load_bad("queues:\n  deploys:\n    timeout: 60\n", 3, 14, "queues.deploys.timeout");
+    load_bad("queues:\n  deploys: 1h\n", 2, 12, "queues.deploys");
+}

@@ -641,6 +641,33 @@ Test(master, a_job_past_its_timeout_gets_its_child_killed)
     free(id);
 }
 
+/* Without a timeout of its own, a job gets its queue's (queues.NAME.timeout). */
+Test(master, a_queue_timeout_applies_to_jobs_without_their_own)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "qtimeout");
+    char *extra = sl_xasprintf("  timeout_grace: 100ms\nqueues:\n  %s:\n    timeout: 300ms\n", queue);
+    char *config = write_config(extra), *log = new_log_path();
+    const char *args[] = { "sleep", "--queue", queue, "--arg", "ms=600000", "--max-attempts", "1", NULL };
+    char *id = enqueue(args);
+    pid_t master = start(config, queue, "1", log, NULL);
+    char line[160];
+    snprintf(line, sizeof line, "event=job.timed_out job=%s", id);
+    wait_text(log, line, 1, 30000);
+    const char *p[] = { id };
+    for (int i = 0; i < 1500 && th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p) == 0; i++)
+        usleep(20000);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_history WHERE job_id = $1 AND status = 'timed_out'"
+                              " AND error LIKE '%timeout of 300 ms%'", 1, p), 1);
+    stop_cleanly(master, log);
+    unlink(log);
+    free(log);
+    free(config);
+    free(extra);
+    free(id);
+}
+
 /* Needs the consumer to list its held entries in its scoreboard slot. */
 Test(master, the_master_renews_the_lease_of_a_long_job)
 {

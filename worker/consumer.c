@@ -364,7 +364,7 @@ static int64_t max_attempts(const consumer *c, const sl_job *job)
 
 static int64_t job_timeout_ms(const consumer *c, const sl_job *job)
 {
-    return job->timeout_ms > 0 ? job->timeout_ms : c->cfg->worker.job_timeout_ms;
+    return sl_config_job_timeout_ms(c->cfg, job->queue, job->timeout_ms);
 }
 
 /* Delay before the attempt after `job`'s: its envelope's retry_* fields,
