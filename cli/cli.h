@@ -3,6 +3,9 @@
 #ifndef SL_CLI_H
 #define SL_CLI_H
 
+#include <stdbool.h>
+#include <stdio.h>
+
 #include "config.h"
 #include "err.h"
 
@@ -17,6 +20,15 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 
 /* Prints "sluice CMD: message" to stderr; returns CLI_FAILED. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses the command line of a subcommand whose options are only
+ * -c/--config FILE, -h/--help and, when json is not NULL, --json, and that
+ * takes exactly nargs (0 or 1) positional arguments, named `what` in the
+ * message when missing.  Returns -1 to go on (the argument, if any, is
+ * argv[optind]); otherwise the exit status: CLI_OK after printing usage_fn's
+ * help, CLI_USAGE after saying what is wrong. */
+int cli_simple_args(const char *cmd, int argc, char **argv, void (*usage_fn)(FILE *),
+                    const char **config, bool *json, int nargs, const char *what);
 
 /* Loads the configuration (path may be NULL), printing the error and
  * returning NULL on failure. */

@@ -43,27 +43,10 @@ static void usage(FILE *f)
 
 int cmd_cancel(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error(CMD, "missing JOB_ID");
-    if (optind + 1 < argc)
-        return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
+    int parsed = cli_simple_args(CMD, argc, argv, usage, &config, NULL, 1, "JOB_ID");
+    if (parsed >= 0)
+        return parsed;
     const char *id = argv[optind];
     if (!sl_jobid_valid(id))
         return cli_usage_error(CMD, "invalid job id '%s'", id);

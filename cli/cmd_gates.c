@@ -59,25 +59,10 @@ static void print_evidence(sl_db *db, const sl_config *cfg, const char *run_id, 
 
 int cmd_gates(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config = optarg; break;
-        case 'h': gates_usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error("gates", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("gates", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error("gates", "unexpected argument '%s'", argv[optind]);
+    int parsed = cli_simple_args("gates", argc, argv, gates_usage, &config, NULL, 0, NULL);
+    if (parsed >= 0)
+        return parsed;
     sl_config *cfg = cli_load_config("gates", config);
     if (cfg == NULL)
         return CLI_FAILED;
@@ -243,23 +228,10 @@ static void audit_usage(FILE *f)
 
 int cmd_audit(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config = optarg; break;
-        case 'h': audit_usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error("audit", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("audit", "unknown option '%s'", argv[optind - 1]);
-        }
-    }
+    int parsed = cli_simple_args("audit", argc, argv, audit_usage, &config, NULL, 1, "'verify'");
+    if (parsed >= 0)
+        return parsed;
     if (optind + 1 != argc || strcmp(argv[optind], "verify") != 0)
         return cli_usage_error("audit", "expected 'verify'");
     sl_config *cfg = cli_load_config("audit", config);

@@ -95,30 +95,11 @@ static void print_human(const msgpack_object *rec)
 
 int cmd_job(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'J' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
     bool as_json = false;
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'J': as_json = true; break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error(CMD, "missing job ID");
-    if (optind + 1 < argc)
-        return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
+    int parsed = cli_simple_args(CMD, argc, argv, usage, &config, &as_json, 1, "job ID");
+    if (parsed >= 0)
+        return parsed;
     const char *id = argv[optind];
     sl_config *cfg = cli_load_config(CMD, config);
     if (cfg == NULL)

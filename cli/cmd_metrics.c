@@ -26,25 +26,10 @@ static void usage(FILE *f)
 
 int cmd_metrics(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind < argc)
-        return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind]);
+    int parsed = cli_simple_args(CMD, argc, argv, usage, &config, NULL, 0, NULL);
+    if (parsed >= 0)
+        return parsed;
     sl_config *cfg = cli_load_config(CMD, config);
     if (cfg == NULL)
         return CLI_FAILED;

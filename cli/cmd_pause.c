@@ -34,30 +34,24 @@ static void usage(FILE *f, bool pause)
         "  -h, --help          show this help\n");
 }
 
+static void pause_usage(FILE *f)
+{
+    usage(f, true);
+}
+
+static void resume_usage(FILE *f)
+{
+    usage(f, false);
+}
+
 static int set_paused(int argc, char **argv, bool pause)
 {
     const char *cmd = pause ? "pause" : "resume";
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout, pause); return CLI_OK;
-        case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
-    }
-    if (optind >= argc)
-        return cli_usage_error(cmd, "missing QUEUE");
-    if (optind + 1 < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
+    int parsed = cli_simple_args(cmd, argc, argv, pause ? pause_usage : resume_usage, &config, NULL, 1,
+                                 "QUEUE");
+    if (parsed >= 0)
+        return parsed;
     const char *queue = argv[optind];
     if (!sl_envelope_queue_valid(queue))
         return cli_usage_error(cmd, "invalid queue name '%s' (use 1-%d of A-Z a-z 0-9 _ . -)",

@@ -1,6 +1,7 @@
 /* main.c: `sluice`, the command-line client: dispatches to a subcommand. */
 #include "cli.h"
 
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -76,6 +77,34 @@ sl_config *cli_load_config(const char *cmd, const char *path)
     if (cfg == NULL)
         cli_fail(cmd, "%s", err.msg);
     return cfg;
+}
+
+int cli_simple_args(const char *cmd, int argc, char **argv, void (*usage_fn)(FILE *),
+                    const char **config, bool *json, int nargs, const char *what)
+{
+    static const struct option opts[] = {
+        { "json", no_argument, NULL, 'J' },
+        { "config", required_argument, NULL, 'c' },
+        { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 },
+    };
+    int c;
+    opterr = 0;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, ":c:h", json ? opts : opts + 1, NULL)) != -1) {
+        switch (c) {
+        case 'J': *json = true; break;
+        case 'c': *config = optarg; break;
+        case 'h': usage_fn(stdout); return CLI_OK;
+        case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        }
+    }
+    if (nargs > 0 && optind >= argc)
+        return cli_usage_error(cmd, "missing %s", what);
+    if (optind + nargs < argc)
+        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + nargs]);
+    return -1;
 }
 
 int main(int argc, char **argv)
