@@ -189,7 +189,8 @@ static int decide(int argc, char **argv, bool approve)
     if (cfg == NULL)
         goto out;
     if ((db = sl_db_connect(cfg->database_url, &err)) == NULL ||
-        sl_gate_decide(db, argv[optind], argv[optind + 1], cli_user(as), approve, comment, inputs,
+        sl_gate_decide(db, argv[optind], argv[optind + 1],
+                       &(sl_principal){ .name = cli_user(as), .method = "cli" }, approve, comment, inputs,
                        ninputs, &res, &err) < 0) {
         cli_fail(cmd, "%s", err.msg);
         goto out;

@@ -117,10 +117,11 @@ static int final_inputs(sl_db *db, const char *spec_json, const char *supplied, 
     return rc;
 }
 
-int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const char *user,
+int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const sl_principal *who,
                    bool approve, const char *comment, char *const *inputs, size_t ninputs,
                    sl_gate_result *out, sl_err *err)
 {
+    const char *user = who->name;
     memset(out, 0, sizeof *out);
     char why[512] = "";
     sl_buf in = SL_BUF_INIT, fin = SL_BUF_INIT;

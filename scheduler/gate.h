@@ -26,6 +26,18 @@
 #include "db.h"
 #include "err.h"
 
+/* Who makes a decision: an authenticated principal, never a typed name.
+ * The API server fills it from the credential it verified; the scheduler
+ * uses { "sluice-scheduler", "scheduler", NULL } for timeouts.  All fields
+ * are borrowed for the duration of the call. */
+typedef struct sl_principal {
+    const char *name;          /* user name: token owner or the JWT's user claim */
+    const char *method;        /* how it was proven: "token:ID", "jwt:ISSUER#SUBJECT", ... */
+    const char *address;       /* client address, or NULL when not over the network */
+    const char *const *groups; /* groups the credential proves (JWT groups claim), or NULL */
+    size_t ngroups;
+} sl_principal;
+
 typedef struct sl_gate_result {
     bool refused;        /* the decision was not accepted (and was audited as refused) */
     bool closed;         /* this decision approved or rejected the gate */
@@ -34,10 +46,10 @@ typedef struct sl_gate_result {
     char message[512];   /* the reason of a refusal, or what happened */
 } sl_gate_result;
 
-/* Records user's decision at gate (run_id, gate_id).  inputs[0..ninputs)
+/* Records who's decision at gate (run_id, gate_id).  inputs[0..ninputs)
  * are "NAME=VALUE" (approvals only).  Returns 0 with *res filled whether
  * accepted or refused; -1 with err when the database failed. */
-int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const char *user,
+int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const sl_principal *who,
                    bool approve, const char *comment, char *const *inputs, size_t ninputs,
                    sl_gate_result *res, sl_err *err);
 

@@ -528,7 +528,7 @@ Test(sched, concurrent_approvals_release_once)
                 sl_err err;
                 sl_db *db = sl_db_connect(th_env("DATABASE_URL"), &err);
                 sl_gate_result res;
-                int rc = db ? sl_gate_decide(db, run, "g", users[i], true, NULL, NULL, 0, &res, &err) : -1;
+                int rc = db ? sl_gate_decide(db, run, "g", &(sl_principal){ .name = users[i], .method = "test" }, true, NULL, NULL, 0, &res, &err) : -1;
                 sl_db_free(db);
                 _exit(rc < 0 ? 2 : res.refused ? 1 : 0);
             }
@@ -713,7 +713,7 @@ Test(sched, sigkill_the_scheduler_at_random)
         cr_assert_not_null(g, "%s", err.msg);
         for (int i = 0; i < PQntuples(g); i++) {
             sl_gate_result res;
-            cr_assert_eq(sl_gate_decide(db, PQgetvalue(g, i, 0), "gate", "bob", true, NULL, NULL, 0, &res,
+            cr_assert_eq(sl_gate_decide(db, PQgetvalue(g, i, 0), "gate", &(sl_principal){ .name = "bob", .method = "test" }, true, NULL, NULL, 0, &res,
                                         &err), 0, "%s", err.msg);
         }
         PQclear(g);
