@@ -25,15 +25,23 @@ extern "C" {
 
 #define SLUICE_ID_MAX 128  /* longest job id, in bytes */
 
+/* Marks the library's exported functions; everything else in libsluice is
+ * hidden. */
+#if defined(__GNUC__)
+#define SLUICE_API __attribute__((visibility("default")))
+#else
+#define SLUICE_API
+#endif
+
 typedef struct sluice_client sluice_client;
 
 /* Connects to Redis.  redis_url may be NULL: then $SLUICE_REDIS_URL, then
  * $REDIS_URL, then redis://127.0.0.1:6379/0.  Returns NULL and writes the
  * reason to errbuf (errlen bytes, may be 0) on failure.  Free with
  * sluice_client_free. */
-sluice_client *sluice_client_new(const char *redis_url, char *errbuf, size_t errlen);
+SLUICE_API sluice_client *sluice_client_new(const char *redis_url, char *errbuf, size_t errlen);
 
-void sluice_client_free(sluice_client *c);
+SLUICE_API void sluice_client_free(sluice_client *c);
 
 /* What to enqueue.  Zero-initialise, then set what you need. */
 typedef struct sluice_job_spec {
@@ -51,7 +59,7 @@ typedef struct sluice_job_spec {
  * success writes the job id (NUL-terminated) to id_out, which must hold
  * SLUICE_ID_MAX + 1 bytes, and returns 0; on failure returns -1 and writes
  * the reason to errbuf. */
-int sluice_enqueue(sluice_client *c, const sluice_job_spec *spec, char *id_out,
+SLUICE_API int sluice_enqueue(sluice_client *c, const sluice_job_spec *spec, char *id_out,
                    char *errbuf, size_t errlen);
 
 #ifdef __cplusplus

@@ -87,6 +87,7 @@ static bool host_allowed(const sl_jobs_config *jc, const char *host)
 
 static void reset_sink(fetch *f)
 {
+    sl_sha256_free(&f->sha);   /* a restarted download starts a new digest */
     sl_sha256_init(&f->sha);
     f->bytes = 0;
 }
@@ -590,6 +591,7 @@ static int run_import(sl_job_ctx *ctx, sl_err *err)
     rc = 0;
 
 cleanup:
+    sl_sha256_free(&f.sha);
     if (f.fd >= 0)
         close(f.fd);
     if (staging)

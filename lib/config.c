@@ -22,9 +22,11 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,7 +37,6 @@
 #include "mem.h"
 #include "yamldoc.h"
 
-#define SYSCONF_PATH SLUICE_SYSCONFDIR "/sluice/sluice.yaml"
 
 enum value_kind {
     V_URL,       /* non-empty string -> char * */
@@ -374,8 +375,43 @@ static const char *env_nonempty(const char *name)
     return v && *v ? v : NULL;
 }
 
+/* Reads the credential NAME from $CREDENTIALS_DIRECTORY (systemd's
+ * LoadCredential=) into a new string without its trailing newline, or NULL
+ * when there is none. */
+static char *read_credential(const char *name)
+{
+    const char *dir = env_nonempty("CREDENTIALS_DIRECTORY");
+    if (dir == NULL)
+        return NULL;
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path)
+        return NULL;
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return NULL;
+    char line[4096];
+    char *v = NULL;
+    if (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0])
+            v = sl_xstrdup(line);
+    }
+    fclose(f);
+    return v;
+}
+
+static void override(char **field, char *value)
+{
+    if (value == NULL)
+        return;
+    free(*field);
+    *field = value;
+}
+
 static void apply_env(sl_config *cfg)
 {
+    override(&cfg->redis_url, read_credential("redis_url"));
+    override(&cfg->database_url, read_credential("database_url"));
     const char *v;
     if ((v = env_nonempty("SLUICE_REDIS_URL")) || (v = env_nonempty("REDIS_URL"))) {
         free(cfg->redis_url);
@@ -387,11 +423,36 @@ static void apply_env(sl_config *cfg)
     }
 }
 
+void sl_config_default_path(char *buf, size_t n)
+{
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';                     /* exe is now the binary's directory */
+            slash = strrchr(exe, '/');
+            if (slash && strcmp(slash + 1, "bin") == 0) {
+                *slash = '\0';                 /* exe is now the prefix */
+                bool usr = strcmp(exe, "/usr") == 0 || exe[0] == '\0';
+                snprintf(buf, n, "%s/etc/sluice/sluice.yaml", usr ? "" : exe);
+                return;
+            }
+        }
+    }
+    snprintf(buf, n, "%s/sluice/sluice.yaml", SLUICE_SYSCONFDIR);
+}
+
 sl_config *sl_config_load(const char *path, sl_err *err)
 {
+    char installed[PATH_MAX + 32];
     const char *file = path ? path : env_nonempty("SLUICE_CONFIG");
-    if (file == NULL && access(SYSCONF_PATH, F_OK) == 0)
-        file = SYSCONF_PATH;
+    if (file == NULL) {
+        sl_config_default_path(installed, sizeof installed);
+        if (access(installed, F_OK) == 0)
+            file = installed;
+    }
     sl_config *cfg = config_new();
     if (file != NULL) {
         if (read_file(cfg, file, err) < 0) {

@@ -4,13 +4,17 @@
  * Where the file comes from, first match wins:
  *   1. the path given by the caller (--config),
  *   2. $SLUICE_CONFIG,
- *   3. SLUICE_SYSCONFDIR/sluice/sluice.yaml if that file exists,
+ *   3. the installed file if it exists (sl_config_default_path: it follows
+ *      the prefix the binary was installed under),
  *   4. none: built-in defaults.
  * A path named by 1 or 2 that cannot be read is an error.
  *
- * Then the environment overrides connection settings:
- *   redis.url    <- $SLUICE_REDIS_URL, else $REDIS_URL
- *   database.url <- $SLUICE_DATABASE_URL, else $DATABASE_URL
+ * Then credentials and the environment override connection settings, the
+ * later winning:
+ *   redis.url    <- $CREDENTIALS_DIRECTORY/redis_url, $REDIS_URL, $SLUICE_REDIS_URL
+ *   database.url <- $CREDENTIALS_DIRECTORY/database_url, $DATABASE_URL, $SLUICE_DATABASE_URL
+ * ($CREDENTIALS_DIRECTORY is where systemd's LoadCredential= puts secrets,
+ * readable by the service alone and never in its environment.)
  *
  * The file is parsed strictly: an unknown key, a value of the wrong type or
  * out of range is an error reported as "FILE:LINE:COLUMN: message", and
@@ -71,6 +75,13 @@ typedef struct sl_config {
  * config the caller frees with sl_config_free, or NULL with err set
  * (code SL_ECONFIG, message "FILE:LINE:COLUMN: …" for errors in the file). */
 sl_config *sl_config_load(const char *path, sl_err *err);
+
+/* Writes the installed configuration file's path into buf (n bytes):
+ * PREFIX/etc/sluice/sluice.yaml for a binary installed in PREFIX/bin
+ * (/etc/sluice/sluice.yaml for PREFIX /usr), so a tree installed with
+ * `cmake --install --prefix P` or into a package reads its own file; for a
+ * binary elsewhere (a build tree), the sysconfdir chosen at configure time. */
+void sl_config_default_path(char *buf, size_t n);
 
 /* Built-in defaults plus environment overrides, no file. Never NULL. */
 sl_config *sl_config_defaults(void);

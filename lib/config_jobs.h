@@ -1,7 +1,7 @@
 /* config_jobs.h: the operator's configuration of the job kinds — the
  * `deploy`, `import`, `codegen` and `provision` sections of etc/sluice.yaml.
  *
- * These sections are where the trust boundary is drawn (DESIGN.md): every
+ * These sections are where the trust boundary is drawn: every
  * program a job may run, every host it may download from, every directory
  * it may write under and every database it may change is named here, and a
  * job's arguments only choose among these names.  Secrets never appear in

@@ -276,8 +276,8 @@ static bool equal(value *a, value *b)
 {
     if (a->type == V_NUM && b->type == V_NUM)
         return a->num == b->num;
-    const char *sa, *sb;
-    size_t na, nb;
+    const char *sa = "", *sb = "";
+    size_t na = 0, nb = 0;
     as_text(a, &sa, &na);
     as_text(b, &sb, &nb);
     return na == nb && memcmp(sa, sb, na) == 0;

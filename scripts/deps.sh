@@ -18,17 +18,18 @@ root).  Idempotent: when everything is installed it only says so.
 
 Packages: build-essential cmake pkg-config libhiredis-dev libpq-dev
 libmsgpack-dev libyaml-dev libcurl4-openssl-dev libcriterion-dev
-libmicrohttpd-dev redis-server redis-tools postgresql postgresql-contrib tmux,
-and prometheus (for promtool) when the package archive has it.
+libmicrohttpd-dev libssl-dev redis-server redis-tools postgresql
+postgresql-contrib tmux systemd (systemd-analyze verifies the installed units)
+binutils, and prometheus (for promtool) when the package archive has it.
 EOF
 }
 
 REQUIRED=(
     build-essential cmake pkg-config
     libhiredis-dev libpq-dev libmsgpack-dev libyaml-dev libcurl4-openssl-dev
-    libcriterion-dev libmicrohttpd-dev
+    libcriterion-dev libmicrohttpd-dev libssl-dev
     redis-server redis-tools postgresql postgresql-contrib
-    tmux
+    tmux systemd binutils
 )
 OPTIONAL=(prometheus) # promtool: `promtool check metrics` in the tests
 

@@ -97,9 +97,9 @@ count_results() {
 run_tree() {
     local tree=$1 t_start=$SECONDS t_build cfg=() env=() rc=0 log
     case $tree in
-    build) cfg=(-DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+    build) cfg=(-DCMAKE_BUILD_TYPE=RelWithDebInfo -DSLUICE_WERROR=ON) ;;
     build-asan)
-        cfg=(-DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON)
+        cfg=(-DCMAKE_BUILD_TYPE=Debug -DSLUICE_SANITIZE=ON -DSLUICE_WERROR=ON)
         env=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
             UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
         ;;

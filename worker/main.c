@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,8 @@
 
 static void usage(FILE *f)
 {
+    char installed[PATH_MAX + 32];
+    sl_config_default_path(installed, sizeof installed);
     fprintf(f,
         "Usage: sluice-worker [OPTIONS]\n"
         "\n"
@@ -29,7 +32,7 @@ static void usage(FILE *f)
         "\n"
         "Options:\n"
         "  -c, --config FILE     configuration file (default: $SLUICE_CONFIG, then\n"
-        "                        " SLUICE_SYSCONFDIR "/sluice/sluice.yaml)\n"
+        "                        %s)\n"
         "  -q, --queues A,B      queues to consume (overrides worker.queues)\n"
         "  -n, --processes N     number of worker processes (overrides worker.processes)\n"
         "      --log-level L     debug, info, warn or error (overrides log.level)\n"
@@ -43,7 +46,8 @@ static void usage(FILE *f)
         "Environment: SLUICE_REDIS_URL/REDIS_URL, SLUICE_DATABASE_URL/DATABASE_URL\n"
         "override the configured servers.\n"
         "Exit status: 0 after a clean stop, 1 on a runtime failure, 2 on a usage\n"
-        "error, 78 on a configuration error (also when a worker process hits one).\n");
+        "error, 78 on a configuration error (also when a worker process hits one).\n",
+        installed);
 }
 
 /* The command line's overrides, parsed and checked once, applied to every

@@ -2,7 +2,7 @@
  *
  * The master's state is the process table (one `child` record per slot,
  * beside the shared scoreboard slot of the same index) and the signal
- * flags; both are file-scope statics, as STYLE.md allows for the master
+ * flags; both are file-scope statics, which only the master may have
  * alone.  Signal handlers set a flag and write a byte to a self-pipe; the
  * loop sleeps in poll(2) on that pipe for at most TICK_MS, so all real work
  * — reaping, logging, respawning, killing overdue jobs, reloading — happens

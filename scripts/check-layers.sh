@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# scripts/check-layers.sh: fails if a lower layer includes a higher one.
+#
+# Layers, lowest first (CONTRIBUTING.md, docs/architecture.md):
+#   include/  the public client API
+#   lib/      the core                 may include: include lib
+#   jobs/     the job kinds            may include: include lib jobs
+#   scheduler/ pipelines, runs, gates  may include: include lib jobs scheduler
+#   server/   the HTTP API server      may include: include lib jobs scheduler server
+#   worker/   sluice-worker            may include: include lib jobs worker
+#   cli/      sluice                   may include anything above
+# A quoted #include is resolved to the directory that holds the header;
+# system headers (<...>) are not checked.  Run by ctest (test "layers").
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+declare -A allowed=(
+    [include]="include"
+    [lib]="include lib"
+    [jobs]="include lib jobs"
+    [scheduler]="include lib jobs scheduler"
+    [server]="include lib jobs scheduler server"
+    [worker]="include lib jobs worker"
+    [cli]="include lib jobs scheduler server worker cli"
+)
+# header name -> directory holding it
+declare -A home=()
+for dir in "${!allowed[@]}"; do
+    [[ -d $dir ]] || continue
+    for h in "$dir"/*.h; do
+        [[ -e $h ]] && home[$(basename "$h")]=$dir
+    done
+done
+
+bad=0
+for dir in "${!allowed[@]}"; do
+    [[ -d $dir ]] || continue
+    for f in "$dir"/*.[ch]; do
+        [[ -e $f ]] || continue
+        while IFS= read -r line; do
+            hdr=${line#*\"}
+            hdr=${hdr%%\"*}
+            h=${home[$(basename "$hdr")]:-}
+            [[ -n $h ]] || continue     # generated or external header
+            if [[ " ${allowed[$dir]} " != *" $h "* ]]; then
+                echo "layer violation: $f includes $h/$(basename "$hdr") ($dir/ may include: ${allowed[$dir]})"
+                bad=1
+            fi
+        done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" || true)
+    done
+done
+if ((bad)); then
+    exit 1
+fi
+echo "layers: ok"
