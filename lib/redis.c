@@ -1,12 +1,12 @@
 /* redis.c: see redis.h.
  *
- * A thin layer over hiredis's blocking API: URL parsing, AUTH/SELECT on
- * connect, socket timeouts, and turning every way a command can fail
+ * A thin layer over hiredis's blocking API: URL parsing (libcurl's URL API,
+ * plus a short branch for unix sockets), AUTH/SELECT on connect, socket timeouts, and turning every way a command can fail
  * (I/O error, protocol error, error reply) into one sl_err. */
 #include "redis.h"
 #include "mem.h"
 
-#include <ctype.h>
+#include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@ struct sl_redis {
 };
 
 typedef struct redis_url {
-    char *host;      /* NULL for unix sockets */
+    char *host;      /* NULL for unix sockets; IPv6 without brackets */
     int port;
     char *path;      /* socket path, NULL for TCP */
     char *user;      /* NULL: none */
@@ -34,115 +34,154 @@ static void url_clear(redis_url *u)
     free(u->host);
     free(u->path);
     free(u->user);
+    if (u->password)
+        explicit_bzero(u->password, strlen(u->password));
     free(u->password);
     memset(u, 0, sizeof *u);
 }
 
-static int hexval(char c)
+/* A decimal number in [min, max] with nothing else: no sign, no spaces. */
+static bool strict_number(const char *s, long min, long max, long *out)
 {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-static char *percent_decode(const char *s, size_t n)
-{
-    char *out = sl_xmalloc(n + 1);
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
-            out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
-            i += 2;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
+    if (*s == '\0' || strlen(s) > 9)
+        return false;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return false;
+    long v = strtol(s, NULL, 10);
+    if (v < min || v > max)
+        return false;
+    *out = v;
+    return true;
 }
 
 static int parse_db(const char *s, int *db, sl_err *err)
 {
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*s == '\0' || *end != '\0' || v < 0 || v > 100000)
-        return sl_err_set(err, SL_EINVAL, "redis URL: bad database number '%s'", s);
+    long v;
+    if (!strict_number(s, 0, 100000, &v))
+        return sl_err_set(err, SL_EINVAL, "redis URL: bad database number (a decimal number expected)");
     *db = (int)v;
     return 0;
+}
+
+/* Copies a curl URL part (NULL when absent) into a new string. */
+static char *url_part(CURLU *h, CURLUPart what, unsigned flags)
+{
+    char *part = NULL;
+    if (curl_url_get(h, what, &part, flags) != CURLUE_OK || part == NULL)
+        return NULL;
+    char *copy = sl_xstrdup(part);
+    curl_free(part);
+    return copy;
+}
+
+/* unix://[[USER]:PASSWORD@]/absolute/path[?db=N] -- parsed by hand: libcurl
+ * has no notion of a socket path.  The credentials are percent-decoded. */
+static int parse_unix(const char *rest, redis_url *u, sl_err *err)
+{
+    const char *at = strchr(rest, '@');
+    const char *q = strchr(rest, '?');
+    if (at && (q == NULL || at < q)) {
+        const char *colon = memchr(rest, ':', (size_t)(at - rest));
+        if (colon == NULL)
+            return sl_err_set(err, SL_EINVAL, "redis URL: unix:// credentials must be [USER]:PASSWORD@");
+        int n;
+        char *user = curl_easy_unescape(NULL, rest, (int)(colon - rest), &n);
+        char *pass = curl_easy_unescape(NULL, colon + 1, (int)(at - colon - 1), &n);
+        if (user == NULL || pass == NULL) {
+            curl_free(user);
+            curl_free(pass);
+            return sl_err_set(err, SL_EINVAL, "redis URL: bad credentials");
+        }
+        u->user = user[0] ? sl_xstrdup(user) : NULL;
+        u->password = sl_xstrdup(pass);
+        explicit_bzero(pass, strlen(pass));
+        curl_free(user);
+        curl_free(pass);
+        rest = at + 1;
+    }
+    u->path = q ? sl_xstrndup(rest, (size_t)(q - rest)) : sl_xstrdup(rest);
+    if (u->path[0] != '/')
+        return sl_err_set(err, SL_EINVAL, "redis URL: unix socket path must be absolute");
+    if (q && strncmp(q, "?db=", 4) == 0)
+        return parse_db(q + 4, &u->db, err);
+    if (q)
+        return sl_err_set(err, SL_EINVAL, "redis URL: the only unix:// option is ?db=N");
+    return 0;
+}
+
+/* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] with libcurl's URL parser
+ * (IPv6 literals in brackets, percent-decoding, strict ports).  Messages
+ * never repeat the URL: it may carry a password. */
+static int parse_tcp(const char *url, redis_url *u, sl_err *err)
+{
+    int rc = -1;
+    char *port = NULL, *path = NULL;
+    CURLU *h = curl_url();
+    if (h == NULL)
+        return sl_err_set(err, SL_EIO, "redis URL: curl_url: out of memory");
+    CURLUcode uc = curl_url_set(h, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
+    if (uc != CURLUE_OK) {
+        sl_err_set(err, SL_EINVAL, "redis URL: %s", uc == CURLUE_NO_HOST ? "missing host" :
+                   uc == CURLUE_BAD_PORT_NUMBER ? "bad port (1-65535)" : curl_url_strerror(uc));
+        goto cleanup;
+    }
+    u->host = url_part(h, CURLUPART_HOST, CURLU_URLDECODE);
+    if (u->host == NULL || u->host[0] == '\0') {
+        sl_err_set(err, SL_EINVAL, "redis URL: missing host");
+        goto cleanup;
+    }
+    size_t hl = strlen(u->host);
+    if (u->host[0] == '[' && hl > 2 && u->host[hl - 1] == ']') {   /* IPv6 literal */
+        memmove(u->host, u->host + 1, hl - 2);
+        u->host[hl - 2] = '\0';
+    }
+    u->user = url_part(h, CURLUPART_USER, CURLU_URLDECODE);
+    u->password = url_part(h, CURLUPART_PASSWORD, CURLU_URLDECODE);
+    if (u->user && u->user[0] == '\0') {
+        free(u->user);
+        u->user = NULL;
+    }
+    if (u->user && u->password == NULL) {
+        /* redis://secret@host: a lone credential is the password, as redis-cli reads it */
+        u->password = u->user;
+        u->user = NULL;
+    }
+    port = url_part(h, CURLUPART_PORT, 0);
+    long pv = 6379;
+    if (port && !strict_number(port, 1, 65535, &pv)) {
+        sl_err_set(err, SL_EINVAL, "redis URL: bad port (1-65535)");
+        goto cleanup;
+    }
+    u->port = (int)pv;
+    path = url_part(h, CURLUPART_PATH, 0);
+    if (path && strcmp(path, "/") != 0 && path[0] == '/' && parse_db(path + 1, &u->db, err) < 0)
+        goto cleanup;
+    rc = 0;
+cleanup:
+    free(port);
+    free(path);
+    curl_url_cleanup(h);
+    return rc;
 }
 
 static int parse_url(const char *url, redis_url *u, sl_err *err)
 {
     memset(u, 0, sizeof *u);
     u->port = 6379;
+    int rc;
     if (strncmp(url, "rediss://", 9) == 0)
-        return sl_err_set(err, SL_EINVAL,
-                          "redis URL: rediss:// (TLS) is not supported by this build's hiredis");
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *p = url + 7;
-        const char *q = strchr(p, '?');
-        u->path = q ? sl_xstrndup(p, (size_t)(q - p)) : sl_xstrdup(p);
-        if (u->path[0] != '/') {
-            url_clear(u);
-            return sl_err_set(err, SL_EINVAL, "redis URL: unix socket path must be absolute in '%s'", url);
-        }
-        if (q && strncmp(q, "?db=", 4) == 0 && parse_db(q + 4, &u->db, err) < 0) {
-            url_clear(u);
-            return -1;
-        }
-        return 0;
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return sl_err_set(err, SL_EINVAL,
-                          "redis URL must start with redis:// or unix:// (got '%.60s')", url);
-    const char *p = url + 8;
-    const char *at = strrchr(p, '@');
-    const char *slash = strchr(p, '/');
-    if (at && (slash == NULL || at < slash)) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        if (colon) {
-            if (colon > p)
-                u->user = percent_decode(p, (size_t)(colon - p));
-            u->password = percent_decode(colon + 1, (size_t)(at - colon - 1));
-        } else {
-            /* redis://secret@host: a lone credential is the password, as redis-cli reads it */
-            u->password = percent_decode(p, (size_t)(at - p));
-        }
-        p = at + 1;
-    }
-    const char *hostend = p + strcspn(p, ":/?");
-    if (hostend == p) {
+        rc = sl_err_set(err, SL_EINVAL,
+                        "redis URL: rediss:// (TLS) is not supported by this build's hiredis");
+    else if (strncmp(url, "unix://", 7) == 0)
+        rc = parse_unix(url + 7, u, err);
+    else if (strncmp(url, "redis://", 8) == 0)
+        rc = parse_tcp(url, u, err);
+    else
+        rc = sl_err_set(err, SL_EINVAL, "redis URL must start with redis:// or unix://");
+    if (rc < 0)
         url_clear(u);
-        return sl_err_set(err, SL_EINVAL, "redis URL: missing host in '%.60s'", url);
-    }
-    u->host = sl_xstrndup(p, (size_t)(hostend - p));
-    p = hostend;
-    if (*p == ':') {
-        char *end;
-        long port = strtol(p + 1, &end, 10);
-        if (end == p + 1 || port < 1 || port > 65535 || (*end && *end != '/' && *end != '?')) {
-            url_clear(u);
-            return sl_err_set(err, SL_EINVAL, "redis URL: bad port in '%.60s'", url);
-        }
-        u->port = (int)port;
-        p = end;
-    }
-    if (*p == '/' && p[1] != '\0' && p[1] != '?') {
-        char dbtext[16];
-        size_t n = strcspn(p + 1, "?");
-        if (n >= sizeof dbtext) {
-            url_clear(u);
-            return sl_err_set(err, SL_EINVAL, "redis URL: bad database in '%.60s'", url);
-        }
-        memcpy(dbtext, p + 1, n);
-        dbtext[n] = '\0';
-        if (parse_db(dbtext, &u->db, err) < 0) {
-            url_clear(u);
-            return -1;
-        }
-    }
-    return 0;
+    return rc;
 }
 
 static struct timeval tv_of(int ms)

@@ -22,6 +22,12 @@ Test(redis, bad_urls_are_refused_with_the_reason)
         { "redis://localhost:99999", "bad port" },
         { "redis://localhost:6379/x", "bad database" },
         { "unix://relative.sock", "absolute" },
+        { "redis://localhost:+1", "bad port" },
+        { "redis://localhost:0", "bad port" },
+        { "redis://localhost:65536", "bad port" },
+        { "redis://localhost:6379/+1", "bad database" },
+        { "redis://localhost:6379/-1", "bad database" },
+        { "unix://:pw@/tmp/x.sock?db=x", "bad database" },
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         sl_err err;
@@ -29,6 +35,50 @@ Test(redis, bad_urls_are_refused_with_the_reason)
         cr_assert_null(r, "%s was accepted", cases[i].url);
         cr_assert_eq(err.code, SL_EINVAL);
         cr_assert(strstr(err.msg, cases[i].expect), "%s: %s", cases[i].url, err.msg);
+    }
+}
+
+/* A URL may carry a password: no message may repeat it, whatever fails. */
+Test(redis, credentials_never_appear_in_messages)
+{
+    const char *urls[] = {
+        "redis://:s3cretpw@localhost:99999", "redis://user:s3cretpw@localhost:+1/0",
+        "redis://user:s3cretpw@localhost:6379/x", "redis://:s3cretpw@127.0.0.1:1/0",
+        "unix://user:s3cretpw@relative.sock", "unix://:s3cretpw@/nonexistent/redis.sock",
+        "rediss://:s3cretpw@localhost", "http://:s3cretpw@localhost",
+    };
+    for (size_t i = 0; i < sizeof urls / sizeof *urls; i++) {
+        sl_err err = { 0 };
+        sl_redis *r = sl_redis_connect(urls[i], 1000, &err);
+        cr_assert_null(r, "%s was accepted", urls[i]);
+        cr_assert_null(strstr(err.msg, "s3cretpw"), "the password leaked: %s", err.msg);
+    }
+    /* A wrong password against the real server: refused, and not echoed. */
+    const char *real = th_env("REDIS_URL");
+    const char *hostport = strstr(real, "://") + 3;
+    char url[300];
+    snprintf(url, sizeof url, "redis://nobody:s3cretpw@%s", hostport);
+    sl_err err = { 0 };
+    cr_assert_null(sl_redis_connect(url, 1000, &err));
+    cr_assert_eq(err.code, SL_EREDIS, "%s", err.msg);
+    cr_assert_null(strstr(err.msg, "s3cretpw"), "the password leaked: %s", err.msg);
+}
+
+/* IPv6 literals and unix sockets with credentials parse (the connection
+ * then fails on an address nothing listens on, naming that address). */
+Test(redis, ipv6_literals_and_unix_sockets_with_passwords_parse)
+{
+    struct { const char *url; const char *address; } cases[] = {
+        { "redis://[::1]:1/0", "::1:1" },
+        { "redis://:pw@[::1]:1", "::1:1" },
+        { "unix://:pw@/nonexistent/redis.sock?db=2", "/nonexistent/redis.sock" },
+        { "unix://user:p%40ss@/nonexistent/redis.sock", "/nonexistent/redis.sock" },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        sl_err err = { 0 };
+        cr_assert_null(sl_redis_connect(cases[i].url, 1000, &err));
+        cr_assert_eq(err.code, SL_EREDIS, "%s was not parsed: %s", cases[i].url, err.msg);
+        cr_assert_not_null(strstr(err.msg, cases[i].address), "%s: %s", cases[i].url, err.msg);
     }
 }
 
