@@ -156,7 +156,7 @@ static double median(double *v, long n)
 
 int main(int argc, char **argv)
 {
-    long jobs = 200000, rounds = 3, processes = 2, batch = 256, payload = 0;
+    long jobs = 200000, rounds = 3, processes = 2, batch = 0, payload = 0;
     const char *worker = "build/sluice-worker", *extra_config = NULL;
     static const struct option opts[] = {
         { "jobs", required_argument, NULL, 'j' }, { "rounds", required_argument, NULL, 'r' },
@@ -181,14 +181,14 @@ int main(int argc, char **argv)
                    "Enqueues N noop jobs, starts sluice-worker, measures the time until PostgreSQL\n"
                    "holds every result; prints jobs/s, Redis bytes per waiting job and the\n"
                    "children's peak RSS, per round and as medians.  Defaults: N 200000, R 3,\n"
-                   "P 2, B 256, payload 0 (args {}).  --config: a file whose worker settings\n"
-                   "apply (--batch and --processes override it).\n");
+                   "P 2, B 0 (the shipped worker.batch), payload 0 (args {}).  --config: a file\n"
+                   "whose worker settings apply (--batch and --processes override it).\n");
             return 0;
         default: return 2;
         }
     }
     const char *redis_url = getenv("REDIS_URL"), *db_url = getenv("DATABASE_URL");
-    if (!redis_url || !db_url || jobs < 1 || rounds < 1 || processes < 1 || batch < 1 || payload < 0) {
+    if (!redis_url || !db_url || jobs < 1 || rounds < 1 || processes < 1 || batch < 0 || payload < 0) {
         fprintf(stderr, "bench_throughput: needs REDIS_URL and DATABASE_URL (run under scripts/servers.sh) and positive counts\n");
         return 2;
     }
@@ -213,7 +213,7 @@ int main(int argc, char **argv)
         bool in_worker = false;
         while (in && fgets(line, sizeof line, in)) {
             /* Copy everything; the worker section gets our batch below. */
-            if (strncmp(line, "worker:", 7) == 0) {
+            if (batch > 0 && strncmp(line, "worker:", 7) == 0) {
                 in_worker = true;
                 continue;
             }
@@ -225,7 +225,8 @@ int main(int argc, char **argv)
         if (in)
             fclose(in);
     }
-    fprintf(cf, "worker:\n  batch: %ld\n", batch);
+    if (batch > 0)
+        fprintf(cf, "worker:\n  batch: %ld\n", batch);
     fclose(cf);
     msgpack_sbuffer args;
     msgpack_sbuffer_init(&args);
