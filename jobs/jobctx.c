@@ -1,6 +1,7 @@
 /* jobctx.c: see jobctx.h. */
 #include "jobctx.h"
 #include "json.h"
+#include "pgconn.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -33,17 +34,10 @@ int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err)
 
 PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err)
 {
-    const char *const keys[] = { "dbname", "connect_timeout", NULL };
-    const char *const vals[] = { url, "10", NULL };
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
-    if (c != NULL && PQstatus(c) == CONNECTION_OK)
-        return c;
-    char msg[300];
-    snprintf(msg, sizeof msg, "%s", c ? PQerrorMessage(c) : "out of memory");
-    msg[strcspn(msg, "\n")] = '\0';
-    PQfinish(c);
-    sl_err_set(err, SL_EJOB, "%s: connect to PostgreSQL: %s", what, msg);
-    return NULL;
+    PGconn *c = sl_pg_connect(url, "sluice-job", SL_EJOB, err);
+    if (c == NULL)
+        sl_err_wrap(err, "%s", what);
+    return c;
 }
 
 const char *sl_jobctx_excerpt(const char *data, size_t len, char *buf, size_t n)

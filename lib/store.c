@@ -7,6 +7,7 @@
 #include "log.h"
 #include "mem.h"
 #include "migrations.h"
+#include "pgconn.h"
 
 #include <libpq-fe.h>
 #include <stdio.h>
@@ -44,20 +45,11 @@ static int pg_fail(sl_store *s, sl_err *err, const char *what, const PGresult *r
 
 sl_store *sl_store_connect(const char *url, sl_err *err)
 {
-    /* Defaults come first so that settings in the URL override them. */
-    const char *keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
-                           "keepalives_count", "application_name", "dbname", NULL };
-    const char *vals[] = { "10", "30", "10", "3", "sluice", url, NULL };
-    sl_store *s = sl_xcalloc(1, sizeof *s);
-    s->conn = PQconnectdbParams(keys, vals, 1);
-    if (s->conn == NULL || PQstatus(s->conn) != CONNECTION_OK) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "%s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
-        msg[strcspn(msg, "\n")] = '\0';
-        sl_err_set(err, SL_EPG, "postgres: connect: %s", msg);
-        sl_store_free(s);
+    PGconn *conn = sl_pg_connect(url, "sluice", SL_EPG, err);
+    if (conn == NULL)
         return NULL;
-    }
+    sl_store *s = sl_xcalloc(1, sizeof *s);
+    s->conn = conn;
     PQsetNoticeProcessor(s->conn, on_notice, NULL);
     return s;
 }

@@ -6,33 +6,19 @@
 #include <string.h>
 
 #include "mem.h"
+#include "pgconn.h"
 
 struct sl_db {
     PGconn *conn;   /* owned */
 };
 
-static void quiet_notice(void *arg, const char *message)
-{
-    (void)arg;
-    (void)message;
-}
-
 sl_db *sl_db_connect(const char *url, sl_err *err)
 {
-    const char *keys[] = { "connect_timeout", "keepalives_idle", "keepalives_interval",
-                           "keepalives_count", "application_name", "dbname", NULL };
-    const char *vals[] = { "10", "10", "5", "3", "sluice-scheduler", url, NULL };
-    sl_db *db = sl_xcalloc(1, sizeof *db);
-    db->conn = PQconnectdbParams(keys, vals, 1);
-    if (db->conn == NULL || PQstatus(db->conn) != CONNECTION_OK) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "%s", db->conn ? PQerrorMessage(db->conn) : "out of memory");
-        msg[strcspn(msg, "\n")] = '\0';
-        sl_err_set(err, SL_EPG, "postgres: connect: %s", msg);
-        sl_db_free(db);
+    PGconn *conn = sl_pg_connect(url, "sluice-scheduler", SL_EPG, err);
+    if (conn == NULL)
         return NULL;
-    }
-    PQsetNoticeProcessor(db->conn, quiet_notice, NULL);
+    sl_db *db = sl_xcalloc(1, sizeof *db);
+    db->conn = conn;
     return db;
 }
 
