@@ -43,6 +43,7 @@ enum value_kind {
     V_LEVEL,     /* debug|info|warn|error -> sl_log_level */
     V_INT,       /* integer in [min, max] -> int */
     V_DURATION,  /* duration in [min, max] ms -> int */
+    V_DURATION64,/* duration in [min, max] ms -> int64_t (longer than 24 days) */
     V_QUEUES,    /* non-empty list of distinct queue names -> char **, size_t */
     V_BOOL,      /* true/false -> bool */
 };
@@ -77,6 +78,13 @@ static const struct key {
       0, 1, 86400000 },
     { "worker", "retry_max", V_DURATION, offsetof(sl_config, worker.retry_max_ms), 0, 1, 86400000 },
     { "worker", "max_payload", V_INT, offsetof(sl_config, worker.max_payload), 0, 1024, 536870912 },
+    { "retention", "succeeded", V_DURATION64, offsetof(sl_config, retention.succeeded_ms),
+      0, 0, 3650 * 86400000LL },
+    { "retention", "failed", V_DURATION64, offsetof(sl_config, retention.failed_ms),
+      0, 0, 3650 * 86400000LL },
+    { "retention", "runs", V_DURATION64, offsetof(sl_config, retention.runs_ms),
+      0, 0, 3650 * 86400000LL },
+    { "retention", "batch", V_INT, offsetof(sl_config, retention.batch), 0, 1, 100000 },
     { "metrics", "enabled", V_BOOL, offsetof(sl_config, metrics.enabled), 0, 0, 0 },
     { "metrics", "listen", V_URL, offsetof(sl_config, metrics.listen), 0, 0, 0 },
     { "metrics", "request_timeout", V_DURATION, offsetof(sl_config, metrics.request_timeout_ms),
@@ -116,6 +124,10 @@ static sl_config *config_new(void)
     cfg->worker.retry_initial_ms = 1000;
     cfg->worker.retry_max_ms = 5 * 60000;
     cfg->worker.max_payload = 1048576;
+    cfg->retention.succeeded_ms = 7 * 86400000LL;
+    cfg->retention.failed_ms = 30 * 86400000LL;
+    cfg->retention.runs_ms = 90 * 86400000LL;
+    cfg->retention.batch = 1000;
     cfg->jobs = sl_config_jobs_new();
     sl_sched_config_init(&cfg->sched);
     cfg->metrics.enabled = true;
@@ -220,6 +232,8 @@ static int read_value(sl_config *cfg, sl_ydoc *doc, const struct key *k, const s
             return -1;
         *FIELD(cfg, int, k->off) = (int)v;
         return 0;
+    case V_DURATION64:
+        return sl_ydoc_duration(doc, node, what, k->min, k->max, FIELD(cfg, int64_t, k->off), err);
     case V_BOOL:
         return sl_ydoc_bool(doc, node, what, FIELD(cfg, bool, k->off), err);
     case V_QUEUES: {

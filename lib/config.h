@@ -61,6 +61,12 @@ typedef struct sl_config {
         struct sl_queue_settings *items; /* queues.NAME: settings of one queue */
         size_t n;
     } queue_settings;
+    struct {
+        int64_t succeeded_ms; /* retention.succeeded, default 7d: succeeded job results kept; 0 forever */
+        int64_t failed_ms;    /* retention.failed, default 30d: failed, dead, cancelled results */
+        int64_t runs_ms;      /* retention.runs, default 90d: finished runs, their steps and gates */
+        int batch;            /* retention.batch, default 1000: rows removed per statement */
+    } retention;              /* applied by the scheduler's leader (scheduler/retention.h) */
     struct sl_jobs_config *jobs; /* deploy, import, codegen, provision; never NULL */
     sl_sched_config sched;  /* scheduler: and groups: sections (config_sched.h) */
     struct {

@@ -16,6 +16,7 @@
 #include "db.h"
 #include "engine.h"
 #include "leader.h"
+#include "retention.h"
 #include "log.h"
 #include "mem.h"
 #include "pipeline.h"
@@ -36,6 +37,10 @@
 /* A log value that may hold spaces (log.h: sl_log_quote). */
 #define LOGQ(s) sl_log_quote((char[600]){ 0 }, 600, (s))
 #define TICK_MS 1000
+/* Retention: at most this long of each tick while a backlog remains (the
+ * leader's other work waits meanwhile), and the pause once none does. */
+#define RETENTION_BUDGET_MS 500
+#define RETENTION_IDLE_MS 60000
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -146,6 +151,30 @@ static void dirty_clear(dirty *d)
     d->n = 0;
 }
 
+/* Removes expired results and runs in passes of retention.batch rows for
+ * at most RETENTION_BUDGET_MS of this tick.  Returns when to look again:
+ * at the next tick while a backlog remains, else in RETENTION_IDLE_MS. */
+static int64_t apply_retention(const sl_config *cfg, sl_db *db)
+{
+    int64_t t0 = sl_monotonic_ms();
+    long long jobs = 0, runs = 0;
+    bool more;
+    do {
+        sl_retention_stats st;
+        sl_err err;
+        if (sl_retention_pass(db, cfg, &st, &err) < 0) {
+            SL_WARN("retention.failed", "error=%s", LOGQ(err.msg));
+            return RETENTION_IDLE_MS;
+        }
+        jobs += st.jobs;
+        runs += st.runs;
+        more = st.jobs >= cfg->retention.batch || st.runs >= cfg->retention.batch;
+    } while (more && !stop_requested && sl_monotonic_ms() - t0 < RETENTION_BUDGET_MS);
+    if (jobs > 0 || runs > 0)
+        SL_DEBUG("retention.removed", "jobs=%lld runs=%lld more=%s", jobs, runs, more ? "yes" : "no");
+    return more ? 0 : RETENTION_IDLE_MS;
+}
+
 /* One term as leader; returns when the connection breaks or a stop is asked. */
 static void lead(const sl_config *cfg, sl_db *db, pipeset *ps)
 {
@@ -160,7 +189,7 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps)
         SL_ERROR("leader.listen_failed", "error=%s", LOGQ(err.msg));
         return;
     }
-    int64_t last_tick = 0, last_reconcile = sl_monotonic_ms();
+    int64_t last_tick = 0, last_reconcile = sl_monotonic_ms(), next_retention = 0;
     bool need_start = false;
     while (!stop_requested) {
         if (redis == NULL || sl_redis_broken(redis)) {
@@ -195,6 +224,8 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps)
             if (sl_engine_promote(engine, &err) < 0)
                 SL_WARN("promote.failed", "error=%s", LOGQ(err.msg));
             need_start = need_start || fired > 0;
+            if (now >= next_retention)
+                next_retention = now + apply_retention(cfg, db);
         }
         if (now - last_reconcile >= cfg->sched.reconcile_ms) {
             last_reconcile = now;

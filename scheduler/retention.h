@@ -1,0 +1,42 @@
+/* retention.h: keeping PostgreSQL bounded — the leader removes old results.
+ *
+ * Without it every job result, attempt and run is kept forever (a pool
+ * committing 30,000 jobs a second adds billions of rows a day).  The
+ * scheduler's leader calls sl_retention_pass on its ticks: each pass
+ * removes at most `retention.batch` of the oldest expired rows in one short
+ * transaction, so removal runs continuously in small steps, never as one
+ * long delete that bloats the tables or holds locks:
+ *   - job results: `succeeded` ones older than retention.succeeded (default
+ *     7 days), `failed`, `dead` and `cancelled` ones older than
+ *     retention.failed (30 days), with their attempts, cancellation
+ *     requests and claims — but never a job of a run that is still active
+ *     (its step results are still read);
+ *   - runs: finished runs older than retention.runs (90 days), with their
+ *     steps and gates.  The audit trail is not removed here.
+ * A setting of 0 keeps those rows forever.  Rows are locked with SKIP
+ * LOCKED, so a pass never waits for a worker's transaction.
+ *
+ * Consequence, documented in docs/architecture.md: a job id runs at most
+ * once within the retention window; after its result is removed, the same
+ * id enqueued again is a new job. */
+#ifndef SL_RETENTION_H
+#define SL_RETENTION_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "db.h"
+#include "err.h"
+
+typedef struct sl_retention_stats {
+    long long jobs;   /* job results removed */
+    long long runs;   /* runs removed */
+} sl_retention_stats;
+
+/* Removes at most cfg->retention.batch expired job results and as many
+ * expired runs.  Returns 0 with *st filled (a full batch in either means
+ * more is due: call again soon), or -1 with err when the database failed
+ * (nothing removed). */
+int sl_retention_pass(sl_db *db, const sl_config *cfg, sl_retention_stats *st, sl_err *err);
+
+#endif
