@@ -28,6 +28,7 @@
 #include "envelope.h"
 #include "utf8.h"
 #include "mem.h"
+#include "numfmt.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -40,7 +41,7 @@
 #define MAX_DEPTH SL_JSON_MAX_DEPTH
 #define STR_(x) #x
 #define STR(x) STR_(x)
-#define SL_JSON_DEPTH_TEXT STR(SL_JSON_MAX_DEPTH)
+#define DEPTH_TEXT STR(SL_JSON_MAX_DEPTH)  /* "31", for messages */
 
 
 /* ---- parser -------------------------------------------------------------- */
@@ -482,7 +483,7 @@ static int parse_value(parser *ps, int depth)
     case '[':
     case '{':
         if (depth >= MAX_DEPTH)
-            return fail(ps, ps->pos, "expected at most " SL_JSON_DEPTH_TEXT " levels of nesting");
+            return fail(ps, ps->pos, "expected at most " DEPTH_TEXT " levels of nesting");
         return ps->s[ps->pos] == '[' ? parse_array(ps, depth + 1) : parse_object(ps, depth + 1);
     case '"':
         return parse_string(ps) < 0 ? -1 : pack_string(ps);
@@ -552,17 +553,22 @@ static void put_base64(sl_buf *out, const char *data, size_t n)
     sl_buf_putc(out, '"');
 }
 
+/* Shortest round trip (sl_fmt_double; float32 values to float precision),
+ * always with a '.' or an exponent so the value stays a float. */
 static void put_float(sl_buf *out, double v, bool single)
 {
-    char tmp[48];
-    for (int prec = single ? 6 : 15; prec <= (single ? 9 : 17); prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        double back = strtod(tmp, NULL);
-        if (single ? (float)back == (float)v : back == v)
-            break;
+    char tmp[SL_NUMFMT_MAX];
+    if (single) {
+        for (int prec = 6; prec <= 9; prec++) {
+            snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+            if ((float)strtod(tmp, NULL) == (float)v)
+                break;
+        }
+    } else {
+        sl_fmt_double(v, tmp);
     }
     sl_buf_puts(out, tmp);
-    if (strpbrk(tmp, ".e") == NULL)
+    if (strpbrk(tmp, ".eE") == NULL)
         sl_buf_puts(out, ".0");
 }
 
