@@ -19,7 +19,7 @@ root).  Idempotent: when everything is installed it only says so.
 Packages: build-essential cmake pkg-config libhiredis-dev libpq-dev
 libmsgpack-dev libyaml-dev libcurl4-openssl-dev libcriterion-dev
 libmicrohttpd-dev redis-server redis-tools postgresql postgresql-contrib tmux,
-and prometheus (for promtool) when the package archive has it.
+clang libclang-rt-14-dev (libFuzzer, for scripts/fuzz.sh), and prometheus (for promtool) when the package archive has it.
 EOF
 }
 
@@ -29,6 +29,7 @@ REQUIRED=(
     libcriterion-dev libmicrohttpd-dev
     redis-server redis-tools postgresql postgresql-contrib
     tmux
+    clang libclang-rt-14-dev # the fuzz step: libFuzzer (scripts/fuzz.sh)
 )
 OPTIONAL=(prometheus) # promtool: `promtool check metrics` in the tests
 
