@@ -30,6 +30,7 @@
  * Outputs: dir, files [{path, bytes, sha256}] in path order, and digest:
  * the SHA-256 of the manifest "<sha256>  <path>\n" per file (the format of
  * sha256sum), which identifies the whole tree. */
+#include "codegen.h"
 #include "args.h"
 #include "config.h"
 #include "config_jobs.h"
@@ -724,3 +725,9 @@ cleanup:
 
 const sl_kind sl_kind_codegen = { "codegen", "renders a configured template tree with args.vars "
                                   "into a fresh directory", run_codegen };
+
+int sl_codegen_render(const char *file, const char *text, size_t n, const msgpack_object *vars,
+                      sl_buf *out, sl_err *err)
+{
+    return render_text(file, text, n, vars, out, err);
+}

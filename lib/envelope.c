@@ -25,6 +25,7 @@
  * still fits under msgpack-c's limit once wrapped in the envelope map.
  */
 #include "envelope.h"
+#include "json.h"
 #include "utf8.h"
 #include "jobid.h"
 #include "mem.h"
@@ -39,7 +40,9 @@
  * containers (MSGPACK_EMBED_STACK_SIZE, fixed when libmsgpackc was built;
  * the tests pin it).  The envelope map takes one level of it. */
 #define UNPACK_DEPTH_MAX 32
-#define ARGS_DEPTH_MAX (UNPACK_DEPTH_MAX - 1)
+#define ARGS_DEPTH_MAX SL_JSON_MAX_DEPTH
+_Static_assert(ARGS_DEPTH_MAX <= UNPACK_DEPTH_MAX - 1,
+               "args nested SL_JSON_MAX_DEPTH deep must fit in msgpack-c's limit inside the envelope");
 
 /* Longest value quoted in an error message, in input bytes. */
 #define QUOTE_MAX 40
@@ -142,30 +145,15 @@ static size_t map_header_len(unsigned char b)
     return b == 0xde ? 3 : b == 0xdf ? 5 : 1;
 }
 
-/* Containers on the deepest path through o (a scalar is 0).  Recursion is
- * bounded because every tree here came out of msgpack-c's 32-level unpacker. */
-static unsigned depth(const msgpack_object *o)
+/* Turns err, set by sl_json_check_msgpack, into "field 'args': <reason>"
+ * with code; returns -1. */
+static int args_error(sl_err *err, int code)
 {
-    unsigned d = 0;
-    if (o->type == MSGPACK_OBJECT_ARRAY) {
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            unsigned c = depth(&o->via.array.ptr[i]);
-            if (c > d)
-                d = c;
-        }
-        return d + 1;
-    }
-    if (o->type == MSGPACK_OBJECT_MAP) {
-        for (uint32_t i = 0; i < o->via.map.size; i++) {
-            unsigned k = depth(&o->via.map.ptr[i].key), v = depth(&o->via.map.ptr[i].val);
-            if (k > d)
-                d = k;
-            if (v > d)
-                d = v;
-        }
-        return d + 1;
-    }
-    return 0;
+    if (err == NULL)
+        return -1;
+    char why[sizeof err->msg];
+    snprintf(why, sizeof why, "%s", strncmp(err->msg, "JSON: ", 6) == 0 ? err->msg + 6 : err->msg);
+    return sl_err_set(err, code, "field 'args': %s", why);
 }
 
 const char *sl_envelope_type_name(const msgpack_object *o)
@@ -315,7 +303,7 @@ static int get_str(const msgpack_object *o, enum field f, char **out, sl_err *er
     if (o->type != MSGPACK_OBJECT_STR)
         return sl_err_set(err, SL_EDECODE, "field '%s': expected str, got %s", field_name[f],
                           sl_envelope_type_name(o));
-    if (memchr(o->via.str.ptr, '\0', o->via.str.size))
+    if (o->via.str.size > 0 && memchr(o->via.str.ptr, '\0', o->via.str.size))
         return sl_err_set(err, SL_EDECODE, "field '%s': contains a NUL byte", field_name[f]);
     *out = sl_xstrndup(o->via.str.ptr, o->via.str.size);
     return 0;
@@ -429,6 +417,12 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
         sl_err_set(err, SL_EDECODE, "field 'args': expected map, got %s", sl_envelope_type_name(val[F_ARGS]));
         goto cleanup;
     }
+    /* What the handler reads must be what PostgreSQL stores: no NUL, no
+     * invalid UTF-8, no duplicate or non-string keys, not too deep. */
+    if (sl_json_check_msgpack(val[F_ARGS], err) < 0) {
+        args_error(err, SL_EDECODE);
+        goto cleanup;
+    }
     if (get_str(val[F_QUEUE], F_QUEUE, &job->queue, err) < 0 ||
         get_int(val[F_ATTEMPT], F_ATTEMPT, 1, &job->attempt, err) < 0 ||
         (val[F_MAX_ATTEMPTS] &&
@@ -499,8 +493,8 @@ int sl_envelope_decode(const char *data, size_t len, sl_job *job, sl_err *err)
     int ur = msgpack_unpack_next(&up, data, len, &off);
     if (ur == MSGPACK_UNPACK_NOMEM_ERROR) {
         /* scan() bounded the sizes, so this is msgpack-c's nesting cap. */
-        sl_err_set(err, SL_EDECODE, "MessagePack nested deeper than %d levels",
-                   UNPACK_DEPTH_MAX);
+        sl_err_set(err, SL_EDECODE, "MessagePack nested deeper than %d levels (args may nest "
+                   "at most %d)", UNPACK_DEPTH_MAX, ARGS_DEPTH_MAX);
         goto cleanup;
     }
     if ((ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES) || off != len) {
@@ -546,9 +540,8 @@ static int check_args(const char *args, size_t len, sl_err *err)
         rc = sl_err_set(err, SL_EINVAL, "field 'args': not valid MessagePack");
     else if (up.data.type != MSGPACK_OBJECT_MAP)
         rc = sl_err_set(err, SL_EINVAL, "field 'args': expected map, got %s", sl_envelope_type_name(&up.data));
-    else if (depth(&up.data) > ARGS_DEPTH_MAX)
-        rc = sl_err_set(err, SL_EINVAL, "field 'args': nested deeper than %d levels",
-                        ARGS_DEPTH_MAX);
+    else if (sl_json_check_msgpack(&up.data, err) < 0)
+        rc = args_error(err, SL_EINVAL);
     msgpack_unpacked_destroy(&up);
     return rc;
 }

@@ -25,9 +25,15 @@
  * key counts as absent (for a required key it is a type error).  Keys must
  * be str and unique; str values must be valid UTF-8 without NUL bytes (bin
  * is not accepted for str); ints may use any MessagePack int encoding but
- * must fit int64 (floats are not ints); args may nest at most 31 containers
- * deep, itself included, because msgpack-c unpacks at most 32 levels and
- * the envelope map is one of them. */
+ * must fit int64 (floats are not ints).
+ *
+ * args is held to what PostgreSQL's jsonb stores and the handler reads
+ * alike (sl_json_check_msgpack): at every level, keys are str, unique,
+ * valid UTF-8 without NUL; str values are valid UTF-8 without NUL; no ext
+ * values, no NaN or infinite floats; at most SL_JSON_MAX_DEPTH (31)
+ * containers deep, args itself included (msgpack-c unpacks at most 32
+ * levels and the envelope map is one of them).  An envelope breaking any
+ * of these is refused whole, so its job never runs. */
 #ifndef SL_ENVELOPE_H
 #define SL_ENVELOPE_H
 

@@ -8,17 +8,27 @@
  * in the same order.  Every error is therefore found before a single byte
  * reaches the caller's packer, and no tree is built.
  *
- * The writer recurses over msgpack_object.  It refuses to nest deeper than
- * the parser accepts (MAX_DEPTH), so whatever it writes can be read back,
- * and floats are printed with the fewest digits that read back to the same
+ * Duplicate keys are found in the first pass: each object collects its
+ * decoded keys (with their byte offsets) and sorts them when it closes, so
+ * the check costs O(k log k) for k keys whatever a hostile text holds.
+ *
+ * The writer recurses over msgpack_object.  It refuses everything the
+ * parser refuses (deeper than SL_JSON_MAX_DEPTH, U+0000, invalid UTF-8,
+ * duplicate keys) so whatever it writes can be read back, and refuses
+ * non-string keys rather than writing a key's JSON text as a string: that
+ * re-escaped each level of keys nested in keys, doubling the output per
+ * level.  Every byte of input is written once, so the output is linear.
+ * Floats are printed with the fewest digits that read back to the same
  * value, always with a '.' or exponent so they stay floats on the way back.
  *
  * Number conversion uses strtod/printf and so assumes the C locale for
  * LC_NUMERIC, which sluice never changes.
  */
 #include "json.h"
+#include "envelope.h"
 #include "utf8.h"
 #include "mem.h"
+#include "numfmt.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -28,7 +38,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_DEPTH 64
+#define MAX_DEPTH SL_JSON_MAX_DEPTH
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define DEPTH_TEXT STR(SL_JSON_MAX_DEPTH)  /* "31", for messages */
 
 
 /* ---- parser -------------------------------------------------------------- */
@@ -150,6 +163,8 @@ static int parse_escape(parser *ps)
         cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
         p += 6;
     }
+    if (cp == 0)
+        return fail(ps, p - 6, "\\u0000 (U+0000) is not allowed in a string (PostgreSQL cannot store it)");
     put_utf8(&ps->str, cp);
     ps->pos = p;
     return 0;
@@ -346,39 +361,116 @@ static int parse_array(parser *ps, int depth)
     }
 }
 
+/* The keys of one object, collected in the first pass to find duplicates. */
+typedef struct keyset {
+    sl_buf text;          /* the decoded keys, one after another */
+    struct key {
+        size_t off, len;  /* in text */
+        size_t at;        /* byte offset of the key in the JSON text */
+    } *keys;
+    size_t n, cap;
+} keyset;
+
+static void keyset_add(keyset *ks, const sl_buf *key, size_t at)
+{
+    if (ks->n == ks->cap) {
+        ks->cap = ks->cap ? ks->cap * 2 : 8;
+        ks->keys = sl_xrealloc(ks->keys, ks->cap * sizeof *ks->keys);
+    }
+    ks->keys[ks->n++] = (struct key){ .off = ks->text.len, .len = key->len, .at = at };
+    sl_buf_append(&ks->text, sl_buf_str(key), key->len);
+}
+
+/* Orders keys by text, then by position (qsort_r with the keyset's text). */
+static int cmp_keys(const void *a, const void *b, void *text)
+{
+    const char *sort_text = text;
+    const struct key *x = a, *y = b;
+    size_t n = x->len < y->len ? x->len : y->len;
+    int d = n ? memcmp(sort_text + x->off, sort_text + y->off, n) : 0;
+    if (d == 0 && x->len != y->len)
+        d = x->len < y->len ? -1 : 1;
+    if (d == 0)
+        d = x->at < y->at ? -1 : x->at > y->at;
+    return d;
+}
+
+/* Fails at the second occurrence of a key that appears twice. */
+static int keyset_check(parser *ps, keyset *ks)
+{
+    if (ks->n < 2)
+        return 0;
+    const char *sort_text = sl_buf_str(&ks->text);
+    qsort_r(ks->keys, ks->n, sizeof *ks->keys, cmp_keys, (void *)sort_text);
+    size_t dup = SIZE_MAX;
+    for (size_t i = 1; i < ks->n; i++) {
+        const struct key *x = &ks->keys[i - 1], *y = &ks->keys[i];
+        if (x->len == y->len && (x->len == 0 || memcmp(sort_text + x->off, sort_text + y->off, x->len) == 0) &&
+            (dup == SIZE_MAX || y->at < ks->keys[dup].at))
+            dup = i;
+    }
+    if (dup == SIZE_MAX)
+        return 0;
+    sl_buf q = SL_BUF_INIT;
+    const struct key *k = &ks->keys[dup];
+    sl_json_put_string(&q, sl_buf_str(&ks->text) + k->off, k->len < 40 ? k->len : 40);
+    sl_err_set(ps->err, SL_EINVAL, "JSON at byte %zu: duplicate key %s%s in an object", k->at,
+               sl_buf_str(&q), k->len > 40 ? "..." : "");
+    sl_buf_free(&q);
+    return -1;
+}
+
 static int parse_object(parser *ps, int depth)
 {
     size_t count, idx = container_open(ps, &count);
-    if (ps->pk && msgpack_pack_map(ps->pk, count) < 0)
-        return fail_pack(ps);
+    keyset ks = { .text = SL_BUF_INIT };
+    int rc = -1;
+    if (ps->pk && msgpack_pack_map(ps->pk, count) < 0) {
+        fail_pack(ps);
+        goto out;
+    }
     ps->pos++;
     skip_ws(ps);
     if (at(ps, '}')) {
         ps->pos++;
-        return 0;
+        rc = 0;
+        goto out;
     }
     for (;;) {
         skip_ws(ps);
-        if (!at(ps, '"'))
-            return fail(ps, ps->pos, "expected a string key");
+        if (!at(ps, '"')) {
+            fail(ps, ps->pos, "expected a string key");
+            goto out;
+        }
+        size_t key_at = ps->pos;
         if (parse_string(ps) < 0 || pack_string(ps) < 0)
-            return -1;
+            goto out;
+        if (ps->pk == NULL)
+            keyset_add(&ks, &ps->str, key_at);
         skip_ws(ps);
-        if (!at(ps, ':'))
-            return fail(ps, ps->pos, "expected ':'");
+        if (!at(ps, ':')) {
+            fail(ps, ps->pos, "expected ':'");
+            goto out;
+        }
         ps->pos++;
         if (parse_value(ps, depth) < 0 || container_add(ps, idx) < 0)
-            return -1;
+            goto out;
         skip_ws(ps);
         if (at(ps, ',')) {
             ps->pos++;
         } else if (at(ps, '}')) {
             ps->pos++;
-            return 0;
+            rc = keyset_check(ps, &ks);
+            goto out;
         } else {
-            return fail(ps, ps->pos, "expected ',' or '}'");
+            fail(ps, ps->pos, "expected ',' or '}'");
+            goto out;
         }
     }
+out:
+    sl_buf_free(&ks.text);
+    free(ks.keys);
+    return rc;
 }
 
 /* depth is the number of containers around this value. */
@@ -391,7 +483,7 @@ static int parse_value(parser *ps, int depth)
     case '[':
     case '{':
         if (depth >= MAX_DEPTH)
-            return fail(ps, ps->pos, "expected at most 64 levels of nesting");
+            return fail(ps, ps->pos, "expected at most " DEPTH_TEXT " levels of nesting");
         return ps->s[ps->pos] == '[' ? parse_array(ps, depth + 1) : parse_object(ps, depth + 1);
     case '"':
         return parse_string(ps) < 0 ? -1 : pack_string(ps);
@@ -403,20 +495,36 @@ static int parse_value(parser *ps, int depth)
     }
 }
 
+/* First pass over the whole text: validates it and records the counts. */
+static int validate(parser *ps)
+{
+    int rc = parse_value(ps, 0);
+    if (rc == 0) {
+        skip_ws(ps);
+        if (ps->pos != ps->len)
+            rc = fail(ps, ps->pos, "expected the end of input after the value");
+    }
+    return rc;
+}
+
 int sl_json_to_msgpack(const char *text, size_t len, msgpack_packer *pk, sl_err *err)
 {
     parser ps = { .s = (const unsigned char *)text, .len = len, .err = err };
-    int rc = parse_value(&ps, 0);
-    if (rc == 0) {
-        skip_ws(&ps);
-        if (ps.pos != len)
-            rc = fail(&ps, ps.pos, "expected the end of input after the value");
-    }
+    int rc = validate(&ps);
     if (rc == 0) {
         ps.pos = 0;
         ps.pk = pk;
         rc = parse_value(&ps, 0);
     }
+    free(ps.counts);
+    sl_buf_free(&ps.str);
+    return rc;
+}
+
+int sl_json_check(const char *text, size_t len, sl_err *err)
+{
+    parser ps = { .s = (const unsigned char *)text, .len = len, .err = err };
+    int rc = validate(&ps);
     free(ps.counts);
     sl_buf_free(&ps.str);
     return rc;
@@ -445,47 +553,123 @@ static void put_base64(sl_buf *out, const char *data, size_t n)
     sl_buf_putc(out, '"');
 }
 
+/* Shortest round trip (sl_fmt_double; float32 values to float precision),
+ * always with a '.' or an exponent so the value stays a float. */
 static void put_float(sl_buf *out, double v, bool single)
 {
-    char tmp[48];
-    for (int prec = single ? 6 : 15; prec <= (single ? 9 : 17); prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, v);
-        double back = strtod(tmp, NULL);
-        if (single ? (float)back == (float)v : back == v)
-            break;
+    char tmp[SL_NUMFMT_MAX];
+    if (single) {
+        for (int prec = 6; prec <= 9; prec++) {
+            snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+            if ((float)strtod(tmp, NULL) == (float)v)
+                break;
+        }
+    } else {
+        sl_fmt_double(v, tmp);
     }
     sl_buf_puts(out, tmp);
-    if (strpbrk(tmp, ".e") == NULL)
+    if (strpbrk(tmp, ".eE") == NULL)
         sl_buf_puts(out, ".0");
 }
 
+/* Quotes up to 40 bytes of a key for an error message. */
+static const char *quote_key(char *buf, size_t n, const char *s, size_t len)
+{
+    sl_buf q = SL_BUF_INIT;
+    sl_json_put_string(&q, s, len < 40 ? len : 40);
+    snprintf(buf, n, "%s%s", sl_buf_str(&q), len > 40 ? "..." : "");
+    sl_buf_free(&q);
+    return buf;
+}
+
+/* A string the parser would accept: valid UTF-8 without NUL.  what: "string"
+ * or "key". */
+static int check_text(const char *s, size_t n, const char *what, sl_err *err)
+{
+    if (n > 0 && memchr(s, '\0', n) != NULL)
+        return sl_err_set(err, SL_EINVAL, "JSON: a %s holds U+0000 (PostgreSQL cannot store it)", what);
+    if (!sl_utf8_valid(s, n))
+        return sl_err_set(err, SL_EINVAL, "JSON: a %s is not valid UTF-8", what);
+    return 0;
+}
+
+static int cmp_str_obj(const void *a, const void *b)
+{
+    const msgpack_object *x = *(const msgpack_object *const *)a;
+    const msgpack_object *y = *(const msgpack_object *const *)b;
+    if (x->via.str.size != y->via.str.size)
+        return x->via.str.size < y->via.str.size ? -1 : 1;
+    return x->via.str.size ? memcmp(x->via.str.ptr, y->via.str.ptr, x->via.str.size) : 0;
+}
+
+/* Checks a map's keys: strings the parser would accept, no two equal.
+ * Sorting keeps it O(k log k) however many keys a hostile producer sends. */
+static int check_keys(const msgpack_object_map *m, sl_err *err)
+{
+    for (uint32_t i = 0; i < m->size; i++) {
+        const msgpack_object *k = &m->ptr[i].key;
+        if (k->type != MSGPACK_OBJECT_STR)
+            return sl_err_set(err, SL_EINVAL, "JSON: map key #%" PRIu32 " is of type %s; "
+                              "object keys must be strings", i + 1, sl_envelope_type_name(k));
+        if (check_text(k->via.str.ptr, k->via.str.size, "key", err) < 0)
+            return -1;
+    }
+    if (m->size < 2)
+        return 0;
+    const msgpack_object **keys = sl_xmalloc(m->size * sizeof *keys);
+    for (uint32_t i = 0; i < m->size; i++)
+        keys[i] = &m->ptr[i].key;
+    qsort(keys, m->size, sizeof *keys, cmp_str_obj);
+    int rc = 0;
+    for (uint32_t i = 1; i < m->size && rc == 0; i++) {
+        if (cmp_str_obj(&keys[i - 1], &keys[i]) == 0) {
+            char q[200];
+            rc = sl_err_set(err, SL_EINVAL, "JSON: duplicate key %s in a map",
+                            quote_key(q, sizeof q, keys[i]->via.str.ptr, keys[i]->via.str.size));
+        }
+    }
+    free(keys);
+    return rc;
+}
+
+/* Writes o to out, or only checks it when out is NULL.  depth is the number
+ * of containers around o. */
 static int write_value(const msgpack_object *o, sl_buf *out, sl_err *err, int depth)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
-        sl_buf_puts(out, "null");
+        if (out)
+            sl_buf_puts(out, "null");
         return 0;
     case MSGPACK_OBJECT_BOOLEAN:
-        sl_buf_puts(out, o->via.boolean ? "true" : "false");
+        if (out)
+            sl_buf_puts(out, o->via.boolean ? "true" : "false");
         return 0;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        sl_buf_printf(out, "%" PRIu64, o->via.u64);
+        if (out)
+            sl_buf_printf(out, "%" PRIu64, o->via.u64);
         return 0;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        sl_buf_printf(out, "%" PRId64, o->via.i64);
+        if (out)
+            sl_buf_printf(out, "%" PRId64, o->via.i64);
         return 0;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
         if (!isfinite(o->via.f64))
             return sl_err_set(err, SL_EINVAL, "JSON cannot hold %s",
                               isnan(o->via.f64) ? "NaN" : "Infinity");
-        put_float(out, o->via.f64, o->type == MSGPACK_OBJECT_FLOAT32);
+        if (out)
+            put_float(out, o->via.f64, o->type == MSGPACK_OBJECT_FLOAT32);
         return 0;
     case MSGPACK_OBJECT_STR:
-        sl_json_put_string(out, o->via.str.ptr, o->via.str.size);
+        if (check_text(o->via.str.ptr, o->via.str.size, "string", err) < 0)
+            return -1;
+        if (out)
+            sl_json_put_string(out, o->via.str.ptr, o->via.str.size);
         return 0;
     case MSGPACK_OBJECT_BIN:
-        put_base64(out, o->via.bin.ptr, o->via.bin.size);
+        if (out)
+            put_base64(out, o->via.bin.ptr, o->via.bin.size);
         return 0;
     case MSGPACK_OBJECT_EXT:
         return sl_err_set(err, SL_EINVAL, "JSON cannot hold a MessagePack ext value (type %d)",
@@ -500,38 +684,35 @@ static int write_value(const msgpack_object *o, sl_buf *out, sl_err *err, int de
     if (depth >= MAX_DEPTH)
         return sl_err_set(err, SL_EINVAL, "JSON: nested deeper than %d levels", MAX_DEPTH);
     if (o->type == MSGPACK_OBJECT_ARRAY) {
-        sl_buf_putc(out, '[');
+        if (out)
+            sl_buf_putc(out, '[');
         for (uint32_t i = 0; i < o->via.array.size; i++) {
-            if (i)
+            if (i && out)
                 sl_buf_putc(out, ',');
             if (write_value(&o->via.array.ptr[i], out, err, depth + 1) < 0)
                 return -1;
         }
-        sl_buf_putc(out, ']');
+        if (out)
+            sl_buf_putc(out, ']');
         return 0;
     }
-    sl_buf_putc(out, '{');
+    if (check_keys(&o->via.map, err) < 0)
+        return -1;
+    if (out)
+        sl_buf_putc(out, '{');
     for (uint32_t i = 0; i < o->via.map.size; i++) {
         const msgpack_object *k = &o->via.map.ptr[i].key;
-        if (i)
-            sl_buf_putc(out, ',');
-        if (k->type == MSGPACK_OBJECT_STR) {
+        if (out) {
+            if (i)
+                sl_buf_putc(out, ',');
             sl_json_put_string(out, k->via.str.ptr, k->via.str.size);
-        } else {
-            /* JSON keys are strings: use the key's own JSON text as one. */
-            sl_buf text = SL_BUF_INIT;
-            int rc = write_value(k, &text, err, depth + 1);
-            if (rc == 0)
-                sl_json_put_string(out, sl_buf_str(&text), text.len);
-            sl_buf_free(&text);
-            if (rc < 0)
-                return -1;
+            sl_buf_putc(out, ':');
         }
-        sl_buf_putc(out, ':');
         if (write_value(&o->via.map.ptr[i].val, out, err, depth + 1) < 0)
             return -1;
     }
-    sl_buf_putc(out, '}');
+    if (out)
+        sl_buf_putc(out, '}');
     return 0;
 }
 
@@ -547,10 +728,19 @@ int sl_json_from_msgpack(const msgpack_object *o, sl_buf *out, sl_err *err)
     return -1;
 }
 
+int sl_json_check_msgpack(const msgpack_object *o, sl_err *err)
+{
+    return write_value(o, NULL, err, 0);
+}
+
 void sl_json_put_string(sl_buf *out, const char *s, size_t n)
 {
     const unsigned char *u = (const unsigned char *)s;
     size_t run = 0;
+    if (n == 0) {
+        sl_buf_puts(out, "\"\""); /* s may be NULL: msgpack-c's empty strings are */
+        return;
+    }
     sl_buf_putc(out, '"');
     for (size_t i = 0; i < n;) {
         unsigned char c = u[i];

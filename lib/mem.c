@@ -27,7 +27,8 @@ char *sl_xstrdup(const char *s)
 char *sl_xstrndup(const char *s, size_t n)
 {
     char *p = sl_xmalloc(n + 1);
-    memcpy(p, s, n);
+    if (n > 0)
+        memcpy(p, s, n); /* s may be NULL when n is 0 */
     p[n] = '\0';
     return p;
 }

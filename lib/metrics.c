@@ -62,6 +62,7 @@ typedef struct timed {
 } timed;
 
 struct sl_metrics {
+    bool (*known)(const char *kind); /* NULL: every kind is known */
     counted *counted;
     size_t ncounted, counted_cap;
     timed *timed;
@@ -117,11 +118,21 @@ static timed *timed_row(sl_metrics *m, const char *queue)
     return t;
 }
 
+void sl_metrics_known_kinds(sl_metrics *m, bool (*known)(const char *kind))
+{
+    if (m)
+        m->known = known;
+}
+
 void sl_metrics_count(sl_metrics *m, const char *queue, const char *kind, sl_metrics_counter c)
 {
     if (m == NULL || queue == NULL || c < 0 || c >= SL_M_NCOUNTERS)
         return;
-    counted_row(m, queue, kind ? kind : "")->counts[c]++;
+    if (kind == NULL)
+        kind = "";
+    else if (m->known && !m->known(kind))
+        kind = SL_METRICS_UNKNOWN_KIND;
+    counted_row(m, queue, kind)->counts[c]++;
 }
 
 static void observe(timing *t, int64_t ms)

@@ -11,7 +11,10 @@
  *   timed_out:<kind>   attempts whose worker was killed at the deadline
  *   wait:<i>, run:<i>  histogram bucket i (NOT cumulative), see below
  *   wait:sum_ms, wait:count, run:sum_ms, run:count
- * <kind> is empty for entries that could not be decoded.  Counters only
+ * <kind> is empty for entries that could not be decoded, and
+ * SL_METRICS_UNKNOWN_KIND for kinds the worker does not have (when it
+ * told the accumulator which it has: sl_metrics_known_kinds), so that
+ * producers cannot grow the label set without limit.  Counters only
  * grow (HINCRBY), so they survive worker restarts and several pools add
  * into the same hash.
  *
@@ -39,6 +42,9 @@
 #include "redis.h"
 
 #define SL_METRICS_BUCKETS 16   /* 15 finite bounds + +Inf */
+/* The one label under which kinds the worker does not have are counted;
+ * not a valid kind name, so it cannot be confused with one. */
+#define SL_METRICS_UNKNOWN_KIND "(unknown)"
 
 /* Upper bound of bucket i in ms; -1 for the last (+Inf). */
 int64_t sl_metrics_bucket_ms(int i);
@@ -68,6 +74,11 @@ typedef struct sl_metrics sl_metrics;
  * function below accepts m == NULL and then does nothing (metrics off). */
 sl_metrics *sl_metrics_new(void);
 void sl_metrics_free(sl_metrics *m);
+
+/* Tells m which kinds get series of their own: known(kind) true.  Other
+ * kinds are counted under SL_METRICS_UNKNOWN_KIND.  Without it every kind
+ * counts under its own name. */
+void sl_metrics_known_kinds(sl_metrics *m, bool (*known)(const char *kind));
 
 /* Adds 1 to counter c of queue/kind (kind NULL: undecodable, ""). */
 void sl_metrics_count(sl_metrics *m, const char *queue, const char *kind, sl_metrics_counter c);

@@ -184,6 +184,15 @@ static int parse_url(const char *url, redis_url *u, sl_err *err)
     return rc;
 }
 
+int sl_redis_url_check(const char *url, sl_err *err)
+{
+    redis_url u;
+    if (parse_url(url, &u, err) < 0)
+        return -1;
+    url_clear(&u);
+    return 0;
+}
+
 static struct timeval tv_of(int ms)
 {
     struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };

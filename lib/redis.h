@@ -29,6 +29,10 @@ sl_redis *sl_redis_connect(const char *url, int timeout_ms, sl_err *err);
 
 void sl_redis_free(sl_redis *r);
 
+/* Checks url as sl_redis_connect would, without connecting.  Returns 0, or
+ * -1 with err (SL_EINVAL) saying what is wrong (fuzz/redis_url.c). */
+int sl_redis_url_check(const char *url, sl_err *err);
+
 /* Runs one command (argv form, binary safe).  Returns the reply, which the
  * caller frees with freeReplyObject, or NULL with err set: SL_EREDIS for a
  * connection failure or an error reply ("XADD: WRONGTYPE …").  After a

@@ -20,7 +20,8 @@ Packages: build-essential cmake pkg-config libhiredis-dev libpq-dev
 libmsgpack-dev libyaml-dev libcurl4-openssl-dev libcriterion-dev
 libmicrohttpd-dev libssl-dev redis-server redis-tools postgresql
 postgresql-contrib tmux systemd (systemd-analyze verifies the installed units)
-binutils, and prometheus (for promtool) when the package archive has it.
+binutils, clang libclang-rt-14-dev (libFuzzer, for scripts/fuzz.sh), and
+prometheus (for promtool) when the package archive has it.
 EOF
 }
 
@@ -30,6 +31,7 @@ REQUIRED=(
     libcriterion-dev libmicrohttpd-dev libssl-dev
     redis-server redis-tools postgresql postgresql-contrib
     tmux systemd binutils
+    clang libclang-rt-14-dev # the fuzz step: libFuzzer (scripts/fuzz.sh)
 )
 OPTIONAL=(prometheus) # promtool: `promtool check metrics` in the tests
 

@@ -3,20 +3,28 @@
 # missing packages (scripts/deps.sh), builds two trees -- `build`
 # (RelWithDebInfo) and `build-asan` (Debug, AddressSanitizer +
 # UndefinedBehaviorSanitizer) -- and runs ctest in each against its own
-# private Redis and PostgreSQL (scripts/servers.sh).  Works from any cwd.
+# private Redis and PostgreSQL (scripts/servers.sh), then fuzzes each
+# parser of untrusted input for a short while (scripts/fuzz.sh, tree
+# `build-fuzz`).  Works from any cwd.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: scripts/test.sh [--no-asan | --only-asan] [-R REGEX] [--no-deps] [-- CTEST_ARGS...]
+Usage: scripts/test.sh [--no-asan | --only-asan | --only-fuzz] [--no-fuzz] [-R REGEX] [--no-deps] [-- CTEST_ARGS...]
 
 Builds and tests sluice: the `build` tree (RelWithDebInfo) and the
 `build-asan` tree (Debug, -DSLUICE_SANITIZE=ON), each tested with
 `ctest --output-on-failure -j2` inside scripts/servers.sh (one private
 Redis + PostgreSQL per tree, PostgreSQL with fsync off: SLUICE_PG_FAST=1).
+Then the fuzz step: scripts/fuzz.sh builds `build-fuzz` (clang,
+-DSLUICE_FUZZ=ON) and runs every libFuzzer target for SLUICE_FUZZ_TIME
+seconds (default 15) and replays fuzz/found/; a crash, leak or timeout
+fails the run (docs/fuzzing.md).
 
-  --no-asan     only the `build` tree
-  --only-asan   only the `build-asan` tree
+  --no-asan     only the `build` tree (no fuzz step)
+  --only-asan   only the `build-asan` tree (no fuzz step)
+  --only-fuzz   only the fuzz step
+  --no-fuzz     no fuzz step (also skipped with -R or --no-asan)
   -R REGEX      run only the tests matching REGEX (passed to ctest)
   --no-deps     do not run scripts/deps.sh first
   -- ARGS       further arguments for ctest
@@ -34,14 +42,17 @@ cd "$ROOT"
 TREES=(build build-asan)
 CTEST_EXTRA=()
 DEPS=1
+FUZZ=1
 while (($#)); do
     case $1 in
     -h | --help)
         usage
         exit 0
         ;;
-    --no-asan) TREES=(build) ;;
-    --only-asan) TREES=(build-asan) ;;
+    --no-asan) TREES=(build) FUZZ=0 ;;
+    --only-asan) TREES=(build-asan) FUZZ=0 ;;
+    --only-fuzz) TREES=() FUZZ=2 ;;
+    --no-fuzz) FUZZ=0 ;;
     --no-deps) DEPS=0 ;;
     -R)
         [[ $# -ge 2 ]] || {
@@ -49,6 +60,7 @@ while (($#)); do
             exit 2
         }
         CTEST_EXTRA+=(-R "$2")
+        ((FUZZ == 2)) || FUZZ=0
         shift
         ;;
     --)
@@ -130,6 +142,18 @@ run_tree() {
 for tree in "${TREES[@]}"; do
     run_tree "$tree"
 done
+
+if ((FUZZ)); then
+    banner "build-fuzz: libFuzzer targets, ${SLUICE_FUZZ_TIME:-15} s each (scripts/fuzz.sh)"
+    t_start=$SECONDS
+    if "$ROOT/scripts/fuzz.sh" --time "${SLUICE_FUZZ_TIME:-15}"; then
+        SUMMARY[build-fuzz]="ok: every target ran clean ($((SECONDS - t_start)) s)"
+    else
+        SUMMARY[build-fuzz]="FAILED: a target crashed, leaked or timed out, see above ($((SECONDS - t_start)) s)"
+        failed_any=1
+    fi
+    TREES+=(build-fuzz)
+fi
 
 banner "summary"
 for tree in "${TREES[@]}"; do

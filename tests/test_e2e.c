@@ -331,26 +331,33 @@ Test(e2e, redelivered_job_with_committed_result_is_not_run_again)
     free(log);
 }
 
-Test(e2e, job_whose_result_postgres_refuses_is_dead_lettered_not_retried_forever)
+/* args {"s": "a\0b"}: valid MessagePack, but jsonb cannot store U+0000 and
+ * the handler would see a value PostgreSQL refuses.  The worker refuses the
+ * envelope at decoding: it never runs, it goes to the dead letter with the
+ * reason, and the good job beside it is recorded. */
+Test(e2e, job_with_nul_in_args_is_dead_lettered_without_running)
 {
     th_migrate();
     char queue[64], bad_id[64];
     th_name(queue, sizeof queue, "refused");
     th_name(bad_id, sizeof bad_id, "nul");
-    /* args {"s": "a\0b"}: valid MessagePack, but jsonb cannot store U+0000. */
-    msgpack_sbuffer args;
-    msgpack_sbuffer_init(&args);
-    msgpack_packer pk;
-    msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 1);
-    msgpack_pack_str_with_body(&pk, "s", 1);
-    msgpack_pack_str_with_body(&pk, "a\0b", 3);
+    /* The encoder refuses it, so pack it by hand as another producer would. */
     sl_job job = { .id = bad_id, .kind = "noop", .queue = queue, .attempt = 1,
-                   .enqueued_at = sl_now_ms(), .args = args.data, .args_len = args.size };
-    sl_redis *r = th_redis();
+                   .enqueued_at = sl_now_ms(), .args = "\x81\xa1s\xa3" "a\0b", .args_len = 7 };
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
     sl_err err;
-    cr_assert_eq(sl_queue_enqueue(r, &job, &err), 0, "%s", err.msg);
-    msgpack_sbuffer_destroy(&args);
+    cr_assert_eq(sl_envelope_encode(&job, &sb, &err), -1);
+    cr_assert_str_eq(err.msg, "field 'args': a string holds U+0000 (PostgreSQL cannot store it)");
+    job.args = NULL;
+    job.args_len = 0;
+    cr_assert_eq(sl_envelope_encode(&job, &sb, &err), 0, "%s", err.msg);
+    cr_assert_eq((unsigned char)sb.data[sb.size - 1], 0x80, "args should be packed last");
+    sb.size--;                                            /* replace the empty args map */
+    msgpack_sbuffer_write(&sb, "\x81\xa1s\xa3" "a\0b", 7);
+    sl_redis *r = th_redis();
+    cr_assert_eq(sl_queue_enqueue_raw(r, queue, sb.data, sb.size, &err), 0, "%s", err.msg);
+    msgpack_sbuffer_destroy(&sb);
     /* A good job in the same batch must still be recorded. */
     const char *good_args[] = { "noop", "--queue", queue, NULL };
     char *good = enqueue_cli(good_args);
@@ -366,10 +373,10 @@ Test(e2e, job_whose_result_postgres_refuses_is_dead_lettered_not_retried_forever
     }
     stop_pool(pool, log);
     cr_assert(dead, "the refused job never reached the dead letter");
-    cr_assert(strstr(errors, "result could not be stored") && strstr(errors, "0000"),
-              "the error should say PostgreSQL refused the value: %s", errors);
+    cr_assert(strstr(errors, "undecodable envelope: field 'args': a string holds U+0000 "
+                     "(PostgreSQL cannot store it)"), "%s", errors);
     const char *p[] = { bad_id };
-    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p), 0);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_job_history WHERE job_id = $1", 1, p), 0);
     assert_stream_drained(queue);
     sl_redis_free(r);
     unlink(log);

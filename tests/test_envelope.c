@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "envelope.h"
+#include "json.h"
 
 /* One entry of a hand-built envelope map. */
 typedef struct {
@@ -931,4 +932,166 @@ Test(envelope, retry_fields)
     build_fails(NULL, zero, 1, "retry_initial_ms", NULL);
     const kv as_str[] = { { "retry_max_ms", 's', 0, "60000" } };
     build_fails(NULL, as_str, 1, "retry_max_ms", NULL);
+}
+
+/* ---- args: what the handler reads is what PostgreSQL stores -------------- */
+
+/* The base envelope with args = the raw MessagePack bytes args[0..n). */
+static void build_raw_args(msgpack_sbuffer *sb, const char *args, size_t n)
+{
+    msgpack_sbuffer_init(sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    kv list[BASE_N];
+    size_t k = 0;
+    for (size_t i = 0; i < BASE_N; i++)
+        if (strcmp(base[i].key, "args") != 0)
+            list[k++] = base[i];
+    pack_entries(sb, list, k);
+    sb->data[0] = (char)(0x80 | BASE_N);
+    pack_str(&pk, "args", 4);
+    msgpack_sbuffer_write(sb, args, n);
+}
+
+/* Asserts the envelope with these args is refused with exactly want, and
+ * that the encoder refuses the same args with the same message. */
+static void args_refused(const char *args, size_t n, const char *want)
+{
+    msgpack_sbuffer sb;
+    build_raw_args(&sb, args, n);
+    sl_job job;
+    sl_err err = { 0 };
+    cr_assert_eq(sl_envelope_decode(sb.data, sb.size, &job, &err), -1, "accepted, want \"%s\"", want);
+    cr_assert_eq(err.code, SL_EDECODE);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_null(job.id);
+    cr_assert_null(job.args);
+    msgpack_sbuffer_destroy(&sb);
+
+    sl_job j = { .id = "j", .kind = "k", .queue = "q", .attempt = 1, .args = (char *)args,
+                 .args_len = n };
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(sl_envelope_encode(&j, &sb, &err), -1, "encoder accepted, want \"%s\"", want);
+    cr_assert_eq(err.code, SL_EINVAL);
+    cr_assert_str_eq(err.msg, want);
+    cr_assert_eq(sb.size, 0);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+#define ARGS_REFUSED(lit, want) args_refused(lit, sizeof lit - 1, want)
+
+Test(envelope, args_nul_refused_in_keys_and_values_at_any_depth)
+{
+    const char *value = "field 'args': a string holds U+0000 (PostgreSQL cannot store it)";
+    const char *key = "field 'args': a key holds U+0000 (PostgreSQL cannot store it)";
+    ARGS_REFUSED("\x81\xa1s\xa3" "a\0b", value);                         /* {"s":"a\0b"} */
+    ARGS_REFUSED("\x81\xa3" "k\0k" "\x01", key);                         /* {"k\0k":1} */
+    ARGS_REFUSED("\x81\xa1" "a" "\x91\x81\xa1" "b" "\x92\xa1x\xa1\0", value); /* {"a":[{"b":["x","\0"]}]} */
+    ARGS_REFUSED("\x81\xa1" "a" "\x81\xa1\0\xc0", key);                  /* {"a":{"\0":nil}} */
+}
+
+Test(envelope, args_duplicate_keys_refused)
+{
+    /* {"target":"staging","target":"prod"}: the handler would read staging,
+     * jsonb would store prod. */
+    ARGS_REFUSED("\x82\xa6target\xa7staging\xa6target\xa4prod",
+                 "field 'args': duplicate key \"target\" in a map");
+    ARGS_REFUSED("\x81\xa1" "a" "\x92\x01\x82\xa1x\x01\xa1x\x02",
+                 "field 'args': duplicate key \"x\" in a map");
+    /* Different maps may share keys. */
+    msgpack_sbuffer sb;
+    const char ok[] = "\x82\xa1" "a" "\x81\xa1x\x01\xa1" "b" "\x81\xa1x\x02";
+    build_raw_args(&sb, ok, sizeof ok - 1);
+    sl_job job;
+    decode_ok(sb.data, sb.size, &job);
+    sl_job_clear(&job);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+Test(envelope, args_invalid_utf8_refused)
+{
+    /* Stored args used to hold U+FFFD where the handler saw the raw byte. */
+    ARGS_REFUSED("\x81\xa1s\xa4" "caf\xe9", "field 'args': a string is not valid UTF-8");
+    ARGS_REFUSED("\x81\xa2\xc0\xaf\x01", "field 'args': a key is not valid UTF-8");   /* overlong */
+    ARGS_REFUSED("\x81\xa1" "a" "\x91\xa3\xed\xa0\x80", "field 'args': a string is not valid UTF-8"); /* surrogate */
+    /* The envelope's own strings: id, kind and queue allow ASCII only. */
+    kv bad_id = { "id", 's', 0, "caf\xe9" };
+    build_fails(NULL, &bad_id, 1, "field 'id': invalid job id \"caf\\xe9\"", NULL);
+    kv bad_kind = { "kind", 's', 0, "d\xc3\xa9ploy" };
+    build_fails(NULL, &bad_kind, 1, "field 'kind': invalid kind name \"d\\xc3\\xa9ploy\"", NULL);
+    kv bad_queue = { "queue", 's', 0, "q\xff" };
+    build_fails(NULL, &bad_queue, 1, "field 'queue': invalid queue name \"q\\xff\"", NULL);
+}
+
+Test(envelope, args_non_string_keys_refused)
+{
+    ARGS_REFUSED("\x81\x01\xa1" "a", "field 'args': map key #1 is of type integer; object keys must be strings");
+    ARGS_REFUSED("\x82\xa1s\x01\xc0\x01", "field 'args': map key #2 is of type nil; object keys must be strings");
+    ARGS_REFUSED("\x81\xa1" "a" "\x81\xc4\x01" "f" "\x01",
+                 "field 'args': map key #1 is of type bin; object keys must be strings");
+}
+
+/* The fuzzer's find: args whose maps are used as map keys 30 levels deep.
+ * Converting them to JSON re-escaped each level, doubling the output
+ * (6.4 GB from 115 bytes).  Refused at decoding now, in time linear in
+ * the input. */
+Test(envelope, args_with_maps_as_keys_refused)
+{
+    char args[128];
+    size_t n = 0;
+    for (int i = 0; i < 30; i++)
+        args[n++] = (char)0x81;
+    args[n++] = (char)0xa1;
+    args[n++] = '"';
+    for (int i = 0; i < 30; i++) {
+        args[n++] = (char)0xa2;
+        args[n++] = '\\';
+        args[n++] = '"';
+    }
+    args_refused(args, n, "field 'args': map key #1 is of type map; object keys must be strings");
+}
+
+Test(envelope, args_values_json_cannot_hold_refused)
+{
+    ARGS_REFUSED("\x81\xa1" "e" "\xd4\x01\x01", "field 'args': JSON cannot hold a MessagePack ext value (type 1)");
+    ARGS_REFUSED("\x81\xa1" "f" "\xcb\x7f\xf8\x00\x00\x00\x00\x00\x00", "field 'args': JSON cannot hold NaN");
+}
+
+Test(envelope, args_nesting_limit_is_sl_json_max_depth)
+{
+    /* SL_JSON_MAX_DEPTH levels are accepted; one more is refused with a
+     * message that names the limit for args. */
+    msgpack_sbuffer sb;
+    build_deep_args(&sb, SL_JSON_MAX_DEPTH);
+    sl_job job;
+    decode_ok(sb.data, sb.size, &job);
+    sl_job_clear(&job);
+    msgpack_sbuffer_destroy(&sb);
+    build_deep_args(&sb, SL_JSON_MAX_DEPTH + 1);
+    sl_err err = { 0 };
+    cr_assert_eq(sl_envelope_decode(sb.data, sb.size, &job, &err), -1);
+    cr_assert_str_eq(err.msg, "MessagePack nested deeper than 32 levels (args may nest at most 31)");
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* msgpack-c gives empty strings a NULL pointer: no NULL + 0, no memchr or
+ * memcpy on NULL (UndefinedBehaviorSanitizer). */
+Test(envelope, empty_strings_decode_without_undefined_behaviour)
+{
+    const char args[] = "\x82\xa0\xa0\xa1" "a" "\x91\xa0";   /* {"":"","a":[""]} */
+    msgpack_sbuffer sb;
+    build_raw_args(&sb, args, sizeof args - 1);
+    sl_job job;
+    decode_ok(sb.data, sb.size, &job);
+    cr_assert_eq(job.args_len, sizeof args - 1);
+    sl_job_clear(&job);
+    msgpack_sbuffer_destroy(&sb);
+    kv empty_id = { "id", 's', 0, "" };
+    build_fails(NULL, &empty_id, 1, "field 'id': invalid job id \"\"", NULL);
+    kv empty_run = { "run", 's', 0, "" };
+    build(&sb, NULL, &empty_run, 1);
+    decode_ok(sb.data, sb.size, &job);
+    cr_assert_str_eq(job.run, "");
+    sl_job_clear(&job);
+    msgpack_sbuffer_destroy(&sb);
 }

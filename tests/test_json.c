@@ -139,16 +139,61 @@ Test(json, escapes)
     round_trip("\"\\u0041\\u00e9\"", "\"A\xc3\xa9\"");
 }
 
-Test(json, nul_escape_decodes_to_nul_byte)
+Test(json, nul_escape_refused_in_values_and_keys_at_any_depth)
 {
+    /* jsonb cannot store U+0000: refused where it enters, with its offset. */
+    const char *why = "\\u0000 (U+0000) is not allowed in a string (PostgreSQL cannot store it)";
+    reject("\"a\\u0000b\"", 2, why);
+    reject("{\"k\\u0000\": 1}", 3, why);
+    reject("[1, {\"a\": [\"x\", \"\\u0000\"]}]", 17, why);
+    sl_err err = { 0 };
+    cr_assert_eq(sl_json_check("{\"a\":\"\\u0000\"}", 13, &err), -1);
+    cr_assert_str_eq(err.msg, "JSON at byte 6: \\u0000 (U+0000) is not allowed in a string "
+                     "(PostgreSQL cannot store it)");
+    /* Other control characters are fine (jsonb stores them). */
     packed p;
-    parse_ok("\"a\\u0000b\"", &p);
+    parse_ok("\"a\\u0001b\"", &p);
     cr_assert_eq(p.up.data.via.str.size, 3);
-    cr_assert_eq(memcmp(p.up.data.via.str.ptr, "a\0b", 3), 0);
-    char *out = write_ok(&p.up.data);
-    cr_assert_str_eq(out, "\"a\\u0000b\"");
-    free(out);
     packed_free(&p);
+}
+
+Test(json, duplicate_keys_refused)
+{
+    /* The handler would read the first, jsonb would keep the last. */
+    reject("{\"target\":\"staging\",\"target\":\"prod\"}", 20,
+           "duplicate key \"target\" in an object");
+    sl_err err = { 0 };
+    const char *t = "{\"target\":\"staging\",\"target\":\"prod\"}";
+    cr_assert_eq(sl_json_check(t, strlen(t), &err), -1);
+    cr_assert_str_eq(err.msg, "JSON at byte 20: duplicate key \"target\" in an object");
+    /* Equal once decoded is equal: an escape does not make a new key. */
+    reject("{\"a\":1,\"\\u0061\":2}", 7, "duplicate key \"a\" in an object");
+    /* Nested, and the earliest repeat is the one reported. */
+    reject("[{\"x\":{\"b\":1,\"c\":2,\"c\":3,\"b\":4}}]", 19, "duplicate key \"c\"");
+    /* The same key in different objects is no duplicate. */
+    packed p;
+    parse_ok("{\"a\":{\"a\":1},\"b\":{\"a\":2},\"\":0,\"c\":[{\"a\":1},{\"a\":2}]}", &p);
+    packed_free(&p);
+    /* Many keys: found among them all. */
+    sl_buf big = SL_BUF_INIT;
+    sl_buf_putc(&big, '{');
+    for (int i = 0; i < 5000; i++)
+        sl_buf_printf(&big, "\"k%d\":%d,", i, i);
+    sl_buf_puts(&big, "\"k2500\":0}");
+    cr_assert_eq(sl_json_check(big.data, big.len, &err), -1);
+    cr_assert(strstr(err.msg, "duplicate key \"k2500\" in an object"), "%s", err.msg);
+    sl_buf_free(&big);
+}
+
+Test(json, check_accepts_what_to_msgpack_accepts)
+{
+    sl_err err = { 0 };
+    const char *ok = " {\"a\": [1, 2.5, \"\\u00e9\", null, true], \"b\": {}} ";
+    cr_assert_eq(sl_json_check(ok, strlen(ok), &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_json_check("{} x", 4, &err), -1);
+    cr_assert_str_eq(err.msg, "JSON at byte 3: expected the end of input after the value");
+    cr_assert_eq(sl_json_check("\"\xff\"", 3, &err), -1);
+    cr_assert_str_eq(err.msg, "JSON at byte 1: invalid UTF-8 in string");
 }
 
 Test(json, unicode)
@@ -245,33 +290,38 @@ Test(json, float_shortest_and_exact)
 
 Test(json, nesting_limit)
 {
-    /* 64 levels parse.  (msgpack-c's unpacker stops at 32, so check the
-     * packed bytes directly: 63 one-element arrays around an empty one.) */
-    char deep[2 * 65 + 1];
-    memset(deep, '[', 64);
-    memset(deep + 64, ']', 64);
-    deep[128] = '\0';
+    /* SL_JSON_MAX_DEPTH (31) levels parse.  Wrapped in one more map (the
+     * envelope around args), msgpack-c still unpacks them: its limit is 32. */
+    cr_assert_eq(SL_JSON_MAX_DEPTH, 31);
+    char deep[2 * 33 + 1];
+    memset(deep, '[', 31);
+    memset(deep + 31, ']', 31);
+    deep[62] = '\0';
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    msgpack_pack_str_with_body(&pk, "args", 4);
     sl_err err = { 0 };
-    cr_assert_eq(sl_json_to_msgpack(deep, 128, &pk, &err), 0, "%s", err.msg);
-    cr_assert_eq(sb.size, 64);
-    for (int i = 0; i < 63; i++)
-        cr_assert_eq((unsigned char)sb.data[i], 0x91);
-    cr_assert_eq((unsigned char)sb.data[63], 0x90);
+    cr_assert_eq(sl_json_to_msgpack(deep, 62, &pk, &err), 0, "%s", err.msg);
+    cr_assert_eq(sb.size, 6 + 31);
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    cr_assert_eq(msgpack_unpack_next(&up, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    msgpack_unpacked_destroy(&up);
     msgpack_sbuffer_destroy(&sb);
 
-    memset(deep, '[', 65);
-    memset(deep + 65, ']', 65);
-    deep[130] = '\0';
-    reject(deep, 64, "64 levels");
+    memset(deep, '[', 32);
+    memset(deep + 32, ']', 32);
+    deep[64] = '\0';
+    reject(deep, 31, "expected at most 31 levels of nesting");
 
-    char obj[7 * 65 + 2] = "";
-    for (int i = 0; i < 65; i++)
+    char obj[7 * 33 + 2] = "";
+    for (int i = 0; i < 32; i++)
         strcat(obj, "{\"a\":");
-    reject(obj, 5 * 64, "64 levels");
+    reject(obj, 5 * 31, "expected at most 31 levels of nesting");
 }
 
 /* ---- malformed input ----------------------------------------------------- */
@@ -486,39 +536,131 @@ Test(json, float32_written_shortest)
     free(s);
 }
 
-Test(json, non_string_keys_stringified)
+Test(json, non_string_keys_refused)
 {
-    /* {1: "a", -2: "b", nil: true, [1,2]: 0, "s": 1} */
-    const char mp[] = "\x85\x01\xa1" "a" "\xfe\xa1" "b" "\xc0\xc3" "\x92\x01\x02\x00" "\xa1s\x01";
-    char *s = mp_to_json(mp, sizeof mp - 1);
-    cr_assert_str_eq(s, "{\"1\":\"a\",\"-2\":\"b\",\"null\":true,\"[1,2]\":0,\"s\":1}");
-    free(s);
+    /* {"s": 1, 1: "a"}: JSON keys are strings; no key is made of JSON text. */
+    mp_to_json_fails("\x82\xa1s\x01\x01\xa1" "a", 7,
+                     "JSON: map key #2 is of type integer; object keys must be strings");
+    mp_to_json_fails("\x81\xc0\xc3", 3, "JSON: map key #1 is of type nil; object keys must be strings");
+    mp_to_json_fails("\x81\x92\x01\x02\x00", 5,
+                     "JSON: map key #1 is of type array; object keys must be strings");
+    mp_to_json_fails("\x81\xc4\x01" "f" "\x01", 5,
+                     "JSON: map key #1 is of type bin; object keys must be strings");
+}
 
-    /* A key whose JSON text has quotes gets them escaped. */
-    s = mp_to_json("\x81\xc4\x01" "f" "\x01", 5);
-    cr_assert_str_eq(s, "{\"\\\"Zg==\\\"\":1}");
-    free(s);
+/* The fuzzer's find: maps used as keys of maps, 30 levels deep, 115 bytes.
+ * Writing a key as its own JSON text re-escaped every level, doubling the
+ * output per level (6.4 GB).  Refused now, before writing anything. */
+Test(json, maps_as_keys_nested_deep_refused_at_once)
+{
+    sl_buf mp = SL_BUF_INIT;
+    for (int i = 0; i < 30; i++)
+        sl_buf_append(&mp, "\x81", 1);          /* {key: ...} whose key is the next map */
+    sl_buf_append(&mp, "\xa1\"", 2);              /* innermost key: "\"" */
+    for (int i = 0; i < 30; i++)
+        sl_buf_append(&mp, "\xa2\\\"", 3);        /* each value: the string \" */
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    cr_assert_eq(msgpack_unpack_next(&up, mp.data, mp.len, &off), MSGPACK_UNPACK_SUCCESS);
+    sl_buf out = SL_BUF_INIT;
+    sl_err err = { 0 };
+    cr_assert_eq(sl_json_from_msgpack(&up.data, &out, &err), -1);
+    cr_assert_str_eq(err.msg, "JSON: map key #1 is of type map; object keys must be strings");
+    cr_assert_eq(out.len, 0);
+    cr_assert_eq(sl_json_check_msgpack(&up.data, &err), -1);
+    sl_buf_free(&out);
+    msgpack_unpacked_destroy(&up);
+    sl_buf_free(&mp);
+}
 
-    mp_to_json_fails("\x81\xd4\x01\x01\x01", 5, "ext"); /* ext key */
+/* The writer's output is linear: at most 6 bytes per input byte (a control
+ * character becomes a \u escape) plus number digits. */
+Test(json, output_linear_in_input)
+{
+    sl_buf mp = SL_BUF_INIT;
+    /* A map of 1000 keys, each holding 100 control characters in a str8. */
+    sl_buf_append(&mp, "\xde\x03\xe8", 3);
+    for (int i = 0; i < 1000; i++) {
+        char key[8];
+        int n = snprintf(key, sizeof key, "%d", i);
+        char h = (char)(0xa0 | n);
+        sl_buf_append(&mp, &h, 1);
+        sl_buf_append(&mp, key, (size_t)n);
+        sl_buf_append(&mp, "\xd9\x64", 2);
+        for (int k = 0; k < 100; k++)
+            sl_buf_putc(&mp, '\x01');
+    }
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    cr_assert_eq(msgpack_unpack_next(&up, mp.data, mp.len, &off), MSGPACK_UNPACK_SUCCESS);
+    sl_buf out = SL_BUF_INIT;
+    sl_err err = { 0 };
+    cr_assert_eq(sl_json_from_msgpack(&up.data, &out, &err), 0, "%s", err.msg);
+    cr_assert_leq(out.len, 6 * mp.len, "%zu bytes of JSON from %zu of MessagePack", out.len, mp.len);
+    cr_assert_geq(out.len, 6 * 100 * 1000);
+    sl_buf_free(&out);
+    msgpack_unpacked_destroy(&up);
+    sl_buf_free(&mp);
+}
+
+Test(json, writer_refuses_what_the_parser_refuses)
+{
+    /* U+0000 in a value, in a key; invalid UTF-8; duplicate keys. */
+    mp_to_json_fails("\x81\xa1s\xa3" "a\0b", 7, "JSON: a string holds U+0000 (PostgreSQL cannot store it)");
+    mp_to_json_fails("\x81\xa2" "k\0" "\x01", 5, "JSON: a key holds U+0000 (PostgreSQL cannot store it)");
+    mp_to_json_fails("\x91\xa2" "a\xff", 4, "JSON: a string is not valid UTF-8");
+    mp_to_json_fails("\x81\xa1\xc0\x01", 4, "JSON: a key is not valid UTF-8");
+    mp_to_json_fails("\x82\xa6target\xa7staging\xa6target\xa4prod", 29,
+                     "JSON: duplicate key \"target\" in a map");
+    mp_to_json_fails("\x91\x81\xa1" "a" "\x82\xa0\x01\xa0\x02", 10,
+                     "JSON: duplicate key \"\" in a map");
+}
+
+/* msgpack-c gives an empty string a NULL pointer: writing it must not
+ * compute NULL + 0 (UndefinedBehaviorSanitizer's pointer-overflow check). */
+Test(json, empty_string_with_null_pointer)
+{
+    msgpack_object pair[2];
+    pair[0].type = MSGPACK_OBJECT_STR;
+    pair[0].via.str.ptr = NULL;
+    pair[0].via.str.size = 0;
+    pair[1] = pair[0];
+    msgpack_object_kv kv = { .key = pair[0], .val = pair[1] };
+    msgpack_object map = { .type = MSGPACK_OBJECT_MAP, .via.map = { .size = 1, .ptr = &kv } };
+    char *s = write_ok(&map);
+    cr_assert_str_eq(s, "{\"\":\"\"}");
+    free(s);
+    sl_buf out = SL_BUF_INIT;
+    sl_json_put_string(&out, NULL, 0);
+    cr_assert_str_eq(sl_buf_str(&out), "\"\"");
+    sl_buf_free(&out);
+    /* And as unpacked by msgpack-c itself. */
+    s = mp_to_json("\x81\xa0\xa0", 3);
+    cr_assert_str_eq(s, "{\"\":\"\"}");
+    free(s);
 }
 
 Test(json, writer_depth_limit)
 {
     /* msgpack-c itself stops at 32 levels, so build the tree by hand. */
-    msgpack_object nodes[66];
-    for (int i = 0; i < 65; i++) {
+    msgpack_object nodes[33];
+    for (int i = 0; i < 32; i++) {
         nodes[i].type = MSGPACK_OBJECT_ARRAY;
         nodes[i].via.array.size = 1;
         nodes[i].via.array.ptr = &nodes[i + 1];
     }
-    nodes[65].type = MSGPACK_OBJECT_NIL;
+    nodes[32].type = MSGPACK_OBJECT_NIL;
     sl_buf out = SL_BUF_INIT;
     sl_err err = { 0 };
-    cr_assert_eq(sl_json_from_msgpack(&nodes[1], &out, &err), 0, "%s", err.msg); /* 64 deep */
+    cr_assert_eq(sl_json_from_msgpack(&nodes[1], &out, &err), 0, "%s", err.msg); /* 31 deep */
     sl_buf_reset(&out);
-    cr_assert_eq(sl_json_from_msgpack(&nodes[0], &out, &err), -1); /* 65 deep */
-    cr_assert(strstr(err.msg, "64") != NULL, "%s", err.msg);
+    cr_assert_eq(sl_json_from_msgpack(&nodes[0], &out, &err), -1); /* 32 deep */
+    cr_assert_str_eq(err.msg, "JSON: nested deeper than 31 levels");
     cr_assert_eq(out.len, 0);
+    cr_assert_eq(sl_json_check_msgpack(&nodes[0], &err), -1);
+    cr_assert_eq(sl_json_check_msgpack(&nodes[1], &err), 0);
     sl_buf_free(&out);
 }
 
@@ -568,7 +710,7 @@ Test(json, put_string_replaces_invalid_utf8)
 
 Test(json, put_string_output_is_parseable)
 {
-    /* Whatever bytes go in, the output is JSON the parser accepts. */
+    /* Whatever bytes go in, the output is JSON the parser accepts, NUL aside. */
     uint64_t x = 12345;
     for (int iter = 0; iter < 2000; iter++) {
         char s[32];
@@ -579,10 +721,17 @@ Test(json, put_string_output_is_parseable)
         }
         sl_buf out = SL_BUF_INIT;
         sl_json_put_string(&out, s, n);
-        packed p;
-        parse_ok(sl_buf_str(&out), &p);
-        cr_assert_eq(p.up.data.type, MSGPACK_OBJECT_STR);
-        packed_free(&p);
+        if (memchr(s, '\0', n) != NULL) {
+            /* written as \u0000, which the parser then refuses */
+            sl_err err = { 0 };
+            cr_assert_eq(sl_json_check(out.data, out.len, &err), -1);
+            cr_assert(strstr(err.msg, "(U+0000) is not allowed"), "%s", err.msg);
+        } else {
+            packed p;
+            parse_ok(sl_buf_str(&out), &p);
+            cr_assert_eq(p.up.data.type, MSGPACK_OBJECT_STR);
+            packed_free(&p);
+        }
         sl_buf_free(&out);
     }
 }

@@ -433,6 +433,11 @@ static void run_item(consumer *c, item *it)
     slot_job(c, NULL, 0);
     it->record = true;
     char q[600];
+    /* Outputs PostgreSQL cannot store would lose the result: a failure. */
+    if (rc == 0 && outputs.len > 0 && sl_json_check(outputs.data, outputs.len, &err) < 0) {
+        rc = sl_err_wrap(&err, "the job ran but its outputs cannot be stored");
+        err.code = SL_EPERMANENT;
+    }
     if (job_cancelled) {
         it->act = ACT_ACK;
         it->status = it->attempt_status = "cancelled";
@@ -1016,6 +1021,11 @@ static void install_signals(void)
     signal(SIGPIPE, SIG_IGN);
 }
 
+static bool kind_registered(const char *kind)
+{
+    return sl_registry_find(kind) != NULL;
+}
+
 int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int master_fd)
 {
     pid_t master = getppid();
@@ -1036,6 +1046,7 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
     c.paused = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.paused);
     c.active = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.active);
     c.metrics = cfg->metrics.enabled ? sl_metrics_new() : NULL;
+    sl_metrics_known_kinds(c.metrics, kind_registered); /* bounded label set */
     char host[64];
     if (gethostname(host, sizeof host) < 0)
         snprintf(host, sizeof host, "localhost");

@@ -1,0 +1,29 @@
+/* fuzz/config.c: the configuration loader (lib/config.c and its sections in
+ * lib/config_jobs.c, lib/config_sched.c) on any bytes, read from a memory
+ * file as sl_config_load reads /etc/sluice/sluice.yaml. */
+#include "fuzz.h"
+
+#include "config.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    int fd = memfd_create("sluice-fuzz.yaml", MFD_CLOEXEC);
+    FUZZ_ASSERT(fd >= 0, "memfd_create failed");
+    size_t done = 0;
+    while (done < size) {
+        ssize_t w = write(fd, data + done, size - done);
+        FUZZ_ASSERT(w > 0, "write to memfd failed");
+        done += (size_t)w;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+    sl_err err;
+    sl_config *cfg = sl_config_load(path, &err);
+    FUZZ_ASSERT(cfg != NULL || (err.code == SL_ECONFIG && err.msg[0]), "NULL without a message");
+    sl_config_free(cfg);
+    close(fd);
+    return 0;
+}
