@@ -11,6 +11,7 @@
 #include "engine.h"
 #include "mem.h"
 #include "pipeline.h"
+#include "vis.h"
 
 #include <getopt.h>
 #include <pwd.h>
@@ -20,6 +21,10 @@
 #include <unistd.h>
 
 #define EXIT_AT_GATE 3
+
+/* A database value as printed: visibly (vis.h), since names, variables,
+ * outputs and errors come from other people and programs. */
+#define V(res, r, c) SL_VIS(PQgetvalue((res), (r), (c)))
 
 const char *cli_user(const char *as)
 {
@@ -102,7 +107,7 @@ int cmd_validate(int argc, char **argv)
         }
     }
     for (size_t i = 0; i < errors.n; i++)
-        fprintf(stderr, "%s\n", errors.msgs[i]);
+        fprintf(stderr, "%s\n", SL_VIS(errors.msgs[i]));
     if (errors.n > 0)
         status = CLI_FAILED;
     sl_yerrors_free(&errors);
@@ -159,7 +164,7 @@ static sl_pipeline *find_pipeline(const sl_config *cfg, const char *dir, const c
         sl_pipelines_free(list, n);
         if (found == NULL) {
             for (size_t i = 0; i < errors.n; i++)
-                fprintf(stderr, "%s\n", errors.msgs[i]);
+                fprintf(stderr, "%s\n", SL_VIS(errors.msgs[i]));
             cli_fail("run", "no valid pipeline named '%s' in %s", what, dir);
             sl_yerrors_free(&errors);
             return NULL;
@@ -168,7 +173,7 @@ static sl_pipeline *find_pipeline(const sl_config *cfg, const char *dir, const c
         return found;
     }
     for (size_t i = 0; i < errors.n; i++)
-        fprintf(stderr, "%s\n", errors.msgs[i]);
+        fprintf(stderr, "%s\n", SL_VIS(errors.msgs[i]));
     sl_yerrors_free(&errors);
     return found;
 }
@@ -201,8 +206,8 @@ static int follow(sl_db *db, const char *run_id)
             const char *st = PQgetvalue(s, i, 1);
             waiting = waiting || strcmp(st, "waiting") == 0;
             if (seen[i] == NULL || strcmp(seen[i], st) != 0) {
-                printf("  %-20s %s%s%s\n", PQgetvalue(s, i, 0), st, *PQgetvalue(s, i, 2) ? "  " : "",
-                       PQgetvalue(s, i, 2));
+                printf("  %-20s %s%s%s\n", V(s, i, 0), SL_VIS(st), *PQgetvalue(s, i, 2) ? "  " : "",
+                       V(s, i, 2));
                 free(seen[i]);
                 seen[i] = sl_xstrdup(st);
             }
@@ -212,14 +217,15 @@ static int follow(sl_db *db, const char *run_id)
         snprintf(rs, sizeof rs, "%s", PQgetvalue(r, 0, 0));
         PQclear(s);
         if (strcmp(rs, "succeeded") == 0 || strcmp(rs, "failed") == 0 || strcmp(rs, "cancelled") == 0) {
-            printf("run %s %s%s%s\n", run_id, rs, *PQgetvalue(r, 0, 1) ? ": " : "", PQgetvalue(r, 0, 1));
+            printf("run %s %s%s%s\n", SL_VIS(run_id), SL_VIS(rs), *PQgetvalue(r, 0, 1) ? ": " : "",
+                   V(r, 0, 1));
             status = strcmp(rs, "succeeded") == 0 ? CLI_OK : CLI_FAILED;
             PQclear(r);
             break;
         }
         PQclear(r);
         if (waiting) {
-            printf("run %s is waiting at an approval gate (see 'sluice gates')\n", run_id);
+            printf("run %s is waiting at an approval gate (see 'sluice gates')\n", SL_VIS(run_id));
             status = EXIT_AT_GATE;
             break;
         }
@@ -375,8 +381,8 @@ int cmd_runs(int argc, char **argv)
     printf("%-36s  %-16s %-10s %-12s %-19s  %s\n", "RUN", "PIPELINE", "STATUS", "TRIGGERED BY",
            "CREATED (UTC)", "FINISHED");
     for (int r = 0; r < PQntuples(res); r++)
-        printf("%-36s  %-16s %-10s %-12s %-19s  %s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-               PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
+        printf("%-36s  %-16s %-10s %-12s %-19s  %s\n", V(res, r, 0), V(res, r, 1), V(res, r, 2),
+               V(res, r, 3), V(res, r, 4), V(res, r, 5));
     PQclear(res);
     status = CLI_OK;
 out:
@@ -427,10 +433,14 @@ int cmd_status(int argc, char **argv)
         goto out;
     }
     printf("run          %s\npipeline     %s\nstatus       %s\ntriggered by %s\ncreated      %s UTC\n"
-           "vars         %s\nconcurrency  %s\n", argv[optind], PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-           PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5));
-    if (*PQgetvalue(r, 0, 3))
-        printf("error        %s\n", PQgetvalue(r, 0, 3));
+           "vars         ", SL_VIS(argv[optind]), V(r, 0, 0), V(r, 0, 1), V(r, 0, 2), V(r, 0, 6));
+    sl_vis_fputs(PQgetvalue(r, 0, 4), stdout);
+    printf("\nconcurrency  %s\n", V(r, 0, 5));
+    if (*PQgetvalue(r, 0, 3)) {
+        fputs("error        ", stdout);
+        sl_vis_fputs(PQgetvalue(r, 0, 3), stdout);
+        putchar('\n');
+    }
     s = sl_db_exec(db, "steps", "SELECT s.step_id, s.status, coalesce(j.attempts::text, '-'),"
                    " coalesce(round(extract(epoch FROM (s.finished_at - coalesce(s.queued_at, g.opened_at))) * 1000)::text"
                    " || 'ms', '-'),"
@@ -444,12 +454,17 @@ int cmd_status(int argc, char **argv)
     }
     printf("\n%-20s %-10s %-8s %-10s %s\n", "STEP", "STATUS", "ATTEMPTS", "TOOK", "JOB");
     for (int i = 0; i < PQntuples(s); i++) {
-        printf("%-20s %-10s %-8s %-10s %s\n", PQgetvalue(s, i, 0), PQgetvalue(s, i, 1), PQgetvalue(s, i, 2),
-               PQgetvalue(s, i, 3), PQgetvalue(s, i, 4));
-        if (*PQgetvalue(s, i, 5))
-            printf("%-20s outputs: %s\n", "", PQgetvalue(s, i, 5));
-        if (*PQgetvalue(s, i, 6))
-            printf("%-20s error: %s\n", "", PQgetvalue(s, i, 6));
+        printf("%-20s %-10s %-8s %-10s %s\n", V(s, i, 0), V(s, i, 1), V(s, i, 2), V(s, i, 3), V(s, i, 4));
+        if (*PQgetvalue(s, i, 5)) {
+            printf("%-20s outputs: ", "");
+            sl_vis_fputs(PQgetvalue(s, i, 5), stdout);
+            putchar('\n');
+        }
+        if (*PQgetvalue(s, i, 6)) {
+            printf("%-20s error: ", "");
+            sl_vis_fputs(PQgetvalue(s, i, 6), stdout);
+            putchar('\n');
+        }
     }
     status = CLI_OK;
 out:

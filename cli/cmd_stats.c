@@ -6,6 +6,7 @@
 #include "mem.h"
 #include "snapshot.h"
 #include "view.h"
+#include "vis.h"
 
 #include <getopt.h>
 #include <stdbool.h>
@@ -80,15 +81,18 @@ int cmd_stats(int argc, char **argv)
     if (snap_conn_take(&conn, nqueues ? queues : NULL, nqueues, &s, &err) < 0) {
         cli_fail(CMD, "%s", err.msg);
     } else {
-        sl_buf b = SL_BUF_INIT;
+        sl_buf b = SL_BUF_INIT, safe = SL_BUF_INIT;
         if (as_json) {
             snap_json(&s, &b);
+            sl_vis_json(&safe, b.data, b.len);   /* registry documents are stored text */
+            fputs(sl_buf_str(&safe), stdout);
         } else {
             view_opts vo = { .sort = VIEW_SORT_NAME };
             view_render(&s, NULL, &vo, &b);
+            fputs(sl_buf_str(&b), stdout);
         }
-        fputs(sl_buf_str(&b), stdout);
         sl_buf_free(&b);
+        sl_buf_free(&safe);
         status = fflush(stdout) == 0 ? CLI_OK : CLI_FAILED;
     }
     snap_clear(&s);

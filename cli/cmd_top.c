@@ -16,6 +16,7 @@
 #include "duration.h"
 #include "snapshot.h"
 #include "view.h"
+#include "vis.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -173,7 +174,7 @@ static void draw(screen *sc, const snap *cur, const snap *prev, const char *err)
     sl_buf_printf(&body, "sluice top  %s  every %s  sort: %s  filter: %s\n", clock, every,
                   view_sort_name(sc->opts.sort), sc->filter[0] ? sc->filter : "-");
     if (err) {
-        sl_buf_printf(&body, "\nerror: %s\n(retrying every %s)\n", err, every);
+        sl_buf_printf(&body, "\nerror: %s\n(retrying every %s)\n", SL_VIS(err), every);
     } else {
         view_opts o = sc->opts;
         o.filter = sc->filter;

@@ -252,10 +252,13 @@ static snap_worker *push_worker(snap *s)
     return w;
 }
 
-static void add_pool(snap *s, const char *doc)
+/* Adds the processes of one registry document; false if it is not one
+ * (not a JSON object). */
+static bool add_pool(snap *s, const char *doc)
 {
     parsed p;
-    if (parse_json(&p, doc) && p.up.data.type == MSGPACK_OBJECT_MAP) {
+    bool ok = parse_json(&p, doc) && p.up.data.type == MSGPACK_OBJECT_MAP;
+    if (ok) {
         const msgpack_object *m = &p.up.data;
         snap_worker *w = push_worker(s);
         str_of(m, "host", w->host, sizeof w->host);
@@ -282,6 +285,7 @@ static void add_pool(snap *s, const char *doc)
         }
     }
     parsed_free(&p);
+    return ok;
 }
 
 static void add_gates(snap *s, const char *json)
@@ -316,8 +320,17 @@ int snap_take(sl_redis *r, sl_store *store, char *const *queues, size_t nqueues,
         qsort(out->queues, out->nqueues, sizeof *out->queues, by_name);
     if (out->ndocs > 1)
         qsort(out->docs, out->ndocs, sizeof *out->docs, cmp_str);
-    for (size_t i = 0; i < out->ndocs; i++)
-        add_pool(out, out->docs[i]);
+    /* Only documents that are JSON objects are kept (and later printed
+     * as JSON by `stats --json`): anything else in a registry key is not
+     * a pool's. */
+    size_t kept = 0;
+    for (size_t i = 0; i < out->ndocs; i++) {
+        if (add_pool(out, out->docs[i]))
+            out->docs[kept++] = out->docs[i];
+        else
+            free(out->docs[i]);
+    }
+    out->ndocs = kept;
     if (store) {
         sl_buf gates = SL_BUF_INIT;
         sl_err e;

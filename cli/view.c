@@ -9,6 +9,7 @@
  * could not show. */
 #include "view.h"
 #include "mem.h"
+#include "vis.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -261,8 +262,10 @@ void view_render(const snap *cur, const snap *prev, const view_opts *o, sl_buf *
                 snprintf(rss, sizeof rss, "-");
             else
                 snprintf(rss, sizeof rss, "%.1fM", (double)k->rss_kb / 1024.0);
-            line(&w, "%-12.12s %7lld %-10.10s %-10.10s %-13.13s %6s %7s %6s", k->host, k->pid, k->state,
-                 k->kind[0] ? k->kind : "-", k->job[0] ? k->job : "-",
+            /* Registry strings are anyone's who can write to Redis: shown
+             * visibly (vis.h), like the gates' names and errors below. */
+            line(&w, "%-12.12s %7lld %-10.10s %-10.10s %-13.13s %6s %7s %6s", SL_VIS(k->host), k->pid,
+                 SL_VIS(k->state), k->kind[0] ? SL_VIS(k->kind) : "-", k->job[0] ? SL_VIS(k->job) : "-",
                  short_ms((double)k->job_ms, f, sizeof f), count(k->jobs_done, dn, sizeof dn), rss);
             shown++;
         }
@@ -273,7 +276,7 @@ void view_render(const snap *cur, const snap *prev, const view_opts *o, sl_buf *
         line(&w, "%s", "");
     if (budget_left(o, &w, 0) > 0) {
         if (cur->gates_error[0])
-            line(&w, "GATES: unavailable (%s)", cur->gates_error);
+            line(&w, "GATES: unavailable (%s)", SL_VIS(cur->gates_error));
         else if (!cur->gates_present)
             line(&w, "GATES: - (no sluice_gates table: scheduler not installed)");
         else
@@ -286,7 +289,7 @@ void view_render(const snap *cur, const snap *prev, const view_opts *o, sl_buf *
             break;
         }
         char since[16];
-        line(&w, "  %-28.28s %-20.20s waiting %6s  approvals %lld/%lld", g->run, g->gate,
+        line(&w, "  %-28.28s %-20.20s waiting %6s  approvals %lld/%lld", SL_VIS(g->run), SL_VIS(g->gate),
              short_ms(g->since_ms > 0 ? (double)(cur->taken_ms - g->since_ms) : -1, since, sizeof since),
              g->approvals, g->required);
     }

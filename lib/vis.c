@@ -134,3 +134,13 @@ const char *sl_vis(char *buf, size_t n, const char *s)
 {
     return sl_vis_mem(buf, n, s ? s : "", s ? strlen(s) : 0);
 }
+
+int sl_vis_fputs(const char *s, FILE *f)
+{
+    sl_buf b = SL_BUF_INIT;
+    if (s)
+        scan(&b, s, strlen(s), false);
+    int rc = fputs(sl_buf_str(&b), f);
+    sl_buf_free(&b);
+    return rc;
+}

@@ -27,6 +27,7 @@
 #define SL_VIS_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "buf.h"
 
@@ -40,6 +41,10 @@ const char *sl_vis(char *buf, size_t n, const char *s);
 
 /* The same for s[0..len) (a MessagePack str, say: no NUL needed). */
 const char *sl_vis_mem(char *buf, size_t n, const char *s, size_t len);
+
+/* Writes s (NUL-terminated, whole, however long) rendered visibly to f;
+ * returns what fputs returns. */
+int sl_vis_fputs(const char *s, FILE *f);
 
 /* A visible copy of s in a buffer that lives until the end of the
  * enclosing block: for printf arguments.  Values are cut at SL_VIS_MAX. */
