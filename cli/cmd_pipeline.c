@@ -11,6 +11,8 @@
 #include "engine.h"
 #include "mem.h"
 #include "pipeline.h"
+#include "queue.h"
+#include "snapshot.h"
 #include "vis.h"
 
 #include <getopt.h>
@@ -391,13 +393,59 @@ out:
     return status;
 }
 
+/* Warns about each queued step of the run whose queue no live worker
+ * serves (from the worker registry): the job would wait there silently.
+ * The step's queue comes from the run's own copy of its pipeline.  Best
+ * effort: a Redis that cannot be read is noted, never fatal. */
+static void warn_unserved(sl_db *db, const sl_config *cfg, const char *run_id, PGresult *steps)
+{
+    sl_err err;
+    const char *p[] = { run_id };
+    PGresult *r = sl_db_exec(db, "source", "SELECT source_name, source FROM sluice_runs WHERE id = $1",
+                             1, p, &err);
+    sl_pipeline *pl = NULL;
+    if (r && PQntuples(r) == 1) {
+        sl_yerrors errors = SL_YERRORS_INIT;
+        pl = sl_pipeline_parse(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1),
+                               &cfg->sched, &errors);
+        sl_yerrors_free(&errors);
+    }
+    PQclear(r);
+    sl_redis *redis = NULL;
+    for (int i = 0; pl && i < PQntuples(steps); i++) {
+        int k = sl_pipeline_step(pl, PQgetvalue(steps, i, 0));
+        if (k < 0 || strcmp(PQgetvalue(steps, i, 1), "queued") != 0 || pl->steps[k].kind == NULL)
+            continue;
+        const char *q = pl->steps[k].queue ? pl->steps[k].queue : pl->steps[k].kind;
+        if (!sl_envelope_queue_valid(q))
+            continue;
+        if (redis == NULL && (redis = sl_redis_connect(cfg->redis_url, 5000, &err)) == NULL) {
+            printf("\n(cannot tell whether workers serve the queued steps: %s)\n", SL_VIS(err.msg));
+            break;
+        }
+        snap sn;
+        char *one = (char *)q;
+        if (snap_take(redis, NULL, &one, 1, &sn, &err) < 0) {
+            printf("\n(cannot tell whether workers serve the queued steps: %s)\n", SL_VIS(err.msg));
+            break;
+        }
+        if (sn.nqueues == 1 && sn.queues[0].workers == 0)
+            printf("\nwarning: step %s is queued in queue %s, which no live worker serves: it waits "
+                   "until a pool serving %s starts\n", V(steps, i, 0), q, q);
+        snap_clear(&sn);
+    }
+    sl_redis_free(redis);
+    sl_pipeline_free(pl);
+}
+
 static void status_usage(FILE *f)
 {
     fprintf(f,
         "Usage: sluice status RUN\n"
         "\n"
         "Shows a run and its steps: status, attempts, how long each took, job ids,\n"
-        "outputs or errors.  Exits 1 if there is no such run.\n"
+        "outputs or errors, and warns about a queued step whose queue no live worker\n"
+        "serves.  Exits 1 if there is no such run.\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE    configuration file\n"
@@ -466,6 +514,7 @@ int cmd_status(int argc, char **argv)
             putchar('\n');
         }
     }
+    warn_unserved(db, cfg, argv[optind], s);
     status = CLI_OK;
 out:
     PQclear(r);

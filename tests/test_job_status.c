@@ -271,3 +271,79 @@ Test(job_status, help_documents_the_exit_statuses)
     cr_assert(strstr(out.out, "Exit status: 0 succeeded; 3 unknown; 4 not finished yet"), "%s", out.out);
     th_result_free(&out);
 }
+
+/* The README's flagship example: `sluice enqueue deploy --queue deploys
+ * --arg target=staging` after the configuration step the README shows
+ * (its YAML block, taken from README.md itself, with the placeholder
+ * deploy program replaced by /bin/echo), run by a real pool. */
+Test(job_status, readme_deploy_example_works_after_its_configuration_step, .timeout = 90)
+{
+    th_migrate();
+    char *readme = th_read_file(SLUICE_SOURCE_DIR "/README.md");
+    cr_assert_not_null(readme);
+    const char *using = strstr(readme, "## Using sluice");
+    cr_assert_not_null(using, "README has no 'Using sluice' section");
+    const char *start = strstr(using, "```yaml\n");
+    cr_assert_not_null(start, "README shows no configuration step before the deploy example");
+    start += strlen("```yaml\n");
+    const char *end = strstr(start, "```");
+    cr_assert_not_null(end);
+    const char *placeholder = "[/usr/local/bin/deploy-shop, --env, staging]";
+    char *block = sl_xstrndup(start, (size_t)(end - start));
+    char *at = strstr(block, placeholder);
+    cr_assert_not_null(at, "the README's deploy target changed: update this test\n%s", block);
+    *at = '\0';
+    char *yaml = sl_xasprintf("worker:\n  block: 100ms\n  max_attempts: 1\n%s[/bin/echo, deployed]%s", block,
+                              at + strlen(placeholder));
+    char *config = th_write_temp("sluice.yaml", yaml);
+    char queue[64], log[96];
+    th_name(queue, sizeof queue, "deploys");
+    snprintf(log, sizeof log, "/tmp/sluice-%s.log", queue);
+    const char *enq[] = { SLUICE_BIN, "enqueue", "deploy", "--queue", queue, "--arg", "target=staging",
+                          "--config", config, NULL };
+    th_result out = th_run(enq, NULL);
+    cr_assert_eq(out.status, 0, "%s", out.err);
+    char id[64];
+    snprintf(id, sizeof id, "%.*s", (int)strcspn(out.out, "\n"), out.out);
+    th_result_free(&out);
+    const char *args[] = { "--config", config, "--queues", queue, "--processes", "1", NULL };
+    pid_t pool = th_worker_start(args, log);
+    bool ok = th_wait(succeeded, id, 30000);
+    char *text = th_read_file(log);
+    cr_assert(ok, "the deploy did not succeed; worker log:\n%s", text ? text : "");
+    free(text);
+    cr_assert_eq(th_stop(pool, SIGTERM, 30000), 0);
+    const char *show[] = { SLUICE_BIN, "job", id, NULL };
+    out = th_run(show, NULL);
+    cr_assert(strstr(out.out, "succeeded") && strstr(out.out, "deployed"), "%s", out.out);
+    th_result_free(&out);
+    unlink(log);
+    free(config);
+    free(yaml);
+    free(block);
+    free(readme);
+}
+
+/* A pipeline step queued in a queue that no worker serves waits silently
+ * unless someone says so: `sluice status` does. */
+Test(job_status, status_warns_about_a_queued_step_nobody_serves, .timeout = 60)
+{
+    th_migrate();
+    char run[64], queue[64];
+    th_name(run, sizeof run, "wrun");
+    th_name(queue, sizeof queue, "wq");
+    char *source = sl_xasprintf("name: lonely\nsteps:\n  - id: build\n    kind: noop\n    queue: %s\n", queue);
+    const char *p[] = { run, source };
+    th_pg_number("INSERT INTO sluice_runs (id, pipeline, source_name, source, triggered_by, status)"
+                 " VALUES ($1, 'lonely', 'lonely.yaml', $2, 'alice', 'running') RETURNING 1", 2, p);
+    th_pg_number("INSERT INTO sluice_run_steps (run_id, step_id, position, status, job_id)"
+                 " VALUES ($1, 'build', 0, 'queued', $1 || '.build.1') RETURNING 1", 1, p);
+    const char *argv[] = { SLUICE_BIN, "status", run, NULL };
+    th_result out = th_run(argv, NULL);
+    cr_assert_eq(out.status, 0, "%s", out.err);
+    char want[160];
+    snprintf(want, sizeof want, "warning: step build is queued in queue %s, which no live worker serves", queue);
+    cr_assert(strstr(out.out, want), "%s", out.out);
+    th_result_free(&out);
+    free(source);
+}
