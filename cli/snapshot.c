@@ -668,6 +668,11 @@ void snap_prometheus(const snap *s, sl_buf *b)
         for (size_t i = 0; i < s->nqueues; i++) {
             const sl_metrics_queue *m = &s->queues[i].m;
             for (size_t k = 0; k < m->nkinds; k++) {
+                /* Workers write only kind names (or "" for undecodable
+                 * entries); a field someone else wrote, with bytes a
+                 * terminal would obey, is not exposed. */
+                if (m->kinds[k].kind[0] && !sl_envelope_kind_valid(m->kinds[k].kind))
+                    continue;
                 sl_buf_printf(b, "%s{queue=\"%s\",kind=\"", COUNTER_FAMILIES[f].name, s->queues[i].name);
                 label_value(b, m->kinds[k].kind);
                 sl_buf_printf(b, "\"} %lld\n", m->kinds[k].counts[COUNTER_FAMILIES[f].c]);

@@ -154,6 +154,13 @@ Test(vis, hostile_values_in_redis_are_shown_not_obeyed, .timeout = 60)
     rep = sl_redis_command(r, 11, xadd, NULL, &err);
     cr_assert_not_null(rep, "%s", err.msg);
     freeReplyObject(rep);
+    /* A counter field with a kind no worker would write. */
+    char stats[SL_KEY_MAX];
+    sl_queue_key(stats, queue, "stats");
+    const char *hincr[] = { "HINCRBY", stats, "processed:" EVIL, "1" };
+    rep = sl_redis_command(r, 4, hincr, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    freeReplyObject(rep);
     /* A worker registry document anyone with Redis access could write. */
     snprintf(reg, sizeof reg, "sluice:worker:vis:%ld", (long)getpid());
     char *doc = sl_xasprintf("{\"host\":\"h" EVIL_JSON "\",\"pid\":1,\"state\":\"running\",\"queues\":[\"%s\"],"
