@@ -282,7 +282,18 @@ static const char *rec_str(const msgpack_unpacked *up, bool have, const char *ke
     return buf;
 }
 
-int cmd_job(int argc, char **argv)
+/* What the command line asks for. */
+typedef struct job_args {
+    const char *id;
+    const char *config;
+    bool json;
+    long limit;
+    char **queues;    /* owned array of borrowed names (--queue) */
+    size_t nqueues;
+} job_args;
+
+/* Parses the command line into *a; returns -1 to go on, else the exit status. */
+static int parse_args(int argc, char **argv, job_args *a)
 {
     static const struct option opts[] = {
         { "json", no_argument, NULL, 'J' },
@@ -292,162 +303,196 @@ int cmd_job(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *config = NULL;
-    bool as_json = false;
-    long limit = LOCATE_LIMIT;
-    char **given = sl_xcalloc((size_t)argc + 1, sizeof *given);
-    size_t ngiven = 0;
-    int c, status = CLI_FAILED;
+    memset(a, 0, sizeof *a);
+    a->limit = LOCATE_LIMIT;
+    a->queues = sl_xcalloc((size_t)argc + 1, sizeof *a->queues);
+    int c;
     opterr = 0;
     optind = 1;
     while ((c = getopt_long(argc, argv, ":q:c:h", opts, NULL)) != -1) {
         char *end;
         switch (c) {
-        case 'J': as_json = true; break;
+        case 'J': a->json = true; break;
         case 'q':
-            if (!sl_envelope_queue_valid(optarg)) {
-                free(given);
+            if (!sl_envelope_queue_valid(optarg))
                 return cli_usage_error(CMD, "invalid queue name '%s'", optarg);
-            }
-            given[ngiven++] = optarg;
+            a->queues[a->nqueues++] = optarg;
             break;
         case 'L':
-            limit = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || limit < 1 || limit > 100000000) {
-                free(given);
-                return cli_usage_error(CMD, "--scan-limit: expected a number from 1 to 100000000, got '%s'", optarg);
-            }
+            a->limit = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end != '\0' || a->limit < 1 || a->limit > 100000000)
+                return cli_usage_error(CMD, "--scan-limit: expected a number from 1 to 100000000, got '%s'",
+                                       optarg);
             break;
-        case 'c': config = optarg; break;
-        case 'h': free(given); usage(stdout); return CLI_OK;
-        case ':': free(given); return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default: free(given); return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        case 'c': a->config = optarg; break;
+        case 'h': usage(stdout); return CLI_OK;
+        case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
+        default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
         }
     }
-    if (optind >= argc) {
-        free(given);
+    if (optind >= argc)
         return cli_usage_error(CMD, "missing job ID");
-    }
-    if (optind + 1 < argc) {
-        free(given);
+    if (optind + 1 < argc)
         return cli_usage_error(CMD, "unexpected argument '%s'", argv[optind + 1]);
-    }
-    const char *id = argv[optind];
-    sl_config *cfg = cli_load_config(CMD, config);
-    if (cfg == NULL) {
-        free(given);
-        return CLI_FAILED;
-    }
+    a->id = argv[optind];
+    return -1;
+}
+
+/* What is known of the job: its record and where Redis has it. */
+typedef struct job_view {
+    bool recorded;          /* PostgreSQL has a row */
+    bool parsed;            /* ... and it was parsed into up */
+    sl_buf json;            /* the row as JSON text */
+    msgpack_sbuffer sb;
+    msgpack_unpacked up;
+    char status[32];        /* the row's status ("" without a row) */
+    bool final;             /* succeeded, dead or cancelled */
+    locate_result where;    /* LOC_NOWHERE unless Redis was asked and has it */
+    size_t searched;        /* queues searched */
+    const char *state;      /* the answer */
+    int exit_status;
+} job_view;
+
+/* Fills v from PostgreSQL and, unless the job succeeded or was cancelled,
+ * Redis.  Returns -1 after printing the error. */
+static int gather(const sl_config *cfg, const job_args *a, job_view *v)
+{
     sl_err err;
-    sl_buf json = SL_BUF_INIT, out = SL_BUF_INIT;
+    int rc = -1;
     sl_redis *redis = NULL;
     char **queues = NULL;
-    size_t nqueues = 0;
-    msgpack_sbuffer sb;
-    msgpack_sbuffer_init(&sb);
-    msgpack_unpacked up;
-    msgpack_unpacked_init(&up);
-    locate_result where;
-    memset(&where, 0, sizeof where);
     sl_store *store = sl_store_connect(cfg->database_url, &err);
     if (store == NULL) {
         cli_fail(CMD, "%s", err.msg);
         goto out;
     }
-    bool recorded = true;
-    if (sl_store_job_json(store, id, &json, &err) < 0) {
+    v->recorded = true;
+    if (sl_store_job_json(store, a->id, &v->json, &err) < 0) {
         if (err.code != SL_ENOTFOUND) {
             cli_fail(CMD, "%s", err.msg);
             goto out;
         }
-        recorded = false;
+        v->recorded = false;
     }
-    bool have = recorded && parse_record(&json, &sb, &up);
-    char rstatus[32], rqueue[SL_NAME_MAX + 1];
-    rec_str(&up, have, "status", rstatus, sizeof rstatus);
-    rec_str(&up, have, "queue", rqueue, sizeof rqueue);
-    bool final = strcmp(rstatus, "succeeded") == 0 || strcmp(rstatus, "dead") == 0 ||
-                 strcmp(rstatus, "cancelled") == 0;
-    /* Redis is asked unless the answer is a success or a cancellation. */
-    if (!final || strcmp(rstatus, "dead") == 0) {
+    v->parsed = v->recorded && parse_record(&v->json, &v->sb, &v->up);
+    char rqueue[SL_NAME_MAX + 1];
+    rec_str(&v->up, v->parsed, "status", v->status, sizeof v->status);
+    rec_str(&v->up, v->parsed, "queue", rqueue, sizeof rqueue);
+    v->final = strcmp(v->status, "succeeded") == 0 || strcmp(v->status, "dead") == 0 ||
+               strcmp(v->status, "cancelled") == 0;
+    /* Redis is asked unless the answer is a success or a cancellation; for
+     * a dead job only its dead letter, for the entry to retry. */
+    if (!v->final || strcmp(v->status, "dead") == 0) {
         if ((redis = sl_redis_connect(cfg->redis_url, 5000, &err)) == NULL ||
-            search_queues(redis, given, ngiven, rqueue[0] ? rqueue : NULL, &queues, &nqueues, &err) < 0 ||
-            locate_job(redis, id, queues, nqueues, limit, final, &where, &err) < 0) {
+            search_queues(redis, a->queues, a->nqueues, rqueue[0] ? rqueue : NULL, &queues, &v->searched,
+                          &err) < 0 ||
+            locate_job(redis, a->id, queues, v->searched, a->limit, v->final, &v->where, &err) < 0) {
             cli_fail(CMD, "%s", err.msg);
             goto out;
         }
     }
-    const char *state;
-    if (final)
-        state = rstatus;
-    else if (where.state == LOC_DELAYED && strcmp(rstatus, "retrying") == 0)
-        state = "delayed";
-    else if (where.state != LOC_NOWHERE)
-        state = locate_state_name(where.state);
-    else if (recorded)
-        state = rstatus[0] ? rstatus : "unknown";   /* retrying/queued, in transit between keys */
-    else
-        state = "unknown";
-    if (strcmp(state, "succeeded") == 0)
-        status = CLI_OK;
-    else if (strcmp(state, "unknown") == 0)
-        status = EXIT_UNKNOWN;
-    else if (final || where.state == LOC_DEAD)
-        status = EXIT_UNSUCCESSFUL;
-    else
-        status = EXIT_PENDING;
-
-    if (as_json) {
-        /* The record's fields as stored (if any), then state and where. */
-        if (recorded && json.len >= 2 && json.data[json.len - 1] == '}') {
-            sl_buf_append(&out, json.data, json.len - 1);
-            sl_buf_puts(&out, ",");
-        } else {
-            sl_buf_puts(&out, "{\"id\":");
-            sl_json_put_string(&out, id, strlen(id));
-            sl_buf_puts(&out, ",");
-        }
-        sl_buf_puts(&out, "\"state\":");
-        sl_json_put_string(&out, state, strlen(state));
-        sl_buf_puts(&out, ",\"where\":");
-        json_where(&out, &where);
-        sl_buf_printf(&out, ",\"search_complete\":%s}\n", where.complete || final ? "true" : "false");
-        sl_buf safe = SL_BUF_INIT;
-        sl_vis_json(&safe, out.data, out.len);
-        fputs(sl_buf_str(&safe), stdout);
-        sl_buf_free(&safe);
-    } else {
-        printf("%-12s %s\n", "job", SL_VIS(id));
-        printf("%-12s ", "state");
-        if (where.state != LOC_NOWHERE && (!final || where.state == LOC_DEAD)) {
-            if (final)
-                printf("%s; ", state);
-            print_where(&where, sl_now_ms());
-        } else if (strcmp(state, "unknown") == 0) {
-            printf("unknown: no result recorded, and not found in %zu queue%s%s", nqueues,
-                   nqueues == 1 ? "" : "s", where.complete ? "" : " (search incomplete: raise --scan-limit)");
-            putchar('\n');
-        } else {
-            printf("%s%s\n", state, recorded && !final ? " (its next attempt is moving between keys: ask again)" : "");
-        }
-        if (have)
-            print_record(&up.data);
-        else if (recorded && sl_vis_fputs(sl_buf_str(&json), stdout) >= 0)
-            putchar('\n');
-    }
-    if (fflush(stdout) != 0)
-        status = CLI_FAILED;
+    rc = 0;
 out:
-    for (size_t i = 0; i < nqueues; i++)
+    for (size_t i = 0; queues && i < v->searched; i++)
         free(queues[i]);
     free(queues);
-    free(given);
-    msgpack_unpacked_destroy(&up);
-    msgpack_sbuffer_destroy(&sb);
-    sl_buf_free(&json);
-    sl_buf_free(&out);
     sl_redis_free(redis);
     sl_store_free(store);
+    return rc;
+}
+
+/* The state and exit status from what was gathered. */
+static void decide(job_view *v)
+{
+    if (v->final)
+        v->state = v->status;
+    else if (v->where.state != LOC_NOWHERE)
+        v->state = locate_state_name(v->where.state);
+    else if (v->recorded && v->status[0])
+        v->state = v->status;   /* retrying/queued, in transit between keys */
+    else
+        v->state = "unknown";
+    if (strcmp(v->state, "succeeded") == 0)
+        v->exit_status = CLI_OK;
+    else if (strcmp(v->state, "unknown") == 0)
+        v->exit_status = EXIT_UNKNOWN;
+    else if (v->final || v->where.state == LOC_DEAD)
+        v->exit_status = EXIT_UNSUCCESSFUL;
+    else
+        v->exit_status = EXIT_PENDING;
+}
+
+/* The record's fields as stored (if any), then state and where. */
+static void print_json(const job_args *a, const job_view *v)
+{
+    sl_buf out = SL_BUF_INIT, safe = SL_BUF_INIT;
+    if (v->recorded && v->json.len >= 2 && v->json.data[v->json.len - 1] == '}') {
+        sl_buf_append(&out, v->json.data, v->json.len - 1);
+        sl_buf_puts(&out, ",");
+    } else {
+        sl_buf_puts(&out, "{\"id\":");
+        sl_json_put_string(&out, a->id, strlen(a->id));
+        sl_buf_puts(&out, ",");
+    }
+    sl_buf_puts(&out, "\"state\":");
+    sl_json_put_string(&out, v->state, strlen(v->state));
+    sl_buf_puts(&out, ",\"where\":");
+    json_where(&out, &v->where);
+    sl_buf_printf(&out, ",\"search_complete\":%s}\n", v->where.complete || v->final ? "true" : "false");
+    sl_vis_json(&safe, out.data, out.len);
+    fputs(sl_buf_str(&safe), stdout);
+    sl_buf_free(&safe);
+    sl_buf_free(&out);
+}
+
+static void print_human(const job_args *a, const job_view *v)
+{
+    printf("%-12s %s\n", "job", SL_VIS(a->id));
+    printf("%-12s ", "state");
+    if (v->where.state != LOC_NOWHERE) {
+        if (v->final)
+            printf("%s; ", v->state);
+        print_where(&v->where, sl_now_ms());
+    } else if (strcmp(v->state, "unknown") == 0) {
+        printf("unknown: no result recorded, and not found in %zu queue%s%s\n", v->searched,
+               v->searched == 1 ? "" : "s",
+               v->where.complete ? "" : " (search incomplete: raise --scan-limit)");
+    } else {
+        printf("%s%s\n", v->state,
+               v->recorded && !v->final ? " (its next attempt is moving between keys: ask again)" : "");
+    }
+    if (v->parsed)
+        print_record(&v->up.data);
+    else if (v->recorded && sl_vis_fputs(sl_buf_str(&v->json), stdout) >= 0)
+        putchar('\n');
+}
+
+int cmd_job(int argc, char **argv)
+{
+    job_args a;
+    int status = parse_args(argc, argv, &a);
+    if (status >= 0) {
+        free(a.queues);
+        return status;
+    }
+    status = CLI_FAILED;
+    job_view v;
+    memset(&v, 0, sizeof v);
+    msgpack_sbuffer_init(&v.sb);
+    msgpack_unpacked_init(&v.up);
+    sl_config *cfg = cli_load_config(CMD, a.config);
+    if (cfg != NULL && gather(cfg, &a, &v) == 0) {
+        decide(&v);
+        if (a.json)
+            print_json(&a, &v);
+        else
+            print_human(&a, &v);
+        status = fflush(stdout) == 0 ? v.exit_status : CLI_FAILED;
+    }
+    msgpack_unpacked_destroy(&v.up);
+    msgpack_sbuffer_destroy(&v.sb);
+    sl_buf_free(&v.json);
     sl_config_free(cfg);
+    free(a.queues);
     return status;
 }

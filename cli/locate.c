@@ -89,9 +89,10 @@ typedef struct scan {
     locate_result *out;
 } scan;
 
-/* Reads stream key from start (exclusive of nothing: "-" or "ms-0") in
- * pages; on each entry that names the job calls found(…) which returns
- * true to stop.  Returns -1 with err on a Redis failure. */
+/* Reads stream key from id start ("-", or "MS-0" for a UUIDv7 id) in
+ * pages of LOCATE_PAGE, at most s->limit entries; calls found() on each
+ * entry that names the job, which returns true to stop.  Returns -1 with
+ * err on a Redis failure. */
 static int scan_stream(scan *s, const char *key, const char *start, const char *queue,
                        bool (*found)(scan *, const char *queue, const redisReply *entry, long long attempt),
                        sl_err *err)

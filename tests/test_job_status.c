@@ -112,20 +112,21 @@ Test(job_status, queued_by_a_wire_producer_then_unknown_id, .timeout = 60)
 Test(job_status, delayed_shows_when_it_is_due, .timeout = 60)
 {
     th_migrate();
-    char queue[64];
+    char queue[64], id[64];
     th_name(queue, sizeof queue, "jsd");
+    th_name(id, sizeof id, "later");
     sl_redis *r = th_redis();
     msgpack_sbuffer sb;
-    encode("later-job-1", "noop", queue, NULL, &sb);
+    encode(id, "noop", queue, NULL, &sb);
     sl_err err;
     int64_t due = sl_now_ms() + 3600 * 1000;
     cr_assert_eq(sl_queue_schedule(r, queue, sb.data, sb.size, due, &err), 0, "%s", err.msg);
     msgpack_sbuffer_destroy(&sb);
-    th_result out = job("later-job-1", false);
+    th_result out = job(id, false);
     cr_assert_eq(out.status, EXIT_PENDING, "%s%s", out.out, out.err);
     cr_assert(strstr(out.out, "delayed: attempt 1 waits in queue ") && strstr(out.out, "due "), "%s", out.out);
     th_result_free(&out);
-    out = job("later-job-1", true);
+    out = job(id, true);
     char want[64];
     snprintf(want, sizeof want, "\"due_ms\":%lld", (long long)due);
     cr_assert(strstr(out.out, "\"state\":\"delayed\"") && strstr(out.out, want), "%s", out.out);
@@ -194,8 +195,9 @@ static bool dead_lettered(void *arg)
 Test(job_status, undecodable_entry_is_dead_with_the_reason, .timeout = 90)
 {
     th_migrate();
-    char queue[64], log[96];
+    char queue[64], log[96], id[64];
     th_name(queue, sizeof queue, "jsu");
+    th_name(id, sizeof id, "bad-attempt");
     snprintf(log, sizeof log, "/tmp/sluice-%s.log", queue);
     sl_redis *r = th_redis();
     /* A map naming its id whose attempt is a string: undecodable, so
@@ -210,7 +212,7 @@ Test(job_status, undecodable_entry_is_dead_with_the_reason, .timeout = 90)
         msgpack_pack_str_with_body(&pk, keys[i], strlen(keys[i]));
         switch (i) {
         case 0: msgpack_pack_int(&pk, 1); break;
-        case 1: msgpack_pack_str_with_body(&pk, "bad-attempt-1", 13); break;
+        case 1: msgpack_pack_str_with_body(&pk, id, strlen(id)); break;
         case 2: msgpack_pack_str_with_body(&pk, "noop", 4); break;
         case 3: msgpack_pack_str_with_body(&pk, queue, strlen(queue)); break;
         case 4: msgpack_pack_map(&pk, 0); break;
@@ -223,13 +225,13 @@ Test(job_status, undecodable_entry_is_dead_with_the_reason, .timeout = 90)
     char *config = worker_config();
     const char *args[] = { "--config", config, "--queues", queue, "--processes", "1", NULL };
     pid_t pool = th_worker_start(args, log);
-    cr_assert(th_wait(dead_lettered, "bad-attempt-1", 30000), "never shown dead");
+    cr_assert(th_wait(dead_lettered, id, 30000), "never shown dead");
     cr_assert_eq(th_stop(pool, SIGTERM, 30000), 0);
-    th_result out = job("bad-attempt-1", false);
+    th_result out = job(id, false);
     cr_assert(strstr(out.out, "dead: in the dead letter of queue ") && strstr(out.out, "field 'attempt'") &&
               strstr(out.out, "sluice dead retry "), "%s", out.out);
     th_result_free(&out);
-    out = job("bad-attempt-1", true);
+    out = job(id, true);
     cr_assert_eq(out.status, EXIT_UNSUCCESSFUL);
     cr_assert(strstr(out.out, "\"state\":\"dead\"") && strstr(out.out, "\"failed_at_ms\":") &&
               strstr(out.out, "attempt"), "%s", out.out);
@@ -242,13 +244,14 @@ Test(job_status, undecodable_entry_is_dead_with_the_reason, .timeout = 90)
 Test(job_status, dead_letter_id_field_names_garbage, .timeout = 60)
 {
     th_migrate();
-    char queue[64], key[SL_KEY_MAX];
+    char queue[64], key[SL_KEY_MAX], id[64];
     th_name(queue, sizeof queue, "jsg");
+    th_name(id, sizeof id, "garbage");
     sl_queue_key(key, queue, "dead");
     sl_redis *r = th_redis();
     const char *sadd[] = { "SADD", SL_QUEUES_KEY, queue };
     const char *xadd[] = { "XADD", key, "*", "job", "\xc1garbage", "error", "undecodable envelope: truncated",
-                           "failed_at", "1700000000000", "id", "garbage-job-7" };
+                           "failed_at", "1700000000000", "id", id };
     sl_err err;
     redisReply *rep = sl_redis_command(r, 3, sadd, NULL, &err);
     cr_assert_not_null(rep, "%s", err.msg);
@@ -256,7 +259,7 @@ Test(job_status, dead_letter_id_field_names_garbage, .timeout = 60)
     rep = sl_redis_command(r, 11, xadd, NULL, &err);
     cr_assert_not_null(rep, "%s", err.msg);
     freeReplyObject(rep);
-    th_result out = job("garbage-job-7", false);
+    th_result out = job(id, false);
     cr_assert_eq(out.status, EXIT_UNSUCCESSFUL, "%s%s", out.out, out.err);
     cr_assert(strstr(out.out, "undecodable envelope: truncated"), "%s", out.out);
     th_result_free(&out);
