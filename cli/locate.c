@@ -99,9 +99,10 @@ static int scan_stream(scan *s, const char *key, const char *start, const char *
 {
     char from[64], count[16];
     snprintf(from, sizeof from, "%s", start);
-    snprintf(count, sizeof count, "%d", LOCATE_PAGE);
     long read = 0;
     for (;;) {
+        long page = s->limit - read < LOCATE_PAGE ? s->limit - read : LOCATE_PAGE;
+        snprintf(count, sizeof count, "%ld", page);
         const char *argv[] = { "XRANGE", key, from, "+", "COUNT", count };
         redisReply *rep = sl_redis_command(s->r, 6, argv, NULL, err);
         if (rep == NULL)
@@ -120,10 +121,17 @@ static int scan_stream(scan *s, const char *key, const char *start, const char *
         }
         freeReplyObject(rep);
         s->out->scanned += (long long)n;
-        if (stop || n < LOCATE_PAGE)
+        if (stop || (long)n < page)
             return 0;
         if (read >= s->limit) {
-            s->out->complete = false;
+            /* Cut short only if there is more to read. */
+            const char *more[] = { "XRANGE", key, from, "+", "COUNT", "1" };
+            rep = sl_redis_command(s->r, 6, more, NULL, err);
+            if (rep == NULL)
+                return -1;
+            if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0)
+                s->out->complete = false;
+            freeReplyObject(rep);
             return 0;
         }
     }
@@ -194,7 +202,8 @@ static int scan_delayed(scan *s, const char *key, const char *queue, sl_err *err
     for (long from = 0;; from += LOCATE_PAGE) {
         char a[24], b[24];
         snprintf(a, sizeof a, "%ld", from);
-        snprintf(b, sizeof b, "%ld", from + LOCATE_PAGE - 1);
+        long page = s->limit - from < LOCATE_PAGE ? s->limit - from : LOCATE_PAGE;
+        snprintf(b, sizeof b, "%ld", from + page - 1);
         const char *argv[] = { "ZRANGE", key, a, b, "WITHSCORES" };
         redisReply *rep = sl_redis_command(s->r, 5, argv, NULL, err);
         if (rep == NULL)
@@ -216,10 +225,17 @@ static int scan_delayed(scan *s, const char *key, const char *queue, sl_err *err
         }
         freeReplyObject(rep);
         s->out->scanned += (long long)n;
-        if (stop || n < LOCATE_PAGE)
+        if (stop || (long)n < page)
             return 0;
-        if (from + LOCATE_PAGE >= s->limit) {
-            s->out->complete = false;
+        if (from + page >= s->limit) {
+            /* Cut short only if there is more to read. */
+            const char *zcard[] = { "ZCARD", key };
+            rep = sl_redis_command(s->r, 2, zcard, NULL, err);
+            if (rep == NULL)
+                return -1;
+            if (rep->type == REDIS_REPLY_INTEGER && rep->integer > from + page)
+                s->out->complete = false;
+            freeReplyObject(rep);
             return 0;
         }
     }

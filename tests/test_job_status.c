@@ -350,3 +350,42 @@ Test(job_status, status_warns_about_a_queued_step_nobody_serves, .timeout = 60)
     th_result_free(&out);
     free(source);
 }
+
+/* --scan-limit bounds the search, and the answer says when it was cut
+ * short (and only then). */
+Test(job_status, scan_limit_is_reported, .timeout = 60)
+{
+    th_migrate();
+    char queue[64], id[64], other[64];
+    th_name(queue, sizeof queue, "jsl");
+    th_name(id, sizeof id, "deep");
+    sl_redis *r = th_redis();
+    msgpack_sbuffer sb;
+    for (int i = 0; i < 3; i++) {
+        th_name(other, sizeof other, "before");
+        encode(other, "noop", queue, NULL, &sb);
+        wire_enqueue(r, queue, sb.data, sb.size);
+        msgpack_sbuffer_destroy(&sb);
+    }
+    encode(id, "noop", queue, NULL, &sb);
+    wire_enqueue(r, queue, sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+
+    const char *cut[] = { SLUICE_BIN, "job", id, "--queue", queue, "--scan-limit", "2", NULL };
+    th_result out = th_run(cut, NULL);
+    cr_assert_eq(out.status, EXIT_UNKNOWN, "%s%s", out.out, out.err);
+    cr_assert(strstr(out.out, "search incomplete: raise --scan-limit"), "%s", out.out);
+    th_result_free(&out);
+    const char *enough[] = { SLUICE_BIN, "job", id, "--queue", queue, "--scan-limit", "4", NULL };
+    out = th_run(enough, NULL);
+    cr_assert_eq(out.status, EXIT_PENDING, "%s%s", out.out, out.err);
+    cr_assert(strstr(out.out, "queued: waiting in queue"), "%s", out.out);
+    th_result_free(&out);
+    /* Every entry read, none left: a complete answer. */
+    const char *all[] = { SLUICE_BIN, "job", "not-in-it", "--queue", queue, "--scan-limit", "4", "--json", NULL };
+    out = th_run(all, NULL);
+    cr_assert_eq(out.status, EXIT_UNKNOWN, "%s%s", out.out, out.err);
+    cr_assert(strstr(out.out, "\"search_complete\":true"), "%s", out.out);
+    th_result_free(&out);
+    sl_redis_free(r);
+}
