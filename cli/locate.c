@@ -244,8 +244,10 @@ static int scan_delayed(scan *s, const char *key, const char *queue, sl_err *err
 /* A worker process whose current job is id, from the registry. */
 static int find_running(scan *s, sl_err *err)
 {
+    /* The registry only: an empty (not NULL) list of queues to read. */
+    static char *const no_queues[1] = { NULL };
     snap sn;
-    if (snap_take(s->r, NULL, NULL, 0, &sn, err) < 0)
+    if (snap_take(s->r, NULL, no_queues, 0, &sn, err) < 0)
         return -1;
     for (size_t i = 0; i < sn.nworkers; i++) {
         const snap_worker *w = &sn.workers[i];
