@@ -18,11 +18,11 @@
 #include "duration.h"
 #include "envelope.h"
 #include "json.h"
-#include "log.h"
 #include "mem.h"
 #include "queue.h"
 #include "redis.h"
 #include "store.h"
+#include "vis.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -189,6 +189,9 @@ static void print_entry(const char *queue, const char *entry_id, const redisRepl
     sl_err err;
     bool ok = job && sl_envelope_decode(job->str, job->len, &decoded, &err) == 0;
     const char *errtext = error && error->type == REDIS_REPLY_STRING ? error->str : "";
+    /* The job id the worker could read, kept beside an undecodable envelope. */
+    const redisReply *idf = field_of(fields, "id");
+    const char *idtext = idf && idf->type == REDIS_REPLY_STRING && idf->len > 0 ? idf->str : NULL;
     long long at = failed_at && failed_at->type == REDIS_REPLY_STRING ? atoll(failed_at->str) : 0;
     if (as_json) {
         sl_buf b = SL_BUF_INIT;
@@ -204,19 +207,26 @@ static void print_entry(const char *queue, const char *entry_id, const redisRepl
             sl_buf_puts(&b, ",\"kind\":");
             sl_json_put_string(&b, decoded.kind, strlen(decoded.kind));
             sl_buf_printf(&b, ",\"attempt\":%lld", (long long)decoded.attempt);
+        } else if (idtext) {
+            sl_buf_puts(&b, ",\"job\":");
+            sl_json_put_string(&b, idtext, strlen(idtext));
         }
-        sl_buf_printf(&b, ",\"bytes\":%zu}", job ? job->len : 0);
-        printf("%s\n", sl_buf_str(&b));
+        sl_buf_printf(&b, ",\"bytes\":%zu}\n", job ? job->len : 0);
+        sl_buf safe = SL_BUF_INIT;
+        sl_vis_json(&safe, b.data, b.len);
+        fputs(sl_buf_str(&safe), stdout);
+        sl_buf_free(&safe);
         sl_buf_free(&b);
     } else {
-        char q[600];
+        /* The error may quote the entry's bytes: shown visibly (vis.h). */
         if (ok)
-            printf("%s  queue=%s job=%s kind=%s attempt=%lld  error=%s\n", entry_id, queue,
-                   decoded.id, decoded.kind, (long long)decoded.attempt,
-                   sl_log_quote(q, sizeof q, errtext));
+            printf("%s  queue=%s job=%s kind=%s attempt=%lld  error=%s\n", SL_VIS(entry_id), queue,
+                   SL_VIS(decoded.id), SL_VIS(decoded.kind), (long long)decoded.attempt,
+                   SL_VIS(errtext));
         else
-            printf("%s  queue=%s (undecodable, %zu bytes)  error=%s\n", entry_id, queue,
-                   job ? job->len : 0, sl_log_quote(q, sizeof q, errtext));
+            printf("%s  queue=%s%s%s (undecodable, %zu bytes)  error=%s\n", SL_VIS(entry_id), queue,
+                   idtext ? " job=" : "", idtext ? SL_VIS(idtext) : "", job ? job->len : 0,
+                   SL_VIS(errtext));
     }
     sl_job_clear(&decoded);
 }

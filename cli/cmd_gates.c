@@ -9,11 +9,15 @@
 #include "gate.h"
 #include "mem.h"
 #include "pipeline.h"
+#include "vis.h"
 
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* A database value as printed: visibly (vis.h). */
+#define V(res, r, c) SL_VIS(PQgetvalue((res), (r), (c)))
 
 static void gates_usage(FILE *f)
 {
@@ -50,8 +54,11 @@ static void print_evidence(sl_db *db, const sl_config *cfg, const char *run_id, 
         const char *sp[] = { run_id, pl->steps[pl->steps[k].needs[j]].id };
         PGresult *s = sl_db_exec(db, "evidence", "SELECT status, coalesce(outputs::text, '{}')"
                                  " FROM sluice_run_steps WHERE run_id = $1 AND step_id = $2", 2, sp, &err);
-        if (s && PQntuples(s) == 1)
-            printf("  evidence:     %s (%s) outputs %s\n", sp[1], PQgetvalue(s, 0, 0), PQgetvalue(s, 0, 1));
+        if (s && PQntuples(s) == 1) {
+            printf("  evidence:     %s (%s) outputs ", SL_VIS(sp[1]), SL_VIS(PQgetvalue(s, 0, 0)));
+            sl_vis_fputs(PQgetvalue(s, 0, 1), stdout);
+            putchar('\n');
+        }
         PQclear(s);
     }
     sl_pipeline_free(pl);
@@ -89,15 +96,23 @@ int cmd_gates(int argc, char **argv)
     if (PQntuples(res) == 0)
         printf("no open gates\n");
     for (int r = 0; r < PQntuples(res); r++) {
-        printf("%s %s  gate %s\n", PQgetvalue(res, r, 1), PQgetvalue(res, r, 0), PQgetvalue(res, r, 2));
-        printf("  waiting since %s UTC, deadline %s\n", PQgetvalue(res, r, 3), PQgetvalue(res, r, 4));
-        printf("  approvals:    %s of %s (run triggered by %s)\n", PQgetvalue(res, r, 5),
-               PQgetvalue(res, r, 6), PQgetvalue(res, r, 9));
-        printf("  may approve:  %s\n", *PQgetvalue(res, r, 7) ? PQgetvalue(res, r, 7) : "(nobody left)");
-        if (strcmp(PQgetvalue(res, r, 10), "[]") != 0)
-            printf("  inputs:       %s\n", PQgetvalue(res, r, 10));
-        if (*PQgetvalue(res, r, 8))
-            printf("  instructions: %s\n", PQgetvalue(res, r, 8));
+        /* Every value may come from someone else (names, vars, instructions):
+         * shown visibly, never obeyed by the terminal (vis.h). */
+        printf("%s %s  gate %s\n", V(res, r, 1), V(res, r, 0), V(res, r, 2));
+        printf("  waiting since %s UTC, deadline %s\n", V(res, r, 3), V(res, r, 4));
+        printf("  approvals:    %s of %s (run triggered by %s)\n", V(res, r, 5), V(res, r, 6),
+               V(res, r, 9));
+        printf("  may approve:  %s\n", *PQgetvalue(res, r, 7) ? V(res, r, 7) : "(nobody left)");
+        if (strcmp(PQgetvalue(res, r, 10), "[]") != 0) {
+            fputs("  inputs:       ", stdout);
+            sl_vis_fputs(PQgetvalue(res, r, 10), stdout);
+            putchar('\n');
+        }
+        if (*PQgetvalue(res, r, 8)) {
+            fputs("  instructions: ", stdout);
+            sl_vis_fputs(PQgetvalue(res, r, 8), stdout);
+            putchar('\n');
+        }
         print_evidence(db, cfg, PQgetvalue(res, r, 0), PQgetvalue(res, r, 2));
     }
     PQclear(res);
@@ -199,7 +214,7 @@ static int decide(int argc, char **argv, bool approve)
         cli_fail(cmd, "refused: %s", res.message);
         goto out;
     }
-    printf("%s\n", res.message);
+    printf("%s\n", SL_VIS(res.message));
     status = CLI_OK;
 out:
     sl_db_free(db);
@@ -251,7 +266,7 @@ int cmd_audit(int argc, char **argv)
     } else {
         PGresult *h = sl_db_exec(db, "head", "SELECT coalesce((SELECT hash FROM sluice_audit ORDER BY seq"
                                  " DESC LIMIT 1), '-')", 0, NULL, &err);
-        printf("audit chain ok: %lld rows, last hash %s\n", rows, h ? PQgetvalue(h, 0, 0) : "?");
+        printf("audit chain ok: %lld rows, last hash %s\n", rows, h ? V(h, 0, 0) : "?");
         PQclear(h);
         status = CLI_OK;
     }

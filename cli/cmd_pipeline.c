@@ -11,6 +11,9 @@
 #include "engine.h"
 #include "mem.h"
 #include "pipeline.h"
+#include "queue.h"
+#include "snapshot.h"
+#include "vis.h"
 
 #include <getopt.h>
 #include <pwd.h>
@@ -20,6 +23,10 @@
 #include <unistd.h>
 
 #define EXIT_AT_GATE 3
+
+/* A database value as printed: visibly (vis.h), since names, variables,
+ * outputs and errors come from other people and programs. */
+#define V(res, r, c) SL_VIS(PQgetvalue((res), (r), (c)))
 
 const char *cli_user(const char *as)
 {
@@ -102,7 +109,7 @@ int cmd_validate(int argc, char **argv)
         }
     }
     for (size_t i = 0; i < errors.n; i++)
-        fprintf(stderr, "%s\n", errors.msgs[i]);
+        fprintf(stderr, "%s\n", SL_VIS(errors.msgs[i]));
     if (errors.n > 0)
         status = CLI_FAILED;
     sl_yerrors_free(&errors);
@@ -159,7 +166,7 @@ static sl_pipeline *find_pipeline(const sl_config *cfg, const char *dir, const c
         sl_pipelines_free(list, n);
         if (found == NULL) {
             for (size_t i = 0; i < errors.n; i++)
-                fprintf(stderr, "%s\n", errors.msgs[i]);
+                fprintf(stderr, "%s\n", SL_VIS(errors.msgs[i]));
             cli_fail("run", "no valid pipeline named '%s' in %s", what, dir);
             sl_yerrors_free(&errors);
             return NULL;
@@ -168,7 +175,7 @@ static sl_pipeline *find_pipeline(const sl_config *cfg, const char *dir, const c
         return found;
     }
     for (size_t i = 0; i < errors.n; i++)
-        fprintf(stderr, "%s\n", errors.msgs[i]);
+        fprintf(stderr, "%s\n", SL_VIS(errors.msgs[i]));
     sl_yerrors_free(&errors);
     return found;
 }
@@ -201,8 +208,8 @@ static int follow(sl_db *db, const char *run_id)
             const char *st = PQgetvalue(s, i, 1);
             waiting = waiting || strcmp(st, "waiting") == 0;
             if (seen[i] == NULL || strcmp(seen[i], st) != 0) {
-                printf("  %-20s %s%s%s\n", PQgetvalue(s, i, 0), st, *PQgetvalue(s, i, 2) ? "  " : "",
-                       PQgetvalue(s, i, 2));
+                printf("  %-20s %s%s%s\n", V(s, i, 0), SL_VIS(st), *PQgetvalue(s, i, 2) ? "  " : "",
+                       V(s, i, 2));
                 free(seen[i]);
                 seen[i] = sl_xstrdup(st);
             }
@@ -212,14 +219,15 @@ static int follow(sl_db *db, const char *run_id)
         snprintf(rs, sizeof rs, "%s", PQgetvalue(r, 0, 0));
         PQclear(s);
         if (strcmp(rs, "succeeded") == 0 || strcmp(rs, "failed") == 0 || strcmp(rs, "cancelled") == 0) {
-            printf("run %s %s%s%s\n", run_id, rs, *PQgetvalue(r, 0, 1) ? ": " : "", PQgetvalue(r, 0, 1));
+            printf("run %s %s%s%s\n", SL_VIS(run_id), SL_VIS(rs), *PQgetvalue(r, 0, 1) ? ": " : "",
+                   V(r, 0, 1));
             status = strcmp(rs, "succeeded") == 0 ? CLI_OK : CLI_FAILED;
             PQclear(r);
             break;
         }
         PQclear(r);
         if (waiting) {
-            printf("run %s is waiting at an approval gate (see 'sluice gates')\n", run_id);
+            printf("run %s is waiting at an approval gate (see 'sluice gates')\n", SL_VIS(run_id));
             status = EXIT_AT_GATE;
             break;
         }
@@ -375,8 +383,8 @@ int cmd_runs(int argc, char **argv)
     printf("%-36s  %-16s %-10s %-12s %-19s  %s\n", "RUN", "PIPELINE", "STATUS", "TRIGGERED BY",
            "CREATED (UTC)", "FINISHED");
     for (int r = 0; r < PQntuples(res); r++)
-        printf("%-36s  %-16s %-10s %-12s %-19s  %s\n", PQgetvalue(res, r, 0), PQgetvalue(res, r, 1),
-               PQgetvalue(res, r, 2), PQgetvalue(res, r, 3), PQgetvalue(res, r, 4), PQgetvalue(res, r, 5));
+        printf("%-36s  %-16s %-10s %-12s %-19s  %s\n", V(res, r, 0), V(res, r, 1), V(res, r, 2),
+               V(res, r, 3), V(res, r, 4), V(res, r, 5));
     PQclear(res);
     status = CLI_OK;
 out:
@@ -385,13 +393,59 @@ out:
     return status;
 }
 
+/* Warns about each queued step of the run whose queue no live worker
+ * serves (from the worker registry): the job would wait there silently.
+ * The step's queue comes from the run's own copy of its pipeline.  Best
+ * effort: a Redis that cannot be read is noted, never fatal. */
+static void warn_unserved(sl_db *db, const sl_config *cfg, const char *run_id, PGresult *steps)
+{
+    sl_err err;
+    const char *p[] = { run_id };
+    PGresult *r = sl_db_exec(db, "source", "SELECT source_name, source FROM sluice_runs WHERE id = $1",
+                             1, p, &err);
+    sl_pipeline *pl = NULL;
+    if (r && PQntuples(r) == 1) {
+        sl_yerrors errors = SL_YERRORS_INIT;
+        pl = sl_pipeline_parse(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1),
+                               &cfg->sched, &errors);
+        sl_yerrors_free(&errors);
+    }
+    PQclear(r);
+    sl_redis *redis = NULL;
+    for (int i = 0; pl && i < PQntuples(steps); i++) {
+        int k = sl_pipeline_step(pl, PQgetvalue(steps, i, 0));
+        if (k < 0 || strcmp(PQgetvalue(steps, i, 1), "queued") != 0 || pl->steps[k].kind == NULL)
+            continue;
+        const char *q = pl->steps[k].queue ? pl->steps[k].queue : pl->steps[k].kind;
+        if (!sl_envelope_queue_valid(q))
+            continue;
+        if (redis == NULL && (redis = sl_redis_connect(cfg->redis_url, 5000, &err)) == NULL) {
+            printf("\n(cannot tell whether workers serve the queued steps: %s)\n", SL_VIS(err.msg));
+            break;
+        }
+        snap sn;
+        char *one = (char *)q;
+        if (snap_take(redis, NULL, &one, 1, &sn, &err) < 0) {
+            printf("\n(cannot tell whether workers serve the queued steps: %s)\n", SL_VIS(err.msg));
+            break;
+        }
+        if (sn.nqueues == 1 && sn.queues[0].workers == 0)
+            printf("\nwarning: step %s is queued in queue %s, which no live worker serves: it waits "
+                   "until a pool serving %s starts\n", V(steps, i, 0), q, q);
+        snap_clear(&sn);
+    }
+    sl_redis_free(redis);
+    sl_pipeline_free(pl);
+}
+
 static void status_usage(FILE *f)
 {
     fprintf(f,
         "Usage: sluice status RUN\n"
         "\n"
         "Shows a run and its steps: status, attempts, how long each took, job ids,\n"
-        "outputs or errors.  Exits 1 if there is no such run.\n"
+        "outputs or errors, and warns about a queued step whose queue no live worker\n"
+        "serves.  Exits 1 if there is no such run.\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE    configuration file\n"
@@ -427,10 +481,14 @@ int cmd_status(int argc, char **argv)
         goto out;
     }
     printf("run          %s\npipeline     %s\nstatus       %s\ntriggered by %s\ncreated      %s UTC\n"
-           "vars         %s\nconcurrency  %s\n", argv[optind], PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-           PQgetvalue(r, 0, 2), PQgetvalue(r, 0, 6), PQgetvalue(r, 0, 4), PQgetvalue(r, 0, 5));
-    if (*PQgetvalue(r, 0, 3))
-        printf("error        %s\n", PQgetvalue(r, 0, 3));
+           "vars         ", SL_VIS(argv[optind]), V(r, 0, 0), V(r, 0, 1), V(r, 0, 2), V(r, 0, 6));
+    sl_vis_fputs(PQgetvalue(r, 0, 4), stdout);
+    printf("\nconcurrency  %s\n", V(r, 0, 5));
+    if (*PQgetvalue(r, 0, 3)) {
+        fputs("error        ", stdout);
+        sl_vis_fputs(PQgetvalue(r, 0, 3), stdout);
+        putchar('\n');
+    }
     s = sl_db_exec(db, "steps", "SELECT s.step_id, s.status, coalesce(j.attempts::text, '-'),"
                    " coalesce(round(extract(epoch FROM (s.finished_at - coalesce(s.queued_at, g.opened_at))) * 1000)::text"
                    " || 'ms', '-'),"
@@ -444,13 +502,19 @@ int cmd_status(int argc, char **argv)
     }
     printf("\n%-20s %-10s %-8s %-10s %s\n", "STEP", "STATUS", "ATTEMPTS", "TOOK", "JOB");
     for (int i = 0; i < PQntuples(s); i++) {
-        printf("%-20s %-10s %-8s %-10s %s\n", PQgetvalue(s, i, 0), PQgetvalue(s, i, 1), PQgetvalue(s, i, 2),
-               PQgetvalue(s, i, 3), PQgetvalue(s, i, 4));
-        if (*PQgetvalue(s, i, 5))
-            printf("%-20s outputs: %s\n", "", PQgetvalue(s, i, 5));
-        if (*PQgetvalue(s, i, 6))
-            printf("%-20s error: %s\n", "", PQgetvalue(s, i, 6));
+        printf("%-20s %-10s %-8s %-10s %s\n", V(s, i, 0), V(s, i, 1), V(s, i, 2), V(s, i, 3), V(s, i, 4));
+        if (*PQgetvalue(s, i, 5)) {
+            printf("%-20s outputs: ", "");
+            sl_vis_fputs(PQgetvalue(s, i, 5), stdout);
+            putchar('\n');
+        }
+        if (*PQgetvalue(s, i, 6)) {
+            printf("%-20s error: ", "");
+            sl_vis_fputs(PQgetvalue(s, i, 6), stdout);
+            putchar('\n');
+        }
     }
+    warn_unserved(db, cfg, argv[optind], s);
     status = CLI_OK;
 out:
     PQclear(r);

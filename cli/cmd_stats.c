@@ -6,6 +6,7 @@
 #include "mem.h"
 #include "snapshot.h"
 #include "view.h"
+#include "vis.h"
 
 #include <getopt.h>
 #include <stdbool.h>
@@ -24,8 +25,10 @@ static void usage(FILE *f)
         "INFL (delivered, not yet acknowledged), DELAY (scheduled or waiting to\n"
         "retry), DEAD (dead-letter entries), latency p50/p99 of WAIT (enqueue to\n"
         "start) and RUN, estimated from the histograms over all time, OLDST (age\n"
-        "of the oldest waiting job) and P (paused).  PROC/s and FAIL/s need two\n"
-        "snapshots: see 'sluice top'.\n"
+        "of the oldest waiting job) and P: 'P' paused, '!' jobs wait (now or\n"
+        "delayed) and no live worker serves the queue (a line under the table\n"
+        "names such queues).  PROC/s and FAIL/s need two snapshots: see 'sluice\n"
+        "top'.  Queues are those registered in Redis and those live pools serve.\n"
         "\n"
         "Options:\n"
         "      --json          print one JSON object (counters per kind, histogram\n"
@@ -80,15 +83,18 @@ int cmd_stats(int argc, char **argv)
     if (snap_conn_take(&conn, nqueues ? queues : NULL, nqueues, &s, &err) < 0) {
         cli_fail(CMD, "%s", err.msg);
     } else {
-        sl_buf b = SL_BUF_INIT;
+        sl_buf b = SL_BUF_INIT, safe = SL_BUF_INIT;
         if (as_json) {
             snap_json(&s, &b);
+            sl_vis_json(&safe, b.data, b.len);   /* registry documents are stored text */
+            fputs(sl_buf_str(&safe), stdout);
         } else {
             view_opts vo = { .sort = VIEW_SORT_NAME };
             view_render(&s, NULL, &vo, &b);
+            fputs(sl_buf_str(&b), stdout);
         }
-        fputs(sl_buf_str(&b), stdout);
         sl_buf_free(&b);
+        sl_buf_free(&safe);
         status = fflush(stdout) == 0 ? CLI_OK : CLI_FAILED;
     }
     snap_clear(&s);

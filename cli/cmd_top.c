@@ -9,13 +9,17 @@
  * SIGINT, SIGTERM, SIGHUP, an error -- it restores the saved termios
  * settings, shows the cursor and leaves the alternate screen.  Signal
  * handlers only set flags; SIGWINCH makes the loop read the new size and
- * redraw.  Without a terminal on stdin and stdout, or with --once, it
+ * redraw.  Ctrl-Z (SIGTSTP) gives the terminal back the same way before
+ * the process stops (the default action, raised again); SIGCONT (fg, or
+ * after a SIGSTOP) takes it again -- raw mode, alternate screen, hidden
+ * cursor -- and redraws at the current size.  Without a terminal on stdin and stdout, or with --once, it
  * prints one plain snapshot (like `sluice stats`) and exits. */
 #include "cli.h"
 #include "clock.h"
 #include "duration.h"
 #include "snapshot.h"
 #include "view.h"
+#include "vis.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -38,11 +42,17 @@
 
 static volatile sig_atomic_t stop_signal;  /* INT, TERM, HUP: leave */
 static volatile sig_atomic_t resized;      /* WINCH: redraw at the new size */
+static volatile sig_atomic_t suspending;   /* TSTP: restore the terminal, then stop */
+static volatile sig_atomic_t continued;    /* CONT: take the terminal again, redraw */
 
 static void on_signal(int sig)
 {
     if (sig == SIGWINCH)
         resized = 1;
+    else if (sig == SIGTSTP)
+        suspending = 1;
+    else if (sig == SIGCONT)
+        continued = 1;
     else
         stop_signal = sig;
 }
@@ -56,7 +66,8 @@ static void usage(FILE *f)
         "(waiting), INFL (in flight), DELAY (delayed), DEAD (dead letter), PROC/s\n"
         "and FAIL/s over the last interval, WAIT and RUN latency p50/p99 over the\n"
         "last interval ('-': nothing started or ran), OLDST (age of the oldest\n"
-        "waiting job) and P (paused); then the worker processes (host, pid, state,\n"
+        "waiting job) and P ('P' paused, '!' jobs wait and no live worker serves\n"
+        "the queue); then the worker processes (host, pid, state,\n"
         "kind and id of the current job and for how long, jobs done, RSS) and the\n"
         "open approval gates (run, gate, waiting since, approvals so far/required).\n"
         "\n"
@@ -67,6 +78,7 @@ static void usage(FILE *f)
         "  n d i p f w o   sort by name, depth, in flight, processed/s, failed/s,\n"
         "             wait p99, oldest waiting job (largest first)\n"
         "  space      refresh now\n"
+        "  Ctrl-Z     suspend: the terminal is restored; 'fg' brings top back\n"
         "\n"
         "Options:\n"
         "  -i, --interval T    refresh every T (default 1s): a duration (500ms, 2s)\n"
@@ -134,9 +146,12 @@ static void read_size(screen *sc)
     }
 }
 
-static int enter_raw(screen *sc)
+/* Raw mode and the alternate screen.  save: first time (the settings to
+ * restore are read); else after a stop, when the shell may have changed
+ * the settings: the ones saved at the start are kept. */
+static int enter_raw(screen *sc, bool save)
 {
-    if (tcgetattr(STDIN_FILENO, &sc->saved) < 0)
+    if (save && tcgetattr(STDIN_FILENO, &sc->saved) < 0)
         return -1;
     struct termios raw = sc->saved;
     raw.c_lflag &= ~(tcflag_t)(ICANON | ECHO);
@@ -159,6 +174,20 @@ static void leave_raw(screen *sc)
     sc->raw = false;
 }
 
+/* Ctrl-Z: gives the terminal back as it was, then stops with the default
+ * action of SIGTSTP; returns when continued. */
+static void suspend(screen *sc)
+{
+    leave_raw(sc);
+    struct sigaction dfl, mine;
+    memset(&dfl, 0, sizeof dfl);
+    sigemptyset(&dfl.sa_mask);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(SIGTSTP, &dfl, &mine);
+    raise(SIGTSTP);
+    sigaction(SIGTSTP, &mine, NULL);
+}
+
 /* Draws a frame: title, the view, and the key help (or the filter being
  * typed) on the last line.  err: a message to show instead of the view. */
 static void draw(screen *sc, const snap *cur, const snap *prev, const char *err)
@@ -173,7 +202,7 @@ static void draw(screen *sc, const snap *cur, const snap *prev, const char *err)
     sl_buf_printf(&body, "sluice top  %s  every %s  sort: %s  filter: %s\n", clock, every,
                   view_sort_name(sc->opts.sort), sc->filter[0] ? sc->filter : "-");
     if (err) {
-        sl_buf_printf(&body, "\nerror: %s\n(retrying every %s)\n", err, every);
+        sl_buf_printf(&body, "\nerror: %s\n(retrying every %s)\n", SL_VIS(err), every);
     } else {
         view_opts o = sc->opts;
         o.filter = sc->filter;
@@ -252,7 +281,7 @@ static void install(void)
     memset(&sa, 0, sizeof sa);
     sigemptyset(&sa.sa_mask);
     sa.sa_handler = on_signal;   /* no SA_RESTART: poll must wake up */
-    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGWINCH };
+    int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGWINCH, SIGTSTP, SIGCONT };
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         sigaction(sigs[i], &sa, NULL);
 }
@@ -266,7 +295,7 @@ static int run_live(screen *sc, snap_conn *conn)
     int status = CLI_OK;
     install();
     read_size(sc);
-    if (enter_raw(sc) < 0)
+    if (enter_raw(sc, true) < 0)
         return cli_fail(CMD, "cannot set up the terminal: %s", strerror(errno));
     for (;;) {
         sl_err err;
@@ -286,6 +315,19 @@ static int run_live(screen *sc, snap_conn *conn)
         while (!refresh) {
             if (stop_signal)
                 goto done;
+            if (suspending) {
+                suspending = 0;
+                suspend(sc);
+                continued = 1;
+            }
+            if (continued) {
+                continued = 0;
+                if (enter_raw(sc, false) < 0) {
+                    status = cli_fail(CMD, "cannot set up the terminal again: %s", strerror(errno));
+                    goto done;
+                }
+                resized = 1;   /* the size may have changed meanwhile */
+            }
             if (resized) {
                 resized = 0;
                 read_size(sc);

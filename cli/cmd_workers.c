@@ -11,6 +11,7 @@
 #include "mem.h"
 #include "redis.h"
 #include "snapshot.h"
+#include "vis.h"
 
 #include <getopt.h>
 #include <inttypes.h>
@@ -70,8 +71,9 @@ static const char *str_field(const msgpack_object *o, const char *key, char *buf
     const msgpack_object *v = sl_args_get(o, key);
     if (v == NULL || v->type != MSGPACK_OBJECT_STR || v->via.str.size == 0)
         return "-";
-    snprintf(buf, n, "%.*s", (int)v->via.str.size, v->via.str.ptr);
-    return buf;
+    /* Anyone who can write to Redis can write a registry document: its
+     * strings are shown visibly (vis.h). */
+    return sl_vis_mem(buf, n, v->via.str.ptr, v->via.str.size);
 }
 
 /* The integer under key, or -1 if absent or null. */
@@ -208,10 +210,15 @@ int cmd_workers(int argc, char **argv)
     if (n > 1)
         qsort(docs, n, sizeof *docs, by_host_pid);
     if (as_json) {
-        printf("[");
+        sl_buf b = SL_BUF_INIT, safe = SL_BUF_INIT;
+        sl_buf_putc(&b, '[');
         for (size_t i = 0; i < n; i++)
-            printf("%s%s", i ? "," : "", docs[i].json);
-        printf("]\n");
+            sl_buf_printf(&b, "%s%s", i ? "," : "", docs[i].json);
+        sl_buf_puts(&b, "]\n");
+        sl_vis_json(&safe, b.data, b.len);
+        fputs(sl_buf_str(&safe), stdout);
+        sl_buf_free(&b);
+        sl_buf_free(&safe);
     } else {
         print_table(docs, n);
     }

@@ -1,5 +1,7 @@
 /* main.c: `sluice`, the command-line client: dispatches to a subcommand. */
 #include "cli.h"
+#include "buf.h"
+#include "vis.h"
 
 #include <getopt.h>
 #include <stdarg.h>
@@ -61,12 +63,16 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 
 int cli_fail(const char *cmd, const char *fmt, ...)
 {
+    /* Messages quote values from servers and other people (database
+     * errors, names, job errors): one line, shown visibly (vis.h). */
+    char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "sluice %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    fprintf(stderr, "sluice %s: ", cmd);
+    sl_vis_fputs(msg, stderr);
+    fputc('\n', stderr);
     return CLI_FAILED;
 }
 

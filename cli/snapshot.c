@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define PER_QUEUE 7   /* commands per queue in the first round trip */
+#define PER_QUEUE 11  /* commands per queue in the first round trip */
 
 static int by_name(const void *a, const void *b)
 {
@@ -28,8 +28,19 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The queue names: given, or SMEMBERS sluice:queues. */
-static int list_queues(sl_redis *r, char *const *given, size_t ngiven, snap *out, sl_err *err)
+static bool has_queue(const snap *s, const char *name)
+{
+    for (size_t i = 0; i < s->nqueues; i++) {
+        if (strcmp(s->queues[i].name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The queue names: given, or SMEMBERS sluice:queues and the queues that
+ * live pools serve (served[0..nserved)). */
+static int list_queues(sl_redis *r, char *const *given, size_t ngiven, char *const *served,
+                       size_t nserved, snap *out, sl_err *err)
 {
     if (given) {
         out->queues = sl_xcalloc(ngiven ? ngiven : 1, sizeof *out->queues);
@@ -41,14 +52,43 @@ static int list_queues(sl_redis *r, char *const *given, size_t ngiven, snap *out
     redisReply *rep = sl_redis_command(r, 2, argv, NULL, err);
     if (rep == NULL)
         return -1;
-    out->queues = sl_xcalloc(rep->elements ? rep->elements : 1, sizeof *out->queues);
+    out->queues = sl_xcalloc(rep->elements + nserved + 1, sizeof *out->queues);
     for (size_t i = 0; rep->type == REDIS_REPLY_ARRAY && i < rep->elements; i++) {
         const redisReply *e = rep->element[i];
         if (e->type == REDIS_REPLY_STRING && sl_envelope_queue_valid(e->str))
             snprintf(out->queues[out->nqueues++].name, sizeof out->queues[0].name, "%s", e->str);
     }
     freeReplyObject(rep);
+    for (size_t i = 0; i < nserved; i++) {
+        if (sl_envelope_queue_valid(served[i]) && !has_queue(out, served[i]))
+            snprintf(out->queues[out->nqueues++].name, sizeof out->queues[0].name, "%s", served[i]);
+    }
     return 0;
+}
+
+/* XINFO STREAM's entries-added (every XADD ever, Redis >= 7.0), or -1. */
+static long long entries_added(const redisReply *rep)
+{
+    for (size_t k = 0; rep->type == REDIS_REPLY_ARRAY && k + 1 < rep->elements; k += 2) {
+        const redisReply *f = rep->element[k];
+        if (f->type == REDIS_REPLY_STRING && strcmp(f->str, "entries-added") == 0)
+            return rep->element[k + 1]->type == REDIS_REPLY_INTEGER ? rep->element[k + 1]->integer : -1;
+    }
+    return -1;
+}
+
+/* Jobs enqueued to a queue by any producer, from EXEC's reply to
+ * [XINFO STREAM jobs, HGET stats readded], read together so that a
+ * re-added entry is never seen in one and not the other (the figure
+ * only grows).  Before the stream exists: 0. */
+static long long enqueued_of(const redisReply *exec)
+{
+    if (exec->type != REDIS_REPLY_ARRAY || exec->elements != 2)
+        return 0;
+    long long added = entries_added(exec->element[0]);
+    const redisReply *re = exec->element[1];
+    long long readded = re->type == REDIS_REPLY_STRING ? strtoll(re->str, NULL, 10) : 0;
+    return added > readded ? added - readded : 0;
 }
 
 static long long int_reply(const redisReply *r)
@@ -100,11 +140,15 @@ static int read_queues(sl_redis *r, snap *out, sl_err *err)
         const char *xlen[] = { "XLEN", jobs }, *xpending[] = { "XPENDING", jobs, SL_GROUP },
                    *zcard[] = { "ZCARD", delayed }, *dlen[] = { "XLEN", dead },
                    *paused[] = { "SISMEMBER", SL_PAUSED_KEY, q }, *hgetall[] = { "HGETALL", stats },
-                   *xinfo[] = { "XINFO", "GROUPS", jobs };
+                   *xinfo[] = { "XINFO", "GROUPS", jobs }, *multi[] = { "MULTI" },
+                   *xstream[] = { "XINFO", "STREAM", jobs }, *readded[] = { "HGET", stats, SL_READDED_FIELD },
+                   *exec[] = { "EXEC" };
         if (sl_redis_append(r, 2, xlen, NULL, err) < 0 || sl_redis_append(r, 3, xpending, NULL, err) < 0 ||
             sl_redis_append(r, 2, zcard, NULL, err) < 0 || sl_redis_append(r, 2, dlen, NULL, err) < 0 ||
             sl_redis_append(r, 3, paused, NULL, err) < 0 || sl_redis_append(r, 2, hgetall, NULL, err) < 0 ||
-            sl_redis_append(r, 3, xinfo, NULL, err) < 0)
+            sl_redis_append(r, 3, xinfo, NULL, err) < 0 || sl_redis_append(r, 1, multi, NULL, err) < 0 ||
+            sl_redis_append(r, 3, xstream, NULL, err) < 0 || sl_redis_append(r, 3, readded, NULL, err) < 0 ||
+            sl_redis_append(r, 1, exec, NULL, err) < 0)
             goto out;
     }
     for (size_t i = 0; i < nq; i++) {
@@ -124,10 +168,15 @@ static int read_queues(sl_redis *r, snap *out, sl_err *err)
             case 4: sq->paused = int_reply(rep) == 1; break;
             case 5: sl_metrics_queue_decode(rep, &sq->m); break;
             case 6: last_delivered(rep, last[i], sizeof last[i]); break;
+            case 10: sq->enqueued = enqueued_of(rep); break;
+            default: break;   /* MULTI's OK, QUEUED twice */
             }
             freeReplyObject(rep);
         }
         sq->depth = sq->length > sq->pending ? sq->length - sq->pending : 0;
+        /* The counter that producers using the wire format directly never
+         * increment, taken from Redis itself. */
+        sq->m.totals[SL_M_ENQUEUED] = sq->enqueued;
     }
     /* Oldest waiting: the first entry after the last one delivered. */
     for (size_t i = 0; i < nq; i++) {
@@ -252,11 +301,52 @@ static snap_worker *push_worker(snap *s)
     return w;
 }
 
-static void add_pool(snap *s, const char *doc)
+/* Appends the names in a registry document's "queues" to *names. */
+static void pool_queues(const char *doc, char ***names, size_t *n)
 {
     parsed p;
     if (parse_json(&p, doc) && p.up.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object *qs = sl_args_get(&p.up.data, "queues");
+        for (uint32_t k = 0; qs && qs->type == MSGPACK_OBJECT_ARRAY && k < qs->via.array.size; k++) {
+            const msgpack_object *q = &qs->via.array.ptr[k];
+            if (q->type != MSGPACK_OBJECT_STR)
+                continue;
+            *names = sl_xrealloc(*names, (*n + 1) * sizeof **names);
+            (*names)[(*n)++] = sl_xstrndup(q->via.str.ptr, q->via.str.size);
+        }
+    }
+    parsed_free(&p);
+}
+
+/* Adds the pool's live processes to the `workers` of each queue it serves
+ * (a stopping pool serves nothing any more). */
+static void count_serving(snap *s, const msgpack_object *m, long long procs)
+{
+    char state[16];
+    str_of(m, "state", state, sizeof state);
+    const msgpack_object *qs = sl_args_get(m, "queues");
+    if (strcmp(state, "stopping") == 0 || qs == NULL || qs->type != MSGPACK_OBJECT_ARRAY)
+        return;
+    for (uint32_t k = 0; k < qs->via.array.size; k++) {
+        const msgpack_object *q = &qs->via.array.ptr[k];
+        for (size_t i = 0; q->type == MSGPACK_OBJECT_STR && i < s->nqueues; i++) {
+            if (strlen(s->queues[i].name) == q->via.str.size &&
+                memcmp(s->queues[i].name, q->via.str.ptr, q->via.str.size) == 0)
+                s->queues[i].workers += procs;
+        }
+    }
+}
+
+/* Adds the processes of one registry document; false if it is not one
+ * (not a JSON object). */
+static bool add_pool(snap *s, const char *doc)
+{
+    parsed p;
+    bool ok = parse_json(&p, doc) && p.up.data.type == MSGPACK_OBJECT_MAP;
+    if (ok) {
         const msgpack_object *m = &p.up.data;
+        const msgpack_object *procs = sl_args_get(m, "children");
+        count_serving(s, m, procs && procs->type == MSGPACK_OBJECT_ARRAY ? procs->via.array.size : 0);
         snap_worker *w = push_worker(s);
         str_of(m, "host", w->host, sizeof w->host);
         w->pid = w->master_pid = int_of(m, "pid");
@@ -282,6 +372,7 @@ static void add_pool(snap *s, const char *doc)
         }
     }
     parsed_free(&p);
+    return ok;
 }
 
 static void add_gates(snap *s, const char *json)
@@ -307,8 +398,18 @@ int snap_take(sl_redis *r, sl_store *store, char *const *queues, size_t nqueues,
 {
     memset(out, 0, sizeof *out);
     out->taken_ms = sl_now_ms();
-    if (list_queues(r, queues, nqueues, out, err) < 0 || read_queues(r, out, err) < 0 ||
-        snap_registry_docs(r, &out->docs, &out->ndocs, err) < 0) {
+    /* The registry first: the queues live pools serve are shown too. */
+    char **served = NULL;
+    size_t nserved = 0;
+    int rc = snap_registry_docs(r, &out->docs, &out->ndocs, err);
+    for (size_t i = 0; rc == 0 && queues == NULL && i < out->ndocs; i++)
+        pool_queues(out->docs[i], &served, &nserved);
+    if (rc == 0)
+        rc = list_queues(r, queues, nqueues, served, nserved, out, err);
+    for (size_t i = 0; i < nserved; i++)
+        free(served[i]);
+    free(served);
+    if (rc < 0 || read_queues(r, out, err) < 0) {
         snap_clear(out);
         return -1;
     }
@@ -316,8 +417,17 @@ int snap_take(sl_redis *r, sl_store *store, char *const *queues, size_t nqueues,
         qsort(out->queues, out->nqueues, sizeof *out->queues, by_name);
     if (out->ndocs > 1)
         qsort(out->docs, out->ndocs, sizeof *out->docs, cmp_str);
-    for (size_t i = 0; i < out->ndocs; i++)
-        add_pool(out, out->docs[i]);
+    /* Only documents that are JSON objects are kept (and later printed
+     * as JSON by `stats --json`): anything else in a registry key is not
+     * a pool's. */
+    size_t kept = 0;
+    for (size_t i = 0; i < out->ndocs; i++) {
+        if (add_pool(out, out->docs[i]))
+            out->docs[kept++] = out->docs[i];
+        else
+            free(out->docs[i]);
+    }
+    out->ndocs = kept;
     if (store) {
         sl_buf gates = SL_BUF_INIT;
         sl_err e;
@@ -359,6 +469,11 @@ void snap_conn_close(snap_conn *c)
     sl_store_free(c->store);
     c->redis = NULL;
     c->store = NULL;
+}
+
+bool snap_queue_unserved(const snap_queue *q)
+{
+    return q->workers == 0 && (q->depth > 0 || q->delayed > 0);
 }
 
 void snap_clear(snap *s)
@@ -411,8 +526,9 @@ void snap_json(const snap *s, sl_buf *b)
         sl_buf_printf(b, "%s{\"queue\":", i ? "," : "");
         sl_json_put_string(b, q->name, strlen(q->name));
         sl_buf_printf(b, ",\"depth\":%lld,\"pending\":%lld,\"length\":%lld,\"delayed\":%lld,"
-                      "\"dead\":%lld,\"paused\":%s,", q->depth, q->pending, q->length, q->delayed,
-                      q->dead, q->paused ? "true" : "false");
+                      "\"dead\":%lld,\"paused\":%s,\"workers\":%lld,\"unserved\":%s,", q->depth,
+                      q->pending, q->length, q->delayed, q->dead, q->paused ? "true" : "false", q->workers,
+                      snap_queue_unserved(q) ? "true" : "false");
         if (q->oldest_ms > 0)
             sl_buf_printf(b, "\"oldest_waiting_ms\":%" PRId64 ",\"oldest_waiting_age_ms\":%" PRId64 ",",
                           q->oldest_ms, s->taken_ms > q->oldest_ms ? s->taken_ms - q->oldest_ms : 0);
@@ -486,7 +602,7 @@ static const struct {
     const char *name;
     const char *help;
 } COUNTER_FAMILIES[] = {
-    { SL_M_ENQUEUED, "sluice_jobs_enqueued_total", "Jobs enqueued through sluice (CLI, libsluice, scheduler)." },
+    { SL_M_ENQUEUED, "sluice_jobs_enqueued_total", "Jobs enqueued, by any producer (XADDs to the stream minus sluice's own re-adds)." },
     { SL_M_PROCESSED, "sluice_jobs_processed_total", "Job attempts that ran and succeeded." },
     { SL_M_FAILED, "sluice_jobs_failed_total", "Job attempts that failed or timed out." },
     { SL_M_RETRIED, "sluice_jobs_retried_total", "Failed attempts whose next attempt was scheduled." },
@@ -531,6 +647,7 @@ static void prom_gauge(sl_buf *b, const snap *s, const char *name, const char *h
         case 3: v = (double)q->dead; break;
         case 4: v = q->oldest_ms > 0 && s->taken_ms > q->oldest_ms ? (double)(s->taken_ms - q->oldest_ms) / 1000.0 : 0; break;
         case 5: v = q->paused ? 1 : 0; break;
+        case 6: v = (double)q->workers; break;
         }
         sl_buf_printf(b, "%s{queue=\"%s\"} %g\n", name, q->name, v);
     }
@@ -540,9 +657,22 @@ void snap_prometheus(const snap *s, sl_buf *b)
 {
     for (size_t f = 0; f < sizeof COUNTER_FAMILIES / sizeof COUNTER_FAMILIES[0]; f++) {
         family(b, COUNTER_FAMILIES[f].name, "counter", COUNTER_FAMILIES[f].help);
+        if (COUNTER_FAMILIES[f].c == SL_M_ENQUEUED) {
+            /* From Redis (snap_take): right for every producer, who need
+             * not say the kind, so one series per queue. */
+            for (size_t i = 0; i < s->nqueues; i++)
+                sl_buf_printf(b, "%s{queue=\"%s\"} %lld\n", COUNTER_FAMILIES[f].name, s->queues[i].name,
+                              s->queues[i].enqueued);
+            continue;
+        }
         for (size_t i = 0; i < s->nqueues; i++) {
             const sl_metrics_queue *m = &s->queues[i].m;
             for (size_t k = 0; k < m->nkinds; k++) {
+                /* Workers write only kind names (or "" for undecodable
+                 * entries); a field someone else wrote, with bytes a
+                 * terminal would obey, is not exposed. */
+                if (m->kinds[k].kind[0] && !sl_envelope_kind_valid(m->kinds[k].kind))
+                    continue;
                 sl_buf_printf(b, "%s{queue=\"%s\",kind=\"", COUNTER_FAMILIES[f].name, s->queues[i].name);
                 label_value(b, m->kinds[k].kind);
                 sl_buf_printf(b, "\"} %lld\n", m->kinds[k].counts[COUNTER_FAMILIES[f].c]);
@@ -557,6 +687,7 @@ void snap_prometheus(const snap *s, sl_buf *b)
     prom_gauge(b, s, "sluice_queue_dead", "Entries in the dead letter.", 3);
     prom_gauge(b, s, "sluice_queue_oldest_waiting_seconds", "Age of the oldest waiting job (0 when none).", 4);
     prom_gauge(b, s, "sluice_queue_paused", "1 if the queue is paused.", 5);
+    prom_gauge(b, s, "sluice_queue_workers", "Worker processes of live pools that serve the queue (0 with jobs waiting: nobody will run them).", 6);
 
     family(b, "sluice_worker_pools", "gauge", "Worker pools (sluice-worker masters) alive.");
     size_t pools = 0;

@@ -7,7 +7,10 @@
  *     delayed set, XLEN of the dead letter, the paused flag, the counters
  *     and histograms of sluice:{Q}:stats (lib/metrics.h), and the oldest
  *     waiting entry (the first entry after the group's last-delivered id);
- *   - the worker registry (sluice:worker:*, SCAN + GET: worker/supervise.h);
+ *   - the worker registry (sluice:worker:*, SCAN + GET: worker/supervise.h),
+ *     read first: a queue that a live pool serves is shown even if it is
+ *     missing from sluice:queues, and each queue's `workers` counts the
+ *     processes of the live pools (not stopping) that serve it;
  * and from PostgreSQL, when a store is given, the open approval gates
  * (skipped when the scheduler's table sluice_gates does not exist).
  *
@@ -39,8 +42,13 @@ typedef struct snap_queue {
     long long dead;        /* XLEN of sluice:{Q}:dead */
     int64_t oldest_ms;     /* Unix ms of the oldest waiting entry (its id), 0: none */
     bool paused;
+    long long workers;     /* worker processes of live pools that serve it */
+    long long enqueued;    /* jobs enqueued, by any producer (see snap_take) */
     sl_metrics_queue m;    /* counters and histograms */
 } snap_queue;
+
+/* True if q has jobs waiting (now or delayed) and no live worker serves it. */
+bool snap_queue_unserved(const snap_queue *q);
 
 /* One process of a pool, from the registry (strings "" when absent). */
 typedef struct snap_worker {

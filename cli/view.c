@@ -9,6 +9,7 @@
  * could not show. */
 #include "view.h"
 #include "mem.h"
+#include "vis.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -165,6 +166,13 @@ static void fill_row(qrow *r, const snap *cur, const snap *prev, const snap_queu
     r->oldest_ms = q->oldest_ms > 0 ? (cur->taken_ms > q->oldest_ms ? cur->taken_ms - q->oldest_ms : 0) : -1;
 }
 
+/* The last column: P paused, ! jobs waiting and no live worker serves it. */
+static const char *flags(const snap_queue *q, char buf[4])
+{
+    snprintf(buf, 4, "%s%s", q->paused ? "P" : "", snap_queue_unserved(q) ? "!" : "");
+    return buf;
+}
+
 static int cmp_dbl_desc(double a, double b) { return (a < b) - (a > b); }
 
 static int cmp_rows(const void *x, const void *y, void *arg)
@@ -219,14 +227,28 @@ void view_render(const snap *cur, const snap *prev, const view_opts *o, sl_buf *
             break;
         }
         const qrow *r = &rows[i];
-        char d[16], p[16], dl[16], dd[16], pr[16], fr[16], wt[24], rt[24], ol[16];
+        char d[16], p[16], dl[16], dd[16], pr[16], fr[16], wt[24], rt[24], ol[16], fl[4];
         line(&w, "%-*.*s %5s %4s %5s %5s %6s %6s %11s %11s %5s %s", namew, namew, r->q->name,
              count(r->q->depth, d, sizeof d), count(r->q->pending, p, sizeof p),
              count(r->q->delayed, dl, sizeof dl), count(r->q->dead, dd, sizeof dd),
              rate(r->proc_rate, pr, sizeof pr), rate(r->fail_rate, fr, sizeof fr),
              pair_ms(r->wait50, r->wait99, wt, sizeof wt), pair_ms(r->run50, r->run99, rt, sizeof rt),
-             short_ms((double)r->oldest_ms, ol, sizeof ol), r->q->paused ? "P" : "");
+             short_ms((double)r->oldest_ms, ol, sizeof ol), flags(r->q, fl));
     }
+    /* Jobs that nobody will run: say so under the table. */
+    sl_buf lonely = SL_BUF_INIT;
+    size_t nlonely = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!snap_queue_unserved(rows[i].q))
+            continue;
+        sl_buf_printf(&lonely, "%s %s (%lld waiting, %lld delayed)", nlonely ? "," : "", rows[i].q->name,
+                      rows[i].q->depth, rows[i].q->delayed);
+        nlonely++;
+    }
+    if (nlonely && budget_left(o, &w, 0) > 0)
+        line(&w, "! no live worker serves %s:%s", nlonely == 1 ? "this queue" : "these queues",
+             sl_buf_str(&lonely));
+    sl_buf_free(&lonely);
     if (n == 0)
         line(&w, "(no queues%s%s)", o->filter && *o->filter ? " matching " : "",
              o->filter && *o->filter ? o->filter : "");
@@ -261,8 +283,10 @@ void view_render(const snap *cur, const snap *prev, const view_opts *o, sl_buf *
                 snprintf(rss, sizeof rss, "-");
             else
                 snprintf(rss, sizeof rss, "%.1fM", (double)k->rss_kb / 1024.0);
-            line(&w, "%-12.12s %7lld %-10.10s %-10.10s %-13.13s %6s %7s %6s", k->host, k->pid, k->state,
-                 k->kind[0] ? k->kind : "-", k->job[0] ? k->job : "-",
+            /* Registry strings are anyone's who can write to Redis: shown
+             * visibly (vis.h), like the gates' names and errors below. */
+            line(&w, "%-12.12s %7lld %-10.10s %-10.10s %-13.13s %6s %7s %6s", SL_VIS(k->host), k->pid,
+                 SL_VIS(k->state), k->kind[0] ? SL_VIS(k->kind) : "-", k->job[0] ? SL_VIS(k->job) : "-",
                  short_ms((double)k->job_ms, f, sizeof f), count(k->jobs_done, dn, sizeof dn), rss);
             shown++;
         }
@@ -273,7 +297,7 @@ void view_render(const snap *cur, const snap *prev, const view_opts *o, sl_buf *
         line(&w, "%s", "");
     if (budget_left(o, &w, 0) > 0) {
         if (cur->gates_error[0])
-            line(&w, "GATES: unavailable (%s)", cur->gates_error);
+            line(&w, "GATES: unavailable (%s)", SL_VIS(cur->gates_error));
         else if (!cur->gates_present)
             line(&w, "GATES: - (no sluice_gates table: scheduler not installed)");
         else
@@ -286,7 +310,7 @@ void view_render(const snap *cur, const snap *prev, const view_opts *o, sl_buf *
             break;
         }
         char since[16];
-        line(&w, "  %-28.28s %-20.20s waiting %6s  approvals %lld/%lld", g->run, g->gate,
+        line(&w, "  %-28.28s %-20.20s waiting %6s  approvals %lld/%lld", SL_VIS(g->run), SL_VIS(g->gate),
              short_ms(g->since_ms > 0 ? (double)(cur->taken_ms - g->since_ms) : -1, since, sizeof since),
              g->approvals, g->required);
     }

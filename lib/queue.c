@@ -372,26 +372,37 @@ typedef struct lua_script {
     const char *text; /* the Lua source */
 } lua_script;
 
-/* KEYS[1] delayed set, KEYS[2] job stream; ARGV[1] now (Unix ms), ARGV[2]
- * limit.  XADD before ZREM: if the script were cut short between the two,
- * the job would be in both (it runs at least once), never in neither. */
+/* KEYS[1] delayed set, KEYS[2] job stream, KEYS[3] stats hash; ARGV[1]
+ * now (Unix ms), ARGV[2] limit.  XADD before ZREM: if the script were cut
+ * short between the two, the job would be in both (it runs at least once),
+ * never in neither.  A member whose attempt is above 1 is a retry, not a
+ * new job: it is counted in the hash's `readded` (SL_READDED_FIELD) in the
+ * same step as its XADD, so that entries-added - readded counts enqueues. */
 static const lua_script PROMOTE = {
-    "b686101ffa6a095e01a430cba5218121671c409b",
+    "8104722d90c540ec04dbf29d1d09c53d1d281e1b",
     "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+    "local again = 0\n"
     "for _, member in ipairs(due) do\n"
     "  redis.call('XADD', KEYS[2], '*', 'job', member)\n"
     "  redis.call('ZREM', KEYS[1], member)\n"
+    "  local ok, env = pcall(cmsgpack.unpack, member)\n"
+    "  if ok and type(env) == 'table' and type(env.attempt) == 'number' and env.attempt > 1 then\n"
+    "    again = again + 1\n"
+    "  end\n"
     "end\n"
+    "if again > 0 then redis.call('HINCRBY', KEYS[3], 'readded', again) end\n"
     "return #due\n",
 };
 
-/* KEYS[1] dead letter, KEYS[2] job stream; ARGV[1] dead entry id, ARGV[2]
- * envelope.  Returns 0 (nothing done) if the dead entry is gone. */
+/* KEYS[1] dead letter, KEYS[2] job stream, KEYS[3] stats hash; ARGV[1]
+ * dead entry id, ARGV[2] envelope.  Returns 0 (nothing done) if the dead
+ * entry is gone.  The XADD is counted as `readded` (see PROMOTE). */
 static const lua_script REQUEUE = {
-    "fd30df123ab37e2feb41e1cbe09f1d5719aba395",
+    "3552cc0159b8b1bc814b446fff238a4cf58262e1",
     "if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return 0 end\n"
     "redis.call('XADD', KEYS[2], '*', 'job', ARGV[2])\n"
     "redis.call('XDEL', KEYS[1], ARGV[1])\n"
+    "redis.call('HINCRBY', KEYS[3], 'readded', 1)\n"
     "return 1\n",
 };
 
@@ -491,13 +502,14 @@ int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, 
 {
     if (limit < 1)
         return sl_err_set(err, SL_EINVAL, "promote: limit must be at least 1, got %d", limit);
-    char delayed[SL_KEY_MAX], jobs[SL_KEY_MAX], now[24], lim[16];
+    char delayed[SL_KEY_MAX], jobs[SL_KEY_MAX], stats[SL_KEY_MAX], now[24], lim[16];
     sl_queue_key(delayed, queue, "delayed");
     sl_queue_key(jobs, queue, "jobs");
+    sl_queue_key(stats, queue, "stats");
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(lim, sizeof lim, "%d", limit);
-    const char *keys[] = { delayed, jobs }, *args[] = { now, lim };
-    redisReply *rep = run_script(r, &PROMOTE, 2, keys, 2, args, NULL, err);
+    const char *keys[] = { delayed, jobs, stats }, *args[] = { now, lim };
+    redisReply *rep = run_script(r, &PROMOTE, 3, keys, 2, args, NULL, err);
     if (rep == NULL)
         return sl_err_wrap(err, "promote %s", delayed);
     int moved = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
@@ -776,15 +788,18 @@ int sl_queue_take_over(sl_redis *r, const char *consumer, const char *queue, con
 
 int sl_queue_release(sl_redis *r, const sl_entry *e, sl_err *err)
 {
-    char jobs[SL_KEY_MAX], what[SL_KEY_MAX + 16];
+    char jobs[SL_KEY_MAX], stats[SL_KEY_MAX], what[SL_KEY_MAX + 16];
     sl_queue_key(jobs, e->queue, "jobs");
+    sl_queue_key(stats, e->queue, "stats");
     snprintf(what, sizeof what, "release to %s", jobs);
     const char *xadd[] = { "XADD", jobs, "*", "job", e->data ? e->data : "" };
     size_t xadd_len[] = { 4, strlen(jobs), 1, 3, e->data ? e->len : 0 };
     const char *xack[] = { "XACK", jobs, SL_GROUP, e->stream_id };
     const char *xdel[] = { "XDEL", jobs, e->stream_id };
-    const tx_cmd cmds[] = { { 5, xadd, xadd_len }, { 4, xack, NULL }, { 3, xdel, NULL } };
-    return transaction(r, cmds, 3, what, NULL, err);
+    /* A job handed back is not a new one: counted as re-added (PROMOTE). */
+    const char *incr[] = { "HINCRBY", stats, SL_READDED_FIELD, "1" };
+    const tx_cmd cmds[] = { { 5, xadd, xadd_len }, { 4, xack, NULL }, { 3, xdel, NULL }, { 4, incr, NULL } };
+    return transaction(r, cmds, 4, what, NULL, err);
 }
 
 int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
@@ -874,12 +889,13 @@ int sl_queue_dead_requeue(sl_redis *r, const char *queue, const char *dead_id,
     if (!stream_id_valid(dead_id))
         return sl_err_set(err, SL_EINVAL, "invalid dead-letter entry id '%.60s' (expected MS-SEQ, "
                           "as `sluice dead list` prints it)", dead_id);
-    char dead[SL_KEY_MAX], jobs[SL_KEY_MAX];
+    char dead[SL_KEY_MAX], jobs[SL_KEY_MAX], stats[SL_KEY_MAX];
     sl_queue_key(dead, queue, "dead");
     sl_queue_key(jobs, queue, "jobs");
-    const char *keys[] = { dead, jobs }, *args[] = { dead_id, data };
+    sl_queue_key(stats, queue, "stats");
+    const char *keys[] = { dead, jobs, stats }, *args[] = { dead_id, data };
     size_t lens[] = { strlen(dead_id), len };
-    redisReply *rep = run_script(r, &REQUEUE, 2, keys, 2, args, lens, err);
+    redisReply *rep = run_script(r, &REQUEUE, 3, keys, 2, args, lens, err);
     if (rep == NULL)
         return sl_err_wrap(err, "requeue %s entry %s", dead, dead_id);
     long long done = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;

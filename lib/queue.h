@@ -4,7 +4,12 @@
  *   sluice:{Q}:jobs     stream of pending jobs, field `job` = envelope
  *   sluice:{Q}:dead     dead letter stream: fields job, error, failed_at
  *   sluice:{Q}:delayed  ZSET of delayed/retrying envelopes, score = due ms
- *   sluice:{Q}:stats    HASH of job counters and histograms (metrics.h)
+ *   sluice:{Q}:stats    HASH of job counters and histograms (metrics.h), and
+ *                       `readded`: entries sluice itself added to the stream
+ *                       again (promoted retries, dead-letter retries, jobs
+ *                       handed back), counted atomically with each XADD, so
+ *                       that the stream's entries-added (XINFO STREAM) minus
+ *                       readded is the number of jobs enqueued by any producer
  * and sluice:queues, a SET of every queue name ever enqueued to (discovery).
  *
  * Life of an entry: XADD by a producer; XREADGROUP by one consumer of group
@@ -24,6 +29,7 @@
 #define SL_GROUP "sluice"              /* consumer group of every job stream */
 #define SL_QUEUES_KEY "sluice:queues"  /* SET of queue names */
 #define SL_KEY_MAX (SL_NAME_MAX + 32)
+#define SL_READDED_FIELD "readded"     /* field of sluice:{Q}:stats, see above */
 
 /* Writes "sluice:{queue}:suffix" into buf (suffix: "jobs", "dead", "delayed"). */
 void sl_queue_key(char buf[SL_KEY_MAX], const char *queue, const char *suffix);

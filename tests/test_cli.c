@@ -175,13 +175,13 @@ Test(cli, bad_config_file_exits_1_with_its_position)
     free(path);
 }
 
-Test(cli, job_not_found_exits_1)
+Test(cli, job_not_found_exits_3_unknown)
 {
     th_migrate();
     const char *args[] = { "job", "no-such-job-id", NULL };
     th_result r = sluice(args, NULL);
-    cr_assert_eq(r.status, 1);
-    cr_assert(strstr(r.err, "no-such-job-id") && strstr(r.err, "no result recorded"), "%s", r.err);
+    cr_assert_eq(r.status, 3, "unknown has its own exit status (1 is a server failure)");
+    cr_assert(strstr(r.out, "no-such-job-id") && strstr(r.out, "unknown: no result recorded"), "%s", r.out);
     th_result_free(&r);
 }
 

@@ -169,12 +169,12 @@ Test(e2e, failing_job_is_recorded_with_its_message)
     /* `sluice job` shows it to people and to scripts. */
     const char *show[] = { SLUICE_BIN, "job", id, NULL };
     th_result r = th_run(show, NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_eq(r.status, 5, "dead: finished without success; %s", r.err);
     cr_assert(strstr(r.out, "dead") && strstr(r.out, "disk full on build host"), "%s", r.out);
     th_result_free(&r);
     const char *show_json[] = { SLUICE_BIN, "job", id, "--json", NULL };
     r = th_run(show_json, NULL);
-    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert_eq(r.status, 5, "%s", r.err);
     cr_assert(strstr(r.out, "\"status\" : \"dead\"") || strstr(r.out, "\"status\":\"dead\""), "%s", r.out);
     th_result_free(&r);
     assert_stream_drained(queue);

@@ -5,6 +5,7 @@
 
 #include "args.h"
 #include "clock.h"
+#include "envelope.h"
 #include "json.h"
 #include "mem.h"
 #include "metrics.h"
@@ -436,4 +437,182 @@ Test(metrics, stats_lists_open_gates, .timeout = 60)
     free(sql);
     free(env_url);
     free(url);
+}
+
+/* ---- enqueues by any producer; queues nobody registered or serves ---------- */
+
+/* SADD (if register) + XADD of a noop envelope with the given attempt, as
+ * a producer using the wire format does: no counter is touched. */
+static void wire_add(sl_redis *r, const char *queue, bool registered, long long attempt, bool delayed)
+{
+    char id[64], key[SL_KEY_MAX];
+    th_name(id, sizeof id, "wj");
+    sl_job job = { .id = id, .kind = "noop", .queue = (char *)queue, .attempt = attempt,
+                   .enqueued_at = sl_now_ms() };
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    sl_err err;
+    cr_assert_eq(sl_envelope_encode(&job, &sb, &err), 0, "%s", err.msg);
+    if (delayed) {
+        cr_assert_eq(sl_queue_schedule(r, queue, sb.data, sb.size, 1, &err), 0, "%s", err.msg);
+    } else {
+        sl_queue_key(key, queue, "jobs");
+        const char *sadd[] = { "SADD", SL_QUEUES_KEY, queue };
+        const char *xadd[] = { "XADD", key, "*", "job", sb.data };
+        size_t lens[] = { 4, strlen(key), 1, 3, sb.size };
+        redisReply *rep;
+        if (registered) {
+            rep = sl_redis_command(r, 3, sadd, NULL, &err);
+            cr_assert_not_null(rep, "%s", err.msg);
+            freeReplyObject(rep);
+        }
+        rep = sl_redis_command(r, 5, xadd, lens, &err);
+        cr_assert_not_null(rep, "%s", err.msg);
+        freeReplyObject(rep);
+    }
+    msgpack_sbuffer_destroy(&sb);
+}
+
+/* sluice_jobs_enqueued_total{queue="Q"} from `sluice metrics`, or -1. */
+static long long exposed_enqueued(const char *queue)
+{
+    const char *argv[] = { SLUICE_BIN, "metrics", NULL };
+    th_result res = th_run(argv, NULL);
+    cr_assert_eq(res.status, 0, "metrics: %s", res.err);
+    char want[128];
+    snprintf(want, sizeof want, "sluice_jobs_enqueued_total{queue=\"%s\"} ", queue);
+    const char *at = strstr(res.out, want);
+    long long v = at ? atoll(at + strlen(want)) : -1;
+    th_result_free(&res);
+    return v;
+}
+
+Test(metrics, enqueued_counts_every_producer_and_no_re_adds, .timeout = 60)
+{
+    th_migrate();
+    char queue[64], dead[SL_KEY_MAX], stats[SL_KEY_MAX];
+    th_name(queue, sizeof queue, "me");
+    sl_queue_key(dead, queue, "dead");
+    sl_queue_key(stats, queue, "stats");
+    sl_redis *r = th_redis();
+    sl_err err;
+    for (int i = 0; i < 3; i++)
+        wire_add(r, queue, true, 1, false);
+    cr_assert_eq(hget(r, queue, "enqueued:noop"), 0, "the producer counted nothing itself");
+    cr_assert_eq(exposed_enqueued(queue), 3);
+
+    /* A retry promoted from the delayed set is the same job again; a job
+     * scheduled for later counts once it enters the stream. */
+    wire_add(r, queue, true, 2, true);
+    wire_add(r, queue, true, 1, true);
+    cr_assert_eq(sl_queue_promote(r, queue, sl_now_ms(), 10, &err), 2, "%s", err.msg);
+    cr_assert_eq(exposed_enqueued(queue), 4);
+
+    /* `sluice dead retry` sends a dead job back: not a new enqueue either. */
+    char id[64];
+    th_name(id, sizeof id, "dj");
+    sl_job job = { .id = id, .kind = "noop", .queue = queue, .attempt = 1, .enqueued_at = sl_now_ms() };
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(sl_envelope_encode(&job, &sb, &err), 0, "%s", err.msg);
+    const char *xadd[] = { "XADD", dead, "*", "job", sb.data, "error", "boom", "failed_at", "1" };
+    size_t lens[] = { 4, strlen(dead), 1, 3, sb.size, 5, 4, 9, 1 };
+    redisReply *rep = sl_redis_command(r, 9, xadd, lens, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    freeReplyObject(rep);
+    msgpack_sbuffer_destroy(&sb);
+    const char *retry[] = { SLUICE_BIN, "dead", "retry", "--all", "--queue", queue, NULL };
+    th_result res = th_run(retry, NULL);
+    cr_assert_eq(res.status, 0, "dead retry: %s%s", res.out, res.err);
+    th_result_free(&res);
+    long long len = 0, pending = 0;
+    cr_assert_eq(sl_queue_depth(r, queue, &len, &pending, &err), 0, "%s", err.msg);
+    cr_assert_eq(len, 6, "3 + 2 promoted + 1 retried from the dead letter");
+    cr_assert_eq(exposed_enqueued(queue), 4);
+    const char *argv[] = { SLUICE_BIN, "stats", "--json", "--queue", queue, NULL };
+    res = th_run(argv, NULL);
+    cr_assert_eq(res.status, 0, "stats: %s", res.err);
+    doc d;
+    parse_json(&d, res.out);
+    const msgpack_object *q = &sl_args_get(&d.up.data, "queues")->via.array.ptr[0];
+    cr_assert_eq(num(sl_args_get(q, "totals"), "enqueued"), 4);
+    doc_free(&d);
+    th_result_free(&res);
+    sl_redis_free(r);
+}
+
+/* `sluice stats --json` of every queue (no --queue: the queue must be
+ * found without a producer having registered it) shows queue served by
+ * its two worker processes. */
+static bool served_in_stats(void *queue)
+{
+    const char *argv[] = { SLUICE_BIN, "stats", "--json", NULL };
+    th_result res = th_run(argv, NULL);
+    char name[128];
+    snprintf(name, sizeof name, "{\"queue\":\"%s\",", (const char *)queue);
+    const char *at = res.status == 0 ? strstr(res.out, name) : NULL;
+    const char *end = at ? strchr(at, '}') : NULL;
+    const char *flag = at ? strstr(at, "\"workers\":2,\"unserved\":false") : NULL;
+    bool yes = flag && end && flag < end;
+    th_result_free(&res);
+    return yes;
+}
+
+Test(metrics, unregistered_and_unserved_queues_are_shown, .timeout = 90)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "mu");
+    sl_redis *r = th_redis();
+    /* A careless producer: XADD without the SADD.  Paused, so that the pool
+     * started below serves the queue without emptying it. */
+    wire_add(r, queue, false, 1, false);
+    wire_add(r, queue, false, 1, false);
+    const char *pause[] = { SLUICE_BIN, "pause", queue, NULL };
+    th_result res = th_run(pause, NULL);
+    th_result_free(&res);
+
+    /* Nobody serves it: flagged in stats and metrics once it is known. */
+    const char *stats_q[] = { SLUICE_BIN, "stats", "--queue", queue, NULL };
+    res = th_run(stats_q, NULL);
+    cr_assert_eq(res.status, 0, "%s", res.err);
+    char want[160];
+    snprintf(want, sizeof want, "! no live worker serves this queue: %s (2 waiting, 0 delayed)", queue);
+    cr_assert(strstr(res.out, want), "%s", res.out);
+    cr_assert(strstr(res.out, " P!\n"), "paused and unserved in the last column:\n%s", res.out);
+    th_result_free(&res);
+    const char *json_q[] = { SLUICE_BIN, "stats", "--json", "--queue", queue, NULL };
+    res = th_run(json_q, NULL);
+    cr_assert(strstr(res.out, "\"workers\":0,\"unserved\":true"), "%s", res.out);
+    th_result_free(&res);
+
+    char *config = th_write_temp("sluice.yaml", "worker:\n  block: 100ms\n");
+    char name[64];
+    th_name(name, sizeof name, "mulog");
+    char *log = sl_xasprintf("/tmp/sluice-%s.log", name);
+    const char *args[] = { "--config", config, "--queues", queue, "--processes", "2", NULL };
+    pid_t pool = th_worker_start(args, log);
+    cr_assert(th_wait(served_in_stats, queue, 20000), "the served queue never showed in stats");
+    res = th_run(json_q, NULL);
+    cr_assert(strstr(res.out, "\"workers\":2,\"unserved\":false"), "%s", res.out);
+    th_result_free(&res);
+    const char *metrics[] = { SLUICE_BIN, "metrics", NULL };
+    res = th_run(metrics, NULL);
+    snprintf(want, sizeof want, "sluice_queue_workers{queue=\"%s\"} 2\n", queue);
+    cr_assert(strstr(res.out, want), "%s", res.out);
+    th_result_free(&res);
+    cr_assert_eq(th_stop(pool, SIGTERM, 30000), 0);
+    /* The pool registered the queue: it stays known after the pool is gone. */
+    const char *ismember[] = { "SISMEMBER", SL_QUEUES_KEY, queue };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 3, ismember, NULL, &err);
+    cr_assert(rep && rep->type == REDIS_REPLY_INTEGER && rep->integer == 1, "not in %s", SL_QUEUES_KEY);
+    freeReplyObject(rep);
+    const char *resume[] = { SLUICE_BIN, "resume", queue, NULL };
+    res = th_run(resume, NULL);
+    th_result_free(&res);
+    unlink(log);
+    free(log);
+    free(config);
+    sl_redis_free(r);
 }

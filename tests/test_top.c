@@ -64,13 +64,14 @@ static bool tty_pump(tty *t, int ms)
     return true;
 }
 
-/* The DEPTH shown for queue in the last frame drawn, or -1 if none yet. */
+/* The DEPTH shown for queue in the last frame drawn, or -1 if none yet:
+ * the last line that starts with the queue's name (a table row). */
 static long last_depth(const tty *t, const char *queue)
 {
     const char *hit = NULL;
     size_t ql = strlen(queue);
     for (const char *p = t->out; (p = strstr(p, queue)) != NULL; p += ql) {
-        if (p[ql] == ' ')
+        if (p[ql] == ' ' && p > t->out && p[-1] == '\n')
             hit = p;
     }
     if (hit == NULL)
@@ -218,4 +219,111 @@ Test(top, without_a_terminal_prints_one_snapshot, .timeout = 60)
     r = th_run(bad, NULL);
     cr_assert_eq(r.status, 2);
     th_result_free(&r);
+}
+
+/* Like tty_start, but top runs as a job of a tiny shell: the pty's session
+ * leader forks it into its own process group, makes that the foreground
+ * group and waits for it.  (A session leader's own group is orphaned, and
+ * the kernel does not stop an orphaned group on SIGTSTP.)  Returns top's
+ * pid; the session leader exits with top's status. */
+static pid_t tty_start_job(tty *t, const char *filter)
+{
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    memset(t, 0, sizeof *t);
+    struct winsize ws = { .ws_row = 24, .ws_col = 80 };
+    t->pid = forkpty(&t->master, NULL, NULL, &ws);
+    cr_assert(t->pid >= 0, "forkpty: %s", strerror(errno));
+    if (t->pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        close(fds[0]);
+        pid_t top = fork();
+        if (top == 0) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            setpgid(0, 0);
+            signal(SIGTTOU, SIG_IGN);
+            tcsetpgrp(STDIN_FILENO, getpid());
+            signal(SIGTTOU, SIG_DFL);
+            setenv("TERM", "xterm", 1);
+            execl(SLUICE_BIN, SLUICE_BIN, "top", "--interval", "200ms", "--filter", filter, (char *)NULL);
+            _exit(127);
+        }
+        setpgid(top, top);
+        if (write(fds[1], &top, sizeof top) != sizeof top)
+            _exit(125);
+        for (;;) {
+            int st;
+            if (waitpid(top, &st, WUNTRACED) < 0)
+                _exit(126);
+            if (WIFEXITED(st))
+                _exit(WEXITSTATUS(st));
+            if (WIFSIGNALED(st))
+                _exit(128 + WTERMSIG(st));
+        }
+    }
+    close(fds[1]);
+    pid_t top = 0;
+    cr_assert_eq(read(fds[0], &top, sizeof top), (ssize_t)sizeof top);
+    close(fds[0]);
+    t->cap = 1 << 16;
+    t->out = sl_xmalloc(t->cap);
+    return top;
+}
+
+/* The state letter of pid in /proc (R, S, T, ...), '?' if unreadable. */
+static char proc_state(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return '?';
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')');
+    return paren && paren[1] == ' ' ? paren[2] : '?';
+}
+
+static tcflag_t lflag(int fd)
+{
+    struct termios tio;
+    cr_assert_eq(tcgetattr(fd, &tio), 0, "tcgetattr: %s", strerror(errno));
+    return tio.c_lflag;
+}
+
+Test(top, ctrl_z_restores_the_terminal_and_fg_redraws, .timeout = 90)
+{
+    th_migrate();
+    char queue[16];
+    short_name(queue, sizeof queue);
+    enqueue(queue, 1);
+    tty t;
+    pid_t top = tty_start_job(&t, queue);
+    cr_assert(await_depth(&t, queue, 1), "never showed the queue; output:\n%s", t.out);
+    cr_assert_eq(lflag(t.master) & (ICANON | ECHO), 0, "top runs in raw mode");
+
+    /* Ctrl-Z, typed: the terminal sends SIGTSTP to the foreground job. */
+    size_t mark = t.len;
+    cr_assert_eq(write(t.master, "\x1a", 1), 1);
+    for (int i = 0; i < 100 && proc_state(top) != 'T'; i++)
+        tty_pump(&t, 50);
+    cr_assert_eq(proc_state(top), 'T', "top did not stop on Ctrl-Z");
+    tty_pump(&t, 100);
+    cr_assert(strstr(t.out + mark, LEAVE), "the terminal was not given back before stopping:\n%s", t.out + mark);
+    cr_assert_eq(lflag(t.master) & (ICANON | ECHO), ICANON | ECHO, "cooked mode not restored while stopped");
+
+    /* fg: SIGCONT.  Raw mode, the alternate screen and the view come back. */
+    mark = t.len;
+    cr_assert_eq(kill(top, SIGCONT), 0);
+    for (int i = 0; i < 100 && (strstr(t.out + mark, "\033[?1049h") == NULL || last_depth(&t, queue) != 1 ||
+                                strstr(strstr(t.out + mark, "\033[?1049h") ?: t.out + mark, queue) == NULL); i++)
+        tty_pump(&t, 50);
+    const char *back = strstr(t.out + mark, "\033[?1049h");
+    cr_assert(back && strstr(back, queue), "not redrawn after fg:\n%s", t.out + mark);
+    cr_assert_eq(lflag(t.master) & (ICANON | ECHO), 0, "raw mode not taken again after fg");
+
+    cr_assert_eq(write(t.master, "q", 1), 1);
+    cr_assert_eq(tty_finish(&t), 0, "output:\n%s", t.out);
+    assert_restored(&t);
 }

@@ -307,11 +307,36 @@ static void write_registry(sl_supervisor *s, const sl_pool_view *v, sl_redis *r)
     snprintf(ttl, sizeof ttl, "%d", SL_REGISTRY_TTL_S);
     const char *argv[] = { "SET", s->key, doc.data, "EX", ttl };
     size_t lens[] = { 3, strlen(s->key), doc.len, 2, strlen(ttl) };
+    /* The queues the pool serves join the queue registry (sluice:queues),
+     * so that `sluice stats`, `top`, `metrics` and `dead` show them even if
+     * no producer ever registered them (a producer may XADD without the
+     * SADD).  Repeated with every document: a deleted set heals itself. */
+    size_t nq = v->cfg->worker.nqueues;
+    const char **sadd = sl_xcalloc(nq + 2, sizeof *sadd);
+    sadd[0] = "SADD", sadd[1] = SL_QUEUES_KEY;
+    for (size_t q = 0; q < nq; q++)
+        sadd[2 + q] = v->cfg->worker.queues[q];
     sl_err err;
-    redisReply *rep = sl_redis_command(r, 5, argv, lens, &err);
-    if (rep == NULL)
+    int sent = 0;
+    if ((nq == 0 || sl_redis_append(r, (int)(nq + 2), sadd, NULL, &err) == 0) &&
+        sl_redis_append(r, 5, argv, lens, &err) == 0)
+        sent = nq ? 2 : 1;
+    else
         command_failed(s, "registry.write_failed", &err);
-    freeReplyObject(rep);
+    for (int i = 0; i < sent; i++) {
+        redisReply *rep = sl_redis_reply(r, &err);
+        if (rep == NULL) {
+            command_failed(s, "registry.write_failed", &err);
+            break;
+        }
+        if (rep->type == REDIS_REPLY_ERROR) {
+            sl_err_set(&err, SL_EREDIS, "redis %s: %s: %s", sl_redis_address(r),
+                       i + 1 < sent ? "SADD " SL_QUEUES_KEY : "SET registry", rep->str);
+            command_failed(s, "registry.write_failed", &err);
+        }
+        freeReplyObject(rep);
+    }
+    free(sadd);
     sl_buf_free(&doc);
 }
 
