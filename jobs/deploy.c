@@ -27,6 +27,7 @@
 #include "json.h"
 #include "kind.h"
 #include "mem.h"
+#include "numfmt.h"
 #include "sha256.h"
 
 #include <errno.h>
@@ -97,9 +98,11 @@ static int env_arg(char ***env, size_t *n, const msgpack_object *k, const msgpac
         entry = sl_xasprintf("SLUICE_ARG_%s=%s", name, v->via.boolean ? "true" : "false");
         break;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        entry = sl_xasprintf("SLUICE_ARG_%s=%.17g", name, v->via.f64);
+    case MSGPACK_OBJECT_FLOAT64: {
+        char num[SL_NUMFMT_MAX];
+        entry = sl_xasprintf("SLUICE_ARG_%s=%s", name, sl_fmt_double(v->via.f64, num));
         break;
+    }
     default:
         return 0;   /* maps, lists, binary, nil: not passed */
     }
@@ -169,11 +172,16 @@ static void capture_bytes(capture *c, const char *data, size_t n)
     }
 }
 
+/* The kept tail.  When the output was cut, the cut may fall inside a UTF-8
+ * character: its stray continuation bytes (at most 3) are skipped. */
 static const char *capture_tail(const capture *c, size_t *n)
 {
     size_t len = c->tail.len < c->limit ? c->tail.len : c->limit;
+    const char *p = c->tail.data ? c->tail.data + c->tail.len - len : "";
+    for (int i = 0; i < 3 && c->total > len && len > 0 && ((unsigned char)*p & 0xc0) == 0x80; i++)
+        p++, len--;
     *n = len;
-    return c->tail.data ? c->tail.data + c->tail.len - len : "";
+    return p;
 }
 
 /* What the child reports through its error pipe when it cannot exec. */
@@ -339,9 +347,13 @@ static int run_command(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     sl_jout_str(&o, "type", "command");
     sl_jout_int(&o, "duration_ms", ms);
     sl_jout_int(&o, "exit_code", code);
-    sl_jout_str(&o, "url", cap.url);
-    sl_jout_strn(&o, "log_tail", tail, tail_len);
+    sl_jout_text(&o, "url", cap.url, cap.url ? strlen(cap.url) : 0);
+    size_t replaced = sl_jout_text(&o, "log_tail", tail, tail_len);
     sl_jout_int(&o, "log_bytes", (int64_t)cap.total);
+    sl_jout_int(&o, "log_replaced", (int64_t)replaced);
+    if (replaced)
+        sl_jout_str(&o, "log_note", "the output held NUL bytes or invalid UTF-8: each such byte "
+                    "is shown as U+FFFD in log_tail (log_replaced counts them)");
     sl_jout_end(&o);
     rc = 0;
 
@@ -471,8 +483,13 @@ static int run_webhook(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     sl_jout_int(&o, "http_status", resp.status);
     if (t->health_url)
         sl_jout_int(&o, "health_status", health);
-    sl_jout_str(&o, "url", url);
-    sl_jout_strn(&o, "log_tail", resp.body.data ? resp.body.data : "", resp.body.len < 4096 ? resp.body.len : 4096);
+    sl_jout_text(&o, "url", url, url ? strlen(url) : 0);
+    size_t replaced = sl_jout_text(&o, "log_tail", resp.body.data ? resp.body.data : "",
+                                   resp.body.len < 4096 ? resp.body.len : 4096);
+    sl_jout_int(&o, "log_replaced", (int64_t)replaced);
+    if (replaced)
+        sl_jout_str(&o, "log_note", "the answer held NUL bytes or invalid UTF-8: each such byte "
+                    "is shown as U+FFFD in log_tail (log_replaced counts them)");
     sl_jout_end(&o);
     rc = 0;
 

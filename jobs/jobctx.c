@@ -1,6 +1,7 @@
 /* jobctx.c: see jobctx.h. */
 #include "jobctx.h"
 #include "json.h"
+#include "utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -49,9 +50,19 @@ PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err)
 const char *sl_jobctx_excerpt(const char *data, size_t len, char *buf, size_t n)
 {
     size_t k = 0;
-    for (size_t i = 0; i < len && k + 1 < n; i++) {
+    for (size_t i = 0; i < len && k + 1 < n;) {
         unsigned char c = (unsigned char)data[i];
-        buf[k++] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+        size_t seq = c < 0x80 ? 1 : sl_utf8_seq((const unsigned char *)data + i, len - i);
+        if (seq > 1 && k + seq < n) {   /* whole UTF-8 characters only */
+            memcpy(buf + k, data + i, seq);
+            k += seq;
+            i += seq;
+            continue;
+        }
+        if (seq > 1)
+            break;
+        buf[k++] = seq == 0 ? '?' : c < 0x20 || c == 0x7f ? ' ' : (char)c;
+        i++;
     }
     if (n > 0)
         buf[k] = '\0';
@@ -81,6 +92,32 @@ void sl_jout_strn(sl_jout *o, const char *key, const char *value, size_t n)
         sl_buf_puts(o->b, "null");
     else
         sl_json_put_string(o->b, value, n);
+}
+
+size_t sl_jobctx_put_text(sl_buf *out, const char *s, size_t n)
+{
+    size_t replaced = 0;
+    for (size_t i = 0; i < n;) {
+        size_t seq = sl_utf8_seq((const unsigned char *)s + i, n - i);
+        if (seq == 0 || s[i] == '\0') {
+            sl_buf_puts(out, "\xef\xbf\xbd");   /* U+FFFD */
+            replaced++;
+            i++;
+        } else {
+            sl_buf_append(out, s + i, seq);
+            i += seq;
+        }
+    }
+    return replaced;
+}
+
+size_t sl_jout_text(sl_jout *o, const char *key, const char *value, size_t n)
+{
+    sl_buf clean = SL_BUF_INIT;
+    size_t replaced = sl_jobctx_put_text(&clean, value, n);
+    sl_jout_strn(o, key, sl_buf_str(&clean), clean.len);
+    sl_buf_free(&clean);
+    return replaced;
 }
 
 void sl_jout_str(sl_jout *o, const char *key, const char *value)

@@ -45,6 +45,11 @@ PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err);
  * messages, which are one line. */
 const char *sl_jobctx_excerpt(const char *data, size_t len, char *buf, size_t n);
 
+/* Appends s[0..n) to out as text PostgreSQL can store: every NUL byte and
+ * every byte that does not begin a well-formed UTF-8 sequence is replaced
+ * by U+FFFD.  Returns the number of bytes replaced (0 when s was clean). */
+size_t sl_jobctx_put_text(sl_buf *out, const char *s, size_t n);
+
 typedef struct sl_jout {
     sl_buf *b;    /* where the object is written */
     bool first;   /* no member written yet */
@@ -53,6 +58,10 @@ typedef struct sl_jout {
 void sl_jout_begin(sl_jout *o, sl_buf *b);
 void sl_jout_str(sl_jout *o, const char *key, const char *value);   /* NULL writes null */
 void sl_jout_strn(sl_jout *o, const char *key, const char *value, size_t n);
+/* Like sl_jout_strn for bytes from outside (command output, remote
+ * answers): NULs and invalid UTF-8 become U+FFFD (sl_jobctx_put_text).
+ * Returns the number of bytes replaced. */
+size_t sl_jout_text(sl_jout *o, const char *key, const char *value, size_t n);
 void sl_jout_int(sl_jout *o, const char *key, int64_t value);
 void sl_jout_bool(sl_jout *o, const char *key, bool value);
 /* Writes key and then lets the caller append a JSON value to o->b. */

@@ -57,6 +57,7 @@ sl_jobs_config *sl_config_jobs_new(void)
     jc->import.max_redirects = 5;
     jc->codegen.max_bytes = 16 * 1024 * 1024;
     jc->codegen.max_files = 1000;
+    jc->codegen.max_steps = 10000000;
     return jc;
 }
 
@@ -508,7 +509,8 @@ static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_
 
 static int read_codegen(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
 {
-    static const char *const keys[] = { "template_root", "output_root", "max_bytes", "max_files", NULL };
+    static const char *const keys[] = { "template_root", "output_root", "max_bytes", "max_files",
+                                        "max_steps", NULL };
     if (check_keys(doc, map, "codegen", keys, err) < 0)
         return -1;
     for (size_t i = 0; i < map->n; i++) {
@@ -524,6 +526,8 @@ static int read_codegen(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl
             rc = read_abs_path(doc, v, kw, &jc->codegen.output_root, err);
         else if (strcmp(k, "max_bytes") == 0)
             rc = read_int(doc, v, kw, 1, INT64_C(1) << 34, &jc->codegen.max_bytes, err);
+        else if (strcmp(k, "max_steps") == 0)
+            rc = read_int(doc, v, kw, 1000, INT64_C(1) << 40, &jc->codegen.max_steps, err);
         else if ((rc = read_int(doc, v, kw, 1, 1000000, &n, err)) == 0)
             jc->codegen.max_files = (int)n;
         if (rc < 0)

@@ -86,6 +86,7 @@ typedef struct sl_jobs_config {
         char *output_root;         /* rendered trees go under here (absolute) */
         int64_t max_bytes;         /* total bytes rendered, default 16777216 */
         int max_files;             /* default 1000 */
+        int64_t max_steps;         /* render work per job (tags, section passes), default 10000000 */
     } codegen;
     struct {
         char *admin_url_env;       /* env var with the admin libpq URL, NULL: postgres disabled */

@@ -55,7 +55,7 @@ Test(deploy, command_runs_with_job_values_in_its_environment_and_cwd)
     char *cfg = command_config("echo hello; echo SLUICE_DEPLOY_URL=https://shop.test/v7; env > env.txt; "
                                "pwd > pwd.txt", 0);
     th_call c = th_kind_call("deploy", cfg,
-                             "{\"target\": \"t\", \"version\": \"1.2.3\", \"n\": 42, \"ok\": true, "
+                             "{\"target\": \"t\", \"version\": \"1.2.3\", \"n\": 42, \"ok\": true, \"ratio\": 0.1, "
                              "\"evil\": \"$(touch pwned); `touch pwned2`; touch pwned3\\nX=1\", "
                              "\"nested\": {\"a\": 1}}", 0);
     cr_assert_eq(c.rc, 0, "%s", c.err.msg);
@@ -63,6 +63,7 @@ Test(deploy, command_runs_with_job_values_in_its_environment_and_cwd)
     char *env = th_read_file(envp), *pwd = th_read_file(pwdp);
     cr_assert(th_has(env, "SLUICE_ARG_VERSION=1.2.3\n"), "%s", env);
     cr_assert(th_has(env, "SLUICE_ARG_N=42\n"), "%s", env);
+    cr_assert(th_has(env, "SLUICE_ARG_RATIO=0.1\n"), "floats print in their shortest form: %s", env);
     cr_assert(th_has(env, "SLUICE_ARG_OK=true\n"), "%s", env);
     cr_assert(th_has(env, "SLUICE_ARG_TARGET=t\n"), "%s", env);
     cr_assert(th_has(env, "SLUICE_TARGET=t\n"), "%s", env);
@@ -446,4 +447,26 @@ Test(deploy, end_to_end_webhook_500_is_retried_until_it_succeeds)
     th_row_free(&row);
     free(key), free(cfg);
     th_httpd_free(s);
+}
+
+/* Output PostgreSQL cannot store as text (a NUL byte, invalid UTF-8) is
+ * recorded with U+FFFD in place of each such byte and a note saying so; an
+ * error message quoting such output is recorded too. */
+Test(deploy, end_to_end_output_with_nul_and_invalid_utf8_is_recorded_visibly)
+{
+    char *cfg = command_config("printf 'before\\000after \\377\\376 caf\\303\\251\\n'", 0);
+    th_row row = th_kind_e2e("deploy", cfg, "{\"target\": \"t\"}", 0);
+    cr_assert_str_eq(row.status, "succeeded", "error: %s", row.error);
+    cr_assert(th_has(row.outputs, "\"log_tail\": \"before\xef\xbf\xbd" "after \xef\xbf\xbd\xef\xbf\xbd caf\xc3\xa9\\n\""),
+              "%s", row.outputs);
+    cr_assert(th_has(row.outputs, "\"log_replaced\": 3"), "%s", row.outputs);
+    cr_assert(th_has(row.outputs, "NUL bytes or invalid UTF-8"), "%s", row.outputs);
+    th_row_free(&row);
+    free(cfg);
+    cfg = command_config("printf 'broken \\377\\000 release\\n'; exit 4", 0);
+    row = th_kind_e2e("deploy", cfg, "{\"target\": \"t\"}", 0);
+    cr_assert_str_eq(row.status, "dead", "error: %s", row.error);
+    cr_assert(th_has(row.error, "exited with status 4; output ends: broken ?  release"), "%s", row.error);
+    th_row_free(&row);
+    free(cfg);
 }
