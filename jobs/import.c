@@ -41,10 +41,12 @@
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define NAME_MAX_LEN 128
@@ -193,24 +195,76 @@ cleanup:
     return rc;
 }
 
-/* file: URLs: the path must resolve under import.file_root. */
+/* The part of path below root (no leading '/'), or NULL when path does not
+ * name something under root.  Purely textual: the kernel does the rest. */
+static const char *below_root(const char *path, const char *root)
+{
+    size_t rl = strlen(root);
+    while (rl > 1 && root[rl - 1] == '/')
+        rl--;
+    if (rl == 1 && root[0] == '/')
+        rl = 0;
+    if (strncmp(path, root, rl) != 0 || path[rl] != '/')
+        return NULL;
+    path += rl;
+    while (*path == '/')
+        path++;
+    return *path ? path : NULL;
+}
+
+/* Opens rel beneath the directory dir_fd, in the kernel's own resolution:
+ * RESOLVE_BENEATH refuses every route out ("..", absolute symlinks,
+ * symlinks leading outside), whatever is renamed or swapped meanwhile, and
+ * RESOLVE_NO_MAGICLINKS refuses /proc-style links.  O_NONBLOCK: opening a
+ * FIFO returns at once instead of waiting for a writer. */
+static int open_beneath(int dir_fd, const char *rel)
+{
+    struct open_how how = { .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+    for (int tries = 0;; tries++) {
+        long fd = syscall(SYS_openat2, dir_fd, rel, &how, sizeof how);
+        /* EAGAIN: a rename raced the lookup of ".."; the kernel asks for a retry */
+        if (fd >= 0 || (errno != EAGAIN && errno != EINTR) || tries >= 16)
+            return (int)fd;
+    }
+}
+
+/* file: URLs: the file is opened beneath import.file_root by the kernel
+ * (open_beneath), then must be a regular file. */
 static int fetch_file(fetch *f, const char *path, sl_err *err)
 {
-    char real[PATH_MAX], root[PATH_MAX];
-    if (realpath(f->jc->import.file_root, root) == NULL)
-        return sl_err_set(err, SL_EJOB, "import.file_root %s: %s", f->jc->import.file_root, strerror(errno));
-    if (realpath(path, real) == NULL)
-        return sl_err_set(err, SL_EPERMANENT, "argument 'url': %s: %s", path, strerror(errno));
-    size_t rl = strlen(root);
-    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && strcmp(root, "/") != 0))
+    const char *froot = f->jc->import.file_root;
+    char real_root[PATH_MAX];
+    const char *rel = below_root(path, froot);
+    if (rel == NULL && realpath(froot, real_root) != NULL)
+        rel = below_root(path, real_root);   /* the root spelled without its symlinks */
+    if (rel == NULL)
         return sl_err_set(err, SL_EINVAL, "argument 'url': %s is outside import.file_root", path);
-    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int root_fd = open(froot, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        return sl_err_set(err, SL_EJOB, "import.file_root %s: %s", froot, strerror(errno));
+    int fd = open_beneath(root_fd, rel);
+    int saved = errno;
+    close(root_fd);
+    if (fd < 0 && (saved == EXDEV || saved == ELOOP))
+        return sl_err_set(err, SL_EINVAL, "argument 'url': %s is outside import.file_root (it "
+                          "leads out of it: '..', a symlink or a mount point)", path);
+    if (fd < 0 && saved == ENOSYS)
+        return sl_err_set(err, SL_EPERMANENT, "argument 'url': file: imports need openat2 (Linux "
+                          "5.6 or later) to stay under import.file_root");
     if (fd < 0)
-        return sl_err_set(err, SL_EPERMANENT, "argument 'url': open %s: %s", real, strerror(errno));
+        return sl_err_set(err, SL_EPERMANENT, "argument 'url': open %s: %s", path, strerror(saved));
     struct stat st;
     int rc = -1;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        sl_err_set(err, SL_EPERMANENT, "argument 'url': %s is not a regular file", real);
+    if (fstat(fd, &st) < 0) {
+        sl_err_set(err, SL_EJOB, "argument 'url': fstat %s: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        const char *what = S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
+                           : S_ISSOCK(st.st_mode) ? "a socket" : "a device";
+        sl_err_set(err, SL_EPERMANENT, "argument 'url': %s is %s, not a regular file: refused",
+                   path, what);
         goto cleanup;
     }
     char buf[65536];
@@ -223,7 +277,7 @@ static int fetch_file(fetch *f, const char *path, sl_err *err)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            sl_err_set(err, SL_EJOB, "read %s: %s", real, strerror(errno));
+            sl_err_set(err, SL_EJOB, "read %s: %s", path, strerror(errno));
             goto cleanup;
         }
         if (r == 0)
@@ -231,7 +285,7 @@ static int fetch_file(fetch *f, const char *path, sl_err *err)
         if (sink(f, buf, (size_t)r) < 0)
             goto cleanup;   /* the caller explains too_big / write_failed */
     }
-    f->final_url = sl_xasprintf("file://%s", real);
+    f->final_url = sl_xasprintf("file://%s", path);
     rc = 0;
 cleanup:
     close(fd);

@@ -12,6 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -202,6 +207,18 @@ Test(import, file_urls_must_stay_under_the_file_root)
     char *kept = sl_xasprintf("%s/in.txt", root);
     cr_assert_eq(unlink(kept), 0);
     free(kept);
+    /* a symlink that stays under the root is followed */
+    char *alias = sl_xasprintf("%s/alias.txt", files);
+    cr_assert_eq(symlink("in.txt", alias), 0);
+    args = sl_xasprintf("{\"url\": \"file://%s\", \"name\": \"alias.txt\"}", alias);
+    c = th_kind_call("import", cfg, args, 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert(th_has(c.outputs, "\"bytes\":11"), "%s", c.outputs);
+    th_call_free(&c);
+    free(args), free(alias);
+    kept = sl_xasprintf("%s/alias.txt", root);
+    cr_assert_eq(unlink(kept), 0);
+    free(kept);
     c = th_kind_call("import", cfg, "{\"url\": \"file:///etc/passwd\"}", 0);
     expect_fail(&c, SL_EINVAL, "is outside import.file_root");
     args = sl_xasprintf("{\"url\": \"file://%s\"}", link);
@@ -327,4 +344,88 @@ Test(import, end_to_end_through_a_worker)
     cr_assert_str_eq(text ? text : "", "e2e bytes");
     th_row_free(&row);
     free(text), free(path), free(args), free(url), free(cfg);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* A process swaps a directory under the file root with a symlink to a
+ * directory outside it, as fast as it can, while imports of a file in that
+ * directory run in a loop: no import may ever read the outside file. */
+Test(import, a_symlink_swapped_in_during_file_imports_never_leads_outside_the_root)
+{
+    char *outside = th_tempdir("import-outside");
+    char *sub = sl_xasprintf("%s/sub", files), *swap = sl_xasprintf("%s/swap", files);
+    char *in = sl_xasprintf("%s/data.txt", sub), *out = sl_xasprintf("%s/data.txt", outside);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    write_file(in, "inside\n");
+    write_file(out, "OUTSIDE, SECRET\n");
+    cr_assert_eq(symlink(outside, swap), 0);
+    long *swaps = mmap(NULL, sizeof *swaps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(swaps, MAP_FAILED);
+    *swaps = 0;
+    pid_t racer = fork();
+    cr_assert_geq(racer, 0);
+    if (racer == 0) {
+        for (;;) {
+            if (renameat2(AT_FDCWD, sub, AT_FDCWD, swap, RENAME_EXCHANGE) == 0)
+                __atomic_add_fetch(swaps, 1, __ATOMIC_RELAXED);
+        }
+    }
+    char *cfg = config(NULL);
+    char *args = sl_xasprintf("{\"url\": \"file://%s\", \"name\": \"r\"}", in);
+    int read_inside = 0, refused = 0, read_outside = 0;
+    for (int i = 0; i < 300; i++) {
+        th_call c = th_kind_call("import", cfg, args, 0);
+        if (c.rc == 0 && th_has(c.outputs, "\"bytes\":7,"))
+            read_inside++;
+        else if (c.rc == 0)
+            read_outside++;
+        else if (c.err.code == SL_EINVAL && th_has(c.err.msg, "is outside import.file_root"))
+            refused++;
+        else
+            cr_assert_fail("unexpected outcome: %s %s", c.err.msg, c.outputs);
+        th_call_free(&c);
+    }
+    kill(racer, SIGKILL);
+    cr_assert_eq(waitpid(racer, NULL, 0), racer);
+    char *kept = sl_xasprintf("%s/r", root);
+    char *text = th_read_file(kept);
+    cr_assert(text == NULL || strcmp(text, "inside\n") == 0, "the import root holds %s", text);
+    cr_assert_eq(read_outside, 0, "%d of 300 imports read the file outside the root", read_outside);
+    cr_assert_eq(read_inside + refused, 300);
+    cr_assert_gt(*swaps, 0, "the racer never swapped");
+    munmap(swaps, sizeof *swaps);
+    th_rmtree(outside);
+    free(text), free(kept), free(args), free(cfg), free(outside), free(sub), free(swap), free(in), free(out);
+}
+
+Test(import, a_fifo_or_device_under_the_file_root_fails_at_once)
+{
+    char *fifo = sl_xasprintf("%s/pipe", files);
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    char *dev = sl_xasprintf("%s/null", files);
+    cr_assert_eq(symlink("/dev/null", dev), 0);
+    char *cfg = config(NULL);
+    char *args = sl_xasprintf("{\"url\": \"file://%s\"}", fifo);
+    th_call c = th_kind_call("import", cfg, args, 0);   /* without O_NONBLOCK this waits forever */
+    expect_fail(&c, SL_EPERMANENT, "pipe is a FIFO, not a regular file: refused");
+    free(args);
+    args = sl_xasprintf("{\"url\": \"file://%s\"}", files);
+    c = th_kind_call("import", cfg, args, 0);
+    expect_fail(&c, SL_EINVAL, "is outside import.file_root");
+    free(args);
+    args = sl_xasprintf("{\"url\": \"file://%s/\"}", files);
+    c = th_kind_call("import", cfg, args, 0);
+    expect_fail(&c, SL_EINVAL, "is outside import.file_root");
+    free(args);
+    args = sl_xasprintf("{\"url\": \"file://%s\"}", dev);
+    c = th_kind_call("import", cfg, args, 0);
+    expect_fail(&c, SL_EINVAL, "is outside import.file_root");
+    free(args), free(cfg), free(fifo), free(dev);
 }
