@@ -32,6 +32,7 @@
 #include "jobctx.h"
 #include "kind.h"
 #include "mem.h"
+#include "netguard.h"
 #include "sha256.h"
 #include "stage.h"
 
@@ -45,6 +46,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -63,6 +66,7 @@ typedef struct fetch {
     int write_errno;
     char *content_type;      /* owned */
     char *final_url;         /* owned */
+    char refused[200];       /* why the open-socket check refused a connection, "" if none */
 } fetch;
 
 static bool name_valid(const char *s)
@@ -128,6 +132,32 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return sl_jobctx_cancelled(((fetch *)arg)->ctx) ? 1 : 0;
 }
 
+/* libcurl's open-socket callback: the one place every connection passes,
+ * with the address it will actually reach (after DNS, for every redirect
+ * hop and every address tried).  A refused address gets no socket, so not
+ * one byte is sent to it. */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    fetch *f = arg;
+    char text[64];
+    const struct sockaddr *sa = &a->addr;
+    int port = sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port)
+               : sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port) : 0;
+    const char *why = purpose != CURLSOCKTYPE_IPCXN ? "not a plain connection"
+                      : sl_netguard_refusal(sa, f->jc->import.allow_addresses, f->jc->import.nallow_addresses);
+    if (why) {
+        snprintf(f->refused, sizeof f->refused, "address %s is %s: refused (import.allow_addresses "
+                 "does not allow it)", sl_netguard_addr_text(sa, text, sizeof text), why);
+        return CURL_SOCKET_BAD;
+    }
+    if (!sl_netguard_port_allowed(port, f->jc->import.allow_ports, f->jc->import.nallow_ports)) {
+        snprintf(f->refused, sizeof f->refused, "port %d is not allowed (import.allow_ports)", port);
+        return CURL_SOCKET_BAD;
+    }
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
 /* Checks one http(s) URL (the argument or a redirect target) against the
  * configuration.  Sets *scheme_out to a static name. */
 static int check_url(const sl_jobs_config *jc, const char *url, const char *what, bool redirect,
@@ -183,6 +213,21 @@ static int check_url(const sl_jobs_config *jc, const char *url, const char *what
         sl_err_set(err, code, "%s: host '%.100s' is not allowed (not in import.hosts)", what,
                    host ? host : "");
         goto cleanup;
+    } else {
+        char *port = NULL;
+        long pn = 0;
+        if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+            pn = strtol(port, NULL, 10);
+        curl_free(port);
+        if (!sl_netguard_port_allowed((int)pn, jc->import.allow_ports, jc->import.nallow_ports)) {
+            sl_buf allowed = SL_BUF_INIT;
+            for (size_t i = 0; i < jc->import.nallow_ports; i++)
+                sl_buf_printf(&allowed, "%s%d", i ? ", " : "", jc->import.allow_ports[i]);
+            sl_err_set(err, code, "%s: port %ld is not allowed (import.allow_ports: %s)", what, pn,
+                       allowed.len ? allowed.data : "none");
+            sl_buf_free(&allowed);
+            goto cleanup;
+        }
     }
     *scheme_out = sch;
     rc = 0;
@@ -324,12 +369,20 @@ static int fetch_http(fetch *f, const char *url, int64_t deadline, sl_err *err)
         SETOPT(CURLOPT_XFERINFODATA, f);
         SETOPT(CURLOPT_ERRORBUFFER, cerr);
         SETOPT(CURLOPT_USERAGENT, "sluice/" SLUICE_VERSION);
+        SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        SETOPT(CURLOPT_OPENSOCKETDATA, f);
+        SETOPT(CURLOPT_PROXY, "");   /* no proxy from the environment: connect where the check says */
 #undef SETOPT
         if (cc != CURLE_OK) {
             sl_err_set(err, SL_EJOB, "GET %s: %s", current, curl_easy_strerror(cc));
             goto cleanup;
         }
+        f->refused[0] = '\0';
         cc = curl_easy_perform(h);
+        if (cc != CURLE_OK && f->refused[0]) {
+            sl_err_set(err, SL_EPERMANENT, "GET %s: %s", current, f->refused);
+            goto cleanup;
+        }
         if (cc == CURLE_FILESIZE_EXCEEDED)
             f->too_big = true;
         if (f->too_big || f->write_failed)

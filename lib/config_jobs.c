@@ -7,9 +7,11 @@
  * mappings from the name a job argument uses to a mapping of settings. */
 #include "config_jobs.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "mem.h"
@@ -55,6 +57,10 @@ sl_jobs_config *sl_config_jobs_new(void)
     jc->import.connect_timeout_ms = 10000;
     jc->import.timeout_ms = 10 * 60000;
     jc->import.max_redirects = 5;
+    jc->import.allow_ports = sl_xcalloc(2, sizeof *jc->import.allow_ports);
+    jc->import.allow_ports[0] = 80;
+    jc->import.allow_ports[1] = 443;
+    jc->import.nallow_ports = 2;
     jc->codegen.max_bytes = 16 * 1024 * 1024;
     jc->codegen.max_files = 1000;
     jc->codegen.max_steps = 10000000;
@@ -97,6 +103,8 @@ void sl_config_jobs_free(sl_jobs_config *jc)
     free_list(jc->import.schemes, jc->import.nschemes);
     free_list(jc->import.hosts, jc->import.nhosts);
     free(jc->import.file_root);
+    free(jc->import.allow_addresses);
+    free(jc->import.allow_ports);
     free(jc->import.database_url_env);
     clear_tables(jc);
     free(jc->codegen.template_root);
@@ -455,11 +463,90 @@ static int read_table(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *e
     return 0;
 }
 
+/* Parses "ADDRESS/PREFIX" or a bare address (a single host). */
+static bool cidr_parse(const char *s, sl_cidr *out)
+{
+    char addr[64];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0 || n >= sizeof addr)
+        return false;
+    memcpy(addr, s, n);
+    addr[n] = '\0';
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, addr, out->addr) == 1)
+        out->family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, out->addr) == 1)
+        out->family = AF_INET6;
+    else
+        return false;
+    int max = out->family == AF_INET ? 32 : 128;
+    out->prefix = max;
+    if (slash) {
+        char *end;
+        long p = strtol(slash + 1, &end, 10);
+        if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || p < 0 || p > max)
+            return false;
+        out->prefix = (int)p;
+    }
+    for (int bit = out->prefix; bit < max; bit++)   /* the network: host bits cleared */
+        out->addr[bit / 8] &= (unsigned char)~(0x80u >> (bit % 8));
+    return true;
+}
+
+static bool cidr_valid(const char *s)
+{
+    sl_cidr c;
+    return cidr_parse(s, &c);
+}
+
+static int read_cidrs(sl_ydoc *doc, const sl_ynode *node, const char *what, sl_cidr **out, size_t *nout,
+                      sl_err *err)
+{
+    char **list = NULL;
+    size_t n = 0;
+    if (read_list(doc, node, what, cidr_valid, "an address or ADDRESS/PREFIX (127.0.0.1/32, fd00::/8)",
+                  &list, &n, err) < 0)
+        return -1;
+    sl_cidr *c = sl_xcalloc(n + 1, sizeof *c);
+    for (size_t i = 0; i < n; i++)
+        (void)cidr_parse(list[i], &c[i]);
+    free_list(list, n);
+    free(*out);
+    *out = c;
+    *nout = n;
+    return 0;
+}
+
+static int read_ports(sl_ydoc *doc, const sl_ynode *node, const char *what, int **out, size_t *nout,
+                      sl_err *err)
+{
+    sl_yseq seq;
+    if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
+        return -1;
+    int *ports = sl_xcalloc(seq.n + 1, sizeof *ports);
+    for (size_t i = 0; i < seq.n; i++) {
+        char item[96];
+        int64_t p;
+        snprintf(item, sizeof item, "%s[%zu]", what, i);
+        if (sl_ydoc_int(doc, seq.items[i], item, 1, 65535, &p, err) < 0) {
+            free(ports);
+            return -1;
+        }
+        ports[i] = (int)p;
+    }
+    free(*out);
+    *out = ports;
+    *nout = seq.n;
+    return 0;
+}
+
 static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
 {
     static const char *const keys[] = { "root", "schemes", "hosts", "file_root", "max_bytes",
                                         "connect_timeout", "timeout", "max_redirects",
-                                        "database_url_env", "tables", NULL };
+                                        "database_url_env", "tables", "allow_addresses",
+                                        "allow_ports", NULL };
     if (check_keys(doc, map, "import", keys, err) < 0)
         return -1;
     for (size_t i = 0; i < map->n; i++) {
@@ -490,6 +577,10 @@ static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_
                 jc->import.max_redirects = (int)n;
         } else if (strcmp(k, "database_url_env") == 0) {
             rc = read_env_name(doc, v, kw, &jc->import.database_url_env, err);
+        } else if (strcmp(k, "allow_addresses") == 0) {
+            rc = read_cidrs(doc, v, kw, &jc->import.allow_addresses, &jc->import.nallow_addresses, err);
+        } else if (strcmp(k, "allow_ports") == 0) {
+            rc = read_ports(doc, v, kw, &jc->import.allow_ports, &jc->import.nallow_ports, err);
         } else if (strcmp(k, "tables") == 0) {
             void *arr = NULL;
             clear_tables(jc);

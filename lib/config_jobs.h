@@ -45,6 +45,13 @@ typedef struct sl_deploy_target {
     int64_t health_interval_ms;/* webhook: between polls, default 2s */
 } sl_deploy_target;
 
+/* An address range of import.allow_addresses: ADDRESS/PREFIX. */
+typedef struct sl_cidr {
+    int family;                /* AF_INET or AF_INET6 */
+    unsigned char addr[16];    /* the network, host bits zero (4 bytes used for AF_INET) */
+    int prefix;                /* leading bits that must match: 0-32 or 0-128 */
+} sl_cidr;
+
 typedef struct sl_import_table {
     char *name;                /* the key under import.tables: what args.table names */
     char *schema;              /* NULL: the search path's */
@@ -72,6 +79,11 @@ typedef struct sl_jobs_config {
         size_t nschemes;
         char **hosts;              /* allowed hosts for http(s), exact names or "*.suffix" */
         size_t nhosts;
+        sl_cidr *allow_addresses;  /* http(s): otherwise refused addresses allowed (loopback,
+                                      private, link-local...); default none */
+        size_t nallow_addresses;
+        int *allow_ports;          /* http(s): ports that may be connected to, default 80, 443 */
+        size_t nallow_ports;
         char *file_root;           /* file: URLs must resolve under this directory */
         int64_t max_bytes;         /* default 104857600 (100 MiB) */
         int64_t connect_timeout_ms;/* default 10s */
