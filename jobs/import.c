@@ -476,12 +476,13 @@ static PGresult *exec_ok(PGconn *c, const char *sql, ExecStatusType want, sl_err
 static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, int sfd, const char *staging,
                     const char *final, int64_t *rows, sl_err *err)
 {
-    const char *url = ctx->cfg->jobs->import.database_url_env
-                          ? getenv(ctx->cfg->jobs->import.database_url_env)
-                          : ctx->cfg->database_url;
-    if (url == NULL || *url == '\0')
-        return sl_err_set(err, SL_EJOB, "import: environment variable %s (import.database_url_env) is "
-                          "not set", ctx->cfg->jobs->import.database_url_env);
+    const sl_jobs_config *jc = ctx->cfg->jobs;
+    char *url = jc->import.database_url_env || jc->import.database_url_file
+                    ? sl_jobctx_secret(jc->import.database_url_env, jc->import.database_url_file,
+                                       "import.database_url", err)
+                    : sl_xstrdup(ctx->cfg->database_url);
+    if (url == NULL)
+        return -1;
     sl_buf sql = SL_BUF_INIT;
     int rc = -1;
     bool in_tx = false;
@@ -573,6 +574,7 @@ cleanup:
     PQclear(r);
     sl_buf_free(&sql);
     PQfinish(c);
+    sl_jobctx_secret_free(url);
     return rc;
 }
 

@@ -1,10 +1,18 @@
 /* jobctx.c: see jobctx.h. */
 #include "jobctx.h"
 #include "json.h"
+#include "mem.h"
+#include "secretenv.h"
 #include "utf8.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#define SECRET_MAX 65536
 
 int64_t sl_jobctx_timeout_ms(const sl_job_ctx *ctx)
 {
@@ -30,6 +38,77 @@ int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err)
         return sl_err_set(err, SL_EINVAL, "arguments cannot be sent as JSON: %s", err->msg);
     sl_jout_end(&o);
     return 0;
+}
+
+static char *read_secret_file(const char *file, const char *what, sl_err *err)
+{
+    char *path = NULL;
+    if (file[0] != '/') {
+        const char *dir = getenv("CREDENTIALS_DIRECTORY");
+        if (dir == NULL || *dir == '\0') {
+            sl_err_set(err, SL_EJOB, "%s_file '%s' names a credential, but $CREDENTIALS_DIRECTORY is "
+                       "not set (LoadCredential= in the systemd unit)", what, file);
+            return NULL;
+        }
+        path = sl_xasprintf("%s/%s", dir, file);
+    } else {
+        path = sl_xstrdup(file);
+    }
+    sl_buf b = SL_BUF_INIT;
+    char *secret = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        sl_err_set(err, SL_EJOB, "%s_file %s: %s", what, path, strerror(errno));
+        goto cleanup;
+    }
+    char chunk[4096];
+    ssize_t r;
+    while ((r = read(fd, chunk, sizeof chunk)) > 0 && b.len <= SECRET_MAX)
+        sl_buf_append(&b, chunk, (size_t)r);
+    explicit_bzero(chunk, sizeof chunk);
+    if (r < 0 || b.len > SECRET_MAX) {
+        sl_err_set(err, SL_EJOB, "%s_file %s: %s", what, path, r < 0 ? strerror(errno) : "larger than 64 KiB");
+        goto cleanup;
+    }
+    size_t n = b.len;
+    if (n > 0 && b.data[n - 1] == '\n')
+        n--;
+    if (n > 0 && b.data[n - 1] == '\r')
+        n--;
+    if (n == 0 || memchr(b.data, '\0', n)) {
+        sl_err_set(err, SL_EJOB, "%s_file %s: %s", what, path, n ? "holds a NUL byte" : "is empty");
+        goto cleanup;
+    }
+    secret = sl_xstrndup(b.data, n);
+cleanup:
+    if (fd >= 0)
+        close(fd);
+    if (b.data)
+        explicit_bzero(b.data, b.len);
+    sl_buf_free(&b);
+    free(path);
+    return secret;
+}
+
+char *sl_jobctx_secret(const char *env, const char *file, const char *what, sl_err *err)
+{
+    if (file)
+        return read_secret_file(file, what, err);
+    const char *v = env ? sl_secretenv_get(env) : NULL;
+    if (v == NULL || *v == '\0') {
+        sl_err_set(err, SL_EJOB, "%s_env: environment variable %s is not set in the worker", what,
+                   env ? env : "(none)");
+        return NULL;
+    }
+    return sl_xstrdup(v);
+}
+
+void sl_jobctx_secret_free(char *secret)
+{
+    if (secret) {
+        explicit_bzero(secret, strlen(secret));
+        free(secret);
+    }
 }
 
 PGconn *sl_jobctx_pg_connect(const char *url, const char *what, sl_err *err)
@@ -113,6 +192,10 @@ size_t sl_jobctx_put_text(sl_buf *out, const char *s, size_t n)
 
 size_t sl_jout_text(sl_jout *o, const char *key, const char *value, size_t n)
 {
+    if (value == NULL) {
+        sl_jout_strn(o, key, NULL, 0);
+        return 0;
+    }
     sl_buf clean = SL_BUF_INIT;
     size_t replaced = sl_jobctx_put_text(&clean, value, n);
     sl_jout_strn(o, key, sl_buf_str(&clean), clean.len);

@@ -34,6 +34,16 @@ bool sl_jobctx_cancelled(const sl_job_ctx *ctx);
  * (SL_EINVAL) when the arguments hold a value JSON cannot carry. */
 int sl_jobctx_job_json(const sl_job_ctx *ctx, sl_buf *out, sl_err *err);
 
+/* Reads a secret the configuration points to: from file (an absolute path,
+ * or a name in $CREDENTIALS_DIRECTORY; one trailing newline dropped) when
+ * file is set, else from the environment variable env (through
+ * lib/secretenv.h, so also after sluice-worker has taken it out of its
+ * environment).  what names the setting in messages.  Returns a new string
+ * (caller wipes and frees it with sl_jobctx_secret_free), or NULL with err
+ * (SL_EJOB: unset, unreadable, empty or holding a NUL byte). */
+char *sl_jobctx_secret(const char *env, const char *file, const char *what, sl_err *err);
+void sl_jobctx_secret_free(char *secret);   /* secret may be NULL */
+
 /* Opens a PostgreSQL connection for a kind (url: a libpq URI or conninfo)
  * with a 10 s connect timeout.  Returns it, or NULL with err (SL_EJOB, a
  * retryable failure) naming what for. */

@@ -264,15 +264,15 @@ static int run_postgres(sl_job_ctx *ctx, const char *resource, sl_err *err)
     if (!sl_config_list_has(jc->provision.resources, jc->provision.nresources, resource))
         return sl_err_set(err, SL_EINVAL, "argument 'resource': '%s' is not enabled on this worker "
                           "(provision.resources)", resource);
-    if (jc->provision.admin_url_env == NULL)
-        return sl_err_set(err, SL_EPERMANENT, "provision.admin_url_env is not configured");
+    if (jc->provision.admin_url_env == NULL && jc->provision.admin_url_file == NULL)
+        return sl_err_set(err, SL_EPERMANENT, "provision.admin_url_env (or admin_url_file) is not configured");
     if (strcmp(resource, "postgres_role") == 0 && jc->provision.password_dir == NULL)
         return sl_err_set(err, SL_EPERMANENT, "provision.password_dir is not configured: a role's "
                           "generated password would be stored nowhere, so no role is created");
-    const char *url = getenv(jc->provision.admin_url_env);
-    if (url == NULL || *url == '\0')
-        return sl_err_set(err, SL_EJOB, "environment variable %s (provision.admin_url_env) is not set",
-                          jc->provision.admin_url_env);
+    char *url = sl_jobctx_secret(jc->provision.admin_url_env, jc->provision.admin_url_file,
+                                 "provision.admin_url", err);
+    if (url == NULL)
+        return -1;
     char *name = NULL, *qname = NULL, *password_file = NULL, *sql = NULL;
     PGconn *c = NULL;
     int rc = -1;
@@ -350,6 +350,7 @@ wrap:
     sl_err_wrap(err, "provision %s '%s'", resource, name);
 cleanup:
     PQfinish(c);
+    sl_jobctx_secret_free(url);
     free(name), free(qname), free(password_file), free(sql);
     return rc;
 }
@@ -377,14 +378,14 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
     size_t nh = 0;
     hdrs[nh++] = sl_xstrdup("Content-Type: application/json");
     hdrs[nh++] = sl_xasprintf("Idempotency-Key: %s", ctx->job->id);
-    if (ep->secret_env) {
-        const char *token = getenv(ep->secret_env);
-        if (token == NULL || *token == '\0') {
-            sl_err_set(err, SL_EJOB, "endpoint '%s': environment variable %s (secret_env) is not set",
-                       ep->name, ep->secret_env);
+    if (ep->secret_env || ep->secret_file) {
+        char what[128];
+        snprintf(what, sizeof what, "provision.endpoints.%s.secret", ep->name);
+        char *token = sl_jobctx_secret(ep->secret_env, ep->secret_file, what, err);
+        if (token == NULL)
             goto cleanup;
-        }
         hdrs[nh++] = sl_xasprintf("Authorization: Bearer %s", token);
+        sl_jobctx_secret_free(token);
     }
     int64_t left = sl_jobctx_timeout_ms(ctx);
     sl_http_req req = { .method = "POST", .url = ep->url, .body = body.data, .body_len = body.len,
@@ -423,7 +424,7 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
     rc = 0;
 cleanup:
     for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
-        free(hdrs[i]);
+        sl_jobctx_secret_free(hdrs[i]);   /* one holds the token */
     sl_buf_free(&body);
     sl_buf_free(&resp.body);
     free(ep_name), free(name), free(id);

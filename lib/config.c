@@ -33,6 +33,7 @@
 #include "config_jobs.h"
 #include "envelope.h"
 #include "mem.h"
+#include "secretenv.h"
 #include "yamldoc.h"
 
 #define SYSCONF_PATH SLUICE_SYSCONFDIR "/sluice/sluice.yaml"
@@ -370,7 +371,7 @@ cleanup:
 
 static const char *env_nonempty(const char *name)
 {
-    const char *v = getenv(name);
+    const char *v = sl_secretenv_get(name);   /* sluice-worker takes these out of its environment */
     return v && *v ? v : NULL;
 }
 
