@@ -27,6 +27,11 @@
  * into place (renameat2 RENAME_NOREPLACE) only when complete, so a reader
  * never sees half a tree and an existing output is never overwritten.
  *
+ * Budgets: codegen.max_bytes (all files' output together) and
+ * codegen.max_steps (tags, section passes) are spent while rendering and
+ * checked before output grows, so a small template whose nested sections
+ * multiply stops at the limit instead of exhausting memory or time.
+ *
  * Outputs: dir, files [{path, bytes, sha256}] in path order, and digest:
  * the SHA-256 of the manifest "<sha256>  <path>\n" per file (the format of
  * sha256sum), which identifies the whole tree. */

@@ -5,7 +5,11 @@
  * command targets: the configured argv runs with fork + execve (never a
  * shell), in the configured directory, in a process group of its own, with
  * a small fixed environment plus SLUICE_JOB_ID, SLUICE_TARGET and
- * SLUICE_ARG_<NAME> for each scalar argument.  stdout and stderr share one
+ * SLUICE_ARG_<NAME> for each scalar argument, as deploy.run_as when the
+ * pool runs as root (the account is resolved in the parent; the child only
+ * makes async-signal-safe calls: setgroups, setgid, setuid, then checks
+ * that root cannot be regained).  The output is recorded as text: NUL
+ * bytes and invalid UTF-8 become U+FFFD, counted in log_replaced.  stdout and stderr share one
  * pipe; the last output_limit bytes are kept for the result.  When the job's
  * timeout passes or the job is cancelled the whole group is SIGKILLed; when
  * the command exits, whatever it left running in its group is killed too,

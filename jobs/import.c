@@ -3,10 +3,16 @@
  * docs/jobs.md is the user's description.
  *
  * Trust: the URL comes from a caller.  Its scheme must be listed in
- * import.schemes; an http(s) host must match import.hosts; a file: URL must
- * resolve (symlinks and all) under import.file_root.  Redirects are followed
- * by hand, one hop at a time, and every hop is checked like the original
- * URL (a redirect never reaches file:).  The stored name (args.name) is a
+ * import.schemes; an http(s) host must match import.hosts and its port
+ * import.allow_ports; every connection libcurl opens is checked at the
+ * address it really reaches (jobs/netguard.h, from the open-socket
+ * callback: internal addresses are refused unless import.allow_addresses
+ * covers them), which also covers DNS rebinding and every redirect.  A
+ * file: URL is opened by the kernel beneath import.file_root (openat2
+ * RESOLVE_BENEATH, so no rename or symlink swapped in during the open can
+ * lead outside), non-blocking, and must be a regular file.  Redirects are
+ * followed by hand, one hop at a time, and every hop is checked like the
+ * original URL (a redirect never reaches file:).  The stored name (args.name) is a
  * plain file name, and a table is chosen by its configured name only.
  *
  * Writing: the body streams into a staging file in the import root itself

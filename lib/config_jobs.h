@@ -104,7 +104,8 @@ typedef struct sl_jobs_config {
     struct {
         char *template_root;       /* templates: one directory each (absolute), NULL: disabled */
         char *output_root;         /* rendered trees go under here (absolute) */
-        int64_t max_bytes;         /* total bytes rendered, default 16777216 */
+        int64_t max_bytes;         /* total bytes rendered by a job, enforced while rendering,
+                                      default 16777216 */
         int max_files;             /* default 1000 */
         int64_t max_steps;         /* render work per job (tags, section passes), default 10000000 */
     } codegen;
