@@ -500,7 +500,8 @@ static int health_check(sl_job_ctx *ctx, const sl_deploy_target *t, int64_t job_
             if (resp.status >= 200 && resp.status < 300)
                 return 0;
         } else {
-            snprintf(reason, sizeof reason, "%s", e.msg);
+            if (*last == 0)   /* an answer, once there was one, says more than a late timeout */
+                snprintf(reason, sizeof reason, "%s", e.msg);
             sl_buf_free(&resp.body);
         }
         if (sl_jobctx_cancelled(ctx))
