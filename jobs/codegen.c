@@ -27,6 +27,11 @@
  * into place (renameat2 RENAME_NOREPLACE) only when complete, so a reader
  * never sees half a tree and an existing output is never overwritten.
  *
+ * Budgets: codegen.max_bytes (all files' output together) and
+ * codegen.max_steps (tags, section passes) are spent while rendering and
+ * checked before output grows, so a small template whose nested sections
+ * multiply stops at the limit instead of exhausting memory or time.
+ *
  * Outputs: dir, files [{path, bytes, sha256}] in path order, and digest:
  * the SHA-256 of the manifest "<sha256>  <path>\n" per file (the format of
  * sha256sum), which identifies the whole tree. */
@@ -38,12 +43,14 @@
 #include "json.h"
 #include "kind.h"
 #include "mem.h"
+#include "numfmt.h"
 #include "sha256.h"
 #include "stage.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +62,16 @@
 
 /* ---- the template language ---- */
 
+/* What one job may spend rendering, shared by every file and name it
+ * renders: output bytes and steps of work.  A step is one tag handled, one
+ * pass over a section's body, or 256 bytes scanned looking for a section's
+ * end; nested list sections multiply the passes, so the steps, not the
+ * template's size, bound the time a job can take. */
+typedef struct budget {
+    int64_t bytes_left;       /* output bytes still allowed (codegen.max_bytes) */
+    int64_t steps_left;       /* steps still allowed (codegen.max_steps) */
+} budget;
+
 typedef struct tmpl {
     const char *file;         /* template path, for messages */
     const char *src;          /* the whole text, for line:column */
@@ -62,6 +79,8 @@ typedef struct tmpl {
     int depth;                /* contexts pushed by sections */
     int nest;                 /* sections open, inverted ones included */
     sl_buf *out;
+    budget *budget;           /* shared with the job's other renders */
+    const char *bytes_key;    /* the setting bytes_left comes from, for messages */
     sl_err *err;
 } tmpl;
 
@@ -79,6 +98,34 @@ static int tmpl_error(tmpl *t, const char *at, const char *fmt, const char *deta
     char msg[300];
     snprintf(msg, sizeof msg, fmt, detail);
     return sl_err_set(t->err, SL_EINVAL, "template %s:%d:%d: %s", t->file, line, col, msg);
+}
+
+/* Spends n steps; -1 with a permanent error once the job's steps run out. */
+static int spend(tmpl *t, const char *at, int64_t n)
+{
+    t->budget->steps_left -= n;
+    if (t->budget->steps_left >= 0)
+        return 0;
+    tmpl_error(t, at, "rendering takes more than codegen.max_steps steps of work%s (nested "
+               "list sections multiply: refused, not retried)", "");
+    t->err->code = SL_EPERMANENT;
+    return -1;
+}
+
+/* Appends data[0..n) to the output unless that passes the job's byte
+ * budget: checked before the bytes are kept, so memory never grows past it. */
+static int emit(tmpl *t, const char *at, const char *data, size_t n)
+{
+    if ((int64_t)n > t->budget->bytes_left) {
+        char why[120];
+        snprintf(why, sizeof why, "the output passes %s here: stopped, refused, not retried", t->bytes_key);
+        tmpl_error(t, at, "%s", why);
+        t->err->code = SL_EPERMANENT;
+        return -1;
+    }
+    t->budget->bytes_left -= (int64_t)n;
+    sl_buf_append(t->out, data, n);
+    return 0;
 }
 
 static bool tag_name_valid(const char *s, size_t n)
@@ -149,7 +196,15 @@ static int scalar_text(const msgpack_object *v, sl_buf *b, const char **why)
     case MSGPACK_OBJECT_POSITIVE_INTEGER: sl_buf_printf(b, "%llu", (unsigned long long)v->via.u64); return 0;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER: sl_buf_printf(b, "%lld", (long long)v->via.i64); return 0;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: sl_buf_printf(b, "%.17g", v->via.f64); return 0;
+    case MSGPACK_OBJECT_FLOAT64: {
+        if (!isfinite(v->via.f64)) {
+            *why = "is not a finite number";
+            return -1;
+        }
+        char num[SL_NUMFMT_MAX];
+        sl_buf_puts(b, sl_fmt_double(v->via.f64, num));
+        return 0;
+    }
     case MSGPACK_OBJECT_STR:
         if (memchr(v->via.str.ptr, '\0', v->via.str.size)) {
             *why = "contains a NUL byte";
@@ -240,6 +295,8 @@ static int render_section(tmpl *t, char kind, const char *tag, const char *name,
                           const char *body, const char *body_end)
 {
     const msgpack_object *v = lookup(t, name, n);
+    if (spend(t, tag, 1) < 0)
+        return -1;
     if (t->nest >= 2 * MAX_DEPTH)
         return tmpl_error(t, tag, "sections nested deeper than %s", "64");
     if (kind == '^') {
@@ -259,6 +316,10 @@ static int render_section(tmpl *t, char kind, const char *tag, const char *name,
     int rc = 0;
     t->nest++;
     for (uint32_t i = 0; i < n_items && rc == 0; i++) {
+        if (spend(t, tag, 1) < 0) {
+            rc = -1;
+            break;
+        }
         t->stack[++t->depth] = list ? &v->via.array.ptr[i] : v;
         rc = render(t, body, body_end);
         t->depth--;
@@ -278,17 +339,18 @@ static int render(tmpl *t, const char *s, const char *end)
                 break;
             }
         }
-        if (open == NULL) {
-            sl_buf_append(t->out, p, (size_t)(end - p));
-            return 0;
-        }
+        if (open == NULL)
+            return emit(t, p, p, (size_t)(end - p));
+        if (spend(t, open, 1) < 0)
+            return -1;
         if (open > p && open[-1] == '\\') {   /* \{{ is a literal {{ */
-            sl_buf_append(t->out, p, (size_t)(open - 1 - p));
-            sl_buf_puts(t->out, "{{");
+            if (emit(t, p, p, (size_t)(open - 1 - p)) < 0 || emit(t, open, "{{", 2) < 0)
+                return -1;
             p = open + 2;
             continue;
         }
-        sl_buf_append(t->out, p, (size_t)(open - p));
+        if (emit(t, p, p, (size_t)(open - p)) < 0)
+            return -1;
         const char *close = NULL;
         for (const char *q = open + 2; q + 1 < end; q++) {
             if (q[0] == '}' && q[1] == '}') {
@@ -329,6 +391,8 @@ static int render(tmpl *t, const char *s, const char *end)
             const char *cl, *after;
             if (!find_close(p, end, a, n, &cl, &after))
                 return tmpl_error(t, open, "section '%s' is never closed", shown);
+            if (spend(t, open, (after - p) / 256) < 0)
+                return -1;
             if (render_section(t, kind, open, a, n, p, cl) < 0)
                 return -1;
             p = after;
@@ -354,19 +418,32 @@ static int render(tmpl *t, const char *s, const char *end)
             snprintf(m, sizeof m, "variable '%s' %s", shown, why);
             return tmpl_error(t, open, "%s", m);
         }
-        put_escaped(t->out, filter, sl_buf_str(&text), text.len, v);
+        sl_buf esc = SL_BUF_INIT;
+        put_escaped(&esc, filter, sl_buf_str(&text), text.len, v);
+        int rc = emit(t, open, sl_buf_str(&esc), esc.len);
+        sl_buf_free(&esc);
         sl_buf_free(&text);
+        if (rc < 0)
+            return -1;
     }
     return 0;
 }
 
-/* Renders text[0..n) with vars into out. */
+/* Renders text[0..n) with vars into out, spending from b.  For a name,
+ * name_max bounds the output on top of b (0: no further bound). */
 static int render_text(const char *file, const char *text, size_t n, const msgpack_object *vars,
-                       sl_buf *out, sl_err *err)
+                       budget *b, int64_t name_max, sl_buf *out, sl_err *err)
 {
-    tmpl t = { .file = file, .src = text, .depth = 0, .out = out, .err = err };
+    budget local = { name_max + 1, b->steps_left };
+    tmpl t = { .file = file, .src = text, .depth = 0, .out = out,
+               .budget = name_max ? &local : b,
+               .bytes_key = name_max ? "the longest file name (255 bytes)" : "codegen.max_bytes",
+               .err = err };
     t.stack[0] = vars;
-    return render(&t, text, text + n);
+    int rc = render(&t, text, text + n);
+    if (name_max)
+        b->steps_left = local.steps_left;
+    return rc;
 }
 
 /* ---- the tree ---- */
@@ -384,6 +461,7 @@ typedef struct gen {
     file_entry *files;
     size_t nfiles, cap;
     int64_t bytes;
+    budget budget;                /* what the job may still spend rendering */
     sl_err *err;
 } gen;
 
@@ -432,7 +510,7 @@ static int render_name(gen *g, const char *tpath, const char *name, char **out, 
     sl_buf b = SL_BUF_INIT;
     char what[600];
     snprintf(what, sizeof what, "%s/%s (its name)", g->template, tpath);
-    if (render_text(what, name, strlen(name), g->vars, &b, g->err) < 0) {
+    if (render_text(what, name, strlen(name), g->vars, &g->budget, NAME_LEN_MAX, &b, g->err) < 0) {
         sl_buf_free(&b);
         return -1;
     }
@@ -496,14 +574,13 @@ static int gen_file(gen *g, int src_dir, const char *name, const char *tpath, in
     }
     char where[600];
     snprintf(where, sizeof where, "%s/%s", g->template, tpath);
-    if (render_text(where, sl_buf_str(&text), text.len, g->vars, &out, g->err) < 0)
-        goto cleanup;
-    g->bytes += (int64_t)out.len;
-    if (g->bytes > jc->codegen.max_bytes) {
-        sl_err_set(g->err, SL_EPERMANENT, "template %s renders more than codegen.max_bytes (%lld bytes)",
-                   g->template, (long long)jc->codegen.max_bytes);
+    if (render_text(where, sl_buf_str(&text), text.len, g->vars, &g->budget, 0, &out, g->err) < 0) {
+        if (g->err->code == SL_EPERMANENT && strstr(g->err->msg, "codegen.max_bytes"))
+            sl_err_wrap(g->err, "template %s renders more than codegen.max_bytes (%lld bytes in all)",
+                        g->template, (long long)jc->codegen.max_bytes);
         goto cleanup;
     }
+    g->bytes += (int64_t)out.len;
     mode_t mode = (st->st_mode & 0111) ? 0755 : 0644;
     ofd = openat(dst_dir, oname, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (ofd < 0) {
@@ -613,7 +690,8 @@ static int run_codegen(sl_job_ctx *ctx, sl_err *err)
                           "(codegen.template_root, codegen.output_root)");
     char *name = NULL, *out_name = NULL, *tmp = NULL, *final = NULL;
     int root_fd = -1, src_fd = -1, out_fd = -1, rc = -1;
-    gen g = { .ctx = ctx, .err = err };
+    gen g = { .ctx = ctx, .err = err,
+              .budget = { jc->codegen.max_bytes, jc->codegen.max_steps } };
     sl_buf manifest = SL_BUF_INIT;
     static const msgpack_object empty = { .type = MSGPACK_OBJECT_MAP };
 

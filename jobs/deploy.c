@@ -5,7 +5,11 @@
  * command targets: the configured argv runs with fork + execve (never a
  * shell), in the configured directory, in a process group of its own, with
  * a small fixed environment plus SLUICE_JOB_ID, SLUICE_TARGET and
- * SLUICE_ARG_<NAME> for each scalar argument.  stdout and stderr share one
+ * SLUICE_ARG_<NAME> for each scalar argument, as deploy.run_as when the
+ * pool runs as root (the account is resolved in the parent; the child only
+ * makes async-signal-safe calls: setgroups, setgid, setuid, then checks
+ * that root cannot be regained).  The output is recorded as text: NUL
+ * bytes and invalid UTF-8 become U+FFFD, counted in log_replaced.  stdout and stderr share one
  * pipe; the last output_limit bytes are kept for the result.  When the job's
  * timeout passes or the job is cancelled the whole group is SIGKILLed; when
  * the command exits, whatever it left running in its group is killed too,
@@ -27,11 +31,14 @@
 #include "json.h"
 #include "kind.h"
 #include "mem.h"
+#include "numfmt.h"
 #include "sha256.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,9 +104,11 @@ static int env_arg(char ***env, size_t *n, const msgpack_object *k, const msgpac
         entry = sl_xasprintf("SLUICE_ARG_%s=%s", name, v->via.boolean ? "true" : "false");
         break;
     case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        entry = sl_xasprintf("SLUICE_ARG_%s=%.17g", name, v->via.f64);
+    case MSGPACK_OBJECT_FLOAT64: {
+        char num[SL_NUMFMT_MAX];
+        entry = sl_xasprintf("SLUICE_ARG_%s=%s", name, sl_fmt_double(v->via.f64, num));
         break;
+    }
     default:
         return 0;   /* maps, lists, binary, nil: not passed */
     }
@@ -115,13 +124,16 @@ static int env_arg(char ***env, size_t *n, const msgpack_object *k, const msgpac
     return 0;
 }
 
-static char **build_env(const sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
+/* The command's whole environment: a fixed PATH and locale, HOME, the
+ * job's values; nothing of the worker's own. */
+static char **build_env(const sl_job_ctx *ctx, const sl_deploy_target *t, const char *home, sl_err *err)
 {
     uint32_t nargs = ctx->args->via.map.size;
-    char **env = sl_xcalloc(nargs + 8, sizeof *env);
+    char **env = sl_xcalloc(nargs + 9, sizeof *env);
     size_t n = 0;
     env[n++] = sl_xstrdup("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
     env[n++] = sl_xstrdup("LC_ALL=C.UTF-8");
+    env[n++] = sl_xasprintf("HOME=%s", home);
     env[n++] = sl_xasprintf("SLUICE_JOB_ID=%s", ctx->job->id);
     env[n++] = sl_xasprintf("SLUICE_JOB_ATTEMPT=%lld", (long long)ctx->job->attempt);
     env[n++] = sl_xasprintf("SLUICE_TARGET=%s", t->name);
@@ -169,23 +181,111 @@ static void capture_bytes(capture *c, const char *data, size_t n)
     }
 }
 
+/* The kept tail.  When the output was cut, the cut may fall inside a UTF-8
+ * character: its stray continuation bytes (at most 3) are skipped. */
 static const char *capture_tail(const capture *c, size_t *n)
 {
     size_t len = c->tail.len < c->limit ? c->tail.len : c->limit;
+    const char *p = c->tail.data ? c->tail.data + c->tail.len - len : "";
+    for (int i = 0; i < 3 && c->total > len && len > 0 && ((unsigned char)*p & 0xc0) == 0x80; i++)
+        p++, len--;
     *n = len;
-    return c->tail.data ? c->tail.data + c->tail.len - len : "";
+    return p;
 }
 
 /* What the child reports through its error pipe when it cannot exec. */
 typedef struct exec_failure {
-    int stage;    /* 1: chdir, 2: execve, 3: dup2 */
+    int stage;    /* 1: chdir, 2: execve, 3: dup2, 4: switching user */
     int errnum;
 } exec_failure;
+
+#define GROUPS_MAX 64
+
+/* The account a command runs as (deploy.run_as), resolved in the parent:
+ * the child may call only async-signal-safe functions. */
+typedef struct run_as {
+    bool change;              /* switch before execve */
+    uid_t uid;
+    gid_t gid;
+    gid_t groups[GROUPS_MAX]; /* supplementary groups */
+    int ngroups;
+    char home[256];           /* HOME for the command */
+} run_as;
+
+/* Resolves deploy.run_as.  Without it, or when the pool already runs as
+ * that user, nothing changes.  Only root can switch: an unprivileged pool
+ * configured to run commands as someone else fails the job (SL_EPERMANENT). */
+static int resolve_run_as(const sl_jobs_config *jc, run_as *ra, sl_err *err)
+{
+    memset(ra, 0, sizeof *ra);
+    snprintf(ra->home, sizeof ra->home, "/");
+    if (jc->deploy.run_as_user == NULL)
+        return 0;
+    char buf[16384];
+    struct passwd pw, *pwp = NULL;
+    int e = getpwnam_r(jc->deploy.run_as_user, &pw, buf, sizeof buf, &pwp);
+    if (pwp == NULL)
+        return sl_err_set(err, SL_EPERMANENT, "deploy.run_as: no user '%s'%s%s", jc->deploy.run_as_user,
+                          e ? ": " : "", e ? strerror(e) : "");
+    if (pw.pw_uid == 0)
+        return sl_err_set(err, SL_EPERMANENT, "deploy.run_as: user '%s' is root (uid 0): refused",
+                          jc->deploy.run_as_user);
+    ra->uid = pw.pw_uid;
+    ra->gid = pw.pw_gid;
+    if (pw.pw_dir && pw.pw_dir[0] == '/')
+        snprintf(ra->home, sizeof ra->home, "%s", pw.pw_dir);
+    if (jc->deploy.run_as_group) {
+        char gbuf[16384];
+        struct group gr, *grp = NULL;
+        e = getgrnam_r(jc->deploy.run_as_group, &gr, gbuf, sizeof gbuf, &grp);
+        if (grp == NULL)
+            return sl_err_set(err, SL_EPERMANENT, "deploy.run_as: no group '%s'%s%s", jc->deploy.run_as_group,
+                              e ? ": " : "", e ? strerror(e) : "");
+        if (gr.gr_gid == 0)
+            return sl_err_set(err, SL_EPERMANENT, "deploy.run_as: group '%s' is root (gid 0): refused",
+                              jc->deploy.run_as_group);
+        ra->gid = gr.gr_gid;
+    }
+    if (geteuid() != 0) {
+        if (geteuid() == ra->uid && getegid() == ra->gid)
+            return 0;   /* already that account */
+        return sl_err_set(err, SL_EPERMANENT, "deploy.run_as: switching to user '%s' needs the worker pool "
+                          "to run as root (it runs as uid %ld)", jc->deploy.run_as_user, (long)geteuid());
+    }
+    /* supplementary groups: the user's own, never root's */
+    int n = GROUPS_MAX;
+    if (getgrouplist(jc->deploy.run_as_user, ra->gid, ra->groups, &n) < 0)
+        n = 0;
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        if (ra->groups[i] != 0)
+            ra->groups[k++] = ra->groups[i];
+    }
+    if (k == 0)
+        ra->groups[k++] = ra->gid;
+    ra->ngroups = k;
+    ra->change = true;
+    return 0;
+}
+
+/* In the child: become ra's account for good, and check that it held:
+ * the ids are the account's and root cannot be regained. */
+static int switch_user(const run_as *ra)
+{
+    if (setgroups((size_t)ra->ngroups, ra->groups) < 0 || setgid(ra->gid) < 0 || setuid(ra->uid) < 0)
+        return -1;
+    if (getuid() != ra->uid || geteuid() != ra->uid || getgid() != ra->gid || getegid() != ra->gid)
+        return errno = EPERM, -1;
+    if (setuid(0) == 0 || seteuid(0) == 0)
+        return errno = EPERM, -1;
+    return 0;
+}
 
 /* The child: from fork to execve.  Only async-signal-safe calls.  A failure
  * is written to err_fd (close-on-exec: a successful execve closes it, and
  * the parent reads end-of-file). */
-static void child_exec(const sl_deploy_target *t, char **env, int out_fd, int null_fd, int err_fd)
+static void child_exec(const sl_deploy_target *t, const run_as *ra, char **env, int out_fd, int null_fd,
+                       int err_fd)
 {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -201,7 +301,10 @@ static void child_exec(const sl_deploy_target *t, char **env, int out_fd, int nu
     exec_failure f = { 3, 0 };
     if (dup2(null_fd, 0) < 0 || dup2(out_fd, 1) < 0 || dup2(out_fd, 2) < 0)
         goto fail;
-    f.stage = 1;
+    f.stage = 4;
+    if (ra->change && switch_user(ra) < 0)
+        goto fail;
+    f.stage = 1;   /* as the command's user: it must be allowed into cwd */
     if (chdir(t->cwd) < 0)
         goto fail;
     /* everything but 0-2 and the error pipe is closed; the latter at execve */
@@ -220,7 +323,10 @@ static int run_command(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
 {
     int64_t t0 = sl_monotonic_ms();
     int64_t timeout = sl_jobctx_timeout_ms(ctx);
-    char **env = build_env(ctx, t, err);
+    run_as ra;
+    if (resolve_run_as(ctx->cfg->jobs, &ra, err) < 0)
+        return sl_err_wrap(err, "deploy target '%s'", t->name);
+    char **env = build_env(ctx, t, ra.home, err);
     if (env == NULL)
         return -1;
     int fds[2] = { -1, -1 }, efds[2] = { -1, -1 }, null_fd = -1, rc = -1;
@@ -239,7 +345,7 @@ static int run_command(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
         goto cleanup;
     }
     if (pid == 0)
-        child_exec(t, env, fds[1], null_fd, efds[1]);
+        child_exec(t, &ra, env, fds[1], null_fd, efds[1]);
     (void)setpgid(pid, pid);   /* also in the parent: no window where a kill misses the group */
     close(fds[1]);
     fds[1] = -1;
@@ -254,6 +360,9 @@ static int run_command(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
         if (ef.stage == 1)
             sl_err_set(err, SL_EJOB, "deploy target '%s': cannot enter its working directory %s: %s",
                        t->name, t->cwd, strerror(ef.errnum));
+        else if (ef.stage == 4)
+            sl_err_set(err, SL_EPERMANENT, "deploy target '%s': cannot switch to deploy.run_as (uid %ld, "
+                       "gid %ld): %s", t->name, (long)ra.uid, (long)ra.gid, strerror(ef.errnum));
         else if (ef.stage == 2)
             sl_err_set(err, SL_EJOB, "deploy target '%s': cannot run %s: %s", t->name, t->argv[0],
                        strerror(ef.errnum));
@@ -339,9 +448,13 @@ static int run_command(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     sl_jout_str(&o, "type", "command");
     sl_jout_int(&o, "duration_ms", ms);
     sl_jout_int(&o, "exit_code", code);
-    sl_jout_str(&o, "url", cap.url);
-    sl_jout_strn(&o, "log_tail", tail, tail_len);
+    sl_jout_text(&o, "url", cap.url, cap.url ? strlen(cap.url) : 0);
+    size_t replaced = sl_jout_text(&o, "log_tail", tail, tail_len);
     sl_jout_int(&o, "log_bytes", (int64_t)cap.total);
+    sl_jout_int(&o, "log_replaced", (int64_t)replaced);
+    if (replaced)
+        sl_jout_str(&o, "log_note", "the output held NUL bytes or invalid UTF-8: each such byte "
+                    "is shown as U+FFFD in log_tail (log_replaced counts them)");
     sl_jout_end(&o);
     rc = 0;
 
@@ -387,7 +500,8 @@ static int health_check(sl_job_ctx *ctx, const sl_deploy_target *t, int64_t job_
             if (resp.status >= 200 && resp.status < 300)
                 return 0;
         } else {
-            snprintf(reason, sizeof reason, "%s", e.msg);
+            if (*last == 0)   /* an answer, once there was one, says more than a late timeout */
+                snprintf(reason, sizeof reason, "%s", e.msg);
             sl_buf_free(&resp.body);
         }
         if (sl_jobctx_cancelled(ctx))
@@ -418,16 +532,16 @@ static int run_webhook(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     size_t nh = 0;
     hdrs[nh++] = sl_xstrdup("Content-Type: application/json");
     hdrs[nh++] = sl_xasprintf("Idempotency-Key: %s", ctx->job->id);
-    if (t->secret_env) {
-        const char *secret = getenv(t->secret_env);
-        if (secret == NULL || *secret == '\0') {
-            sl_err_set(err, SL_EJOB, "deploy target '%s': the signing secret's environment variable "
-                       "%s is not set in the worker", t->name, t->secret_env);
+    if (t->secret_env || t->secret_file) {
+        char what[128];
+        snprintf(what, sizeof what, "deploy.targets.%s.secret", t->name);
+        char *secret = sl_jobctx_secret(t->secret_env, t->secret_file, what, err);
+        if (secret == NULL)
             goto cleanup;
-        }
         unsigned char mac[SL_SHA256_LEN];
         char hex[SL_SHA256_HEX];
         sl_hmac_sha256(secret, strlen(secret), body.data, body.len, mac);
+        sl_jobctx_secret_free(secret);
         sl_sha256_hex(mac, hex);
         hdrs[nh++] = sl_xasprintf("X-Sluice-Signature: sha256=%s", hex);
     }
@@ -471,8 +585,13 @@ static int run_webhook(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     sl_jout_int(&o, "http_status", resp.status);
     if (t->health_url)
         sl_jout_int(&o, "health_status", health);
-    sl_jout_str(&o, "url", url);
-    sl_jout_strn(&o, "log_tail", resp.body.data ? resp.body.data : "", resp.body.len < 4096 ? resp.body.len : 4096);
+    sl_jout_text(&o, "url", url, url ? strlen(url) : 0);
+    size_t replaced = sl_jout_text(&o, "log_tail", resp.body.data ? resp.body.data : "",
+                                   resp.body.len < 4096 ? resp.body.len : 4096);
+    sl_jout_int(&o, "log_replaced", (int64_t)replaced);
+    if (replaced)
+        sl_jout_str(&o, "log_note", "the answer held NUL bytes or invalid UTF-8: each such byte "
+                    "is shown as U+FFFD in log_tail (log_replaced counts them)");
     sl_jout_end(&o);
     rc = 0;
 

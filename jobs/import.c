@@ -3,10 +3,16 @@
  * docs/jobs.md is the user's description.
  *
  * Trust: the URL comes from a caller.  Its scheme must be listed in
- * import.schemes; an http(s) host must match import.hosts; a file: URL must
- * resolve (symlinks and all) under import.file_root.  Redirects are followed
- * by hand, one hop at a time, and every hop is checked like the original
- * URL (a redirect never reaches file:).  The stored name (args.name) is a
+ * import.schemes; an http(s) host must match import.hosts and its port
+ * import.allow_ports; every connection libcurl opens is checked at the
+ * address it really reaches (jobs/netguard.h, from the open-socket
+ * callback: internal addresses are refused unless import.allow_addresses
+ * covers them), which also covers DNS rebinding and every redirect.  A
+ * file: URL is opened by the kernel beneath import.file_root (openat2
+ * RESOLVE_BENEATH, so no rename or symlink swapped in during the open can
+ * lead outside), non-blocking, and must be a regular file.  Redirects are
+ * followed by hand, one hop at a time, and every hop is checked like the
+ * original URL (a redirect never reaches file:).  The stored name (args.name) is a
  * plain file name, and a table is chosen by its configured name only.
  *
  * Writing: the body streams into a staging file in the import root itself
@@ -32,6 +38,7 @@
 #include "jobctx.h"
 #include "kind.h"
 #include "mem.h"
+#include "netguard.h"
 #include "sha256.h"
 #include "stage.h"
 
@@ -41,10 +48,14 @@
 #include <fcntl.h>
 #include <libpq-fe.h>
 #include <limits.h>
+#include <linux/openat2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define NAME_MAX_LEN 128
@@ -61,6 +72,7 @@ typedef struct fetch {
     int write_errno;
     char *content_type;      /* owned */
     char *final_url;         /* owned */
+    char refused[200];       /* why the open-socket check refused a connection, "" if none */
 } fetch;
 
 static bool name_valid(const char *s)
@@ -127,6 +139,32 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return sl_jobctx_cancelled(((fetch *)arg)->ctx) ? 1 : 0;
 }
 
+/* libcurl's open-socket callback: the one place every connection passes,
+ * with the address it will actually reach (after DNS, for every redirect
+ * hop and every address tried).  A refused address gets no socket, so not
+ * one byte is sent to it. */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    fetch *f = arg;
+    char text[64];
+    const struct sockaddr *sa = &a->addr;
+    int port = sa->sa_family == AF_INET ? ntohs(((const struct sockaddr_in *)(const void *)sa)->sin_port)
+               : sa->sa_family == AF_INET6 ? ntohs(((const struct sockaddr_in6 *)(const void *)sa)->sin6_port) : 0;
+    const char *why = purpose != CURLSOCKTYPE_IPCXN ? "not a plain connection"
+                      : sl_netguard_refusal(sa, f->jc->import.allow_addresses, f->jc->import.nallow_addresses);
+    if (why) {
+        snprintf(f->refused, sizeof f->refused, "address %s is %s: refused (import.allow_addresses "
+                 "does not allow it)", sl_netguard_addr_text(sa, text, sizeof text), why);
+        return CURL_SOCKET_BAD;
+    }
+    if (!sl_netguard_port_allowed(port, f->jc->import.allow_ports, f->jc->import.nallow_ports)) {
+        snprintf(f->refused, sizeof f->refused, "port %d is not allowed (import.allow_ports)", port);
+        return CURL_SOCKET_BAD;
+    }
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
 /* Checks one http(s) URL (the argument or a redirect target) against the
  * configuration.  Sets *scheme_out to a static name. */
 static int check_url(const sl_jobs_config *jc, const char *url, const char *what, bool redirect,
@@ -182,6 +220,21 @@ static int check_url(const sl_jobs_config *jc, const char *url, const char *what
         sl_err_set(err, code, "%s: host '%.100s' is not allowed (not in import.hosts)", what,
                    host ? host : "");
         goto cleanup;
+    } else {
+        char *port = NULL;
+        long pn = 0;
+        if (curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) == CURLUE_OK)
+            pn = strtol(port, NULL, 10);
+        curl_free(port);
+        if (!sl_netguard_port_allowed((int)pn, jc->import.allow_ports, jc->import.nallow_ports)) {
+            sl_buf allowed = SL_BUF_INIT;
+            for (size_t i = 0; i < jc->import.nallow_ports; i++)
+                sl_buf_printf(&allowed, "%s%d", i ? ", " : "", jc->import.allow_ports[i]);
+            sl_err_set(err, code, "%s: port %ld is not allowed (import.allow_ports: %s)", what, pn,
+                       allowed.len ? allowed.data : "none");
+            sl_buf_free(&allowed);
+            goto cleanup;
+        }
     }
     *scheme_out = sch;
     rc = 0;
@@ -194,24 +247,76 @@ cleanup:
     return rc;
 }
 
-/* file: URLs: the path must resolve under import.file_root. */
+/* The part of path below root (no leading '/'), or NULL when path does not
+ * name something under root.  Purely textual: the kernel does the rest. */
+static const char *below_root(const char *path, const char *root)
+{
+    size_t rl = strlen(root);
+    while (rl > 1 && root[rl - 1] == '/')
+        rl--;
+    if (rl == 1 && root[0] == '/')
+        rl = 0;
+    if (strncmp(path, root, rl) != 0 || path[rl] != '/')
+        return NULL;
+    path += rl;
+    while (*path == '/')
+        path++;
+    return *path ? path : NULL;
+}
+
+/* Opens rel beneath the directory dir_fd, in the kernel's own resolution:
+ * RESOLVE_BENEATH refuses every route out ("..", absolute symlinks,
+ * symlinks leading outside), whatever is renamed or swapped meanwhile, and
+ * RESOLVE_NO_MAGICLINKS refuses /proc-style links.  O_NONBLOCK: opening a
+ * FIFO returns at once instead of waiting for a writer. */
+static int open_beneath(int dir_fd, const char *rel)
+{
+    struct open_how how = { .flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC,
+                            .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS };
+    for (int tries = 0;; tries++) {
+        long fd = syscall(SYS_openat2, dir_fd, rel, &how, sizeof how);
+        /* EAGAIN: a rename raced the lookup of ".."; the kernel asks for a retry */
+        if (fd >= 0 || (errno != EAGAIN && errno != EINTR) || tries >= 16)
+            return (int)fd;
+    }
+}
+
+/* file: URLs: the file is opened beneath import.file_root by the kernel
+ * (open_beneath), then must be a regular file. */
 static int fetch_file(fetch *f, const char *path, sl_err *err)
 {
-    char real[PATH_MAX], root[PATH_MAX];
-    if (realpath(f->jc->import.file_root, root) == NULL)
-        return sl_err_set(err, SL_EJOB, "import.file_root %s: %s", f->jc->import.file_root, strerror(errno));
-    if (realpath(path, real) == NULL)
-        return sl_err_set(err, SL_EPERMANENT, "argument 'url': %s: %s", path, strerror(errno));
-    size_t rl = strlen(root);
-    if (strncmp(real, root, rl) != 0 || (real[rl] != '/' && strcmp(root, "/") != 0))
+    const char *froot = f->jc->import.file_root;
+    char real_root[PATH_MAX];
+    const char *rel = below_root(path, froot);
+    if (rel == NULL && realpath(froot, real_root) != NULL)
+        rel = below_root(path, real_root);   /* the root spelled without its symlinks */
+    if (rel == NULL)
         return sl_err_set(err, SL_EINVAL, "argument 'url': %s is outside import.file_root", path);
-    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    int root_fd = open(froot, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (root_fd < 0)
+        return sl_err_set(err, SL_EJOB, "import.file_root %s: %s", froot, strerror(errno));
+    int fd = open_beneath(root_fd, rel);
+    int saved = errno;
+    close(root_fd);
+    if (fd < 0 && (saved == EXDEV || saved == ELOOP))
+        return sl_err_set(err, SL_EINVAL, "argument 'url': %s is outside import.file_root (it "
+                          "leads out of it: '..', a symlink or a mount point)", path);
+    if (fd < 0 && saved == ENOSYS)
+        return sl_err_set(err, SL_EPERMANENT, "argument 'url': file: imports need openat2 (Linux "
+                          "5.6 or later) to stay under import.file_root");
     if (fd < 0)
-        return sl_err_set(err, SL_EPERMANENT, "argument 'url': open %s: %s", real, strerror(errno));
+        return sl_err_set(err, SL_EPERMANENT, "argument 'url': open %s: %s", path, strerror(saved));
     struct stat st;
     int rc = -1;
-    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-        sl_err_set(err, SL_EPERMANENT, "argument 'url': %s is not a regular file", real);
+    if (fstat(fd, &st) < 0) {
+        sl_err_set(err, SL_EJOB, "argument 'url': fstat %s: %s", path, strerror(errno));
+        goto cleanup;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        const char *what = S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a directory"
+                           : S_ISSOCK(st.st_mode) ? "a socket" : "a device";
+        sl_err_set(err, SL_EPERMANENT, "argument 'url': %s is %s, not a regular file: refused",
+                   path, what);
         goto cleanup;
     }
     char buf[65536];
@@ -224,7 +329,7 @@ static int fetch_file(fetch *f, const char *path, sl_err *err)
         if (r < 0 && errno == EINTR)
             continue;
         if (r < 0) {
-            sl_err_set(err, SL_EJOB, "read %s: %s", real, strerror(errno));
+            sl_err_set(err, SL_EJOB, "read %s: %s", path, strerror(errno));
             goto cleanup;
         }
         if (r == 0)
@@ -232,7 +337,7 @@ static int fetch_file(fetch *f, const char *path, sl_err *err)
         if (sink(f, buf, (size_t)r) < 0)
             goto cleanup;   /* the caller explains too_big / write_failed */
     }
-    f->final_url = sl_xasprintf("file://%s", real);
+    f->final_url = sl_xasprintf("file://%s", path);
     rc = 0;
 cleanup:
     close(fd);
@@ -271,12 +376,20 @@ static int fetch_http(fetch *f, const char *url, int64_t deadline, sl_err *err)
         SETOPT(CURLOPT_XFERINFODATA, f);
         SETOPT(CURLOPT_ERRORBUFFER, cerr);
         SETOPT(CURLOPT_USERAGENT, "sluice/" SLUICE_VERSION);
+        SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        SETOPT(CURLOPT_OPENSOCKETDATA, f);
+        SETOPT(CURLOPT_PROXY, "");   /* no proxy from the environment: connect where the check says */
 #undef SETOPT
         if (cc != CURLE_OK) {
             sl_err_set(err, SL_EJOB, "GET %s: %s", current, curl_easy_strerror(cc));
             goto cleanup;
         }
+        f->refused[0] = '\0';
         cc = curl_easy_perform(h);
+        if (cc != CURLE_OK && f->refused[0]) {
+            sl_err_set(err, SL_EPERMANENT, "GET %s: %s", current, f->refused);
+            goto cleanup;
+        }
         if (cc == CURLE_FILESIZE_EXCEEDED)
             f->too_big = true;
         if (f->too_big || f->write_failed)
@@ -370,12 +483,13 @@ static PGresult *exec_ok(PGconn *c, const char *sql, ExecStatusType want, sl_err
 static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, int sfd, const char *staging,
                     const char *final, int64_t *rows, sl_err *err)
 {
-    const char *url = ctx->cfg->jobs->import.database_url_env
-                          ? getenv(ctx->cfg->jobs->import.database_url_env)
-                          : ctx->cfg->database_url;
-    if (url == NULL || *url == '\0')
-        return sl_err_set(err, SL_EJOB, "import: environment variable %s (import.database_url_env) is "
-                          "not set", ctx->cfg->jobs->import.database_url_env);
+    const sl_jobs_config *jc = ctx->cfg->jobs;
+    char *url = jc->import.database_url_env || jc->import.database_url_file
+                    ? sl_jobctx_secret(jc->import.database_url_env, jc->import.database_url_file,
+                                       "import.database_url", err)
+                    : sl_xstrdup(ctx->cfg->database_url);
+    if (url == NULL)
+        return -1;
     sl_buf sql = SL_BUF_INIT;
     int rc = -1;
     bool in_tx = false;
@@ -467,6 +581,7 @@ cleanup:
     PQclear(r);
     sl_buf_free(&sql);
     PQfinish(c);
+    sl_jobctx_secret_free(url);
     return rc;
 }
 

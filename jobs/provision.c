@@ -8,11 +8,23 @@
  * even so, every identifier goes through PQescapeIdentifier.  Creating what
  * already exists succeeds with existed: true, so a retried or repeated job
  * is harmless.  A new role gets a password sluice generates (32 random
- * bytes, base64url): it is written to provision.password_dir/<role>.password
- * (mode 0600, written aside and renamed) before the role is created, and
- * sent to the server only as a SCRAM verifier (PQencryptPasswordConn), so
- * the password itself is in no SQL text, no server log, no job output and
- * no sluice log.  An existing role's password is never changed.
+ * bytes, base64url), sent to the server only as a SCRAM-SHA-256 verifier
+ * computed here (PQencryptPasswordConn with the algorithm named, whatever
+ * the server's password_encryption says), so the password itself is in no
+ * SQL text, no server log, no job output and no sluice log.  It is written
+ * to provision.password_dir/<role>.password (0600, under a unique name,
+ * then renamed) inside the transaction that creates the role, before its
+ * COMMIT, and under a lock on the directory.
+ *
+ * Idempotence, precisely: for a role name, exactly one job creates the role
+ * and writes its file; every other job — repeated, retried or running at
+ * the same moment, on this host or another — reports existed: true and
+ * changes neither the role nor the file.  A file is written only while its
+ * writer holds the uncommitted CREATE ROLE (any other creator waits on it)
+ * and the directory lock, and no job ever deletes a published file; so the
+ * file always holds the password of the role that exists, except after a
+ * failed COMMIT, when it may belong to a role that does not (the next job
+ * for that name creates the role and replaces it).
  *
  * http: args.endpoint names provision.endpoints; the job is POSTed as JSON
  * with Idempotency-Key: <job id> (and a bearer token from secret_env), and
@@ -33,6 +45,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,6 +58,8 @@ static bool ident_valid(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
+static void set_pg_error(const PGresult *r, sl_err *err);
+
 /* Runs sql with text params; returns the result or NULL with err (SL_EPG). */
 static PGresult *query(PGconn *c, const char *sql, int n, const char *const *params,
                        ExecStatusType want, sl_err *err)
@@ -52,6 +67,14 @@ static PGresult *query(PGconn *c, const char *sql, int n, const char *const *par
     PGresult *r = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) == want)
         return r;
+    set_pg_error(r, err);
+    PQclear(r);
+    return NULL;
+}
+
+/* Sets err from the failed result r (one line; SQLSTATE class 42 permanent). */
+static void set_pg_error(const PGresult *r, sl_err *err)
+{
     char msg[400];
     snprintf(msg, sizeof msg, "%s", PQresultErrorMessage(r));
     for (char *p = msg; *p; p++)
@@ -60,8 +83,6 @@ static PGresult *query(PGconn *c, const char *sql, int n, const char *const *par
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
     /* 42xxx (syntax, privileges, duplicates) will not change on retry */
     sl_err_set(err, state && strncmp(state, "42", 2) == 0 ? SL_EPERMANENT : SL_EJOB, "%s", msg);
-    PQclear(r);
-    return NULL;
 }
 
 static bool exists(PGconn *c, const char *sql, const char *name, bool *out, sl_err *err)
@@ -73,34 +94,6 @@ static bool exists(PGconn *c, const char *sql, const char *name, bool *out, sl_e
     *out = PQntuples(r) > 0;
     PQclear(r);
     return true;
-}
-
-/* Writes password to dir/name.password, 0600, atomically.  Returns the path. */
-static char *store_password(const char *dir, const char *name, const char *password, sl_err *err)
-{
-    char *final = sl_xasprintf("%s/%s.password", dir, name);
-    char *tmp = sl_xasprintf("%s/.%s.password.XXXXXX", dir, name);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        sl_err_set(err, SL_EJOB, "provision.password_dir %s: %s", dir, strerror(errno));
-        goto fail;
-    }
-    size_t n = strlen(password);
-    bool ok = fchmod(fd, 0600) == 0 && write(fd, password, n) == (ssize_t)n && write(fd, "\n", 1) == 1 &&
-              fsync(fd) == 0;
-    int saved = errno;
-    close(fd);
-    if (!ok || rename(tmp, final) < 0) {
-        sl_err_set(err, SL_EJOB, "write %s: %s", final, strerror(ok ? errno : saved));
-        (void)unlink(tmp);
-        goto fail;
-    }
-    free(tmp);
-    return final;
-fail:
-    free(tmp);
-    free(final);
-    return NULL;
 }
 
 static int new_password(char out[64], sl_err *err)
@@ -120,38 +113,146 @@ static int new_password(char out[64], sl_err *err)
     return 0;
 }
 
-static int create_role(PGconn *c, const sl_jobs_config *jc, const char *name, const char *qname,
-                       char **password_file, sl_err *err)
+/* Writes password to a new file with a unique name in the directory dfd,
+ * 0600, synced, and renames it to final_name.  Returns 0, or -1 with err;
+ * nothing but the unique staging file is ever removed. */
+static int publish_password(int dfd, const char *dir, const char *final_name, const char *password,
+                            sl_err *err)
 {
+    char tmp[96];
+    int fd = -1;
+    for (int tries = 0; fd < 0 && tries < 100; tries++) {
+        unsigned char r[6];
+        if (getrandom(r, sizeof r, 0) != (ssize_t)sizeof r)
+            return sl_err_set(err, SL_EIO, "getrandom: %s", strerror(errno));
+        snprintf(tmp, sizeof tmp, ".%s.%02x%02x%02x%02x%02x%02x", final_name, r[0], r[1], r[2], r[3], r[4], r[5]);
+        fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0 && errno != EEXIST)
+            return sl_err_set(err, SL_EJOB, "provision.password_dir %s: create a file: %s", dir, strerror(errno));
+    }
+    if (fd < 0)
+        return sl_err_set(err, SL_EJOB, "provision.password_dir %s: no unique file name", dir);
+    size_t n = strlen(password);
+    bool ok = fchmod(fd, 0600) == 0 && write(fd, password, n) == (ssize_t)n && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
+    int saved = errno;
+    close(fd);
+    if (!ok || renameat(dfd, tmp, dfd, final_name) < 0 || fsync(dfd) < 0) {
+        if (ok)
+            saved = errno;
+        (void)unlinkat(dfd, tmp, 0);
+        return sl_err_set(err, SL_EJOB, "write %s/%s: %s", dir, final_name, strerror(saved));
+    }
+    return 0;
+}
+
+/* Takes the password directory's lock (flock on the directory): one role
+ * creation at a time on this host, so a file is only ever written by the
+ * job that creates the role.  Waits while the job has time and is not
+ * cancelled.  Returns the locked descriptor (closing it unlocks), or -1. */
+static int lock_password_dir(const sl_job_ctx *ctx, const char *dir, sl_err *err)
+{
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return sl_err_set(err, SL_EJOB, "provision.password_dir %s: %s", dir, strerror(errno));
+    int64_t end = sl_monotonic_ms() + sl_jobctx_timeout_ms(ctx);
+    while (flock(dfd, LOCK_EX | LOCK_NB) < 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            sl_err_set(err, SL_EJOB, "flock %s: %s", dir, strerror(errno));
+            close(dfd);
+            return -1;
+        }
+        if (sl_jobctx_cancelled(ctx) || sl_monotonic_ms() >= end) {
+            sl_err_set(err, SL_EJOB, "provision.password_dir %s: still locked by another role creation",
+                       dir);
+            close(dfd);
+            return -1;
+        }
+        sl_sleep_ms(20);
+    }
+    return dfd;
+}
+
+/* Creates role name (quoted qname) with a fresh password, unless it exists
+ * (*existed).  Under the directory lock and inside one transaction: CREATE
+ * ROLE with the password's SCRAM-SHA-256 verifier, computed here (never
+ * the server's password_encryption, which may say md5), then the password
+ * file is published, then COMMIT.  A CREATE ROLE that finds the role made
+ * meanwhile (another host) waits for that transaction and fails with
+ * duplicate_object: the role existed and its file is not touched.  A
+ * failed COMMIT keeps the file: the outcome is unknown and the file may
+ * hold the password of a role that exists; a retry finds out. */
+static int create_role(PGconn *c, const sl_job_ctx *ctx, const char *name, const char *qname,
+                       bool *existed, sl_err *err)
+{
+    const char *dir = ctx->cfg->jobs->provision.password_dir;
     char password[64];
+    char final_name[80];
+    snprintf(final_name, sizeof final_name, "%s.password", name);
+    int rc = -1, dfd = -1;
+    bool in_tx = false;
+    char *verifier = NULL, *lit = NULL, *sql = NULL;
+    PGresult *r = NULL;
     if (new_password(password, err) < 0)
         return -1;
-    int rc = -1;
-    char *verifier = PQencryptPasswordConn(c, password, name, NULL);
-    char *lit = NULL, *sql = NULL;
-    if (verifier == NULL) {
+    if ((dfd = lock_password_dir(ctx, dir, err)) < 0)
+        goto cleanup;
+    if (!exists(c, "SELECT 1 FROM pg_roles WHERE rolname = $1", name, existed, err))
+        goto cleanup;
+    if (*existed) {
+        rc = 0;
+        goto cleanup;
+    }
+    if ((verifier = PQencryptPasswordConn(c, password, name, "scram-sha-256")) == NULL) {
         sl_err_set(err, SL_EJOB, "PQencryptPasswordConn: %s", PQerrorMessage(c));
+        goto cleanup;
+    }
+    if (strncmp(verifier, "SCRAM-SHA-256$", 14) != 0) {
+        sl_err_set(err, SL_EPERMANENT, "PQencryptPasswordConn gave no SCRAM-SHA-256 verifier");
         goto cleanup;
     }
     if ((lit = PQescapeLiteral(c, verifier, strlen(verifier))) == NULL) {
         sl_err_set(err, SL_EJOB, "PQescapeLiteral: %s", PQerrorMessage(c));
         goto cleanup;
     }
-    if ((*password_file = store_password(jc->provision.password_dir, name, password, err)) == NULL)
+    if ((r = query(c, "BEGIN", 0, NULL, PGRES_COMMAND_OK, err)) == NULL)
         goto cleanup;
+    PQclear(r);
+    in_tx = true;
     sql = sl_xasprintf("CREATE ROLE %s LOGIN PASSWORD %s", qname, lit);
-    PGresult *r = query(c, sql, 0, NULL, PGRES_COMMAND_OK, err);
-    if (r == NULL) {
-        (void)unlink(*password_file);
-        free(*password_file);
-        *password_file = NULL;
+    r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        if (state && strcmp(state, "42710") == 0) {
+            *existed = true;   /* made meanwhile by a job elsewhere: its password stands */
+            rc = 0;
+        } else {
+            set_pg_error(r, err);
+        }
         goto cleanup;
     }
     PQclear(r);
+    r = NULL;
+    if (publish_password(dfd, dir, final_name, password, err) < 0)
+        goto cleanup;
+    in_tx = false;
+    if ((r = query(c, "COMMIT", 0, NULL, PGRES_COMMAND_OK, err)) == NULL) {
+        sl_err_wrap(err, "COMMIT of the new role (its password file %s/%s is kept: a retry tells "
+                    "whether the role exists)", dir, final_name);
+        goto cleanup;
+    }
     rc = 0;
 cleanup:
+    if (in_tx)
+        PQclear(PQexec(c, "ROLLBACK"));
+    PQclear(r);
+    if (dfd >= 0)
+        close(dfd);   /* unlocks */
     explicit_bzero(password, sizeof password);
-    PQfreemem(verifier);
+    if (verifier) {
+        explicit_bzero(verifier, strlen(verifier));
+        PQfreemem(verifier);
+    }
     PQfreemem(lit);
     free(sql);
     return rc;
@@ -163,15 +264,15 @@ static int run_postgres(sl_job_ctx *ctx, const char *resource, sl_err *err)
     if (!sl_config_list_has(jc->provision.resources, jc->provision.nresources, resource))
         return sl_err_set(err, SL_EINVAL, "argument 'resource': '%s' is not enabled on this worker "
                           "(provision.resources)", resource);
-    if (jc->provision.admin_url_env == NULL)
-        return sl_err_set(err, SL_EPERMANENT, "provision.admin_url_env is not configured");
+    if (jc->provision.admin_url_env == NULL && jc->provision.admin_url_file == NULL)
+        return sl_err_set(err, SL_EPERMANENT, "provision.admin_url_env (or admin_url_file) is not configured");
     if (strcmp(resource, "postgres_role") == 0 && jc->provision.password_dir == NULL)
         return sl_err_set(err, SL_EPERMANENT, "provision.password_dir is not configured: a role's "
                           "generated password would be stored nowhere, so no role is created");
-    const char *url = getenv(jc->provision.admin_url_env);
-    if (url == NULL || *url == '\0')
-        return sl_err_set(err, SL_EJOB, "environment variable %s (provision.admin_url_env) is not set",
-                          jc->provision.admin_url_env);
+    char *url = sl_jobctx_secret(jc->provision.admin_url_env, jc->provision.admin_url_file,
+                                 "provision.admin_url", err);
+    if (url == NULL)
+        return -1;
     char *name = NULL, *qname = NULL, *password_file = NULL, *sql = NULL;
     PGconn *c = NULL;
     int rc = -1;
@@ -212,18 +313,15 @@ static int run_postgres(sl_job_ctx *ctx, const char *resource, sl_err *err)
             /* created meanwhile by someone else: that is what we wanted */
             if (r == NULL && exists(c, check, name, &existed, err) && existed)
                 sl_err_clear(err);
-        } else if (create_role(c, jc, name, qname, &password_file, err) < 0) {
-            /* a concurrent creator wins the same way */
-            if (!(exists(c, check, name, &existed, err) && existed))
-                goto wrap;
-            sl_err_clear(err);
+        } else if (create_role(c, ctx, name, qname, &existed, err) < 0) {
+            goto wrap;
         }
         if (r)
             PQclear(r);
         else if (!existed && strcmp(resource, "postgres_role") != 0)
             goto wrap;
     }
-    if (existed && strcmp(resource, "postgres_role") == 0) {
+    if (strcmp(resource, "postgres_role") == 0) {
         char *path = sl_xasprintf("%s/%s.password", jc->provision.password_dir, name);
         if (access(path, F_OK) == 0)
             password_file = path;
@@ -252,6 +350,7 @@ wrap:
     sl_err_wrap(err, "provision %s '%s'", resource, name);
 cleanup:
     PQfinish(c);
+    sl_jobctx_secret_free(url);
     free(name), free(qname), free(password_file), free(sql);
     return rc;
 }
@@ -279,14 +378,14 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
     size_t nh = 0;
     hdrs[nh++] = sl_xstrdup("Content-Type: application/json");
     hdrs[nh++] = sl_xasprintf("Idempotency-Key: %s", ctx->job->id);
-    if (ep->secret_env) {
-        const char *token = getenv(ep->secret_env);
-        if (token == NULL || *token == '\0') {
-            sl_err_set(err, SL_EJOB, "endpoint '%s': environment variable %s (secret_env) is not set",
-                       ep->name, ep->secret_env);
+    if (ep->secret_env || ep->secret_file) {
+        char what[128];
+        snprintf(what, sizeof what, "provision.endpoints.%s.secret", ep->name);
+        char *token = sl_jobctx_secret(ep->secret_env, ep->secret_file, what, err);
+        if (token == NULL)
             goto cleanup;
-        }
         hdrs[nh++] = sl_xasprintf("Authorization: Bearer %s", token);
+        sl_jobctx_secret_free(token);
     }
     int64_t left = sl_jobctx_timeout_ms(ctx);
     sl_http_req req = { .method = "POST", .url = ep->url, .body = body.data, .body_len = body.len,
@@ -325,7 +424,7 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
     rc = 0;
 cleanup:
     for (size_t i = 0; i < sizeof hdrs / sizeof hdrs[0]; i++)
-        free(hdrs[i]);
+        sl_jobctx_secret_free(hdrs[i]);   /* one holds the token */
     sl_buf_free(&body);
     sl_buf_free(&resp.body);
     free(ep_name), free(name), free(id);

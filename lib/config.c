@@ -35,6 +35,7 @@
 #include "config_jobs.h"
 #include "envelope.h"
 #include "mem.h"
+#include "secretenv.h"
 #include "yamldoc.h"
 
 
@@ -385,7 +386,7 @@ cleanup:
 
 static const char *env_nonempty(const char *name)
 {
-    const char *v = getenv(name);
+    const char *v = sl_secretenv_get(name);   /* sluice-worker takes these out of its environment */
     return v && *v ? v : NULL;
 }
 

@@ -7,9 +7,11 @@
  * mappings from the name a job argument uses to a mapping of settings. */
 #include "config_jobs.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "buf.h"
 #include "mem.h"
@@ -30,6 +32,7 @@ static void free_target(sl_deploy_target *t)
     free(t->cwd);
     free(t->url);
     free(t->secret_env);
+    free(t->secret_file);
     free(t->health_url);
 }
 
@@ -46,6 +49,7 @@ static void free_endpoint(sl_provision_endpoint *e)
     free(e->name);
     free(e->url);
     free(e->secret_env);
+    free(e->secret_file);
 }
 
 sl_jobs_config *sl_config_jobs_new(void)
@@ -55,8 +59,13 @@ sl_jobs_config *sl_config_jobs_new(void)
     jc->import.connect_timeout_ms = 10000;
     jc->import.timeout_ms = 10 * 60000;
     jc->import.max_redirects = 5;
+    jc->import.allow_ports = sl_xcalloc(2, sizeof *jc->import.allow_ports);
+    jc->import.allow_ports[0] = 80;
+    jc->import.allow_ports[1] = 443;
+    jc->import.nallow_ports = 2;
     jc->codegen.max_bytes = 16 * 1024 * 1024;
     jc->codegen.max_files = 1000;
+    jc->codegen.max_steps = 10000000;
     return jc;
 }
 
@@ -92,15 +101,21 @@ void sl_config_jobs_free(sl_jobs_config *jc)
     if (jc == NULL)
         return;
     clear_deploy(jc);
+    free(jc->deploy.run_as_user);
+    free(jc->deploy.run_as_group);
     free(jc->import.root);
     free_list(jc->import.schemes, jc->import.nschemes);
     free_list(jc->import.hosts, jc->import.nhosts);
     free(jc->import.file_root);
+    free(jc->import.allow_addresses);
+    free(jc->import.allow_ports);
     free(jc->import.database_url_env);
+    free(jc->import.database_url_file);
     clear_tables(jc);
     free(jc->codegen.template_root);
     free(jc->codegen.output_root);
     free(jc->provision.admin_url_env);
+    free(jc->provision.admin_url_file);
     free_list(jc->provision.resources, jc->provision.nresources);
     free(jc->provision.password_dir);
     clear_endpoints(jc);
@@ -192,6 +207,33 @@ static int read_env_name(sl_ydoc *doc, const sl_ynode *node, const char *what, c
         return sl_ydoc_errorf(doc, node, err, "'%s' must name an environment variable "
                               "([A-Za-z_][A-Za-z0-9_]*), got '%.80s'", what, s);
     set_str(out, s);
+    return 0;
+}
+
+/* A secret's file: an absolute path, or a plain name looked up in
+ * $CREDENTIALS_DIRECTORY when the job runs (systemd LoadCredential=). */
+static int read_secret_file(sl_ydoc *doc, const sl_ynode *node, const char *what, char **out,
+                            sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+        return -1;
+    size_t n = strlen(s);
+    bool plain = n > 0 && n <= 255 && s[0] != '.' &&
+                 strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+    if (s[0] != '/' && !plain)
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be an absolute path or the name of a credential "
+                              "in $CREDENTIALS_DIRECTORY, got '%.200s'", what, s);
+    set_str(out, s);
+    return 0;
+}
+
+/* A secret given both ways is ambiguous. */
+static int check_one_secret(sl_ydoc *doc, const sl_ynode *at, const char *what, const char *env,
+                            const char *file, sl_err *err)
+{
+    if (env && file)
+        return sl_ydoc_errorf(doc, at, err, "'%s': give %s_env or %s_file, not both", what, what, what);
     return 0;
 }
 
@@ -290,8 +332,8 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
 {
     sl_deploy_target *t = entry;
     static const char *const keys[] = { "type", "command", "cwd", "output_limit", "url",
-                                        "secret_env", "health_url", "timeout", "health_timeout",
-                                        "health_interval", NULL };
+                                        "secret_env", "secret_file", "health_url", "timeout",
+                                        "health_timeout", "health_interval", NULL };
     char what[128];
     snprintf(what, sizeof what, "deploy.targets.%s", pair->name);
     sl_ymap map;
@@ -336,6 +378,8 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
             rc = read_http_url(doc, v, kw, &t->health_url, err);
         } else if (strcmp(k, "secret_env") == 0) {
             rc = read_env_name(doc, v, kw, &t->secret_env, err);
+        } else if (strcmp(k, "secret_file") == 0) {
+            rc = read_secret_file(doc, v, kw, &t->secret_file, err);
         } else if (strcmp(k, "timeout") == 0) {
             rc = sl_ydoc_duration(doc, v, kw, 1, 86400000, &t->request_timeout_ms, err);
         } else if (strcmp(k, "health_timeout") == 0) {
@@ -348,6 +392,10 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
     }
     if (type_node == NULL)
         return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'type: command' or 'type: webhook'", what);
+    char sw[160];
+    snprintf(sw, sizeof sw, "%s.secret", what);
+    if (check_one_secret(doc, pair->key, sw, t->secret_env, t->secret_file, err) < 0)
+        return -1;
     /* a key of the other type is a mistake worth pointing at, not ignoring */
     static const char *const command_only[] = { "command", "cwd", "output_limit", NULL };
     for (size_t i = 0; i < map.n; i++) {
@@ -368,12 +416,46 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
     return 0;
 }
 
+static bool account_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    return n > 0 && n <= 32 && s[0] != '-' &&
+           strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* deploy.run_as: "USER" or "USER:GROUP", names (resolved when a job runs). */
+static int read_run_as(sl_jobs_config *jc, sl_ydoc *doc, const sl_ynode *v, sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, v, "deploy.run_as", &s, err) < 0)
+        return -1;
+    const char *colon = strchr(s, ':');
+    char *user = colon ? sl_xstrndup(s, (size_t)(colon - s)) : sl_xstrdup(s);
+    char *group = colon ? sl_xstrdup(colon + 1) : NULL;
+    if (!account_name_valid(user) || (group && !account_name_valid(group)) ||
+        strcmp(user, "root") == 0 || (group && strcmp(group, "root") == 0)) {
+        free(user), free(group);
+        return sl_ydoc_errorf(doc, v, err, "'deploy.run_as' must be USER or USER:GROUP, names of an "
+                              "unprivileged account (not root), got '%.80s'", s);
+    }
+    free(jc->deploy.run_as_user);
+    free(jc->deploy.run_as_group);
+    jc->deploy.run_as_user = user;
+    jc->deploy.run_as_group = group;
+    return 0;
+}
+
 static int read_deploy(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
 {
-    static const char *const keys[] = { "targets", NULL };
+    static const char *const keys[] = { "targets", "run_as", NULL };
     if (check_keys(doc, map, "deploy", keys, err) < 0)
         return -1;
     for (size_t i = 0; i < map->n; i++) {
+        if (strcmp(map->pairs[i].name, "run_as") == 0) {
+            if (read_run_as(jc, doc, map->pairs[i].value, err) < 0)
+                return -1;
+            continue;
+        }
         void *arr = NULL;
         clear_deploy(jc);
         int rc = read_named(doc, map->pairs[i].value, "deploy.targets", "deploy target",
@@ -454,11 +536,90 @@ static int read_table(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *e
     return 0;
 }
 
+/* Parses "ADDRESS/PREFIX" or a bare address (a single host). */
+static bool cidr_parse(const char *s, sl_cidr *out)
+{
+    char addr[64];
+    const char *slash = strchr(s, '/');
+    size_t n = slash ? (size_t)(slash - s) : strlen(s);
+    if (n == 0 || n >= sizeof addr)
+        return false;
+    memcpy(addr, s, n);
+    addr[n] = '\0';
+    memset(out, 0, sizeof *out);
+    if (inet_pton(AF_INET, addr, out->addr) == 1)
+        out->family = AF_INET;
+    else if (inet_pton(AF_INET6, addr, out->addr) == 1)
+        out->family = AF_INET6;
+    else
+        return false;
+    int max = out->family == AF_INET ? 32 : 128;
+    out->prefix = max;
+    if (slash) {
+        char *end;
+        long p = strtol(slash + 1, &end, 10);
+        if (slash[1] < '0' || slash[1] > '9' || *end != '\0' || p < 0 || p > max)
+            return false;
+        out->prefix = (int)p;
+    }
+    for (int bit = out->prefix; bit < max; bit++)   /* the network: host bits cleared */
+        out->addr[bit / 8] &= (unsigned char)~(0x80u >> (bit % 8));
+    return true;
+}
+
+static bool cidr_valid(const char *s)
+{
+    sl_cidr c;
+    return cidr_parse(s, &c);
+}
+
+static int read_cidrs(sl_ydoc *doc, const sl_ynode *node, const char *what, sl_cidr **out, size_t *nout,
+                      sl_err *err)
+{
+    char **list = NULL;
+    size_t n = 0;
+    if (read_list(doc, node, what, cidr_valid, "an address or ADDRESS/PREFIX (127.0.0.1/32, fd00::/8)",
+                  &list, &n, err) < 0)
+        return -1;
+    sl_cidr *c = sl_xcalloc(n + 1, sizeof *c);
+    for (size_t i = 0; i < n; i++)
+        (void)cidr_parse(list[i], &c[i]);
+    free_list(list, n);
+    free(*out);
+    *out = c;
+    *nout = n;
+    return 0;
+}
+
+static int read_ports(sl_ydoc *doc, const sl_ynode *node, const char *what, int **out, size_t *nout,
+                      sl_err *err)
+{
+    sl_yseq seq;
+    if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
+        return -1;
+    int *ports = sl_xcalloc(seq.n + 1, sizeof *ports);
+    for (size_t i = 0; i < seq.n; i++) {
+        char item[96];
+        int64_t p;
+        snprintf(item, sizeof item, "%s[%zu]", what, i);
+        if (sl_ydoc_int(doc, seq.items[i], item, 1, 65535, &p, err) < 0) {
+            free(ports);
+            return -1;
+        }
+        ports[i] = (int)p;
+    }
+    free(*out);
+    *out = ports;
+    *nout = seq.n;
+    return 0;
+}
+
 static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
 {
     static const char *const keys[] = { "root", "schemes", "hosts", "file_root", "max_bytes",
                                         "connect_timeout", "timeout", "max_redirects",
-                                        "database_url_env", "tables", NULL };
+                                        "database_url_env", "database_url_file", "tables", "allow_addresses",
+                                        "allow_ports", NULL };
     if (check_keys(doc, map, "import", keys, err) < 0)
         return -1;
     for (size_t i = 0; i < map->n; i++) {
@@ -489,6 +650,12 @@ static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_
                 jc->import.max_redirects = (int)n;
         } else if (strcmp(k, "database_url_env") == 0) {
             rc = read_env_name(doc, v, kw, &jc->import.database_url_env, err);
+        } else if (strcmp(k, "database_url_file") == 0) {
+            rc = read_secret_file(doc, v, kw, &jc->import.database_url_file, err);
+        } else if (strcmp(k, "allow_addresses") == 0) {
+            rc = read_cidrs(doc, v, kw, &jc->import.allow_addresses, &jc->import.nallow_addresses, err);
+        } else if (strcmp(k, "allow_ports") == 0) {
+            rc = read_ports(doc, v, kw, &jc->import.allow_ports, &jc->import.nallow_ports, err);
         } else if (strcmp(k, "tables") == 0) {
             void *arr = NULL;
             clear_tables(jc);
@@ -499,6 +666,9 @@ static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_
         if (rc < 0)
             return -1;
     }
+    if (check_one_secret(doc, NULL, "import.database_url", jc->import.database_url_env,
+                         jc->import.database_url_file, err) < 0)
+        return -1;
     if (sl_config_list_has(jc->import.schemes, jc->import.nschemes, "file") && jc->import.file_root == NULL)
         return sl_ydoc_errorf(doc, NULL, err, "import.schemes allows 'file' but import.file_root is not set");
     return 0;
@@ -508,7 +678,8 @@ static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_
 
 static int read_codegen(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
 {
-    static const char *const keys[] = { "template_root", "output_root", "max_bytes", "max_files", NULL };
+    static const char *const keys[] = { "template_root", "output_root", "max_bytes", "max_files",
+                                        "max_steps", NULL };
     if (check_keys(doc, map, "codegen", keys, err) < 0)
         return -1;
     for (size_t i = 0; i < map->n; i++) {
@@ -524,6 +695,8 @@ static int read_codegen(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl
             rc = read_abs_path(doc, v, kw, &jc->codegen.output_root, err);
         else if (strcmp(k, "max_bytes") == 0)
             rc = read_int(doc, v, kw, 1, INT64_C(1) << 34, &jc->codegen.max_bytes, err);
+        else if (strcmp(k, "max_steps") == 0)
+            rc = read_int(doc, v, kw, 1000, INT64_C(1) << 40, &jc->codegen.max_steps, err);
         else if ((rc = read_int(doc, v, kw, 1, 1000000, &n, err)) == 0)
             jc->codegen.max_files = (int)n;
         if (rc < 0)
@@ -545,7 +718,7 @@ static bool resource_valid(const char *s)
 static int read_endpoint(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
     sl_provision_endpoint *e = entry;
-    static const char *const keys[] = { "url", "secret_env", "timeout", NULL };
+    static const char *const keys[] = { "url", "secret_env", "secret_file", "timeout", NULL };
     char what[128];
     snprintf(what, sizeof what, "provision.endpoints.%s", pair->name);
     sl_ymap map;
@@ -562,6 +735,8 @@ static int read_endpoint(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err
             rc = read_http_url(doc, v, kw, &e->url, err);
         else if (strcmp(k, "secret_env") == 0)
             rc = read_env_name(doc, v, kw, &e->secret_env, err);
+        else if (strcmp(k, "secret_file") == 0)
+            rc = read_secret_file(doc, v, kw, &e->secret_file, err);
         else
             rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &e->timeout_ms, err);
         if (rc < 0)
@@ -569,12 +744,17 @@ static int read_endpoint(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err
     }
     if (e->url == NULL)
         return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'url'", what);
+    char sw[160];
+    snprintf(sw, sizeof sw, "%s.secret", what);
+    if (check_one_secret(doc, pair->key, sw, e->secret_env, e->secret_file, err) < 0)
+        return -1;
     return 0;
 }
 
 static int read_provision(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
 {
-    static const char *const keys[] = { "admin_url_env", "resources", "password_dir", "endpoints", NULL };
+    static const char *const keys[] = { "admin_url_env", "admin_url_file", "resources", "password_dir",
+                                        "endpoints", NULL };
     if (check_keys(doc, map, "provision", keys, err) < 0)
         return -1;
     for (size_t i = 0; i < map->n; i++) {
@@ -585,6 +765,8 @@ static int read_provision(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, 
         int rc = 0;
         if (strcmp(k, "admin_url_env") == 0) {
             rc = read_env_name(doc, v, kw, &jc->provision.admin_url_env, err);
+        } else if (strcmp(k, "admin_url_file") == 0) {
+            rc = read_secret_file(doc, v, kw, &jc->provision.admin_url_file, err);
         } else if (strcmp(k, "resources") == 0) {
             rc = read_list(doc, v, kw, resource_valid, "postgres_schema, postgres_role or postgres_database",
                            &jc->provision.resources, &jc->provision.nresources, err);
@@ -600,7 +782,22 @@ static int read_provision(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, 
         if (rc < 0)
             return -1;
     }
-    return 0;
+    return check_one_secret(doc, NULL, "provision.admin_url", jc->provision.admin_url_env,
+                            jc->provision.admin_url_file, err);
+}
+
+size_t sl_config_jobs_secret_envs(const sl_jobs_config *jc, const char **names, size_t max)
+{
+    size_t n = 0;
+#define ADD(v) do { if ((v) != NULL) { if (n < max) names[n] = (v); n++; } } while (0)
+    for (size_t i = 0; i < jc->deploy.ntargets; i++)
+        ADD(jc->deploy.targets[i].secret_env);
+    ADD(jc->import.database_url_env);
+    ADD(jc->provision.admin_url_env);
+    for (size_t i = 0; i < jc->provision.nendpoints; i++)
+        ADD(jc->provision.endpoints[i].secret_env);
+#undef ADD
+    return n;
 }
 
 int sl_config_jobs_read(sl_jobs_config *jc, sl_ydoc *doc, const char *section,

@@ -5,8 +5,10 @@
  * program a job may run, every host it may download from, every directory
  * it may write under and every database it may change is named here, and a
  * job's arguments only choose among these names.  Secrets never appear in
- * the file: a key ending in `_env` names the environment variable that holds
- * the secret, read when the job runs.
+ * the file: a key ending in `_file` names a file that holds the secret (an
+ * absolute path, or a name in systemd's $CREDENTIALS_DIRECTORY), a key
+ * ending in `_env` the environment variable that does; either is read when
+ * the job runs.
  *
  * lib/config.c hands each of the four top-level sections to
  * sl_config_jobs_read; errors read "FILE:LINE:COL: message" (SL_ECONFIG)
@@ -39,11 +41,20 @@ typedef struct sl_deploy_target {
     int64_t output_limit;      /* command: bytes of stdout+stderr tail kept, default 16384 */
     char *url;                 /* webhook: http(s) URL */
     char *secret_env;          /* webhook: env var holding the HMAC secret, NULL: unsigned */
+    char *secret_file;         /* webhook: file holding it instead (absolute, or a name in
+                                  $CREDENTIALS_DIRECTORY); at most one of the two */
     char *health_url;          /* webhook: polled after success until 2xx, NULL: none */
     int64_t request_timeout_ms;/* webhook: one request, default 30s */
     int64_t health_timeout_ms; /* webhook: total health polling, default 2m */
     int64_t health_interval_ms;/* webhook: between polls, default 2s */
 } sl_deploy_target;
+
+/* An address range of import.allow_addresses: ADDRESS/PREFIX. */
+typedef struct sl_cidr {
+    int family;                /* AF_INET or AF_INET6 */
+    unsigned char addr[16];    /* the network, host bits zero (4 bytes used for AF_INET) */
+    int prefix;                /* leading bits that must match: 0-32 or 0-128 */
+} sl_cidr;
 
 typedef struct sl_import_table {
     char *name;                /* the key under import.tables: what args.table names */
@@ -58,6 +69,7 @@ typedef struct sl_provision_endpoint {
     char *name;                /* the key under provision.endpoints: args.endpoint */
     char *url;                 /* http(s) URL that is POSTed to */
     char *secret_env;          /* env var holding a bearer token, NULL: none */
+    char *secret_file;         /* file holding it instead (like a deploy target's) */
     int64_t timeout_ms;        /* default 30s */
 } sl_provision_endpoint;
 
@@ -65,6 +77,8 @@ typedef struct sl_jobs_config {
     struct {
         sl_deploy_target *targets;
         size_t ntargets;
+        char *run_as_user;         /* commands run as this user (when the pool runs as root), NULL: as the pool */
+        char *run_as_group;        /* ... with this group, NULL: the user's primary group */
     } deploy;
     struct {
         char *root;                /* where imported files land (absolute), NULL: import disabled */
@@ -72,23 +86,32 @@ typedef struct sl_jobs_config {
         size_t nschemes;
         char **hosts;              /* allowed hosts for http(s), exact names or "*.suffix" */
         size_t nhosts;
+        sl_cidr *allow_addresses;  /* http(s): otherwise refused addresses allowed (loopback,
+                                      private, link-local...); default none */
+        size_t nallow_addresses;
+        int *allow_ports;          /* http(s): ports that may be connected to, default 80, 443 */
+        size_t nallow_ports;
         char *file_root;           /* file: URLs must resolve under this directory */
         int64_t max_bytes;         /* default 104857600 (100 MiB) */
         int64_t connect_timeout_ms;/* default 10s */
         int64_t timeout_ms;        /* default 10m (also bounded by the job's timeout) */
         int max_redirects;         /* default 5 */
         char *database_url_env;    /* env var with the COPY connection URL, NULL: database.url */
+        char *database_url_file;   /* file with it instead */
         sl_import_table *tables;
         size_t ntables;
     } import;
     struct {
         char *template_root;       /* templates: one directory each (absolute), NULL: disabled */
         char *output_root;         /* rendered trees go under here (absolute) */
-        int64_t max_bytes;         /* total bytes rendered, default 16777216 */
+        int64_t max_bytes;         /* total bytes rendered by a job, enforced while rendering,
+                                      default 16777216 */
         int max_files;             /* default 1000 */
+        int64_t max_steps;         /* render work per job (tags, section passes), default 10000000 */
     } codegen;
     struct {
-        char *admin_url_env;       /* env var with the admin libpq URL, NULL: postgres disabled */
+        char *admin_url_env;       /* env var with the admin libpq URL */
+        char *admin_url_file;      /* file with it instead; neither: postgres disabled */
         char **resources;          /* allowed: postgres_schema, postgres_role, postgres_database */
         size_t nresources;
         char *password_dir;        /* generated role passwords are written here (0600 files);
@@ -120,6 +143,11 @@ const sl_provision_endpoint *sl_config_provision_endpoint(const sl_jobs_config *
 
 /* True when a configured list holds s. */
 bool sl_config_list_has(char *const *list, size_t n, const char *s);
+
+/* Writes into names (at most max) the environment variables the *_env
+ * keys of jc name: the secrets a worker takes out of its environment
+ * (lib/secretenv.h).  Returns how many there are (may exceed max). */
+size_t sl_config_jobs_secret_envs(const sl_jobs_config *jc, const char **names, size_t max);
 
 /* True when s is a valid environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool sl_config_env_name_valid(const char *s);

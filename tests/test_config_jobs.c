@@ -166,7 +166,7 @@ Test(config_jobs, errors_point_at_the_bad_key_or_value)
              6, 7, "'deploy.targets.t' is a webhook target: 'cwd' applies to command targets only");
     load_bad("deploy:\n  targets:\n    t:\n      type: command\n      command: [/bin/true]\n      url: https://x\n",
              6, 7, "'url' applies to webhook targets only");
-    load_bad("deploy:\n  target: {}\n", 2, 3, "unknown key 'target' in 'deploy' (expected targets)");
+    load_bad("deploy:\n  target: {}\n", 2, 3, "unknown key 'target' in 'deploy' (expected targets, run_as)");
     load_bad("import:\n  schemes: [https, ftp]\n", 2, 20, "'import.schemes[1]' must be http, https or file");
     load_bad("import:\n  hosts: [\"Evil Host\"]\n", 2, 11, "import.hosts[0]");
     load_bad("import:\n  max_bytes: 0\n", 2, 14, "import.max_bytes");
@@ -192,4 +192,45 @@ Test(config_jobs, the_shipped_configuration_loads)
     sl_config *cfg = sl_config_load(SLUICE_SOURCE_DIR "/etc/sluice.yaml", &err);
     cr_assert_not_null(cfg, "%s", err.msg);
     sl_config_free(cfg);
+}
+
+Test(config_jobs, secrets_addresses_ports_and_run_as_are_read_strictly)
+{
+    sl_err err;
+    sl_config *cfg = load("deploy:\n  run_as: deployer:deploy\n  targets:\n    w:\n      type: webhook\n"
+                          "      url: http://h/\n      secret_file: hook-key\n"
+                          "import:\n  allow_addresses: [127.0.0.1/8, \"::1\", fd00::/8]\n  allow_ports: [8080]\n"
+                          "  database_url_file: /run/secrets/db\n"
+                          "codegen:\n  max_steps: 5000\n"
+                          "provision:\n  admin_url_file: admin-url\n", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    const sl_jobs_config *jc = cfg->jobs;
+    cr_assert_str_eq(jc->deploy.run_as_user, "deployer");
+    cr_assert_str_eq(jc->deploy.run_as_group, "deploy");
+    cr_assert_str_eq(jc->deploy.targets[0].secret_file, "hook-key");
+    cr_assert_eq(jc->import.nallow_addresses, 3);
+    cr_assert_eq(jc->import.allow_addresses[0].prefix, 8);
+    cr_assert_eq(jc->import.allow_addresses[0].addr[0], 127);
+    cr_assert_eq(jc->import.allow_addresses[0].addr[3], 0, "host bits are cleared");
+    cr_assert_eq(jc->import.allow_addresses[1].prefix, 128);
+    cr_assert_eq(jc->import.nallow_ports, 1);
+    cr_assert_eq(jc->import.allow_ports[0], 8080);
+    cr_assert_str_eq(jc->import.database_url_file, "/run/secrets/db");
+    cr_assert_eq(jc->codegen.max_steps, 5000);
+    cr_assert_str_eq(jc->provision.admin_url_file, "admin-url");
+    sl_config_free(cfg);
+    cfg = load("worker:\n  batch: 4\n", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_eq(cfg->jobs->import.nallow_ports, 2, "default ports: 80 and 443");
+    cr_assert_eq(cfg->jobs->import.allow_ports[0], 80);
+    cr_assert_eq(cfg->jobs->import.nallow_addresses, 0);
+    sl_config_free(cfg);
+    load_bad("import:\n  allow_addresses: [127.0.0.1/33]\n", 2, 21, "an address or ADDRESS/PREFIX");
+    load_bad("import:\n  allow_addresses: [localhost]\n", 2, 21, "an address or ADDRESS/PREFIX");
+    load_bad("import:\n  allow_ports: [0]\n", 2, 17, "between 1 and 65535");
+    load_bad("deploy:\n  run_as: root\n", 2, 11, "not root");
+    load_bad("deploy:\n  run_as: \"x:root\"\n", 2, 11, "not root");
+    load_bad("deploy:\n  targets:\n    w:\n      type: webhook\n      url: http://h/\n"
+             "      secret_env: A\n      secret_file: /k\n", 3, 5, "give deploy.targets.w.secret_env or");
+    load_bad("provision:\n  admin_url_file: ../x\n", 2, 19, "absolute path or the name of a credential");
 }

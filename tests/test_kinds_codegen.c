@@ -254,3 +254,101 @@ Test(codegen, end_to_end_through_a_worker)
     th_row_free(&row);
     free(text), free(cfg);
 }
+
+/* Peak resident memory of this process, in kB. */
+static long peak_rss_kb(void)
+{
+    char *status = th_read_file("/proc/self/status");
+    cr_assert_not_null(status);
+    const char *p = strstr(status, "VmHWM:");
+    long kb = p ? strtol(p + 6, NULL, 10) : -1;
+    free(status);
+    cr_assert_gt(kb, 0);
+    return kb;
+}
+
+Test(codegen, the_byte_budget_stops_rendering_as_soon_as_it_is_passed)
+{
+    /* four nested sections over 100 items around 100 bytes: 10^10 bytes if
+     * rendered in full, from a template of a few hundred bytes */
+    char body[101];
+    memset(body, 'x', 100);
+    body[100] = '\0';
+    char *text = sl_xasprintf("{{#l}}{{#l}}{{#l}}{{#l}}%s{{/l}}{{/l}}{{/l}}{{/l}}", body);
+    put("big/a.txt", text, 0644);
+    sl_buf args = SL_BUF_INIT;
+    sl_buf_puts(&args, "{\"template\": \"big\", \"vars\": {\"l\": [");
+    for (int i = 0; i < 100; i++)
+        sl_buf_printf(&args, "%s%d", i ? "," : "", i);
+    sl_buf_puts(&args, "]}}");
+    long before = peak_rss_kb();
+    char *cfg = config();
+    th_call c = th_kind_call("codegen", cfg, sl_buf_str(&args), 0);
+    expect_fail(&c, SL_EPERMANENT, "template big renders more than codegen.max_bytes (100000 bytes in all)");
+    cr_assert_lt(peak_rss_kb() - before, 20 * 1024, "rendering held far more than codegen.max_bytes");
+    /* the budget is the job's, not each file's: two files of 60 kB pass 100 kB together */
+    put("two/a.txt", "{{#l}}{{#m}}0123456789{{/m}}{{/l}}", 0644);   /* 100*60*10 = 60 kB */
+    put("two/b.txt", "{{#l}}{{#m}}0123456789{{/m}}{{/l}}", 0644);
+    sl_buf args2 = SL_BUF_INIT;
+    sl_buf_puts(&args2, "{\"template\": \"two\", \"vars\": {\"l\": [");
+    for (int i = 0; i < 100; i++)
+        sl_buf_printf(&args2, "%s%d", i ? "," : "", i);
+    sl_buf_puts(&args2, "], \"m\": [");
+    for (int i = 0; i < 60; i++)
+        sl_buf_printf(&args2, "%s%d", i ? "," : "", i);
+    sl_buf_puts(&args2, "]}}");
+    c = th_kind_call("codegen", cfg, sl_buf_str(&args2), 0);
+    expect_fail(&c, SL_EPERMANENT, "two/b.txt");
+    sl_buf_free(&args), sl_buf_free(&args2);
+    free(text), free(cfg);
+}
+
+Test(codegen, nested_sections_are_bounded_by_work_not_only_bytes)
+{
+    /* 30 nested sections over a two-item list render nothing, 2^30 times */
+    sl_buf t = SL_BUF_INIT;
+    for (int i = 0; i < 30; i++)
+        sl_buf_puts(&t, "{{#l}}");
+    for (int i = 0; i < 30; i++)
+        sl_buf_puts(&t, "{{/l}}");
+    put("deep/a.txt", sl_buf_str(&t), 0644);
+    put("deep/{{#l}}{{#l}}{{#l}}{{~l}}{{~l}}{{~l}}", "", 0644);
+    char *cfg = sl_xasprintf("codegen:\n  template_root: %s\n  output_root: %s\n", troot, oroot);
+    th_call c = th_kind_call("codegen", cfg, "{\"template\": \"deep\", \"vars\": {\"l\": [1, 2]}}", 0);
+    cr_assert(th_has(c.err.msg, "template deep/a.txt:1:"), "%s", c.err.msg);
+    expect_fail(&c, SL_EPERMANENT, "more than codegen.max_steps steps of work");
+    /* the same template over a one-item list is cheap and renders */
+    c = th_kind_call("codegen", cfg, "{\"template\": \"deep\", \"output\": \"ok\", \"vars\": {\"l\": [1]}}", 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    th_call_free(&c);
+    sl_buf_free(&t);
+    free(cfg);
+}
+
+Test(codegen, a_name_cannot_render_past_the_longest_file_name)
+{
+    put("n/{{#l}}{{#l}}{{#l}}{{#l}}name{{~l}}{{~l}}{{~l}}{{~l}}", "x", 0644);
+    char *cfg = config();
+    sl_buf args = SL_BUF_INIT;
+    sl_buf_puts(&args, "{\"template\": \"n\", \"vars\": {\"l\": [");
+    for (int i = 0; i < 100; i++)
+        sl_buf_printf(&args, "%s%d", i ? "," : "", i);
+    sl_buf_puts(&args, "]}}");
+    th_call c = th_kind_call("codegen", cfg, sl_buf_str(&args), 0);
+    expect_fail(&c, SL_EPERMANENT, "the longest file name (255 bytes)");
+    sl_buf_free(&args);
+    free(cfg);
+}
+
+Test(codegen, numbers_print_in_their_shortest_round_trip_form)
+{
+    put("num/a.txt", "{{f}} {{f|json}} {{g}} {{big}} {{neg}}", 0644);
+    char *cfg = config();
+    th_call c = th_kind_call("codegen", cfg, "{\"template\": \"num\", \"output\": \"num\", \"vars\": "
+                             "{\"f\": 0.1, \"g\": 2.5e-7, \"big\": 1e300, \"neg\": -0.3}}", 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    char *text = out_file("num", "a.txt");
+    cr_assert_str_eq(text ? text : "", "0.1 0.1 2.5e-07 1e+300 -0.3");
+    th_call_free(&c);
+    free(text), free(cfg);
+}

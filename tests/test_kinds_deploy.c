@@ -11,6 +11,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,7 +56,7 @@ Test(deploy, command_runs_with_job_values_in_its_environment_and_cwd)
     char *cfg = command_config("echo hello; echo SLUICE_DEPLOY_URL=https://shop.test/v7; env > env.txt; "
                                "pwd > pwd.txt", 0);
     th_call c = th_kind_call("deploy", cfg,
-                             "{\"target\": \"t\", \"version\": \"1.2.3\", \"n\": 42, \"ok\": true, "
+                             "{\"target\": \"t\", \"version\": \"1.2.3\", \"n\": 42, \"ok\": true, \"ratio\": 0.1, "
                              "\"evil\": \"$(touch pwned); `touch pwned2`; touch pwned3\\nX=1\", "
                              "\"nested\": {\"a\": 1}}", 0);
     cr_assert_eq(c.rc, 0, "%s", c.err.msg);
@@ -63,6 +64,7 @@ Test(deploy, command_runs_with_job_values_in_its_environment_and_cwd)
     char *env = th_read_file(envp), *pwd = th_read_file(pwdp);
     cr_assert(th_has(env, "SLUICE_ARG_VERSION=1.2.3\n"), "%s", env);
     cr_assert(th_has(env, "SLUICE_ARG_N=42\n"), "%s", env);
+    cr_assert(th_has(env, "SLUICE_ARG_RATIO=0.1\n"), "floats print in their shortest form: %s", env);
     cr_assert(th_has(env, "SLUICE_ARG_OK=true\n"), "%s", env);
     cr_assert(th_has(env, "SLUICE_ARG_TARGET=t\n"), "%s", env);
     cr_assert(th_has(env, "SLUICE_TARGET=t\n"), "%s", env);
@@ -446,4 +448,124 @@ Test(deploy, end_to_end_webhook_500_is_retried_until_it_succeeds)
     th_row_free(&row);
     free(key), free(cfg);
     th_httpd_free(s);
+}
+
+/* Output PostgreSQL cannot store as text (a NUL byte, invalid UTF-8) is
+ * recorded with U+FFFD in place of each such byte and a note saying so; an
+ * error message quoting such output is recorded too. */
+Test(deploy, end_to_end_output_with_nul_and_invalid_utf8_is_recorded_visibly)
+{
+    char *cfg = command_config("printf 'before\\000after \\377\\376 caf\\303\\251\\n'", 0);
+    th_row row = th_kind_e2e("deploy", cfg, "{\"target\": \"t\"}", 0);
+    cr_assert_str_eq(row.status, "succeeded", "error: %s", row.error);
+    cr_assert(th_has(row.outputs, "\"log_tail\": \"before\xef\xbf\xbd" "after \xef\xbf\xbd\xef\xbf\xbd caf\xc3\xa9\\n\""),
+              "%s", row.outputs);
+    cr_assert(th_has(row.outputs, "\"log_replaced\": 3"), "%s", row.outputs);
+    cr_assert(th_has(row.outputs, "NUL bytes or invalid UTF-8"), "%s", row.outputs);
+    th_row_free(&row);
+    free(cfg);
+    cfg = command_config("printf 'broken \\377\\000 release\\n'; exit 4", 0);
+    row = th_kind_e2e("deploy", cfg, "{\"target\": \"t\"}", 0);
+    cr_assert_str_eq(row.status, "dead", "error: %s", row.error);
+    cr_assert(th_has(row.error, "exited with status 4; output ends: broken ?  release"), "%s", row.error);
+    th_row_free(&row);
+    free(cfg);
+}
+
+/* ---- secrets ---- */
+
+/* A command reads the environment of its parent (the worker process) and
+ * of the pool's master through /proc, as a hostile deploy script would: no
+ * secret of the pool's environment is there to find. */
+Test(deploy, end_to_end_a_command_finds_no_secret_in_proc_environ)
+{
+    const char *secret = "hunter2-webhook-secret-4711";
+    setenv("TEST_SCRUB_SECRET", secret, 1);
+    const char *db = th_env("DATABASE_URL");
+    char *script = "echo begin; tr '\\000' '\\n' < /proc/$PPID/environ; "
+                   "M=$(cut -d' ' -f4 /proc/$PPID/stat); echo master=$M; "
+                   "tr '\\000' '\\n' < /proc/$M/environ; echo end";
+    char *cmd = command_config(script, 65536);
+    char *cfg = sl_xasprintf("%s    hook:\n      type: webhook\n      url: http://127.0.0.1:9/x\n"
+                             "      secret_env: TEST_SCRUB_SECRET\n", cmd);
+    th_row row = th_kind_e2e("deploy", cfg, "{\"target\": \"t\"}", 0);
+    cr_assert_str_eq(row.status, "succeeded", "error: %s", row.error);
+    cr_assert(th_has(row.outputs, "begin") && th_has(row.outputs, "master=") && th_has(row.outputs, "end"),
+              "%s", row.outputs);
+    if (geteuid() == 0)   /* root reads any /proc/PID/environ: the scrub is what protects */
+        cr_assert(th_has(row.outputs, "PATH="), "the environments were not read: %s", row.outputs);
+    cr_assert(!th_has(row.outputs, secret), "the webhook secret leaked: %s", row.outputs);
+    cr_assert(!th_has(row.outputs, "TEST_SCRUB_SECRET"), "%s", row.outputs);
+    cr_assert(!th_has(row.outputs, db), "the database URL leaked: %s", row.outputs);
+    cr_assert(!th_has(row.outputs, "DATABASE_URL="), "%s", row.outputs);
+    cr_assert(!th_has(row.outputs, "REDIS_URL="), "%s", row.outputs);
+    th_row_free(&row);
+    free(cmd), free(cfg);
+    unsetenv("TEST_SCRUB_SECRET");
+}
+
+/* Secrets from files: an absolute path, or a credential name in
+ * $CREDENTIALS_DIRECTORY (systemd LoadCredential=). */
+Test(deploy, webhook_secret_is_read_from_a_file_or_the_credentials_directory)
+{
+    unsetenv("TEST_HOOK_SECRET");
+    th_httpd *s = th_httpd_start();
+    th_route r = { .status = 200, .hmac_secret = "s3cret-from-file" };
+    th_httpd_route(s, "/hook", &r);
+    char *file = path_in("hook.secret");
+    FILE *f = fopen(file, "w");
+    cr_assert_not_null(f);
+    fputs("s3cret-from-file\n", f);
+    cr_assert_eq(fclose(f), 0);
+    char *url = th_httpd_url(s, "/hook");
+    char *cfg = sl_xasprintf("deploy:\n  targets:\n    web:\n      type: webhook\n      url: %s\n"
+                             "      secret_file: %s\n", url, file);
+    th_call c = th_kind_call("deploy", cfg, "{\"target\": \"web\"}", 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    th_call_free(&c);
+    free(cfg);
+    cfg = sl_xasprintf("deploy:\n  targets:\n    web:\n      type: webhook\n      url: %s\n"
+                       "      secret_file: hook.secret\n", url);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    c = th_kind_call("deploy", cfg, "{\"target\": \"web\"}", 0);
+    cr_assert_eq(c.err.code, SL_EJOB);
+    cr_assert(th_has(c.err.msg, "names a credential, but $CREDENTIALS_DIRECTORY is not set"), "%s", c.err.msg);
+    th_call_free(&c);
+    setenv("CREDENTIALS_DIRECTORY", dir, 1);
+    c = th_kind_call("deploy", cfg, "{\"target\": \"web\"}", 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    th_call_free(&c);
+    unsetenv("CREDENTIALS_DIRECTORY");
+    cr_assert_eq(th_httpd_hits(s, "/hook"), 2, "each signed request was accepted once");
+    free(cfg), free(url), free(file);
+    th_httpd_free(s);
+}
+
+/* deploy.run_as: a pool running as root runs commands as the configured
+ * unprivileged account, which cannot read the worker's /proc files. */
+Test(deploy, commands_run_as_the_configured_unprivileged_user)
+{
+    if (geteuid() != 0)
+        cr_skip_test("needs root to switch users");
+    struct passwd *pw = getpwnam("nobody");
+    cr_assert_not_null(pw, "no user nobody");
+    char *want_uid = sl_xasprintf("uid=%ld gid=%ld\\n", (long)pw->pw_uid, (long)pw->pw_gid);
+    char *cfg = sl_xasprintf("deploy:\n  run_as: nobody\n  targets:\n    t:\n      type: command\n      cwd: /\n"
+                             "      command: [/bin/sh, -c, \"echo uid=$(id -u) gid=$(id -g); id -G; "
+                             "cat /proc/$PPID/environ >/dev/null 2>&1 && echo parent-readable || "
+                             "echo parent-unreadable\"]\n");
+    th_call c = th_kind_call("deploy", cfg, "{\"target\": \"t\"}", 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert(th_has(c.outputs, want_uid), "%s", c.outputs);
+    cr_assert(th_has(c.outputs, "parent-unreadable"), "%s", c.outputs);
+    cr_assert(!th_has(c.outputs, "\\n0\\n") && !th_has(c.outputs, " 0 ") , "root's group kept: %s", c.outputs);
+    th_call_free(&c);
+    free(cfg);
+    cfg = sl_xasprintf("deploy:\n  run_as: no-such-user-x\n  targets:\n    t:\n      type: command\n"
+                       "      command: [/bin/true]\n");
+    c = th_kind_call("deploy", cfg, "{\"target\": \"t\"}", 0);
+    cr_assert_eq(c.err.code, SL_EPERMANENT);
+    cr_assert(th_has(c.err.msg, "deploy.run_as: no user 'no-such-user-x'"), "%s", c.err.msg);
+    th_call_free(&c);
+    free(cfg), free(want_uid);
 }

@@ -6,12 +6,19 @@
 #include "kindtest.h"
 
 #include "mem.h"
+#include "netguard.h"
 #include "sha256.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -36,11 +43,27 @@ static void teardown(void)
 
 TestSuite(import, .init = setup, .fini = teardown);
 
+/* The test server's port. */
+static int srv_port(void)
+{
+    char *url = th_httpd_url(srv, "");
+    const char *colon = strrchr(url, ':');
+    int port = colon ? atoi(colon + 1) : 0;
+    free(url);
+    cr_assert_gt(port, 0);
+    return port;
+}
+
+/* The test servers listen on 127.0.0.1 at a port of their own: both must
+ * be allowed explicitly (loopback and ports other than 80/443 are refused
+ * by default). */
 static char *config(const char *extra)
 {
     return sl_xasprintf("import:\n  root: %s\n  file_root: %s\n  schemes: [http, file]\n"
                         "  hosts: [127.0.0.1, \"*.internal.test\"]\n  max_bytes: 100000\n"
-                        "  connect_timeout: 2s\n  timeout: 5s\n%s", root, files, extra ? extra : "");
+                        "  allow_addresses: [127.0.0.1/32]\n  allow_ports: [%d]\n"
+                        "  connect_timeout: 2s\n  timeout: 5s\n%s", root, files, srv_port(),
+                        extra ? extra : "");
 }
 
 
@@ -172,7 +195,8 @@ Test(import, http_errors_say_whether_a_retry_can_help)
     c = import(cfg, "{\"url\": \"%s\"}", "/broken");
     expect_fail(&c, SL_EJOB, "answered 503");
     free(cfg);
-    cfg = sl_xasprintf("import:\n  root: %s\n  schemes: [http]\n  hosts: [127.0.0.1]\n  timeout: 300ms\n", root);
+    cfg = sl_xasprintf("import:\n  root: %s\n  schemes: [http]\n  hosts: [127.0.0.1]\n  timeout: 300ms\n"
+                       "  allow_addresses: [127.0.0.0/8]\n  allow_ports: [%d]\n", root, srv_port());
     c = import(cfg, "{\"url\": \"%s\"}", "/slow");
     expect_fail(&c, SL_EJOB, "timed out");
     free(cfg);
@@ -200,6 +224,18 @@ Test(import, file_urls_must_stay_under_the_file_root)
     th_call_free(&c);
     free(args);
     char *kept = sl_xasprintf("%s/in.txt", root);
+    cr_assert_eq(unlink(kept), 0);
+    free(kept);
+    /* a symlink that stays under the root is followed */
+    char *alias = sl_xasprintf("%s/alias.txt", files);
+    cr_assert_eq(symlink("in.txt", alias), 0);
+    args = sl_xasprintf("{\"url\": \"file://%s\", \"name\": \"alias.txt\"}", alias);
+    c = th_kind_call("import", cfg, args, 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert(th_has(c.outputs, "\"bytes\":11"), "%s", c.outputs);
+    th_call_free(&c);
+    free(args), free(alias);
+    kept = sl_xasprintf("%s/alias.txt", root);
     cr_assert_eq(unlink(kept), 0);
     free(kept);
     c = th_kind_call("import", cfg, "{\"url\": \"file:///etc/passwd\"}", 0);
@@ -327,4 +363,204 @@ Test(import, end_to_end_through_a_worker)
     cr_assert_str_eq(text ? text : "", "e2e bytes");
     th_row_free(&row);
     free(text), free(path), free(args), free(url), free(cfg);
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* A process swaps a directory under the file root with a symlink to a
+ * directory outside it, as fast as it can, while imports of a file in that
+ * directory run in a loop: no import may ever read the outside file. */
+Test(import, a_symlink_swapped_in_during_file_imports_never_leads_outside_the_root)
+{
+    char *outside = th_tempdir("import-outside");
+    char *sub = sl_xasprintf("%s/sub", files), *swap = sl_xasprintf("%s/swap", files);
+    char *in = sl_xasprintf("%s/data.txt", sub), *out = sl_xasprintf("%s/data.txt", outside);
+    cr_assert_eq(mkdir(sub, 0755), 0);
+    write_file(in, "inside\n");
+    write_file(out, "OUTSIDE, SECRET\n");
+    cr_assert_eq(symlink(outside, swap), 0);
+    long *swaps = mmap(NULL, sizeof *swaps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    cr_assert_neq(swaps, MAP_FAILED);
+    *swaps = 0;
+    pid_t racer = fork();
+    cr_assert_geq(racer, 0);
+    if (racer == 0) {
+        for (;;) {
+            if (renameat2(AT_FDCWD, sub, AT_FDCWD, swap, RENAME_EXCHANGE) == 0)
+                __atomic_add_fetch(swaps, 1, __ATOMIC_RELAXED);
+        }
+    }
+    char *cfg = config(NULL);
+    char *args = sl_xasprintf("{\"url\": \"file://%s\", \"name\": \"r\"}", in);
+    int read_inside = 0, refused = 0, read_outside = 0;
+    for (int i = 0; i < 300; i++) {
+        th_call c = th_kind_call("import", cfg, args, 0);
+        if (c.rc == 0 && th_has(c.outputs, "\"bytes\":7,"))
+            read_inside++;
+        else if (c.rc == 0)
+            read_outside++;
+        else if (c.err.code == SL_EINVAL && th_has(c.err.msg, "is outside import.file_root"))
+            refused++;
+        else
+            cr_assert_fail("unexpected outcome: %s %s", c.err.msg, c.outputs);
+        th_call_free(&c);
+    }
+    kill(racer, SIGKILL);
+    cr_assert_eq(waitpid(racer, NULL, 0), racer);
+    char *kept = sl_xasprintf("%s/r", root);
+    char *text = th_read_file(kept);
+    cr_assert(text == NULL || strcmp(text, "inside\n") == 0, "the import root holds %s", text);
+    cr_assert_eq(read_outside, 0, "%d of 300 imports read the file outside the root", read_outside);
+    cr_assert_eq(read_inside + refused, 300);
+    cr_assert_gt(*swaps, 0, "the racer never swapped");
+    munmap(swaps, sizeof *swaps);
+    th_rmtree(outside);
+    free(text), free(kept), free(args), free(cfg), free(outside), free(sub), free(swap), free(in), free(out);
+}
+
+Test(import, a_fifo_or_device_under_the_file_root_fails_at_once)
+{
+    char *fifo = sl_xasprintf("%s/pipe", files);
+    cr_assert_eq(mkfifo(fifo, 0644), 0);
+    char *dev = sl_xasprintf("%s/null", files);
+    cr_assert_eq(symlink("/dev/null", dev), 0);
+    char *cfg = config(NULL);
+    char *args = sl_xasprintf("{\"url\": \"file://%s\"}", fifo);
+    th_call c = th_kind_call("import", cfg, args, 0);   /* without O_NONBLOCK this waits forever */
+    expect_fail(&c, SL_EPERMANENT, "pipe is a FIFO, not a regular file: refused");
+    free(args);
+    args = sl_xasprintf("{\"url\": \"file://%s\"}", files);
+    c = th_kind_call("import", cfg, args, 0);
+    expect_fail(&c, SL_EINVAL, "is outside import.file_root");
+    free(args);
+    args = sl_xasprintf("{\"url\": \"file://%s/\"}", files);
+    c = th_kind_call("import", cfg, args, 0);
+    expect_fail(&c, SL_EINVAL, "is outside import.file_root");
+    free(args);
+    args = sl_xasprintf("{\"url\": \"file://%s\"}", dev);
+    c = th_kind_call("import", cfg, args, 0);
+    expect_fail(&c, SL_EINVAL, "is outside import.file_root");
+    free(args), free(cfg), free(fifo), free(dev);
+}
+
+/* Loopback, private, link-local and metadata addresses are refused unless
+ * configured, before a single byte is sent; so are ports not listed. */
+Test(import, internal_addresses_and_other_ports_are_refused_without_a_request)
+{
+    th_route r = { .body = "internal data" };
+    th_httpd_route(srv, "/x", &r);
+    char *base = sl_xasprintf("import:\n  root: %s\n  schemes: [http]\n  max_bytes: 100000\n"
+                              "  hosts: [127.0.0.1, localhost, \"[::ffff:127.0.0.1]\", \"[::ffff:7f00:1]\"]\n"
+                              "  connect_timeout: 2s\n  timeout: 5s\n", root);
+    int port = srv_port();
+    /* no allowance: the port is allowed, the loopback address is not */
+    char *cfg = sl_xasprintf("%s  allow_ports: [%d]\n", base, port);
+    th_call c = import(cfg, "{\"url\": \"%s\"}", "/x");
+    expect_fail(&c, SL_EPERMANENT, "address 127.0.0.1 is loopback: refused (import.allow_addresses");
+    /* a name that resolves to loopback is judged by its address */
+    char *url = sl_xasprintf("{\"url\": \"http://localhost:%d/x\"}", port);
+    c = th_kind_call("import", cfg, url, 0);
+    expect_fail(&c, SL_EPERMANENT, "is loopback: refused");
+    free(url);
+    /* the IPv4-mapped IPv6 form of loopback reaches the same server: refused too */
+    url = sl_xasprintf("{\"url\": \"http://[::ffff:127.0.0.1]:%d/x\"}", port);
+    c = th_kind_call("import", cfg, url, 0);
+    expect_fail(&c, SL_EPERMANENT, "is loopback: refused");
+    cr_assert_eq(th_httpd_hits(srv, "/x"), 0, "a refused address was sent a request");
+    free(cfg);
+    /* allowed address, but the port is not in the default 80, 443 */
+    cfg = sl_xasprintf("%s  allow_addresses: [127.0.0.1]\n", base);
+    c = import(cfg, "{\"url\": \"%s\"}", "/x");
+    char want[128];
+    snprintf(want, sizeof want, "port %d is not allowed (import.allow_ports: 80, 443)", port);
+    expect_fail(&c, SL_EINVAL, want);
+    cr_assert_eq(th_httpd_hits(srv, "/x"), 0, "a refused port was sent a request");
+    free(cfg);
+    /* both allowed: the mapped form is allowed by the IPv4 range too */
+    cfg = sl_xasprintf("%s  allow_addresses: [127.0.0.1/32]\n  allow_ports: [%d]\n", base, port);
+    c = th_kind_call("import", cfg, url, 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert(th_has(c.outputs, "\"bytes\":13"), "%s", c.outputs);
+    th_call_free(&c);
+    cr_assert_eq(th_httpd_hits(srv, "/x"), 1);
+    free(url), free(cfg), free(base);
+}
+
+/* A redirect is checked at the address it connects to, like the URL. */
+Test(import, a_redirect_to_a_refused_address_or_port_is_refused)
+{
+    int port = srv_port();
+    char *other = sl_xasprintf("http://127.0.0.2:%d/data", port);
+    th_route to_other = { .status = 302, .location = other };
+    th_httpd_route(srv, "/to-other", &to_other);
+    char *meta = sl_xasprintf("http://169.254.169.254:%d/latest/meta-data/", port);
+    th_route to_meta = { .status = 302, .location = meta };
+    th_httpd_route(srv, "/to-meta", &to_meta);
+    th_route to_port = { .status = 302, .location = "http://127.0.0.1:1/data" };
+    th_httpd_route(srv, "/to-port", &to_port);
+    char *cfg = sl_xasprintf("import:\n  root: %s\n  schemes: [http]\n  hosts: [127.0.0.1, 127.0.0.2, "
+                             "169.254.169.254]\n  allow_addresses: [127.0.0.1/32]\n  allow_ports: [%d]\n"
+                             "  connect_timeout: 2s\n  timeout: 5s\n", root, port);
+    th_call c = import(cfg, "{\"url\": \"%s\"}", "/to-other");
+    expect_fail(&c, SL_EPERMANENT, "GET http://127.0.0.2:");
+    c = import(cfg, "{\"url\": \"%s\"}", "/to-other");
+    expect_fail(&c, SL_EPERMANENT, "address 127.0.0.2 is loopback: refused");
+    c = import(cfg, "{\"url\": \"%s\"}", "/to-meta");
+    expect_fail(&c, SL_EPERMANENT, "address 169.254.169.254 is cloud metadata: refused");
+    c = import(cfg, "{\"url\": \"%s\"}", "/to-port");
+    expect_fail(&c, SL_EPERMANENT, "port 1 is not allowed");
+    free(cfg), free(other), free(meta);
+}
+
+static const char *refusal_of(const char *text, const sl_cidr *allow, size_t nallow)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    struct sockaddr_in *v4 = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, text, &v4->sin_addr) == 1)
+        v4->sin_family = AF_INET;
+    else if (inet_pton(AF_INET6, text, &v6->sin6_addr) == 1)
+        v6->sin6_family = AF_INET6;
+    else
+        cr_assert_fail("bad test address %s", text);
+    return sl_netguard_refusal((const struct sockaddr *)&ss, allow, nallow);
+}
+
+Test(import, every_internal_address_form_is_classified)
+{
+    static const struct { const char *addr, *why; } cases[] = {
+        { "127.0.0.1", "loopback" }, { "127.255.0.9", "loopback" }, { "::1", "loopback" },
+        { "10.1.2.3", "private" }, { "172.16.0.1", "private" }, { "172.31.255.255", "private" },
+        { "192.168.1.1", "private" }, { "100.64.0.1", "private (shared address space)" },
+        { "fd12:3456::1", "private (unique local)" }, { "fc00::1", "private (unique local)" },
+        { "169.254.1.1", "link-local" }, { "fe80::1", "link-local" },
+        { "169.254.169.254", "cloud metadata" }, { "fd00:ec2::254", "cloud metadata" },
+        { "0.0.0.0", "unspecified" }, { "::", "unspecified" },
+        { "224.0.0.1", "multicast" }, { "ff02::1", "multicast" }, { "255.255.255.255", "reserved" },
+        { "::ffff:127.0.0.1", "loopback" }, { "::ffff:169.254.169.254", "cloud metadata" },
+        { "::ffff:10.0.0.1", "private" }, { "64:ff9b::a00:1", "private" }, { "2002:a9fe:a9fe::1", "cloud metadata" },
+        { "::127.0.0.1", "loopback" },
+        { "93.184.216.34", NULL }, { "2606:4700::1111", NULL }, { "::ffff:93.184.216.34", NULL },
+        { "172.32.0.1", NULL }, { "11.0.0.1", NULL },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *why = refusal_of(cases[i].addr, NULL, 0);
+        if (cases[i].why == NULL)
+            cr_assert_null(why, "%s refused as %s", cases[i].addr, why);
+        else
+            cr_assert(why && strcmp(why, cases[i].why) == 0, "%s: got %s, expected %s", cases[i].addr,
+                      why ? why : "allowed", cases[i].why);
+    }
+    /* an allowance covers exactly its range, also in mapped form */
+    sl_cidr allow = { .family = AF_INET, .addr = { 10, 1 }, .prefix = 16 };
+    cr_assert_null(refusal_of("10.1.200.3", &allow, 1));
+    cr_assert_null(refusal_of("::ffff:10.1.0.1", &allow, 1));
+    cr_assert_str_eq(refusal_of("10.2.0.1", &allow, 1), "private");
 }

@@ -6,9 +6,13 @@
 #include "kindtest.h"
 
 #include "mem.h"
+#include "sha256.h"
 
 #include <criterion/criterion.h>
 #include <ctype.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -249,4 +253,157 @@ Test(provision, end_to_end_through_a_worker)
     cr_assert_eq(count("SELECT count(*) FROM pg_namespace WHERE nspname = $1", name), 1);
     th_row_free(&row);
     free(args), free(cfg);
+}
+
+/* ---- SCRAM-SHA-256 verification of a stored verifier against a password ---- */
+
+static size_t b64_decode(const char *s, size_t n, unsigned char *out)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    uint32_t acc = 0;
+    int bits = 0;
+    size_t k = 0;
+    for (size_t i = 0; i < n && s[i] != '='; i++) {
+        const char *p = strchr(tbl, s[i]);
+        cr_assert(p && s[i], "bad base64 in a verifier");
+        acc = acc << 6 | (uint32_t)(p - tbl);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[k++] = (unsigned char)(acc >> bits);
+        }
+    }
+    return k;
+}
+
+/* True when verifier ("SCRAM-SHA-256$iter:salt$StoredKey:ServerKey") was
+ * computed from password (RFC 5802: PBKDF2-HMAC-SHA-256, then the keys). */
+static bool scram_matches(const char *verifier, const char *password)
+{
+    int iter = 0;
+    char salt64[128], stored64[128], server64[128];
+    if (sscanf(verifier, "SCRAM-SHA-256$%d:%127[^$]$%127[^:]:%127s", &iter, salt64, stored64, server64) != 4)
+        return false;
+    unsigned char salt[96], stored[64], server[64];
+    size_t sn = b64_decode(salt64, strlen(salt64), salt);
+    size_t stn = b64_decode(stored64, strlen(stored64), stored);
+    size_t svn = b64_decode(server64, strlen(server64), server);
+    cr_assert(stn == SL_SHA256_LEN && svn == SL_SHA256_LEN && sn + 4 <= sizeof salt);
+    unsigned char u[SL_SHA256_LEN], salted[SL_SHA256_LEN], block[100];
+    memcpy(block, salt, sn);
+    memcpy(block + sn, "\0\0\0\1", 4);
+    size_t pl = strlen(password);
+    sl_hmac_sha256(password, pl, block, sn + 4, u);
+    memcpy(salted, u, sizeof u);
+    for (int i = 1; i < iter; i++) {
+        sl_hmac_sha256(password, pl, u, sizeof u, u);
+        for (size_t j = 0; j < sizeof u; j++)
+            salted[j] ^= u[j];
+    }
+    unsigned char client_key[SL_SHA256_LEN], stored_key[SL_SHA256_LEN], server_key[SL_SHA256_LEN];
+    sl_hmac_sha256(salted, sizeof salted, "Client Key", 10, client_key);
+    sl_sha256_digest(client_key, sizeof client_key, stored_key);
+    sl_hmac_sha256(salted, sizeof salted, "Server Key", 10, server_key);
+    return memcmp(stored_key, stored, SL_SHA256_LEN) == 0 && memcmp(server_key, server, SL_SHA256_LEN) == 0;
+}
+
+static char *verifier_of(const char *role)
+{
+    PGconn *c = th_pg();
+    const char *p[] = { role };
+    PGresult *r = PQexecParams(c, "SELECT rolpassword FROM pg_authid WHERE rolname = $1", 1, NULL, p,
+                               NULL, NULL, 0);
+    cr_assert(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s", PQerrorMessage(c));
+    char *v = sl_xstrdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(c);
+    return v;
+}
+
+static char *password_in_file(const char *role)
+{
+    char *file = sl_xasprintf("%s/%s.password", pwdir, role);
+    char *text = th_read_file(file);
+    free(file);
+    if (text)
+        text[strcspn(text, "\n")] = '\0';
+    return text;
+}
+
+/* The server may say password_encryption = md5: the verifier is SCRAM all
+ * the same, and it is the one of the password in the file. */
+Test(provision, the_role_verifier_is_scram_even_when_the_server_prefers_md5)
+{
+    const char *url = th_env("DATABASE_URL");
+    char *md5_url = sl_xasprintf("%s%coptions=-c%%20password_encryption%%3Dmd5", url,
+                                 strchr(url, '?') ? '&' : '?');
+    PGconn *c = PQconnectdb(md5_url);
+    cr_assert_eq(PQstatus(c), CONNECTION_OK, "%s", PQerrorMessage(c));
+    PGresult *r = PQexec(c, "SHOW password_encryption");
+    cr_assert_str_eq(PQgetvalue(r, 0, 0), "md5", "the test's premise: the session prefers md5");
+    PQclear(r);
+    PQfinish(c);
+    setenv("TEST_PROVISION_MD5_URL", md5_url, 1);
+    char name[64];
+    ident(name, sizeof name, "md5role");
+    char *cfg = sl_xasprintf("provision:\n  admin_url_env: TEST_PROVISION_MD5_URL\n  resources: [postgres_role]\n"
+                             "  password_dir: %s\n", pwdir);
+    th_call call = provision(cfg, "postgres_role", name);
+    cr_assert_eq(call.rc, 0, "%s", call.err.msg);
+    th_call_free(&call);
+    char *verifier = verifier_of(name);
+    cr_assert(strncmp(verifier, "SCRAM-SHA-256$", 14) == 0, "stored as %.12s…", verifier);
+    char *password = password_in_file(name);
+    cr_assert_not_null(password);
+    cr_assert(scram_matches(verifier, password), "the verifier is not the password's");
+    cr_assert(!scram_matches(verifier, "not the password"));
+    free(password), free(verifier), free(cfg), free(md5_url);
+}
+
+typedef struct racer {
+    const char *cfg, *name;
+    th_call call;
+} racer;
+
+static void *race_one(void *arg)
+{
+    racer *r = arg;
+    r->call = provision(r->cfg, "postgres_role", r->name);
+    return NULL;
+}
+
+/* Eight jobs for the same role at once: one creates it and writes its
+ * file, the others report it existed; the file survives and holds the
+ * password the role really has. */
+Test(provision, concurrent_jobs_for_one_role_leave_one_role_and_its_true_password)
+{
+    char name[64];
+    ident(name, sizeof name, "racerole");
+    char *cfg = config("postgres_role", true);
+    th_call warm = provision(cfg, "postgres_schema", "unused");   /* curl/global set-up once, before threads */
+    th_call_free(&warm);
+    enum { N = 8 };
+    racer rs[N];
+    pthread_t t[N];
+    for (int i = 0; i < N; i++) {
+        rs[i] = (racer){ .cfg = cfg, .name = name };
+        cr_assert_eq(pthread_create(&t[i], NULL, race_one, &rs[i]), 0);
+    }
+    int created = 0, existed = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(pthread_join(t[i], NULL), 0);
+        cr_assert_eq(rs[i].call.rc, 0, "%s", rs[i].call.err.msg);
+        created += th_has(rs[i].call.outputs, "\"existed\":false");
+        existed += th_has(rs[i].call.outputs, "\"existed\":true");
+        cr_assert(th_has(rs[i].call.outputs, ".password\""), "no password_file: %s", rs[i].call.outputs);
+        th_call_free(&rs[i].call);
+    }
+    cr_assert_eq(created, 1, "%d jobs say they created the role", created);
+    cr_assert_eq(existed, N - 1);
+    char *password = password_in_file(name);
+    cr_assert_not_null(password, "the password file was deleted");
+    char *verifier = verifier_of(name);
+    cr_assert(scram_matches(verifier, password), "the file does not hold the role's password");
+    cr_assert_eq(th_dir_entries(pwdir), 1, "staging files were left behind");
+    free(verifier), free(password), free(cfg);
 }

@@ -2,11 +2,13 @@
  * configuration, applies command-line overrides, and hands over to the
  * prefork master (which calls load_config again on SIGHUP). */
 #include "config.h"
+#include "config_jobs.h"
 #include "consumer.h"
 #include "envelope.h"
 #include "log.h"
 #include "master.h"
 #include "mem.h"
+#include "secretenv.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -98,6 +100,15 @@ static sl_config *load_config(void *arg, sl_err *err)
     sl_config *cfg = sl_config_load(ov->config_path, err);
     if (cfg == NULL)
         return NULL;
+    /* Secrets leave the environment before any fork: a job's command could
+     * read them in /proc/<worker or master>/environ (lib/secretenv.h). */
+    static const char *const servers[] = { "SLUICE_REDIS_URL", "REDIS_URL", "SLUICE_DATABASE_URL", "DATABASE_URL" };
+    for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
+        sl_secretenv_take(servers[i]);
+    const char *names[64];
+    size_t n = sl_config_jobs_secret_envs(cfg->jobs, names, 64);
+    for (size_t i = 0; i < n && i < 64; i++)
+        sl_secretenv_take(names[i]);
     if (ov->queues) {
         free_list(cfg->worker.queues, cfg->worker.nqueues);
         cfg->worker.queues = sl_xcalloc(ov->nqueues, sizeof *cfg->worker.queues);
@@ -185,6 +196,8 @@ int main(int argc, char **argv)
         return SL_EXIT_FATAL;
     }
     sl_log_setup("master", cfg->log_level);
+    if (sl_secretenv_protect() < 0)
+        SL_WARN("master.not_protected", "error=\"prctl PR_SET_DUMPABLE: %s\"", strerror(errno));
     /* Once, before any fork: libcurl's global state is not fork-safe to set up later. */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         SL_ERROR("curl.init_failed", "");
