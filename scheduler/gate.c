@@ -36,8 +36,12 @@ static int decide(sl_db *db, const char *sql, int n, const char *const *params, 
     if (sl_db_begin(db, err) < 0)
         return -1;
     PGresult *res = sl_db_exec(db, "gate decision", sql, n, params, err);
-    if (res == NULL)
+    if (res == NULL) {
+        if (err != NULL && strstr(err->msg, "permission denied for function"))
+            sl_err_wrap(err, "this database login may not record gate decisions (only members of "
+                        "sluice_api, or sluice_breakglass for `sluice break-glass`; docs/security.md)");
         goto fail;
+    }
     out->refused = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     out->closed = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
     out->approvals = atoi(PQgetvalue(res, 0, 2));

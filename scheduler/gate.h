@@ -38,7 +38,9 @@
 /* Who makes a decision: an authenticated principal, never a typed name.
  * The API server fills it from the credential it verified; the scheduler
  * uses { "sluice-scheduler", "scheduler", NULL } for timeouts.  All fields
- * are borrowed for the duration of the call. */
+ * are borrowed for the duration of the call.  name, method and address are
+ * recorded in the audit row; groups are not consulted (a gate's approvers
+ * are expanded from the configuration's groups when it opens). */
 typedef struct sl_principal {
     const char *name;          /* user name: token owner or the JWT's user claim */
     const char *method;        /* how it was proven: "token:ID", "jwt:ISSUER#SUBJECT", ... */

@@ -327,7 +327,8 @@ Test(audit, timeouts_are_signed_by_the_scheduler_key_and_head_is_exportable)
     sl_gate_result res;
     cr_assert_eq(sl_gate_decide(sdb, "r1", "go", &(sl_principal){ .name = "bob", .method = "scheduler" }, true,
                                 NULL, NULL, 0, &res, &err), -1);
-    cr_assert(strstr(err.msg, "permission denied"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "permission denied") && strstr(err.msg, "only members of sluice_api"),
+              "the refusal should say which role may decide: %s", err.msg);
     /* head: the newest row, its signature verifiable outside the database */
     th_result r = sluice_as(&fx, "sluice", "audit", "head", "--json", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
