@@ -60,8 +60,11 @@ Test(sign, sign_and_verify_round_trip_and_refuse_what_was_not_signed)
     cr_assert_eq(sl_sign(p, msg, sizeof msg - 1, sig, &err), -1);
     cr_assert(strstr(err.msg, "cannot sign"), "%s", err.msg);
     /* keygen never overwrites */
-    cr_assert_eq(sl_sign_keygen(priv, path("c.pub"), &err), -1);
+    char *other = path("c.pub");
+    cr_assert_eq(sl_sign_keygen(priv, other, &err), -1);
     cr_assert(strstr(err.msg, priv) && strstr(err.msg, "exists"), "%s", err.msg);
+    cr_assert_eq(access(other, F_OK), -1, "a failed keygen leaves no public key behind");
+    free(other);
     sl_sign_key_free(k);
     sl_sign_key_free(p);
     sl_sign_key_free(p2);
