@@ -431,3 +431,39 @@ Test(audit, legacy_rows_stay_verifiable_and_are_reported)
     sl_db_free(db);
     th_private_db_drop(fx.db);
 }
+
+Test(audit, the_scheduler_refuses_an_unusable_audit_key)
+{
+    char dir[] = "/tmp/sluice-audit-XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char *config = sl_xasprintf("%s/sluice.config", dir), *key = sl_xasprintf("%s/nope.key", dir);
+    char *text = sl_xasprintf("scheduler:\n  audit_key_file: %s\n", key);
+    FILE *f = fopen(config, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+    const char *argv[] = { SLUICE_SCHEDULER_BIN, "--config", config, "--pipelines", dir, NULL };
+    th_result r = th_run(argv, NULL);
+    cr_assert_eq(r.status, 78, "a missing key is a configuration error: %d %s", r.status, r.err);
+    cr_assert(strstr(r.err, "scheduler.audit_key_file") && strstr(r.err, key), "%s", r.err);
+    th_result_free(&r);
+    /* a public key cannot sign */
+    char *priv = sl_xasprintf("%s/k.key", dir), *pub = sl_xasprintf("%s/k.pub", dir);
+    sl_err err;
+    cr_assert_eq(sl_sign_keygen(priv, pub, &err), 0, "%s", err.msg);
+    free(text);
+    text = sl_xasprintf("scheduler:\n  audit_key_file: %s\n", pub);
+    f = fopen(config, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+    r = th_run(argv, NULL);
+    cr_assert_eq(r.status, 78, "%s", r.err);
+    cr_assert(strstr(r.err, "not a PEM private key"), "%s", r.err);
+    th_result_free(&r);
+    free(priv);
+    free(pub);
+    free(text);
+    free(key);
+    free(config);
+}
