@@ -9,6 +9,7 @@
 #include "db.h"
 #include "gate.h"
 #include "harness.h"
+#include "kindtest.h"
 #include "mem.h"
 #include "sign.h"
 
@@ -207,6 +208,7 @@ Test(audit, a_chain_recomputed_by_the_database_owner_fails_signature_checks)
     sl_sign_key_free(key);
     sl_db_free(db);
     th_private_db_drop(fx.db);
+    th_rmtree(fx.dir);
 }
 
 Test(audit, length_prefixed_hash_tells_apart_rows_the_separator_hash_confused)
@@ -259,6 +261,7 @@ Test(audit, length_prefixed_hash_tells_apart_rows_the_separator_hash_confused)
     sl_sign_key_free(key);
     sl_db_free(db);
     th_private_db_drop(fx.db);
+    th_rmtree(fx.dir);
 }
 
 Test(audit, break_glass_decision_is_audited_as_such)
@@ -297,6 +300,7 @@ Test(audit, break_glass_decision_is_audited_as_such)
     expect_verify(&fx, "api", "glass", 0, "1 rows signed by the given keys");
     free(gkey);
     th_private_db_drop(fx.db);
+    th_rmtree(fx.dir);
 }
 
 Test(audit, timeouts_are_signed_by_the_scheduler_key_and_head_is_exportable)
@@ -360,6 +364,7 @@ Test(audit, timeouts_are_signed_by_the_scheduler_key_and_head_is_exportable)
     sl_db_free(api);
     sl_db_free(sdb);
     th_private_db_drop(fx.db);
+    th_rmtree(fx.dir);
 }
 
 Test(audit, legacy_rows_stay_verifiable_and_are_reported)
@@ -430,6 +435,7 @@ Test(audit, legacy_rows_stay_verifiable_and_are_reported)
     sl_sign_key_free(key);
     sl_db_free(db);
     th_private_db_drop(fx.db);
+    th_rmtree(fx.dir);
 }
 
 Test(audit, the_scheduler_refuses_an_unusable_audit_key)
@@ -466,4 +472,5 @@ Test(audit, the_scheduler_refuses_an_unusable_audit_key)
     free(text);
     free(key);
     free(config);
+    th_rmtree(dir);
 }

@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "gate.h"
 #include "harness.h"
+#include "kindtest.h"
 #include "mem.h"
 #include "pipeline.h"
 
@@ -268,4 +269,5 @@ Test(roles, a_pipeline_runs_with_each_component_on_its_own_role)
     free(ypath);
     free(config);
     th_private_db_drop(db);
+    th_rmtree(dir);
 }

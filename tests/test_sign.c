@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "kindtest.h"
 #include "mem.h"
 
 static char dir[] = "/tmp/sluice-sign-XXXXXX";
@@ -20,7 +21,12 @@ static void setup(void)
     cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
 }
 
-TestSuite(sign, .init = setup);
+static void teardown(void)
+{
+    th_rmtree(dir);
+}
+
+TestSuite(sign, .init = setup, .fini = teardown);
 
 static char *path(const char *name)
 {
