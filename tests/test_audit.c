@@ -448,6 +448,12 @@ Test(audit, the_scheduler_refuses_an_unusable_audit_key)
     cr_assert_not_null(f);
     fputs(text, f);
     cr_assert_eq(fclose(f), 0);
+    char *yaml = sl_xasprintf("%s/p.yaml", dir);   /* one pipeline: the directory loads */
+    f = fopen(yaml, "w");
+    cr_assert_not_null(f);
+    fputs("name: p\nsteps:\n  - {id: a, kind: noop}\n", f);
+    cr_assert_eq(fclose(f), 0);
+    free(yaml);
     const char *argv[] = { SLUICE_SCHEDULER_BIN, "--config", config, "--pipelines", dir, NULL };
     th_result r = th_run(argv, NULL);
     cr_assert_eq(r.status, 78, "a missing key is a configuration error: %d %s", r.status, r.err);
