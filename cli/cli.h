@@ -51,7 +51,8 @@ int cmd_status(int argc, char **argv);
 int cmd_gates(int argc, char **argv);      /* cmd_gates.c */
 int cmd_approve(int argc, char **argv);
 int cmd_reject(int argc, char **argv);
-int cmd_audit(int argc, char **argv);
+int cmd_audit(int argc, char **argv);       /* cmd_audit.c */
+int cmd_breakglass(int argc, char **argv);  /* cmd_breakglass.c */
 
 /* `sluice cancel ID` for a run: returns -1 if ID names no run (the caller
  * then treats it as a job id), else the command's exit status. */

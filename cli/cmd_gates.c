@@ -2,8 +2,8 @@
  *   gates                 open gates and what the approvers decide on
  *   approve RUN GATE      approve (as USER, with a comment and inputs)
  *   reject RUN GATE       reject (a comment is mandatory)
- *   audit verify          check the hash chain of the audit trail
- * The decision logic, refusals and auditing live in scheduler/gate.c. */
+ * The decision logic, refusals and auditing live in scheduler/gate.c and
+ * migration 006; `sluice audit` is cli/cmd_audit.c. */
 #include "cli.h"
 #include "db.h"
 #include "gate.h"
@@ -225,52 +225,3 @@ out:
 
 int cmd_approve(int argc, char **argv) { return decide(argc, argv, true); }
 int cmd_reject(int argc, char **argv) { return decide(argc, argv, false); }
-
-static void audit_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice audit verify [OPTIONS]\n"
-        "\n"
-        "Checks the approval audit trail: every row's hash covers its fields and the\n"
-        "previous row's hash, so an edited or deleted row breaks the chain.  Prints\n"
-        "the number of rows and the last hash (record it elsewhere to detect the\n"
-        "removal of the newest rows), or names the first row that does not verify\n"
-        "and exits 1.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
-
-int cmd_audit(int argc, char **argv)
-{
-    const char *config = NULL;
-    int parsed = cli_simple_args("audit", argc, argv, audit_usage, &config, NULL, 1, "'verify'");
-    if (parsed >= 0)
-        return parsed;
-    if (optind + 1 != argc || strcmp(argv[optind], "verify") != 0)
-        return cli_usage_error("audit", "expected 'verify'");
-    sl_config *cfg = cli_load_config("audit", config);
-    if (cfg == NULL)
-        return CLI_FAILED;
-    sl_err err;
-    bool ok;
-    long long bad = 0, rows = 0;
-    char why[256];
-    int status = CLI_FAILED;
-    sl_db *db = sl_db_connect(cfg->database_url, &err);
-    if (db == NULL || sl_audit_verify(db, &ok, &bad, &rows, why, sizeof why, &err) < 0) {
-        cli_fail("audit", "%s", err.msg);
-    } else if (!ok) {
-        cli_fail("audit", "audit chain broken: %s", why);
-    } else {
-        PGresult *h = sl_db_exec(db, "head", "SELECT coalesce((SELECT hash FROM sluice_audit ORDER BY seq"
-                                 " DESC LIMIT 1), '-')", 0, NULL, &err);
-        printf("audit chain ok: %lld rows, last hash %s\n", rows, h ? V(h, 0, 0) : "?");
-        PQclear(h);
-        status = CLI_OK;
-    }
-    sl_db_free(db);
-    sl_config_free(cfg);
-    return status;
-}

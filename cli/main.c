@@ -31,7 +31,8 @@ static const command commands[] = {
     { "gates", cmd_gates, "list open approval gates" },
     { "approve", cmd_approve, "approve an approval gate" },
     { "reject", cmd_reject, "reject an approval gate (fails the run)" },
-    { "audit", cmd_audit, "verify the approval audit trail" },
+    { "audit", cmd_audit, "verify the approval audit trail, print its signed head, make keys" },
+    { "break-glass", cmd_breakglass, "emergency gate decision through PostgreSQL (sluice_breakglass)" },
     { "stats", cmd_stats, "one snapshot of the queues, workers and gates (--json for scripts)" },
     { "top", cmd_top, "live full-screen view of the queues, workers and gates" },
     { "metrics", cmd_metrics, "print the Prometheus text exposition" },
@@ -42,7 +43,7 @@ static void usage(FILE *f)
 {
     fprintf(f, "Usage: sluice COMMAND [OPTIONS]\n\nCommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(f, "  %-9s %s\n", commands[i].name, commands[i].summary);
+        fprintf(f, "  %-11s %s\n", commands[i].name, commands[i].summary);
     fprintf(f,
         "\n'sluice COMMAND --help' describes a command.\n"
         "Servers come from the configuration file (--config, $SLUICE_CONFIG) and\n"

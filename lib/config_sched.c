@@ -27,6 +27,7 @@ static void free_group(sl_group *g)
 void sl_sched_config_clear(sl_sched_config *c)
 {
     free(c->pipelines);
+    free(c->audit_key_file);
     for (size_t i = 0; i < c->ngroups; i++)
         free_group(&c->groups[i]);
     free(c->groups);
@@ -63,9 +64,14 @@ static int read_scheduler(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node
             if (sl_ydoc_duration(doc, v, "scheduler.standby_poll", 50, 60000, &ms, err) < 0)
                 return -1;
             c->standby_poll_ms = (int)ms;
+        } else if (strcmp(k, "audit_key_file") == 0) {
+            if (sl_ydoc_str(doc, v, "scheduler.audit_key_file", &s, err) < 0)
+                return -1;
+            free(c->audit_key_file);
+            c->audit_key_file = *s ? sl_xstrdup(s) : NULL;
         } else {
             return sl_ydoc_errorf(doc, map.pairs[i].key, err, "unknown key '%.60s' in 'scheduler' "
-                                  "(expected pipelines, reconcile, standby_poll)", k);
+                                  "(expected pipelines, reconcile, standby_poll, audit_key_file)", k);
         }
     }
     return 0;

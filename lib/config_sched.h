@@ -4,6 +4,7 @@
  *     pipelines: pipelines     # directory of *.yaml pipeline files
  *     reconcile: 5s            # full pass over active runs at least this often
  *     standby_poll: 1s         # how often a standby scheduler tries to lead
+ *     audit_key_file: FILE     # Ed25519 private key (PEM) signing gate timeouts
  *   groups:                    # approver groups, usable in `approvers:`
  *     release-managers: [alice, bob]
  *
@@ -28,6 +29,7 @@ typedef struct sl_sched_config {
     char *pipelines;      /* scheduler.pipelines, default "pipelines" */
     int reconcile_ms;     /* scheduler.reconcile, default 5s (100ms..1h) */
     int standby_poll_ms;  /* scheduler.standby_poll, default 1s (50ms..1m) */
+    char *audit_key_file; /* scheduler.audit_key_file, owned; NULL: timeouts audited unsigned */
     sl_group *groups;     /* groups: owned, ngroups entries */
     size_t ngroups;
 } sl_sched_config;

@@ -10,6 +10,7 @@
 
 struct sl_db {
     PGconn *conn;   /* owned */
+    const sl_sign_key *audit_key;   /* borrowed, may be NULL */
 };
 
 sl_db *sl_db_connect(const char *url, sl_err *err)
@@ -76,4 +77,14 @@ const char *sl_db_value(const PGresult *res, int row, int col)
     if (PQgetisnull(res, row, col))
         return NULL;
     return PQgetvalue(res, row, col);
+}
+
+void sl_db_set_audit_key(sl_db *db, const sl_sign_key *key)
+{
+    db->audit_key = key;
+}
+
+const sl_sign_key *sl_db_audit_key(const sl_db *db)
+{
+    return db->audit_key;
 }

@@ -14,6 +14,7 @@
 #include <libpq-fe.h>
 
 #include "err.h"
+#include "sign.h"
 
 typedef struct sl_db sl_db;
 
@@ -41,6 +42,13 @@ int sl_db_run(sl_db *db, const char *what, const char *sql, int n,
 int sl_db_begin(sl_db *db, sl_err *err);
 int sl_db_commit(sl_db *db, sl_err *err);
 void sl_db_rollback(sl_db *db);
+
+/* The key that signs the audit rows this connection appends (gate
+ * decisions, timeouts; scheduler/audit.h).  Borrowed: it must outlive the
+ * connection's use.  NULL (the default): rows are left unsigned, which
+ * `sluice audit verify --public-key` reports. */
+void sl_db_set_audit_key(sl_db *db, const sl_sign_key *key);
+const sl_sign_key *sl_db_audit_key(const sl_db *db);
 
 /* Value of row, column as text; NULL for SQL NULL. */
 const char *sl_db_value(const PGresult *res, int row, int col);

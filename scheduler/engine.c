@@ -210,8 +210,7 @@ static int cancel_rest(sl_db *db, const char *run_id, const char *by, sl_err *er
         sl_db_run(db, "cancel steps", "UPDATE sluice_run_steps SET status = 'cancelled',"
                   " finished_at = now() WHERE run_id = $1 AND status IN ('pending', 'queued', 'waiting')",
                   1, p, err) < 0 ||
-        sl_db_run(db, "cancel gates", "UPDATE sluice_gates SET status = 'cancelled', decided_at = now()"
-                  " WHERE run_id = $1 AND status = 'open'", 1, p, err) < 0)
+        sl_db_run(db, "cancel gates", "SELECT sluice_gates_cancel($1)", 1, p, err) < 0)
         return -1;
     return 0;
 }

@@ -1,12 +1,21 @@
-/* gate.h: approval gates — decisions, timeouts and the audit chain.
+/* gate.h: approval gates — decisions and timeouts.
  *
  * A gate is opened by the engine when its needs have succeeded
  * (sluice_gates row, status open; the step is `waiting`).  Each decision is
- * one transaction that locks the gate row (SELECT … FOR UPDATE), so two
+ * one transaction inside a SECURITY DEFINER function of migration 006
+ * (sluice_gate_decide): it locks the gate row (SELECT … FOR UPDATE), so two
  * approvers deciding at the same instant are counted one after the other:
  * neither can push the count past `required` twice or release the gate
  * twice.  The decision, or the refusal and its reason, is appended to the
- * audit chain (sluice_audit_append) in the same transaction.
+ * audit chain in the same transaction, with the principal, its
+ * authentication method and address, and signed with the connection's
+ * audit key (scheduler/audit.h) before the commit.
+ *
+ * Only the database role sluice_api may execute sluice_gate_decide: the
+ * function trusts its caller for who the principal is, and the API server
+ * is what authenticates principals.  The scheduler's role may only time
+ * gates out; sluice_breakglass may only make break-glass decisions.  No
+ * runtime role can update sluice_gates or append to sluice_audit directly.
  *
  * Refusals: a user not among the gate's approvers (groups expanded when it
  * opened), self-approval (the run's trigger) when not allowed, a second
@@ -29,7 +38,9 @@
 /* Who makes a decision: an authenticated principal, never a typed name.
  * The API server fills it from the credential it verified; the scheduler
  * uses { "sluice-scheduler", "scheduler", NULL } for timeouts.  All fields
- * are borrowed for the duration of the call. */
+ * are borrowed for the duration of the call.  name, method and address are
+ * recorded in the audit row; groups are not consulted (a gate's approvers
+ * are expanded from the configuration's groups when it opens). */
 typedef struct sl_principal {
     const char *name;          /* user name: token owner or the JWT's user claim */
     const char *method;        /* how it was proven: "token:ID", "jwt:ISSUER#SUBJECT", ... */
@@ -48,20 +59,26 @@ typedef struct sl_gate_result {
 
 /* Records who's decision at gate (run_id, gate_id).  inputs[0..ninputs)
  * are "NAME=VALUE" (approvals only).  Returns 0 with *res filled whether
- * accepted or refused; -1 with err when the database failed. */
+ * accepted or refused; -1 with err when the database failed, the
+ * connection's role may not decide (only sluice_api may), or signing
+ * failed (then nothing was recorded). */
 int sl_gate_decide(sl_db *db, const char *run_id, const char *gate_id, const sl_principal *who,
                    bool approve, const char *comment, char *const *inputs, size_t ninputs,
                    sl_gate_result *res, sl_err *err);
 
+/* Break-glass: a decision by the database login itself (session_user,
+ * which must be a member of sluice_breakglass), audited with method
+ * "break-glass".  Skips the approver and self-approval checks; an approval
+ * releases the gate at once.  comment is mandatory.  Returns like
+ * sl_gate_decide. */
+int sl_gate_breakglass(sl_db *db, const char *run_id, const char *gate_id, bool approve,
+                       const char *comment, char *const *inputs, size_t ninputs,
+                       sl_gate_result *res, sl_err *err);
+
 /* Closes every open gate past its deadline as its on_timeout says
- * (audited as timeout-approve / timeout-reject by "sluice-scheduler").
+ * (audited as timeout-approve / timeout-reject by "sluice-scheduler",
+ * method "scheduler", signed with the connection's audit key).
  * *closed (may be NULL) gets how many were closed. */
 int sl_gate_expire(sl_db *db, int *closed, sl_err *err);
-
-/* Checks the audit chain.  Returns 0 with *ok true, or *ok false and
- * bad_seq set to the first row that does not verify with why (n bytes)
- * saying how; -1 with err if the database failed.  *rows gets the count. */
-int sl_audit_verify(sl_db *db, bool *ok, long long *bad_seq, long long *rows, char *why, size_t n,
-                    sl_err *err);
 
 #endif

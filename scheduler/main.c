@@ -345,6 +345,18 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
 
+    /* Gate timeouts are audit rows: signed with the scheduler's own key. */
+    sl_sign_key *audit_key = NULL;
+    if (cfg->sched.audit_key_file == NULL) {
+        SL_WARN("audit.unsigned", "reason=%s", LOGQ("scheduler.audit_key_file is not set: gate "
+                "timeouts will be audited unsigned and fail `sluice audit verify --public-key`"));
+    } else if ((audit_key = sl_sign_load_private(cfg->sched.audit_key_file, &err)) == NULL) {
+        fprintf(stderr, "sluice-scheduler: scheduler.audit_key_file: %s\n", err.msg);
+        sl_pipelines_free(ps.list, ps.n);
+        sl_config_free(cfg);
+        return EXIT_CONFIG;
+    }
+
     if (pipe2(wake_fd, O_CLOEXEC | O_NONBLOCK) < 0) {
         SL_ERROR("pipe_failed", "errno=%s", strerror(errno));
         return 1;
@@ -366,6 +378,7 @@ int main(int argc, char **argv)
             nap(1000);
             continue;
         }
+        sl_db_set_audit_key(db, audit_key);
         bool leading = false;
         while (!stop_requested && !leading) {
             if (sl_leader_try(db, &leading, &err) < 0) {
@@ -397,6 +410,7 @@ int main(int argc, char **argv)
         sl_db_free(db);
     }
     SL_INFO("scheduler.stopped", "");
+    sl_sign_key_free(audit_key);
     sl_pipelines_free(ps.list, ps.n);
     sl_config_free(cfg);
     close(wake_fd[0]);

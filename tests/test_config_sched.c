@@ -38,6 +38,7 @@ Test(config_sched, defaults)
     cr_assert_eq(cfg->sched.reconcile_ms, 5000);
     cr_assert_eq(cfg->sched.standby_poll_ms, 1000);
     cr_assert_eq(cfg->sched.ngroups, 0);
+    cr_assert_null(cfg->sched.audit_key_file);
     sl_config_free(cfg);
 }
 
@@ -45,6 +46,7 @@ Test(config_sched, values_and_groups)
 {
     write_config("worker: {processes: 3}\n"
                  "scheduler:\n  pipelines: /etc/sluice/pipelines\n  reconcile: 2s\n  standby_poll: 250ms\n"
+                 "  audit_key_file: /etc/sluice/scheduler-audit.key\n"
                  "groups:\n  leads: [alice, bob]\n  ops: []\n");
     sl_err err;
     sl_config *cfg = sl_config_load(path, &err);
@@ -53,6 +55,7 @@ Test(config_sched, values_and_groups)
     cr_assert_str_eq(cfg->sched.pipelines, "/etc/sluice/pipelines");
     cr_assert_eq(cfg->sched.reconcile_ms, 2000);
     cr_assert_eq(cfg->sched.standby_poll_ms, 250);
+    cr_assert_str_eq(cfg->sched.audit_key_file, "/etc/sluice/scheduler-audit.key");
     const sl_group *g = sl_sched_config_group(&cfg->sched, "leads");
     cr_assert_not_null(g);
     cr_assert_eq(g->nusers, 2);

@@ -72,6 +72,108 @@ void th_migrate(void)
     done = true;
 }
 
+char *th_pg_url(const char *user, const char *db)
+{
+    return sl_xasprintf("postgresql://%s@127.0.0.1:%s/%s", user, th_env("SLUICE_PG_PORT"), db);
+}
+
+/* Runs one statement on the test server's main database; fails the test on error. */
+static void pg_admin(const char *sql)
+{
+    PGconn *c = th_pg();
+    PGresult *res = PQexec(c, sql);
+    cr_assert(PQresultStatus(res) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+}
+
+/* A fresh name from prefix usable unquoted-safe in SQL and URLs ('-' becomes '_'). */
+static void sql_name(char *out, size_t n, const char *prefix)
+{
+    char raw[96];
+    th_name(raw, sizeof raw, prefix);
+    snprintf(out, n, "%s", raw);
+    for (char *p = out; *p; p++)
+        *p = *p == '-' ? '_' : *p;
+}
+
+/* Runs `sluice migrate ARG1 ARG2 ARG3` (each may be NULL) against database
+ * db as the owner; fails the test if it fails. */
+static void migrate_db(const char *db, const char *a1, const char *a2, const char *a3)
+{
+    char *url = th_pg_url("sluice", db);
+    char *e1 = sl_xasprintf("SLUICE_DATABASE_URL=%s", url), *e2 = sl_xasprintf("DATABASE_URL=%s", url);
+    const char *argv[] = { SLUICE_BIN, "migrate", a1, a2, a3, NULL }, *env[] = { e1, e2, NULL };
+    th_result r = th_run(argv, env);
+    cr_assert_eq(r.status, 0, "sluice migrate %s %s %s (%s) failed: %s", a1 ? a1 : "", a2 ? a2 : "",
+                 a3 ? a3 : "", db, r.err);
+    th_result_free(&r);
+    free(e1);
+    free(e2);
+    free(url);
+}
+
+void th_empty_db(char *name, size_t n, const char *prefix)
+{
+    sql_name(name, n, prefix);
+    char *sql = sl_xasprintf("CREATE DATABASE \"%s\"", name);
+    pg_admin(sql);
+    free(sql);
+}
+
+void th_private_db(char *name, size_t n, const char *prefix)
+{
+    th_empty_db(name, n, prefix);
+    migrate_db(name, NULL, NULL, NULL);
+}
+
+void th_private_db_drop(const char *name)
+{
+    char *sql = sl_xasprintf("DROP DATABASE IF EXISTS \"%s\" WITH (FORCE)", name);
+    pg_admin(sql);
+    free(sql);
+}
+
+char *th_pg_try(const char *user, const char *db, const char *sql)
+{
+    char *url = th_pg_url(user, db);
+    PGconn *c = PQconnectdb(url);
+    free(url);
+    cr_assert(PQstatus(c) == CONNECTION_OK, "connect as %s: %s", user, PQerrorMessage(c));
+    PGresult *res = PQexec(c, sql);
+    ExecStatusType st = PQresultStatus(res);
+    char *msg = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? NULL : sl_xstrdup(PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+    return msg;
+}
+
+long long th_pg_db_number(const char *db, const char *sql)
+{
+    char *url = th_pg_url("sluice", db);
+    PGconn *c = PQconnectdb(url);
+    free(url);
+    PGresult *res = PQexec(c, sql);
+    cr_assert(PQresultStatus(res) == PGRES_TUPLES_OK, "%s: %s", sql, PQerrorMessage(c));
+    long long v = PQntuples(res) > 0 && !PQgetisnull(res, 0, 0) ? atoll(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+    PQfinish(c);
+    return v;
+}
+
+void th_runtime_login(const char *db, const char *role, char *login, size_t n)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "th_%s", role);
+    sql_name(login, n, prefix);
+    char *sql = sl_xasprintf("CREATE ROLE \"%s\" LOGIN", login);
+    pg_admin(sql);
+    free(sql);
+    char *grant = sl_xasprintf("%s=%s", role, login);
+    migrate_db(db, "--create-roles", "--grant", grant);
+    free(grant);
+}
+
 /* Builds environ plus the extra settings. */
 static char **make_env(const char *const *extra)
 {

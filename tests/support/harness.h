@@ -36,6 +36,33 @@ long long th_pg_number(const char *sql, int nparams, const char *const *params);
 /* Applies migrations once per test process (runs `sluice migrate`). */
 void th_migrate(void);
 
+/* A connection URL for user to database db on the test PostgreSQL (the
+ * server trusts loopback logins).  Caller frees. */
+char *th_pg_url(const char *user, const char *db);
+
+/* Creates a fresh, migrated database of its own (named after prefix) for a
+ * test that must change things other tests share (the audit chain, the
+ * roles' grants); writes its name into name.  Dropped by
+ * th_private_db_drop or with the servers. */
+void th_private_db(char *name, size_t n, const char *prefix);
+void th_private_db_drop(const char *name);
+
+/* Like th_private_db, without migrating it. */
+void th_empty_db(char *name, size_t n, const char *prefix);
+
+/* Runs sql (one or more statements) connected to database db as user;
+ * returns NULL if it succeeded, else PostgreSQL's error (caller frees). */
+char *th_pg_try(const char *user, const char *db, const char *sql);
+
+/* The first column of the first row of query sql, run by the owner in
+ * database db, as a number; fails the test on error. */
+long long th_pg_db_number(const char *db, const char *sql);
+
+/* Creates a login role (name written into login) that is a member of the
+ * runtime group role sluice_ROLE in database db, through `sluice migrate
+ * --create-roles --grant ROLE=LOGIN` run as the owner. */
+void th_runtime_login(const char *db, const char *role, char *login, size_t n);
+
 /* Output of a finished command. */
 typedef struct th_result {
     int status;    /* exit code, or 128+signal */

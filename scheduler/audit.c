@@ -1,0 +1,220 @@
+/* audit.c: see audit.h.  The v2 hash input must stay byte for byte what
+ * sluice_audit_hash_v2() in migration 006 builds; tests/test_audit.c
+ * checks the two against each other on real rows. */
+#include "audit.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+#define SIG_PREFIX "sluice-audit-v2 "
+
+/* v2: "~" for NULL, else "LEN:bytes,". */
+static void field(sl_sha256_ctx *h, const char *v)
+{
+    if (v == NULL) {
+        sl_sha256_update(h, "~", 1);
+        return;
+    }
+    char len[24];
+    int n = snprintf(len, sizeof len, "%zu:", strlen(v));
+    sl_sha256_update(h, len, (size_t)n);
+    sl_sha256_update(h, v, strlen(v));
+    sl_sha256_update(h, ",", 1);
+}
+
+/* v1 (migration 003): fields joined by U+001F, optional ones as 'N' or 'S'||value. */
+static void legacy(sl_sha256_ctx *h, const char *v, bool optional, bool first)
+{
+    if (!first)
+        sl_sha256_update(h, "\x1f", 1);
+    if (optional)
+        sl_sha256_update(h, v == NULL ? "N" : "S", 1);
+    if (v != NULL)
+        sl_sha256_update(h, v, strlen(v));
+}
+
+void sl_audit_row_hash(const sl_audit_row *r, char hex[SL_SHA256_HEX])
+{
+    sl_sha256_ctx h;
+    unsigned char d[SL_SHA256_LEN];
+    sl_sha256_init(&h);
+    if (r->version == 1) {
+        const char *req[] = { r->prev_hash, r->seq, r->at_us, r->run_id, r->gate_id, r->actor,
+                              r->decision };
+        for (size_t i = 0; i < sizeof req / sizeof *req; i++)
+            legacy(&h, req[i] ? req[i] : "", false, i == 0);
+        legacy(&h, r->comment, true, false);
+        legacy(&h, r->inputs, true, false);
+        legacy(&h, r->reason, true, false);
+    } else {
+        const char *f[] = { r->seq, r->at_us, r->run_id, r->gate_id, r->actor, r->method,
+                            r->address, r->db_role, r->decision, r->comment, r->inputs, r->reason,
+                            r->prev_hash };
+        sl_sha256_update(&h, "sluice-audit-v2\n", 16);
+        for (size_t i = 0; i < sizeof f / sizeof *f; i++)
+            field(&h, f[i]);
+    }
+    sl_sha256_final(&h, d);
+    sl_sha256_hex(d, hex);
+}
+
+static void to_hex(const unsigned char *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static int nibble(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+/* Decodes exactly n bytes of lowercase hex; false if s is anything else. */
+static bool from_hex(const char *s, unsigned char *out, size_t n)
+{
+    if (strlen(s) != 2 * n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        int hi = nibble(s[2 * i]), lo = nibble(s[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (unsigned char)(hi << 4 | lo);
+    }
+    return true;
+}
+
+int sl_audit_sign_row(sl_db *db, const char *seq, const char *hash, sl_err *err)
+{
+    const sl_sign_key *key = sl_db_audit_key(db);
+    if (key == NULL)
+        return 0;
+    char msg[sizeof SIG_PREFIX + SL_SHA256_HEX], id[SL_SIGN_ID_HEX], hex[2 * SL_SIGN_LEN + 1];
+    unsigned char sig[SL_SIGN_LEN];
+    int n = snprintf(msg, sizeof msg, SIG_PREFIX "%s", hash);
+    if (sl_sign(key, msg, (size_t)n, sig, err) < 0)
+        return -1;
+    sl_sign_key_id(key, id);
+    to_hex(sig, sizeof sig, hex);
+    const char *p[] = { seq, id, hex };
+    return sl_db_run(db, "sign audit row", "SELECT sluice_audit_sign($1::bigint, $2, $3)", 3, p, err);
+}
+
+static bool fail(sl_audit_report *rep, long long seq, const char *fmt, const char *arg)
+{
+    rep->ok = false;
+    rep->bad_seq = seq;
+    snprintf(rep->why, sizeof rep->why, fmt, seq, arg);
+    return false;
+}
+
+/* Checks row r's signature; false (with rep filled) if it does not verify. */
+static bool check_sig(const PGresult *res, int r, long long seq, const char *hash,
+                      sl_sign_key *const *keys, size_t nkeys, sl_audit_report *rep)
+{
+    const char *kid = sl_db_value(res, r, 15), *sighex = sl_db_value(res, r, 16);
+    if (sighex == NULL)
+        return fail(rep, seq, "row %lld is not signed%s", "");
+    const sl_sign_key *key = NULL;
+    for (size_t k = 0; k < nkeys && key == NULL; k++) {
+        char id[SL_SIGN_ID_HEX];
+        sl_sign_key_id(keys[k], id);
+        if (kid != NULL && strcmp(id, kid) == 0)
+            key = keys[k];
+    }
+    if (key == NULL)
+        return fail(rep, seq, "row %lld is signed by key %s, which is not among the public keys given",
+                    kid ? kid : "(none)");
+    unsigned char sig[SL_SIGN_LEN];
+    char msg[sizeof SIG_PREFIX + SL_SHA256_HEX];
+    int n = snprintf(msg, sizeof msg, SIG_PREFIX "%s", hash);
+    if (!from_hex(sighex, sig, sizeof sig) || !sl_sign_verify(key, msg, (size_t)n, sig, sizeof sig))
+        return fail(rep, seq, "row %lld: the signature does not verify (the row or the chain before it "
+                    "was rewritten%s)", "");
+    rep->signed_ok++;
+    return true;
+}
+
+int sl_audit_verify(sl_db *db, sl_sign_key *const *keys, size_t nkeys, sl_audit_report *rep,
+                    sl_err *err)
+{
+    memset(rep, 0, sizeof *rep);
+    PGresult *res = sl_db_exec(db, "audit chain",
+        "SELECT seq, (extract(epoch FROM at) * 1000000)::bigint, run_id, gate_id, actor, decision,"
+        " comment, inputs::text, reason, prev_hash, hash, version, method, address, db_role,"
+        " key_id, sig FROM sluice_audit ORDER BY seq", 0, NULL, err);
+    if (res == NULL)
+        return -1;
+    rep->ok = true;
+    rep->rows = PQntuples(res);
+    const char *prev = "";
+    long long expect = 1, legacy_since_signed = 0;
+    bool seen_v2 = false;
+    for (int r = 0; r < PQntuples(res) && rep->ok; r++) {
+        long long seq = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        sl_audit_row row = {
+            .version = atoi(PQgetvalue(res, r, 11)), .seq = PQgetvalue(res, r, 0),
+            .at_us = PQgetvalue(res, r, 1), .run_id = PQgetvalue(res, r, 2),
+            .gate_id = PQgetvalue(res, r, 3), .actor = PQgetvalue(res, r, 4),
+            .decision = PQgetvalue(res, r, 5), .comment = sl_db_value(res, r, 6),
+            .inputs = sl_db_value(res, r, 7), .reason = sl_db_value(res, r, 8),
+            .prev_hash = PQgetvalue(res, r, 9), .method = sl_db_value(res, r, 12),
+            .address = sl_db_value(res, r, 13), .db_role = sl_db_value(res, r, 14),
+        };
+        const char *stored = PQgetvalue(res, r, 10);
+        char hex[SL_SHA256_HEX];
+        sl_audit_row_hash(&row, hex);
+        if (seq != expect)
+            fail(rep, seq, "row %lld follows a missing row (deleted?)%s", "");
+        else if (strcmp(hex, stored) != 0)
+            fail(rep, seq, "row %lld does not match its hash (edited?)%s", "");
+        else if (strcmp(row.prev_hash, prev) != 0)
+            fail(rep, seq, "row %lld does not chain to the row before it%s", "");
+        else if (row.version == 1 && seen_v2)
+            fail(rep, seq, "row %lld is a legacy (version 1) row after version 2 rows: "
+                 "legacy rows predate migration 006%s", "");
+        else if (row.version == 1) {
+            rep->legacy++;
+            legacy_since_signed++;
+        } else {
+            seen_v2 = true;
+            if (nkeys == 0) {
+                rep->unchecked++;
+            } else if (check_sig(res, r, seq, stored, keys, nkeys, rep)) {
+                rep->legacy_anchored += legacy_since_signed;
+                legacy_since_signed = 0;
+            }
+        }
+        prev = stored;
+        expect = seq + 1;
+    }
+    PQclear(res);
+    return 0;
+}
+
+int sl_audit_head_get(sl_db *db, sl_audit_head *head, sl_err *err)
+{
+    memset(head, 0, sizeof *head);
+    PGresult *res = sl_db_exec(db, "audit head", "SELECT seq, hash, coalesce(key_id, ''),"
+                               " coalesce(sig, '') FROM sluice_audit ORDER BY seq DESC LIMIT 1",
+                               0, NULL, err);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 1) {
+        head->seq = strtoll(PQgetvalue(res, 0, 0), NULL, 10);
+        snprintf(head->hash, sizeof head->hash, "%s", PQgetvalue(res, 0, 1));
+        snprintf(head->key_id, sizeof head->key_id, "%s", PQgetvalue(res, 0, 2));
+        snprintf(head->sig, sizeof head->sig, "%s", PQgetvalue(res, 0, 3));
+    }
+    PQclear(res);
+    return 0;
+}

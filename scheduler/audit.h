@@ -1,0 +1,84 @@
+/* audit.h: the audit trail of gate decisions — row hashes, signatures,
+ * verification, the signed head.
+ *
+ * Rows are appended only by the SECURITY DEFINER functions of migration
+ * 006 (gate decisions, timeouts, break-glass), each in the deciding
+ * transaction.  Each row's hash covers its fields and the previous row's
+ * hash.  Version 1 rows (before 006) joined the fields with a separator;
+ * version 2 rows length-prefix every field (netstring style: "LEN:bytes,"
+ * or "~" for NULL), so no two different rows hash alike, and add the
+ * principal's authentication method, client address and database role.
+ *
+ * A v2 row is signed before its transaction commits by whoever appended
+ * it, with the key set on the connection (sl_db_set_audit_key): the API
+ * server's key for decisions, the scheduler's for timeouts, a break-glass
+ * key for break-glass decisions.  The signature (Ed25519, lib/sign.h) is
+ * over "sluice-audit-v2 " followed by the row's hex hash, so it covers the
+ * whole chain up to that row; the row records the signing key's id.
+ *
+ * Verification recomputes every hash here, in C, never with the
+ * database's functions (whoever owns the database could replace them), and
+ * checks each v2 row's signature against the public keys it is given: a
+ * chain recomputed by the database owner hashes fine but its signatures
+ * do not verify. */
+#ifndef SL_AUDIT_H
+#define SL_AUDIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "db.h"
+#include "err.h"
+#include "sha256.h"
+#include "sign.h"
+
+/* One row's hashed fields as text (NULL for SQL NULL); all borrowed. */
+typedef struct sl_audit_row {
+    int version;            /* 1 or 2 */
+    const char *seq;        /* decimal */
+    const char *at_us;      /* microseconds since the epoch, decimal */
+    const char *run_id, *gate_id, *actor, *decision, *comment;
+    const char *inputs;     /* jsonb as PostgreSQL prints it */
+    const char *reason;
+    const char *method, *address, *db_role;   /* v2 only */
+    const char *prev_hash;
+} sl_audit_row;
+
+/* The row's hash in its version's format, as 64 hex digits. */
+void sl_audit_row_hash(const sl_audit_row *row, char hex[SL_SHA256_HEX]);
+
+/* Inside the transaction that appended row seq with hash: signs it with
+ * the connection's audit key and stores the signature (sluice_audit_sign).
+ * Does nothing when the connection has no key.  0, or -1 with err. */
+int sl_audit_sign_row(sl_db *db, const char *seq, const char *hash, sl_err *err);
+
+typedef struct sl_audit_report {
+    bool ok;                /* every check passed */
+    long long rows;         /* rows read */
+    long long legacy;       /* version 1 rows (separator hash, unsigned) */
+    long long legacy_anchored; /* of those, how many a signed row's chain covers */
+    long long signed_ok;    /* v2 rows whose signature verified */
+    long long unchecked;    /* v2 rows whose signature was not checked (no keys given) */
+    long long bad_seq;      /* the first row that failed, when !ok */
+    char why[256];          /* what failed, when !ok */
+} sl_audit_report;
+
+/* Checks the chain: consecutive seqs, each hash recomputed, each row
+ * chained to the one before, no v1 row after a v2 row, and — when nkeys >
+ * 0 — every v2 row signed by one of keys[0..nkeys) with a valid signature.
+ * Returns 0 with *rep filled (rep->ok says whether it verified); -1 with
+ * err if the database failed. */
+int sl_audit_verify(sl_db *db, sl_sign_key *const *keys, size_t nkeys, sl_audit_report *rep,
+                    sl_err *err);
+
+typedef struct sl_audit_head {
+    long long seq;          /* 0: the trail is empty */
+    char hash[SL_SHA256_HEX];
+    char key_id[SL_SIGN_ID_HEX];   /* "" when the head row is not signed */
+    char sig[2 * SL_SIGN_LEN + 1]; /* hex, "" when not signed */
+} sl_audit_head;
+
+/* The newest row: what to record outside the database.  0, or -1 with err. */
+int sl_audit_head_get(sl_db *db, sl_audit_head *head, sl_err *err);
+
+#endif
