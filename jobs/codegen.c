@@ -807,5 +807,7 @@ const sl_kind sl_kind_codegen = { "codegen", "renders a configured template tree
 int sl_codegen_render(const char *file, const char *text, size_t n, const msgpack_object *vars,
                       sl_buf *out, sl_err *err)
 {
-    return render_text(file, text, n, vars, out, err);
+    /* The shipped defaults of codegen.max_bytes and codegen.max_steps. */
+    budget b = { 16 * 1024 * 1024, 10000000 };
+    return render_text(file, text, n, vars, &b, 0, out, err);
 }

@@ -11,7 +11,8 @@
 #include "err.h"
 
 /* Renders the template text[0..n) with vars (a map) into out, as the kind
- * renders a file; file names the template in messages.  Returns -1 with
+ * renders a file, within the default budgets (16 MiB of output, 10,000,000
+ * steps of work); file names the template in messages.  Returns -1 with
  * err (SL_EINVAL, "template FILE:LINE:COL: ...") on an error. */
 int sl_codegen_render(const char *file, const char *text, size_t n, const msgpack_object *vars,
                       sl_buf *out, sl_err *err);
