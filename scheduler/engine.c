@@ -392,8 +392,18 @@ static int make_job(run_ctx *rc, size_t i, pending_job *pj, sl_err *err)
     pj->job.retry_max_ms = s->retry_max_ms;
     pj->job.run = sl_xstrdup(rc->run_id);
     pj->job.step = sl_xstrdup(s->id);
+    pj->job.enqueued_at = sl_now_ms();
     msgpack_sbuffer_destroy(&sb);
-    ret = 0;
+    /* Encode it now, inside the run's transaction: a job the envelope
+     * refuses (args rendered deeper than it carries, say) fails its step
+     * here, instead of staying queued while every pass retries the XADD. */
+    msgpack_sbuffer_init(&sb);
+    ret = sl_envelope_encode(&pj->job, &sb, err);
+    msgpack_sbuffer_destroy(&sb);
+    if (ret < 0) {
+        sl_err_wrap(err, "the job cannot be enqueued");
+        sl_job_clear(&pj->job);
+    }
 out:
     sl_buf_free(&args);
     return ret;
@@ -552,6 +562,41 @@ static int fail_run_now(sl_engine *e, const char *run_id, const char *why, sl_er
                      " error = $2 WHERE id = $1", 2, p, err);
 }
 
+/* After the run's transaction: fails step_id of run_id (still queued and
+ * not enqueued) with why, and the run with it, in a transaction of its own. */
+static int fail_step_now(sl_engine *e, const char *run_id, const char *step_id, const char *why,
+                         sl_err *err)
+{
+    char *msg = sl_xasprintf("the job cannot be enqueued: %s", why);
+    char *run_why = sl_xasprintf("step %s failed: %s", step_id, msg);
+    const char *p[] = { run_id, step_id, msg };
+    int rc = -1;
+    if (sl_db_begin(e->db, err) < 0)
+        goto out;
+    PGresult *res = sl_db_exec(e->db, "fail step", "UPDATE sluice_run_steps SET status = 'failed', error = $3,"
+                               " finished_at = now() WHERE run_id = $1 AND step_id = $2 AND status = 'queued'"
+                               " AND NOT enqueued", 3, p, err);
+    if (res == NULL)
+        goto rollback;
+    bool failed = atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (failed && (fail_run_now(e, run_id, run_why, err) < 0 ||
+                   sl_db_run(e->db, "notify", "SELECT pg_notify('sluice_runs', $1)", 1, p, err) < 0))
+        goto rollback;
+    if (sl_db_commit(e->db, err) < 0)
+        goto rollback;
+    if (failed)
+        SL_INFO("run.failed", "run=%s step=%s", run_id, step_id);
+    rc = 0;
+    goto out;
+rollback:
+    sl_db_rollback(e->db);
+out:
+    free(msg);
+    free(run_why);
+    return rc;
+}
+
 int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
 {
     run_ctx rc = { .run_id = run_id };
@@ -641,12 +686,16 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
         any_failed = any_failed || strcmp(rc.st[i].status, "failed") == 0;
     jobs = sl_xcalloc(n, sizeof *jobs);
     verify = sl_xcalloc(n, sizeof *verify);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !any_failed; i++) {
         step_state *s = &rc.st[i];
-        if (!any_failed && strcmp(s->status, "queued") == 0 && !s->enqueued && s->job_status == NULL) {
+        if (strcmp(s->status, "queued") == 0 && !s->enqueued && s->job_status == NULL) {
             sl_err je;
-            if (make_job(&rc, i, &jobs[njobs], &je) == 0)
+            if (make_job(&rc, i, &jobs[njobs], &je) == 0) {
                 verify[njobs++] = true;
+            } else {
+                set_status(s, "failed", je.msg);   /* never retried pass after pass */
+                any_failed = true;
+            }
         }
     }
     for (bool progress = true; progress && !any_failed;) {
@@ -751,10 +800,15 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
      * not enqueued; the next pass verifies and enqueues it. */
     ret = 0;
     for (size_t j = 0; j < njobs; j++) {
-        if (enqueue_job(e, &jobs[j], verify[j], err) < 0) {
-            SL_WARN("step.enqueue_failed", "run=%s step=%s error=%s", run_id, jobs[j].job.step, LOGQ(err->msg));
+        if (enqueue_job(e, &jobs[j], verify[j], err) == 0)
+            continue;
+        SL_WARN("step.enqueue_failed", "run=%s step=%s error=%s", run_id, jobs[j].job.step, LOGQ(err->msg));
+        /* Redis being away is worth retrying on the next pass; a refusal
+         * of the job itself is not: it fails the step, and so the run. */
+        if (err->code == SL_EINVAL && fail_step_now(e, run_id, jobs[j].job.step, err->msg, err) == 0)
+            ended = true;
+        else
             ret = -1;
-        }
     }
     /* the group may be free now: the run ended, or waits at a gate and
      * releases its group there */

@@ -940,3 +940,80 @@ Test(sched, restart_between_commit_and_xadd)
     free(done);
     free(lost);
 }
+
+/* ---- a job the envelope refuses --------------------------------------------- */
+
+static void pg_exec(const char *sql, int n, const char *const *params)
+{
+    PGconn *c = th_pg();
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+}
+
+/* A step whose args validate but render deeper than an envelope carries (a
+ * lone reference to a deep output) used to stay queued forever, its XADD
+ * refused on every pass.  Now the step fails with the encoder's reason,
+ * nothing reaches the stream, and no pass tries again: both when the step
+ * is decided and when a scheduler finds it queued but not enqueued. */
+Test(sched, a_job_the_envelope_refuses_fails_its_step)
+{
+    char name[64];
+    th_name(name, sizeof name, "refused");
+    pipeline(name, "name: %1$s\nsteps:\n  - {id: a, kind: noop, queue: %2$s}\n"
+                   "  - {id: b, kind: noop, queue: %2$s, needs: [a], args: {v: {w: {x: \"${{ steps.a.outputs.deep }}\"}}}}\n");
+    sl_buf deep = SL_BUF_INIT;
+    sl_buf_puts(&deep, "{\"deep\": ");
+    /* 29 levels: readable as an output (msgpack-c unpacks 32), but args
+     * {v: {w: {x: <29 levels>}}} are 32 deep, one more than an envelope holds */
+    for (int i = 0; i < 29; i++)
+        sl_buf_puts(&deep, "{\"a\": ");
+    sl_buf_puts(&deep, "1");
+    for (int i = 0; i < 30; i++)
+        sl_buf_putc(&deep, '}');
+    char *decided = start_run(name, "dave", NULL);   /* b is decided by the scheduler */
+    char *stuck = start_run(name, "dave", NULL);     /* b was queued, its XADD not done */
+    const char *dp[] = { decided, deep.data, queue };
+    pg_exec("UPDATE sluice_runs SET status = 'running' WHERE id = $1", 1, dp);
+    pg_exec("UPDATE sluice_run_steps SET status = 'queued', job_id = run_id || '.a.1', enqueued = true,"
+            " queued_at = now() WHERE run_id = $1 AND step_id = 'a'", 1, dp);
+    pg_exec("INSERT INTO sluice_jobs (id, queue, kind, status, attempts, run_id, step_id, outputs)"
+            " VALUES ($1 || '.a.1', $3, 'noop', 'succeeded', 1, $1, 'a', $2::jsonb)", 3, dp);
+    const char *sp[] = { stuck, deep.data };
+    pg_exec("UPDATE sluice_runs SET status = 'running' WHERE id = $1", 1, sp);
+    pg_exec("UPDATE sluice_run_steps SET status = 'succeeded', outputs = $2::jsonb, finished_at = now()"
+            " WHERE run_id = $1 AND step_id = 'a'", 2, sp);
+    pg_exec("UPDATE sluice_run_steps SET status = 'queued', job_id = run_id || '.b.1', queued_at = now()"
+            " WHERE run_id = $1 AND step_id = 'b'", 1, sp);
+    start_scheduler(0);
+    wait_run(decided, "failed", 20000);
+    wait_run(stuck, "failed", 20000);
+    const char *runs[] = { decided, stuck };
+    for (int i = 0; i < 2; i++) {
+        expect_step(runs[i], "a", "succeeded");
+        expect_step(runs[i], "b", "failed");
+        char *why = step_field(runs[i], "b", "error");
+        cr_assert(why && strstr(why, "the job cannot be enqueued") && strstr(why, "nest"),
+                  "step b's error does not say why: %s", why ? why : "(none)");
+        free(why);
+    }
+    /* a reconcile pass later (every 1 s here): still nothing enqueued, no retry */
+    usleep(2500 * 1000);
+    sl_redis *r = th_redis();
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, queue, "jobs");
+    const char *xlen[] = { "XLEN", key };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 2, xlen, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    cr_assert_eq(rep->integer, 0, "a refused job reached the stream");
+    freeReplyObject(rep);
+    sl_redis_free(r);
+    char *log = th_read_file(sched_log[0]);
+    cr_assert(log && !strstr(log, "step.enqueue_failed"), "the scheduler retried the XADD:\n%s", log);
+    free(log);
+    sl_buf_free(&deep);
+    free(decided);
+    free(stuck);
+}
