@@ -722,5 +722,9 @@ cleanup:
     return rc;
 }
 
+static const sl_kind_arg codegen_args[] = {
+    { "template", true, NULL }, { "vars", false, NULL }, { "output", false, NULL }, { NULL, false, NULL },
+};
+
 const sl_kind sl_kind_codegen = { "codegen", "renders a configured template tree with args.vars "
-                                  "into a fresh directory", run_codegen };
+                                  "into a fresh directory", run_codegen, codegen_args, false };

@@ -402,6 +402,65 @@ static int check_value(vctx *v, const sl_ynode *node, int depth)
     return 0;
 }
 
+static const sl_kind_arg *kind_arg(const sl_kind *k, const char *name)
+{
+    for (const sl_kind_arg *a = k->args; a->name; a++) {
+        if (strcmp(a->name, name) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+/* Checks a job step's args against what its kind declares it takes: no
+ * unknown argument (unless the kind passes others on), every required one
+ * present, and a literal value among the allowed ones.  Templated values
+ * are known only at run time, where the handler checks them. */
+static void check_kind_args(vctx *v, const sl_kind *k, const sl_ynode *args, const sl_ynode *where,
+                            const char *sid)
+{
+    if (k == NULL || k->args == NULL)
+        return;
+    sl_ymap m = { NULL, 0 };
+    if (args && sl_ydoc_map(v->p->doc, args, "args", &m, NULL) < 0)
+        return;
+    char expected[300];
+    size_t off = 0;
+    expected[0] = '\0';
+    for (const sl_kind_arg *a = k->args; a->name && off < sizeof expected; a++)
+        off += (size_t)snprintf(expected + off, sizeof expected - off, "%s%s", off ? ", " : "", a->name);
+    for (size_t i = 0; i < m.n; i++) {
+        const sl_kind_arg *a = kind_arg(k, m.pairs[i].name);
+        if (a == NULL) {
+            if (!k->open_args)
+                errorf(v, m.pairs[i].key, "kind '%s' takes no argument '%.60s' (it takes %s)", k->name,
+                       m.pairs[i].name, expected);
+            continue;
+        }
+        const char *t = sl_ynode_text(m.pairs[i].value);
+        if (a->values == NULL || t == NULL || sl_tmpl_has_refs(t))
+            continue;
+        bool ok = false;
+        for (const char *const *val = a->values; *val && !ok; val++)
+            ok = strcmp(*val, t) == 0;
+        if (!ok) {
+            char allowed[200];
+            size_t o = 0;
+            allowed[0] = '\0';
+            for (const char *const *val = a->values; *val && o < sizeof allowed; val++)
+                o += (size_t)snprintf(allowed + o, sizeof allowed - o, "%s%s", o ? ", " : "", *val);
+            errorf(v, m.pairs[i].value, "argument '%s' of kind '%s' must be one of %s, got '%.40s'",
+                   a->name, k->name, allowed, t);
+        }
+    }
+    for (const sl_kind_arg *a = k->args; a->name; a++) {
+        bool present = false;
+        for (size_t i = 0; i < m.n && !present; i++)
+            present = strcmp(m.pairs[i].name, a->name) == 0;
+        if (a->required && !present)
+            errorf(v, where, "step '%s': kind '%s' needs argument '%s'", sid, k->name, a->name);
+    }
+}
+
 static void known_kinds(char *buf, size_t n)
 {
     size_t nk, off = 0;
@@ -494,6 +553,8 @@ static void read_step(vctx *v, size_t idx, const sl_ynode *node)
         s->kind = NULL;
     } else if (kind_node == NULL) {
         errorf(v, node, "step '%s' has no 'kind' (or 'approval')", sid);
+    } else if (s->kind && (args_node == NULL || sl_ynode_kind(args_node) == SL_YMAP)) {
+        check_kind_args(v, sl_registry_find(s->kind), args_node, args_node ? args_node : node, sid);
     }
     if (s->queue == NULL && s->kind)
         s->queue = s->kind;

@@ -366,7 +366,7 @@ static const char *GATED =
     "  - id: go\n"
     "    needs: [build]\n"
     "    approval:\n"
-    "      approvers: [alice, leads]\n"
+    "      approvers: [alice, group:leads]\n"
     "      required: 2\n"
     "      instructions: Check the build output.\n"
     "      inputs: [{name: percent, type: int, default: 10}, {name: note, type: string}]\n"

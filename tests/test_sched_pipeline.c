@@ -5,12 +5,14 @@
  * standard YAML (anchors, aliases, merge keys, block scalars, flow style). */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "envelope.h"
 #include "harness.h"
 #include "json.h"
@@ -565,4 +567,82 @@ Test(pipeline, undefined_group_is_an_error)
     expect_error(HEAD "  - id: g\n    approval: {approvers: [group:leads]}\n", "p.yaml:4:28:",
                  "no group 'leads' is defined");
     sl_sched_config_clear(&cfg);
+}
+
+/* ---- args against what each kind takes ---------------------------------------- */
+
+Test(pipeline, args_are_checked_against_the_kind)
+{
+    expect_error(HEAD "  - id: a\n    kind: import\n    args: {url: 'https://x/y', fromat: csv}\n", "p.yaml:5:32:",
+                 "kind 'import' takes no argument 'fromat' (it takes url, sha256, format, name, table)");
+    expect_error(HEAD "  - id: a\n    kind: import\n    args: {format: csv}\n", "p.yaml:5:11:",
+                 "step 'a': kind 'import' needs argument 'url'");
+    expect_error(HEAD "  - id: a\n    kind: codegen\n", "p.yaml:3:5:", "kind 'codegen' needs argument 'template'");
+    expect_error(HEAD "  - id: a\n    kind: import\n    args: {url: 'https://x/y', format: xml}\n", "p.yaml:5:40:",
+                 "argument 'format' of kind 'import' must be one of raw, csv, got 'xml'");
+    expect_error(HEAD "  - id: a\n    kind: provision\n    args: {resource: postgres_table, name: t}\n", "p.yaml:5:22:",
+                 "must be one of postgres_schema, postgres_role, postgres_database, http");
+    /* deploy and provision pass other arguments on; templated values are
+     * checked when the job runs */
+    const char *ok = "name: p\nvars: {fmt: csv}\nsteps:\n"
+                     "  - {id: a, kind: deploy, args: {target: staging, version: 1.2, anything: [1]}}\n"
+                     "  - {id: b, kind: import, args: {url: 'https://x/y', format: '${{ vars.fmt }}'}}\n"
+                     "  - {id: c, kind: provision, args: {resource: http, endpoint: e, seats: 3}}\n"
+                     "  - {id: d, kind: noop, args: {whatever: 1}}\n";
+    sl_yerrors e = SL_YERRORS_INIT;
+    sl_pipeline *p = parse(ok, &e);
+    cr_assert_not_null(p, "%s", e.n ? e.msgs[0] : "");
+    sl_pipeline_free(p);
+}
+
+/* Every pipeline shipped in pipelines/ validates against the shipped
+ * configuration and the real kinds' argument rules (plus the approver
+ * group the onboarding example asks the operator to define). */
+Test(pipeline, shipped_pipelines_validate_strictly)
+{
+    sl_err err;
+    sl_config *cfg = sl_config_load(SLUICE_SOURCE_DIR "/etc/sluice.yaml", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    const char *dir = SLUICE_SOURCE_DIR "/pipelines";
+    size_t files = 0;
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        size_t l = strlen(de->d_name);
+        files += de->d_name[0] != '.' && l > 5 && strcmp(de->d_name + l - 5, ".yaml") == 0;
+    }
+    closedir(d);
+    cr_assert_geq(files, 4);
+
+    /* without the group, the onboarding pipeline says what is missing */
+    sl_pipeline **list;
+    size_t n;
+    sl_yerrors e = SL_YERRORS_INIT;
+    cr_assert_eq(sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, files - 1);
+    cr_assert_eq(e.n, 1);
+    cr_assert(strstr(e.msgs[0], "tenant-onboarding.yaml:") &&
+              strstr(e.msgs[0], "approver 'group:onboarding': no group 'onboarding' is defined"), "%s", e.msgs[0]);
+    sl_yerrors_free(&e);
+    sl_pipelines_free(list, n);
+
+    cfg->sched.groups = sl_xrealloc(cfg->sched.groups, (cfg->sched.ngroups + 1) * sizeof *cfg->sched.groups);
+    sl_group *g = &cfg->sched.groups[cfg->sched.ngroups++];
+    g->name = sl_xstrdup("onboarding");
+    g->users = sl_xcalloc(2, sizeof(char *));
+    g->users[0] = sl_xstrdup("olivia");
+    g->nusers = 1;
+    cr_assert_eq(sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &e, &err), 0, "%s", err.msg);
+    char all[4096];
+    dump(&e, all, sizeof all);
+    cr_assert_eq(e.n, 0, "shipped pipelines do not validate:\n%s", all);
+    cr_assert_eq(n, files);
+    sl_pipelines_free(list, n);
+
+    /* the onboarding pipeline as it was shipped before: refused */
+    const char *old = "name: t\nvars: {tenant: acme}\nsteps:\n"
+                      "  - id: provision\n    kind: provision\n"
+                      "    args: { schema: \"tenant_${{ vars.tenant }}\", role: \"tenant_${{ vars.tenant }}\" }\n";
+    expect_error(old, "p.yaml:6:11:", "kind 'provision' needs argument 'resource'");
+    sl_config_free(cfg);
 }
