@@ -11,6 +11,8 @@
 #include "engine.h"
 #include "mem.h"
 #include "pipeline.h"
+#include "redis.h"
+#include "workerreg.h"
 
 #include <getopt.h>
 #include <pwd.h>
@@ -391,11 +393,41 @@ static void status_usage(FILE *f)
         "Usage: sluice status RUN\n"
         "\n"
         "Shows a run and its steps: status, attempts, how long each took, job ids,\n"
-        "outputs or errors.  Exits 1 if there is no such run.\n"
+        "outputs or errors.  A queued step whose queue no live sluice-worker reads\n"
+        "is marked as such.  Exits 1 if there is no such run.\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE    configuration file\n"
         "  -h, --help           show this help\n");
+}
+
+/* What `status` needs to say whether a queued step's queue is served. */
+typedef struct unserved_ctx {
+    const sl_config *cfg;
+    sl_pipeline *p;       /* the run's pipeline, as stored with it (NULL if it no longer loads) */
+    sl_redis *redis;      /* opened at the first queued step */
+    bool redis_failed;    /* said once */
+} unserved_ctx;
+
+/* Prints a note under a queued step when no live worker pool reads its
+ * queue (the worker registry in Redis: lib/workerreg.h). */
+static void unserved_note(unserved_ctx *uc, const char *step_id)
+{
+    int k = uc->p ? sl_pipeline_step(uc->p, step_id) : -1;
+    if (k < 0 || uc->p->steps[k].queue == NULL || uc->redis_failed)
+        return;
+    const char *queue = uc->p->steps[k].queue;
+    sl_err err;
+    bool served;
+    if (uc->redis == NULL)
+        uc->redis = sl_redis_connect(uc->cfg->redis_url, 2000, &err);
+    if (uc->redis == NULL || sl_workerreg_serves(uc->redis, queue, &served, &err) < 0) {
+        printf("%-20s (cannot tell whether a worker reads queue '%s': %s)\n", "", queue, err.msg);
+        uc->redis_failed = true;
+        return;
+    }
+    if (!served)
+        printf("%-20s waiting: no live sluice-worker reads queue '%s' (see sluice workers)\n", "", queue);
 }
 
 int cmd_status(int argc, char **argv)
@@ -409,6 +441,7 @@ int cmd_status(int argc, char **argv)
     sl_config *cfg = cli_load_config("status", config);
     if (cfg == NULL)
         return CLI_FAILED;
+    unserved_ctx uc = { cfg, NULL, NULL, false };
     sl_err err;
     int status = CLI_FAILED;
     const char *p[] = { argv[optind] };
@@ -417,7 +450,8 @@ int cmd_status(int argc, char **argv)
     if (db == NULL ||
         (r = sl_db_exec(db, "run", "SELECT pipeline, status, triggered_by, coalesce(error, ''),"
                         " vars::text, coalesce(concurrency_group, '-'),"
-                        " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+                        " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
+                        " source_name, source"
                         " FROM sluice_runs WHERE id = $1", 1, p, &err)) == NULL) {
         cli_fail("status", "%s", err.msg);
         goto out;
@@ -442,6 +476,10 @@ int cmd_status(int argc, char **argv)
         cli_fail("status", "%s", err.msg);
         goto out;
     }
+    sl_yerrors perr = SL_YERRORS_INIT;
+    uc.p = sl_pipeline_parse(PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8), (size_t)PQgetlength(r, 0, 8),
+                             &cfg->sched, &perr);
+    sl_yerrors_free(&perr);
     printf("\n%-20s %-10s %-8s %-10s %s\n", "STEP", "STATUS", "ATTEMPTS", "TOOK", "JOB");
     for (int i = 0; i < PQntuples(s); i++) {
         printf("%-20s %-10s %-8s %-10s %s\n", PQgetvalue(s, i, 0), PQgetvalue(s, i, 1), PQgetvalue(s, i, 2),
@@ -450,9 +488,13 @@ int cmd_status(int argc, char **argv)
             printf("%-20s outputs: %s\n", "", PQgetvalue(s, i, 5));
         if (*PQgetvalue(s, i, 6))
             printf("%-20s error: %s\n", "", PQgetvalue(s, i, 6));
+        if (strcmp(PQgetvalue(s, i, 1), "queued") == 0)
+            unserved_note(&uc, PQgetvalue(s, i, 0));
     }
     status = CLI_OK;
 out:
+    sl_pipeline_free(uc.p);
+    sl_redis_free(uc.redis);
     PQclear(r);
     PQclear(s);
     sl_db_free(db);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "mem.h"
 #include "queue.h"
+#include "workerreg.h"
 
 /* A log value that may hold spaces (log.h: sl_log_quote). */
 #define LOGQ(s) sl_log_quote((char[600]){ 0 }, 600, (s))
@@ -502,6 +503,20 @@ static int in_stream(sl_engine *e, const char *queue, const char *job_id, bool *
     }
 }
 
+/* A step enqueued to a queue no live worker pool reads would wait without
+ * a word: say so in the log (`sluice status` shows it beside the step). */
+static void warn_if_unserved(sl_engine *e, const sl_job *job)
+{
+    bool served;
+    sl_err err;
+    if (sl_workerreg_serves(e->redis, job->queue, &served, &err) < 0)
+        SL_DEBUG("step.queue_check_failed", "queue=%s error=%s", job->queue, LOGQ(err.msg));
+    else if (!served)
+        SL_WARN("step.queue_unserved", "run=%s step=%s job=%s queue=%s detail=%s", job->run, job->step,
+                job->id, job->queue, LOGQ("no live sluice-worker reads this queue: the step waits until "
+                                          "one does (sluice workers lists them)"));
+}
+
 static int enqueue_job(sl_engine *e, pending_job *pj, bool verify, sl_err *err)
 {
     if (verify) {
@@ -526,6 +541,7 @@ static int enqueue_job(sl_engine *e, pending_job *pj, bool verify, sl_err *err)
         return -1;
     SL_INFO("step.enqueued", "run=%s step=%s job=%s queue=%s", pj->job.run, pj->job.step, pj->job.id,
             pj->job.queue);
+    warn_if_unserved(e, &pj->job);
 mark:;
     const char *p[] = { pj->job.run, pj->job.step };
     return sl_db_run(e->db, "mark enqueued", "UPDATE sluice_run_steps SET enqueued = true"

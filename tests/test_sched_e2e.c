@@ -20,6 +20,7 @@
 #include "mem.h"
 #include "pipeline.h"
 #include "queue.h"
+#include "workerreg.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -1016,4 +1017,58 @@ Test(sched, a_job_the_envelope_refuses_fails_its_step)
     sl_buf_free(&deep);
     free(decided);
     free(stuck);
+}
+
+/* ---- a queue no worker reads ----------------------------------------------------- */
+
+static bool workers_serve_queue(void *arg)
+{
+    (void)arg;
+    sl_redis *r = th_redis();
+    bool served = false;
+    sl_err err;
+    int rc = sl_workerreg_serves(r, queue, &served, &err);
+    sl_redis_free(r);
+    return rc == 0 && served;
+}
+
+/* A step enqueued to a queue that no live sluice-worker reads waits: the
+ * scheduler warns in its log and `sluice status` says so beside the step;
+ * once a pool serves the queue the step runs and the warning is not
+ * repeated for the next run. */
+Test(sched, unserved_queue_is_reported)
+{
+    char name[64];
+    th_name(name, sizeof name, "unserved");
+    pipeline(name, "name: %1$s\nsteps:\n  - {id: a, kind: noop, queue: %2$s}\n");
+    start_scheduler(0);
+    char *first = start_run(name, "dave", NULL);
+    char *warn = sl_xasprintf("event=step.queue_unserved run=%s step=a job=%s.a.1 queue=%s", first, first, queue);
+    const char *lw[] = { sched_log[0], warn };
+    cr_assert(th_wait(log_has, lw, 20000), "no warning that queue %s is not served", queue);
+    th_result r = cli("status", first, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *note = sl_xasprintf("waiting: no live sluice-worker reads queue '%s'", queue);
+    cr_assert(strstr(r.out, note), "sluice status does not say the queue is unserved:\n%s", r.out);
+    th_result_free(&r);
+    expect_step(first, "a", "queued");
+
+    start_pool();
+    cr_assert(th_wait(workers_serve_queue, NULL, 20000), "the pool never registered queue %s", queue);
+    wait_run(first, "succeeded", 20000);
+    char *second = start_run(name, "dave", NULL);
+    wait_run(second, "succeeded", 20000);
+    r = cli("status", second, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(!strstr(r.out, "no live sluice-worker"), "%s", r.out);
+    th_result_free(&r);
+    char *log = th_read_file(sched_log[0]);
+    char *again = sl_xasprintf("event=step.queue_unserved run=%s", second);
+    cr_assert(log && !strstr(log, again), "warned although a pool serves the queue:\n%s", log);
+    free(again);
+    free(log);
+    free(note);
+    free(warn);
+    free(first);
+    free(second);
 }
