@@ -30,10 +30,25 @@
 /* A log value that may hold spaces (log.h: sl_log_quote). */
 #define LOGQ(s) sl_log_quote((char[600]){ 0 }, 600, (s))
 
+/* Queues the worker registry said lately were served: a pool rewrites its
+ * document every 2 s and disappears at most 10 s after dying
+ * (supervise.h), so a "served" younger than 2 s is trusted rather than
+ * asked again (a SCAN) for every job.  "Not served" is asked again each
+ * time: it is the rare case, and a pool that just started must end it. */
+#define SERVED_CACHE 16
+#define SERVED_FRESH_MS 2000
+
+typedef struct served_entry {
+    char queue[SL_NAME_MAX + 1];
+    int64_t checked_ms;     /* monotonic; 0: empty */
+    bool served;
+} served_entry;
+
 struct sl_engine {
     const sl_config *cfg;
     sl_db *db;
     sl_redis *redis;
+    served_entry served[SERVED_CACHE];   /* the registry's recent answers, per queue */
 };
 
 /* Looks up a dotted path ("a.b") in a map. */
@@ -507,11 +522,29 @@ static int in_stream(sl_engine *e, const char *queue, const char *job_id, bool *
  * a word: say so in the log (`sluice status` shows it beside the step). */
 static void warn_if_unserved(sl_engine *e, const sl_job *job)
 {
-    bool served;
-    sl_err err;
-    if (sl_workerreg_serves(e->redis, job->queue, &served, &err) < 0)
-        SL_DEBUG("step.queue_check_failed", "queue=%s error=%s", job->queue, LOGQ(err.msg));
-    else if (!served)
+    int64_t now = sl_monotonic_ms();
+    served_entry *slot = &e->served[0];
+    for (size_t i = 0; i < SERVED_CACHE; i++) {
+        served_entry *c = &e->served[i];
+        if (c->checked_ms && strcmp(c->queue, job->queue) == 0) {
+            slot = c;
+            break;
+        }
+        if (c->checked_ms < slot->checked_ms)
+            slot = c;   /* else reuse the oldest */
+    }
+    if (strcmp(slot->queue, job->queue) != 0 || !slot->served || now - slot->checked_ms >= SERVED_FRESH_MS) {
+        sl_err err;
+        bool served;
+        if (sl_workerreg_serves(e->redis, job->queue, &served, &err) < 0) {
+            SL_DEBUG("step.queue_check_failed", "queue=%s error=%s", job->queue, LOGQ(err.msg));
+            return;
+        }
+        snprintf(slot->queue, sizeof slot->queue, "%s", job->queue);
+        slot->checked_ms = now;
+        slot->served = served;
+    }
+    if (!slot->served)
         SL_WARN("step.queue_unserved", "run=%s step=%s job=%s queue=%s detail=%s", job->run, job->step,
                 job->id, job->queue, LOGQ("no live sluice-worker reads this queue: the step waits until "
                                           "one does (sluice workers lists them)"));

@@ -2,14 +2,20 @@
  *
  * Validation runs in three passes so that every error is found in one go:
  *   1. the top level and each step's own fields (types, keys, durations,
- *      cron, kinds, approval counts), collecting step ids;
+ *      cron, kinds, approval counts, approver groups), collecting step
+ *      ids; a job step's args must be something a job envelope can carry
+ *      (check_value) and what its kind declares it takes (check_kind_args);
  *   2. `needs` against the ids, then a depth-first search for a cycle,
  *      printed as the path that closes it;
  *   3. template references in args, `if` and `concurrency`, which may name
  *      only declared vars, steps this step (transitively) needs, and inputs
  *      declared by a gate it needs.
  * Each reader gets a local sl_err; failures go into the caller's sl_yerrors
- * and validation carries on. */
+ * and validation carries on.
+ *
+ * Keys are dispatched with strcmp, which is sound only because yamldoc
+ * refuses a key holding a NUL byte and a key written twice: each field is
+ * met at most once, so no list is read twice into one array (asserted). */
 #include "pipeline.h"
 
 #include <assert.h>
@@ -378,7 +384,7 @@ static int check_value(vctx *v, const sl_ynode *node, int depth)
         return rc;
     case SL_YT_STR:
         if (strlen(t) != node->data.scalar.length) {
-            errorf(v, node, "a string in args contains a NUL byte");
+            errorf(v, node, "a string holding a NUL byte cannot be passed to a job");
             return -1;
         }
         return 0;
@@ -816,6 +822,8 @@ sl_pipeline *sl_pipeline_parse(const char *name, const char *text, size_t len,
             for (size_t j = 0; j < vm.n; j++) {
                 if (sl_ynode_kind(vm.pairs[j].value) == SL_YMAP || sl_ynode_kind(vm.pairs[j].value) == SL_YSEQ)
                     errorf(&v, vm.pairs[j].value, "variable '%.60s' must be a scalar", vm.pairs[j].name);
+                else
+                    (void)check_value(&v, vm.pairs[j].value, 1);   /* it must become JSON */
             }
             p->vars = val;
         } else if (strcmp(key, "schedule") == 0) {

@@ -417,11 +417,13 @@ Test(pipeline, empty_args_are_refused)
     expect_error(HEAD "  - id: a\n    kind: noop\n    args: ~\n", "p.yaml:5:11:", "'args' must be a mapping");
     expect_error(HEAD "  - id: a\n    kind: noop\n    args: \"\\0\"\n", "p.yaml:5:11:", "'args' must be a mapping");
     expect_error(HEAD "  - id: a\n    kind: noop\n    args: {s: \"a\\0b\"}\n", "p.yaml:5:15:",
-                 "a string in args contains a NUL byte");
+                 "a string holding a NUL byte cannot be passed to a job");
     expect_error(HEAD "  - id: a\n    kind: noop\n    args: {n: 99999999999999999999}\n", "p.yaml:5:15:",
                  "does not fit 64 bits");
     expect_error(HEAD "  - id: a\n    kind: noop\n    args: {n: .inf}\n", "p.yaml:5:15:",
                  "cannot be written as JSON");
+    expect_error("name: p\nvars: {big: 0x8000000000000000, ok: 1}\nsteps: [{id: a, kind: noop}]\n", "p.yaml:2:14:",
+                 "does not fit 64 bits");
     /* {} is fine */
     sl_yerrors e = SL_YERRORS_INIT;
     sl_pipeline *p = parse(HEAD "  - id: a\n    kind: noop\n    args: {}\n", &e);
