@@ -422,7 +422,7 @@ Test(pipeline, empty_args_are_refused)
                  "does not fit 64 bits");
     expect_error(HEAD "  - id: a\n    kind: noop\n    args: {n: .inf}\n", "p.yaml:5:15:",
                  "cannot be written as JSON");
-    expect_error("name: p\nvars: {big: 0x8000000000000000, ok: 1}\nsteps: [{id: a, kind: noop}]\n", "p.yaml:2:14:",
+    expect_error("name: p\nvars: {big: 0x8000000000000000, ok: 1}\nsteps: [{id: a, kind: noop}]\n", "p.yaml:2:13:",
                  "does not fit 64 bits");
     /* {} is fine */
     sl_yerrors e = SL_YERRORS_INIT;
