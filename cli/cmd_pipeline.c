@@ -14,6 +14,8 @@
 #include "queue.h"
 #include "snapshot.h"
 #include "vis.h"
+#include "redis.h"
+#include "workerreg.h"
 
 #include <getopt.h>
 #include <pwd.h>
@@ -393,63 +395,47 @@ out:
     return status;
 }
 
-/* Warns about each queued step of the run whose queue no live worker
- * serves (from the worker registry): the job would wait there silently.
- * The step's queue comes from the run's own copy of its pipeline.  Best
- * effort: a Redis that cannot be read is noted, never fatal. */
-static void warn_unserved(sl_db *db, const sl_config *cfg, const char *run_id, PGresult *steps)
-{
-    sl_err err;
-    const char *p[] = { run_id };
-    PGresult *r = sl_db_exec(db, "source", "SELECT source_name, source FROM sluice_runs WHERE id = $1",
-                             1, p, &err);
-    sl_pipeline *pl = NULL;
-    if (r && PQntuples(r) == 1) {
-        sl_yerrors errors = SL_YERRORS_INIT;
-        pl = sl_pipeline_parse(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1), (size_t)PQgetlength(r, 0, 1),
-                               &cfg->sched, &errors);
-        sl_yerrors_free(&errors);
-    }
-    PQclear(r);
-    sl_redis *redis = NULL;
-    for (int i = 0; pl && i < PQntuples(steps); i++) {
-        int k = sl_pipeline_step(pl, PQgetvalue(steps, i, 0));
-        if (k < 0 || strcmp(PQgetvalue(steps, i, 1), "queued") != 0 || pl->steps[k].kind == NULL)
-            continue;
-        const char *q = pl->steps[k].queue ? pl->steps[k].queue : pl->steps[k].kind;
-        if (!sl_envelope_queue_valid(q))
-            continue;
-        if (redis == NULL && (redis = sl_redis_connect(cfg->redis_url, 5000, &err)) == NULL) {
-            printf("\n(cannot tell whether workers serve the queued steps: %s)\n", SL_VIS(err.msg));
-            break;
-        }
-        snap sn;
-        char *one = (char *)q;
-        if (snap_take(redis, NULL, &one, 1, &sn, &err) < 0) {
-            printf("\n(cannot tell whether workers serve the queued steps: %s)\n", SL_VIS(err.msg));
-            break;
-        }
-        if (sn.nqueues == 1 && sn.queues[0].workers == 0)
-            printf("\nwarning: step %s is queued in queue %s, which no live worker serves: it waits "
-                   "until a pool serving %s starts\n", V(steps, i, 0), q, q);
-        snap_clear(&sn);
-    }
-    sl_redis_free(redis);
-    sl_pipeline_free(pl);
-}
-
 static void status_usage(FILE *f)
 {
     fprintf(f,
         "Usage: sluice status RUN\n"
         "\n"
         "Shows a run and its steps: status, attempts, how long each took, job ids,\n"
-        "outputs or errors, and warns about a queued step whose queue no live worker\n"
-        "serves.  Exits 1 if there is no such run.\n"
+        "outputs or errors.  A queued step whose queue no live sluice-worker reads\n"
+        "is marked as such.  Exits 1 if there is no such run.\n"
         "\n"
         "Options:\n"
         "  -c, --config FILE    configuration file\n"
         "  -h, --help           show this help\n");
+}
+
+/* What `status` needs to say whether a queued step's queue is served. */
+typedef struct unserved_ctx {
+    const sl_config *cfg;
+    sl_pipeline *p;       /* the run's pipeline, as stored with it (NULL if it no longer loads) */
+    sl_redis *redis;      /* opened at the first queued step */
+    bool redis_failed;    /* said once */
+} unserved_ctx;
+
+/* Prints a note under a queued step when no live worker pool reads its
+ * queue (the worker registry in Redis: lib/workerreg.h). */
+static void unserved_note(unserved_ctx *uc, const char *step_id)
+{
+    int k = uc->p ? sl_pipeline_step(uc->p, step_id) : -1;
+    if (k < 0 || uc->p->steps[k].queue == NULL || uc->redis_failed)
+        return;
+    const char *queue = uc->p->steps[k].queue;
+    sl_err err;
+    bool served;
+    if (uc->redis == NULL)
+        uc->redis = sl_redis_connect(uc->cfg->redis_url, 2000, &err);
+    if (uc->redis == NULL || sl_workerreg_serves(uc->redis, queue, &served, &err) < 0) {
+        printf("%-20s (cannot tell whether a worker reads queue '%s': %s)\n", "", queue, SL_VIS(err.msg));
+        uc->redis_failed = true;
+        return;
+    }
+    if (!served)
+        printf("%-20s waiting: no live sluice-worker reads queue '%s' (see sluice workers)\n", "", queue);
 }
 
 int cmd_status(int argc, char **argv)
@@ -463,6 +449,7 @@ int cmd_status(int argc, char **argv)
     sl_config *cfg = cli_load_config("status", config);
     if (cfg == NULL)
         return CLI_FAILED;
+    unserved_ctx uc = { cfg, NULL, NULL, false };
     sl_err err;
     int status = CLI_FAILED;
     const char *p[] = { argv[optind] };
@@ -471,7 +458,8 @@ int cmd_status(int argc, char **argv)
     if (db == NULL ||
         (r = sl_db_exec(db, "run", "SELECT pipeline, status, triggered_by, coalesce(error, ''),"
                         " vars::text, coalesce(concurrency_group, '-'),"
-                        " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+                        " to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'),"
+                        " source_name, source"
                         " FROM sluice_runs WHERE id = $1", 1, p, &err)) == NULL) {
         cli_fail("status", "%s", err.msg);
         goto out;
@@ -500,6 +488,10 @@ int cmd_status(int argc, char **argv)
         cli_fail("status", "%s", err.msg);
         goto out;
     }
+    sl_yerrors perr = SL_YERRORS_INIT;
+    uc.p = sl_pipeline_parse(PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8), (size_t)PQgetlength(r, 0, 8),
+                             &cfg->sched, &perr);
+    sl_yerrors_free(&perr);
     printf("\n%-20s %-10s %-8s %-10s %s\n", "STEP", "STATUS", "ATTEMPTS", "TOOK", "JOB");
     for (int i = 0; i < PQntuples(s); i++) {
         printf("%-20s %-10s %-8s %-10s %s\n", V(s, i, 0), V(s, i, 1), V(s, i, 2), V(s, i, 3), V(s, i, 4));
@@ -513,10 +505,13 @@ int cmd_status(int argc, char **argv)
             sl_vis_fputs(PQgetvalue(s, i, 6), stdout);
             putchar('\n');
         }
+        if (strcmp(PQgetvalue(s, i, 1), "queued") == 0)
+            unserved_note(&uc, PQgetvalue(s, i, 0));
     }
-    warn_unserved(db, cfg, argv[optind], s);
     status = CLI_OK;
 out:
+    sl_pipeline_free(uc.p);
+    sl_redis_free(uc.redis);
     PQclear(r);
     PQclear(s);
     sl_db_free(db);

@@ -801,8 +801,12 @@ cleanup:
     return rc;
 }
 
+static const sl_kind_arg codegen_args[] = {
+    { "template", true, NULL }, { "vars", false, NULL }, { "output", false, NULL }, { NULL, false, NULL },
+};
+
 const sl_kind sl_kind_codegen = { "codegen", "renders a configured template tree with args.vars "
-                                  "into a fresh directory", run_codegen };
+                                  "into a fresh directory", run_codegen, codegen_args, false };
 
 int sl_codegen_render(const char *file, const char *text, size_t n, const msgpack_object *vars,
                       sl_buf *out, sl_err *err)

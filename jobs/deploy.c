@@ -626,5 +626,9 @@ static int run_deploy(sl_job_ctx *ctx, sl_err *err)
     return t->type == SL_TARGET_COMMAND ? run_command(ctx, t, err) : run_webhook(ctx, t, err);
 }
 
+/* target picks the configured target; every other argument is passed on
+ * to it as data (SLUICE_ARG_*, or the webhook's body). */
+static const sl_kind_arg deploy_args[] = { { "target", true, NULL }, { NULL, false, NULL } };
+
 const sl_kind sl_kind_deploy = { "deploy", "runs a configured deploy command or webhook (args.target)",
-                                 run_deploy };
+                                 run_deploy, deploy_args, true };

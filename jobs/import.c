@@ -719,5 +719,11 @@ cleanup:
     return rc;
 }
 
+static const char *const import_formats[] = { "raw", "csv", NULL };
+static const sl_kind_arg import_args[] = {
+    { "url", true, NULL }, { "sha256", false, NULL }, { "format", false, import_formats },
+    { "name", false, NULL }, { "table", false, NULL }, { NULL, false, NULL },
+};
+
 const sl_kind sl_kind_import = { "import", "downloads args.url into the import root, "
-                                 "optionally COPYing a CSV into a configured table", run_import };
+                                 "optionally COPYing a CSV into a configured table", run_import, import_args, false };

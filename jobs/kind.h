@@ -15,6 +15,7 @@
 
 #include <msgpack.h>
 #include <signal.h>
+#include <stdbool.h>
 
 #include "buf.h"
 #include "config.h"
@@ -35,10 +36,21 @@ typedef struct sl_job_ctx {
  * failure of the job itself, SL_EINVAL for bad arguments). */
 typedef int (*sl_kind_run_fn)(sl_job_ctx *ctx, sl_err *err);
 
+/* One argument a kind takes, as `sluice validate` checks a pipeline step
+ * against it before anything runs (the handler still checks every value). */
+typedef struct sl_kind_arg {
+    const char *name;
+    bool required;                 /* a step must pass it */
+    const char *const *values;     /* NULL-terminated list of the values it may take; NULL: any */
+} sl_kind_arg;
+
 typedef struct sl_kind {
     const char *name;     /* the wire `kind`, [a-z0-9_.-] */
     const char *summary;  /* one line for `sluice kinds` and --help */
     sl_kind_run_fn run;
+    const sl_kind_arg *args;  /* the arguments it reads, ended by { NULL }; NULL: not declared
+                                 (nothing is checked) */
+    bool open_args;           /* other arguments are accepted too (passed on as data) */
 } sl_kind;
 
 #endif

@@ -9,4 +9,5 @@ static int run_noop(sl_job_ctx *ctx, sl_err *err)
     return 0;
 }
 
-const sl_kind sl_kind_noop = { "noop", "does nothing (benchmarks, smoke tests)", run_noop };
+/* Takes anything and reads nothing: its arguments are not declared. */
+const sl_kind sl_kind_noop = { "noop", "does nothing (benchmarks, smoke tests)", run_noop, NULL, false };

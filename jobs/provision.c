@@ -452,5 +452,14 @@ static int run_provision(sl_job_ctx *ctx, sl_err *err)
     return rc;
 }
 
+/* An http endpoint receives the whole job, so it may take arguments of
+ * its own: other arguments are accepted (and passed on). */
+static const char *const provision_resources[] = { "postgres_schema", "postgres_role", "postgres_database",
+                                                   "http", NULL };
+static const sl_kind_arg provision_args[] = {
+    { "resource", true, provision_resources }, { "name", false, NULL }, { "endpoint", false, NULL },
+    { NULL, false, NULL },
+};
+
 const sl_kind sl_kind_provision = { "provision", "creates a PostgreSQL schema/role/database or calls "
-                                    "a configured provisioning endpoint", run_provision };
+                                    "a configured provisioning endpoint", run_provision, provision_args, true };

@@ -20,6 +20,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,45 +159,81 @@ static int parse_error(const char *name, const yaml_parser_t *p, const char *tex
     return sl_err_set(err, SL_ECONFIG, "%s:%zu:%zu: %s", name, line, col, problem);
 }
 
-/* Depth-first walk from node at path depth `depth`, rejecting cycles and
- * paths deeper than MAX_DEPTH.  state: 0 unseen, 1 on the current path,
- * 2 done with height[] known, so shared subtrees are walked once. */
-static int check_graph(const sl_ydoc *doc, const sl_ynode *node, size_t depth,
-                       unsigned char *state, size_t *height, sl_err *err)
+/* What the load-time walk keeps per node, in node order. */
+typedef struct walk {
+    unsigned char *state;   /* 0 unseen, 1 on the current path, 2 done */
+    size_t *height;         /* state 2: levels from the node down, itself included */
+    size_t *size;           /* state 2: nodes below and including it, aliases expanded
+                               (saturates just above SL_YAML_MAX_NODES) */
+} walk;
+
+static size_t add_sat(size_t a, size_t b)
+{
+    size_t s = a + b;
+    return s > SL_YAML_MAX_NODES ? SL_YAML_MAX_NODES + 1 : s;
+}
+
+/* A mapping key with a NUL byte would compare equal, through strcmp, to
+ * the same key without it; libyaml keeps both, so refuse it here. */
+static int check_key(const sl_ydoc *doc, const sl_ynode *key, sl_err *err)
+{
+    char got[64];
+    if (key->type == YAML_SCALAR_NODE &&
+        strlen((const char *)key->data.scalar.value) != key->data.scalar.length)
+        return sl_ydoc_errorf(doc, key, err, "mapping key %s contains a NUL byte",
+                              describe(key, got, sizeof got));
+    return 0;
+}
+
+/* Depth-first walk from node at path depth `depth`, rejecting cycles,
+ * paths deeper than MAX_DEPTH, NUL bytes in keys, and expansion beyond
+ * SL_YAML_MAX_NODES; shared subtrees are walked once. */
+static int check_graph(const sl_ydoc *doc, const sl_ynode *node, size_t depth, walk *w, sl_err *err)
 {
     size_t i = node_index(doc, node);
-    if (state[i] == 1)
+    if (w->state[i] == 1)
         return sl_ydoc_errorf(doc, node, err, "recursive alias: this node contains itself");
     /* a node at depth d of height h reaches level d + h - 1 */
-    if (depth + (state[i] == 2 ? height[i] - 1 : 0) > MAX_DEPTH)
+    if (depth + (w->state[i] == 2 ? w->height[i] - 1 : 0) > MAX_DEPTH)
         return sl_ydoc_errorf(doc, node, err, "nested more than %d levels deep", MAX_DEPTH);
-    if (state[i] == 2)
+    if (w->state[i] == 2)
         return 0;
-    state[i] = 1;
-    size_t h = 0, sub;
+    w->state[i] = 1;
+    size_t h = 0, size = 1;
+    const sl_ynode *kids[2];
     if (node->type == YAML_SEQUENCE_NODE) {
         for (yaml_node_item_t *it = node->data.sequence.items.start;
              it < node->data.sequence.items.top; it++) {
-            const sl_ynode *child = node_at(doc, *it);
-            if (check_graph(doc, child, depth + 1, state, height, err) < 0)
+            kids[0] = node_at(doc, *it);
+            if (check_graph(doc, kids[0], depth + 1, w, err) < 0)
                 return -1;
-            sub = height[node_index(doc, child)];
-            h = sub > h ? sub : h;
+            size_t k = node_index(doc, kids[0]);
+            h = w->height[k] > h ? w->height[k] : h;
+            size = add_sat(size, w->size[k]);
         }
     } else if (node->type == YAML_MAPPING_NODE) {
         for (yaml_node_pair_t *p = node->data.mapping.pairs.start;
              p < node->data.mapping.pairs.top; p++) {
-            const sl_ynode *kv[2] = { node_at(doc, p->key), node_at(doc, p->value) };
-            for (int k = 0; k < 2; k++) {
-                if (check_graph(doc, kv[k], depth + 1, state, height, err) < 0)
+            kids[0] = node_at(doc, p->key);
+            kids[1] = node_at(doc, p->value);
+            if (check_key(doc, kids[0], err) < 0)
+                return -1;
+            for (int c = 0; c < 2; c++) {
+                if (check_graph(doc, kids[c], depth + 1, w, err) < 0)
                     return -1;
-                sub = height[node_index(doc, kv[k])];
-                h = sub > h ? sub : h;
+                size_t k = node_index(doc, kids[c]);
+                h = w->height[k] > h ? w->height[k] : h;
+                size = add_sat(size, w->size[k]);
             }
         }
     }
-    height[i] = h + 1;
-    state[i] = 2;
+    /* The first node found too big is the deepest: where the fan-out is. */
+    if (size > SL_YAML_MAX_NODES)
+        return sl_ydoc_errorf(doc, node, err, "aliases expand this to more than %d nodes "
+                              "(the limit of a document)", SL_YAML_MAX_NODES);
+    w->height[i] = h + 1;
+    w->size[i] = size;
+    w->state[i] = 2;
     return 0;
 }
 
@@ -204,8 +241,7 @@ sl_ydoc *sl_ydoc_load_string(const char *name, const char *text, size_t len, sl_
 {
     yaml_parser_t parser;
     yaml_document_t extra;
-    unsigned char *state = NULL;
-    size_t *height = NULL;
+    walk w = { NULL, NULL, NULL };
     sl_ydoc *doc = sl_xcalloc(1, sizeof *doc);
     doc->name = sl_xstrdup(name);
 
@@ -236,19 +272,22 @@ sl_ydoc *sl_ydoc_load_string(const char *name, const char *text, size_t len, sl_
     doc->slots = sl_xcalloc(doc->nnodes, sizeof *doc->slots);
     const sl_ynode *root = sl_ydoc_root(doc);
     if (root != NULL) {
-        state = sl_xcalloc(doc->nnodes, sizeof *state);
-        height = sl_xcalloc(doc->nnodes, sizeof *height);
-        if (check_graph(doc, root, 1, state, height, err) < 0)
+        w.state = sl_xcalloc(doc->nnodes, sizeof *w.state);
+        w.height = sl_xcalloc(doc->nnodes, sizeof *w.height);
+        w.size = sl_xcalloc(doc->nnodes, sizeof *w.size);
+        if (check_graph(doc, root, 1, &w, err) < 0)
             goto fail;
     }
-    free(state);
-    free(height);
+    free(w.state);
+    free(w.height);
+    free(w.size);
     yaml_parser_delete(&parser);
     return doc;
 
 fail:
-    free(state);
-    free(height);
+    free(w.state);
+    free(w.height);
+    free(w.size);
     yaml_parser_delete(&parser);
     sl_ydoc_free(doc);
     return NULL;
@@ -515,23 +554,149 @@ int sl_ydoc_str(const sl_ydoc *doc, const sl_ynode *node, const char *what,
     return 0;
 }
 
+/* ---- the core schema ---------------------------------------------------- */
+
+static bool one_of(const char *s, const char *const *words)
+{
+    for (; *words; words++) {
+        if (strcmp(s, *words) == 0)
+            return true;
+    }
+    return false;
+}
+
+bool sl_yscalar_bool(const char *text, bool *out)
+{
+    static const char *const yes[] = { "true", "True", "TRUE", NULL };
+    static const char *const no[] = { "false", "False", "FALSE", NULL };
+    if (one_of(text, yes))
+        *out = true;
+    else if (one_of(text, no))
+        *out = false;
+    else
+        return false;
+    return true;
+}
+
+/* Core-schema integer syntax: [-+]?[0-9]+, 0o[0-7]+, 0x[0-9a-fA-F]+. */
+static bool int_syntax(const char *s, int *base, const char **digits)
+{
+    if (s[0] == '0' && (s[1] == 'o' || s[1] == 'x')) {
+        *base = s[1] == 'o' ? 8 : 16;
+        *digits = s + 2;
+        const char *set = *base == 8 ? "01234567" : "0123456789abcdefABCDEF";
+        return **digits != '\0' && strspn(*digits, set) == strlen(*digits);
+    }
+    *base = 10;
+    *digits = s;
+    s += (*s == '-' || *s == '+');
+    return *s != '\0' && strspn(s, "0123456789") == strlen(s);
+}
+
+bool sl_yscalar_int(const char *text, int64_t *out)
+{
+    int base;
+    const char *digits;
+    if (!int_syntax(text, &base, &digits))
+        return false;
+    char *end;
+    errno = 0;
+    long long v = base == 10 ? strtoll(digits, &end, 10) : 0;
+    if (base != 10) {
+        unsigned long long u = strtoull(digits, &end, base);
+        if (errno == 0 && u > INT64_MAX)
+            errno = ERANGE;
+        v = (long long)(errno ? 0 : u);
+    }
+    if (errno == ERANGE || *end != '\0')
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Core-schema float syntax: [-+]?(.[0-9]+|[0-9]+(.[0-9]*)?)([eE][-+]?[0-9]+)?
+ * and the specials [-+]?.inf and .nan in three spellings each. */
+static bool float_syntax(const char *s)
+{
+    static const char *const special[] = { ".inf", ".Inf", ".INF", "+.inf", "+.Inf", "+.INF",
+                                           "-.inf", "-.Inf", "-.INF", ".nan", ".NaN", ".NAN", NULL };
+    if (one_of(s, special))
+        return true;
+    s += (*s == '-' || *s == '+');
+    size_t ip = strspn(s, "0123456789");
+    s += ip;
+    size_t fp = 0;
+    if (*s == '.') {
+        fp = strspn(s + 1, "0123456789");
+        s += 1 + fp;
+    } else if (ip == 0) {
+        return false;
+    }
+    if (ip == 0 && fp == 0)
+        return false;
+    if (*s == 'e' || *s == 'E') {
+        s++;
+        s += (*s == '-' || *s == '+');
+        size_t ep = strspn(s, "0123456789");
+        if (ep == 0)
+            return false;
+        s += ep;
+    }
+    return *s == '\0';
+}
+
+bool sl_yscalar_float(const char *text, double *out)
+{
+    if (!float_syntax(text))
+        return false;
+    const char *t = text + (*text == '-' || *text == '+');
+    if (t[0] == '.' && (t[1] == 'i' || t[1] == 'I'))
+        *out = *text == '-' ? -HUGE_VAL : HUGE_VAL;
+    else if (t[0] == '.' && (t[1] == 'n' || t[1] == 'N'))
+        *out = NAN;
+    else
+        *out = strtod(text, NULL);   /* overflow gives ±HUGE_VAL, as .inf would */
+    return true;
+}
+
+sl_ytype sl_ynode_type(const sl_ynode *node)
+{
+    switch (sl_ynode_kind(node)) {
+    case SL_YNULL: return SL_YT_NULL;
+    case SL_YMAP: return SL_YT_MAP;
+    case SL_YSEQ: return SL_YT_SEQ;
+    case SL_YSCALAR: break;
+    }
+    if (node->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return SL_YT_STR;   /* quoted or block: always a string */
+    const char *s = sl_ynode_text(node);
+    bool b;
+    int base;
+    const char *digits;
+    if (sl_yscalar_bool(s, &b))
+        return SL_YT_BOOL;
+    if (int_syntax(s, &base, &digits))
+        return SL_YT_INT;
+    if (float_syntax(s))
+        return SL_YT_FLOAT;
+    return SL_YT_STR;
+}
+
+/* ---- typed scalars, continued ------------------------------------------- */
+
 int sl_ydoc_bool(const sl_ydoc *doc, const sl_ynode *node, const char *what,
                  bool *out, sl_err *err)
 {
-    static const struct { const char *word; bool value; } words[] = {
-        { "true", true },  { "True", true },   { "TRUE", true },
-        { "yes", true },   { "Yes", true },    { "YES", true },
-        { "on", true },    { "On", true },     { "ON", true },
-        { "false", false }, { "False", false }, { "FALSE", false },
-        { "no", false },   { "No", false },    { "NO", false },
-        { "off", false },  { "Off", false },   { "OFF", false },
-    };
+    static const char *const yaml11[] = { "yes", "Yes", "YES", "no", "No", "NO", "on", "On",
+                                          "ON", "off", "Off", "OFF", "y", "Y", "n", "N", NULL };
     if (sl_ynode_kind(node) == SL_YSCALAR) {
-        for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
-            if (strcmp(sl_ynode_text(node), words[i].word) == 0) {
-                *out = words[i].value;
-                return 0;
-            }
+        if (sl_yscalar_bool(sl_ynode_text(node), out))
+            return 0;
+        if (one_of(sl_ynode_text(node), yaml11)) {
+            char got[64];
+            return sl_ydoc_errorf(doc, node, err, "'%s' must be true or false, got %s (YAML 1.2: "
+                                  "only true and false are booleans)", what ? what : "value",
+                                  describe(node, got, sizeof got));
         }
     }
     return type_error(doc, node, what, "true or false", err);
@@ -541,14 +706,12 @@ int sl_ydoc_int(const sl_ydoc *doc, const sl_ynode *node, const char *what,
                 int64_t min, int64_t max, int64_t *out, sl_err *err)
 {
     char got[64];
-    if (sl_ynode_kind(node) != SL_YSCALAR)
+    int base;
+    const char *digits;
+    int64_t v;
+    if (sl_ynode_kind(node) != SL_YSCALAR || !int_syntax(sl_ynode_text(node), &base, &digits))
         return type_error(doc, node, what, "an integer", err);
-    const char *s = sl_ynode_text(node), *digits = s + (*s == '-' || *s == '+');
-    if (*digits == '\0' || strspn(digits, "0123456789") != strlen(digits))
-        return type_error(doc, node, what, "an integer", err);
-    errno = 0;
-    long long v = strtoll(s, NULL, 10);
-    if (errno == ERANGE || v < min || v > max)
+    if (!sl_yscalar_int(sl_ynode_text(node), &v) || v < min || v > max)
         return sl_ydoc_errorf(doc, node, err, "'%s' must be between %" PRId64 " and %" PRId64
                               ", got %s", what ? what : "value", min, max,
                               describe(node, got, sizeof got));

@@ -12,6 +12,13 @@
  *     beats a later one; merged mappings may merge in turn;
  *   - a key written twice in one mapping, a non-scalar key, a recursive
  *     alias, or a second document in the file is an error, not a surprise;
+ *   - a mapping key holding a NUL byte, or a document whose aliases expand
+ *     it beyond SL_YAML_MAX_NODES nodes, is refused at load time, so a walk
+ *     over any loaded document is bounded;
+ *   - one rule for scalar types, the YAML 1.2 core schema (sl_ynode_type):
+ *     only true/false are booleans (`yes`, `on` are strings), integers are
+ *     decimal, 0o octal or 0x hex, and only plain (unquoted) scalars are
+ *     anything but strings;
  *   - typed readers for scalars (string, bool, integer in a range, duration
  *     in a range) whose messages name the key and show the bad value.
  *
@@ -42,6 +49,10 @@
 
 typedef struct sl_ydoc sl_ydoc;
 typedef yaml_node_t sl_ynode;   /* read through the functions below */
+
+/* The most nodes a document may hold once its aliases are expanded
+ * (sl_ydoc_load_* refuses more). */
+#define SL_YAML_MAX_NODES 100000
 
 typedef enum sl_ykind {
     SL_YNULL,    /* plain empty, ~, null, Null, NULL (and !!null) */
@@ -83,6 +94,21 @@ const sl_ynode *sl_ydoc_root(const sl_ydoc *doc);
 
 sl_ykind sl_ynode_kind(const sl_ynode *node);
 
+/* A node's type by the YAML 1.2 core schema.  A quoted or block scalar is
+ * always a string; a plain one is null (empty, ~, null, Null, NULL), a
+ * boolean (true, True, TRUE, false, False, FALSE), an integer
+ * ([-+]?[0-9]+, 0o[0-7]+, 0x[0-9a-fA-F]+), a float ([-+]?(.N|N(.N?)?)
+ * with an optional exponent, [-+]?.inf, .nan), or else a string. */
+typedef enum sl_ytype { SL_YT_NULL, SL_YT_BOOL, SL_YT_INT, SL_YT_FLOAT, SL_YT_STR, SL_YT_MAP,
+                        SL_YT_SEQ } sl_ytype;
+sl_ytype sl_ynode_type(const sl_ynode *node);
+
+/* The value of scalar text under the same rule: false if text is not of
+ * that type (or, for an integer, does not fit an int64). */
+bool sl_yscalar_bool(const char *text, bool *out);
+bool sl_yscalar_int(const char *text, int64_t *out);
+bool sl_yscalar_float(const char *text, double *out);   /* may give ±inf or NaN */
+
 /* The text of a scalar (NUL-terminated; "" for an empty one), NULL for a
  * mapping or a sequence. */
 const char *sl_ynode_text(const sl_ynode *node);
@@ -92,7 +118,8 @@ const char *sl_ynode_text(const sl_ynode *node);
 int sl_ydoc_errorf(const sl_ydoc *doc, const sl_ynode *node, sl_err *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 
-/* Reads a mapping with its merge keys resolved into *out.  A null node
+/* Reads a mapping with its merge keys resolved into *out.  Keys are
+ * compared by their full bytes.  A null node
  * reads as an empty mapping.  what names the value in messages ("worker"
  * gives "'worker' must be a mapping, got a list"); it may be NULL.  Returns
  * -1 with err set if node is not a mapping, has a non-scalar or duplicate
@@ -108,8 +135,13 @@ int sl_ydoc_seq(sl_ydoc *doc, const sl_ynode *node, const char *what, sl_yseq *o
  *
  * str:      any non-null scalar, as written (`port: 80` reads "80"); a
  *           string holding a NUL byte is refused.
- * bool:     true/false, yes/no, on/off, in lower, Capitalized or UPPER case.
- * int:      decimal with an optional sign, within [min, max].
+ * bool:     true or false (also True/TRUE, False/FALSE); yes/no/on/off are
+ *           refused with a message saying why.
+ * int:      an integer as sl_ynode_type reads one, within [min, max].
+ *
+ * A typed reader looks at the text, so a quoted "80" reads as an integer
+ * where one is expected, and "true" as a boolean: the rule above decides
+ * what a value is when nothing else says, never which words mean true.
  * duration: sl_duration_parse syntax ("1h30m"), in ms, within [min, max]. */
 int sl_ydoc_str(const sl_ydoc *doc, const sl_ynode *node, const char *what,
                 const char **out, sl_err *err);

@@ -25,14 +25,30 @@
 #include "log.h"
 #include "mem.h"
 #include "queue.h"
+#include "workerreg.h"
 
 /* A log value that may hold spaces (log.h: sl_log_quote). */
 #define LOGQ(s) sl_log_quote((char[600]){ 0 }, 600, (s))
+
+/* Queues the worker registry said lately were served: a pool rewrites its
+ * document every 2 s and disappears at most 10 s after dying
+ * (supervise.h), so a "served" younger than 2 s is trusted rather than
+ * asked again (a SCAN) for every job.  "Not served" is asked again each
+ * time: it is the rare case, and a pool that just started must end it. */
+#define SERVED_CACHE 16
+#define SERVED_FRESH_MS 2000
+
+typedef struct served_entry {
+    char queue[SL_NAME_MAX + 1];
+    int64_t checked_ms;     /* monotonic; 0: empty */
+    bool served;
+} served_entry;
 
 struct sl_engine {
     const sl_config *cfg;
     sl_db *db;
     sl_redis *redis;
+    served_entry served[SERVED_CACHE];   /* the registry's recent answers, per queue */
 };
 
 /* Looks up a dotted path ("a.b") in a map. */
@@ -391,8 +407,18 @@ static int make_job(run_ctx *rc, size_t i, pending_job *pj, sl_err *err)
     pj->job.retry_max_ms = s->retry_max_ms;
     pj->job.run = sl_xstrdup(rc->run_id);
     pj->job.step = sl_xstrdup(s->id);
+    pj->job.enqueued_at = sl_now_ms();
     msgpack_sbuffer_destroy(&sb);
-    ret = 0;
+    /* Encode it now, inside the run's transaction: a job the envelope
+     * refuses (args rendered deeper than it carries, say) fails its step
+     * here, instead of staying queued while every pass retries the XADD. */
+    msgpack_sbuffer_init(&sb);
+    ret = sl_envelope_encode(&pj->job, &sb, err);
+    msgpack_sbuffer_destroy(&sb);
+    if (ret < 0) {
+        sl_err_wrap(err, "the job cannot be enqueued");
+        sl_job_clear(&pj->job);
+    }
 out:
     sl_buf_free(&args);
     return ret;
@@ -491,6 +517,38 @@ static int in_stream(sl_engine *e, const char *queue, const char *job_id, bool *
     }
 }
 
+/* A step enqueued to a queue no live worker pool reads would wait without
+ * a word: say so in the log (`sluice status` shows it beside the step). */
+static void warn_if_unserved(sl_engine *e, const sl_job *job)
+{
+    int64_t now = sl_monotonic_ms();
+    served_entry *slot = &e->served[0];
+    for (size_t i = 0; i < SERVED_CACHE; i++) {
+        served_entry *c = &e->served[i];
+        if (c->checked_ms && strcmp(c->queue, job->queue) == 0) {
+            slot = c;
+            break;
+        }
+        if (c->checked_ms < slot->checked_ms)
+            slot = c;   /* else reuse the oldest */
+    }
+    if (strcmp(slot->queue, job->queue) != 0 || !slot->served || now - slot->checked_ms >= SERVED_FRESH_MS) {
+        sl_err err;
+        bool served;
+        if (sl_workerreg_serves(e->redis, job->queue, &served, &err) < 0) {
+            SL_DEBUG("step.queue_check_failed", "queue=%s error=%s", job->queue, LOGQ(err.msg));
+            return;
+        }
+        snprintf(slot->queue, sizeof slot->queue, "%s", job->queue);
+        slot->checked_ms = now;
+        slot->served = served;
+    }
+    if (!slot->served)
+        SL_WARN("step.queue_unserved", "run=%s step=%s job=%s queue=%s detail=%s", job->run, job->step,
+                job->id, job->queue, LOGQ("no live sluice-worker reads this queue: the step waits until "
+                                          "one does (sluice workers lists them)"));
+}
+
 static int enqueue_job(sl_engine *e, pending_job *pj, bool verify, sl_err *err)
 {
     if (verify) {
@@ -515,6 +573,7 @@ static int enqueue_job(sl_engine *e, pending_job *pj, bool verify, sl_err *err)
         return -1;
     SL_INFO("step.enqueued", "run=%s step=%s job=%s queue=%s", pj->job.run, pj->job.step, pj->job.id,
             pj->job.queue);
+    warn_if_unserved(e, &pj->job);
 mark:;
     const char *p[] = { pj->job.run, pj->job.step };
     return sl_db_run(e->db, "mark enqueued", "UPDATE sluice_run_steps SET enqueued = true"
@@ -549,6 +608,41 @@ static int fail_run_now(sl_engine *e, const char *run_id, const char *why, sl_er
         return -1;
     return sl_db_run(e->db, "fail run", "UPDATE sluice_runs SET status = 'failed', finished_at = now(),"
                      " error = $2 WHERE id = $1", 2, p, err);
+}
+
+/* After the run's transaction: fails step_id of run_id (still queued and
+ * not enqueued) with why, and the run with it, in a transaction of its own. */
+static int fail_step_now(sl_engine *e, const char *run_id, const char *step_id, const char *why,
+                         sl_err *err)
+{
+    char *msg = sl_xasprintf("the job cannot be enqueued: %s", why);
+    char *run_why = sl_xasprintf("step %s failed: %s", step_id, msg);
+    const char *p[] = { run_id, step_id, msg };
+    int rc = -1;
+    if (sl_db_begin(e->db, err) < 0)
+        goto out;
+    PGresult *res = sl_db_exec(e->db, "fail step", "UPDATE sluice_run_steps SET status = 'failed', error = $3,"
+                               " finished_at = now() WHERE run_id = $1 AND step_id = $2 AND status = 'queued'"
+                               " AND NOT enqueued", 3, p, err);
+    if (res == NULL)
+        goto rollback;
+    bool failed = atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (failed && (fail_run_now(e, run_id, run_why, err) < 0 ||
+                   sl_db_run(e->db, "notify", "SELECT pg_notify('sluice_runs', $1)", 1, p, err) < 0))
+        goto rollback;
+    if (sl_db_commit(e->db, err) < 0)
+        goto rollback;
+    if (failed)
+        SL_INFO("run.failed", "run=%s step=%s", run_id, step_id);
+    rc = 0;
+    goto out;
+rollback:
+    sl_db_rollback(e->db);
+out:
+    free(msg);
+    free(run_why);
+    return rc;
 }
 
 int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
@@ -640,12 +734,16 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
         any_failed = any_failed || strcmp(rc.st[i].status, "failed") == 0;
     jobs = sl_xcalloc(n, sizeof *jobs);
     verify = sl_xcalloc(n, sizeof *verify);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && !any_failed; i++) {
         step_state *s = &rc.st[i];
-        if (!any_failed && strcmp(s->status, "queued") == 0 && !s->enqueued && s->job_status == NULL) {
+        if (strcmp(s->status, "queued") == 0 && !s->enqueued && s->job_status == NULL) {
             sl_err je;
-            if (make_job(&rc, i, &jobs[njobs], &je) == 0)
+            if (make_job(&rc, i, &jobs[njobs], &je) == 0) {
                 verify[njobs++] = true;
+            } else {
+                set_status(s, "failed", je.msg);   /* never retried pass after pass */
+                any_failed = true;
+            }
         }
     }
     for (bool progress = true; progress && !any_failed;) {
@@ -750,10 +848,15 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
      * not enqueued; the next pass verifies and enqueues it. */
     ret = 0;
     for (size_t j = 0; j < njobs; j++) {
-        if (enqueue_job(e, &jobs[j], verify[j], err) < 0) {
-            SL_WARN("step.enqueue_failed", "run=%s step=%s error=%s", run_id, jobs[j].job.step, LOGQ(err->msg));
+        if (enqueue_job(e, &jobs[j], verify[j], err) == 0)
+            continue;
+        SL_WARN("step.enqueue_failed", "run=%s step=%s error=%s", run_id, jobs[j].job.step, LOGQ(err->msg));
+        /* Redis being away is worth retrying on the next pass; a refusal
+         * of the job itself is not: it fails the step, and so the run. */
+        if (err->code == SL_EINVAL && fail_step_now(e, run_id, jobs[j].job.step, err->msg, err) == 0)
+            ended = true;
+        else
             ret = -1;
-        }
     }
     /* the group may be free now: the run ended, or waits at a gate and
      * releases its group there */

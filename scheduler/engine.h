@@ -18,7 +18,13 @@
  *     is marked queued in one transaction and `enqueued` after the XADD;
  *     a step found queued but not known to be enqueued (the scheduler died
  *     in between) is enqueued again only if neither its queue's stream nor
- *     sluice_jobs holds that job id.
+ *     sluice_jobs holds that job id;
+ *   - a job is encoded as an envelope when it is built, inside the run's
+ *     transaction: one the envelope refuses (args rendered too deep, say)
+ *     fails its step with the reason, and so the run; only a Redis failure
+ *     leaves a step queued for the next pass to enqueue;
+ *   - a job enqueued to a queue that no live worker pool reads (the worker
+ *     registry, lib/workerreg.h) is logged as step.queue_unserved.
  *
  * The engine is used only by the leading scheduler (advisory lock), except
  * sl_run_create and sl_run_cancel, which the CLI calls. */

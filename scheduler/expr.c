@@ -7,13 +7,17 @@
 #include "expr.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
 #include "mem.h"
+#include "numfmt.h"
 
 static size_t seg_len(const char *s, size_t n)
 {
@@ -143,14 +147,38 @@ int sl_tmpl_refs(const char *s, sl_ref_visit_fn visit, void *arg, sl_err *err)
     return 0;
 }
 
-/* Appends o as text: a string as it is, anything else as JSON. */
+/* A float32 as the decimal it was written as: the shortest text that reads
+ * back as the same float, read as a double (so 0.1f equals 0.1). */
+static double float32_value(float f)
+{
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)f);
+        if (strtof(buf, NULL) == f)
+            return strtod(buf, NULL);
+    }
+    return (double)f;
+}
+
+/* Appends o as text: a string as it is, a number in its shortest form
+ * (sl_fmt_double: 0.1, not 0.10000000000000001), anything else as JSON. */
 static int put_text(sl_buf *out, const msgpack_object *o, sl_err *err)
 {
-    if (o->type == MSGPACK_OBJECT_STR) {
+    char num[SL_NUMFMT_MAX];
+    switch (o->type) {
+    case MSGPACK_OBJECT_STR:
         sl_buf_append(out, o->via.str.ptr, o->via.str.size);
         return 0;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (!isfinite(o->via.f64))
+            return sl_err_set(err, SL_EINVAL, "a number that is not finite cannot be rendered");
+        sl_buf_puts(out, sl_fmt_double(o->type == MSGPACK_OBJECT_FLOAT32 ? float32_value((float)o->via.f64)
+                                                                         : o->via.f64, num));
+        return 0;
+    default:
+        return sl_json_from_msgpack(o, out, err);
     }
-    return sl_json_from_msgpack(o, out, err);
 }
 
 static int render(const char *s, sl_ref_resolve_fn resolve, void *arg, sl_buf *out, bool json,
@@ -206,17 +234,36 @@ int sl_tmpl_render_text(const char *s, sl_ref_resolve_fn resolve, void *arg, sl_
     return render(s, resolve, arg, out, false, err);
 }
 
-/* ---- expressions ---------------------------------------------------------- */
+/* ---- expressions ----------------------------------------------------------
+ *
+ * Grammar, loosest first (as in C and JavaScript, `!` binds tighter than
+ * a comparison, so `!a == b` is `(!a) == b`):
+ *
+ *   or      := and ( '||' and )*
+ *   and     := compare ( '&&' compare )*
+ *   compare := unary [ ( '==' | '!=' ) unary ]     (no chains: a == b == c
+ *                                                    is an error)
+ *   unary   := '!' unary | primary
+ *   primary := '(' or ')' | 'text' | "text" | number | true | false | null
+ *            | reference | ${{ reference }}
+ *
+ * `&&` and `||` short-circuit: the operand that cannot change the result
+ * is parsed (so a syntax error anywhere is still an error) but its
+ * references are not resolved, so `vars.force == 'yes' || steps.a.outputs.x
+ * == 1` holds without asking for an output that a skipped path never
+ * wrote.  ps->skip counts the enclosing operands being skipped. */
 
 typedef enum { V_NULL, V_BOOL, V_NUM, V_STR } vtype;
 
 typedef struct value {
     vtype type;
     bool b;
-    double num;
-    const char *s;   /* V_STR: not NUL-terminated */
+    double num;       /* V_NUM: the value */
+    bool isint;       /* V_NUM: exactly the int64 i */
+    int64_t i;
+    const char *s;    /* V_STR: not NUL-terminated */
     size_t len;
-    char numtext[40];
+    char numtext[SL_NUMFMT_MAX];
 } value;
 
 typedef struct parser {
@@ -226,6 +273,7 @@ typedef struct parser {
     void *arg;
     sl_err *err;
     int depth;
+    int skip;                    /* > 0: inside an operand short-circuited away */
 } parser;
 
 static void skip_ws(parser *ps)
@@ -257,14 +305,72 @@ static bool truthy(const value *v)
     return false;
 }
 
-/* The value's text for comparisons. */
+static void set_bool(value *v, bool b)
+{
+    memset(v, 0, sizeof *v);
+    v->type = V_BOOL;
+    v->b = b;
+}
+
+/* Length of the number at s[0..n) (JSON's syntax: -?D+(.D+)?([eE][+-]?D+)?),
+ * 0 if there is none. */
+static size_t number_len(const char *s, size_t n)
+{
+    size_t i = 0, d;
+    if (i < n && s[i] == '-')
+        i++;
+    for (d = i; i < n && isdigit((unsigned char)s[i]); i++)
+        ;
+    if (i == d)
+        return 0;
+    if (i + 1 < n && s[i] == '.' && isdigit((unsigned char)s[i + 1])) {
+        for (i++; i < n && isdigit((unsigned char)s[i]); i++)
+            ;
+    }
+    if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+        size_t e = i + 1;
+        if (e < n && (s[e] == '+' || s[e] == '-'))
+            e++;
+        if (e < n && isdigit((unsigned char)s[e])) {
+            for (i = e; i < n && isdigit((unsigned char)s[i]); i++)
+                ;
+        }
+    }
+    return i;
+}
+
+/* Reads the number text s[0..n) into v (V_NUM); integers that fit an
+ * int64 are kept exactly. */
+static void number_value(const char *s, size_t n, value *v)
+{
+    char buf[64];
+    memset(v, 0, sizeof *v);
+    v->type = V_NUM;
+    snprintf(buf, sizeof buf, "%.*s", (int)(n < 63 ? n : 63), s);
+    if (strpbrk(buf, ".eE") == NULL) {
+        errno = 0;
+        long long i = strtoll(buf, NULL, 10);
+        if (errno == 0) {
+            v->isint = true;
+            v->i = i;
+            v->num = (double)i;
+            return;
+        }
+    }
+    v->num = strtod(buf, NULL);
+}
+
+/* The value's text for comparisons: numbers in their shortest form. */
 static void as_text(value *v, const char **s, size_t *n)
 {
     switch (v->type) {
     case V_NULL: *s = "null"; *n = 4; return;
     case V_BOOL: *s = v->b ? "true" : "false"; *n = strlen(*s); return;
     case V_NUM:
-        snprintf(v->numtext, sizeof v->numtext, "%.17g", v->num);
+        if (v->isint)
+            snprintf(v->numtext, sizeof v->numtext, "%" PRId64, v->i);
+        else
+            sl_fmt_double(v->num, v->numtext);
         *s = v->numtext;
         *n = strlen(v->numtext);
         return;
@@ -272,15 +378,45 @@ static void as_text(value *v, const char **s, size_t *n)
     }
 }
 
+static bool num_equal(const value *a, const value *b)
+{
+    if (a->isint && b->isint)
+        return a->i == b->i;
+    if (a->isint != b->isint) {
+        /* an int64 equals a double only if the double is that integer */
+        const value *iv = a->isint ? a : b, *dv = a->isint ? b : a;
+        double d = dv->num;
+        if (d != d || d != floor(d) || d < -9223372036854775808.0 || d >= 9223372036854775808.0)
+            return false;
+        return (int64_t)d == iv->i;
+    }
+    return a->num == b->num;
+}
+
+/* A string that is exactly a number compares with a number as a number
+ * (`--var n=1.0` makes vars.n a string, and it should equal 1). */
+static bool as_number(const value *v, value *out)
+{
+    if (v->type == V_NUM) {
+        *out = *v;
+        return true;
+    }
+    if (v->type != V_STR || v->len == 0 || number_len(v->s, v->len) != v->len)
+        return false;
+    number_value(v->s, v->len, out);
+    return true;
+}
+
 static bool equal(value *a, value *b)
 {
-    if (a->type == V_NUM && b->type == V_NUM)
-        return a->num == b->num;
+    value na, nb;
+    if ((a->type == V_NUM || b->type == V_NUM) && as_number(a, &na) && as_number(b, &nb))
+        return num_equal(&na, &nb);
     const char *sa = "", *sb = "";
-    size_t na = 0, nb = 0;
-    as_text(a, &sa, &na);
-    as_text(b, &sb, &nb);
-    return na == nb && memcmp(sa, sb, na) == 0;
+    size_t la = 0, lb = 0;
+    as_text(a, &sa, &la);
+    as_text(b, &sb, &lb);
+    return la == lb && memcmp(sa, sb, la) == 0;
 }
 
 static int from_object(const msgpack_object *o, value *v, parser *ps)
@@ -289,14 +425,27 @@ static int from_object(const msgpack_object *o, value *v, parser *ps)
     switch (o->type) {
     case MSGPACK_OBJECT_NIL: v->type = V_NULL; return 0;
     case MSGPACK_OBJECT_BOOLEAN: v->type = V_BOOL; v->b = o->via.boolean; return 0;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER: v->type = V_NUM; v->num = (double)o->via.u64; return 0;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: v->type = V_NUM; v->num = (double)o->via.i64; return 0;
-    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        v->type = V_NUM;
+        v->num = (double)o->via.u64;
+        v->isint = o->via.u64 <= INT64_MAX;
+        v->i = v->isint ? (int64_t)o->via.u64 : 0;
+        return 0;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        v->type = V_NUM;
+        v->num = (double)o->via.i64;
+        v->isint = true;
+        v->i = o->via.i64;
+        return 0;
+    case MSGPACK_OBJECT_FLOAT32: v->type = V_NUM; v->num = float32_value((float)o->via.f64); return 0;
     case MSGPACK_OBJECT_FLOAT64: v->type = V_NUM; v->num = o->via.f64; return 0;
     case MSGPACK_OBJECT_STR: v->type = V_STR; v->s = o->via.str.ptr; v->len = o->via.str.size; return 0;
-    default:
+    case MSGPACK_OBJECT_MAP:
+    case MSGPACK_OBJECT_ARRAY:
         return sl_err_set(ps->err, SL_EINVAL, "a %s cannot be compared in an expression",
                           o->type == MSGPACK_OBJECT_MAP ? "map" : "list");
+    default:
+        return sl_err_set(ps->err, SL_EINVAL, "a binary value cannot be compared in an expression");
     }
 }
 
@@ -307,7 +456,7 @@ static int reference(parser *ps, const char *text, size_t len, value *v)
         return -1;
     if (ps->visit && ps->visit(ps->arg, &ref, ps->err) < 0)
         return -1;
-    if (ps->resolve == NULL) {
+    if (ps->resolve == NULL || ps->skip > 0) {
         memset(v, 0, sizeof *v);
         return 0;
     }
@@ -319,14 +468,21 @@ static int reference(parser *ps, const char *text, size_t len, value *v)
 
 static int parse_or(parser *ps, value *v);
 
+static int nest(parser *ps)
+{
+    if (++ps->depth > 32)
+        return sl_err_set(ps->err, SL_EINVAL, "expression nested too deeply");
+    return 0;
+}
+
 static int parse_primary(parser *ps, value *v)
 {
     skip_ws(ps);
     memset(v, 0, sizeof *v);
     const char *p = ps->p;
     if (*p == '(') {
-        if (++ps->depth > 32)
-            return sl_err_set(ps->err, SL_EINVAL, "expression nested too deeply");
+        if (nest(ps) < 0)
+            return -1;
         ps->p++;
         if (parse_or(ps, v) < 0)
             return -1;
@@ -353,10 +509,11 @@ static int parse_primary(parser *ps, value *v)
         return reference(ps, p + 3, (size_t)(q - p - 3), v);
     }
     if (isdigit((unsigned char)*p) || (*p == '-' && isdigit((unsigned char)p[1]))) {
-        char *end;
-        v->type = V_NUM;
-        v->num = strtod(p, &end);
-        ps->p = end;
+        size_t n = number_len(p, strlen(p));
+        if (isalnum((unsigned char)p[n]) || p[n] == '.' || p[n] == '_')
+            return sl_err_set(ps->err, SL_EINVAL, "bad number at '%.20s'", p);
+        number_value(p, n, v);
+        ps->p = p + n;
         return 0;
     }
     size_t n = 0;
@@ -375,21 +532,20 @@ static int parse_primary(parser *ps, value *v)
 static int parse_unary(parser *ps, value *v)
 {
     skip_ws(ps);
-    if (ps->p[0] == '!' && ps->p[1] != '=') {
-        ps->p++;
-        if (++ps->depth > 32)
-            return sl_err_set(ps->err, SL_EINVAL, "expression nested too deeply");
-        if (parse_unary(ps, v) < 0)
-            return -1;
-        ps->depth--;
-        bool t = truthy(v);
-        memset(v, 0, sizeof *v);
-        v->type = V_BOOL;
-        v->b = !t;
-        return 0;
-    }
-    value a;
-    if (parse_primary(ps, &a) < 0)
+    if (ps->p[0] != '!' || ps->p[1] == '=')
+        return parse_primary(ps, v);
+    ps->p++;
+    if (nest(ps) < 0 || parse_unary(ps, v) < 0)
+        return -1;
+    ps->depth--;
+    set_bool(v, !truthy(v));
+    return 0;
+}
+
+static int parse_compare(parser *ps, value *v)
+{
+    value a, b;
+    if (parse_unary(ps, &a) < 0)
         return -1;
     bool eq = take(ps, "==");
     bool ne = !eq && take(ps, "!=");
@@ -397,28 +553,37 @@ static int parse_unary(parser *ps, value *v)
         *v = a;
         return 0;
     }
-    value b;
-    if (parse_primary(ps, &b) < 0)
+    if (parse_unary(ps, &b) < 0)
         return -1;
+    skip_ws(ps);
+    if (strncmp(ps->p, "==", 2) == 0 || strncmp(ps->p, "!=", 2) == 0)
+        return sl_err_set(ps->err, SL_EINVAL, "comparisons do not chain: use parentheses at '%.20s'",
+                          ps->p);
     bool same = equal(&a, &b);
-    memset(v, 0, sizeof *v);
-    v->type = V_BOOL;
-    v->b = eq ? same : !same;
+    set_bool(v, eq ? same : !same);
     return 0;
+}
+
+/* The right operand of && (when the left is false) or || (when it is true)
+ * cannot change the result: parse it without resolving anything. */
+static int parse_operand(parser *ps, value *v, bool skip, int (*next)(parser *, value *))
+{
+    ps->skip += skip;
+    int rc = next(ps, v);
+    ps->skip -= skip;
+    return rc;
 }
 
 static int parse_and(parser *ps, value *v)
 {
-    if (parse_unary(ps, v) < 0)
+    if (parse_compare(ps, v) < 0)
         return -1;
     while (take(ps, "&&")) {
         value r;
-        if (parse_unary(ps, &r) < 0)
+        bool left = truthy(v);
+        if (parse_operand(ps, &r, !left, parse_compare) < 0)
             return -1;
-        bool t = truthy(v) && truthy(&r);
-        memset(v, 0, sizeof *v);
-        v->type = V_BOOL;
-        v->b = t;
+        set_bool(v, left && truthy(&r));
     }
     return 0;
 }
@@ -429,12 +594,10 @@ static int parse_or(parser *ps, value *v)
         return -1;
     while (take(ps, "||")) {
         value r;
-        if (parse_and(ps, &r) < 0)
+        bool left = truthy(v);
+        if (parse_operand(ps, &r, left, parse_and) < 0)
             return -1;
-        bool t = truthy(v) || truthy(&r);
-        memset(v, 0, sizeof *v);
-        v->type = V_BOOL;
-        v->b = t;
+        set_bool(v, left || truthy(&r));
     }
     return 0;
 }
@@ -457,7 +620,7 @@ static int parse_expr(const char *s, sl_ref_resolve_fn resolve, sl_ref_visit_fn 
             s = inner;
         }
     }
-    parser ps = { s, resolve, visit, arg, err, 0 };
+    parser ps = { s, resolve, visit, arg, err, 0, 0 };
     value v;
     int rc = parse_or(&ps, &v);
     if (rc == 0) {

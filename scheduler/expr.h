@@ -16,9 +16,15 @@
  * Expressions (`if:`): `||`, `&&`, `!`, `==`, `!=`, parentheses, literals
  * ('text', "text", numbers, true, false, null) and references, written bare
  * (steps.a.status == 'succeeded') or as `${{ REF }}`; the whole expression
- * may also be wrapped in one `${{ … }}`.  `==` compares numbers as numbers
- * and anything else by its text (so true == 'true').  Truth: false, null,
- * 0, "", "false" and "0" are false; everything else is true.
+ * may also be wrapped in one `${{ … }}`.  Precedence, tightest first: `!`,
+ * then `==`/`!=` (not chainable), then `&&`, then `||`.  `&&` and `||`
+ * short-circuit: references in an operand that cannot change the result
+ * are not resolved.  `==` compares numbers as numbers (integers exactly; a
+ * string that is exactly a number counts as that number) and anything else
+ * by its text, numbers written in their shortest form (so true == 'true',
+ * 0.1 == '0.1').  Truth: false, null, 0, "", "false" and "0" are false;
+ * everything else is true.  Numbers inserted into text are written in
+ * their shortest form too (lib/numfmt.h). 
  *
  * Values are msgpack objects owned by whoever resolves them; they must stay
  * valid until the render or evaluation call returns. */

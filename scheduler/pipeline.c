@@ -2,19 +2,28 @@
  *
  * Validation runs in three passes so that every error is found in one go:
  *   1. the top level and each step's own fields (types, keys, durations,
- *      cron, kinds, approval counts), collecting step ids;
+ *      cron, kinds, approval counts, approver groups), collecting step
+ *      ids; a job step's args must be something a job envelope can carry
+ *      (check_value) and what its kind declares it takes (check_kind_args);
  *   2. `needs` against the ids, then a depth-first search for a cycle,
  *      printed as the path that closes it;
  *   3. template references in args, `if` and `concurrency`, which may name
  *      only declared vars, steps this step (transitively) needs, and inputs
  *      declared by a gate it needs.
  * Each reader gets a local sl_err; failures go into the caller's sl_yerrors
- * and validation carries on. */
+ * and validation carries on.
+ *
+ * Keys are dispatched with strcmp, which is sound only because yamldoc
+ * refuses a key holding a NUL byte and a key written twice: each field is
+ * met at most once, so no list is read twice into one array (asserted). */
 #include "pipeline.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +33,16 @@
 #include "envelope.h"
 #include "json.h"
 #include "mem.h"
+#include "numfmt.h"
 #include "registry.h"
+
+/* The deepest args a job can carry, the args mapping itself counted as
+ * one level: the envelope's limit (envelope.h: msgpack-c unpacks 32
+ * levels, the envelope map is one), below JSON's and YAML's.  Defined here
+ * until lib/json.h or lib/envelope.h exports the shared constant. */
+#ifndef SL_JSON_MAX_DEPTH
+#define SL_JSON_MAX_DEPTH 31
+#endif
 
 typedef struct vctx {
     sl_pipeline *p;
@@ -136,6 +154,7 @@ static void read_inputs(vctx *v, sl_pgate *g, const sl_ynode *node, const char *
         add(v, &e);
         return;
     }
+    assert(g->inputs == NULL);   /* keys are unique (yamldoc), so read once */
     g->inputs = sl_xcalloc(seq.n + 1, sizeof *g->inputs);
     for (size_t i = 0; i < seq.n; i++) {
         sl_ymap m;
@@ -191,6 +210,33 @@ static void read_inputs(vctx *v, sl_pgate *g, const sl_ynode *node, const char *
     }
 }
 
+/* An approver is a user name, or group:NAME for a group of the
+ * configuration.  A group that does not exist, or a bare name that is a
+ * group's (which would otherwise be read as a user of that name and make
+ * the gate unreachable, or silently mean something else), is an error. */
+static int check_approver(vctx *v, const sl_ynode *node, const char *a)
+{
+    const char *gname = sl_pipeline_group_name(a);
+    if (gname != NULL) {
+        if (*gname == '\0' || v->groups == NULL || sl_sched_config_group(v->groups, gname) == NULL) {
+            errorf(v, node, "approver '%.60s': no group '%.60s' is defined under 'groups:' in the "
+                   "configuration", a, gname);
+            return -1;
+        }
+        return 0;
+    }
+    if (*a == '\0') {
+        errorf(v, node, "an approver must not be empty");
+        return -1;
+    }
+    if (v->groups && sl_sched_config_group(v->groups, a) != NULL) {
+        errorf(v, node, "approver '%.60s' is the name of a group: write group:%.60s for the group",
+               a, a);
+        return -1;
+    }
+    return 0;
+}
+
 static sl_pgate *read_approval(vctx *v, const sl_ynode *node, const char *sid)
 {
     sl_ymap m;
@@ -216,10 +262,12 @@ static sl_pgate *read_approval(vctx *v, const sl_ynode *node, const char *sid)
             }
             if (seq.n == 0)
                 errorf(v, val, "'approvers' must name at least one user or group");
+            /* yamldoc refuses a repeated key, so this list is read once */
+            assert(g->approvers == NULL);
             g->approvers = sl_xcalloc(seq.n + 1, sizeof *g->approvers);
             for (size_t j = 0; j < seq.n; j++) {
                 const char *a = str_field(v, seq.items[j], "approvers[]");
-                if (a)
+                if (a && check_approver(v, seq.items[j], a) == 0)
                     g->approvers[g->napprovers++] = a;
             }
         } else if (strcmp(key, "required") == 0) {
@@ -297,6 +345,128 @@ static void read_retry(vctx *v, sl_pstep *s, const sl_ynode *node)
     }
 }
 
+/* Checks that a value of args can travel in an envelope: nested at most
+ * SL_JSON_MAX_DEPTH levels (depth counts node's level, the args mapping
+ * being 1), no NUL byte in a string, integers that fit an int64, finite
+ * floats.  Returns -1 after recording the first error of the subtree.
+ * Loading bounded the document's expanded size, so this walk is bounded. */
+static int check_value(vctx *v, const sl_ynode *node, int depth)
+{
+    sl_ydoc *doc = v->p->doc;
+    const char *t = sl_ynode_text(node);
+    int64_t iv;
+    double dv;
+    int rc = 0;
+    switch (sl_ynode_type(node)) {
+    case SL_YT_MAP:
+    case SL_YT_SEQ:
+        if (depth > SL_JSON_MAX_DEPTH) {
+            errorf(v, node, "args nest more than %d levels deep (the most a job's envelope carries)",
+                   SL_JSON_MAX_DEPTH);
+            return -1;
+        }
+        if (sl_ynode_kind(node) == SL_YMAP) {
+            sl_ymap m;
+            sl_err e;
+            if (sl_ydoc_map(doc, node, "args", &m, &e) < 0) {
+                add(v, &e);
+                return -1;
+            }
+            for (size_t i = 0; i < m.n && rc == 0; i++)
+                rc = check_value(v, m.pairs[i].value, depth + 1);
+        } else {
+            sl_yseq q;
+            if (sl_ydoc_seq(doc, node, NULL, &q, NULL) < 0)
+                return -1;
+            for (size_t i = 0; i < q.n && rc == 0; i++)
+                rc = check_value(v, q.items[i], depth + 1);
+        }
+        return rc;
+    case SL_YT_STR:
+        if (strlen(t) != node->data.scalar.length) {
+            errorf(v, node, "a string holding a NUL byte cannot be passed to a job");
+            return -1;
+        }
+        return 0;
+    case SL_YT_INT:
+        if (!sl_yscalar_int(t, &iv)) {
+            errorf(v, node, "integer '%.40s' does not fit 64 bits (quote it to pass it as a string)", t);
+            return -1;
+        }
+        return 0;
+    case SL_YT_FLOAT:
+        if (!sl_yscalar_float(t, &dv) || !isfinite(dv)) {
+            errorf(v, node, "number '%.40s' cannot be written as JSON (quote it to pass it as a "
+                   "string)", t);
+            return -1;
+        }
+        return 0;
+    case SL_YT_NULL:
+    case SL_YT_BOOL:
+        return 0;
+    }
+    return 0;
+}
+
+static const sl_kind_arg *kind_arg(const sl_kind *k, const char *name)
+{
+    for (const sl_kind_arg *a = k->args; a->name; a++) {
+        if (strcmp(a->name, name) == 0)
+            return a;
+    }
+    return NULL;
+}
+
+/* Checks a job step's args against what its kind declares it takes: no
+ * unknown argument (unless the kind passes others on), every required one
+ * present, and a literal value among the allowed ones.  Templated values
+ * are known only at run time, where the handler checks them. */
+static void check_kind_args(vctx *v, const sl_kind *k, const sl_ynode *args, const sl_ynode *where,
+                            const char *sid)
+{
+    if (k == NULL || k->args == NULL)
+        return;
+    sl_ymap m = { NULL, 0 };
+    if (args && sl_ydoc_map(v->p->doc, args, "args", &m, NULL) < 0)
+        return;
+    char expected[300];
+    size_t off = 0;
+    expected[0] = '\0';
+    for (const sl_kind_arg *a = k->args; a->name && off < sizeof expected; a++)
+        off += (size_t)snprintf(expected + off, sizeof expected - off, "%s%s", off ? ", " : "", a->name);
+    for (size_t i = 0; i < m.n; i++) {
+        const sl_kind_arg *a = kind_arg(k, m.pairs[i].name);
+        if (a == NULL) {
+            if (!k->open_args)
+                errorf(v, m.pairs[i].key, "kind '%s' takes no argument '%.60s' (it takes %s)", k->name,
+                       m.pairs[i].name, expected);
+            continue;
+        }
+        const char *t = sl_ynode_text(m.pairs[i].value);
+        if (a->values == NULL || t == NULL || sl_tmpl_has_refs(t))
+            continue;
+        bool ok = false;
+        for (const char *const *val = a->values; *val && !ok; val++)
+            ok = strcmp(*val, t) == 0;
+        if (!ok) {
+            char allowed[200];
+            size_t o = 0;
+            allowed[0] = '\0';
+            for (const char *const *val = a->values; *val && o < sizeof allowed; val++)
+                o += (size_t)snprintf(allowed + o, sizeof allowed - o, "%s%s", o ? ", " : "", *val);
+            errorf(v, m.pairs[i].value, "argument '%s' of kind '%s' must be one of %s, got '%.40s'",
+                   a->name, k->name, allowed, t);
+        }
+    }
+    for (const sl_kind_arg *a = k->args; a->name; a++) {
+        bool present = false;
+        for (size_t i = 0; i < m.n && !present; i++)
+            present = strcmp(m.pairs[i].name, a->name) == 0;
+        if (a->required && !present)
+            errorf(v, where, "step '%s': kind '%s' needs argument '%s'", sid, k->name, a->name);
+    }
+}
+
 static void known_kinds(char *buf, size_t n)
 {
     size_t nk, off = 0;
@@ -316,7 +486,7 @@ static void read_step(vctx *v, size_t idx, const sl_ynode *node)
         add(v, &e);
         return;
     }
-    const sl_ynode *kind_node = NULL, *approval_node = NULL, *queue_node = NULL;
+    const sl_ynode *kind_node = NULL, *approval_node = NULL, *queue_node = NULL, *args_node = NULL;
     for (size_t i = 0; i < m.n; i++) {
         const char *key = m.pairs[i].name;
         const sl_ynode *val = m.pairs[i].value;
@@ -344,10 +514,11 @@ static void read_step(vctx *v, size_t idx, const sl_ynode *node)
                 s->queue = NULL;
             }
         } else if (strcmp(key, "args") == 0) {
-            sl_ymap am;
-            if (sl_ydoc_map(v->p->doc, val, "args", &am, &e) < 0)
-                add(v, &e);
-            else
+            args_node = val;
+            if (sl_ynode_kind(val) != SL_YMAP)
+                errorf(v, val, "'args' must be a mapping, got %s (write {} for no arguments)",
+                       sl_ynode_kind(val) == SL_YNULL ? "nothing" : "a list or a scalar");
+            else if (check_value(v, val, 1) == 0)
                 s->args = val;
         } else if (strcmp(key, "needs") == 0) {
             sl_yseq seq;
@@ -355,6 +526,7 @@ static void read_step(vctx *v, size_t idx, const sl_ynode *node)
                 add(v, &e);
                 continue;
             }
+            assert(v->need_nodes[idx] == NULL);   /* keys are unique (yamldoc) */
             v->need_nodes[idx] = sl_xcalloc(seq.n + 1, sizeof(sl_ynode *));
             for (size_t j = 0; j < seq.n; j++) {
                 if (str_field(v, seq.items[j], "needs[]"))
@@ -380,13 +552,15 @@ static void read_step(vctx *v, size_t idx, const sl_ynode *node)
         if (kind_node)
             errorf(v, kind_node, "step '%s' has both 'kind' and 'approval': a step is a job or a gate",
                    sid);
-        if (s->args || queue_node || s->max_attempts || s->timeout_ms)
+        if (args_node || queue_node || s->max_attempts || s->timeout_ms)
             errorf(v, approval_node, "approval step '%s' takes no args, queue, retry or timeout "
                    "(the gate's deadline is approval.timeout)", sid);
         s->gate = read_approval(v, approval_node, sid);
         s->kind = NULL;
     } else if (kind_node == NULL) {
         errorf(v, node, "step '%s' has no 'kind' (or 'approval')", sid);
+    } else if (s->kind && (args_node == NULL || sl_ynode_kind(args_node) == SL_YMAP)) {
+        check_kind_args(v, sl_registry_find(s->kind), args_node, args_node ? args_node : node, sid);
     }
     if (s->queue == NULL && s->kind)
         s->queue = s->kind;
@@ -648,6 +822,8 @@ sl_pipeline *sl_pipeline_parse(const char *name, const char *text, size_t len,
             for (size_t j = 0; j < vm.n; j++) {
                 if (sl_ynode_kind(vm.pairs[j].value) == SL_YMAP || sl_ynode_kind(vm.pairs[j].value) == SL_YSEQ)
                     errorf(&v, vm.pairs[j].value, "variable '%.60s' must be a scalar", vm.pairs[j].name);
+                else
+                    (void)check_value(&v, vm.pairs[j].value, 1);   /* it must become JSON */
             }
             p->vars = val;
         } else if (strcmp(key, "schedule") == 0) {
@@ -661,9 +837,11 @@ sl_pipeline *sl_pipeline_parse(const char *name, const char *text, size_t len,
                 add(&v, &e);
         } else if (strcmp(key, "steps") == 0) {
             steps_node = val;
+        } else if (strncmp(key, "x-", 2) == 0) {
+            /* an extension key (Compose's convention): holds anchors, ignored */
         } else {
             errorf(&v, top.pairs[i].key, "unknown key '%.60s' at the top of a pipeline (expected "
-                   "name, vars, schedule, concurrency, concurrency_release_at_gates, steps)", key);
+                   "name, vars, schedule, concurrency, concurrency_release_at_gates, steps, or x-NAME)", key);
         }
     }
     if (!ymap_has(&top, "name"))
@@ -804,48 +982,6 @@ void sl_pipelines_free(sl_pipeline **list, size_t n)
 
 /* ---- values ---------------------------------------------------------------- */
 
-static bool is_int_text(const char *s)
-{
-    if (*s == '-' || *s == '+')
-        s++;
-    if (!isdigit((unsigned char)*s))
-        return false;
-    while (isdigit((unsigned char)*s))
-        s++;
-    return *s == '\0';
-}
-
-static bool is_float_text(const char *s)
-{
-    char *end;
-    if (!(isdigit((unsigned char)*s) || *s == '-' || *s == '+' || *s == '.'))
-        return false;
-    errno = 0;
-    (void)strtod(s, &end);
-    return end != s && *end == '\0' && errno == 0 && strpbrk(s, "xXnN") == NULL;
-}
-
-/* Appends the integer text as JSON; false if it does not fit an int64. */
-static bool int_value(const char *t, sl_buf *out)
-{
-    errno = 0;
-    long long v = strtoll(t, NULL, 10);
-    if (errno == ERANGE)
-        return false;
-    sl_buf_printf(out, "%lld", v);
-    return true;
-}
-
-static bool float_value(const char *t, sl_buf *out)
-{
-    errno = 0;
-    double v = strtod(t, NULL);
-    if (errno == ERANGE || v != v)
-        return false;
-    sl_buf_printf(out, "%.17g", v);
-    return true;
-}
-
 int sl_pipeline_node_json(const sl_pipeline *p, const sl_ynode *node, sl_ref_resolve_fn resolve,
                           void *arg, const char *path, sl_buf *out, sl_err *err)
 {
@@ -858,19 +994,31 @@ int sl_pipeline_node_json(const sl_pipeline *p, const sl_ynode *node, sl_ref_res
         sl_buf_puts(out, "null");
         return 0;
     case SL_YSCALAR: {
+        /* one typing rule for every YAML reader: yamldoc.h, sl_ynode_type */
         const char *t = sl_ynode_text(node);
-        /* libyaml tags every untagged scalar !!str, so the style decides */
-        bool plain = node->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        if (plain && (strcmp(t, "true") == 0 || strcmp(t, "True") == 0 || strcmp(t, "TRUE") == 0)) {
-            sl_buf_puts(out, "true");
-        } else if (plain && (strcmp(t, "false") == 0 || strcmp(t, "False") == 0 ||
-                             strcmp(t, "FALSE") == 0)) {
-            sl_buf_puts(out, "false");
-        } else if (plain && is_int_text(t) && int_value(t, out)) {
-            /* written as a JSON integer (no leading zeros or '+') */
-        } else if (plain && is_float_text(t) && float_value(t, out)) {
-            /* written as a JSON number */
-        } else if (resolve && sl_tmpl_has_refs(t)) {
+        char num[SL_NUMFMT_MAX];
+        int64_t iv;
+        double dv;
+        bool bv;
+        switch (sl_ynode_type(node)) {
+        case SL_YT_BOOL:
+            sl_yscalar_bool(t, &bv);
+            sl_buf_puts(out, bv ? "true" : "false");
+            return 0;
+        case SL_YT_INT:
+            if (!sl_yscalar_int(t, &iv))
+                return sl_err_set(err, SL_EINVAL, "%s: integer '%.40s' does not fit 64 bits", path, t);
+            sl_buf_printf(out, "%" PRId64, iv);
+            return 0;
+        case SL_YT_FLOAT:
+            if (!sl_yscalar_float(t, &dv) || !isfinite(dv))
+                return sl_err_set(err, SL_EINVAL, "%s: '%.40s' is not a finite number", path, t);
+            sl_buf_puts(out, sl_fmt_double(dv, num));
+            return 0;
+        default:
+            break;
+        }
+        if (resolve && sl_tmpl_has_refs(t)) {
             if (sl_tmpl_render(t, resolve, arg, out, err) < 0)
                 return sl_err_wrap(err, "%s", path);
         } else {
@@ -916,12 +1064,21 @@ int sl_pipeline_node_json(const sl_pipeline *p, const sl_ynode *node, sl_ref_res
     return sl_err_set(err, SL_EINVAL, "%s: unexpected YAML node", path);
 }
 
+const char *sl_pipeline_group_name(const char *approver)
+{
+    static const char prefix[] = SL_GROUP_PREFIX;
+    return strncmp(approver, prefix, sizeof prefix - 1) == 0 ? approver + sizeof prefix - 1 : NULL;
+}
+
 char **sl_pipeline_gate_users(const sl_pgate *g, const sl_sched_config *groups, size_t *n)
 {
     size_t cap = 8, cnt = 0;
     char **users = sl_xcalloc(cap + 1, sizeof *users);
     for (size_t i = 0; i < g->napprovers; i++) {
-        const sl_group *grp = groups ? sl_sched_config_group(groups, g->approvers[i]) : NULL;
+        const char *gname = sl_pipeline_group_name(g->approvers[i]);
+        const sl_group *grp = gname && groups ? sl_sched_config_group(groups, gname) : NULL;
+        if (gname && grp == NULL)
+            continue;   /* validation refuses it; a group removed since counts as nobody */
         size_t m = grp ? grp->nusers : 1;
         for (size_t j = 0; j < m; j++) {
             const char *u = grp ? grp->users[j] : g->approvers[i];

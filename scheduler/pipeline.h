@@ -4,9 +4,11 @@
  * Parsing reports every error it finds, each as "FILE:LINE:COL: message"
  * (unknown key, wrong type, missing id/kind, duplicate step id, unknown
  * kind, unknown need, a cycle printed as its path, bad duration, bad cron,
- * unknown template reference, approval `required` above its approvers), and
+ * unknown template reference, approval `required` above its approvers, an
+ * undefined group among approvers, args that no envelope can carry), and
  * returns a pipeline only when there was none: a pipeline is never half
- * loaded.  docs/pipelines.md is the user's description of the syntax.
+ * loaded.  Top-level keys named x-… are extensions, ignored (a place for
+ * anchors several steps share).  docs/pipelines.md is the user's description of the syntax.
  *
  * A parsed pipeline keeps its YAML document: strings and nodes below point
  * into it and live until sl_pipeline_free. */
@@ -33,7 +35,7 @@ typedef struct sl_pinput {
 } sl_pinput;
 
 typedef struct sl_pgate {
-    const char **approvers;    /* as written: user names or group names; owned array */
+    const char **approvers;    /* as written: user names or group:NAME; owned array */
     size_t napprovers;
     int required;              /* default 1 */
     int64_t timeout_ms;        /* 0: no deadline */
@@ -104,9 +106,17 @@ int sl_pipeline_step(const sl_pipeline *p, const char *id);
 int sl_pipeline_node_json(const sl_pipeline *p, const sl_ynode *node, sl_ref_resolve_fn resolve,
                           void *arg, const char *path, sl_buf *out, sl_err *err);
 
+/* An approver written "group:NAME" names a group of the configuration
+ * (`groups:`); anything else is a user name.  Returns NAME for a group,
+ * NULL for a user. */
+#define SL_GROUP_PREFIX "group:"
+const char *sl_pipeline_group_name(const char *approver);
+
 /* The gate's approvers, groups expanded (through groups, may be NULL) and
  * duplicates removed: a NULL-terminated owned array of owned strings, *n
- * entries; free with sl_pipeline_users_free. */
+ * entries; free with sl_pipeline_users_free.  A group that groups does
+ * not define (validation refuses one, but the configuration may change
+ * after a run started) contributes nobody. */
 char **sl_pipeline_gate_users(const sl_pgate *g, const sl_sched_config *groups, size_t *n);
 void sl_pipeline_users_free(char **users);
 

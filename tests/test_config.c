@@ -332,6 +332,41 @@ Test(config, duplicate_key)
     load_bad("worker:\n  batch: 1\n  batch: 2\n", 3, 3, "duplicate key 'batch' (first at line 2)");
 }
 
+/* Two spellings of one section that strcmp cannot tell apart: the second
+ * would silently override the first.  Refused where it is written. */
+Test(config, key_with_nul_byte)
+{
+    load_bad("worker:\n  batch: 1\n\"worker\\0\":\n  batch: 2\n", 3, 1,
+             "mapping key 'worker?' contains a NUL byte");
+    load_bad("worker:\n  batch: 1\n  \"batch\\0\": 2\n", 3, 3, "contains a NUL byte");
+}
+
+/* One typing rule with the pipelines (YAML 1.2 core schema): yes/no/on/off
+ * are not booleans. */
+Test(config, only_true_and_false_are_booleans)
+{
+    load_bad("metrics:\n  enabled: no\n", 2, 12, "'metrics.enabled' must be true or false, got 'no' "
+             "(YAML 1.2: only true and false are booleans)");
+    load_bad("metrics:\n  enabled: On\n", 2, 12, "got 'On'");
+    sl_config *cfg = load_ok("metrics:\n  enabled: False\n");
+    cr_assert(!cfg->metrics.enabled);
+    sl_config_free(cfg);
+}
+
+Test(config, alias_bomb_is_refused, .timeout = 10)
+{
+    load_bad("a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+             "b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+             "c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\n"
+             "d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+             "e: &e [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d]\n"
+             "f: &f [*e, *e, *e, *e, *e, *e, *e, *e, *e, *e]\n"
+             "g: &g [*f, *f, *f, *f, *f, *f, *f, *f, *f, *f]\n"
+             "h: &h [*g, *g, *g, *g, *g, *g, *g, *g, *g, *g]\n"
+             "i: &i [*h, *h, *h, *h, *h, *h, *h, *h, *h, *h]\n", 5, 4,
+             "aliases expand this to more than 100000 nodes");
+}
+
 Test(config, missing_explicit_file)
 {
     sl_err err = { 0 };

@@ -345,7 +345,7 @@ Test(job_status, status_warns_about_a_queued_step_nobody_serves, .timeout = 60)
     th_result out = th_run(argv, NULL);
     cr_assert_eq(out.status, 0, "%s", out.err);
     char want[160];
-    snprintf(want, sizeof want, "warning: step build is queued in queue %s, which no live worker serves", queue);
+    snprintf(want, sizeof want, "waiting: no live sluice-worker reads queue '%s'", queue);
     cr_assert(strstr(out.out, want), "%s", out.out);
     th_result_free(&out);
     free(source);

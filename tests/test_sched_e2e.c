@@ -20,6 +20,7 @@
 #include "mem.h"
 #include "pipeline.h"
 #include "queue.h"
+#include "workerreg.h"
 
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -366,7 +367,7 @@ static const char *GATED =
     "  - id: go\n"
     "    needs: [build]\n"
     "    approval:\n"
-    "      approvers: [alice, leads]\n"
+    "      approvers: [alice, group:leads]\n"
     "      required: 2\n"
     "      instructions: Check the build output.\n"
     "      inputs: [{name: percent, type: int, default: 10}, {name: note, type: string}]\n"
@@ -939,4 +940,135 @@ Test(sched, restart_between_commit_and_xadd)
     free(jid);
     free(done);
     free(lost);
+}
+
+/* ---- a job the envelope refuses --------------------------------------------- */
+
+static void pg_exec(const char *sql, int n, const char *const *params)
+{
+    PGconn *c = th_pg();
+    PGresult *res = PQexecParams(c, sql, n, NULL, params, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
+    PQfinish(c);
+}
+
+/* A step whose args validate but render deeper than an envelope carries (a
+ * lone reference to a deep output) used to stay queued forever, its XADD
+ * refused on every pass.  Now the step fails with the encoder's reason,
+ * nothing reaches the stream, and no pass tries again: both when the step
+ * is decided and when a scheduler finds it queued but not enqueued. */
+Test(sched, a_job_the_envelope_refuses_fails_its_step)
+{
+    char name[64];
+    th_name(name, sizeof name, "refused");
+    pipeline(name, "name: %1$s\nsteps:\n  - {id: a, kind: noop, queue: %2$s}\n"
+                   "  - {id: b, kind: noop, queue: %2$s, needs: [a], args: {v: {w: {x: \"${{ steps.a.outputs.deep }}\"}}}}\n");
+    sl_buf deep = SL_BUF_INIT;
+    sl_buf_puts(&deep, "{\"deep\": ");
+    /* 29 levels: readable as an output (msgpack-c unpacks 32), but args
+     * {v: {w: {x: <29 levels>}}} are 32 deep, one more than an envelope holds */
+    for (int i = 0; i < 29; i++)
+        sl_buf_puts(&deep, "{\"a\": ");
+    sl_buf_puts(&deep, "1");
+    for (int i = 0; i < 30; i++)
+        sl_buf_putc(&deep, '}');
+    char *decided = start_run(name, "dave", NULL);   /* b is decided by the scheduler */
+    char *stuck = start_run(name, "dave", NULL);     /* b was queued, its XADD not done */
+    const char *dp[] = { decided, deep.data, queue };
+    pg_exec("UPDATE sluice_runs SET status = 'running' WHERE id = $1", 1, dp);
+    pg_exec("UPDATE sluice_run_steps SET status = 'queued', job_id = run_id || '.a.1', enqueued = true,"
+            " queued_at = now() WHERE run_id = $1 AND step_id = 'a'", 1, dp);
+    pg_exec("INSERT INTO sluice_jobs (id, queue, kind, status, attempts, run_id, step_id, outputs)"
+            " VALUES ($1 || '.a.1', $3, 'noop', 'succeeded', 1, $1, 'a', $2::jsonb)", 3, dp);
+    const char *sp[] = { stuck, deep.data };
+    pg_exec("UPDATE sluice_runs SET status = 'running' WHERE id = $1", 1, sp);
+    pg_exec("UPDATE sluice_run_steps SET status = 'succeeded', outputs = $2::jsonb, finished_at = now()"
+            " WHERE run_id = $1 AND step_id = 'a'", 2, sp);
+    pg_exec("UPDATE sluice_run_steps SET status = 'queued', job_id = run_id || '.b.1', queued_at = now()"
+            " WHERE run_id = $1 AND step_id = 'b'", 1, sp);
+    start_scheduler(0);
+    wait_run(decided, "failed", 20000);
+    wait_run(stuck, "failed", 20000);
+    const char *runs[] = { decided, stuck };
+    for (int i = 0; i < 2; i++) {
+        expect_step(runs[i], "a", "succeeded");
+        expect_step(runs[i], "b", "failed");
+        char *why = step_field(runs[i], "b", "error");
+        cr_assert(why && strstr(why, "the job cannot be enqueued") && strstr(why, "nest"),
+                  "step b's error does not say why: %s", why ? why : "(none)");
+        free(why);
+    }
+    /* a reconcile pass later (every 1 s here): still nothing enqueued, no retry */
+    usleep(2500 * 1000);
+    sl_redis *r = th_redis();
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, queue, "jobs");
+    const char *xlen[] = { "XLEN", key };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 2, xlen, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    cr_assert_eq(rep->integer, 0, "a refused job reached the stream");
+    freeReplyObject(rep);
+    sl_redis_free(r);
+    char *log = th_read_file(sched_log[0]);
+    cr_assert(log && !strstr(log, "step.enqueue_failed"), "the scheduler retried the XADD:\n%s", log);
+    free(log);
+    sl_buf_free(&deep);
+    free(decided);
+    free(stuck);
+}
+
+/* ---- a queue no worker reads ----------------------------------------------------- */
+
+static bool workers_serve_queue(void *arg)
+{
+    (void)arg;
+    sl_redis *r = th_redis();
+    bool served = false;
+    sl_err err;
+    int rc = sl_workerreg_serves(r, queue, &served, &err);
+    sl_redis_free(r);
+    return rc == 0 && served;
+}
+
+/* A step enqueued to a queue that no live sluice-worker reads waits: the
+ * scheduler warns in its log and `sluice status` says so beside the step;
+ * once a pool serves the queue the step runs and the warning is not
+ * repeated for the next run. */
+Test(sched, unserved_queue_is_reported)
+{
+    char name[64];
+    th_name(name, sizeof name, "unserved");
+    pipeline(name, "name: %1$s\nsteps:\n  - {id: a, kind: noop, queue: %2$s}\n");
+    start_scheduler(0);
+    char *first = start_run(name, "dave", NULL);
+    char *warn = sl_xasprintf("event=step.queue_unserved run=%s step=a job=%s.a.1 queue=%s", first, first, queue);
+    const char *lw[] = { sched_log[0], warn };
+    cr_assert(th_wait(log_has, lw, 20000), "no warning that queue %s is not served", queue);
+    th_result r = cli("status", first, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *note = sl_xasprintf("waiting: no live sluice-worker reads queue '%s'", queue);
+    cr_assert(strstr(r.out, note), "sluice status does not say the queue is unserved:\n%s", r.out);
+    th_result_free(&r);
+    expect_step(first, "a", "queued");
+
+    start_pool();
+    cr_assert(th_wait(workers_serve_queue, NULL, 20000), "the pool never registered queue %s", queue);
+    wait_run(first, "succeeded", 20000);
+    char *second = start_run(name, "dave", NULL);
+    wait_run(second, "succeeded", 20000);
+    r = cli("status", second, NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    cr_assert(!strstr(r.out, "no live sluice-worker"), "%s", r.out);
+    th_result_free(&r);
+    char *log = th_read_file(sched_log[0]);
+    char *again = sl_xasprintf("event=step.queue_unserved run=%s", second);
+    cr_assert(log && !strstr(log, again), "warned although a pool serves the queue:\n%s", log);
+    free(again);
+    free(log);
+    free(note);
+    free(warn);
+    free(first);
+    free(second);
 }

@@ -8,13 +8,16 @@
 #include "jsonval.h"
 #include "args.h"
 
-/* vars.app = "shop", vars.n = 3, steps.build: succeeded, outputs
- * {dir: "/out", count: 2, ok: true, nested: {x: "y"}}, run.id = "r1". */
+/* vars.app = "shop", vars.n = 3 (and the numbers below), steps.build:
+ * succeeded, outputs {dir: "/out", count: 2, ok: true, nested: {x: "y"}},
+ * run.id = "r1". */
 static sl_jsonval vars, outputs;
 
 static void setup(void)
 {
-    sl_jsonval_init(&vars, "{\"app\": \"shop\", \"n\": 3}");
+    sl_jsonval_init(&vars, "{\"app\": \"shop\", \"n\": 3, \"force\": \"yes\", \"ratio\": 0.1,"
+                    " \"sum\": 0.30000000000000004, \"big\": 9007199254740993, \"one\": 1,"
+                    " \"half\": \"0.5\", \"t\": true, \"f\": false}");
     sl_jsonval_init(&outputs, "{\"dir\": \"/out\", \"count\": 2, \"ok\": true, \"nested\": {\"x\": \"y\"}}");
     cr_assert(vars.ok && outputs.ok);
 }
@@ -34,9 +37,11 @@ static void str(msgpack_object *o, const char *s)
     o->via.str.size = (uint32_t)strlen(s);
 }
 
+/* arg, when not NULL, counts the references resolved. */
 static int resolve(void *arg, const sl_ref *ref, msgpack_object *out, sl_err *err)
 {
-    (void)arg;
+    if (arg)
+        (*(int *)arg)++;
     const msgpack_object *v = NULL;
     switch (ref->kind) {
     case SL_REF_VAR: v = sl_args_get(&vars.up.data, ref->id); break;
@@ -176,4 +181,129 @@ Test(expr, errors_and_check)
     cr_assert_eq(sl_expr_check("steps.a.status == 'succeeded' && ${{ vars.x }} != gate.g.inputs.y",
                                count_refs, &n, &err), 0, "%s", err.msg);
     cr_assert_eq(n, 3);
+}
+
+/* Evaluates e, counting the references it resolves into *resolved. */
+static int eval_counted(const char *e, bool *v, int *resolved, sl_err *err)
+{
+    *resolved = 0;
+    return sl_expr_eval(e, resolve, resolved, v, err);
+}
+
+Test(expr, and_or_short_circuit)
+{
+    bool v = false;
+    int n;
+    sl_err err = { 0 };
+    /* the documentation's example: x is never written, force decides */
+    cr_assert_eq(eval_counted("vars.force == 'yes' || steps.build.outputs.missing == 1", &v, &n, &err),
+                 0, "%s", err.msg);
+    cr_assert(v);
+    cr_assert_eq(n, 1, "the right operand of a true || was resolved (%d references)", n);
+    cr_assert_eq(eval_counted("vars.force == 'no' && steps.build.outputs.missing == 1", &v, &n, &err),
+                 0, "%s", err.msg);
+    cr_assert(!v);
+    cr_assert_eq(n, 1);
+    /* nested: the whole skipped operand resolves nothing */
+    cr_assert_eq(eval_counted("vars.t || (steps.build.outputs.missing && !steps.nope.status)", &v, &n,
+                              &err), 0, "%s", err.msg);
+    cr_assert(v);
+    cr_assert_eq(n, 1);
+    /* when the right side decides, it is resolved, and a missing output is an error */
+    cr_assert_eq(eval_counted("vars.force == 'no' || steps.build.outputs.missing == 1", &v, &n, &err), -1);
+    cr_assert(strstr(err.msg, "cannot resolve 'steps.build.outputs.missing'"), "%s", err.msg);
+    cr_assert_eq(eval_counted("vars.t && vars.f || vars.one == 1", &v, &n, &err), 0, "%s", err.msg);
+    cr_assert(v);
+    cr_assert_eq(n, 3);
+    /* a syntax error in a skipped operand is still an error */
+    cr_assert_eq(eval_counted("true || (vars.app ==", &v, &n, &err), -1);
+    cr_assert_eq(eval_counted("false && 'open", &v, &n, &err), -1);
+    /* validation still visits every reference, skipped or not */
+    int refs = 0;
+    cr_assert_eq(sl_expr_check("true || vars.a == vars.b && !steps.c.status", count_refs, &refs, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(refs, 3);
+}
+
+/* The value of literal or variable name `x` in C terms: t/f are vars. */
+static const char *name_of(bool b) { return b ? "vars.t" : "vars.f"; }
+
+Test(expr, precedence_truth_tables)
+{
+    char e[200];
+    for (int m = 0; m < 8; m++) {
+        bool a = m & 1, b = m & 2, c = m & 4;
+        const char *A = name_of(a), *B = name_of(b), *C = name_of(c);
+        /* ! binds tighter than == and != */
+        snprintf(e, sizeof e, "!%s == %s", A, B);
+        cr_assert_eq(eval(e), (!a) == b, "%s", e);
+        snprintf(e, sizeof e, "!%s != %s", A, B);
+        cr_assert_eq(eval(e), (!a) != b, "%s", e);
+        snprintf(e, sizeof e, "!(%s == %s)", A, B);
+        cr_assert_eq(eval(e), !(a == b), "%s", e);
+        /* == binds tighter than && and ||; && tighter than || */
+        snprintf(e, sizeof e, "%s == %s && %s", A, B, C);
+        cr_assert_eq(eval(e), (a == b) && c, "%s", e);
+        snprintf(e, sizeof e, "%s || %s == %s", A, B, C);
+        cr_assert_eq(eval(e), a || (b == c), "%s", e);
+        snprintf(e, sizeof e, "%s || %s && %s", A, B, C);
+        cr_assert_eq(eval(e), a || (b && c), "%s", e);
+        snprintf(e, sizeof e, "%s && %s || %s", A, B, C);
+        cr_assert_eq(eval(e), (a && b) || c, "%s", e);
+        snprintf(e, sizeof e, "!%s && !%s || %s", A, B, C);
+        cr_assert_eq(eval(e), (!a && !b) || c, "%s", e);
+        snprintf(e, sizeof e, "!!%s == %s", A, B);
+        cr_assert_eq(eval(e), (!!a) == b, "%s", e);
+    }
+    /* With booleans !(x == y) and (!x) == y agree; other operands tell the
+     * two readings apart: `!x == y` must be the parenthesised (!x) == y. */
+    const char *ops[] = { "vars.one", "0", "1", "'x'", "vars.f", "''", "null" };
+    int differs = 0;
+    for (size_t i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        for (size_t j = 0; j < sizeof ops / sizeof ops[0]; j++) {
+            char tight[100], loose[100];
+            snprintf(e, sizeof e, "!%s == %s", ops[i], ops[j]);
+            snprintf(tight, sizeof tight, "(!%s) == %s", ops[i], ops[j]);
+            snprintf(loose, sizeof loose, "!(%s == %s)", ops[i], ops[j]);
+            cr_assert_eq(eval(e), eval(tight), "%s", e);
+            differs += eval(tight) != eval(loose);
+        }
+    }
+    cr_assert_gt(differs, 0, "no operand tells the two readings apart");
+    cr_assert(!eval("!0 == 1"), "read as !(0 == 1)");
+    cr_assert(eval("!0 == true"));
+    bool v;
+    sl_err err;
+    cr_assert_eq(sl_expr_eval("vars.t == vars.t == true", resolve, NULL, &v, &err), -1);
+    cr_assert(strstr(err.msg, "comparisons do not chain"), "%s", err.msg);
+    cr_assert(eval("(vars.t == vars.t) == true"));
+}
+
+Test(expr, numbers_compare_numerically_and_print_shortest)
+{
+    cr_assert(eval("vars.ratio == 0.1"));
+    cr_assert(eval("vars.ratio == '0.1'"), "0.1 compared with its %%.17g text");
+    cr_assert(eval("vars.ratio == 1e-1"));
+    cr_assert(!eval("vars.sum == 0.3"));
+    cr_assert(eval("vars.sum == 0.30000000000000004"));
+    cr_assert(eval("vars.sum == '0.30000000000000004'"));
+    /* integers compare exactly, beyond 2^53 too */
+    cr_assert(eval("vars.big == 9007199254740993"));
+    cr_assert(eval("vars.big != 9007199254740992"));
+    cr_assert(!eval("vars.big == 9007199254740992.0"));
+    /* a string that is exactly a number compares as that number */
+    cr_assert(eval("vars.one == '1.0'"));
+    cr_assert(eval("vars.one == 1.0"));
+    cr_assert(eval("vars.half == 0.5"));
+    cr_assert(eval("vars.half == 5e-1"));
+    cr_assert(!eval("vars.half == '5e-1'"), "two strings compare by text");
+    cr_assert(!eval("vars.app == 0"));
+    cr_assert(eval("-0 == 0"));
+    render("r=${{ vars.ratio }} s=${{ vars.sum }} b=${{ vars.big }}",
+           "\"r=0.1 s=0.30000000000000004 b=9007199254740993\"");
+    bool v;
+    sl_err err;
+    cr_assert_eq(sl_expr_eval("vars.one == 1x", resolve, NULL, &v, &err), -1);
+    cr_assert(strstr(err.msg, "bad number"), "%s", err.msg);
+    cr_assert_eq(sl_expr_eval("vars.one == 0x1", resolve, NULL, &v, &err), -1);
 }

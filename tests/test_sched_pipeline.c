@@ -5,15 +5,22 @@
  * standard YAML (anchors, aliases, merge keys, block scalars, flow style). */
 #include <criterion/criterion.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "config.h"
+#include "envelope.h"
 #include "harness.h"
+#include "json.h"
 #include "mem.h"
 #include "pipeline.h"
+
+/* The envelope's args nesting limit, as validation must apply it. */
+#define SL_JSON_MAX_DEPTH_USED 31
 
 static sl_pipeline *parse(const char *text, sl_yerrors *errors)
 {
@@ -258,7 +265,7 @@ Test(pipeline, groups_count_as_their_members)
     cfg.groups[0].users[1] = sl_xstrdup("bob");
     cfg.groups[0].nusers = 2;
     cfg.ngroups = 1;
-    const char *text = HEAD "  - id: g\n    approval: {approvers: [leads, carol, alice], required: 3}\n";
+    const char *text = HEAD "  - id: g\n    approval: {approvers: [group:leads, carol, alice], required: 3}\n";
     sl_yerrors e = SL_YERRORS_INIT;
     sl_pipeline *p = sl_pipeline_parse("p.yaml", text, strlen(text), &cfg, &e);
     cr_assert_not_null(p, "%s", e.n ? e.msgs[0] : "");
@@ -270,7 +277,7 @@ Test(pipeline, groups_count_as_their_members)
     cr_assert_str_eq(users[2], "carol");
     sl_pipeline_users_free(users);
     sl_pipeline_free(p);
-    const char *four = HEAD "  - id: g\n    approval: {approvers: [leads, alice], required: 3}\n";
+    const char *four = HEAD "  - id: g\n    approval: {approvers: [group:leads, alice], required: 3}\n";
     cr_assert_null(sl_pipeline_parse("p.yaml", four, strlen(four), &cfg, &e));
     sl_yerrors_free(&e);
     sl_sched_config_clear(&cfg);
@@ -309,16 +316,18 @@ Test(pipeline, bad_file_refused_whole_others_load)
 
 Test(pipeline, scalar_types_become_json)
 {
-    const char *text = HEAD "  - id: a\n    kind: noop\n    args: {i: 012, p: +5, f: 1.5, e: 2e3, big: 99999999999999999999,"
-                       " s: \"12\", b: true, n: ~, t: yes, h: 0x1F, list: [1, x]}\n";
+    const char *text = HEAD "  - id: a\n    kind: noop\n    args: {i: 012, p: +5, f: 1.5, e: 2e3, big: \"99999999999999999999\","
+                       " s: \"12\", b: true, n: ~, t: yes, h: 0x1F, o: 0o17, list: [1, x], tenth: 0.1, tiny: 1e-7,"
+                       " u: On, F: FALSE}\n";
     sl_yerrors e = SL_YERRORS_INIT;
     sl_pipeline *p = parse(text, &e);
     cr_assert_not_null(p, "%s", e.n ? e.msgs[0] : "");
     sl_buf b = SL_BUF_INIT;
     sl_err err;
     cr_assert_eq(sl_pipeline_node_json(p, p->steps[0].args, NULL, NULL, "args", &b, &err), 0, "%s", err.msg);
-    cr_assert_str_eq(sl_buf_str(&b), "{\"i\":12,\"p\":5,\"f\":1.5,\"e\":2000,\"big\":1e+20,"
-                     "\"s\":\"12\",\"b\":true,\"n\":null,\"t\":\"yes\",\"h\":\"0x1F\",\"list\":[1,\"x\"]}");
+    cr_assert_str_eq(sl_buf_str(&b), "{\"i\":12,\"p\":5,\"f\":1.5,\"e\":2000,\"big\":\"99999999999999999999\","
+                     "\"s\":\"12\",\"b\":true,\"n\":null,\"t\":\"yes\",\"h\":31,\"o\":15,\"list\":[1,\"x\"],"
+                     "\"tenth\":0.1,\"tiny\":1e-07,\"u\":\"On\",\"F\":false}");
     sl_buf_free(&b);
     sl_pipeline_free(p);
 }
@@ -353,4 +362,289 @@ Test(pipeline, validate_command)
     rmdir(dir);
     free(good);
     free(bad);
+}
+
+/* ---- found by fuzzing the loader ----------------------------------------- */
+
+/* A key repeated under a quoted spelling with a NUL byte ("approvers\0"
+ * beside approvers) is a different key to libyaml but the same to strcmp:
+ * the second list grew the array allocated for the first (a heap overflow
+ * that ASan reports), `inputs` reached strcmp with NULL, `needs` leaked.
+ * Each is now refused at the key, before any list is read. */
+Test(pipeline, key_with_nul_byte_is_refused)
+{
+    static const char approvers[] = HEAD "  - id: g\n    approval:\n      approvers: [a]\n"
+                                         "      \"approvers\\0\": [b, c, d, e, f, g, h, i, j]\n";
+    static const char inputs[] = HEAD "  - id: g\n    approval:\n      approvers: [a]\n"
+                                      "      inputs: [{name: x}]\n      \"inputs\\0\": [{name: y}, {type: int}]\n";
+    static const char needs[] = HEAD "  - {id: a, kind: noop}\n  - id: b\n    kind: noop\n    needs: [a]\n"
+                                     "    \"needs\\0\": [a, a]\n";
+    expect_error(approvers, "p.yaml:6:7:", "mapping key 'approvers?' contains a NUL byte");
+    expect_error(inputs, "p.yaml:7:7:", "mapping key 'inputs?' contains a NUL byte");
+    expect_error(needs, "p.yaml:7:5:", "mapping key 'needs?' contains a NUL byte");
+}
+
+Test(pipeline, repeated_key_is_an_error_at_its_position)
+{
+    expect_error(HEAD "  - id: g\n    approval:\n      approvers: [a]\n      required: 1\n"
+                 "      approvers: [b, c]\n", "p.yaml:7:7:", "duplicate key 'approvers' (first at line 5)");
+    expect_error(HEAD "  - {id: a, kind: noop}\n  - {id: b, kind: noop, needs: [a], 'needs': [a]}\n",
+                 "p.yaml:4:37:", "duplicate key 'needs' (first at line 4)");
+    expect_error("name: p\nsteps: []\n\"steps\": [{id: a, kind: noop}]\n", "p.yaml:3:1:", "duplicate key 'steps'");
+}
+
+/* A few hundred bytes of aliases that would make validation (and every
+ * render of the args) visit 10^9 nodes: refused at load, fast. */
+Test(pipeline, alias_bomb_fails_fast, .timeout = 10)
+{
+    sl_buf b = SL_BUF_INIT;
+    sl_buf_puts(&b, "name: p\nx-a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for (char c = 'b'; c <= 'i'; c++)
+        sl_buf_printf(&b, "x-%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n", c, c,
+                      c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1);
+    sl_buf_puts(&b, "steps:\n  - id: a\n    kind: noop\n    args: {all: *i}\n");
+    cr_assert_lt(b.len, 700);
+    expect_error(sl_buf_str(&b), "p.yaml:6:6:", "aliases expand this to more than 100000 nodes");
+    sl_buf_free(&b);
+}
+
+/* ---- validation refuses what cannot run ----------------------------------- */
+
+Test(pipeline, empty_args_are_refused)
+{
+    expect_error(HEAD "  - id: a\n    kind: noop\n    args:\n", "p.yaml:5:10:",
+                 "'args' must be a mapping, got nothing (write {} for no arguments)");
+    expect_error(HEAD "  - id: a\n    kind: noop\n    args: ~\n", "p.yaml:5:11:", "'args' must be a mapping");
+    expect_error(HEAD "  - id: a\n    kind: noop\n    args: \"\\0\"\n", "p.yaml:5:11:", "'args' must be a mapping");
+    expect_error(HEAD "  - id: a\n    kind: noop\n    args: {s: \"a\\0b\"}\n", "p.yaml:5:15:",
+                 "a string holding a NUL byte cannot be passed to a job");
+    expect_error(HEAD "  - id: a\n    kind: noop\n    args: {n: 99999999999999999999}\n", "p.yaml:5:15:",
+                 "does not fit 64 bits");
+    expect_error(HEAD "  - id: a\n    kind: noop\n    args: {n: .inf}\n", "p.yaml:5:15:",
+                 "cannot be written as JSON");
+    expect_error("name: p\nvars: {big: 0x8000000000000000, ok: 1}\nsteps: [{id: a, kind: noop}]\n", "p.yaml:2:13:",
+                 "does not fit 64 bits");
+    /* {} is fine */
+    sl_yerrors e = SL_YERRORS_INIT;
+    sl_pipeline *p = parse(HEAD "  - id: a\n    kind: noop\n    args: {}\n", &e);
+    cr_assert_not_null(p, "%s", e.n ? e.msgs[0] : "");
+    sl_pipeline_free(p);
+}
+
+/* Args of `levels` nested mappings, the args mapping included. */
+static char *deep_args(int levels)
+{
+    sl_buf b = SL_BUF_INIT;
+    sl_buf_puts(&b, HEAD "  - id: a\n    kind: noop\n    args: ");
+    for (int i = 1; i < levels; i++)
+        sl_buf_puts(&b, "{a: ");
+    sl_buf_puts(&b, "{a: 1}");
+    for (int i = 1; i < levels; i++)
+        sl_buf_putc(&b, '}');
+    sl_buf_putc(&b, '\n');
+    char *s = sl_xstrdup(sl_buf_str(&b));
+    sl_buf_free(&b);
+    return s;
+}
+
+/* Renders args of `levels` levels (validation bypassed through a pipeline
+ * that has none) and asks the envelope encoder whether it would carry them. */
+static int encode_depth(int levels, sl_err *err)
+{
+    sl_buf json = SL_BUF_INIT;
+    for (int i = 0; i < levels; i++)
+        sl_buf_puts(&json, "{\"a\":");
+    sl_buf_puts(&json, "1");
+    for (int i = 0; i < levels; i++)
+        sl_buf_putc(&json, '}');
+    msgpack_sbuffer sb, env;
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_init(&env);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = sl_json_to_msgpack(json.data, json.len, &pk, err);
+    if (rc == 0) {
+        sl_job job = { .id = "t.a.1", .kind = "noop", .queue = "noop", .args = sb.data,
+                       .args_len = sb.size, .attempt = 1, .enqueued_at = 1 };
+        rc = sl_envelope_encode(&job, &env, err);
+    }
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&env);
+    sl_buf_free(&json);
+    return rc;
+}
+
+Test(pipeline, args_deeper_than_an_envelope_carries_are_refused)
+{
+    sl_err err;
+    /* the limit is the envelope's: 31 levels encode, 32 do not */
+    cr_assert_eq(encode_depth(SL_JSON_MAX_DEPTH_USED, &err), 0, "%s", err.msg);
+    cr_assert_eq(encode_depth(SL_JSON_MAX_DEPTH_USED + 1, &err), -1);
+    char *ok = deep_args(SL_JSON_MAX_DEPTH_USED), *deep = deep_args(SL_JSON_MAX_DEPTH_USED + 1);
+    sl_yerrors e = SL_YERRORS_INIT;
+    sl_pipeline *p = parse(ok, &e);
+    cr_assert_not_null(p, "%s", e.n ? e.msgs[0] : "");
+    sl_buf b = SL_BUF_INIT;
+    cr_assert_eq(sl_pipeline_node_json(p, p->steps[0].args, NULL, NULL, "args", &b, &err), 0, "%s", err.msg);
+    sl_buf_free(&b);
+    sl_pipeline_free(p);
+    char where[32];
+    snprintf(where, sizeof where, "p.yaml:5:%d:", 11 + 4 * SL_JSON_MAX_DEPTH_USED);
+    expect_error(deep, where, "args nest more than 31 levels deep");
+    free(ok);
+    free(deep);
+    /* 70 levels, as the fuzzer found: refused too (YAML's own limit is 128) */
+    char *seventy = deep_args(70);
+    expect_error(seventy, "p.yaml:5:", "args nest more than 31 levels deep");
+    free(seventy);
+}
+
+/* ---- x- extension keys ----------------------------------------------------- */
+
+Test(pipeline, x_keys_hold_shared_anchors)
+{
+    const char *text = "name: p\n"
+                       "x-retry: &retry {max_attempts: 4, backoff: fixed, initial: 1s}\n"
+                       "x-job: &job\n  kind: noop\n  retry: *retry\n  timeout: 30s\n"
+                       "x-notes: anything at all, [ignored]\n"
+                       "steps:\n"
+                       "  - <<: *job\n    id: a\n    args: {n: 1}\n"
+                       "  - <<: *job\n    id: b\n    needs: [a]\n    timeout: 5s\n";
+    sl_yerrors e = SL_YERRORS_INIT;
+    sl_pipeline *p = parse(text, &e);
+    char all[2048];
+    dump(&e, all, sizeof all);
+    cr_assert_not_null(p, "%s", all);
+    cr_assert_eq(p->nsteps, 2);
+    for (size_t i = 0; i < 2; i++) {
+        cr_assert_str_eq(p->steps[i].kind, "noop");
+        cr_assert_eq(p->steps[i].max_attempts, 4);
+        cr_assert_str_eq(p->steps[i].backoff, "fixed");
+        cr_assert_eq(p->steps[i].retry_initial_ms, 1000);
+    }
+    cr_assert_eq(p->steps[0].timeout_ms, 30000);
+    cr_assert_eq(p->steps[1].timeout_ms, 5000, "a step's own key beats the merged one");
+    sl_pipeline_free(p);
+    /* only at the top level, and only x-NAME */
+    expect_error(HEAD "  - {id: a, kind: noop, x-note: hi}\n", "p.yaml:3:25:", "unknown key 'x-note' in a step");
+    expect_error("name: p\nx_shared: 1\nsteps: [{id: a, kind: noop}]\n", "p.yaml:2:1:",
+                 "unknown key 'x_shared' at the top");
+}
+
+/* ---- approvers: users and group:NAME ---------------------------------------- */
+
+Test(pipeline, undefined_group_is_an_error)
+{
+    sl_sched_config cfg;
+    sl_sched_config_init(&cfg);
+    cfg.groups = sl_xcalloc(1, sizeof *cfg.groups);
+    cfg.groups[0].name = sl_xstrdup("leads");
+    cfg.groups[0].users = sl_xcalloc(2, sizeof(char *));
+    cfg.groups[0].users[0] = sl_xstrdup("alice");
+    cfg.groups[0].nusers = 1;
+    cfg.ngroups = 1;
+    static const struct { const char *text, *where, *what; } bad[] = {
+        { HEAD "  - id: g\n    approval: {approvers: [bob, group:nope]}\n", "p.yaml:4:33:",
+          "approver 'group:nope': no group 'nope' is defined under 'groups:'" },
+        { HEAD "  - id: g\n    approval:\n      approvers:\n        - bob\n        - 'group:'\n", "p.yaml:7:11:",
+          "no group '' is defined" },
+        { HEAD "  - id: g\n    approval: {approvers: [leads]}\n", "p.yaml:4:28:",
+          "approver 'leads' is the name of a group: write group:leads for the group" },
+        { HEAD "  - id: g\n    approval: {approvers: ['']}\n", "p.yaml:4:28:", "an approver must not be empty" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sl_yerrors e = SL_YERRORS_INIT;
+        sl_pipeline *p = sl_pipeline_parse("p.yaml", bad[i].text, strlen(bad[i].text), &cfg, &e);
+        char all[2048];
+        dump(&e, all, sizeof all);
+        cr_assert_null(p, "accepted: %s", bad[i].text);
+        bool found = false;
+        for (size_t k = 0; k < e.n; k++)
+            found = found || (strncmp(e.msgs[k], bad[i].where, strlen(bad[i].where)) == 0 &&
+                              strstr(e.msgs[k], bad[i].what));
+        cr_assert(found, "expected '%s ...%s...' among:\n%s", bad[i].where, bad[i].what, all);
+        sl_yerrors_free(&e);
+    }
+    /* without a configuration, no group is defined */
+    expect_error(HEAD "  - id: g\n    approval: {approvers: [group:leads]}\n", "p.yaml:4:28:",
+                 "no group 'leads' is defined");
+    sl_sched_config_clear(&cfg);
+}
+
+/* ---- args against what each kind takes ---------------------------------------- */
+
+Test(pipeline, args_are_checked_against_the_kind)
+{
+    expect_error(HEAD "  - id: a\n    kind: import\n    args: {url: 'https://x/y', fromat: csv}\n", "p.yaml:5:32:",
+                 "kind 'import' takes no argument 'fromat' (it takes url, sha256, format, name, table)");
+    expect_error(HEAD "  - id: a\n    kind: import\n    args: {format: csv}\n", "p.yaml:5:11:",
+                 "step 'a': kind 'import' needs argument 'url'");
+    expect_error(HEAD "  - id: a\n    kind: codegen\n", "p.yaml:3:5:", "kind 'codegen' needs argument 'template'");
+    expect_error(HEAD "  - id: a\n    kind: import\n    args: {url: 'https://x/y', format: xml}\n", "p.yaml:5:40:",
+                 "argument 'format' of kind 'import' must be one of raw, csv, got 'xml'");
+    expect_error(HEAD "  - id: a\n    kind: provision\n    args: {resource: postgres_table, name: t}\n", "p.yaml:5:22:",
+                 "must be one of postgres_schema, postgres_role, postgres_database, http");
+    /* deploy and provision pass other arguments on; templated values are
+     * checked when the job runs */
+    const char *ok = "name: p\nvars: {fmt: csv}\nsteps:\n"
+                     "  - {id: a, kind: deploy, args: {target: staging, version: 1.2, anything: [1]}}\n"
+                     "  - {id: b, kind: import, args: {url: 'https://x/y', format: '${{ vars.fmt }}'}}\n"
+                     "  - {id: c, kind: provision, args: {resource: http, endpoint: e, seats: 3}}\n"
+                     "  - {id: d, kind: noop, args: {whatever: 1}}\n";
+    sl_yerrors e = SL_YERRORS_INIT;
+    sl_pipeline *p = parse(ok, &e);
+    cr_assert_not_null(p, "%s", e.n ? e.msgs[0] : "");
+    sl_pipeline_free(p);
+}
+
+/* Every pipeline shipped in pipelines/ validates against the shipped
+ * configuration and the real kinds' argument rules (plus the approver
+ * group the onboarding example asks the operator to define). */
+Test(pipeline, shipped_pipelines_validate_strictly)
+{
+    sl_err err;
+    sl_config *cfg = sl_config_load(SLUICE_SOURCE_DIR "/etc/sluice.yaml", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    const char *dir = SLUICE_SOURCE_DIR "/pipelines";
+    size_t files = 0;
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    for (struct dirent *de; (de = readdir(d)) != NULL;) {
+        size_t l = strlen(de->d_name);
+        files += de->d_name[0] != '.' && l > 5 && strcmp(de->d_name + l - 5, ".yaml") == 0;
+    }
+    closedir(d);
+    cr_assert_geq(files, 4);
+
+    /* without the group, the onboarding pipeline says what is missing */
+    sl_pipeline **list;
+    size_t n;
+    sl_yerrors e = SL_YERRORS_INIT;
+    cr_assert_eq(sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(n, files - 1);
+    cr_assert_eq(e.n, 1);
+    cr_assert(strstr(e.msgs[0], "tenant-onboarding.yaml:") &&
+              strstr(e.msgs[0], "approver 'group:onboarding': no group 'onboarding' is defined"), "%s", e.msgs[0]);
+    sl_yerrors_free(&e);
+    sl_pipelines_free(list, n);
+
+    cfg->sched.groups = sl_xrealloc(cfg->sched.groups, (cfg->sched.ngroups + 1) * sizeof *cfg->sched.groups);
+    sl_group *g = &cfg->sched.groups[cfg->sched.ngroups++];
+    g->name = sl_xstrdup("onboarding");
+    g->users = sl_xcalloc(2, sizeof(char *));
+    g->users[0] = sl_xstrdup("olivia");
+    g->nusers = 1;
+    cr_assert_eq(sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &e, &err), 0, "%s", err.msg);
+    char all[4096];
+    dump(&e, all, sizeof all);
+    cr_assert_eq(e.n, 0, "shipped pipelines do not validate:\n%s", all);
+    cr_assert_eq(n, files);
+    sl_pipelines_free(list, n);
+
+    /* the onboarding pipeline as it was shipped before: refused */
+    const char *old = "name: t\nvars: {tenant: acme}\nsteps:\n"
+                      "  - id: provision\n    kind: provision\n"
+                      "    args: { schema: \"tenant_${{ vars.tenant }}\", role: \"tenant_${{ vars.tenant }}\" }\n";
+    expect_error(old, "p.yaml:6:11:", "kind 'provision' needs argument 'resource'");
+    sl_config_free(cfg);
 }

@@ -2,6 +2,7 @@
  * scalars as written, typed readers and the positions in their errors. */
 #include <criterion/criterion.h>
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -183,7 +184,7 @@ Test(yamldoc, null_reads_as_empty_collection)
 
 Test(yamldoc, typed_scalars)
 {
-    sl_ydoc *doc = load("i: -42\nb1: yes\nb2: Off\nd: 1m30s\ns: 8080\n");
+    sl_ydoc *doc = load("i: -42\nb1: true\nb2: FALSE\nd: 1m30s\ns: 8080\nh: 0x1F\no: 0o17\n");
     sl_ymap top = map_of(doc, sl_ydoc_root(doc));
     sl_err err = { 0 };
     int64_t v;
@@ -191,6 +192,10 @@ Test(yamldoc, typed_scalars)
     const char *s;
     cr_assert_eq(sl_ydoc_int(doc, get(&top, "i"), "i", -100, 100, &v, &err), 0, "%s", err.msg);
     cr_assert_eq(v, -42);
+    cr_assert_eq(sl_ydoc_int(doc, get(&top, "h"), "h", 0, 100, &v, &err), 0, "%s", err.msg);
+    cr_assert_eq(v, 31);
+    cr_assert_eq(sl_ydoc_int(doc, get(&top, "o"), "o", 0, 100, &v, &err), 0, "%s", err.msg);
+    cr_assert_eq(v, 15);
     cr_assert_eq(sl_ydoc_bool(doc, get(&top, "b1"), "b1", &b, &err), 0);
     cr_assert(b);
     cr_assert_eq(sl_ydoc_bool(doc, get(&top, "b2"), "b2", &b, &err), 0);
@@ -323,4 +328,94 @@ Test(yamldoc, load_file_errors_name_the_path)
     cr_assert_str_eq(err.msg, "open /nonexistent/sluice/x.yaml: No such file or directory");
     cr_assert_null(sl_ydoc_load_file("/", &err));
     cr_assert_str_eq(err.msg, "read /: Is a directory");
+}
+
+/* YAML 1.2 core schema: the one typing rule of both loaders. */
+Test(yamldoc, core_schema_scalar_types)
+{
+    static const struct { const char *text; sl_ytype type; } cases[] = {
+        { "true", SL_YT_BOOL }, { "True", SL_YT_BOOL }, { "FALSE", SL_YT_BOOL },
+        { "yes", SL_YT_STR }, { "No", SL_YT_STR }, { "on", SL_YT_STR }, { "OFF", SL_YT_STR },
+        { "y", SL_YT_STR }, { "tRue", SL_YT_STR },
+        { "12", SL_YT_INT }, { "-3", SL_YT_INT }, { "+5", SL_YT_INT }, { "012", SL_YT_INT },
+        { "0x1F", SL_YT_INT }, { "0o17", SL_YT_INT }, { "0b101", SL_YT_STR }, { "-0x1", SL_YT_STR },
+        { "1_000", SL_YT_STR },
+        { "1.5", SL_YT_FLOAT }, { ".5", SL_YT_FLOAT }, { "5.", SL_YT_FLOAT }, { "2e3", SL_YT_FLOAT },
+        { "-1.5E-3", SL_YT_FLOAT }, { ".inf", SL_YT_FLOAT }, { "-.Inf", SL_YT_FLOAT },
+        { ".NaN", SL_YT_FLOAT }, { "1e", SL_YT_STR }, { ".", SL_YT_STR }, { "1.2.3", SL_YT_STR },
+        { "~", SL_YT_NULL }, { "null", SL_YT_NULL }, { "", SL_YT_NULL }, { "1:30", SL_YT_STR },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char text[64];
+        snprintf(text, sizeof text, "v: %s\nq: \"%s\"\n", cases[i].text, cases[i].text);
+        sl_ydoc *doc = load(text);
+        sl_ymap top = map_of(doc, sl_ydoc_root(doc));
+        cr_assert_eq(sl_ynode_type(get(&top, "v")), cases[i].type, "plain '%s'", cases[i].text);
+        cr_assert_eq(sl_ynode_type(get(&top, "q")), SL_YT_STR, "quoted '%s' is a string", cases[i].text);
+        sl_ydoc_free(doc);
+    }
+    int64_t v;
+    cr_assert(!sl_yscalar_int("9223372036854775808", &v), "beyond int64");
+    cr_assert(sl_yscalar_int("-9223372036854775808", &v));
+    cr_assert_eq(v, INT64_MIN);
+    cr_assert(!sl_yscalar_int("0x8000000000000000", &v));
+}
+
+/* yes/no/on/off used to be booleans in the configuration and strings in
+ * pipelines; now they are strings everywhere, and a boolean setting says why. */
+Test(yamldoc, yaml11_booleans_are_refused_with_the_reason)
+{
+    sl_ydoc *doc = load("a: yes\nb: \"true\"\nc: off\n");
+    sl_ymap top = map_of(doc, sl_ydoc_root(doc));
+    sl_err err = { 0 };
+    bool b = false;
+    cr_assert_eq(sl_ydoc_bool(doc, get(&top, "a"), "a", &b, &err), -1);
+    assert_msg(&err, "t.yaml:1:4: ", "'a' must be true or false, got 'yes' (YAML 1.2: only true and false "
+               "are booleans)");
+    cr_assert_eq(sl_ydoc_bool(doc, get(&top, "b"), "b", &b, &err), 0, "%s", err.msg);
+    cr_assert(b);
+    cr_assert_eq(sl_ydoc_bool(doc, get(&top, "c"), "c", &b, &err), -1);
+    assert_msg(&err, "t.yaml:3:4: ", "got 'off'");
+    sl_ydoc_free(doc);
+}
+
+/* A key repeated under a spelling that differs only after a NUL byte
+ * ("approvers\0" beside approvers) looks like one key to strcmp: refused
+ * at load, with its position, as is a plainly repeated key. */
+Test(yamldoc, nul_in_keys_and_repeated_keys)
+{
+    static const char text[] = "top:\n  approvers: [a]\n  \"approvers\\0\": [b, c]\n";
+    sl_err err = { 0 };
+    sl_ydoc *doc = sl_ydoc_load_string("t.yaml", text, sizeof text - 1, &err);
+    cr_assert_null(doc);
+    cr_assert_str_eq(err.msg, "t.yaml:3:3: mapping key 'approvers?' contains a NUL byte");
+    doc = load("a: 1\nb:\n  c: 1\n  d: 2\n  'c': 3\n");
+    sl_ymap top = map_of(doc, sl_ydoc_root(doc));
+    sl_ymap b;
+    cr_assert_eq(sl_ydoc_map(doc, get(&top, "b"), "b", &b, &err), -1);
+    cr_assert_str_eq(err.msg, "t.yaml:5:3: duplicate key 'c' (first at line 3)");
+    sl_ydoc_free(doc);
+}
+
+/* "Billion laughs": each level lists the previous one ten times, so nine
+ * levels in a few hundred bytes stand for 10^9 nodes.  Refused at load,
+ * quickly, at the first node that expands past the limit. */
+Test(yamldoc, alias_expansion_is_bounded, .timeout = 10)
+{
+    sl_buf b = SL_BUF_INIT;
+    sl_buf_puts(&b, "a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for (char c = 'b'; c <= 'i'; c++)
+        sl_buf_printf(&b, "%c: &%c [*%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c, *%c]\n", c, c,
+                      c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1, c - 1);
+    cr_assert_lt(b.len, 600);
+    sl_err err = { 0 };
+    sl_ydoc *doc = sl_ydoc_load_string("t.yaml", b.data, b.len, &err);
+    cr_assert_null(doc);
+    /* level e (10^5 x's, plus the lists) is the first over 100000 nodes */
+    cr_assert_str_eq(err.msg, "t.yaml:5:4: aliases expand this to more than 100000 nodes (the limit "
+                     "of a document)");
+    sl_buf_free(&b);
+    /* the same shape, small enough, loads */
+    doc = load("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\n");
+    sl_ydoc_free(doc);
 }
