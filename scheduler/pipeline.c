@@ -36,14 +36,6 @@
 #include "numfmt.h"
 #include "registry.h"
 
-/* The deepest args a job can carry, the args mapping itself counted as
- * one level: the envelope's limit (envelope.h: msgpack-c unpacks 32
- * levels, the envelope map is one), below JSON's and YAML's.  Defined here
- * until lib/json.h or lib/envelope.h exports the shared constant. */
-#ifndef SL_JSON_MAX_DEPTH
-#define SL_JSON_MAX_DEPTH 31
-#endif
-
 typedef struct vctx {
     sl_pipeline *p;
     sl_yerrors *errors;
