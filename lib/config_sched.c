@@ -27,6 +27,7 @@ static void free_group(sl_group *g)
 void sl_sched_config_clear(sl_sched_config *c)
 {
     free(c->pipelines);
+    free(c->signing_key_file);
     for (size_t i = 0; i < c->ngroups; i++)
         free_group(&c->groups[i]);
     free(c->groups);
@@ -63,9 +64,16 @@ static int read_scheduler(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node
             if (sl_ydoc_duration(doc, v, "scheduler.standby_poll", 50, 60000, &ms, err) < 0)
                 return -1;
             c->standby_poll_ms = (int)ms;
+        } else if (strcmp(k, "signing_key_file") == 0) {
+            if (sl_ydoc_str(doc, v, "scheduler.signing_key_file", &s, err) < 0)
+                return -1;
+            if (*s == '\0')
+                return sl_ydoc_errorf(doc, v, err, "'scheduler.signing_key_file' must not be empty");
+            free(c->signing_key_file);
+            c->signing_key_file = sl_xstrdup(s);
         } else {
             return sl_ydoc_errorf(doc, map.pairs[i].key, err, "unknown key '%.60s' in 'scheduler' "
-                                  "(expected pipelines, reconcile, standby_poll)", k);
+                                  "(expected pipelines, reconcile, standby_poll, signing_key_file)", k);
         }
     }
     return 0;
