@@ -16,3 +16,10 @@ ALTER TABLE sluice_runs ADD COLUMN source_sha256 text;  -- hex SHA-256 of source
 ALTER TABLE sluice_run_steps ADD COLUMN job_kind text;
 ALTER TABLE sluice_run_steps ADD COLUMN job_queue text;
 ALTER TABLE sluice_run_steps ADD COLUMN job_args_sha256 text;
+
+-- The scheduler's seal on a run it accepted: its Ed25519 signature (hex)
+-- over the run's id, pipeline, source_sha256 and vars, made with
+-- scheduler.signing_key_file.  A run whose seal does not verify is failed,
+-- not run: a row a client wrote with its own text cannot pass for one the
+-- scheduler accepted.  NULL when the scheduler has no signing key.
+ALTER TABLE sluice_runs ADD COLUMN seal text;

@@ -150,8 +150,65 @@ static int resolve_create(void *arg, const sl_ref *ref, msgpack_object *out, sl_
  * with vars[0..nvars) "NAME=VALUE" overriding them) and the concurrency
  * group, and inserts the steps.  The run row exists (status queued).
  * Returns -1 with err; SL_EINVAL is the run's own fault (a bad variable). */
+/* The message a run's seal signs: its id, pipeline, source hash and vars
+ * (jsonb's canonical text), each length-prefixed. */
+static void seal_message(sl_buf *m, const char *id, const char *pipeline, const char *hash, const char *vars)
+{
+    const char *f[] = { "sluice-run-seal-v1", id, pipeline, hash, vars };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        size_t n = strlen(f[i]);
+        unsigned char len[4] = { (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                                 (unsigned char)n };
+        sl_buf_append(m, len, sizeof len);
+        sl_buf_append(m, f[i], n);
+    }
+}
+
+/* True if seal_hex (NULL: none) is key's seal of the run. */
+static bool seal_ok(const sl_sign_key *key, const char *seal_hex, const char *id, const char *pipeline,
+                    const char *hash, const char *vars)
+{
+    unsigned char sig[SL_SIGN_LEN];
+    if (seal_hex == NULL || strlen(seal_hex) != 2 * SL_SIGN_LEN)
+        return false;
+    for (size_t i = 0; i < SL_SIGN_LEN; i++) {
+        unsigned v;
+        if (sscanf(seal_hex + 2 * i, "%2x", &v) != 1)
+            return false;
+        sig[i] = (unsigned char)v;
+    }
+    sl_buf m = SL_BUF_INIT;
+    seal_message(&m, id, pipeline, hash, vars);
+    bool ok = sl_sign_verify(key, m.data, m.len, sig, sizeof sig);
+    sl_buf_free(&m);
+    return ok;
+}
+
+/* Inside the caller's transaction: seals accepted run id with key. */
+static int seal_run(sl_db *db, const sl_sign_key *key, const char *id, sl_err *err)
+{
+    const char *p1[] = { id };
+    PGresult *res = sl_db_exec(db, "read run", "SELECT pipeline, source_sha256, vars::text FROM sluice_runs"
+                               " WHERE id = $1", 1, p1, err);
+    if (res == NULL)
+        return -1;
+    sl_buf m = SL_BUF_INIT;
+    seal_message(&m, id, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+    PQclear(res);
+    unsigned char sig[SL_SIGN_LEN];
+    int rc = sl_sign(key, m.data, m.len, sig, err);
+    sl_buf_free(&m);
+    if (rc < 0)
+        return -1;
+    char hex[2 * SL_SIGN_LEN + 1];
+    for (size_t i = 0; i < SL_SIGN_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sig[i]);
+    const char *p[] = { id, hex };
+    return sl_db_run(db, "seal run", "UPDATE sluice_runs SET seal = $2 WHERE id = $1", 2, p, err);
+}
+
 static int accept_tx(sl_db *db, const sl_pipeline *p, const char *id, char *const *vars, size_t nvars,
-                     const char *triggered_by, sl_err *err)
+                     const char *triggered_by, const sl_sign_key *signer, sl_err *err)
 {
     sl_buf vj = SL_BUF_INIT, group = SL_BUF_INIT;
     int rc = -1;
@@ -169,8 +226,9 @@ static int accept_tx(sl_db *db, const sl_pipeline *p, const char *id, char *cons
     const char *rp[] = { id, sl_ydoc_name(p->doc), p->source, hash, sl_buf_str(&vj),
                          p->concurrency ? sl_buf_str(&group) : NULL, p->release_at_gates ? "true" : "false" };
     if (sl_db_run(db, "accept run", "UPDATE sluice_runs SET source_name = $2, source = $3, source_sha256 = $4,"
-                  " vars = $5::jsonb, concurrency_group = $6, release_at_gates = $7::boolean WHERE id = $1",
-                  7, rp, err) < 0)
+                  " vars = $5::jsonb, concurrency_group = $6, release_at_gates = $7::boolean, seal = NULL"
+                  " WHERE id = $1", 7, rp, err) < 0 ||
+        (signer && seal_run(db, signer, id, err) < 0))
         goto out;
     for (size_t i = 0; i < p->nsteps; i++) {
         char pos[16];
@@ -190,7 +248,7 @@ out:
 /* Inside the caller's transaction: a cron run of p, accepted at once.
  * Returns 0, 1 when that fire time already has its run, or -1 with err. */
 static int create_cron_run_tx(sl_db *db, const sl_pipeline *p, int64_t scheduled_for_ms,
-                              char run_id[SL_RUN_ID_MAX], sl_err *err)
+                              const sl_sign_key *signer, char run_id[SL_RUN_ID_MAX], sl_err *err)
 {
     char id[37], sched[32];
     sl_jobid_new(id);
@@ -207,7 +265,7 @@ static int create_cron_run_tx(sl_db *db, const sl_pipeline *p, int64_t scheduled
     if (!created)
         return 1;
     const char *np[] = { id };
-    if (accept_tx(db, p, id, NULL, 0, "schedule", err) < 0 ||
+    if (accept_tx(db, p, id, NULL, 0, "schedule", signer, err) < 0 ||
         sl_db_run(db, "notify", "SELECT pg_notify('sluice_runs', $1)", 1, np, err) < 0)
         return -1;
     snprintf(run_id, SL_RUN_ID_MAX, "%s", id);
@@ -392,7 +450,7 @@ static int accept_one_tx(sl_engine *e, const char *id, sl_err *err)
     sl_err aerr;
     if (sl_db_run(e->db, "savepoint", "SAVEPOINT accept", 0, NULL, err) < 0)
         goto out;
-    if (accept_tx(e->db, p, id, vars, (size_t)nvars, by, &aerr) < 0) {
+    if (accept_tx(e->db, p, id, vars, (size_t)nvars, by, e->signer, &aerr) < 0) {
         if (aerr.code != SL_EINVAL) {
             *err = aerr;
             goto out;
@@ -797,8 +855,8 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
     if (sl_db_begin(e->db, err) < 0)
         goto out;
     PGresult *res = sl_db_exec(e->db, "lock run", "SELECT status, source_name, source, vars::text,"
-                               " triggered_by, source_sha256 FROM sluice_runs WHERE id = $1 FOR UPDATE",
-                               1, p1, err);
+                               " triggered_by, source_sha256, pipeline, seal FROM sluice_runs WHERE id = $1"
+                               " FOR UPDATE", 1, p1, err);
     if (res == NULL)
         goto rollback;
     if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "running") != 0) {
@@ -808,10 +866,18 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
     }
     char hash[SL_SHA256_HEX];
     source_hash(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2), hash);
-    if (PQgetisnull(res, 0, 2) || PQgetisnull(res, 0, 5) || strcmp(hash, PQgetvalue(res, 0, 5)) != 0) {
+    const char *not_accepted = NULL;
+    if (PQgetisnull(res, 0, 2) || PQgetisnull(res, 0, 5) || strcmp(hash, PQgetvalue(res, 0, 5)) != 0)
+        not_accepted = "the run's pipeline text is not the one the scheduler accepted (no source, or its "
+                       "SHA-256 differs from source_sha256): not run";
+    else if (e->signer && !seal_ok(e->signer, sl_db_value(res, 0, 7), run_id, PQgetvalue(res, 0, 6),
+                                   PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 3)))
+        not_accepted = "the run was not accepted by this scheduler (its seal does not verify with "
+                       "scheduler.signing_key_file): not run";
+    if (not_accepted) {
         PQclear(res);
-        if (fail_run_now(e, run_id, "the run's pipeline text is not the one the scheduler accepted "
-                         "(no source, or its SHA-256 differs from source_sha256): not run", err) < 0)
+        SL_WARN("run.not_accepted", "run=%s error=%s", run_id, LOGQ(not_accepted));
+        if (fail_run_now(e, run_id, not_accepted, err) < 0)
             goto rollback;
         ended = true;
         ret = sl_db_commit(e->db, err);
@@ -1132,7 +1198,7 @@ int sl_engine_fire_cron(sl_engine *e, sl_pipeline *const *pipelines, size_t n, i
         /* One transaction: the schedule moves on and the run exists, or
          * neither; the unique (pipeline, scheduled_for) index makes a
          * second scheduler's attempt at the same fire time a no-op. */
-        int rc = create_cron_run_tx(e->db, p, latest, run_id, err);
+        int rc = create_cron_run_tx(e->db, p, latest, e->signer, run_id, err);
         if (rc < 0 ||
             sl_db_run(e->db, "advance schedule", "UPDATE sluice_schedules SET last_fire ="
                       " to_timestamp($2::bigint / 1000.0) WHERE pipeline = $1", 2, up, err) < 0 ||
