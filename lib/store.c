@@ -339,7 +339,9 @@ char *sl_store_args_json(const sl_job *job)
     size_t off = 0;
     sl_buf json = SL_BUF_INIT;
     char *out = NULL;
-    if (job->args && msgpack_unpack_next(&up, job->args, job->args_len, &off) == MSGPACK_UNPACK_SUCCESS &&
+    if (job->args == NULL || job->args_len == 0)
+        out = sl_xstrdup("{}");   /* no args: an empty map, as the envelope encoder writes it */
+    else if (msgpack_unpack_next(&up, job->args, job->args_len, &off) == MSGPACK_UNPACK_SUCCESS &&
         sl_json_from_msgpack(&up.data, &json, NULL) == 0)
         out = sl_buf_detach(&json);
     sl_buf_free(&json);

@@ -230,14 +230,20 @@ static int accept_tx(sl_db *db, const sl_pipeline *p, const char *id, char *cons
                   " WHERE id = $1", 7, rp, err) < 0 ||
         (signer && seal_run(db, signer, id, err) < 0))
         goto out;
+    sl_buf ids = SL_BUF_INIT;   /* the step ids as a JSON array: one INSERT for all */
+    sl_buf_putc(&ids, '[');
     for (size_t i = 0; i < p->nsteps; i++) {
-        char pos[16];
-        snprintf(pos, sizeof pos, "%zu", i);
-        const char *sp[] = { id, p->steps[i].id, pos };
-        if (sl_db_run(db, "insert step", "INSERT INTO sluice_run_steps (run_id, step_id, position,"
-                      " status) VALUES ($1, $2, $3::integer, 'pending')", 3, sp, err) < 0)
-            goto out;
+        sl_buf_puts(&ids, i ? "," : "");
+        sl_json_put_string(&ids, p->steps[i].id, strlen(p->steps[i].id));
     }
+    sl_buf_putc(&ids, ']');
+    const char *sp[] = { id, sl_buf_str(&ids) };
+    int ir = sl_db_run(db, "insert steps", "INSERT INTO sluice_run_steps (run_id, step_id, position, status)"
+                       " SELECT $1, s.value, s.ord - 1, 'pending'"
+                       " FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS s(value, ord)", 2, sp, err);
+    sl_buf_free(&ids);
+    if (ir < 0)
+        goto out;
     rc = 0;
 out:
     sl_buf_free(&vj);
@@ -444,8 +450,8 @@ static int accept_one_tx(sl_engine *e, const char *id, sl_err *err)
         vars[i] = sl_xstrdup(PQgetvalue(res, i, 0));
     PQclear(res);
     /* Anything a client inserted beside the request goes. */
-    if (sl_db_run(e->db, "drop steps", "DELETE FROM sluice_run_steps WHERE run_id = $1", 1, p1, err) < 0 ||
-        sl_db_run(e->db, "drop gates", "DELETE FROM sluice_gates WHERE run_id = $1", 1, p1, err) < 0)
+    if (sl_db_run(e->db, "drop steps", "WITH g AS (DELETE FROM sluice_gates WHERE run_id = $1)"
+                  " DELETE FROM sluice_run_steps WHERE run_id = $1", 1, p1, err) < 0)
         goto out;
     sl_err aerr;
     if (sl_db_run(e->db, "savepoint", "SAVEPOINT accept", 0, NULL, err) < 0)
@@ -479,12 +485,13 @@ static int accept_requested(sl_engine *e, sl_err *err)
     if (res == NULL)
         return -1;
     int ret = 0;
-    for (int r = 0; r < PQntuples(res); r++) {
-        if (sl_db_begin(e->db, err) < 0 || accept_one_tx(e, PQgetvalue(res, r, 0), err) < 0 ||
-            sl_db_commit(e->db, err) < 0) {
+    if (PQntuples(res) > 0) {   /* one transaction for all of them */
+        bool ok = sl_db_begin(e->db, err) == 0;
+        for (int r = 0; ok && r < PQntuples(res); r++)
+            ok = accept_one_tx(e, PQgetvalue(res, r, 0), err) == 0;
+        if (!ok || sl_db_commit(e->db, err) < 0) {
             sl_db_rollback(e->db);
             ret = -1;
-            break;
         }
     }
     PQclear(res);
