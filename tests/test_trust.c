@@ -46,6 +46,7 @@ static char pipes[96];        /* the installed pipelines */
 static char evil[96];         /* a client's own pipelines */
 static char queue[96];        /* this test's deploy queue */
 static char *config;
+static const char *sched_redis_url;   /* the scheduler's SLUICE_REDIS_URL, NULL: the tests' */
 static pid_t pool, sched;
 static char *pool_log, *sched_log;
 
@@ -147,6 +148,8 @@ static void start_scheduler(void)
         int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, 0);
         dup2(devnull, 1);
+        if (sched_redis_url)
+            setenv("SLUICE_REDIS_URL", sched_redis_url, 1);
         execl(SLUICE_SCHEDULER_BIN, SLUICE_SCHEDULER_BIN, "--config", config, (char *)NULL);
         _exit(127);
     }
@@ -730,4 +733,220 @@ Test(trust, a_pre_recorded_step_id_neither_skips_the_real_job_nor_counts)
     free(guess);
     free(run);
     free(queues);
+}
+
+/* ---- Redis ACLs ------------------------------------------------------------------- */
+
+static char acl_pw[40];
+
+/* The tests' Redis URL with user:password inserted. */
+static char *url_as(const char *user)
+{
+    const char *base = th_env("REDIS_URL");
+    cr_assert(strncmp(base, "redis://", 8) == 0, "%s", base);
+    const char *rest = strchr(base + 8, '@') ? strchr(base + 8, '@') + 1 : base + 8;
+    return sl_xasprintf("redis://%s:%s@%s", user, acl_pw, rest);
+}
+
+/* Replaces every `from` in s by `to` (returns a new string). */
+static char *replace_all(const char *s, const char *from, const char *to)
+{
+    sl_buf b = SL_BUF_INIT;
+    for (const char *p; (p = strstr(s, from)) != NULL; s = p + strlen(from)) {
+        sl_buf_append(&b, s, (size_t)(p - s));
+        sl_buf_puts(&b, to);
+    }
+    sl_buf_puts(&b, s);
+    return sl_buf_detach(&b);
+}
+
+/* Sends each `user NAME RULES...` line of the shipped etc/redis-acl.conf
+ * as ACL SETUSER, with QUEUE and the password filled in. */
+static void load_shipped_acl(const char *q)
+{
+    char *text = th_read_file(SLUICE_SOURCE_DIR "/etc/redis-acl.conf");
+    cr_assert_not_null(text);
+    char *a = replace_all(text, "QUEUE", q);
+    char *pw = sl_xasprintf(">%s", acl_pw);
+    char *b = replace_all(a, ">CHANGE-ME", pw);
+    sl_redis *r = th_redis();
+    int users = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(b, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "user ", 5) != 0)
+            continue;
+        const char *argv[64] = { "ACL", "SETUSER" };
+        int n = 2;
+        char *s2 = NULL;
+        for (char *w = strtok_r(line + 5, " ", &s2); w && n < 64; w = strtok_r(NULL, " ", &s2))
+            argv[n++] = w;
+        sl_err err;
+        redisReply *rep = sl_redis_command(r, n, argv, NULL, &err);
+        cr_assert(rep && rep->type == REDIS_REPLY_STATUS, "ACL SETUSER %s: %s", argv[2],
+                  rep && rep->type == REDIS_REPLY_ERROR ? rep->str : err.msg);
+        freeReplyObject(rep);
+        users++;
+    }
+    cr_assert_eq(users, 3, "the shipped file defines a producer, a worker and a scheduler user");
+    sl_redis_free(r);
+    free(text);
+    free(a);
+    free(b);
+    free(pw);
+}
+
+/* Sends one command as `url`'s user; returns the reply's error text
+ * (NULL if it succeeded). */
+static char *try_as(const char *url, int argc, const char **argv)
+{
+    sl_err err;
+    sl_redis *r = sl_redis_connect(url, 5000, &err);
+    cr_assert_not_null(r, "connect as %s: %s", url, err.msg);
+    redisReply *rep = sl_redis_command(r, argc, argv, NULL, &err);
+    char *out = rep == NULL ? sl_xstrdup(err.msg) : rep->type == REDIS_REPLY_ERROR ? sl_xstrdup(rep->str) : NULL;
+    freeReplyObject(rep);
+    sl_redis_free(r);
+    return out;
+}
+
+static void refused(const char *url, int argc, const char **argv)
+{
+    char *e = try_as(url, argc, argv);
+    cr_assert(e && (strstr(e, "NOPERM") || strstr(e, "no permissions")), "%s %s was allowed: %s", argv[0],
+              argc > 1 ? argv[1] : "", e ? e : "OK");
+    free(e);
+}
+
+Test(trust, redis_acl_users_from_the_shipped_file)
+{
+    snprintf(acl_pw, sizeof acl_pw, "pw-%lld-%d", (long long)sl_now_ms(), (int)getpid());
+    char other[96];
+    th_name(other, sizeof other, "tqother");
+    load_shipped_acl(queue);
+    char *producer_user = sl_xasprintf("sluice-producer-%s", queue);
+    char *producer = url_as(producer_user), *worker = url_as("sluice-worker"), *scheduler = url_as("sluice-scheduler");
+
+    /* The producer enqueues to its own queue with the real CLI ... */
+    char *env_p = sl_xasprintf("SLUICE_REDIS_URL=%s", producer);
+    const char *penv[] = { env_p, NULL };
+    const char *enq[] = { SLUICE_BIN, "enqueue", "noop", "--queue", queue, "--id", "acl-own", "--config", config, NULL };
+    th_result r = th_run(enq, penv);
+    cr_assert_eq(r.status, 0, "the producer enqueues to its own queue: %s", r.err);
+    th_result_free(&r);
+    /* ... and to no other queue */
+    const char *enq2[] = { SLUICE_BIN, "enqueue", "noop", "--queue", other, "--config", config, NULL };
+    r = th_run(enq2, penv);
+    cr_assert_neq(r.status, 0, "the producer enqueued to another queue");
+    cr_assert(strstr(r.err, "NOPERM") || strstr(r.err, "no permissions"), "%s", r.err);
+    th_result_free(&r);
+    /* nor read, take, acknowledge or delete anything, nor see the dead letter */
+    char jobs[160], dead[160], ojobs[160], delayed[160];
+    snprintf(jobs, sizeof jobs, "sluice:{%s}:jobs", queue);
+    snprintf(dead, sizeof dead, "sluice:{%s}:dead", queue);
+    snprintf(delayed, sizeof delayed, "sluice:{%s}:delayed", queue);
+    snprintf(ojobs, sizeof ojobs, "sluice:{%s}:jobs", other);
+    const char *zadd[] = { "ZADD", delayed, "1", "x" };
+    char *ze = try_as(producer, 4, zadd);
+    cr_assert_null(ze, "the producer may add delayed jobs to its queue: %s", ze);
+    const char *zrem[] = { "ZREM", delayed, "x" };
+    refused(producer, 3, zrem);
+    const char *xrg[] = { "XREADGROUP", "GROUP", "sluice", "thief", "COUNT", "1", "STREAMS", jobs, ">" };
+    refused(producer, 9, xrg);
+    const char *xack[] = { "XACK", jobs, "sluice", "0-1" };
+    refused(producer, 4, xack);
+    const char *del[] = { "DEL", jobs };
+    refused(producer, 2, del);
+    const char *xdel[] = { "XDEL", jobs, "0-1" };
+    refused(producer, 3, xdel);
+    const char *xrange[] = { "XRANGE", jobs, "-", "+" };
+    refused(producer, 4, xrange);
+    const char *xdead[] = { "XRANGE", dead, "-", "+" };
+    refused(producer, 4, xdead);
+    const char *xadd_dead[] = { "XADD", dead, "*", "job", "x" };
+    refused(producer, 5, xadd_dead);
+    const char *xadd_other[] = { "XADD", ojobs, "*", "job", "x" };
+    refused(producer, 5, xadd_other);
+    const char *flush[] = { "FLUSHALL" };
+    refused(producer, 1, flush);
+    const char *dl[] = { SLUICE_BIN, "dead", "list", "--queue", queue, "--config", config, NULL };
+    r = th_run(dl, penv);
+    cr_assert_neq(r.status, 0, "the producer listed the dead letter:\n%s", r.out);
+    th_result_free(&r);
+    const char *zrem_clean[] = { "ZREM", delayed, "x" };
+    sl_redis *adm = th_redis();
+    sl_err aerr;
+    freeReplyObject(sl_redis_command(adm, 3, zrem_clean, NULL, &aerr));
+    sl_redis_free(adm);
+
+    /* The worker user runs the pool: the producer's job runs, an unsigned
+     * protected one still goes to the dead letter. */
+    const char *saved = getenv("SLUICE_REDIS_URL");
+    char *saved_copy = saved ? sl_xstrdup(saved) : NULL;
+    setenv("SLUICE_REDIS_URL", worker, 1);
+    start_pool(queue);
+    if (saved_copy)
+        setenv("SLUICE_REDIS_URL", saved_copy, 1);
+    else
+        unsetenv("SLUICE_REDIS_URL");
+    free(saved_copy);
+    wait_sql("the producer's job", "SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = $2", "acl-own",
+             "succeeded");
+    const char *enq3[] = { SLUICE_BIN, "enqueue", "deploy", "--queue", queue, "--arg", "target=production",
+                           "--id", "acl-prod", "--config", config, NULL };
+    r = th_run(enq3, penv);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    wait_dead("acl-prod");
+    const char *xadmin[] = { "CONFIG", "SET", "maxmemory-policy", "allkeys-lru" };
+    refused(worker, 4, xadmin);
+    const char *wflush[] = { "FLUSHALL" };
+    refused(worker, 1, wflush);
+    const char *wother[] = { "GET", "not-sluice" };
+    refused(worker, 2, wother);
+
+    /* The scheduler user drives a gated run to production. */
+    char name[64];
+    th_name(name, sizeof name, "release");
+    pipeline(pipes, name, RELEASE);
+    sched_redis_url = scheduler;
+    start_scheduler();
+    r = cli("run", name, "--as", "mallory", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *run = sl_xstrdup(r.out);
+    run[strcspn(run, "\n")] = '\0';
+    th_result_free(&r);
+    wait_gate(run, "go-live");
+    approve(run, "go-live", "alice");
+    approve(run, "go-live", "carol");
+    wait_run(run, "succeeded");
+    char *m = marker("production");
+    cr_assert_not_null(m, "production deployed through the scheduler user and the worker user");
+    free(m);
+    /* and they really were connected as those users */
+    const char *cl[] = { "CLIENT", "LIST" };
+    adm = th_redis();
+    redisReply *list = sl_redis_command(adm, 2, cl, NULL, &aerr);
+    cr_assert(list && list->type == REDIS_REPLY_STRING, "%s", aerr.msg);
+    cr_assert(strstr(list->str, "user=sluice-worker") && strstr(list->str, "user=sluice-scheduler"), "%s",
+              list->str);
+    freeReplyObject(list);
+    sl_redis_free(adm);
+    const char *sxrg[] = { "XREADGROUP", "GROUP", "sluice", "thief", "COUNT", "1", "STREAMS", jobs, ">" };
+    refused(scheduler, 9, sxrg);
+    const char *sxack[] = { "XACK", jobs, "sluice", "0-1" };
+    refused(scheduler, 4, sxack);
+    const char *sdel[] = { "DEL", jobs };
+    refused(scheduler, 2, sdel);
+    sched_redis_url = NULL;
+    stop_all();   /* before their users go */
+    const char *deluser[] = { "ACL", "DELUSER", producer_user, "sluice-worker", "sluice-scheduler" };
+    adm = th_redis();
+    freeReplyObject(sl_redis_command(adm, 5, deluser, NULL, &aerr));
+    sl_redis_free(adm);
+    free(run);
+    free(env_p);
+    free(producer);
+    free(worker);
+    free(scheduler);
+    free(producer_user);
 }
