@@ -131,8 +131,8 @@ bool sl_protect_admit_attempt(const sl_protect *p, const sl_job *job, bool has_r
         return true;
     if (has_row && recorded_attempts >= job->attempt - 1)
         return true;
-    snprintf(why, whysz, "protected job refused: attempt %lld, but %s attempt %lld of this job is "
-             "recorded (a signed envelope replayed with a new attempt number?)", (long long)job->attempt,
-             has_row ? "no" : "not even a first", (long long)job->attempt - 1);
+    snprintf(why, whysz, "protected job refused: attempt %lld, but PostgreSQL records %lld earlier "
+             "attempts of this job (a signed envelope replayed under a new attempt number?)",
+             (long long)job->attempt, (long long)(has_row ? recorded_attempts : 0));
     return false;
 }
