@@ -246,14 +246,25 @@ static char *marker(const char *target)
     return text;
 }
 
-/* The dead letter of the test's queue holds an entry whose error contains
- * `what`. */
+/* The dead letter of the test's queue holds an entry whose fields (job
+ * bytes, error) contain `what`. */
 static bool dead_has(void *arg)
 {
     const char *what = arg;
-    th_result r = cli("dead", "list", "--queue", queue, NULL);
-    bool yes = r.status == 0 && strstr(r.out, what) != NULL;
-    th_result_free(&r);
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, queue, "dead");
+    sl_redis *r = th_redis();
+    sl_err err;
+    const char *argv[] = { "XRANGE", key, "-", "+" };
+    redisReply *rep = sl_redis_command(r, 4, argv, NULL, &err);
+    bool yes = false;
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements && !yes; i++) {
+        redisReply *f = rep->element[i]->element[1];
+        for (size_t k = 0; k < f->elements && !yes; k++)
+            yes = memmem(f->element[k]->str, f->element[k]->len, what, strlen(what)) != NULL;
+    }
+    freeReplyObject(rep);
+    sl_redis_free(r);
     return yes;
 }
 
