@@ -2,18 +2,20 @@
  *
  * One wrapper around OpenSSL's libcrypto (EVP_PKEY_ED25519, one-shot
  * EVP_DigestSign/EVP_DigestVerify with no digest) for everything in sluice
- * that signs.  Callers never see an OpenSSL type.
+ * that signs: the audit trail's rows (signed by the API server and the
+ * scheduler) and protected jobs' envelopes (signed by the scheduler).
+ * Callers never see an OpenSSL type.
  *
  * A key is opaque.  One loaded from a private key file can sign and verify;
  * one loaded from a public key file can only verify.  Files are PEM:
  * "PRIVATE KEY" (PKCS#8) and "PUBLIC KEY" (SubjectPublicKeyInfo), what
- * `openssl genpkey -algorithm ed25519` and `openssl pkey -pubout` write.
- * A key of any other type is refused.
+ * `openssl genpkey -algorithm ed25519` and `openssl pkey -pubout` write and
+ * what sl_sign_keygen() writes.  A key of any other type is refused.
  *
  * Each key has an id: the first 8 bytes of SHA-256 of its raw 32-byte
  * public key, as 16 lowercase hex digits.  It names the key in stored data
- * without being a secret; a verifier still checks the signature with the
- * key itself. */
+ * (which key signed this?) without being a secret; a verifier still checks
+ * the signature with the key itself. */
 #ifndef SL_SIGN_H
 #define SL_SIGN_H
 
@@ -50,5 +52,10 @@ int sl_sign(const sl_sign_key *key, const void *msg, size_t n, unsigned char sig
 /* True if sig[0..siglen) is key's valid signature of msg[0..n). */
 bool sl_sign_verify(const sl_sign_key *key, const void *msg, size_t n, const unsigned char *sig,
                     size_t siglen);
+
+/* Makes a new key pair: the private key into priv_path (created with mode
+ * 0600, refused if it exists) and the public key into pub_path.  Returns 0,
+ * or -1 with err; on failure neither file is left behind. */
+int sl_sign_keygen(const char *priv_path, const char *pub_path, sl_err *err);
 
 #endif
