@@ -126,9 +126,12 @@ static void run_usage(FILE *f)
     fprintf(f,
         "Usage: sluice run PIPELINE [OPTIONS]\n"
         "\n"
-        "Starts a run of PIPELINE (a name from the pipeline directory, or a file)\n"
-        "and prints its id.  The run waits (queued) while another run of its\n"
-        "concurrency group is active.\n"
+        "Asks the scheduler for a run of the installed pipeline called PIPELINE and\n"
+        "prints the run's id.  The scheduler runs its own copy of the pipeline (from\n"
+        "its scheduler.pipelines directory) and records its SHA-256 on the run; no\n"
+        "pipeline text is sent from here.  A name it has not installed, or an\n"
+        "undeclared --var, fails the run.  The run waits (queued) while another run\n"
+        "of its concurrency group is active.\n"
         "\n"
         "Options:\n"
         "      --var NAME=VALUE  override a declared variable (repeatable)\n"
@@ -138,55 +141,15 @@ static void run_usage(FILE *f)
         "  -w, --wait            follow the run until it ends or waits at a gate;\n"
         "                        exit 0 succeeded, 1 failed or cancelled, 3 waiting\n"
         "                        at a gate\n"
-        "  -p, --pipelines DIR   pipeline directory (default: scheduler.pipelines)\n"
         "  -c, --config FILE     configuration file\n"
         "  -h, --help            show this help\n");
-}
-
-/* Finds a pipeline by file or by name. */
-static sl_pipeline *find_pipeline(const sl_config *cfg, const char *dir, const char *what)
-{
-    sl_yerrors errors = SL_YERRORS_INIT;
-    sl_pipeline *found = NULL;
-    if (strchr(what, '/') || strstr(what, ".yaml") || strstr(what, ".yml")) {
-        found = sl_pipeline_load(what, &cfg->sched, &errors);
-    } else {
-        sl_pipeline **list;
-        size_t n;
-        sl_err err;
-        if (sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &errors, &err) < 0) {
-            cli_fail("run", "%s", err.msg);
-            sl_yerrors_free(&errors);
-            return NULL;
-        }
-        for (size_t i = 0; i < n; i++) {
-            if (found == NULL && strcmp(list[i]->name, what) == 0) {
-                found = list[i];
-                list[i] = NULL;
-            }
-        }
-        sl_pipelines_free(list, n);
-        if (found == NULL) {
-            for (size_t i = 0; i < errors.n; i++)
-                fprintf(stderr, "%s\n", SL_VIS(errors.msgs[i]));
-            cli_fail("run", "no valid pipeline named '%s' in %s", what, dir);
-            sl_yerrors_free(&errors);
-            return NULL;
-        }
-        sl_yerrors_free(&errors);
-        return found;
-    }
-    for (size_t i = 0; i < errors.n; i++)
-        fprintf(stderr, "%s\n", SL_VIS(errors.msgs[i]));
-    sl_yerrors_free(&errors);
-    return found;
 }
 
 /* Follows a run, printing step changes; returns the exit status. */
 static int follow(sl_db *db, const char *run_id)
 {
     char **seen = NULL;
-    int nseen = 0;
+    int nseen = 0;   /* steps appear when the scheduler accepts the run */
     int status = CLI_FAILED;
     const char *p[] = { run_id };
     for (;;) {
@@ -201,9 +164,10 @@ static int follow(sl_db *db, const char *run_id)
             status = cli_fail("run", "%s", err.msg);
             break;
         }
-        if (seen == NULL) {
+        if (PQntuples(s) > nseen) {
+            seen = sl_xrealloc(seen, ((size_t)PQntuples(s) + 1) * sizeof *seen);
+            memset(seen + nseen, 0, ((size_t)PQntuples(s) - (size_t)nseen + 1) * sizeof *seen);
             nseen = PQntuples(s);
-            seen = sl_xcalloc((size_t)nseen + 1, sizeof *seen);
         }
         bool waiting = false;
         for (int i = 0; i < PQntuples(s) && i < nseen; i++) {
@@ -252,7 +216,7 @@ int cmd_run(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *config = NULL, *dir = NULL, *as = NULL;
+    const char *config = NULL, *as = NULL;
     char **vars = sl_xcalloc((size_t)argc + 1, sizeof *vars);
     size_t nvars = 0;
     bool wait = false;
@@ -270,7 +234,11 @@ int cmd_run(int argc, char **argv)
             break;
         case 'a': as = optarg; break;
         case 'w': wait = true; break;
-        case 'p': dir = optarg; break;
+        case 'p':
+            free(vars);
+            return cli_usage_error("run", "--pipelines is not an option of run: the scheduler runs only "
+                                   "the pipelines installed in its own directory (use it with "
+                                   "'sluice validate')");
         case 'c': config = optarg; break;
         case 'h': free(vars); run_usage(stdout); return CLI_OK;
         case ':': free(vars); return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
@@ -282,18 +250,19 @@ int cmd_run(int argc, char **argv)
         return cli_usage_error("run", optind >= argc ? "missing PIPELINE" : "unexpected argument '%s'",
                                optind < argc ? argv[optind + 1] : "");
     }
+    if (strchr(argv[optind], '/') || strstr(argv[optind], ".yaml") || strstr(argv[optind], ".yml")) {
+        free(vars);
+        return cli_usage_error("run", "'%s': a run is started by pipeline NAME; the scheduler runs only "
+                               "the pipelines installed in its own directory", argv[optind]);
+    }
     sl_config *cfg = cli_load_config("run", config);
-    sl_pipeline *p = NULL;
     sl_db *db = NULL;
     sl_err err;
     char run_id[SL_RUN_ID_MAX];
     if (cfg == NULL)
         goto out;
-    p = find_pipeline(cfg, dir ? dir : cfg->sched.pipelines, argv[optind]);
-    if (p == NULL)
-        goto out;
     if ((db = sl_db_connect(cfg->database_url, &err)) == NULL ||
-        sl_run_create(db, p, vars, nvars, cli_user(as), 0, run_id, &err) < 0) {
+        sl_run_create(db, argv[optind], vars, nvars, cli_user(as), run_id, &err) < 0) {
         status = err.code == SL_EINVAL ? cli_usage_error("run", "%s", err.msg) : cli_fail("run", "%s", err.msg);
         goto out;
     }
@@ -302,7 +271,6 @@ int cmd_run(int argc, char **argv)
     status = wait ? follow(db, run_id) : CLI_OK;
 out:
     sl_db_free(db);
-    sl_pipeline_free(p);
     sl_config_free(cfg);
     free(vars);
     return status;

@@ -47,6 +47,8 @@ enum value_kind {
     V_DURATION64,/* duration in [min, max] ms -> int64_t (longer than 24 days) */
     V_QUEUES,    /* non-empty list of distinct queue names -> char **, size_t */
     V_BOOL,      /* true/false -> bool */
+    V_KINDS,     /* list of distinct kind names -> char **, size_t (may be empty) */
+    V_FILES,     /* list of distinct non-empty paths -> char **, size_t (may be empty) */
 };
 
 static const struct key {
@@ -54,7 +56,7 @@ static const struct key {
     const char *name;
     enum value_kind kind;
     size_t off;          /* the field in sl_config */
-    size_t count_off;    /* V_QUEUES: the size_t count beside it */
+    size_t count_off;    /* V_QUEUES, V_KINDS, V_FILES: the size_t count beside it */
     int64_t min, max;    /* V_INT, V_DURATION */
 } keys[] = {
     { "redis", "url", V_URL, offsetof(sl_config, redis_url), 0, 0, 0 },
@@ -86,6 +88,10 @@ static const struct key {
     { "retention", "runs", V_DURATION64, offsetof(sl_config, retention.runs_ms),
       0, 0, 3650 * 86400000LL },
     { "retention", "batch", V_INT, offsetof(sl_config, retention.batch), 0, 1, 100000 },
+    { "worker", "protected_kinds", V_KINDS, offsetof(sl_config, worker.protected_kinds),
+      offsetof(sl_config, worker.nprotected_kinds), 0, 0 },
+    { "worker", "scheduler_public_keys", V_FILES, offsetof(sl_config, worker.scheduler_public_keys),
+      offsetof(sl_config, worker.nscheduler_public_keys), 0, 0 },
     { "metrics", "enabled", V_BOOL, offsetof(sl_config, metrics.enabled), 0, 0, 0 },
     { "metrics", "listen", V_URL, offsetof(sl_config, metrics.listen), 0, 0, 0 },
     { "metrics", "request_timeout", V_DURATION, offsetof(sl_config, metrics.request_timeout_ms),
@@ -193,6 +199,44 @@ fail:
     return -1;
 }
 
+/* A list of distinct strings: kind names (kinds) or file paths. */
+static int read_names(sl_ydoc *doc, const sl_ynode *node, const char *what, bool kinds, char ***out,
+                      size_t *nout, sl_err *err)
+{
+    sl_yseq seq;
+    char **names = NULL;
+    size_t n = 0;
+    if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
+        return -1;
+    names = sl_xcalloc(seq.n ? seq.n : 1, sizeof *names);
+    for (n = 0; n < seq.n; n++) {
+        char item[96];
+        const char *s;
+        snprintf(item, sizeof item, "%s[%zu]", what, n);
+        if (sl_ydoc_str(doc, seq.items[n], item, &s, err) < 0)
+            goto fail;
+        if (kinds ? !sl_envelope_kind_valid(s) : *s == '\0') {
+            sl_ydoc_errorf(doc, seq.items[n], err, kinds ? "'%s' is not a valid kind name: '%.80s'"
+                           : "'%s' must not be empty%.0s", item, s);
+            goto fail;
+        }
+        for (size_t j = 0; j < n; j++) {
+            if (strcmp(names[j], s) == 0) {
+                sl_ydoc_errorf(doc, seq.items[n], err, "'%s': '%.80s' is listed twice", item, s);
+                goto fail;
+            }
+        }
+        names[n] = sl_xstrdup(s);
+    }
+    *out = names;
+    *nout = n;
+    return 0;
+
+fail:
+    free_queues(names, n);
+    return -1;
+}
+
 /* Reads node as the value of key k into cfg. */
 static int read_value(sl_config *cfg, sl_ydoc *doc, const struct key *k, const sl_ynode *node,
                       sl_err *err)
@@ -244,6 +288,17 @@ static int read_value(sl_config *cfg, sl_ydoc *doc, const struct key *k, const s
             return -1;
         free_queues(*FIELD(cfg, char **, k->off), *FIELD(cfg, size_t, k->count_off));
         *FIELD(cfg, char **, k->off) = queues;
+        *FIELD(cfg, size_t, k->count_off) = n;
+        return 0;
+    }
+    case V_KINDS:
+    case V_FILES: {
+        char **names = NULL;
+        size_t n = 0;
+        if (read_names(doc, node, what, k->kind == V_KINDS, &names, &n, err) < 0)
+            return -1;
+        free_queues(*FIELD(cfg, char **, k->off), *FIELD(cfg, size_t, k->count_off));
+        *FIELD(cfg, char **, k->off) = names;
         *FIELD(cfg, size_t, k->count_off) = n;
         return 0;
     }
@@ -495,6 +550,8 @@ void sl_config_free(sl_config *cfg)
     free(cfg->redis_url);
     free(cfg->database_url);
     free_queues(cfg->worker.queues, cfg->worker.nqueues);
+    free_queues(cfg->worker.protected_kinds, cfg->worker.nprotected_kinds);
+    free_queues(cfg->worker.scheduler_public_keys, cfg->worker.nscheduler_public_keys);
     for (size_t i = 0; i < cfg->queue_settings.n; i++)
         free(cfg->queue_settings.items[i].name);
     free(cfg->queue_settings.items);

@@ -56,6 +56,12 @@ typedef struct sl_config {
         int retry_max_ms;     /* worker.retry_max, default 5m: cap of the doubling delay */
         int max_payload;      /* worker.max_payload bytes, default 1048576: larger entries
                                  are dead-lettered undecoded */
+        char **protected_kinds; /* worker.protected_kinds, default none: kinds whose jobs run
+                                   only with the scheduler's signature (worker/protect.h) */
+        size_t nprotected_kinds;
+        char **scheduler_public_keys; /* worker.scheduler_public_keys: PEM files of the
+                                         scheduler's Ed25519 public keys, default none */
+        size_t nscheduler_public_keys;
     } worker;
     struct {
         struct sl_queue_settings *items; /* queues.NAME: settings of one queue */

@@ -333,7 +333,7 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
     sl_deploy_target *t = entry;
     static const char *const keys[] = { "type", "command", "cwd", "output_limit", "url",
                                         "secret_env", "secret_file", "health_url", "timeout",
-                                        "health_timeout", "health_interval", NULL };
+                                        "health_timeout", "health_interval", "protected", NULL };
     char what[128];
     snprintf(what, sizeof what, "deploy.targets.%s", pair->name);
     sl_ymap map;
@@ -386,6 +386,8 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
             rc = sl_ydoc_duration(doc, v, kw, 1, 86400000, &t->health_timeout_ms, err);
         } else if (strcmp(k, "health_interval") == 0) {
             rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &t->health_interval_ms, err);
+        } else if (strcmp(k, "protected") == 0) {
+            rc = sl_ydoc_bool(doc, v, kw, &t->protected, err);
         }
         if (rc < 0)
             return -1;
@@ -399,6 +401,8 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
     /* a key of the other type is a mistake worth pointing at, not ignoring */
     static const char *const command_only[] = { "command", "cwd", "output_limit", NULL };
     for (size_t i = 0; i < map.n; i++) {
+        if (strcmp(map.pairs[i].name, "protected") == 0)
+            continue;   /* applies to both types */
         bool for_command = false;
         for (size_t j = 0; command_only[j]; j++)
             for_command |= strcmp(map.pairs[i].name, command_only[j]) == 0;

@@ -47,6 +47,8 @@ typedef struct sl_deploy_target {
     int64_t request_timeout_ms;/* webhook: one request, default 30s */
     int64_t health_timeout_ms; /* webhook: total health polling, default 2m */
     int64_t health_interval_ms;/* webhook: between polls, default 2s */
+    bool protected;            /* `protected: true`: deploys to it need the scheduler's
+                                  signature (worker/protect.h) */
 } sl_deploy_target;
 
 /* An address range of import.allow_addresses: ADDRESS/PREFIX. */

@@ -28,6 +28,7 @@ void sl_sched_config_clear(sl_sched_config *c)
 {
     free(c->pipelines);
     free(c->audit_key_file);
+    free(c->signing_key_file);
     for (size_t i = 0; i < c->ngroups; i++)
         free_group(&c->groups[i]);
     free(c->groups);
@@ -69,9 +70,17 @@ static int read_scheduler(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node
                 return -1;
             free(c->audit_key_file);
             c->audit_key_file = *s ? sl_xstrdup(s) : NULL;
+        } else if (strcmp(k, "signing_key_file") == 0) {
+            if (sl_ydoc_str(doc, v, "scheduler.signing_key_file", &s, err) < 0)
+                return -1;
+            if (*s == '\0')
+                return sl_ydoc_errorf(doc, v, err, "'scheduler.signing_key_file' must not be empty");
+            free(c->signing_key_file);
+            c->signing_key_file = sl_xstrdup(s);
         } else {
             return sl_ydoc_errorf(doc, map.pairs[i].key, err, "unknown key '%.60s' in 'scheduler' "
-                                  "(expected pipelines, reconcile, standby_poll, audit_key_file)", k);
+                                  "(expected pipelines, reconcile, standby_poll, audit_key_file, "
+                                  "signing_key_file)", k);
         }
     }
     return 0;

@@ -30,6 +30,8 @@ typedef struct sl_sched_config {
     int reconcile_ms;     /* scheduler.reconcile, default 5s (100ms..1h) */
     int standby_poll_ms;  /* scheduler.standby_poll, default 1s (50ms..1m) */
     char *audit_key_file; /* scheduler.audit_key_file, owned; NULL: timeouts audited unsigned */
+    char *signing_key_file; /* scheduler.signing_key_file: PEM Ed25519 private key that signs
+                               the jobs it enqueues; NULL: jobs go unsigned */
     sl_group *groups;     /* groups: owned, ngroups entries */
     size_t ngroups;
 } sl_sched_config;

@@ -50,14 +50,14 @@ _Static_assert(ARGS_DEPTH_MAX <= UNPACK_DEPTH_MAX - 1,
 enum field {
     F_V, F_ID, F_KIND, F_ARGS, F_QUEUE, F_ATTEMPT, F_MAX_ATTEMPTS, F_TIMEOUT_MS,
     F_ENQUEUED_AT, F_RUN, F_STEP, F_UNIQUE_KEY, F_RETRY_BACKOFF, F_RETRY_INITIAL_MS,
-    F_RETRY_MAX_MS, NFIELDS
+    F_RETRY_MAX_MS, F_SIG, NFIELDS
 };
 
 /* Wire names, indexed by enum field; also the order errors are reported in. */
 static const char *const field_name[NFIELDS] = {
     "v", "id", "kind", "args", "queue", "attempt", "max_attempts", "timeout_ms",
     "enqueued_at", "run", "step", "unique_key", "retry_backoff", "retry_initial_ms",
-    "retry_max_ms",
+    "retry_max_ms", "sig",
 };
 
 /* ---- raw MessagePack walking ------------------------------------------- */
@@ -389,7 +389,7 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
     for (int f = 0; f < NFIELDS; f++) {
         bool optional = f == F_MAX_ATTEMPTS || f == F_TIMEOUT_MS || f == F_RUN ||
                         f == F_STEP || f == F_UNIQUE_KEY || f == F_RETRY_BACKOFF ||
-                        f == F_RETRY_INITIAL_MS || f == F_RETRY_MAX_MS;
+                        f == F_RETRY_INITIAL_MS || f == F_RETRY_MAX_MS || f == F_SIG;
         if (optional && val[f] != NULL && val[f]->type == MSGPACK_OBJECT_NIL)
             val[f] = NULL;
         if (!optional && val[f] == NULL) {
@@ -451,6 +451,23 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
             goto cleanup;
         }
         free(backoff);
+    }
+    if (val[F_SIG]) {
+        /* 64 bytes of bin: whether they are a valid signature is the
+         * worker's question (worker/protect.c), not the decoder's. */
+        if (val[F_SIG]->type != MSGPACK_OBJECT_BIN) {
+            sl_err_set(err, SL_EDECODE, "field 'sig': expected bin, got %s",
+                       sl_envelope_type_name(val[F_SIG]));
+            goto cleanup;
+        }
+        if (val[F_SIG]->via.bin.size != 64) {
+            sl_err_set(err, SL_EDECODE, "field 'sig': expected 64 bytes, got %" PRIu32,
+                       val[F_SIG]->via.bin.size);
+            goto cleanup;
+        }
+        job->sig_len = 64;
+        job->sig = sl_xmalloc(64);
+        memcpy(job->sig, val[F_SIG]->via.bin.ptr, 64);
     }
     if (check_job(job, SL_EDECODE, err) < 0)
         goto cleanup;
@@ -564,7 +581,7 @@ int sl_envelope_encode(const sl_job *job, msgpack_sbuffer *out, sl_err *err)
     size_t n = 7 + (job->max_attempts > 0) + (job->timeout_ms > 0) + (job->run != NULL) +
                (job->step != NULL) + (job->unique_key != NULL) +
                (job->retry_backoff != SL_BACKOFF_DEFAULT) + (job->retry_initial_ms > 0) +
-               (job->retry_max_ms > 0);
+               (job->retry_max_ms > 0) + (job->sig != NULL);
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     /* Each pack call returns 0 or -1 (allocation failure); OR them together. */
@@ -592,6 +609,9 @@ int sl_envelope_encode(const sl_job *job, msgpack_sbuffer *out, sl_err *err)
         bad |= pack_str(&pk, "retry_initial_ms") | msgpack_pack_int64(&pk, job->retry_initial_ms);
     if (job->retry_max_ms > 0)
         bad |= pack_str(&pk, "retry_max_ms") | msgpack_pack_int64(&pk, job->retry_max_ms);
+    if (job->sig)
+        bad |= pack_str(&pk, "sig") | msgpack_pack_bin(&pk, job->sig_len) |
+               msgpack_pack_bin_body(&pk, job->sig, job->sig_len);
     /* args last: the small fields stay at the front of a hex dump. */
     bad |= pack_str(&pk, "args");
     if (have_args)
@@ -616,5 +636,6 @@ void sl_job_clear(sl_job *job)
     free(job->run);
     free(job->step);
     free(job->unique_key);
+    free(job->sig);
     memset(job, 0, sizeof *job);
 }

@@ -72,6 +72,9 @@ typedef struct sl_job {
     sl_backoff retry_backoff;  /* SL_BACKOFF_DEFAULT when absent */
     int64_t retry_initial_ms;  /* 0 when absent */
     int64_t retry_max_ms;      /* 0 when absent */
+    unsigned char *sig;  /* owned, NULL when absent: the scheduler's Ed25519 signature
+                            (worker/protect.h, lib/jobsig.h) */
+    size_t sig_len;      /* bytes in sig: 64 when present */
 } sl_job;
 
 /* Decodes and validates one envelope.  On success fills *job (which the

@@ -4,6 +4,7 @@
  * array per column (see SQL_RECORD): one round trip, one transaction, and
  * one parse and plan per batch whatever its size. */
 #include "store.h"
+#include "json.h"
 #include "log.h"
 #include "mem.h"
 #include "migrations.h"
@@ -323,47 +324,91 @@ static void text_array(sl_buf *b, const char *const *items, size_t n)
     sl_buf_putc(b, '}');
 }
 
+char *sl_store_args_json(const sl_job *job)
+{
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    sl_buf json = SL_BUF_INIT;
+    char *out = NULL;
+    if (job->args == NULL || job->args_len == 0)
+        out = sl_xstrdup("{}");   /* no args: an empty map, as the envelope encoder writes it */
+    else if (msgpack_unpack_next(&up, job->args, job->args_len, &off) == MSGPACK_UNPACK_SUCCESS &&
+        sl_json_from_msgpack(&up.data, &json, NULL) == 0)
+        out = sl_buf_detach(&json);
+    sl_buf_free(&json);
+    msgpack_unpacked_destroy(&up);
+    return out;
+}
+
 int sl_store_prior(sl_store *s, const sl_job *const *jobs, size_t n, sl_prior *prior, sl_err *err)
 {
     memset(prior, 0, n * sizeof *prior);
     if (n == 0)
         return 0;
-    const char **ids = sl_xcalloc(n, sizeof *ids);
+    /* Each job's kind, queue and args travel with its id: a row recorded
+     * for the same id by a different job is not this job's result. */
+    const char **cols[4];
+    for (int k = 0; k < 4; k++)
+        cols[k] = sl_xcalloc(n, sizeof *cols[k]);
+    char **args = sl_xcalloc(n, sizeof *args);
+    for (size_t i = 0; i < n; i++) {
+        cols[0][i] = jobs[i]->id;
+        cols[1][i] = jobs[i]->kind;
+        cols[2][i] = jobs[i]->queue;
+        args[i] = sl_store_args_json(jobs[i]);
+        cols[3][i] = args[i] ? args[i] : "null";
+    }
+    sl_buf arr[4] = { SL_BUF_INIT, SL_BUF_INIT, SL_BUF_INIT, SL_BUF_INIT };
+    for (int k = 0; k < 4; k++) {
+        text_array(&arr[k], cols[k], n);
+        free(cols[k]);
+    }
     for (size_t i = 0; i < n; i++)
-        ids[i] = jobs[i]->id;
-    sl_buf arr = SL_BUF_INIT;
-    text_array(&arr, ids, n);
-    free(ids);
-    const char *params[] = { sl_buf_str(&arr) };
+        free(args[i]);
+    free(args);
+    const char *params[] = { sl_buf_str(&arr[0]), sl_buf_str(&arr[1]), sl_buf_str(&arr[2]),
+                             sl_buf_str(&arr[3]) };
     PGresult *res = exec_ok(s, "look up jobs",
-        "SELECT q.id, j.status, j.attempts, j.error, c.job_id IS NOT NULL"
-        " FROM unnest($1::text[]) AS q(id)"
+        "SELECT q.i, j.status, j.attempts, j.error, c.job_id IS NOT NULL,"
+        " j.id IS NOT NULL AND NOT (j.kind = q.kind AND j.queue = q.queue"
+        "  AND j.args IS NOT DISTINCT FROM q.args::jsonb), j.kind, j.queue"
+        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY"
+        "  AS q(id, kind, queue, args, i)"
         " LEFT JOIN sluice_jobs j ON j.id = q.id"
         " LEFT JOIN sluice_cancellations c ON c.job_id = q.id"
-        " WHERE j.id IS NOT NULL OR c.job_id IS NOT NULL", 1, params, err);
-    sl_buf_free(&arr);
+        " WHERE j.id IS NOT NULL OR c.job_id IS NOT NULL", 4, params, err);
+    for (int k = 0; k < 4; k++)
+        sl_buf_free(&arr[k]);
     if (res == NULL)
         return -1;
     for (int r = 0; r < PQntuples(res); r++) {
-        const char *id = PQgetvalue(res, r, 0);
+        long i = atol(PQgetvalue(res, r, 0)) - 1;
+        if (i < 0 || (size_t)i >= n)
+            continue;
         bool has_row = !PQgetisnull(res, r, 1);
         const char *status = PQgetvalue(res, r, 1);
         long attempts = atol(PQgetvalue(res, r, 2));
         bool cancelled = PQgetvalue(res, r, 4)[0] == 't';
-        for (size_t i = 0; i < n; i++) {
-            if (strcmp(jobs[i]->id, id) != 0)
-                continue;
-            sl_prior *p = &prior[i];
-            snprintf(p->error, sizeof p->error, "%s", PQgetvalue(res, r, 3));
-            if (has_row && strcmp(status, "dead") == 0)
-                p->kind = SL_PRIOR_DEAD;
-            else if (has_row && strcmp(status, "retrying") != 0 && strcmp(status, "queued") != 0)
-                p->kind = SL_PRIOR_FINAL;
-            else if (cancelled)
-                p->kind = SL_PRIOR_CANCELLED;
-            else if (has_row && strcmp(status, "retrying") == 0 && attempts >= jobs[i]->attempt)
-                p->kind = SL_PRIOR_RETRYING;
-        }
+        sl_prior *p = &prior[i];
+        p->has_row = has_row;
+        p->attempts = has_row ? attempts : 0;
+        snprintf(p->error, sizeof p->error, "%s", PQgetvalue(res, r, 3));
+        if (has_row && PQgetvalue(res, r, 5)[0] == 't') {
+            p->kind = SL_PRIOR_OTHER_JOB;
+            p->attempts = 0;
+            snprintf(p->error, sizeof p->error, "recorded as kind '%s', queue '%s'%s",
+                     PQgetvalue(res, r, 6), PQgetvalue(res, r, 7),
+                     strcmp(PQgetvalue(res, r, 6), jobs[i]->kind) == 0 &&
+                     strcmp(PQgetvalue(res, r, 7), jobs[i]->queue) == 0 ? " with other args" : "");
+        } else if (has_row && strcmp(status, "dead") == 0)
+            p->kind = SL_PRIOR_DEAD;
+        else if (has_row && strcmp(status, "retrying") != 0 && strcmp(status, "queued") != 0)
+            p->kind = SL_PRIOR_FINAL;
+        else if (cancelled)
+            p->kind = SL_PRIOR_CANCELLED;
+        else if (has_row && strcmp(status, "retrying") == 0 && attempts >= jobs[i]->attempt)
+            p->kind = SL_PRIOR_RETRYING;
     }
     PQclear(res);
     return 0;

@@ -70,12 +70,20 @@ typedef enum sl_prior_kind {
     SL_PRIOR_DEAD,        /* recorded dead: make sure it is in the dead letter */
     SL_PRIOR_RETRYING,    /* this attempt already failed and was recorded: schedule the retry */
     SL_PRIOR_CANCELLED,   /* cancellation requested: record it, do not run */
+    SL_PRIOR_OTHER_JOB,   /* the id's row was recorded by a different job (kind, queue or
+                             args differ): neither run nor skip as done; error says what */
 } sl_prior_kind;
 
 typedef struct sl_prior {
     sl_prior_kind kind;
-    char error[256];      /* the recorded error (DEAD, RETRYING) */
+    char error[256];      /* the recorded error (DEAD, RETRYING); OTHER_JOB: what was recorded */
+    bool has_row;         /* sluice_jobs has a row of this same job */
+    int64_t attempts;     /* its recorded attempts (0 without a row) */
 } sl_prior;
+
+/* The job's args as JSON text, as the job row stores them; NULL if they
+ * cannot be represented.  Caller frees. */
+char *sl_store_args_json(const sl_job *job);
 
 /* Looks up jobs[0..n) (by id and attempt) and fills prior[i] for each. */
 int sl_store_prior(sl_store *s, const sl_job *const *jobs, size_t n, sl_prior *prior, sl_err *err);

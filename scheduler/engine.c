@@ -1,5 +1,13 @@
 /* engine.c: see engine.h.
  *
+ * Runs are requested by name (sl_run_create) and accepted by the leader
+ * (accept_one_tx), which copies the installed definition's text into the
+ * run with its SHA-256; sl_engine_advance refuses a run whose text does
+ * not match that hash.  Each step's job gets an unguessable id, is signed
+ * when the engine has a key, and what was enqueued (kind, queue, args
+ * hash) is recorded with the step; a result whose job row differs does not
+ * count (mismatch_error).
+ *
  * sl_engine_advance is the heart: under a row lock on the run, it reads the
  * run and its steps (joined with the jobs' result rows), re-parses the
  * pipeline from the YAML stored with the run, settles steps whose job has
@@ -10,22 +18,26 @@
  * is then marked `enqueued`.  */
 #include "engine.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "args.h"
 #include "clock.h"
 #include "envelope.h"
 #include "gate.h"
 #include "jobid.h"
+#include "jobsig.h"
 #include "jsonval.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
 #include "queue.h"
 #include "workerreg.h"
+#include "sha256.h"
 
 /* A log value that may hold spaces (log.h: sl_log_quote). */
 #define LOGQ(s) sl_log_quote((char[600]){ 0 }, 600, (s))
@@ -49,7 +61,18 @@ struct sl_engine {
     sl_db *db;
     sl_redis *redis;
     served_entry served[SERVED_CACHE];   /* the registry's recent answers, per queue */
+    sl_pipeline *const *pipes;  /* borrowed: the installed pipelines runs are resolved against */
+    size_t npipes;
+    const sl_sign_key *signer;  /* borrowed, NULL: enqueue jobs unsigned */
 };
+
+/* Hex SHA-256 of a pipeline's text, as recorded on its runs. */
+static void source_hash(const char *text, size_t n, char hex[SL_SHA256_HEX])
+{
+    unsigned char d[SL_SHA256_LEN];
+    sl_sha256_digest(text, n, d);
+    sl_sha256_hex(d, hex);
+}
 
 /* Looks up a dotted path ("a.b") in a map. */
 static const msgpack_object *path_get(const msgpack_object *o, const char *path)
@@ -138,17 +161,73 @@ static int resolve_create(void *arg, const sl_ref *ref, msgpack_object *out, sl_
     }
 }
 
-/* Inside the caller's transaction: inserts the run and its steps and
- * notifies.  Returns 0, 1 when that cron fire time already has its run, or
- * -1 with err. */
-static int create_run_tx(sl_db *db, const sl_pipeline *p, char *const *vars, size_t nvars,
-                         const char *triggered_by, int64_t scheduled_for_ms,
-                         char run_id[SL_RUN_ID_MAX], sl_err *err)
+/* Inside the caller's transaction: makes run id a run of p, the installed
+ * definition: writes p's text, its hash, the variables (declared values
+ * with vars[0..nvars) "NAME=VALUE" overriding them) and the concurrency
+ * group, and inserts the steps.  The run row exists (status queued).
+ * Returns -1 with err; SL_EINVAL is the run's own fault (a bad variable). */
+/* The message a run's seal signs: its id, pipeline, source hash and vars
+ * (jsonb's canonical text), each length-prefixed. */
+static void seal_message(sl_buf *m, const char *id, const char *pipeline, const char *hash, const char *vars)
+{
+    const char *f[] = { "sluice-run-seal-v1", id, pipeline, hash, vars };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        size_t n = strlen(f[i]);
+        unsigned char len[4] = { (unsigned char)(n >> 24), (unsigned char)(n >> 16), (unsigned char)(n >> 8),
+                                 (unsigned char)n };
+        sl_buf_append(m, len, sizeof len);
+        sl_buf_append(m, f[i], n);
+    }
+}
+
+/* True if seal_hex (NULL: none) is key's seal of the run. */
+static bool seal_ok(const sl_sign_key *key, const char *seal_hex, const char *id, const char *pipeline,
+                    const char *hash, const char *vars)
+{
+    unsigned char sig[SL_SIGN_LEN];
+    if (seal_hex == NULL || strlen(seal_hex) != 2 * SL_SIGN_LEN)
+        return false;
+    for (size_t i = 0; i < SL_SIGN_LEN; i++) {
+        unsigned v;
+        if (sscanf(seal_hex + 2 * i, "%2x", &v) != 1)
+            return false;
+        sig[i] = (unsigned char)v;
+    }
+    sl_buf m = SL_BUF_INIT;
+    seal_message(&m, id, pipeline, hash, vars);
+    bool ok = sl_sign_verify(key, m.data, m.len, sig, sizeof sig);
+    sl_buf_free(&m);
+    return ok;
+}
+
+/* Inside the caller's transaction: seals accepted run id with key. */
+static int seal_run(sl_db *db, const sl_sign_key *key, const char *id, sl_err *err)
+{
+    const char *p1[] = { id };
+    PGresult *res = sl_db_exec(db, "read run", "SELECT pipeline, source_sha256, vars::text FROM sluice_runs"
+                               " WHERE id = $1", 1, p1, err);
+    if (res == NULL)
+        return -1;
+    sl_buf m = SL_BUF_INIT;
+    seal_message(&m, id, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2));
+    PQclear(res);
+    unsigned char sig[SL_SIGN_LEN];
+    int rc = sl_sign(key, m.data, m.len, sig, err);
+    sl_buf_free(&m);
+    if (rc < 0)
+        return -1;
+    char hex[2 * SL_SIGN_LEN + 1];
+    for (size_t i = 0; i < SL_SIGN_LEN; i++)
+        snprintf(hex + 2 * i, 3, "%02x", sig[i]);
+    const char *p[] = { id, hex };
+    return sl_db_run(db, "seal run", "UPDATE sluice_runs SET seal = $2 WHERE id = $1", 2, p, err);
+}
+
+static int accept_tx(sl_db *db, const sl_pipeline *p, const char *id, char *const *vars, size_t nvars,
+                     const char *triggered_by, const sl_sign_key *signer, sl_err *err)
 {
     sl_buf vj = SL_BUF_INIT, group = SL_BUF_INIT;
     int rc = -1;
-    char id[37];
-    sl_jobid_new(id);
     if (vars_json(p, vars, nvars, &vj, err) < 0)
         goto out;
     create_ctx cc = { .run_id = id, .triggered_by = triggered_by };
@@ -158,38 +237,29 @@ static int create_run_tx(sl_db *db, const sl_pipeline *p, char *const *vars, siz
         goto out;
     }
     sl_jsonval_free(&cc.vars);
-    char sched[32];
-    snprintf(sched, sizeof sched, "%" PRId64, scheduled_for_ms);
-    const char *rp[] = { id, p->name, sl_ydoc_name(p->doc), p->source, sl_buf_str(&vj), triggered_by,
-                         p->concurrency ? sl_buf_str(&group) : NULL,
-                         p->release_at_gates ? "true" : "false",
-                         scheduled_for_ms ? sched : NULL };
-    PGresult *res = sl_db_exec(db, "insert run",
-        "INSERT INTO sluice_runs (id, pipeline, source_name, source, vars, triggered_by, status,"
-        " concurrency_group, release_at_gates, scheduled_for)"
-        " VALUES ($1, $2, $3, $4, $5::jsonb, $6, 'queued', $7, $8::boolean,"
-        " to_timestamp($9::bigint / 1000.0))"
-        " ON CONFLICT (pipeline, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING", 9, rp, err);
-    if (res == NULL)
+    char hash[SL_SHA256_HEX];
+    source_hash(p->source, strlen(p->source), hash);
+    const char *rp[] = { id, sl_ydoc_name(p->doc), p->source, hash, sl_buf_str(&vj),
+                         p->concurrency ? sl_buf_str(&group) : NULL, p->release_at_gates ? "true" : "false" };
+    if (sl_db_run(db, "accept run", "UPDATE sluice_runs SET source_name = $2, source = $3, source_sha256 = $4,"
+                  " vars = $5::jsonb, concurrency_group = $6, release_at_gates = $7::boolean, seal = NULL"
+                  " WHERE id = $1", 7, rp, err) < 0 ||
+        (signer && seal_run(db, signer, id, err) < 0))
         goto out;
-    bool created = atoi(PQcmdTuples(res)) == 1;
-    PQclear(res);
-    if (!created) {
-        rc = 1;
-        goto out;
-    }
+    sl_buf ids = SL_BUF_INIT;   /* the step ids as a JSON array: one INSERT for all */
+    sl_buf_putc(&ids, '[');
     for (size_t i = 0; i < p->nsteps; i++) {
-        char pos[16];
-        snprintf(pos, sizeof pos, "%zu", i);
-        const char *sp[] = { id, p->steps[i].id, pos };
-        if (sl_db_run(db, "insert step", "INSERT INTO sluice_run_steps (run_id, step_id, position,"
-                      " status) VALUES ($1, $2, $3::integer, 'pending')", 3, sp, err) < 0)
-            goto out;
+        sl_buf_puts(&ids, i ? "," : "");
+        sl_json_put_string(&ids, p->steps[i].id, strlen(p->steps[i].id));
     }
-    const char *np[] = { id };
-    if (sl_db_run(db, "notify", "SELECT pg_notify('sluice_runs', $1)", 1, np, err) < 0)
+    sl_buf_putc(&ids, ']');
+    const char *sp[] = { id, sl_buf_str(&ids) };
+    int ir = sl_db_run(db, "insert steps", "INSERT INTO sluice_run_steps (run_id, step_id, position, status)"
+                       " SELECT $1, s.value, s.ord - 1, 'pending'"
+                       " FROM jsonb_array_elements_text($2::jsonb) WITH ORDINALITY AS s(value, ord)", 2, sp, err);
+    sl_buf_free(&ids);
+    if (ir < 0)
         goto out;
-    snprintf(run_id, SL_RUN_ID_MAX, "%s", id);
     rc = 0;
 out:
     sl_buf_free(&vj);
@@ -197,22 +267,79 @@ out:
     return rc;
 }
 
-int sl_run_create(sl_db *db, const sl_pipeline *p, char *const *vars, size_t nvars,
-                  const char *triggered_by, int64_t scheduled_for_ms, char run_id[SL_RUN_ID_MAX],
-                  sl_err *err)
+/* Inside the caller's transaction: a cron run of p, accepted at once.
+ * Returns 0, 1 when that fire time already has its run, or -1 with err. */
+static int create_cron_run_tx(sl_db *db, const sl_pipeline *p, int64_t scheduled_for_ms,
+                              const sl_sign_key *signer, char run_id[SL_RUN_ID_MAX], sl_err *err)
 {
-    if (sl_db_begin(db, err) < 0)
+    char id[37], sched[32];
+    sl_jobid_new(id);
+    snprintf(sched, sizeof sched, "%" PRId64, scheduled_for_ms);
+    const char *rp[] = { id, p->name, sched };
+    PGresult *res = sl_db_exec(db, "insert run",
+        "INSERT INTO sluice_runs (id, pipeline, triggered_by, status, scheduled_for)"
+        " VALUES ($1, $2, 'schedule', 'queued', to_timestamp($3::bigint / 1000.0))"
+        " ON CONFLICT (pipeline, scheduled_for) WHERE scheduled_for IS NOT NULL DO NOTHING", 3, rp, err);
+    if (res == NULL)
         return -1;
-    int rc = create_run_tx(db, p, vars, nvars, triggered_by, scheduled_for_ms, run_id, err);
-    if (rc != 0) {
-        sl_db_rollback(db);
-        return rc;
-    }
-    if (sl_db_commit(db, err) < 0) {
-        sl_db_rollback(db);
+    bool created = atoi(PQcmdTuples(res)) == 1;
+    PQclear(res);
+    if (!created)
+        return 1;
+    const char *np[] = { id };
+    if (accept_tx(db, p, id, NULL, 0, "schedule", signer, err) < 0 ||
+        sl_db_run(db, "notify", "SELECT pg_notify('sluice_runs', $1)", 1, np, err) < 0)
         return -1;
-    }
+    snprintf(run_id, SL_RUN_ID_MAX, "%s", id);
     return 0;
+}
+
+static bool name_ok(const char *s)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+    return n >= 1 && n <= 64 && s[n] == '\0';
+}
+
+int sl_run_create(sl_db *db, const char *pipeline, char *const *vars, size_t nvars,
+                  const char *triggered_by, char run_id[SL_RUN_ID_MAX], sl_err *err)
+{
+    if (!name_ok(pipeline))
+        return sl_err_set(err, SL_EINVAL, "'%.80s' is not a pipeline name (1-64 of A-Z a-z 0-9 _ -)",
+                          pipeline);
+    sl_buf vj = SL_BUF_INIT;
+    sl_buf_putc(&vj, '{');
+    for (size_t i = 0; i < nvars; i++) {
+        const char *eq = strchr(vars[i], '=');
+        if (eq == NULL || eq == vars[i]) {
+            sl_buf_free(&vj);
+            return sl_err_set(err, SL_EINVAL, "--var '%s': expected NAME=VALUE", vars[i]);
+        }
+        sl_buf_puts(&vj, i ? "," : "");
+        sl_json_put_string(&vj, vars[i], (size_t)(eq - vars[i]));
+        sl_buf_putc(&vj, ':');
+        sl_json_put_string(&vj, eq + 1, strlen(eq + 1));   /* jsonb keeps the last of a name */
+    }
+    sl_buf_putc(&vj, '}');
+    char id[37];
+    sl_jobid_new(id);
+    const char *rp[] = { id, pipeline, sl_buf_str(&vj), triggered_by };
+    /* A request only: no source, no steps.  The leading scheduler resolves
+     * the name against its installed pipelines (sl_engine_start_queued). */
+    int rc = -1;
+    if (sl_db_begin(db, err) < 0)
+        goto out;
+    if (sl_db_run(db, "request run", "INSERT INTO sluice_runs (id, pipeline, vars, triggered_by, status)"
+                  " VALUES ($1, $2, $3::jsonb, $4, 'queued')", 4, rp, err) < 0 ||
+        sl_db_run(db, "notify", "SELECT pg_notify('sluice_runs', $1)", 1, rp, err) < 0 ||
+        sl_db_commit(db, err) < 0) {
+        sl_db_rollback(db);
+        goto out;
+    }
+    snprintf(run_id, SL_RUN_ID_MAX, "%s", id);
+    rc = 0;
+out:
+    sl_buf_free(&vj);
+    return rc;
 }
 
 /* Inside a transaction: cancels every unfinished step of the run, closes
@@ -277,6 +404,115 @@ sl_engine *sl_engine_new(const sl_config *cfg, sl_db *db, sl_redis *redis)
 
 void sl_engine_free(sl_engine *e) { free(e); }
 
+void sl_engine_set_pipelines(sl_engine *e, sl_pipeline *const *pipelines, size_t n)
+{
+    e->pipes = pipelines;
+    e->npipes = n;
+}
+
+void sl_engine_set_signer(sl_engine *e, const sl_sign_key *key) { e->signer = key; }
+
+/* Fails a requested run that cannot be accepted, dropping whatever a
+ * client wrote beside the request (it is never parsed). */
+static int refuse_request(sl_engine *e, const char *id, const char *why, sl_err *err)
+{
+    const char *p[] = { id, why };
+    SL_WARN("run.refused", "run=%s error=%s", id, LOGQ(why));
+    return sl_db_run(e->db, "refuse run", "UPDATE sluice_runs SET status = 'failed', finished_at = now(),"
+                     " source = NULL, source_name = NULL, error = $2 WHERE id = $1", 2, p, err);
+}
+
+/* Accepts requested run id (inside the caller's transaction): resolves its
+ * pipeline name against the installed pipelines. */
+static int accept_one_tx(sl_engine *e, const char *id, sl_err *err)
+{
+    const char *p1[] = { id };
+    PGresult *res = sl_db_exec(e->db, "lock request", "SELECT pipeline, triggered_by,"
+                               " jsonb_typeof(vars) = 'object' FROM sluice_runs WHERE id = $1"
+                               " AND status = 'queued' AND source_sha256 IS NULL FOR UPDATE", 1, p1, err);
+    if (res == NULL)
+        return -1;
+    if (PQntuples(res) == 0) {   /* accepted or cancelled meanwhile */
+        PQclear(res);
+        return 0;
+    }
+    char *name = sl_xstrdup(PQgetvalue(res, 0, 0)), *by = sl_xstrdup(PQgetvalue(res, 0, 1));
+    bool vars_ok = PQgetvalue(res, 0, 2)[0] == 't';
+    PQclear(res);
+    const sl_pipeline *p = NULL;
+    for (size_t i = 0; i < e->npipes && p == NULL; i++)
+        p = strcmp(e->pipes[i]->name, name) == 0 ? e->pipes[i] : NULL;
+    char **vars = NULL;
+    int nvars = 0, rc = -1;
+    if (p == NULL) {
+        char *why = sl_xasprintf("no pipeline named '%s' is installed: the scheduler runs only the "
+                                 "pipelines in its own directory (scheduler.pipelines)", name);
+        rc = refuse_request(e, id, why, err);
+        free(why);
+        goto out;
+    }
+    if (!vars_ok) {
+        rc = refuse_request(e, id, "the run's variables are not a JSON object", err);
+        goto out;
+    }
+    res = sl_db_exec(e->db, "request vars", "SELECT v.key || '=' || v.value FROM sluice_runs r,"
+                     " jsonb_each_text(r.vars) v WHERE r.id = $1", 1, p1, err);
+    if (res == NULL)
+        goto out;
+    nvars = PQntuples(res);
+    vars = sl_xcalloc((size_t)nvars + 1, sizeof *vars);
+    for (int i = 0; i < nvars; i++)
+        vars[i] = sl_xstrdup(PQgetvalue(res, i, 0));
+    PQclear(res);
+    /* Anything a client inserted beside the request goes. */
+    if (sl_db_run(e->db, "drop steps", "WITH g AS (DELETE FROM sluice_gates WHERE run_id = $1)"
+                  " DELETE FROM sluice_run_steps WHERE run_id = $1", 1, p1, err) < 0)
+        goto out;
+    sl_err aerr;
+    if (sl_db_run(e->db, "savepoint", "SAVEPOINT accept", 0, NULL, err) < 0)
+        goto out;
+    if (accept_tx(e->db, p, id, vars, (size_t)nvars, by, e->signer, &aerr) < 0) {
+        if (aerr.code != SL_EINVAL) {
+            *err = aerr;
+            goto out;
+        }
+        if (sl_db_run(e->db, "rollback to", "ROLLBACK TO SAVEPOINT accept", 0, NULL, err) < 0)
+            goto out;
+        rc = refuse_request(e, id, aerr.msg, err);
+        goto out;
+    }
+    SL_INFO("run.accepted", "run=%s pipeline=%s", id, name);
+    rc = 0;
+out:
+    for (int i = 0; i < nvars; i++)
+        free(vars[i]);
+    free(vars);
+    free(name);
+    free(by);
+    return rc;
+}
+
+/* Accepts every requested run (sl_run_create) not yet accepted. */
+static int accept_requested(sl_engine *e, sl_err *err)
+{
+    PGresult *res = sl_db_exec(e->db, "requested runs", "SELECT id FROM sluice_runs WHERE status = 'queued'"
+                               " AND source_sha256 IS NULL ORDER BY created_at, id", 0, NULL, err);
+    if (res == NULL)
+        return -1;
+    int ret = 0;
+    if (PQntuples(res) > 0) {   /* one transaction for all of them */
+        bool ok = sl_db_begin(e->db, err) == 0;
+        for (int r = 0; ok && r < PQntuples(res); r++)
+            ok = accept_one_tx(e, PQgetvalue(res, r, 0), err) == 0;
+        if (!ok || sl_db_commit(e->db, err) < 0) {
+            sl_db_rollback(e->db);
+            ret = -1;
+        }
+    }
+    PQclear(res);
+    return ret;
+}
+
 typedef struct step_state {
     char status[16];
     char *job_id;        /* owned */
@@ -286,6 +522,10 @@ typedef struct step_state {
     char *job_status;    /* owned: sluice_jobs.status, NULL if no row */
     char *job_outputs;
     char *job_error;
+    char *want;          /* owned: what the scheduler enqueued, "kind\nqueue\nargs sha256";
+                            NULL for steps queued before this was recorded */
+    char *got;           /* owned: the same of the recorded job, NULL without a row */
+    char *enq_kind, *enq_queue, *enq_args;  /* owned: set when the step is queued now */
     bool changed;        /* needs an UPDATE */
     sl_jsonval out;          /* outputs parsed, lazily */
     bool out_loaded;
@@ -293,6 +533,7 @@ typedef struct step_state {
 
 typedef struct run_ctx {
     const char *run_id;
+    const sl_sign_key *signer;   /* borrowed, NULL: jobs unsigned */
     char *triggered_by;
     sl_jsonval vars;
     sl_pipeline *p;
@@ -346,6 +587,26 @@ static int resolve_run(void *arg, const sl_ref *ref, msgpack_object *out, sl_err
     return sl_err_set(err, SL_EINVAL, "${{ %s }}: unknown reference", ref->text);
 }
 
+/* Why step s's recorded job is not the one the scheduler enqueued. */
+static char *mismatch_error(const step_state *s)
+{
+    char want[3][128] = { "", "", "" }, got[3][128] = { "", "", "" };
+    for (int k = 0, pos = 0; s->want && k < 3; k++) {
+        size_t n = strcspn(s->want + pos, "\n");
+        snprintf(want[k], sizeof want[k], "%.*s", (int)n, s->want + pos);
+        pos += (int)n + (s->want[pos + (int)n] == '\n');
+    }
+    for (int k = 0, pos = 0; s->got && k < 3; k++) {
+        size_t n = strcspn(s->got + pos, "\n");
+        snprintf(got[k], sizeof got[k], "%.*s", (int)n, s->got + pos);
+        pos += (int)n + (s->got[pos + (int)n] == '\n');
+    }
+    return sl_xasprintf("job %s was recorded by a different job (kind '%s', queue '%s'%s) than the "
+                        "scheduler enqueued (kind '%s', queue '%s'): its result does not count",
+                        s->job_id, got[0], got[1], strcmp(got[0], want[0]) == 0 &&
+                        strcmp(got[1], want[1]) == 0 ? ", other args" : "", want[0], want[1]);
+}
+
 static bool finished(const char *status)
 {
     return strcmp(status, "succeeded") == 0 || strcmp(status, "failed") == 0 ||
@@ -371,9 +632,35 @@ static char *dupv(const PGresult *res, int row, int col)
 /* Builds the envelope of step i and stores its bytes for the later XADD. */
 typedef struct pending_job {
     sl_job job;
+    char *args_json;     /* owned: the args as rendered, for the step's record */
 } pending_job;
 
-static int make_job(run_ctx *rc, size_t i, pending_job *pj, sl_err *err)
+/* A step job's id: RUN.STEP.1.RANDOM.  The random part (96 bits) makes it
+ * unguessable, so that nobody can record a result under it before the
+ * scheduler enqueues it (a result still counts only if the recorded job
+ * matches, see settle_step). */
+static char *new_job_id(const char *run_id, const char *step)
+{
+    unsigned char rnd[12];
+    size_t got = 0;
+    while (got < sizeof rnd) {
+        ssize_t r = getrandom(rnd + got, sizeof rnd - got, 0);
+        if (r < 0) {
+            SL_ERROR("getrandom_failed", "errno=%s", strerror(errno));
+            abort();   /* no randomness: no unguessable ids (as lib/jobid.c) */
+        }
+        got += (size_t)r;
+    }
+    char hex[2 * sizeof rnd + 1];
+    for (size_t k = 0; k < sizeof rnd; k++)
+        snprintf(hex + 2 * k, 3, "%02x", rnd[k]);
+    return sl_xasprintf("%s.%s.1.%s", run_id, step, hex);
+}
+
+/* Builds the envelope of step i (signed when the engine has a key) and
+ * keeps it for the XADD after the commit.  id: the step's recorded job id
+ * (re-enqueueing after a crash), NULL for a new one. */
+static int make_job(run_ctx *rc, size_t i, const char *id, pending_job *pj, sl_err *err)
 {
     const sl_pstep *s = &rc->p->steps[i];
     sl_buf args = SL_BUF_INIT;
@@ -390,8 +677,8 @@ static int make_job(run_ctx *rc, size_t i, pending_job *pj, sl_err *err)
         msgpack_sbuffer_destroy(&sb);
         goto out;
     }
-    memset(&pj->job, 0, sizeof pj->job);
-    pj->job.id = sl_xasprintf("%s.%s.1", rc->run_id, s->id);
+    memset(pj, 0, sizeof *pj);
+    pj->job.id = id ? sl_xstrdup(id) : new_job_id(rc->run_id, s->id);
     pj->job.kind = sl_xstrdup(s->kind);
     pj->job.queue = sl_xstrdup(s->queue);
     pj->job.args = sl_xmalloc(sb.size);
@@ -409,16 +696,23 @@ static int make_job(run_ctx *rc, size_t i, pending_job *pj, sl_err *err)
     pj->job.step = sl_xstrdup(s->id);
     pj->job.enqueued_at = sl_now_ms();
     msgpack_sbuffer_destroy(&sb);
+    if (rc->signer && sl_jobsig_sign(rc->signer, &pj->job, err) < 0) {
+        sl_job_clear(&pj->job);
+        goto out;
+    }
     /* Encode it now, inside the run's transaction: a job the envelope
      * refuses (args rendered deeper than it carries, say) fails its step
      * here, instead of staying queued while every pass retries the XADD. */
     msgpack_sbuffer_init(&sb);
-    ret = sl_envelope_encode(&pj->job, &sb, err);
+    int encoded = sl_envelope_encode(&pj->job, &sb, err);
     msgpack_sbuffer_destroy(&sb);
-    if (ret < 0) {
+    if (encoded < 0) {
         sl_err_wrap(err, "the job cannot be enqueued");
         sl_job_clear(&pj->job);
+        goto out;
     }
+    pj->args_json = sl_buf_detach(&args);
+    ret = 0;
 out:
     sl_buf_free(&args);
     return ret;
@@ -591,6 +885,11 @@ static void run_ctx_free(run_ctx *rc)
             free(s->job_status);
             free(s->job_outputs);
             free(s->job_error);
+            free(s->want);
+            free(s->got);
+            free(s->enq_kind);
+            free(s->enq_queue);
+            free(s->enq_args);
             if (s->out_loaded)
                 sl_jsonval_free(&s->out);
         }
@@ -658,7 +957,8 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
     if (sl_db_begin(e->db, err) < 0)
         goto out;
     PGresult *res = sl_db_exec(e->db, "lock run", "SELECT status, source_name, source, vars::text,"
-                               " triggered_by FROM sluice_runs WHERE id = $1 FOR UPDATE", 1, p1, err);
+                               " triggered_by, source_sha256, pipeline, seal FROM sluice_runs WHERE id = $1"
+                               " FOR UPDATE", 1, p1, err);
     if (res == NULL)
         goto rollback;
     if (PQntuples(res) == 0 || strcmp(PQgetvalue(res, 0, 0), "running") != 0) {
@@ -666,6 +966,26 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
         ret = sl_db_commit(e->db, err);
         goto out;
     }
+    char hash[SL_SHA256_HEX];
+    source_hash(PQgetvalue(res, 0, 2), (size_t)PQgetlength(res, 0, 2), hash);
+    const char *not_accepted = NULL;
+    if (PQgetisnull(res, 0, 2) || PQgetisnull(res, 0, 5) || strcmp(hash, PQgetvalue(res, 0, 5)) != 0)
+        not_accepted = "the run's pipeline text is not the one the scheduler accepted (no source, or its "
+                       "SHA-256 differs from source_sha256): not run";
+    else if (e->signer && !seal_ok(e->signer, sl_db_value(res, 0, 7), run_id, PQgetvalue(res, 0, 6),
+                                   PQgetvalue(res, 0, 5), PQgetvalue(res, 0, 3)))
+        not_accepted = "the run was not accepted by this scheduler (its seal does not verify with "
+                       "scheduler.signing_key_file): not run";
+    if (not_accepted) {
+        PQclear(res);
+        SL_WARN("run.not_accepted", "run=%s error=%s", run_id, LOGQ(not_accepted));
+        if (fail_run_now(e, run_id, not_accepted, err) < 0)
+            goto rollback;
+        ended = true;
+        ret = sl_db_commit(e->db, err);
+        goto out;
+    }
+    rc.signer = e->signer;
     sl_yerrors perr = SL_YERRORS_INIT;
     rc.p = sl_pipeline_parse(PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
                              (size_t)PQgetlength(res, 0, 2), &e->cfg->sched, &perr);
@@ -689,7 +1009,10 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
     for (size_t i = 0; i < n; i++)
         snprintf(rc.st[i].status, sizeof rc.st[i].status, "pending");
     res = sl_db_exec(e->db, "read steps", "SELECT s.step_id, s.status, s.job_id, s.enqueued,"
-                     " s.outputs::text, s.error, j.status, j.outputs::text, j.error"
+                     " s.outputs::text, s.error, j.status, j.outputs::text, j.error,"
+                     " s.job_kind || E'\\n' || s.job_queue || E'\\n' || s.job_args_sha256,"
+                     " j.kind || E'\\n' || j.queue || E'\\n'"
+                     "  || encode(sha256(convert_to(j.args::text, 'UTF8')), 'hex')"
                      " FROM sluice_run_steps s LEFT JOIN sluice_jobs j ON j.id = s.job_id"
                      " WHERE s.run_id = $1", 1, p1, err);
     if (res == NULL)
@@ -707,6 +1030,8 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
         s->job_status = dupv(res, r, 6);
         s->job_outputs = dupv(res, r, 7);
         s->job_error = dupv(res, r, 8);
+        s->want = dupv(res, r, 9);
+        s->got = dupv(res, r, 10);
     }
     PQclear(res);
 
@@ -715,7 +1040,11 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
         step_state *s = &rc.st[i];
         if (strcmp(s->status, "queued") != 0 || s->job_status == NULL)
             continue;
-        if (strcmp(s->job_status, "succeeded") == 0) {
+        if (s->want && (s->got == NULL || strcmp(s->want, s->got) != 0)) {
+            char *why = mismatch_error(s);
+            set_status(s, "failed", why);
+            free(why);
+        } else if (strcmp(s->job_status, "succeeded") == 0) {
             set_status(s, "succeeded", NULL);
             free(s->outputs);
             s->outputs = sl_xstrdup(s->job_outputs ? s->job_outputs : "{}");
@@ -738,7 +1067,7 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
         step_state *s = &rc.st[i];
         if (strcmp(s->status, "queued") == 0 && !s->enqueued && s->job_status == NULL) {
             sl_err je;
-            if (make_job(&rc, i, &jobs[njobs], &je) == 0) {
+            if (make_job(&rc, i, s->job_id, &jobs[njobs], &je) == 0) {
                 verify[njobs++] = true;
             } else {
                 set_status(s, "failed", je.msg);   /* never retried pass after pass */
@@ -789,13 +1118,16 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
                 continue;
             }
             sl_err je;
-            if (make_job(&rc, i, &jobs[njobs], &je) < 0) {
+            if (make_job(&rc, i, NULL, &jobs[njobs], &je) < 0) {
                 set_status(s, "failed", je.msg);
                 any_failed = true;
                 continue;
             }
             free(s->job_id);
             s->job_id = sl_xstrdup(jobs[njobs].job.id);
+            s->enq_kind = sl_xstrdup(jobs[njobs].job.kind);
+            s->enq_queue = sl_xstrdup(jobs[njobs].job.queue);
+            s->enq_args = sl_xstrdup(jobs[njobs].args_json);
             verify[njobs++] = false;
             set_status(s, "queued", NULL);
         }
@@ -806,13 +1138,19 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
         step_state *s = &rc.st[i];
         if (!s->changed)
             continue;
-        const char *p[] = { run_id, rc.p->steps[i].id, s->status, s->job_id, s->outputs, s->error };
+        const char *p[] = { run_id, rc.p->steps[i].id, s->status, s->job_id, s->outputs, s->error,
+                            s->enq_kind, s->enq_queue, s->enq_args };
+        /* What was enqueued is recorded with the step; the args hash is
+         * taken over jsonb's canonical text, as settle compares it. */
         if (sl_db_run(e->db, "update step", "UPDATE sluice_run_steps SET status = $3, job_id = $4,"
                       " outputs = $5::jsonb, error = $6,"
                       " queued_at = CASE WHEN $3 = 'queued' THEN now() ELSE queued_at END,"
                       " finished_at = CASE WHEN $3 IN ('succeeded', 'failed', 'skipped', 'cancelled')"
-                      " THEN now() ELSE finished_at END WHERE run_id = $1 AND step_id = $2",
-                      6, p, err) < 0)
+                      " THEN now() ELSE finished_at END,"
+                      " job_kind = coalesce($7, job_kind), job_queue = coalesce($8, job_queue),"
+                      " job_args_sha256 = coalesce(encode(sha256(convert_to($9::jsonb::text, 'UTF8')), 'hex'),"
+                      "  job_args_sha256)"
+                      " WHERE run_id = $1 AND step_id = $2", 9, p, err) < 0)
             goto rollback;
         SL_INFO("step.status", "run=%s step=%s status=%s", run_id, rc.p->steps[i].id, s->status);
     }
@@ -867,8 +1205,10 @@ rollback:
     sl_db_rollback(e->db);
     ret = -1;
 out:
-    for (size_t j = 0; jobs && j < (rc.p ? rc.p->nsteps : 0); j++)
+    for (size_t j = 0; jobs && j < (rc.p ? rc.p->nsteps : 0); j++) {
         sl_job_clear(&jobs[j].job);
+        free(jobs[j].args_json);
+    }
     free(jobs);
     free(verify);
     run_ctx_free(&rc);
@@ -877,8 +1217,10 @@ out:
 
 int sl_engine_start_queued(sl_engine *e, sl_err *err)
 {
+    if (accept_requested(e, err) < 0)
+        return -1;
     PGresult *res = sl_db_exec(e->db, "queued runs", "SELECT id FROM sluice_runs WHERE status = 'queued'"
-                               " ORDER BY created_at, id", 0, NULL, err);
+                               " AND source_sha256 IS NOT NULL ORDER BY created_at, id", 0, NULL, err);
     if (res == NULL)
         return -1;
     int ret = 0;
@@ -967,7 +1309,7 @@ int sl_engine_fire_cron(sl_engine *e, sl_pipeline *const *pipelines, size_t n, i
         /* One transaction: the schedule moves on and the run exists, or
          * neither; the unique (pipeline, scheduled_for) index makes a
          * second scheduler's attempt at the same fire time a no-op. */
-        int rc = create_run_tx(e->db, p, NULL, 0, "schedule", latest, run_id, err);
+        int rc = create_cron_run_tx(e->db, p, latest, e->signer, run_id, err);
         if (rc < 0 ||
             sl_db_run(e->db, "advance schedule", "UPDATE sluice_schedules SET last_fire ="
                       " to_timestamp($2::bigint / 1000.0) WHERE pipeline = $1", 2, up, err) < 0 ||

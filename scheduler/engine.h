@@ -14,8 +14,15 @@
  *   - a step whose job fails (after the worker's retries) or whose gate is
  *     rejected is `failed`, which fails the run: every step not finished
  *     becomes `cancelled` (queued jobs get a cancellation request);
- *   - enqueueing is idempotent: the job id is RUN.STEP.ATTEMPT, the step
- *     is marked queued in one transaction and `enqueued` after the XADD;
+ *   - a run is requested by pipeline name; the leader accepts it by
+ *     resolving the name against the pipelines it loaded itself
+ *     (sl_engine_set_pipelines), copying that text and its SHA-256 into the
+ *     run; nothing a client wrote is ever parsed, and a run whose text no
+ *     longer matches its hash fails;
+ *   - enqueueing is idempotent: the job id is RUN.STEP.1.RANDOM (the
+ *     random part makes it unguessable), recorded with the step in one
+ *     transaction together with what is enqueued (kind, queue, SHA-256 of
+ *     the args), and `enqueued` is set after the XADD;
  *     a step found queued but not known to be enqueued (the scheduler died
  *     in between) is enqueued again only if neither its queue's stream nor
  *     sluice_jobs holds that job id;
@@ -26,8 +33,14 @@
  *   - a job enqueued to a queue that no live worker pool reads (the worker
  *     registry, lib/workerreg.h) is logged as step.queue_unserved.
  *
+ *   - a step's result counts only if the recorded job (sluice_jobs) has the
+ *     kind, queue and args the scheduler enqueued; otherwise the step fails;
+ *   - with a signing key (sl_engine_set_signer) every step's envelope
+ *     carries the scheduler's Ed25519 signature (lib/jobsig.h), which
+ *     workers require for protected jobs (worker/protect.h).
+ *
  * The engine is used only by the leading scheduler (advisory lock), except
- * sl_run_create and sl_run_cancel, which the CLI calls. */
+ * sl_run_create and sl_run_cancel, which the CLI and the API call. */
 #ifndef SL_ENGINE_H
 #define SL_ENGINE_H
 
@@ -40,18 +53,19 @@
 #include "err.h"
 #include "pipeline.h"
 #include "redis.h"
+#include "sign.h"
 
 #define SL_RUN_ID_MAX 40
 
-/* Creates a run of p (status queued, every step pending) and notifies the
- * scheduler.  vars[0..nvars) are "NAME=VALUE" overrides of declared
- * variables (values are strings).  scheduled_for_ms is the cron fire time
- * (0 for none): a second run for the same pipeline and fire time is not
- * created, and the call returns 1 instead of 0.  run_id receives the new
- * run's id.  Returns -1 with err (SL_EINVAL for an undeclared variable). */
-int sl_run_create(sl_db *db, const sl_pipeline *p, char *const *vars, size_t nvars,
-                  const char *triggered_by, int64_t scheduled_for_ms, char run_id[SL_RUN_ID_MAX],
-                  sl_err *err);
+/* Requests a run of the installed pipeline called `pipeline` and notifies
+ * the scheduler: the run is `queued` with no source and no steps until the
+ * leader accepts it (or fails it: no such pipeline installed, an undeclared
+ * variable).  vars[0..nvars) are "NAME=VALUE" overrides of declared
+ * variables (values are strings; the last of a name wins).  triggered_by
+ * is the (authenticated) principal.  run_id receives the new run's id.
+ * Returns -1 with err (SL_EINVAL for a malformed name or variable). */
+int sl_run_create(sl_db *db, const char *pipeline, char *const *vars, size_t nvars,
+                  const char *triggered_by, char run_id[SL_RUN_ID_MAX], sl_err *err);
 
 /* Cancels a queued or running run: it becomes `cancelled`, its unfinished
  * steps too, open gates are closed and queued jobs get a cancellation
@@ -66,10 +80,18 @@ typedef struct sl_engine sl_engine;
 sl_engine *sl_engine_new(const sl_config *cfg, sl_db *db, sl_redis *redis);
 void sl_engine_free(sl_engine *e);
 
+/* The installed pipelines (borrowed; the caller keeps them alive and calls
+ * this again after reloading) that requested runs are resolved against. */
+void sl_engine_set_pipelines(sl_engine *e, sl_pipeline *const *pipelines, size_t n);
+
+/* The key (borrowed) that signs every step's envelope; NULL: unsigned. */
+void sl_engine_set_signer(sl_engine *e, const sl_sign_key *key);
+
 /* Moves run_id forward as far as it can go now (see above). */
 int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err);
 
-/* Starts queued runs whose concurrency group is free. */
+/* Accepts requested runs (see sl_run_create), then starts queued runs
+ * whose concurrency group is free. */
 int sl_engine_start_queued(sl_engine *e, sl_err *err);
 
 /* Starts queued runs and advances every running one: the pass a new leader

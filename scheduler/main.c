@@ -11,7 +11,10 @@
  * Losing the PostgreSQL connection loses the lock: the loop drops every
  * connection and goes back to standby.  TERM/INT stop it (the handler only
  * sets a flag and writes to a self-pipe that wakes the wait); HUP reloads
- * the pipeline directory (new schedules; runs keep their own copy). */
+ * the pipeline directory (new schedules and definitions for new runs; runs
+ * keep their own copy).  Requested runs are resolved against the loaded
+ * pipelines only; scheduler.signing_key_file, when set, signs every step's
+ * job (the key is loaded once, at start-up). */
 #include "config.h"
 #include "db.h"
 #include "engine.h"
@@ -21,6 +24,7 @@
 #include "mem.h"
 #include "pipeline.h"
 #include "clock.h"
+#include "sign.h"
 #include "store.h"
 
 #include <errno.h>
@@ -176,7 +180,7 @@ static int64_t apply_retention(const sl_config *cfg, sl_db *db)
 }
 
 /* One term as leader; returns when the connection breaks or a stop is asked. */
-static void lead(const sl_config *cfg, sl_db *db, pipeset *ps)
+static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key *signer)
 {
     sl_err err;
     sl_redis *redis = NULL;
@@ -205,6 +209,8 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps)
                 continue;
             }
             engine = sl_engine_new(cfg, db, redis);
+            sl_engine_set_pipelines(engine, ps->list, ps->n);
+            sl_engine_set_signer(engine, signer);
             if (sl_engine_reconcile(engine, &err) < 0)
                 SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
             last_reconcile = sl_monotonic_ms();
@@ -212,6 +218,7 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps)
         if (reload_requested) {
             reload_requested = 0;
             load_pipelines(cfg, ps);
+            sl_engine_set_pipelines(engine, ps->list, ps->n);
         }
         int64_t now = sl_monotonic_ms();
         if (now - last_tick >= TICK_MS) {
@@ -344,6 +351,21 @@ int main(int argc, char **argv)
         sl_config_free(cfg);
         return EXIT_CONFIG;
     }
+    sl_sign_key *signer = NULL;
+    if (cfg->sched.signing_key_file) {
+        if ((signer = sl_sign_load_private(cfg->sched.signing_key_file, &err)) == NULL) {
+            SL_ERROR("config.invalid", "key=scheduler.signing_key_file error=%s", LOGQ(err.msg));
+            sl_pipelines_free(ps.list, ps.n);
+            sl_config_free(cfg);
+            return EXIT_CONFIG;
+        }
+        char kid[SL_SIGN_ID_HEX];
+        sl_sign_key_id(signer, kid);
+        SL_INFO("signing_key.loaded", "key_id=%s", kid);
+    } else {
+        SL_WARN("signing_key.none", "message=%s", LOGQ("no scheduler.signing_key_file: jobs are "
+                "enqueued unsigned and workers refuse protected ones"));
+    }
 
     /* Gate timeouts are audit rows: signed with the scheduler's own key. */
     sl_sign_key *audit_key = NULL;
@@ -404,7 +426,7 @@ int main(int argc, char **argv)
         if (leading && !stop_requested) {
             SL_INFO("leader.acquired", "");
             said_standby = false;
-            lead(cfg, db, &ps);
+            lead(cfg, db, &ps, signer);
             SL_INFO("leader.released", "");
         }
         sl_db_free(db);
@@ -412,6 +434,7 @@ int main(int argc, char **argv)
     SL_INFO("scheduler.stopped", "");
     sl_sign_key_free(audit_key);
     sl_pipelines_free(ps.list, ps.n);
+    sl_sign_key_free(signer);
     sl_config_free(cfg);
     close(wake_fd[0]);
     close(wake_fd[1]);

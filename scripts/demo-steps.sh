@@ -329,9 +329,9 @@ demo_pipeline() {
     scheduler_start --pipelines "$DEMO_ROOT/pipelines"
 
     step "Start a run of pipeline 'demo' as carol and follow it until it waits at its approval gate"
-    printf '    %s$ %s%s\n' "$DIM" "$(shell_words "$SLUICE" run demo --as carol --wait --pipelines "$DEMO_ROOT/pipelines")" "$OFF"
+    printf '    %s$ %s%s\n' "$DIM" "$(shell_words "$SLUICE" run demo --as carol --wait)" "$OFF"
     rc=0
-    "$SLUICE" run demo --as carol --wait --pipelines "$DEMO_ROOT/pipelines" >"$SLUICE_STATE_DIR/run.out" || rc=$?
+    "$SLUICE" run demo --as carol --wait >"$SLUICE_STATE_DIR/run.out" || rc=$?
     sed 's/^/    /' "$SLUICE_STATE_DIR/run.out"
     run=$(head -n 1 "$SLUICE_STATE_DIR/run.out")
     [[ $rc == 3 ]] || bad "sluice run --wait exited $rc, expected 3 (waiting at a gate)"

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_jobs.h"
 
 static char dir[64];
 
@@ -418,4 +419,32 @@ Test(config, queue_timeouts)
     load_bad("queues:\n  \"bad{name}\":\n    timeout: 1h\n", 2, 3, "invalid queue name 'bad{name}'");
     load_bad("queues:\n  deploys:\n    timeout: 60\n", 3, 14, "queues.deploys.timeout");
     load_bad("queues:\n  deploys: 1h\n", 2, 12, "queues.deploys");
+}
+
+Test(config, protected_kinds_targets_and_keys)
+{
+    sl_config *cfg = load_ok("worker:\n  protected_kinds: [provision, deploy]\n"
+                             "  scheduler_public_keys: [/k/a.pub, /k/b.pub]\n"
+                             "scheduler:\n  signing_key_file: /k/scheduler.key\n"
+                             "deploy:\n  targets:\n    prod:\n      type: command\n      command: [/bin/true]\n"
+                             "      protected: true\n    dev:\n      type: webhook\n"
+                             "      url: https://x.example/hook\n");
+    cr_assert_eq(cfg->worker.nprotected_kinds, 2);
+    cr_assert_str_eq(cfg->worker.protected_kinds[1], "deploy");
+    cr_assert_eq(cfg->worker.nscheduler_public_keys, 2);
+    cr_assert_str_eq(cfg->worker.scheduler_public_keys[0], "/k/a.pub");
+    cr_assert_str_eq(cfg->sched.signing_key_file, "/k/scheduler.key");
+    cr_assert(sl_config_deploy_target(cfg->jobs, "prod")->protected);
+    cr_assert(!sl_config_deploy_target(cfg->jobs, "dev")->protected, "protection is opt-in");
+    sl_config_free(cfg);
+    cfg = load_ok("worker:\n  batch: 2\n");
+    cr_assert_eq(cfg->worker.nprotected_kinds, 0);
+    cr_assert_null(cfg->sched.signing_key_file);
+    sl_config_free(cfg);
+    load_bad("worker:\n  protected_kinds: [Deploy]\n", 2, 21, "'worker.protected_kinds[0]' is not a valid kind name");
+    load_bad("worker:\n  protected_kinds: [a, a]\n", 2, 24, "'a' is listed twice");
+    load_bad("worker:\n  scheduler_public_keys: [\"\"]\n", 2, 27, "'worker.scheduler_public_keys[0]' must not be empty");
+    load_bad("scheduler:\n  signing_key_file: \"\"\n", 2, 21, "'scheduler.signing_key_file' must not be empty");
+    load_bad("deploy:\n  targets:\n    p:\n      type: command\n      command: [/bin/true]\n      protected: yes-ish\n",
+             6, 18, "deploy.targets.p.protected");
 }

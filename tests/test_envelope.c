@@ -1095,3 +1095,44 @@ Test(envelope, empty_strings_decode_without_undefined_behaviour)
     sl_job_clear(&job);
     msgpack_sbuffer_destroy(&sb);
 }
+
+Test(envelope, sig_is_64_bytes_of_bin_and_round_trips)
+{
+    char sig[65];
+    for (int i = 0; i < 64; i++)
+        sig[i] = (char)('A' + i % 26);
+    sig[64] = '\0';
+    kv ok[] = { { "sig", 'b', 0, sig } };
+    msgpack_sbuffer sb;
+    build(&sb, NULL, ok, 1);
+    sl_job job;
+    decode_ok(sb.data, sb.size, &job);
+    msgpack_sbuffer_destroy(&sb);
+    cr_assert_eq(job.sig_len, 64);
+    cr_assert_eq(memcmp(job.sig, sig, 64), 0);
+    /* the worker's retry and `dead retry` re-encode the job: sig travels */
+    msgpack_sbuffer out;
+    msgpack_sbuffer_init(&out);
+    sl_err err;
+    job.attempt = 2;
+    cr_assert_eq(sl_envelope_encode(&job, &out, &err), 0, "%s", err.msg);
+    sl_job again;
+    decode_ok(out.data, out.size, &again);
+    cr_assert_eq(again.sig_len, 64);
+    cr_assert_eq(memcmp(again.sig, sig, 64), 0);
+    cr_assert_eq(again.attempt, 2);
+    msgpack_sbuffer_destroy(&out);
+    sl_job_clear(&again);
+    sl_job_clear(&job);
+
+    kv as_str[] = { KV_STR("sig", sig) };
+    build_fails(NULL, as_str, 1, "field 'sig': expected bin, got str", NULL);
+    kv short_sig[] = { { "sig", 'b', 0, "twelve bytes" } };
+    build_fails(NULL, short_sig, 1, "field 'sig': expected 64 bytes, got 12", NULL);
+    kv nil_sig[] = { KV_OF("sig", 'n') };
+    build(&sb, NULL, nil_sig, 1);
+    decode_ok(sb.data, sb.size, &job);
+    cr_assert_null(job.sig, "nil means absent");
+    sl_job_clear(&job);
+    msgpack_sbuffer_destroy(&sb);
+}

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "db.h"
 #include "engine.h"
+#include "envelope.h"
 #include "gate.h"
 #include "mem.h"
 #include "pipeline.h"
@@ -146,7 +147,7 @@ static th_result cli(const char *first, ...)
 
 static char *start_run(const char *name, const char *as, const char *var)
 {
-    const char *argv[] = { SLUICE_BIN, "run", name, "--as", as, "--pipelines", dir, "--config", config,
+    const char *argv[] = { SLUICE_BIN, "run", name, "--as", as, "--config", config,
                            var ? "--var" : NULL, var, NULL };
     th_result r = th_run(argv, NULL);
     cr_assert_eq(r.status, 0, "sluice run %s: %s", name, r.err);
@@ -222,6 +223,12 @@ static void wait_gate(const char *run, const char *gate)
     cr_assert(th_wait(gate_open, p, 20000), "gate %s of run %s did not open", gate, run);
 }
 
+static bool pg_count_is_one(void *arg)
+{
+    const char **sql = arg;
+    return th_pg_number(sql[0], 0, NULL) == 1;
+}
+
 static bool log_has(void *arg)
 {
     const char **a = arg;
@@ -283,8 +290,9 @@ Test(sched, dag_fan_out_fan_in_if_and_templates)
     const char *jp[] = { jid };
     char *args = query_text("SELECT args::text FROM sluice_jobs WHERE id = $1", 1, jp);
     cr_assert_str_eq(args, "{\"text\": \"shop-alice\", \"slept\": 20}");
-    char *want_id = sl_xasprintf("%s.d.1", run);
-    cr_assert_str_eq(jid, want_id, "job ids derive from (run, step, attempt)");
+    char *want_id = sl_xasprintf("%s.d.1.", run);
+    cr_assert(strncmp(jid, want_id, strlen(want_id)) == 0 && strlen(jid) == strlen(want_id) + 24,
+              "job ids are RUN.STEP.1.RANDOM: %s", jid);
     /* sluice status shows the steps */
     th_result r = cli("status", run, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
@@ -321,7 +329,7 @@ Test(sched, failing_step_fails_the_run)
               strcmp(uerr, "cancelled") == 0, "%s", uerr);
     /* --wait reports the outcome in the exit code */
     char *run2 = NULL;
-    const char *argv[] = { SLUICE_BIN, "run", name, "--wait", "--pipelines", dir, "--config", config, NULL };
+    const char *argv[] = { SLUICE_BIN, "run", name, "--wait", "--config", config, NULL };
     th_result r = th_run(argv, NULL);
     cr_assert_eq(r.status, 1, "run --wait of a failing pipeline: %d\n%s%s", r.status, r.out, r.err);
     cr_assert(strstr(r.out, "failed"), "%s", r.out);
@@ -347,7 +355,7 @@ Test(sched, a_step_is_retried_as_its_retry_says)
     start_scheduler(0);
     char *run = start_run(name, "alice", NULL);
     wait_run(run, "failed", 30000);
-    char *jid = sl_xasprintf("%s.flaky.1", run);
+    char *jid = step_field(run, "flaky", "job_id");
     const char *p[] = { jid };
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'dead'"
                               " AND attempts = 3 AND max_attempts = 3", 1, p), 1);
@@ -445,7 +453,7 @@ Test(sched, reject_fails_the_run)
     start_pool();
     start_scheduler(0);
     /* run --wait follows the run to its gate and says so with exit status 3 */
-    const char *argv[] = { SLUICE_BIN, "run", name, "--as", "dave", "--wait", "--pipelines", dir,
+    const char *argv[] = { SLUICE_BIN, "run", name, "--as", "dave", "--wait",
                            "--config", config, NULL };
     th_result w = th_run(argv, NULL);
     cr_assert_eq(w.status, 3, "run --wait: %d\n%s%s", w.status, w.out, w.err);
@@ -732,7 +740,13 @@ Test(sched, sigkill_the_scheduler_at_random)
         sl_sleep_ms(20);
     }
     sl_db_free(db);
-    cr_assert(all_runs_done(pp), "runs still active after 60 s and %d kills", kills);
+    if (!all_runs_done(pp)) {
+        char *active = query_text("SELECT string_agg(r.id || ' ' || r.status || ' [' || coalesce((SELECT"
+                                  " string_agg(step_id || '=' || status, ' ' ORDER BY position) FROM sluice_run_steps"
+                                  " WHERE run_id = r.id), '') || ']', E'\n') FROM sluice_runs r WHERE r.pipeline = $1"
+                                  " AND r.status IN ('queued', 'running')", 1, pp);
+        cr_assert_fail("runs still active after 60 s and %d kills:\n%s", kills, active ? active : "");
+    }
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_runs WHERE pipeline = $1 AND status = 'succeeded'",
                               1, pp), RUNS, "every run ends correctly");
     /* one job per (run, step, attempt), each run once, none lost */
@@ -890,31 +904,60 @@ Test(sched, restart_between_commit_and_xadd)
     th_name(name, sizeof name, "window");
     pipeline(name, "name: %1$s\nsteps:\n  - {id: a, kind: noop, queue: %2$s}\n"
                    "  - {id: b, kind: noop, queue: %2$s, needs: [a]}\n");
-    /* two runs made while no scheduler runs, then put in the state a
-     * scheduler leaves when killed right after committing step a */
+    /* two runs, accepted and step a enqueued by a scheduler (no pool
+     * runs), then put in the state a scheduler leaves when killed right
+     * after committing step a: not known to be enqueued, and for `lost`
+     * the XADD did not happen */
     char *done = start_run(name, "dave", NULL);   /* its XADD happened */
     char *lost = start_run(name, "dave", NULL);   /* its XADD did not */
+    start_scheduler(0);
     const char *runs[] = { done, lost };
+    for (int i = 0; i < 2; i++) {
+        char *sql = sl_xasprintf("SELECT count(*) FROM sluice_run_steps WHERE run_id = '%s' AND step_id = 'a'"
+                                 " AND enqueued", runs[i]);
+        const char *lq[] = { sql };
+        cr_assert(th_wait(pg_count_is_one, lq, 20000), "step a of %s was not enqueued", runs[i]);
+        free(sql);
+    }
+    cr_assert_neq(th_stop(sched[0], SIGKILL, 20000), -1);
+    sched[0] = 0;
+    free(sched_log[0]);   /* the restarted scheduler logs afresh */
+    sched_log[0] = sl_xasprintf("%s/scheduler-restarted.log", dir);
+    char *jid = step_field(done, "a", "job_id"), *lost_jid = step_field(lost, "a", "job_id");
     for (int i = 0; i < 2; i++) {
         const char *p[] = { runs[i] };
         PGconn *c = th_pg();
-        PGresult *res = PQexecParams(c, "UPDATE sluice_runs SET status = 'running' WHERE id = $1;", 1, NULL, p,
-                                     NULL, NULL, 0);
-        cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
-        PQclear(res);
-        res = PQexecParams(c, "UPDATE sluice_run_steps SET status = 'queued', job_id = run_id || '.a.1',"
-                           " queued_at = now() WHERE run_id = $1 AND step_id = 'a'", 1, NULL, p, NULL, NULL, 0);
+        PGresult *res = PQexecParams(c, "UPDATE sluice_run_steps SET enqueued = false WHERE run_id = $1"
+                                     " AND step_id = 'a'", 1, NULL, p, NULL, NULL, 0);
         cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
         PQclear(res);
         PQfinish(c);
     }
-    char *jid = sl_xasprintf("%s.a.1", done);
-    sl_job job = { .id = jid, .kind = "noop", .queue = queue, .attempt = 1, .enqueued_at = sl_now_ms(),
-                   .run = done, .step = "a" };
     sl_redis *r = th_redis();
     sl_err err;
-    cr_assert_eq(sl_queue_enqueue(r, &job, &err), 0, "%s", err.msg);
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, queue, "jobs");
+    const char *xr[] = { "XRANGE", key, "-", "+" };
+    redisReply *rep = sl_redis_command(r, 4, xr, NULL, &err);
+    cr_assert(rep && rep->type == REDIS_REPLY_ARRAY && rep->elements == 2, "two entries: %s", err.msg);
+    int dropped = 0;
+    for (size_t i = 0; i < rep->elements; i++) {
+        redisReply *f = rep->element[i]->element[1];
+        sl_job job;
+        cr_assert_eq(sl_envelope_decode(f->element[1]->str, f->element[1]->len, &job, &err), 0, "%s", err.msg);
+        if (strcmp(job.id, lost_jid) == 0) {
+            const char *xd[] = { "XDEL", key, rep->element[i]->element[0]->str };
+            redisReply *d = sl_redis_command(r, 3, xd, NULL, &err);
+            cr_assert_not_null(d, "%s", err.msg);
+            freeReplyObject(d);
+            dropped++;
+        }
+        sl_job_clear(&job);
+    }
+    freeReplyObject(rep);
     sl_redis_free(r);
+    cr_assert_eq(dropped, 1);
+    free(lost_jid);
     start_scheduler(0);
     /* the pool starts once the scheduler has looked (else the job may
      * already have a result, which settles it without a look) */

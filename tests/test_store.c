@@ -39,7 +39,7 @@ Test(store, records_outcomes_and_finds_them)
     th_name(other, sizeof other, "never");
     int64_t now = sl_now_ms();
     sl_outcome o[2] = {
-        { &j1, "succeeded", NULL, "{\"a\":1}", "{\"ok\":true}", NULL, now - 2, now },
+        { &j1, "succeeded", NULL, "{}", "{\"ok\":true}", NULL, now - 2, now },
         { &j2, "dead", "failed", "{}", NULL, "boom", now - 2, now },
     };
     sl_err err;
@@ -52,6 +52,15 @@ Test(store, records_outcomes_and_finds_them)
     cr_assert_eq(prior[0].kind, SL_PRIOR_FINAL);
     cr_assert_eq(prior[1].kind, SL_PRIOR_NONE);
     cr_assert_eq(prior[2].kind, SL_PRIOR_DEAD, "a dead job must not run again");
+    /* the same id from a different job (kind, queue or args) is not its result */
+    sl_job jk = j1, jq = j1;
+    jk.kind = "deploy";
+    jq.queue = "other-q";
+    const sl_job *impostors[] = { &jk, &jq };
+    cr_assert_eq(sl_store_prior(s, impostors, 2, prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(prior[0].kind, SL_PRIOR_OTHER_JOB, "another kind under the id is not this job's result");
+    cr_assert_eq(prior[1].kind, SL_PRIOR_OTHER_JOB, "another queue under the id is not this job's result");
+    cr_assert(strstr(prior[0].error, "recorded as kind 'noop', queue 'store-q'"), "%s", prior[0].error);
     sl_buf json = SL_BUF_INIT;
     cr_assert_eq(sl_store_job_json(s, id2, &json, &err), 0, "%s", err.msg);
     cr_assert(strstr(json.data, "\"boom\"") && strstr(json.data, "\"dead\""), "%s", json.data);

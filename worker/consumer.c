@@ -29,6 +29,7 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "protect.h"
 #include "queue.h"
 #include "registry.h"
 #include "store.h"
@@ -113,6 +114,7 @@ typedef struct consumer {
     uint64_t rng;         /* xorshift state for retry jitter */
     uint64_t jobs_done;
     sl_metrics *metrics;  /* this batch's counters, sent with its acks; NULL: metrics off */
+    sl_protect *protect;  /* protected kinds and targets, the scheduler's keys */
 } consumer;
 
 /* ---- scoreboard ------------------------------------------------------------ */
@@ -347,6 +349,12 @@ static void decode_item(consumer *c, item *it)
         refuse(it, true);
         return;
     }
+    char why[512];
+    if (!sl_protect_admit(c->protect, &it->job, why, sizeof why)) {
+        set_error(it, "%s", why);
+        refuse(it, false);   /* no row: the refused job must not take the real job's id */
+        return;
+    }
     if (e->deliveries > c->cfg->worker.max_deliveries) {
         set_error(it, "delivered %lld times without a result (worker.max_deliveries is %d): "
                   "it keeps killing its worker", (long long)e->deliveries, c->cfg->worker.max_deliveries);
@@ -500,6 +508,12 @@ static int apply_priors(consumer *c, size_t n, bool *fatal)
         switch (prior[k].kind) {
         case SL_PRIOR_NONE:
             break;
+        case SL_PRIOR_OTHER_JOB:
+            /* Not this job's result: neither skip as done nor overwrite it. */
+            it->run = it->timed_out = it->poison = it->record = false;
+            it->act = ACT_DEAD;
+            set_error(it, "job id already used by a different job (%s): not run", prior[k].error);
+            break;
         case SL_PRIOR_FINAL:
             SL_INFO("job.already_done", "job=%s queue=%s attempt=%lld", it->job.id, it->job.queue,
                     (long long)it->job.attempt);
@@ -526,6 +540,13 @@ static int apply_priors(consumer *c, size_t n, bool *fatal)
             set_error(it, "cancelled by request before it started");
             SL_INFO("job.cancelled", "job=%s queue=%s before=start", it->job.id, it->job.queue);
             break;
+        }
+        char why[512];
+        if (it->run && !sl_protect_admit_attempt(c->protect, &it->job, prior[k].has_row,
+                                                 prior[k].attempts, why, sizeof why)) {
+            it->run = it->timed_out = it->poison = it->record = false;
+            it->act = ACT_DEAD;
+            set_error(it, "%s", why);
         }
     }
     free(jobs);
@@ -1063,6 +1084,12 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
 
     int status = 0;
     bool fatal = false;
+    sl_err perr;
+    if ((c.protect = sl_protect_new(cfg, &perr)) == NULL) {
+        SL_ERROR("config.invalid", "error=%s", sl_log_quote((char[600]){ 0 }, 600, perr.msg));
+        status = SL_EXIT_FATAL;
+        goto out;
+    }
     if (ensure_store(&c, false, &fatal) < 0 || ensure_redis(&c, false) < 0) {
         status = fatal ? SL_EXIT_FATAL : 0;
         goto out;
@@ -1107,6 +1134,7 @@ out:
     free(c.paused);
     free(c.active);
     sl_metrics_free(c.metrics);
+    sl_protect_free(c.protect);
     sl_redis_free(c.redis);
     sl_store_free(c.store);
     return status;
