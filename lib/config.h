@@ -11,6 +11,7 @@
  * Then the environment overrides connection settings:
  *   redis.url    <- $SLUICE_REDIS_URL, else $REDIS_URL
  *   database.url <- $SLUICE_DATABASE_URL, else $DATABASE_URL
+ *   api.url      <- $SLUICE_API_URL
  *
  * The file is parsed strictly: an unknown key, a value of the wrong type or
  * out of range is an error reported as "FILE:LINE:COLUMN: message", and
@@ -23,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_api.h"
 #include "config_sched.h"
 #include "err.h"
 #include "log.h"
@@ -59,6 +61,7 @@ typedef struct sl_config {
     } queue_settings;
     struct sl_jobs_config *jobs; /* deploy, import, codegen, provision; never NULL */
     sl_sched_config sched;  /* scheduler: and groups: sections (config_sched.h) */
+    sl_api_config api;      /* api: section (config_api.h) */
     struct {
         bool enabled;         /* metrics.enabled   default true: workers count jobs (metrics.h) */
         char *listen;         /* metrics.listen    default 127.0.0.1:9464: `sluice serve` address */
