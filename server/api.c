@@ -551,6 +551,82 @@ static void enqueued(sl_response *resp, const char *id, const char *queue, bool 
     sl_http_json(resp, duplicate ? 200 : 202, &b);
 }
 
+/* Claims Idempotency-Key key for the principal and job id in a
+ * transaction left open on db (the caller commits after the XADD, or rolls
+ * back): a concurrent request with the same key waits on the row, then
+ * finds it.  Returns 1 when claimed; 0 when resp is answered (the key's
+ * earlier job, or a conflict); -1 when resp is answered with a failure. */
+static int claim_key(sl_request *r, sl_response *resp, sl_db *db, const char *key, const char *id,
+                     const char *queue)
+{
+    sl_err err;
+    const char *p[] = { r->who.name, key, id, queue };
+    if (sl_db_begin(db, &err) < 0) {
+        backend_failed(r, resp, &err);
+        return -1;
+    }
+    PGresult *res = sl_db_exec(db, "idempotency", "INSERT INTO sluice_api_idempotency (principal, key, job_id,"
+                               " queue) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING job_id", 4, p, &err);
+    if (res && PQntuples(res) == 1) {
+        PQclear(res);
+        return 1;
+    }
+    PQclear(res);
+    res = sl_db_exec(db, "idempotency", "SELECT job_id, queue FROM sluice_api_idempotency"
+                     " WHERE principal = $1 AND key = $2", 2, p, &err);
+    int rc = -1;
+    if (res == NULL || PQntuples(res) != 1) {
+        backend_failed(r, resp, &err);
+    } else if (strcmp(PQgetvalue(res, 0, 1), queue) != 0) {
+        sl_problem(resp, SL_PROB_CONFLICT, "this Idempotency-Key was used for another queue");
+        rc = 0;
+    } else {
+        enqueued(resp, PQgetvalue(res, 0, 0), queue, true);
+        rc = 0;
+    }
+    PQclear(res);
+    sl_db_rollback(db);
+    return rc;
+}
+
+/* Reads the job's settings from body into job (kind and args owned by
+ * the caller: kind freed, args destroyed).  False with resp answered. */
+static bool job_of(const msgpack_object *body, const char *queue, sl_job *job, msgpack_sbuffer *args,
+                   sl_response *resp)
+{
+    sl_err err;
+    if (sl_args_str(body, "kind", true, &job->kind, &err) < 0 ||
+        sl_args_int(body, "max_attempts", false, 0, 0, 1000, &job->max_attempts, &err) < 0 ||
+        sl_args_int(body, "timeout_ms", false, 0, 0, 7 * 86400000LL, &job->timeout_ms, &err) < 0) {
+        sl_problem(resp, SL_PROB_BAD_REQUEST, "%s", err.msg);
+        return false;
+    }
+    if (!sl_envelope_queue_valid(queue)) {
+        sl_problem(resp, SL_PROB_INVALID, "invalid queue name (use 1-%d of A-Z a-z 0-9 _ . -)", SL_NAME_MAX);
+        return false;
+    }
+    if (sl_registry_find(job->kind) == NULL) {
+        sl_problem(resp, SL_PROB_INVALID, "unknown kind '%.60s'", job->kind);
+        return false;
+    }
+    const msgpack_object *a = sl_args_get(body, "args");
+    if (a && a->type != MSGPACK_OBJECT_MAP) {
+        sl_problem(resp, SL_PROB_BAD_REQUEST, "'args' must be an object");
+        return false;
+    }
+    if (a) {
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, args, msgpack_sbuffer_write);
+        msgpack_pack_object(&pk, *a);
+    }
+    job->queue = (char *)queue;
+    job->args = args->data;
+    job->args_len = args->size;
+    job->attempt = 1;
+    job->enqueued_at = sl_now_ms();
+    return true;
+}
+
 /* POST /v1/queues/{queue}/jobs  {"kind": "...", "args": {...}, "max_attempts": N, "timeout_ms": N} */
 static void post_job(sl_request *r, sl_response *resp)
 {
@@ -559,82 +635,25 @@ static void post_job(sl_request *r, sl_response *resp)
     sl_jsonval body;
     msgpack_sbuffer args;
     msgpack_sbuffer_init(&args);
-    char *kind = NULL;
-    int64_t max_attempts = 0, timeout_ms = 0;
+    char id[37];
+    sl_jobid_new(id);
+    sl_job job = { .id = id };
     sl_err err;
-    bool in_tx = false;
     sl_db *db = NULL;
-    if (!body_object(r, resp, &body))
+    bool in_tx = false;
+    if (!body_object(r, resp, &body) || !job_of(&body.up.data, queue, &job, &args, resp))
         goto cleanup;
-    if (sl_args_str(&body.up.data, "kind", true, &kind, &err) < 0 ||
-        sl_args_int(&body.up.data, "max_attempts", false, 0, 0, 1000, &max_attempts, &err) < 0 ||
-        sl_args_int(&body.up.data, "timeout_ms", false, 0, 0, 7 * 86400000LL, &timeout_ms, &err) < 0) {
-        sl_problem(resp, SL_PROB_BAD_REQUEST, "%s", err.msg);
-        goto cleanup;
-    }
-    if (!sl_envelope_queue_valid(queue) || sl_registry_find(kind) == NULL) {
-        sl_problem(resp, SL_PROB_INVALID, sl_envelope_queue_valid(queue) ? "unknown kind '%.60s'"
-                   : "invalid queue name%.0s", kind);
-        goto cleanup;
-    }
-    const msgpack_object *a = sl_args_get(&body.up.data, "args");
-    if (a && a->type != MSGPACK_OBJECT_MAP) {
-        sl_problem(resp, SL_PROB_BAD_REQUEST, "'args' must be an object");
-        goto cleanup;
-    }
-    if (a) {
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &args, msgpack_sbuffer_write);
-        msgpack_pack_object(&pk, *a);
-    }
     if (key && !idem_key_valid(key)) {
         sl_problem(resp, SL_PROB_BAD_REQUEST, "Idempotency-Key must be 1..200 printable ASCII characters");
         goto cleanup;
     }
-    char id[37];
-    sl_jobid_new(id);
     sl_redis *redis = sl_backends_redis(r->be, &err);
-    if (redis == NULL) {
+    if (redis == NULL || (key && (db = sl_backends_db(r->be, &err)) == NULL)) {
         backend_failed(r, resp, &err);
         goto cleanup;
     }
-    if (key) {
-        /* The key's row is inserted before the XADD and committed after it:
-         * a concurrent request with the same key waits on the row, then
-         * finds it and answers with the same id. */
-        const char *p[] = { r->who.name, key, id, queue };
-        PGresult *res = NULL;
-        if ((db = sl_backends_db(r->be, &err)) == NULL || sl_db_begin(db, &err) < 0) {
-            backend_failed(r, resp, &err);
-            goto cleanup;
-        }
-        in_tx = true;
-        if ((res = sl_db_exec(db, "idempotency", "INSERT INTO sluice_api_idempotency (principal, key, job_id, queue)"
-                              " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING job_id", 4, p, &err)) == NULL) {
-            backend_failed(r, resp, &err);
-            goto cleanup;
-        }
-        int inserted = PQntuples(res);
-        PQclear(res);
-        if (!inserted) {
-            res = sl_db_exec(db, "idempotency", "SELECT job_id, queue FROM sluice_api_idempotency"
-                             " WHERE principal = $1 AND key = $2", 2, p, &err);
-            if (res == NULL || PQntuples(res) != 1) {
-                PQclear(res);
-                backend_failed(r, resp, &err);
-                goto cleanup;
-            }
-            if (strcmp(PQgetvalue(res, 0, 1), queue) != 0)
-                sl_problem(resp, SL_PROB_CONFLICT, "this Idempotency-Key was used for another queue");
-            else
-                enqueued(resp, PQgetvalue(res, 0, 0), queue, true);
-            PQclear(res);
-            goto cleanup;
-        }
-    }
-    sl_job job = { .id = id, .kind = kind, .queue = (char *)queue, .args = args.data, .args_len = args.size,
-                   .attempt = 1, .max_attempts = max_attempts, .timeout_ms = timeout_ms,
-                   .enqueued_at = sl_now_ms() };
+    if (key && (in_tx = claim_key(r, resp, db, key, id, queue) == 1) == false)
+        goto cleanup;
     if (sl_queue_enqueue(redis, &job, &err) < 0) {
         if (err.code == SL_EINVAL)
             sl_problem(resp, SL_PROB_INVALID, "%s", err.msg);
@@ -650,12 +669,13 @@ static void post_job(sl_request *r, sl_response *resp)
             SL_WARN("serve.idempotency_lost", "job=%s error=%s", id, sl_log_quote(q, sizeof q, err.msg));
         }
     }
-    SL_INFO("serve.enqueued", "job=%s queue=%s kind=%s by=%s method=%s", id, queue, kind, r->who.name, r->who.method);
+    SL_INFO("serve.enqueued", "job=%s queue=%s kind=%s by=%s method=%s", id, queue, job.kind, r->who.name,
+            r->who.method);
     enqueued(resp, id, queue, false);
 cleanup:
     if (in_tx)
         sl_db_rollback(db);
-    free(kind);
+    free(job.kind);
     msgpack_sbuffer_destroy(&args);
     sl_jsonval_free(&body);
 }

@@ -177,13 +177,11 @@ Test(api, authentication_refusals)
     th_http_free(&r);
     free(u);
     /* revoked: listed as such, refused at once */
-    const char *p[] = { revoked + 4 };
     char *id = sl_xstrndup(revoked + 4, 16);
     const char *rv[] = { SLUICE_BIN, "token", "revoke", id, "--config", config, NULL };
     th_result t = th_run(rv, NULL);
     cr_assert_eq(t.status, 0, "%s", t.err);
     th_result_free(&t);
-    (void)p;
     r = call(&s, "GET", "/v1/runs", revoked, NULL);
     expect_problem(&r, 401, "unauthorized");
     th_http_free(&r);
@@ -296,9 +294,11 @@ Test(api, repeated_failures_are_throttled)
     r = call(&s, "GET", "/healthz", NULL, NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
     th_http_free(&r);
-    th_serve_stop(&s);
-    char *log = th_read_file(s.log ? s.log : "/nonexistent");
+    /* the refusals are logged for the operator, with the address */
+    char *log = th_read_file(s.log);
+    cr_assert(log && strstr(log, "event=serve.auth_failed address=127.0.0.1"), "%s", log);
     free(log);
+    th_serve_stop(&s);
     free(good);
 }
 
@@ -389,8 +389,7 @@ Test(api, runs_and_decisions_are_the_principals)
     char *gp = sl_xasprintf("/v1/runs/%s/gates/g", run);
     r = call(&s, "GET", gp, bob, NULL);
     cr_assert_eq(r.status, 200, "%s", r.body);
-    cr_assert(strstr(r.body, "\"approvals\" : 1") || strstr(r.body, "\"approvals\":1") ||
-              strstr(r.body, "\"approvals\" : 1,"), "%s", r.body);
+    cr_assert(strstr(r.body, "\"approvals\" : 1") || strstr(r.body, "\"approvals\":1"), "%s", r.body);
     cr_assert(strstr(r.body, "\"evidence\""), "%s", r.body);
     th_http_free(&r);
     char *aud = sl_xasprintf("/v1/runs/%s/audit", run);
@@ -498,13 +497,6 @@ Test(api, slow_clients_do_not_starve_metrics)
     th_serve_stop(&s);
 }
 
-static bool shut_down(void *arg)
-{
-    int fd = *(int *)arg;
-    char c;
-    return read(fd, &c, 1) == 0;
-}
-
 Test(api, a_trickling_client_is_cut_at_the_deadline)
 {
     write_config("  connection_timeout: 60s\n  request_deadline: 1s\n", NULL);
@@ -526,7 +518,6 @@ Test(api, a_trickling_client_is_cut_at_the_deadline)
     }
     cr_assert(closed, "a request trickling for longer than request_deadline must be cut");
     close(fd);
-    (void)shut_down;
     th_serve_stop(&s);
 }
 
@@ -558,11 +549,9 @@ Test(api, unreachable_database_reveals_nothing)
     for (size_t i = 0; i < 4; i++) {
         r = call(&s, "GET", paths[i], "slk_0123456789abcdef_CCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCCC", NULL);
         cr_assert(r.status == 503 || r.status == 200, "%s: %ld", paths[i], r.status);
-        for (const char *leak = "127.0.0.1"; leak; leak = NULL) {
-            cr_assert(!strstr(r.body, leak) && !strstr(r.body, port) && !strstr(r.body, "secretdb") &&
-                      !strstr(r.body, "secretuser") && !strstr(r.body, "hunter2") && !strstr(r.body, "timeout"),
-                      "%s leaks backend details: %s", paths[i], r.body);
-        }
+        cr_assert(!strstr(r.body, "127.0.0.1") && !strstr(r.body, port) && !strstr(r.body, "secretdb") &&
+                  !strstr(r.body, "secretuser") && !strstr(r.body, "hunter2") && !strstr(r.body, "timeout"),
+                  "%s leaks backend details: %s", paths[i], r.body);
         th_http_free(&r);
     }
     /* the operator still learns what is wrong, from the log, without the password */

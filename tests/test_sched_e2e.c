@@ -855,7 +855,12 @@ Test(sched, sigkill_the_scheduler_at_random)
         sl_sleep_ms(20);
     }
     sl_db_free(db);
-    cr_assert(all_runs_done(pp), "runs still active after 60 s and %d kills", kills);
+    char *left = query_text("SELECT string_agg(s.step_id || '=' || s.status, ' ') || ' started ' ||"
+                            " (SELECT count(*) FROM sluice_runs WHERE pipeline = $1) FROM sluice_run_steps s"
+                            " JOIN sluice_runs r ON r.id = s.run_id WHERE r.pipeline = $1"
+                            " AND r.status IN ('queued', 'running') AND s.status <> 'succeeded'", 1, pp);
+    cr_assert(all_runs_done(pp), "runs still active after 60 s and %d kills: %s", kills, left ? left : "");
+    free(left);
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_runs WHERE pipeline = $1 AND status = 'succeeded'",
                               1, pp), RUNS, "every run ends correctly");
     /* one job per (run, step, attempt), each run once, none lost */
