@@ -18,7 +18,7 @@ root).  Idempotent: when everything is installed it only says so.
 
 Packages: build-essential cmake pkg-config libhiredis-dev libpq-dev
 libmsgpack-dev libyaml-dev libcurl4-openssl-dev libcriterion-dev
-libmicrohttpd-dev redis-server redis-tools postgresql postgresql-contrib tmux,
+libmicrohttpd-dev libssl-dev openssl redis-server redis-tools postgresql postgresql-contrib tmux,
 and prometheus (for promtool) when the package archive has it.
 EOF
 }
@@ -26,7 +26,7 @@ EOF
 REQUIRED=(
     build-essential cmake pkg-config
     libhiredis-dev libpq-dev libmsgpack-dev libyaml-dev libcurl4-openssl-dev
-    libcriterion-dev libmicrohttpd-dev
+    libcriterion-dev libmicrohttpd-dev libssl-dev openssl
     redis-server redis-tools postgresql postgresql-contrib
     tmux
 )
