@@ -14,7 +14,8 @@ void sl_api_config_init(sl_api_config *c)
     memset(c, 0, sizeof *c);
     c->url = sl_xstrdup("http://127.0.0.1:9464");
     c->threads = 4;
-    c->per_ip_connections = 128;
+    c->max_connections = 1024;
+    c->per_ip_connections = 32;
     c->request_deadline_ms = 30000;
     c->max_body = 1048576;
     c->rate_limit = 50;

@@ -8,8 +8,8 @@
  *     threads: 4                   # request threads (each with its own backends)
  *     tls_cert: /etc/sluice/tls.crt   # both set: HTTPS
  *     tls_key: /etc/sluice/tls.key
- *     max_connections: 256
- *     per_ip_connections: 128
+ *     max_connections: 1024
+ *     per_ip_connections: 32
  *     connection_timeout: 10s      # idle connection closed
  *     request_deadline: 30s        # whole connection, however it trickles
  *     max_body: 1048576
@@ -46,8 +46,8 @@ typedef struct sl_api_config {
     int threads;               /* api.threads, default 4 (1..64) */
     char *tls_cert;            /* api.tls_cert PEM file, or NULL (owned) */
     char *tls_key;             /* api.tls_key PEM file, or NULL (owned) */
-    int max_connections;       /* api.max_connections, 0: metrics.max_connections */
-    int per_ip_connections;    /* api.per_ip_connections, default 128 */
+    int max_connections;       /* api.max_connections, default 1024 */
+    int per_ip_connections;    /* api.per_ip_connections, default 32: one address cannot take them all */
     int connection_timeout_ms; /* api.connection_timeout, 0: metrics.request_timeout */
     int request_deadline_ms;   /* api.request_deadline, default 30s */
     int max_body;              /* api.max_body bytes, default 1 MiB */

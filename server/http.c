@@ -461,7 +461,7 @@ int sl_server_run(const sl_config *cfg, const char *listen, sl_err *err)
             (key = read_small_file("api.tls_key", api->tls_key, err)) == NULL)
             goto cleanup;
     }
-    int max_conn = api->max_connections ? api->max_connections : cfg->metrics.max_connections;
+    int max_conn = api->max_connections;
     int idle_ms = api->connection_timeout_ms ? api->connection_timeout_ms : cfg->metrics.request_timeout_ms;
     if (max_conn < api->threads)
         max_conn = api->threads;   /* libmicrohttpd divides the limit among the threads */

@@ -497,6 +497,31 @@ Test(api, slow_clients_do_not_starve_metrics)
     th_serve_stop(&s);
 }
 
+/* With the per-address limit, one address holding slow connections cannot
+ * lock out another (the scraper), whatever it opens. */
+Test(api, one_address_cannot_take_every_connection)
+{
+    write_config("  max_connections: 64\n  per_ip_connections: 16\n  connection_timeout: 60s\n"
+                 "  request_deadline: 60s\n", NULL);
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    int fds[64];
+    for (int i = 0; i < 64; i++) {
+        fds[i] = connect_to(s.port);   /* the kernel accepts; the server keeps 16 */
+        const char *partial = "GET /metr";
+        if (send(fds[i], partial, strlen(partial), MSG_NOSIGNAL) < 0)
+            cr_log_info("write %d: %s", i, strerror(errno));   /* a refused one may be closed already */
+    }
+    th_http_source("127.0.0.2");
+    th_http_reply r = call(&s, "GET", "/metrics", NULL, NULL);
+    th_http_source(NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    th_http_free(&r);
+    for (int i = 0; i < 64; i++)
+        close(fds[i]);
+    th_serve_stop(&s);
+}
+
 Test(api, a_trickling_client_is_cut_at_the_deadline)
 {
     write_config("  connection_timeout: 60s\n  request_deadline: 1s\n", NULL);

@@ -90,6 +90,10 @@ char *th_token(const char *config, const char *user, const char *scopes, const c
     return t;
 }
 
+static const char *source_ip;   /* th_http_source */
+
+void th_http_source(const char *ip) { source_ip = ip; }
+
 static size_t collect(char *data, size_t size, size_t n, void *arg)
 {
     sl_buf *b = arg;
@@ -125,6 +129,8 @@ th_http_reply th_http(const char *method, const char *url, const char *token, co
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     if (ca)
         curl_easy_setopt(c, CURLOPT_CAINFO, ca);
+    if (source_ip)
+        curl_easy_setopt(c, CURLOPT_INTERFACE, source_ip);
     if (body)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     CURLcode cc = curl_easy_perform(c);

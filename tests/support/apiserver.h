@@ -40,6 +40,10 @@ th_http_reply th_http(const char *method, const char *url, const char *token, co
                       const char *header, const char *ca);
 void th_http_free(th_http_reply *r);
 
+/* Makes later th_http calls connect from local address ip (another
+ * loopback address, "127.0.0.2"), or from the default again (NULL). */
+void th_http_source(const char *ip);
+
 /* The value of header name in r (a static buffer), or NULL. */
 const char *th_http_header(const th_http_reply *r, const char *name);
 
