@@ -58,12 +58,10 @@ int cmd_breakglass(int argc, char **argv);  /* cmd_breakglass.c */
  * then treats it as a job id), else the command's exit status. */
 int cli_cancel_run(const sl_config *cfg, const char *id, const char *by);
 
-
-/* Who is acting: as if given, else $SLUICE_USER, else the login name. */
-const char *cli_user(const char *as);
 int cmd_stats(int argc, char **argv);
 int cmd_top(int argc, char **argv);
 int cmd_metrics(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_token(int argc, char **argv);      /* cmd_token.c */
 
 #endif

@@ -1,12 +1,17 @@
 /* cmd_gates.c: approval gates from the command line:
  *   gates                 open gates and what the approvers decide on
- *   approve RUN GATE      approve (as USER, with a comment and inputs)
- *   reject RUN GATE       reject (a comment is mandatory)
+ *   approve RUN GATE      approve (with a comment and inputs), through the API
+ *   reject RUN GATE       reject (a comment is mandatory), through the API
  * The decision logic, refusals and auditing live in scheduler/gate.c and
- * migration 006; `sluice audit` is cli/cmd_audit.c. */
+ * migration 006; the API server calls it as the principal the caller's
+ * token proves.  `sluice audit` is cli/cmd_audit.c. */
+#include "apiclient.h"
+#include "args.h"
 #include "cli.h"
 #include "db.h"
 #include "gate.h"
+#include "json.h"
+#include "jsonval.h"
 #include "mem.h"
 #include "pipeline.h"
 #include "vis.h"
@@ -127,25 +132,27 @@ static void decide_usage(FILE *f, bool approve)
 {
     if (approve)
         fprintf(f,
-            "Usage: sluice approve RUN GATE --as USER [--comment TEXT] [--input NAME=VALUE]...\n"
+            "Usage: sluice approve RUN GATE [--comment TEXT] [--input NAME=VALUE]...\n"
             "\n"
             "Approves gate GATE of run RUN.  When the gate has its required number of\n"
             "approvals it is released and the steps after it start.  Inputs are the\n"
             "typed values the gate declares (see 'sluice gates').\n");
     else
         fprintf(f,
-            "Usage: sluice reject RUN GATE --as USER --comment TEXT\n"
+            "Usage: sluice reject RUN GATE --comment TEXT\n"
             "\n"
             "Rejects gate GATE of run RUN: the gate closes and the run fails.\n");
     fprintf(f,
         "\n"
-        "A decision is refused (exit 1, recorded as refused in the audit trail) when\n"
-        "USER is not an approver of the gate, triggered the run and the gate does not\n"
-        "allow self-approval, already decided at this gate, or when the gate is not\n"
-        "open.  Every decision is recorded in the audit trail.\n"
+        "The decision is sent to the API server (api.url, $SLUICE_API_URL) with the\n"
+        "token in $SLUICE_TOKEN; the approver is the token's user, never a name\n"
+        "given here.  It is refused (exit 1, recorded as refused in the audit trail)\n"
+        "when that user is not an approver of the gate, triggered the run and the\n"
+        "gate does not allow self-approval, already decided at this gate, or when\n"
+        "the gate is not open.  Every decision is recorded in the audit trail with\n"
+        "the user, how the token proved it, and the client address.\n"
         "\n"
         "Options:\n"
-        "      --as USER           who decides (default: $SLUICE_USER, then the login name)\n"
         "  -m, --comment TEXT      why%s\n"
         "%s"
         "  -c, --config FILE       configuration file\n"
@@ -154,18 +161,32 @@ static void decide_usage(FILE *f, bool approve)
         approve ? "  -i, --input NAME=VALUE  a value for an input of the gate (repeatable)\n" : "");
 }
 
+/* Appends {"NAME": "VALUE", ...} of pairs[0..n) ("NAME=VALUE") to b. */
+static void put_pairs(sl_buf *b, char *const *pairs, size_t n)
+{
+    sl_buf_putc(b, '{');
+    for (size_t i = 0; i < n; i++) {
+        const char *eq = strchr(pairs[i], '=');
+        if (i)
+            sl_buf_putc(b, ',');
+        sl_json_put_string(b, pairs[i], (size_t)(eq - pairs[i]));
+        sl_buf_putc(b, ':');
+        sl_json_put_string(b, eq + 1, strlen(eq + 1));
+    }
+    sl_buf_putc(b, '}');
+}
+
 static int decide(int argc, char **argv, bool approve)
 {
     const char *cmd = approve ? "approve" : "reject";
     static const struct option opts[] = {
-        { "as", required_argument, NULL, 'a' },
         { "comment", required_argument, NULL, 'm' },
         { "input", required_argument, NULL, 'i' },
         { "config", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *config = NULL, *as = NULL, *comment = NULL;
+    const char *config = NULL, *comment = NULL;
     char **inputs = sl_xcalloc((size_t)argc + 1, sizeof *inputs);
     size_t ninputs = 0;
     int c, status = CLI_FAILED;
@@ -173,7 +194,6 @@ static int decide(int argc, char **argv, bool approve)
     optind = 1;
     while ((c = getopt_long(argc, argv, ":m:i:c:h", opts, NULL)) != -1) {
         switch (c) {
-        case 'a': as = optarg; break;
         case 'm': comment = optarg; break;
         case 'i':
             if (!approve || strchr(optarg, '=') == NULL) {
@@ -198,26 +218,41 @@ static int decide(int argc, char **argv, bool approve)
         return cli_usage_error(cmd, "a rejection needs --comment TEXT saying why");
     }
     sl_config *cfg = cli_load_config(cmd, config);
-    sl_db *db = NULL;
     sl_err err;
-    sl_gate_result res;
+    sl_buf body = SL_BUF_INIT;
+    cli_api_reply reply = { 0 };
+    char *path = NULL;
     if (cfg == NULL)
         goto out;
-    if ((db = sl_db_connect(cfg->database_url, &err)) == NULL ||
-        sl_gate_decide(db, argv[optind], argv[optind + 1],
-                       &(sl_principal){ .name = cli_user(as), .method = "cli" }, approve, comment, inputs,
-                       ninputs, &res, &err) < 0) {
+    sl_buf_puts(&body, "{\"inputs\":");
+    put_pairs(&body, inputs, ninputs);
+    if (comment) {
+        sl_buf_puts(&body, ",\"comment\":");
+        sl_json_put_string(&body, comment, strlen(comment));
+    }
+    sl_buf_putc(&body, '}');
+    path = cli_api_path("/v1/runs/%s/gates/%s/%s", argv[optind], argv[optind + 1], cmd);
+    if (cli_api(cfg, "POST", path, sl_buf_str(&body), &reply, &err) < 0) {
         cli_fail(cmd, "%s", err.msg);
         goto out;
     }
-    if (res.refused) {
-        cli_fail(cmd, "refused: %s", res.message);
+    if (reply.status != 200) {
+        cli_api_fail(cmd, &reply);
         goto out;
     }
-    printf("%s\n", SL_VIS(res.message));
+    sl_jsonval j;
+    sl_jsonval_init(&j, sl_buf_str(&reply.body));
+    char *msg = NULL;
+    if (j.ok)
+        sl_args_str(&j.up.data, "message", false, &msg, NULL);
+    printf("%s\n", msg ? msg : "ok");
+    free(msg);
+    sl_jsonval_free(&j);
     status = CLI_OK;
 out:
-    sl_db_free(db);
+    free(path);
+    sl_buf_free(&reply.body);
+    sl_buf_free(&body);
     sl_config_free(cfg);
     free(inputs);
     return status;

@@ -1,14 +1,19 @@
 /* cmd_pipeline.c: the pipeline commands of `sluice`:
  *   validate [FILES]   check pipeline files, every error as FILE:LINE:COL
- *   run PIPELINE       start a run (optionally following it with --wait)
+ *   run PIPELINE       start a run through the API (optionally following it with --wait)
  *   runs               list runs
  *   status RUN         a run's steps: status, attempts, durations, job ids, outputs
- * Runs are created in PostgreSQL; the leading sluice-scheduler picks them
- * up (NOTIFY) and drives them. */
+ * The API server creates runs in PostgreSQL as the caller's authenticated
+ * principal; the leading sluice-scheduler picks them up (NOTIFY) and drives
+ * them.  runs and status read PostgreSQL directly. */
+#include "apiclient.h"
+#include "args.h"
 #include "cli.h"
 #include "clock.h"
 #include "db.h"
 #include "engine.h"
+#include "json.h"
+#include "jsonval.h"
 #include "mem.h"
 #include "pipeline.h"
 #include "queue.h"
@@ -18,7 +23,6 @@
 #include "workerreg.h"
 
 #include <getopt.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,17 +33,6 @@
 /* A database value as printed: visibly (vis.h), since names, variables,
  * outputs and errors come from other people and programs. */
 #define V(res, r, c) SL_VIS(PQgetvalue((res), (r), (c)))
-
-const char *cli_user(const char *as)
-{
-    if (as && *as)
-        return as;
-    const char *u = getenv("SLUICE_USER");
-    if (u && *u)
-        return u;
-    const struct passwd *pw = getpwuid(getuid());
-    return pw ? pw->pw_name : "unknown";
-}
 
 /* ---- validate --------------------------------------------------------------- */
 
@@ -126,72 +119,108 @@ static void run_usage(FILE *f)
     fprintf(f,
         "Usage: sluice run PIPELINE [OPTIONS]\n"
         "\n"
-        "Asks the scheduler for a run of the installed pipeline called PIPELINE and\n"
-        "prints the run's id.  The scheduler runs its own copy of the pipeline (from\n"
-        "its scheduler.pipelines directory) and records its SHA-256 on the run; no\n"
-        "pipeline text is sent from here.  A name it has not installed, or an\n"
-        "undeclared --var, fails the run.  The run waits (queued) while another run\n"
-        "of its concurrency group is active.\n"
+        "Asks the API server (api.url, $SLUICE_API_URL) to start a run of PIPELINE,\n"
+        "a pipeline the scheduler has installed (its scheduler.pipelines), and prints\n"
+        "the run's id.  The scheduler runs its own copy of the pipeline and records\n"
+        "its SHA-256 on the run; no pipeline text is sent from here.  A name it has\n"
+        "not installed, or an undeclared --var, fails the run.  The request carries\n"
+        "the token in $SLUICE_TOKEN (scope trigger); the run is recorded as\n"
+        "triggered by the token's user, who may not approve its gates unless a gate\n"
+        "allows self-approval.  The run waits (queued) while another run of its\n"
+        "concurrency group is active.\n"
         "\n"
         "Options:\n"
         "      --var NAME=VALUE  override a declared variable (repeatable)\n"
-        "      --as USER         who triggers the run (default: $SLUICE_USER, then\n"
-        "                        the login name); may not approve its gates unless\n"
-        "                        the gate allows self-approval\n"
-        "  -w, --wait            follow the run until it ends or waits at a gate;\n"
-        "                        exit 0 succeeded, 1 failed or cancelled, 3 waiting\n"
-        "                        at a gate\n"
+        "  -w, --wait            follow the run until it ends or waits at a gate\n"
+        "                        (needs the read scope too); exit 0 succeeded,\n"
+        "                        1 failed or cancelled, 3 waiting at a gate\n"
         "  -c, --config FILE     configuration file\n"
         "  -h, --help            show this help\n");
 }
 
-/* Follows a run, printing step changes; returns the exit status. */
-static int follow(sl_db *db, const char *run_id)
+/* GET path as JSON into j (check j->ok; free it whatever the result);
+ * prints the failure and returns -1 when there is no 200 answer. */
+static int api_get(const sl_config *cfg, const char *path, sl_jsonval *j)
+{
+    cli_api_reply reply;
+    sl_err err;
+    sl_jsonval_init(j, NULL);
+    if (cli_api(cfg, "GET", path, NULL, &reply, &err) < 0) {
+        cli_fail("run", "%s", err.msg);
+        return -1;
+    }
+    int rc = 0;
+    if (reply.status != 200) {
+        cli_api_fail("run", &reply);
+        rc = -1;
+    } else {
+        sl_jsonval_init(j, sl_buf_str(&reply.body));
+    }
+    sl_buf_free(&reply.body);
+    return rc;
+}
+
+/* A string member of a JSON object as printable text (control characters
+ * shown as '?'), "" when absent or null. */
+static void member(const msgpack_object *o, const char *key, char *out, size_t n)
+{
+    char *s = NULL;
+    out[0] = '\0';
+    if (sl_args_str(o, key, false, &s, NULL) == 0 && s) {
+        size_t k = 0;
+        for (const char *p = s; *p && k + 1 < n; p++)
+            out[k++] = (*p < 0x20 || *p == 0x7f) ? '?' : *p;
+        out[k] = '\0';
+    }
+    free(s);
+}
+
+/* Follows a run through the API, printing step changes; returns the exit status. */
+static int follow(const sl_config *cfg, const char *run_id)
 {
     char **seen = NULL;
-    int nseen = 0;   /* steps appear when the scheduler accepts the run */
+    size_t nseen = 0;
     int status = CLI_FAILED;
-    const char *p[] = { run_id };
+    char *run_path = cli_api_path("/v1/runs/%s", run_id);
+    char *steps_path = cli_api_path("/v1/runs/%s/steps", run_id);
     for (;;) {
-        sl_err err;
-        PGresult *r = sl_db_exec(db, "run", "SELECT status, coalesce(error, '') FROM sluice_runs WHERE id = $1",
-                                 1, p, &err);
-        PGresult *s = r ? sl_db_exec(db, "steps", "SELECT step_id, status, coalesce(error, '')"
-                                     " FROM sluice_run_steps WHERE run_id = $1 ORDER BY position", 1, p, &err)
-                        : NULL;
-        if (r == NULL || s == NULL) {
-            PQclear(r);
-            status = cli_fail("run", "%s", err.msg);
+        sl_jsonval run, steps;
+        sl_jsonval_init(&steps, NULL);
+        if (api_get(cfg, run_path, &run) < 0 || api_get(cfg, steps_path, &steps) < 0 || !run.ok || !steps.ok ||
+            steps.up.data.type != MSGPACK_OBJECT_ARRAY) {
+            sl_jsonval_free(&run);
+            sl_jsonval_free(&steps);
             break;
         }
-        if (PQntuples(s) > nseen) {
-            seen = sl_xrealloc(seen, ((size_t)PQntuples(s) + 1) * sizeof *seen);
-            memset(seen + nseen, 0, ((size_t)PQntuples(s) - (size_t)nseen + 1) * sizeof *seen);
-            nseen = PQntuples(s);
+        const msgpack_object_array *a = &steps.up.data.via.array;
+        if (seen == NULL) {
+            nseen = a->size;
+            seen = sl_xcalloc(nseen + 1, sizeof *seen);
         }
         bool waiting = false;
-        for (int i = 0; i < PQntuples(s) && i < nseen; i++) {
-            const char *st = PQgetvalue(s, i, 1);
+        for (size_t i = 0; i < a->size && i < nseen; i++) {
+            char id[128], st[32], error[512];
+            member(&a->ptr[i], "step", id, sizeof id);
+            member(&a->ptr[i], "status", st, sizeof st);
+            member(&a->ptr[i], "error", error, sizeof error);
             waiting = waiting || strcmp(st, "waiting") == 0;
             if (seen[i] == NULL || strcmp(seen[i], st) != 0) {
-                printf("  %-20s %s%s%s\n", V(s, i, 0), SL_VIS(st), *PQgetvalue(s, i, 2) ? "  " : "",
-                       V(s, i, 2));
+                printf("  %-20s %s%s%s\n", id, st, error[0] ? "  " : "", error);
                 free(seen[i]);
                 seen[i] = sl_xstrdup(st);
             }
         }
         fflush(stdout);
-        char rs[32];
-        snprintf(rs, sizeof rs, "%s", PQgetvalue(r, 0, 0));
-        PQclear(s);
+        char rs[32], error[512];
+        member(&run.up.data, "status", rs, sizeof rs);
+        member(&run.up.data, "error", error, sizeof error);
+        sl_jsonval_free(&run);
+        sl_jsonval_free(&steps);
         if (strcmp(rs, "succeeded") == 0 || strcmp(rs, "failed") == 0 || strcmp(rs, "cancelled") == 0) {
-            printf("run %s %s%s%s\n", SL_VIS(run_id), SL_VIS(rs), *PQgetvalue(r, 0, 1) ? ": " : "",
-                   V(r, 0, 1));
+            printf("run %s %s%s%s\n", run_id, rs, error[0] ? ": " : "", error);
             status = strcmp(rs, "succeeded") == 0 ? CLI_OK : CLI_FAILED;
-            PQclear(r);
             break;
         }
-        PQclear(r);
         if (waiting) {
             printf("run %s is waiting at an approval gate (see 'sluice gates')\n", SL_VIS(run_id));
             status = EXIT_AT_GATE;
@@ -199,9 +228,11 @@ static int follow(sl_db *db, const char *run_id)
         }
         sl_sleep_ms(200);
     }
-    for (int i = 0; i < nseen; i++)
+    for (size_t i = 0; i < nseen; i++)
         free(seen[i]);
     free(seen);
+    free(run_path);
+    free(steps_path);
     return status;
 }
 
@@ -209,70 +240,83 @@ int cmd_run(int argc, char **argv)
 {
     static const struct option opts[] = {
         { "var", required_argument, NULL, 'v' },
-        { "as", required_argument, NULL, 'a' },
         { "wait", no_argument, NULL, 'w' },
-        { "pipelines", required_argument, NULL, 'p' },
         { "config", required_argument, NULL, 'c' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *config = NULL, *as = NULL;
-    char **vars = sl_xcalloc((size_t)argc + 1, sizeof *vars);
-    size_t nvars = 0;
+    const char *config = NULL;
+    sl_buf body = SL_BUF_INIT;
     bool wait = false;
     int c, status = CLI_FAILED;
+    size_t nvars = 0;
     opterr = 0;
     optind = 1;
-    while ((c = getopt_long(argc, argv, ":wp:c:h", opts, NULL)) != -1) {
+    sl_buf_puts(&body, "{\"vars\":{");
+    while ((c = getopt_long(argc, argv, ":wc:h", opts, NULL)) != -1) {
+        const char *eq;
         switch (c) {
         case 'v':
-            if (strchr(optarg, '=') == NULL) {
-                free(vars);
+            if ((eq = strchr(optarg, '=')) == NULL) {
+                sl_buf_free(&body);
                 return cli_usage_error("run", "--var '%s': expected NAME=VALUE", optarg);
             }
-            vars[nvars++] = optarg;
+            if (nvars++)
+                sl_buf_putc(&body, ',');
+            sl_json_put_string(&body, optarg, (size_t)(eq - optarg));
+            sl_buf_putc(&body, ':');
+            sl_json_put_string(&body, eq + 1, strlen(eq + 1));
             break;
-        case 'a': as = optarg; break;
         case 'w': wait = true; break;
-        case 'p':
-            free(vars);
-            return cli_usage_error("run", "--pipelines is not an option of run: the scheduler runs only "
-                                   "the pipelines installed in its own directory (use it with "
-                                   "'sluice validate')");
         case 'c': config = optarg; break;
-        case 'h': free(vars); run_usage(stdout); return CLI_OK;
-        case ':': free(vars); return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
-        default: free(vars); return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+        case 'h': sl_buf_free(&body); run_usage(stdout); return CLI_OK;
+        case ':': sl_buf_free(&body); return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
+        default: sl_buf_free(&body); return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
         }
     }
+    sl_buf_puts(&body, "}}");
     if (optind + 1 != argc) {
-        free(vars);
+        sl_buf_free(&body);
         return cli_usage_error("run", optind >= argc ? "missing PIPELINE" : "unexpected argument '%s'",
                                optind < argc ? argv[optind + 1] : "");
     }
     if (strchr(argv[optind], '/') || strstr(argv[optind], ".yaml") || strstr(argv[optind], ".yml")) {
-        free(vars);
+        sl_buf_free(&body);
         return cli_usage_error("run", "'%s': a run is started by pipeline NAME; the scheduler runs only "
                                "the pipelines installed in its own directory", argv[optind]);
     }
     sl_config *cfg = cli_load_config("run", config);
-    sl_db *db = NULL;
     sl_err err;
-    char run_id[SL_RUN_ID_MAX];
+    cli_api_reply reply = { 0 };
+    char *path = NULL;
     if (cfg == NULL)
         goto out;
-    if ((db = sl_db_connect(cfg->database_url, &err)) == NULL ||
-        sl_run_create(db, argv[optind], vars, nvars, cli_user(as), run_id, &err) < 0) {
-        status = err.code == SL_EINVAL ? cli_usage_error("run", "%s", err.msg) : cli_fail("run", "%s", err.msg);
+    path = cli_api_path("/v1/pipelines/%s/runs", argv[optind]);
+    if (cli_api(cfg, "POST", path, sl_buf_str(&body), &reply, &err) < 0) {
+        cli_fail("run", "%s", err.msg);
+        goto out;
+    }
+    if (reply.status != 201) {
+        status = reply.status == 422 ? cli_usage_error("run", "%s", reply.detail) : cli_api_fail("run", &reply);
+        goto out;
+    }
+    sl_jsonval j;
+    sl_jsonval_init(&j, sl_buf_str(&reply.body));
+    char run_id[SL_RUN_ID_MAX];
+    member(&j.up.data, "id", run_id, sizeof run_id);
+    sl_jsonval_free(&j);
+    if (run_id[0] == '\0') {
+        cli_fail("run", "the API server's answer has no run id");
         goto out;
     }
     printf("%s\n", run_id);
     fflush(stdout);
-    status = wait ? follow(db, run_id) : CLI_OK;
+    status = wait ? follow(cfg, run_id) : CLI_OK;
 out:
-    sl_db_free(db);
+    free(path);
+    sl_buf_free(&reply.body);
+    sl_buf_free(&body);
     sl_config_free(cfg);
-    free(vars);
     return status;
 }
 

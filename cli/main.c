@@ -36,7 +36,8 @@ static const command commands[] = {
     { "stats", cmd_stats, "one snapshot of the queues, workers and gates (--json for scripts)" },
     { "top", cmd_top, "live full-screen view of the queues, workers and gates" },
     { "metrics", cmd_metrics, "print the Prometheus text exposition" },
-    { "serve", cmd_serve, "serve /metrics, /healthz and /readyz over HTTP" },
+    { "serve", cmd_serve, "run the API server (/v1/ API, /metrics, /healthz, /readyz)" },
+    { "token", cmd_token, "create, list or revoke API tokens" },
 };
 
 static void usage(FILE *f)

@@ -137,6 +137,7 @@ static sl_config *config_new(void)
     cfg->retention.batch = 1000;
     cfg->jobs = sl_config_jobs_new();
     sl_sched_config_init(&cfg->sched);
+    sl_api_config_init(&cfg->api);
     cfg->metrics.enabled = true;
     cfg->metrics.listen = sl_xstrdup("127.0.0.1:9464");
     cfg->metrics.request_timeout_ms = 10000;
@@ -156,7 +157,7 @@ static const char *key_names(sl_buf *b, const char *section)
         sl_buf_printf(b, "%s%s", b->len ? ", " : "", name);
     }
     if (!section)
-        sl_buf_puts(b, ", deploy, import, codegen, provision");
+        sl_buf_puts(b, ", deploy, import, codegen, provision, api");
     return sl_buf_str(b);
 }
 
@@ -414,6 +415,11 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
                 goto cleanup;
             continue;
         }
+        if (sl_api_config_section(top.pairs[i].name)) {   /* read by config_api.c */
+            if (sl_api_config_read(&cfg->api, doc, top.pairs[i].value, err) < 0)
+                goto cleanup;
+            continue;
+        }
         if (sl_sched_config_section(top.pairs[i].name)) {   /* read by config_sched.c */
             if (sl_sched_config_read(&cfg->sched, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
                 goto cleanup;
@@ -491,6 +497,7 @@ static void apply_env(sl_config *cfg)
         free(cfg->database_url);
         cfg->database_url = sl_xstrdup(v);
     }
+    sl_api_config_env(&cfg->api);
 }
 
 void sl_config_default_path(char *buf, size_t n)
@@ -557,6 +564,7 @@ void sl_config_free(sl_config *cfg)
     free(cfg->queue_settings.items);
     sl_config_jobs_free(cfg->jobs);
     sl_sched_config_clear(&cfg->sched);
+    sl_api_config_clear(&cfg->api);
     free(cfg->metrics.listen);
     free(cfg);
 }

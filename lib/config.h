@@ -13,6 +13,7 @@
  * later winning:
  *   redis.url    <- $CREDENTIALS_DIRECTORY/redis_url, $REDIS_URL, $SLUICE_REDIS_URL
  *   database.url <- $CREDENTIALS_DIRECTORY/database_url, $DATABASE_URL, $SLUICE_DATABASE_URL
+ *   api.url      <- $SLUICE_API_URL
  * ($CREDENTIALS_DIRECTORY is where systemd's LoadCredential= puts secrets,
  * readable by the service alone and never in its environment.)
  *
@@ -27,6 +28,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_api.h"
 #include "config_sched.h"
 #include "err.h"
 #include "log.h"
@@ -75,6 +77,7 @@ typedef struct sl_config {
     } retention;              /* applied by the scheduler's leader (scheduler/retention.h) */
     struct sl_jobs_config *jobs; /* deploy, import, codegen, provision; never NULL */
     sl_sched_config sched;  /* scheduler: and groups: sections (config_sched.h) */
+    sl_api_config api;      /* api: section (config_api.h) */
     struct {
         bool enabled;         /* metrics.enabled   default true: workers count jobs (metrics.h) */
         char *listen;         /* metrics.listen    default 127.0.0.1:9464: `sluice serve` address */

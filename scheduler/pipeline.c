@@ -936,7 +936,8 @@ int sl_pipelines_load_dir(const char *dir, const sl_sched_config *groups, sl_pip
         }
     }
     closedir(d);
-    qsort(names, nnames, sizeof *names, cmp_str);
+    if (nnames > 1)   /* qsort(NULL, 0, ...) is undefined */
+        qsort(names, nnames, sizeof *names, cmp_str);
     sl_pipeline **list = sl_xcalloc(nnames + 1, sizeof *list);
     size_t n = 0;
     for (size_t i = 0; i < nnames; i++) {

@@ -17,9 +17,10 @@ scripts/servers.sh, using the binaries in $SLUICE_BIN_DIR (default
 Parts:
   queue     start a worker pool, enqueue jobs (ok, slow, failing twice, garbage),
             show their results and the dead letter, stop the pool gracefully
-  pipeline  start the scheduler and a pool, run pipelines/demo.yaml through
-            its 2-of-3 approval gate (a refused self-approval, two approvals
-            with an input), show the run and verify the audit trail
+  pipeline  start the scheduler, the API server and a pool, make API tokens
+            for carol, alice and bob, run pipelines/demo.yaml through its
+            2-of-3 approval gate via the API (a refused self-approval, two
+            approvals with an input), show the run and verify the audit trail
 EOF
 }
 
@@ -36,6 +37,7 @@ DEMO_DONE=0
 WORKER_PID=""
 TAIL_PID=""
 SCHED_PID=""
+API_PID=""
 SCHED_TAIL_PID=""
 
 if [[ -t 1 && -z ${NO_COLOR:-} ]]; then
@@ -160,6 +162,60 @@ scheduler_stop() {
     fi
 }
 
+# Starts `sluice serve` (the API server) on a free port of 127.0.0.1, from
+# the repository (scheduler.pipelines is relative), and exports
+# SLUICE_API_URL; its log goes to $SLUICE_STATE_DIR/serve.log.
+api_start() {
+    local log=$SLUICE_STATE_DIR/serve.log port="" i
+    : >"$log"
+    printf '    %s$ %s 2>%s &%s\n' "$DIM" "$(shell_words "$SLUICE" serve --listen 127.0.0.1:0)" "$log" "$OFF"
+    (cd "$DEMO_ROOT" && exec "$SLUICE" serve --listen 127.0.0.1:0 2>"$log") &
+    API_PID=$!
+    for ((i = 0; i < 100; i++)); do
+        port=$(sed -n 's/.*event=serve.listening.* port=\([0-9]*\).*/\1/p' "$log" | head -n 1)
+        [[ -n $port ]] && break
+        kill -0 "$API_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -n $port ]] || {
+        bad "sluice serve did not start (log: $log)"
+        return 1
+    }
+    export SLUICE_API_URL=http://127.0.0.1:$port
+    say "API server pid $API_PID at $SLUICE_API_URL, log $log"
+}
+
+# Stops the API server with SIGTERM; sets API_STATUS to its exit status.
+api_stop() {
+    API_STATUS=""
+    [[ -n $API_PID ]] || return 0
+    kill -TERM "$API_PID" 2>/dev/null || true
+    API_STATUS=0
+    wait "$API_PID" || API_STATUS=$?
+    API_PID=""
+}
+
+# `sluice token create` for USER with SCOPES; sets TOKEN_<USER> (the token
+# is shown once by sluice and not echoed here).
+make_token() {
+    local user=$1 scopes=$2 tok
+    printf '    %s$ %s%s\n' "$DIM" "$(shell_words "$SLUICE" token create --user "$user" --scopes "$scopes")" "$OFF"
+    tok=$("$SLUICE" token create --user "$user" --scopes "$scopes" 2>/dev/null) || {
+        bad "sluice token create for $user failed"
+        return 1
+    }
+    printf -v "TOKEN_$user" '%s' "$tok"
+    say "token for $user: ${tok:0:21}… (only its hash is stored)"
+}
+
+# Shows and runs a command with USER's API token in SLUICE_TOKEN.
+as_user() {
+    local user=$1 var="TOKEN_$1"
+    shift
+    printf '    %s(%s)$ %s%s\n' "$DIM" "$user" "$(shell_words "$@")" "$OFF"
+    SLUICE_TOKEN=${!var} "$@"
+}
+
 # Waits (at most WAIT_S) until `sluice status RUN` shows LINE_RE.
 wait_status() {
     local run=$1 re=$2 deadline=$((SECONDS + WAIT_S))
@@ -250,6 +306,9 @@ demo_finish() {
     if [[ -n $SCHED_TAIL_PID ]]; then
         kill "$SCHED_TAIL_PID" 2>/dev/null || true
     fi
+    if [[ -n $API_PID ]] && kill -0 "$API_PID" 2>/dev/null; then
+        kill -TERM "$API_PID" 2>/dev/null || true
+    fi
     if [[ -n $WORKER_PID ]] && kill -0 "$WORKER_PID" 2>/dev/null; then
         kill -TERM "$WORKER_PID" 2>/dev/null || true
         for ((i = 0; i < 50; i++)); do
@@ -323,15 +382,21 @@ demo_pipeline() {
     say "(pipelines whose kinds this build lacks are refused whole; demo.yaml loads)"
     run "$SLUICE" validate --pipelines "$DEMO_ROOT/pipelines" || true
 
-    step "Start a worker pool on queue 'demo' and the scheduler"
+    step "Start a worker pool on queue 'demo', the scheduler and the API server"
     worker_start --processes 2 --queues demo
     wait_for_group demo || return 1
     scheduler_start --pipelines "$DEMO_ROOT/pipelines"
+    api_start || return 1
 
-    step "Start a run of pipeline 'demo' as carol and follow it until it waits at its approval gate"
-    printf '    %s$ %s%s\n' "$DIM" "$(shell_words "$SLUICE" run demo --as carol --wait)" "$OFF"
+    step "API tokens: carol may trigger runs and approve, alice and bob may approve"
+    make_token carol trigger,approve,read || return 1
+    make_token alice approve,read || return 1
+    make_token bob approve,read || return 1
+
+    step "carol starts a run of pipeline 'demo' through the API and follows it to its approval gate"
+    printf '    %s(carol)$ %s%s\n' "$DIM" "$(shell_words "$SLUICE" run demo --wait)" "$OFF"
     rc=0
-    "$SLUICE" run demo --as carol --wait >"$SLUICE_STATE_DIR/run.out" || rc=$?
+    SLUICE_TOKEN=$TOKEN_carol "$SLUICE" run demo --wait >"$SLUICE_STATE_DIR/run.out" || rc=$?
     sed 's/^/    /' "$SLUICE_STATE_DIR/run.out"
     run=$(head -n 1 "$SLUICE_STATE_DIR/run.out")
     [[ $rc == 3 ]] || bad "sluice run --wait exited $rc, expected 3 (waiting at a gate)"
@@ -340,16 +405,16 @@ demo_pipeline() {
     run "$SLUICE" gates || bad "sluice gates failed"
 
     step "carol is an approver, but she triggered the run: her approval is refused (and audited)"
-    if run "$SLUICE" approve "$run" go-live --as carol; then
+    if as_user carol "$SLUICE" approve "$run" go-live; then
         bad "self-approval was accepted"
     else
         say "refused as expected"
     fi
 
     step "alice approves with a canary percentage; bob approves: 2 of 3 releases the gate"
-    run "$SLUICE" approve "$run" go-live --as alice --input percent=25 --comment "staging looks good" ||
+    as_user alice "$SLUICE" approve "$run" go-live --input percent=25 --comment "staging looks good" ||
         bad "alice's approval failed"
-    run "$SLUICE" approve "$run" go-live --as bob --comment "ok" || bad "bob's approval failed"
+    as_user bob "$SLUICE" approve "$run" go-live --comment "ok" || bad "bob's approval failed"
 
     step "Wait for the run to finish, then show it"
     if wait_status "$run" '^status +succeeded'; then
@@ -362,7 +427,9 @@ demo_pipeline() {
     step "Verify the approval audit trail (a hash chain)"
     run "$SLUICE" audit verify || bad "the audit chain does not verify"
 
-    step "Stop the scheduler and the worker pool"
+    step "Stop the API server, the scheduler and the worker pool"
+    api_stop
+    [[ $API_STATUS == 0 ]] || bad "sluice serve exited with status $API_STATUS"
     scheduler_stop
     [[ $SCHED_STATUS == 0 ]] || bad "sluice-scheduler exited with status $SCHED_STATUS"
     worker_stop

@@ -13,7 +13,7 @@ Builds sluice and runs the demo: a worker pool takes jobs from a Redis Stream
 (one succeeds, one sleeps, one fails, one is garbage), records the results in
 PostgreSQL, the failures land in the dead letter, and the pool stops
 gracefully; then the scheduler runs pipelines/demo.yaml through its 2-of-3
-approval gate, approved from the command line.  Each step is announced with a banner line; the worker's log is
+approval gate, decided through the API server with API tokens.  Each step is announced with a banner line; the worker's log is
 shown prefixed with "worker|".
 
   --no-deps    do not run scripts/deps.sh first

@@ -18,7 +18,7 @@ root).  Idempotent: when everything is installed it only says so.
 
 Packages: build-essential cmake pkg-config libhiredis-dev libpq-dev
 libmsgpack-dev libyaml-dev libcurl4-openssl-dev libcriterion-dev
-libmicrohttpd-dev libssl-dev redis-server redis-tools postgresql
+libmicrohttpd-dev libssl-dev openssl redis-server redis-tools postgresql
 postgresql-contrib tmux systemd (systemd-analyze verifies the installed units)
 binutils, clang libclang-rt-14-dev (libFuzzer, for scripts/fuzz.sh), and
 prometheus (for promtool) when the package archive has it.
@@ -28,7 +28,7 @@ EOF
 REQUIRED=(
     build-essential cmake pkg-config
     libhiredis-dev libpq-dev libmsgpack-dev libyaml-dev libcurl4-openssl-dev
-    libcriterion-dev libmicrohttpd-dev libssl-dev
+    libcriterion-dev libmicrohttpd-dev libssl-dev openssl
     redis-server redis-tools postgresql postgresql-contrib
     tmux systemd binutils
     clang libclang-rt-14-dev # the fuzz step: libFuzzer (scripts/fuzz.sh)

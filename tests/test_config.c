@@ -448,3 +448,36 @@ Test(config, protected_kinds_targets_and_keys)
     load_bad("deploy:\n  targets:\n    p:\n      type: command\n      command: [/bin/true]\n      protected: yes-ish\n",
              6, 18, "deploy.targets.p.protected");
 }
+
+Test(config, api_section)
+{
+    unsetenv("SLUICE_API_URL");
+    unsetenv("SLUICE_API_CA");
+    sl_config *cfg = load_ok("api:\n  url: https://sluice.internal:9464\n  threads: 8\n"
+                             "  request_deadline: 5s\n  max_body: 4096\n"
+                             "  jwt:\n    issuer: https://id.example\n    audience: sluice\n"
+                             "    keys: /etc/jwks.json\n    user_claim: email\n    clock_skew: 30s\n");
+    cr_assert_str_eq(cfg->api.url, "https://sluice.internal:9464");
+    cr_assert_eq(cfg->api.threads, 8);
+    cr_assert_eq(cfg->api.request_deadline_ms, 5000);
+    cr_assert_eq(cfg->api.max_body, 4096);
+    cr_assert_str_eq(cfg->api.jwt.issuer, "https://id.example");
+    cr_assert_str_eq(cfg->api.jwt.user_claim, "email");
+    cr_assert_str_eq(cfg->api.jwt.groups_claim, "groups");
+    cr_assert_eq(cfg->api.jwt.clock_skew_ms, 30000);
+    cr_assert_null(cfg->api.tls_cert);
+    sl_config_free(cfg);
+    setenv("SLUICE_API_URL", "http://127.0.0.1:1234", 1);
+    cfg = load_ok("");
+    cr_assert_str_eq(cfg->api.url, "http://127.0.0.1:1234");
+    cr_assert_eq(cfg->api.auth_failures, 10);
+    sl_config_free(cfg);
+    unsetenv("SLUICE_API_URL");
+    load_bad("api:\n  threads: 0\n", 2, 12, "api.threads");
+    load_bad("api:\n  tls_cert: /x.crt\n", 2, 3, "go together");
+    load_bad("api:\n  jwt:\n    issuer: x\n", 3, 5, "needs issuer, audience and keys");
+    load_bad("api:\n  jwt:\n    issuer: x\n    audence: y\n", 4, 5, "unknown key 'audence'");
+    load_bad("api:\n  clock_skew: 1s\n", 2, 3, "unknown key 'clock_skew' in 'api'");
+    load_bad("api:\n  jwt:\n    issuer: x\n    audience: y\n    keys: z\n    clock_skew: 10m\n", 6, 17,
+             "api.jwt.clock_skew");
+}

@@ -5,11 +5,14 @@
  * approval gates (N of M, every refusal, reject, timeouts both ways,
  * inputs reaching a later step, concurrent approvals), the audit chain and
  * its tamper detection, cron with an injected clock, SIGKILL of the
- * scheduler at random instants, and leader takeover.
+ * scheduler at random instants, and leader takeover.  Runs are started and
+ * gates decided through a real API server (`sluice serve`) with one API
+ * token per user: nobody's identity is a name typed on the command line.
  *
  * All scheduler tests live in this one binary so that they never run in
  * parallel with each other: there is one leader lock per database.  Each
  * test uses its own pipeline names and queues. */
+#include "apiserver.h"
 #include "harness.h"
 
 #include "clock.h"
@@ -40,6 +43,13 @@ static char queue[96];        /* this test's queue */
 static char *config;          /* scheduler + worker configuration */
 static pid_t pool, sched[2];
 static char *pool_log, *sched_log[2];
+static th_server api;         /* the API server of this test */
+static char api_env[96];      /* SLUICE_API_URL=... */
+
+/* One token per user of the tests, scopes trigger, approve, read. */
+static const char *const users[] = { "alice", "bob", "carol", "dave", "erin", "mallory" };
+#define NUSERS (sizeof users / sizeof users[0])
+static char *tokens[NUSERS];
 
 static void write_file(const char *path, const char *text)
 {
@@ -56,9 +66,26 @@ static void setup(void)
     cr_assert_not_null(mkdtemp(dir));
     th_name(queue, sizeof queue, "sq");
     config = sl_xasprintf("%s/sluice.config", dir);   /* not *.yaml: not a pipeline */
-    write_file(config, "worker:\n  block: 100ms\n  batch: 8\n"
-                       "scheduler:\n  reconcile: 1s\n  standby_poll: 100ms\n"
-                       "groups:\n  leads: [bob, carol]\n");
+    char *text = sl_xasprintf("worker:\n  block: 100ms\n  batch: 8\n"
+                              "scheduler:\n  reconcile: 1s\n  standby_poll: 100ms\n  pipelines: %s\n"
+                              "groups:\n  leads: [bob, carol]\n"
+                              "api:\n  rate_limit: 10000\n  rate_burst: 10000\n", dir);
+    write_file(config, text);
+    free(text);
+    th_serve_start(&api, config, false, NULL);
+    snprintf(api_env, sizeof api_env, "SLUICE_API_URL=%s", api.url);
+    for (size_t i = 0; i < NUSERS; i++)
+        tokens[i] = th_token(config, users[i], "trigger,approve,read", NULL);
+}
+
+static const char *token_of(const char *user)
+{
+    for (size_t i = 0; i < NUSERS; i++) {
+        if (strcmp(users[i], user) == 0)
+            return tokens[i];
+    }
+    cr_assert_fail("no token for %s", user);
+    return NULL;
 }
 
 static void check_log(const char *path, const char *who)
@@ -71,6 +98,14 @@ static void check_log(const char *path, const char *who)
 
 static void stop_all(void)
 {
+    if (api.pid > 0) {
+        th_serve_stop(&api);
+        api.pid = 0;
+    }
+    for (size_t i = 0; i < NUSERS; i++) {
+        free(tokens[i]);
+        tokens[i] = NULL;
+    }
     for (int i = 0; i < 2; i++) {
         if (sched[i] > 0) {
             int st = th_stop(sched[i], SIGTERM, 20000);
@@ -128,28 +163,47 @@ static void pipeline(const char *name, const char *fmt)
     free(path);
 }
 
-/* Runs `sluice ARGS...` with the test's configuration. */
-static th_result cli(const char *first, ...)
+/* Runs `sluice ARGS...` with the test's configuration, as user (NULL: no
+ * token), through the test's API server. */
+static th_result vcli(const char *user, const char *first, va_list ap)
 {
     const char *argv[32] = { SLUICE_BIN, first };
     int n = 2;
-    va_list ap;
-    va_start(ap, first);
     const char *a;
     while ((a = va_arg(ap, const char *)) != NULL && n < 28)
         argv[n++] = a;
-    va_end(ap);
     argv[n++] = "--config";
     argv[n++] = config;
     argv[n] = NULL;
-    return th_run(argv, NULL);
+    char *tok = sl_xasprintf("SLUICE_TOKEN=%s", user ? token_of(user) : "");
+    const char *env[] = { api_env, tok, NULL };
+    th_result r = th_run(argv, env);
+    free(tok);
+    return r;
 }
 
-static char *start_run(const char *name, const char *as, const char *var)
+static th_result cli(const char *first, ...)
 {
-    const char *argv[] = { SLUICE_BIN, "run", name, "--as", as, "--config", config,
-                           var ? "--var" : NULL, var, NULL };
-    th_result r = th_run(argv, NULL);
+    va_list ap;
+    va_start(ap, first);
+    th_result r = vcli(NULL, first, ap);
+    va_end(ap);
+    return r;
+}
+
+/* `sluice ARGS...` with user's API token. */
+static th_result as(const char *user, const char *first, ...)
+{
+    va_list ap;
+    va_start(ap, first);
+    th_result r = vcli(user, first, ap);
+    va_end(ap);
+    return r;
+}
+
+static char *start_run(const char *name, const char *user, const char *var)
+{
+    th_result r = as(user, "run", name, var ? "--var" : NULL, var, NULL);
     cr_assert_eq(r.status, 0, "sluice run %s: %s", name, r.err);
     char *id = sl_xstrdup(r.out);
     id[strcspn(id, "\n")] = '\0';
@@ -329,8 +383,7 @@ Test(sched, failing_step_fails_the_run)
               strcmp(uerr, "cancelled") == 0, "%s", uerr);
     /* --wait reports the outcome in the exit code */
     char *run2 = NULL;
-    const char *argv[] = { SLUICE_BIN, "run", name, "--wait", "--config", config, NULL };
-    th_result r = th_run(argv, NULL);
+    th_result r = as("alice", "run", name, "--wait", NULL);
     cr_assert_eq(r.status, 1, "run --wait of a failing pipeline: %d\n%s%s", r.status, r.out, r.err);
     cr_assert(strstr(r.out, "failed"), "%s", r.out);
     th_result_free(&r);
@@ -398,7 +451,7 @@ Test(sched, gate_n_of_m_refusals_inputs_and_audit)
     start_scheduler(0);
     char *run = start_run(name, "alice", "ms=1000");
     /* not reached yet: the build takes a second */
-    expect_refused(cli("approve", run, "go", "--as", "bob", NULL), "is not open");
+    expect_refused(as("bob", "approve", run, "go", NULL), "is not open");
     wait_gate(run, "go");
     th_result r = cli("gates", NULL);
     cr_assert_eq(r.status, 0);
@@ -406,25 +459,25 @@ Test(sched, gate_n_of_m_refusals_inputs_and_audit)
               strstr(r.out, "Check the build output.") && strstr(r.out, "evidence:     build (succeeded)"
               " outputs {\"slept_ms\": 1000}"), "sluice gates:\n%s", r.out);
     th_result_free(&r);
-    expect_refused(cli("approve", run, "go", "--as", "alice", NULL), "does not allow self-approval");
-    expect_refused(cli("approve", run, "go", "--as", "mallory", NULL), "mallory is not an approver");
-    r = cli("reject", run, "go", "--as", "bob", NULL);
+    expect_refused(as("alice", "approve", run, "go", NULL), "does not allow self-approval");
+    expect_refused(as("mallory", "approve", run, "go", NULL), "mallory is not an approver");
+    r = as("bob", "reject", run, "go", NULL);
     cr_assert_eq(r.status, 2, "a rejection without a comment is a usage error");
     th_result_free(&r);
-    expect_refused(cli("approve", run, "go", "--as", "bob", "--input", "percent=lots", NULL), "must be an int");
-    expect_refused(cli("approve", run, "go", "--as", "bob", "--input", "colour=red", NULL), "no input 'colour'");
-    r = cli("approve", run, "go", "--as", "bob", "--input", "percent=25", "--comment", "looks good", NULL);
+    expect_refused(as("bob", "approve", run, "go", "--input", "percent=lots", NULL), "must be an int");
+    expect_refused(as("bob", "approve", run, "go", "--input", "colour=red", NULL), "no input 'colour'");
+    r = as("bob", "approve", run, "go", "--input", "percent=25", "--comment", "looks good", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strstr(r.out, "(1 of 2)"), "%s", r.out);
     th_result_free(&r);
-    expect_refused(cli("approve", run, "go", "--as", "bob", NULL), "already decided");
+    expect_refused(as("bob", "approve", run, "go", NULL), "already decided");
     /* `note` has no default: the releasing approval must supply it */
-    expect_refused(cli("approve", run, "go", "--as", "carol", NULL), "note have no value");
-    r = cli("approve", run, "go", "--as", "carol", "--input", "note=ship it", NULL);
+    expect_refused(as("carol", "approve", run, "go", NULL), "note have no value");
+    r = as("carol", "approve", run, "go", "--input", "note=ship it", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     cr_assert(strstr(r.out, "released"), "%s", r.out);
     th_result_free(&r);
-    expect_refused(cli("approve", run, "go", "--as", "carol", NULL), "is not open");
+    expect_refused(as("carol", "approve", run, "go", NULL), "is not open");
     wait_run(run, "succeeded", 30000);
     char *out = step_field(run, "ship", "outputs::text");
     cr_assert_str_eq(out, "{\"slept_ms\": 25}", "the gate's input reached the later step");
@@ -453,16 +506,14 @@ Test(sched, reject_fails_the_run)
     start_pool();
     start_scheduler(0);
     /* run --wait follows the run to its gate and says so with exit status 3 */
-    const char *argv[] = { SLUICE_BIN, "run", name, "--as", "dave", "--wait",
-                           "--config", config, NULL };
-    th_result w = th_run(argv, NULL);
+    th_result w = as("dave", "run", name, "--wait", NULL);
     cr_assert_eq(w.status, 3, "run --wait: %d\n%s%s", w.status, w.out, w.err);
     cr_assert(strstr(w.out, "waiting at an approval gate") && strstr(w.out, "build                succeeded"),
               "%s", w.out);
     char *run = sl_xstrndup(w.out, strcspn(w.out, "\n"));
     th_result_free(&w);
     wait_gate(run, "go");
-    th_result r = cli("reject", run, "go", "--as", "carol", "--comment", "not today", NULL);
+    th_result r = as("carol", "reject", run, "go", "--comment", "not today", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     th_result_free(&r);
     wait_run(run, "failed", 20000);
@@ -471,7 +522,80 @@ Test(sched, reject_fails_the_run)
     char *e = step_field(run, "go", "error");
     cr_assert_str_eq(e, "rejected by carol: not today");
     free(e);
-    expect_refused(cli("approve", run, "go", "--as", "bob", NULL), "it was rejected");
+    expect_refused(as("bob", "approve", run, "go", NULL), "it was rejected");
+    free(run);
+}
+
+/* Bypass: identity was a claim (--as, $SLUICE_USER).  Now one person
+ * holding one token is one approver whatever they type: mallory (not an
+ * approver) cannot pass as bob, alice cannot approve twice under two
+ * names, and a run alice triggers is hers whatever name she gives, so she
+ * cannot approve it.  The 2-of-3 gate stays closed and nothing after it
+ * runs. */
+Test(sched, identity_is_proven_not_claimed)
+{
+    char name[64];
+    th_name(name, sizeof name, "ident");
+    pipeline(name,
+        "name: %1$s\n"
+        "steps:\n"
+        "  - id: g\n"
+        "    approval: {approvers: [alice, bob, carol], required: 2}\n"
+        "  - {id: deploy, kind: noop, queue: %2$s, needs: [g]}\n");
+    start_pool();
+    start_scheduler(0);
+    const char *claim_bob[] = { api_env, NULL, "SLUICE_USER=bob", NULL };
+    /* The old way to claim a name is gone. */
+    th_result r = as("mallory", "approve", "x", "g", "--as", "bob", NULL);
+    cr_assert_eq(r.status, 2, "--as must be unknown: %s", r.err);
+    th_result_free(&r);
+    /* alice triggers the run "as bob": it is recorded as alice's. */
+    char *tok = sl_xasprintf("SLUICE_TOKEN=%s", token_of("alice"));
+    claim_bob[1] = tok;
+    const char *run_argv[] = { SLUICE_BIN, "run", name, "--config", config, NULL };
+    r = th_run(run_argv, claim_bob);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    char *run = sl_xstrndup(r.out, strcspn(r.out, "\n"));
+    th_result_free(&r);
+    const char *p[] = { run };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_runs WHERE id = $1 AND triggered_by = 'alice'", 1, p), 1);
+    wait_gate(run, "g");
+    /* alice approving her own run, under any name: refused */
+    const char *approve_argv[] = { SLUICE_BIN, "approve", run, "g", "--config", config, NULL };
+    r = th_run(approve_argv, claim_bob);
+    cr_assert_eq(r.status, 1, "%s%s", r.out, r.err);
+    cr_assert(strstr(r.err, "self-approval"), "%s", r.err);
+    th_result_free(&r);
+    /* mallory claiming to be bob: she is mallory, not an approver */
+    free(tok);
+    tok = sl_xasprintf("SLUICE_TOKEN=%s", token_of("mallory"));
+    claim_bob[1] = tok;
+    r = th_run(approve_argv, claim_bob);
+    cr_assert_eq(r.status, 1, "%s%s", r.out, r.err);
+    cr_assert(strstr(r.err, "mallory is not an approver"), "%s", r.err);
+    th_result_free(&r);
+    /* bob approves once; bob's second approval "as carol" is still bob's */
+    r = as("bob", "approve", run, "g", NULL);
+    cr_assert_eq(r.status, 0, "%s", r.err);
+    th_result_free(&r);
+    free(tok);
+    tok = sl_xasprintf("SLUICE_TOKEN=%s", token_of("bob"));
+    claim_bob[1] = tok;
+    claim_bob[2] = "SLUICE_USER=carol";
+    r = th_run(approve_argv, claim_bob);
+    cr_assert_eq(r.status, 1, "%s%s", r.out, r.err);
+    cr_assert(strstr(r.err, "already decided"), "%s", r.err);
+    th_result_free(&r);
+    /* The gate holds: one approval of two, nothing deployed, and the audit
+     * trail names who really decided. */
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_gates WHERE run_id = $1 AND status = 'open'", 1, p), 1);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_audit WHERE run_id = $1 AND decision = 'approve'", 1, p), 1);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_audit WHERE run_id = $1 AND decision = 'approve'"
+                              " AND actor = 'bob'", 1, p), 1);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_audit WHERE run_id = $1 AND actor = 'carol'", 1, p), 0);
+    expect_step(run, "deploy", "pending");
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE run_id = $1", 1, p), 0);
+    free(tok);
     free(run);
 }
 
@@ -503,7 +627,7 @@ Test(sched, gate_timeouts_both_ways)
     const char *p[] = { ry, rn };
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_audit WHERE (run_id = $1 AND decision = "
                               "'timeout-approve') OR (run_id = $2 AND decision = 'timeout-reject')", 2, p), 2);
-    expect_refused(cli("approve", ry, "wait", "--as", "bob", NULL), "timed_out");
+    expect_refused(as("bob", "approve", ry, "wait", NULL), "timed_out");
     free(ry);
     free(rn);
 }
@@ -528,7 +652,7 @@ Test(sched, concurrent_approvals_release_once)
     for (int round = 0; round < 3; round++) {
         char *run = start_run(name, "dave", NULL);
         wait_gate(run, "g");
-        static const char *users[] = { "alice", "bob", "carol", "erin" };
+        static const char *approvers[] = { "alice", "bob", "carol", "erin" };
         pid_t kids[4];
         for (int i = 0; i < 4; i++) {
             kids[i] = fork();
@@ -537,7 +661,7 @@ Test(sched, concurrent_approvals_release_once)
                 sl_err err;
                 sl_db *db = sl_db_connect(th_env("DATABASE_URL"), &err);
                 sl_gate_result res;
-                int rc = db ? sl_gate_decide(db, run, "g", &(sl_principal){ .name = users[i], .method = "test" }, true, NULL, NULL, 0, &res, &err) : -1;
+                int rc = db ? sl_gate_decide(db, run, "g", &(sl_principal){ .name = approvers[i], .method = "test" }, true, NULL, NULL, 0, &res, &err) : -1;
                 sl_db_free(db);
                 _exit(rc < 0 ? 2 : res.refused ? 1 : 0);
             }
@@ -567,7 +691,7 @@ Test(sched, audit_tampering_is_detected)
     start_scheduler(0);
     char *run = start_run(name, "dave", NULL);
     wait_gate(run, "g");
-    th_result r = cli("approve", run, "g", "--as", "bob", "--comment", "fine", NULL);
+    th_result r = as("bob", "approve", run, "g", "--comment", "fine", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     th_result_free(&r);
     r = cli("audit", "verify", NULL);
@@ -868,9 +992,9 @@ Test(sched, concurrency_group_and_cancel)
     th_result_free(&r);
     wait_run(r1, "cancelled", 10000);
     expect_step(r1, "g", "cancelled");
-    expect_refused(cli("approve", r1, "g", "--as", "bob", NULL), "is not open");
+    expect_refused(as("bob", "approve", r1, "g", NULL), "is not open");
     wait_gate(r2, "g");
-    r = cli("approve", r2, "g", "--as", "bob", NULL);
+    r = as("bob", "approve", r2, "g", NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     th_result_free(&r);
     wait_run(r2, "succeeded", 10000);

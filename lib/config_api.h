@@ -1,0 +1,87 @@
+/* config_api.h: the `api:` section of etc/sluice.yaml — the HTTP API server
+ * (`sluice serve`) and how the CLI reaches it.
+ *
+ *   api:
+ *     url: http://127.0.0.1:9464   # where `sluice run/approve/reject` send requests
+ *     ca_file: /etc/sluice/ca.pem  # CA the CLI trusts for an https url
+ *     listen: 127.0.0.1:9464       # where `sluice serve` listens
+ *     threads: 4                   # request threads (each with its own backends)
+ *     tls_cert: /etc/sluice/tls.crt   # both set: HTTPS
+ *     tls_key: /etc/sluice/tls.key
+ *     max_connections: 1024
+ *     per_ip_connections: 32
+ *     connection_timeout: 10s      # idle connection closed
+ *     request_deadline: 30s        # whole connection, however it trickles
+ *     max_body: 1048576
+ *     rate_limit: 50               # requests per second per address
+ *     rate_burst: 200
+ *     auth_failures: 10            # failed authentications before 429 ...
+ *     auth_lockout: 60s            # ... for this long
+ *     backend_timeout: 2s          # PostgreSQL connect/statement, Redis timeouts
+ *     jwt:
+ *       issuer: https://id.example.com
+ *       audience: sluice
+ *       keys: /etc/sluice/jwks.json   # a JWKS file or a PEM public key
+ *       user_claim: preferred_username
+ *       groups_claim: groups
+ *       clock_skew: 60s
+ *       scopes: read,trigger,approve   # what a valid JWT may do
+ *
+ * lib/config.c hands the section to this module, which reads it with the
+ * same strictness as the rest (unknown keys, types, FILE:LINE:COL).  The
+ * environment overrides api.url with $SLUICE_API_URL and api.ca_file with
+ * $SLUICE_API_CA (sl_api_config_env). */
+#ifndef SL_CONFIG_API_H
+#define SL_CONFIG_API_H
+
+#include <stdbool.h>
+
+#include "err.h"
+#include "yamldoc.h"
+
+typedef struct sl_api_config {
+    char *url;                 /* api.url, default http://127.0.0.1:9464 (owned) */
+    char *ca_file;             /* api.ca_file: CA bundle the CLI trusts for https, or NULL (owned) */
+    char *listen;              /* api.listen, NULL: metrics.listen (owned) */
+    int threads;               /* api.threads, default 4 (1..64) */
+    char *tls_cert;            /* api.tls_cert PEM file, or NULL (owned) */
+    char *tls_key;             /* api.tls_key PEM file, or NULL (owned) */
+    int max_connections;       /* api.max_connections, default 1024 */
+    int per_ip_connections;    /* api.per_ip_connections, default 32: one address cannot take them all */
+    int connection_timeout_ms; /* api.connection_timeout, 0: metrics.request_timeout */
+    int request_deadline_ms;   /* api.request_deadline, default 30s */
+    int max_body;              /* api.max_body bytes, default 1 MiB */
+    int rate_limit;            /* api.rate_limit requests/s per address, default 50 */
+    int rate_burst;            /* api.rate_burst, default 200 */
+    int auth_failures;         /* api.auth_failures before throttling, default 10 */
+    int auth_lockout_ms;       /* api.auth_lockout, default 60s */
+    int backend_timeout_ms;    /* api.backend_timeout, default 2s */
+    struct {
+        char *issuer;          /* api.jwt.issuer; NULL: JWTs are not accepted (owned) */
+        char *audience;        /* api.jwt.audience (owned) */
+        char *keys;            /* api.jwt.keys: JWKS or PEM file (owned) */
+        char *user_claim;      /* api.jwt.user_claim, default "sub" (owned) */
+        char *groups_claim;    /* api.jwt.groups_claim, default "groups" (owned) */
+        int clock_skew_ms;     /* api.jwt.clock_skew, default 60s, at most 5m */
+        char *scopes;          /* api.jwt.scopes, default "read,trigger,approve" (owned) */
+    } jwt;
+} sl_api_config;
+
+/* Sets the defaults. */
+void sl_api_config_init(sl_api_config *c);
+
+/* Frees what c owns (c itself is not freed). */
+void sl_api_config_clear(sl_api_config *c);
+
+/* True if name is the top-level section this module reads ("api"). */
+bool sl_api_config_section(const char *name);
+
+/* Reads the `api` section (node is its value) into c.  Returns -1 with err
+ * ("FILE:LINE:COL: …") on the first error, including a jwt section without
+ * issuer, audience or keys, and a tls_cert without tls_key. */
+int sl_api_config_read(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err);
+
+/* Applies $SLUICE_API_URL and $SLUICE_API_CA. */
+void sl_api_config_env(sl_api_config *c);
+
+#endif
