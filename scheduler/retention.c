@@ -1,47 +1,13 @@
-/* retention.c: see retention.h.  Two statements per pass, each one
- * data-modifying CTE: pick the oldest expired rows (FOR UPDATE SKIP
+/* retention.c: see retention.h.  A pass is one call of the SECURITY
+ * DEFINER function sluice_retention_pass (migration 011): two
+ * data-modifying CTEs that pick the oldest expired rows (FOR UPDATE SKIP
  * LOCKED, bounded by LIMIT) and delete them with everything that hangs off
- * them, so a pass is one short transaction whatever the backlog. */
+ * them, so a pass is one short transaction whatever the backlog, and the
+ * scheduler's role needs no DELETE privilege on any table. */
 #include "retention.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-static const char JOBS_SQL[] =
-    "WITH doomed AS ("
-    "  SELECT j.id FROM sluice_jobs j"
-    "   WHERE ((j.status = 'succeeded' AND $1::bigint > 0"
-    "           AND j.finished_at < now() - $1::bigint * interval '1 millisecond')"
-    "       OR (j.status IN ('failed', 'dead', 'cancelled') AND $2::bigint > 0"
-    "           AND j.finished_at < now() - $2::bigint * interval '1 millisecond'))"
-    "     AND (j.run_id IS NULL OR NOT EXISTS (SELECT 1 FROM sluice_runs r"
-    "          WHERE r.id = j.run_id AND r.status IN ('queued', 'running')))"
-    "   ORDER BY j.finished_at LIMIT $3::int FOR UPDATE OF j SKIP LOCKED),"
-    " attempts AS (DELETE FROM sluice_job_attempts WHERE job_id IN (SELECT id FROM doomed)),"
-    " cancels AS (DELETE FROM sluice_cancellations WHERE job_id IN (SELECT id FROM doomed))"
-    " DELETE FROM sluice_jobs WHERE id IN (SELECT id FROM doomed)";
-
-static const char RUNS_SQL[] =
-    "WITH doomed AS ("
-    "  SELECT id FROM sluice_runs"
-    "   WHERE status IN ('succeeded', 'failed', 'cancelled') AND $1::bigint > 0"
-    "     AND finished_at < now() - $1::bigint * interval '1 millisecond'"
-    "   ORDER BY finished_at LIMIT $2::int FOR UPDATE SKIP LOCKED),"
-    " steps AS (DELETE FROM sluice_run_steps WHERE run_id IN (SELECT id FROM doomed)),"
-    " gates AS (DELETE FROM sluice_gates WHERE run_id IN (SELECT id FROM doomed))"
-    " DELETE FROM sluice_runs WHERE id IN (SELECT id FROM doomed)";
-
-/* Runs sql and returns how many rows its final DELETE removed, or -1. */
-static long long delete_count(sl_db *db, const char *what, const char *sql, int n,
-                              const char *const *params, sl_err *err)
-{
-    PGresult *res = sl_db_exec(db, what, sql, n, params, err);
-    if (res == NULL)
-        return -1;
-    long long removed = atoll(PQcmdTuples(res));
-    PQclear(res);
-    return removed;
-}
 
 int sl_retention_pass(sl_db *db, const sl_config *cfg, sl_retention_stats *st, sl_err *err)
 {
@@ -51,17 +17,15 @@ int sl_retention_pass(sl_db *db, const sl_config *cfg, sl_retention_stats *st, s
     snprintf(failed, sizeof failed, "%lld", (long long)cfg->retention.failed_ms);
     snprintf(runs, sizeof runs, "%lld", (long long)cfg->retention.runs_ms);
     snprintf(batch, sizeof batch, "%d", cfg->retention.batch);
-    if (cfg->retention.succeeded_ms > 0 || cfg->retention.failed_ms > 0) {
-        const char *p[] = { ok, failed, batch };
-        st->jobs = delete_count(db, "retention: job results", JOBS_SQL, 3, p, err);
-        if (st->jobs < 0)
-            return -1;
-    }
-    if (cfg->retention.runs_ms > 0) {
-        const char *p[] = { runs, batch };
-        st->runs = delete_count(db, "retention: runs", RUNS_SQL, 2, p, err);
-        if (st->runs < 0)
-            return -1;
-    }
+    if (cfg->retention.succeeded_ms <= 0 && cfg->retention.failed_ms <= 0 && cfg->retention.runs_ms <= 0)
+        return 0;
+    const char *p[] = { ok, failed, runs, batch };
+    PGresult *res = sl_db_exec(db, "retention", "SELECT jobs, runs FROM sluice_retention_pass("
+                               "$1::bigint, $2::bigint, $3::bigint, $4::integer)", 4, p, err);
+    if (res == NULL)
+        return -1;
+    st->jobs = atoll(PQgetvalue(res, 0, 0));
+    st->runs = atoll(PQgetvalue(res, 0, 1));
+    PQclear(res);
     return 0;
 }

@@ -54,7 +54,7 @@ static void run(PGconn *c, const char *name, const char *status, const char *age
     exec_ok(c, sql, prefix);
     free(sql);
     sql = sl_xasprintf("INSERT INTO sluice_gates (run_id, gate_id, status, approvers, required, triggered_by)"
-                       " VALUES ($1 || '-%s', 'g', 'approved', '{alice}', 1, 'test')", name);
+                       " VALUES ($1 || '-%s', 'g', 'open', '{alice}', 1, 'test')", name);
     exec_ok(c, sql, prefix);
     free(sql);
 }
