@@ -311,20 +311,22 @@ static int transaction(sl_redis *r, const tx_cmd *cmds, size_t n, const char *wh
     return rc;
 }
 
-int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *error, sl_err *err)
+int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, const char *error,
+                         sl_err *err)
 {
     char jobs[SL_KEY_MAX], dead[SL_KEY_MAX], failed_at[24], what[SL_KEY_MAX + 16];
     sl_queue_key(jobs, e->queue, "jobs");
     sl_queue_key(dead, e->queue, "dead");
     snprintf(failed_at, sizeof failed_at, "%lld", (long long)sl_now_ms());
     snprintf(what, sizeof what, "dead-letter %s", dead);
+    /* `id` last: readers that know only the first three fields are unaffected. */
     const char *xadd[] = { "XADD", dead, "*", "job", e->data ? e->data : "", "error", error,
-                           "failed_at", failed_at };
+                           "failed_at", failed_at, "id", job_id ? job_id : "" };
     size_t xadd_len[] = { 4, strlen(dead), 1, 3, e->data ? e->len : 0, 5, strlen(error), 9,
-                          strlen(failed_at) };
+                          strlen(failed_at), 2, job_id ? strlen(job_id) : 0 };
     const char *xack[] = { "XACK", jobs, SL_GROUP, e->stream_id };
     const char *xdel[] = { "XDEL", jobs, e->stream_id };
-    const tx_cmd cmds[] = { { 9, xadd, xadd_len }, { 4, xack, NULL }, { 3, xdel, NULL } };
+    const tx_cmd cmds[] = { { job_id ? 11 : 9, xadd, xadd_len }, { 4, xack, NULL }, { 3, xdel, NULL } };
     return transaction(r, cmds, 3, what, NULL, err);
 }
 
@@ -355,6 +357,34 @@ int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long 
         *pending = rep->element[0]->integer;
     freeReplyObject(rep);
     return 0;
+}
+
+int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *const *stream_ids,
+                           size_t n, bool *exists, sl_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        char key[SL_KEY_MAX];
+        sl_queue_key(key, queues[i], "jobs");
+        const char *argv[] = { "XRANGE", key, stream_ids[i], stream_ids[i], "COUNT", "1" };
+        if (sl_redis_append(r, 6, argv, NULL, err) < 0)
+            return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        sl_err e;
+        redisReply *rep = sl_redis_reply(r, &e);
+        if (rep == NULL) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+        if (rep->type == REDIS_REPLY_ERROR && rc == 0)
+            rc = sl_err_set(err, SL_EREDIS, "redis %s: XRANGE of %s entry %s: %s", sl_redis_address(r),
+                            queues[i], stream_ids[i], rep->str);
+        exists[i] = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0;
+        freeReplyObject(rep);
+    }
+    return rc;
 }
 
 /* ---- Lua scripts ------------------------------------------------------------ */
@@ -665,6 +695,8 @@ int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64
         batch_truncate(out, first);
         return -1;
     }
+    for (size_t i = first; i < out->n; i++)
+        out->items[i].lapsed = true;
     return (int)(out->n - first);
 }
 

@@ -2,7 +2,8 @@
  *
  * Keys of queue Q (all in one Redis Cluster slot thanks to the {Q} tag):
  *   sluice:{Q}:jobs     stream of pending jobs, field `job` = envelope
- *   sluice:{Q}:dead     dead letter stream: fields job, error, failed_at
+ *   sluice:{Q}:dead     dead letter stream: fields job, error, failed_at and,
+ *                       when the envelope's id could be read, id
  *   sluice:{Q}:delayed  ZSET of delayed/retrying envelopes, score = due ms
  *   sluice:{Q}:stats    HASH of job counters and histograms (metrics.h)
  * and sluice:queues, a SET of every queue name ever enqueued to (discovery).
@@ -50,6 +51,7 @@ typedef struct sl_entry {
     char *data;                  /* owned: the `job` field's bytes; NULL if absent */
     size_t len;                  /* bytes in data */
     int64_t deliveries;          /* times delivered (reclaimed entries), 0 = first */
+    bool lapsed;                 /* taken by sl_queue_reclaim: its owner's lease lapsed */
 } sl_entry;
 
 typedef struct sl_batch {
@@ -79,14 +81,21 @@ int sl_queue_ack(sl_redis *r, sl_entry *const *entries, size_t n, sl_err *err);
 int sl_queue_ack_after(sl_redis *r, size_t extra, sl_entry *const *entries, size_t n, sl_err *err);
 
 /* Moves one entry to its queue's dead letter: XADD to sluice:{Q}:dead with
- * the bytes as received and the error, XACK and XDEL the original, all in
- * one MULTI/EXEC transaction (atomic: it is never in both or neither). */
-int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *error, sl_err *err);
+ * the bytes as received, the error and (unless job_id is NULL: it could
+ * not be read) the job id, XACK and XDEL the original, all in one
+ * MULTI/EXEC transaction (atomic: it is never in both or neither). */
+int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, const char *error,
+                         sl_err *err);
 
 /* Entries of the queue's stream that are waiting / pending, for tests and
  * the CLI: XLEN and the count from XPENDING. */
 int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long *pending,
                    sl_err *err);
+
+/* Sets exists[i] to whether entry stream_ids[i] is still in the stream
+ * of queues[i] (XRANGE id id, one pipelined round trip for all). */
+int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *const *stream_ids,
+                           size_t n, bool *exists, sl_err *err);
 
 /* ---- retries and delays (sluice:{Q}:delayed) ---------------------------- */
 
@@ -111,7 +120,8 @@ int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, 
 /* Claims for consumer up to max entries of the queue's stream that have
  * been pending (unacknowledged) for at least min_idle_ms, looping on
  * XAUTOCLAIM's cursor, and appends them to *out with their delivery count
- * (after this claim) in sl_entry.deliveries.  Ids whose entry was deleted
+ * (after this claim) in sl_entry.deliveries and sl_entry.lapsed set.  Ids
+ * whose entry was deleted
  * while pending are acknowledged and dropped.  Returns the number claimed
  * (0 if the queue has no consumer group yet), or -1 with *out as it was. */
 int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64_t min_idle_ms,
