@@ -563,21 +563,24 @@ int sl_store_unclaim(sl_store *s, const sl_claim_req *reqs, size_t n, sl_err *er
     return res ? 0 : -1;
 }
 
-int sl_store_job_reset(sl_store *s, const char *id, int64_t *attempts, sl_err *err)
+int sl_store_job_reset(sl_store *s, const char *id, int64_t dead_attempt, int64_t *attempts, sl_err *err)
 {
-    const char *params[] = { id };
+    char at[24];
+    snprintf(at, sizeof at, "%lld", (long long)dead_attempt);
+    const char *params[] = { id, at };
     *attempts = 0;
     PGresult *res = exec_ok(s, "reset job",
                             "UPDATE sluice_jobs SET status = 'queued', error = NULL"
                             " WHERE id = $1 AND status IN ('dead', 'failed', 'queued')"
-                            " RETURNING attempts", 1, params, err);
+                            " AND attempts <= $2::integer RETURNING attempts", 2, params, err);
     if (res == NULL)
         return -1;
     int rc = 0;
     if (PQntuples(res) == 1)
         *attempts = atoll(PQgetvalue(res, 0, 0));
     else
-        rc = sl_err_set(err, SL_ENOTFOUND, "job %s: no dead job with that id in PostgreSQL", id);
+        rc = sl_err_set(err, SL_ENOTFOUND, "job %s: no dead job with that id at attempt %lld or "
+                        "earlier in PostgreSQL", id, (long long)dead_attempt);
     PQclear(res);
     return rc;
 }

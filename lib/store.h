@@ -116,10 +116,13 @@ int sl_store_unclaim(sl_store *s, const sl_claim_req *reqs, size_t n, sl_err *er
  * workers run its next attempt, and sets *attempts to the attempts it has
  * recorded: the retry must be a later attempt, or the forward-only record
  * would ignore it.  A job already reset (a retry that did not finish) is
- * reset again.  Returns -1 with SL_ENOTFOUND when there is no such job; a
- * dead entry whose job never got a row (it was undecodable) needs no reset
- * and is not an error for the caller to fix. */
-int sl_store_job_reset(sl_store *s, const char *id, int64_t *attempts, sl_err *err);
+ * reset again.  dead_attempt is the attempt of the dead-letter entry being
+ * retried: a job already past it (the entry is a stale copy, or another
+ * operator's retry has run meanwhile) is not reset.  Returns -1 with
+ * SL_ENOTFOUND when there is no such job to reset; a dead entry whose job
+ * never got a row (it was undecodable) needs no reset and is not an error
+ * for the caller to fix. */
+int sl_store_job_reset(sl_store *s, const char *id, int64_t dead_attempt, int64_t *attempts, sl_err *err);
 
 /* Records a cancellation request for job id (idempotent). */
 int sl_store_cancel(sl_store *s, const char *id, const char *by, sl_err *err);

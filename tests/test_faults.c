@@ -528,19 +528,25 @@ Test(faults, postgres_down_10s_batches_held_then_committed)
     fx_free(log, config);
 }
 
-/* ---- 5. a poison pill --------------------------------------------------------- */
+/* ---- 5. a job that crashes its worker ----------------------------------------- */
 
-Test(faults, crash_job_is_dead_lettered_after_max_deliveries)
+/* The crash job sits in the middle of the stream, so that batch-mates ran
+ * before it in the same batch: their outcomes are in the dead child's
+ * journal, and its replacement records them without running them again
+ * (each ran once), records the crash as a failed attempt ("worker
+ * crashed"), retries it per its max_attempts, and after the last one the
+ * job is dead. */
+Test(faults, crash_job_recorded_as_crashed_attempts_batch_mates_run_once)
 {
     th_migrate();
     char queue[64];
     th_name(queue, sizeof queue, "crash");
     const int before = 100, after = 100;
-    fx_jobs noop = { .kind = "noop" }, crash = { .kind = "crash" };
+    fx_jobs noop = { .kind = "noop" }, crash = { .kind = "crash", .max_attempts = 3 };
     fx_enqueue(queue, &noop, 0, before);
     fx_enqueue(queue, &crash, before, 1);
     fx_enqueue(queue, &noop, before + 1, after);
-    char *config = fx_config("  visibility_timeout: 1s\n  max_deliveries: 3\n");
+    char *config = fx_config("  visibility_timeout: 1s\n  max_deliveries: 3\n  retry_initial: 100ms\n");
     char *log = fx_log("crash");
     pid_t master = fx_start(config, queue, 2, log);
     fx_wait_rows(queue, before + after + 1, 90000, log);
@@ -548,19 +554,22 @@ Test(faults, crash_job_is_dead_lettered_after_max_deliveries)
     fx_enqueue(queue, &noop, before + after + 1, 1);
     fx_wait_rows(queue, before + after + 2, 30000, log);
     fx_wait_drained(queue, 30000);
-    cr_assert_geq(fx_count_in(log, "signal=6"), 3, "the crash job did not kill its worker each delivery");
+    cr_assert_eq(fx_count_in(log, "signal=6"), 3, "the crash job should have killed its worker once per attempt");
     fx_stop(master, log);
-    fx_expect e = { .jobs = before + after + 2, .succeeded = before + after + 1, .attempts = -1,
-                    .dead_letter = 1 };
+    fx_expect e = { .jobs = before + after + 2, .succeeded = before + after + 1,
+                    .attempts = before + after + 1 + 3, .dead_letter = 1 };
     fx_check(queue, &e);
+    fx_assert_ran_once(log, before + after + 1);
     char id[128];
     snprintf(id, sizeof id, "%s-%d", queue, before);
     cr_assert_eq(fx_sql("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'dead'"
-                        " AND error LIKE 'delivered 4 times%'", id), 1,
-                 "the crash job is not recorded dead after its 4th delivery");
+                        " AND attempts = 3 AND error LIKE 'worker crashed%'", id), 1,
+                 "the crash job is not recorded dead after 3 crashed attempts");
+    cr_assert_eq(fx_sql("SELECT count(*) FROM sluice_job_history WHERE job_id = $1"
+                        " AND status = 'failed' AND error LIKE 'worker crashed%'", id), 3);
     char errors[4096];
     cr_assert_eq(fx_dead_letters(queue, NULL, 0, errors, sizeof errors), 1);
-    cr_assert(strstr(errors, "delivered 4 times") && strstr(errors, "max_deliveries is 3"), "%s", errors);
+    cr_assert(strstr(errors, "worker crashed"), "%s", errors);
     fx_free(log, config);
 }
 

@@ -24,6 +24,7 @@
  * and refreshes which of its queues are paused (every PAUSED_EVERY_MS). */
 #include "consumer.h"
 #include "clock.h"
+#include "jobid.h"
 #include "json.h"
 #include "kind.h"
 #include "log.h"
@@ -79,6 +80,7 @@ typedef enum action {
 typedef struct item {
     sl_entry *entry;      /* the stream entry (owned by the batch) */
     sl_job job;           /* decoded envelope; id NULL when undecodable */
+    char seen_id[SL_JOBID_MAX + 1]; /* the id of an envelope refused undecoded, if readable, else "" */
     action act;
     bool run;             /* run the job (no prior outcome stops it) */
     bool timed_out;       /* its previous worker was killed at the deadline */
@@ -303,6 +305,33 @@ static void refuse(item *it, bool record)
     it->attempt_status = "dead";
 }
 
+/* The job id of envelope bytes that did not decode, if they are a map
+ * with a valid `id` string: the dead letter and the log keep it. */
+static void peek_id(const sl_entry *e, char out[SL_JOBID_MAX + 1])
+{
+    out[0] = '\0';
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    msgpack_unpack_return ur = msgpack_unpack_next(&up, e->data, e->len, &off);
+    if ((ur == MSGPACK_UNPACK_SUCCESS || ur == MSGPACK_UNPACK_EXTRA_BYTES) &&
+        up.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &up.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 2 && memcmp(k->via.str.ptr, "id", 2) == 0 &&
+                v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 && v->via.str.size <= SL_JOBID_MAX) {
+                memcpy(out, v->via.str.ptr, v->via.str.size);
+                out[v->via.str.size] = '\0';
+                if (!sl_jobid_valid(out))
+                    out[0] = '\0';
+                break;
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
 /* Decodes entry into it and decides whether it may run. */
 static void decode_item(consumer *c, item *it)
 {
@@ -322,11 +351,13 @@ static void decode_item(consumer *c, item *it)
     }
     if (sl_envelope_decode(e->data, e->len, &it->job, &err) < 0) {
         set_error(it, "undecodable envelope: %s", err.msg);
+        peek_id(e, it->seen_id);
         refuse(it, false);
         return;
     }
     if (strcmp(it->job.queue, e->queue) != 0) {
         set_error(it, "field 'queue' says '%s' but the entry is in queue '%s'", it->job.queue, e->queue);
+        snprintf(it->seen_id, sizeof it->seen_id, "%s", it->job.id);
         sl_job_clear(&it->job);
         refuse(it, false);
         return;
@@ -730,10 +761,12 @@ static int settle_one(consumer *c, item *it, sl_err *err)
     switch (it->act) {
     case ACT_ACK:
         return 0;
-    case ACT_DEAD:
-        SL_WARN("job.dead_lettered", "job=%s queue=%s entry=%s error=%s", it->job.id ? it->job.id : "-",
+    case ACT_DEAD: {
+        const char *id = it->job.id ? it->job.id : it->seen_id[0] ? it->seen_id : NULL;
+        SL_WARN("job.dead_lettered", "job=%s queue=%s entry=%s error=%s", id ? id : "-",
                 it->entry->queue, it->entry->stream_id, sl_log_quote(q, sizeof q, it->error));
-        return sl_queue_dead_letter(c->redis, it->entry, it->job.id, it->error ? it->error : "dead", err);
+        return sl_queue_dead_letter(c->redis, it->entry, id, it->error ? it->error : "dead", err);
+    }
     case ACT_RELEASE:
         return sl_queue_release(c->redis, it->entry, err);
     case ACT_RETRY: {
