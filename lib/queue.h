@@ -52,6 +52,8 @@ typedef struct sl_entry {
     size_t len;                  /* bytes in data */
     int64_t deliveries;          /* times delivered (reclaimed entries), 0 = first */
     bool lapsed;                 /* taken by sl_queue_reclaim: its owner's lease lapsed */
+    size_t oversize;             /* sl_queue_read_bounded: data not fetched (NULL), the
+                                    `job` field is this many bytes; 0 otherwise */
 } sl_entry;
 
 typedef struct sl_batch {
@@ -66,6 +68,14 @@ typedef struct sl_batch {
  * of entries read, or -1 with err. */
 int sl_queue_read(sl_redis *r, const char *consumer, char *const *queues, size_t nqueues,
                   int count, int block_ms, sl_batch *out, sl_err *err);
+
+/* Like sl_queue_read for one queue, without blocking, but a `job` field
+ * longer than max_bytes is not fetched: its entry comes back with data
+ * NULL and oversize set (its bytes stay in Redis; sl_queue_dead_letter
+ * moves them there).  One Lua script (XREADGROUP inside), so a reader
+ * never holds an oversized entry it did not ask for. */
+int sl_queue_read_bounded(sl_redis *r, const char *consumer, const char *queue, int count,
+                          size_t max_bytes, sl_batch *out, sl_err *err);
 
 void sl_batch_clear(sl_batch *b);   /* empties, keeps the allocation */
 void sl_batch_free(sl_batch *b);
@@ -83,7 +93,9 @@ int sl_queue_ack_after(sl_redis *r, size_t extra, sl_entry *const *entries, size
 /* Moves one entry to its queue's dead letter: XADD to sluice:{Q}:dead with
  * the bytes as received, the error and (unless job_id is NULL: it could
  * not be read) the job id, XACK and XDEL the original, all in one
- * MULTI/EXEC transaction (atomic: it is never in both or neither). */
+ * MULTI/EXEC transaction (atomic: it is never in both or neither).  An
+ * entry whose bytes were not fetched (e->oversize) is moved by a Lua
+ * script within Redis instead, without an id. */
 int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, const char *error,
                          sl_err *err);
 

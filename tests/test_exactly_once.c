@@ -471,3 +471,120 @@ Test(once, test_kinds_exist_only_when_enabled)
     cr_assert(strstr(r.err, "crash"), "%s", r.err);
     th_result_free(&r);
 }
+
+/* ---- oversized entries ---------------------------------------------------------------- */
+
+/* VmHWM (peak resident set) of pid, in kB; -1 if unreadable. */
+static long long peak_rss_kb(long pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/status", pid);
+    char *text = th_read_file(path);
+    const char *p = text ? strstr(text, "VmHWM:") : NULL;
+    long long kb = p ? atoll(p + 6) : -1;
+    free(text);
+    return kb;
+}
+
+static long only_child(pid_t master)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)master, (long)master);
+    char *text = th_read_file(path);
+    long pid = text ? atol(text) : 0;
+    free(text);
+    return pid;
+}
+
+typedef struct want_text {
+    const char *path;
+    const char *text;
+} want_text;
+
+static bool has_text(void *arg)
+{
+    want_text *w = arg;
+    return count_in(w->path, w->text) > 0;
+}
+
+typedef struct dead_count {
+    const char *queue;
+    long long n;
+} dead_count;
+
+static bool has_dead(void *arg)
+{
+    dead_count *d = arg;
+    return dead_letters(d->queue) >= d->n;
+}
+
+Test(once, oversized_entries_are_dead_lettered_unread_and_memory_stays_bounded)
+{
+    char queue[64], id[96];
+    th_name(queue, sizeof queue, "big");
+    snprintf(id, sizeof id, "%s-warm", queue);
+    char *cfg = config("  max_payload: 1048576\n  batch: 16\n  visibility_timeout: 2s\n");
+    char *log = log_path("big");
+    pid_t master = pool(cfg, queue, 1, log);
+    enqueue(queue, id, "noop", "{}", 1);
+    wait_settled(queue, id, "succeeded", log);
+    long child = only_child(master);
+    cr_assert_gt(child, 0);
+    long long before = peak_rss_kb(child);
+    cr_assert_gt(before, 0);
+    /* Twelve valid envelopes of 4 MB each, above max_payload (and below
+     * proto-max-bulk-len), then a small job, all enqueued while the queue
+     * is paused: the child finds them all waiting when it reads next. */
+    sl_redis *r = th_redis();
+    sl_err err;
+    cr_assert_eq(sl_queue_set_paused(r, queue, true, &err), 0, "%s", err.msg);
+    want_text w = { log, "event=queue.paused" };
+    cr_assert(th_wait(has_text, &w, 30000), "the worker did not see the pause");
+    const size_t size = 4u << 20;
+    const int n = 12;
+    char *pad = sl_xmalloc(size + 32);
+    memcpy(pad, "{\"pad\": \"", 9);
+    memset(pad + 9, 'x', size);
+    memcpy(pad + 9 + size, "\"}", 3);
+    for (int k = 0; k < n; k++) {
+        char big[96];
+        snprintf(big, sizeof big, "%s-%d", queue, k);
+        enqueue(queue, big, "noop", pad, 1);
+    }
+    free(pad);
+    snprintf(id, sizeof id, "%s-after", queue);
+    enqueue(queue, id, "noop", "{}", 1);
+    cr_assert_eq(sl_queue_set_paused(r, queue, false, &err), 0, "%s", err.msg);
+    wait_settled(queue, id, "succeeded", log);
+    dead_count d = { queue, n };
+    cr_assert(th_wait(has_dead, &d, 60000), "only %lld of %d oversized entries were dead-lettered",
+              dead_letters(queue), n);
+    cr_assert_eq(only_child(master), child, "the child was replaced: it died");
+    long long after = peak_rss_kb(child);
+    stop(master, log);
+    fprintf(stderr, "once: oversized: child peak RSS %lld kB before, %lld kB after %d entries of %zu MB\n",
+            before, after, n, size >> 20);
+    /* Unbounded, one batch would hold all twelve (several copies of each
+     * in flight: over 100 MB).  Now none is fetched, or one at a time
+     * (with its copies in hiredis) if a read was cut short and the
+     * entries were reclaimed one by one. */
+    cr_assert_lt(after - before, 5 * (long long)(size >> 10),
+                 "the child's peak RSS grew by %lld kB reading %d entries of %zu kB", after - before, n,
+                 size >> 10);
+    cr_assert_eq(dead_letters(queue), n, "nothing lost, nothing extra");
+    char key[SL_KEY_MAX];
+    sl_queue_key(key, queue, "dead");
+    const char *xr[] = { "XRANGE", key, "-", "+" };
+    redisReply *rep = sl_redis_command(r, 4, xr, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    for (size_t i = 0; i < rep->elements; i++) {
+        redisReply *f = rep->element[i]->element[1];
+        cr_assert_str_eq(f->element[0]->str, "job");
+        cr_assert_gt(f->element[1]->len, size, "the dead letter must keep the bytes as received");
+        cr_assert(strstr(f->element[3]->str, "over worker.max_payload"), "%s", f->element[3]->str);
+    }
+    freeReplyObject(rep);
+    sl_redis_free(r);
+    free(cfg);
+    free(log);
+}

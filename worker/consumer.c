@@ -338,6 +338,12 @@ static void decode_item(consumer *c, item *it)
     sl_entry *e = it->entry;
     sl_err err;
     it->act = ACT_ACK;
+    if (e->data == NULL && e->oversize > 0) {
+        set_error(it, "envelope is %zu bytes, over worker.max_payload (%d bytes); not read",
+                  e->oversize, c->cfg->worker.max_payload);
+        refuse(it, false);
+        return;
+    }
     if (e->data == NULL) {
         set_error(it, "stream entry has no 'job' field");
         refuse(it, false);
@@ -1210,9 +1216,30 @@ static int reclaim_idle(consumer *c, int64_t now)
     return total;
 }
 
+/* Tops c->batch up to `want` entries from the active queues in priority
+ * order, without blocking and without fetching any `job` field larger
+ * than worker.max_payload (sl_queue_read_bounded).  Returns the entries
+ * added, or -1. */
+static int read_bounded(consumer *c, int want, sl_err *err)
+{
+    int got = 0;
+    for (size_t i = 0; i < c->nactive && got < want; i++) {
+        int n = sl_queue_read_bounded(c->redis, c->name, c->active[i], want - got,
+                                      (size_t)c->cfg->worker.max_payload, &c->batch, err);
+        if (n < 0)
+            return -1;
+        got += n;
+    }
+    return got;
+}
+
 /* Reads a batch in strict priority order: the queues in the order
  * configured, a later one only when the earlier ones have less than a
- * batch waiting.  Blocks (across all of them) only when all are empty.
+ * batch waiting.  Memory stays bounded whatever producers send: entries
+ * are fetched with their oversized bytes left in Redis (read_bounded),
+ * and only when every queue is empty does the child block, in an
+ * XREADGROUP of COUNT 1 per queue: so it holds at most one entry per
+ * queue it did not size first, each at most Redis's proto-max-bulk-len.
  * Returns entries read, or -1. */
 static int read_batch(consumer *c)
 {
@@ -1223,20 +1250,21 @@ static int read_batch(consumer *c)
         sl_sleep_ms(block);
         return 0;
     }
-    int got = 0;
-    if (c->nactive > 1) {
-        for (size_t i = 0; i < c->nactive && got < want; i++) {
-            int n = sl_queue_read(c->redis, c->name, &c->active[i], 1, want - got, 0, &c->batch, &err);
-            if (n < 0)
-                goto failed;
-            got += n;
-        }
-        if (got > 0)
-            return got;
-    }
-    got = sl_queue_read(c->redis, c->name, c->active, c->nactive, want, block, &c->batch, &err);
-    if (got >= 0)
+    int got = read_bounded(c, want, &err);
+    if (got < 0)
+        goto failed;
+    if (got > 0)
         return got;
+    got = sl_queue_read(c->redis, c->name, c->active, c->nactive, 1, block, &c->batch, &err);
+    if (got < 0)
+        goto failed;
+    if (got > 0 && got < want) {
+        int more = read_bounded(c, want - got, &err);
+        if (more < 0)
+            goto failed;  /* what was read stays pending: reclaimed, or taken over */
+        got += more;
+    }
+    return got;
 failed:
     if (sl_redis_broken(c->redis)) {
         note_redis_down(c, err.msg);
