@@ -1,22 +1,30 @@
 /* consumer.c: see consumer.h.
  *
  * Order of effects for one batch, which is what makes delivery safe:
- *   1. XREADGROUP (or XAUTOCLAIM of entries a dead consumer left pending):
+ *   1. XREADGROUP (through a Lua script that leaves oversized `job` fields
+ *      in Redis), or XAUTOCLAIM of entries a vanished pool left pending:
  *      the entries become pending for this consumer;
- *   2. decode; ask PostgreSQL what it already knows of each job (its
- *      result committed, recorded dead, this attempt already failed, a
- *      cancellation requested);
- *   3. run the others, one at a time, telling the master through the
- *      scoreboard which job runs and until when;
+ *   2. decode; claim the jobs in PostgreSQL and learn, in the same
+ *      statement, what it already knows of each (its result committed,
+ *      recorded dead, this attempt already failed, a cancellation
+ *      requested, another entry carrying the job);
+ *   3. run the claimed ones, one at a time, telling the master through the
+ *      scoreboard which job runs and until when, and journaling each
+ *      finished job's outcome in the slot before the next one starts;
  *   4. record all outcomes in one PostgreSQL transaction;
  *   5. settle the entries in Redis: XACK + XDEL (pipelined) the finished
  *      ones, move failed ones with attempts left to the delayed set, and
  *      the dead ones to the dead letter (each a MULTI/EXEC).
- * A crash before 4 leaves the entries pending: they are reclaimed and run
- * again.  A crash between 4 and 5 leaves them pending with their outcome
- * committed: step 2 of the redelivery finishes step 5 without running
- * anything.  So a result is committed exactly once per job id and attempt,
- * and no entry leaves the stream before its outcome is committed.
+ * A crash before 4 leaves the entries pending: the replacement child in
+ * the same slot takes them over at once, records what the journal says
+ * ran (without running it again) and the job that was running (a failed
+ * attempt), and runs the rest.  A crash between 4 and 5 leaves them
+ * pending with their outcome committed: step 2 of the redelivery finishes
+ * step 5 without running anything.  So a result is committed exactly once
+ * per job id and attempt, no entry leaves the stream before its outcome is
+ * committed, and a job id runs at most once at a time (the claim) and
+ * never twice unseen (the journal, and the claim's record of a lost
+ * attempt when a whole pool vanished: docs/architecture.md).
  *
  * Between batches the consumer also promotes due delayed jobs into their
  * streams (every PROMOTE_EVERY_MS), reclaims entries idle longer than the

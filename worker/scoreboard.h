@@ -33,11 +33,11 @@
  *      the master part (killed_*) and bumps killed_gen, then forks a
  *      replacement in the same slot;
  *   3. the replacement, at start, reads its slot (sl_slot_read); if
- *      killed_for_timeout is set it records the timeout of killed_job_id
- *      (and retries or fails it), takes over and runs the rest of the
- *      batch that killed_consumer held (it would otherwise wait out the
- *      visibility timeout), then stores killed_gen in its own
- *      killed_gen_seen (inside a write section);
+ *      killed_for_timeout is set, the job the journal (below) names as
+ *      running, or else killed_entry, is recorded timed out (and retried
+ *      or failed) when it takes over the batch its predecessor held; then
+ *      it stores killed_gen in its own killed_gen_seen (inside a write
+ *      section);
  *   4. the master sees killed_gen_seen == killed_gen and clears killed_*.
  * Until step 4 the information survives any number of replacements.
  *
