@@ -529,7 +529,7 @@ static void apply_prior(consumer *c, item *it, const sl_prior *p)
          * another consumer: that consumer may have started the job before
          * it vanished (its journal went with its pool).  Record the attempt
          * as lost rather than run it a second time unseen. */
-        if (p->redelivery && it->entry->lapsed && !it->ran && !it->died && !it->timed_out &&
+        if (it->run && p->redelivery && it->entry->lapsed &&
             p->holder_consumer[0] && strcmp(p->holder_consumer, c->name) != 0) {
             it->run = it->poison = false;
             it->lost = true;
@@ -667,7 +667,10 @@ static int claim_batch(consumer *c, size_t n, bool *fatal)
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
         item *it = &c->items[i];
-        if (it->run || it->timed_out || it->died || it->poison || it->ran) {
+        /* Refused jobs that get a row (unknown kind, ...) claim too: a
+         * later copy of the id is then known for a copy, not dead-lettered
+         * again. */
+        if (it->run || it->timed_out || it->died || it->poison || it->ran || (it->record && it->job.id)) {
             reqs[m] = (sl_claim_req){ .job = &it->job, .entry = it->entry->stream_id };
             its[m++] = it;
         }
