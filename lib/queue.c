@@ -788,40 +788,6 @@ int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64
     return (int)(out->n - first);
 }
 
-int sl_queue_claim(sl_redis *r, const char *consumer, const char *queue, const char *stream_id,
-                   sl_batch *out, sl_err *err)
-{
-    if (!stream_id_valid(stream_id))
-        return sl_err_set(err, SL_EINVAL, "claim: '%.60s' is not a stream entry id (MS-SEQ)",
-                          stream_id);
-    char key[SL_KEY_MAX];
-    sl_queue_key(key, queue, "jobs");
-    const char *argv[] = { "XCLAIM", key, SL_GROUP, consumer, "0", stream_id };
-    redisReply *rep = sl_redis_command(r, 6, argv, NULL, err);
-    if (rep == NULL)
-        return -1;
-    size_t first = out->n;
-    if (rep->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < rep->elements; i++) {
-            const redisReply *item = rep->element[i];
-            if (item->type == REDIS_REPLY_ARRAY && item->elements >= 2 &&
-                item->element[1]->type == REDIS_REPLY_ARRAY)
-                entry_from_reply(batch_push(out), queue, item);
-        }
-    }
-    freeReplyObject(rep);
-    if (out->n == first) {
-        /* Gone from the stream but maybe still listed as pending: drop it. */
-        const char *ids[] = { stream_id };
-        return ack_ids(r, key, ids, 1, err) < 0 ? -1 : 0;
-    }
-    if (fill_deliveries(r, consumer, key, out, first, err) < 0) {
-        batch_truncate(out, first);
-        return -1;
-    }
-    return (int)(out->n - first);
-}
-
 int sl_queue_take_over(sl_redis *r, const char *consumer, const char *queue, const char *from,
                        int max, sl_batch *out, sl_err *err)
 {

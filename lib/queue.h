@@ -147,19 +147,12 @@ int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64
 int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
                    const char *const *stream_ids, size_t n, sl_err *err);
 
-/* Claims one pending entry of the queue's stream for consumer whatever its
- * idle time (XCLAIM … 0), e.g. the entry of a job whose worker was killed
- * for overrunning its timeout, and appends it to *out with its delivery
- * count.  Returns 1 if claimed, 0 if the entry is no longer pending (it was
- * acknowledged or deleted meanwhile), -1 with err. */
-int sl_queue_claim(sl_redis *r, const char *consumer, const char *queue, const char *stream_id,
-                   sl_batch *out, sl_err *err);
-
 /* Claims for consumer up to max entries of the queue's stream that are
  * pending for another consumer `from` (e.g. a worker the master killed),
  * whatever their idle time, and appends them to *out with their delivery
  * count.  Ids whose entry was deleted are acknowledged and dropped.
- * Returns the number claimed, or -1 with err. */
+ * Returns the number claimed, or -1 with err.  (A replacement child takes
+ * over what its dead predecessor held this way.) */
 int sl_queue_take_over(sl_redis *r, const char *consumer, const char *queue, const char *from,
                        int max, sl_batch *out, sl_err *err);
 
