@@ -942,7 +942,9 @@ static bool journal_put(sl_journal *j, const item *it, sl_journal_status st)
 {
     uint64_t n = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
     size_t olen = it->outputs ? strlen(it->outputs) : 0;
-    if (n >= SL_JOURNAL_MAX || olen > SL_JOURNAL_OUTPUT_MAX)
+    /* The last entry stays free: a replacement writes there the job that
+     * was running when this child died. */
+    if (n >= SL_JOURNAL_MAX - 1 || olen > SL_JOURNAL_OUTPUT_MAX)
         return false;
     sl_journal_entry *e = &j->e[n];
     snprintf(e->queue, sizeof e->queue, "%s", it->entry->queue);
@@ -1287,6 +1289,35 @@ failed:
     return -1;
 }
 
+/* Takeover: appends to the journal (which has jn entries) the job of
+ * entry queue/rid that the predecessor died running (status DIED or
+ * TIMED_OUT), with its attempt read from the taken-over batch.  The
+ * journal always keeps a free entry for this (journal_put). */
+static void journal_add_unfinished(consumer *c, uint64_t jn, const char *queue, const char *rid,
+                                   sl_journal_status status)
+{
+    sl_journal *j = journal(c);
+    if (j == NULL || jn >= SL_JOURNAL_MAX)
+        return;
+    sl_journal_entry *e = &j->e[jn];
+    memset(e, 0, offsetof(sl_journal_entry, outputs));
+    snprintf(e->queue, sizeof e->queue, "%s", queue);
+    snprintf(e->stream_id, sizeof e->stream_id, "%s", rid);
+    e->status = status;
+    e->finished_ms = sl_now_ms();
+    for (size_t i = 0; i < c->batch.n; i++) {
+        const sl_entry *en = &c->batch.items[i];
+        sl_job job;
+        sl_err err;
+        if (strcmp(en->stream_id, rid) == 0 && strcmp(en->queue, queue) == 0 && en->data &&
+            sl_envelope_decode(en->data, en->len, &job, &err) == 0) {
+            e->attempt = job.attempt;
+            sl_job_clear(&job);
+        }
+    }
+    __atomic_store_n(&j->n, jn + 1, __ATOMIC_RELEASE);
+}
+
 /* Claims into c->batch what the consumers from[0..nfrom) (a dead
  * predecessor and, if it died taking over too, its own) still hold, in
  * every configured queue, retrying through a Redis outage.  Returns the
@@ -1377,26 +1408,9 @@ static int settle_predecessor(consumer *c)
     }
     snprintf(j->consumer, sizeof j->consumer, "%s", c->name);
     j->successor[0] = '\0';
-    if (rid[0] && jn < SL_JOURNAL_MAX) {
-        sl_journal_entry *e = &j->e[jn];
-        memset(e, 0, offsetof(sl_journal_entry, outputs));
-        snprintf(e->queue, sizeof e->queue, "%s", rq);
-        snprintf(e->stream_id, sizeof e->stream_id, "%s", rid);
-        e->status = killed && strcmp(rid, snap->killed_entry) == 0 ? SL_JOURNAL_TIMED_OUT : SL_JOURNAL_DIED;
-        e->finished_ms = sl_now_ms();
-        for (size_t i = 0; i < c->batch.n; i++) {
-            if (strcmp(c->batch.items[i].stream_id, rid) == 0 && strcmp(c->batch.items[i].queue, rq) == 0) {
-                sl_job job;
-                sl_err err;
-                if (c->batch.items[i].data &&
-                    sl_envelope_decode(c->batch.items[i].data, c->batch.items[i].len, &job, &err) == 0) {
-                    e->attempt = job.attempt;
-                    sl_job_clear(&job);
-                }
-            }
-        }
-        __atomic_store_n(&j->n, jn + 1, __ATOMIC_RELEASE);
-    }
+    if (rid[0])
+        journal_add_unfinished(c, jn, rq, rid, killed && strcmp(rid, snap->killed_entry) == 0
+                                               ? SL_JOURNAL_TIMED_OUT : SL_JOURNAL_DIED);
     __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
     if (got > 0) {
         SL_INFO("worker.took_over", "from=%s entries=%d journaled=%llu running=%s", from[0], got,
