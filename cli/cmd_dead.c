@@ -358,15 +358,19 @@ static int retry_entry(retry_ctx *x, const char *queue, const char *entry_id,
     }
     /* PostgreSQL first: see the file comment. */
     int64_t recorded = 0;
-    if (sl_store_job_reset(x->store, decoded.id, &recorded, &err) < 0) {
+    if (sl_store_job_reset(x->store, decoded.id, decoded.attempt, &recorded, &err) < 0) {
         if (err.code != SL_ENOTFOUND) {
             cli_fail(cmd, "entry %s of queue '%s': %s", entry_id, queue, err.msg);
             *fatal = sl_store_broken(x->store);
             goto out;
         }
-        /* No dead row: never recorded (its result was refused), or not
-         * recorded yet.  Nothing to reset. */
-        fprintf(stderr, "sluice %s: note: %s; requeueing it anyway\n", cmd, err.msg);
+        /* No dead row to reset: never recorded (its result was refused),
+         * not recorded yet, or already past this entry's attempt (a stale
+         * copy, or another operator's retry ran meanwhile).  Requeued
+         * anyway: a worker runs it only if that attempt has no result, and
+         * otherwise acknowledges it without running it. */
+        fprintf(stderr, "sluice %s: note: %s; requeueing it anyway (a worker runs it only if "
+                "that attempt has no result)\n", cmd, err.msg);
     }
     decoded.attempt = (recorded > decoded.attempt ? recorded : decoded.attempt) + 1;
     decoded.max_attempts = decoded.attempt - 1 + x->attempts;

@@ -8,7 +8,8 @@
 int cmd_kinds(int argc, char **argv)
 {
     if (argc > 1 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
-        printf("Usage: sluice kinds\n\nLists the job kinds this build of sluice can run.\n");
+        printf("Usage: sluice kinds\n\nLists the job kinds this build of sluice can run.  The test kinds\n"
+               "(sleep, fail, crash) are listed only when SLUICE_TEST_KINDS=1 is set.\n");
         return CLI_OK;
     }
     if (argc > 1)

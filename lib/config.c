@@ -74,6 +74,8 @@ static const struct key {
     { "worker", "max_deliveries", V_INT, offsetof(sl_config, worker.max_deliveries), 0, 1, 1000 },
     { "worker", "job_timeout", V_DURATION, offsetof(sl_config, worker.job_timeout_ms),
       0, 1, 7 * 86400000LL },
+    { "worker", "max_job_timeout", V_DURATION, offsetof(sl_config, worker.max_job_timeout_ms),
+      0, 1, 7 * 86400000LL },
     { "worker", "timeout_grace", V_DURATION, offsetof(sl_config, worker.timeout_grace_ms),
       0, 0, 3600000 },
     { "worker", "max_attempts", V_INT, offsetof(sl_config, worker.max_attempts), 0, 1, 1000 },
@@ -126,6 +128,7 @@ static sl_config *config_new(void)
     cfg->worker.visibility_timeout_ms = 30000;
     cfg->worker.max_deliveries = 5;
     cfg->worker.job_timeout_ms = 30 * 60000;
+    cfg->worker.max_job_timeout_ms = 86400000;
     cfg->worker.timeout_grace_ms = 5000;
     cfg->worker.max_attempts = 1;
     cfg->worker.retry_initial_ms = 1000;
@@ -373,8 +376,10 @@ static int read_queue_settings(sl_config *cfg, sl_ydoc *doc, const sl_ynode *nod
 
 int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms)
 {
+    /* A producer's value is capped: anything added to it stays far from
+     * INT64_MAX, and no envelope can pin a worker past every deadline. */
     if (timeout_ms > 0)
-        return timeout_ms;
+        return timeout_ms < cfg->worker.max_job_timeout_ms ? timeout_ms : cfg->worker.max_job_timeout_ms;
     for (size_t i = 0; queue && i < cfg->queue_settings.n; i++) {
         if (strcmp(cfg->queue_settings.items[i].name, queue) == 0 && cfg->queue_settings.items[i].timeout_ms > 0)
             return cfg->queue_settings.items[i].timeout_ms;

@@ -52,6 +52,8 @@ typedef struct sl_config {
         int max_deliveries;   /* worker.max_deliveries, default 5: more deliveries than this
                                  without a result = poison pill, dead-lettered */
         int job_timeout_ms;   /* worker.job_timeout, default 30m: for jobs without timeout_ms */
+        int max_job_timeout_ms; /* worker.max_job_timeout, default 24h, 1ms..7d: cap of an
+                                   envelope's timeout_ms */
         int timeout_grace_ms; /* worker.timeout_grace, default 5s: added before the kill */
         int max_attempts;     /* worker.max_attempts, default 1: for jobs without max_attempts */
         int retry_initial_ms; /* worker.retry_initial, default 1s: first retry delay */
@@ -104,8 +106,9 @@ sl_config *sl_config_defaults(void);
 void sl_config_free(sl_config *cfg);
 
 /* The time limit of a job of queue whose envelope says timeout_ms (0:
- * none): the envelope's, else the queue's `queues.NAME.timeout`, else
- * worker.job_timeout. */
+ * none): the envelope's, capped at worker.max_job_timeout, else the
+ * queue's `queues.NAME.timeout`, else worker.job_timeout.  Always between
+ * 1 ms and 7 days. */
 int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms);
 
 #endif

@@ -117,6 +117,10 @@ void sl_batch_free(sl_batch *b)
     b->cap = 0;
 }
 
+/* The field READ_BOUNDED puts in place of a `job` field too large to fetch:
+ * its value is the job's length in bytes. */
+#define OVERSIZED_FIELD "sluice:oversized"
+
 /* Fills e from one stream entry reply: [id, [field, value, ...]] (the field
  * list is nil for ids whose entry was deleted). */
 static void entry_from_reply(sl_entry *e, const char *queue, const redisReply *item)
@@ -132,6 +136,11 @@ static void entry_from_reply(sl_entry *e, const char *queue, const redisReply *i
         return;
     for (size_t i = 0; i + 1 < fields->elements; i += 2) {
         const redisReply *f = fields->element[i], *v = fields->element[i + 1];
+        if (f->type == REDIS_REPLY_STRING && f->len == sizeof OVERSIZED_FIELD - 1 &&
+            memcmp(f->str, OVERSIZED_FIELD, f->len) == 0 && v->type == REDIS_REPLY_STRING) {
+            e->oversize = (size_t)strtoull(v->str, NULL, 10);
+            return;
+        }
         if (f->type == REDIS_REPLY_STRING && f->len == 3 && memcmp(f->str, "job", 3) == 0 &&
             v->type == REDIS_REPLY_STRING) {
             e->data = sl_xmalloc(v->len + 1);
@@ -311,23 +320,6 @@ static int transaction(sl_redis *r, const tx_cmd *cmds, size_t n, const char *wh
     return rc;
 }
 
-int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *error, sl_err *err)
-{
-    char jobs[SL_KEY_MAX], dead[SL_KEY_MAX], failed_at[24], what[SL_KEY_MAX + 16];
-    sl_queue_key(jobs, e->queue, "jobs");
-    sl_queue_key(dead, e->queue, "dead");
-    snprintf(failed_at, sizeof failed_at, "%lld", (long long)sl_now_ms());
-    snprintf(what, sizeof what, "dead-letter %s", dead);
-    const char *xadd[] = { "XADD", dead, "*", "job", e->data ? e->data : "", "error", error,
-                           "failed_at", failed_at };
-    size_t xadd_len[] = { 4, strlen(dead), 1, 3, e->data ? e->len : 0, 5, strlen(error), 9,
-                          strlen(failed_at) };
-    const char *xack[] = { "XACK", jobs, SL_GROUP, e->stream_id };
-    const char *xdel[] = { "XDEL", jobs, e->stream_id };
-    const tx_cmd cmds[] = { { 9, xadd, xadd_len }, { 4, xack, NULL }, { 3, xdel, NULL } };
-    return transaction(r, cmds, 3, what, NULL, err);
-}
-
 int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long *pending,
                    sl_err *err)
 {
@@ -355,6 +347,34 @@ int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long 
         *pending = rep->element[0]->integer;
     freeReplyObject(rep);
     return 0;
+}
+
+int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *const *stream_ids,
+                           size_t n, bool *exists, sl_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        char key[SL_KEY_MAX];
+        sl_queue_key(key, queues[i], "jobs");
+        const char *argv[] = { "XRANGE", key, stream_ids[i], stream_ids[i], "COUNT", "1" };
+        if (sl_redis_append(r, 6, argv, NULL, err) < 0)
+            return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        sl_err e;
+        redisReply *rep = sl_redis_reply(r, &e);
+        if (rep == NULL) {
+            if (err)
+                *err = e;
+            return -1;
+        }
+        if (rep->type == REDIS_REPLY_ERROR && rc == 0)
+            rc = sl_err_set(err, SL_EREDIS, "redis %s: XRANGE of %s entry %s: %s", sl_redis_address(r),
+                            queues[i], stream_ids[i], rep->str);
+        exists[i] = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0;
+        freeReplyObject(rep);
+    }
+    return rc;
 }
 
 /* ---- Lua scripts ------------------------------------------------------------ */
@@ -392,6 +412,48 @@ static const lua_script PROMOTE = {
     "end\n"
     "if again > 0 then redis.call('HINCRBY', KEYS[3], 'readded', again) end\n"
     "return #due\n",
+};
+
+/* KEYS[1] job stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] count,
+ * ARGV[4] largest `job` value returned.  XREADGROUP (not blocking) of new
+ * entries; a `job` field longer than ARGV[4] is replaced, in the reply
+ * only, by OVERSIZED_FIELD and its length: its bytes never leave Redis. */
+static const lua_script READ_BOUNDED = {
+    "6828d37b891c91b96b9cd99cf0de373d53619d37",
+    "local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')\n"
+    "if not r then return false end\n"
+    "local max = tonumber(ARGV[4])\n"
+    "for _, s in ipairs(r) do\n"
+    "  for _, e in ipairs(s[2]) do\n"
+    "    local f = e[2]\n"
+    "    if f then\n"
+    "      for i = 1, #f, 2 do\n"
+    "        if f[i] == 'job' and #f[i + 1] > max then\n"
+    "          e[2] = {'sluice:oversized', tostring(#f[i + 1])}\n"
+    "          break\n"
+    "        end\n"
+    "      end\n"
+    "    end\n"
+    "  end\n"
+    "end\n"
+    "return r\n",
+};
+
+/* KEYS[1] job stream, KEYS[2] dead letter; ARGV[1] entry id, ARGV[2]
+ * error, ARGV[3] failed_at, ARGV[4] group.  sl_queue_dead_letter for an
+ * entry whose bytes the worker never fetched: moved within Redis.
+ * Returns 0 (only acknowledged) if the entry is gone. */
+static const lua_script DEAD_IN_PLACE = {
+    "93581a51b657c30774deb292e523ea7b1eeabce3",
+    "local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])\n"
+    "if #e == 0 then redis.call('XACK', KEYS[1], ARGV[4], ARGV[1]) return 0 end\n"
+    "local job = ''\n"
+    "local f = e[1][2]\n"
+    "for i = 1, #f, 2 do if f[i] == 'job' then job = f[i + 1] end end\n"
+    "redis.call('XADD', KEYS[2], '*', 'job', job, 'error', ARGV[2], 'failed_at', ARGV[3])\n"
+    "redis.call('XACK', KEYS[1], ARGV[4], ARGV[1])\n"
+    "redis.call('XDEL', KEYS[1], ARGV[1])\n"
+    "return 1\n",
 };
 
 /* KEYS[1] dead letter, KEYS[2] job stream, KEYS[3] stats hash; ARGV[1]
@@ -435,6 +497,33 @@ static redisReply *run_script(sl_redis *r, const lua_script *s, int nkeys, const
     free(argv);
     free(lens);
     return rep;
+}
+
+int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, const char *error,
+                         sl_err *err)
+{
+    char jobs[SL_KEY_MAX], dead[SL_KEY_MAX], failed_at[24], what[SL_KEY_MAX + 16];
+    sl_queue_key(jobs, e->queue, "jobs");
+    sl_queue_key(dead, e->queue, "dead");
+    snprintf(failed_at, sizeof failed_at, "%lld", (long long)sl_now_ms());
+    snprintf(what, sizeof what, "dead-letter %s", dead);
+    if (e->data == NULL && e->oversize > 0) {
+        const char *keys[] = { jobs, dead }, *args[] = { e->stream_id, error, failed_at, SL_GROUP };
+        redisReply *rep = run_script(r, &DEAD_IN_PLACE, 2, keys, 4, args, NULL, err);
+        if (rep == NULL)
+            return sl_err_wrap(err, "%s", what);
+        freeReplyObject(rep);
+        return 0;
+    }
+    /* `id` last: readers that know only the first three fields are unaffected. */
+    const char *xadd[] = { "XADD", dead, "*", "job", e->data ? e->data : "", "error", error,
+                           "failed_at", failed_at, "id", job_id ? job_id : "" };
+    size_t xadd_len[] = { 4, strlen(dead), 1, 3, e->data ? e->len : 0, 5, strlen(error), 9,
+                          strlen(failed_at), 2, job_id ? strlen(job_id) : 0 };
+    const char *xack[] = { "XACK", jobs, SL_GROUP, e->stream_id };
+    const char *xdel[] = { "XDEL", jobs, e->stream_id };
+    const tx_cmd cmds[] = { { job_id ? 11 : 9, xadd, xadd_len }, { 4, xack, NULL }, { 3, xdel, NULL } };
+    return transaction(r, cmds, 3, what, NULL, err);
 }
 
 /* True for a complete stream entry id, "ms-seq" (both decimal).  A bare
@@ -515,6 +604,35 @@ int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, 
     int moved = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
     freeReplyObject(rep);
     return moved;
+}
+
+int sl_queue_read_bounded(sl_redis *r, const char *consumer, const char *queue, int count,
+                          size_t max_bytes, sl_batch *out, sl_err *err)
+{
+    char key[SL_KEY_MAX], countbuf[16], maxbuf[24];
+    sl_queue_key(key, queue, "jobs");
+    snprintf(countbuf, sizeof countbuf, "%d", count);
+    snprintf(maxbuf, sizeof maxbuf, "%zu", max_bytes);
+    const char *keys[] = { key }, *args[] = { SL_GROUP, consumer, countbuf, maxbuf };
+    redisReply *rep = run_script(r, &READ_BOUNDED, 1, keys, 4, args, NULL, err);
+    if (rep == NULL)
+        return sl_err_wrap(err, "read %s", key);
+    int got = 0;
+    if (rep->type == REDIS_REPLY_ARRAY) {
+        for (size_t s = 0; s < rep->elements; s++) {
+            const redisReply *stream = rep->element[s];
+            if (stream->type != REDIS_REPLY_ARRAY || stream->elements < 2 ||
+                stream->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            const redisReply *items = stream->element[1];
+            for (size_t i = 0; i < items->elements; i++) {
+                entry_from_reply(batch_push(out), queue, items->element[i]);
+                got++;
+            }
+        }
+    }
+    freeReplyObject(rep);
+    return got;
 }
 
 /* ---- recovery ------------------------------------------------------------- */
@@ -677,40 +795,8 @@ int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64
         batch_truncate(out, first);
         return -1;
     }
-    return (int)(out->n - first);
-}
-
-int sl_queue_claim(sl_redis *r, const char *consumer, const char *queue, const char *stream_id,
-                   sl_batch *out, sl_err *err)
-{
-    if (!stream_id_valid(stream_id))
-        return sl_err_set(err, SL_EINVAL, "claim: '%.60s' is not a stream entry id (MS-SEQ)",
-                          stream_id);
-    char key[SL_KEY_MAX];
-    sl_queue_key(key, queue, "jobs");
-    const char *argv[] = { "XCLAIM", key, SL_GROUP, consumer, "0", stream_id };
-    redisReply *rep = sl_redis_command(r, 6, argv, NULL, err);
-    if (rep == NULL)
-        return -1;
-    size_t first = out->n;
-    if (rep->type == REDIS_REPLY_ARRAY) {
-        for (size_t i = 0; i < rep->elements; i++) {
-            const redisReply *item = rep->element[i];
-            if (item->type == REDIS_REPLY_ARRAY && item->elements >= 2 &&
-                item->element[1]->type == REDIS_REPLY_ARRAY)
-                entry_from_reply(batch_push(out), queue, item);
-        }
-    }
-    freeReplyObject(rep);
-    if (out->n == first) {
-        /* Gone from the stream but maybe still listed as pending: drop it. */
-        const char *ids[] = { stream_id };
-        return ack_ids(r, key, ids, 1, err) < 0 ? -1 : 0;
-    }
-    if (fill_deliveries(r, consumer, key, out, first, err) < 0) {
-        batch_truncate(out, first);
-        return -1;
-    }
+    for (size_t i = first; i < out->n; i++)
+        out->items[i].lapsed = true;
     return (int)(out->n - first);
 }
 

@@ -2,7 +2,8 @@
  *
  * Keys of queue Q (all in one Redis Cluster slot thanks to the {Q} tag):
  *   sluice:{Q}:jobs     stream of pending jobs, field `job` = envelope
- *   sluice:{Q}:dead     dead letter stream: fields job, error, failed_at
+ *   sluice:{Q}:dead     dead letter stream: fields job, error, failed_at and,
+ *                       when the envelope's id could be read, id
  *   sluice:{Q}:delayed  ZSET of delayed/retrying envelopes, score = due ms
  *   sluice:{Q}:stats    HASH of job counters and histograms (metrics.h), and
  *                       `readded`: entries sluice itself added to the stream
@@ -56,6 +57,9 @@ typedef struct sl_entry {
     char *data;                  /* owned: the `job` field's bytes; NULL if absent */
     size_t len;                  /* bytes in data */
     int64_t deliveries;          /* times delivered (reclaimed entries), 0 = first */
+    bool lapsed;                 /* taken by sl_queue_reclaim: its owner's lease lapsed */
+    size_t oversize;             /* sl_queue_read_bounded: data not fetched (NULL), the
+                                    `job` field is this many bytes; 0 otherwise */
 } sl_entry;
 
 typedef struct sl_batch {
@@ -71,6 +75,14 @@ typedef struct sl_batch {
 int sl_queue_read(sl_redis *r, const char *consumer, char *const *queues, size_t nqueues,
                   int count, int block_ms, sl_batch *out, sl_err *err);
 
+/* Like sl_queue_read for one queue, without blocking, but a `job` field
+ * longer than max_bytes is not fetched: its entry comes back with data
+ * NULL and oversize set (its bytes stay in Redis; sl_queue_dead_letter
+ * moves them there).  One Lua script (XREADGROUP inside), so a reader
+ * never holds an oversized entry it did not ask for. */
+int sl_queue_read_bounded(sl_redis *r, const char *consumer, const char *queue, int count,
+                          size_t max_bytes, sl_batch *out, sl_err *err);
+
 void sl_batch_clear(sl_batch *b);   /* empties, keeps the allocation */
 void sl_batch_free(sl_batch *b);
 
@@ -85,14 +97,23 @@ int sl_queue_ack(sl_redis *r, sl_entry *const *entries, size_t n, sl_err *err);
 int sl_queue_ack_after(sl_redis *r, size_t extra, sl_entry *const *entries, size_t n, sl_err *err);
 
 /* Moves one entry to its queue's dead letter: XADD to sluice:{Q}:dead with
- * the bytes as received and the error, XACK and XDEL the original, all in
- * one MULTI/EXEC transaction (atomic: it is never in both or neither). */
-int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *error, sl_err *err);
+ * the bytes as received, the error and (unless job_id is NULL: it could
+ * not be read) the job id, XACK and XDEL the original, all in one
+ * MULTI/EXEC transaction (atomic: it is never in both or neither).  An
+ * entry whose bytes were not fetched (e->oversize) is moved by a Lua
+ * script within Redis instead, without an id. */
+int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, const char *error,
+                         sl_err *err);
 
 /* Entries of the queue's stream that are waiting / pending, for tests and
  * the CLI: XLEN and the count from XPENDING. */
 int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long *pending,
                    sl_err *err);
+
+/* Sets exists[i] to whether entry stream_ids[i] is still in the stream
+ * of queues[i] (XRANGE id id, one pipelined round trip for all). */
+int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *const *stream_ids,
+                           size_t n, bool *exists, sl_err *err);
 
 /* ---- retries and delays (sluice:{Q}:delayed) ---------------------------- */
 
@@ -117,7 +138,8 @@ int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, 
 /* Claims for consumer up to max entries of the queue's stream that have
  * been pending (unacknowledged) for at least min_idle_ms, looping on
  * XAUTOCLAIM's cursor, and appends them to *out with their delivery count
- * (after this claim) in sl_entry.deliveries.  Ids whose entry was deleted
+ * (after this claim) in sl_entry.deliveries and sl_entry.lapsed set.  Ids
+ * whose entry was deleted
  * while pending are acknowledged and dropped.  Returns the number claimed
  * (0 if the queue has no consumer group yet), or -1 with *out as it was. */
 int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64_t min_idle_ms,
@@ -131,19 +153,12 @@ int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64
 int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
                    const char *const *stream_ids, size_t n, sl_err *err);
 
-/* Claims one pending entry of the queue's stream for consumer whatever its
- * idle time (XCLAIM … 0), e.g. the entry of a job whose worker was killed
- * for overrunning its timeout, and appends it to *out with its delivery
- * count.  Returns 1 if claimed, 0 if the entry is no longer pending (it was
- * acknowledged or deleted meanwhile), -1 with err. */
-int sl_queue_claim(sl_redis *r, const char *consumer, const char *queue, const char *stream_id,
-                   sl_batch *out, sl_err *err);
-
 /* Claims for consumer up to max entries of the queue's stream that are
  * pending for another consumer `from` (e.g. a worker the master killed),
  * whatever their idle time, and appends them to *out with their delivery
  * count.  Ids whose entry was deleted are acknowledged and dropped.
- * Returns the number claimed, or -1 with err. */
+ * Returns the number claimed, or -1 with err.  (A replacement child takes
+ * over what its dead predecessor held this way.) */
 int sl_queue_take_over(sl_redis *r, const char *consumer, const char *queue, const char *from,
                        int max, sl_batch *out, sl_err *err);
 

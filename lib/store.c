@@ -20,6 +20,7 @@ static void on_notice(void *arg, const char *message);
 struct sl_store {
     PGconn *conn;  /* owned */
     bool record_prepared; /* the record statements are prepared on conn */
+    bool claim_prepared;  /* the claim statement is prepared on conn */
 };
 
 /* Key for pg_advisory_lock while migrating: "sluice" in ASCII. */
@@ -316,13 +317,6 @@ int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t
 }
 
 /* Builds a PostgreSQL text[] literal: {"a","b"} with " and \ escaped. */
-static void text_array(sl_buf *b, const char *const *items, size_t n)
-{
-    sl_buf_putc(b, '{');
-    for (size_t i = 0; i < n; i++)
-        array_add(b, items[i]);
-    sl_buf_putc(b, '}');
-}
 
 char *sl_store_args_json(const sl_job *job)
 {
@@ -341,94 +335,228 @@ char *sl_store_args_json(const sl_job *job)
     return out;
 }
 
-int sl_store_prior(sl_store *s, const sl_job *const *jobs, size_t n, sl_prior *prior, sl_err *err)
+/* The claim (migration 004), folded into the look-up of what is known of
+ * each job: `k0` reads the job, its cancellation and its claim as they
+ * were; `won` takes or renews the claim where it may (see store.h); the
+ * result says, per job, what was known and whether this entry won.  All
+ * CTEs share one snapshot, so k0 shows the claim before this statement
+ * changed it (its holder tells a redelivery from a first delivery).  Two
+ * claimers of one id serialise on the claim's primary key: the second
+ * sees the first's committed claim in ON CONFLICT, whatever its snapshot.
+ * Each job's kind and args travel with its id too: a row recorded under
+ * the id by a different job (`other`: kind, queue or args differ) is not
+ * this job's result, and such an id is never claimed. */
+static const char SQL_CLAIM[] =
+    "WITH q AS ("
+    "  SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $8::text[], $9::text[])"
+    "  AS q(id, attempt, queue, entry, kind, args)),"
+    " k0 AS ("
+    "  SELECT q.id, q.attempt, q.queue, q.entry, j.status, j.attempts, j.error,"
+    "   (c.job_id IS NOT NULL) AS cancel, k.queue AS hq, k.entry AS he, k.consumer AS hc,"
+    "   coalesce(j.id IS NOT NULL AND NOT (j.kind = q.kind AND j.queue = q.queue"
+    "    AND j.args IS NOT DISTINCT FROM q.args::jsonb), false) AS other, j.kind AS jk, j.queue AS jq"
+    "  FROM q LEFT JOIN sluice_jobs j ON j.id = q.id"
+    "   LEFT JOIN sluice_cancellations c ON c.job_id = q.id"
+    "   LEFT JOIN sluice_claims k ON k.job_id = q.id),"
+    " won AS ("
+    "  INSERT INTO sluice_claims AS k (job_id, attempt, queue, entry, consumer)"
+    "  SELECT id, attempt, queue, entry, $5 FROM k0"
+    "  WHERE NOT cancel AND NOT other"
+    "   AND (status IS NULL OR (status IN ('queued', 'retrying') AND attempts < attempt))"
+    "  ON CONFLICT (job_id) DO UPDATE SET attempt = EXCLUDED.attempt, queue = EXCLUDED.queue,"
+    "   entry = EXCLUDED.entry, consumer = EXCLUDED.consumer, claimed_at = now()"
+    "  WHERE (k.queue = EXCLUDED.queue AND k.entry = EXCLUDED.entry)"
+    "   OR (k.attempt < EXCLUDED.attempt AND k.attempt <= (SELECT j.attempts FROM sluice_jobs j"
+    "       WHERE j.id = k.job_id AND j.status IN ('queued', 'retrying')))"
+    "   OR (k.queue = $6 AND k.entry = $7)"
+    "  RETURNING k.job_id)"
+    " SELECT k0.id, k0.status, k0.attempts, k0.error, k0.cancel, k0.hq, k0.he, k0.hc,"
+    "  won.job_id IS NOT NULL, k0.other, k0.jk, k0.jq"
+    " FROM k0 LEFT JOIN won ON won.job_id = k0.id";
+
+#define CLAIM_STMT "sl_claim"
+#define CLAIM_PARAMS 9
+
+/* Decides what a claim's answer (one row of SQL_CLAIM) means for req. */
+static void classify_claim(const sl_claim_req *req, PGresult *res, int r, sl_prior *p)
+{
+    memset(p, 0, sizeof *p);
+    bool has_row = !PQgetisnull(res, r, 1);
+    const char *status = PQgetvalue(res, r, 1);
+    long long attempts = atoll(PQgetvalue(res, r, 2));
+    bool cancelled = PQgetvalue(res, r, 4)[0] == 't';
+    bool held = !PQgetisnull(res, r, 6);
+    bool mine = held && strcmp(PQgetvalue(res, r, 5), req->job->queue) == 0 &&
+                strcmp(PQgetvalue(res, r, 6), req->entry) == 0;
+    bool won = PQgetvalue(res, r, 8)[0] == 't';
+    bool other = PQgetvalue(res, r, 9)[0] == 't';
+    p->has_row = has_row && !other;
+    p->attempts = p->has_row ? attempts : 0;
+    snprintf(p->error, sizeof p->error, "%s", PQgetvalue(res, r, 3));
+    if (held) {
+        snprintf(p->holder_queue, sizeof p->holder_queue, "%s", PQgetvalue(res, r, 5));
+        snprintf(p->holder_entry, sizeof p->holder_entry, "%s", PQgetvalue(res, r, 6));
+        snprintf(p->holder_consumer, sizeof p->holder_consumer, "%s", PQgetvalue(res, r, 7));
+    }
+    if (other) {
+        const char *kind = PQgetvalue(res, r, 10), *queue = PQgetvalue(res, r, 11);
+        p->kind = SL_PRIOR_OTHER_JOB;
+        snprintf(p->error, sizeof p->error, "recorded as kind '%s', queue '%s'%s", kind, queue,
+                 strcmp(kind, req->job->kind) == 0 && strcmp(queue, req->job->queue) == 0
+                     ? " with other args" : "");
+    } else if (won) {
+        p->kind = SL_PRIOR_NONE;
+        p->redelivery = mine;
+    } else if (has_row && strcmp(status, "dead") == 0) {
+        p->kind = mine || !held ? SL_PRIOR_DEAD : SL_PRIOR_DUPLICATE;
+        if (p->kind == SL_PRIOR_DUPLICATE)
+            snprintf(p->error, sizeof p->error, "job is already dead (attempt %lld)", attempts);
+    } else if (has_row && strcmp(status, "retrying") != 0 && strcmp(status, "queued") != 0) {
+        p->kind = SL_PRIOR_FINAL;
+    } else if (cancelled) {
+        p->kind = SL_PRIOR_CANCELLED;
+    } else if (has_row && attempts >= req->job->attempt) {
+        /* This attempt (or a later one) has a recorded result. */
+        bool finish = strcmp(status, "retrying") == 0 && (mine || !held);
+        p->kind = finish ? SL_PRIOR_RETRYING : SL_PRIOR_DUPLICATE;
+        if (!finish)
+            snprintf(p->error, sizeof p->error, "attempt %lld already has a result (the job is at "
+                     "attempt %lld)", (long long)req->job->attempt, attempts);
+    } else {
+        p->kind = SL_PRIOR_HELD;  /* holder "" if it committed after our snapshot */
+    }
+}
+
+static int prepare(sl_store *s, const char *name, const char *sql, int nparams, bool *done, sl_err *err)
+{
+    if (*done)
+        return 0;
+    PGresult *res = PQprepare(s->conn, name, sql, nparams, NULL);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(s, err, "prepare claim", res);
+    PQclear(res);
+    *done = rc == 0;
+    return rc;
+}
+
+/* One run of SQL_CLAIM over reqs[idx[0..m)]; fills prior[idx[k]]. */
+static int claim_once(sl_store *s, const char *consumer, const sl_claim_req *reqs, const size_t *idx,
+                      size_t m, const char *steal_queue, const char *steal_entry, sl_prior *prior,
+                      sl_err *err)
+{
+    sl_buf col[6];
+    for (int k = 0; k < 6; k++) {
+        col[k] = (sl_buf)SL_BUF_INIT;
+        sl_buf_putc(&col[k], '{');
+    }
+    for (size_t k = 0; k < m; k++) {
+        const sl_claim_req *r = &reqs[idx[k]];
+        array_add(&col[0], r->job->id);
+        array_add_int(&col[1], r->job->attempt, true);
+        array_add(&col[2], r->job->queue);
+        array_add(&col[3], r->entry);
+        array_add(&col[4], r->job->kind);
+        char *args = sl_store_args_json(r->job);
+        array_add(&col[5], args ? args : "null");
+        free(args);
+    }
+    const char *params[CLAIM_PARAMS];
+    for (int k = 0; k < 6; k++) {
+        sl_buf_putc(&col[k], '}');
+        params[k < 4 ? k : k + 3] = sl_buf_str(&col[k]);
+    }
+    params[4] = consumer;
+    params[5] = steal_queue;
+    params[6] = steal_entry;
+    int rc = 0;
+    PGresult *res = PQexecPrepared(s->conn, CLAIM_STMT, CLAIM_PARAMS, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        rc = pg_fail(s, err, "claim jobs", res);
+    } else {
+        for (int r = 0; r < PQntuples(res); r++) {
+            const char *id = PQgetvalue(res, r, 0);
+            for (size_t k = 0; k < m; k++) {
+                if (strcmp(reqs[idx[k]].job->id, id) == 0)
+                    classify_claim(&reqs[idx[k]], res, r, &prior[idx[k]]);
+            }
+        }
+    }
+    PQclear(res);
+    for (int k = 0; k < 6; k++)
+        sl_buf_free(&col[k]);
+    return rc;
+}
+
+int sl_store_claim(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n,
+                   const char *steal_queue, const char *steal_entry, sl_prior *prior, sl_err *err)
 {
     memset(prior, 0, n * sizeof *prior);
     if (n == 0)
         return 0;
-    /* Each job's kind, queue and args travel with its id: a row recorded
-     * for the same id by a different job is not this job's result. */
-    const char **cols[4];
-    for (int k = 0; k < 4; k++)
-        cols[k] = sl_xcalloc(n, sizeof *cols[k]);
-    char **args = sl_xcalloc(n, sizeof *args);
-    for (size_t i = 0; i < n; i++) {
-        cols[0][i] = jobs[i]->id;
-        cols[1][i] = jobs[i]->kind;
-        cols[2][i] = jobs[i]->queue;
-        args[i] = sl_store_args_json(jobs[i]);
-        cols[3][i] = args[i] ? args[i] : "null";
-    }
-    sl_buf arr[4] = { SL_BUF_INIT, SL_BUF_INIT, SL_BUF_INIT, SL_BUF_INIT };
-    for (int k = 0; k < 4; k++) {
-        text_array(&arr[k], cols[k], n);
-        free(cols[k]);
-    }
-    for (size_t i = 0; i < n; i++)
-        free(args[i]);
-    free(args);
-    const char *params[] = { sl_buf_str(&arr[0]), sl_buf_str(&arr[1]), sl_buf_str(&arr[2]),
-                             sl_buf_str(&arr[3]) };
-    PGresult *res = exec_ok(s, "look up jobs",
-        "SELECT q.i, j.status, j.attempts, j.error, c.job_id IS NOT NULL,"
-        " j.id IS NOT NULL AND NOT (j.kind = q.kind AND j.queue = q.queue"
-        "  AND j.args IS NOT DISTINCT FROM q.args::jsonb), j.kind, j.queue"
-        " FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) WITH ORDINALITY"
-        "  AS q(id, kind, queue, args, i)"
-        " LEFT JOIN sluice_jobs j ON j.id = q.id"
-        " LEFT JOIN sluice_cancellations c ON c.job_id = q.id"
-        " WHERE j.id IS NOT NULL OR c.job_id IS NOT NULL", 4, params, err);
-    for (int k = 0; k < 4; k++)
-        sl_buf_free(&arr[k]);
-    if (res == NULL)
+    if (prepare(s, CLAIM_STMT, SQL_CLAIM, CLAIM_PARAMS, &s->claim_prepared, err) < 0)
         return -1;
-    for (int r = 0; r < PQntuples(res); r++) {
-        long i = atol(PQgetvalue(res, r, 0)) - 1;
-        if (i < 0 || (size_t)i >= n)
-            continue;
-        bool has_row = !PQgetisnull(res, r, 1);
-        const char *status = PQgetvalue(res, r, 1);
-        long attempts = atol(PQgetvalue(res, r, 2));
-        bool cancelled = PQgetvalue(res, r, 4)[0] == 't';
-        sl_prior *p = &prior[i];
-        p->has_row = has_row;
-        p->attempts = has_row ? attempts : 0;
-        snprintf(p->error, sizeof p->error, "%s", PQgetvalue(res, r, 3));
-        if (has_row && PQgetvalue(res, r, 5)[0] == 't') {
-            p->kind = SL_PRIOR_OTHER_JOB;
-            p->attempts = 0;
-            snprintf(p->error, sizeof p->error, "recorded as kind '%s', queue '%s'%s",
-                     PQgetvalue(res, r, 6), PQgetvalue(res, r, 7),
-                     strcmp(PQgetvalue(res, r, 6), jobs[i]->kind) == 0 &&
-                     strcmp(PQgetvalue(res, r, 7), jobs[i]->queue) == 0 ? " with other args" : "");
-        } else if (has_row && strcmp(status, "dead") == 0)
-            p->kind = SL_PRIOR_DEAD;
-        else if (has_row && strcmp(status, "retrying") != 0 && strcmp(status, "queued") != 0)
-            p->kind = SL_PRIOR_FINAL;
-        else if (cancelled)
-            p->kind = SL_PRIOR_CANCELLED;
-        else if (has_row && strcmp(status, "retrying") == 0 && attempts >= jobs[i]->attempt)
-            p->kind = SL_PRIOR_RETRYING;
+    size_t *idx = sl_xcalloc(n, sizeof *idx);
+    for (size_t i = 0; i < n; i++)
+        idx[i] = i;
+    int rc = claim_once(s, consumer, reqs, idx, n, steal_queue, steal_entry, prior, err);
+    /* Lost to a claimer whose commit our snapshot did not show: look again
+     * (a new statement, a new snapshot) to learn who holds it. */
+    size_t m = 0;
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (prior[i].kind == SL_PRIOR_HELD && prior[i].holder_entry[0] == '\0')
+            idx[m++] = i;
     }
-    PQclear(res);
-    return 0;
+    if (m > 0)
+        rc = claim_once(s, consumer, reqs, idx, m, steal_queue, steal_entry, prior, err);
+    free(idx);
+    return rc;
 }
 
-int sl_store_job_reset(sl_store *s, const char *id, int64_t *attempts, sl_err *err)
+int sl_store_unclaim(sl_store *s, const sl_claim_req *reqs, size_t n, sl_err *err)
 {
-    const char *params[] = { id };
+    if (n == 0)
+        return 0;
+    sl_buf col[3];
+    for (int k = 0; k < 3; k++) {
+        col[k] = (sl_buf)SL_BUF_INIT;
+        sl_buf_putc(&col[k], '{');
+    }
+    for (size_t i = 0; i < n; i++) {
+        array_add(&col[0], reqs[i].job->id);
+        array_add(&col[1], reqs[i].job->queue);
+        array_add(&col[2], reqs[i].entry);
+    }
+    const char *params[3];
+    for (int k = 0; k < 3; k++) {
+        sl_buf_putc(&col[k], '}');
+        params[k] = sl_buf_str(&col[k]);
+    }
+    PGresult *res = exec_ok(s, "drop claims",
+        "DELETE FROM sluice_claims k USING unnest($1::text[], $2::text[], $3::text[]) AS q(id, queue, entry)"
+        " WHERE k.job_id = q.id AND k.queue = q.queue AND k.entry = q.entry", 3, params, err);
+    PQclear(res);
+    for (int k = 0; k < 3; k++)
+        sl_buf_free(&col[k]);
+    return res ? 0 : -1;
+}
+
+int sl_store_job_reset(sl_store *s, const char *id, int64_t dead_attempt, int64_t *attempts, sl_err *err)
+{
+    char at[24];
+    snprintf(at, sizeof at, "%lld", (long long)dead_attempt);
+    const char *params[] = { id, at };
     *attempts = 0;
     PGresult *res = exec_ok(s, "reset job",
                             "UPDATE sluice_jobs SET status = 'queued', error = NULL"
                             " WHERE id = $1 AND status IN ('dead', 'failed', 'queued')"
-                            " RETURNING attempts", 1, params, err);
+                            " AND attempts <= $2::integer RETURNING attempts", 2, params, err);
     if (res == NULL)
         return -1;
     int rc = 0;
     if (PQntuples(res) == 1)
         *attempts = atoll(PQgetvalue(res, 0, 0));
     else
-        rc = sl_err_set(err, SL_ENOTFOUND, "job %s: no dead job with that id in PostgreSQL", id);
+        rc = sl_err_set(err, SL_ENOTFOUND, "job %s: no dead job with that id at attempt %lld or "
+                        "earlier in PostgreSQL", id, (long long)dead_attempt);
     PQclear(res);
     return rc;
 }

@@ -65,37 +65,70 @@ int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t
 
 /* What PostgreSQL already knows about a job that is about to run. */
 typedef enum sl_prior_kind {
-    SL_PRIOR_NONE = 0,    /* nothing: run it */
+    SL_PRIOR_NONE = 0,    /* nothing: run it (sl_store_claim: this entry holds the claim) */
     SL_PRIOR_FINAL,       /* final result committed: acknowledge, do not run */
     SL_PRIOR_DEAD,        /* recorded dead: make sure it is in the dead letter */
     SL_PRIOR_RETRYING,    /* this attempt already failed and was recorded: schedule the retry */
     SL_PRIOR_CANCELLED,   /* cancellation requested: record it, do not run */
     SL_PRIOR_OTHER_JOB,   /* the id's row was recorded by a different job (kind, queue or
                              args differ): neither run nor skip as done; error says what */
+    SL_PRIOR_DUPLICATE,   /* (claim) another entry carries this job, or carried this attempt
+                             to its end (`error` says which): acknowledge, run nothing */
+    SL_PRIOR_HELD,        /* (claim) another entry, `holder_*`, claimed this job and has no
+                             result yet: run nothing while that entry exists */
 } sl_prior_kind;
 
 typedef struct sl_prior {
     sl_prior_kind kind;
-    char error[256];      /* the recorded error (DEAD, RETRYING); OTHER_JOB: what was recorded */
+    char error[256];      /* the recorded error (DEAD, RETRYING); what it duplicates (DUPLICATE);
+                             OTHER_JOB: what was recorded under the id */
     bool has_row;         /* sluice_jobs has a row of this same job */
     int64_t attempts;     /* its recorded attempts (0 without a row) */
+    char holder_queue[SL_NAME_MAX + 1]; /* HELD: the claim's queue and entry */
+    char holder_entry[48];
+    char holder_consumer[128]; /* NONE, HELD: the consumer that claimed it before ("" if none) */
+    bool redelivery;      /* NONE: this very entry had claimed it before (a redelivery) */
 } sl_prior;
 
 /* The job's args as JSON text, as the job row stores them; NULL if they
  * cannot be represented.  Caller frees. */
 char *sl_store_args_json(const sl_job *job);
 
-/* Looks up jobs[0..n) (by id and attempt) and fills prior[i] for each. */
-int sl_store_prior(sl_store *s, const sl_job *const *jobs, size_t n, sl_prior *prior, sl_err *err);
+/* One job of a batch, with the stream entry that carries it. */
+typedef struct sl_claim_req {
+    const sl_job *job;    /* id, attempt, queue, kind, args (borrowed) */
+    const char *entry;    /* its stream entry id (borrowed) */
+} sl_claim_req;
+
+/* Claims reqs[0..n) (distinct job ids) for consumer and fills prior[i]
+ * with what PostgreSQL knows of each, in one statement (one round trip):
+ * SL_PRIOR_NONE means this entry now holds the job's claim and may run
+ * it.  A claim is won when the job has no final result, no cancellation
+ * request and no recorded attempt at or after this one, and its claim is
+ * absent, already this entry's, or for an earlier attempt that has a
+ * recorded result.  steal_queue/steal_entry (both NULL normally) also
+ * lets the claim be taken from that entry (the caller has seen that it
+ * no longer exists in Redis).  A claim lost to a concurrent claimer not
+ * yet visible comes back as SL_PRIOR_HELD with an empty holder only if a
+ * second look (made here) still cannot name the holder. */
+int sl_store_claim(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n,
+                   const char *steal_queue, const char *steal_entry, sl_prior *prior, sl_err *err);
+
+/* Drops the claims that reqs[0..n)'s entries hold (a graceful stop hands
+ * those entries back unrun: their copies must be able to claim). */
+int sl_store_unclaim(sl_store *s, const sl_claim_req *reqs, size_t n, sl_err *err);
 
 /* Marks a dead job as queued again (for `sluice dead retry`), so that
  * workers run its next attempt, and sets *attempts to the attempts it has
  * recorded: the retry must be a later attempt, or the forward-only record
  * would ignore it.  A job already reset (a retry that did not finish) is
- * reset again.  Returns -1 with SL_ENOTFOUND when there is no such job; a
- * dead entry whose job never got a row (it was undecodable) needs no reset
- * and is not an error for the caller to fix. */
-int sl_store_job_reset(sl_store *s, const char *id, int64_t *attempts, sl_err *err);
+ * reset again.  dead_attempt is the attempt of the dead-letter entry being
+ * retried: a job already past it (the entry is a stale copy, or another
+ * operator's retry has run meanwhile) is not reset.  Returns -1 with
+ * SL_ENOTFOUND when there is no such job to reset; a dead entry whose job
+ * never got a row (it was undecodable) needs no reset and is not an error
+ * for the caller to fix. */
+int sl_store_job_reset(sl_store *s, const char *id, int64_t dead_attempt, int64_t *attempts, sl_err *err);
 
 /* Records a cancellation request for job id (idempotent). */
 int sl_store_cancel(sl_store *s, const char *id, const char *by, sl_err *err);

@@ -1,5 +1,5 @@
--- 011: the grants of the tables that came before 006 made roles, and the
--- retention pass as a function.
+-- 011: the grants of the tables that came before 006 made roles (claims,
+-- API tokens), and the retention pass as a function.
 --
 -- Retention (scheduler/retention.h) removes expired job results and runs.
 -- Rather than giving the scheduler's role DELETE on those tables, the
@@ -27,6 +27,7 @@ BEGIN
              ORDER BY j.finished_at LIMIT p_batch FOR UPDATE OF j SKIP LOCKED),
         attempts AS (DELETE FROM sluice_job_attempts WHERE job_id IN (SELECT id FROM doomed)),
         cancels AS (DELETE FROM sluice_cancellations WHERE job_id IN (SELECT id FROM doomed)),
+        claims AS (DELETE FROM sluice_claims WHERE job_id IN (SELECT id FROM doomed)),
         gone AS (DELETE FROM sluice_jobs WHERE id IN (SELECT id FROM doomed) RETURNING 1)
         SELECT count(*) INTO jobs FROM gone;
     END IF;
@@ -46,6 +47,10 @@ REVOKE ALL ON FUNCTION sluice_retention_pass(bigint, bigint, bigint, integer) FR
 
 INSERT INTO sluice_grants (role, privileges, object) VALUES
     ('scheduler', 'EXECUTE', 'FUNCTION sluice_retention_pass(bigint, bigint, bigint, integer)'),
+    -- the worker claims a job before running it (migration 004)
+    ('worker', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE sluice_claims'),
+    ('operator', 'SELECT', 'TABLE sluice_claims'),
+    ('api', 'SELECT', 'TABLE sluice_claims'),
     -- the API server authenticates tokens and remembers idempotency keys
     ('api', 'SELECT, UPDATE', 'TABLE sluice_api_tokens'),
     ('api', 'SELECT, INSERT', 'TABLE sluice_api_idempotency'),

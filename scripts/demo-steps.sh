@@ -30,6 +30,9 @@ SLUICE=$BIN/sluice
 WORKER=$BIN/sluice-worker
 SCHEDULER=$BIN/sluice-scheduler
 export SLUICE_CONFIG=${SLUICE_CONFIG:-$DEMO_ROOT/etc/sluice.yaml}
+# The demo's slow and failing jobs use the test kinds (sleep, fail), which a
+# worker offers only when this is set: production workers never do.
+export SLUICE_TEST_KINDS=1
 WAIT_S=30       # how long to wait for a job's result
 STEP=0
 DEMO_FAILED=0

@@ -415,6 +415,9 @@ logfile $REDIS_LOG
 appendonly yes
 appendfsync everysec
 maxmemory-policy noeviction
+# Largest value a client may send: bounds any one job entry (worker.max_payload
+# is checked below it; see docs/operations.md).
+proto-max-bulk-len 64mb
 save ""
 EOF
 }

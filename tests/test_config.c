@@ -481,3 +481,18 @@ Test(config, api_section)
     load_bad("api:\n  jwt:\n    issuer: x\n    audience: y\n    keys: z\n    clock_skew: 10m\n", 6, 17,
              "api.jwt.clock_skew");
 }
+
+/* worker.max_job_timeout caps a producer's timeout_ms (default 24h), never
+ * the configured ones; 2^63-1 becomes the cap. */
+Test(config, max_job_timeout_caps_the_envelopes_timeout)
+{
+    sl_config *cfg = sl_config_defaults();
+    cr_assert_eq(sl_config_job_timeout_ms(cfg, "q", INT64_MAX), 86400000);
+    sl_config_free(cfg);
+    cfg = load_ok("worker:\n  job_timeout: 2h\n  max_job_timeout: 1h\n");
+    cr_assert_eq(sl_config_job_timeout_ms(cfg, "q", INT64_MAX), 3600000);
+    cr_assert_eq(sl_config_job_timeout_ms(cfg, "q", 1000), 1000);
+    cr_assert_eq(sl_config_job_timeout_ms(cfg, "q", 0), 7200000, "the configured default is not capped");
+    sl_config_free(cfg);
+    load_bad("worker:\n  max_job_timeout: 8d\n", 2, 20, "worker.max_job_timeout");
+}

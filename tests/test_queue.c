@@ -190,7 +190,7 @@ Test(queue, dead_letter_moves_the_entry_atomically)
     sl_batch b = { 0 };
     cr_assert_eq(sl_queue_read(r, "tester", queues, 1, 10, 0, &b, &err), 1, "%s", err.msg);
     cr_assert_eq(b.items[0].len, sizeof garbage - 1, "binary data must survive intact");
-    cr_assert_eq(sl_queue_dead_letter(r, &b.items[0], "undecodable envelope: test", &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_queue_dead_letter(r, &b.items[0], NULL, "undecodable envelope: test", &err), 0, "%s", err.msg);
     long long len, pending;
     cr_assert_eq(sl_queue_depth(r, q, &len, &pending, &err), 0);
     cr_assert_eq(len + pending, 0);
@@ -201,7 +201,7 @@ Test(queue, dead_letter_moves_the_entry_atomically)
     cr_assert_not_null(rep, "%s", err.msg);
     cr_assert_eq(rep->elements, 1);
     redisReply *f = rep->element[0]->element[1];
-    cr_assert_eq(f->elements, 6);
+    cr_assert_eq(f->elements, 6, "no id field when the id could not be read");
     cr_assert_str_eq(f->element[0]->str, "job");
     cr_assert_eq(f->element[1]->len, sizeof garbage - 1);
     cr_assert(memcmp(f->element[1]->str, garbage, sizeof garbage - 1) == 0, "bytes kept as received");
@@ -654,10 +654,15 @@ Test(queue, dead_requeue_moves_an_entry_back_once)
     char *queues[] = { q };
     sl_batch b = { 0 };
     cr_assert_eq(sl_queue_read(r, "tester", queues, 1, 10, 0, &b, &err), 1, "%s", err.msg);
-    cr_assert_eq(sl_queue_dead_letter(r, &b.items[0], "failed 3 times", &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_queue_dead_letter(r, &b.items[0], id, "failed 3 times", &err), 0, "%s", err.msg);
     const char *xr[] = { "XRANGE", dead, "-", "+" };
     redisReply *rep = cmd(r, 4, xr);
     cr_assert_eq(rep->elements, 1);
+    /* The job id travels beside the bytes, as the last field. */
+    redisReply *fields = rep->element[0]->element[1];
+    cr_assert_eq(fields->elements, 8);
+    cr_assert_str_eq(fields->element[6]->str, "id");
+    cr_assert_str_eq(fields->element[7]->str, id);
     char dead_id[48];
     snprintf(dead_id, sizeof dead_id, "%s", rep->element[0]->element[0]->str);
     freeReplyObject(rep);

@@ -46,9 +46,9 @@ Test(store, records_outcomes_and_finds_them)
     cr_assert_eq(sl_store_record(s, "host:1", o, 2, &err), 0, "%s", err.msg);
     sl_job jo = j1;
     jo.id = other;
-    const sl_job *jobs[] = { &j1, &jo, &j2 };
+    sl_claim_req reqs[] = { { &j1, "1-1" }, { &jo, "1-2" }, { &j2, "1-3" } };
     sl_prior prior[3];
-    cr_assert_eq(sl_store_prior(s, jobs, 3, prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_claim(s, "host:1", reqs, 3, NULL, NULL, prior, &err), 0, "%s", err.msg);
     cr_assert_eq(prior[0].kind, SL_PRIOR_FINAL);
     cr_assert_eq(prior[1].kind, SL_PRIOR_NONE);
     cr_assert_eq(prior[2].kind, SL_PRIOR_DEAD, "a dead job must not run again");
@@ -56,11 +56,14 @@ Test(store, records_outcomes_and_finds_them)
     sl_job jk = j1, jq = j1;
     jk.kind = "deploy";
     jq.queue = "other-q";
-    const sl_job *impostors[] = { &jk, &jq };
-    cr_assert_eq(sl_store_prior(s, impostors, 2, prior, &err), 0, "%s", err.msg);
+    sl_claim_req impostors[] = { { &jk, "1-4" }, { &jq, "1-5" } };
+    cr_assert_eq(sl_store_claim(s, "host:1", impostors, 2, NULL, NULL, prior, &err), 0, "%s", err.msg);
     cr_assert_eq(prior[0].kind, SL_PRIOR_OTHER_JOB, "another kind under the id is not this job's result");
     cr_assert_eq(prior[1].kind, SL_PRIOR_OTHER_JOB, "another queue under the id is not this job's result");
     cr_assert(strstr(prior[0].error, "recorded as kind 'noop', queue 'store-q'"), "%s", prior[0].error);
+    const char *ip[] = { id1 };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_claims WHERE job_id = $1 AND entry IN ('1-4', '1-5')",
+                              1, ip), 0, "an impostor never takes the id's claim");
     sl_buf json = SL_BUF_INIT;
     cr_assert_eq(sl_store_job_json(s, id2, &json, &err), 0, "%s", err.msg);
     cr_assert(strstr(json.data, "\"boom\"") && strstr(json.data, "\"dead\""), "%s", json.data);

@@ -1,22 +1,30 @@
 /* consumer.c: see consumer.h.
  *
  * Order of effects for one batch, which is what makes delivery safe:
- *   1. XREADGROUP (or XAUTOCLAIM of entries a dead consumer left pending):
+ *   1. XREADGROUP (through a Lua script that leaves oversized `job` fields
+ *      in Redis), or XAUTOCLAIM of entries a vanished pool left pending:
  *      the entries become pending for this consumer;
- *   2. decode; ask PostgreSQL what it already knows of each job (its
- *      result committed, recorded dead, this attempt already failed, a
- *      cancellation requested);
- *   3. run the others, one at a time, telling the master through the
- *      scoreboard which job runs and until when;
+ *   2. decode; claim the jobs in PostgreSQL and learn, in the same
+ *      statement, what it already knows of each (its result committed,
+ *      recorded dead, this attempt already failed, a cancellation
+ *      requested, another entry carrying the job);
+ *   3. run the claimed ones, one at a time, telling the master through the
+ *      scoreboard which job runs and until when, and journaling each
+ *      finished job's outcome in the slot before the next one starts;
  *   4. record all outcomes in one PostgreSQL transaction;
  *   5. settle the entries in Redis: XACK + XDEL (pipelined) the finished
  *      ones, move failed ones with attempts left to the delayed set, and
  *      the dead ones to the dead letter (each a MULTI/EXEC).
- * A crash before 4 leaves the entries pending: they are reclaimed and run
- * again.  A crash between 4 and 5 leaves them pending with their outcome
- * committed: step 2 of the redelivery finishes step 5 without running
- * anything.  So a result is committed exactly once per job id and attempt,
- * and no entry leaves the stream before its outcome is committed.
+ * A crash before 4 leaves the entries pending: the replacement child in
+ * the same slot takes them over at once, records what the journal says
+ * ran (without running it again) and the job that was running (a failed
+ * attempt), and runs the rest.  A crash between 4 and 5 leaves them
+ * pending with their outcome committed: step 2 of the redelivery finishes
+ * step 5 without running anything.  So a result is committed exactly once
+ * per job id and attempt, no entry leaves the stream before its outcome is
+ * committed, and a job id runs at most once at a time (the claim) and
+ * never twice unseen (the journal, and the claim's record of a lost
+ * attempt when a whole pool vanished: docs/architecture.md).
  *
  * Between batches the consumer also promotes due delayed jobs into their
  * streams (every PROMOTE_EVERY_MS), reclaims entries idle longer than the
@@ -24,6 +32,7 @@
  * and refreshes which of its queues are paused (every PAUSED_EVERY_MS). */
 #include "consumer.h"
 #include "clock.h"
+#include "jobid.h"
 #include "json.h"
 #include "kind.h"
 #include "log.h"
@@ -53,6 +62,7 @@
 #define PROMOTE_LIMIT 1000    /* delayed jobs moved per queue per promotion */
 #define PAUSED_EVERY_MS 1000
 #define RECLAIM_MIN_EVERY_MS 250
+#define RETRY_DELAY_CAP_MS (7 * 86400000LL) /* longest retry delay, whatever the envelope asks */
 
 static volatile sig_atomic_t stop_requested;  /* TERM: finish the batch, then exit */
 static volatile sig_atomic_t reopen_requested;/* USR1: reopen the log file */
@@ -79,10 +89,16 @@ typedef enum action {
 typedef struct item {
     sl_entry *entry;      /* the stream entry (owned by the batch) */
     sl_job job;           /* decoded envelope; id NULL when undecodable */
+    char seen_id[SL_JOBID_MAX + 1]; /* the id of an envelope refused undecoded, if readable, else "" */
     action act;
     bool run;             /* run the job (no prior outcome stops it) */
     bool timed_out;       /* its previous worker was killed at the deadline */
+    bool died;            /* its previous worker died while running it */
+    bool lost;            /* its claim's holder vanished without a result: it may have run */
+    bool ran;             /* it has run: its outcome comes from the journal, or from run_item */
+    bool flushed;         /* its outcome was committed before the batch's end */
     bool poison;          /* delivered more than max_deliveries times */
+    int fail_code;        /* sl_err code of a failed run (whether a retry can help) */
     bool record;          /* write an outcome to PostgreSQL */
     bool settled;         /* its Redis step is done */
     const char *status;   /* job status when record (static string) */
@@ -299,12 +315,45 @@ static void refuse(item *it, bool record)
     it->attempt_status = "dead";
 }
 
+/* The job id of envelope bytes that did not decode, if they are a map
+ * with a valid `id` string: the dead letter and the log keep it. */
+static void peek_id(const sl_entry *e, char out[SL_JOBID_MAX + 1])
+{
+    out[0] = '\0';
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    msgpack_unpack_return ur = msgpack_unpack_next(&up, e->data, e->len, &off);
+    if ((ur == MSGPACK_UNPACK_SUCCESS || ur == MSGPACK_UNPACK_EXTRA_BYTES) &&
+        up.data.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &up.data.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key, *v = &m->ptr[i].val;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 2 && memcmp(k->via.str.ptr, "id", 2) == 0 &&
+                v->type == MSGPACK_OBJECT_STR && v->via.str.size > 0 && v->via.str.size <= SL_JOBID_MAX) {
+                memcpy(out, v->via.str.ptr, v->via.str.size);
+                out[v->via.str.size] = '\0';
+                if (!sl_jobid_valid(out))
+                    out[0] = '\0';
+                break;
+            }
+        }
+    }
+    msgpack_unpacked_destroy(&up);
+}
+
 /* Decodes entry into it and decides whether it may run. */
 static void decode_item(consumer *c, item *it)
 {
     sl_entry *e = it->entry;
     sl_err err;
     it->act = ACT_ACK;
+    if (e->data == NULL && e->oversize > 0) {
+        set_error(it, "envelope is %zu bytes, over worker.max_payload (%d bytes); not read",
+                  e->oversize, c->cfg->worker.max_payload);
+        refuse(it, false);
+        return;
+    }
     if (e->data == NULL) {
         set_error(it, "stream entry has no 'job' field");
         refuse(it, false);
@@ -318,11 +367,13 @@ static void decode_item(consumer *c, item *it)
     }
     if (sl_envelope_decode(e->data, e->len, &it->job, &err) < 0) {
         set_error(it, "undecodable envelope: %s", err.msg);
+        peek_id(e, it->seen_id);
         refuse(it, false);
         return;
     }
     if (strcmp(it->job.queue, e->queue) != 0) {
         set_error(it, "field 'queue' says '%s' but the entry is in queue '%s'", it->job.queue, e->queue);
+        snprintf(it->seen_id, sizeof it->seen_id, "%s", it->job.id);
         sl_job_clear(&it->job);
         refuse(it, false);
         return;
@@ -384,6 +435,12 @@ static int64_t retry_delay_ms(consumer *c, const sl_job *job)
 {
     int64_t initial = job->retry_initial_ms > 0 ? job->retry_initial_ms : c->cfg->worker.retry_initial_ms;
     int64_t max = job->retry_max_ms > 0 ? job->retry_max_ms : c->cfg->worker.retry_max_ms;
+    /* A producer's values are capped, so that doubling and adding the
+     * result to the clock cannot overflow. */
+    if (initial > RETRY_DELAY_CAP_MS)
+        initial = RETRY_DELAY_CAP_MS;
+    if (max > RETRY_DELAY_CAP_MS)
+        max = RETRY_DELAY_CAP_MS;
     if (job->retry_backoff == SL_BACKOFF_FIXED)
         return initial;
     int64_t base = initial;
@@ -403,6 +460,7 @@ static int64_t retry_delay_ms(consumer *c, const sl_job *job)
 static void after_failure(consumer *c, item *it, int code)
 {
     it->attempt_status = it->timed_out ? "timed_out" : "failed";
+    it->fail_code = code;
     bool permanent = code == SL_EINVAL || code == SL_EPERMANENT;
     if (!permanent && it->job.attempt < max_attempts(c, &it->job)) {
         it->act = ACT_RETRY;
@@ -474,83 +532,192 @@ static void run_item(consumer *c, item *it)
     msgpack_unpacked_destroy(&up);
 }
 
-/* Applies what PostgreSQL already knows (sl_store_prior) to the runnable
- * items.  Holds on through an outage.  Returns -1 on a fatal error. */
-static int apply_priors(consumer *c, size_t n, bool *fatal)
+/* Acts on what PostgreSQL knows of one item (prior, from sl_store_claim). */
+static void apply_prior(consumer *c, item *it, const sl_prior *p)
 {
-    const sl_job **jobs = sl_xcalloc(n ? n : 1, sizeof *jobs);
-    size_t *idx = sl_xcalloc(n ? n : 1, sizeof *idx);
-    sl_prior *prior = sl_xcalloc(n ? n : 1, sizeof *prior);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (c->items[i].run || c->items[i].timed_out || c->items[i].poison) {
-            jobs[m] = &c->items[i].job;
-            idx[m++] = i;
+    char q[600];
+    switch (p->kind) {
+    case SL_PRIOR_NONE:
+        /* Claimed.  A redelivery of an entry whose lease lapsed, claimed by
+         * another consumer: that consumer may have started the job before
+         * it vanished (its journal went with its pool).  Record the attempt
+         * as lost rather than run it a second time unseen. */
+        if (it->run && p->redelivery && it->entry->lapsed &&
+            p->holder_consumer[0] && strcmp(p->holder_consumer, c->name) != 0) {
+            it->run = it->poison = false;
+            it->lost = true;
+            set_error(it, "lost: worker %s claimed this attempt and stopped without a result "
+                      "(its lease lapsed); it may have run", p->holder_consumer);
         }
+        /* A protected job's later attempt runs only after its earlier
+         * ones are on record (the signature does not cover the attempt). */
+        char why[512];
+        if (it->run && !sl_protect_admit_attempt(c->protect, &it->job, p->has_row, p->attempts, why,
+                                                 sizeof why)) {
+            it->act = ACT_DEAD;
+            set_error(it, "%s", why);
+            break;
+        }
+        return;
+    case SL_PRIOR_OTHER_JOB:
+        /* Not this job's result: neither skip as done nor overwrite it. */
+        it->act = ACT_DEAD;
+        set_error(it, "job id already used by a different job (%s): not run", p->error);
+        break;
+    case SL_PRIOR_FINAL:
+        SL_INFO("job.already_done", "job=%s queue=%s attempt=%lld", it->job.id, it->job.queue,
+                (long long)it->job.attempt);
+        it->act = ACT_ACK;
+        break;
+    case SL_PRIOR_DEAD:
+        it->act = ACT_DEAD;
+        set_error(it, "%s", p->error[0] ? p->error : "recorded dead");
+        break;
+    case SL_PRIOR_RETRYING:
+        /* This attempt's failure is committed; only its retry is missing. */
+        it->act = ACT_RETRY;
+        it->retry_due_ms = sl_now_ms() + retry_delay_ms(c, &it->job);
+        break;
+    case SL_PRIOR_CANCELLED:
+        it->run = it->timed_out = it->died = it->lost = it->poison = it->ran = false;
+        it->act = ACT_ACK;
+        it->record = true;
+        it->status = it->attempt_status = "cancelled";
+        it->finished_ms = sl_now_ms();
+        set_error(it, "cancelled by request before it started");
+        SL_INFO("job.cancelled", "job=%s queue=%s before=start", it->job.id, it->job.queue);
+        return;
+    case SL_PRIOR_DUPLICATE:
+        SL_WARN("job.duplicate", "job=%s queue=%s entry=%s attempt=%lld action=ack reason=%s", it->job.id,
+                it->job.queue, it->entry->stream_id, (long long)it->job.attempt,
+                sl_log_quote(q, sizeof q, p->error));
+        it->act = ACT_ACK;
+        break;
+    case SL_PRIOR_HELD:
+        SL_WARN("job.duplicate", "job=%s queue=%s entry=%s attempt=%lld action=ack held_by=%s/%s "
+                "reason=\"another entry carries this job\"", it->job.id, it->job.queue,
+                it->entry->stream_id, (long long)it->job.attempt, p->holder_queue,
+                p->holder_entry[0] ? p->holder_entry : "?");
+        it->act = ACT_ACK;
+        break;
     }
-    int rc = 0;
+    it->run = it->timed_out = it->died = it->lost = it->poison = it->ran = it->record = false;
+}
+
+/* sl_store_claim, holding on through a PostgreSQL outage.  Returns -1
+ * when it must give up (a stop, a fatal schema error). */
+static int claim_retry(consumer *c, const sl_claim_req *reqs, size_t m, const char *steal_queue,
+                       const char *steal_entry, sl_prior *prior, bool *fatal)
+{
     while (m > 0) {
         sl_err err;
-        if (ensure_store(c, true, fatal) < 0) {
-            rc = -1;
-            break;
-        }
-        if (sl_store_prior(c->store, jobs, m, prior, &err) == 0)
-            break;
+        if (ensure_store(c, true, fatal) < 0)
+            return -1;
+        if (sl_store_claim(c->store, c->name, reqs, m, steal_queue, steal_entry, prior, &err) == 0)
+            return 0;
         char q[600];
         if (!c->store_down)
             SL_ERROR("postgres.unavailable", "error=%s holding=%zu", sl_log_quote(q, sizeof q, err.msg), m);
         c->store_down = true;
         sl_sleep_ms(RETRY_MIN_MS);
     }
-    for (size_t k = 0; rc == 0 && k < m; k++) {
-        item *it = &c->items[idx[k]];
-        switch (prior[k].kind) {
-        case SL_PRIOR_NONE:
+    return 0;
+}
+
+/* A job claimed by another entry that has no result: if that entry still
+ * exists it carries the job (this copy is acknowledged, run nothing);
+ * if it is gone without a result, its claim is taken over here, and the
+ * attempt it claimed is recorded as lost (it may have run). */
+static int resolve_held(consumer *c, item **held, sl_claim_req *reqs, sl_prior *prior, size_t m, bool *fatal)
+{
+    const char **queues = sl_xcalloc(m, sizeof *queues), **ids = sl_xcalloc(m, sizeof *ids);
+    bool *exists = sl_xcalloc(m, sizeof *exists);
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (prior[i].holder_entry[0] == '\0')
+            continue;
+        queues[k] = prior[i].holder_queue;
+        ids[k++] = prior[i].holder_entry;
+    }
+    int rc = 0;
+    sl_err err;
+    while (k > 0 && sl_queue_entries_exist(c->redis, queues, ids, k, exists, &err) < 0) {
+        if (!sl_redis_broken(c->redis) || ensure_redis(c, true) < 0) {
+            char q[600];
+            SL_ERROR("redis.held_check_failed", "error=%s", sl_log_quote(q, sizeof q, err.msg));
+            for (size_t i = 0; i < k; i++)
+                exists[i] = true;  /* when in doubt, run nothing */
             break;
-        case SL_PRIOR_OTHER_JOB:
-            /* Not this job's result: neither skip as done nor overwrite it. */
-            it->run = it->timed_out = it->poison = it->record = false;
-            it->act = ACT_DEAD;
-            set_error(it, "job id already used by a different job (%s): not run", prior[k].error);
-            break;
-        case SL_PRIOR_FINAL:
-            SL_INFO("job.already_done", "job=%s queue=%s attempt=%lld", it->job.id, it->job.queue,
-                    (long long)it->job.attempt);
-            it->run = it->timed_out = it->poison = it->record = false;
-            it->act = ACT_ACK;
-            break;
-        case SL_PRIOR_DEAD:
-            it->run = it->timed_out = it->poison = it->record = false;
-            it->act = ACT_DEAD;
-            set_error(it, "%s", prior[k].error[0] ? prior[k].error : "recorded dead");
-            break;
-        case SL_PRIOR_RETRYING:
-            /* This attempt's failure is committed; only its retry is missing. */
-            it->run = it->timed_out = it->poison = it->record = false;
-            it->act = ACT_RETRY;
-            it->retry_due_ms = sl_now_ms() + retry_delay_ms(c, &it->job);
-            break;
-        case SL_PRIOR_CANCELLED:
-            it->run = it->timed_out = it->poison = false;
-            it->act = ACT_ACK;
-            it->record = true;
-            it->status = it->attempt_status = "cancelled";
-            it->finished_ms = sl_now_ms();
-            set_error(it, "cancelled by request before it started");
-            SL_INFO("job.cancelled", "job=%s queue=%s before=start", it->job.id, it->job.queue);
-            break;
-        }
-        char why[512];
-        if (it->run && !sl_protect_admit_attempt(c->protect, &it->job, prior[k].has_row,
-                                                 prior[k].attempts, why, sizeof why)) {
-            it->run = it->timed_out = it->poison = it->record = false;
-            it->act = ACT_DEAD;
-            set_error(it, "%s", why);
         }
     }
-    free(jobs);
-    free(idx);
+    k = 0;
+    for (size_t i = 0; i < m && rc == 0; i++) {
+        bool alive = prior[i].holder_entry[0] == '\0' || exists[k++];
+        if (alive) {
+            apply_prior(c, held[i], &prior[i]);
+            continue;
+        }
+        sl_prior fresh;
+        char hq[SL_NAME_MAX + 1], he[48];
+        snprintf(hq, sizeof hq, "%s", prior[i].holder_queue);
+        snprintf(he, sizeof he, "%s", prior[i].holder_entry);
+        rc = claim_retry(c, &reqs[i], 1, hq, he, &fresh, fatal);
+        if (rc < 0)
+            break;
+        if (fresh.kind == SL_PRIOR_NONE) {
+            item *it = held[i];
+            it->run = it->poison = false;
+            it->lost = true;
+            set_error(it, "lost: the stream entry %s/%s that claimed attempt %lld is gone without a "
+                      "result; it may have run", hq, he, (long long)it->job.attempt);
+            SL_WARN("job.claim_orphaned", "job=%s queue=%s entry=%s holder=%s/%s", it->job.id,
+                    it->job.queue, it->entry->stream_id, hq, he);
+        } else {
+            apply_prior(c, held[i], &fresh);
+        }
+    }
+    free(queues);
+    free(ids);
+    free(exists);
+    return rc;
+}
+
+/* Claims the batch's jobs in PostgreSQL and applies what it knows of them
+ * (sl_store_claim: one round trip), then resolves the jobs claimed by
+ * other entries.  Holds on through an outage.  Returns -1 on a fatal
+ * error. */
+static int claim_batch(consumer *c, size_t n, bool *fatal)
+{
+    sl_claim_req *reqs = sl_xcalloc(n ? n : 1, sizeof *reqs);
+    item **its = sl_xcalloc(n ? n : 1, sizeof *its);
+    sl_prior *prior = sl_xcalloc(n ? n : 1, sizeof *prior);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        item *it = &c->items[i];
+        /* Refused jobs that get a row (unknown kind, ...) claim too: a
+         * later copy of the id is then known for a copy, not dead-lettered
+         * again. */
+        if (it->run || it->timed_out || it->died || it->poison || it->ran || (it->record && it->job.id)) {
+            reqs[m] = (sl_claim_req){ .job = &it->job, .entry = it->entry->stream_id };
+            its[m++] = it;
+        }
+    }
+    int rc = claim_retry(c, reqs, m, NULL, NULL, prior, fatal);
+    /* The held ones first into the front of the arrays, for resolve_held. */
+    size_t h = 0;
+    for (size_t k = 0; rc == 0 && k < m; k++) {
+        if (prior[k].kind != SL_PRIOR_HELD || its[k]->ran || its[k]->died || its[k]->timed_out) {
+            apply_prior(c, its[k], &prior[k]);
+            continue;
+        }
+        reqs[h] = reqs[k];
+        its[h] = its[k];
+        prior[h++] = prior[k];
+    }
+    if (rc == 0 && h > 0)
+        rc = resolve_held(c, its, reqs, prior, h, fatal);
+    free(reqs);
+    free(its);
     free(prior);
     return rc;
 }
@@ -579,7 +746,7 @@ static int record_batch(consumer *c, size_t n, bool *fatal)
     size_t *which = sl_xcalloc(n ? n : 1, sizeof *which);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (c->items[i].record) {
+        if (c->items[i].record && !c->items[i].flushed) {
             fill_outcome(&c->items[i], &outs[m]);
             which[m++] = i;
         }
@@ -616,6 +783,8 @@ static int record_batch(consumer *c, size_t n, bool *fatal)
             continue; /* lost the connection midway: retry the whole batch (idempotent) */
         break;
     }
+    for (size_t k = 0; rc == 0 && k < m; k++)
+        c->items[which[k]].flushed = true;
     free(outs);
     free(which);
     return rc;
@@ -636,10 +805,12 @@ static int settle_one(consumer *c, item *it, sl_err *err)
     switch (it->act) {
     case ACT_ACK:
         return 0;
-    case ACT_DEAD:
-        SL_WARN("job.dead_lettered", "queue=%s entry=%s job=%s error=%s", it->entry->queue,
-                it->entry->stream_id, it->job.id ? it->job.id : "-", sl_log_quote(q, sizeof q, it->error));
-        return sl_queue_dead_letter(c->redis, it->entry, it->error ? it->error : "dead", err);
+    case ACT_DEAD: {
+        const char *id = it->job.id ? it->job.id : it->seen_id[0] ? it->seen_id : NULL;
+        SL_WARN("job.dead_lettered", "job=%s queue=%s entry=%s error=%s", id ? id : "-",
+                it->entry->queue, it->entry->stream_id, sl_log_quote(q, sizeof q, it->error));
+        return sl_queue_dead_letter(c->redis, it->entry, id, it->error ? it->error : "dead", err);
+    }
     case ACT_RELEASE:
         return sl_queue_release(c->redis, it->entry, err);
     case ACT_RETRY: {
@@ -725,11 +896,16 @@ static void settle_batch(consumer *c, size_t n)
     free(acks);
 }
 
+/* Orders by job id; among items of one id, one that has run (its outcome
+ * known) first, then by position. */
 static int cmp_item_id(const void *a, const void *b)
 {
     const item *x = *(const item *const *)a, *y = *(const item *const *)b;
     int d = strcmp(x->job.id, y->job.id);
-    return d ? d : (x > y) - (x < y);
+    if (d)
+        return d;
+    int rx = !(x->ran || x->died || x->timed_out), ry = !(y->ran || y->died || y->timed_out);
+    return rx != ry ? rx - ry : (x > y) - (x < y);
 }
 
 /* Two entries of one batch carrying the same job id (a producer enqueued
@@ -750,19 +926,192 @@ static void drop_duplicates(consumer *c, size_t n)
         item *it = sorted[k];
         if (strcmp(it->job.id, sorted[k - 1]->job.id) != 0)
             continue;
-        SL_WARN("job.duplicate", "job=%s queue=%s entry=%s", it->job.id, it->entry->queue,
-                it->entry->stream_id);
-        it->record = it->run = it->poison = it->timed_out = false;
+        SL_WARN("job.duplicate", "job=%s queue=%s entry=%s action=ack reason=\"same id twice in one batch\"",
+                it->job.id, it->entry->queue, it->entry->stream_id);
+        it->record = it->run = it->poison = it->timed_out = it->died = it->ran = false;
         if (it->act != ACT_DEAD)
             it->act = ACT_ACK;
     }
     free(sorted);
 }
 
-/* Processes the batch in c->batch; the first `timed_out` entries are jobs
- * whose worker was killed at the deadline (recorded, not run).  Returns -1
- * on a fatal error. */
-static int process_batch(consumer *c, size_t timed_out)
+/* ---- the journal (scoreboard.h) ------------------------------------------------ */
+
+static sl_journal *journal(consumer *c)
+{
+    return c->slot ? &c->slot->journal : NULL;
+}
+
+/* A new batch: nothing of it has run. */
+static void journal_reset(consumer *c)
+{
+    sl_journal *j = journal(c);
+    if (j == NULL)
+        return;
+    __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&j->n, 0, __ATOMIC_RELEASE);
+}
+
+/* Names the job about to start, before it starts. */
+static void journal_start(consumer *c, const item *it)
+{
+    sl_journal *j = journal(c);
+    if (j == NULL)
+        return;
+    snprintf(j->run_queue, sizeof j->run_queue, "%s", it->entry->queue);
+    snprintf(j->run_stream_id, sizeof j->run_stream_id, "%s", it->entry->stream_id);
+    __atomic_store_n(&j->running, 1, __ATOMIC_RELEASE);
+}
+
+/* Appends an entry for it with status st.  False if it does not fit (the
+ * journal is full or the outputs too long): the caller commits first. */
+static bool journal_put(sl_journal *j, const item *it, sl_journal_status st)
+{
+    uint64_t n = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
+    size_t olen = it->outputs ? strlen(it->outputs) : 0;
+    /* The last entry stays free: a replacement writes there the job that
+     * was running when this child died. */
+    if (n >= SL_JOURNAL_MAX - 1 || olen > SL_JOURNAL_OUTPUT_MAX)
+        return false;
+    sl_journal_entry *e = &j->e[n];
+    snprintf(e->queue, sizeof e->queue, "%s", it->entry->queue);
+    snprintf(e->stream_id, sizeof e->stream_id, "%s", it->entry->stream_id);
+    e->attempt = it->job.attempt;
+    e->status = st;
+    e->code = it->fail_code;
+    e->started_ms = it->started_ms;
+    e->finished_ms = it->finished_ms;
+    snprintf(e->error, sizeof e->error, "%s", it->error ? it->error : "");
+    e->outputs_len = olen;
+    if (olen)
+        memcpy(e->outputs, it->outputs, olen);
+    __atomic_store_n(&j->n, n + 1, __ATOMIC_RELEASE);
+    return true;
+}
+
+/* Journals the outcome of the job that just ran.  When it does not fit,
+ * commits every outcome the batch has so far instead (one round trip),
+ * so that the next job never starts with an unkept outcome behind it.
+ * Returns -1 on a fatal error. */
+static int journal_finish(consumer *c, item *it, size_t n, bool *fatal)
+{
+    sl_journal *j = journal(c);
+    if (j == NULL)
+        return 0;
+    sl_journal_status st = strcmp(it->status, "succeeded") == 0 ? SL_JOURNAL_SUCCEEDED
+                         : strcmp(it->status, "cancelled") == 0 ? SL_JOURNAL_CANCELLED
+                         : SL_JOURNAL_FAILED;
+    int rc = 0;
+    if (!journal_put(j, it, st)) {
+        SL_DEBUG("journal.flush", "job=%s entries=%llu", it->job.id,
+                 (unsigned long long)__atomic_load_n(&j->n, __ATOMIC_ACQUIRE));
+        if (record_batch(c, n, fatal) < 0 || *fatal)
+            rc = -1;
+        else
+            __atomic_store_n(&j->n, 0, __ATOMIC_RELEASE);
+    }
+    __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
+    return rc;
+}
+
+/* Takeover: gives each item whose entry the journal describes the
+ * outcome recorded there (it ran under the predecessor, or died running). */
+static void journal_apply(consumer *c, size_t n)
+{
+    sl_journal *j = journal(c);
+    uint64_t jn = j ? __atomic_load_n(&j->n, __ATOMIC_ACQUIRE) : 0;
+    for (uint64_t k = 0; k < jn && k < SL_JOURNAL_MAX; k++) {
+        const sl_journal_entry *e = &j->e[k];
+        for (size_t i = 0; i < n; i++) {
+            item *it = &c->items[i];
+            if (it->job.id == NULL || !(it->run || it->poison) || it->job.attempt != e->attempt ||
+                strcmp(it->entry->stream_id, e->stream_id) != 0 || strcmp(it->entry->queue, e->queue) != 0)
+                continue;
+            /* What the journal says wins over the delivery count: it knows. */
+            it->run = it->poison = false;
+            it->act = ACT_ACK;
+            it->record = false;
+            it->attempt_status = NULL;
+            free(it->error);
+            it->error = NULL;
+            it->finished_ms = e->finished_ms;
+            it->started_ms = e->started_ms;
+            if (e->status == SL_JOURNAL_DIED || e->status == SL_JOURNAL_TIMED_OUT) {
+                it->died = e->status == SL_JOURNAL_DIED;
+                it->timed_out = e->status == SL_JOURNAL_TIMED_OUT;
+                continue;
+            }
+            it->ran = it->record = true;
+            if (e->outputs_len)
+                it->outputs = sl_xstrndup(e->outputs, e->outputs_len);
+            if (e->status == SL_JOURNAL_SUCCEEDED) {
+                it->act = ACT_ACK;
+                it->status = "succeeded";
+            } else if (e->status == SL_JOURNAL_CANCELLED) {
+                it->act = ACT_ACK;
+                it->status = it->attempt_status = "cancelled";
+                set_error(it, "%s", e->error);
+            } else {
+                set_error(it, "%s", e->error);
+                after_failure(c, it, e->code);
+            }
+            SL_INFO("job.journal_recovered", "job=%s queue=%s entry=%s attempt=%lld status=%s", it->job.id,
+                    it->job.queue, it->entry->stream_id, (long long)it->job.attempt, it->status);
+        }
+    }
+}
+
+/* Records the failure of an attempt that did not end in this process:
+ * its worker died or was killed running it, or its claim was lost. */
+static void record_unfinished(consumer *c, item *it)
+{
+    it->record = true;
+    if (it->finished_ms == 0)
+        it->finished_ms = sl_now_ms();
+    if (it->timed_out)
+        set_error(it, "timed out: the job ran past its timeout of %lld ms (+ %d ms grace) and "
+                  "its worker was killed", (long long)job_timeout_ms(c, &it->job),
+                  c->cfg->worker.timeout_grace_ms);
+    else if (it->died)
+        set_error(it, "worker crashed: the process running this attempt died (a crash, a kill "
+                  "or out of memory) before it finished");
+    after_failure(c, it, SL_EJOB);
+    if (it->timed_out)
+        sl_metrics_count(c->metrics, it->job.queue, it->job.kind, SL_M_TIMED_OUT);
+    sl_metrics_count(c->metrics, it->job.queue, it->job.kind, SL_M_FAILED);
+    char q[600];
+    SL_WARN(it->timed_out ? "job.timeout_recorded" : it->died ? "job.crash_recorded" : "job.lost_recorded",
+            "job=%s queue=%s attempt=%lld next=%s error=%s", it->job.id, it->job.queue,
+            (long long)it->job.attempt, it->act == ACT_RETRY ? "retry" : "dead",
+            sl_log_quote(q, sizeof q, it->error));
+}
+
+/* Hands back the batch's unstarted entries on a graceful stop: first
+ * their claims are dropped (so that the copies appended to the stream can
+ * claim the jobs), then settle_batch moves them.  If PostgreSQL cannot be
+ * reached the claims stay, and the copies find them orphaned. */
+static void unclaim_released(consumer *c, size_t n)
+{
+    sl_claim_req *reqs = sl_xcalloc(n ? n : 1, sizeof *reqs);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (c->items[i].act == ACT_RELEASE)
+            reqs[m++] = (sl_claim_req){ .job = &c->items[i].job, .entry = c->items[i].entry->stream_id };
+    }
+    sl_err err;
+    if (m > 0 && (c->store == NULL || sl_store_unclaim(c->store, reqs, m, &err) < 0)) {
+        char q[600];
+        SL_WARN("job.unclaim_failed", "entries=%zu error=%s", m,
+                sl_log_quote(q, sizeof q, c->store ? err.msg : "no PostgreSQL connection"));
+    }
+    free(reqs);
+}
+
+/* Processes the batch in c->batch.  takeover: it holds what a dead
+ * predecessor held, described by the slot's journal (outcomes to record,
+ * the job it died running); the journal is then kept and extended rather
+ * than reset.  Returns -1 on a fatal error. */
+static int process_batch(consumer *c, bool takeover)
 {
     size_t n = c->batch.n;
     if (n > c->items_cap) {
@@ -771,41 +1120,36 @@ static int process_batch(consumer *c, size_t timed_out)
     }
     memset(c->items, 0, n * sizeof *c->items);
     slot_hold(c, SL_CHILD_COMMITTING);
+    if (!takeover)
+        journal_reset(c);
     for (size_t i = 0; i < n; i++) {
         item *it = &c->items[i];
         it->entry = &c->batch.items[i];
         decode_item(c, it);
-        if (i < timed_out && it->run) {
-            it->run = false;
-            it->timed_out = true;
-        }
     }
+    if (takeover)
+        journal_apply(c, n);
     drop_duplicates(c, n);
     bool fatal = false;
     int rc = 0;
-    if (apply_priors(c, n, &fatal) < 0) {
+    if (claim_batch(c, n, &fatal) < 0) {
         rc = -1;
         goto out;
     }
     for (size_t i = 0; i < n; i++) {
         item *it = &c->items[i];
-        if (it->timed_out) {
-            it->record = true;
-            it->finished_ms = sl_now_ms();
-            set_error(it, "timed out: the job ran past its timeout of %lld ms (+ %d ms grace) and "
-                      "its worker was killed", (long long)job_timeout_ms(c, &it->job),
-                      c->cfg->worker.timeout_grace_ms);
-            after_failure(c, it, SL_EJOB);
-            sl_metrics_count(c->metrics, it->job.queue, it->job.kind, SL_M_TIMED_OUT);
-            sl_metrics_count(c->metrics, it->job.queue, it->job.kind, SL_M_FAILED);
-            char q[600];
-            SL_WARN("job.timeout_recorded", "job=%s queue=%s attempt=%lld next=%s error=%s", it->job.id,
-                    it->job.queue, (long long)it->job.attempt,
-                    it->act == ACT_RETRY ? "retry" : "dead", sl_log_quote(q, sizeof q, it->error));
+        if (it->timed_out || it->died || it->lost) {
+            record_unfinished(c, it);
         } else if (it->run && stop_requested) {
             it->act = ACT_RELEASE;  /* graceful stop: hand back what has not started */
         } else if (it->run) {
+            journal_start(c, it);
             run_item(c, it);
+            it->ran = true;
+            if (journal_finish(c, it, n, &fatal) < 0) {
+                rc = -1;
+                goto out;
+            }
         }
     }
     slot_state(c, SL_CHILD_COMMITTING);
@@ -813,7 +1157,9 @@ static int process_batch(consumer *c, size_t timed_out)
         rc = -1;
         goto out;
     }
+    unclaim_released(c, n);
     settle_batch(c, n);
+    journal_reset(c);
 out:
     for (size_t i = 0; i < n; i++)
         item_clear(&c->items[i]);
@@ -910,9 +1256,30 @@ static int reclaim_idle(consumer *c, int64_t now)
     return total;
 }
 
+/* Tops c->batch up to `want` entries from the active queues in priority
+ * order, without blocking and without fetching any `job` field larger
+ * than worker.max_payload (sl_queue_read_bounded).  Returns the entries
+ * added, or -1. */
+static int read_bounded(consumer *c, int want, sl_err *err)
+{
+    int got = 0;
+    for (size_t i = 0; i < c->nactive && got < want; i++) {
+        int n = sl_queue_read_bounded(c->redis, c->name, c->active[i], want - got,
+                                      (size_t)c->cfg->worker.max_payload, &c->batch, err);
+        if (n < 0)
+            return -1;
+        got += n;
+    }
+    return got;
+}
+
 /* Reads a batch in strict priority order: the queues in the order
  * configured, a later one only when the earlier ones have less than a
- * batch waiting.  Blocks (across all of them) only when all are empty.
+ * batch waiting.  Memory stays bounded whatever producers send: entries
+ * are fetched with their oversized bytes left in Redis (read_bounded),
+ * and only when every queue is empty does the child block, in an
+ * XREADGROUP of COUNT 1 per queue: so it holds at most one entry per
+ * queue it did not size first, each at most Redis's proto-max-bulk-len.
  * Returns entries read, or -1. */
 static int read_batch(consumer *c)
 {
@@ -923,20 +1290,21 @@ static int read_batch(consumer *c)
         sl_sleep_ms(block);
         return 0;
     }
-    int got = 0;
-    if (c->nactive > 1) {
-        for (size_t i = 0; i < c->nactive && got < want; i++) {
-            int n = sl_queue_read(c->redis, c->name, &c->active[i], 1, want - got, 0, &c->batch, &err);
-            if (n < 0)
-                goto failed;
-            got += n;
-        }
-        if (got > 0)
-            return got;
-    }
-    got = sl_queue_read(c->redis, c->name, c->active, c->nactive, want, block, &c->batch, &err);
-    if (got >= 0)
+    int got = read_bounded(c, want, &err);
+    if (got < 0)
+        goto failed;
+    if (got > 0)
         return got;
+    got = sl_queue_read(c->redis, c->name, c->active, c->nactive, 1, block, &c->batch, &err);
+    if (got < 0)
+        goto failed;
+    if (got > 0 && got < want) {
+        int more = read_bounded(c, want - got, &err);
+        if (more < 0)
+            goto failed;  /* what was read stays pending: reclaimed, or taken over */
+        got += more;
+    }
+    return got;
 failed:
     if (sl_redis_broken(c->redis)) {
         note_redis_down(c, err.msg);
@@ -948,67 +1316,138 @@ failed:
     return -1;
 }
 
-/* Takes over and runs what the consumer `from` (a child killed at its
- * job's deadline) still held: the rest of its batch, which would otherwise
- * wait out the visibility timeout.  Returns -1 on a fatal error. */
-static int take_over_batch(consumer *c, const char *from)
+/* Takeover: appends to the journal (which has jn entries) the job of
+ * entry queue/rid that the predecessor died running (status DIED or
+ * TIMED_OUT), with its attempt read from the taken-over batch.  The
+ * journal always keeps a free entry for this (journal_put). */
+static void journal_add_unfinished(consumer *c, uint64_t jn, const char *queue, const char *rid,
+                                   sl_journal_status status)
 {
-    int rc = 0;
-    for (size_t i = 0; i < c->cfg->worker.nqueues && rc == 0; i++) {
-        const char *queue = c->cfg->worker.queues[i];
-        int got;
-        do {
-            sl_err err;
-            sl_batch_clear(&c->batch);
-            got = sl_queue_take_over(c->redis, c->name, queue, from, c->cfg->worker.batch, &c->batch, &err);
-            if (got < 0 && !sl_redis_broken(c->redis)) {
-                char q[600];
-                SL_ERROR("queue.take_over_failed", "queue=%s from=%s error=%s", queue, from,
-                         sl_log_quote(q, sizeof q, err.msg));
-            } else if (got > 0) {
-                SL_INFO("queue.taken_over", "queue=%s from=%s entries=%d", queue, from, got);
-                rc = process_batch(c, 0);
-            }
-        } while (got > 0 && rc == 0);
+    sl_journal *j = journal(c);
+    if (j == NULL || jn >= SL_JOURNAL_MAX)
+        return;
+    sl_journal_entry *e = &j->e[jn];
+    memset(e, 0, offsetof(sl_journal_entry, outputs));
+    snprintf(e->queue, sizeof e->queue, "%s", queue);
+    snprintf(e->stream_id, sizeof e->stream_id, "%s", rid);
+    e->status = status;
+    e->finished_ms = sl_now_ms();
+    for (size_t i = 0; i < c->batch.n; i++) {
+        const sl_entry *en = &c->batch.items[i];
+        sl_job job;
+        sl_err err;
+        if (strcmp(en->stream_id, rid) == 0 && strcmp(en->queue, queue) == 0 && en->data &&
+            sl_envelope_decode(en->data, en->len, &job, &err) == 0) {
+            e->attempt = job.attempt;
+            sl_job_clear(&job);
+        }
     }
-    return rc;
+    __atomic_store_n(&j->n, jn + 1, __ATOMIC_RELEASE);
 }
 
-/* A replacement child finishes what its predecessor was killed for: the
- * job that overran its deadline is recorded timed out, and retried or
- * dead (scoreboard.h, step 3).  Returns -1 on a fatal error. */
+/* Claims into c->batch what the consumers from[0..nfrom) (a dead
+ * predecessor and, if it died taking over too, its own) still hold, in
+ * every configured queue, retrying through a Redis outage.  Returns the
+ * entries taken, or -1 when it must give up. */
+static int take_over(consumer *c, char from[][128], int nfrom)
+{
+    sl_batch_clear(&c->batch);
+    for (int f = 0; f < nfrom; f++) {
+        for (size_t i = 0; i < c->cfg->worker.nqueues; i++) {
+            const char *queue = c->cfg->worker.queues[i];
+            for (;;) {
+                if (ensure_redis(c, false) < 0)
+                    return -1;
+                sl_err err;
+                size_t before = c->batch.n;
+                int room = SL_SCOREBOARD_BATCH_MAX - (int)before;
+                if (room <= 0)
+                    break;
+                int got = sl_queue_take_over(c->redis, c->name, queue, from[f], room, &c->batch, &err);
+                if (got >= 0) {
+                    if (got > 0)
+                        SL_INFO("queue.taken_over", "queue=%s from=%s entries=%d", queue, from[f], got);
+                    break;
+                }
+                if (!sl_redis_broken(c->redis)) {
+                    char q[600];
+                    SL_ERROR("queue.take_over_failed", "queue=%s from=%s error=%s", queue, from[f],
+                             sl_log_quote(q, sizeof q, err.msg));
+                    break;
+                }
+            }
+        }
+    }
+    return (int)c->batch.n;
+}
+
+/* A replacement child finishes what its predecessor in the slot left:
+ * whatever it held when it died (a crash, a kill, the master's timeout
+ * kill) is taken over at once rather than after the visibility timeout.
+ * The predecessor's journal (scoreboard.h) says which of those jobs ran
+ * and how they ended (recorded now, not run again) and which one was
+ * running (recorded as a failed attempt: timed out if the master killed it
+ * for its deadline, else "worker crashed"); the others run here.  Returns
+ * -1 on a fatal error. */
 static int settle_predecessor(consumer *c)
 {
     if (c->slot == NULL)
         return 0;
+    sl_journal *j = &c->slot->journal;
     sl_slot *snap = sl_xmalloc(sizeof *snap);
     int rc = 0;
-    if (!sl_slot_read(c->slot, snap) || !snap->killed_for_timeout ||
-        snap->killed_gen == snap->killed_gen_seen)
-        goto out;
-    snap->killed_queue[sizeof snap->killed_queue - 1] = '\0';
+    (void)sl_slot_read(c->slot, snap);  /* only the master part is used */
+    bool killed = snap->killed_for_timeout && snap->killed_gen != snap->killed_gen_seen;
     snap->killed_entry[sizeof snap->killed_entry - 1] = '\0';
-    snap->killed_job_id[sizeof snap->killed_job_id - 1] = '\0';
+    snap->killed_queue[sizeof snap->killed_queue - 1] = '\0';
     snap->killed_consumer[sizeof snap->killed_consumer - 1] = '\0';
-    int got = -1;
-    while (got < 0 && ensure_redis(c, false) == 0) {
-        sl_err err;
-        sl_batch_clear(&c->batch);
-        got = sl_queue_claim(c->redis, c->name, snap->killed_queue, snap->killed_entry, &c->batch, &err);
-        if (got < 0 && !sl_redis_broken(c->redis)) {
-            char q[600];
-            SL_ERROR("job.timeout_claim_failed", "job=%s entry=%s error=%s", snap->killed_job_id,
-                     snap->killed_entry, sl_log_quote(q, sizeof q, err.msg));
-            got = 0;
-        }
+    char from[2][128];
+    int nfrom = 0;
+    j->consumer[sizeof j->consumer - 1] = j->successor[sizeof j->successor - 1] = '\0';
+    if (j->consumer[0])
+        snprintf(from[nfrom++], sizeof from[0], "%s", j->consumer);
+    else if (killed && snap->killed_consumer[0])
+        snprintf(from[nfrom++], sizeof from[0], "%s", snap->killed_consumer);
+    if (j->successor[0] && strcmp(j->successor, c->name) != 0)
+        snprintf(from[nfrom++], sizeof from[0], "%s", j->successor);
+    if (nfrom == 0)
+        goto done;
+    /* The job that was running becomes an entry: died, or timed out. */
+    uint64_t jn = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
+    if (jn > SL_JOURNAL_MAX)
+        jn = 0;  /* not a journal a child wrote */
+    bool running = __atomic_load_n(&j->running, __ATOMIC_ACQUIRE) != 0;
+    char rq[SL_NAME_MAX + 1], rid[48];
+    snprintf(rq, sizeof rq, "%s", running ? j->run_queue : killed ? snap->killed_queue : "");
+    snprintf(rid, sizeof rid, "%s", running ? j->run_stream_id : killed ? snap->killed_entry : "");
+    for (uint64_t k = 0; k < jn && rid[0]; k++) {
+        if (strcmp(j->e[k].stream_id, rid) == 0 && strcmp(j->e[k].queue, rq) == 0)
+            rid[0] = '\0';  /* it ended and was journaled just before the death */
     }
-    if (got > 0)
-        rc = process_batch(c, 1);
-    else if (got == 0)
-        SL_INFO("job.timeout_already_settled", "job=%s entry=%s", snap->killed_job_id, snap->killed_entry);
-    if (got >= 0 && rc == 0 && snap->killed_consumer[0])
-        rc = take_over_batch(c, snap->killed_consumer);
-    if (got >= 0 && rc == 0) {
+    /* From here on the journal describes this child's batch: the entries
+     * are taken over under its name (its successor field says so first, in
+     * case it dies while taking them). */
+    snprintf(j->successor, sizeof j->successor, "%s", c->name);
+    int got = take_over(c, from, nfrom);
+    if (got < 0) {
+        rc = 0;  /* stopping: the next child of the slot finds the journal as it was */
+        goto out;
+    }
+    snprintf(j->consumer, sizeof j->consumer, "%s", c->name);
+    j->successor[0] = '\0';
+    if (rid[0])
+        journal_add_unfinished(c, jn, rq, rid, killed && strcmp(rid, snap->killed_entry) == 0
+                                               ? SL_JOURNAL_TIMED_OUT : SL_JOURNAL_DIED);
+    __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
+    if (got > 0) {
+        SL_INFO("worker.took_over", "from=%s entries=%d journaled=%llu running=%s", from[0], got,
+                (unsigned long long)__atomic_load_n(&j->n, __ATOMIC_ACQUIRE), rid[0] ? rid : "-");
+        rc = process_batch(c, true);
+    } else if (rid[0]) {
+        SL_INFO("job.timeout_already_settled", "entry=%s queue=%s", rid, rq);
+    }
+done:
+    if (rc == 0 && killed) {
         sl_slot_write_begin(c->slot);
         c->slot->killed_gen_seen = snap->killed_gen;
         sl_slot_write_end(c->slot);
@@ -1100,6 +1539,12 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
         status = SL_EXIT_FATAL;
         goto out;
     }
+    if (slot) {
+        /* From now on a death of this child is followed by a takeover. */
+        snprintf(slot->journal.consumer, sizeof slot->journal.consumer, "%s", c.name);
+        slot->journal.successor[0] = '\0';
+        journal_reset(&c);
+    }
     SL_INFO("worker.ready", "slot=%d consumer=%s", slot_index, c.name);
     while (!stop_requested) {
         if (reopen_requested) {
@@ -1121,12 +1566,14 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
         int got = reclaim_idle(&c, now);
         if (got == 0 && !sl_redis_broken(c.redis))
             got = read_batch(&c);
-        if (got > 0 && process_batch(&c, 0) < 0) {
+        if (got > 0 && process_batch(&c, false) < 0) {
             status = SL_EXIT_FATAL;
             break;
         }
     }
 out:
+    if (slot && status == 0 && strcmp(slot->journal.consumer, c.name) == 0)
+        slot->journal.consumer[0] = '\0';  /* everything it held is settled: nothing to take over */
     SL_INFO("worker.stopping", "slot=%d jobs=%llu", slot_index, (unsigned long long)c.jobs_done);
     slot_state(&c, SL_CHILD_STOPPING);
     sl_batch_free(&c.batch);

@@ -144,7 +144,7 @@ static void read_master_part(const sl_slot *s, sl_slot *out)
             sched_yield();
             continue;
         }
-        copy_range(out, s, offsetof(sl_slot, killed_for_timeout), sizeof(sl_slot));
+        copy_range(out, s, offsetof(sl_slot, killed_for_timeout), offsetof(sl_slot, journal));
         __atomic_thread_fence(__ATOMIC_ACQUIRE);
         if (__atomic_load_n(&s->mseq, __ATOMIC_RELAXED) == v1) {
             out->mseq = v1;

@@ -33,13 +33,28 @@
  *      the master part (killed_*) and bumps killed_gen, then forks a
  *      replacement in the same slot;
  *   3. the replacement, at start, reads its slot (sl_slot_read); if
- *      killed_for_timeout is set it records the timeout of killed_job_id
- *      (and retries or fails it), takes over and runs the rest of the
- *      batch that killed_consumer held (it would otherwise wait out the
- *      visibility timeout), then stores killed_gen in its own
- *      killed_gen_seen (inside a write section);
+ *      killed_for_timeout is set, the job the journal (below) names as
+ *      running, or else killed_entry, is recorded timed out (and retried
+ *      or failed) when it takes over the batch its predecessor held; then
+ *      it stores killed_gen in its own killed_gen_seen (inside a write
+ *      section);
  *   4. the master sees killed_gen_seen == killed_gen and clears killed_*.
- * Until step 4 the information survives any number of replacements. */
+ * Until step 4 the information survives any number of replacements.
+ *
+ * The journal (the last part of a slot, written by the child alone and
+ * read only by the next child of the slot, after the writer has died):
+ * what a child's batch has done that PostgreSQL does not know yet.
+ * Before a job starts the child names it in run_*; when it ends, its
+ * outcome (status, error, outputs up to SL_JOURNAL_OUTPUT_MAX bytes) is
+ * written to e[n] and only then n is advanced (a release store), so a
+ * reader never sees half an entry.  An outcome that does not fit (the
+ * journal is full, its outputs are too long) is committed to PostgreSQL
+ * with the batch's earlier ones before the next job starts.  So at any
+ * moment every job the batch has started is either committed, or in the
+ * journal, or named in run_*: a replacement commits the journal's
+ * outcomes, records the run_* job as a failed attempt (its worker died
+ * running it), and runs only what never started.  The seqlock does not
+ * cover the journal: a reader is never concurrent with its writer. */
 #ifndef SL_SCOREBOARD_H
 #define SL_SCOREBOARD_H
 
@@ -68,6 +83,41 @@ typedef struct sl_held_entry {
     char stream_id[48];
 } sl_held_entry;
 
+#define SL_JOURNAL_MAX 128           /* outcomes a batch keeps before it must commit them */
+#define SL_JOURNAL_OUTPUT_MAX 4096   /* largest outputs (JSON text) an outcome can keep */
+#define SL_JOURNAL_ERROR_MAX 1024    /* longest error kept (longer ones are cut) */
+
+typedef enum sl_journal_status {
+    SL_JOURNAL_SUCCEEDED = 1,
+    SL_JOURNAL_FAILED,               /* `code` says whether retrying can help */
+    SL_JOURNAL_CANCELLED,
+    SL_JOURNAL_DIED,                 /* its worker died while running it (set by the replacement) */
+    SL_JOURNAL_TIMED_OUT,            /* ... killed by the master at its deadline */
+} sl_journal_status;
+
+/* The outcome of one job run by the batch. */
+typedef struct sl_journal_entry {
+    char queue[SL_NAME_MAX + 1];
+    char stream_id[48];              /* the entry that carried the job */
+    int64_t attempt;
+    sl_journal_status status;
+    int code;                        /* a failure's sl_err code */
+    int64_t started_ms, finished_ms; /* Unix ms */
+    char error[SL_JOURNAL_ERROR_MAX];
+    size_t outputs_len;              /* bytes in outputs, 0: none */
+    char outputs[SL_JOURNAL_OUTPUT_MAX];
+} sl_journal_entry;
+
+typedef struct sl_journal {
+    char consumer[128];              /* the consumer whose pending entries it describes, "" none */
+    char successor[128];             /* a replacement taking them over, "" none */
+    volatile uint64_t n;             /* complete entries in e */
+    volatile int running;            /* 1: run_* names a started job with no entry yet */
+    char run_queue[SL_NAME_MAX + 1];
+    char run_stream_id[48];
+    sl_journal_entry e[SL_JOURNAL_MAX];
+} sl_journal;
+
 typedef struct sl_slot {
     /* written by the child */
     volatile uint64_t seq;          /* seqlock: odd while the child writes */
@@ -95,6 +145,8 @@ typedef struct sl_slot {
     char killed_entry[48];          /* the job's stream entry id */
     int64_t killed_attempt;
     char killed_consumer[128];      /* the killed child's consumer: its batch-mates are taken over */
+    /* written by the slot's child, read by the next one (see the journal above) */
+    sl_journal journal;
 } sl_slot;
 
 typedef struct sl_scoreboard sl_scoreboard;

@@ -167,9 +167,24 @@ static void renew_child(sl_supervisor *s, sl_redis *r, int slot)
     }
 }
 
+/* Renews the leases of what running children hold, and of what a child
+ * that died mid-batch held until its replacement (forked into the same
+ * slot, which resets the slot) takes it over: otherwise another worker
+ * could reclaim those entries after the visibility timeout, without the
+ * dead child's journal (scoreboard.h), and record its jobs as lost.  Only
+ * for slots that will be refilled (below the pool's size). */
 static void renew_leases(sl_supervisor *s, const sl_pool_view *v, sl_redis *r)
 {
     for (int i = 0; i < v->nslots && s->redis; i++) {
+        if (v->pids[i] == 0) {
+            if (i < v->processes && strcmp(v->state, "stopping") != 0 &&
+                sl_slot_read(sl_scoreboard_slot(v->board, i), s->snap) &&
+                s->snap->held > 0) {
+                s->snap->consumer[sizeof s->snap->consumer - 1] = '\0';
+                renew_child(s, r, i);
+            }
+            continue;
+        }
         if (!snapshot(s, v, i) || s->snap->held == 0)
             continue;
         if (s->snap->state == SL_CHILD_RUNNING || s->snap->state == SL_CHILD_COMMITTING)
