@@ -17,7 +17,6 @@
 #include "mem.h"
 #include "pipeline.h"
 #include "queue.h"
-#include "snapshot.h"
 #include "vis.h"
 #include "redis.h"
 #include "workerreg.h"

@@ -36,6 +36,7 @@ void sl_api_config_clear(sl_api_config *c)
     free(c->ca_file);
     free(c->tls_cert);
     free(c->tls_key);
+    free(c->audit_key_file);
     free(c->jwt.issuer);
     free(c->jwt.audience);
     free(c->jwt.keys);
@@ -63,6 +64,7 @@ static const key api_keys[] = {
     { "threads", K_INT, offsetof(sl_api_config, threads), 1, 64 },
     { "tls_cert", K_STR, offsetof(sl_api_config, tls_cert), 0, 0 },
     { "tls_key", K_STR, offsetof(sl_api_config, tls_key), 0, 0 },
+    { "audit_key_file", K_STR, offsetof(sl_api_config, audit_key_file), 0, 0 },
     { "max_connections", K_INT, offsetof(sl_api_config, max_connections), 1, 100000 },
     { "per_ip_connections", K_INT, offsetof(sl_api_config, per_ip_connections), 1, 100000 },
     { "connection_timeout", K_DURATION, offsetof(sl_api_config, connection_timeout_ms), 1000, 3600000 },
@@ -142,7 +144,7 @@ static int read_keys(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, const
 int sl_api_config_read(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
 {
     if (read_keys(c, doc, node, "api", api_keys, sizeof api_keys / sizeof api_keys[0],
-                  "url, ca_file, listen, threads, tls_cert, tls_key, max_connections, per_ip_connections, "
+                  "url, ca_file, listen, threads, tls_cert, tls_key, audit_key_file, max_connections, per_ip_connections, "
                   "connection_timeout, request_deadline, max_body, rate_limit, rate_burst, "
                   "auth_failures, auth_lockout, backend_timeout, jwt", err) < 0)
         return -1;

@@ -46,6 +46,8 @@ typedef struct sl_api_config {
     int threads;               /* api.threads, default 4 (1..64) */
     char *tls_cert;            /* api.tls_cert PEM file, or NULL (owned) */
     char *tls_key;             /* api.tls_key PEM file, or NULL (owned) */
+    char *audit_key_file;      /* api.audit_key_file: Ed25519 private key (PEM) that signs the
+                                  audit rows of decisions; NULL: they stay unsigned (owned) */
     int max_connections;       /* api.max_connections, default 1024 */
     int per_ip_connections;    /* api.per_ip_connections, default 32: one address cannot take them all */
     int connection_timeout_ms; /* api.connection_timeout, 0: metrics.request_timeout */

@@ -26,6 +26,7 @@ struct sl_backends {
 struct sl_pool {
     const sl_config *cfg;   /* borrowed */
     char *pg_url;           /* owned: database.url with the timeouts */
+    const sl_sign_key *audit_key; /* borrowed, NULL: decisions audited unsigned */
     pthread_mutex_t mu;
     pthread_cond_t freed;
     int64_t pg_down_until;     /* monotonic ms; under mu */
@@ -57,6 +58,11 @@ sl_pool *sl_pool_new(const sl_config *cfg, size_t nslots)
     for (size_t i = 0; i < nslots; i++)
         p->slots[i].pool = p;
     return p;
+}
+
+void sl_pool_set_audit_key(sl_pool *p, const sl_sign_key *key)
+{
+    p->audit_key = key;
 }
 
 void sl_pool_free(sl_pool *p)
@@ -142,6 +148,8 @@ sl_db *sl_backends_db(sl_backends *b, sl_err *err)
     if (b->db == NULL && !is_down(p, &p->pg_down_until, "postgres", SL_EPG, err) &&
         (b->db = sl_db_connect(p->pg_url, err)) == NULL)
         went_down(p, &p->pg_down_until, "postgres", SL_EPG, err);
+    if (b->db)
+        sl_db_set_audit_key(b->db, p->audit_key);
     return b->db;
 }
 

@@ -28,6 +28,10 @@ typedef struct sl_backends sl_backends;
 /* A pool of nslots slots over cfg's servers (cfg borrowed).  Free with
  * sl_pool_free once no slot is taken. */
 sl_pool *sl_pool_new(const sl_config *cfg, size_t nslots);
+
+/* The key (borrowed, outliving the pool) that signs the audit rows of the
+ * decisions made over the pool's database connections; NULL: unsigned. */
+void sl_pool_set_audit_key(sl_pool *p, const sl_sign_key *key);
 void sl_pool_free(sl_pool *p);   /* p may be NULL */
 
 /* Takes a free slot, waiting at most api.backend_timeout; NULL if none. */

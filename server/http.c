@@ -49,6 +49,7 @@
 #include "mem.h"
 #include "problem.h"
 #include "server.h"
+#include "sign.h"
 #include "tokens.h"
 
 /* One open connection, for the reaper. */
@@ -65,6 +66,7 @@ struct sl_server {
     sl_limiter *limiter;       /* owned */
     sl_jwt_keys *jwt;          /* owned, NULL without api.jwt */
     unsigned jwt_scopes;
+    sl_sign_key *audit_key;    /* owned, NULL without api.audit_key_file */
     pthread_mutex_t mu;        /* guards conns and stopping */
     pthread_cond_t wake;
     conn_rec *conns;
@@ -443,6 +445,15 @@ int sl_server_run(const sl_config *cfg, const char *listen, sl_err *err)
     pthread_cond_init(&s.wake, NULL);
     s.limiter = sl_limiter_new(api);
     s.pool = sl_pool_new(cfg, (size_t)api->threads);
+    if (api->audit_key_file == NULL) {
+        SL_WARN("serve.audit_unsigned", "reason=\"api.audit_key_file is not set: the audit rows of "
+                "decisions are not signed and audit verify --public-key will refuse them\"");
+    } else if ((s.audit_key = sl_sign_load_private(api->audit_key_file, err)) == NULL) {
+        sl_err_wrap(err, "api.audit_key_file");
+        err->code = SL_ECONFIG;
+        goto cleanup;
+    }
+    sl_pool_set_audit_key(s.pool, s.audit_key);
     if (api->jwt.issuer) {
         if ((s.jwt = sl_jwt_keys_load(api->jwt.keys, err)) == NULL ||
             sl_scopes_parse(api->jwt.scopes, &s.jwt_scopes, err) < 0) {
@@ -515,6 +526,7 @@ cleanup:
     sl_pool_free(s.pool);
     sl_limiter_free(s.limiter);
     sl_jwt_keys_free(s.jwt);
+    sl_sign_key_free(s.audit_key);
     pthread_cond_destroy(&s.wake);
     pthread_mutex_destroy(&s.mu);
     free(cert);
