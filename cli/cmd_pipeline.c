@@ -192,9 +192,10 @@ static int follow(const sl_config *cfg, const char *run_id)
             break;
         }
         const msgpack_object_array *a = &steps.up.data.via.array;
-        if (seen == NULL) {
+        if (a->size > nseen) {   /* steps appear when the scheduler accepts the run */
+            seen = sl_xrealloc(seen, (a->size + 1) * sizeof *seen);
+            memset(seen + nseen, 0, (a->size + 1 - nseen) * sizeof *seen);
             nseen = a->size;
-            seen = sl_xcalloc(nseen + 1, sizeof *seen);
         }
         bool waiting = false;
         for (size_t i = 0; i < a->size && i < nseen; i++) {
