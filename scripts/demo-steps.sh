@@ -262,12 +262,16 @@ enqueue() {
     printf '%s\n' "$id"
 }
 
-# Waits until job ID has a final result: `sluice job ID --json` exits 1
-# until the worker has recorded one.  Prints the final status.
+# Waits until job ID has a final result: `sluice job ID --json` exits 0
+# (succeeded) or 5 (dead or cancelled) once the worker has recorded one, 4
+# while it is not finished (see `sluice job --help`).  Prints the final
+# status.
 wait_job() {
-    local id=$1 deadline=$((SECONDS + WAIT_S)) out status=""
+    local id=$1 deadline=$((SECONDS + WAIT_S)) out status="" rc
     while ((SECONDS < deadline)); do
-        if out=$("$SLUICE" job "$id" --json 2>/dev/null); then
+        rc=0
+        out=$("$SLUICE" job "$id" --json 2>/dev/null) || rc=$?
+        if ((rc == 0 || rc == 5)); then
             status=$(json_field status "$out")
             case $status in
             queued | running | retrying | "") ;;
@@ -361,7 +365,10 @@ demo_queue() {
 
     step "Show each job"
     for id in "$ok" "$slow" "$fail"; do
-        run "$SLUICE" job "$id" || bad "sluice job $id failed"
+        # exit 0: succeeded; 5: dead or cancelled (the failing job); else a problem
+        rc=0
+        run "$SLUICE" job "$id" || rc=$?
+        ((rc == 0 || rc == 5)) || bad "sluice job $id failed (exit $rc)"
         echo
     done
 
