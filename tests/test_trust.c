@@ -15,8 +15,13 @@
  *   - a pre-recorded step id neither skips the real job nor counts as the
  *     step's result.
  *
+ * Runs are requested by name through a real API server (`sluice serve`)
+ * with mallory's API token (trigger and read only); approvals are made by
+ * sl_gate_decide with the approver as the principal.
+ *
  * It runs a scheduler, so it shares the one leader lock of the database
  * with test_sched_e2e (CMake keeps the two apart with a RESOURCE_LOCK). */
+#include "apiserver.h"
 #include "harness.h"
 
 #include "clock.h"
@@ -49,6 +54,9 @@ static char *config;
 static const char *sched_redis_url;   /* the scheduler's SLUICE_REDIS_URL, NULL: the tests' */
 static pid_t pool, sched;
 static char *pool_log, *sched_log;
+static th_server api;         /* the API server runs are requested through */
+static char api_env[96];      /* SLUICE_API_URL=... */
+static char *mallory_token;   /* mallory's API token: trigger, read */
 
 static void write_file(const char *path, const char *text)
 {
@@ -125,6 +133,12 @@ static void stop_pool(void)
 
 static void stop_all(void)
 {
+    if (api.pid > 0) {
+        th_serve_stop(&api);
+        api.pid = 0;
+    }
+    free(mallory_token);
+    mallory_token = NULL;
     if (sched > 0) {
         int st = th_stop(sched, SIGTERM, 20000);
         cr_expect_eq(st, 0, "scheduler did not stop cleanly (%d)", st);
@@ -154,6 +168,16 @@ static void start_scheduler(void)
         _exit(127);
     }
     sched = pid;
+}
+
+/* The API server of the test's configuration and mallory's token (an
+ * ordinary user who may trigger runs but approve nothing): `sluice run`
+ * goes through it. */
+static void start_api(void)
+{
+    th_serve_start(&api, config, false, NULL);
+    snprintf(api_env, sizeof api_env, "SLUICE_API_URL=%s", api.url);
+    mallory_token = th_token(config, "mallory", "trigger,read", NULL);
 }
 
 /* A pool serving queues (comma-separated). */
@@ -235,7 +259,12 @@ static th_result cli(const char *first, ...)
     argv[n++] = "--config";
     argv[n++] = config;
     argv[n] = NULL;
-    return th_run(argv, NULL);
+    /* through the API server as mallory, once the test started one */
+    char *tok = sl_xasprintf("SLUICE_TOKEN=%s", mallory_token ? mallory_token : "");
+    const char *env[] = { api_env, tok, NULL };
+    th_result r = th_run(argv, api.pid > 0 ? env : NULL);
+    free(tok);
+    return r;
 }
 
 static char *marker(const char *target)
@@ -287,7 +316,7 @@ static const char *RELEASE =
     "  - {id: staging, kind: deploy, queue: %2$s, args: {target: staging}}\n"
     "  - id: go-live\n"
     "    needs: [staging]\n"
-    "    approval: {approvers: [alice, leads], required: 2}\n"
+    "    approval: {approvers: [alice, group:leads], required: 2}\n"
     "  - {id: production, kind: deploy, queue: %2$s, needs: [go-live], args: {target: production}}\n";
 
 /* The client's version: same name, no gate. */
@@ -319,14 +348,18 @@ Test(trust, a_clients_pipeline_text_is_never_run)
     start_pool(queue);
     start_scheduler();
 
-    /* The CLI no longer sends pipelines: --pipelines and files are refused. */
-    th_result r = cli("run", name, "--pipelines", evil, "--as", "mallory", NULL);
+    start_api();
+
+    /* The CLI no longer sends pipelines: --pipelines (no option of run)
+     * and files are refused. */
+    th_result r = cli("run", name, "--pipelines", evil, NULL);
     cr_assert_eq(r.status, 2, "run --pipelines: %d %s", r.status, r.err);
-    cr_assert(strstr(r.err, "runs only the pipelines installed in its own directory"), "%s", r.err);
+    cr_assert(strstr(r.err, "--pipelines"), "%s", r.err);
     th_result_free(&r);
     char *evil_file = sl_xasprintf("%s/%s.yaml", evil, name);
-    r = cli("run", evil_file, "--as", "mallory", NULL);
+    r = cli("run", evil_file, NULL);
     cr_assert_eq(r.status, 2, "run FILE: %d %s", r.status, r.err);
+    cr_assert(strstr(r.err, "runs only the pipelines installed in its own directory"), "%s", r.err);
     th_result_free(&r);
     const char *pn[] = { name };
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_runs WHERE pipeline = $1", 1, pn), 0);
@@ -343,8 +376,8 @@ Test(trust, a_clients_pipeline_text_is_never_run)
     cr_assert_eq(PQresultStatus(res), PGRES_COMMAND_OK, "%s", PQerrorMessage(c));
     PQclear(res);
     PQfinish(c);
-    /* ... and the ordinary way: by name */
-    r = cli("run", name, "--as", "mallory", NULL);
+    /* ... and the ordinary way: by name, through the API */
+    r = cli("run", name, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     char *run = sl_xstrdup(r.out);
     run[strcspn(run, "\n")] = '\0';
@@ -359,6 +392,8 @@ Test(trust, a_clients_pipeline_text_is_never_run)
     cr_assert(hash && strcmp(hash, want_hash) == 0, "the run records the installed hash: %s vs %s",
               hash ? hash : "(null)", want_hash);
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_run_steps WHERE run_id = $1", 1, rp), 3);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_runs WHERE id = $1 AND triggered_by = 'mallory'", 1,
+                              rp), 1, "the run is mallory's, the owner of the token");
     char *m = marker("production");
     cr_assert_null(m, "production deployed before the gate released: %s", m);
     char *st = marker("staging");
@@ -388,7 +423,7 @@ Test(trust, a_clients_pipeline_text_is_never_run)
     free(pj);
 
     /* An unknown name fails the run with a clear error. */
-    r = cli("run", "no-such-pipeline", "--as", "mallory", "--wait", NULL);
+    r = cli("run", "no-such-pipeline", "--wait", NULL);
     cr_assert_eq(r.status, 1, "%d %s %s", r.status, r.out, r.err);
     cr_assert(strstr(r.out, "no pipeline named 'no-such-pipeline' is installed"), "%s", r.out);
     th_result_free(&r);
@@ -674,7 +709,8 @@ Test(trust, a_pre_recorded_step_id_neither_skips_the_real_job_nor_counts)
     char *queues = sl_xasprintf("%s,%s", queue, decoys);
     start_pool(queues);
     start_scheduler();
-    th_result r = cli("run", name, "--as", "mallory", NULL);
+    start_api();
+    th_result r = cli("run", name, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     char *run = sl_xstrdup(r.out);
     run[strcspn(run, "\n")] = '\0';
@@ -704,7 +740,7 @@ Test(trust, a_pre_recorded_step_id_neither_skips_the_real_job_nor_counts)
      * done, and nothing deploys. */
     stop_pool();
     start_pool(decoys);
-    r = cli("run", name, "--as", "mallory", NULL);
+    r = cli("run", name, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     char *run2 = sl_xstrdup(r.out);
     run2[strcspn(run2, "\n")] = '\0';
@@ -921,7 +957,8 @@ Test(trust, redis_acl_users_from_the_shipped_file)
     pipeline(pipes, name, RELEASE);
     sched_redis_url = scheduler;
     start_scheduler();
-    r = cli("run", name, "--as", "mallory", NULL);
+    start_api();
+    r = cli("run", name, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     char *run = sl_xstrdup(r.out);
     run[strcspn(run, "\n")] = '\0';
