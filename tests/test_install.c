@@ -150,7 +150,7 @@ Test(install, readme_example_builds_with_pkg_config_and_its_job_runs)
     char pkgpath[600];
     snprintf(pkgpath, sizeof pkgpath, "PKG_CONFIG_PATH=%s/pkgconfig", libdir);
     const char *env[] = { pkgpath, NULL };
-    char *cc = sl_xasprintf("cd '%s' && cc -std=c11 -Wall -Werror enqueue.c "
+    char *cc = sl_xasprintf("cd '%s' && cc -std=c11 -Wall -Werror " SLUICE_EXAMPLE_CFLAGS " enqueue.c "
                             "$(pkg-config --cflags --libs sluice) -o enqueue-shared", tmp);
     sh_ok(cc, env);
     free(cc);
@@ -159,7 +159,7 @@ Test(install, readme_example_builds_with_pkg_config_and_its_job_runs)
     char *rm = sl_xasprintf("rm -f '%s'/libsluice.so*", libdir);
     sh_ok(rm, NULL);
     free(rm);
-    cc = sl_xasprintf("cd '%s' && cc -std=c11 -Wall -Werror enqueue.c "
+    cc = sl_xasprintf("cd '%s' && cc -std=c11 -Wall -Werror " SLUICE_EXAMPLE_CFLAGS " enqueue.c "
                       "$(pkg-config --static --cflags --libs sluice) -o enqueue-static && "
                       "! ldd enqueue-static | grep -q libsluice", tmp);
     sh_ok(cc, env);
