@@ -47,6 +47,11 @@ REVOKE ALL ON FUNCTION sluice_retention_pass(bigint, bigint, bigint, integer) FR
 
 INSERT INTO sluice_grants (role, privileges, object) VALUES
     ('scheduler', 'EXECUTE', 'FUNCTION sluice_retention_pass(bigint, bigint, bigint, integer)'),
+    -- a run request is accepted by the scheduler alone: whatever steps or
+    -- gates a client wrote into it are deleted before it builds its own
+    -- (migration 009)
+    ('scheduler', 'DELETE', 'TABLE sluice_run_steps'),
+    ('scheduler', 'DELETE', 'TABLE sluice_gates'),
     -- the worker claims a job before running it (migration 004)
     ('worker', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE sluice_claims'),
     ('operator', 'SELECT', 'TABLE sluice_claims'),
