@@ -192,9 +192,13 @@ static int follow(const sl_config *cfg, const char *run_id)
             break;
         }
         const msgpack_object_array *a = &steps.up.data.via.array;
-        if (seen == NULL) {
+        /* A run requested by name has no steps until the scheduler
+         * accepts it: the list grows from empty to the pipeline's steps. */
+        if (seen == NULL || a->size > nseen) {
+            seen = sl_xrealloc(seen, (a->size + 1) * sizeof *seen);
+            for (size_t i = nseen; i <= a->size; i++)
+                seen[i] = NULL;
             nseen = a->size;
-            seen = sl_xcalloc(nseen + 1, sizeof *seen);
         }
         bool waiting = false;
         for (size_t i = 0; i < a->size && i < nseen; i++) {
