@@ -673,7 +673,8 @@ static int make_job(run_ctx *rc, size_t i, const char *id, pending_job *pj, sl_e
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    if (sl_json_to_msgpack(args.data, args.len, &pk, err) < 0) {
+    if (sl_json_to_msgpack(args.data, args.len, &pk, err) < 0) {   /* deeper than a job carries */
+        sl_err_wrap(err, "the job cannot be enqueued");
         msgpack_sbuffer_destroy(&sb);
         goto out;
     }

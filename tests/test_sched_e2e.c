@@ -1140,16 +1140,41 @@ Test(sched, a_job_the_envelope_refuses_fails_its_step)
     sl_buf_puts(&deep, "1");
     for (int i = 0; i < 30; i++)
         sl_buf_putc(&deep, '}');
+    /* runs are requested by name: a scheduler (no pool runs) accepts both
+     * and enqueues their step a; it is then stopped, the stream emptied,
+     * and the runs put in the states below for the next scheduler */
+    start_scheduler(0);
     char *decided = start_run(name, "dave", NULL);   /* b is decided by the scheduler */
     char *stuck = start_run(name, "dave", NULL);     /* b was queued, its XADD not done */
+    const char *both[] = { decided, stuck };
+    for (int i = 0; i < 2; i++) {
+        char *sql = sl_xasprintf("SELECT count(*) FROM sluice_run_steps WHERE run_id = '%s' AND step_id = 'a'"
+                                 " AND enqueued", both[i]);
+        const char *lq[] = { sql };
+        cr_assert(th_wait(pg_count_is_one, lq, 20000), "step a of %s was not enqueued", both[i]);
+        free(sql);
+    }
+    int st = th_stop(sched[0], SIGTERM, 20000);
+    cr_assert_eq(st, 0, "the first scheduler did not stop cleanly (%d)", st);
+    check_log(sched_log[0], "the scheduler");
+    sched[0] = 0;
+    {
+        sl_redis *r = th_redis();
+        char key[SL_KEY_MAX];
+        sl_queue_key(key, queue, "jobs");
+        const char *del[] = { "DEL", key };
+        sl_err err;
+        redisReply *rep = sl_redis_command(r, 2, del, NULL, &err);
+        cr_assert_not_null(rep, "%s", err.msg);
+        freeReplyObject(rep);
+        sl_redis_free(r);
+    }
     const char *dp[] = { decided, deep.data, queue };
-    pg_exec("UPDATE sluice_runs SET status = 'running' WHERE id = $1", 1, dp);
     pg_exec("UPDATE sluice_run_steps SET status = 'queued', job_id = run_id || '.a.1', enqueued = true,"
             " queued_at = now() WHERE run_id = $1 AND step_id = 'a'", 1, dp);
     pg_exec("INSERT INTO sluice_jobs (id, queue, kind, status, attempts, run_id, step_id, outputs)"
             " VALUES ($1 || '.a.1', $3, 'noop', 'succeeded', 1, $1, 'a', $2::jsonb)", 3, dp);
     const char *sp[] = { stuck, deep.data };
-    pg_exec("UPDATE sluice_runs SET status = 'running' WHERE id = $1", 1, sp);
     pg_exec("UPDATE sluice_run_steps SET status = 'succeeded', outputs = $2::jsonb, finished_at = now()"
             " WHERE run_id = $1 AND step_id = 'a'", 2, sp);
     pg_exec("UPDATE sluice_run_steps SET status = 'queued', job_id = run_id || '.b.1', queued_at = now()"
@@ -1210,9 +1235,21 @@ Test(sched, unserved_queue_is_reported)
     pipeline(name, "name: %1$s\nsteps:\n  - {id: a, kind: noop, queue: %2$s}\n");
     start_scheduler(0);
     char *first = start_run(name, "dave", NULL);
-    char *warn = sl_xasprintf("event=step.queue_unserved run=%s step=a job=%s.a.1 queue=%s", first, first, queue);
+    /* step job ids are RUN.STEP.1.RANDOM */
+    char *warn = sl_xasprintf("event=step.queue_unserved run=%s step=a job=%s.a.1.", first, first);
     const char *lw[] = { sched_log[0], warn };
     cr_assert(th_wait(log_has, lw, 20000), "no warning that queue %s is not served", queue);
+    {
+        char *text = th_read_file(sched_log[0]);
+        const char *line = strstr(text, warn);
+        char *wq = sl_xasprintf(" queue=%s ", queue);
+        size_t len = strcspn(line, "\n");
+        char *l = sl_xstrndup(line, len);
+        cr_assert(strstr(l, wq), "the warning does not name queue %s: %s", queue, l);
+        free(l);
+        free(wq);
+        free(text);
+    }
     th_result r = cli("status", first, NULL);
     cr_assert_eq(r.status, 0, "%s", r.err);
     char *note = sl_xasprintf("waiting: no live sluice-worker reads queue '%s'", queue);
