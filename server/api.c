@@ -256,11 +256,39 @@ static void get_whoami(sl_request *r, sl_response *resp)
     " 'triggered_by', r.triggered_by, 'created_at', r.created_at, 'started_at', r.started_at," \
     " 'finished_at', r.finished_at, 'error', r.error)"
 
+/* Whether this server's own pipeline directory (scheduler.pipelines)
+ * rules out a pipeline called name: true only if the directory could be
+ * read and no valid pipeline in it has that name.  An unreadable directory
+ * (the server runs where the pipelines are not) rules nothing out. */
+static bool pipeline_absent(const sl_config *cfg, const char *name)
+{
+    const char *dir = cfg->sched.pipelines;
+    if (dir == NULL || dir[0] == '\0')
+        return false;
+    sl_pipeline **list = NULL;
+    size_t n = 0;
+    sl_yerrors perr = SL_YERRORS_INIT;
+    sl_err err;
+    if (sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &perr, &err) < 0) {
+        sl_yerrors_free(&perr);
+        return false;
+    }
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+        found = strcmp(list[i]->name, name) == 0;
+    sl_pipelines_free(list, n);
+    sl_yerrors_free(&perr);
+    return !found;
+}
+
 /* POST /v1/pipelines/{name}/runs  {"vars": {...}}
  * Inserts a run request by name only: the scheduler's leader resolves the
  * name against the pipelines it installed itself (a name it does not know,
  * or an undeclared variable, fails the run with the reason), so no
- * pipeline text ever comes from here. */
+ * pipeline text ever comes from here.  As a courtesy to the client, a name
+ * that is not among the pipelines of this server's own scheduler.pipelines
+ * directory (when it can read it) is answered 404 at once; the scheduler
+ * stays the authority for every name that passes. */
 static void post_run(sl_request *r, sl_response *resp)
 {
     const char *name = r->params[0];
@@ -270,6 +298,12 @@ static void post_run(sl_request *r, sl_response *resp)
     sl_err err;
     if (!body_object(r, resp, &body) || !pairs_of(&body.up.data, "vars", &vars, &nvars, resp))
         goto cleanup;
+    /* (a malformed name is left to sl_run_create's 422) */
+    size_t len = strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-");
+    if (len >= 1 && len <= 64 && name[len] == '\0' && pipeline_absent(r->cfg, name)) {
+        sl_problem(resp, SL_PROB_NOT_FOUND, "no pipeline named '%s' is installed", name);
+        goto cleanup;
+    }
     char run_id[SL_RUN_ID_MAX];
     sl_db *db = sl_backends_db(r->be, &err);
     if (db == NULL || sl_run_create(db, name, vars, nvars, r->who.name, run_id, &err) < 0) {

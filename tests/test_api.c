@@ -302,7 +302,10 @@ Test(api, repeated_failures_are_throttled)
     free(good);
 }
 
-/* Drives the run with an in-process engine until its gate is open. */
+/* Drives the run with an in-process engine until its gate is open: the
+ * engine plays the leading scheduler, with the pipelines of the
+ * configuration's scheduler.pipelines (this test's dir) installed, so it
+ * accepts the run requested by name. */
 static void open_gate(const char *run_id)
 {
     sl_err err;
@@ -311,10 +314,19 @@ static void open_gate(const char *run_id)
     sl_db *db = sl_db_connect(cfg->database_url, &err);
     cr_assert_not_null(db, "%s", err.msg);
     sl_redis *redis = th_redis();
+    sl_pipeline **pipes = NULL;
+    size_t npipes = 0;
+    sl_yerrors perr = SL_YERRORS_INIT;
+    cr_assert_eq(sl_pipelines_load_dir(cfg->sched.pipelines, &cfg->sched, &pipes, &npipes, &perr, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(perr.n, 0, "%s", perr.msgs[0]);
+    sl_yerrors_free(&perr);
     sl_engine *e = sl_engine_new(cfg, db, redis);
+    sl_engine_set_pipelines(e, pipes, npipes);
     cr_assert_eq(sl_engine_start_queued(e, &err), 0, "%s", err.msg);
     cr_assert_eq(sl_engine_advance(e, run_id, &err), 0, "%s", err.msg);
     sl_engine_free(e);
+    sl_pipelines_free(pipes, npipes);
     sl_redis_free(redis);
     sl_db_free(db);
     sl_config_free(cfg);

@@ -286,26 +286,47 @@ Test(hostile, duplicate_keys_in_json_args_refused_by_the_cli)
     sl_redis_free(r);
 }
 
-/* A deploy whose command prints a NUL byte: its outputs (the log tail)
- * cannot be stored as jsonb.  That is a recorded failure of the job with a
- * clear message, not a dead letter without a result row. */
+/* A deploy whose command prints a NUL byte (and a byte that is not UTF-8):
+ * a NUL in outputs must never make a result unrecordable.  The deploy kind
+ * replaces each such byte in log_tail by U+FFFD, visibly (log_replaced
+ * counts them, log_note says so; docs/jobs.md), so the job succeeds with
+ * its result row.  Outputs that still held U+0000 (any other kind) are
+ * refused by the worker's check before recording: a recorded permanent
+ * failure, never a lost row (the check is asserted below). */
 Test(hostile, outputs_with_nul_are_a_recorded_failure)
 {
     char *dir = th_tempdir("nulout");
     char *yaml = sl_xasprintf("deploy:\n  targets:\n    t:\n      type: command\n      cwd: %s\n"
-                              "      command: [/bin/sh, -c, 'printf \"before\\0after\\n\"']\n", dir);
+                              "      command: [/bin/sh, -c, 'printf \"before\\0after\\377\\n\"']\n", dir);
     th_row row = th_kind_e2e("deploy", yaml, "{\"target\": \"t\"}", 0);
-    cr_assert_str_eq(row.status, "dead", "status %s, error %s, outputs %s", row.status, row.error, row.outputs);
-    cr_assert(strncmp(row.error, "the job ran but its outputs cannot be stored: JSON at byte ", 59) == 0,
-              "%s", row.error);
-    cr_assert(strstr(row.error, ": \\u0000 (U+0000) is not allowed in a string (PostgreSQL cannot store it)"),
-              "%s", row.error);
+    cr_assert_str_eq(row.status, "succeeded", "status %s, error %s, outputs %s", row.status, row.error,
+                     row.outputs);
+    cr_assert_str_eq(row.error, "");
     cr_assert_eq(row.attempts, 1);
-    cr_assert_str_eq(row.outputs, "");
+    /* the result row is there, with the replacement shown, not hidden */
+    cr_assert(strstr(row.outputs, "\"log_tail\": \"before\xef\xbf\xbd" "after\xef\xbf\xbd\\n\""), "%s",
+              row.outputs);
+    cr_assert(strstr(row.outputs, "\"log_replaced\": 2"), "%s", row.outputs);
+    cr_assert(strstr(row.outputs, "\"log_note\": \"the output held NUL bytes or invalid UTF-8"), "%s",
+              row.outputs);
+    cr_assert(!strstr(row.outputs, "\\u0000"), "%s", row.outputs);
     th_row_free(&row);
     free(yaml);
     th_rmtree(dir);
     free(dir);
+
+    /* The worker's check on outputs (worker/consumer.c): the outputs of a
+     * kind that let a NUL through, as it would encode them, are refused
+     * with the reason, so the attempt is recorded as a failure. */
+    sl_buf out = SL_BUF_INIT;
+    sl_buf_puts(&out, "{\"log_tail\":");
+    sl_json_put_string(&out, "before\0after\n", 13);
+    sl_buf_puts(&out, "}");
+    sl_err err;
+    cr_assert_eq(sl_json_check(out.data, out.len, &err), -1, "%s", sl_buf_str(&out));
+    cr_assert(strstr(err.msg, "\\u0000 (U+0000) is not allowed in a string (PostgreSQL cannot store it)"), "%s",
+              err.msg);
+    sl_buf_free(&out);
 }
 
 /* 300 bogus kinds used to make 300 label values (1,800 series). */
