@@ -47,11 +47,6 @@ REVOKE ALL ON FUNCTION sluice_retention_pass(bigint, bigint, bigint, integer) FR
 
 INSERT INTO sluice_grants (role, privileges, object) VALUES
     ('scheduler', 'EXECUTE', 'FUNCTION sluice_retention_pass(bigint, bigint, bigint, integer)'),
-    -- a run request is accepted by the scheduler alone: whatever steps or
-    -- gates a client wrote into it are deleted before it builds its own
-    -- (migration 009)
-    ('scheduler', 'DELETE', 'TABLE sluice_run_steps'),
-    ('scheduler', 'DELETE', 'TABLE sluice_gates'),
     -- the worker claims a job before running it (migration 004)
     ('worker', 'SELECT, INSERT, UPDATE, DELETE', 'TABLE sluice_claims'),
     ('operator', 'SELECT', 'TABLE sluice_claims'),
@@ -61,3 +56,9 @@ INSERT INTO sluice_grants (role, privileges, object) VALUES
     ('api', 'SELECT, INSERT', 'TABLE sluice_api_idempotency'),
     -- an operator issues, lists and revokes tokens
     ('operator', 'SELECT, INSERT, UPDATE', 'TABLE sluice_api_tokens');
+
+-- A run request is accepted by the scheduler alone: whatever steps a
+-- client wrote into it are deleted before it builds its own (migration
+-- 009), so the scheduler may delete steps (never gates).
+UPDATE sluice_grants SET privileges = 'SELECT, INSERT, UPDATE, DELETE'
+ WHERE role = 'scheduler' AND object = 'TABLE sluice_run_steps';
