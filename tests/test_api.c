@@ -569,8 +569,8 @@ Test(api, unreachable_database_reveals_nothing)
     socklen_t len = sizeof a;
     getsockname(silent, (struct sockaddr *)&a, &len);
     char port[16], dburl[128];
-    snprintf(port, sizeof port, "%d", ntohs(a.sin_port));
-    snprintf(dburl, sizeof dburl, "SLUICE_DATABASE_URL=postgresql://secretuser:hunter2@127.0.0.1:%s/secretdb", port);
+    snprintf(port, sizeof port, ":%d", ntohs(a.sin_port));   /* as host:port, not any run of digits */
+    snprintf(dburl, sizeof dburl, "SLUICE_DATABASE_URL=postgresql://secretuser:hunter2@127.0.0.1%s/secretdb", port);
     const char *env[] = { dburl, NULL };
     th_server s;
     th_serve_start(&s, config, false, env);

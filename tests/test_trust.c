@@ -121,9 +121,21 @@ static void check_log(const char *path, const char *who)
     free(text);
 }
 
+/* True once the pool's log shows a worker ready: its master has set its
+ * signal handlers by then, so TERM means a graceful stop. */
+static bool pool_ready(void *arg)
+{
+    (void)arg;
+    char *text = th_read_file(pool_log);
+    bool ready = text && strstr(text, "event=worker.ready");
+    free(text);
+    return ready;
+}
+
 static void stop_pool(void)
 {
     if (pool > 0) {
+        (void)th_wait(pool_ready, NULL, 20000);
         int st = th_stop(pool, SIGTERM, 20000);
         cr_expect_eq(st, 0, "worker did not stop cleanly (%d)", st);
         check_log(pool_log, "the worker pool");
