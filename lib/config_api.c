@@ -32,6 +32,7 @@ void sl_api_config_init(sl_api_config *c)
 void sl_api_config_clear(sl_api_config *c)
 {
     free(c->url);
+    free(c->public_url);
     free(c->listen);
     free(c->ca_file);
     free(c->tls_cert);
@@ -59,6 +60,7 @@ typedef struct key {
 
 static const key api_keys[] = {
     { "url", K_STR, offsetof(sl_api_config, url), 0, 0 },
+    { "public_url", K_STR, offsetof(sl_api_config, public_url), 0, 0 },
     { "ca_file", K_STR, offsetof(sl_api_config, ca_file), 0, 0 },
     { "listen", K_STR, offsetof(sl_api_config, listen), 0, 0 },
     { "threads", K_INT, offsetof(sl_api_config, threads), 1, 64 },
@@ -144,10 +146,15 @@ static int read_keys(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, const
 int sl_api_config_read(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
 {
     if (read_keys(c, doc, node, "api", api_keys, sizeof api_keys / sizeof api_keys[0],
-                  "url, ca_file, listen, threads, tls_cert, tls_key, audit_key_file, max_connections, per_ip_connections, "
+                  "url, public_url, ca_file, listen, threads, tls_cert, tls_key, audit_key_file, max_connections, per_ip_connections, "
                   "connection_timeout, request_deadline, max_body, rate_limit, rate_burst, "
                   "auth_failures, auth_lockout, backend_timeout, jwt", err) < 0)
         return -1;
+    if (c->public_url != NULL) {
+        size_t n = strlen(c->public_url);
+        while (n > 1 && c->public_url[n - 1] == '/')
+            c->public_url[--n] = '\0';
+    }
     if ((c->tls_cert == NULL) != (c->tls_key == NULL))
         return sl_ydoc_errorf(doc, node, err, "'api.tls_cert' and 'api.tls_key' go together");
     return 0;
@@ -165,4 +172,9 @@ void sl_api_config_env(sl_api_config *c)
         free(c->ca_file);
         c->ca_file = sl_xstrdup(v);
     }
+}
+
+const char *sl_api_public_url(const sl_api_config *c)
+{
+    return c->public_url != NULL ? c->public_url : c->url;
 }

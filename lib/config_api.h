@@ -3,6 +3,8 @@
  *
  *   api:
  *     url: http://127.0.0.1:9464   # where `sluice run/approve/reject` send requests
+ *     public_url: https://sluice.example.com  # base of links given to people
+ *                                  # (web pages, notifications, `sluice open`)
  *     ca_file: /etc/sluice/ca.pem  # CA the CLI trusts for an https url
  *     listen: 127.0.0.1:9464       # where `sluice serve` listens
  *     threads: 4                   # request threads (each with its own backends)
@@ -41,6 +43,7 @@
 
 typedef struct sl_api_config {
     char *url;                 /* api.url, default http://127.0.0.1:9464 (owned) */
+    char *public_url;          /* api.public_url, NULL: url (owned); see sl_api_public_url */
     char *ca_file;             /* api.ca_file: CA bundle the CLI trusts for https, or NULL (owned) */
     char *listen;              /* api.listen, NULL: metrics.listen (owned) */
     int threads;               /* api.threads, default 4 (1..64) */
@@ -82,6 +85,11 @@ bool sl_api_config_section(const char *name);
  * ("FILE:LINE:COL: …") on the first error, including a jwt section without
  * issuer, audience or keys, and a tls_cert without tls_key. */
 int sl_api_config_read(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err);
+
+/* The base of links given to people (the web pages' address): api.public_url,
+ * or api.url when it is not set.  Never NULL; callers append a path such as
+ * "/runs/ID" (a trailing '/' of public_url is dropped when it is read). */
+const char *sl_api_public_url(const sl_api_config *c);
 
 /* Applies $SLUICE_API_URL and $SLUICE_API_CA. */
 void sl_api_config_env(sl_api_config *c);
