@@ -140,6 +140,7 @@ static sl_config *config_new(void)
     cfg->retention.batch = 1000;
     cfg->jobs = sl_config_jobs_new();
     sl_sched_config_init(&cfg->sched);
+    cfg->sched.notify = &cfg->jobs->notify;   /* the channels pipelines may name */
     sl_api_config_init(&cfg->api);
     cfg->metrics.enabled = true;
     cfg->metrics.listen = sl_xstrdup("127.0.0.1:9464");

@@ -34,6 +34,9 @@ typedef struct sl_sched_config {
                                the jobs it enqueues; NULL: jobs go unsigned */
     sl_group *groups;     /* groups: owned, ngroups entries */
     size_t ngroups;
+    const struct sl_notify_config *notify; /* borrowed: the notify section (config_jobs.h),
+                                              whose channels pipelines may name; NULL: not
+                                              checked */
 } sl_sched_config;
 
 /* Sets the defaults. */

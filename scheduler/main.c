@@ -6,7 +6,9 @@
  *             runs named by notifications at once; every second fire due
  *             cron schedules, close overdue gates and promote due delayed
  *             jobs; every scheduler.reconcile do a full pass over the
- *             active runs, so a missed notification only delays progress.
+ *             active runs, so a missed notification only delays progress;
+ *             after each of these, emit the gate events' notification jobs
+ *             (notify.h: every tick, a full pass with each reconcile).
  *
  * Losing the PostgreSQL connection loses the lock: the loop drops every
  * connection and goes back to standby.  TERM/INT stop it (the handler only
@@ -16,9 +18,11 @@
  * pipelines only; scheduler.signing_key_file, when set, signs every step's
  * job (the key is loaded once, at start-up). */
 #include "config.h"
+#include "config_jobs.h"
 #include "db.h"
 #include "engine.h"
 #include "leader.h"
+#include "notify.h"
 #include "retention.h"
 #include "log.h"
 #include "mem.h"
@@ -193,8 +197,12 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key
         SL_ERROR("leader.listen_failed", "error=%s", LOGQ(err.msg));
         return;
     }
-    int64_t last_tick = 0, last_reconcile = sl_monotonic_ms(), next_retention = 0;
-    bool need_start = false;
+    int64_t last_tick = 0, last_reconcile = sl_monotonic_ms(), next_retention = 0, last_notify = 0;
+    bool need_start = false, notify_due = false, notify_full = true;
+    if (signer == NULL && cfg->jobs->notify.nchannels > 0)
+        SL_WARN("notify.unsigned", "message=%s", LOGQ("notify.channels are configured but "
+                "scheduler.signing_key_file is not: no notification is emitted (workers run only "
+                "signed notify jobs)"));
     while (!stop_requested) {
         if (redis == NULL || sl_redis_broken(redis)) {
             sl_redis_free(redis);
@@ -214,6 +222,7 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key
             if (sl_engine_reconcile(engine, &err) < 0)
                 SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
             last_reconcile = sl_monotonic_ms();
+            notify_full = true;
         }
         if (reload_requested) {
             reload_requested = 0;
@@ -238,6 +247,13 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key
             last_reconcile = now;
             if (sl_engine_reconcile(engine, &err) < 0)
                 SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
+            notify_full = true;
+        }
+        if (notify_due || notify_full || now - last_notify >= TICK_MS) {
+            if (sl_notify_pass(db, redis, cfg, signer, notify_full, &err) < 0)
+                SL_WARN("notify.failed", "error=%s", LOGQ(err.msg));
+            notify_due = notify_full = false;
+            last_notify = now;
         }
         if (sl_db_broken(db))
             break;
@@ -264,6 +280,7 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key
                     SL_WARN("run.advance_failed", "run=%s error=%s", d.ids[i], LOGQ(err.msg));
             }
             dirty_clear(&d);
+            notify_due = true;   /* a gate may have opened or closed */
             continue;   /* more may have arrived meanwhile */
         }
         int wait_ms = (int)(TICK_MS - (sl_monotonic_ms() - last_tick));
