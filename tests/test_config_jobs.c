@@ -234,3 +234,64 @@ Test(config_jobs, secrets_addresses_ports_and_run_as_are_read_strictly)
              "      secret_env: A\n      secret_file: /k\n", 3, 5, "give deploy.targets.w.secret_env or");
     load_bad("provision:\n  admin_url_file: ../x\n", 2, 19, "absolute path or the name of a credential");
 }
+
+Test(config_jobs, notify_section)
+{
+    sl_err err;
+    sl_config *cfg = load("notify:\n"
+                          "  channels:\n"
+                          "    releases: { type: webhook, url: 'https://hooks.example.com/s', secret_env: HOOK_KEY }\n"
+                          "    chat: { type: slack, url: 'https://hooks.slack.example/T/B/X', timeout: 3s }\n"
+                          "    names-only: { type: webhook }\n"
+                          "  default: [releases, chat]\n"
+                          "  remind_before: 30m\n"
+                          "  queue: alerts\n"
+                          "  max_attempts: 7\n"
+                          "  allow_addresses: [10.0.0.0/8]\n", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    const sl_notify_config *nc = &cfg->jobs->notify;
+    cr_assert_eq(nc->nchannels, 3);
+    const sl_notify_channel *c = sl_config_notify_channel(nc, "releases");
+    cr_assert_not_null(c);
+    cr_assert_eq(c->type, SL_NOTIFY_WEBHOOK);
+    cr_assert_str_eq(c->url, "https://hooks.example.com/s");
+    cr_assert_str_eq(c->secret_env, "HOOK_KEY");
+    cr_assert_eq(c->timeout_ms, 10000);
+    c = sl_config_notify_channel(nc, "chat");
+    cr_assert_eq(c->type, SL_NOTIFY_SLACK);
+    cr_assert_eq(c->timeout_ms, 3000);
+    cr_assert_null(sl_config_notify_channel(nc, "names-only")->url, "a scheduler's channel needs no url");
+    cr_assert_null(sl_config_notify_channel(nc, "nope"));
+    cr_assert_eq(nc->ndefaults, 2);
+    cr_assert_str_eq(nc->defaults[1], "chat");
+    cr_assert_eq(nc->remind_before_ms, 1800000);
+    cr_assert_str_eq(nc->queue, "alerts");
+    cr_assert_eq(nc->max_attempts, 7);
+    cr_assert_eq(nc->nallow_addresses, 1);
+    cr_assert(cfg->sched.notify == nc, "pipelines are validated against these channels");
+    const char *names[8];
+    size_t n = sl_config_jobs_secret_envs(cfg->jobs, names, 8);
+    cr_assert_eq(n, 1, "the worker takes the channel's secret out of its environment");
+    cr_assert_str_eq(names[0], "HOOK_KEY");
+    sl_config_free(cfg);
+
+    cfg = load("worker:\n  batch: 4\n", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_str_eq(cfg->jobs->notify.queue, "notify");
+    cr_assert_eq(cfg->jobs->notify.max_attempts, 5);
+    cr_assert_eq(cfg->jobs->notify.remind_before_ms, 0);
+    cr_assert_eq(cfg->jobs->notify.nchannels, 0);
+    sl_config_free(cfg);
+
+    load_bad("notify:\n  channels:\n    a: { url: 'https://x.example' }\n", 3, 5, "needs 'type: webhook'");
+    load_bad("notify:\n  channels:\n    a: { type: email }\n", 3, 16, "must be webhook or slack");
+    load_bad("notify:\n  channels:\n    a: { type: webhook, url: 'ftp://x' }\n", 3, 30, "http:// or https://");
+    load_bad("notify:\n  channels:\n    a: { type: slack, url: 'https://x.example', secret_env: K }\n", 3, 5,
+             "takes no secret");
+    load_bad("notify:\n  channels:\n    a: { type: webhook, secret_env: K, secret_file: /k }\n", 3, 5,
+             "not both");
+    load_bad("notify:\n  channels:\n    a: { type: webhook, token: x }\n", 3, 25, "unknown key 'token'");
+    load_bad("notify:\n  channels:\n    a: { type: webhook }\n  default: [b]\n", 4, 12, "no channel 'b'");
+    load_bad("notify:\n  queue: 'a b'\n", 2, 10, "must be a queue name");
+    load_bad("notify:\n  remind: 1h\n", 2, 3, "unknown key 'remind'");
+}
