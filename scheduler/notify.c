@@ -26,8 +26,6 @@
 #include "registry.h"
 #include "sha256.h"
 
-/* A log value that may hold spaces (log.h: sl_log_quote). */
-#define LOGQ(s) sl_log_quote((char[600]){ 0 }, 600, (s))
 
 /* What the pass looks for, one row per tuple due.  $1: every gate (full),
  * else open ones and those decided in the last hour; $2: the reminder's

@@ -18,6 +18,7 @@
 #include "apiserver.h"
 #include "harness.h"
 #include "httpd.h"
+#include "kindtest.h"
 
 #include "args.h"
 #include "buf.h"
@@ -654,4 +655,80 @@ Test(notify, forged_xadd_refused_nothing_sent)
               "%s", log ? log : "");
     cr_assert(strstr(log, "kind 'notify' is always protected and its signature does not verify"), "%s", log);
     free(log);
+}
+
+/* ---- the kind alone, in this process (tests/support/kindtest.h) ---------------- */
+
+/* A configuration with channel hook at url; allow: notify.allow_addresses. */
+static char *kind_config(const char *url, const char *allow, const char *secret_line)
+{
+    return sl_xasprintf("notify:\n%s  channels:\n"
+                        "    hook: { type: webhook, url: '%s'%s }\n"
+                        "    chat: { type: slack, url: '%s' }\n"
+                        "    bare: { type: webhook }\n",
+                        allow ? allow : "", url, secret_line ? secret_line : "", url);
+}
+
+Test(notify_kind, refusals_are_permanent_and_send_nothing)
+{
+    th_httpd *s = th_httpd_start();
+    th_httpd_route(s, "/hook", &(th_route){ .status = 200 });
+    th_httpd_route(s, "/gone", &(th_route){ .status = 410, .body = "no such hook" });
+    char *url = th_httpd_url(s, "/hook"), *gone = th_httpd_url(s, "/gone");
+    char *dirp = th_tempdir("sluice-notify-kind");
+    char *secret = sl_xasprintf("%s/secret", dirp);
+    FILE *f = fopen(secret, "w");
+    cr_assert_not_null(f);
+    fputs(SECRET, f);
+    cr_assert_eq(fclose(f), 0);
+    char *sline = sl_xasprintf(", secret_file: %s", secret);
+    const char *args = "{\"channel\": \"hook\", \"event\": \"opened\", \"gate\": \"go\"}";
+
+    /* loopback without notify.allow_addresses: refused before a byte is sent */
+    char *cfg = kind_config(url, NULL, sline);
+    th_call c = th_kind_call("notify", cfg, args, 0);
+    th_expect_fail(&c, SL_EPERMANENT, "is loopback: refused (notify.allow_addresses does not allow it)", NULL);
+    cr_assert_eq(th_httpd_hits(s, "/hook"), 0, "a request reached a refused address");
+    free(cfg);
+
+    const char *allow = "  allow_addresses: [127.0.0.1/32]\n";
+    cfg = kind_config(url, allow, NULL);   /* a webhook without a secret */
+    c = th_kind_call("notify", cfg, args, 0);
+    th_expect_fail(&c, SL_EPERMANENT, "webhook without secret_env or secret_file", NULL);
+    c = th_kind_call("notify", cfg, "{\"channel\": \"nope\"}", 0);
+    th_expect_fail(&c, SL_EPERMANENT, "no channel 'nope' under notify.channels", NULL);
+    c = th_kind_call("notify", cfg, "{\"channel\": \"bare\"}", 0);
+    th_expect_fail(&c, SL_EPERMANENT, "notify.channels.bare has no url", NULL);
+    c = th_kind_call("notify", cfg, "{\"event\": \"opened\"}", 0);
+    cr_assert_eq(c.rc, -1, "a job without a channel ran");
+    th_call_free(&c);
+    cr_assert_eq(th_httpd_hits(s, "/hook"), 0);
+    free(cfg);
+
+    /* a 4xx is not retried */
+    cfg = kind_config(gone, allow, sline);
+    c = th_kind_call("notify", cfg, args, 0);
+    th_expect_fail(&c, SL_EPERMANENT, "answered 410", NULL);
+    free(cfg);
+
+    /* delivered: outputs name the channel and the answer */
+    cfg = kind_config(url, allow, sline);
+    c = th_kind_call("notify", cfg, args, 0);
+    cr_assert_eq(c.rc, 0, "%s", c.err.msg);
+    cr_assert(th_has(c.outputs, "\"http_status\":200") && th_has(c.outputs, "\"channel\":\"hook\""), "%s", c.outputs);
+    cr_assert_eq(th_httpd_hits(s, "/hook"), 1);
+    char *body = th_httpd_last_body(s, "/hook");
+    char *want = sl_xasprintf("{\"id\":\"%s\",", c.id);
+    cr_assert(strncmp(body, want, strlen(want)) == 0, "%s", body);
+    free(want);
+    th_call_free(&c);
+    free(body);
+    free(cfg);
+    th_rmtree(dirp);
+    free(dirp);
+    free(secret);
+    free(sline);
+    free(url);
+    free(gone);
+    th_httpd_free(s);
 }
