@@ -235,7 +235,9 @@ static int run_notify(sl_job_ctx *ctx, sl_err *err)
         char ts[32];
         snprintf(ts, sizeof ts, "%" PRId64, sl_now_ms() / 1000);
         strs s = { .n = 0 };
-        hdrs[nh++] = sl_xasprintf("X-Sluice-Event: %s", arg(ctx, &s, "event"));
+        const char *event = arg(ctx, &s, "event");
+        if (*event && strspn(event, "abcdefghijklmnopqrstuvwxyz_") == strlen(event))   /* a header: no CR/LF */
+            hdrs[nh++] = sl_xasprintf("X-Sluice-Event: %s", event);
         strs_free(&s);
         hdrs[nh++] = sl_xasprintf("X-Sluice-Delivery: %s", ctx->job->id);
         hdrs[nh++] = sl_xasprintf("X-Sluice-Timestamp: %s", ts);
