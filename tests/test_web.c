@@ -21,7 +21,9 @@
 #include <criterion/criterion.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -857,4 +859,248 @@ Test(web, proxy_header_is_trusted_only_from_the_proxy)
     free(session);
     free(u);
     free(run);
+}
+
+/* ---- OIDC against a small local provider ------------------------------------------------ */
+
+static void b64(const void *in, size_t n, sl_buf *out)
+{
+    char enc[1024];
+    sl_b64url_encode(in, n, enc, sizeof enc);
+    sl_buf_puts(out, enc);
+}
+
+/* An ES256 JWT of payload signed by key with kid. */
+static char *es256(EVP_PKEY *key, const char *kid, const char *payload)
+{
+    sl_buf t = SL_BUF_INIT;
+    char *hdr = sl_xasprintf("{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
+    b64(hdr, strlen(hdr), &t);
+    sl_buf_putc(&t, '.');
+    b64(payload, strlen(payload), &t);
+    unsigned char der[128], raw[64];
+    size_t dlen = sizeof der;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    cr_assert_eq(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key), 1);
+    cr_assert_eq(EVP_DigestSign(ctx, der, &dlen, (const unsigned char *)t.data, t.len), 1);
+    EVP_MD_CTX_free(ctx);
+    const unsigned char *p = der;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)dlen);
+    cr_assert_not_null(es);
+    BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32);
+    BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32);
+    ECDSA_SIG_free(es);
+    sl_buf_putc(&t, '.');
+    b64(raw, sizeof raw, &t);
+    free(hdr);
+    return sl_buf_detach(&t);
+}
+
+static char *jwks_of(EVP_PKEY *key, const char *kid)
+{
+    unsigned char pt[65];
+    size_t n = 0;
+    cr_assert_eq(EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt, &n), 1);
+    sl_buf b = SL_BUF_INIT;
+    sl_buf_printf(&b, "{\"keys\":[{\"kty\":\"EC\",\"kid\":\"%s\",\"use\":\"sig\",\"crv\":\"P-256\",\"x\":\"", kid);
+    b64(pt + 1, 32, &b);
+    sl_buf_puts(&b, "\",\"y\":\"");
+    b64(pt + 33, 32, &b);
+    sl_buf_puts(&b, "\"}]}");
+    return sl_buf_detach(&b);
+}
+
+/* Query parameter name of url, decoded (caller frees), or NULL. */
+static char *qparam(const char *url, const char *name)
+{
+    const char *q = strchr(url, '?');
+    return q ? sl_html_form_get(q + 1, strlen(q + 1), name) : NULL;
+}
+
+typedef struct idp {
+    th_httpd *h;
+    char *iss;
+    EVP_PKEY *key;
+} idp;
+
+/* The sign-in through the provider up to its redirect: returns the
+ * authorization URL's state (caller frees); *nonce and *challenge too. */
+static char *oidc_begin(const th_server *s, const char *pre, char **nonce, char **challenge)
+{
+    char *u = page_url(s, "/login/oidc?next=%2Fruns");
+    char *ck = sl_xasprintf("sluice_pre=%s", pre);
+    reply r = req("GET", u, ck, NULL, NULL, NULL);
+    cr_assert_eq(r.status, 302, "%ld %s\n%s", r.status, r.body, th_read_file(s->log));
+    char *loc = header(&r, "Location", 0);
+    cr_assert_not_null(loc);
+    char *state = qparam(loc, "state");
+    *nonce = qparam(loc, "nonce");
+    *challenge = qparam(loc, "code_challenge");
+    char *method = qparam(loc, "code_challenge_method"), *scope = qparam(loc, "scope");
+    char *client = qparam(loc, "client_id"), *rt = qparam(loc, "response_type");
+    cr_assert(state && *nonce && *challenge && strlen(state) >= 43, "%s", loc);
+    cr_assert_str_eq(method, "S256");
+    cr_assert_str_eq(client, "sluice");
+    cr_assert_str_eq(rt, "code");
+    cr_assert(scope && strstr(scope, "openid") && strstr(scope, "groups"), "%s", scope);
+    free(method);
+    free(scope);
+    free(client);
+    free(rt);
+    free(loc);
+    reply_free(&r);
+    free(ck);
+    free(u);
+    return state;
+}
+
+/* The provider's token endpoint answers with an ID token for nonce. */
+static void idp_token(idp *p, const char *nonce, const char *aud)
+{
+    long now = (long)time(NULL);
+    char *claims = sl_xasprintf("{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"u-9\",\"preferred_username\":\"olivia\","
+                                "\"groups\":[\"ops\"],\"nonce\":\"%s\",\"exp\":%ld,\"iat\":%ld}", p->iss, aud, nonce,
+                                now + 300, now);
+    char *jwt = es256(p->key, "k1", claims);
+    char *body = sl_xasprintf("{\"access_token\":\"at\",\"token_type\":\"Bearer\",\"id_token\":\"%s\"}", jwt);
+    th_route tr = { .status = 200, .body = body, .content_type = "application/json" };
+    th_httpd_route(p->h, "/token", &tr);
+    free(body);
+    free(jwt);
+    free(claims);
+}
+
+static reply callback(const th_server *s, const char *pre, const char *state)
+{
+    char *path = sl_xasprintf("/login/oidc/callback?code=the-code&state=%s", state);
+    char *u = page_url(s, path);
+    char *ck = sl_xasprintf("sluice_pre=%s", pre);
+    reply r = req("GET", u, ck, NULL, NULL, NULL);
+    free(ck);
+    free(u);
+    free(path);
+    return r;
+}
+
+Test(web, oidc_sign_in_with_pkce_state_and_nonce)
+{
+    idp p = { .h = th_httpd_start() };
+    p.iss = th_httpd_url(p.h, "");
+    p.key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    cr_assert_not_null(p.key);
+    char *disc = sl_xasprintf("{\"issuer\":\"%s\",\"authorization_endpoint\":\"%s/authorize\",\"token_endpoint\":"
+                              "\"%s/token\",\"jwks_uri\":\"%s/jwks\",\"response_types_supported\":[\"code\"],"
+                              "\"code_challenge_methods_supported\":[\"S256\"]}", p.iss, p.iss, p.iss, p.iss);
+    th_route dr = { .status = 200, .body = disc, .content_type = "application/json" };
+    th_httpd_route(p.h, "/.well-known/openid-configuration", &dr);
+    char *jwks = jwks_of(p.key, "k1");
+    th_route jr = { .status = 200, .body = jwks, .content_type = "application/json" };
+    th_httpd_route(p.h, "/jwks", &jr);
+    char *secret = sl_xasprintf("%s/oidc-secret", dir);
+    write_file(secret, "s3cret\n");
+    char *extra = sl_xasprintf("  oidc:\n    issuer: %s\n    client_id: sluice\n    client_secret_file: %s\n"
+                               "    redirect_url: http://127.0.0.1/login/oidc/callback\n"
+                               "    user_claim: preferred_username\n    groups_claim: groups\n"
+                               "    groups_scope: groups\n    allow_http: true\n", p.iss, secret);
+    write_config(extra);
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    reply r = get(&s, "/login", NULL);
+    cr_assert(strstr(r.body, "<a id=\"login-oidc\" href=\"/login/oidc?next="), "%s", r.body);
+    char *pre = set_cookie(&r, "sluice_pre", NULL);
+    reply_free(&r);
+    /* an unknown state signs nobody in */
+    r = callback(&s, pre, "0000000000000000000000000000000000000000000000000000000000000000");
+    cr_assert_eq(r.status, 401, "%ld", r.status);
+    reply_free(&r);
+    /* the whole flow */
+    char *nonce, *challenge;
+    char *state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, nonce, "sluice");
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 303, "%ld %s\n%s", r.status, r.body, th_read_file(s.log));
+    char *loc = header(&r, "Location", 0);
+    cr_assert_str_eq(loc, "/runs");
+    free(loc);
+    char *session = set_cookie(&r, "sluice_session", NULL);
+    cr_assert_not_null(session);
+    reply_free(&r);
+    r = get(&s, "/runs", session);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "<span class=\"who\">olivia</span>"), "%s", r.body);
+    reply_free(&r);
+    char *method = sl_xasprintf("web-oidc:%s#u-9", p.iss);
+    const char *pm[] = { method };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE principal = 'olivia' AND method = $1"
+                              " AND groups = '{ops}'", 1, pm), 1);
+    /* the token request carried the PKCE verifier of the challenge, the code and the client's secret */
+    char *body = th_httpd_last_body(p.h, "/token");
+    char *auth = th_httpd_last_header(p.h, "/token", "Authorization");
+    char *verifier = sl_html_form_get(body, strlen(body), "code_verifier");
+    char *code = sl_html_form_get(body, strlen(body), "code");
+    cr_assert(verifier && code && strcmp(code, "the-code") == 0, "%s", body);
+    unsigned char d[SL_SHA256_LEN];
+    sl_sha256_digest(verifier, strlen(verifier), d);
+    sl_buf want = SL_BUF_INIT;
+    b64(d, sizeof d, &want);
+    cr_assert_str_eq(sl_buf_str(&want), challenge);
+    cr_assert(auth && strncmp(auth, "Basic ", 6) == 0, "client_secret_basic: %s", auth ? auth : "(none)");
+    sl_buf_free(&want);
+    free(verifier);
+    free(code);
+    free(auth);
+    free(body);
+    /* the same state again: used once */
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 401);
+    reply_free(&r);
+    free(state);
+    free(nonce);
+    free(challenge);
+    /* an ID token with another nonce (replayed from elsewhere) */
+    state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, "not-the-nonce", "sluice");
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 401);
+    reply_free(&r);
+    free(state);
+    free(nonce);
+    free(challenge);
+    /* an ID token for another client */
+    state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, nonce, "another-client");
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 401);
+    reply_free(&r);
+    free(state);
+    free(nonce);
+    free(challenge);
+    /* a state begun in another browser (its pre-session cookie) */
+    state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, nonce, "sluice");
+    char other[65];
+    memset(other, 'a', 64);
+    other[64] = '\0';
+    r = callback(&s, other, state);
+    cr_assert_eq(r.status, 401);
+    reply_free(&r);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE principal = 'olivia'", 0, NULL), 1,
+                 "only the good sign-in made a session");
+    char *log = th_read_file(s.log);
+    cr_assert(log && strstr(log, "nonce") && strstr(log, "another browser"), "%s", log);
+    free(log);
+    th_serve_stop(&s);
+    free(state);
+    free(nonce);
+    free(challenge);
+    free(method);
+    free(session);
+    free(pre);
+    free(extra);
+    free(secret);
+    free(jwks);
+    free(disc);
+    EVP_PKEY_free(p.key);
+    free(p.iss);
+    th_httpd_free(p.h);
 }
