@@ -662,7 +662,15 @@ Test(web, posts_need_the_csrf_token_and_this_site)
 Test(web, a_second_decision_shows_the_refusal)
 {
     char *run = new_run("webrace");
-    seed(run, "webrace", "carol", "ok", "", "alice,bob", "1");
+    seed(run, "webrace", "carol", "ok", "", "alice,bob,dave", "1");
+    /* the server signs the audit rows of decisions: the audit page checks them */
+    char *priv = sl_xasprintf("%s/audit.key", dir), *pub = sl_xasprintf("%s/audit.pub", dir);
+    const char *kg[] = { SLUICE_BIN, "audit", "keygen", "--private", priv, "--public", pub, NULL };
+    th_result k = th_run(kg, NULL);
+    cr_assert_eq(k.status, 0, "%s", k.err);
+    th_result_free(&k);
+    char *extra = sl_xasprintf("  audit_key_file: %s\n", priv);
+    write_config(extra);
     th_server s;
     th_serve_start(&s, config, false, NULL);
     char *ta = th_token(config, "alice", "read,approve", NULL);
@@ -676,6 +684,25 @@ Test(web, a_second_decision_shows_the_refusal)
     cr_assert(strcmp(ca, cb) != 0, "each session has its own CSRF token");
     reply_free(&ra);
     reply_free(&rb);
+    /* dave may read but not decide: his token lacks the approve scope */
+    char *td = th_token(config, "dave", "read", NULL);
+    char *sd = sign_in(&s, td, NULL);
+    reply rd = get(&s, gp, sd);
+    char *cd = csrf_of(rd.body);
+    reply_free(&rd);
+    char *fd = sl_xasprintf("csrf=%s&decision=approve", cd);
+    rd = post(&s, dp, sd, fd, NULL);
+    cr_assert_eq(rd.status, 303);
+    reply_free(&rd);
+    rd = get(&s, gp, sd);
+    cr_assert(strstr(rd.body, "<p id=\"flash\" class=\"refused\">") && strstr(rd.body, "approve"), "%s", rd.body);
+    reply_free(&rd);
+    const char *pr[] = { run };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_audit WHERE run_id = $1", 1, pr), 0);
+    free(fd);
+    free(cd);
+    free(sd);
+    free(td);
     /* alice's token is not bob's */
     char *form = sl_xasprintf("csrf=%s&decision=approve", ca);
     reply r = post(&s, dp, sb, form, NULL);
@@ -703,10 +730,26 @@ Test(web, a_second_decision_shows_the_refusal)
               strstr(r.body, "<tr class=\"audit-row\" data-decision=\"refused\">"), "%s", r.body);
     cr_assert(strstr(r.body, "<td>bob</td>") && strstr(r.body, "<td>127.0.0.1</td>") && strstr(r.body, "web-token:"),
               "%s", r.body);
-    cr_assert(strstr(r.body, "<td class=\"sig\" data-verified=\"unsigned\">"), "no audit key here: %s", r.body);
+    cr_assert(strstr(r.body, "<td class=\"sig\" data-verified=\"yes\">") &&
+              !strstr(r.body, "data-verified=\"no\"") && !strstr(r.body, "data-verified=\"unsigned\""),
+              "every row signed by the server's key: %s", r.body);
+
     reply_free(&r);
     /* a rejection needs a comment, as in the API */
+    free(form);
+    form = sl_xasprintf("csrf=%s&decision=reject&comment=+", cb);
+    r = post(&s, dp, sb, form, NULL);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    r = get(&s, gp, sb);
+    cr_assert(strstr(r.body, "<p id=\"flash\" class=\"refused\">A rejection needs a comment saying why.</p>"),
+              "%s", r.body);
+    reply_free(&r);
+    cr_assert_eq(audit_count(run, "refused"), 1, "refused before reaching the gate");
     th_serve_stop(&s);
+    free(extra);
+    free(priv);
+    free(pub);
     free(ap);
     free(form);
     free(ca);
