@@ -19,6 +19,7 @@
 #include "sha256.h"
 
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/bn.h>
@@ -311,10 +312,22 @@ static char *sign_in(const th_server *s, const char *token, long *status)
 
 /* ---- a run waiting at a gate, written as the scheduler would ------------------------- */
 
+static const char *seed_db;   /* a private database to seed (NULL: the shared one) */
+
 static void sql(const char *text, int n, const char *const *params)
 {
     char *wrapped = sl_xasprintf("WITH x AS (%s RETURNING 1) SELECT count(*) FROM x", text);
-    cr_assert_geq(th_pg_number(wrapped, n, params), 0);
+    if (seed_db == NULL) {
+        cr_assert_geq(th_pg_number(wrapped, n, params), 0);
+    } else {
+        char *url = th_pg_url("sluice", seed_db);
+        PGconn *c = PQconnectdb(url);
+        PGresult *res = PQexecParams(c, wrapped, n, NULL, params, NULL, NULL, 0);
+        cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+        free(url);
+    }
     free(wrapped);
 }
 
@@ -1146,4 +1159,82 @@ Test(web, oidc_sign_in_with_pkce_state_and_nonce)
     EVP_PKEY_free(p.key);
     free(p.iss);
     th_httpd_free(p.h);
+}
+
+/* ---- least privilege ----------------------------------------------------------------- */
+
+Test(web, the_api_role_can_sign_in_show_and_decide)
+{
+    char db[96], login[96];
+    th_private_db(db, sizeof db, "web");
+    th_runtime_login(db, "api", login, sizeof login);
+    seed_db = db;
+    char *run = new_run("webrole");
+    seed(run, "webrole", "carol", "ok", "", "alice,bob", "1");
+    seed_db = NULL;
+    char *owner = th_pg_url("sluice", db), *api = th_pg_url(login, db);
+    char *e1 = sl_xasprintf("SLUICE_DATABASE_URL=%s", owner), *e2 = sl_xasprintf("DATABASE_URL=%s", owner);
+    const char *env_owner[] = { e1, e2, NULL };
+    const char *tc[] = { SLUICE_BIN, "token", "create", "--config", config, "--user", "alice", "--scopes",
+                         "read,approve", NULL };
+    th_result t = th_run(tc, env_owner);
+    cr_assert_eq(t.status, 0, "%s", t.err);
+    char *token = sl_xstrndup(t.out, strcspn(t.out, "\n"));
+    th_result_free(&t);
+    char *a1 = sl_xasprintf("SLUICE_DATABASE_URL=%s", api), *a2 = sl_xasprintf("DATABASE_URL=%s", api);
+    const char *env_api[] = { a1, a2, NULL };
+    th_server s;
+    th_serve_start(&s, config, false, env_api);
+    char *session = sign_in(&s, token, NULL);
+    cr_assert_not_null(session, "sign-in as the api role; log:\n%s", th_read_file(s.log));
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        if (strcmp(pages[i], "/queues") == 0)
+            continue;   /* Redis, not the role */
+        char *path = page_of(pages[i], run);
+        reply r = get(&s, path, session);
+        cr_assert_eq(r.status, 200, "%s: %ld %s", path, r.status, r.body);
+        reply_free(&r);
+        free(path);
+    }
+    char *gp = sl_xasprintf("/runs/%s/gates/g", run), *dp = sl_xasprintf("/runs/%s/gates/g/decide", run);
+    reply r = get(&s, gp, session);
+    char *csrf = csrf_of(r.body);
+    reply_free(&r);
+    char *form = sl_xasprintf("csrf=%s&decision=approve", csrf);
+    r = post(&s, dp, session, form, NULL);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    r = get(&s, gp, session);
+    cr_assert(strstr(r.body, "<p id=\"flash\" class=\"ok\">"), "%s", r.body);
+    reply_free(&r);
+    free(form);
+    form = sl_xasprintf("csrf=%s", csrf);
+    r = post(&s, "/logout", session, form, NULL);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    r = get(&s, gp, session);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    char *log = th_read_file(s.log);
+    cr_assert(log && !strstr(log, "permission denied"), "%s", log);
+    free(log);
+    th_serve_stop(&s);
+    char *q = sl_xasprintf("SELECT count(*) FROM sluice_audit WHERE run_id = '%s' AND actor = 'alice' AND"
+                           " db_role = '%s' AND method LIKE 'web-token:%%'", run, login);
+    cr_assert_eq(th_pg_db_number(db, q), 1);
+    free(q);
+    free(form);
+    free(csrf);
+    free(gp);
+    free(dp);
+    free(session);
+    free(token);
+    free(a1);
+    free(a2);
+    free(e1);
+    free(e2);
+    free(owner);
+    free(api);
+    free(run);
+    th_private_db_drop(db);
 }
