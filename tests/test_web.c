@@ -788,6 +788,13 @@ Test(web, sessions_expire_and_sign_out_ends_them)
     cr_assert_eq(r.status, 200);
     cr_assert(strstr(r.body, "<p id=\"no-gates\">"), "%s", r.body);
     reply_free(&r);
+    /* a token that may not read makes no session */
+    char *enq = th_token(config, "dave", "enqueue", NULL);
+    long st = 0;
+    char *none = sign_in(&s, enq, &st);
+    cr_assert_null(none);
+    cr_assert_eq(st, 403, "%ld", st);
+    free(enq);
     sleep(3);
     r = get(&s, "/gates", session);
     cr_assert_eq(r.status, 303, "an expired session signs nobody in");
