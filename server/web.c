@@ -317,6 +317,22 @@ static void duration(sl_buf *b, const char *secs)
         sl_buf_printf(b, "%lldh %lldm", s / 3600, s % 3600 / 60);
 }
 
+/* Closes a table, then says none (markup-free text) when it had no row. */
+static void end_table(sl_buf *b, bool empty, const char *none)
+{
+    sl_buf_puts(b, "</tbody>\n</table>\n");
+    if (empty)
+        el(b, "<p class=\"none\">", none, "</p>\n");
+}
+
+/* Ends the page in b and answers it (200); clears the session s. */
+static void page_done(sl_response *resp, sl_buf *b, sl_session *s)
+{
+    sl_html_end(b);
+    html(resp, 200, b);
+    sl_session_clear(s);
+}
+
 static void cell(sl_buf *b, const char *v) { el(b, "<td>", v, "</td>"); }
 
 /* Outputs (pretty JSON text, may be "") in <pre class="output">. */
@@ -628,9 +644,7 @@ static void get_gates(sl_request *r, sl_response *resp)
         sl_buf_puts(&b, "</tbody>\n</table>\n");
     }
     PQclear(res);
-    sl_html_end(&b);
-    html(resp, 200, &b);
-    sl_session_clear(&s);
+    page_done(resp, &b, &s);
 }
 
 /* ---- Gate ---------------------------------------------------------------------------- */
@@ -1003,13 +1017,9 @@ static void get_runs(sl_request *r, sl_response *resp)
         duration(&b, PQgetvalue(res, i, 5));
         sl_buf_puts(&b, "</td></tr>\n");
     }
-    sl_buf_puts(&b, "</tbody>\n</table>\n");
-    if (PQntuples(res) == 0)
-        sl_buf_puts(&b, "<p class=\"none\">No run matches.</p>\n");
+    end_table(&b, PQntuples(res) == 0, "No run matches.");
     PQclear(res);
-    sl_html_end(&b);
-    html(resp, 200, &b);
-    sl_session_clear(&s);
+    page_done(resp, &b, &s);
 }
 
 static void get_run(sl_request *r, sl_response *resp)
@@ -1168,13 +1178,9 @@ static void get_audit(sl_request *r, sl_response *resp)
         sl_html_puts(&b, label);
         sl_buf_puts(&b, "</td></tr>\n");
     }
-    sl_buf_puts(&b, "</tbody>\n</table>\n");
-    if (PQntuples(res) == 0)
-        sl_buf_puts(&b, "<p class=\"none\">No decision has been recorded for this run.</p>\n");
+    end_table(&b, PQntuples(res) == 0, "No decision has been recorded for this run.");
     PQclear(res);
-    sl_html_end(&b);
-    html(resp, 200, &b);
-    sl_session_clear(&s);
+    page_done(resp, &b, &s);
 }
 
 static void get_job(sl_request *r, sl_response *resp)
@@ -1221,9 +1227,7 @@ static void get_job(sl_request *r, sl_response *resp)
         el(&b, "<h2>Error</h2>\n<p id=\"job-error\" class=\"error\">", PQgetvalue(res, 0, 13), "</p>\n");
     }
     PQclear(res);
-    sl_html_end(&b);
-    html(resp, 200, &b);
-    sl_session_clear(&s);
+    page_done(resp, &b, &s);
 }
 
 /* ---- Queues ------------------------------------------------------------------------------ */
@@ -1278,9 +1282,7 @@ static void get_queues(sl_request *r, sl_response *resp)
         sl_buf_printf(&b, "</td><td>%s</td></tr>\n",
                       q->paused ? "paused" : snap_queue_unserved(q) ? "unserved" : "ok");
     }
-    sl_buf_puts(&b, "</tbody>\n</table>\n");
-    if (sn.nqueues == 0)
-        sl_buf_puts(&b, "<p class=\"none\">No queue is known yet.</p>\n");
+    end_table(&b, sn.nqueues == 0, "No queue is known yet.");
     sl_buf_printf(&b, "<p class=\"meta\">%zu open gate(s); %zu worker process(es).</p>\n", sn.ngates, sn.nworkers);
     sl_html_end(&b);
     html(resp, 200, &b);
