@@ -984,6 +984,7 @@ typedef struct idp {
     th_httpd *h;
     char *iss;
     EVP_PKEY *key;
+    const char *kid;
 } idp;
 
 /* The sign-in through the provider up to its redirect: returns the
@@ -1017,14 +1018,15 @@ static char *oidc_begin(const th_server *s, const char *pre, char **nonce, char 
     return state;
 }
 
-/* The provider's token endpoint answers with an ID token for nonce. */
+/* The provider's token endpoint answers with an ID token for nonce,
+ * signed with its current key (kid). */
 static void idp_token(idp *p, const char *nonce, const char *aud)
 {
     long now = (long)time(NULL);
     char *claims = sl_xasprintf("{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"u-9\",\"preferred_username\":\"olivia\","
                                 "\"groups\":[\"ops\"],\"nonce\":\"%s\",\"exp\":%ld,\"iat\":%ld}", p->iss, aud, nonce,
                                 now + 300, now);
-    char *jwt = es256(p->key, "k1", claims);
+    char *jwt = es256(p->key, p->kid, claims);
     char *body = sl_xasprintf("{\"access_token\":\"at\",\"token_type\":\"Bearer\",\"id_token\":\"%s\"}", jwt);
     th_route tr = { .status = 200, .body = body, .content_type = "application/json" };
     th_httpd_route(p->h, "/token", &tr);
@@ -1047,7 +1049,7 @@ static reply callback(const th_server *s, const char *pre, const char *state)
 
 Test(web, oidc_sign_in_with_pkce_state_and_nonce)
 {
-    idp p = { .h = th_httpd_start() };
+    idp p = { .h = th_httpd_start(), .kid = "k1" };
     p.iss = th_httpd_url(p.h, "");
     p.key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     cr_assert_not_null(p.key);
@@ -1149,6 +1151,26 @@ Test(web, oidc_sign_in_with_pkce_state_and_nonce)
     reply_free(&r);
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE principal = 'olivia'", 0, NULL), 1,
                  "only the good sign-in made a session");
+    free(state);
+    free(nonce);
+    free(challenge);
+    /* the provider rotates its key: a token naming the new kid makes sluice fetch the JWKS again
+       (at most every ten seconds, so wait that out first) */
+    EVP_PKEY_free(p.key);
+    p.key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    p.kid = "k2";
+    free(jwks);
+    jwks = jwks_of(p.key, "k2");
+    jr.body = jwks;
+    th_httpd_route(p.h, "/jwks", &jr);
+    int fetched = th_httpd_hits(p.h, "/jwks");
+    sleep(11);
+    state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, nonce, "sluice");
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 303, "%ld %s", r.status, r.body);
+    reply_free(&r);
+    cr_assert_eq(th_httpd_hits(p.h, "/jwks"), fetched + 1, "the JWKS was fetched again for the new kid");
     char *log = th_read_file(s.log);
     cr_assert(log && strstr(log, "nonce") && strstr(log, "another browser"), "%s", log);
     free(log);
