@@ -10,6 +10,7 @@
 #include "web.h"
 
 #include <msgpack.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1232,6 +1233,75 @@ static void get_job(sl_request *r, sl_response *resp)
 
 /* ---- Queues ------------------------------------------------------------------------------ */
 
+typedef struct rate_rec {
+    char name[SL_NAME_MAX + 1];
+    long long processed, failed;
+} rate_rec;
+
+struct sl_web_rates {
+    pthread_mutex_t mu;   /* guards the rest */
+    int64_t at_ms;        /* when recs were taken (Unix ms), 0: never */
+    rate_rec *recs;       /* owned, n of them */
+    size_t n;
+};
+
+sl_web_rates *sl_web_rates_new(void)
+{
+    sl_web_rates *w = sl_xcalloc(1, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    return w;
+}
+
+void sl_web_rates_free(sl_web_rates *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_destroy(&w->mu);
+    free(w->recs);
+    free(w);
+}
+
+/* Per-second rates of processed and failed jobs of each queue of sn since
+ * the counters recorded before (proc[i], fail[i]; -1 when unknown), then
+ * records sn's counters if at least a second has passed. */
+static void rates_of(sl_web_rates *w, const snap *sn, double *proc, double *fail)
+{
+    pthread_mutex_lock(&w->mu);
+    double dt = (double)(sn->taken_ms - w->at_ms) / 1000.0;
+    for (size_t i = 0; i < sn->nqueues; i++) {
+        proc[i] = fail[i] = -1;
+        for (size_t k = 0; w->at_ms > 0 && dt >= 1.0 && k < w->n; k++) {
+            if (strcmp(w->recs[k].name, sn->queues[i].name) != 0)
+                continue;
+            long long dp = sn->queues[i].m.totals[SL_M_PROCESSED] - w->recs[k].processed;
+            long long df = sn->queues[i].m.totals[SL_M_FAILED] - w->recs[k].failed;
+            proc[i] = dp >= 0 ? (double)dp / dt : -1;   /* counters reset: unknown */
+            fail[i] = df >= 0 ? (double)df / dt : -1;
+        }
+    }
+    if (w->at_ms == 0 || dt >= 1.0) {
+        w->recs = sl_xrealloc(w->recs, (sn->nqueues + 1) * sizeof *w->recs);
+        for (size_t i = 0; i < sn->nqueues; i++) {
+            snprintf(w->recs[i].name, sizeof w->recs[i].name, "%s", sn->queues[i].name);
+            w->recs[i].processed = sn->queues[i].m.totals[SL_M_PROCESSED];
+            w->recs[i].failed = sn->queues[i].m.totals[SL_M_FAILED];
+        }
+        w->n = sn->nqueues;
+        w->at_ms = sn->taken_ms;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* A rate cell: "12.5/s", or a dash when unknown. */
+static void rate_cell(sl_buf *b, double r)
+{
+    char num[SL_NUMFMT_MAX];
+    if (r < 0)
+        sl_buf_puts(b, "<td>\xe2\x80\x94</td>");
+    else
+        sl_buf_printf(b, "<td>%s/s</td>", sl_fmt_double((double)(long long)(r * 10 + 0.5) / 10, num));
+}
+
 static void get_queues(sl_request *r, sl_response *resp)
 {
     sl_session s;
@@ -1249,12 +1319,14 @@ static void get_queues(sl_request *r, sl_response *resp)
         sl_session_clear(&s);
         return;
     }
+    double *proc = sl_xcalloc(sn.nqueues + 1, sizeof *proc), *fail = sl_xcalloc(sn.nqueues + 1, sizeof *fail);
+    rates_of(sl_server_web_rates(r->srv), &sn, proc, fail);
     sl_buf b = SL_BUF_INIT;
     sl_html_begin(&b, "Queues", s.principal, s.csrf);
     sl_buf_puts(&b, "<h1>Queues</h1>\n<table id=\"queues\">\n<thead><tr><th>Queue</th><th>Waiting</th>"
                 "<th>In flight</th><th>Delayed</th><th>Dead</th><th>Workers</th><th>Enqueued</th><th>Processed</th>"
-                "<th>Failed</th><th>Wait p50</th><th>Run p50</th><th>Run p95</th><th>Oldest waiting</th>"
-                "<th>State</th></tr></thead>\n<tbody>\n");
+                "<th>Failed</th><th>Processed/s</th><th>Failed/s</th><th>Wait p50</th><th>Run p50</th><th>Run p95</th>"
+                "<th>Oldest waiting</th><th>State</th></tr></thead>\n<tbody>\n");
     for (size_t i = 0; i < sn.nqueues; i++) {
         const snap_queue *q = &sn.queues[i];
         el(&b, "<tr class=\"queue\" data-queue=\"", q->name, "\">");
@@ -1262,6 +1334,8 @@ static void get_queues(sl_request *r, sl_response *resp)
         sl_buf_printf(&b, "<td>%lld</td><td>%lld</td><td>%lld</td><td>%lld</td><td>%lld</td>"
                       "<td>%lld</td><td>%lld</td><td>%lld</td>", q->depth, q->pending, q->delayed, q->dead,
                       q->workers, q->enqueued, q->m.totals[SL_M_PROCESSED], q->m.totals[SL_M_FAILED]);
+        rate_cell(&b, proc[i]);
+        rate_cell(&b, fail[i]);
         const double qs[] = { sl_histogram_quantile_ms(&q->m.wait, 0.5), sl_histogram_quantile_ms(&q->m.run, 0.5),
                               sl_histogram_quantile_ms(&q->m.run, 0.95) };
         for (size_t k = 0; k < 3; k++) {
@@ -1287,6 +1361,8 @@ static void get_queues(sl_request *r, sl_response *resp)
     sl_html_end(&b);
     html(resp, 200, &b);
     snap_clear(&sn);
+    free(proc);
+    free(fail);
     sl_session_clear(&s);
 }
 

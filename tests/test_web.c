@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "html.h"
 #include "mem.h"
+#include "redis.h"
 #include "sha256.h"
 
 #include <criterion/criterion.h>
@@ -1266,4 +1267,59 @@ Test(web, the_api_role_can_sign_in_show_and_decide)
     free(api);
     free(run);
     th_private_db_drop(db);
+}
+
+/* ---- Queues ---------------------------------------------------------------------------- */
+
+static void redis_cmd(sl_redis *r, int argc, const char **argv)
+{
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, argc, argv, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    freeReplyObject(rep);
+}
+
+Test(web, queues_show_the_snapshot_and_rates)
+{
+    char q[64];
+    th_name(q, sizeof q, "webq");
+    char *stats = sl_xasprintf("sluice:{%s}:stats", q);
+    sl_redis *redis = th_redis();
+    const char *add[] = { "SADD", "sluice:queues", q };
+    redis_cmd(redis, 3, add);
+    const char *set[] = { "HSET", stats, "processed:noop", "10" };
+    redis_cmd(redis, 4, set);
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *token = th_token(config, "erin", "read", NULL);
+    char *session = sign_in(&s, token, NULL);
+    char *row = sl_xasprintf("<tr class=\"queue\" data-queue=\"%s\"><td>%s</td>", q, q);
+    reply r = get(&s, "/queues", session);
+    cr_assert_eq(r.status, 200);
+    const char *at = strstr(r.body, row);
+    cr_assert_not_null(at, "%s", r.body);
+    cr_assert(strstr(at, "<td>10</td><td>0</td><td>\xe2\x80\x94</td>"),
+              "processed, failed, and no rate before a second view: %s", at);
+    reply_free(&r);
+    sleep(2);
+    const char *incr[] = { "HINCRBY", stats, "processed:noop", "20" };
+    redis_cmd(redis, 4, incr);
+    r = get(&s, "/queues", session);
+    at = strstr(r.body, row);
+    cr_assert_not_null(at, "%s", r.body);
+    cr_assert(strstr(at, "<td>30</td><td>0</td><td>"), "%s", at);
+    const char *rate = strstr(at, "<td>30</td><td>0</td><td>") + strlen("<td>30</td><td>0</td><td>");
+    cr_assert(strtod(rate, NULL) > 0 && strncmp(strchr(rate, '/'), "/s</td>", 7) == 0,
+              "a processed rate over the interval: %s", rate);
+    reply_free(&r);
+    const char *del[] = { "DEL", stats };
+    redis_cmd(redis, 2, del);
+    const char *rem[] = { "SREM", "sluice:queues", q };
+    redis_cmd(redis, 3, rem);
+    sl_redis_free(redis);
+    th_serve_stop(&s);
+    free(row);
+    free(session);
+    free(token);
+    free(stats);
 }
