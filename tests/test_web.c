@@ -1323,3 +1323,31 @@ Test(web, queues_show_the_snapshot_and_rates)
     free(token);
     free(stats);
 }
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+/* `sluice serve` with api_extra refuses to start, saying want. */
+static void refused_config(const char *api_extra, const char *want)
+{
+    write_config(api_extra);
+    const char *argv[] = { SLUICE_BIN, "serve", "--config", config, "--listen", "127.0.0.1:0", NULL };
+    th_result r = th_run(argv, NULL);
+    cr_assert_neq(r.status, 0, "started with:\n%s", api_extra);
+    cr_assert(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    th_result_free(&r);
+}
+
+Test(web, unusable_sign_in_settings_stop_the_server)
+{
+    refused_config("  web:\n    proxy_header: X-Forwarded-User\n", "needs proxy_addresses");
+    refused_config("  web:\n    session_ttl: 0s\n", "session_ttl");
+    refused_config("  web:\n    colour: blue\n", "unknown key 'colour'");
+    refused_config("  oidc:\n    issuer: https://id.example\n    redirect_url: https://s/cb\n",
+                   "needs issuer, client_id and redirect_url");
+    refused_config("  oidc:\n    issuer: http://id.example\n    client_id: c\n    redirect_url: https://s/cb\n",
+                   "https is required");
+    refused_config("  oidc:\n    issuer: https://id.example\n    client_id: c\n    redirect_url: https://s/cb\n"
+                   "    client_secret: a\n    client_secret_file: /nonexistent\n", "not both");
+    refused_config("  oidc:\n    issuer: https://id.example\n    client_id: c\n    redirect_url: https://s/cb\n"
+                   "    client_secret_file: /nonexistent/secret\n", "/nonexistent/secret");
+}
