@@ -441,6 +441,14 @@ Test(web, signed_out_pages_redirect_to_sign_in)
     r = post(&s, "/logout", NULL, "csrf=x", NULL);
     cr_assert_eq(r.status, 303);
     reply_free(&r);
+    /* a cross-site form (its cookies stay home: SameSite) or one without a token: 403, not a redirect */
+    r = post(&s, "/runs/x/gates/g/decide", NULL, "decision=approve", NULL);
+    cr_assert_eq(r.status, 403, "%ld", r.status);
+    cr_assert(strstr(r.body, "<p id=\"flash\" class=\"error\">"), "%s", r.body);
+    reply_free(&r);
+    r = post(&s, "/runs/x/gates/g/decide", NULL, "csrf=x&decision=approve", "Sec-Fetch-Site: cross-site");
+    cr_assert_eq(r.status, 403, "%ld", r.status);
+    reply_free(&r);
     th_serve_stop(&s);
 }
 
