@@ -151,6 +151,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 }
 
 static const char *source_ip;   /* connect from this address (NULL: default) */
+static const char *ca_file;     /* trust this CA for https (NULL: none) */
 
 /* method url with optional Cookie header value, form body and up to two
  * more headers. */
@@ -182,6 +183,8 @@ static reply req(const char *method, const char *url, const char *cookie, const 
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     if (source_ip)
         curl_easy_setopt(c, CURLOPT_INTERFACE, source_ip);
+    if (ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
     if (form)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
     CURLcode cc = curl_easy_perform(c);
@@ -1358,4 +1361,57 @@ Test(web, unusable_sign_in_settings_stop_the_server)
                    "    client_secret: a\n    client_secret_file: /nonexistent\n", "not both");
     refused_config("  oidc:\n    issuer: https://id.example\n    client_id: c\n    redirect_url: https://s/cb\n"
                    "    client_secret_file: /nonexistent/secret\n", "/nonexistent/secret");
+}
+
+Test(web, cookies_are_secure_over_tls)
+{
+    char *cert = sl_xasprintf("%s/tls.crt", dir), *key = sl_xasprintf("%s/tls.key", dir);
+    char *cmd = sl_xasprintf("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1"
+                             " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '%s' -out '%s'"
+                             " 2>&1", key, cert);
+    const char *sh[] = { "/bin/sh", "-c", cmd, NULL };
+    th_result g = th_run(sh, NULL);
+    cr_assert_eq(g.status, 0, "openssl: %s", g.out);
+    th_result_free(&g);
+    char *extra = sl_xasprintf("  tls_cert: %s\n  tls_key: %s\n", cert, key);
+    write_config(extra);
+    th_server s;
+    th_serve_start(&s, config, true, NULL);
+    ca_file = cert;
+    char *token = th_token(config, "tina", "read", NULL);
+    reply r = get(&s, "/login", NULL);
+    char *line = NULL;
+    char *pre = set_cookie(&r, "sluice_pre", &line);
+    cr_assert(pre && strstr(line, "; Secure"), "%s", r.headers);
+    free(line);
+    free(pre);
+    reply_free(&r);
+    char *u = page_url(&s, "/login");
+    r = get(&s, "/login", NULL);
+    pre = set_cookie(&r, "sluice_pre", NULL);
+    char *csrf = csrf_of(r.body);
+    reply_free(&r);
+    char *ck = sl_xasprintf("sluice_pre=%s", pre);
+    char *form = sl_xasprintf("csrf=%s&next=%%2Fgates&token=%s", csrf, token);
+    char *origin = sl_xasprintf("Origin: %s", s.url);
+    r = req("POST", u, ck, form, origin, NULL);
+    cr_assert_eq(r.status, 303, "%ld %s", r.status, r.body);
+    char *session = set_cookie(&r, "sluice_session", &line);
+    cr_assert(session && strstr(line, "; Secure") && strstr(line, "HttpOnly"), "%s", r.headers);
+    reply_free(&r);
+    ca_file = NULL;
+    th_serve_stop(&s);
+    free(line);
+    free(session);
+    free(origin);
+    free(form);
+    free(ck);
+    free(csrf);
+    free(pre);
+    free(u);
+    free(token);
+    free(extra);
+    free(cmd);
+    free(cert);
+    free(key);
 }
