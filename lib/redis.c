@@ -470,3 +470,10 @@ int sl_redis_slot_address(const sl_redis *r, int slot, char *buf, size_t n)
 }
 
 bool sl_redis_is_cluster(const sl_redis *r) { return r->cluster != NULL; }
+
+void sl_redis_redirections(const sl_redis *r, long *moved, long *asked)
+{
+    *moved = *asked = 0;
+    if (r->cluster)
+        sl_rcluster_redirections(r->cluster, moved, asked);
+}

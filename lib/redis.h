@@ -82,6 +82,10 @@ bool sl_redis_is_cluster(const sl_redis *r);
  * master for it.  For tests and messages. */
 int sl_redis_slot_address(const sl_redis *r, int slot, char *buf, size_t n);
 
+/* MOVED and ASK redirections a cluster connection has followed (0 for
+ * others).  For tests and diagnostics. */
+void sl_redis_redirections(const sl_redis *r, long *moved, long *asked);
+
 /* "host:port" or the socket path, for messages. */
 const char *sl_redis_address(const sl_redis *r);
 

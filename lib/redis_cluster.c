@@ -55,6 +55,7 @@ struct sl_rcluster {
     redisReply **ready;      /* owned: replies not yet handed back */
     size_t nready, readyhead, capready;
     int block_ms;            /* of the batch being run */
+    long moved, asked;       /* redirections followed, for tests */
 };
 
 static void sleep_ms(int ms)
@@ -274,18 +275,10 @@ int sl_rcluster_slot_address(const sl_rcluster *cl, int slot, char *buf, size_t 
     return 0;
 }
 
-size_t sl_rcluster_masters(const sl_rcluster *cl)
+void sl_rcluster_redirections(const sl_rcluster *cl, long *moved, long *asked)
 {
-    size_t count = 0;
-    for (size_t i = 0; i < cl->nnodes; i++) {
-        for (size_t s = 0; s < SL_REDIS_SLOTS; s++) {
-            if (cl->slots[s] == (int16_t)i) {
-                count++;
-                break;
-            }
-        }
-    }
-    return count;
+    *moved = cl->moved;
+    *asked = cl->asked;
 }
 
 /* ---- pipelining ------------------------------------------------------------ */
@@ -462,6 +455,7 @@ static int follow_redirects(sl_rcluster *cl, group *g, redisReply **replies, sl_
                 return 0;
             cl->slots[slot] = (int16_t)n;
             cl->stale = true;
+            cl->moved++;
             g->node = n;
             break;
         }
@@ -471,6 +465,7 @@ static int follow_redirects(sl_rcluster *cl, group *g, redisReply **replies, sl_
                 return 0;
             g->node = n;
             asking = true;
+            cl->asked++;
             break;
         }
         case REDIR_DOWN:

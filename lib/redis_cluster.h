@@ -63,7 +63,7 @@ void sl_rcluster_close_fds(const sl_rcluster *cl);
  * nobody); -1 when the map has none.  For tests and messages. */
 int sl_rcluster_slot_address(const sl_rcluster *cl, int slot, char *buf, size_t n);
 
-/* Number of distinct masters in the map. */
-size_t sl_rcluster_masters(const sl_rcluster *cl);
+/* Redirections followed since the client was opened. */
+void sl_rcluster_redirections(const sl_rcluster *cl, long *moved, long *asked);
 
 #endif

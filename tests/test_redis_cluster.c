@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- unit: slots, keys, URLs -------------------------------------------- */
@@ -587,6 +588,138 @@ Test(cluster, sentinel_failover_the_pool_follows_the_new_master)
     cr_assert_str_eq(sl_redis_address(r), addr, "the sentinels named %s", sl_redis_address(r));
     sl_redis_free(r);
     pool_stop(pool, log);
+    unlink(log);
+    free(log);
+    free(cfg);
+    servers_stop(&s);
+}
+
+/* ---- resharding ------------------------------------------------------------- */
+
+/* Runs a command on a node, failing the test on an error reply. */
+static redisReply *on_node(sl_redis *n, int argc, const char **argv)
+{
+    sl_err err;
+    redisReply *rep = sl_redis_command(n, argc, argv, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    return rep;
+}
+
+static void node_id(sl_redis *n, char id[64])
+{
+    const char *argv[] = { "CLUSTER", "MYID" };
+    redisReply *rep = on_node(n, 2, argv);
+    snprintf(id, 64, "%s", rep->str);
+    freeReplyObject(rep);
+}
+
+static void setslot(sl_redis *n, int slot, const char *how, const char *id)
+{
+    char s[16];
+    snprintf(s, sizeof s, "%d", slot);
+    const char *argv[] = { "CLUSTER", "SETSLOT", s, how, id };
+    freeReplyObject(on_node(n, 5, argv));
+}
+
+/* Moves the keys of slot from src to the node at dst_port, a few at a
+ * time and with pauses, so that traffic meets a slot half moved. */
+static int migrate_keys(sl_redis *src, int slot, int dst_port)
+{
+    char s[16], port[16];
+    snprintf(s, sizeof s, "%d", slot);
+    snprintf(port, sizeof port, "%d", dst_port);
+    int moved = 0;
+    for (;;) {
+        const char *get[] = { "CLUSTER", "GETKEYSINSLOT", s, "1" };
+        redisReply *keys = on_node(src, 4, get);
+        if (keys->elements == 0) {
+            freeReplyObject(keys);
+            return moved;
+        }
+        const char *mig[] = { "MIGRATE", "127.0.0.1", port, "", "0", "5000", "KEYS",
+                              keys->element[0]->str };
+        freeReplyObject(on_node(src, 8, mig));
+        freeReplyObject(keys);
+        moved++;
+        usleep(300000);
+    }
+}
+
+Test(cluster, a_slot_migrated_under_traffic_loses_nothing_and_runs_nothing_twice)
+{
+    th_migrate();
+    servers s;
+    servers_start(&s, "cluster");
+    sl_redis *r = connect_url(s.url);
+    char q[2][64];
+    queues_on_masters(r, q, 2);
+    int slot = sl_redis_keyslot(q[0], strlen(q[0]));
+    int src_port = master_port(r, q[0]), dst_port = master_port(r, q[1]);
+    for (int k = 0; k < 100; k++)
+        enqueue_noop(r, q[0], NULL);
+    char *cfg = pool_config();
+    char *log = sl_xasprintf("%s.pool.log", s.dir);
+    pid_t pool = pool_start(cfg, s.url, q[0], log);
+    /* A producer enqueueing all along, through its own connection. */
+    pid_t producer = fork();
+    cr_assert(producer >= 0);
+    if (producer == 0) {
+        sl_err err;
+        sl_redis *p = sl_redis_connect(s.url, 5000, &err);
+        for (int k = 0; p && k < 300; k++) {
+            char id[37];
+            sl_jobid_new(id);
+            sl_job job = { .id = id, .kind = "noop", .queue = q[0], .attempt = 1,
+                           .enqueued_at = sl_now_ms() };
+            if (sl_queue_enqueue(p, &job, &err) < 0) {
+                fprintf(stderr, "producer: %s\n", err.msg);
+                _exit(1);
+            }
+            usleep(10000);
+        }
+        if (p == NULL)
+            _exit(2);
+        long moved, asked;
+        sl_redis_redirections(p, &moved, &asked);
+        fprintf(stderr, "producer: followed %ld MOVED and %ld ASK redirections\n", moved, asked);
+        _exit(moved > 0 && asked > 0 ? 0 : 3);
+    }
+    sl_redis *src = connect_node(src_port), *dst = connect_node(dst_port);
+    char src_id[64], dst_id[64];
+    node_id(src, src_id);
+    node_id(dst, dst_id);
+    usleep(300000);
+    setslot(dst, slot, "IMPORTING", src_id);
+    setslot(src, slot, "MIGRATING", dst_id);
+    usleep(500000);   /* new keys of the slot go to the target (ASK) meanwhile */
+    cr_assert_gt(migrate_keys(src, slot, dst_port), 0, "the queue had no keys to move");
+    setslot(dst, slot, "NODE", dst_id);
+    setslot(src, slot, "NODE", dst_id);
+    for (int i = 0; i < 3; i++) {
+        if (s.ports[i] == src_port || s.ports[i] == dst_port)
+            continue;
+        sl_redis *other = connect_node(s.ports[i]);
+        setslot(other, slot, "NODE", dst_id);
+        sl_redis_free(other);
+    }
+    int status = -1;
+    cr_assert_eq(waitpid(producer, &status, 0), producer);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 3,
+              "the producer met no MOVED or no ASK: the slot moved too fast to test it");
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the producer failed (%d)", status);
+    assert_exactly_once(q, 1, 400);
+    /* The queue now lives on the target: asked directly, it answers. */
+    sl_err err;
+    cr_assert_geq(xlen_on(dst_port, q[0], &err), 0, "%s", err.msg);
+    cr_assert_eq(xlen_on(src_port, q[0], &err), -1);
+    cr_assert(strstr(err.msg, "MOVED"), "%s", err.msg);
+    pool_stop(pool, log);
+    long long len = -1, pending = -1;
+    cr_assert_eq(sl_queue_depth(r, q[0], &len, &pending, &err), 0, "%s", err.msg);
+    cr_assert(len == 0 && pending == 0, "%lld entries, %lld pending", len, pending);
+    sl_redis_free(src);
+    sl_redis_free(dst);
+    sl_redis_free(r);
     unlink(log);
     free(log);
     free(cfg);
