@@ -578,9 +578,93 @@ redisReply *sl_rcluster_reply(sl_rcluster *cl, sl_err *err)
     return rep;
 }
 
+/* ---- SCAN over every master ------------------------------------------------- */
+
+/* The masters of the map, in the order of their first slot: nodes[out[i]]. */
+static size_t masters_of(const sl_rcluster *cl, int *out)
+{
+    size_t n = 0;
+    for (size_t s = 0; s < SL_REDIS_SLOTS; s++) {
+        int idx = cl->slots[s];
+        bool seen = idx < 0;
+        for (size_t i = 0; i < n && !seen; i++)
+            seen = out[i] == idx;
+        if (!seen)
+            out[n++] = idx;
+    }
+    return n;
+}
+
+/* SCAN walks one node's keys: the cursor handed to the caller is
+ * "MASTER-CURSOR" (a plain "0" to begin and to end), so that a caller
+ * looping until "0" walks every master in turn.  A resharding meanwhile
+ * may make it miss or repeat keys, which SCAN allows anyway. */
+static redisReply *scan_command(sl_rcluster *cl, int argc, const char *const *argv,
+                                const size_t *lens, sl_err *err)
+{
+    if (cl->broken) {
+        sl_err_set(err, SL_EREDIS, "redis cluster: connection is broken");
+        return NULL;
+    }
+    if (argc < 2 || (lens ? lens[1] : strlen(argv[1])) > 40) {
+        sl_err_set(err, SL_EINVAL, "redis cluster: SCAN: a cursor is needed");
+        return NULL;
+    }
+    char cur[48];
+    snprintf(cur, sizeof cur, "%.*s", (int)(lens ? lens[1] : strlen(argv[1])), argv[1]);
+    long master = 0;
+    const char *node_cursor = cur;
+    char *dash = strchr(cur, '-');
+    if (dash) {
+        *dash = '\0';
+        master = strtol(cur, NULL, 10);
+        node_cursor = dash + 1;
+    }
+    int *masters = sl_xcalloc(cl->nnodes ? cl->nnodes : 1, sizeof *masters);
+    size_t nm = masters_of(cl, masters);
+    redisReply *rep = NULL;
+    if (master < 0 || (size_t)master >= nm) {
+        sl_err_set(err, SL_EINVAL, "redis cluster: SCAN: bad cursor %s", argv[1]);
+        goto cleanup;
+    }
+    const char **a = sl_xcalloc((size_t)argc, sizeof *a);
+    size_t *l = sl_xcalloc((size_t)argc, sizeof *l);
+    for (int i = 0; i < argc; i++)
+        a[i] = argv[i], l[i] = lens ? lens[i] : strlen(argv[i]);
+    a[1] = node_cursor, l[1] = strlen(node_cursor);
+    sl_rconn *c = node_conn(cl, masters[master], err);
+    rep = c ? sl_rconn_command(c, argc, a, l, err) : NULL;
+    free(a);
+    free(l);
+    if (c == NULL || sl_rconn_broken(c))
+        fail(cl);
+    if (rep == NULL)
+        goto cleanup;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements == 2 &&
+        rep->element[0]->type == REDIS_REPLY_STRING) {
+        redisReply *cr = rep->element[0];
+        bool done = strcmp(cr->str, "0") == 0;
+        char next[64];
+        if (done && (size_t)master + 1 < nm)
+            snprintf(next, sizeof next, "%ld-0", master + 1);
+        else if (done)
+            snprintf(next, sizeof next, "0");
+        else
+            snprintf(next, sizeof next, "%ld-%s", master, cr->str);
+        free(cr->str);
+        cr->str = sl_xstrdup(next);
+        cr->len = strlen(next);
+    }
+cleanup:
+    free(masters);
+    return rep;
+}
+
 redisReply *sl_rcluster_command(sl_rcluster *cl, int block_ms, int argc, const char *const *argv,
                                 const size_t *lens, sl_err *err)
 {
+    if (argc > 0 && (lens ? lens[0] : strlen(argv[0])) == 4 && strncasecmp(argv[0], "SCAN", 4) == 0)
+        return scan_command(cl, argc, argv, lens, err);
     if (cl->broken) {
         sl_err_set(err, SL_EREDIS, "redis cluster: connection is broken");
         return NULL;

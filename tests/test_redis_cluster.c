@@ -725,3 +725,44 @@ Test(cluster, a_slot_migrated_under_traffic_loses_nothing_and_runs_nothing_twice
     free(cfg);
     servers_stop(&s);
 }
+
+Test(cluster, scan_walks_every_master)
+{
+    servers s;
+    servers_start(&s, "cluster");
+    sl_redis *r = connect_url(s.url);
+    char q[3][64];
+    queues_on_masters(r, q, 3);
+    sl_err err;
+    for (int i = 0; i < 3; i++) {
+        char key[SL_KEY_MAX];
+        snprintf(key, sizeof key, "sluice:worker:%s", q[i]);
+        const char *set[] = { "SET", key, "{}", "EX", "60" };
+        redisReply *rep = sl_redis_command(r, 5, set, NULL, &err);
+        cr_assert_not_null(rep, "%s", err.msg);
+        freeReplyObject(rep);
+    }
+    bool seen[3] = { false, false, false };
+    char cursor[32] = "0";
+    int pages = 0;
+    do {
+        const char *scan[] = { "SCAN", cursor, "MATCH", "sluice:worker:*", "COUNT", "1" };
+        redisReply *page = sl_redis_command(r, 6, scan, NULL, &err);
+        cr_assert_not_null(page, "%s", err.msg);
+        cr_assert(strlen(page->element[0]->str) < sizeof cursor);
+        snprintf(cursor, sizeof cursor, "%s", page->element[0]->str);
+        for (size_t k = 0; k < page->element[1]->elements; k++)
+            for (int i = 0; i < 3; i++)
+                if (strstr(page->element[1]->element[k]->str, q[i]))
+                    seen[i] = true;
+        freeReplyObject(page);
+        cr_assert_lt(++pages, 10000);
+    } while (strcmp(cursor, "0") != 0);
+    for (int i = 0; i < 3; i++)
+        cr_assert(seen[i], "SCAN missed the key on the master of %s", q[i]);
+    const char *bad[] = { "SCAN", "7-0" };
+    cr_assert_null(sl_redis_command(r, 2, bad, NULL, &err));
+    cr_assert(strstr(err.msg, "bad cursor"), "%s", err.msg);
+    sl_redis_free(r);
+    servers_stop(&s);
+}
