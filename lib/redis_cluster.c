@@ -660,6 +660,153 @@ cleanup:
     return rep;
 }
 
+/* ---- XREADGROUP over streams of several slots --------------------------------- */
+
+static bool word_is(const char *arg, size_t len, const char *word)
+{
+    return len == strlen(word) && strncasecmp(arg, word, len) == 0;
+}
+
+/* Sends one XREAD/XREADGROUP per slot of its streams, pipelined (each to
+ * its own master), and reads every reply; with BLOCK, the per-slot reads
+ * block concurrently on their masters.  replies[g] gets slot group g's
+ * reply.  -1 with err. */
+static int read_per_slot(sl_rcluster *cl, int block_ms, int argc, const char *const *argv,
+                         const size_t *lens, int si, const int *slot_of, const int *groups,
+                         int ngroups, bool blocking, redisReply **replies, sl_err *err)
+{
+    int n = (argc - si - 1) / 2;
+    const char **a = sl_xcalloc((size_t)argc, sizeof *a);
+    size_t *l = sl_xcalloc((size_t)argc, sizeof *l);
+    int rc = -1;
+    for (int g = 0; g < ngroups; g++) {
+        int k = 0;
+        for (int i = 0; i < si; i++) {
+            size_t li = lens[i];
+            if (!blocking && word_is(argv[i], li, "BLOCK")) {
+                i++;   /* and its argument */
+                continue;
+            }
+            a[k] = argv[i], l[k++] = li;
+        }
+        a[k] = argv[si], l[k++] = lens[si];
+        for (int j = 0; j < n; j++)
+            if (slot_of[j] == groups[g])
+                a[k] = argv[si + 1 + j], l[k++] = lens[si + 1 + j];
+        for (int j = 0; j < n; j++)
+            if (slot_of[j] == groups[g])
+                a[k] = argv[si + 1 + n + j], l[k++] = lens[si + 1 + n + j];
+        if (sl_rcluster_append(cl, k, a, l, err) < 0)
+            goto cleanup;
+    }
+    cl->block_ms = blocking ? block_ms : 0;
+    for (int g = 0; g < ngroups; g++) {
+        replies[g] = sl_rcluster_reply(cl, err);
+        if (replies[g] == NULL)
+            goto cleanup;
+    }
+    rc = 0;
+cleanup:
+    cl->block_ms = 0;
+    free(a);
+    free(l);
+    return rc;
+}
+
+/* One reply in XREADGROUP's form from the per-slot replies: each stream's
+ * entries, in the order the caller listed the streams (its priority).
+ * The stream elements are moved out of replies[]. */
+static redisReply *merge_reads(int argc, const char *const *argv, const size_t *lens, int si,
+                               redisReply **replies, int ngroups)
+{
+    int n = (argc - si - 1) / 2;
+    redisReply *out = sl_xcalloc(1, sizeof *out);
+    out->type = REDIS_REPLY_ARRAY;
+    out->element = sl_xcalloc((size_t)n, sizeof *out->element);
+    for (int j = 0; j < n; j++) {
+        const char *key = argv[si + 1 + j];
+        for (int g = 0; g < ngroups; g++) {
+            redisReply *r = replies[g];
+            for (size_t e = 0; r->type == REDIS_REPLY_ARRAY && e < r->elements; e++) {
+                redisReply *st = r->element[e];
+                if (st && st->type == REDIS_REPLY_ARRAY && st->elements == 2 &&
+                    st->element[0]->type == REDIS_REPLY_STRING &&
+                    st->element[0]->len == lens[si + 1 + j] &&
+                    memcmp(st->element[0]->str, key, st->element[0]->len) == 0) {
+                    out->element[out->elements++] = st;
+                    r->element[e] = NULL;
+                }
+            }
+        }
+    }
+    if (out->elements == 0) {
+        free(out->element);
+        out->element = NULL;
+        out->type = REDIS_REPLY_NIL;
+    }
+    return out;
+}
+
+/* XREAD/XREADGROUP over streams of several slots: first without blocking
+ * on every slot at once; if nothing came and the caller asked to block,
+ * again with BLOCK on every slot concurrently, so that nobody polls.  The
+ * price: an entry arriving on one master is returned when every blocked
+ * read has answered, at most block_ms later. */
+static redisReply *split_read(sl_rcluster *cl, int block_ms, int argc, const char *const *argv,
+                              const size_t *given_lens, sl_err *err)
+{
+    size_t *lens = sl_xcalloc((size_t)argc, sizeof *lens);
+    for (int i = 0; i < argc; i++)
+        lens[i] = given_lens ? given_lens[i] : strlen(argv[i]);
+    int si = -1;
+    bool blocks = false;
+    for (int i = 1; i < argc && si < 0; i++) {
+        if (word_is(argv[i], lens[i], "STREAMS"))
+            si = i;
+        else if (word_is(argv[i], lens[i], "BLOCK"))
+            blocks = true;
+    }
+    int n = si > 0 ? (argc - si - 1) / 2 : 0;
+    int *slot_of = sl_xcalloc((size_t)(n ? n : 1), sizeof *slot_of);
+    int *groups = sl_xcalloc((size_t)(n ? n : 1), sizeof *groups);
+    redisReply **replies = sl_xcalloc((size_t)(n ? n : 1), sizeof *replies);
+    redisReply *out = NULL;
+    int ngroups = 0;
+    for (int j = 0; j < n; j++) {
+        slot_of[j] = sl_redis_keyslot(argv[si + 1 + j], lens[si + 1 + j]);
+        bool seen = false;
+        for (int g = 0; g < ngroups && !seen; g++)
+            seen = groups[g] == slot_of[j];
+        if (!seen)
+            groups[ngroups++] = slot_of[j];
+    }
+    for (int pass = 0; pass < (blocks && block_ms > 0 ? 2 : 1) && out == NULL; pass++) {
+        if (read_per_slot(cl, block_ms, argc, argv, lens, si, slot_of, groups, ngroups, pass == 1,
+                          replies, err) < 0)
+            goto cleanup;
+        for (int g = 0; g < ngroups; g++) {
+            if (replies[g]->type == REDIS_REPLY_ERROR) {
+                sl_err_set(err, SL_EREDIS, "redis cluster: %.*s: %s", (int)lens[0], argv[0],
+                           replies[g]->str);
+                goto cleanup;
+            }
+        }
+        out = merge_reads(argc, argv, lens, si, replies, ngroups);
+        if (out->type == REDIS_REPLY_NIL && pass == 0 && blocks && block_ms > 0) {
+            freeReplyObject(out);
+            out = NULL;
+        }
+        free_replies(replies, (size_t)ngroups);
+    }
+cleanup:
+    free_replies(replies, (size_t)ngroups);
+    free(replies);
+    free(groups);
+    free(slot_of);
+    free(lens);
+    return out;
+}
+
 redisReply *sl_rcluster_command(sl_rcluster *cl, int block_ms, int argc, const char *const *argv,
                                 const size_t *lens, sl_err *err)
 {
@@ -674,6 +821,9 @@ redisReply *sl_rcluster_command(sl_rcluster *cl, int block_ms, int argc, const c
         return NULL;
     }
     int slot = sl_redis_command_slot(argc, argv, lens, err);
+    size_t l0 = argc > 0 ? (lens ? lens[0] : strlen(argv[0])) : 0;
+    if (slot == -2 && (word_is(argv[0], l0, "XREADGROUP") || word_is(argv[0], l0, "XREAD")))
+        return split_read(cl, block_ms, argc, argv, lens, err);
     if (slot == -2)
         return NULL;
     if (sl_rcluster_append(cl, argc, argv, lens, err) < 0)
@@ -682,7 +832,6 @@ redisReply *sl_rcluster_command(sl_rcluster *cl, int block_ms, int argc, const c
     redisReply *rep = sl_rcluster_reply(cl, err);
     cl->block_ms = 0;
     if (rep && rep->type == REDIS_REPLY_ERROR) {
-        size_t l0 = lens ? lens[0] : strlen(argv[0]);
         char where[300] = "cluster";
         sl_rcluster_slot_address(cl, slot >= 0 ? slot : 0, where, sizeof where);
         sl_err_set(err, SL_EREDIS, "redis %s: %.*s: %s", where, (int)(l0 > 32 ? 32 : l0), argv[0],

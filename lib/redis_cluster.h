@@ -17,7 +17,9 @@
  * keyed command; a redirection inside it sends the whole block again.
  *
  * Invariants: a command whose keys span several slots is never sent (it
- * is refused with an error naming them); an I/O error on any node marks the
+ * is refused with an error naming them), except XREAD/XREADGROUP, which is
+ * split into one read per slot, the replies merged in the caller's stream
+ * order; an I/O error on any node marks the
  * whole client broken (a command may or may not have run there: only the
  * caller knows whether it is safe to repeat), and the caller reconnects,
  * which reads a fresh map from the seeds. */

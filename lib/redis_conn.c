@@ -33,6 +33,15 @@ static int fail_ctx(sl_rconn *c, sl_err *err, const char *what)
                       c->ctx && c->ctx->errstr[0] ? c->ctx->errstr : "connection lost");
 }
 
+/* A master turned replica (a failover) refuses writes with READONLY: the
+ * connection is then as good as lost, and is marked broken so that the
+ * caller connects again (and, with Sentinel, finds the new master). */
+static void demoted(sl_rconn *c, const redisReply *rep)
+{
+    if (rep->type == REDIS_REPLY_ERROR && strncmp(rep->str, "READONLY", 8) == 0)
+        c->broken = true;
+}
+
 static void command_name(char *buf, size_t n, int argc, const char *const *argv,
                          const size_t *lens)
 {
@@ -112,6 +121,7 @@ redisReply *sl_rconn_command(sl_rconn *c, int argc, const char *const *argv, con
         return NULL;
     }
     if (rep->type == REDIS_REPLY_ERROR) {
+        demoted(c, rep);
         sl_err_set(err, SL_EREDIS, "redis %s: %s: %s", c->address, cmd, rep->str);
         freeReplyObject(rep);
         return NULL;
@@ -140,6 +150,7 @@ redisReply *sl_rconn_reply(sl_rconn *c, sl_err *err)
         fail_ctx(c, err, "read reply");
         return NULL;
     }
+    demoted(c, p);
     return p;
 }
 

@@ -5,7 +5,8 @@
  * a unix socket, authenticates, selects a database, keeps a socket timeout
  * (raised for a blocking command), and turns every way a call can fail into
  * one sl_err naming the server (never the password).  After an I/O or
- * protocol error the connection is broken for good: free it.
+ * protocol error, or a READONLY error reply (the server is a replica now:
+ * a failover happened), the connection is broken for good: free it.
  *
  * A connection must never cross fork(). */
 #ifndef SL_REDIS_CONN_H

@@ -29,16 +29,18 @@ log() { printf 'cluster.sh: %s\n' "$*" >&2; }
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-# Sets PORT to a free port in 20000-29999 whose cluster bus port (+10000)
-# is free too, and not among the ports already taken by this run.
+# Sets PORT to a free port in 20000-31999 (below Linux's ephemeral range,
+# where outgoing connections would take ports from under us) that this run
+# has not taken yet.  Cluster bus ports are chosen the same way and set
+# with cluster-port, rather than left at port + 10000.
 TAKEN=" "
 PORT=
 free_port() {
     local p i
     for ((i = 0; i < 500; i++)); do
-        p=$((20000 + (RANDOM * 32768 + RANDOM) % 10000))
+        p=$((20000 + (RANDOM * 32768 + RANDOM) % 12000))
         [[ $TAKEN != *" $p "* ]] || continue
-        if ! port_in_use "$p" && ! port_in_use $((p + 10000)); then
+        if ! port_in_use "$p"; then
             TAKEN+="$p "
             PORT=$p
             return 0
@@ -136,7 +138,9 @@ start_cluster() {
         ports+=("$PORT")
     done
     for i in "${ports[@]}"; do
+        free_port
         start_node "$dir" "$i" "cluster-enabled yes" "cluster-config-file nodes.conf" \
+            "cluster-port $PORT" \
             "cluster-node-timeout 1500" "cluster-replica-validity-factor 0" || return 1
     done
     local addrs=()

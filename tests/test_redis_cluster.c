@@ -343,6 +343,49 @@ Test(cluster, commands_and_pipelines_go_to_the_master_of_their_slot)
     servers_stop(&s);
 }
 
+Test(cluster, one_read_over_queues_on_three_masters_keeps_their_order_and_blocks)
+{
+    servers s;
+    servers_start(&s, "cluster");
+    sl_redis *r = connect_url(s.url);
+    char q[3][64];
+    queues_on_masters(r, q, 3);
+    char *queues[3] = { q[2], q[0], q[1] };   /* priority order: q2 first */
+    sl_err err;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(sl_queue_ensure_group(r, q[i], &err), 0, "%s", err.msg);
+        enqueue_noop(r, q[i], NULL);
+    }
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_read(r, "c1", queues, 3, 1, 0, &b, &err), 3, "%s", err.msg);
+    for (size_t i = 0; i < 3; i++)
+        cr_assert_str_eq(b.items[i].queue, queues[i], "entry %zu came from %s", i, b.items[i].queue);
+    sl_batch_clear(&b);
+    /* Nothing waiting: a blocking read waits on all three masters at once
+     * and returns the job that one of them receives meanwhile. */
+    pid_t producer = fork();
+    cr_assert(producer >= 0);
+    if (producer == 0) {
+        usleep(500000);
+        sl_redis *p = sl_redis_connect(s.url, 5000, &err);
+        sl_job job = { .id = "0190a0a0-0000-7000-8000-000000000001", .kind = "noop", .queue = q[1],
+                       .attempt = 1, .enqueued_at = sl_now_ms() };
+        _exit(p && sl_queue_enqueue(p, &job, &err) == 0 ? 0 : 1);
+    }
+    int got = 0;
+    for (int tries = 0; tries < 20 && got == 0; tries++) {
+        got = sl_queue_read(r, "c1", queues, 3, 1, 2000, &b, &err);
+        cr_assert_geq(got, 0, "%s", err.msg);
+    }
+    int status;
+    cr_assert_eq(waitpid(producer, &status, 0), producer);
+    cr_assert_eq(got, 1);
+    cr_assert_str_eq(b.items[0].queue, q[1]);
+    sl_batch_free(&b);
+    sl_redis_free(r);
+    servers_stop(&s);
+}
+
 /* ---- worker pools ----------------------------------------------------------- */
 
 static char *pool_config(void)
@@ -424,10 +467,15 @@ Test(cluster, pools_process_queues_on_three_masters_exactly_once)
     char *cfg = pool_config();
     char *logs[3];
     pid_t pools[3];
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < 2; i++) {
         logs[i] = sl_xasprintf("%s.pool%d.log", s.dir, i);
         pools[i] = pool_start(cfg, s.url, q[i], logs[i]);
     }
+    /* The third pool reads all three queues, on three masters. */
+    char all[200];
+    snprintf(all, sizeof all, "%s,%s,%s", q[2], q[0], q[1]);
+    logs[2] = sl_xasprintf("%s.pool2.log", s.dir);
+    pools[2] = pool_start(cfg, s.url, all, logs[2]);
     /* More while the pools run. */
     for (int i = 0; i < 3; i++)
         for (int k = 0; k < 50; k++)
