@@ -67,8 +67,7 @@ sl_rconn *sl_rconn_open(const sl_rconn_addr *a, sl_err *err)
         snprintf(c->address, sizeof c->address, "%s", a->path);
         c->ctx = redisConnectUnixWithTimeout(a->path, tv);
     } else {
-        snprintf(c->address, sizeof c->address, strchr(a->host, ':') ? "[%s]:%d" : "%s:%d",
-                 a->host, a->port);
+        snprintf(c->address, sizeof c->address, "%s:%d", a->host, a->port);
         c->ctx = redisConnectWithTimeout(a->host, a->port, tv);
     }
     if (c->ctx == NULL || c->ctx->err) {
