@@ -219,12 +219,10 @@ start)
     [[ ! -e $dir ]] || { log "$dir exists"; exit 2; }
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
-    # The watchdog first, so that a failed start is cleaned up too.
-    (
-        trap '' HUP INT
-        exec </dev/null >/dev/null 2>&1
-        watchdog "$dir" "$owner"
-    ) &
+    # The watchdog first, so that a failed start is cleaned up too; in a
+    # session of its own, so that killing the caller's process group does
+    # not take it along before it has cleaned up.
+    setsid "${BASH_SOURCE[0]}" watchdog "$dir" "$owner" </dev/null >/dev/null 2>&1 &
     disown
     case $kind in
     cluster) start_cluster "$dir" || { stop_dir "$dir"; exit 1; } ;;
@@ -242,6 +240,10 @@ kill)
     f=$2/node-$3/redis.pid
     [[ -s $f ]] || { log "no server on port $3 in $2"; exit 1; }
     kill -KILL "$(cat "$f")"
+    ;;
+watchdog) # internal: DIR OWNER
+    trap '' HUP INT
+    watchdog "$2" "$3"
     ;;
 -h | --help) usage ;;
 *) usage >&2; exit 2 ;;
