@@ -1,0 +1,55 @@
+// screenshots.js: every page at desktop (1280x800) and phone (390x844)
+// widths, written as PNG files NAME-desktop.png / NAME-phone.png into the
+// spec's screenshot directory (in the build tree).  On the way it checks
+// what makes a page usable on a phone: a viewport meta tag and no
+// horizontal scrolling of the whole page.
+'use strict';
+
+const fs = require('node:fs');
+const path = require('node:path');
+const { check, watchedPage, describe, signInWithToken } = require('./lib');
+
+const WIDTHS = [
+  { name: 'desktop', viewport: { width: 1280, height: 800 } },
+  { name: 'phone', viewport: { width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 } },
+];
+
+// The page names are the contract's; the C test expects exactly these files.
+function pages(spec) {
+  const { runs } = spec;
+  return [
+    ['login', '/login', null],
+    ['gates', '/gates', 'bob'],
+    ['gate', `/runs/${runs.csrf.run}/gates/${runs.csrf.gate}`, 'bob'],
+    ['run', `/runs/${runs.approve.run}`, 'bob'],
+    ['runs', '/runs', 'bob'],
+    ['audit', `/runs/${runs.approve.run}/audit`, 'bob'],
+    ['queues', '/queues', 'bob'],
+  ];
+}
+
+async function screenshots(ctx) {
+  const { base, tokens, screenshots: dir, queue } = ctx.spec;
+  fs.mkdirSync(dir, { recursive: true });
+  const signedOut = await watchedPage(await ctx.browser.createBrowserContext());
+  const bob = await signInWithToken(await ctx.browser.createBrowserContext(), base, tokens.bob);
+  for (const w of WIDTHS) {
+    for (const [name, url, user] of pages(ctx.spec)) {
+      const page = user ? bob : signedOut;
+      await page.setViewport(w.viewport);
+      const resp = await page.goto(`${base}${url}`, { waitUntil: 'networkidle0' });
+      check(resp.status() === 200, `${name} (${url}): status ${resp.status()}: ${await describe(page)}`);
+      check(new URL(page.url()).pathname === url, `${name}: expected ${url}, got ${page.url()}`);
+      check(await page.$('meta[name="viewport"]'), `${name}: no <meta name="viewport">`);
+      const wide = await page.evaluate(() => [document.documentElement.scrollWidth, window.innerWidth]);
+      check(wide[0] <= wide[1] + 1, `${name} at ${w.name} width scrolls sideways (${wide[0]} px wide in ${wide[1]})`);
+      if (name === 'queues') {
+        const rows = await page.$$eval('#queues tr.queue', (trs) => trs.map((tr) => tr.innerText));
+        check(rows.some((t) => t.includes(queue)), `the Queues page should list ${queue}: ${rows}`);
+      }
+      await page.screenshot({ path: path.join(dir, `${name}-${w.name}.png`), fullPage: true });
+    }
+  }
+}
+
+module.exports = { screenshots, pages, WIDTHS };
