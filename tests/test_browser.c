@@ -337,7 +337,7 @@ static void teardown(void)
     free(node);
 }
 
-TestSuite(browser, .init = setup, .fini = teardown, .timeout = 240);
+TestSuite(browser, .init = setup, .fini = teardown, .timeout = 300);
 
 /* The spec run.js reads (see its header). */
 static char *write_spec(const char *shots, const char *report)
