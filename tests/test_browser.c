@@ -56,6 +56,7 @@ static char dir[64];          /* this test's files */
 static char db[96];           /* its private database */
 static char queue[96];        /* its queue */
 static char *config;
+static char *shared_db_url;   /* DATABASE_URL of the test servers, for dropping ours */
 static char *node;            /* the node binary */
 static const char *chromium;  /* the Chromium binary */
 static pid_t idp, pool, sched;
@@ -262,6 +263,7 @@ static void setup(void)
     /* A database of its own: its own leader lock, and My gates shows only
      * this test's gates. */
     th_private_db(db, sizeof db, "browser");
+    shared_db_url = sl_xstrdup(th_env("DATABASE_URL"));
     char *url = th_pg_url("sluice", db);
     setenv("SLUICE_DATABASE_URL", url, 1);
     setenv("DATABASE_URL", url, 1);
@@ -327,8 +329,12 @@ static void teardown(void)
     stop(&sched, "the scheduler");
     stop(&pool, "the worker pool");
     stop(&idp, "the identity provider");
-    if (db[0])
+    if (shared_db_url) {
+        /* dropped from the shared database: not while connected to it */
+        setenv("DATABASE_URL", shared_db_url, 1);
         th_private_db_drop(db);
+    }
+    free(shared_db_url);
     for (size_t i = 0; i < NUSERS; i++)
         free(tokens[i]);
     for (int i = 0; i < NRUNS; i++)

@@ -310,7 +310,8 @@ async function oidcSignIn(ctx) {
   check(await count(page, 'a#login-oidc') === 1, `no #login-oidc link on /login: ${await describe(page)}`);
   await clickAndWait(page, 'a#login-oidc');
   const hosts = new Set(page.seen.requests.map((q) => new URL(q.url).host));
-  check(hosts.has(new URL(ctx.spec.idp).host), `the sign-in never went to the identity provider: ${[...hosts]}`);
+  check(hosts.has(new URL(ctx.spec.idp).host),
+    `the sign-in never went to the identity provider (requests to ${[...hosts]}): ${await describe(page)}`);
   check(pathOf(page) === '/gates', `OIDC sign-in should land on /gates: ${await describe(page)}`);
   check(await sessionCookie(page), 'no session cookie after OIDC sign-in');
   const links = await page.$$eval('#my-gates a.gate-link', (as2) => as2.map((a) => a.getAttribute('href')));
