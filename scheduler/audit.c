@@ -144,6 +144,18 @@ static bool check_sig(const PGresult *res, int r, long long seq, const char *has
     return true;
 }
 
+bool sl_audit_row_verifies(const sl_audit_row *row, const char *hash, const char *sighex,
+                           const sl_sign_key *key)
+{
+    char hex[SL_SHA256_HEX], msg[sizeof SIG_PREFIX + SL_SHA256_HEX];
+    unsigned char sig[SL_SIGN_LEN];
+    sl_audit_row_hash(row, hex);
+    if (key == NULL || sighex == NULL || hash == NULL || strcmp(hex, hash) != 0)
+        return false;
+    int n = snprintf(msg, sizeof msg, SIG_PREFIX "%s", hash);
+    return from_hex(sighex, sig, sizeof sig) && sl_sign_verify(key, msg, (size_t)n, sig, sizeof sig);
+}
+
 int sl_audit_verify(sl_db *db, sl_sign_key *const *keys, size_t nkeys, sl_audit_report *rep,
                     sl_err *err)
 {

@@ -52,6 +52,12 @@ void sl_audit_row_hash(const sl_audit_row *row, char hex[SL_SHA256_HEX]);
  * Does nothing when the connection has no key.  0, or -1 with err. */
 int sl_audit_sign_row(sl_db *db, const char *seq, const char *hash, sl_err *err);
 
+/* True if one row verifies on its own: its fields hash to hash and sighex
+ * (hex) is key's signature of it.  For showing a row (the web pages);
+ * sl_audit_verify checks the whole chain. */
+bool sl_audit_row_verifies(const sl_audit_row *row, const char *hash, const char *sighex,
+                           const sl_sign_key *key);
+
 typedef struct sl_audit_report {
     bool ok;                /* every check passed */
     long long rows;         /* rows read */

@@ -371,9 +371,7 @@ static void get_audit(sl_request *r, sl_response *resp)
 
 /* ---- gates --------------------------------------------------------------------- */
 
-/* The ids of the steps gate gate_id of run_id needs, as an array literal
- * "{a,b}" (caller frees), from the run's pipeline definition. */
-static char *gate_needs(sl_db *db, const sl_config *cfg, const char *run_id, const char *gate_id, sl_err *err)
+char *sl_api_gate_needs(sl_db *db, const sl_config *cfg, const char *run_id, const char *gate_id, sl_err *err)
 {
     const char *p[] = { run_id };
     PGresult *res = sl_db_exec(db, "source", "SELECT source_name, source FROM sluice_runs WHERE id = $1", 1, p, err);
@@ -412,7 +410,7 @@ static char *gate_needs(sl_db *db, const sl_config *cfg, const char *run_id, con
 /* The JSON of one gate with its evidence into out; false if none. */
 static int gate_json(sl_request *r, sl_db *db, const char *run_id, const char *gate_id, sl_buf *out, sl_err *err)
 {
-    char *needs = gate_needs(db, r->cfg, run_id, gate_id, err);
+    char *needs = sl_api_gate_needs(db, r->cfg, run_id, gate_id, err);
     if (needs == NULL)
         return -1;
     const char *p[] = { run_id, gate_id, needs };

@@ -1,0 +1,860 @@
+/* test_web.c: the web pages of `sluice serve` over real sockets, against
+ * the test PostgreSQL and Redis: the one escaping function with hostile
+ * strings; every page redirecting to sign-in without a session and
+ * rendering with one, with the security headers; hostile names, outputs,
+ * instructions and comments coming back inert; POSTs without the CSRF token
+ * or from another site refused with nothing decided; decisions recorded
+ * as the session's principal and method, a second decision shown refused
+ * with its reason; session cookie flags, expiry and sign-out; token
+ * sign-in failures rate limited; the reverse-proxy header trusted only from
+ * the configured address; and OIDC sign-in against a small local provider. */
+#include "apiserver.h"
+#include "harness.h"
+#include "httpd.h"
+
+#include "b64url.h"
+#include "buf.h"
+#include "html.h"
+#include "mem.h"
+#include "sha256.h"
+
+#include <criterion/criterion.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+static char dir[64];     /* this test's files */
+static char *config;     /* its configuration */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Writes the configuration with extra lines for api: (indented by two). */
+static void write_config(const char *api_extra)
+{
+    free(config);
+    config = sl_xasprintf("%s/sluice.config", dir);
+    char *text = sl_xasprintf("scheduler:\n  pipelines: %s\napi:\n  rate_limit: 10000\n  rate_burst: 10000\n%s",
+                              dir, api_extra ? api_extra : "");
+    write_file(config, text);
+    free(text);
+}
+
+static void setup(void)
+{
+    th_migrate();
+    snprintf(dir, sizeof dir, "/tmp/sluice-web-XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+    write_config(NULL);
+}
+
+static void teardown(void)
+{
+    free(config);
+    config = NULL;
+}
+
+TestSuite(web, .init = setup, .fini = teardown, .timeout = 120);
+TestSuite(html, .timeout = 30);
+
+/* ---- the escaping function ---------------------------------------------------- */
+
+static char *escaped(const char *s, size_t n)
+{
+    sl_buf b = SL_BUF_INIT;
+    sl_html_text(&b, s, n);
+    sl_buf_puts(&b, "");
+    return sl_buf_detach(&b);
+}
+
+Test(html, hostile_strings_become_inert_text)
+{
+    static const char *const hostile[] = {
+        "<script>alert(1)</script>", "\"><img src=x onerror=alert(1)>", "' onmouseover='alert(1)",
+        "</textarea><script>x()</script>", "<!-- -->", "&lt;already&gt;", "javascript:alert(1)",
+    };
+    for (size_t i = 0; i < sizeof hostile / sizeof hostile[0]; i++) {
+        char *e = escaped(hostile[i], strlen(hostile[i]));
+        cr_assert(strpbrk(e, "<>\"'") == NULL, "'%s' escaped to '%s'", hostile[i], e);
+        /* every & starts a character reference we wrote */
+        for (const char *p = strchr(e, '&'); p; p = strchr(p + 1, '&'))
+            cr_assert(strncmp(p, "&amp;", 5) == 0 || strncmp(p, "&lt;", 4) == 0 || strncmp(p, "&gt;", 4) == 0 ||
+                      strncmp(p, "&quot;", 6) == 0 || strncmp(p, "&#39;", 5) == 0, "%s", e);
+        free(e);
+    }
+    char *e = escaped("<b>&\"'", 6);
+    cr_assert_str_eq(e, "&lt;b&gt;&amp;&quot;&#39;");
+    free(e);
+    /* control characters are shown, not passed through; tab and newline stay */
+    e = escaped("a\x1b[31mb\x01\x7f\tc\nd", strlen("a\x1b[31mb\x01\x7f\tc\nd"));
+    cr_assert_str_eq(e, "a\\x1b[31mb\\x01\\x7f\tc\nd");
+    free(e);
+    /* a NUL inside the length is shown too */
+    e = escaped("a\0b", 3);
+    cr_assert_str_eq(e, "a\\x00b");
+    free(e);
+    /* malformed UTF-8 becomes U+FFFD; well-formed passes */
+    e = escaped("\xff<\xc3\xa9\xe2\x82", 6);
+    cr_assert_str_eq(e, "\xef\xbf\xbd&lt;\xc3\xa9\xef\xbf\xbd\xef\xbf\xbd");
+    free(e);
+    /* path segments: only unreserved characters survive */
+    sl_buf b = SL_BUF_INIT;
+    sl_html_seg(&b, "a/b?c=\"d\"<e> f");
+    cr_assert_str_eq(sl_buf_str(&b), "a%2Fb%3Fc%3D%22d%22%3Ce%3E%20f");
+    sl_buf_free(&b);
+}
+
+Test(html, form_decoding)
+{
+    const char *body = "csrf=abc&comment=a+b%3Cc%3E&input.x=1&input.x=2&bad=%zz&nul=a%00b";
+    char *v = sl_html_form_get(body, strlen(body), "comment");
+    cr_assert_str_eq(v, "a b<c>");
+    free(v);
+    v = sl_html_form_get(body, strlen(body), "input.x");
+    cr_assert_str_eq(v, "2", "the last occurrence wins (a checkbox after its hidden default)");
+    free(v);
+    cr_assert_null(sl_html_form_get(body, strlen(body), "bad"));
+    cr_assert_null(sl_html_form_get(body, strlen(body), "nul"));
+    cr_assert_null(sl_html_form_get(body, strlen(body), "missing"));
+    cr_assert_null(sl_html_form_decode("%4", 2));
+}
+
+/* ---- HTTP with cookies ---------------------------------------------------------- */
+
+typedef struct reply {
+    long status;
+    char *body;
+    char *headers;
+} reply;
+
+static size_t collect(char *data, size_t size, size_t n, void *arg)
+{
+    sl_buf_append(arg, data, size * n);
+    return size * n;
+}
+
+static const char *source_ip;   /* connect from this address (NULL: default) */
+
+/* method url with optional Cookie header value, form body and up to two
+ * more headers. */
+static reply req(const char *method, const char *url, const char *cookie, const char *form, const char *h1,
+                 const char *h2)
+{
+    reply r = { 0 };
+    sl_buf b = SL_BUF_INIT, h = SL_BUF_INIT;
+    struct curl_slist *hs = NULL;
+    char *ck = cookie ? sl_xasprintf("Cookie: %s", cookie) : NULL;
+    if (ck)
+        hs = curl_slist_append(hs, ck);
+    if (form)
+        hs = curl_slist_append(hs, "Content-Type: application/x-www-form-urlencoded");
+    if (h1)
+        hs = curl_slist_append(hs, h1);
+    if (h2)
+        hs = curl_slist_append(hs, h2);
+    CURL *c = curl_easy_init();
+    cr_assert_not_null(c);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hs);
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 30000L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, collect);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
+    if (source_ip)
+        curl_easy_setopt(c, CURLOPT_INTERFACE, source_ip);
+    if (form)
+        curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
+    CURLcode cc = curl_easy_perform(c);
+    cr_assert_eq(cc, CURLE_OK, "%s %s: %s", method, url, curl_easy_strerror(cc));
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r.status);
+    curl_easy_cleanup(c);
+    curl_slist_free_all(hs);
+    free(ck);
+    sl_buf_puts(&b, "");
+    sl_buf_puts(&h, "");
+    r.body = sl_buf_detach(&b);
+    r.headers = sl_buf_detach(&h);
+    return r;
+}
+
+static void reply_free(reply *r)
+{
+    free(r->body);
+    free(r->headers);
+}
+
+/* The value of header name (case-insensitive) in r (caller frees), the
+ * nth one of that name (0: first), or NULL. */
+static char *header(const reply *r, const char *name, int nth)
+{
+    size_t n = strlen(name);
+    for (const char *p = r->headers; p && *p;) {
+        const char *eol = strstr(p, "\r\n");
+        size_t len = eol ? (size_t)(eol - p) : strlen(p);
+        if (len > n && strncasecmp(p, name, n) == 0 && p[n] == ':' && nth-- == 0) {
+            const char *v = p + n + 1;
+            while (*v == ' ')
+                v++;
+            return sl_xstrndup(v, len - (size_t)(v - p));
+        }
+        p = eol ? eol + 2 : p + len;
+    }
+    return NULL;
+}
+
+/* The value of cookie name set by r (caller frees), or NULL; *line gets
+ * the whole Set-Cookie line when line is not NULL. */
+static char *set_cookie(const reply *r, const char *name, char **line)
+{
+    for (int i = 0; i < 4; i++) {
+        char *v = header(r, "Set-Cookie", i);
+        if (v == NULL)
+            break;
+        size_t n = strlen(name);
+        if (strncmp(v, name, n) == 0 && v[n] == '=') {
+            char *val = sl_xstrndup(v + n + 1, strcspn(v + n + 1, ";"));
+            if (line)
+                *line = v;
+            else
+                free(v);
+            return val;
+        }
+        free(v);
+    }
+    return NULL;
+}
+
+/* The value="" of the hidden csrf field in a page (caller frees). */
+static char *csrf_of(const char *body)
+{
+    const char *p = strstr(body, "name=\"csrf\" value=\"");
+    cr_assert_not_null(p, "no csrf field in:\n%s", body);
+    p += strlen("name=\"csrf\" value=\"");
+    return sl_xstrndup(p, strcspn(p, "\""));
+}
+
+static char *page_url(const th_server *s, const char *path) { return sl_xasprintf("%s%s", s->url, path); }
+
+static reply get(const th_server *s, const char *path, const char *session)
+{
+    char *u = page_url(s, path);
+    char *ck = session ? sl_xasprintf("sluice_session=%s", session) : NULL;
+    reply r = req("GET", u, ck, NULL, NULL, NULL);
+    free(ck);
+    free(u);
+    return r;
+}
+
+/* POSTs form to path with the session cookie and an Origin of this server. */
+static reply post(const th_server *s, const char *path, const char *session, const char *form, const char *extra)
+{
+    char *u = page_url(s, path);
+    char *ck = session ? sl_xasprintf("sluice_session=%s", session) : NULL;
+    char *origin = sl_xasprintf("Origin: %s", s->url);
+    reply r = req("POST", u, ck, form, origin, extra);
+    free(origin);
+    free(ck);
+    free(u);
+    return r;
+}
+
+/* Token sign-in through the form; returns the session cookie's value,
+ * or NULL when refused (*status gets the answer's status). */
+static char *sign_in(const th_server *s, const char *token, long *status)
+{
+    reply r = get(s, "/login?next=/gates", NULL);
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    char *pre = set_cookie(&r, "sluice_pre", NULL);
+    cr_assert_not_null(pre, "%s", r.headers);
+    char *csrf = csrf_of(r.body);
+    reply_free(&r);
+    char *u = page_url(s, "/login");
+    char *ck = sl_xasprintf("sluice_pre=%s", pre);
+    char *form = sl_xasprintf("csrf=%s&next=%%2Fgates&token=%s", csrf, token);
+    char *origin = sl_xasprintf("Origin: %s", s->url);
+    r = req("POST", u, ck, form, origin, NULL);
+    if (status)
+        *status = r.status;
+    char *session = r.status == 303 ? set_cookie(&r, "sluice_session", NULL) : NULL;
+    if (r.status == 303) {
+        char *loc = header(&r, "Location", 0);
+        cr_assert_str_eq(loc, "/gates");
+        free(loc);
+    }
+    reply_free(&r);
+    free(origin);
+    free(form);
+    free(ck);
+    free(u);
+    free(csrf);
+    free(pre);
+    return session;
+}
+
+/* ---- a run waiting at a gate, written as the scheduler would ------------------------- */
+
+static void sql(const char *text, int n, const char *const *params)
+{
+    char *wrapped = sl_xasprintf("WITH x AS (%s RETURNING 1) SELECT count(*) FROM x", text);
+    cr_assert_geq(th_pg_number(wrapped, n, params), 0);
+    free(wrapped);
+}
+
+/* Makes run `run` of pipeline `pipeline`, triggered by `by`, whose step
+ * `build` succeeded with output `out` and whose gate `g` (approvers a and
+ * b, `required` approvals, instructions `instr`, inputs: a string with a
+ * default and a bool) is open. */
+static void seed(const char *run, const char *pipeline, const char *by, const char *out, const char *instr,
+                 const char *approvers, const char *required)
+{
+    char *source = sl_xasprintf("name: %s\nsteps:\n  - {id: build, kind: noop}\n"
+                                "  - id: g\n    needs: [build]\n    approval: {approvers: [alice, bob]}\n", pipeline);
+    const char *pr[] = { run, pipeline, source, by };
+    sql("INSERT INTO sluice_runs (id, pipeline, source_name, source, triggered_by, status, started_at)"
+        " VALUES ($1, $2, 'web.yaml', $3, $4, 'running', now())", 4, pr);
+    char *job = sl_xasprintf("%s.build.1.x", run);
+    const char *ps[] = { run, job, out };
+    sql("INSERT INTO sluice_run_steps (run_id, step_id, position, status, job_id, attempt, queued_at, finished_at,"
+        " outputs) VALUES ($1, 'build', 0, 'succeeded', $2, 1, now() - interval '3 seconds', now(),"
+        " jsonb_build_object('log', $3::text))", 3, ps);
+    sql("INSERT INTO sluice_run_steps (run_id, step_id, position, status) VALUES ($1, 'g', 1, 'waiting')", 1, ps);
+    sql("INSERT INTO sluice_jobs (id, queue, kind, status, attempts, run_id, step_id, outputs)"
+        " VALUES ($2, 'web-q', 'noop', 'succeeded', 1, $1, 'build', jsonb_build_object('log', $3::text))", 3, ps);
+    const char *pg[] = { run, approvers, required, by, instr };
+    sql("INSERT INTO sluice_gates (run_id, gate_id, status, approvers, required, triggered_by, input_spec,"
+        " instructions, deadline) VALUES ($1, 'g', 'open', string_to_array($2, ','), $3::integer, $4,"
+        " '[{\"name\": \"target\", \"type\": \"string\", \"default\": \"eu-1\"},"
+        "   {\"name\": \"canary\", \"type\": \"bool\", \"default\": true}]', $5, now() + interval '1 hour')", 5, pg);
+    free(job);
+    free(source);
+}
+
+static long long audit_count(const char *run, const char *decision)
+{
+    const char *p[] = { run, decision };
+    return th_pg_number("SELECT count(*) FROM sluice_audit WHERE run_id = $1 AND decision = $2", 2, p);
+}
+
+static char *new_run(const char *prefix)
+{
+    char name[64];
+    th_name(name, sizeof name, prefix);
+    return sl_xstrdup(name);
+}
+
+/* ---- the pages ---------------------------------------------------------------------- */
+
+static const char *const pages[] = { "/gates", "/runs", "/queues", "/runs/RUN", "/runs/RUN/gates/g",
+                                     "/runs/RUN/audit", "/jobs/RUN.build.1.x" };
+
+/* path with RUN replaced by run (caller frees). */
+static char *page_of(const char *path, const char *run)
+{
+    const char *at = strstr(path, "RUN");
+    return at ? sl_xasprintf("%.*s%s%s", (int)(at - path), path, run, at + 3) : sl_xstrdup(path);
+}
+
+Test(web, signed_out_pages_redirect_to_sign_in)
+{
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        char *path = page_of(pages[i], "somerun");
+        reply r = get(&s, path, NULL);
+        cr_assert_eq(r.status, 303, "%s: %ld", path, r.status);
+        char *loc = header(&r, "Location", 0);
+        cr_assert(loc && strncmp(loc, "/login?next=", 12) == 0, "%s -> %s", path, loc ? loc : "(none)");
+        free(loc);
+        reply_free(&r);
+        /* a made-up session cookie is no better */
+        r = get(&s, path, "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef");
+        cr_assert_eq(r.status, 303, "%s with a made-up session: %ld", path, r.status);
+        reply_free(&r);
+        free(path);
+    }
+    reply r = get(&s, "/", NULL);
+    cr_assert_eq(r.status, 303);
+    char *loc = header(&r, "Location", 0);
+    cr_assert_str_eq(loc, "/login?next=/gates");
+    free(loc);
+    reply_free(&r);
+    /* the sign-in page: security headers, and only same-site relative next paths */
+    r = get(&s, "/login?next=//evil.example/x", NULL);
+    cr_assert_eq(r.status, 200);
+    char *csp = header(&r, "Content-Security-Policy", 0);
+    cr_assert(csp && strstr(csp, "default-src 'none'") && strstr(csp, "script-src 'self'") &&
+              strstr(csp, "frame-ancestors 'none'"), "%s", csp ? csp : "(none)");
+    free(csp);
+    char *xfo = header(&r, "X-Frame-Options", 0), *rp = header(&r, "Referrer-Policy", 0);
+    char *nos = header(&r, "X-Content-Type-Options", 0), *cc = header(&r, "Cache-Control", 0);
+    cr_assert(xfo && strcmp(xfo, "DENY") == 0 && rp && nos && strcmp(nos, "nosniff") == 0 && cc &&
+              strcmp(cc, "no-store") == 0, "%s", r.headers);
+    free(xfo);
+    free(rp);
+    free(nos);
+    free(cc);
+    cr_assert(strstr(r.body, "<form id=\"login-token\" method=\"post\" action=\"/login\">"), "%s", r.body);
+    cr_assert(strstr(r.body, "name=\"next\" value=\"/gates\""), "%s", r.body);
+    cr_assert(!strstr(r.body, "evil.example"), "%s", r.body);
+    cr_assert(!strstr(r.body, "login-oidc"), "no OIDC link without api.oidc");
+    reply_free(&r);
+    /* the stylesheet and script are served; a POST without a session changes nothing */
+    r = get(&s, "/static/sluice.css", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "@media"), "a stylesheet for phones too");
+    reply_free(&r);
+    r = get(&s, "/static/sluice.js", NULL);
+    cr_assert_eq(r.status, 200);
+    reply_free(&r);
+    r = post(&s, "/logout", NULL, "csrf=x", NULL);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    th_serve_stop(&s);
+}
+
+Test(web, every_page_renders_for_a_signed_in_approver)
+{
+    char *run = new_run("webpages");
+    seed(run, "webpipe", "carol", "built ok", "Check the build, then approve.", "alice,bob", "1");
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *token = th_token(config, "alice", "read,approve", NULL);
+    char *session = sign_in(&s, token, NULL);
+    cr_assert_not_null(session);
+    static const char *const marks[] = { "<table id=\"my-gates\">", "<table id=\"runs\">", "<table id=\"queues\">",
+                                         "<ol id=\"timeline\">", "<dl id=\"gate-info\">", "<table id=\"audit\">",
+                                         "<dl id=\"job-info\">" };
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        char *path = page_of(pages[i], run);
+        reply r = get(&s, path, session);
+        cr_assert_eq(r.status, 200, "%s: %ld\n%s", path, r.status, r.body);
+        cr_assert(strstr(r.body, marks[i]), "%s lacks %s:\n%s", path, marks[i], r.body);
+        cr_assert(strstr(r.body, "<nav>") && strstr(r.body, "<form id=\"logout\" method=\"post\" action=\"/logout\">"),
+                  "%s", path);
+        cr_assert(strstr(r.body, "name=\"viewport\""), "%s", path);
+        char *csp = header(&r, "Content-Security-Policy", 0);
+        cr_assert_not_null(csp, "%s", path);
+        free(csp);
+        free(path);
+        reply_free(&r);
+    }
+    /* My gates lists the gate with a link and a deadline */
+    reply r = get(&s, "/gates", session);
+    char *link = sl_xasprintf("<a class=\"gate-link\" href=\"/runs/%s/gates/g\">", run);
+    cr_assert(strstr(r.body, link), "%s", r.body);
+    cr_assert(strstr(r.body, "<tr class=\"gate\">") && strstr(r.body, "<time class=\"deadline\" datetime=\""),
+              "%s", r.body);
+    reply_free(&r);
+    free(link);
+    /* the gate page: status, instructions, evidence with its output and job, the form with typed inputs */
+    char *gp = sl_xasprintf("/runs/%s/gates/g", run);
+    r = get(&s, gp, session);
+    cr_assert(strstr(r.body, "<dd id=\"gate-status\" class=\"status\">open</dd>"), "%s", r.body);
+    cr_assert(strstr(r.body, "<div id=\"instructions\">Check the build, then approve.</div>"), "%s", r.body);
+    cr_assert(strstr(r.body, "<div class=\"evidence-step\" data-step=\"build\" data-status=\"succeeded\">"), "%s",
+              r.body);
+    cr_assert(strstr(r.body, "built ok") && strstr(r.body, "class=\"job-link\" href=\"/jobs/"), "%s", r.body);
+    cr_assert(strstr(r.body, "name=\"input.target\" value=\"eu-1\""), "%s", r.body);
+    cr_assert(strstr(r.body, "type=\"checkbox\"") && strstr(r.body, "name=\"input.canary\" value=\"true\" checked"),
+              "%s", r.body);
+    cr_assert(strstr(r.body, "<button name=\"decision\" value=\"approve\" id=\"approve\"") &&
+              strstr(r.body, "<textarea id=\"comment\" name=\"comment\""), "%s", r.body);
+    cr_assert(strstr(r.body, "<p id=\"approvers-left\">0 of 1 approvals; 1 more needed, from: alice, bob."), "%s",
+              r.body);
+    reply_free(&r);
+    /* the session cookie's flags; the database holds only its hash */
+    r = get(&s, "/login", NULL);
+    reply_free(&r);
+    long status = 0;
+    char *pre_line = NULL;
+    reply lr = get(&s, "/login", NULL);
+    char *pre = set_cookie(&lr, "sluice_pre", &pre_line);
+    cr_assert(pre_line && strstr(pre_line, "HttpOnly") && strstr(pre_line, "SameSite=Lax"), "%s", pre_line);
+    char *csrf = csrf_of(lr.body);
+    char *form = sl_xasprintf("csrf=%s&next=%%2Fruns&token=%s", csrf, token);
+    char *ck = sl_xasprintf("sluice_pre=%s", pre);
+    char *u = page_url(&s, "/login");
+    char *origin = sl_xasprintf("Origin: %s", s.url);
+    reply pr = req("POST", u, ck, form, origin, NULL);
+    status = pr.status;
+    cr_assert_eq(status, 303, "%s", pr.body);
+    char *line = NULL;
+    char *again = set_cookie(&pr, "sluice_session", &line);
+    cr_assert_not_null(again);
+    cr_assert_eq(strlen(again), 64, "256 random bits: %s", again);
+    cr_assert(strstr(line, "HttpOnly") && strstr(line, "SameSite=Lax") && strstr(line, "Path=/") &&
+              strstr(line, "Max-Age=28800"), "%s", line);
+    cr_assert(!strstr(line, "Secure"), "not Secure over plain http: %s", line);
+    char *loc = header(&pr, "Location", 0);
+    cr_assert_str_eq(loc, "/runs");
+    const char *pa[] = { again };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE id_hash = $1 OR csrf = $1", 1, pa), 0);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE"
+                              " id_hash = encode(sha256(convert_to($1, 'UTF8')), 'hex')", 1, pa), 1);
+    free(loc);
+    free(line);
+    free(again);
+    reply_free(&pr);
+    free(origin);
+    free(u);
+    free(ck);
+    free(form);
+    free(csrf);
+    free(pre);
+    free(pre_line);
+    reply_free(&lr);
+    th_serve_stop(&s);
+    free(gp);
+    free(session);
+    free(token);
+    free(run);
+}
+
+Test(web, hostile_strings_come_back_inert)
+{
+    char *run = new_run("webxss");
+    const char *evil = "<script>alert(1)</script>\"><img src=x onerror=alert(2)>'\x1b[2J";
+    seed(run, "webxss", "<script>alert('trigger')</script>", evil, "<b>Read</b> <script>alert(3)</script>\x1b[2J",
+         "alice,bob", "2");
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *token = th_token(config, "alice", "read,approve", NULL);
+    char *session = sign_in(&s, token, NULL);
+    cr_assert_not_null(session);
+    /* a comment with markup, through the form */
+    reply r = get(&s, "/gates", session);
+    char *csrf = csrf_of(r.body);
+    reply_free(&r);
+    char *dp = sl_xasprintf("/runs/%s/gates/g/decide", run);
+    char *form = sl_xasprintf("csrf=%s&decision=approve&input.target=%%3Cscript%%3Ealert(4)%%3C%%2Fscript%%3E"
+                              "&comment=%%3C%%2Fq%%3E%%3Cscript%%3Ealert(5)%%3C%%2Fscript%%3E", csrf);
+    r = post(&s, dp, session, form, NULL);
+    cr_assert_eq(r.status, 303, "%s", r.body);
+    reply_free(&r);
+    cr_assert_eq(audit_count(run, "approve"), 1);
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        char *path = page_of(pages[i], run);
+        r = get(&s, path, session);
+        cr_assert_eq(r.status, 200, "%s", path);
+        cr_assert(!strstr(r.body, "<script>alert") && !strstr(r.body, "<img") && !strstr(r.body, "\x1b"),
+                  "%s shows markup it was given:\n%s", path, r.body);
+        cr_assert(!strstr(r.body, "<b>Read"), "%s", path);
+        free(path);
+        reply_free(&r);
+    }
+    /* ... and shows it as text */
+    char *gp = sl_xasprintf("/runs/%s/gates/g", run);
+    r = get(&s, gp, session);
+    cr_assert(strstr(r.body, "&lt;script&gt;alert(1)&lt;/script&gt;"), "%s", r.body);
+    cr_assert(strstr(r.body, "&lt;img src=x onerror=alert(2)&gt;"), "%s", r.body);
+    cr_assert(strstr(r.body, "&lt;b&gt;Read&lt;/b&gt; &lt;script&gt;alert(3)&lt;/script&gt;"), "%s", r.body);
+    cr_assert(strstr(r.body, "&lt;script&gt;alert(&#39;trigger&#39;)&lt;/script&gt;"), "%s", r.body);
+    cr_assert(strstr(r.body, "&lt;/q&gt;&lt;script&gt;alert(5)&lt;/script&gt;"), "%s", r.body);
+    cr_assert(strstr(r.body, "&lt;/script&gt;\\x1b[2J</div>"), "the escape character is shown: %s", r.body);
+    cr_assert(strstr(r.body, "\\u001b[2J"), "in outputs, as JSON writes it: %s", r.body);
+    reply_free(&r);
+    th_serve_stop(&s);
+    free(gp);
+    free(form);
+    free(dp);
+    free(csrf);
+    free(session);
+    free(token);
+    free(run);
+}
+
+Test(web, posts_need_the_csrf_token_and_this_site)
+{
+    char *run = new_run("webcsrf");
+    seed(run, "webcsrf", "carol", "ok", "", "alice,bob", "1");
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *token = th_token(config, "alice", "read,approve", NULL);
+    char *session = sign_in(&s, token, NULL);
+    cr_assert_not_null(session);
+    char *gp = sl_xasprintf("/runs/%s/gates/g", run);
+    reply r = get(&s, gp, session);
+    char *csrf = csrf_of(r.body);
+    reply_free(&r);
+    char *dp = sl_xasprintf("%s/decide", gp);
+    char *good = sl_xasprintf("csrf=%s&decision=approve&input.target=eu-2", csrf);
+    char *wrong = sl_xasprintf("csrf=%.63s%c&decision=approve", csrf, csrf[63] == 'a' ? 'b' : 'a');
+    /* no token, a wrong token, another user's page token: 403, nothing decided */
+    const char *bad[] = { "decision=approve", wrong, "csrf=&decision=approve" };
+    for (size_t i = 0; i < 3; i++) {
+        r = post(&s, dp, session, bad[i], NULL);
+        cr_assert_eq(r.status, 403, "%s: %ld", bad[i], r.status);
+        cr_assert(strstr(r.body, "<p id=\"flash\" class=\"error\">"), "%s", r.body);
+        reply_free(&r);
+    }
+    /* the right token from another site */
+    char *u = page_url(&s, dp);
+    char *ck = sl_xasprintf("sluice_session=%s", session);
+    r = req("POST", u, ck, good, "Origin: http://evil.example", NULL);
+    cr_assert_eq(r.status, 403, "cross-site Origin: %ld", r.status);
+    reply_free(&r);
+    r = req("POST", u, ck, good, "Origin: null", NULL);
+    cr_assert_eq(r.status, 403, "opaque Origin: %ld", r.status);
+    reply_free(&r);
+    r = post(&s, dp, session, good, "Sec-Fetch-Site: cross-site");
+    cr_assert_eq(r.status, 403, "Sec-Fetch-Site: cross-site: %ld", r.status);
+    reply_free(&r);
+    /* sign-out without the token does not sign out */
+    r = post(&s, "/logout", session, "csrf=nope", NULL);
+    cr_assert_eq(r.status, 403);
+    reply_free(&r);
+    const char *p[] = { run };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_audit WHERE run_id = $1", 1, p), 0, "nothing decided");
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_gates WHERE run_id = $1 AND status = 'open'", 1, p), 1);
+    /* with everything right: decided as alice, method web-token, the input recorded */
+    r = post(&s, dp, session, good, "Sec-Fetch-Site: same-origin");
+    cr_assert_eq(r.status, 303, "%s", r.body);
+    char *loc = header(&r, "Location", 0);
+    cr_assert_str_eq(loc, gp);
+    free(loc);
+    reply_free(&r);
+    char *method = sl_xasprintf("web-token:%.16s", token + 4);
+    const char *pm[] = { run, method };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_audit WHERE run_id = $1 AND actor = 'alice' AND"
+                              " decision = 'approve' AND method = $2 AND address = '127.0.0.1'", 2, pm), 1);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_gates WHERE run_id = $1 AND status = 'approved'"
+                              " AND inputs->>'target' = 'eu-2' AND inputs->>'canary' = 'true'", 1, p), 1);
+    /* the flash, once */
+    r = get(&s, gp, session);
+    cr_assert(strstr(r.body, "<p id=\"flash\" class=\"ok\">"), "%s", r.body);
+    cr_assert(strstr(r.body, "<dd id=\"gate-status\" class=\"status\">approved</dd>"), "%s", r.body);
+    reply_free(&r);
+    r = get(&s, gp, session);
+    cr_assert(!strstr(r.body, "id=\"flash\""), "the flash is shown once");
+    reply_free(&r);
+    th_serve_stop(&s);
+    free(method);
+    free(ck);
+    free(u);
+    free(wrong);
+    free(good);
+    free(dp);
+    free(csrf);
+    free(gp);
+    free(session);
+    free(token);
+    free(run);
+}
+
+Test(web, a_second_decision_shows_the_refusal)
+{
+    char *run = new_run("webrace");
+    seed(run, "webrace", "carol", "ok", "", "alice,bob", "1");
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *ta = th_token(config, "alice", "read,approve", NULL);
+    char *tb = th_token(config, "bob", "read,approve", NULL);
+    char *sa = sign_in(&s, ta, NULL), *sb = sign_in(&s, tb, NULL);
+    cr_assert(sa && sb);
+    char *gp = sl_xasprintf("/runs/%s/gates/g", run), *dp = sl_xasprintf("/runs/%s/gates/g/decide", run);
+    /* both have the page open */
+    reply ra = get(&s, gp, sa), rb = get(&s, gp, sb);
+    char *ca = csrf_of(ra.body), *cb = csrf_of(rb.body);
+    cr_assert(strcmp(ca, cb) != 0, "each session has its own CSRF token");
+    reply_free(&ra);
+    reply_free(&rb);
+    /* alice's token is not bob's */
+    char *form = sl_xasprintf("csrf=%s&decision=approve", ca);
+    reply r = post(&s, dp, sb, form, NULL);
+    cr_assert_eq(r.status, 403);
+    reply_free(&r);
+    r = post(&s, dp, sa, form, NULL);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    free(form);
+    form = sl_xasprintf("csrf=%s&decision=reject&comment=too+late", cb);
+    r = post(&s, dp, sb, form, NULL);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    r = get(&s, gp, sb);
+    cr_assert(strstr(r.body, "<p id=\"flash\" class=\"refused\">gate &#39;g&#39; of run"), "%s", r.body);
+    cr_assert(strstr(r.body, "is not open: it was approved</p>"), "%s", r.body);
+    reply_free(&r);
+    cr_assert_eq(audit_count(run, "approve"), 1);
+    cr_assert_eq(audit_count(run, "reject"), 0);
+    cr_assert_eq(audit_count(run, "refused"), 1);
+    /* the audit page shows both rows with principal, method and address */
+    char *ap = sl_xasprintf("/runs/%s/audit", run);
+    r = get(&s, ap, sa);
+    cr_assert(strstr(r.body, "<tr class=\"audit-row\" data-decision=\"approve\">") &&
+              strstr(r.body, "<tr class=\"audit-row\" data-decision=\"refused\">"), "%s", r.body);
+    cr_assert(strstr(r.body, "<td>bob</td>") && strstr(r.body, "<td>127.0.0.1</td>") && strstr(r.body, "web-token:"),
+              "%s", r.body);
+    cr_assert(strstr(r.body, "<td class=\"sig\" data-verified=\"unsigned\">"), "no audit key here: %s", r.body);
+    reply_free(&r);
+    /* a rejection needs a comment, as in the API */
+    th_serve_stop(&s);
+    free(ap);
+    free(form);
+    free(ca);
+    free(cb);
+    free(gp);
+    free(dp);
+    free(sa);
+    free(sb);
+    free(ta);
+    free(tb);
+    free(run);
+}
+
+Test(web, sessions_expire_and_sign_out_ends_them)
+{
+    write_config("  web:\n    session_ttl: 2s\n");
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *token = th_token(config, "dave", "read", NULL);
+    char *session = sign_in(&s, token, NULL);
+    cr_assert_not_null(session);
+    reply r = get(&s, "/gates", session);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "<p id=\"no-gates\">"), "%s", r.body);
+    reply_free(&r);
+    sleep(3);
+    r = get(&s, "/gates", session);
+    cr_assert_eq(r.status, 303, "an expired session signs nobody in");
+    reply_free(&r);
+    th_serve_stop(&s);
+    /* sign-out */
+    write_config(NULL);
+    th_serve_start(&s, config, false, NULL);
+    free(session);
+    session = sign_in(&s, token, NULL);
+    r = get(&s, "/runs", session);
+    char *csrf = csrf_of(r.body);
+    reply_free(&r);
+    char *form = sl_xasprintf("csrf=%s", csrf);
+    r = post(&s, "/logout", session, form, NULL);
+    cr_assert_eq(r.status, 303);
+    char *loc = header(&r, "Location", 0);
+    cr_assert_str_eq(loc, "/login");
+    char *line = NULL;
+    char *cleared = set_cookie(&r, "sluice_session", &line);
+    cr_assert(cleared && *cleared == '\0' && strstr(line, "Max-Age=0"), "%s", r.headers);
+    reply_free(&r);
+    r = get(&s, "/runs", session);
+    cr_assert_eq(r.status, 303, "the old cookie no longer works");
+    reply_free(&r);
+    const char *p[] = { session };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE"
+                              " id_hash = encode(sha256(convert_to($1, 'UTF8')), 'hex')", 1, p), 0);
+    th_serve_stop(&s);
+    free(line);
+    free(cleared);
+    free(loc);
+    free(form);
+    free(csrf);
+    free(session);
+    free(token);
+}
+
+Test(web, bad_tokens_fail_and_are_rate_limited)
+{
+    write_config("  auth_failures: 3\n  auth_lockout: 60s\n");
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *good = th_token(config, "erin", "read", NULL);
+    /* the sign-in form needs its pre-session cookie and token */
+    char *u = page_url(&s, "/login");
+    reply r = req("POST", u, NULL, "csrf=x&token=whatever", NULL, NULL);
+    cr_assert_eq(r.status, 403, "%ld", r.status);
+    reply_free(&r);
+    long status = 0;
+    char *bad = sl_xstrdup(good);
+    bad[strlen(bad) - 1] = bad[strlen(bad) - 1] == 'A' ? 'B' : 'A';
+    for (int i = 0; i < 3; i++) {
+        char *sess = sign_in(&s, i == 0 ? bad : "not-a-token", &status);
+        cr_assert_null(sess);
+        cr_assert_eq(status, 401, "attempt %d: %ld", i + 1, status);
+    }
+    /* locked out now, even with a good token */
+    char *sess = sign_in(&s, good, &status);
+    cr_assert_null(sess);
+    cr_assert_eq(status, 429, "%ld", status);
+    const char *cnt[] = { "erin" };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE principal = $1", 1, cnt), 0);
+    char *log = th_read_file(s.log);
+    cr_assert(log && strstr(log, "event=web.sign_in_failed address=127.0.0.1"), "%s", log);
+    free(log);
+    th_serve_stop(&s);
+    free(u);
+    free(bad);
+    free(good);
+}
+
+Test(web, proxy_header_is_trusted_only_from_the_proxy)
+{
+    write_config("  web:\n    proxy_header: X-Forwarded-User\n    proxy_groups_header: X-Forwarded-Groups\n"
+                 "    proxy_addresses: 127.0.0.2\n");
+    char *run = new_run("webproxy");
+    seed(run, "webproxy", "carol", "ok", "", "alice,bob", "1");
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *u = page_url(&s, "/gates");
+    /* from an address that is not the proxy: ignored (and logged) */
+    reply r = req("GET", u, NULL, NULL, "X-Forwarded-User: bob", NULL);
+    cr_assert_eq(r.status, 303, "%ld", r.status);
+    reply_free(&r);
+    char *log = th_read_file(s.log);
+    cr_assert(log && strstr(log, "event=web.proxy_ignored address=127.0.0.1"), "%s", log);
+    free(log);
+    /* from the proxy: bob, with a session */
+    source_ip = "127.0.0.2";
+    r = req("GET", u, NULL, NULL, "X-Forwarded-User: bob", "X-Forwarded-Groups: ops, leads");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    cr_assert(strstr(r.body, "<span class=\"who\">bob</span>"), "%s", r.body);
+    char *session = set_cookie(&r, "sluice_session", NULL);
+    cr_assert_not_null(session);
+    char *csrf = csrf_of(r.body);
+    reply_free(&r);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE principal = 'bob' AND"
+                              " method = 'web-proxy:X-Forwarded-User' AND groups = '{ops,leads}'", 0, NULL), 1);
+    /* a decision through the proxy is bob's, method web-proxy */
+    char *dp = sl_xasprintf("/runs/%s/gates/g/decide", run);
+    char *du = page_url(&s, dp);
+    char *form = sl_xasprintf("csrf=%s&decision=approve", csrf);
+    char *ck = sl_xasprintf("sluice_session=%s", session);
+    char *origin = sl_xasprintf("Origin: %s", s.url);
+    r = req("POST", du, ck, form, origin, "X-Forwarded-User: bob");
+    cr_assert_eq(r.status, 303, "%ld %s", r.status, r.body);
+    reply_free(&r);
+    const char *p[] = { run };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_audit WHERE run_id = $1 AND actor = 'bob' AND"
+                              " method = 'web-proxy:X-Forwarded-User' AND decision = 'approve'", 1, p), 1);
+    /* bob's cookie with the proxy now naming mallory: mallory's own session, not bob's */
+    r = req("GET", u, ck, NULL, "X-Forwarded-User: mallory", NULL);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "<span class=\"who\">mallory</span>"), "%s", r.body);
+    reply_free(&r);
+    source_ip = NULL;
+    th_serve_stop(&s);
+    free(origin);
+    free(ck);
+    free(form);
+    free(du);
+    free(dp);
+    free(csrf);
+    free(session);
+    free(u);
+    free(run);
+}
