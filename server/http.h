@@ -51,7 +51,7 @@ typedef struct sl_response {
     const char *allow;          /* Allow header, or NULL */
     char allow_buf[64];         /* storage for allow when computed */
     bool challenge;             /* add WWW-Authenticate: Bearer (401) */
-    char location[320];         /* Location header, or "" */
+    char location[2048];        /* Location header, or "" (an OIDC authorization URL is long) */
     char set_cookie[2][512];    /* Set-Cookie headers, "" when unused */
 } sl_response;
 

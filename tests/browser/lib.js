@@ -65,6 +65,10 @@ async function watchedPage(context) {
   });
   page.on('request', (r) => page.seen.requests.push({ url: r.url(), method: r.method() }));
   page.on('pageerror', (e) => page.seen.errors.push(String(e)));
+  if (process.env.SLUICE_BROWSER_TRACE) {
+    const t0 = Date.now();
+    page.on('response', (r) => process.stdout.write(`trace: +${Date.now() - t0} ms ${r.status()} ${r.request().method()} ${r.url()}\n`));
+  }
   return page;
 }
 

@@ -41,15 +41,21 @@ async function screenshots(ctx) {
       check(resp.status() === 200, `${name} (${url}): status ${resp.status()}: ${await describe(page)}`);
       check(new URL(page.url()).pathname === url, `${name}: expected ${url}, got ${page.url()}`);
       check(await page.$('meta[name="viewport"]'), `${name}: no <meta name="viewport">`);
+      await page.screenshot({ path: path.join(dir, `${name}-${w.name}.png`), fullPage: true });
       // Against the device's width, not innerWidth: a mobile browser zooms
       // out to fit content that is too wide, and innerWidth grows with it.
-      const wide = await page.evaluate(() => document.documentElement.scrollWidth);
-      check(wide <= w.viewport.width, `${name} at ${w.name} width scrolls sideways (${wide} px wide for ${w.viewport.width})`);
+      const wide = await page.evaluate((max) => {
+        const over = [...document.body.querySelectorAll('*')]
+          .filter((e) => e.getBoundingClientRect().right > max && e.children.length === 0)
+          .map((e) => `<${e.tagName.toLowerCase()} class="${e.className}">${(e.textContent || '').slice(0, 40)}`);
+        return { width: document.documentElement.scrollWidth, over: over.slice(0, 3) };
+      }, w.viewport.width);
+      check(wide.width <= w.viewport.width,
+        `${name} at ${w.name} width scrolls sideways (${wide.width} px wide for ${w.viewport.width}; too wide: ${wide.over.join(', ')})`);
       if (name === 'queues') {
         const rows = await page.$$eval('#queues tr.queue', (trs) => trs.map((tr) => tr.innerText));
         check(rows.some((t) => t.includes(queue)), `the Queues page should list ${queue}: ${rows}`);
       }
-      await page.screenshot({ path: path.join(dir, `${name}-${w.name}.png`), fullPage: true });
     }
   }
 }
