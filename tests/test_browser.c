@@ -174,8 +174,22 @@ static void write_pipelines(const char *pdir)
     free(hostile);
 }
 
+/* An Ed25519 key pair for the API server's audit signatures (the Audit
+ * page shows whether each row verifies). Returns the private key's path. */
+static char *audit_keygen(void)
+{
+    char *priv = sl_xasprintf("%s/audit.key", dir), *pub = sl_xasprintf("%s/audit.pub", dir);
+    const char *argv[] = { SLUICE_BIN, "audit", "keygen", "--private", priv, "--public", pub, NULL };
+    th_result r = th_run(argv, NULL);
+    cr_assert_eq(r.status, 0, "sluice audit keygen: %s", r.err);
+    th_result_free(&r);
+    free(pub);
+    return priv;
+}
+
 static void write_config(int port, int idp_port, const char *secret_file)
 {
+    char *audit_key = audit_keygen();
     char *pdir = sl_xasprintf("%s/pipelines", dir);
     cr_assert_eq(mkdir(pdir, 0755), 0, "mkdir %s: %s", pdir, strerror(errno));
     write_pipelines(pdir);
@@ -188,15 +202,16 @@ static void write_config(int port, int idp_port, const char *secret_file)
         "      command: [/usr/bin/printf, '" BUILD_MARKER " in 41 s\\ntests: 212 passed, 0 failed\\n']\n"
         "    hostile:\n      type: command\n"
         "      command: [/usr/bin/printf, '%%s %%s\\n', '%s', '%s']\n"
-        "api:\n  rate_limit: 10000\n  rate_burst: 10000\n"
+        "api:\n  rate_limit: 10000\n  rate_burst: 10000\n  audit_key_file: %s\n"
         "  public_url: http://127.0.0.1:%d\n"
         "  web:\n    session_ttl: 8h\n"
         "  oidc:\n    issuer: http://127.0.0.1:%d\n    client_id: sluice\n    client_secret_file: %s\n"
         "    redirect_url: http://127.0.0.1:%d/login/oidc/callback\n"
         "    user_claim: preferred_username\n    groups_claim: groups\n    allow_http: true\n",
-        pdir, PAYLOADS[0], PAYLOADS[1], port, idp_port, secret_file, port);
+        pdir, PAYLOADS[0], PAYLOADS[1], audit_key, port, idp_port, secret_file, port);
     write_file(config, text);
     free(text);
+    free(audit_key);
     free(pdir);
 }
 
