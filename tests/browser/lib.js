@@ -24,6 +24,7 @@ const CHROMIUM_FLAGS = [
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
   '--disable-default-apps', '--disable-extensions', '--no-default-browser-check',
   '--disable-features=Translate,MediaRouter,OptimizationHints',
+  '--disable-dev-shm-usage', // containers often have a tiny /dev/shm
 ];
 
 class CheckFailed extends Error {}

@@ -13,8 +13,8 @@
 //   concurrent_refused   two approvers click at once: one approval, the other
 //                        shown as refused with its reason
 //   csrf_cross_site      forms auto-submitted from other origins (cross-site,
-//                        and same-site without or with a wrong token) are
-//                        refused and nothing changes
+//                        and same-site without, with a wrong and with the
+//                        victim's real token) are refused and nothing changes
 //   oidc_sign_in         sign-in through the test identity provider shows the
 //                        user's gates and decides one as that user; a forged
 //                        callback signs nobody in
@@ -265,10 +265,14 @@ async function csrfCrossSite(ctx) {
   const page = await as(ctx, 'dave');
   await goto(page, `${base}${gatePath(r)}`);
   check(await text(page, '#gate-status') === 'open', `csrf gate should be open: ${await describe(page)}`);
+  const real = await attr(page, '#decide input[name="csrf"]', 'value');
   const attacks = [
     { name: 'cross-site (127.0.0.2), no token', host: '127.0.0.2' },
     { name: 'same-site other port, no token', host: '127.0.0.1' },
     { name: 'same-site other port, a made-up token', host: '127.0.0.1', csrf: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA' },
+    // Even dave's real token (as if it had leaked) is refused from another
+    // origin: the Origin / Sec-Fetch-Site check stands on its own.
+    { name: 'same-site other port, the real token', host: '127.0.0.1', csrf: real },
   ];
   for (const a of attacks) {
     const server = await attackerServer(a.host, target, a.csrf);
