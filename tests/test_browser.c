@@ -9,7 +9,8 @@
  * test OIDC identity provider (tests/browser/idp.js), `sluice serve` on a
  * port chosen beforehand (its configuration must name its own URL for the
  * OIDC redirect), API tokens for alice (who triggers), bob, carol and dave
- * (who approve), and four runs waiting at their gates.  It then runs node
+ * (who approve), erin behind a trusted reverse proxy, and four runs
+ * waiting at their gates.  It then runs node
  * on the scenarios and asserts on their report, and afterwards checks in
  * PostgreSQL what the pages claimed: the approved input reached the next
  * step, the race produced one approval, the forged cross-site POSTs decided
@@ -47,6 +48,7 @@
 #define BROWSER_DIR SLUICE_SOURCE_DIR "/tests/browser"
 #define GATE "go"
 #define OIDC_USER "olivia"
+#define PROXY_USER "erin"
 #define BUILD_MARKER "compiled shop 1.4.2"
 #define INSTRUCTIONS "Check the build log and the staging error rate"
 
@@ -151,7 +153,7 @@ static void write_pipelines(const char *pdir)
         "  - id: " GATE "\n"
         "    needs: [build]\n"
         "    approval:\n"
-        "      approvers: [bob, carol, dave, " OIDC_USER "]\n"
+        "      approvers: [bob, carol, dave, " OIDC_USER ", " PROXY_USER "]\n"
         "      timeout: 24h\n"
         "      instructions: %s\n"
         "      inputs: [{name: percent, type: int, default: 10}]\n";
@@ -204,7 +206,8 @@ static void write_config(int port, int idp_port, const char *secret_file)
         "      command: [/usr/bin/printf, '%%s %%s\\n', '%s', '%s']\n"
         "api:\n  rate_limit: 10000\n  rate_burst: 10000\n  audit_key_file: %s\n"
         "  public_url: http://127.0.0.1:%d\n"
-        "  web:\n    session_ttl: 8h\n"
+        "  web:\n    session_ttl: 8h\n    proxy_header: X-Forwarded-User\n"
+        "    proxy_groups_header: X-Forwarded-Groups\n    proxy_addresses: 127.0.0.1\n"
         "  oidc:\n    issuer: http://127.0.0.1:%d\n    client_id: sluice\n    client_secret_file: %s\n"
         "    redirect_url: http://127.0.0.1:%d/login/oidc/callback\n"
         "    user_claim: preferred_username\n    groups_claim: groups\n    allow_http: true\n",
@@ -358,7 +361,7 @@ static void teardown(void)
     free(node);
 }
 
-TestSuite(browser, .init = setup, .fini = teardown, .timeout = 300);
+TestSuite(browser, .init = setup, .fini = teardown, .timeout = 600);
 
 /* The spec run.js reads (see its header). */
 static char *write_spec(const char *shots, const char *report)
@@ -373,7 +376,8 @@ static char *write_spec(const char *shots, const char *report)
     sl_json_put_string(&b, shots, strlen(shots));
     sl_buf_puts(&b, ",\"report\":");
     sl_json_put_string(&b, report, strlen(report));
-    sl_buf_printf(&b, ",\"queue\":\"%s\",\"oidc_user\":\"" OIDC_USER "\",\"tokens\":{", queue);
+    sl_buf_printf(&b, ",\"queue\":\"%s\",\"oidc_user\":\"" OIDC_USER "\",\"proxy_user\":\"" PROXY_USER "\","
+                  "\"tokens\":{", queue);
     for (size_t i = 0; i < NUSERS; i++)
         sl_buf_printf(&b, "%s\"%s\":\"%s\"", i ? "," : "", USERS[i], tokens[i]);
     sl_buf_puts(&b, "},\"runs\":{");
@@ -461,7 +465,8 @@ Test(browser, scenarios_in_chromium)
 {
     static const char *const scenarios[] = { "sign_in_token", "gate_evidence", "approve_with_input",
                                              "run_proceeds", "concurrent_refused", "csrf_cross_site",
-                                             "oidc_sign_in", "hostile_inert", "sign_out", "screenshots" };
+                                             "proxy_sign_in", "oidc_sign_in", "hostile_inert", "sign_out",
+                                             "screenshots" };
     char *shots = sl_xstrdup(SLUICE_BUILD_DIR "/browser-screenshots");
     char *report = sl_xasprintf("%s/report.json", dir);
     char *spec = write_spec(shots, report);
@@ -477,6 +482,11 @@ Test(browser, scenarios_in_chromium)
     }
     cr_expect_eq(r.status, 0, "run.js exit %d:\n%s%s", r.status, r.out, r.err);
     th_result_free(&r);
+    /* the proxy header from an address that is no proxy was ignored, and logged */
+    char *log = th_read_file(api.log);
+    cr_expect(log && strstr(log, "web.proxy_ignored address=127.0.0.3"),
+              "sluice serve should log the ignored proxy header:\n%s", log);
+    free(log);
     check_database();
     check_idp_log();
     check_screenshots(shots);

@@ -12,7 +12,8 @@
 // URL), chromium (the binary), screenshots (a directory), report (the
 // report's path), tokens ({user: API token}), runs ({approve, race, csrf,
 // hostile}: {run, gate, pipeline, instructions, build_marker}), queue,
-// oidc_user, payloads (the hostile strings).
+// oidc_user, proxy_user (signed in by the identity provider, by the reverse
+// proxy header), payloads (the hostile strings).
 'use strict';
 
 const fs = require('node:fs');
@@ -23,7 +24,7 @@ async function main() {
     return 2;
   }
   const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
-  for (const key of ['base', 'idp', 'chromium', 'screenshots', 'report', 'tokens', 'runs', 'queue', 'oidc_user', 'payloads']) {
+  for (const key of ['base', 'idp', 'chromium', 'screenshots', 'report', 'tokens', 'runs', 'queue', 'oidc_user', 'proxy_user', 'payloads']) {
     if (spec[key] === undefined) {
       process.stderr.write(`run.js: the spec has no "${key}"\n`);
       return 2;

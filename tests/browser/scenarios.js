@@ -15,6 +15,9 @@
 //   csrf_cross_site      forms auto-submitted from other origins (cross-site,
 //                        and same-site without, with a wrong and with the
 //                        victim's real token) are refused and nothing changes
+//   proxy_sign_in        behind a reverse proxy at a configured address the
+//                        user it names is signed in; from elsewhere the
+//                        header is ignored
 //   oidc_sign_in         sign-in through the test identity provider shows the
 //                        user's gates and decides one as that user; a forged
 //                        callback signs nobody in
@@ -302,6 +305,53 @@ async function csrfCrossSite(ctx) {
   check(await count(page, DECISIONS) === 0, `nothing may have been decided: ${await text(page, '#approvals')}`);
 }
 
+// A reverse proxy in front of sluice that names the signed-in user in
+// X-Forwarded-User, connecting to sluice from localAddress.
+function forwarder(base, localAddress, user) {
+  const target = new URL(base);
+  const server = http.createServer((req, res) => {
+    const headers = Object.assign({}, req.headers, { 'x-forwarded-user': user, 'x-forwarded-groups': 'release-leads' });
+    const up = http.request({
+      host: target.hostname, port: target.port, method: req.method, path: req.url, headers, localAddress,
+    }, (answer) => {
+      res.writeHead(answer.statusCode, answer.headers);
+      answer.pipe(res);
+    });
+    up.on('error', (e) => {
+      res.writeHead(502, { 'Content-Type': 'text/plain' });
+      res.end(`proxy: ${e.message}`);
+    });
+    req.pipe(up);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server)));
+}
+
+async function proxySignIn(ctx) {
+  const { base, runs, proxy_user: user } = ctx.spec;
+  // From the configured proxy address (127.0.0.1): signed in as the named user.
+  const trusted = await forwarder(base, '127.0.0.1', user);
+  // From any other address (127.0.0.3): the header is ignored, even naming bob.
+  const rogue = await forwarder(base, '127.0.0.3', 'bob');
+  try {
+    const front = `http://127.0.0.1:${trusted.address().port}`;
+    const page = await watchedPage(await ctx.browser.createBrowserContext());
+    await page.goto(`${front}/gates`);
+    check(page.url() === `${front}/gates`, `through the trusted proxy /gates should need no sign-in: ${await describe(page)}`);
+    const links = await page.$$eval('#my-gates a.gate-link', (as2) => as2.map((a) => a.getAttribute('href')));
+    check(links.includes(gatePath(runs.csrf)), `${user}'s gates through the proxy should include ${gatePath(runs.csrf)}: ${links}`);
+    const shown = await page.evaluate(() => document.querySelector('nav').innerText);
+    check(shown.includes(user), `the page should say who is signed in (${user}): ${shown}`);
+
+    const other = `http://127.0.0.1:${rogue.address().port}`;
+    const page2 = await watchedPage(await ctx.browser.createBrowserContext());
+    await page2.goto(`${other}/gates`);
+    check(pathOf(page2) === '/login', `a user header from an untrusted address must be ignored: ${await describe(page2)}`);
+  } finally {
+    await new Promise((res) => trusted.close(res));
+    await new Promise((res) => rogue.close(res));
+  }
+}
+
 async function oidcSignIn(ctx) {
   const { base, runs, oidc_user: user, payloads } = ctx.spec;
   // A forged callback (a code and state the server never issued) signs nobody in.
@@ -424,6 +474,7 @@ module.exports = [
   ['run_proceeds', runProceeds],
   ['concurrent_refused', concurrentRefused],
   ['csrf_cross_site', csrfCrossSite],
+  ['proxy_sign_in', proxySignIn],
   ['oidc_sign_in', oidcSignIn],
   ['hostile_inert', hostileInert],
   ['sign_out', signOut],

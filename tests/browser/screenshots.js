@@ -37,7 +37,7 @@ async function screenshots(ctx) {
     for (const [name, url, user] of pages(ctx.spec)) {
       const page = user ? bob : signedOut;
       await page.setViewport(w.viewport);
-      const resp = await page.goto(`${base}${url}`, { waitUntil: 'networkidle0' });
+      const resp = await page.goto(`${base}${url}`, { waitUntil: 'load' });
       check(resp.status() === 200, `${name} (${url}): status ${resp.status()}: ${await describe(page)}`);
       check(new URL(page.url()).pathname === url, `${name}: expected ${url}, got ${page.url()}`);
       check(await page.$('meta[name="viewport"]'), `${name}: no <meta name="viewport">`);
