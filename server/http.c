@@ -74,6 +74,7 @@ struct sl_server {
     unsigned jwt_scopes;
     sl_sign_key *audit_key;    /* owned, NULL without api.audit_key_file */
     sl_oidc *oidc;             /* owned, NULL without api.oidc */
+    sl_web_rates *rates;       /* owned: the Queues page's previous counters */
     bool tls;
     pthread_mutex_t mu;        /* guards conns and stopping */
     pthread_cond_t wake;
@@ -95,6 +96,7 @@ unsigned sl_server_jwt_scopes(sl_server *s) { return s->jwt_scopes; }
 const sl_sign_key *sl_server_audit_key(sl_server *s) { return s->audit_key; }
 sl_oidc *sl_server_oidc(sl_server *s) { return s->oidc; }
 bool sl_server_tls(sl_server *s) { return s->tls; }
+sl_web_rates *sl_server_web_rates(sl_server *s) { return s->rates; }
 
 const char *sl_http_cookie(const sl_request *r, const char *name)
 {
@@ -484,6 +486,7 @@ int sl_server_run(const sl_config *cfg, const char *listen, sl_err *err)
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.wake, NULL);
     s.limiter = sl_limiter_new(api);
+    s.rates = sl_web_rates_new();
     s.pool = sl_pool_new(cfg, (size_t)api->threads);
     if (api->audit_key_file == NULL) {
         SL_WARN("serve.audit_unsigned", "reason=\"api.audit_key_file is not set: the audit rows of "
@@ -574,6 +577,7 @@ cleanup:
     sl_jwt_keys_free(s.jwt);
     sl_sign_key_free(s.audit_key);
     sl_oidc_free(s.oidc);
+    sl_web_rates_free(s.rates);
     pthread_cond_destroy(&s.wake);
     pthread_mutex_destroy(&s.mu);
     free(cert);

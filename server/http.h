@@ -59,6 +59,7 @@ struct sl_limiter;
 struct sl_jwt_keys;
 struct sl_sign_key;
 struct sl_oidc;
+struct sl_web_rates;
 
 /* The server's per-address limits and its JWT keys (NULL when api.jwt is
  * not configured), for auth.c. */
@@ -71,6 +72,7 @@ unsigned sl_server_jwt_scopes(sl_server *s);
 const struct sl_sign_key *sl_server_audit_key(sl_server *s);
 struct sl_oidc *sl_server_oidc(sl_server *s);
 bool sl_server_tls(sl_server *s);
+struct sl_web_rates *sl_server_web_rates(sl_server *s);
 
 /* One route: method and path pattern ("/v1/runs/{}/gates/{}"; each {}
  * matches one non-empty segment, given to the handler in params), the

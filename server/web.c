@@ -10,6 +10,7 @@
 #include "web.h"
 
 #include <msgpack.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,14 @@
 
 /* ---- responses ------------------------------------------------------------- */
 
+/* open, then text escaped, then close (open and close are markup). */
+static void el(sl_buf *b, const char *open, const char *text, const char *close)
+{
+    sl_buf_puts(b, open);
+    sl_html_puts(b, text);
+    sl_buf_puts(b, close);
+}
+
 static void html(sl_response *resp, unsigned status, sl_buf *b)
 {
     sl_buf_free(&resp->body);
@@ -63,9 +72,7 @@ static void message_page(sl_response *resp, unsigned status, const char *title, 
 {
     sl_buf b = SL_BUF_INIT;
     sl_html_begin(&b, title, s ? s->principal : NULL, s ? s->csrf : NULL);
-    sl_buf_puts(&b, "<h1>");
-    sl_html_puts(&b, title);
-    sl_buf_puts(&b, "</h1>\n");
+    el(&b, "<h1>", title, "</h1>\n");
     sl_html_flash(&b, cls, msg);
     sl_html_end(&b);
     html(resp, status, &b);
@@ -208,6 +215,11 @@ static bool signed_in(sl_request *r, sl_response *resp, bool take_flash, sl_sess
         to_login(r, resp);
         return false;
     }
+    if (!sl_scopes_allow(s->scopes, SL_SCOPE_READ)) {
+        message_page(resp, 403, "Forbidden", "error", "Your sign-in lacks the 'read' scope the pages need.", s);
+        sl_session_clear(s);
+        return false;
+    }
     *dbp = db;
     return true;
 }
@@ -282,9 +294,7 @@ static void deadline(sl_buf *b, const PGresult *res, int row, int iso_col, int s
         sl_buf_puts(b, "<span class=\"deadline none\">no deadline</span>");
         return;
     }
-    sl_buf_puts(b, "<time class=\"deadline\" datetime=\"");
-    sl_html_puts(b, PQgetvalue(res, row, iso_col));
-    sl_buf_puts(b, "\">");
+    el(b, "<time class=\"deadline\" datetime=\"", PQgetvalue(res, row, iso_col), "\">");
     countdown(b, strtoll(PQgetvalue(res, row, secs_col), NULL, 10));
     sl_buf_puts(b, "</time>");
 }
@@ -308,30 +318,37 @@ static void duration(sl_buf *b, const char *secs)
         sl_buf_printf(b, "%lldh %lldm", s / 3600, s % 3600 / 60);
 }
 
-static void cell(sl_buf *b, const char *v)
+/* Closes a table, then says none (markup-free text) when it had no row. */
+static void end_table(sl_buf *b, bool empty, const char *none)
 {
-    sl_buf_puts(b, "<td>");
-    sl_html_puts(b, v);
-    sl_buf_puts(b, "</td>");
+    sl_buf_puts(b, "</tbody>\n</table>\n");
+    if (empty)
+        el(b, "<p class=\"none\">", none, "</p>\n");
 }
+
+/* Ends the page in b and answers it (200); clears the session s. */
+static void page_done(sl_response *resp, sl_buf *b, sl_session *s)
+{
+    sl_html_end(b);
+    html(resp, 200, b);
+    sl_session_clear(s);
+}
+
+static void cell(sl_buf *b, const char *v) { el(b, "<td>", v, "</td>"); }
 
 /* Outputs (pretty JSON text, may be "") in <pre class="output">. */
 static void output_pre(sl_buf *b, const char *text)
 {
     if (text == NULL || *text == '\0')
         return;
-    sl_buf_puts(b, "<pre class=\"output\">");
-    sl_html_puts(b, text);
-    sl_buf_puts(b, "</pre>\n");
+    el(b, "<pre class=\"output\">", text, "</pre>\n");
 }
 
 static void run_link(sl_buf *b, const char *run)
 {
     sl_buf_puts(b, "<a href=\"/runs/");
     sl_html_seg(b, run);
-    sl_buf_puts(b, "\">");
-    sl_html_puts(b, run);
-    sl_buf_puts(b, "</a>");
+    el(b, "\">", run, "</a>");
 }
 
 static void job_link(sl_buf *b, const char *job)
@@ -340,9 +357,7 @@ static void job_link(sl_buf *b, const char *job)
         return;
     sl_buf_puts(b, "<a class=\"job-link\" href=\"/jobs/");
     sl_html_seg(b, job);
-    sl_buf_puts(b, "\">job ");
-    sl_html_puts(b, job);
-    sl_buf_puts(b, "</a>");
+    el(b, "\">job ", job, "</a>");
 }
 
 /* ---- /, /login, /logout ------------------------------------------------------------ */
@@ -454,6 +469,10 @@ static void post_login(sl_request *r, sl_response *resp)
         login_page(r, resp, 401, next, "That token is not valid (unknown, revoked or expired).");
         goto cleanup;
     }
+    if (!sl_scopes_allow(info.scopes, SL_SCOPE_READ)) {
+        login_page(r, resp, 403, next, "That token lacks the 'read' scope the pages need.");
+        goto cleanup;
+    }
     char method[64], cookie[SL_SESSION_HEX];
     snprintf(method, sizeof method, "web-token:%s", info.id);
     if (sl_session_create(db, &r->cfg->api, info.user, method, NULL, 0, info.scopes, r->address, cookie, &err) < 0) {
@@ -546,7 +565,8 @@ static void get_login_oidc_callback(sl_request *r, sl_response *resp)
     if (state == NULL || code == NULL || pre == NULL || sl_oidc_finish(o, db, pre, state, code, &id, &err) < 0) {
         char q[600];
         SL_WARN("web.sign_in_failed", "address=%s method=oidc reason=%s", r->address,
-                sl_log_quote(q, sizeof q, state && code && pre ? err.msg : "missing state, code or pre-session cookie"));
+                sl_log_quote(q, sizeof q, state && code && pre ? err.msg
+                                                               : "missing state, code or pre-session cookie"));
         sl_limiter_auth_failed(sl_server_limiter(r->srv), r->address, sl_monotonic_ms());
         const char *why = sl_http_query(r, "error");
         login_page(r, resp, 401, NULL, why ? "The identity provider refused the sign-in."
@@ -608,17 +628,13 @@ static void get_gates(sl_request *r, sl_response *resp)
             sl_html_seg(&b, run);
             sl_buf_puts(&b, "/gates/");
             sl_html_seg(&b, gate);
-            sl_buf_puts(&b, "\">");
-            sl_html_puts(&b, gate);
-            sl_buf_puts(&b, "</a></td>");
+            el(&b, "\">", gate, "</a></td>");
             cell(&b, PQgetvalue(res, i, 2));
             sl_buf_puts(&b, "<td>");
             run_link(&b, run);
             sl_buf_puts(&b, "</td>");
             cell(&b, PQgetvalue(res, i, 8));
-            sl_buf_puts(&b, "<td>");
-            sl_html_puts(&b, PQgetvalue(res, i, 6));
-            sl_buf_puts(&b, " of ");
+            el(&b, "<td>", PQgetvalue(res, i, 6), " of ");
             sl_html_puts(&b, PQgetvalue(res, i, 7));
             sl_buf_puts(&b, "</td>");
             cell(&b, PQgetvalue(res, i, 3));
@@ -629,9 +645,7 @@ static void get_gates(sl_request *r, sl_response *resp)
         sl_buf_puts(&b, "</tbody>\n</table>\n");
     }
     PQclear(res);
-    sl_html_end(&b);
-    html(resp, 200, &b);
-    sl_session_clear(&s);
+    page_done(resp, &b, &s);
 }
 
 /* ---- Gate ---------------------------------------------------------------------------- */
@@ -682,9 +696,8 @@ static void input_fields(sl_buf *b, const char *spec)
         sl_buf_puts(b, "</label> ");
         if (type && strcmp(type, "bool") == 0) {
             /* An unchecked box sends nothing: the hidden "false" comes first, a checked box's "true" after it. */
-            sl_buf_puts(b, "<input type=\"hidden\" name=\"input.");
-            sl_html_puts(b, name);
-            sl_buf_puts(b, "\" value=\"false\"><input type=\"checkbox\" id=\"input-");
+            el(b, "<input type=\"hidden\" name=\"input.", name,
+               "\" value=\"false\"><input type=\"checkbox\" id=\"input-");
             sl_html_seg(b, name);
             sl_buf_puts(b, "\" name=\"input.");
             sl_html_puts(b, name);
@@ -693,9 +706,7 @@ static void input_fields(sl_buf *b, const char *spec)
             bool num = type && strcmp(type, "int") == 0;
             sl_buf_printf(b, "<input type=\"%s\"%s id=\"input-", num ? "number" : "text", num ? " step=\"1\"" : "");
             sl_html_seg(b, name);
-            sl_buf_puts(b, "\" name=\"input.");
-            sl_html_puts(b, name);
-            sl_buf_puts(b, "\" value=\"");
+            el(b, "\" name=\"input.", name, "\" value=\"");
             sl_html_puts(b, dflt);
             sl_buf_puts(b, "\">");
         }
@@ -723,26 +734,16 @@ static int decisions(sl_buf *b, sl_db *db, const char *run, const char *gate, co
         sl_buf_printf(b, " id=\"%s\"", id);
     sl_buf_puts(b, " class=\"decisions\">\n");
     for (int i = 0; i < PQntuples(res); i++) {
-        sl_buf_puts(b, "<li class=\"decision\" data-decision=\"");
-        sl_html_puts(b, PQgetvalue(res, i, 1));
-        sl_buf_puts(b, "\"><strong>");
+        el(b, "<li class=\"decision\" data-decision=\"", PQgetvalue(res, i, 1), "\"><strong>");
         sl_html_puts(b, PQgetvalue(res, i, 0));
-        sl_buf_puts(b, "</strong> ");
-        sl_html_puts(b, PQgetvalue(res, i, 1));
-        sl_buf_puts(b, " <time datetime=\"");
+        el(b, "</strong> ", PQgetvalue(res, i, 1), " <time datetime=\"");
         sl_html_puts(b, PQgetvalue(res, i, 3));
-        sl_buf_puts(b, "\">");
-        sl_html_puts(b, PQgetvalue(res, i, 3));
-        sl_buf_puts(b, "</time>");
+        el(b, "\">", PQgetvalue(res, i, 3), "</time>");
         if (*PQgetvalue(res, i, 2)) {
-            sl_buf_puts(b, ": <q class=\"comment\">");
-            sl_html_puts(b, PQgetvalue(res, i, 2));
-            sl_buf_puts(b, "</q>");
+            el(b, ": <q class=\"comment\">", PQgetvalue(res, i, 2), "</q>");
         }
         if (*PQgetvalue(res, i, 5) && strcmp(PQgetvalue(res, i, 5), "{}") != 0) {
-            sl_buf_puts(b, " <code class=\"inputs\">");
-            sl_html_puts(b, PQgetvalue(res, i, 5));
-            sl_buf_puts(b, "</code>");
+            el(b, " <code class=\"inputs\">", PQgetvalue(res, i, 5), "</code>");
         }
         sl_buf_puts(b, "</li>\n");
     }
@@ -786,30 +787,20 @@ static void get_gate(sl_request *r, sl_response *resp)
     const char *status = PQgetvalue(res, 0, 0);
     bool open = strcmp(status, "open") == 0;
     sl_html_begin(&b, gate, s.principal, s.csrf);
-    sl_buf_puts(&b, "<h1>Gate ");
-    sl_html_puts(&b, gate);
-    sl_buf_puts(&b, "</h1>\n");
+    el(&b, "<h1>Gate ", gate, "</h1>\n");
     sl_html_flash(&b, s.flash_class, s.flash);
     sl_buf_puts(&b, "<dl id=\"gate-info\">\n<dt>Run</dt><dd>");
     run_link(&b, run);
-    sl_buf_puts(&b, "</dd>\n<dt>Pipeline</dt><dd>");
-    sl_html_puts(&b, PQgetvalue(res, 0, 1));
-    sl_buf_puts(&b, "</dd>\n<dt>Triggered by</dt><dd>");
+    el(&b, "</dd>\n<dt>Pipeline</dt><dd>", PQgetvalue(res, 0, 1), "</dd>\n<dt>Triggered by</dt><dd>");
     sl_html_puts(&b, PQgetvalue(res, 0, 2));
-    sl_buf_puts(&b, "</dd>\n<dt>Status</dt><dd id=\"gate-status\" class=\"status\">");
-    sl_html_puts(&b, status);
-    sl_buf_puts(&b, "</dd>\n<dt>Opened</dt><dd>");
+    el(&b, "</dd>\n<dt>Status</dt><dd id=\"gate-status\" class=\"status\">", status, "</dd>\n<dt>Opened</dt><dd>");
     sl_html_puts(&b, PQgetvalue(res, 0, 11));
     sl_buf_puts(&b, "</dd>\n<dt>Deadline</dt><dd>");
     deadline(&b, res, 0, 8, 9);
     if (!PQgetisnull(res, 0, 8)) {
-        sl_buf_puts(&b, " (then ");
-        sl_html_puts(&b, PQgetvalue(res, 0, 10));
-        sl_buf_puts(&b, ")");
+        el(&b, " (then ", PQgetvalue(res, 0, 10), ")");
     }
-    sl_buf_puts(&b, "</dd>\n</dl>\n<div id=\"instructions\">");
-    sl_html_puts(&b, PQgetvalue(res, 0, 3));
-    sl_buf_puts(&b, "</div>\n<h2>Approvals</h2>\n");
+    el(&b, "</dd>\n</dl>\n<div id=\"instructions\">", PQgetvalue(res, 0, 3), "</div>\n<h2>Approvals</h2>\n");
     if (decisions(&b, db, run, gate, "approvals", &err) < 0)
         goto failed;
     long approvals = strtol(PQgetvalue(res, 0, 5), NULL, 10), required = strtol(PQgetvalue(res, 0, 4), NULL, 10);
@@ -838,21 +829,15 @@ static void get_gate(sl_request *r, sl_response *resp)
         goto failed;
     sl_buf_puts(&b, "<section id=\"evidence\">\n<h2>Evidence</h2>\n");
     for (int i = 0; i < PQntuples(ev); i++) {
-        sl_buf_puts(&b, "<div class=\"evidence-step\" data-step=\"");
-        sl_html_puts(&b, PQgetvalue(ev, i, 0));
-        sl_buf_puts(&b, "\" data-status=\"");
+        el(&b, "<div class=\"evidence-step\" data-step=\"", PQgetvalue(ev, i, 0), "\" data-status=\"");
         sl_html_puts(&b, PQgetvalue(ev, i, 1));
-        sl_buf_puts(&b, "\">\n<h3>");
-        sl_html_puts(&b, PQgetvalue(ev, i, 0));
-        sl_buf_puts(&b, " <span class=\"status\">");
+        el(&b, "\">\n<h3>", PQgetvalue(ev, i, 0), " <span class=\"status\">");
         sl_html_puts(&b, PQgetvalue(ev, i, 1));
         sl_buf_puts(&b, "</span></h3>\n");
         job_link(&b, PQgetvalue(ev, i, 3));
         output_pre(&b, PQgetvalue(ev, i, 2));
         if (*PQgetvalue(ev, i, 4)) {
-            sl_buf_puts(&b, "<p class=\"error\">");
-            sl_html_puts(&b, PQgetvalue(ev, i, 4));
-            sl_buf_puts(&b, "</p>\n");
+            el(&b, "<p class=\"error\">", PQgetvalue(ev, i, 4), "</p>\n");
         }
         sl_buf_puts(&b, "</div>\n");
     }
@@ -864,9 +849,7 @@ static void get_gate(sl_request *r, sl_response *resp)
         sl_html_seg(&b, run);
         sl_buf_puts(&b, "/gates/");
         sl_html_seg(&b, gate);
-        sl_buf_puts(&b, "/decide\">\n<input type=\"hidden\" name=\"csrf\" value=\"");
-        sl_html_puts(&b, s.csrf);
-        sl_buf_puts(&b, "\">\n");
+        el(&b, "/decide\">\n<input type=\"hidden\" name=\"csrf\" value=\"", s.csrf, "\">\n");
         input_fields(&b, PQgetvalue(res, 0, 7));
         sl_buf_puts(&b, "<p><label for=\"comment\">Comment</label>\n<textarea id=\"comment\" name=\"comment\" "
                     "rows=\"3\" placeholder=\"required to reject\"></textarea></p>\n<p class=\"buttons\">"
@@ -1024,28 +1007,20 @@ static void get_runs(sl_request *r, sl_response *resp)
     sl_buf_puts(&b, "<table id=\"runs\">\n<thead><tr><th>Run</th><th>Pipeline</th><th>Status</th>"
                 "<th>Triggered by</th><th>Created</th><th>Duration</th></tr></thead>\n<tbody>\n");
     for (int i = 0; i < PQntuples(res); i++) {
-        sl_buf_puts(&b, "<tr class=\"run\" data-status=\"");
-        sl_html_puts(&b, PQgetvalue(res, i, 2));
-        sl_buf_puts(&b, "\"><td>");
+        el(&b, "<tr class=\"run\" data-status=\"", PQgetvalue(res, i, 2), "\"><td>");
         run_link(&b, PQgetvalue(res, i, 0));
         sl_buf_puts(&b, "</td>");
         cell(&b, PQgetvalue(res, i, 1));
-        sl_buf_puts(&b, "<td class=\"status\">");
-        sl_html_puts(&b, PQgetvalue(res, i, 2));
-        sl_buf_puts(&b, "</td>");
+        el(&b, "<td class=\"status\">", PQgetvalue(res, i, 2), "</td>");
         cell(&b, PQgetvalue(res, i, 3));
         cell(&b, PQgetvalue(res, i, 4));
         sl_buf_puts(&b, "<td>");
         duration(&b, PQgetvalue(res, i, 5));
         sl_buf_puts(&b, "</td></tr>\n");
     }
-    sl_buf_puts(&b, "</tbody>\n</table>\n");
-    if (PQntuples(res) == 0)
-        sl_buf_puts(&b, "<p class=\"none\">No run matches.</p>\n");
+    end_table(&b, PQntuples(res) == 0, "No run matches.");
     PQclear(res);
-    sl_html_end(&b);
-    html(resp, 200, &b);
-    sl_session_clear(&s);
+    page_done(resp, &b, &s);
 }
 
 static void get_run(sl_request *r, sl_response *resp)
@@ -1075,25 +1050,18 @@ static void get_run(sl_request *r, sl_response *resp)
     if (st == NULL)
         goto failed;
     sl_html_begin(&b, run, s.principal, s.csrf);
-    sl_buf_puts(&b, "<h1>Run ");
-    sl_html_puts(&b, PQgetvalue(res, 0, 0));
-    sl_buf_puts(&b, " <small>");
+    el(&b, "<h1>Run ", PQgetvalue(res, 0, 0), " <small>");
     sl_html_puts(&b, run);
     sl_buf_puts(&b, "</small></h1>\n");
     sl_html_flash(&b, s.flash_class, s.flash);
-    sl_buf_puts(&b, "<dl id=\"run-info\">\n<dt>Status</dt><dd id=\"run-status\" class=\"status\">");
-    sl_html_puts(&b, PQgetvalue(res, 0, 1));
-    sl_buf_puts(&b, "</dd>\n<dt>Triggered by</dt><dd>");
+    el(&b, "<dl id=\"run-info\">\n<dt>Status</dt><dd id=\"run-status\" class=\"status\">", PQgetvalue(res, 0, 1),
+       "</dd>\n<dt>Triggered by</dt><dd>");
     sl_html_puts(&b, PQgetvalue(res, 0, 2));
-    sl_buf_puts(&b, "</dd>\n<dt>Created</dt><dd>");
-    sl_html_puts(&b, PQgetvalue(res, 0, 3));
-    sl_buf_puts(&b, "</dd>\n<dt>Variables</dt><dd><code>");
+    el(&b, "</dd>\n<dt>Created</dt><dd>", PQgetvalue(res, 0, 3), "</dd>\n<dt>Variables</dt><dd><code>");
     sl_html_puts(&b, PQgetvalue(res, 0, 4));
     sl_buf_puts(&b, "</code></dd>\n");
     if (*PQgetvalue(res, 0, 5)) {
-        sl_buf_puts(&b, "<dt>Error</dt><dd class=\"error\">");
-        sl_html_puts(&b, PQgetvalue(res, 0, 5));
-        sl_buf_puts(&b, "</dd>\n");
+        el(&b, "<dt>Error</dt><dd class=\"error\">", PQgetvalue(res, 0, 5), "</dd>\n");
     }
     sl_buf_puts(&b, "</dl>\n<p><a id=\"audit-link\" href=\"/runs/");
     sl_html_seg(&b, run);
@@ -1101,17 +1069,11 @@ static void get_run(sl_request *r, sl_response *resp)
     for (int i = 0; i < PQntuples(st); i++) {
         const char *step = PQgetvalue(st, i, 0);
         bool is_gate = strcmp(PQgetvalue(st, i, 7), "t") == 0;
-        sl_buf_puts(&b, "<li class=\"step\" data-step=\"");
-        sl_html_puts(&b, step);
-        sl_buf_puts(&b, "\" data-status=\"");
+        el(&b, "<li class=\"step\" data-step=\"", step, "\" data-status=\"");
         sl_html_puts(&b, PQgetvalue(st, i, 1));
-        sl_buf_puts(&b, "\">\n<h3>");
-        sl_html_puts(&b, step);
-        sl_buf_puts(&b, " <span class=\"status\">");
+        el(&b, "\">\n<h3>", step, " <span class=\"status\">");
         sl_html_puts(&b, PQgetvalue(st, i, 1));
-        sl_buf_puts(&b, "</span></h3>\n<p class=\"meta\">attempt ");
-        sl_html_puts(&b, PQgetvalue(st, i, 2));
-        sl_buf_puts(&b, " \xc2\xb7 ");
+        el(&b, "</span></h3>\n<p class=\"meta\">attempt ", PQgetvalue(st, i, 2), " \xc2\xb7 ");
         duration(&b, PQgetvalue(st, i, 4));
         sl_buf_puts(&b, " ");
         job_link(&b, PQgetvalue(st, i, 3));
@@ -1125,9 +1087,7 @@ static void get_run(sl_request *r, sl_response *resp)
         sl_buf_puts(&b, "</p>\n");
         output_pre(&b, PQgetvalue(st, i, 5));
         if (*PQgetvalue(st, i, 6)) {
-            sl_buf_puts(&b, "<p class=\"error\">");
-            sl_html_puts(&b, PQgetvalue(st, i, 6));
-            sl_buf_puts(&b, "</p>\n");
+            el(&b, "<p class=\"error\">", PQgetvalue(st, i, 6), "</p>\n");
         }
         if (is_gate && decisions(&b, db, run, step, NULL, &err) < 0)
             goto failed;
@@ -1201,9 +1161,7 @@ static void get_audit(sl_request *r, sl_response *resp)
             verified = "no";
             label = "signed by another key (check with sluice audit verify)";
         }
-        sl_buf_puts(&b, "<tr class=\"audit-row\" data-decision=\"");
-        sl_html_puts(&b, row.decision);
-        sl_buf_puts(&b, "\">");
+        el(&b, "<tr class=\"audit-row\" data-decision=\"", row.decision, "\">");
         cell(&b, row.seq);
         cell(&b, PQgetvalue(res, i, 17));
         cell(&b, row.gate_id);
@@ -1221,13 +1179,9 @@ static void get_audit(sl_request *r, sl_response *resp)
         sl_html_puts(&b, label);
         sl_buf_puts(&b, "</td></tr>\n");
     }
-    sl_buf_puts(&b, "</tbody>\n</table>\n");
-    if (PQntuples(res) == 0)
-        sl_buf_puts(&b, "<p class=\"none\">No decision has been recorded for this run.</p>\n");
+    end_table(&b, PQntuples(res) == 0, "No decision has been recorded for this run.");
     PQclear(res);
-    sl_html_end(&b);
-    html(resp, 200, &b);
-    sl_session_clear(&s);
+    page_done(resp, &b, &s);
 }
 
 static void get_job(sl_request *r, sl_response *resp)
@@ -1259,9 +1213,7 @@ static void get_job(sl_request *r, sl_response *resp)
                                           "Step", "Enqueued", "Started", "Finished", "Worker" };
     sl_buf b = SL_BUF_INIT;
     sl_html_begin(&b, "Job", s.principal, s.csrf);
-    sl_buf_puts(&b, "<h1>Job ");
-    sl_html_puts(&b, PQgetvalue(res, 0, 0));
-    sl_buf_puts(&b, "</h1>\n<dl id=\"job-info\">\n");
+    el(&b, "<h1>Job ", PQgetvalue(res, 0, 0), "</h1>\n<dl id=\"job-info\">\n");
     for (int c = 0; c < 12; c++) {
         sl_buf_printf(&b, "<dt>%s</dt><dd%s>", labels[c], c == 3 ? " id=\"job-status\" class=\"status\"" : "");
         if (c == 6 && *PQgetvalue(res, 0, 6))
@@ -1270,22 +1222,85 @@ static void get_job(sl_request *r, sl_response *resp)
             sl_html_puts(&b, PQgetvalue(res, 0, c));
         sl_buf_puts(&b, "</dd>\n");
     }
-    sl_buf_puts(&b, "</dl>\n<h2>Arguments</h2>\n<pre class=\"args\">");
-    sl_html_puts(&b, PQgetvalue(res, 0, 14));
-    sl_buf_puts(&b, "</pre>\n<h2>Outputs</h2>\n");
+    el(&b, "</dl>\n<h2>Arguments</h2>\n<pre class=\"args\">", PQgetvalue(res, 0, 14), "</pre>\n<h2>Outputs</h2>\n");
     output_pre(&b, PQgetvalue(res, 0, 12));
     if (*PQgetvalue(res, 0, 13)) {
-        sl_buf_puts(&b, "<h2>Error</h2>\n<p id=\"job-error\" class=\"error\">");
-        sl_html_puts(&b, PQgetvalue(res, 0, 13));
-        sl_buf_puts(&b, "</p>\n");
+        el(&b, "<h2>Error</h2>\n<p id=\"job-error\" class=\"error\">", PQgetvalue(res, 0, 13), "</p>\n");
     }
     PQclear(res);
-    sl_html_end(&b);
-    html(resp, 200, &b);
-    sl_session_clear(&s);
+    page_done(resp, &b, &s);
 }
 
 /* ---- Queues ------------------------------------------------------------------------------ */
+
+typedef struct rate_rec {
+    char name[SL_NAME_MAX + 1];
+    long long processed, failed;
+} rate_rec;
+
+struct sl_web_rates {
+    pthread_mutex_t mu;   /* guards the rest */
+    int64_t at_ms;        /* when recs were taken (Unix ms), 0: never */
+    rate_rec *recs;       /* owned, n of them */
+    size_t n;
+};
+
+sl_web_rates *sl_web_rates_new(void)
+{
+    sl_web_rates *w = sl_xcalloc(1, sizeof *w);
+    pthread_mutex_init(&w->mu, NULL);
+    return w;
+}
+
+void sl_web_rates_free(sl_web_rates *w)
+{
+    if (w == NULL)
+        return;
+    pthread_mutex_destroy(&w->mu);
+    free(w->recs);
+    free(w);
+}
+
+/* Per-second rates of processed and failed jobs of each queue of sn since
+ * the counters recorded before (proc[i], fail[i]; -1 when unknown), then
+ * records sn's counters if at least a second has passed. */
+static void rates_of(sl_web_rates *w, const snap *sn, double *proc, double *fail)
+{
+    pthread_mutex_lock(&w->mu);
+    double dt = (double)(sn->taken_ms - w->at_ms) / 1000.0;
+    for (size_t i = 0; i < sn->nqueues; i++) {
+        proc[i] = fail[i] = -1;
+        for (size_t k = 0; w->at_ms > 0 && dt >= 1.0 && k < w->n; k++) {
+            if (strcmp(w->recs[k].name, sn->queues[i].name) != 0)
+                continue;
+            long long dp = sn->queues[i].m.totals[SL_M_PROCESSED] - w->recs[k].processed;
+            long long df = sn->queues[i].m.totals[SL_M_FAILED] - w->recs[k].failed;
+            proc[i] = dp >= 0 ? (double)dp / dt : -1;   /* counters reset: unknown */
+            fail[i] = df >= 0 ? (double)df / dt : -1;
+        }
+    }
+    if (w->at_ms == 0 || dt >= 1.0) {
+        w->recs = sl_xrealloc(w->recs, (sn->nqueues + 1) * sizeof *w->recs);
+        for (size_t i = 0; i < sn->nqueues; i++) {
+            snprintf(w->recs[i].name, sizeof w->recs[i].name, "%s", sn->queues[i].name);
+            w->recs[i].processed = sn->queues[i].m.totals[SL_M_PROCESSED];
+            w->recs[i].failed = sn->queues[i].m.totals[SL_M_FAILED];
+        }
+        w->n = sn->nqueues;
+        w->at_ms = sn->taken_ms;
+    }
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* A rate cell: "12.5/s", or a dash when unknown. */
+static void rate_cell(sl_buf *b, double r)
+{
+    char num[SL_NUMFMT_MAX];
+    if (r < 0)
+        sl_buf_puts(b, "<td>\xe2\x80\x94</td>");
+    else
+        sl_buf_printf(b, "<td>%s/s</td>", sl_fmt_double((double)(long long)(r * 10 + 0.5) / 10, num));
+}
 
 static void get_queues(sl_request *r, sl_response *resp)
 {
@@ -1304,21 +1319,23 @@ static void get_queues(sl_request *r, sl_response *resp)
         sl_session_clear(&s);
         return;
     }
+    double *proc = sl_xcalloc(sn.nqueues + 1, sizeof *proc), *fail = sl_xcalloc(sn.nqueues + 1, sizeof *fail);
+    rates_of(sl_server_web_rates(r->srv), &sn, proc, fail);
     sl_buf b = SL_BUF_INIT;
     sl_html_begin(&b, "Queues", s.principal, s.csrf);
     sl_buf_puts(&b, "<h1>Queues</h1>\n<table id=\"queues\">\n<thead><tr><th>Queue</th><th>Waiting</th>"
                 "<th>In flight</th><th>Delayed</th><th>Dead</th><th>Workers</th><th>Enqueued</th><th>Processed</th>"
-                "<th>Failed</th><th>Wait p50</th><th>Run p50</th><th>Run p95</th><th>Oldest waiting</th>"
-                "<th>State</th></tr></thead>\n<tbody>\n");
+                "<th>Failed</th><th>Processed/s</th><th>Failed/s</th><th>Wait p50</th><th>Run p50</th><th>Run p95</th>"
+                "<th>Oldest waiting</th><th>State</th></tr></thead>\n<tbody>\n");
     for (size_t i = 0; i < sn.nqueues; i++) {
         const snap_queue *q = &sn.queues[i];
-        sl_buf_puts(&b, "<tr class=\"queue\" data-queue=\"");
-        sl_html_puts(&b, q->name);
-        sl_buf_puts(&b, "\">");
+        el(&b, "<tr class=\"queue\" data-queue=\"", q->name, "\">");
         cell(&b, q->name);
         sl_buf_printf(&b, "<td>%lld</td><td>%lld</td><td>%lld</td><td>%lld</td><td>%lld</td>"
                       "<td>%lld</td><td>%lld</td><td>%lld</td>", q->depth, q->pending, q->delayed, q->dead,
                       q->workers, q->enqueued, q->m.totals[SL_M_PROCESSED], q->m.totals[SL_M_FAILED]);
+        rate_cell(&b, proc[i]);
+        rate_cell(&b, fail[i]);
         const double qs[] = { sl_histogram_quantile_ms(&q->m.wait, 0.5), sl_histogram_quantile_ms(&q->m.run, 0.5),
                               sl_histogram_quantile_ms(&q->m.run, 0.95) };
         for (size_t k = 0; k < 3; k++) {
@@ -1339,13 +1356,13 @@ static void get_queues(sl_request *r, sl_response *resp)
         sl_buf_printf(&b, "</td><td>%s</td></tr>\n",
                       q->paused ? "paused" : snap_queue_unserved(q) ? "unserved" : "ok");
     }
-    sl_buf_puts(&b, "</tbody>\n</table>\n");
-    if (sn.nqueues == 0)
-        sl_buf_puts(&b, "<p class=\"none\">No queue is known yet.</p>\n");
+    end_table(&b, sn.nqueues == 0, "No queue is known yet.");
     sl_buf_printf(&b, "<p class=\"meta\">%zu open gate(s); %zu worker process(es).</p>\n", sn.ngates, sn.nworkers);
     sl_html_end(&b);
     html(resp, 200, &b);
     snap_clear(&sn);
+    free(proc);
+    free(fail);
     sl_session_clear(&s);
 }
 

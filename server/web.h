@@ -24,6 +24,14 @@
 #define SL_WEB_CSP "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; " \
                    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 
+/* What the Queues page remembers between views to show rates (processed
+ * and failed jobs per second since the previous snapshot it took, as
+ * `sluice top` does between refreshes).  One per server, thread-safe;
+ * sl_server_web_rates (http.h) gives it to the handlers. */
+typedef struct sl_web_rates sl_web_rates;
+sl_web_rates *sl_web_rates_new(void);
+void sl_web_rates_free(sl_web_rates *w);   /* w may be NULL */
+
 extern const sl_route sl_web_routes[];
 extern const size_t sl_web_nroutes;
 

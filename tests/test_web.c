@@ -16,12 +16,16 @@
 #include "buf.h"
 #include "html.h"
 #include "mem.h"
+#include "redis.h"
 #include "sha256.h"
 
 #include <criterion/criterion.h>
+#include <libpq-fe.h>
 #include <curl/curl.h>
 #include <errno.h>
+#include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdio.h>
@@ -309,10 +313,22 @@ static char *sign_in(const th_server *s, const char *token, long *status)
 
 /* ---- a run waiting at a gate, written as the scheduler would ------------------------- */
 
+static const char *seed_db;   /* a private database to seed (NULL: the shared one) */
+
 static void sql(const char *text, int n, const char *const *params)
 {
     char *wrapped = sl_xasprintf("WITH x AS (%s RETURNING 1) SELECT count(*) FROM x", text);
-    cr_assert_geq(th_pg_number(wrapped, n, params), 0);
+    if (seed_db == NULL) {
+        cr_assert_geq(th_pg_number(wrapped, n, params), 0);
+    } else {
+        char *url = th_pg_url("sluice", seed_db);
+        PGconn *c = PQconnectdb(url);
+        PGresult *res = PQexecParams(c, wrapped, n, NULL, params, NULL, NULL, 0);
+        cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQerrorMessage(c));
+        PQclear(res);
+        PQfinish(c);
+        free(url);
+    }
     free(wrapped);
 }
 
@@ -660,7 +676,15 @@ Test(web, posts_need_the_csrf_token_and_this_site)
 Test(web, a_second_decision_shows_the_refusal)
 {
     char *run = new_run("webrace");
-    seed(run, "webrace", "carol", "ok", "", "alice,bob", "1");
+    seed(run, "webrace", "carol", "ok", "", "alice,bob,dave", "1");
+    /* the server signs the audit rows of decisions: the audit page checks them */
+    char *priv = sl_xasprintf("%s/audit.key", dir), *pub = sl_xasprintf("%s/audit.pub", dir);
+    const char *kg[] = { SLUICE_BIN, "audit", "keygen", "--private", priv, "--public", pub, NULL };
+    th_result k = th_run(kg, NULL);
+    cr_assert_eq(k.status, 0, "%s", k.err);
+    th_result_free(&k);
+    char *extra = sl_xasprintf("  audit_key_file: %s\n", priv);
+    write_config(extra);
     th_server s;
     th_serve_start(&s, config, false, NULL);
     char *ta = th_token(config, "alice", "read,approve", NULL);
@@ -674,6 +698,25 @@ Test(web, a_second_decision_shows_the_refusal)
     cr_assert(strcmp(ca, cb) != 0, "each session has its own CSRF token");
     reply_free(&ra);
     reply_free(&rb);
+    /* dave may read but not decide: his token lacks the approve scope */
+    char *td = th_token(config, "dave", "read", NULL);
+    char *sd = sign_in(&s, td, NULL);
+    reply rd = get(&s, gp, sd);
+    char *cd = csrf_of(rd.body);
+    reply_free(&rd);
+    char *fd = sl_xasprintf("csrf=%s&decision=approve", cd);
+    rd = post(&s, dp, sd, fd, NULL);
+    cr_assert_eq(rd.status, 303);
+    reply_free(&rd);
+    rd = get(&s, gp, sd);
+    cr_assert(strstr(rd.body, "<p id=\"flash\" class=\"refused\">") && strstr(rd.body, "approve"), "%s", rd.body);
+    reply_free(&rd);
+    const char *pr[] = { run };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_audit WHERE run_id = $1", 1, pr), 0);
+    free(fd);
+    free(cd);
+    free(sd);
+    free(td);
     /* alice's token is not bob's */
     char *form = sl_xasprintf("csrf=%s&decision=approve", ca);
     reply r = post(&s, dp, sb, form, NULL);
@@ -701,10 +744,26 @@ Test(web, a_second_decision_shows_the_refusal)
               strstr(r.body, "<tr class=\"audit-row\" data-decision=\"refused\">"), "%s", r.body);
     cr_assert(strstr(r.body, "<td>bob</td>") && strstr(r.body, "<td>127.0.0.1</td>") && strstr(r.body, "web-token:"),
               "%s", r.body);
-    cr_assert(strstr(r.body, "<td class=\"sig\" data-verified=\"unsigned\">"), "no audit key here: %s", r.body);
+    cr_assert(strstr(r.body, "<td class=\"sig\" data-verified=\"yes\">") &&
+              !strstr(r.body, "data-verified=\"no\"") && !strstr(r.body, "data-verified=\"unsigned\""),
+              "every row signed by the server's key: %s", r.body);
+
     reply_free(&r);
     /* a rejection needs a comment, as in the API */
+    free(form);
+    form = sl_xasprintf("csrf=%s&decision=reject&comment=+", cb);
+    r = post(&s, dp, sb, form, NULL);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    r = get(&s, gp, sb);
+    cr_assert(strstr(r.body, "<p id=\"flash\" class=\"refused\">A rejection needs a comment saying why.</p>"),
+              "%s", r.body);
+    reply_free(&r);
+    cr_assert_eq(audit_count(run, "refused"), 1, "refused before reaching the gate");
     th_serve_stop(&s);
+    free(extra);
+    free(priv);
+    free(pub);
     free(ap);
     free(form);
     free(ca);
@@ -730,6 +789,13 @@ Test(web, sessions_expire_and_sign_out_ends_them)
     cr_assert_eq(r.status, 200);
     cr_assert(strstr(r.body, "<p id=\"no-gates\">"), "%s", r.body);
     reply_free(&r);
+    /* a token that may not read makes no session */
+    char *enq = th_token(config, "dave", "enqueue", NULL);
+    long st = 0;
+    char *none = sign_in(&s, enq, &st);
+    cr_assert_null(none);
+    cr_assert_eq(st, 403, "%ld", st);
+    free(enq);
     sleep(3);
     r = get(&s, "/gates", session);
     cr_assert_eq(r.status, 303, "an expired session signs nobody in");
@@ -857,4 +923,403 @@ Test(web, proxy_header_is_trusted_only_from_the_proxy)
     free(session);
     free(u);
     free(run);
+}
+
+/* ---- OIDC against a small local provider ------------------------------------------------ */
+
+static void b64(const void *in, size_t n, sl_buf *out)
+{
+    char enc[1024];
+    sl_b64url_encode(in, n, enc, sizeof enc);
+    sl_buf_puts(out, enc);
+}
+
+/* An ES256 JWT of payload signed by key with kid. */
+static char *es256(EVP_PKEY *key, const char *kid, const char *payload)
+{
+    sl_buf t = SL_BUF_INIT;
+    char *hdr = sl_xasprintf("{\"alg\":\"ES256\",\"typ\":\"JWT\",\"kid\":\"%s\"}", kid);
+    b64(hdr, strlen(hdr), &t);
+    sl_buf_putc(&t, '.');
+    b64(payload, strlen(payload), &t);
+    unsigned char der[128], raw[64];
+    size_t dlen = sizeof der;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    cr_assert_eq(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, key), 1);
+    cr_assert_eq(EVP_DigestSign(ctx, der, &dlen, (const unsigned char *)t.data, t.len), 1);
+    EVP_MD_CTX_free(ctx);
+    const unsigned char *p = der;
+    ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &p, (long)dlen);
+    cr_assert_not_null(es);
+    BN_bn2binpad(ECDSA_SIG_get0_r(es), raw, 32);
+    BN_bn2binpad(ECDSA_SIG_get0_s(es), raw + 32, 32);
+    ECDSA_SIG_free(es);
+    sl_buf_putc(&t, '.');
+    b64(raw, sizeof raw, &t);
+    free(hdr);
+    return sl_buf_detach(&t);
+}
+
+static char *jwks_of(EVP_PKEY *key, const char *kid)
+{
+    unsigned char pt[65];
+    size_t n = 0;
+    cr_assert_eq(EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, pt, sizeof pt, &n), 1);
+    sl_buf b = SL_BUF_INIT;
+    sl_buf_printf(&b, "{\"keys\":[{\"kty\":\"EC\",\"kid\":\"%s\",\"use\":\"sig\",\"crv\":\"P-256\",\"x\":\"", kid);
+    b64(pt + 1, 32, &b);
+    sl_buf_puts(&b, "\",\"y\":\"");
+    b64(pt + 33, 32, &b);
+    sl_buf_puts(&b, "\"}]}");
+    return sl_buf_detach(&b);
+}
+
+/* Query parameter name of url, decoded (caller frees), or NULL. */
+static char *qparam(const char *url, const char *name)
+{
+    const char *q = strchr(url, '?');
+    return q ? sl_html_form_get(q + 1, strlen(q + 1), name) : NULL;
+}
+
+typedef struct idp {
+    th_httpd *h;
+    char *iss;
+    EVP_PKEY *key;
+    const char *kid;
+} idp;
+
+/* The sign-in through the provider up to its redirect: returns the
+ * authorization URL's state (caller frees); *nonce and *challenge too. */
+static char *oidc_begin(const th_server *s, const char *pre, char **nonce, char **challenge)
+{
+    char *u = page_url(s, "/login/oidc?next=%2Fruns");
+    char *ck = sl_xasprintf("sluice_pre=%s", pre);
+    reply r = req("GET", u, ck, NULL, NULL, NULL);
+    cr_assert_eq(r.status, 302, "%ld %s\n%s", r.status, r.body, th_read_file(s->log));
+    char *loc = header(&r, "Location", 0);
+    cr_assert_not_null(loc);
+    char *state = qparam(loc, "state");
+    *nonce = qparam(loc, "nonce");
+    *challenge = qparam(loc, "code_challenge");
+    char *method = qparam(loc, "code_challenge_method"), *scope = qparam(loc, "scope");
+    char *client = qparam(loc, "client_id"), *rt = qparam(loc, "response_type");
+    cr_assert(state && *nonce && *challenge && strlen(state) >= 43, "%s", loc);
+    cr_assert_str_eq(method, "S256");
+    cr_assert_str_eq(client, "sluice");
+    cr_assert_str_eq(rt, "code");
+    cr_assert(scope && strstr(scope, "openid") && strstr(scope, "groups"), "%s", scope);
+    free(method);
+    free(scope);
+    free(client);
+    free(rt);
+    free(loc);
+    reply_free(&r);
+    free(ck);
+    free(u);
+    return state;
+}
+
+/* The provider's token endpoint answers with an ID token for nonce,
+ * signed with its current key (kid). */
+static void idp_token(idp *p, const char *nonce, const char *aud)
+{
+    long now = (long)time(NULL);
+    char *claims = sl_xasprintf("{\"iss\":\"%s\",\"aud\":\"%s\",\"sub\":\"u-9\",\"preferred_username\":\"olivia\","
+                                "\"groups\":[\"ops\"],\"nonce\":\"%s\",\"exp\":%ld,\"iat\":%ld}", p->iss, aud, nonce,
+                                now + 300, now);
+    char *jwt = es256(p->key, p->kid, claims);
+    char *body = sl_xasprintf("{\"access_token\":\"at\",\"token_type\":\"Bearer\",\"id_token\":\"%s\"}", jwt);
+    th_route tr = { .status = 200, .body = body, .content_type = "application/json" };
+    th_httpd_route(p->h, "/token", &tr);
+    free(body);
+    free(jwt);
+    free(claims);
+}
+
+static reply callback(const th_server *s, const char *pre, const char *state)
+{
+    char *path = sl_xasprintf("/login/oidc/callback?code=the-code&state=%s", state);
+    char *u = page_url(s, path);
+    char *ck = sl_xasprintf("sluice_pre=%s", pre);
+    reply r = req("GET", u, ck, NULL, NULL, NULL);
+    free(ck);
+    free(u);
+    free(path);
+    return r;
+}
+
+Test(web, oidc_sign_in_with_pkce_state_and_nonce)
+{
+    idp p = { .h = th_httpd_start(), .kid = "k1" };
+    p.iss = th_httpd_url(p.h, "");
+    p.key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    cr_assert_not_null(p.key);
+    char *disc = sl_xasprintf("{\"issuer\":\"%s\",\"authorization_endpoint\":\"%s/authorize\",\"token_endpoint\":"
+                              "\"%s/token\",\"jwks_uri\":\"%s/jwks\",\"response_types_supported\":[\"code\"],"
+                              "\"code_challenge_methods_supported\":[\"S256\"]}", p.iss, p.iss, p.iss, p.iss);
+    th_route dr = { .status = 200, .body = disc, .content_type = "application/json" };
+    th_httpd_route(p.h, "/.well-known/openid-configuration", &dr);
+    char *jwks = jwks_of(p.key, "k1");
+    th_route jr = { .status = 200, .body = jwks, .content_type = "application/json" };
+    th_httpd_route(p.h, "/jwks", &jr);
+    char *secret = sl_xasprintf("%s/oidc-secret", dir);
+    write_file(secret, "s3cret\n");
+    char *extra = sl_xasprintf("  oidc:\n    issuer: %s\n    client_id: sluice\n    client_secret_file: %s\n"
+                               "    redirect_url: http://127.0.0.1/login/oidc/callback\n"
+                               "    user_claim: preferred_username\n    groups_claim: groups\n"
+                               "    groups_scope: groups\n    allow_http: true\n", p.iss, secret);
+    write_config(extra);
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    reply r = get(&s, "/login", NULL);
+    cr_assert(strstr(r.body, "<a id=\"login-oidc\" href=\"/login/oidc?next="), "%s", r.body);
+    char *pre = set_cookie(&r, "sluice_pre", NULL);
+    reply_free(&r);
+    /* an unknown state signs nobody in */
+    r = callback(&s, pre, "0000000000000000000000000000000000000000000000000000000000000000");
+    cr_assert_eq(r.status, 401, "%ld", r.status);
+    reply_free(&r);
+    /* the whole flow */
+    char *nonce, *challenge;
+    char *state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, nonce, "sluice");
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 303, "%ld %s\n%s", r.status, r.body, th_read_file(s.log));
+    char *loc = header(&r, "Location", 0);
+    cr_assert_str_eq(loc, "/runs");
+    free(loc);
+    char *session = set_cookie(&r, "sluice_session", NULL);
+    cr_assert_not_null(session);
+    reply_free(&r);
+    r = get(&s, "/runs", session);
+    cr_assert_eq(r.status, 200);
+    cr_assert(strstr(r.body, "<span class=\"who\">olivia</span>"), "%s", r.body);
+    reply_free(&r);
+    char *method = sl_xasprintf("web-oidc:%s#u-9", p.iss);
+    const char *pm[] = { method };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE principal = 'olivia' AND method = $1"
+                              " AND groups = '{ops}'", 1, pm), 1);
+    /* the token request carried the PKCE verifier of the challenge, the code and the client's secret */
+    char *body = th_httpd_last_body(p.h, "/token");
+    char *auth = th_httpd_last_header(p.h, "/token", "Authorization");
+    char *verifier = sl_html_form_get(body, strlen(body), "code_verifier");
+    char *code = sl_html_form_get(body, strlen(body), "code");
+    cr_assert(verifier && code && strcmp(code, "the-code") == 0, "%s", body);
+    unsigned char d[SL_SHA256_LEN];
+    sl_sha256_digest(verifier, strlen(verifier), d);
+    sl_buf want = SL_BUF_INIT;
+    b64(d, sizeof d, &want);
+    cr_assert_str_eq(sl_buf_str(&want), challenge);
+    cr_assert(auth && strncmp(auth, "Basic ", 6) == 0, "client_secret_basic: %s", auth ? auth : "(none)");
+    sl_buf_free(&want);
+    free(verifier);
+    free(code);
+    free(auth);
+    free(body);
+    /* the same state again: used once */
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 401);
+    reply_free(&r);
+    free(state);
+    free(nonce);
+    free(challenge);
+    /* an ID token with another nonce (replayed from elsewhere) */
+    state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, "not-the-nonce", "sluice");
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 401);
+    reply_free(&r);
+    free(state);
+    free(nonce);
+    free(challenge);
+    /* an ID token for another client */
+    state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, nonce, "another-client");
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 401);
+    reply_free(&r);
+    free(state);
+    free(nonce);
+    free(challenge);
+    /* a state begun in another browser (its pre-session cookie) */
+    state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, nonce, "sluice");
+    char other[65];
+    memset(other, 'a', 64);
+    other[64] = '\0';
+    r = callback(&s, other, state);
+    cr_assert_eq(r.status, 401);
+    reply_free(&r);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_web_sessions WHERE principal = 'olivia'", 0, NULL), 1,
+                 "only the good sign-in made a session");
+    free(state);
+    free(nonce);
+    free(challenge);
+    /* the provider rotates its key: a token naming the new kid makes sluice fetch the JWKS again
+       (at most every ten seconds, so wait that out first) */
+    EVP_PKEY_free(p.key);
+    p.key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    p.kid = "k2";
+    free(jwks);
+    jwks = jwks_of(p.key, "k2");
+    jr.body = jwks;
+    th_httpd_route(p.h, "/jwks", &jr);
+    int fetched = th_httpd_hits(p.h, "/jwks");
+    sleep(11);
+    state = oidc_begin(&s, pre, &nonce, &challenge);
+    idp_token(&p, nonce, "sluice");
+    r = callback(&s, pre, state);
+    cr_assert_eq(r.status, 303, "%ld %s", r.status, r.body);
+    reply_free(&r);
+    cr_assert_eq(th_httpd_hits(p.h, "/jwks"), fetched + 1, "the JWKS was fetched again for the new kid");
+    char *log = th_read_file(s.log);
+    cr_assert(log && strstr(log, "nonce") && strstr(log, "another browser"), "%s", log);
+    free(log);
+    th_serve_stop(&s);
+    free(state);
+    free(nonce);
+    free(challenge);
+    free(method);
+    free(session);
+    free(pre);
+    free(extra);
+    free(secret);
+    free(jwks);
+    free(disc);
+    EVP_PKEY_free(p.key);
+    free(p.iss);
+    th_httpd_free(p.h);
+}
+
+/* ---- least privilege ----------------------------------------------------------------- */
+
+Test(web, the_api_role_can_sign_in_show_and_decide)
+{
+    char db[96], login[96];
+    th_private_db(db, sizeof db, "web");
+    th_runtime_login(db, "api", login, sizeof login);
+    seed_db = db;
+    char *run = new_run("webrole");
+    seed(run, "webrole", "carol", "ok", "", "alice,bob", "1");
+    seed_db = NULL;
+    char *owner = th_pg_url("sluice", db), *api = th_pg_url(login, db);
+    char *e1 = sl_xasprintf("SLUICE_DATABASE_URL=%s", owner), *e2 = sl_xasprintf("DATABASE_URL=%s", owner);
+    const char *env_owner[] = { e1, e2, NULL };
+    const char *tc[] = { SLUICE_BIN, "token", "create", "--config", config, "--user", "alice", "--scopes",
+                         "read,approve", NULL };
+    th_result t = th_run(tc, env_owner);
+    cr_assert_eq(t.status, 0, "%s", t.err);
+    char *token = sl_xstrndup(t.out, strcspn(t.out, "\n"));
+    th_result_free(&t);
+    char *a1 = sl_xasprintf("SLUICE_DATABASE_URL=%s", api), *a2 = sl_xasprintf("DATABASE_URL=%s", api);
+    const char *env_api[] = { a1, a2, NULL };
+    th_server s;
+    th_serve_start(&s, config, false, env_api);
+    char *session = sign_in(&s, token, NULL);
+    cr_assert_not_null(session, "sign-in as the api role; log:\n%s", th_read_file(s.log));
+    for (size_t i = 0; i < sizeof pages / sizeof pages[0]; i++) {
+        if (strcmp(pages[i], "/queues") == 0)
+            continue;   /* Redis, not the role */
+        char *path = page_of(pages[i], run);
+        reply r = get(&s, path, session);
+        cr_assert_eq(r.status, 200, "%s: %ld %s", path, r.status, r.body);
+        reply_free(&r);
+        free(path);
+    }
+    char *gp = sl_xasprintf("/runs/%s/gates/g", run), *dp = sl_xasprintf("/runs/%s/gates/g/decide", run);
+    reply r = get(&s, gp, session);
+    char *csrf = csrf_of(r.body);
+    reply_free(&r);
+    char *form = sl_xasprintf("csrf=%s&decision=approve", csrf);
+    r = post(&s, dp, session, form, NULL);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    r = get(&s, gp, session);
+    cr_assert(strstr(r.body, "<p id=\"flash\" class=\"ok\">"), "%s", r.body);
+    reply_free(&r);
+    free(form);
+    form = sl_xasprintf("csrf=%s", csrf);
+    r = post(&s, "/logout", session, form, NULL);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    r = get(&s, gp, session);
+    cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    char *log = th_read_file(s.log);
+    cr_assert(log && !strstr(log, "permission denied"), "%s", log);
+    free(log);
+    th_serve_stop(&s);
+    char *q = sl_xasprintf("SELECT count(*) FROM sluice_audit WHERE run_id = '%s' AND actor = 'alice' AND"
+                           " db_role = '%s' AND method LIKE 'web-token:%%'", run, login);
+    cr_assert_eq(th_pg_db_number(db, q), 1);
+    free(q);
+    free(form);
+    free(csrf);
+    free(gp);
+    free(dp);
+    free(session);
+    free(token);
+    free(a1);
+    free(a2);
+    free(e1);
+    free(e2);
+    free(owner);
+    free(api);
+    free(run);
+    th_private_db_drop(db);
+}
+
+/* ---- Queues ---------------------------------------------------------------------------- */
+
+static void redis_cmd(sl_redis *r, int argc, const char **argv)
+{
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, argc, argv, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    freeReplyObject(rep);
+}
+
+Test(web, queues_show_the_snapshot_and_rates)
+{
+    char q[64];
+    th_name(q, sizeof q, "webq");
+    char *stats = sl_xasprintf("sluice:{%s}:stats", q);
+    sl_redis *redis = th_redis();
+    const char *add[] = { "SADD", "sluice:queues", q };
+    redis_cmd(redis, 3, add);
+    const char *set[] = { "HSET", stats, "processed:noop", "10" };
+    redis_cmd(redis, 4, set);
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *token = th_token(config, "erin", "read", NULL);
+    char *session = sign_in(&s, token, NULL);
+    char *row = sl_xasprintf("<tr class=\"queue\" data-queue=\"%s\"><td>%s</td>", q, q);
+    reply r = get(&s, "/queues", session);
+    cr_assert_eq(r.status, 200);
+    const char *at = strstr(r.body, row);
+    cr_assert_not_null(at, "%s", r.body);
+    cr_assert(strstr(at, "<td>10</td><td>0</td><td>\xe2\x80\x94</td>"),
+              "processed, failed, and no rate before a second view: %s", at);
+    reply_free(&r);
+    sleep(2);
+    const char *incr[] = { "HINCRBY", stats, "processed:noop", "20" };
+    redis_cmd(redis, 4, incr);
+    r = get(&s, "/queues", session);
+    at = strstr(r.body, row);
+    cr_assert_not_null(at, "%s", r.body);
+    cr_assert(strstr(at, "<td>30</td><td>0</td><td>"), "%s", at);
+    const char *rate = strstr(at, "<td>30</td><td>0</td><td>") + strlen("<td>30</td><td>0</td><td>");
+    cr_assert(strtod(rate, NULL) > 0 && strncmp(strchr(rate, '/'), "/s</td>", 7) == 0,
+              "a processed rate over the interval: %s", rate);
+    reply_free(&r);
+    const char *del[] = { "DEL", stats };
+    redis_cmd(redis, 2, del);
+    const char *rem[] = { "SREM", "sluice:queues", q };
+    redis_cmd(redis, 3, rem);
+    sl_redis_free(redis);
+    th_serve_stop(&s);
+    free(row);
+    free(session);
+    free(token);
+    free(stats);
 }
