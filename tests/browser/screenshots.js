@@ -11,7 +11,7 @@ const { check, watchedPage, describe, signInWithToken } = require('./lib');
 
 const WIDTHS = [
   { name: 'desktop', viewport: { width: 1280, height: 800 } },
-  { name: 'phone', viewport: { width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 2 } },
+  { name: 'phone', viewport: { width: 390, height: 844, isMobile: true, hasTouch: true, deviceScaleFactor: 1 } },
 ];
 
 // The page names are the contract's; the C test expects exactly these files.
