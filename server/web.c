@@ -3,9 +3,9 @@
  * Each page handler starts with signed_in(), which finds the session of
  * the request (or makes one for a user vouched for by a trusted reverse
  * proxy) and otherwise answers 303 to the sign-in page.  Each POST handler
- * starts with post_allowed(), which refuses cross-site requests and a
- * missing or wrong CSRF token with a 403 page before anything is read or
- * changed.  Pages read with parameterised SQL and print every value with
+ * calls post_allowed() before and after finding the session: it refuses
+ * cross-site requests and a missing or wrong CSRF token with a 403 page
+ * before anything is changed.  Pages read with parameterised SQL and print every value with
  * sl_html_text; literal markup is the only unescaped output. */
 #include "web.h"
 
@@ -249,7 +249,9 @@ static bool same_site(sl_request *r)
     return strlen(origin) == n && strncmp(origin, pub, n) == 0;
 }
 
-/* Checks a POST: same site and the CSRF token of the form (want).  False
+/* Checks a POST: same site and the CSRF token of the form (want; NULL
+ * before the session is known: only that there is one, so a cross-site or
+ * token-less POST gets 403 whether or not a cookie came with it).  False
  * with a 403 page when refused. */
 static bool post_allowed(sl_request *r, sl_response *resp, const char *want, const sl_session *s)
 {
@@ -257,7 +259,7 @@ static bool post_allowed(sl_request *r, sl_response *resp, const char *want, con
     char *csrf = sl_html_form_get(r->body, r->body_len, "csrf");
     if (!same_site(r))
         why = "This form was sent from another site; nothing was done.";
-    else if (!sl_session_secret_eq(csrf, want))
+    else if (want ? !sl_session_secret_eq(csrf, want) : csrf == NULL || *csrf == '\0')
         why = "The form's security token is missing or wrong (an old page, or another site); nothing was done. "
               "Reload the page and try again.";
     free(csrf);
@@ -495,7 +497,7 @@ static void post_logout(sl_request *r, sl_response *resp)
     sl_session s;
     sl_db *db;
     sl_err err;
-    if (!signed_in(r, resp, false, &s, &db))
+    if (!post_allowed(r, resp, NULL, NULL) || !signed_in(r, resp, false, &s, &db))
         return;
     if (post_allowed(r, resp, s.csrf, &s)) {
         const char *cookie = sl_http_cookie(r, COOKIE_SESSION);
@@ -902,7 +904,7 @@ static void post_decide(sl_request *r, sl_response *resp)
     sl_session s;
     sl_db *db;
     sl_err err;
-    if (!signed_in(r, resp, false, &s, &db))
+    if (!post_allowed(r, resp, NULL, NULL) || !signed_in(r, resp, false, &s, &db))
         return;
     const char *run = r->params[0], *gate = r->params[1];
     char *decision = NULL, *comment = NULL, **names = NULL, **inputs = NULL;

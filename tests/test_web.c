@@ -151,6 +151,7 @@ static size_t collect(char *data, size_t size, size_t n, void *arg)
 }
 
 static const char *source_ip;   /* connect from this address (NULL: default) */
+static const char *ca_file;     /* trust this CA for https (NULL: none) */
 
 /* method url with optional Cookie header value, form body and up to two
  * more headers. */
@@ -182,6 +183,8 @@ static reply req(const char *method, const char *url, const char *cookie, const 
     curl_easy_setopt(c, CURLOPT_HEADERDATA, &h);
     if (source_ip)
         curl_easy_setopt(c, CURLOPT_INTERFACE, source_ip);
+    if (ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, ca_file);
     if (form)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, form);
     CURLcode cc = curl_easy_perform(c);
@@ -440,6 +443,14 @@ Test(web, signed_out_pages_redirect_to_sign_in)
     reply_free(&r);
     r = post(&s, "/logout", NULL, "csrf=x", NULL);
     cr_assert_eq(r.status, 303);
+    reply_free(&r);
+    /* a cross-site form (its cookies stay home: SameSite) or one without a token: 403, not a redirect */
+    r = post(&s, "/runs/x/gates/g/decide", NULL, "decision=approve", NULL);
+    cr_assert_eq(r.status, 403, "%ld", r.status);
+    cr_assert(strstr(r.body, "<p id=\"flash\" class=\"error\">"), "%s", r.body);
+    reply_free(&r);
+    r = post(&s, "/runs/x/gates/g/decide", NULL, "csrf=x&decision=approve", "Sec-Fetch-Site: cross-site");
+    cr_assert_eq(r.status, 403, "%ld", r.status);
     reply_free(&r);
     th_serve_stop(&s);
 }
@@ -1322,4 +1333,85 @@ Test(web, queues_show_the_snapshot_and_rates)
     free(session);
     free(token);
     free(stats);
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+/* `sluice serve` with api_extra refuses to start, saying want. */
+static void refused_config(const char *api_extra, const char *want)
+{
+    write_config(api_extra);
+    const char *argv[] = { SLUICE_BIN, "serve", "--config", config, "--listen", "127.0.0.1:0", NULL };
+    th_result r = th_run(argv, NULL);
+    cr_assert_neq(r.status, 0, "started with:\n%s", api_extra);
+    cr_assert(strstr(r.err, want), "want '%s' in:\n%s", want, r.err);
+    th_result_free(&r);
+}
+
+Test(web, unusable_sign_in_settings_stop_the_server)
+{
+    refused_config("  web:\n    proxy_header: X-Forwarded-User\n", "needs proxy_addresses");
+    refused_config("  web:\n    session_ttl: 0s\n", "session_ttl");
+    refused_config("  web:\n    colour: blue\n", "unknown key 'colour'");
+    refused_config("  oidc:\n    issuer: https://id.example\n    redirect_url: https://s/cb\n",
+                   "needs issuer, client_id and redirect_url");
+    refused_config("  oidc:\n    issuer: http://id.example\n    client_id: c\n    redirect_url: https://s/cb\n",
+                   "https is required");
+    refused_config("  oidc:\n    issuer: https://id.example\n    client_id: c\n    redirect_url: https://s/cb\n"
+                   "    client_secret: a\n    client_secret_file: /nonexistent\n", "not both");
+    refused_config("  oidc:\n    issuer: https://id.example\n    client_id: c\n    redirect_url: https://s/cb\n"
+                   "    client_secret_file: /nonexistent/secret\n", "/nonexistent/secret");
+}
+
+Test(web, cookies_are_secure_over_tls)
+{
+    char *cert = sl_xasprintf("%s/tls.crt", dir), *key = sl_xasprintf("%s/tls.key", dir);
+    char *cmd = sl_xasprintf("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1"
+                             " -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 -keyout '%s' -out '%s'"
+                             " 2>&1", key, cert);
+    const char *sh[] = { "/bin/sh", "-c", cmd, NULL };
+    th_result g = th_run(sh, NULL);
+    cr_assert_eq(g.status, 0, "openssl: %s", g.out);
+    th_result_free(&g);
+    char *extra = sl_xasprintf("  tls_cert: %s\n  tls_key: %s\n", cert, key);
+    write_config(extra);
+    th_server s;
+    th_serve_start(&s, config, true, NULL);
+    ca_file = cert;
+    char *token = th_token(config, "tina", "read", NULL);
+    reply r = get(&s, "/login", NULL);
+    char *line = NULL;
+    char *pre = set_cookie(&r, "sluice_pre", &line);
+    cr_assert(pre && strstr(line, "; Secure"), "%s", r.headers);
+    free(line);
+    free(pre);
+    reply_free(&r);
+    char *u = page_url(&s, "/login");
+    r = get(&s, "/login", NULL);
+    pre = set_cookie(&r, "sluice_pre", NULL);
+    char *csrf = csrf_of(r.body);
+    reply_free(&r);
+    char *ck = sl_xasprintf("sluice_pre=%s", pre);
+    char *form = sl_xasprintf("csrf=%s&next=%%2Fgates&token=%s", csrf, token);
+    char *origin = sl_xasprintf("Origin: %s", s.url);
+    r = req("POST", u, ck, form, origin, NULL);
+    cr_assert_eq(r.status, 303, "%ld %s", r.status, r.body);
+    char *session = set_cookie(&r, "sluice_session", &line);
+    cr_assert(session && strstr(line, "; Secure") && strstr(line, "HttpOnly"), "%s", r.headers);
+    reply_free(&r);
+    ca_file = NULL;
+    th_serve_stop(&s);
+    free(line);
+    free(session);
+    free(origin);
+    free(form);
+    free(ck);
+    free(csrf);
+    free(pre);
+    free(u);
+    free(token);
+    free(extra);
+    free(cmd);
+    free(cert);
+    free(key);
 }
