@@ -33,9 +33,9 @@ const {
   check, watchedPage, pathOf, clickAndWait, text, count, attr, describe, signInWithToken, sessionCookie, SUBMIT,
 } = require('./lib');
 
-// One <li> per decision; a page may show a placeholder item (class none)
-// while there is none.
-const DECISIONS = '#approvals li:not(.none)';
+// One <li class="decision"> per decision (docs/web.md); the list may hold
+// a placeholder item while there is none.
+const DECISIONS = '#approvals li.decision';
 
 const gatePath = (r) => `/runs/${r.run}/gates/${r.gate}`;
 
@@ -68,7 +68,8 @@ async function signInToken(ctx) {
 
   // A token that is not one: refused on the page, no session.
   await page.type('#login-token input[name="token"]', 'slk_0123456789abcdef_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA');
-  await clickAndWait(page, SUBMIT('#login-token'));
+  const refused = await clickAndWait(page, SUBMIT('#login-token'));
+  check(refused.status() === 401, `a bad token should be answered 401, got ${refused.status()}`);
   check(pathOf(page) === '/login', `a bad token must not sign in: ${await describe(page)}`);
   check(await count(page, '#flash.error') === 1, `a bad token should show #flash.error: ${await describe(page)}`);
   check(!(await sessionCookie(page)), 'a bad token must not set a session cookie');
