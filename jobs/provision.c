@@ -31,6 +31,7 @@
  * the `id` of the JSON answer is recorded (and its `existed`, when true).  4xx is permanent, 5xx and
  * network trouble retryable, like deploy webhooks. */
 #include "args.h"
+#include "base64.h"
 #include "clock.h"
 #include "config.h"
 #include "config_jobs.h"
@@ -98,17 +99,10 @@ static bool exists(PGconn *c, const char *sql, const char *name, bool *out, sl_e
 
 static int new_password(char out[64], sl_err *err)
 {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char raw[33];
     if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
         return sl_err_set(err, SL_EIO, "getrandom: %s", strerror(errno));
-    size_t k = 0;
-    for (size_t i = 0; i < sizeof raw; i += 3) {
-        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
-        for (int j = 18; j >= 0; j -= 6)
-            out[k++] = b64[(v >> j) & 63];
-    }
-    out[k] = '\0';
+    sl_base64_encode(raw, sizeof raw, SL_BASE64URL, out, 64);   /* 44 characters */
     explicit_bzero(raw, sizeof raw);
     return 0;
 }
