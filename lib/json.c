@@ -26,7 +26,6 @@
  */
 #include "json.h"
 #include "base64.h"
-#include "envelope.h"
 #include "utf8.h"
 #include "mem.h"
 #include "numfmt.h"
@@ -590,7 +589,7 @@ static int check_keys(const msgpack_object_map *m, sl_err *err)
         const msgpack_object *k = &m->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return sl_err_set(err, SL_EINVAL, "JSON: map key #%" PRIu32 " is of type %s; "
-                              "object keys must be strings", i + 1, sl_envelope_type_name(k));
+                              "object keys must be strings", i + 1, sl_json_type_name(k));
         if (check_text(k->via.str.ptr, k->via.str.size, "key", err) < 0)
             return -1;
     }
@@ -755,4 +754,21 @@ void sl_json_put_string(sl_buf *out, const char *s, size_t n)
     }
     sl_buf_append(out, s + run, n - run);
     sl_buf_putc(out, '"');
+}
+
+const char *sl_json_type_name(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "bool";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "integer";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return "float";
+    case MSGPACK_OBJECT_STR: return "str";
+    case MSGPACK_OBJECT_BIN: return "bin";
+    case MSGPACK_OBJECT_ARRAY: return "array";
+    case MSGPACK_OBJECT_MAP: return "map";
+    default: return "ext";
+    }
 }
