@@ -51,7 +51,7 @@ static void print_evidence(sl_db *db, const sl_config *cfg, const char *run_id, 
     }
     sl_yerrors errors = SL_YERRORS_INIT;
     sl_pipeline *pl = sl_pipeline_parse(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-                                        (size_t)PQgetlength(r, 0, 1), &cfg->sched, &errors);
+                                        (size_t)PQgetlength(r, 0, 1), sl_sched_config_of(cfg), &errors);
     sl_yerrors_free(&errors);
     PQclear(r);
     int k = pl ? sl_pipeline_step(pl, gate_id) : -1;

@@ -81,7 +81,7 @@ int cmd_validate(int argc, char **argv)
     int status = CLI_OK;
     if (optind < argc) {
         for (int i = optind; i < argc; i++) {
-            sl_pipeline *p = sl_pipeline_load(argv[i], &cfg->sched, &errors);
+            sl_pipeline *p = sl_pipeline_load(argv[i], sl_sched_config_of(cfg), &errors);
             if (p && !quiet)
                 printf("%s: ok (pipeline %s, %zu steps%s)\n", argv[i], p->name, p->nsteps,
                        p->schedule ? ", scheduled" : "");
@@ -92,8 +92,8 @@ int cmd_validate(int argc, char **argv)
         size_t n;
         sl_err err;
         if (dir == NULL)
-            dir = cfg->sched.pipelines;
-        if (sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &errors, &err) < 0) {
+            dir = sl_sched_config_of(cfg)->pipelines;
+        if (sl_pipelines_load_dir(dir, sl_sched_config_of(cfg), &list, &n, &errors, &err) < 0) {
             status = cli_fail("validate", "%s", err.msg);
         } else {
             for (size_t i = 0; i < n && !quiet; i++)
@@ -502,7 +502,7 @@ int cmd_status(int argc, char **argv)
     }
     sl_yerrors perr = SL_YERRORS_INIT;
     uc.p = sl_pipeline_parse(PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8), (size_t)PQgetlength(r, 0, 8),
-                             &cfg->sched, &perr);
+                             sl_sched_config_of(cfg), &perr);
     sl_yerrors_free(&perr);
     printf("\n%-20s %-10s %-8s %-10s %s\n", "STEP", "STATUS", "ATTEMPTS", "TOOK", "JOB");
     for (int i = 0; i < PQntuples(s); i++) {

@@ -1,6 +1,9 @@
 /* main.c: `sluice`, the command-line client: dispatches to a subcommand. */
 #include "cli.h"
 #include "buf.h"
+#include "config_api.h"
+#include "config_jobs.h"
+#include "config_sched.h"
 #include "vis.h"
 
 #include <getopt.h>
@@ -81,6 +84,10 @@ int cli_fail(const char *cmd, const char *fmt, ...)
 sl_config *cli_load_config(const char *cmd, const char *path)
 {
     sl_err err;
+    /* sluice links every component and checks all of sluice.yaml */
+    sl_config_jobs_register();
+    sl_sched_config_register();
+    sl_api_config_register();
     sl_config *cfg = sl_config_load(path, &err);
     if (cfg == NULL)
         cli_fail(cmd, "%s", err.msg);

@@ -179,7 +179,7 @@ static int lock_password_dir(const sl_job_ctx *ctx, const char *dir, sl_err *err
 static int create_role(PGconn *c, const sl_job_ctx *ctx, const char *name, const char *qname,
                        bool *existed, sl_err *err)
 {
-    const char *dir = ctx->cfg->jobs->provision.password_dir;
+    const char *dir = sl_config_jobs_of(ctx->cfg)->provision.password_dir;
     char password[64];
     char final_name[80];
     snprintf(final_name, sizeof final_name, "%s.password", name);
@@ -254,7 +254,7 @@ cleanup:
 
 static int run_postgres(sl_job_ctx *ctx, const char *resource, sl_err *err)
 {
-    const sl_jobs_config *jc = ctx->cfg->jobs;
+    const sl_jobs_config *jc = sl_config_jobs_of(ctx->cfg);
     if (!sl_config_list_has(jc->provision.resources, jc->provision.nresources, resource))
         return sl_err_set(err, SL_EINVAL, "argument 'resource': '%s' is not enabled on this worker "
                           "(provision.resources)", resource);
@@ -360,7 +360,7 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
     if (sl_args_str(ctx->args, "endpoint", true, &ep_name, err) < 0 ||
         sl_args_str(ctx->args, "name", false, &name, err) < 0)
         goto cleanup;
-    const sl_provision_endpoint *ep = sl_config_provision_endpoint(ctx->cfg->jobs, ep_name);
+    const sl_provision_endpoint *ep = sl_config_provision_endpoint(sl_config_jobs_of(ctx->cfg), ep_name);
     if (ep == NULL) {
         char shown[100];
         sl_err_set(err, SL_EINVAL, "argument 'endpoint': no provisioning endpoint '%s' is configured",

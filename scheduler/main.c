@@ -16,6 +16,9 @@
  * pipelines only; scheduler.signing_key_file, when set, signs every step's
  * job (the key is loaded once, at start-up). */
 #include "config.h"
+#include "config_api.h"
+#include "config_jobs.h"
+#include "config_sched.h"
 #include "db.h"
 #include "engine.h"
 #include "leader.h"
@@ -114,7 +117,7 @@ static int load_pipelines(const sl_config *cfg, pipeset *ps)
     size_t n = 0;
     sl_yerrors perr = SL_YERRORS_INIT;
     sl_err err;
-    if (sl_pipelines_load_dir(ps->dir, &cfg->sched, &list, &n, &perr, &err) < 0) {
+    if (sl_pipelines_load_dir(ps->dir, sl_sched_config_of(cfg), &list, &n, &perr, &err) < 0) {
         SL_ERROR("pipelines.unreadable", "dir=%s error=%s", ps->dir, LOGQ(err.msg));
         return -1;
     }
@@ -234,7 +237,7 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key
             if (now >= next_retention)
                 next_retention = now + apply_retention(cfg, db);
         }
-        if (now - last_reconcile >= cfg->sched.reconcile_ms) {
+        if (now - last_reconcile >= sl_sched_config_of(cfg)->reconcile_ms) {
             last_reconcile = now;
             if (sl_engine_reconcile(engine, &err) < 0)
                 SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
@@ -306,6 +309,11 @@ static bool schema_ok(const sl_config *cfg)
 
 int main(int argc, char **argv)
 {
+    /* sluice.yaml's sections this program reads: its own, the job kinds'
+     * (checked like the worker checks them) and the API's address */
+    sl_sched_config_register();
+    sl_config_jobs_register();
+    sl_api_config_register();
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "pipelines", required_argument, NULL, 'p' },
@@ -344,7 +352,7 @@ int main(int argc, char **argv)
     }
     sl_log_setup("scheduler", lvl);
     if (dir == NULL)
-        dir = cfg->sched.pipelines;
+        dir = sl_sched_config_of(cfg)->pipelines;
 
     pipeset ps = { dir, NULL, 0 };
     if (load_pipelines(cfg, &ps) < 0) {
@@ -352,8 +360,8 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     sl_sign_key *signer = NULL;
-    if (cfg->sched.signing_key_file) {
-        if ((signer = sl_sign_load_private(cfg->sched.signing_key_file, &err)) == NULL) {
+    if (sl_sched_config_of(cfg)->signing_key_file) {
+        if ((signer = sl_sign_load_private(sl_sched_config_of(cfg)->signing_key_file, &err)) == NULL) {
             SL_ERROR("config.invalid", "key=scheduler.signing_key_file error=%s", LOGQ(err.msg));
             sl_pipelines_free(ps.list, ps.n);
             sl_config_free(cfg);
@@ -369,10 +377,10 @@ int main(int argc, char **argv)
 
     /* Gate timeouts are audit rows: signed with the scheduler's own key. */
     sl_sign_key *audit_key = NULL;
-    if (cfg->sched.audit_key_file == NULL) {
+    if (sl_sched_config_of(cfg)->audit_key_file == NULL) {
         SL_WARN("audit.unsigned", "reason=%s", LOGQ("scheduler.audit_key_file is not set: gate "
                 "timeouts will be audited unsigned and fail `sluice audit verify --public-key`"));
-    } else if ((audit_key = sl_sign_load_private(cfg->sched.audit_key_file, &err)) == NULL) {
+    } else if ((audit_key = sl_sign_load_private(sl_sched_config_of(cfg)->audit_key_file, &err)) == NULL) {
         fprintf(stderr, "sluice-scheduler: scheduler.audit_key_file: %s\n", err.msg);
         sl_pipelines_free(ps.list, ps.n);
         sl_config_free(cfg);
@@ -415,7 +423,7 @@ int main(int argc, char **argv)
                 if (!said_standby)
                     SL_INFO("leader.standby", "");
                 said_standby = true;
-                nap(cfg->sched.standby_poll_ms);
+                nap(sl_sched_config_of(cfg)->standby_poll_ms);
             }
         }
         if (leading && !stop_requested && !schema_ok(cfg)) {

@@ -262,14 +262,14 @@ static void get_whoami(sl_request *r, sl_response *resp)
  * (the server runs where the pipelines are not) rules nothing out. */
 static bool pipeline_absent(const sl_config *cfg, const char *name)
 {
-    const char *dir = cfg->sched.pipelines;
+    const char *dir = sl_sched_config_of(cfg)->pipelines;
     if (dir == NULL || dir[0] == '\0')
         return false;
     sl_pipeline **list = NULL;
     size_t n = 0;
     sl_yerrors perr = SL_YERRORS_INIT;
     sl_err err;
-    if (sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &perr, &err) < 0) {
+    if (sl_pipelines_load_dir(dir, sl_sched_config_of(cfg), &list, &n, &perr, &err) < 0) {
         sl_yerrors_free(&perr);
         return false;
     }
@@ -384,7 +384,7 @@ static char *gate_needs(sl_db *db, const sl_config *cfg, const char *run_id, con
     if (PQntuples(res) == 1) {
         sl_yerrors errors = SL_YERRORS_INIT;
         sl_pipeline *pl = sl_pipeline_parse(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-                                            (size_t)PQgetlength(res, 0, 1), &cfg->sched, &errors);
+                                            (size_t)PQgetlength(res, 0, 1), sl_sched_config_of(cfg), &errors);
         sl_yerrors_free(&errors);
         int k = pl ? sl_pipeline_step(pl, gate_id) : -1;
         for (size_t j = 0; k >= 0 && j < pl->steps[k].nneeds; j++) {

@@ -29,6 +29,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+TH_REGISTER_CONFIG_SECTIONS
+
 static char dir[64];     /* this test's pipelines and files */
 static char *config;     /* its configuration */
 
@@ -317,7 +319,7 @@ static void open_gate(const char *run_id)
     sl_pipeline **pipes = NULL;
     size_t npipes = 0;
     sl_yerrors perr = SL_YERRORS_INIT;
-    cr_assert_eq(sl_pipelines_load_dir(cfg->sched.pipelines, &cfg->sched, &pipes, &npipes, &perr, &err), 0, "%s",
+    cr_assert_eq(sl_pipelines_load_dir(sl_sched_config_of(cfg)->pipelines, sl_sched_config_of(cfg), &pipes, &npipes, &perr, &err), 0, "%s",
                  err.msg);
     cr_assert_eq(perr.n, 0, "%s", perr.msgs[0]);
     sl_yerrors_free(&perr);

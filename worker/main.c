@@ -2,6 +2,7 @@
  * configuration, applies command-line overrides, and hands over to the
  * prefork master (which calls load_config again on SIGHUP). */
 #include "config.h"
+#include "config_api.h"
 #include "config_jobs.h"
 #include "consumer.h"
 #include "envelope.h"
@@ -92,6 +93,21 @@ static int parse_queues(overrides *ov, const char *text)
     return 0;
 }
 
+/* Sections of the shared sluice.yaml that other programs read (the
+ * scheduler's): accepted and skipped here, so that a misspelt section is
+ * still an error.  sluice-scheduler and `sluice` check their contents. */
+static const char *const others_names[] = { "scheduler", "groups", NULL };
+static const sl_config_section others = { .names = others_names };
+
+/* The sections the worker reads: the job kinds', and the API's address
+ * (links in what jobs send to people). */
+static void register_sections(void)
+{
+    sl_config_jobs_register();
+    sl_api_config_register();
+    sl_config_register(&others);
+}
+
 /* Loads the configuration file and applies the overrides: the loader the
  * master calls again on SIGHUP. */
 static sl_config *load_config(void *arg, sl_err *err)
@@ -106,7 +122,7 @@ static sl_config *load_config(void *arg, sl_err *err)
     for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
         sl_secretenv_take(servers[i]);
     const char *names[64];
-    size_t n = sl_config_jobs_secret_envs(cfg->jobs, names, 64);
+    size_t n = sl_config_jobs_secret_envs(sl_config_jobs_of(cfg), names, 64);
     for (size_t i = 0; i < n && i < 64; i++)
         sl_secretenv_take(names[i]);
     if (ov->queues) {
@@ -125,6 +141,7 @@ static sl_config *load_config(void *arg, sl_err *err)
 
 int main(int argc, char **argv)
 {
+    register_sections();
     static const struct option opts[] = {
         { "config", required_argument, NULL, 'c' },
         { "queues", required_argument, NULL, 'q' },
