@@ -52,6 +52,7 @@ int cmd_gates(int argc, char **argv);      /* cmd_gates.c */
 int cmd_approve(int argc, char **argv);
 int cmd_reject(int argc, char **argv);
 int cmd_audit(int argc, char **argv);       /* cmd_audit.c */
+int cmd_open(int argc, char **argv);        /* cmd_open.c */
 int cmd_breakglass(int argc, char **argv);  /* cmd_breakglass.c */
 
 /* `sluice cancel ID` for a run: returns -1 if ID names no run (the caller

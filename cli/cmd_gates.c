@@ -1,5 +1,6 @@
 /* cmd_gates.c: approval gates from the command line:
- *   gates                 open gates and what the approvers decide on
+ *   gates [--mine] [--json]  open gates and what the approvers decide on
+ *                         (--mine, --json: through the API, as the caller)
  *   approve RUN GATE      approve (with a comment and inputs), through the API
  *   reject RUN GATE       reject (a comment is mandatory), through the API
  * The decision logic, refusals and auditing live in scheduler/gate.c and
@@ -13,6 +14,7 @@
 #include "json.h"
 #include "jsonval.h"
 #include "mem.h"
+#include "opts.h"
 #include "pipeline.h"
 #include "vis.h"
 
@@ -24,19 +26,33 @@
 /* A database value as printed: visibly (vis.h). */
 #define V(res, r, c) SL_VIS(PQgetvalue((res), (r), (c)))
 
-static void gates_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice gates [OPTIONS]\n"
-        "\n"
-        "Lists open approval gates: run, pipeline, gate, waiting since, deadline,\n"
-        "approvals so far / required, who may still approve, the instructions, and\n"
-        "the outputs of the steps the gate depends on.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+enum { OPT_MINE = 256, OPT_JSON };
+
+static const sl_opt gates_rows[] = {
+    { OPT_MINE, "mine", 0, NULL, "only the gates you may decide (through the API, as the principal\n"
+                                 "$SLUICE_TOKEN proves)" },
+    { OPT_JSON, "json", 0, NULL, "print the API's JSON (GET /v1/gates; needs $SLUICE_TOKEN)" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts gates_opts = {
+    "sluice gates",
+    "Usage: sluice gates [--mine] [--json] [OPTIONS]\n"
+    "\n"
+    "Lists open approval gates: run, pipeline, gate, waiting since, deadline,\n"
+    "approvals so far / required, who may still approve, the instructions, and\n"
+    "the outputs of the steps the gate depends on.  Without --mine or --json it\n"
+    "reads PostgreSQL; with either it asks the API server (api.url,\n"
+    "$SLUICE_API_URL) with $SLUICE_TOKEN, like 'sluice approve'.  --mine lists\n"
+    "the gates the token's principal may still decide: an approver, not the\n"
+    "run's trigger unless the gate allows self-approval, not decided yet.\n"
+    "\n",
+    "\nTry 'sluice gates --help'.",
+    gates_rows,
+    NULL,
+};
 
 /* Prints the outputs of the steps gate gate_id needs, from the run's pipeline. */
 static void print_evidence(sl_db *db, const sl_config *cfg, const char *run_id, const char *gate_id)
@@ -69,15 +85,84 @@ static void print_evidence(sl_db *db, const sl_config *cfg, const char *run_id, 
     sl_pipeline_free(pl);
 }
 
+/* A string member of a JSON object, or "" (borrowed from o). */
+static const char *member(const msgpack_object *o, const char *key, char *buf, size_t n)
+{
+    char *v = NULL;
+    buf[0] = '\0';
+    if (sl_args_str(o, key, false, &v, NULL) == 0 && v != NULL)
+        snprintf(buf, n, "%s", v);
+    free(v);
+    return buf;
+}
+
+/* --mine without --json: the API's gates as a short list. */
+static void print_api_gates(const char *json)
+{
+    sl_jsonval j;
+    sl_jsonval_init(&j, json);
+    if (!j.ok || j.up.data.type != MSGPACK_OBJECT_ARRAY || j.up.data.via.array.size == 0)
+        printf("no open gates\n");
+    for (uint32_t i = 0; j.ok && j.up.data.type == MSGPACK_OBJECT_ARRAY && i < j.up.data.via.array.size; i++) {
+        const msgpack_object *g = &j.up.data.via.array.ptr[i];
+        char run[128], gate[128], pipeline[128], deadline[64], instructions[512];
+        member(g, "run", run, sizeof run);
+        member(g, "gate", gate, sizeof gate);
+        member(g, "pipeline", pipeline, sizeof pipeline);
+        member(g, "deadline", deadline, sizeof deadline);
+        member(g, "instructions", instructions, sizeof instructions);
+        printf("%s %s  gate %s\n", SL_VIS(pipeline), SL_VIS(run), SL_VIS(gate));
+        printf("  deadline:     %s\n", *deadline ? SL_VIS(deadline) : "none");
+        if (*instructions)
+            printf("  instructions: %s\n", SL_VIS(instructions));
+    }
+    sl_jsonval_free(&j);
+}
+
+/* `sluice gates --mine` / `--json`: GET /v1/gates[?mine=true] as the token's principal. */
+static int api_gates(const sl_config *cfg, bool mine, bool json)
+{
+    sl_err err;
+    cli_api_reply reply = { 0 };
+    if (cli_api(cfg, "GET", mine ? "/v1/gates?mine=true" : "/v1/gates", NULL, &reply, &err) < 0) {
+        sl_buf_free(&reply.body);
+        return cli_fail("gates", "%s", err.msg);
+    }
+    int status = CLI_OK;
+    if (reply.status != 200)
+        status = cli_api_fail("gates", &reply);
+    else if (json)
+        printf("%s\n", sl_buf_str(&reply.body));   /* JSON escapes every control character */
+    else
+        print_api_gates(sl_buf_str(&reply.body));
+    sl_buf_free(&reply.body);
+    return status;
+}
+
 int cmd_gates(int argc, char **argv)
 {
-    const char *config = NULL;
-    int parsed = cli_simple_args("gates", argc, argv, gates_usage, &config, NULL, 0, NULL);
-    if (parsed >= 0)
-        return parsed;
+    const char *config = NULL, *value;
+    bool mine = false, json = false;
+    sl_opts_parser op;
+    sl_opts_begin(&op, &gates_opts, argc, argv);
+    for (int id; (id = sl_opts_next(&op, &value)) != SL_OPTS_END;) {
+        switch (id) {
+        case OPT_MINE: mine = true; break;
+        case OPT_JSON: json = true; break;
+        case 'c': config = value; break;
+        default: return op.status;
+        }
+    }
+    if (op.optind < argc)
+        return sl_opts_error(&gates_opts, "unexpected argument '%s'", argv[op.optind]);
     sl_config *cfg = cli_load_config("gates", config);
     if (cfg == NULL)
         return CLI_FAILED;
+    if (mine || json) {
+        int st = api_gates(cfg, mine, json);
+        sl_config_free(cfg);
+        return st;
+    }
     sl_err err;
     int status = CLI_FAILED;
     sl_db *db = sl_db_connect(cfg->database_url, &err);
