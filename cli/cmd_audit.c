@@ -20,45 +20,47 @@
 
 #define CMD "audit"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice audit verify [--public-key FILE]... [OPTIONS]\n"
-        "       sluice audit head [--json] [OPTIONS]\n"
-        "       sluice audit show RUN [--json] [--public-key FILE]... [OPTIONS]\n"
-        "       sluice audit keygen --private FILE --public FILE\n"
-        "\n"
-        "verify  recomputes the hash of every row of the approval audit trail and\n"
-        "        checks that each chains to the row before it, so an edited or deleted\n"
-        "        row is found.  With --public-key (repeatable: the API server's, the\n"
-        "        scheduler's and the break-glass public keys) it also checks that every\n"
-        "        row since migration 006 carries a valid signature by one of them: a\n"
-        "        chain that someone with the database recomputed hashes fine but fails\n"
-        "        here.  Rows older than migration 006 are reported as legacy (unsigned).\n"
-        "        Exits 1 naming the first row that does not verify.\n"
-        "head    prints the newest row's seq, hash, signing key id and signature:\n"
-        "        record it outside the database (it also detects that the newest rows\n"
-        "        were removed, which no check inside the chain can).\n"
-        "show    lists every decision, refusal and timeout of run RUN, oldest first:\n"
-        "        time, gate, principal, decision, how the principal was authenticated,\n"
-        "        the client address, comment or reason, and whether the row's signature\n"
-        "        verifies: yes, no (the row was edited or the signature is not by any\n"
-        "        --public-key given), unsigned (no audit key was configured), unchecked\n"
-        "        (signed, but no --public-key given).  Exits 1 when a row does not verify.\n"
-        "keygen  writes a new Ed25519 key pair: the private key (mode 0600) for\n"
-        "        api.audit_key_file, scheduler.audit_key_file or break-glass\n"
-        "        decisions, the public key for verify.  Same as\n"
-        "        `openssl genpkey -algorithm ed25519 -out F` and `openssl pkey -in F -pubout`.\n"
-        "\n"
-        "Options:\n"
-        "  -k, --public-key FILE  verify, show: a PEM public (or private) key to check\n"
-        "                         signatures with\n"
-        "      --private FILE     keygen: where to write the private key\n"
-        "      --public FILE      keygen: where to write the public key\n"
-        "      --json             head, show: print JSON\n"
-        "  -c, --config FILE      configuration file\n"
-        "  -h, --help             show this help\n");
-}
+static const sl_opt cmd_rows[] = {
+    { 'k', "public-key", 'k', "FILE", "verify, show: a PEM public (or private) key to check\nsignatures with" },
+    { 'P', "private", 0, "FILE", "keygen: where to write the private key" },
+    { 'U', "public", 0, "FILE", "keygen: where to write the public key" },
+    { 'j', "json", 0, NULL, "head, show: print JSON" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice audit",
+    "Usage: sluice audit verify [--public-key FILE]... [OPTIONS]\n"
+    "       sluice audit head [--json] [OPTIONS]\n"
+    "       sluice audit show RUN [--json] [--public-key FILE]... [OPTIONS]\n"
+    "       sluice audit keygen --private FILE --public FILE\n"
+    "\n"
+    "verify  recomputes the hash of every row of the approval audit trail and\n"
+    "        checks that each chains to the row before it, so an edited or deleted\n"
+    "        row is found.  With --public-key (repeatable: the API server's, the\n"
+    "        scheduler's and the break-glass public keys) it also checks that every\n"
+    "        row since migration 006 carries a valid signature by one of them: a\n"
+    "        chain that someone with the database recomputed hashes fine but fails\n"
+    "        here.  Rows older than migration 006 are reported as legacy (unsigned).\n"
+    "        Exits 1 naming the first row that does not verify.\n"
+    "head    prints the newest row's seq, hash, signing key id and signature:\n"
+    "        record it outside the database (it also detects that the newest rows\n"
+    "        were removed, which no check inside the chain can).\n"
+    "show    lists every decision, refusal and timeout of run RUN, oldest first:\n"
+    "        time, gate, principal, decision, how the principal was authenticated,\n"
+    "        the client address, comment or reason, and whether the row's signature\n"
+    "        verifies: yes, no (the row was edited or the signature is not by any\n"
+    "        --public-key given), unsigned (no audit key was configured), unchecked\n"
+    "        (signed, but no --public-key given).  Exits 1 when a row does not verify.\n"
+    "keygen  writes a new Ed25519 key pair: the private key (mode 0600) for\n"
+    "        api.audit_key_file, scheduler.audit_key_file or break-glass\n"
+    "        decisions, the public key for verify.  Same as\n"
+    "        `openssl genpkey -algorithm ed25519 -out F` and `openssl pkey -in F -pubout`.\n"
+    "\n",
+    "\nTry 'sluice audit --help'.", cmd_rows,
+NULL };
+
 
 static int verify(const sl_config *cfg, sl_sign_key *const *keys, size_t nkeys)
 {
@@ -195,15 +197,6 @@ out:
 
 int cmd_audit(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "public-key", required_argument, NULL, 'k' },
-        { "private", required_argument, NULL, 'P' },
-        { "public", required_argument, NULL, 'U' },
-        { "json", no_argument, NULL, 'j' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL, *priv = NULL, *pub = NULL;
     const char **keyfiles = sl_xcalloc((size_t)argc + 1, sizeof *keyfiles);
     sl_sign_key **keys = sl_xcalloc((size_t)argc + 1, sizeof *keys);
@@ -211,18 +204,17 @@ int cmd_audit(int argc, char **argv)
     bool json = false;
     int c, status = CLI_USAGE;
     sl_config *cfg = NULL;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":k:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'k': keyfiles[nfiles++] = optarg; break;
-        case 'P': priv = optarg; break;
-        case 'U': pub = optarg; break;
+        case 'k': keyfiles[nfiles++] = optval; break;
+        case 'P': priv = optval; break;
+        case 'U': pub = optval; break;
         case 'j': json = true; break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); status = CLI_OK; goto out;
-        case ':': status = cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]); goto out;
-        default: status = cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]); goto out;
+        case 'c': config = optval; break;
+        default: status = op.status; goto out;
         }
     }
     const char *sub = optind < argc ? argv[optind] : NULL;
