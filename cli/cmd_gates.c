@@ -213,38 +213,47 @@ out:
     return status;
 }
 
-static void decide_usage(FILE *f, bool approve)
-{
-    if (approve)
-        fprintf(f,
-            "Usage: sluice approve RUN GATE [--comment TEXT] [--input NAME=VALUE]...\n"
-            "\n"
-            "Approves gate GATE of run RUN.  When the gate has its required number of\n"
-            "approvals it is released and the steps after it start.  Inputs are the\n"
-            "typed values the gate declares (see 'sluice gates').\n");
-    else
-        fprintf(f,
-            "Usage: sluice reject RUN GATE --comment TEXT\n"
-            "\n"
-            "Rejects gate GATE of run RUN: the gate closes and the run fails.\n");
-    fprintf(f,
-        "\n"
-        "The decision is sent to the API server (api.url, $SLUICE_API_URL) with the\n"
-        "token in $SLUICE_TOKEN; the approver is the token's user, never a name\n"
-        "given here.  It is refused (exit 1, recorded as refused in the audit trail)\n"
-        "when that user is not an approver of the gate, triggered the run and the\n"
-        "gate does not allow self-approval, already decided at this gate, or when\n"
-        "the gate is not open.  Every decision is recorded in the audit trail with\n"
-        "the user, how the token proved it, and the client address.\n"
-        "\n"
-        "Options:\n"
-        "  -m, --comment TEXT      why%s\n"
-        "%s"
-        "  -c, --config FILE       configuration file\n"
-        "  -h, --help              show this help\n",
-        approve ? "" : " (mandatory)",
-        approve ? "  -i, --input NAME=VALUE  a value for an input of the gate (repeatable)\n" : "");
-}
+#define DECIDE_TEXT \
+    "The decision is sent to the API server (api.url, $SLUICE_API_URL) with the\n" \
+    "token in $SLUICE_TOKEN; the approver is the token's user, never a name\n" \
+    "given here.  It is refused (exit 1, recorded as refused in the audit trail)\n" \
+    "when that user is not an approver of the gate, triggered the run and the\n" \
+    "gate does not allow self-approval, already decided at this gate, or when\n" \
+    "the gate is not open.  Every decision is recorded in the audit trail with\n" \
+    "the user, how the token proved it, and the client address.\n" \
+    "\n"
+
+static const sl_opt approve_rows[] = {
+    { 'm', "comment", 'm', "TEXT", "why" },
+    { 'i', "input", 'i', "NAME=VALUE", "a value for an input of the gate (repeatable)" },
+    CLI_ROW_CONFIG,
+    CLI_ROW_HELP,
+    { 0 },
+};
+
+static const sl_opt reject_rows[] = {
+    { 'm', "comment", 'm', "TEXT", "why (mandatory)" },
+    { 'i', "input", 'i', "NAME=VALUE", "(approvals only: refused here)" },
+    CLI_ROW_CONFIG,
+    CLI_ROW_HELP,
+    { 0 },
+};
+
+static const sl_opts approve_opts = CLI_OPTS("approve",
+    "Usage: sluice approve RUN GATE [--comment TEXT] [--input NAME=VALUE]...\n"
+    "\n"
+    "Approves gate GATE of run RUN.  When the gate has its required number of\n"
+    "approvals it is released and the steps after it start.  Inputs are the\n"
+    "typed values the gate declares (see 'sluice gates').\n"
+    "\n" DECIDE_TEXT,
+    approve_rows);
+
+static const sl_opts reject_opts = CLI_OPTS("reject",
+    "Usage: sluice reject RUN GATE --comment TEXT\n"
+    "\n"
+    "Rejects gate GATE of run RUN: the gate closes and the run fails.\n"
+    "\n" DECIDE_TEXT,
+    reject_rows);
 
 /* Appends {"NAME": "VALUE", ...} of pairs[0..n) ("NAME=VALUE") to b. */
 static void put_pairs(sl_buf *b, char *const *pairs, size_t n)
@@ -264,34 +273,25 @@ static void put_pairs(sl_buf *b, char *const *pairs, size_t n)
 static int decide(int argc, char **argv, bool approve)
 {
     const char *cmd = approve ? "approve" : "reject";
-    static const struct option opts[] = {
-        { "comment", required_argument, NULL, 'm' },
-        { "input", required_argument, NULL, 'i' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *config = NULL, *comment = NULL;
+    const char *config = NULL, *comment = NULL, *optval;
     char **inputs = sl_xcalloc((size_t)argc + 1, sizeof *inputs);
     size_t ninputs = 0;
     int c, status = CLI_FAILED;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":m:i:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    sl_opts_begin(&op, approve ? &approve_opts : &reject_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'm': comment = optarg; break;
+        case 'm': comment = optval; break;
         case 'i':
-            if (!approve || strchr(optarg, '=') == NULL) {
+            if (!approve || strchr(optval, '=') == NULL) {
                 free(inputs);
                 return cli_usage_error(cmd, approve ? "--input '%s': expected NAME=VALUE"
-                                                    : "--input is for approvals%s", approve ? optarg : "");
+                                                    : "--input is for approvals%s", approve ? optval : "");
             }
-            inputs[ninputs++] = optarg;
+            inputs[ninputs++] = optarg;   /* the same string, not const */
             break;
-        case 'c': config = optarg; break;
-        case 'h': free(inputs); decide_usage(stdout, approve); return CLI_OK;
-        case ':': free(inputs); return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        default: free(inputs); return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        case 'c': config = optval; break;
+        default: free(inputs); return op.status;
         }
     }
     if (optind + 2 != argc) {
