@@ -29,7 +29,7 @@ int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
 #define CLI_ROW_JSON { CLI_OPT_JSON_ID, "json", 0, NULL, "print JSON" }
 /* A command's table: its messages start "sluice NAME: " and usage errors
  * end with "Try 'sluice NAME --help'."; usage is the help before "Options:". */
-#define CLI_OPTS(name, usage, rows) { "sluice " name, usage, "\nTry 'sluice " name " --help'.", rows, NULL }
+#define CLI_OPTS(name, usage, rows) { "sluice " name, usage, "\nTry 'sluice " name " --help'.", rows, NULL, NULL }
 
 /* The rows of a command whose options are only --config and --help
  * (cli_rows_simple) or those and --json (cli_rows_simple_json). */

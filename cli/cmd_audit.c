@@ -59,7 +59,7 @@ static const sl_opts cmd_opts = { "sluice audit",
     "        `openssl genpkey -algorithm ed25519 -out F` and `openssl pkey -in F -pubout`.\n"
     "\n",
     "\nTry 'sluice audit --help'.", cmd_rows,
-NULL };
+NULL, NULL };
 
 
 static int verify(const sl_config *cfg, sl_sign_key *const *keys, size_t nkeys)

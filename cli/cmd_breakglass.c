@@ -40,7 +40,7 @@ static const sl_opts cmd_opts = { "sluice break-glass",
     "gate must be open; inputs without a default still need a value.\n"
     "\n",
     "\nTry 'sluice break-glass --help'.", cmd_rows,
-NULL };
+NULL, NULL };
 
 
 int cmd_breakglass(int argc, char **argv)

@@ -70,7 +70,7 @@ static const sl_opts list_opts = { "sluice dead list",
     "decoded, and the error that put it there.\n"
     "\n",
     "\nTry 'sluice dead list --help'.", list_rows,
-NULL };
+NULL, NULL };
 
 
 static const sl_opt retry_rows[] = {
@@ -95,7 +95,7 @@ static const sl_opts retry_opts = { "sluice dead retry",
     "could not be retried.\n"
     "\n",
     "\nTry 'sluice dead retry --help'.", retry_rows,
-NULL };
+NULL, NULL };
 
 
 static const sl_opt purge_rows[] = {
@@ -113,7 +113,7 @@ static const sl_opts purge_opts = { "sluice dead purge",
     "dead-lettered longer ago than --older-than.\n"
     "\n",
     "\nTry 'sluice dead purge --help'.", purge_rows,
-NULL };
+NULL, NULL };
 
 
 /* ---- shared ----------------------------------------------------------------- */

@@ -38,7 +38,7 @@ static const sl_opts cmd_opts = { "sluice enqueue",
     "\n",
     "\nTry 'sluice enqueue --help'.", cmd_rows,
     "\n"
-    "Known kinds: see 'sluice kinds'.\n" };
+    "Known kinds: see 'sluice kinds'.\n", NULL };
 
 
 typedef struct kv {

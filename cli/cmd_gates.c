@@ -52,6 +52,7 @@ static const sl_opts gates_opts = {
     "\nTry 'sluice gates --help'.",
     gates_rows,
     NULL,
+    NULL,
 };
 
 /* Prints the outputs of the steps gate gate_id needs, from the run's pipeline. */

@@ -70,7 +70,7 @@ static const sl_opts cmd_opts = { "sluice job",
     "\n"
     "Exit status: 0 succeeded; 3 unknown; 4 not finished yet (queued, delayed,\n"
     "retrying, claimed, running); 5 finished without success (dead, cancelled);\n"
-    "1 a server unreachable; 2 usage error.\n" };
+    "1 a server unreachable; 2 usage error.\n", NULL };
 
 
 /* ---- the recorded row ---------------------------------------------------- */

@@ -39,7 +39,7 @@ static const sl_opts cmd_opts = { "sluice migrate",
     "sluice_breakglass) exactly the privileges each needs.\n"
     "\n",
     "\nTry 'sluice migrate --help'.", cmd_rows,
-NULL };
+NULL, NULL };
 
 
 static bool known_role(const char *name, size_t n)

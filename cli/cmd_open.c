@@ -34,6 +34,7 @@ static const sl_opts open_opts = {
     "\nTry 'sluice open --help'.",
     open_rows,
     NULL,
+    NULL,
 };
 
 /* True when name may be one path segment of a page's address. */

@@ -50,7 +50,7 @@ static const sl_opts validate_opts = { "sluice validate",
     "prints each error as FILE:LINE:COLUMN: message.  Exits 1 if any has an error.\n"
     "\n",
     "\nTry 'sluice validate --help'.", validate_rows,
-NULL };
+NULL, NULL };
 
 
 int cmd_validate(int argc, char **argv)
@@ -130,7 +130,7 @@ static const sl_opts run_opts = { "sluice run",
     "concurrency group is active.\n"
     "\n",
     "\nTry 'sluice run --help'.", run_rows,
-NULL };
+NULL, NULL };
 
 
 /* GET path as JSON into j (check j->ok; free it whatever the result);

@@ -28,7 +28,7 @@ static const sl_opts cmd_opts = { "sluice serve",
     "SIGINT or SIGTERM; logs to stderr.\n"
     "\n",
     "\nTry 'sluice serve --help'.", cmd_rows,
-NULL };
+NULL, NULL };
 
 
 int cmd_serve(int argc, char **argv)

@@ -37,7 +37,7 @@ static const sl_opts cmd_opts = { "sluice stats",
     "top'.  Queues are those registered in Redis and those live pools serve.\n"
     "\n",
     "\nTry 'sluice stats --help'.", cmd_rows,
-NULL };
+NULL, NULL };
 
 
 int cmd_stats(int argc, char **argv)

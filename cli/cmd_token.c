@@ -36,7 +36,7 @@ static const sl_opts cmd_opts = { "sluice token",
     "never tokens; 'revoke ID' makes a token worthless at once.\n"
     "\n",
     "\nTry 'sluice token --help'.", cmd_rows,
-NULL };
+NULL, NULL };
 
 
 static int create(sl_db *db, const char *user, const char *scopes, int64_t expires_ms)

@@ -89,7 +89,7 @@ static const sl_opts cmd_opts = { "sluice top",
     "  Ctrl-Z     suspend: the terminal is restored; 'fg' brings top back\n"
     "\n",
     "\nTry 'sluice top --help'.", cmd_rows,
-NULL };
+NULL, NULL };
 
 
 /* "500ms", "2s" or a number of seconds ("0.5"). */

@@ -107,4 +107,6 @@ void sl_opts_help(const sl_opts *o, FILE *f)
     }
     if (o->epilog)
         fputs(o->epilog, f);
+    if (o->footer)
+        o->footer(f);
 }

@@ -51,6 +51,7 @@ typedef struct sl_opts {
     const char *hint;         /* appended to usage errors: "\nTry 'sluice gates --help'." */
     const sl_opt *rows;       /* the options, ended by a row whose name is NULL */
     const char *epilog;       /* help after the options, or NULL */
+    void (*footer)(FILE *f);  /* writes help that is known only at run time, or NULL */
 } sl_opts;
 
 typedef struct sl_opts_parser {

@@ -25,6 +25,7 @@
 #include "retention.h"
 #include "log.h"
 #include "mem.h"
+#include "opts.h"
 #include "pipeline.h"
 #include "clock.h"
 #include "sign.h"
@@ -66,27 +67,32 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice-scheduler [OPTIONS]\n"
-        "\n"
-        "Loads the pipelines (scheduler.pipelines, default ./pipelines), reports\n"
-        "every error in them, and drives runs: starts them (sluice run, cron),\n"
-        "enqueues each step's job when its needs have succeeded, holds runs at\n"
-        "approval gates.  Several may run: one leads (PostgreSQL advisory lock), the\n"
-        "others stand by and take over when it dies.  TERM/INT stop it; HUP\n"
-        "reloads the pipeline directory.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE     configuration file\n"
-        "  -p, --pipelines DIR   pipeline directory (overrides scheduler.pipelines)\n"
-        "      --log-level L     debug, info, warn or error\n"
-        "  -h, --help            show this help\n"
-        "  -V, --version         show the version\n"
-        "\n"
-        "Exit status: 0 after TERM/INT, 2 usage error, 78 configuration error.\n");
-}
+static const sl_opt rows[] = {
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'p', "pipelines", 'p', "DIR", "pipeline directory (overrides scheduler.pipelines)" },
+    { 'L', "log-level", 0, "L", "debug, info, warn or error" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 'V', "version", 'V', NULL, "show the version" },
+    { 0 },
+};
+
+static const sl_opts opts = {
+    "sluice-scheduler",
+    "Usage: sluice-scheduler [OPTIONS]\n"
+    "\n"
+    "Loads the pipelines (scheduler.pipelines, default ./pipelines), reports\n"
+    "every error in them, and drives runs: starts them (sluice run, cron),\n"
+    "enqueues each step's job when its needs have succeeded, holds runs at\n"
+    "approval gates.  Several may run: one leads (PostgreSQL advisory lock), the\n"
+    "others stand by and take over when it dies.  TERM/INT stop it; HUP\n"
+    "reloads the pipeline directory.\n"
+    "\n",
+    " (see --help)",
+    rows,
+    "\n"
+    "Exit status: 0 after TERM/INT, 2 usage error, 78 configuration error.\n",
+    NULL,
+};
 
 /* Sleeps up to ms, waking early on a stop request. */
 static void nap(int ms)
@@ -314,24 +320,16 @@ int main(int argc, char **argv)
     sl_sched_config_register();
     sl_config_jobs_register();
     sl_api_config_register();
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "pipelines", required_argument, NULL, 'p' },
-        { "log-level", required_argument, NULL, 'L' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *config = NULL, *dir = NULL, *level = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:p:hV", opts, NULL)) != -1) {
+    const char *config = NULL, *dir = NULL, *level = NULL, *value;
+    sl_opts_parser op;
+    sl_opts_begin(&op, &opts, argc, argv);
+    for (int c; (c = sl_opts_next(&op, &value)) != SL_OPTS_END;) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'p': dir = optarg; break;
-        case 'L': level = optarg; break;
-        case 'h': usage(stdout); return 0;
+        case 'c': config = value; break;
+        case 'p': dir = value; break;
+        case 'L': level = value; break;
         case 'V': printf("sluice-scheduler %s\n", SLUICE_VERSION); return 0;
-        default: usage(stderr); return 2;
+        default: return op.status;
         }
     }
     if (optind < argc) {

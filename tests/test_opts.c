@@ -20,7 +20,7 @@ static const sl_opt rows[] = {
 };
 
 static const sl_opts cmd = { "sluice probe", "Usage: sluice probe [OPTIONS] ARG\n\n",
-                             "\nTry 'sluice probe --help'.", rows, "Exit status: 0.\n" };
+                             "\nTry 'sluice probe --help'.", rows, "Exit status: 0.\n", NULL };
 
 /* Parses argv (NULL-terminated) and writes "id=value;" per option into out. */
 static int parse(const char *const *args, char *out, size_t n, int *first_arg)
