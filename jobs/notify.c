@@ -201,7 +201,7 @@ static const sl_notify_channel *channel(const sl_job_ctx *ctx, sl_err *err)
     char *name;
     if (sl_args_str(ctx->args, "channel", true, &name, err) < 0)
         return NULL;
-    const sl_notify_channel *c = sl_config_notify_channel(&ctx->cfg->jobs->notify, name), *ok = NULL;
+    const sl_notify_channel *c = sl_config_notify_channel(&sl_config_jobs_of(ctx->cfg)->notify, name), *ok = NULL;
     char shown[100];
     if (c == NULL)
         sl_err_set(err, SL_EPERMANENT, "argument 'channel': no channel '%s' under notify.channels of "
@@ -249,8 +249,8 @@ static int run_notify(sl_job_ctx *ctx, sl_err *err)
                         .headers = (const char *const *)hdrs,
                         .timeout_ms = left < c->timeout_ms ? left : c->timeout_ms,
                         .max_response = 4096, .cancelled = ctx->cancelled, .guard = true,
-                        .allow = ctx->cfg->jobs->notify.allow_addresses,
-                        .nallow = ctx->cfg->jobs->notify.nallow_addresses,
+                        .allow = sl_config_jobs_of(ctx->cfg)->notify.allow_addresses,
+                        .nallow = sl_config_jobs_of(ctx->cfg)->notify.nallow_addresses,
                         .allow_key = "notify.allow_addresses" };
     if (sl_http_request(&req, &resp, err) < 0) {
         sl_err_wrap(err, "notify channel '%s'", c->name);

@@ -1,4 +1,6 @@
-/* config_api.c: see config_api.h. */
+/* config_api.c: see config_api.h.  The section reaches this module through
+ * the core loader's registry (sl_api_config_register): lib/config.c does
+ * not know it. */
 #include "config_api.h"
 
 #include <stddef.h>
@@ -242,4 +244,44 @@ void sl_api_config_env(sl_api_config *c)
 const char *sl_api_public_url(const sl_api_config *c)
 {
     return c->public_url != NULL ? c->public_url : c->url;
+}
+
+/* ---- registration with the core loader (lib/config.h) -------------------- */
+
+static const char *const section_names[] = { "api", NULL };
+
+static void *part_create(void)
+{
+    sl_api_config *c = sl_xmalloc(sizeof *c);
+    sl_api_config_init(c);
+    return c;
+}
+
+static void part_destroy(void *data)
+{
+    sl_api_config_clear(data);
+    free(data);
+}
+
+static int part_read(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
+{
+    (void)name;
+    return sl_api_config_read(data, doc, node, err);
+}
+
+static void part_env(void *data) { sl_api_config_env(data); }
+
+static const sl_config_section api_section = {
+    .names = section_names, .create = part_create, .destroy = part_destroy, .read = part_read,
+    .env = part_env,
+};
+
+void sl_api_config_register(void)
+{
+    sl_config_register(&api_section);
+}
+
+sl_api_config *sl_api_config_of(const sl_config *cfg)
+{
+    return sl_config_part(cfg, &api_section);
 }

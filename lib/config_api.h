@@ -45,8 +45,13 @@
  *       groups_scope: groups       # extra scope asked for, optional
  *       allow_http: false          # true only for a loopback test provider
  *
- * lib/config.c hands the section to this module, which reads it with the
- * same strictness as the rest (unknown keys, types, FILE:LINE:COL).  The
+ * The section is registered with the core loader by the programs that use
+ * it (sl_api_config_register, before sl_config_load): the API server and
+ * the CLI, and the scheduler and the worker, whose messages link to the
+ * web pages (api.public_url).  It lives in lib/ rather than server/ for
+ * that reason: url, public_url and ca_file say how every layer reaches the
+ * API.  It is read with the same strictness as the rest (unknown keys,
+ * types, FILE:LINE:COL).  The
  * environment overrides api.url with $SLUICE_API_URL and api.ca_file with
  * $SLUICE_API_CA (sl_api_config_env). */
 #ifndef SL_CONFIG_API_H
@@ -54,6 +59,7 @@
 
 #include <stdbool.h>
 
+#include "config.h"
 #include "err.h"
 #include "yamldoc.h"
 
@@ -130,5 +136,13 @@ const char *sl_api_public_url(const sl_api_config *c);
 
 /* Applies $SLUICE_API_URL and $SLUICE_API_CA. */
 void sl_api_config_env(sl_api_config *c);
+
+/* Registers the api section with the core loader (lib/config.h); call
+ * before sl_config_load.  Idempotent. */
+void sl_api_config_register(void);
+
+/* The api section of cfg (borrowed from cfg); cfg must have been loaded
+ * after sl_api_config_register. */
+sl_api_config *sl_api_config_of(const sl_config *cfg);
 
 #endif

@@ -728,7 +728,7 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
     const sl_pstep *s = &rc->p->steps[i];
     const sl_pgate *g = s->gate;
     size_t nusers;
-    char **users = sl_pipeline_gate_users(g, &e->cfg->sched, &nusers);
+    char **users = sl_pipeline_gate_users(g, sl_sched_config_of(e->cfg), &nusers);
     sl_buf arr = SL_BUF_INIT, spec = SL_BUF_INIT, instr = SL_BUF_INIT, chans = SL_BUF_INIT;
     sl_buf_putc(&arr, '[');   /* a JSON array, turned into text[] by the INSERT */
     for (size_t u = 0; u < nusers; u++) {
@@ -738,7 +738,7 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
     sl_buf_putc(&arr, ']');
     sl_pipeline_users_free(users);
     size_t nch;   /* the channels of its events, recorded with it (scheduler/notify.h) */
-    const char *const *ch = sl_pipeline_gate_channels(rc->p, g, &e->cfg->jobs->notify, &nch);
+    const char *const *ch = sl_pipeline_gate_channels(rc->p, g, &sl_config_jobs_of(e->cfg)->notify, &nch);
     sl_buf_putc(&chans, '[');
     for (size_t c = 0; c < nch; c++) {
         sl_buf_puts(&chans, c ? "," : "");
@@ -1003,7 +1003,7 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
     rc.signer = e->signer;
     sl_yerrors perr = SL_YERRORS_INIT;
     rc.p = sl_pipeline_parse(PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-                             (size_t)PQgetlength(res, 0, 2), &e->cfg->sched, &perr);
+                             (size_t)PQgetlength(res, 0, 2), sl_sched_config_of(e->cfg), &perr);
     sl_jsonval_free(&rc.vars);
     sl_jsonval_init(&rc.vars, PQgetvalue(res, 0, 3));
     rc.triggered_by = sl_xstrdup(PQgetvalue(res, 0, 4));

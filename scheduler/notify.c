@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "config_api.h"
 #include "config_jobs.h"
 #include "envelope.h"
 #include "json.h"
@@ -133,7 +134,7 @@ static int send_job(sl_db *db, sl_redis *redis, const sl_config *cfg, const sl_s
     memcpy(job.args, sb.data, sb.size);
     job.args_len = sb.size;
     job.attempt = 1;
-    job.max_attempts = cfg->jobs->notify.max_attempts;
+    job.max_attempts = sl_config_jobs_of(cfg)->notify.max_attempts;
     job.run = sl_xstrdup(run);
     job.enqueued_at = sl_now_ms();
     if (sl_jobsig_sign(signer, &job, err) < 0)
@@ -180,7 +181,7 @@ static int emit_one(sl_db *db, sl_redis *redis, const sl_config *cfg, const sl_s
     char id[SL_NOTIFY_ID_LEN];
     if (sl_notify_job_id(signer, run, gate, event, channel, id, err) < 0)
         return -1;
-    const char *ap[] = { run, gate, event, channel, sl_api_public_url(&cfg->api) };
+    const char *ap[] = { run, gate, event, channel, sl_api_public_url(sl_api_config_of(cfg)) };
     if (sl_db_begin(db, err) < 0)
         return -1;
     PGresult *res = sl_db_exec(db, "notification args", args_sql, 5, ap, err);
@@ -193,7 +194,7 @@ static int emit_one(sl_db *db, sl_redis *redis, const sl_config *cfg, const sl_s
     }
     char *args = sl_xstrdup(PQgetvalue(res, 0, 0));
     PQclear(res);
-    const char *ip[] = { run, gate, event, channel, id, cfg->jobs->notify.queue, args };
+    const char *ip[] = { run, gate, event, channel, id, sl_config_jobs_of(cfg)->notify.queue, args };
     res = sl_db_exec(db, "record notification", "INSERT INTO sluice_notifications (run_id, gate_id,"
                      " event, channel, job_id, queue, args) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)"
                      " ON CONFLICT DO NOTHING", 7, ip, err);
@@ -206,7 +207,7 @@ static int emit_one(sl_db *db, sl_redis *redis, const sl_config *cfg, const sl_s
     int rc = 0;
     if (recorded) {
         SL_INFO("notify.emitted", "run=%s gate=%s event=%s channel=%s job=%s", run, gate, event, channel, id);
-        rc = send_job(db, redis, cfg, signer, id, run, cfg->jobs->notify.queue, args, err);
+        rc = send_job(db, redis, cfg, signer, id, run, sl_config_jobs_of(cfg)->notify.queue, args, err);
     }
     free(args);
     return rc;
@@ -223,7 +224,7 @@ int sl_notify_pass(sl_db *db, sl_redis *redis, const sl_config *cfg, const sl_si
     if (resend(db, redis, cfg, signer, err) < 0)
         return -1;
     char remind[32];
-    snprintf(remind, sizeof remind, "%lld", (long long)cfg->jobs->notify.remind_before_ms);
+    snprintf(remind, sizeof remind, "%lld", (long long)sl_config_jobs_of(cfg)->notify.remind_before_ms);
     const char *p[] = { full ? "true" : "false", remind };
     PGresult *res = sl_db_exec(db, "due notifications", due_sql, 2, p, err);
     if (res == NULL)

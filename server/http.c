@@ -47,6 +47,7 @@
 #include "api.h"
 #include "auth.h"
 #include "clock.h"
+#include "config_api.h"
 #include "jwt.h"
 #include "limiter.h"
 #include "oidc.h"
@@ -210,7 +211,7 @@ static void *reaper(void *arg)
     while (!s->stopping) {
         int64_t now = sl_monotonic_ms();
         for (conn_rec *r = s->conns; r; r = r->next) {
-            if (!r->shut && r->fd >= 0 && now - r->since_ms > s->cfg->api.request_deadline_ms) {
+            if (!r->shut && r->fd >= 0 && now - r->since_ms > sl_api_config_of(s->cfg)->request_deadline_ms) {
                 shutdown(r->fd, SHUT_RDWR);
                 r->shut = true;
                 SL_INFO("serve.deadline", "fd=%d after_ms=%lld", r->fd, (long long)(now - r->since_ms));
@@ -402,12 +403,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!sl_limiter_request(s->limiter, p->address, sl_monotonic_ms(), &retry))
             return send_problem(c, SL_PROB_THROTTLED, retry, "request rate limit of this address exceeded");
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->api.max_body)
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)sl_api_config_of(s->cfg)->max_body)
             return send_problem(c, SL_PROB_TOO_LARGE, 0, "the body exceeds api.max_body");
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (p->body.len + *upload_data_size > (size_t)s->cfg->api.max_body)
+        if (p->body.len + *upload_data_size > (size_t)sl_api_config_of(s->cfg)->max_body)
             p->too_big = true;
         else
             sl_buf_append(&p->body, upload_data, *upload_data_size);
@@ -462,7 +463,7 @@ static char *read_small_file(const char *what, const char *path, sl_err *err)
 
 int sl_server_run(const sl_config *cfg, const char *listen, sl_err *err)
 {
-    const sl_api_config *api = &cfg->api;
+    const sl_api_config *api = sl_api_config_of(cfg);
     /* Block the stop signals before any thread starts (they inherit the
      * mask); they are taken with sigwait below. */
     sigset_t stop;

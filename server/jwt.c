@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "args.h"
-#include "b64url.h"
+#include "base64.h"
 #include "buf.h"
 #include "jsonval.h"
 #include "mem.h"
@@ -62,7 +62,7 @@ static unsigned char *b64_member(const msgpack_object *o, const char *name, size
     const msgpack_object *v = sl_args_get(o, name);
     if (v == NULL || v->type != MSGPACK_OBJECT_STR)
         return NULL;
-    return sl_b64url_decode(v->via.str.ptr, v->via.str.size, n);
+    return sl_base64_decode(v->via.str.ptr, v->via.str.size, SL_BASE64URL, n);
 }
 
 static char *str_member(const msgpack_object *o, const char *name)
@@ -238,7 +238,7 @@ void sl_jwt_claims_clear(sl_jwt_claims *c)
 static bool decode_part(const char *text, size_t len, sl_jsonval *j)
 {
     size_t n;
-    unsigned char *raw = sl_b64url_decode(text, len, &n);
+    unsigned char *raw = sl_base64_decode(text, len, SL_BASE64URL, &n);
     if (raw == NULL || memchr(raw, '\0', n)) {
         free(raw);
         sl_jsonval_init(j, NULL);
@@ -430,7 +430,7 @@ int sl_jwt_verify(const sl_jwt_keys *keys, const sl_jwt_policy *policy, const ch
     const jwk *k = choose_key(keys, &hdr.up.data, err);
     if (k == NULL)
         goto cleanup;
-    sig = sl_b64url_decode(dot2 + 1, strlen(dot2 + 1), &siglen);
+    sig = sl_base64_decode(dot2 + 1, strlen(dot2 + 1), SL_BASE64URL, &siglen);
     if (sig == NULL || !signature_ok(k, sig, siglen, token, (size_t)(dot2 - token))) {
         sl_err_set(err, SL_EINVAL, "bad signature");
         goto cleanup;

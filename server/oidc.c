@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "args.h"
-#include "b64url.h"
+#include "base64.h"
 #include "clock.h"
 #include "html.h"
 #include "jsonval.h"
@@ -264,7 +264,7 @@ int sl_oidc_begin(sl_oidc *o, sl_db *db, const char *pre, const char *next, sl_b
         unsigned char d[SL_SHA256_LEN];
         char challenge[64];
         sl_sha256_digest(verifier, strlen(verifier), d);
-        sl_b64url_encode(d, sizeof d, challenge, sizeof challenge);
+        sl_base64_encode(d, sizeof d, SL_BASE64URL, challenge, sizeof challenge);
         char *scope = sl_xasprintf("openid profile%s%s", o->api->oidc.groups_scope ? " " : "",
                                    o->api->oidc.groups_scope ? o->api->oidc.groups_scope : "");
         sl_buf q = SL_BUF_INIT;

@@ -91,7 +91,7 @@ static void backend_page(sl_request *r, sl_response *resp, const sl_err *err, co
 static void set_cookie(sl_request *r, sl_response *resp, const char *name, const char *value, long max_age)
 {
     char c[400];
-    bool secure = sl_server_tls(r->srv) || strncmp(sl_api_public_url(&r->cfg->api), "https:", 6) == 0;
+    bool secure = sl_server_tls(r->srv) || strncmp(sl_api_public_url(sl_api_config_of(r->cfg)), "https:", 6) == 0;
     snprintf(c, sizeof c, "%s=%s; Path=/; HttpOnly; SameSite=Lax; Max-Age=%ld%s", name, value, max_age,
              secure ? "; Secure" : "");
     sl_http_set_cookie(resp, c);
@@ -141,7 +141,7 @@ static bool address_listed(const char *list, const char *addr)
  * err. */
 static int proxy_session(sl_request *r, sl_response *resp, sl_db *db, bool take_flash, sl_session *s, sl_err *err)
 {
-    const sl_api_config *api = &r->cfg->api;
+    const sl_api_config *api = sl_api_config_of(r->cfg);
     const char *user = api->web.proxy_header ? sl_http_header(r, api->web.proxy_header) : NULL;
     if (user == NULL || *user == '\0')
         return 0;
@@ -205,7 +205,7 @@ static bool signed_in(sl_request *r, sl_response *resp, bool take_flash, sl_sess
     int rc = proxy_session(r, resp, db, take_flash, s, &err);
     if (rc == 0) {
         const char *cookie = sl_http_cookie(r, COOKIE_SESSION);
-        rc = cookie ? sl_session_get(db, &r->cfg->api, cookie, take_flash, s, &err) : 0;
+        rc = cookie ? sl_session_get(db, sl_api_config_of(r->cfg), cookie, take_flash, s, &err) : 0;
     }
     if (rc < 0) {
         backend_page(r, resp, &err, NULL);
@@ -242,7 +242,7 @@ static bool same_site(sl_request *r)
         if (rest && strcmp(rest, host) == 0)
             return true;
     }
-    const char *pub = sl_api_public_url(&r->cfg->api);
+    const char *pub = sl_api_public_url(sl_api_config_of(r->cfg));
     const char *slash = strchr(pub, '/');
     slash = slash && slash[1] == '/' ? strchr(slash + 2, '/') : NULL;
     size_t n = slash ? (size_t)(slash - pub) : strlen(pub);
@@ -477,14 +477,14 @@ static void post_login(sl_request *r, sl_response *resp)
     }
     char method[64], cookie[SL_SESSION_HEX];
     snprintf(method, sizeof method, "web-token:%s", info.id);
-    if (sl_session_create(db, &r->cfg->api, info.user, method, NULL, 0, info.scopes, r->address, cookie, &err) < 0) {
+    if (sl_session_create(db, sl_api_config_of(r->cfg), info.user, method, NULL, 0, info.scopes, r->address, cookie, &err) < 0) {
         backend_page(r, resp, &err, NULL);
         goto cleanup;
     }
     char q[300];
     SL_INFO("web.signed_in", "user=%s method=%s address=%s", sl_log_quote(q, sizeof q, info.user), method,
             r->address);
-    set_cookie(r, resp, COOKIE_SESSION, cookie, r->cfg->api.web.session_ttl_ms / 1000);
+    set_cookie(r, resp, COOKIE_SESSION, cookie, sl_api_config_of(r->cfg)->web.session_ttl_ms / 1000);
     redirect(resp, next_ok(next) ? next : "/gates");
 cleanup:
     free(csrf);
@@ -578,14 +578,14 @@ static void get_login_oidc_callback(sl_request *r, sl_response *resp)
     }
     unsigned scopes = 0;
     char cookie[SL_SESSION_HEX];
-    if (sl_scopes_parse(r->cfg->api.web.scopes, &scopes, &err) < 0 ||
-        sl_session_create(db, &r->cfg->api, id.user, id.method, id.groups, id.ngroups, scopes, r->address, cookie,
+    if (sl_scopes_parse(sl_api_config_of(r->cfg)->web.scopes, &scopes, &err) < 0 ||
+        sl_session_create(db, sl_api_config_of(r->cfg), id.user, id.method, id.groups, id.ngroups, scopes, r->address, cookie,
                           &err) < 0) {
         backend_page(r, resp, &err, NULL);
     } else {
         char q[300];
         SL_INFO("web.signed_in", "user=%s method=oidc address=%s", sl_log_quote(q, sizeof q, id.user), r->address);
-        set_cookie(r, resp, COOKIE_SESSION, cookie, r->cfg->api.web.session_ttl_ms / 1000);
+        set_cookie(r, resp, COOKIE_SESSION, cookie, sl_api_config_of(r->cfg)->web.session_ttl_ms / 1000);
         redirect(resp, next_ok(id.next) ? id.next : "/gates");
     }
     sl_oidc_identity_clear(&id);

@@ -20,6 +20,8 @@
 #include "config_jobs.h"
 #include "pipeline.h"
 
+TH_REGISTER_CONFIG_SECTIONS
+
 /* The envelope's args nesting limit, as validation must apply it. */
 #define SL_JSON_MAX_DEPTH_USED 31
 
@@ -621,7 +623,7 @@ Test(pipeline, shipped_pipelines_validate_strictly)
     sl_pipeline **list;
     size_t n;
     sl_yerrors e = SL_YERRORS_INIT;
-    cr_assert_eq(sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_pipelines_load_dir(dir, sl_sched_config_of(cfg), &list, &n, &e, &err), 0, "%s", err.msg);
     cr_assert_eq(n, files - 1);
     cr_assert_eq(e.n, 1);
     cr_assert(strstr(e.msgs[0], "tenant-onboarding.yaml:") &&
@@ -629,13 +631,13 @@ Test(pipeline, shipped_pipelines_validate_strictly)
     sl_yerrors_free(&e);
     sl_pipelines_free(list, n);
 
-    cfg->sched.groups = sl_xrealloc(cfg->sched.groups, (cfg->sched.ngroups + 1) * sizeof *cfg->sched.groups);
-    sl_group *g = &cfg->sched.groups[cfg->sched.ngroups++];
+    sl_sched_config_of(cfg)->groups = sl_xrealloc(sl_sched_config_of(cfg)->groups, (sl_sched_config_of(cfg)->ngroups + 1) * sizeof *sl_sched_config_of(cfg)->groups);
+    sl_group *g = &sl_sched_config_of(cfg)->groups[sl_sched_config_of(cfg)->ngroups++];
     g->name = sl_xstrdup("onboarding");
     g->users = sl_xcalloc(2, sizeof(char *));
     g->users[0] = sl_xstrdup("olivia");
     g->nusers = 1;
-    cr_assert_eq(sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_pipelines_load_dir(dir, sl_sched_config_of(cfg), &list, &n, &e, &err), 0, "%s", err.msg);
     char all[4096];
     dump(&e, all, sizeof all);
     cr_assert_eq(e.n, 0, "shipped pipelines do not validate:\n%s", all);

@@ -12,7 +12,7 @@
 #include "harness.h"
 #include "httpd.h"
 
-#include "b64url.h"
+#include "base64.h"
 #include "buf.h"
 #include "html.h"
 #include "mem.h"
@@ -941,7 +941,7 @@ Test(web, proxy_header_is_trusted_only_from_the_proxy)
 static void b64(const void *in, size_t n, sl_buf *out)
 {
     char enc[1024];
-    sl_b64url_encode(in, n, enc, sizeof enc);
+    sl_base64_encode(in, n, SL_BASE64URL, enc, sizeof enc);
     sl_buf_puts(out, enc);
 }
 

@@ -11,13 +11,15 @@
  * ending in `_env` the environment variable that does; either is read when
  * the job runs.
  *
- * lib/config.c hands each of the four top-level sections to
- * sl_config_jobs_read; errors read "FILE:LINE:COL: message" (SL_ECONFIG)
+ * The job kinds own these sections: a program that runs or checks jobs
+ * registers them with the core loader (sl_config_jobs_register, before
+ * sl_config_load), which then hands each of them to sl_config_jobs_read;
+ * errors read "FILE:LINE:COL: message" (SL_ECONFIG)
  * like every other configuration error.  docs/configuration.md lists every
  * key and docs/jobs.md how each kind uses them.
  *
- * Ownership: the sl_jobs_config belongs to its sl_config, which frees it
- * with sl_config_jobs_free. */
+ * Ownership: the sl_jobs_config of a loaded configuration
+ * (sl_config_jobs_of) belongs to its sl_config, which frees it. */
 #ifndef SL_CONFIG_JOBS_H
 #define SL_CONFIG_JOBS_H
 
@@ -25,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "err.h"
 #include "yamldoc.h"
 
@@ -190,5 +193,13 @@ size_t sl_config_jobs_secret_envs(const sl_jobs_config *jc, const char **names, 
 
 /* True when s is a valid environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool sl_config_env_name_valid(const char *s);
+
+/* Registers the job kinds' sections with the core loader (lib/config.h);
+ * call before sl_config_load.  Idempotent. */
+void sl_config_jobs_register(void);
+
+/* The job kinds' configuration of cfg (borrowed from cfg); cfg must have
+ * been loaded after sl_config_jobs_register. */
+sl_jobs_config *sl_config_jobs_of(const sl_config *cfg);
 
 #endif

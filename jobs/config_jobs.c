@@ -4,7 +4,9 @@
  * first checked against the list of keys it may hold (check_keys), so an
  * unknown key is an error at its own position naming the valid ones.  The
  * named collections (deploy.targets, import.tables, provision.endpoints) are
- * mappings from the name a job argument uses to a mapping of settings. */
+ * mappings from the name a job argument uses to a mapping of settings.
+ * The sections reach this module through the core loader's registry
+ * (sl_config_jobs_register): lib/config.c does not know them. */
 #include "config_jobs.h"
 
 #include <arpa/inet.h>
@@ -145,11 +147,16 @@ void sl_config_jobs_free(sl_jobs_config *jc)
     free(jc);
 }
 
+/* The top-level sections read here (sl_config_jobs_read dispatches on them). */
+static const char *const section_names[] = { "deploy", "import", "codegen", "provision", "notify", NULL };
+
 bool sl_config_jobs_section(const char *name)
 {
-    return strcmp(name, "deploy") == 0 || strcmp(name, "import") == 0 ||
-           strcmp(name, "codegen") == 0 || strcmp(name, "provision") == 0 ||
-           strcmp(name, "notify") == 0;
+    for (const char *const *n = section_names; *n; n++) {
+        if (strcmp(*n, name) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool sl_config_list_has(char *const *list, size_t n, const char *s)
@@ -991,4 +998,27 @@ const sl_notify_channel *sl_config_notify_channel(const sl_notify_config *nc, co
             return &nc->channels[i];
     }
     return NULL;
+}
+
+/* ---- registration with the core loader (lib/config.h) -------------------- */
+
+static void *part_create(void) { return sl_config_jobs_new(); }
+static void part_destroy(void *data) { sl_config_jobs_free(data); }
+static int part_read(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
+{
+    return sl_config_jobs_read(data, doc, name, node, err);
+}
+
+static const sl_config_section jobs_section = {
+    .names = section_names, .create = part_create, .destroy = part_destroy, .read = part_read,
+};
+
+void sl_config_jobs_register(void)
+{
+    sl_config_register(&jobs_section);
+}
+
+sl_jobs_config *sl_config_jobs_of(const sl_config *cfg)
+{
+    return sl_config_part(cfg, &jobs_section);
 }
