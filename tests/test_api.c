@@ -739,7 +739,8 @@ Test(api, gates_mine_lists_what_the_principal_may_decide)
     th_http_free(&r);
     c = cli_as(&s, bob, "gates", "--mine", NULL);
     cr_assert_eq(c.status, 0, "%s", c.err);
-    cr_assert(strstr(c.out, "no open gates") && !strstr(c.out, run), "%s", c.out);
+    /* (other tests share the database and may hold gates bob can decide) */
+    cr_assert_null(strstr(c.out, run), "a gate bob already approved is still his: %s", c.out);
     th_result_free(&c);
     c = cli_as(&s, dave, "gates", "--mine", NULL);
     cr_assert_eq(c.status, 0, "%s", c.err);
