@@ -414,6 +414,10 @@ demo_pipeline() {
     step "The open gate: who may approve, the instructions, and the evidence"
     run "$SLUICE" gates || bad "sluice gates failed"
 
+    step "alice's own list (through the API, with her token) and the address of the gate's web page"
+    as_user alice "$SLUICE" gates --mine || bad "sluice gates --mine failed"
+    run "$SLUICE" open "$run/go-live" || bad "sluice open failed"
+
     step "carol is an approver, but she triggered the run: her approval is refused (and audited)"
     if as_user carol "$SLUICE" approve "$run" go-live; then
         bad "self-approval was accepted"
@@ -436,6 +440,7 @@ demo_pipeline() {
 
     step "Verify the approval audit trail (a hash chain)"
     run "$SLUICE" audit verify || bad "the audit chain does not verify"
+    run "$SLUICE" audit show "$run" || bad "sluice audit show failed"
 
     step "Stop the API server, the scheduler and the worker pool"
     api_stop
