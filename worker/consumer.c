@@ -38,6 +38,8 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "overrun.h"
+#include "pace.h"
 #include "protect.h"
 #include "queue.h"
 #include "registry.h"
@@ -131,6 +133,8 @@ typedef struct consumer {
     uint64_t jobs_done;
     sl_metrics *metrics;  /* this batch's counters, sent with its acks; NULL: metrics off */
     sl_protect *protect;  /* protected kinds and targets, the scheduler's keys */
+    sl_pace pace;         /* what recent jobs cost: sizes the next read */
+    sl_overrun *overrun;  /* hands back a batch's unstarted entries; NULL: none */
 } consumer;
 
 /* ---- scoreboard ------------------------------------------------------------ */
@@ -495,6 +499,7 @@ static void run_item(consumer *c, item *it)
     int rc = kind->run(&ctx, &err);
     double ms = (sl_monotonic_sec() - s0) * 1000.0;
     it->finished_ms = sl_now_ms();
+    sl_pace_job(&c->pace, ms);
     c->jobs_done++;
     slot_job(c, NULL, 0);
     it->record = true;
@@ -1107,6 +1112,22 @@ static void unclaim_released(consumer *c, size_t n)
     free(reqs);
 }
 
+/* Ends the watchdog's watch over the batch and logs what it handed back. */
+static void end_overrun(consumer *c)
+{
+    size_t failed = 0;
+    sl_err err;
+    sl_err_clear(&err);
+    size_t released = sl_overrun_end(c->overrun, &failed, &err);
+    if (released > 0)
+        SL_INFO("batch.released", "entries=%zu reason=\"a job overran %d ms\"", released, SL_OVERRUN_AFTER_MS);
+    if (failed > 0) {
+        char q[600];
+        SL_WARN("batch.release_failed", "entries=%zu action=run error=%s", failed,
+                sl_log_quote(q, sizeof q, err.msg));
+    }
+}
+
 /* Processes the batch in c->batch.  takeover: it holds what a dead
  * predecessor held, described by the slot's journal (outcomes to record,
  * the job it died running); the journal is then kept and extended rather
@@ -1125,6 +1146,7 @@ static int process_batch(consumer *c, bool takeover)
     for (size_t i = 0; i < n; i++) {
         item *it = &c->items[i];
         it->entry = &c->batch.items[i];
+        sl_pace_entry(&c->pace, it->entry->data ? it->entry->len : it->entry->oversize);
         decode_item(c, it);
     }
     if (takeover)
@@ -1136,22 +1158,39 @@ static int process_batch(consumer *c, bool takeover)
         rc = -1;
         goto out;
     }
+    /* The entries that may run can be handed back by the watchdog while
+     * an earlier one runs long (overrun.h). */
+    sl_overrun_begin(c->overrun, n);
     for (size_t i = 0; i < n; i++) {
         item *it = &c->items[i];
+        if (it->run && !(it->timed_out || it->died || it->lost))
+            sl_overrun_add(c->overrun, i, it->entry, &it->job);
+    }
+    for (size_t i = 0; i < n; i++) {
+        item *it = &c->items[i];
+        bool stopping = stop_requested;
         if (it->timed_out || it->died || it->lost) {
             record_unfinished(c, it);
-        } else if (it->run && stop_requested) {
+        } else if (it->run && !sl_overrun_take(c->overrun, i, !stopping)) {
+            it->run = false;        /* handed back: another process runs it */
+            it->record = false;
+            it->act = ACT_ACK;
+            it->settled = true;
+        } else if (it->run && stopping) {
             it->act = ACT_RELEASE;  /* graceful stop: hand back what has not started */
         } else if (it->run) {
             journal_start(c, it);
             run_item(c, it);
+            sl_overrun_done(c->overrun);
             it->ran = true;
             if (journal_finish(c, it, n, &fatal) < 0) {
+                end_overrun(c);
                 rc = -1;
                 goto out;
             }
         }
     }
+    end_overrun(c);
     slot_state(c, SL_CHILD_COMMITTING);
     if (record_batch(c, n, &fatal) < 0 || fatal) {
         rc = -1;
@@ -1283,7 +1322,7 @@ static int read_bounded(consumer *c, int want, sl_err *err)
  * Returns entries read, or -1. */
 static int read_batch(consumer *c)
 {
-    const int want = c->cfg->worker.batch;
+    const int want = sl_pace_want(&c->pace, c->cfg->worker.batch);
     int block = c->cfg->worker.block_ms < READ_BLOCK_MAX_MS ? c->cfg->worker.block_ms : READ_BLOCK_MAX_MS;
     sl_err err;
     if (c->nactive == 0) {
@@ -1529,6 +1568,12 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
         status = SL_EXIT_FATAL;
         goto out;
     }
+    sl_pace_init(&c.pace);
+    if ((c.overrun = sl_overrun_new(cfg, &perr)) == NULL) {
+        char q[600];
+        SL_WARN("worker.overrun_watch_failed", "error=%s effect=\"a long job holds its batch-mates\"",
+                sl_log_quote(q, sizeof q, perr.msg));
+    }
     if (ensure_store(&c, false, &fatal) < 0 || ensure_redis(&c, false) < 0) {
         status = fatal ? SL_EXIT_FATAL : 0;
         goto out;
@@ -1582,6 +1627,7 @@ out:
     free(c.active);
     sl_metrics_free(c.metrics);
     sl_protect_free(c.protect);
+    sl_overrun_free(c.overrun);
     sl_redis_free(c.redis);
     sl_store_free(c.store);
     return status;
