@@ -109,6 +109,7 @@ typedef struct item {
     char *outputs;        /* owned, NULL for none */
     char *error;          /* owned, NULL on success */
     int64_t started_ms, finished_ms;
+    int64_t started_us;   /* Unix µs it started (run_item), 0: started_ms only */
     int64_t retry_due_ms; /* ACT_RETRY: Unix ms the next attempt is due */
 } item;
 
@@ -494,7 +495,8 @@ static void run_item(consumer *c, item *it)
     sl_log_set_job(it->job.id, it->job.kind);
     int64_t t0 = sl_monotonic_ms();
     slot_job(c, it, t0 + job_timeout_ms(c, &it->job) + c->cfg->worker.timeout_grace_ms);
-    it->started_ms = sl_now_ms();
+    it->started_us = sl_now_us();
+    it->started_ms = it->started_us / 1000;
     double s0 = sl_monotonic_sec();
     int rc = kind->run(&ctx, &err);
     double ms = (sl_monotonic_sec() - s0) * 1000.0;
@@ -529,7 +531,7 @@ static void run_item(consumer *c, item *it)
                 (long long)it->job.attempt, (long long)max_attempts(c, &it->job), ms,
                 it->act == ACT_RETRY ? "retry" : "dead", sl_log_quote(q, sizeof q, it->error));
     }
-    sl_metrics_ran(c->metrics, it->job.queue, it->job.enqueued_at, it->started_ms, ms);
+    sl_metrics_ran(c->metrics, it->job.queue, sl_job_enqueued_us(&it->job), it->started_us, ms);
     if (!job_cancelled)
         sl_metrics_count(c->metrics, it->job.queue, it->job.kind, rc == 0 ? SL_M_PROCESSED : SL_M_FAILED);
     sl_log_set_job(NULL, NULL);
@@ -736,6 +738,7 @@ static void fill_outcome(const item *it, sl_outcome *o)
     o->outputs = it->outputs;
     o->error = it->error;
     o->started_ms = it->started_ms;
+    o->started_us = it->started_us;
     o->finished_ms = it->finished_ms ? it->finished_ms : sl_now_ms();
 }
 
@@ -955,6 +958,7 @@ static void journal_reset(consumer *c)
         return;
     __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&j->n, 0, __ATOMIC_RELEASE);
+    j->ntexts = 0;
 }
 
 /* Names the job about to start, before it starts. */
@@ -969,14 +973,16 @@ static void journal_start(consumer *c, const item *it)
 }
 
 /* Appends an entry for it with status st.  False if it does not fit (the
- * journal is full or the outputs too long): the caller commits first. */
+ * journal or its texts are full, or the outputs too long): the caller
+ * commits first. */
 static bool journal_put(sl_journal *j, const item *it, sl_journal_status st)
 {
     uint64_t n = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
     size_t olen = it->outputs ? strlen(it->outputs) : 0;
+    bool text = olen > 0 || (it->error && it->error[0]);
     /* The last entry stays free: a replacement writes there the job that
      * was running when this child died. */
-    if (n >= SL_JOURNAL_MAX - 1 || olen > SL_JOURNAL_OUTPUT_MAX)
+    if (n >= SL_JOURNAL_MAX - 1 || olen > SL_JOURNAL_OUTPUT_MAX || (text && j->ntexts >= SL_JOURNAL_TEXTS))
         return false;
     sl_journal_entry *e = &j->e[n];
     snprintf(e->queue, sizeof e->queue, "%s", it->entry->queue);
@@ -986,10 +992,15 @@ static bool journal_put(sl_journal *j, const item *it, sl_journal_status st)
     e->code = it->fail_code;
     e->started_ms = it->started_ms;
     e->finished_ms = it->finished_ms;
-    snprintf(e->error, sizeof e->error, "%s", it->error ? it->error : "");
-    e->outputs_len = olen;
-    if (olen)
-        memcpy(e->outputs, it->outputs, olen);
+    e->text = -1;
+    if (text) {
+        sl_journal_text *t = &j->t[j->ntexts];
+        e->text = (int)j->ntexts++;
+        snprintf(t->error, sizeof t->error, "%s", it->error ? it->error : "");
+        t->outputs_len = olen;
+        if (olen)
+            memcpy(t->outputs, it->outputs, olen);
+    }
     __atomic_store_n(&j->n, n + 1, __ATOMIC_RELEASE);
     return true;
 }
@@ -1010,10 +1021,12 @@ static int journal_finish(consumer *c, item *it, size_t n, bool *fatal)
     if (!journal_put(j, it, st)) {
         SL_DEBUG("journal.flush", "job=%s entries=%llu", it->job.id,
                  (unsigned long long)__atomic_load_n(&j->n, __ATOMIC_ACQUIRE));
-        if (record_batch(c, n, fatal) < 0 || *fatal)
+        if (record_batch(c, n, fatal) < 0 || *fatal) {
             rc = -1;
-        else
+        } else {
             __atomic_store_n(&j->n, 0, __ATOMIC_RELEASE);
+            j->ntexts = 0;
+        }
     }
     __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
     return rc;
@@ -1047,17 +1060,24 @@ static void journal_apply(consumer *c, size_t n)
                 continue;
             }
             it->ran = it->record = true;
-            if (e->outputs_len)
-                it->outputs = sl_xstrndup(e->outputs, e->outputs_len);
+            /* A text index out of range is not one a child wrote: no text. */
+            const sl_journal_text *t = e->text >= 0 && e->text < SL_JOURNAL_TEXTS ? &j->t[e->text] : NULL;
+            const char *error = "";
+            if (t) {
+                error = t->error;
+                j->t[e->text].error[SL_JOURNAL_ERROR_MAX - 1] = '\0';
+                if (t->outputs_len > 0 && t->outputs_len <= SL_JOURNAL_OUTPUT_MAX)
+                    it->outputs = sl_xstrndup(t->outputs, t->outputs_len);
+            }
             if (e->status == SL_JOURNAL_SUCCEEDED) {
                 it->act = ACT_ACK;
                 it->status = "succeeded";
             } else if (e->status == SL_JOURNAL_CANCELLED) {
                 it->act = ACT_ACK;
                 it->status = it->attempt_status = "cancelled";
-                set_error(it, "%s", e->error);
+                set_error(it, "%s", error);
             } else {
-                set_error(it, "%s", e->error);
+                set_error(it, "%s", error);
                 after_failure(c, it, e->code);
             }
             SL_INFO("job.journal_recovered", "job=%s queue=%s entry=%s attempt=%lld status=%s", it->job.id,
@@ -1366,7 +1386,8 @@ static void journal_add_unfinished(consumer *c, uint64_t jn, const char *queue, 
     if (j == NULL || jn >= SL_JOURNAL_MAX)
         return;
     sl_journal_entry *e = &j->e[jn];
-    memset(e, 0, offsetof(sl_journal_entry, outputs));
+    memset(e, 0, sizeof *e);
+    e->text = -1;
     snprintf(e->queue, sizeof e->queue, "%s", queue);
     snprintf(e->stream_id, sizeof e->stream_id, "%s", rid);
     e->status = status;
@@ -1455,6 +1476,8 @@ static int settle_predecessor(consumer *c)
     uint64_t jn = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
     if (jn > SL_JOURNAL_MAX)
         jn = 0;  /* not a journal a child wrote */
+    if (j->ntexts > SL_JOURNAL_TEXTS)
+        j->ntexts = SL_JOURNAL_TEXTS;  /* likewise: the next text commits first */
     bool running = __atomic_load_n(&j->running, __ATOMIC_ACQUIRE) != 0;
     char rq[SL_NAME_MAX + 1], rid[48];
     snprintf(rq, sizeof rq, "%s", running ? j->run_queue : killed ? snap->killed_queue : "");
@@ -1569,7 +1592,8 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
         goto out;
     }
     sl_pace_init(&c.pace);
-    if ((c.overrun = sl_overrun_new(cfg, &perr)) == NULL) {
+    /* Alone in its pool a child has no one to hand entries to. */
+    if (cfg->worker.processes > 1 && (c.overrun = sl_overrun_new(cfg, &perr)) == NULL) {
         char q[600];
         SL_WARN("worker.overrun_watch_failed", "error=%s effect=\"a long job holds its batch-mates\"",
                 sl_log_quote(q, sizeof q, perr.msg));

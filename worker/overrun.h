@@ -19,6 +19,9 @@
  * either pending (taken over by its replacement, as any batch) or handed
  * back (a new entry that any process runs).
  *
+ * A pool of one process has nothing to gain from it: the consumer starts
+ * the watchdog only when worker.processes is more than 1.
+ *
  * The thread never logs (the logger's job context belongs to the main
  * thread); sl_overrun_end reports what it did. */
 #ifndef SL_OVERRUN_H
