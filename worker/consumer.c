@@ -126,6 +126,8 @@ typedef struct consumer {
     sl_batch batch;
     item *items;
     size_t items_cap;
+    bool innocent;        /* takeover: the predecessor died outside decoding, so no entry
+                             of its batch is a poison pill by its delivery count alone */
     bool *paused;         /* per configured queue */
     char **active;        /* configured queues that are not paused (borrowed names) */
     size_t nactive;
@@ -411,7 +413,7 @@ static void decode_item(consumer *c, item *it)
         refuse(it, false);   /* no row: the refused job must not take the real job's id */
         return;
     }
-    if (e->deliveries > c->cfg->worker.max_deliveries) {
+    if (e->deliveries > c->cfg->worker.max_deliveries && !c->innocent) {
         set_error(it, "delivered %lld times without a result (worker.max_deliveries is %d): "
                   "it keeps killing its worker", (long long)e->deliveries, c->cfg->worker.max_deliveries);
         refuse(it, true);
@@ -1163,12 +1165,19 @@ static int process_batch(consumer *c, bool takeover)
     slot_hold(c, SL_CHILD_COMMITTING);
     if (!takeover)
         journal_reset(c);
+    /* A death while decoding may be an envelope's doing: the delivery
+     * counts of the batch then tell the replacement which (decode_item). */
+    sl_journal *jd = journal(c);
+    if (jd)
+        __atomic_store_n(&jd->decoding, 1, __ATOMIC_RELEASE);
     for (size_t i = 0; i < n; i++) {
         item *it = &c->items[i];
         it->entry = &c->batch.items[i];
         sl_pace_entry(&c->pace, it->entry->data ? it->entry->len : it->entry->oversize);
         decode_item(c, it);
     }
+    if (jd)
+        __atomic_store_n(&jd->decoding, 0, __ATOMIC_RELEASE);
     if (takeover)
         journal_apply(c, n);
     drop_duplicates(c, n);
@@ -1479,6 +1488,12 @@ static int settle_predecessor(consumer *c)
     if (j->ntexts > SL_JOURNAL_TEXTS)
         j->ntexts = SL_JOURNAL_TEXTS;  /* likewise: the next text commits first */
     bool running = __atomic_load_n(&j->running, __ATOMIC_ACQUIRE) != 0;
+    /* Died running a job (the journal names it: its attempt is recorded
+     * failed, and max_attempts bounds a job that keeps killing its
+     * worker) or between jobs (claiming, committing): the batch's other
+     * entries did nothing to deserve a delivery counted against them.
+     * Only a death while decoding leaves the counts to judge. */
+    bool decoding = __atomic_load_n(&j->decoding, __ATOMIC_ACQUIRE) != 0;
     char rq[SL_NAME_MAX + 1], rid[48];
     snprintf(rq, sizeof rq, "%s", running ? j->run_queue : killed ? snap->killed_queue : "");
     snprintf(rid, sizeof rid, "%s", running ? j->run_stream_id : killed ? snap->killed_entry : "");
@@ -1504,7 +1519,9 @@ static int settle_predecessor(consumer *c)
     if (got > 0) {
         SL_INFO("worker.took_over", "from=%s entries=%d journaled=%llu running=%s", from[0], got,
                 (unsigned long long)__atomic_load_n(&j->n, __ATOMIC_ACQUIRE), rid[0] ? rid : "-");
+        c->innocent = !decoding;
         rc = process_batch(c, true);
+        c->innocent = false;
     } else if (rid[0]) {
         SL_INFO("job.timeout_already_settled", "entry=%s queue=%s", rid, rq);
     }

@@ -121,6 +121,7 @@ typedef struct sl_journal {
     char successor[128];             /* a replacement taking them over, "" none */
     volatile uint64_t n;             /* complete entries in e */
     volatile int running;            /* 1: run_* names a started job with no entry yet */
+    volatile int decoding;           /* 1: the child is decoding its batch (no job runs) */
     char run_queue[SL_NAME_MAX + 1];
     char run_stream_id[48];
     uint64_t ntexts;                 /* texts in t used by e[0..n) (the writer's count) */
