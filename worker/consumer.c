@@ -1228,6 +1228,7 @@ static int process_batch(consumer *c, bool takeover)
     unclaim_released(c, n);
     settle_batch(c, n);
     journal_reset(c);
+    sl_pace_batch_done(&c->pace);
 out:
     for (size_t i = 0; i < n; i++)
         item_clear(&c->items[i]);

@@ -15,6 +15,13 @@ void sl_pace_init(sl_pace *p)
     p->job_ms = 0.0;
     p->entry_bytes = 0.0;
     p->seen_job = p->seen_entry = false;
+    p->ceiling = SL_PACE_FIRST;
+}
+
+void sl_pace_batch_done(sl_pace *p)
+{
+    if (p->ceiling < (1 << 20))
+        p->ceiling *= 2;
 }
 
 void sl_pace_job(sl_pace *p, double ms)
@@ -44,6 +51,8 @@ int sl_pace_want(const sl_pace *p, int max)
         if (by_memory < want)
             want = by_memory;
     }
+    if (want > (double)p->ceiling)
+        want = p->ceiling;
     if (want < 1.0)
         return 1;
     return want >= (double)max ? max : (int)want;

@@ -6,8 +6,12 @@
  * batch runs in about SL_PACE_TARGET_MS and its envelopes take at most
  * SL_PACE_MEMORY_BYTES: many short jobs are taken a thousand at a time
  * (one PostgreSQL commit for all their results), slow ones one at a time
- * (nothing waits behind them in this process).  Before the first job it
- * has seen, a child reads SL_PACE_FIRST entries.
+ * (nothing waits behind them in this process).  A child starts slowly:
+ * its first read takes at most SL_PACE_FIRST entries and the bound
+ * doubles with each batch it completes, so that a child replacing one
+ * that crashed (perhaps again and again) holds few entries until it has
+ * shown it lives: every entry a dead child held is delivered once more,
+ * and a delivery count past worker.max_deliveries marks a poison pill.
  *
  * A plain value: no allocation, nothing to free. */
 #ifndef SL_PACE_H
@@ -25,6 +29,7 @@ typedef struct sl_pace {
     double entry_bytes;  /* moving average of an envelope's size */
     bool seen_job;       /* job_ms holds at least one observation */
     bool seen_entry;     /* entry_bytes holds at least one observation */
+    int ceiling;         /* slow start: the most entries a read may take now */
 } sl_pace;
 
 /* A pace that knows nothing yet. */
@@ -35,6 +40,9 @@ void sl_pace_job(sl_pace *p, double ms);
 
 /* Notes an envelope of `bytes` bytes read from a stream. */
 void sl_pace_entry(sl_pace *p, size_t bytes);
+
+/* Notes that a batch was completed (the slow-start bound doubles). */
+void sl_pace_batch_done(sl_pace *p);
 
 /* The entries to take in the next read: at least 1, at most max. */
 int sl_pace_want(const sl_pace *p, int max);
