@@ -6,8 +6,11 @@
  * separate round trip, paced on an absolute schedule, like independent
  * producers), waits until PostgreSQL holds every result, and reads the
  * enqueue→start latency (started_at - enqueued_at, as the worker recorded
- * them) of every job: p50, p90, p99 and max.  Repeats --rounds times and
- * prints the medians.  Needs REDIS_URL and DATABASE_URL (scripts/servers.sh).
+ * them, in µs: the producer writes enqueued_at_us) of every job: p50, p90,
+ * p99 and max, beside a baseline measured in the same round: the p50 and
+ * p99 of 2,000 Redis round trips (PING) from this process, so that runs
+ * on machines of different speed and load compare as ratios.  Repeats
+ * --rounds times and prints the medians.  Needs REDIS_URL and DATABASE_URL (scripts/servers.sh).
  * Run by hand; nothing here is a pass/fail test. */
 #include "clock.h"
 #include "envelope.h"
@@ -30,6 +33,30 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
+}
+
+/* p50 and p99 in µs of PING_SAMPLES Redis round trips (PING), one at a
+ * time: the floor any enqueue->start latency stands on. */
+#define PING_SAMPLES 2000
+static int ping_baseline(sl_redis *r, double *p50, double *p99)
+{
+    static double us[PING_SAMPLES];
+    for (int i = 0; i < PING_SAMPLES; i++) {
+        const char *argv[] = { "PING" };
+        sl_err err;
+        double t0 = sl_monotonic_sec();
+        redisReply *rep = sl_redis_command(r, 1, argv, NULL, &err);
+        us[i] = (sl_monotonic_sec() - t0) * 1e6;
+        if (rep == NULL) {
+            fprintf(stderr, "bench_latency: PING: %s\n", err.msg);
+            return -1;
+        }
+        freeReplyObject(rep);
+    }
+    qsort(us, PING_SAMPLES, sizeof us[0], cmp_double);
+    *p50 = us[PING_SAMPLES / 2];
+    *p99 = us[PING_SAMPLES * 99 / 100];
+    return 0;
 }
 
 static double median(double *v, long n)
@@ -97,6 +124,7 @@ int main(int argc, char **argv)
         return 1;
     }
     double *p50 = calloc((size_t)rounds, sizeof *p50), *p99 = calloc((size_t)rounds, sizeof *p99);
+    double *rtt99 = calloc((size_t)rounds, sizeof *rtt99);
     char procs[16];
     snprintf(procs, sizeof procs, "%ld", processes);
     long total = rate * seconds;
@@ -116,6 +144,11 @@ int main(int argc, char **argv)
             _exit(127);
         }
         sleep(1); /* the pool connects and blocks on the stream */
+        /* The baseline: a Redis round trip (PING) from this process, now,
+         * on the same loaded machine. */
+        double ping50, ping99;
+        if (ping_baseline(r, &ping50, &ping99) < 0)
+            return 1;
         double start = sl_monotonic_sec(), late = 0;
         for (long i = 0; i < total; i++) {
             double due = start + (double)i / (double)rate;
@@ -125,7 +158,8 @@ int main(int argc, char **argv)
                 late = lag;
             char id[SL_JOBID_MAX + 1];
             sl_jobid_new(id);
-            sl_job job = { .id = id, .kind = "noop", .queue = queue, .attempt = 1, .enqueued_at = sl_now_ms() };
+            sl_job job = { .id = id, .kind = "noop", .queue = queue, .attempt = 1 };
+            sl_job_stamp_now(&job);
             if (sl_queue_enqueue(r, &job, &err) < 0) {
                 fprintf(stderr, "bench_latency: %s\n", err.msg);
                 return 1;
@@ -141,7 +175,7 @@ int main(int argc, char **argv)
             "SELECT count(*),"
             " percentile_cont(0.5) WITHIN GROUP (ORDER BY w), percentile_cont(0.9) WITHIN GROUP (ORDER BY w),"
             " percentile_cont(0.99) WITHIN GROUP (ORDER BY w), max(w)"
-            " FROM (SELECT extract(epoch FROM started_at - enqueued_at) * 1000 AS w"
+            " FROM (SELECT extract(epoch FROM started_at - enqueued_at) * 1000000 AS w"
             "       FROM sluice_jobs WHERE queue = $1) t", 1, NULL, p, NULL, NULL, 0);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
             fprintf(stderr, "bench_latency: %s", PQerrorMessage(pg));
@@ -149,16 +183,23 @@ int main(int argc, char **argv)
         }
         p50[round] = atof(PQgetvalue(res, 0, 1));
         p99[round] = atof(PQgetvalue(res, 0, 3));
+        rtt99[round] = ping99;
         printf("round %ld: %s jobs of %ld at %ld/s (sent in %.2f s, worst pacing lag %.1f ms): "
-               "enqueue->start p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+               "enqueue->start p50 %.0f us, p90 %.0f us, p99 %.0f us, max %.0f us; "
+               "Redis PING p50 %.0f us, p99 %.0f us; p99 / PING p99 = %.1f\n",
                round + 1, PQgetvalue(res, 0, 0), total, rate, sent_in, late * 1000, p50[round],
-               atof(PQgetvalue(res, 0, 2)), p99[round], atof(PQgetvalue(res, 0, 4)));
+               atof(PQgetvalue(res, 0, 2)), p99[round], atof(PQgetvalue(res, 0, 4)), ping50, ping99,
+               ping99 > 0 ? p99[round] / ping99 : 0.0);
         fflush(stdout);
         PQclear(res);
     }
     double p50_median = median(p50, rounds), p99_median = median(p99, rounds);
-    printf("latency at %ld jobs/s, %ld processes, %ld rounds of %ld s: median p50 %.2f ms, median p99 %.2f ms\n",
-           rate, processes, rounds, seconds, p50_median, p99_median);
+    double rtt_median = median(rtt99, rounds);
+    printf("latency at %ld jobs/s, %ld processes, %ld rounds of %ld s: median p50 %.0f us, median p99 %.0f us; "
+           "median Redis PING p99 %.0f us (p99 / PING p99 = %.1f)\n",
+           rate, processes, rounds, seconds, p50_median, p99_median, rtt_median,
+           rtt_median > 0 ? p99_median / rtt_median : 0.0);
+    free(rtt99);
     free(p50);
     free(p99);
     PQfinish(pg);

@@ -216,8 +216,9 @@ int cmd_enqueue(int argc, char **argv)
         .id = (char *)id, .kind = (char *)kind, .queue = (char *)queue,
         .args = args.data, .args_len = args.size, .attempt = 1,
         .max_attempts = max_attempts, .timeout_ms = timeout_ms,
-        .enqueued_at = sl_now_ms(), .unique_key = (char *)unique,
+        .unique_key = (char *)unique,
     };
+    sl_job_stamp_now(&job);
     if ((redis = sl_redis_connect(cfg->redis_url, 5000, &err)) == NULL ||
         sl_queue_enqueue(redis, &job, &err) < 0) {
         cli_fail(CMD, "%s", err.msg);

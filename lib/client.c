@@ -88,8 +88,9 @@ int sluice_enqueue(sluice_client *c, const sluice_job_spec *spec, char *id_out,
         .queue = (char *)(spec->queue ? spec->queue : "default"),
         .args = args.size ? args.data : NULL, .args_len = args.size,
         .attempt = 1, .max_attempts = spec->max_attempts, .timeout_ms = spec->timeout_ms,
-        .enqueued_at = sl_now_ms(), .unique_key = (char *)spec->unique_key,
+        .unique_key = (char *)spec->unique_key,
     };
+    sl_job_stamp_now(&job);
     if (sl_queue_enqueue(c->redis, &job, &err) < 0)
         goto out;
     snprintf(id_out, SLUICE_ID_MAX + 1, "%s", job.id);

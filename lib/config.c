@@ -179,7 +179,7 @@ static sl_config *config_new(void)
     cfg->worker.queues = sl_xcalloc(1, sizeof *cfg->worker.queues);
     cfg->worker.queues[0] = sl_xstrdup("default");
     cfg->worker.nqueues = 1;
-    cfg->worker.batch = 16;
+    cfg->worker.batch = 1000;
     cfg->worker.block_ms = 1000;
     cfg->worker.shutdown_timeout_ms = 30000;
     cfg->worker.visibility_timeout_ms = 30000;

@@ -25,6 +25,7 @@
  * still fits under msgpack-c's limit once wrapped in the envelope map.
  */
 #include "envelope.h"
+#include "clock.h"
 #include "json.h"
 #include "utf8.h"
 #include "jobid.h"
@@ -50,14 +51,14 @@ _Static_assert(ARGS_DEPTH_MAX <= UNPACK_DEPTH_MAX - 1,
 enum field {
     F_V, F_ID, F_KIND, F_ARGS, F_QUEUE, F_ATTEMPT, F_MAX_ATTEMPTS, F_TIMEOUT_MS,
     F_ENQUEUED_AT, F_RUN, F_STEP, F_UNIQUE_KEY, F_RETRY_BACKOFF, F_RETRY_INITIAL_MS,
-    F_RETRY_MAX_MS, F_SIG, NFIELDS
+    F_RETRY_MAX_MS, F_SIG, F_ENQUEUED_AT_US, NFIELDS
 };
 
 /* Wire names, indexed by enum field; also the order errors are reported in. */
 static const char *const field_name[NFIELDS] = {
     "v", "id", "kind", "args", "queue", "attempt", "max_attempts", "timeout_ms",
     "enqueued_at", "run", "step", "unique_key", "retry_backoff", "retry_initial_ms",
-    "retry_max_ms", "sig",
+    "retry_max_ms", "sig", "enqueued_at_us",
 };
 
 /* ---- raw MessagePack walking ------------------------------------------- */
@@ -235,8 +236,14 @@ static int check_job(const sl_job *job, int code, sl_err *err)
         check_text(job->step, code, F_STEP, err) < 0 ||
         check_text(job->unique_key, code, F_UNIQUE_KEY, err) < 0 ||
         check_min(job->retry_initial_ms, 0, code, F_RETRY_INITIAL_MS, err) < 0 ||
-        check_min(job->retry_max_ms, 0, code, F_RETRY_MAX_MS, err) < 0)
+        check_min(job->retry_max_ms, 0, code, F_RETRY_MAX_MS, err) < 0 ||
+        check_min(job->enqueued_at_us, 0, code, F_ENQUEUED_AT_US, err) < 0)
         return -1;
+    /* The two times must tell the same moment: an older worker reads only
+     * the milliseconds. */
+    if (job->enqueued_at_us > 0 && job->enqueued_at_us / 1000 != job->enqueued_at)
+        return sl_err_set(err, code, "field 'enqueued_at_us': %" PRId64 " is not within the millisecond "
+                          "'enqueued_at' says (%" PRId64 ")", job->enqueued_at_us, job->enqueued_at);
     if (job->retry_backoff != SL_BACKOFF_DEFAULT && job->retry_backoff != SL_BACKOFF_FIXED &&
         job->retry_backoff != SL_BACKOFF_EXPONENTIAL)
         return sl_err_set(err, code, "field 'retry_backoff': unknown backoff %d", (int)job->retry_backoff);
@@ -372,7 +379,8 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
     for (int f = 0; f < NFIELDS; f++) {
         bool optional = f == F_MAX_ATTEMPTS || f == F_TIMEOUT_MS || f == F_RUN ||
                         f == F_STEP || f == F_UNIQUE_KEY || f == F_RETRY_BACKOFF ||
-                        f == F_RETRY_INITIAL_MS || f == F_RETRY_MAX_MS || f == F_SIG;
+                        f == F_RETRY_INITIAL_MS || f == F_RETRY_MAX_MS || f == F_SIG ||
+                        f == F_ENQUEUED_AT_US;
         if (optional && val[f] != NULL && val[f]->type == MSGPACK_OBJECT_NIL)
             val[f] = NULL;
         if (!optional && val[f] == NULL) {
@@ -413,6 +421,8 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
         (val[F_TIMEOUT_MS] &&
          get_int(val[F_TIMEOUT_MS], F_TIMEOUT_MS, 1, &job->timeout_ms, err) < 0) ||
         get_int(val[F_ENQUEUED_AT], F_ENQUEUED_AT, 0, &job->enqueued_at, err) < 0 ||
+        (val[F_ENQUEUED_AT_US] &&
+         get_int(val[F_ENQUEUED_AT_US], F_ENQUEUED_AT_US, 0, &job->enqueued_at_us, err) < 0) ||
         (val[F_RUN] && get_str(val[F_RUN], F_RUN, &job->run, err) < 0) ||
         (val[F_STEP] && get_str(val[F_STEP], F_STEP, &job->step, err) < 0) ||
         (val[F_UNIQUE_KEY] && get_str(val[F_UNIQUE_KEY], F_UNIQUE_KEY, &job->unique_key, err) < 0) ||
@@ -564,7 +574,7 @@ int sl_envelope_encode(const sl_job *job, msgpack_sbuffer *out, sl_err *err)
     size_t n = 7 + (job->max_attempts > 0) + (job->timeout_ms > 0) + (job->run != NULL) +
                (job->step != NULL) + (job->unique_key != NULL) +
                (job->retry_backoff != SL_BACKOFF_DEFAULT) + (job->retry_initial_ms > 0) +
-               (job->retry_max_ms > 0) + (job->sig != NULL);
+               (job->retry_max_ms > 0) + (job->sig != NULL) + (job->enqueued_at_us > 0);
     msgpack_packer pk;
     msgpack_packer_init(&pk, out, msgpack_sbuffer_write);
     /* Each pack call returns 0 or -1 (allocation failure); OR them together. */
@@ -579,6 +589,8 @@ int sl_envelope_encode(const sl_job *job, msgpack_sbuffer *out, sl_err *err)
     if (job->timeout_ms > 0)
         bad |= pack_str(&pk, "timeout_ms") | msgpack_pack_int64(&pk, job->timeout_ms);
     bad |= pack_str(&pk, "enqueued_at") | msgpack_pack_int64(&pk, job->enqueued_at);
+    if (job->enqueued_at_us > 0)
+        bad |= pack_str(&pk, "enqueued_at_us") | msgpack_pack_int64(&pk, job->enqueued_at_us);
     if (job->run)
         bad |= pack_str(&pk, "run") | pack_str(&pk, job->run);
     if (job->step)
@@ -621,4 +633,16 @@ void sl_job_clear(sl_job *job)
     free(job->unique_key);
     free(job->sig);
     memset(job, 0, sizeof *job);
+}
+
+void sl_job_stamp_now(sl_job *job)
+{
+    int64_t us = sl_now_us();
+    job->enqueued_at_us = us;
+    job->enqueued_at = us / 1000;
+}
+
+int64_t sl_job_enqueued_us(const sl_job *job)
+{
+    return job->enqueued_at_us > 0 ? job->enqueued_at_us : job->enqueued_at * 1000;
 }

@@ -12,6 +12,7 @@
  *   max_attempts int  optional  >= 1
  *   timeout_ms   int  optional  >= 1
  *   enqueued_at  int  required  Unix ms, >= 0
+ *   enqueued_at_us int optional Unix µs, >= 0, within enqueued_at's millisecond
  *   run          str  optional  set by the scheduler
  *   step         str  optional  set by the scheduler
  *   unique_key   str  optional
@@ -66,6 +67,7 @@ typedef struct sl_job {
     int64_t max_attempts;/* 0 when absent */
     int64_t timeout_ms;  /* 0 when absent */
     int64_t enqueued_at; /* Unix ms */
+    int64_t enqueued_at_us; /* Unix µs, 0 when absent (a producer that writes ms only) */
     char *run;           /* owned, NULL when absent */
     char *step;          /* owned, NULL when absent */
     char *unique_key;    /* owned, NULL when absent */
@@ -90,6 +92,13 @@ int sl_envelope_decode(const char *data, size_t len, sl_job *job, sl_err *err);
  * that are 0/NULL are left out.  Returns -1 with err (SL_EINVAL) if job is
  * not valid, leaving out as it was. */
 int sl_envelope_encode(const sl_job *job, msgpack_sbuffer *out, sl_err *err);
+
+/* Sets enqueued_at and enqueued_at_us to now (one clock read). */
+void sl_job_stamp_now(sl_job *job);
+
+/* When the job was enqueued, in Unix µs: enqueued_at_us, or enqueued_at
+ * times 1000 from a producer that writes milliseconds only. */
+int64_t sl_job_enqueued_us(const sl_job *job);
 
 /* Frees what job owns and zeroes it.  job may be NULL. */
 void sl_job_clear(sl_job *job);

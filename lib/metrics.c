@@ -144,14 +144,26 @@ static void observe(timing *t, int64_t ms)
     t->count++;
 }
 
-void sl_metrics_ran(sl_metrics *m, const char *queue, int64_t enqueued_ms, int64_t started_ms,
+/* observe() of a duration in µs: its bucket from the µs (le: 1,000 µs
+ * is in the 1 ms bucket, 1,001 µs in the next), its sum in rounded ms. */
+static void observe_us(timing *t, int64_t us)
+{
+    if (us < 0)
+        us = 0;
+    int64_t ms = (us + 999) / 1000;  /* ceiling: the bucket whose bound it does not exceed */
+    t->buckets[sl_metrics_bucket_of(ms)]++;
+    t->sum_ms += (us + 500) / 1000;
+    t->count++;
+}
+
+void sl_metrics_ran(sl_metrics *m, const char *queue, int64_t enqueued_us, int64_t started_us,
                     double run_ms)
 {
     if (m == NULL || queue == NULL)
         return;
     timed *t = timed_row(m, queue);
-    if (enqueued_ms > 0)
-        observe(&t->wait, started_ms - enqueued_ms);
+    if (enqueued_us > 0)
+        observe_us(&t->wait, started_us - enqueued_us);
     observe(&t->run, (int64_t)(run_ms + 0.5));
 }
 

@@ -83,9 +83,10 @@ void sl_metrics_known_kinds(sl_metrics *m, bool (*known)(const char *kind));
 /* Adds 1 to counter c of queue/kind (kind NULL: undecodable, ""). */
 void sl_metrics_count(sl_metrics *m, const char *queue, const char *kind, sl_metrics_counter c);
 
-/* Records one attempt that ran: its wait (started_ms - enqueued_ms, Unix
- * ms; skipped if enqueued_ms <= 0) and its run time in ms. */
-void sl_metrics_ran(sl_metrics *m, const char *queue, int64_t enqueued_ms, int64_t started_ms,
+/* Records one attempt that ran: its wait (started_us - enqueued_us, Unix
+ * µs, so that a sub-millisecond wait falls in the right bucket; skipped if
+ * enqueued_us <= 0) and its run time in ms. */
+void sl_metrics_ran(sl_metrics *m, const char *queue, int64_t enqueued_us, int64_t started_us,
                     double run_ms);
 
 /* True if there is nothing to send. */

@@ -51,6 +51,7 @@ typedef struct sl_outcome {
     const char *error;      /* NULL on success */
     int64_t started_ms;     /* Unix ms; 0 if it never started */
     int64_t finished_ms;    /* Unix ms */
+    int64_t started_us;     /* Unix µs, more precise; 0: started_ms is all there is */
 } sl_outcome;
 
 /* Records n outcomes (distinct job ids) in one statement, one transaction

@@ -698,7 +698,7 @@ static int make_job(run_ctx *rc, size_t i, const char *id, pending_job *pj, sl_e
     pj->job.retry_max_ms = s->retry_max_ms;
     pj->job.run = sl_xstrdup(rc->run_id);
     pj->job.step = sl_xstrdup(s->id);
-    pj->job.enqueued_at = sl_now_ms();
+    sl_job_stamp_now(&pj->job);
     msgpack_sbuffer_destroy(&sb);
     if (rc->signer && sl_jobsig_sign(rc->signer, &pj->job, err) < 0) {
         sl_job_clear(&pj->job);
@@ -877,7 +877,7 @@ static int enqueue_job(sl_engine *e, pending_job *pj, bool verify, sl_err *err)
             goto mark;
         }
     }
-    pj->job.enqueued_at = sl_now_ms();
+    sl_job_stamp_now(&pj->job);
     if (sl_queue_enqueue(e->redis, &pj->job, err) < 0)
         return -1;
     SL_INFO("step.enqueued", "run=%s step=%s job=%s queue=%s", pj->job.run, pj->job.step, pj->job.id,

@@ -656,7 +656,7 @@ static bool job_of(const msgpack_object *body, const char *queue, sl_job *job, m
     job->args = args->data;
     job->args_len = args->size;
     job->attempt = 1;
-    job->enqueued_at = sl_now_ms();
+    sl_job_stamp_now(job);
     return true;
 }
 

@@ -95,7 +95,7 @@ static void assert_defaults(const sl_config *cfg)
     cr_assert_eq(cfg->worker.processes, 2);
     cr_assert_eq(cfg->worker.nqueues, 1);
     cr_assert_str_eq(cfg->worker.queues[0], "default");
-    cr_assert_eq(cfg->worker.batch, 16);
+    cr_assert_eq(cfg->worker.batch, 1000);
     cr_assert_eq(cfg->worker.block_ms, 1000);
     cr_assert_eq(cfg->worker.shutdown_timeout_ms, 30000);
 }

@@ -1136,3 +1136,55 @@ Test(envelope, sig_is_64_bytes_of_bin_and_round_trips)
     sl_job_clear(&job);
     msgpack_sbuffer_destroy(&sb);
 }
+
+/* ---- microsecond enqueue time ------------------------------------------------ */
+
+/* enqueued_at_us is optional: a producer that writes milliseconds only is
+ * read as the start of its millisecond; one that writes both round-trips;
+ * the two must tell the same millisecond. */
+Test(envelope, enqueued_at_us_optional_and_consistent)
+{
+    sl_job ms_only;
+    msgpack_sbuffer sb;
+    build(&sb, NULL, NULL, 0);
+    decode_ok(sb.data, sb.size, &ms_only);
+    cr_assert_eq(ms_only.enqueued_at_us, 0);
+    cr_assert_eq(sl_job_enqueued_us(&ms_only), 1700000000000LL * 1000);
+    sl_job_clear(&ms_only);
+    msgpack_sbuffer_destroy(&sb);
+
+    const kv both[] = { KV_INT("enqueued_at_us", 1700000000000417LL) };
+    build(&sb, NULL, both, 1);
+    sl_job us;
+    decode_ok(sb.data, sb.size, &us);
+    cr_assert_eq(us.enqueued_at, 1700000000000LL);
+    cr_assert_eq(us.enqueued_at_us, 1700000000000417LL);
+    cr_assert_eq(sl_job_enqueued_us(&us), 1700000000000417LL);
+    msgpack_sbuffer again;
+    msgpack_sbuffer_init(&again);
+    sl_err err = { 0 };
+    cr_assert_eq(sl_envelope_encode(&us, &again, &err), 0, "%s", err.msg);
+    cr_assert_eq(key_count(&again), 8);
+    sl_job back;
+    decode_ok(again.data, again.size, &back);
+    cr_assert_eq(back.enqueued_at_us, 1700000000000417LL);
+    sl_job_clear(&back);
+    sl_job_clear(&us);
+    msgpack_sbuffer_destroy(&again);
+    msgpack_sbuffer_destroy(&sb);
+
+    const kv other_ms[] = { KV_INT("enqueued_at_us", 1700000000001000LL) };
+    build_fails(NULL, other_ms, 1, "field 'enqueued_at_us'", "within the millisecond");
+    const kv negative[] = { KV_INT("enqueued_at_us", -5) };
+    build_fails(NULL, negative, 1, "field 'enqueued_at_us'", ">= 0");
+    const kv text[] = { KV_STR("enqueued_at_us", "now") };
+    build_fails(NULL, text, 1, "field 'enqueued_at_us'", "expected integer");
+
+    sl_job stamped = { .id = "j", .kind = "k", .queue = "q", .attempt = 1 };
+    sl_job_stamp_now(&stamped);
+    cr_assert_gt(stamped.enqueued_at_us, 0);
+    cr_assert_eq(stamped.enqueued_at_us / 1000, stamped.enqueued_at);
+    msgpack_sbuffer_init(&sb);
+    cr_assert_eq(sl_envelope_encode(&stamped, &sb, &err), 0, "%s", err.msg);
+    msgpack_sbuffer_destroy(&sb);
+}

@@ -39,8 +39,8 @@ Test(store, records_outcomes_and_finds_them)
     th_name(other, sizeof other, "never");
     int64_t now = sl_now_ms();
     sl_outcome o[2] = {
-        { &j1, "succeeded", NULL, "{}", "{\"ok\":true}", NULL, now - 2, now },
-        { &j2, "dead", "failed", "{}", NULL, "boom", now - 2, now },
+        { &j1, "succeeded", NULL, "{}", "{\"ok\":true}", NULL, now - 2, now, 0 },
+        { &j2, "dead", "failed", "{}", NULL, "boom", now - 2, now, 0 },
     };
     sl_err err;
     cr_assert_eq(sl_store_record(s, "host:1", o, 2, &err), 0, "%s", err.msg);
@@ -81,8 +81,8 @@ Test(store, first_result_wins)
     sl_job j;
     job_for(&j, id, sizeof id, "store-q");
     int64_t now = sl_now_ms();
-    sl_outcome first = { &j, "succeeded", NULL, "{}", "{\"n\":1}", NULL, now, now };
-    sl_outcome second = { &j, "dead", "failed", "{}", NULL, "late duplicate", now, now };
+    sl_outcome first = { &j, "succeeded", NULL, "{}", "{\"n\":1}", NULL, now, now, 0 };
+    sl_outcome second = { &j, "dead", "failed", "{}", NULL, "late duplicate", now, now, 0 };
     sl_err err;
     cr_assert_eq(sl_store_record(s, "w1", &first, 1, &err), 0, "%s", err.msg);
     cr_assert_eq(sl_store_record(s, "w2", &second, 1, &err), 0, "%s", err.msg);
@@ -101,8 +101,8 @@ Test(store, a_batch_is_all_or_nothing)
     job_for(&jb, bad, sizeof bad, "store-q");
     int64_t now = sl_now_ms();
     sl_outcome o[2] = {
-        { &jg, "succeeded", NULL, "{}", NULL, NULL, now, now },
-        { &jb, "succeeded", NULL, "{not json", NULL, NULL, now, now },
+        { &jg, "succeeded", NULL, "{}", NULL, NULL, now, now, 0 },
+        { &jb, "succeeded", NULL, "{not json", NULL, NULL, now, now, 0 },
     };
     sl_err err;
     cr_assert_eq(sl_store_record(s, "w", o, 2, &err), -1, "a batch with invalid JSON was accepted");

@@ -38,6 +38,8 @@
 #include "log.h"
 #include "mem.h"
 #include "metrics.h"
+#include "overrun.h"
+#include "pace.h"
 #include "protect.h"
 #include "queue.h"
 #include "registry.h"
@@ -107,6 +109,7 @@ typedef struct item {
     char *outputs;        /* owned, NULL for none */
     char *error;          /* owned, NULL on success */
     int64_t started_ms, finished_ms;
+    int64_t started_us;   /* Unix µs it started (run_item), 0: started_ms only */
     int64_t retry_due_ms; /* ACT_RETRY: Unix ms the next attempt is due */
 } item;
 
@@ -123,6 +126,8 @@ typedef struct consumer {
     sl_batch batch;
     item *items;
     size_t items_cap;
+    bool innocent;        /* takeover: the predecessor died outside decoding, so no entry
+                             of its batch is a poison pill by its delivery count alone */
     bool *paused;         /* per configured queue */
     char **active;        /* configured queues that are not paused (borrowed names) */
     size_t nactive;
@@ -131,6 +136,8 @@ typedef struct consumer {
     uint64_t jobs_done;
     sl_metrics *metrics;  /* this batch's counters, sent with its acks; NULL: metrics off */
     sl_protect *protect;  /* protected kinds and targets, the scheduler's keys */
+    sl_pace pace;         /* what recent jobs cost: sizes the next read */
+    sl_overrun *overrun;  /* hands back a batch's unstarted entries; NULL: none */
 } consumer;
 
 /* ---- scoreboard ------------------------------------------------------------ */
@@ -406,7 +413,7 @@ static void decode_item(consumer *c, item *it)
         refuse(it, false);   /* no row: the refused job must not take the real job's id */
         return;
     }
-    if (e->deliveries > c->cfg->worker.max_deliveries) {
+    if (e->deliveries > c->cfg->worker.max_deliveries && !c->innocent) {
         set_error(it, "delivered %lld times without a result (worker.max_deliveries is %d): "
                   "it keeps killing its worker", (long long)e->deliveries, c->cfg->worker.max_deliveries);
         refuse(it, true);
@@ -490,11 +497,13 @@ static void run_item(consumer *c, item *it)
     sl_log_set_job(it->job.id, it->job.kind);
     int64_t t0 = sl_monotonic_ms();
     slot_job(c, it, t0 + job_timeout_ms(c, &it->job) + c->cfg->worker.timeout_grace_ms);
-    it->started_ms = sl_now_ms();
+    it->started_us = sl_now_us();
+    it->started_ms = it->started_us / 1000;
     double s0 = sl_monotonic_sec();
     int rc = kind->run(&ctx, &err);
     double ms = (sl_monotonic_sec() - s0) * 1000.0;
     it->finished_ms = sl_now_ms();
+    sl_pace_job(&c->pace, ms);
     c->jobs_done++;
     slot_job(c, NULL, 0);
     it->record = true;
@@ -524,7 +533,7 @@ static void run_item(consumer *c, item *it)
                 (long long)it->job.attempt, (long long)max_attempts(c, &it->job), ms,
                 it->act == ACT_RETRY ? "retry" : "dead", sl_log_quote(q, sizeof q, it->error));
     }
-    sl_metrics_ran(c->metrics, it->job.queue, it->job.enqueued_at, it->started_ms, ms);
+    sl_metrics_ran(c->metrics, it->job.queue, sl_job_enqueued_us(&it->job), it->started_us, ms);
     if (!job_cancelled)
         sl_metrics_count(c->metrics, it->job.queue, it->job.kind, rc == 0 ? SL_M_PROCESSED : SL_M_FAILED);
     sl_log_set_job(NULL, NULL);
@@ -731,6 +740,7 @@ static void fill_outcome(const item *it, sl_outcome *o)
     o->outputs = it->outputs;
     o->error = it->error;
     o->started_ms = it->started_ms;
+    o->started_us = it->started_us;
     o->finished_ms = it->finished_ms ? it->finished_ms : sl_now_ms();
 }
 
@@ -950,6 +960,7 @@ static void journal_reset(consumer *c)
         return;
     __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
     __atomic_store_n(&j->n, 0, __ATOMIC_RELEASE);
+    j->ntexts = 0;
 }
 
 /* Names the job about to start, before it starts. */
@@ -964,14 +975,16 @@ static void journal_start(consumer *c, const item *it)
 }
 
 /* Appends an entry for it with status st.  False if it does not fit (the
- * journal is full or the outputs too long): the caller commits first. */
+ * journal or its texts are full, or the outputs too long): the caller
+ * commits first. */
 static bool journal_put(sl_journal *j, const item *it, sl_journal_status st)
 {
     uint64_t n = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
     size_t olen = it->outputs ? strlen(it->outputs) : 0;
+    bool text = olen > 0 || (it->error && it->error[0]);
     /* The last entry stays free: a replacement writes there the job that
      * was running when this child died. */
-    if (n >= SL_JOURNAL_MAX - 1 || olen > SL_JOURNAL_OUTPUT_MAX)
+    if (n >= SL_JOURNAL_MAX - 1 || olen > SL_JOURNAL_OUTPUT_MAX || (text && j->ntexts >= SL_JOURNAL_TEXTS))
         return false;
     sl_journal_entry *e = &j->e[n];
     snprintf(e->queue, sizeof e->queue, "%s", it->entry->queue);
@@ -981,10 +994,15 @@ static bool journal_put(sl_journal *j, const item *it, sl_journal_status st)
     e->code = it->fail_code;
     e->started_ms = it->started_ms;
     e->finished_ms = it->finished_ms;
-    snprintf(e->error, sizeof e->error, "%s", it->error ? it->error : "");
-    e->outputs_len = olen;
-    if (olen)
-        memcpy(e->outputs, it->outputs, olen);
+    e->text = -1;
+    if (text) {
+        sl_journal_text *t = &j->t[j->ntexts];
+        e->text = (int)j->ntexts++;
+        snprintf(t->error, sizeof t->error, "%s", it->error ? it->error : "");
+        t->outputs_len = olen;
+        if (olen)
+            memcpy(t->outputs, it->outputs, olen);
+    }
     __atomic_store_n(&j->n, n + 1, __ATOMIC_RELEASE);
     return true;
 }
@@ -1005,10 +1023,12 @@ static int journal_finish(consumer *c, item *it, size_t n, bool *fatal)
     if (!journal_put(j, it, st)) {
         SL_DEBUG("journal.flush", "job=%s entries=%llu", it->job.id,
                  (unsigned long long)__atomic_load_n(&j->n, __ATOMIC_ACQUIRE));
-        if (record_batch(c, n, fatal) < 0 || *fatal)
+        if (record_batch(c, n, fatal) < 0 || *fatal) {
             rc = -1;
-        else
+        } else {
             __atomic_store_n(&j->n, 0, __ATOMIC_RELEASE);
+            j->ntexts = 0;
+        }
     }
     __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
     return rc;
@@ -1042,17 +1062,24 @@ static void journal_apply(consumer *c, size_t n)
                 continue;
             }
             it->ran = it->record = true;
-            if (e->outputs_len)
-                it->outputs = sl_xstrndup(e->outputs, e->outputs_len);
+            /* A text index out of range is not one a child wrote: no text. */
+            const sl_journal_text *t = e->text >= 0 && e->text < SL_JOURNAL_TEXTS ? &j->t[e->text] : NULL;
+            const char *error = "";
+            if (t) {
+                error = t->error;
+                j->t[e->text].error[SL_JOURNAL_ERROR_MAX - 1] = '\0';
+                if (t->outputs_len > 0 && t->outputs_len <= SL_JOURNAL_OUTPUT_MAX)
+                    it->outputs = sl_xstrndup(t->outputs, t->outputs_len);
+            }
             if (e->status == SL_JOURNAL_SUCCEEDED) {
                 it->act = ACT_ACK;
                 it->status = "succeeded";
             } else if (e->status == SL_JOURNAL_CANCELLED) {
                 it->act = ACT_ACK;
                 it->status = it->attempt_status = "cancelled";
-                set_error(it, "%s", e->error);
+                set_error(it, "%s", error);
             } else {
-                set_error(it, "%s", e->error);
+                set_error(it, "%s", error);
                 after_failure(c, it, e->code);
             }
             SL_INFO("job.journal_recovered", "job=%s queue=%s entry=%s attempt=%lld status=%s", it->job.id,
@@ -1107,6 +1134,22 @@ static void unclaim_released(consumer *c, size_t n)
     free(reqs);
 }
 
+/* Ends the watchdog's watch over the batch and logs what it handed back. */
+static void end_overrun(consumer *c)
+{
+    size_t failed = 0;
+    sl_err err;
+    sl_err_clear(&err);
+    size_t released = sl_overrun_end(c->overrun, &failed, &err);
+    if (released > 0)
+        SL_INFO("batch.released", "entries=%zu reason=\"a job overran %d ms\"", released, SL_OVERRUN_AFTER_MS);
+    if (failed > 0) {
+        char q[600];
+        SL_WARN("batch.release_failed", "entries=%zu action=run error=%s", failed,
+                sl_log_quote(q, sizeof q, err.msg));
+    }
+}
+
 /* Processes the batch in c->batch.  takeover: it holds what a dead
  * predecessor held, described by the slot's journal (outcomes to record,
  * the job it died running); the journal is then kept and extended rather
@@ -1122,11 +1165,19 @@ static int process_batch(consumer *c, bool takeover)
     slot_hold(c, SL_CHILD_COMMITTING);
     if (!takeover)
         journal_reset(c);
+    /* A death while decoding may be an envelope's doing: the delivery
+     * counts of the batch then tell the replacement which (decode_item). */
+    sl_journal *jd = journal(c);
+    if (jd)
+        __atomic_store_n(&jd->decoding, 1, __ATOMIC_RELEASE);
     for (size_t i = 0; i < n; i++) {
         item *it = &c->items[i];
         it->entry = &c->batch.items[i];
+        sl_pace_entry(&c->pace, it->entry->data ? it->entry->len : it->entry->oversize);
         decode_item(c, it);
     }
+    if (jd)
+        __atomic_store_n(&jd->decoding, 0, __ATOMIC_RELEASE);
     if (takeover)
         journal_apply(c, n);
     drop_duplicates(c, n);
@@ -1136,22 +1187,39 @@ static int process_batch(consumer *c, bool takeover)
         rc = -1;
         goto out;
     }
+    /* The entries that may run can be handed back by the watchdog while
+     * an earlier one runs long (overrun.h). */
+    sl_overrun_begin(c->overrun, n);
     for (size_t i = 0; i < n; i++) {
         item *it = &c->items[i];
+        if (it->run && !(it->timed_out || it->died || it->lost))
+            sl_overrun_add(c->overrun, i, it->entry, &it->job);
+    }
+    for (size_t i = 0; i < n; i++) {
+        item *it = &c->items[i];
+        bool stopping = stop_requested;
         if (it->timed_out || it->died || it->lost) {
             record_unfinished(c, it);
-        } else if (it->run && stop_requested) {
+        } else if (it->run && !sl_overrun_take(c->overrun, i, !stopping)) {
+            it->run = false;        /* handed back: another process runs it */
+            it->record = false;
+            it->act = ACT_ACK;
+            it->settled = true;
+        } else if (it->run && stopping) {
             it->act = ACT_RELEASE;  /* graceful stop: hand back what has not started */
         } else if (it->run) {
             journal_start(c, it);
             run_item(c, it);
+            sl_overrun_done(c->overrun);
             it->ran = true;
             if (journal_finish(c, it, n, &fatal) < 0) {
+                end_overrun(c);
                 rc = -1;
                 goto out;
             }
         }
     }
+    end_overrun(c);
     slot_state(c, SL_CHILD_COMMITTING);
     if (record_batch(c, n, &fatal) < 0 || fatal) {
         rc = -1;
@@ -1160,6 +1228,7 @@ static int process_batch(consumer *c, bool takeover)
     unclaim_released(c, n);
     settle_batch(c, n);
     journal_reset(c);
+    sl_pace_batch_done(&c->pace);
 out:
     for (size_t i = 0; i < n; i++)
         item_clear(&c->items[i]);
@@ -1283,7 +1352,7 @@ static int read_bounded(consumer *c, int want, sl_err *err)
  * Returns entries read, or -1. */
 static int read_batch(consumer *c)
 {
-    const int want = c->cfg->worker.batch;
+    const int want = sl_pace_want(&c->pace, c->cfg->worker.batch);
     int block = c->cfg->worker.block_ms < READ_BLOCK_MAX_MS ? c->cfg->worker.block_ms : READ_BLOCK_MAX_MS;
     sl_err err;
     if (c->nactive == 0) {
@@ -1327,7 +1396,8 @@ static void journal_add_unfinished(consumer *c, uint64_t jn, const char *queue, 
     if (j == NULL || jn >= SL_JOURNAL_MAX)
         return;
     sl_journal_entry *e = &j->e[jn];
-    memset(e, 0, offsetof(sl_journal_entry, outputs));
+    memset(e, 0, sizeof *e);
+    e->text = -1;
     snprintf(e->queue, sizeof e->queue, "%s", queue);
     snprintf(e->stream_id, sizeof e->stream_id, "%s", rid);
     e->status = status;
@@ -1416,7 +1486,15 @@ static int settle_predecessor(consumer *c)
     uint64_t jn = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
     if (jn > SL_JOURNAL_MAX)
         jn = 0;  /* not a journal a child wrote */
+    if (j->ntexts > SL_JOURNAL_TEXTS)
+        j->ntexts = SL_JOURNAL_TEXTS;  /* likewise: the next text commits first */
     bool running = __atomic_load_n(&j->running, __ATOMIC_ACQUIRE) != 0;
+    /* Died running a job (the journal names it: its attempt is recorded
+     * failed, and max_attempts bounds a job that keeps killing its
+     * worker) or between jobs (claiming, committing): the batch's other
+     * entries did nothing to deserve a delivery counted against them.
+     * Only a death while decoding leaves the counts to judge. */
+    bool decoding = __atomic_load_n(&j->decoding, __ATOMIC_ACQUIRE) != 0;
     char rq[SL_NAME_MAX + 1], rid[48];
     snprintf(rq, sizeof rq, "%s", running ? j->run_queue : killed ? snap->killed_queue : "");
     snprintf(rid, sizeof rid, "%s", running ? j->run_stream_id : killed ? snap->killed_entry : "");
@@ -1442,7 +1520,9 @@ static int settle_predecessor(consumer *c)
     if (got > 0) {
         SL_INFO("worker.took_over", "from=%s entries=%d journaled=%llu running=%s", from[0], got,
                 (unsigned long long)__atomic_load_n(&j->n, __ATOMIC_ACQUIRE), rid[0] ? rid : "-");
+        c->innocent = !decoding;
         rc = process_batch(c, true);
+        c->innocent = false;
     } else if (rid[0]) {
         SL_INFO("job.timeout_already_settled", "entry=%s queue=%s", rid, rq);
     }
@@ -1529,6 +1609,13 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
         status = SL_EXIT_FATAL;
         goto out;
     }
+    sl_pace_init(&c.pace);
+    /* Alone in its pool a child has no one to hand entries to. */
+    if (cfg->worker.processes > 1 && (c.overrun = sl_overrun_new(cfg, &perr)) == NULL) {
+        char q[600];
+        SL_WARN("worker.overrun_watch_failed", "error=%s effect=\"a long job holds its batch-mates\"",
+                sl_log_quote(q, sizeof q, perr.msg));
+    }
     if (ensure_store(&c, false, &fatal) < 0 || ensure_redis(&c, false) < 0) {
         status = fatal ? SL_EXIT_FATAL : 0;
         goto out;
@@ -1582,6 +1669,7 @@ out:
     free(c.active);
     sl_metrics_free(c.metrics);
     sl_protect_free(c.protect);
+    sl_overrun_free(c.overrun);
     sl_redis_free(c.redis);
     sl_store_free(c.store);
     return status;

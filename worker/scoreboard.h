@@ -83,7 +83,8 @@ typedef struct sl_held_entry {
     char stream_id[48];
 } sl_held_entry;
 
-#define SL_JOURNAL_MAX 128           /* outcomes a batch keeps before it must commit them */
+#define SL_JOURNAL_MAX 1024          /* outcomes a batch keeps before it must commit them */
+#define SL_JOURNAL_TEXTS 128         /* of which with an error or outputs (the rest have neither) */
 #define SL_JOURNAL_OUTPUT_MAX 4096   /* largest outputs (JSON text) an outcome can keep */
 #define SL_JOURNAL_ERROR_MAX 1024    /* longest error kept (longer ones are cut) */
 
@@ -95,7 +96,10 @@ typedef enum sl_journal_status {
     SL_JOURNAL_TIMED_OUT,            /* ... killed by the master at its deadline */
 } sl_journal_status;
 
-/* The outcome of one job run by the batch. */
+/* The outcome of one job run by the batch.  Its error and outputs, when it
+ * has either, are in the journal's `t[text]`: kept apart so that a batch
+ * of outcomes without them touches few pages of shared memory (a child's
+ * resident size counts every page it touched). */
 typedef struct sl_journal_entry {
     char queue[SL_NAME_MAX + 1];
     char stream_id[48];              /* the entry that carried the job */
@@ -103,19 +107,26 @@ typedef struct sl_journal_entry {
     sl_journal_status status;
     int code;                        /* a failure's sl_err code */
     int64_t started_ms, finished_ms; /* Unix ms */
+    int text;                        /* index in t of its error and outputs, -1: neither */
+} sl_journal_entry;
+
+typedef struct sl_journal_text {
     char error[SL_JOURNAL_ERROR_MAX];
     size_t outputs_len;              /* bytes in outputs, 0: none */
     char outputs[SL_JOURNAL_OUTPUT_MAX];
-} sl_journal_entry;
+} sl_journal_text;
 
 typedef struct sl_journal {
     char consumer[128];              /* the consumer whose pending entries it describes, "" none */
     char successor[128];             /* a replacement taking them over, "" none */
     volatile uint64_t n;             /* complete entries in e */
     volatile int running;            /* 1: run_* names a started job with no entry yet */
+    volatile int decoding;           /* 1: the child is decoding its batch (no job runs) */
     char run_queue[SL_NAME_MAX + 1];
     char run_stream_id[48];
+    uint64_t ntexts;                 /* texts in t used by e[0..n) (the writer's count) */
     sl_journal_entry e[SL_JOURNAL_MAX];
+    sl_journal_text t[SL_JOURNAL_TEXTS];
 } sl_journal;
 
 typedef struct sl_slot {
