@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define CMD "audit"
 
@@ -69,6 +70,16 @@ static int verify(const sl_config *cfg, sl_sign_key *const *keys, size_t nkeys)
         printf("signatures: %lld rows signed by the given keys\n", rep.signed_ok);
     else if (rep.unchecked > 0)
         printf("signatures: not checked for %lld rows (give --public-key FILE)\n", rep.unchecked);
+    if (rep.checkpoint_seq > 0) {
+        time_t t = (time_t)(rep.checkpoint_last_at_us / 1000000);
+        struct tm tm;
+        char when[32] = "?";
+        if (gmtime_r(&t, &tm) != NULL)
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        printf("retention: rows before %lld were removed behind a checkpoint (%s); the last of them "
+               "was appended %s\n", rep.checkpoint_seq,
+               rep.checkpoint_verified ? "signature verified" : "signature not checked", when);
+    }
     if (rep.legacy > 0)
         printf("legacy rows: %lld from before migration 006 (separator hash, unsigned); "
                "%lld of them covered by a later signed row's chain\n", rep.legacy, rep.legacy_anchored);

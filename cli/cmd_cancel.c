@@ -8,8 +8,14 @@
  * (sluice:cancel:ID, kept a week); the master of the worker running it sees
  * the flag and signals that child (SIGUSR2), whose handler gets
  * `ctx->cancelled` set and is expected to return early.  A job that ignores
- * it runs to its end, and is then recorded `cancelled`. */
+ * it runs to its end, and is then recorded `cancelled`.
+ *
+ * Cancelling is an operator's action through the database, so the request
+ * is recorded under the PostgreSQL role that the server authenticated
+ * (session_user), with the OS login beside it as a hint; nothing the caller
+ * merely claims (an environment variable, an option) names who asked. */
 #include "cli.h"
+#include "db.h"
 #include "jobid.h"
 #include "queue.h"
 #include "redis.h"
@@ -41,6 +47,23 @@ static void usage(FILE *f)
         "  -h, --help          show this help\n");
 }
 
+/* "ROLE (database role; OS user LOGIN)": the role PostgreSQL authenticated. */
+static int requester(const sl_config *cfg, char *out, size_t size, sl_err *err)
+{
+    sl_db *db = sl_db_connect(cfg->database_url, err);
+    if (db == NULL)
+        return -1;
+    PGresult *res = sl_db_exec(db, "read the database role", "SELECT session_user::text", 0, NULL, err);
+    sl_db_free(db);
+    if (res == NULL)
+        return -1;
+    const struct passwd *pw = getpwuid(getuid());
+    snprintf(out, size, "%.63s (database role; OS user %.40s)", PQgetvalue(res, 0, 0),
+             pw ? pw->pw_name : "unknown");
+    PQclear(res);
+    return 0;
+}
+
 int cmd_cancel(int argc, char **argv)
 {
     const char *config = NULL;
@@ -53,14 +76,18 @@ int cmd_cancel(int argc, char **argv)
     sl_config *cfg = cli_load_config(CMD, config);
     if (cfg == NULL)
         return CLI_FAILED;
-    const struct passwd *pw = getpwuid(getuid());
-    const char *by = getenv("SLUICE_USER") ? getenv("SLUICE_USER") : pw ? pw->pw_name : "unknown";
+    sl_err err;
+    char by[160];
+    if (requester(cfg, by, sizeof by, &err) < 0) {
+        cli_fail(CMD, "%s", err.msg);
+        sl_config_free(cfg);
+        return CLI_FAILED;
+    }
     int run_status = cli_cancel_run(cfg, id, by);
     if (run_status >= 0) {
         sl_config_free(cfg);
         return run_status;
     }
-    sl_err err;
     int status = CLI_FAILED;
     sl_redis *redis = NULL;
     sl_store *store = sl_store_connect(cfg->database_url, &err);

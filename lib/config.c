@@ -89,6 +89,8 @@ static const struct key {
       0, 0, 3650 * 86400000LL },
     { "retention", "runs", V_DURATION64, offsetof(sl_config, retention.runs_ms),
       0, 0, 3650 * 86400000LL },
+    { "retention", "audit", V_DURATION64, offsetof(sl_config, retention.audit_ms),
+      0, 0, 36500 * 86400000LL },
     { "retention", "batch", V_INT, offsetof(sl_config, retention.batch), 0, 1, 100000 },
     { "worker", "protected_kinds", V_KINDS, offsetof(sl_config, worker.protected_kinds),
       offsetof(sl_config, worker.nprotected_kinds), 0, 0 },
@@ -137,6 +139,7 @@ static sl_config *config_new(void)
     cfg->retention.succeeded_ms = 7 * 86400000LL;
     cfg->retention.failed_ms = 30 * 86400000LL;
     cfg->retention.runs_ms = 90 * 86400000LL;
+    cfg->retention.audit_ms = 400 * 86400000LL;
     cfg->retention.batch = 1000;
     cfg->jobs = sl_config_jobs_new();
     sl_sched_config_init(&cfg->sched);
@@ -387,6 +390,22 @@ int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_
     return cfg->worker.job_timeout_ms;
 }
 
+/* The audit trail outlives the runs whose gates it records: retention.audit
+ * is 0 (forever), or at least an hour and at least retention.runs (with
+ * runs kept forever, the audit trail is too: scheduler/retention.h). */
+static int check_audit_retention(const sl_config *cfg, const char *path, sl_err *err)
+{
+    int64_t audit = cfg->retention.audit_ms, runs = cfg->retention.runs_ms;
+    if (audit == 0)
+        return 0;
+    if (audit < 3600000)
+        return sl_err_set(err, SL_EINVAL, "%s: retention.audit must be 0 (kept forever) or at least 1h", path);
+    if (runs > 0 && audit < runs)
+        return sl_err_set(err, SL_EINVAL, "%s: retention.audit must be at least retention.runs: "
+                          "a run that is kept keeps the audit rows of its gates", path);
+    return 0;
+}
+
 static int read_file(sl_config *cfg, const char *path, sl_err *err)
 {
     int rc = -1;
@@ -442,6 +461,8 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
         if (read_section(cfg, doc, section, top.pairs[i].value, err) < 0)
             goto cleanup;
     }
+    if (check_audit_retention(cfg, path, err) < 0)
+        goto cleanup;
     rc = 0;
 
 cleanup:

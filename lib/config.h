@@ -75,6 +75,8 @@ typedef struct sl_config {
         int64_t succeeded_ms; /* retention.succeeded, default 7d: succeeded job results kept; 0 forever */
         int64_t failed_ms;    /* retention.failed, default 30d: failed, dead, cancelled results */
         int64_t runs_ms;      /* retention.runs, default 90d: finished runs, their steps and gates */
+        int64_t audit_ms;     /* retention.audit, default 400d: audit rows (0 forever; else at
+                                 least 1h and at least runs), removed behind a signed checkpoint */
         int batch;            /* retention.batch, default 1000: rows removed per statement */
     } retention;              /* applied by the scheduler's leader (scheduler/retention.h) */
     struct sl_jobs_config *jobs; /* deploy, import, codegen, provision; never NULL */

@@ -9,6 +9,15 @@
 
 
 #define SIG_PREFIX "sluice-audit-v2 "
+#define CHECKPOINT_PREFIX "sluice-audit-checkpoint-v1 "
+
+/* What a checkpoint's signature covers: every field is decimal or hex, so
+ * single spaces separate them unambiguously. */
+static int checkpoint_message(char *out, size_t n, const char *cut_seq, const char *prev_hash,
+                              const char *last_at_us)
+{
+    return snprintf(out, n, CHECKPOINT_PREFIX "%s %s %s", cut_seq, prev_hash, last_at_us);
+}
 
 /* v2: "~" for NULL, else "LEN:bytes,". */
 static void field(sl_sha256_ctx *h, const char *v)
@@ -109,6 +118,18 @@ int sl_audit_sign_row(sl_db *db, const char *seq, const char *hash, sl_err *err)
     return sl_db_run(db, "sign audit row", "SELECT sluice_audit_sign($1::bigint, $2, $3)", 3, p, err);
 }
 
+/* The key among keys[0..nkeys) whose id is kid, or NULL. */
+static const sl_sign_key *key_by_id(sl_sign_key *const *keys, size_t nkeys, const char *kid)
+{
+    for (size_t k = 0; k < nkeys && kid != NULL; k++) {
+        char id[SL_SIGN_ID_HEX];
+        sl_sign_key_id(keys[k], id);
+        if (strcmp(id, kid) == 0)
+            return keys[k];
+    }
+    return NULL;
+}
+
 static bool fail(sl_audit_report *rep, long long seq, const char *fmt, const char *arg)
 {
     rep->ok = false;
@@ -124,13 +145,7 @@ static bool check_sig(const PGresult *res, int r, long long seq, const char *has
     const char *kid = sl_db_value(res, r, 15), *sighex = sl_db_value(res, r, 16);
     if (sighex == NULL)
         return fail(rep, seq, "row %lld is not signed%s", "");
-    const sl_sign_key *key = NULL;
-    for (size_t k = 0; k < nkeys && key == NULL; k++) {
-        char id[SL_SIGN_ID_HEX];
-        sl_sign_key_id(keys[k], id);
-        if (kid != NULL && strcmp(id, kid) == 0)
-            key = keys[k];
-    }
+    const sl_sign_key *key = key_by_id(keys, nkeys, kid);
     if (key == NULL)
         return fail(rep, seq, "row %lld is signed by key %s, which is not among the public keys given",
                     kid ? kid : "(none)");
@@ -141,6 +156,36 @@ static bool check_sig(const PGresult *res, int r, long long seq, const char *has
         return fail(rep, seq, "row %lld: the signature does not verify (the row or the chain before it "
                     "was rewritten%s)", "");
     rep->signed_ok++;
+    return true;
+}
+
+/* Checks the checkpoint row of cp (empty when there is none) that must
+ * account for the rows before first; false with rep filled if it does not. */
+static bool check_checkpoint(const PGresult *cp, const char *first, sl_sign_key *const *keys,
+                             size_t nkeys, sl_audit_report *rep)
+{
+    long long seq = strtoll(first, NULL, 10);
+    if (PQntuples(cp) != 1)
+        return fail(rep, seq, "row %lld is the oldest, and no signed checkpoint accounts for the rows "
+                    "before it (deleted?)%s", "");
+    rep->checkpoint_seq = seq;
+    rep->checkpoint_last_at_us = strtoll(PQgetvalue(cp, 0, 2), NULL, 10);
+    if (nkeys == 0)
+        return true;
+    const char *kid = PQgetvalue(cp, 0, 3);
+    const sl_sign_key *key = key_by_id(keys, nkeys, kid);
+    if (key == NULL)
+        return fail(rep, seq, "the checkpoint before row %lld is signed by key %s, which is not among "
+                    "the public keys given", kid);
+    char msg[sizeof CHECKPOINT_PREFIX + 24 + SL_SHA256_HEX + 24];
+    int n = checkpoint_message(msg, sizeof msg, PQgetvalue(cp, 0, 0), PQgetvalue(cp, 0, 1),
+                               PQgetvalue(cp, 0, 2));
+    unsigned char sig[SL_SIGN_LEN];
+    if (n < 0 || (size_t)n >= sizeof msg || !from_hex(PQgetvalue(cp, 0, 4), sig, sizeof sig) ||
+        !sl_sign_verify(key, msg, (size_t)n, sig, sizeof sig))
+        return fail(rep, seq, "the checkpoint before row %lld: the signature does not verify "
+                    "(rows were removed or the checkpoint rewritten%s)", "");
+    rep->checkpoint_verified = true;
     return true;
 }
 
@@ -159,6 +204,21 @@ int sl_audit_verify(sl_db *db, sl_sign_key *const *keys, size_t nkeys, sl_audit_
     const char *prev = "";
     long long expect = 1, legacy_since_signed = 0;
     bool seen_v2 = false;
+    PGresult *cp = NULL;
+    if (rep->rows > 0 && strcmp(PQgetvalue(res, 0, 0), "1") != 0) {
+        /* Rows were removed by retention: start from their checkpoint. */
+        const char *first[] = { PQgetvalue(res, 0, 0) };
+        cp = sl_db_exec(db, "audit checkpoint", "SELECT cut_seq, prev_hash, last_at_us, key_id, sig"
+                        " FROM sluice_audit_checkpoints WHERE cut_seq = $1::bigint", 1, first, err);
+        if (cp == NULL) {
+            PQclear(res);
+            return -1;
+        }
+        if (check_checkpoint(cp, first[0], keys, nkeys, rep)) {
+            prev = PQgetvalue(cp, 0, 1);
+            expect = strtoll(first[0], NULL, 10);
+        }
+    }
     for (int r = 0; r < PQntuples(res) && rep->ok; r++) {
         long long seq = strtoll(PQgetvalue(res, r, 0), NULL, 10);
         sl_audit_row row = {
@@ -197,6 +257,7 @@ int sl_audit_verify(sl_db *db, sl_sign_key *const *keys, size_t nkeys, sl_audit_
         prev = stored;
         expect = seq + 1;
     }
+    PQclear(cp);
     PQclear(res);
     return 0;
 }
@@ -217,4 +278,54 @@ int sl_audit_head_get(sl_db *db, sl_audit_head *head, sl_err *err)
     }
     PQclear(res);
     return 0;
+}
+
+int sl_audit_cut(sl_db *db, long long keep_ms, int batch, long long *removed, sl_err *err)
+{
+    *removed = 0;
+    const sl_sign_key *key = sl_db_audit_key(db);
+    if (key == NULL)
+        return sl_err_set(err, SL_EINVAL, "audit retention needs the scheduler's audit key "
+                          "(scheduler.audit_key_file) to sign its checkpoints");
+    char keep[24], n[16];
+    snprintf(keep, sizeof keep, "%lld", keep_ms);
+    snprintf(n, sizeof n, "%d", batch);
+    const char *p[] = { keep, n };
+    PGresult *res = NULL;
+    int rc = -1;
+    if (sl_db_begin(db, err) < 0)
+        return -1;
+    res = sl_db_exec(db, "audit cut candidate", "SELECT cut_seq, prev_hash, last_at_us"
+                     " FROM sluice_audit_cut_candidate($1::bigint, $2::integer)", 2, p, err);
+    if (res == NULL)
+        goto cleanup;
+    if (sl_db_value(res, 0, 0) == NULL) {   /* nothing old enough */
+        rc = sl_db_commit(db, err);
+        goto cleanup;
+    }
+    const char *cut = PQgetvalue(res, 0, 0), *prev = PQgetvalue(res, 0, 1), *at = PQgetvalue(res, 0, 2);
+    char msg[sizeof CHECKPOINT_PREFIX + 24 + SL_SHA256_HEX + 24], id[SL_SIGN_ID_HEX], hex[2 * SL_SIGN_LEN + 1];
+    unsigned char sig[SL_SIGN_LEN];
+    int len = checkpoint_message(msg, sizeof msg, cut, prev, at);
+    if (len < 0 || (size_t)len >= sizeof msg) {
+        sl_err_set(err, SL_EINVAL, "audit cut: malformed checkpoint fields");
+        goto cleanup;
+    }
+    if (sl_sign(key, msg, (size_t)len, sig, err) < 0)
+        goto cleanup;
+    sl_sign_key_id(key, id);
+    to_hex(sig, sizeof sig, hex);
+    const char *q[] = { cut, prev, at, id, hex, keep };
+    PGresult *done = sl_db_exec(db, "audit cut", "SELECT sluice_audit_cut($1::bigint, $2, $3::bigint,"
+                                " $4, $5, $6::bigint)", 6, q, err);
+    if (done == NULL)
+        goto cleanup;
+    *removed = strtoll(PQgetvalue(done, 0, 0), NULL, 10);
+    PQclear(done);
+    rc = sl_db_commit(db, err);
+cleanup:
+    if (rc < 0)
+        sl_db_rollback(db);
+    PQclear(res);
+    return rc;
 }

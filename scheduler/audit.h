@@ -20,7 +20,14 @@
  * database's functions (whoever owns the database could replace them), and
  * checks each v2 row's signature against the public keys it is given: a
  * chain recomputed by the database owner hashes fine but its signatures
- * do not verify. */
+ * do not verify.
+ *
+ * Retention (retention.audit) removes the oldest rows, a prefix of the
+ * chain, together with a checkpoint that the scheduler signs with its
+ * audit key: the first row kept, and the hash and time of the last row
+ * removed (migration 015).  Verification then starts from that checkpoint:
+ * the oldest remaining row must chain to its hash and its signature must
+ * verify, so rows removed any other way show as missing. */
 #ifndef SL_AUDIT_H
 #define SL_AUDIT_H
 
@@ -60,10 +67,14 @@ typedef struct sl_audit_report {
     long long signed_ok;    /* v2 rows whose signature verified */
     long long unchecked;    /* v2 rows whose signature was not checked (no keys given) */
     long long bad_seq;      /* the first row that failed, when !ok */
+    long long checkpoint_seq; /* > 0: rows before it were removed behind a checkpoint */
+    long long checkpoint_last_at_us; /* when the last removed row was appended */
+    bool checkpoint_verified; /* its signature verified (false: no keys given) */
     char why[256];          /* what failed, when !ok */
 } sl_audit_report;
 
-/* Checks the chain: consecutive seqs, each hash recomputed, each row
+/* Checks the chain from its first row, or — when retention removed rows —
+ * from the signed checkpoint that accounts for them: consecutive seqs, each hash recomputed, each row
  * chained to the one before, no v1 row after a v2 row, and — when nkeys >
  * 0 — every v2 row signed by one of keys[0..nkeys) with a valid signature.
  * Returns 0 with *rep filled (rep->ok says whether it verified); -1 with
@@ -77,6 +88,13 @@ typedef struct sl_audit_head {
     char key_id[SL_SIGN_ID_HEX];   /* "" when the head row is not signed */
     char sig[2 * SL_SIGN_LEN + 1]; /* hex, "" when not signed */
 } sl_audit_head;
+
+/* Retention: removes up to batch of the oldest audit rows appended more
+ * than keep_ms ago (a prefix of the chain, never the newest row), behind a
+ * checkpoint signed with the connection's audit key, in one transaction.
+ * *removed gets the number removed (0: nothing old enough).  -1 with err
+ * when the connection has no audit key or the database refused. */
+int sl_audit_cut(sl_db *db, long long keep_ms, int batch, long long *removed, sl_err *err);
 
 /* The newest row: what to record outside the database.  0, or -1 with err. */
 int sl_audit_head_get(sl_db *db, sl_audit_head *head, sl_err *err);

@@ -161,7 +161,7 @@ static void dirty_clear(dirty *d)
 static int64_t apply_retention(const sl_config *cfg, sl_db *db)
 {
     int64_t t0 = sl_monotonic_ms();
-    long long jobs = 0, runs = 0;
+    long long jobs = 0, runs = 0, audit = 0;
     bool more;
     do {
         sl_retention_stats st;
@@ -172,10 +172,13 @@ static int64_t apply_retention(const sl_config *cfg, sl_db *db)
         }
         jobs += st.jobs;
         runs += st.runs;
-        more = st.jobs >= cfg->retention.batch || st.runs >= cfg->retention.batch;
+        audit += st.audit;
+        more = st.jobs >= cfg->retention.batch || st.runs >= cfg->retention.batch ||
+               st.audit >= cfg->retention.batch;
     } while (more && !stop_requested && sl_monotonic_ms() - t0 < RETENTION_BUDGET_MS);
-    if (jobs > 0 || runs > 0)
-        SL_DEBUG("retention.removed", "jobs=%lld runs=%lld more=%s", jobs, runs, more ? "yes" : "no");
+    if (jobs > 0 || runs > 0 || audit > 0)
+        SL_DEBUG("retention.removed", "jobs=%lld runs=%lld audit=%lld more=%s", jobs, runs, audit,
+                 more ? "yes" : "no");
     return more ? 0 : RETENTION_IDLE_MS;
 }
 
@@ -371,7 +374,8 @@ int main(int argc, char **argv)
     sl_sign_key *audit_key = NULL;
     if (cfg->sched.audit_key_file == NULL) {
         SL_WARN("audit.unsigned", "reason=%s", LOGQ("scheduler.audit_key_file is not set: gate "
-                "timeouts will be audited unsigned and fail `sluice audit verify --public-key`"));
+                "timeouts will be audited unsigned and fail `sluice audit verify --public-key`, and "
+                "the audit trail is never removed by retention (its checkpoints need the key)"));
     } else if ((audit_key = sl_sign_load_private(cfg->sched.audit_key_file, &err)) == NULL) {
         fprintf(stderr, "sluice-scheduler: scheduler.audit_key_file: %s\n", err.msg);
         sl_pipelines_free(ps.list, ps.n);

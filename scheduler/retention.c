@@ -6,17 +6,22 @@
  * scheduler's role needs no DELETE privilege on any table. */
 #include "retention.h"
 
+#include "audit.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 
 int sl_retention_pass(sl_db *db, const sl_config *cfg, sl_retention_stats *st, sl_err *err)
 {
-    st->jobs = st->runs = 0;
+    st->jobs = st->runs = st->audit = 0;
     char ok[24], failed[24], runs[24], batch[16];
     snprintf(ok, sizeof ok, "%lld", (long long)cfg->retention.succeeded_ms);
     snprintf(failed, sizeof failed, "%lld", (long long)cfg->retention.failed_ms);
     snprintf(runs, sizeof runs, "%lld", (long long)cfg->retention.runs_ms);
     snprintf(batch, sizeof batch, "%d", cfg->retention.batch);
+    if (cfg->retention.audit_ms > 0 && cfg->retention.runs_ms > 0 && sl_db_audit_key(db) != NULL &&
+        sl_audit_cut(db, cfg->retention.audit_ms, cfg->retention.batch, &st->audit, err) < 0)
+        return -1;
     if (cfg->retention.succeeded_ms <= 0 && cfg->retention.failed_ms <= 0 && cfg->retention.runs_ms <= 0)
         return 0;
     const char *p[] = { ok, failed, runs, batch };

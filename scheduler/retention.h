@@ -12,7 +12,12 @@
  *     requests and claims — but never a job of a run that is still active
  *     (its step results are still read);
  *   - runs: finished runs older than retention.runs (90 days), with their
- *     steps and gates.  The audit trail is not removed here.
+ *     steps and gates;
+ *   - the audit trail: rows older than retention.audit (400 days), oldest
+ *     first, behind a checkpoint signed with the scheduler's audit key so
+ *     that `sluice audit verify` still checks what remains
+ *     (scheduler/audit.h).  Without an audit key, or while runs are kept
+ *     forever (retention.runs 0), the trail is kept whole.
  * A setting of 0 keeps those rows forever.  Rows are locked with SKIP
  * LOCKED, so a pass never waits for a worker's transaction.
  *
@@ -31,10 +36,12 @@
 typedef struct sl_retention_stats {
     long long jobs;   /* job results removed */
     long long runs;   /* runs removed */
+    long long audit;  /* audit rows removed */
 } sl_retention_stats;
 
 /* Removes at most cfg->retention.batch expired job results and as many
- * expired runs.  Returns 0 with *st filled (a full batch in either means
+ * expired runs and audit rows (these only when the connection has an
+ * audit key: sl_db_set_audit_key).  Returns 0 with *st filled (a full batch in either means
  * more is due: call again soon), or -1 with err when the database failed
  * (nothing removed). */
 int sl_retention_pass(sl_db *db, const sl_config *cfg, sl_retention_stats *st, sl_err *err);

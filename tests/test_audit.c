@@ -6,6 +6,7 @@
  * Decisions are made through the real functions, as login roles in the
  * runtime groups; verification runs the real `sluice audit verify`. */
 #include "audit.h"
+#include "buf.h"
 #include "db.h"
 #include "gate.h"
 #include "harness.h"
@@ -479,4 +480,145 @@ Test(audit, the_scheduler_refuses_an_unusable_audit_key)
     free(key);
     free(config);
     th_rmtree(dir);
+}
+
+/* Re-signs every row with key, as the owner (after a backdating rewrite):
+ * the history the test needs, signed as the real signer would have. */
+static void resign_all(const fixture *fx, sl_db *db, const sl_sign_key *key)
+{
+    PGresult *h = PQexec(sl_db_conn(db), "SELECT seq, hash FROM sluice_audit ORDER BY seq");
+    cr_assert_eq(PQresultStatus(h), PGRES_TUPLES_OK);
+    char id[SL_SIGN_ID_HEX];
+    sl_sign_key_id(key, id);
+    sl_buf sql = SL_BUF_INIT;
+    sl_buf_puts(&sql, "BEGIN; ALTER TABLE sluice_audit DISABLE TRIGGER sluice_audit_append_only;");
+    for (int i = 0; i < PQntuples(h); i++) {
+        char msg[100];
+        int n = snprintf(msg, sizeof msg, "sluice-audit-v2 %s", PQgetvalue(h, i, 1));
+        unsigned char sig[SL_SIGN_LEN];
+        sl_err err;
+        cr_assert_eq(sl_sign(key, msg, (size_t)n, sig, &err), 0, "%s", err.msg);
+        char hex[2 * SL_SIGN_LEN + 1];
+        for (size_t b = 0; b < SL_SIGN_LEN; b++)
+            snprintf(hex + 2 * b, 3, "%02x", sig[b]);
+        sl_buf_printf(&sql, "UPDATE sluice_audit SET key_id = '%s', sig = '%s' WHERE seq = %s;", id, hex,
+                      PQgetvalue(h, i, 0));
+    }
+    sl_buf_puts(&sql, "ALTER TABLE sluice_audit ENABLE TRIGGER sluice_audit_append_only; COMMIT");
+    PQclear(h);
+    as_owner(fx->db, sql.data);
+    sl_buf_free(&sql);
+}
+
+static long long cut(sl_db *db, long long keep_ms, int batch)
+{
+    long long removed = -1;
+    sl_err err;
+    cr_assert_eq(sl_audit_cut(db, keep_ms, batch, &removed, &err), 0, "%s", err.msg);
+    return removed;
+}
+
+#define DAY_MS (86400000LL)
+
+/* Retention removes the oldest rows behind a checkpoint the scheduler
+ * signs; verify starts from it.  Rows removed any other way, a rewritten
+ * checkpoint, or a cut of rows still inside the window are caught. */
+Test(audit, retention_removes_old_rows_behind_a_signed_checkpoint)
+{
+    fixture fx;
+    setup_fixture(&fx, "retain");
+    char sched[96];
+    th_runtime_login(fx.db, "scheduler", sched, sizeof sched);
+    keygen(&fx, "sched");
+    sl_sign_key *akey, *skey;
+    sl_db *api = connect_signing(&fx, fx.api, "api", &akey);
+    sl_db *sdb = connect_signing(&fx, sched, "sched", &skey);
+    const char *runs[] = { "r1", "r2", "r3", "r4", "r5" };
+    for (size_t i = 0; i < 5; i++) {
+        open_gate(&fx, runs[i], "go", 1, NULL);
+        approve(api, runs[i], "go", "alice", true);
+    }
+    /* rows 1-3 were appended 30 days ago; 4 and 5 are recent */
+    owner_rewrites(&fx, "UPDATE sluice_audit SET at = at - interval '30 days' WHERE seq <= 3");
+    resign_all(&fx, api, akey);
+    expect_verify(&fx, "api", NULL, 0, "5 rows signed by the given keys");
+
+    cr_assert_eq(cut(sdb, 7 * DAY_MS, 2), 2, "a pass removes at most its batch");
+    cr_assert_eq(cut(sdb, 7 * DAY_MS, 2), 1);
+    cr_assert_eq(cut(sdb, 7 * DAY_MS, 2), 0, "rows inside the window stay");
+    cr_assert_eq(th_pg_db_number(fx.db, "SELECT min(seq) FROM sluice_audit"), 4);
+    cr_assert_eq(th_pg_db_number(fx.db, "SELECT count(*) FROM sluice_audit_checkpoints"), 1,
+                 "only the checkpoint that matches the oldest row is kept");
+    expect_verify(&fx, "api", "sched", 0, "rows before 4 were removed behind a checkpoint (signature verified)");
+    expect_verify(&fx, "api", NULL, 1, "the checkpoint before row 4 is signed by key");
+
+    /* the scheduler's role cannot cut rows inside the window, nor ask for a
+     * window under an hour; the API's role cannot cut at all */
+    char *e = th_pg_try(sched, fx.db, "SELECT sluice_audit_cut(5, (SELECT hash FROM sluice_audit WHERE seq = 4),"
+                        " (SELECT (extract(epoch FROM at) * 1000000)::bigint FROM sluice_audit WHERE seq = 4),"
+                        " repeat('a', 16), repeat('b', 128), 3600000)");
+    cr_assert(e && strstr(e, "younger than"), "%s", e ? e : "the cut of a recent row was accepted");
+    free(e);
+    e = th_pg_try(sched, fx.db, "SELECT sluice_audit_cut(5, 'x', 0, repeat('a', 16), repeat('b', 128), 1000)");
+    cr_assert(e && strstr(e, "at least 1h"), "%s", e ? e : "a 1 s window was accepted");
+    free(e);
+    e = th_pg_try(fx.api, fx.db, "SELECT sluice_audit_cut(5, 'x', 0, repeat('a', 16), repeat('b', 128), 3600000)");
+    cr_assert(e && strstr(e, "permission denied"), "%s", e ? e : "the API role may cut the audit trail");
+    free(e);
+    e = th_pg_try(sched, fx.db, "DELETE FROM sluice_audit WHERE seq = 4");
+    cr_assert(e && strstr(e, "permission denied"), "%s", e ? e : "the scheduler role deleted an audit row");
+    free(e);
+
+    /* the owner moves the checkpoint's time back (to pass recent rows off
+     * as expired): its signature no longer verifies */
+    as_owner(fx.db, "UPDATE sluice_audit_checkpoints SET last_at_us = last_at_us - 1");
+    expect_verify(&fx, "api", "sched", 1, "the checkpoint before row 4: the signature does not verify");
+    as_owner(fx.db, "UPDATE sluice_audit_checkpoints SET last_at_us = last_at_us + 1");
+    expect_verify(&fx, "api", "sched", 0, "signature verified");
+    /* the owner removes one more row: no checkpoint accounts for it */
+    as_owner(fx.db, "BEGIN; ALTER TABLE sluice_audit DISABLE TRIGGER sluice_audit_append_only;"
+                    " DELETE FROM sluice_audit WHERE seq = 4;"
+                    " ALTER TABLE sluice_audit ENABLE TRIGGER sluice_audit_append_only; COMMIT");
+    expect_verify(&fx, "api", "sched", 1, "row 5 is the oldest, and no signed checkpoint accounts");
+    sl_db_free(api);
+    sl_db_free(sdb);
+    sl_sign_key_free(akey);
+    sl_sign_key_free(skey);
+    th_private_db_drop(fx.db);
+    th_rmtree(fx.dir);
+}
+
+Test(audit, retention_keeps_the_newest_row_and_needs_the_audit_key)
+{
+    fixture fx;
+    setup_fixture(&fx, "retain2");
+    char sched[96];
+    th_runtime_login(fx.db, "scheduler", sched, sizeof sched);
+    keygen(&fx, "sched");
+    sl_sign_key *akey, *skey, *none;
+    sl_db *api = connect_signing(&fx, fx.api, "api", &akey);
+    sl_db *sdb = connect_signing(&fx, sched, "sched", &skey);
+    sl_db *unkeyed = connect_signing(&fx, sched, NULL, &none);
+    open_gate(&fx, "r1", "go", 2, NULL);
+    approve(api, "r1", "go", "alice", false);
+    approve(api, "r1", "go", "bob", true);
+    owner_rewrites(&fx, "UPDATE sluice_audit SET at = at - interval '30 days'");
+    resign_all(&fx, api, akey);
+    long long removed = -1;
+    sl_err err;
+    cr_assert_eq(sl_audit_cut(unkeyed, 7 * DAY_MS, 100, &removed, &err), -1);
+    cr_assert(strstr(err.msg, "scheduler.audit_key_file"), "%s", err.msg);
+    cr_assert_eq(th_pg_db_number(fx.db, "SELECT count(*) FROM sluice_audit"), 2, "nothing removed without a key");
+    cr_assert_eq(cut(sdb, 7 * DAY_MS, 100), 1, "every row expired: all but the newest go");
+    expect_verify(&fx, "api", "sched", 0, "rows before 2 were removed");
+    open_gate(&fx, "r2", "go", 1, NULL);
+    approve(api, "r2", "go", "carol", true);
+    expect_verify(&fx, "api", "sched", 0, "audit chain ok: 2 rows");
+    sl_db_free(unkeyed);
+    sl_db_free(api);
+    sl_db_free(sdb);
+    sl_sign_key_free(akey);
+    sl_sign_key_free(skey);
+    th_private_db_drop(fx.db);
+    th_rmtree(fx.dir);
 }

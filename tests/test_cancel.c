@@ -121,6 +121,27 @@ Test(cancel, a_job_cancelled_before_it_starts_never_runs)
     free(id);
 }
 
+/* Who asked is the database role PostgreSQL authenticated, not a name the
+ * caller sets: $SLUICE_USER (which once named the requester) is ignored. */
+Test(cancel, the_requester_recorded_is_the_authenticated_database_role)
+{
+    char queue[64];
+    th_name(queue, sizeof queue, "cq");
+    const char *enq[] = { "enqueue", "noop", "--queue", queue, NULL };
+    char *id = sluice_out(enq);
+    const char *argv[] = { SLUICE_BIN, "cancel", id, NULL };
+    const char *env[] = { "SLUICE_USER=mallory", NULL };
+    th_result r = th_run(argv, env);
+    cr_assert_eq(r.status, 0, "sluice cancel: %s", r.err);
+    th_result_free(&r);
+    const char *p[] = { id };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_cancellations WHERE job_id = $1"
+                              " AND requested_by LIKE session_user || ' (database role; OS user %'"
+                              " AND requested_by NOT LIKE '%mallory%'", 1, p), 1,
+                 "the cancellation is not recorded under the authenticated database role");
+    free(id);
+}
+
 Test(cancel, a_running_job_is_told_to_stop_and_ends_cancelled)
 {
     char queue[64];

@@ -155,5 +155,18 @@ Test(retention, settings_are_checked)
     cr_expect_eq(cfg->retention.succeeded_ms, 2 * 86400000LL);
     cr_expect_eq(cfg->retention.runs_ms, 365 * 86400000LL, "durations past 24 days fit");
     cr_expect_eq(cfg->retention.failed_ms, 30 * 86400000LL);
+    cr_expect_eq(cfg->retention.audit_ms, 400 * 86400000LL, "the audit trail: 400 days by default");
+    sl_config_free(cfg);
+    /* the audit trail outlives the runs whose gates it records */
+    path = th_write_temp("sluice.yaml", "retention:\n  audit: 30m\n");
+    cr_assert_null(sl_config_load(path, &err));
+    cr_assert_not_null(strstr(err.msg, "retention.audit must be 0 (kept forever) or at least 1h"), "%s", err.msg);
+    free(path);
+    path = th_write_temp("sluice.yaml", "retention:\n  audit: 30d\n");
+    cr_assert_null(sl_config_load(path, &err));
+    cr_assert_not_null(strstr(err.msg, "retention.audit must be at least retention.runs"), "%s", err.msg);
+    free(path);
+    cfg = config_with("retention:\n  audit: 0s\n  runs: 0s\n");
+    cr_expect_eq(cfg->retention.audit_ms, 0);
     sl_config_free(cfg);
 }

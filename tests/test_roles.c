@@ -129,7 +129,8 @@ Test(roles, runtime_roles_own_nothing_and_have_no_special_attributes)
                                   "  JOIN pg_roles r ON r.oid = p.proowner WHERE r.rolname LIKE 'sluice\\_%')"), 0,
                  "a runtime role owns a table or function");
     /* every SECURITY DEFINER function pins its search_path and is not PUBLIC */
-    cr_assert_eq(th_pg_db_number(db, "SELECT count(*) FROM pg_proc WHERE prosecdef AND proname LIKE 'sluice%'"), 6, "the decision, time-out, cancel, break-glass, sign and retention functions");
+    cr_assert_eq(th_pg_db_number(db, "SELECT count(*) FROM pg_proc WHERE prosecdef AND proname LIKE 'sluice%'"), 8,
+                 "the decision, time-out, cancel, break-glass, sign, retention and audit-cut functions");
     cr_assert_eq(th_pg_db_number(db, "SELECT count(*) FROM pg_proc WHERE prosecdef AND proname LIKE 'sluice%'"
                                   " AND (proconfig IS NULL OR NOT EXISTS (SELECT 1 FROM unnest(proconfig) s"
                                   " WHERE s LIKE 'search_path=%') OR has_function_privilege('public', oid,"

@@ -1,0 +1,269 @@
+/* test_ratelimit.c: limits shared by every worker process (lib/ratelimit.c)
+ * against a real Redis: rates parsed strictly, a bucket that grants its
+ * capacity and says how long to wait, processes that together never exceed
+ * the rate (counted by the Redis server's own clock), and concurrency slots
+ * that admit at most their capacity, with leases that lapse. */
+#include "harness.h"
+
+#include "ratelimit.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+TestSuite(ratelimit, .timeout = 60);
+
+Test(ratelimit, rates_are_parsed_strictly)
+{
+    sl_rate r;
+    sl_err err;
+    cr_assert_eq(sl_rate_parse("10/s", &r, &err), 0, "%s", err.msg);
+    cr_expect_eq(r.count, 10);
+    cr_expect_eq(r.period_ms, 1000);
+    cr_assert_eq(sl_rate_parse("500/m", &r, &err), 0, "%s", err.msg);
+    cr_expect_eq(r.period_ms, 60000);
+    cr_assert_eq(sl_rate_parse("1/h", &r, &err), 0, "%s", err.msg);
+    cr_expect_eq(r.period_ms, 3600000);
+    const char *bad[] = { "", "10", "/s", "10/", "0/s", "-1/s", "+1/s", " 1/s", "1 /s", "1/ s", "1/sec",
+                          "1/d", "1e3/s", "1.5/s", "99999999999/s", "1000000001/s", "10/s\n", "ten/s" };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_expect_eq(sl_rate_parse(bad[i], &r, &err), -1, "'%s' was accepted", bad[i]);
+        cr_expect(strstr(err.msg, "rate"), "'%s': %s", bad[i], err.msg);
+    }
+}
+
+static long long server_ms(sl_redis *r)
+{
+    const char *time[] = { "TIME" };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 1, time, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    long long ms = atoll(rep->element[0]->str) * 1000 + atoll(rep->element[1]->str) / 1000;
+    freeReplyObject(rep);
+    return ms;
+}
+
+Test(ratelimit, a_bucket_grants_its_capacity_then_says_how_long_to_wait)
+{
+    sl_redis *r = th_redis();
+    char key[96], name[64];
+    th_name(name, sizeof name, "bucket");
+    snprintf(key, sizeof key, "sluice:{%s}:rate", name);
+    sl_rate rate;
+    sl_err err;
+    cr_assert_eq(sl_rate_parse("5/h", &rate, &err), 0);
+    int got = -1, wait = -1;
+    cr_assert_eq(sl_rate_take(r, key, &rate, 10, &got, &wait, &err), 0, "%s", err.msg);
+    cr_assert_eq(got, 5, "a new bucket is full: one period's count");
+    cr_assert_eq(sl_rate_take(r, key, &rate, 1, &got, &wait, &err), 0, "%s", err.msg);
+    cr_assert_eq(got, 0);
+    cr_assert(wait > 600000 && wait <= 720000, "5/h: the next token is ~12 min away, said %d ms", wait);
+    cr_assert_eq(sl_rate_give_back(r, key, &rate, 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_rate_take(r, key, &rate, 5, &got, &wait, &err), 0, "%s", err.msg);
+    cr_assert_eq(got, 2, "the two tokens given back, no more");
+    cr_assert_eq(sl_rate_give_back(r, key, &rate, 100, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_rate_take(r, key, &rate, 100, &got, &wait, &err), 0, "%s", err.msg);
+    cr_assert_eq(got, 5, "giving back never fills a bucket past its capacity");
+    sl_redis_free(r);
+}
+
+/* Child of the fleet test: takes tokens until the server's clock passes
+ * until_ms, sleeping as long as the bucket says; exits with nothing, and
+ * writes how many it got into fd. */
+static void take_until(const char *key, const sl_rate *rate, long long until_ms, int fd)
+{
+    sl_err err;
+    sl_redis *r = sl_redis_connect(th_env("REDIS_URL"), 5000, &err);
+    long long total = 0;
+    if (r == NULL)
+        _exit(2);
+    for (;;) {
+        int got, wait;
+        if (sl_rate_take(r, key, rate, 7, &got, &wait, &err) < 0)
+            _exit(3);
+        total += got;
+        if (server_ms(r) >= until_ms)
+            break;
+        if (got == 0) {
+            struct timespec ts = { wait / 1000, (long)(wait % 1000) * 1000000L };
+            nanosleep(&ts, NULL);
+        }
+    }
+    sl_redis_free(r);
+    _exit(write(fd, &total, sizeof total) == (ssize_t)sizeof total ? 0 : 4);
+}
+
+/* Two processes on one bucket of 100/s for 1.5 s of the server's time:
+ * together they get what the bucket held plus what it refilled, within
+ * 5 %, and never more (the limit holds however the processes interleave). */
+Test(ratelimit, processes_sharing_a_bucket_never_exceed_the_rate)
+{
+    sl_redis *r = th_redis();
+    char key[96], name[64];
+    th_name(name, sizeof name, "fleet");
+    snprintf(key, sizeof key, "sluice:{%s}:rate", name);
+    sl_rate rate = { 100, 1000 };
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    long long start = server_ms(r), until = start + 1500;
+    pid_t kids[2];
+    for (int i = 0; i < 2; i++) {
+        kids[i] = fork();
+        cr_assert_neq(kids[i], -1);
+        if (kids[i] == 0) {
+            close(fds[0]);
+            take_until(key, &rate, until, fds[1]);
+        }
+    }
+    close(fds[1]);
+    long long total = 0;
+    for (int i = 0; i < 2; i++) {
+        int status;
+        cr_assert_eq(waitpid(kids[i], &status, 0), kids[i]);
+        cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child %d: status %d", i, status);
+        long long got;
+        cr_assert_eq(read(fds[0], &got, sizeof got), (ssize_t)sizeof got);
+        total += got;
+    }
+    close(fds[0]);
+    long long elapsed = server_ms(r) - start;
+    double allowed = 100 + 100.0 * (double)elapsed / 1000;     /* capacity + refill */
+    double earned = 100 + 100.0 * 1500 / 1000;                 /* at least until `until` */
+    cr_assert_leq(total, allowed + 1, "%lld tokens in %lld ms at 100/s (capacity 100)", total, elapsed);
+    cr_assert_geq(total, earned * 0.95, "%lld tokens: the bucket held back more than 5 %% of %.0f",
+                  total, earned);
+    sl_redis_free(r);
+}
+
+Test(ratelimit, slots_admit_at_most_their_capacity_and_lapse_with_their_lease)
+{
+    sl_redis *r = th_redis();
+    char key[96], name[64];
+    th_name(name, sizeof name, "slots");
+    snprintf(key, sizeof key, "sluice:{%s}:running", name);
+    sl_err err;
+    const char *holders[] = { "a", "b", "c", "d" };
+    bool got;
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(sl_slots_take(r, key, 3, holders[i], 60000, &got, &err), 0, "%s", err.msg);
+        cr_assert(got, "holder %s of 3", holders[i]);
+    }
+    cr_assert_eq(sl_slots_take(r, key, 3, "d", 60000, &got, &err), 0, "%s", err.msg);
+    cr_assert(!got, "a fourth holder with capacity 3");
+    cr_assert_eq(sl_slots_take(r, key, 3, "a", 60000, &got, &err), 0, "%s", err.msg);
+    cr_assert(got, "a holder renews its own slot even when full");
+    cr_assert_eq(sl_slots_release(r, key, "b", &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_slots_take(r, key, 3, "d", 60000, &got, &err), 0, "%s", err.msg);
+    cr_assert(got, "a released slot is free again");
+    /* a holder that crashed (never released) loses its slot with its lease */
+    char key2[96];
+    snprintf(key2, sizeof key2, "sluice:{%s}:running2", name);
+    cr_assert_eq(sl_slots_take(r, key2, 1, "crashed", 100, &got, &err), 0, "%s", err.msg);
+    cr_assert(got);
+    cr_assert_eq(sl_slots_take(r, key2, 1, "next", 60000, &got, &err), 0, "%s", err.msg);
+    cr_assert(!got, "the crashed holder's lease has not run out yet");
+    long long deadline = server_ms(r) + 10000;
+    while (!got && server_ms(r) < deadline) {
+        usleep(20000);
+        cr_assert_eq(sl_slots_take(r, key2, 1, "next", 60000, &got, &err), 0, "%s", err.msg);
+    }
+    cr_assert(got, "the lapsed lease never freed its slot");
+    sl_redis_free(r);
+}
+
+/* Four processes contend for 2 slots; inside, each counts itself in a
+ * counter and checks it never sees more than 2 inside at once. */
+Test(ratelimit, slots_hold_across_processes)
+{
+    char key[96], inside[96], name[64];
+    th_name(name, sizeof name, "mutex");
+    snprintf(key, sizeof key, "sluice:{%s}:running", name);
+    snprintf(inside, sizeof inside, "sluice:{%s}:inside", name);
+    pid_t kids[4];
+    for (int i = 0; i < 4; i++) {
+        kids[i] = fork();
+        cr_assert_neq(kids[i], -1);
+        if (kids[i] != 0)
+            continue;
+        sl_err err;
+        sl_redis *r = sl_redis_connect(th_env("REDIS_URL"), 5000, &err);
+        if (r == NULL)
+            _exit(2);
+        char holder[16];
+        snprintf(holder, sizeof holder, "h%d", i);
+        int entered = 0;
+        for (int round = 0; round < 300 && entered < 20; round++) {
+            bool got;
+            if (sl_slots_take(r, key, 2, holder, 30000, &got, &err) < 0)
+                _exit(3);
+            if (!got)
+                continue;
+            entered++;
+            const char *incr[] = { "INCR", inside }, *decr[] = { "DECR", inside };
+            redisReply *rep = sl_redis_command(r, 2, incr, NULL, &err);
+            if (rep == NULL || rep->integer > 2)
+                _exit(5);   /* more than the capacity inside at once */
+            freeReplyObject(rep);
+            if ((rep = sl_redis_command(r, 2, decr, NULL, &err)) == NULL)
+                _exit(3);
+            freeReplyObject(rep);
+            if (sl_slots_release(r, key, holder, &err) < 0)
+                _exit(3);
+        }
+        sl_redis_free(r);
+        _exit(entered > 0 ? 0 : 6);
+    }
+    for (int i = 0; i < 4; i++) {
+        int status;
+        cr_assert_eq(waitpid(kids[i], &status, 0), kids[i]);
+        cr_assert(WIFEXITED(status), "child %d: %d", i, status);
+        cr_assert_neq(WEXITSTATUS(status), 5, "more holders than slots were inside at once");
+        cr_assert_eq(WEXITSTATUS(status), 0, "child %d exited %d", i, WEXITSTATUS(status));
+    }
+}
+
+Test(ratelimit, scripts_run_by_their_sha)
+{
+    sl_redis *r = th_redis(), *observer = th_redis();
+    const char *id[] = { "CLIENT", "ID" };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 2, id, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    char client[32];
+    snprintf(client, sizeof client, "%lld", rep->integer);
+    freeReplyObject(rep);
+    char key[96], name[64];
+    th_name(name, sizeof name, "sha");
+    snprintf(key, sizeof key, "sluice:{%s}:rate", name);
+    sl_rate rate = { 10, 1000 };
+    const char *list[] = { "CLIENT", "LIST", "ID", client };
+    for (int script = 0; script < 4; script++) {
+        int got, wait;
+        bool slot;
+        for (int twice = 0; twice < 2; twice++) {   /* the first may load it with EVAL */
+            if (script == 0)
+                cr_assert_eq(sl_rate_take(r, key, &rate, 1, &got, &wait, &err), 0, "%s", err.msg);
+            else if (script == 1)
+                cr_assert_eq(sl_rate_give_back(r, key, &rate, 1, &err), 0, "%s", err.msg);
+            else if (script == 2)
+                cr_assert_eq(sl_slots_take(r, key, 1, "x", 1000, &slot, &err), -1, "a bucket is no ZSET");
+            else
+                cr_assert_eq(sl_slots_release(r, key, "x", &err), -1, "a bucket is no ZSET");
+        }
+        if (script >= 2) {   /* WRONGTYPE: the script ran, by SHA, and failed inside */
+            cr_assert(strstr(err.msg, "WRONGTYPE"), "%s", err.msg);
+        }
+        rep = sl_redis_command(observer, 4, list, NULL, &err);
+        cr_assert_not_null(rep, "%s", err.msg);
+        cr_assert(strstr(rep->str, " cmd=evalsha "), "script %d was not run by its SHA (stale SHA in "
+                  "ratelimit.c?): %s", script, rep->str);
+        freeReplyObject(rep);
+    }
+    sl_redis_free(observer);
+    sl_redis_free(r);
+}
