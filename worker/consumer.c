@@ -44,6 +44,7 @@
 #include "queue.h"
 #include "registry.h"
 #include "store.h"
+#include "throttle.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -135,6 +136,9 @@ typedef struct consumer {
     sl_protect *protect;  /* protected kinds and targets, the scheduler's keys */
     sl_pace pace;         /* what recent jobs cost: sizes the next read */
     sl_overrun *overrun;  /* hands back a batch's unstarted entries; NULL: none */
+    sl_throttle *throttle;/* fleet-wide limits of the queues it reads; NULL: none */
+    char **ready;         /* the blocking read's queues (borrowed names) */
+    int *admitted;        /* entries each of them may give it */
 } consumer;
 
 /* ---- scoreboard ------------------------------------------------------------ */
@@ -493,6 +497,7 @@ static void run_item(consumer *c, item *it)
     sl_err_clear(&err);
     sl_log_set_job(it->job.id, it->job.kind);
     int64_t t0 = sl_monotonic_ms();
+    sl_throttle_job_start(c->throttle, c->redis, it->entry->queue, job_timeout_ms(c, &it->job));
     slot_job(c, it, t0 + job_timeout_ms(c, &it->job) + c->cfg->worker.timeout_grace_ms);
     it->started_ms = sl_now_ms();
     double s0 = sl_monotonic_sec();
@@ -1302,12 +1307,47 @@ static int reclaim_idle(consumer *c, int64_t now)
 static int read_bounded(consumer *c, int want, sl_err *err)
 {
     int got = 0;
+    int64_t now = sl_monotonic_ms();
     for (size_t i = 0; i < c->nactive && got < want; i++) {
-        int n = sl_queue_read_bounded(c->redis, c->name, c->active[i], want - got,
+        int admitted = sl_throttle_admit(c->throttle, c->redis, c->active[i], want - got, now);
+        if (admitted == 0)
+            continue;   /* over its limit: its jobs wait in the stream */
+        int n = sl_queue_read_bounded(c->redis, c->name, c->active[i], admitted,
                                       (size_t)c->cfg->worker.max_payload, &c->batch, err);
         if (n < 0)
             return -1;
+        sl_throttle_used(c->throttle, c->redis, c->active[i], admitted, n);
         got += n;
+    }
+    return got;
+}
+
+/* The blocking read of every active queue that may give an entry now:
+ * throttled ones are left out, and the block ends in time for the first
+ * of them to be asked again.  Returns entries read, or -1. */
+static int read_blocking(consumer *c, int block, sl_err *err)
+{
+    int64_t now = sl_monotonic_ms();
+    size_t nready = 0;
+    for (size_t i = 0; i < c->nactive; i++) {
+        int a = sl_throttle_admit(c->throttle, c->redis, c->active[i], 1, now);
+        if (a == 0)
+            continue;
+        c->ready[nready] = c->active[i];
+        c->admitted[nready++] = a;
+    }
+    block = sl_throttle_next_ms(c->throttle, now, block);
+    if (nready == 0) {
+        sl_sleep_ms(block);
+        return 0;
+    }
+    size_t before = c->batch.n;
+    int got = sl_queue_read(c->redis, c->name, c->ready, nready, 1, block, &c->batch, err);
+    for (size_t k = 0; k < nready && got >= 0; k++) {
+        int n = 0;
+        for (size_t e = before; e < c->batch.n; e++)
+            n += strcmp(c->batch.items[e].queue, c->ready[k]) == 0;
+        sl_throttle_used(c->throttle, c->redis, c->ready[k], c->admitted[k], n);
     }
     return got;
 }
@@ -1334,7 +1374,7 @@ static int read_batch(consumer *c)
         goto failed;
     if (got > 0)
         return got;
-    got = sl_queue_read(c->redis, c->name, c->active, c->nactive, 1, block, &c->batch, &err);
+    got = read_blocking(c, block, &err);
     if (got < 0)
         goto failed;
     if (got > 0 && got < want) {
@@ -1544,6 +1584,8 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
     c.rng = ((uint64_t)getpid() << 32) ^ (uint64_t)sl_now_ms() ^ 0x9e3779b97f4a7c15ULL;
     c.paused = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.paused);
     c.active = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.active);
+    c.ready = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.ready);
+    c.admitted = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.admitted);
     c.metrics = cfg->metrics.enabled ? sl_metrics_new() : NULL;
     sl_metrics_known_kinds(c.metrics, kind_registered); /* bounded label set */
     char host[64];
@@ -1551,6 +1593,7 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
     snprintf(c.name, sizeof c.name, "%s:%ld", host, (long)getpid());
+    c.throttle = sl_throttle_new(cfg, cfg->worker.queues, cfg->worker.nqueues, c.name);
     if (slot) {
         sl_slot_write_begin(slot);
         slot->pid = getpid();
@@ -1615,6 +1658,7 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
             status = SL_EXIT_FATAL;
             break;
         }
+        sl_throttle_release(c.throttle, c.redis);
     }
 out:
     if (slot && status == 0 && strcmp(slot->journal.consumer, c.name) == 0)
@@ -1625,6 +1669,9 @@ out:
     free(c.items);
     free(c.paused);
     free(c.active);
+    free(c.ready);
+    free(c.admitted);
+    sl_throttle_free(c.throttle);
     sl_metrics_free(c.metrics);
     sl_protect_free(c.protect);
     sl_overrun_free(c.overrun);
