@@ -83,6 +83,13 @@ int sl_queue_read(sl_redis *r, const char *consumer, char *const *queues, size_t
 int sl_queue_read_bounded(sl_redis *r, const char *consumer, const char *queue, int count,
                           size_t max_bytes, sl_batch *out, sl_err *err);
 
+/* sl_queue_read_bounded over queues[0..n) in priority order, in one round
+ * trip whatever n: up to count entries in all, from the first queue, then
+ * the next while fewer were found.  The queues' keys must share one slot
+ * on Redis Cluster (there, call it per queue).  Returns entries read, or -1. */
+int sl_queue_read_many(sl_redis *r, const char *consumer, char *const *queues, size_t n, int count,
+                       size_t max_bytes, sl_batch *out, sl_err *err);
+
 void sl_batch_clear(sl_batch *b);   /* empties, keeps the allocation */
 void sl_batch_free(sl_batch *b);
 
@@ -132,6 +139,10 @@ int sl_queue_retry_later(sl_redis *r, const sl_entry *e, const char *data, size_
  * queue's stream, atomically (one Lua script: XADD + ZREM per member).
  * Returns how many moved, or -1. */
 int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, sl_err *err);
+
+/* sl_queue_promote for queues[0..n) in one round trip (limit per queue);
+ * the same Redis Cluster caveat as sl_queue_read_many. */
+int sl_queue_promote_many(sl_redis *r, char *const *queues, size_t n, int64_t now_ms, int limit, sl_err *err);
 
 /* ---- recovery of entries left by dead consumers --------------------------- */
 

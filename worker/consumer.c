@@ -63,6 +63,7 @@
 #define READ_BLOCK_MAX_MS 1000/* longest XREADGROUP BLOCK: housekeeping runs between reads */
 #define PROMOTE_EVERY_MS 200
 #define PROMOTE_LIMIT 1000    /* delayed jobs moved per queue per promotion */
+#define PROMOTE_QUEUES_PER_CALL 1000 /* queues whose delayed jobs one script call moves */
 #define PAUSED_EVERY_MS 1000
 #define RECLAIM_MIN_EVERY_MS 250
 #define RETRY_DELAY_CAP_MS (7 * 86400000LL) /* longest retry delay, whatever the envelope asks */
@@ -139,6 +140,7 @@ typedef struct consumer {
     sl_throttle *throttle;/* fleet-wide limits of the queues it reads; NULL: none */
     char **ready;         /* the blocking read's queues (borrowed names) */
     int *admitted;        /* entries each of them may give it */
+    bool multi_ok;        /* several queues per script call (false on Redis Cluster) */
 } consumer;
 
 /* ---- scoreboard ------------------------------------------------------------ */
@@ -1220,6 +1222,13 @@ out:
 
 /* ---- housekeeping ------------------------------------------------------------ */
 
+/* True if err is Redis Cluster's refusal of one call's keys on several
+ * slots (the multi-queue scripts then go one queue per call). */
+static bool cross_slot(const sl_err *err)
+{
+    return strstr(err->msg, "CROSSSLOT") != NULL || strstr(err->msg, "slot") != NULL;
+}
+
 /* Refreshes the paused flags and the list of queues to read. */
 static void refresh_paused(consumer *c, int64_t now)
 {
@@ -1251,16 +1260,23 @@ static void promote_due(consumer *c, int64_t now)
     if (now < c->next_promote_ms)
         return;
     c->next_promote_ms = now + PROMOTE_EVERY_MS;
-    for (size_t i = 0; i < c->cfg->worker.nqueues && !sl_redis_broken(c->redis); i++) {
+    size_t nq = c->cfg->worker.nqueues, i = 0;
+    while (i < nq && !sl_redis_broken(c->redis)) {
+        size_t step = c->multi_ok ? PROMOTE_QUEUES_PER_CALL : 1, n = nq - i < step ? nq - i : step;
         sl_err err;
-        int moved = sl_queue_promote(c->redis, c->cfg->worker.queues[i], sl_now_ms(), PROMOTE_LIMIT, &err);
-        if (moved > 0)
-            SL_DEBUG("queue.promoted", "queue=%s jobs=%d", c->cfg->worker.queues[i], moved);
-        else if (moved < 0 && !sl_redis_broken(c->redis)) {
+        int moved = sl_queue_promote_many(c->redis, c->cfg->worker.queues + i, n, sl_now_ms(), PROMOTE_LIMIT, &err);
+        if (moved < 0 && n > 1 && !sl_redis_broken(c->redis) && cross_slot(&err)) {
+            c->multi_ok = false;   /* Redis Cluster: these again, one queue per call */
+            continue;
+        }
+        if (moved > 0) {
+            SL_DEBUG("queue.promoted", "queue=%s%s jobs=%d", c->cfg->worker.queues[i], n > 1 ? "+" : "", moved);
+        } else if (moved < 0 && !sl_redis_broken(c->redis)) {
             char q[600];
             SL_ERROR("queue.promote_failed", "queue=%s error=%s", c->cfg->worker.queues[i],
                      sl_log_quote(q, sizeof q, err.msg));
         }
+        i += n;
     }
 }
 
@@ -1306,6 +1322,15 @@ static int reclaim_idle(consumer *c, int64_t now)
  * added, or -1. */
 static int read_bounded(consumer *c, int want, sl_err *err)
 {
+    if (c->throttle == NULL && c->multi_ok) {
+        /* One round trip however many queues: the cost of a read stays flat. */
+        int n = sl_queue_read_many(c->redis, c->name, c->active, c->nactive, want,
+                                   (size_t)c->cfg->worker.max_payload, &c->batch, err);
+        if (n >= 0 || sl_redis_broken(c->redis) || !cross_slot(err))
+            return n;
+        c->multi_ok = false;   /* Redis Cluster: queues on several slots, one call each */
+        SL_INFO("queue.read_per_queue", "reason=%s", "\"the queues are on several Redis Cluster slots\"");
+    }
     int got = 0;
     int64_t now = sl_monotonic_ms();
     for (size_t i = 0; i < c->nactive && got < want; i++) {
@@ -1594,6 +1619,7 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
     host[sizeof host - 1] = '\0';
     snprintf(c.name, sizeof c.name, "%s:%ld", host, (long)getpid());
     c.throttle = sl_throttle_new(cfg, cfg->worker.queues, cfg->worker.nqueues, c.name);
+    c.multi_ok = true;
     if (slot) {
         sl_slot_write_begin(slot);
         slot->pid = getpid();
