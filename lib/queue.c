@@ -349,6 +349,30 @@ int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long 
     return 0;
 }
 
+int sl_queue_pending_counts(sl_redis *r, char *const *queues, size_t n, long long *pending, sl_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        char key[SL_KEY_MAX];
+        sl_queue_key(key, queues[i], "jobs");
+        const char *argv[] = { "XPENDING", key, SL_GROUP };
+        if (sl_redis_append(r, 3, argv, NULL, err) < 0)
+            return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *rep = sl_redis_reply(r, err);
+        if (rep == NULL)
+            return -1;   /* the connection is broken: no reply left to read */
+        pending[i] = 0;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_INTEGER)
+            pending[i] = rep->element[0]->integer;
+        else if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "NOGROUP") == NULL && rc == 0)
+            rc = sl_err_set(err, SL_EREDIS, "XPENDING %s: %s", queues[i], rep->str);
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
 int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *const *stream_ids,
                            size_t n, bool *exists, sl_err *err)
 {

@@ -117,6 +117,11 @@ int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, con
 int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long *pending,
                    sl_err *err);
 
+/* How many entries each of queues[0..n) has pending (delivered, not yet
+ * acknowledged), in one pipelined round trip; 0 for a queue without a
+ * consumer group.  0, or -1 with err. */
+int sl_queue_pending_counts(sl_redis *r, char *const *queues, size_t n, long long *pending, sl_err *err);
+
 /* Sets exists[i] to whether entry stream_ids[i] is still in the stream
  * of queues[i] (XRANGE id id, one pipelined round trip for all). */
 int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *const *stream_ids,

@@ -1295,7 +1295,21 @@ static int reclaim_idle(consumer *c, int64_t now)
     int64_t every = c->cfg->worker.visibility_timeout_ms / 2;
     c->next_reclaim_ms = now + (every < RECLAIM_MIN_EVERY_MS ? RECLAIM_MIN_EVERY_MS : every);
     int total = 0;
+    /* Only queues with entries pending can have idle ones: one pipelined
+     * look at all of them first, so the sweep stays cheap with many queues. */
+    long long *pending = sl_xcalloc(c->nactive ? c->nactive : 1, sizeof *pending);
+    sl_err perr;
+    if (sl_queue_pending_counts(c->redis, c->active, c->nactive, pending, &perr) < 0) {
+        free(pending);
+        if (!sl_redis_broken(c->redis)) {
+            char q[600];
+            SL_ERROR("queue.reclaim_failed", "error=%s", sl_log_quote(q, sizeof q, perr.msg));
+        }
+        return 0;
+    }
     for (size_t i = 0; i < c->nactive && total < 1; i++) {
+        if (pending[i] == 0)
+            continue;
         sl_err err;
         int got = sl_queue_reclaim(c->redis, c->name, c->active[i], c->cfg->worker.visibility_timeout_ms,
                                    1, &c->batch, &err);
@@ -1311,6 +1325,7 @@ static int reclaim_idle(consumer *c, int64_t now)
                     c->cfg->worker.visibility_timeout_ms);
         total += got;
     }
+    free(pending);
     if (total > 0)
         c->next_reclaim_ms = now;
     return total;
