@@ -8,6 +8,7 @@
  * this holds on Redis Cluster too; sluice:queues does not, and is only ever
  * written in a plain pipeline, before the key it announces. */
 #include "queue.h"
+#include "luascript.h"
 #include "clock.h"
 #include "mem.h"
 #include "metrics.h"
@@ -403,18 +404,11 @@ int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *c
 
 /* ---- Lua scripts ------------------------------------------------------------ */
 
-/* A script and the SHA1 of its text.  It is run with EVALSHA, and sent in
- * full (EVAL, which also caches it) only when the server answers NOSCRIPT:
- * the first time, and after a restart or SCRIPT FLUSH.  The SHA1 is written
- * here, not computed (`printf '%s' "$text" | sha1sum`); if it were stale,
- * every call would fall back to EVAL: slower, still correct, and
- * test_queue.c checks that the server runs each script by its SHA.  Every
- * key a script touches is passed in KEYS and shares the queue's {Q} hash
- * tag, so the scripts also run on Redis Cluster. */
-typedef struct lua_script {
-    const char *sha1; /* hex SHA1 of text */
-    const char *text; /* the Lua source */
-} lua_script;
+/* The scripts below run through lib/luascript.h (by SHA, sent in full only
+ * on NOSCRIPT; test_queue.c checks each SHA).  Every key a script touches
+ * is passed in KEYS and shares the queue's {Q} hash tag, so they also run
+ * on Redis Cluster. */
+typedef sl_lua lua_script;
 
 /* For each queue, KEYS[3q+1] delayed set, KEYS[3q+2] job stream, KEYS[3q+3]
  * stats hash; ARGV[1] now (Unix ms), ARGV[2] limit per queue.  Several
@@ -510,36 +504,6 @@ static const lua_script REQUEUE = {
     "return 1\n",
 };
 
-/* Runs script s with keys and args (arg_lens: NULL for strlen).  Returns
- * the reply (caller frees) or NULL with err. */
-static redisReply *run_script(sl_redis *r, const lua_script *s, int nkeys, const char *const *keys,
-                              int nargs, const char *const *args, const size_t *arg_lens, sl_err *err)
-{
-    int argc = 3 + nkeys + nargs;
-    const char **argv = sl_xcalloc((size_t)argc, sizeof *argv);
-    size_t *lens = sl_xcalloc((size_t)argc, sizeof *lens);
-    char nk[16];
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    argv[0] = "EVALSHA", lens[0] = 7;
-    argv[1] = s->sha1, lens[1] = strlen(s->sha1);
-    argv[2] = nk, lens[2] = strlen(nk);
-    for (int i = 0; i < nkeys; i++)
-        argv[3 + i] = keys[i], lens[3 + i] = strlen(keys[i]);
-    for (int i = 0; i < nargs; i++)
-        argv[3 + nkeys + i] = args[i], lens[3 + nkeys + i] = arg_lens ? arg_lens[i] : strlen(args[i]);
-    sl_err e;
-    redisReply *rep = sl_redis_command(r, argc, argv, lens, &e);
-    if (rep == NULL && !sl_redis_broken(r) && strstr(e.msg, "NOSCRIPT")) {
-        argv[0] = "EVAL", lens[0] = 4;
-        argv[1] = s->text, lens[1] = strlen(s->text);
-        rep = sl_redis_command(r, argc, argv, lens, &e);
-    }
-    if (rep == NULL && err)
-        *err = e;
-    free(argv);
-    free(lens);
-    return rep;
-}
 
 int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, const char *error,
                          sl_err *err)
@@ -551,7 +515,7 @@ int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, con
     snprintf(what, sizeof what, "dead-letter %s", dead);
     if (e->data == NULL && e->oversize > 0) {
         const char *keys[] = { jobs, dead }, *args[] = { e->stream_id, error, failed_at, SL_GROUP };
-        redisReply *rep = run_script(r, &DEAD_IN_PLACE, 2, keys, 4, args, NULL, err);
+        redisReply *rep = sl_lua_run(r, &DEAD_IN_PLACE, 2, keys, 4, args, NULL, err);
         if (rep == NULL)
             return sl_err_wrap(err, "%s", what);
         freeReplyObject(rep);
@@ -648,7 +612,7 @@ int sl_queue_promote_many(sl_redis *r, char *const *queues, size_t n, int64_t no
     snprintf(lim, sizeof lim, "%d", limit);
     const char *args[] = { now, lim };
     int moved = -1;
-    redisReply *rep = run_script(r, &PROMOTE, (int)(3 * n), kp, 2, args, NULL, err);
+    redisReply *rep = sl_lua_run(r, &PROMOTE, (int)(3 * n), kp, 2, args, NULL, err);
     if (rep == NULL) {
         sl_err_wrap(err, "promote %s%s", keys[0], n > 1 ? " and others" : "");
     } else {
@@ -682,7 +646,7 @@ int sl_queue_read_many(sl_redis *r, const char *consumer, char *const *queues, s
     snprintf(maxbuf, sizeof maxbuf, "%zu", max_bytes);
     const char *args[] = { SL_GROUP, consumer, countbuf, maxbuf };
     int got = -1;
-    redisReply *rep = run_script(r, &READ_BOUNDED, (int)n, kp, 4, args, NULL, err);
+    redisReply *rep = sl_lua_run(r, &READ_BOUNDED, (int)n, kp, 4, args, NULL, err);
     if (rep == NULL) {
         sl_err_wrap(err, "read %s%s", keys[0], n > 1 ? " and others" : "");
         goto out;
@@ -1062,7 +1026,7 @@ int sl_queue_dead_requeue(sl_redis *r, const char *queue, const char *dead_id,
     sl_queue_key(stats, queue, "stats");
     const char *keys[] = { dead, jobs, stats }, *args[] = { dead_id, data };
     size_t lens[] = { strlen(dead_id), len };
-    redisReply *rep = run_script(r, &REQUEUE, 3, keys, 2, args, lens, err);
+    redisReply *rep = sl_lua_run(r, &REQUEUE, 3, keys, 2, args, lens, err);
     if (rep == NULL)
         return sl_err_wrap(err, "requeue %s entry %s", dead, dead_id);
     long long done = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;
