@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "args.h"
+#include "config_api.h"
 #include "cli.h"
 #include "jsonval.h"
 #include "mem.h"
@@ -46,7 +47,7 @@ int cli_api(const sl_config *cfg, const char *method, const char *path, const ch
     const char *token = getenv("SLUICE_TOKEN");
     if (token == NULL || *token == '\0')
         return sl_err_set(err, SL_ECONFIG, "no API token: set SLUICE_TOKEN (see 'sluice token create')");
-    const char *base = cfg->api.url;
+    const char *base = sl_api_config_of(cfg)->url;
     size_t blen = strlen(base);
     while (blen > 0 && base[blen - 1] == '/')
         blen--;
@@ -72,8 +73,8 @@ int cli_api(const sl_config *cfg, const char *method, const char *path, const ch
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, ebuf);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &reply->body);
-    if (cfg->api.ca_file)
-        curl_easy_setopt(c, CURLOPT_CAINFO, cfg->api.ca_file);
+    if (sl_api_config_of(cfg)->ca_file)
+        curl_easy_setopt(c, CURLOPT_CAINFO, sl_api_config_of(cfg)->ca_file);
     if (body)
         curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
     CURLcode cc = curl_easy_perform(c);

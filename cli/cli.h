@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "config.h"
+#include "opts.h"
 #include "err.h"
 
 enum {
@@ -21,14 +22,27 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 /* Prints "sluice CMD: message" to stderr; returns CLI_FAILED. */
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Parses the command line of a subcommand whose options are only
- * -c/--config FILE, -h/--help and, when json is not NULL, --json, and that
- * takes exactly nargs (0 or 1) positional arguments, named `what` in the
- * message when missing.  Returns -1 to go on (the argument, if any, is
- * argv[optind]); otherwise the exit status: CLI_OK after printing usage_fn's
- * help, CLI_USAGE after saying what is wrong. */
-int cli_simple_args(const char *cmd, int argc, char **argv, void (*usage_fn)(FILE *),
-                    const char **config, bool *json, int nargs, const char *what);
+/* Option rows every command has, for its table (lib/opts.h). */
+#define CLI_OPT_JSON_ID 300
+#define CLI_ROW_CONFIG { 'c', "config", 'c', "FILE", "configuration file" }
+#define CLI_ROW_HELP { 'h', "help", 'h', NULL, "show this help" }
+#define CLI_ROW_JSON { CLI_OPT_JSON_ID, "json", 0, NULL, "print JSON" }
+/* A command's table: its messages start "sluice NAME: " and usage errors
+ * end with "Try 'sluice NAME --help'."; usage is the help before "Options:". */
+#define CLI_OPTS(name, usage, rows) { "sluice " name, usage, "\nTry 'sluice " name " --help'.", rows, NULL, NULL }
+
+/* The rows of a command whose options are only --config and --help
+ * (cli_rows_simple) or those and --json (cli_rows_simple_json). */
+extern const sl_opt cli_rows_simple[];
+extern const sl_opt cli_rows_simple_json[];
+
+/* Parses the command line of a subcommand whose table has only the rows
+ * above, and that takes exactly nargs (0 or 1) positional arguments, named
+ * `what` in the message when missing.  Returns -1 to go on (the argument,
+ * if any, is argv[optind]); otherwise the exit status: CLI_OK after
+ * printing the help, CLI_USAGE after saying what is wrong. */
+int cli_simple_args(const sl_opts *o, int argc, char **argv, const char **config, bool *json, int nargs,
+                    const char *what);
 
 /* Loads the configuration (path may be NULL), printing the error and
  * returning NULL on failure. */
@@ -52,6 +66,7 @@ int cmd_gates(int argc, char **argv);      /* cmd_gates.c */
 int cmd_approve(int argc, char **argv);
 int cmd_reject(int argc, char **argv);
 int cmd_audit(int argc, char **argv);       /* cmd_audit.c */
+int cmd_open(int argc, char **argv);        /* cmd_open.c */
 int cmd_breakglass(int argc, char **argv);  /* cmd_breakglass.c */
 
 /* `sluice cancel ID` for a run: returns -1 if ID names no run (the caller

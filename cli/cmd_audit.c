@@ -1,13 +1,17 @@
 /* cmd_audit.c: `sluice audit`, the approval audit trail:
  *   verify [--public-key FILE]...   recompute the chain, check signatures
  *   head [--json]                   the newest row: seq, hash, key, signature
+ *   show RUN [--json] [--public-key FILE]...  a run's decisions, refusals and
+ *                                   timeouts, each with whether its signature verifies
  *   keygen --private F --public F   a new Ed25519 key pair for signing rows
  * The formats and checks live in scheduler/audit.c. */
 #include "audit.h"
 #include "cli.h"
 #include "db.h"
+#include "json.h"
 #include "mem.h"
 #include "sign.h"
+#include "vis.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -17,37 +21,47 @@
 
 #define CMD "audit"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice audit verify [--public-key FILE]... [OPTIONS]\n"
-        "       sluice audit head [--json] [OPTIONS]\n"
-        "       sluice audit keygen --private FILE --public FILE\n"
-        "\n"
-        "verify  recomputes the hash of every row of the approval audit trail and\n"
-        "        checks that each chains to the row before it, so an edited or deleted\n"
-        "        row is found.  With --public-key (repeatable: the API server's, the\n"
-        "        scheduler's and the break-glass public keys) it also checks that every\n"
-        "        row since migration 006 carries a valid signature by one of them: a\n"
-        "        chain that someone with the database recomputed hashes fine but fails\n"
-        "        here.  Rows older than migration 006 are reported as legacy (unsigned).\n"
-        "        Exits 1 naming the first row that does not verify.\n"
-        "head    prints the newest row's seq, hash, signing key id and signature:\n"
-        "        record it outside the database (it also detects that the newest rows\n"
-        "        were removed, which no check inside the chain can).\n"
-        "keygen  writes a new Ed25519 key pair: the private key (mode 0600) for\n"
-        "        api.audit_key_file, scheduler.audit_key_file or break-glass\n"
-        "        decisions, the public key for verify.  Same as\n"
-        "        `openssl genpkey -algorithm ed25519 -out F` and `openssl pkey -in F -pubout`.\n"
-        "\n"
-        "Options:\n"
-        "  -k, --public-key FILE  a PEM public (or private) key to check signatures with\n"
-        "      --private FILE     keygen: where to write the private key\n"
-        "      --public FILE      keygen: where to write the public key\n"
-        "      --json             head: print a JSON object\n"
-        "  -c, --config FILE      configuration file\n"
-        "  -h, --help             show this help\n");
-}
+static const sl_opt cmd_rows[] = {
+    { 'k', "public-key", 'k', "FILE", "verify, show: a PEM public (or private) key to check\nsignatures with" },
+    { 'P', "private", 0, "FILE", "keygen: where to write the private key" },
+    { 'U', "public", 0, "FILE", "keygen: where to write the public key" },
+    { 'j', "json", 0, NULL, "head, show: print JSON" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice audit",
+    "Usage: sluice audit verify [--public-key FILE]... [OPTIONS]\n"
+    "       sluice audit head [--json] [OPTIONS]\n"
+    "       sluice audit show RUN [--json] [--public-key FILE]... [OPTIONS]\n"
+    "       sluice audit keygen --private FILE --public FILE\n"
+    "\n"
+    "verify  recomputes the hash of every row of the approval audit trail and\n"
+    "        checks that each chains to the row before it, so an edited or deleted\n"
+    "        row is found.  With --public-key (repeatable: the API server's, the\n"
+    "        scheduler's and the break-glass public keys) it also checks that every\n"
+    "        row since migration 006 carries a valid signature by one of them: a\n"
+    "        chain that someone with the database recomputed hashes fine but fails\n"
+    "        here.  Rows older than migration 006 are reported as legacy (unsigned).\n"
+    "        Exits 1 naming the first row that does not verify.\n"
+    "head    prints the newest row's seq, hash, signing key id and signature:\n"
+    "        record it outside the database (it also detects that the newest rows\n"
+    "        were removed, which no check inside the chain can).\n"
+    "show    lists every decision, refusal and timeout of run RUN, oldest first:\n"
+    "        time, gate, principal, decision, how the principal was authenticated,\n"
+    "        the client address, comment or reason, and whether the row's signature\n"
+    "        verifies: yes, no (the row was edited or the signature is not by any\n"
+    "        --public-key given), unsigned (no audit key was configured), unchecked\n"
+    "        (signed, but no --public-key given).  Exits 1 when a row does not verify.\n"
+    "keygen  writes a new Ed25519 key pair: the private key (mode 0600) for\n"
+    "        api.audit_key_file, scheduler.audit_key_file or break-glass\n"
+    "        decisions, the public key for verify.  Same as\n"
+    "        `openssl genpkey -algorithm ed25519 -out F` and `openssl pkey -in F -pubout`.\n"
+    "\n",
+    "\nTry 'sluice audit --help'.", cmd_rows,
+NULL, NULL };
+
 
 static int verify(const sl_config *cfg, sl_sign_key *const *keys, size_t nkeys)
 {
@@ -110,17 +124,90 @@ static int head(const sl_config *cfg, bool json)
     return status;
 }
 
+/* Appends "key":"value" (or null) to b, after a comma unless first. */
+static void json_member(sl_buf *b, const char *key, const char *value, bool first)
+{
+    sl_buf_printf(b, "%s\"%s\":", first ? "" : ",", key);
+    if (value == NULL)
+        sl_buf_puts(b, "null");
+    else
+        sl_json_put_string(b, value, strlen(value));
+}
+
+static void show_json(const sl_audit_entry *e, size_t n)
+{
+    sl_buf b = SL_BUF_INIT;
+    sl_buf_putc(&b, '[');
+    for (size_t i = 0; i < n; i++) {
+        sl_buf_printf(&b, "%s{\"seq\":%lld,", i ? "," : "", e[i].seq);
+        json_member(&b, "at", e[i].at, true);
+        json_member(&b, "gate", e[i].gate, false);
+        json_member(&b, "principal", e[i].principal, false);
+        json_member(&b, "decision", e[i].decision, false);
+        json_member(&b, "method", e[i].method, false);
+        json_member(&b, "address", e[i].address, false);
+        json_member(&b, "comment", e[i].comment, false);
+        json_member(&b, "reason", e[i].reason, false);
+        sl_buf_printf(&b, ",\"inputs\":%s", e[i].inputs ? e[i].inputs : "null");   /* jsonb text */
+        json_member(&b, "key_id", e[i].key_id, false);
+        json_member(&b, "signature", sl_audit_sig_name(e[i].sig), false);
+        sl_buf_putc(&b, '}');
+    }
+    sl_buf_puts(&b, "]\n");
+    fputs(sl_buf_str(&b), stdout);
+    sl_buf_free(&b);
+}
+
+/* Every value may come from someone else (names, comments): shown visibly. */
+static void show_text(const char *run, const sl_audit_entry *e, size_t n)
+{
+    if (n == 0)
+        printf("no audit rows for run %s\n", SL_VIS(run));
+    for (size_t i = 0; i < n; i++) {
+        printf("%s  gate %s  %s by %s", SL_VIS(e[i].at), SL_VIS(e[i].gate), SL_VIS(e[i].decision),
+               SL_VIS(e[i].principal));
+        printf(" (%s from %s)  signature %s\n", e[i].method ? SL_VIS(e[i].method) : "-",
+               e[i].address ? SL_VIS(e[i].address) : "-", sl_audit_sig_name(e[i].sig));
+        if (e[i].comment && *e[i].comment)
+            printf("  comment: %s\n", SL_VIS(e[i].comment));
+        if (e[i].reason && *e[i].reason)
+            printf("  reason:  %s\n", SL_VIS(e[i].reason));
+        if (e[i].inputs && strcmp(e[i].inputs, "[]") != 0 && strcmp(e[i].inputs, "{}") != 0)
+            printf("  inputs:  %s\n", SL_VIS(e[i].inputs));
+    }
+}
+
+static int show(const sl_config *cfg, const char *run, sl_sign_key *const *keys, size_t nkeys, bool json)
+{
+    sl_err err;
+    sl_audit_entry *e = NULL;
+    size_t n = 0;
+    int status = CLI_FAILED;
+    sl_db *db = sl_db_connect(cfg->database_url, &err);
+    if (db == NULL || sl_audit_run(db, run, keys, nkeys, &e, &n, &err) < 0) {
+        cli_fail(CMD, "%s", err.msg);
+        goto out;
+    }
+    if (json)
+        show_json(e, n);
+    else
+        show_text(run, e, n);
+    status = CLI_OK;
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].sig == SL_AUDIT_SIG_BAD) {
+            cli_fail(CMD, "row %lld of run %s does not verify", e[i].seq, SL_VIS(run));
+            status = CLI_FAILED;
+            break;
+        }
+    }
+out:
+    sl_audit_entries_free(e, n);
+    sl_db_free(db);
+    return status;
+}
+
 int cmd_audit(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "public-key", required_argument, NULL, 'k' },
-        { "private", required_argument, NULL, 'P' },
-        { "public", required_argument, NULL, 'U' },
-        { "json", no_argument, NULL, 'j' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL, *priv = NULL, *pub = NULL;
     const char **keyfiles = sl_xcalloc((size_t)argc + 1, sizeof *keyfiles);
     sl_sign_key **keys = sl_xcalloc((size_t)argc + 1, sizeof *keys);
@@ -128,27 +215,33 @@ int cmd_audit(int argc, char **argv)
     bool json = false;
     int c, status = CLI_USAGE;
     sl_config *cfg = NULL;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":k:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'k': keyfiles[nfiles++] = optarg; break;
-        case 'P': priv = optarg; break;
-        case 'U': pub = optarg; break;
+        case 'k': keyfiles[nfiles++] = optval; break;
+        case 'P': priv = optval; break;
+        case 'U': pub = optval; break;
         case 'j': json = true; break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); status = CLI_OK; goto out;
-        case ':': status = cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]); goto out;
-        default: status = cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]); goto out;
+        case 'c': config = optval; break;
+        default: status = op.status; goto out;
         }
     }
-    const char *sub = optind + 1 == argc ? argv[optind] : NULL;
+    const char *sub = optind < argc ? argv[optind] : NULL;
+    bool is_show = sub && strcmp(sub, "show") == 0;
     if (sub == NULL || (strcmp(sub, "verify") != 0 && strcmp(sub, "head") != 0 &&
-                        strcmp(sub, "keygen") != 0)) {
-        status = cli_usage_error(CMD, "expected 'verify', 'head' or 'keygen'");
+                        strcmp(sub, "keygen") != 0 && !is_show)) {
+        status = cli_usage_error(CMD, "expected 'verify', 'head', 'show' or 'keygen'");
         goto out;
     }
-    if ((nfiles > 0 && strcmp(sub, "verify") != 0) || (json && strcmp(sub, "head") != 0) ||
+    if (argc - optind != (is_show ? 2 : 1)) {
+        status = is_show ? cli_usage_error(CMD, "show needs one run id: sluice audit show RUN")
+                         : cli_usage_error(CMD, "unexpected argument '%s'", argv[argc - 1]);
+        goto out;
+    }
+    if ((nfiles > 0 && strcmp(sub, "verify") != 0 && !is_show) ||
+        (json && strcmp(sub, "head") != 0 && !is_show) ||
         ((priv || pub) && strcmp(sub, "keygen") != 0)) {
         status = cli_usage_error(CMD, "an option given does not apply to '%s'", sub);
         goto out;
@@ -180,7 +273,10 @@ int cmd_audit(int argc, char **argv)
     }
     if ((cfg = cli_load_config(CMD, config)) == NULL)
         goto out;
-    status = strcmp(sub, "verify") == 0 ? verify(cfg, keys, nkeys) : head(cfg, json);
+    if (is_show)
+        status = show(cfg, argv[optind + 1], keys, nkeys, json);
+    else
+        status = strcmp(sub, "verify") == 0 ? verify(cfg, keys, nkeys) : head(cfg, json);
 out:
     for (size_t i = 0; i < nkeys; i++)
         sl_sign_key_free(keys[i]);

@@ -17,39 +17,34 @@
 
 #define CMD "break-glass"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice break-glass approve RUN GATE --key FILE --comment TEXT [--input NAME=VALUE]...\n"
-        "       sluice break-glass reject RUN GATE --key FILE --comment TEXT\n"
-        "\n"
-        "An emergency decision made directly in PostgreSQL, bypassing the API server:\n"
-        "one break-glass approval releases the gate whoever its approvers are, one\n"
-        "rejection fails the run.  The database login (database.url or\n"
-        "SLUICE_DATABASE_URL) must be a member of the role sluice_breakglass; it is\n"
-        "recorded as the principal, with method \"break-glass\" and the client\n"
-        "address, and the audit row is signed with --key (the break-glass private\n"
-        "key, whose public key `sluice audit verify --public-key` is given).  The\n"
-        "gate must be open; inputs without a default still need a value.\n"
-        "\n"
-        "Options:\n"
-        "  -k, --key FILE          the break-glass Ed25519 private key (PEM)\n"
-        "  -m, --comment TEXT      why (mandatory)\n"
-        "  -i, --input NAME=VALUE  a value for an input of the gate (approve; repeatable)\n"
-        "  -c, --config FILE       configuration file\n"
-        "  -h, --help              show this help\n");
-}
+static const sl_opt cmd_rows[] = {
+    { 'k', "key", 'k', "FILE", "the break-glass Ed25519 private key (PEM)" },
+    { 'm', "comment", 'm', "TEXT", "why (mandatory)" },
+    { 'i', "input", 'i', "NAME=VALUE", "a value for an input of the gate (approve; repeatable)" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice break-glass",
+    "Usage: sluice break-glass approve RUN GATE --key FILE --comment TEXT [--input NAME=VALUE]...\n"
+    "       sluice break-glass reject RUN GATE --key FILE --comment TEXT\n"
+    "\n"
+    "An emergency decision made directly in PostgreSQL, bypassing the API server:\n"
+    "one break-glass approval releases the gate whoever its approvers are, one\n"
+    "rejection fails the run.  The database login (database.url or\n"
+    "SLUICE_DATABASE_URL) must be a member of the role sluice_breakglass; it is\n"
+    "recorded as the principal, with method \"break-glass\" and the client\n"
+    "address, and the audit row is signed with --key (the break-glass private\n"
+    "key, whose public key `sluice audit verify --public-key` is given).  The\n"
+    "gate must be open; inputs without a default still need a value.\n"
+    "\n",
+    "\nTry 'sluice break-glass --help'.", cmd_rows,
+NULL, NULL };
+
 
 int cmd_breakglass(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "key", required_argument, NULL, 'k' },
-        { "comment", required_argument, NULL, 'm' },
-        { "input", required_argument, NULL, 'i' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL, *keyfile = NULL, *comment = NULL;
     char **inputs = sl_xcalloc((size_t)argc + 1, sizeof *inputs);
     size_t ninputs = 0;
@@ -57,23 +52,22 @@ int cmd_breakglass(int argc, char **argv)
     sl_config *cfg = NULL;
     sl_sign_key *key = NULL;
     sl_db *db = NULL;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":k:m:i:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'k': keyfile = optarg; break;
-        case 'm': comment = optarg; break;
+        case 'k': keyfile = optval; break;
+        case 'm': comment = optval; break;
         case 'i':
-            if (strchr(optarg, '=') == NULL) {
-                status = cli_usage_error(CMD, "--input '%s': expected NAME=VALUE", optarg);
+            if (strchr(optval, '=') == NULL) {
+                status = cli_usage_error(CMD, "--input '%s': expected NAME=VALUE", optval);
                 goto out;
             }
-            inputs[ninputs++] = optarg;
+            inputs[ninputs++] = optarg;   /* the same string, not const */
             break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); status = CLI_OK; goto out;
-        case ':': status = cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]); goto out;
-        default: status = cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]); goto out;
+        case 'c': config = optval; break;
+        default: status = op.status; goto out;
         }
     }
     if (optind + 3 != argc ||

@@ -30,22 +30,17 @@
 #define CMD "cancel"
 #define CANCEL_TTL_S "604800"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice cancel JOB_ID|RUN_ID [OPTIONS]\n"
-        "\n"
-        "For a pipeline run: the run ends 'cancelled', its unfinished steps too,\n"
-        "its open gates close, and its queued jobs are cancelled as below.\n"
-        "\n"
-        "Cancels a job: if it has not started, no worker will run it; if it is\n"
-        "running, its worker is told to stop it.  Either way it ends with status\n"
-        "'cancelled'.  A job that already finished is not changed.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+static const sl_opts opts = CLI_OPTS("cancel",
+    "Usage: sluice cancel JOB_ID|RUN_ID [OPTIONS]\n"
+    "\n"
+    "For a pipeline run: the run ends 'cancelled', its unfinished steps too,\n"
+    "its open gates close, and its queued jobs are cancelled as below.\n"
+    "\n"
+    "Cancels a job: if it has not started, no worker will run it; if it is\n"
+    "running, its worker is told to stop it.  Either way it ends with status\n"
+    "'cancelled'.  A job that already finished is not changed.\n"
+    "\n",
+    cli_rows_simple);
 
 /* "ROLE (database role; OS user LOGIN)": the role PostgreSQL authenticated. */
 static int requester(const sl_config *cfg, char *out, size_t size, sl_err *err)
@@ -67,7 +62,7 @@ static int requester(const sl_config *cfg, char *out, size_t size, sl_err *err)
 int cmd_cancel(int argc, char **argv)
 {
     const char *config = NULL;
-    int parsed = cli_simple_args(CMD, argc, argv, usage, &config, NULL, 1, "JOB_ID");
+    int parsed = cli_simple_args(&opts, argc, argv, &config, NULL, 1, "JOB_ID");
     if (parsed >= 0)
         return parsed;
     const char *id = argv[optind];

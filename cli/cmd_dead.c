@@ -53,60 +53,68 @@ static void usage(FILE *f)
         "'sluice dead SUBCOMMAND --help' describes a subcommand.\n");
 }
 
-static void list_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice dead list [OPTIONS]\n"
-        "\n"
-        "Lists dead-letter entries, oldest first: the entry id (what 'sluice dead\n"
-        "retry' takes), the queue, the job's id and kind when its envelope can be\n"
-        "decoded, and the error that put it there.\n"
-        "\n"
-        "Options:\n"
-        "  -q, --queue Q       only queue Q (default: every known queue)\n"
-        "  -n, --count N       show at most the newest N entries per queue (default 100)\n"
-        "      --json          one JSON object per line\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+static const sl_opt list_rows[] = {
+    { 'q', "queue", 'q', "Q", "only queue Q (default: every known queue)" },
+    { 'n', "count", 'n', "N", "show at most the newest N entries per queue (default 100)" },
+    { 'J', "json", 0, NULL, "one JSON object per line" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
 
-static void retry_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice dead retry ENTRY_ID --queue Q [OPTIONS]\n"
-        "       sluice dead retry --all [--queue Q] [OPTIONS]\n"
-        "\n"
-        "Sends dead-letter entries back to their queue's stream as a new attempt\n"
-        "(the job's id kept, numbered after its last recorded attempt, with\n"
-        "--attempts more attempts allowed) and marks the job queued again in\n"
-        "PostgreSQL, so that a worker runs it.  ENTRY_ID is the entry id printed by\n"
-        "'sluice dead list' (MS-SEQ).  An entry whose envelope cannot be decoded\n"
-        "cannot be retried; 'sluice dead purge' removes it.  Exits 1 if any entry\n"
-        "could not be retried.\n"
-        "\n"
-        "Options:\n"
-        "  -q, --queue Q       the queue (required with ENTRY_ID; with --all, default:\n"
-        "                      every known queue)\n"
-        "      --all           every entry present when the command starts\n"
-        "  -a, --attempts N    attempts the job gets (with retries if N > 1); default 1\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+static const sl_opts list_opts = { "sluice dead list",
+    "Usage: sluice dead list [OPTIONS]\n"
+    "\n"
+    "Lists dead-letter entries, oldest first: the entry id (what 'sluice dead\n"
+    "retry' takes), the queue, the job's id and kind when its envelope can be\n"
+    "decoded, and the error that put it there.\n"
+    "\n",
+    "\nTry 'sluice dead list --help'.", list_rows,
+NULL, NULL };
 
-static void purge_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice dead purge [OPTIONS]\n"
-        "\n"
-        "Deletes dead-letter entries for good: all of them, or those that were\n"
-        "dead-lettered longer ago than --older-than.\n"
-        "\n"
-        "Options:\n"
-        "  -q, --queue Q          only queue Q (default: every known queue)\n"
-        "      --older-than DUR   only entries older than DUR, e.g. 7d, 12h, 30m\n"
-        "  -c, --config FILE      configuration file\n"
-        "  -h, --help             show this help\n");
-}
+
+static const sl_opt retry_rows[] = {
+    { 'q', "queue", 'q', "Q", "the queue (required with ENTRY_ID; with --all, default:\nevery known queue)" },
+    { 'A', "all", 0, NULL, "every entry present when the command starts" },
+    { 'a', "attempts", 'a', "N", "attempts the job gets (with retries if N > 1); default 1" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts retry_opts = { "sluice dead retry",
+    "Usage: sluice dead retry ENTRY_ID --queue Q [OPTIONS]\n"
+    "       sluice dead retry --all [--queue Q] [OPTIONS]\n"
+    "\n"
+    "Sends dead-letter entries back to their queue's stream as a new attempt\n"
+    "(the job's id kept, numbered after its last recorded attempt, with\n"
+    "--attempts more attempts allowed) and marks the job queued again in\n"
+    "PostgreSQL, so that a worker runs it.  ENTRY_ID is the entry id printed by\n"
+    "'sluice dead list' (MS-SEQ).  An entry whose envelope cannot be decoded\n"
+    "cannot be retried; 'sluice dead purge' removes it.  Exits 1 if any entry\n"
+    "could not be retried.\n"
+    "\n",
+    "\nTry 'sluice dead retry --help'.", retry_rows,
+NULL, NULL };
+
+
+static const sl_opt purge_rows[] = {
+    { 'q', "queue", 'q', "Q", "only queue Q (default: every known queue)" },
+    { 'O', "older-than", 0, "DUR", "only entries older than DUR, e.g. 7d, 12h, 30m" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts purge_opts = { "sluice dead purge",
+    "Usage: sluice dead purge [OPTIONS]\n"
+    "\n"
+    "Deletes dead-letter entries for good: all of them, or those that were\n"
+    "dead-lettered longer ago than --older-than.\n"
+    "\n",
+    "\nTry 'sluice dead purge --help'.", purge_rows,
+NULL, NULL };
+
 
 /* ---- shared ----------------------------------------------------------------- */
 
@@ -255,28 +263,19 @@ static long list_queue(sl_redis *r, const char *queue, const char *count, bool a
 static int dead_list(int argc, char **argv)
 {
     static const char *const cmd = "dead list";
-    static const struct option opts[] = {
-        { "queue", required_argument, NULL, 'q' },
-        { "count", required_argument, NULL, 'n' },
-        { "json", no_argument, NULL, 'J' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL, *count = "100", *queue = NULL;
     bool as_json = false;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":q:n:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &list_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'q': queue = optarg; break;
-        case 'n': count = optarg; break;
+        case 'q': queue = optval; break;
+        case 'n': count = optval; break;
         case 'J': as_json = true; break;
-        case 'c': config = optarg; break;
-        case 'h': list_usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        case 'c': config = optval; break;
+        default: return op.status;
         }
     }
     char *end;
@@ -454,35 +453,26 @@ static int last_entry(sl_redis *r, const char *queue, char last[64], sl_err *err
 static int dead_retry(int argc, char **argv)
 {
     static const char *const cmd = "dead retry";
-    static const struct option opts[] = {
-        { "queue", required_argument, NULL, 'q' },
-        { "all", no_argument, NULL, 'A' },
-        { "attempts", required_argument, NULL, 'a' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL, *queue = NULL;
     bool all = false;
     long attempts = 1;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":q:a:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &retry_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         char *end;
         switch (c) {
-        case 'q': queue = optarg; break;
+        case 'q': queue = optval; break;
         case 'A': all = true; break;
         case 'a':
             errno = 0;
-            attempts = strtol(optarg, &end, 10);
-            if (errno || end == optarg || *end || attempts < 1 || attempts > 1000)
-                return cli_usage_error(cmd, "--attempts: expected a number from 1 to 1000, got '%s'", optarg);
+            attempts = strtol(optval, &end, 10);
+            if (errno || end == optval || *end || attempts < 1 || attempts > 1000)
+                return cli_usage_error(cmd, "--attempts: expected a number from 1 to 1000, got '%s'", optval);
             break;
-        case 'c': config = optarg; break;
-        case 'h': retry_usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        case 'c': config = optval; break;
+        default: return op.status;
         }
     }
     const char *entry = optind < argc ? argv[optind] : NULL;
@@ -558,25 +548,17 @@ out:
 static int dead_purge(int argc, char **argv)
 {
     static const char *const cmd = "dead purge";
-    static const struct option opts[] = {
-        { "queue", required_argument, NULL, 'q' },
-        { "older-than", required_argument, NULL, 'O' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL, *queue = NULL, *older = NULL;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":q:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &purge_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'q': queue = optarg; break;
-        case 'O': older = optarg; break;
-        case 'c': config = optarg; break;
-        case 'h': purge_usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        case 'q': queue = optval; break;
+        case 'O': older = optval; break;
+        case 'c': config = optval; break;
+        default: return op.status;
         }
     }
     if (optind < argc)

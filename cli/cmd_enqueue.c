@@ -18,27 +18,28 @@
 
 #define CMD "enqueue"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice enqueue KIND [OPTIONS]\n"
-        "\n"
-        "Adds a job of KIND to a queue (a Redis stream) and prints its id.\n"
-        "\n"
-        "Options:\n"
-        "  -q, --queue Q          queue to add to (default: default)\n"
-        "  -a, --arg KEY=VALUE    a string argument; repeatable; overrides --json keys\n"
-        "  -j, --json ARGS        arguments as a JSON object, e.g. '{\"ms\": 250}'\n"
-        "      --id ID            use this job id (1-128 of A-Z a-z 0-9 . _ : -) instead of\n"
-        "                         a new UUIDv7; enqueueing the same id twice runs it once\n"
-        "      --max-attempts N   attempts before the job is dead (1-1000)\n"
-        "      --timeout DUR      job timeout, e.g. 30s, 10m, 1h30m\n"
-        "      --unique-key K     opaque key recorded with the job\n"
-        "  -c, --config FILE      configuration file\n"
-        "  -h, --help             show this help\n"
-        "\n"
-        "Known kinds: see 'sluice kinds'.\n");
-}
+static const sl_opt cmd_rows[] = {
+    { 'q', "queue", 'q', "Q", "queue to add to (default: default)" },
+    { 'a', "arg", 'a', "KEY=VALUE", "a string argument; repeatable; overrides --json keys" },
+    { 'j', "json", 'j', "ARGS", "arguments as a JSON object, e.g. '{\"ms\": 250}'" },
+    { 'I', "id", 0, "ID", "use this job id (1-128 of A-Z a-z 0-9 . _ : -) instead of\na new UUIDv7; enqueueing the same id twice runs it once" },
+    { 'M', "max-attempts", 0, "N", "attempts before the job is dead (1-1000)" },
+    { 'T', "timeout", 0, "DUR", "job timeout, e.g. 30s, 10m, 1h30m" },
+    { 'U', "unique-key", 0, "K", "opaque key recorded with the job" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice enqueue",
+    "Usage: sluice enqueue KIND [OPTIONS]\n"
+    "\n"
+    "Adds a job of KIND to a queue (a Redis stream) and prints its id.\n"
+    "\n",
+    "\nTry 'sluice enqueue --help'.", cmd_rows,
+    "\n"
+    "Known kinds: see 'sluice kinds'.\n", NULL };
+
 
 typedef struct kv {
     char *key;
@@ -125,18 +126,6 @@ static int parse_count(const char *text, long min, long max, long *out)
 
 int cmd_enqueue(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "queue", required_argument, NULL, 'q' },
-        { "arg", required_argument, NULL, 'a' },
-        { "json", required_argument, NULL, 'j' },
-        { "id", required_argument, NULL, 'I' },
-        { "max-attempts", required_argument, NULL, 'M' },
-        { "timeout", required_argument, NULL, 'T' },
-        { "unique-key", required_argument, NULL, 'U' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *queue = "default", *json = NULL, *id = NULL, *config = NULL, *unique = NULL;
     long max_attempts = 0;
     int64_t timeout_ms = 0;
@@ -149,47 +138,41 @@ int cmd_enqueue(int argc, char **argv)
     msgpack_sbuffer_init(&args);
     sl_err err;
     sl_err_clear(&err);
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":q:a:j:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'q': queue = optarg; break;
-        case 'j': json = optarg; break;
-        case 'I': id = optarg; break;
-        case 'c': config = optarg; break;
-        case 'U': unique = optarg; break;
+        case 'q': queue = optval; break;
+        case 'j': json = optval; break;
+        case 'I': id = optval; break;
+        case 'c': config = optval; break;
+        case 'U': unique = optval; break;
         case 'a': {
-            const char *eq = strchr(optarg, '=');
-            if (eq == NULL || eq == optarg) {
-                status = cli_usage_error(CMD, "--arg: expected KEY=VALUE, got '%s'", optarg);
+            const char *eq = strchr(optval, '=');
+            if (eq == NULL || eq == optval) {
+                status = cli_usage_error(CMD, "--arg: expected KEY=VALUE, got '%s'", optval);
                 goto out;
             }
-            pairs[npairs].key = sl_xstrndup(optarg, (size_t)(eq - optarg));
+            pairs[npairs].key = sl_xstrndup(optval, (size_t)(eq - optval));
             pairs[npairs++].value = sl_xstrdup(eq + 1);
             break;
         }
         case 'M':
-            if (parse_count(optarg, 1, 1000, &max_attempts) < 0) {
-                status = cli_usage_error(CMD, "--max-attempts: expected a number from 1 to 1000, got '%s'", optarg);
+            if (parse_count(optval, 1, 1000, &max_attempts) < 0) {
+                status = cli_usage_error(CMD, "--max-attempts: expected a number from 1 to 1000, got '%s'", optval);
                 goto out;
             }
             break;
         case 'T':
-            if (sl_duration_parse(optarg, &timeout_ms, &err) < 0 || timeout_ms <= 0) {
+            if (sl_duration_parse(optval, &timeout_ms, &err) < 0 || timeout_ms <= 0) {
                 status = cli_usage_error(CMD, "--timeout: %s", timeout_ms <= 0 && err.code == SL_OK
                                          ? "must be longer than 0" : err.msg);
                 goto out;
             }
             break;
-        case 'h':
-            usage(stdout);
-            status = CLI_OK;
-            goto out;
-        case ':':
-            status = cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-            goto out;
         default:
-            status = cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+            status = op.status;
             goto out;
         }
     }

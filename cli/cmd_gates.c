@@ -1,5 +1,6 @@
 /* cmd_gates.c: approval gates from the command line:
- *   gates                 open gates and what the approvers decide on
+ *   gates [--mine] [--json]  open gates and what the approvers decide on
+ *                         (--mine, --json: through the API, as the caller)
  *   approve RUN GATE      approve (with a comment and inputs), through the API
  *   reject RUN GATE       reject (a comment is mandatory), through the API
  * The decision logic, refusals and auditing live in scheduler/gate.c and
@@ -13,6 +14,7 @@
 #include "json.h"
 #include "jsonval.h"
 #include "mem.h"
+#include "opts.h"
 #include "pipeline.h"
 #include "vis.h"
 
@@ -24,19 +26,34 @@
 /* A database value as printed: visibly (vis.h). */
 #define V(res, r, c) SL_VIS(PQgetvalue((res), (r), (c)))
 
-static void gates_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice gates [OPTIONS]\n"
-        "\n"
-        "Lists open approval gates: run, pipeline, gate, waiting since, deadline,\n"
-        "approvals so far / required, who may still approve, the instructions, and\n"
-        "the outputs of the steps the gate depends on.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+enum { OPT_MINE = 256, OPT_JSON };
+
+static const sl_opt gates_rows[] = {
+    { OPT_MINE, "mine", 0, NULL, "only the gates you may decide (through the API, as the principal\n"
+                                 "$SLUICE_TOKEN proves)" },
+    { OPT_JSON, "json", 0, NULL, "print the API's JSON (GET /v1/gates; needs $SLUICE_TOKEN)" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts gates_opts = {
+    "sluice gates",
+    "Usage: sluice gates [--mine] [--json] [OPTIONS]\n"
+    "\n"
+    "Lists open approval gates: run, pipeline, gate, waiting since, deadline,\n"
+    "approvals so far / required, who may still approve, the instructions, and\n"
+    "the outputs of the steps the gate depends on.  Without --mine or --json it\n"
+    "reads PostgreSQL; with either it asks the API server (api.url,\n"
+    "$SLUICE_API_URL) with $SLUICE_TOKEN, like 'sluice approve'.  --mine lists\n"
+    "the gates the token's principal may still decide: an approver, not the\n"
+    "run's trigger unless the gate allows self-approval, not decided yet.\n"
+    "\n",
+    "\nTry 'sluice gates --help'.",
+    gates_rows,
+    NULL,
+    NULL,
+};
 
 /* Prints the outputs of the steps gate gate_id needs, from the run's pipeline. */
 static void print_evidence(sl_db *db, const sl_config *cfg, const char *run_id, const char *gate_id)
@@ -51,7 +68,7 @@ static void print_evidence(sl_db *db, const sl_config *cfg, const char *run_id, 
     }
     sl_yerrors errors = SL_YERRORS_INIT;
     sl_pipeline *pl = sl_pipeline_parse(PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1),
-                                        (size_t)PQgetlength(r, 0, 1), &cfg->sched, &errors);
+                                        (size_t)PQgetlength(r, 0, 1), sl_sched_config_of(cfg), &errors);
     sl_yerrors_free(&errors);
     PQclear(r);
     int k = pl ? sl_pipeline_step(pl, gate_id) : -1;
@@ -69,15 +86,84 @@ static void print_evidence(sl_db *db, const sl_config *cfg, const char *run_id, 
     sl_pipeline_free(pl);
 }
 
+/* A string member of a JSON object, or "" (borrowed from o). */
+static const char *member(const msgpack_object *o, const char *key, char *buf, size_t n)
+{
+    char *v = NULL;
+    buf[0] = '\0';
+    if (sl_args_str(o, key, false, &v, NULL) == 0 && v != NULL)
+        snprintf(buf, n, "%s", v);
+    free(v);
+    return buf;
+}
+
+/* --mine without --json: the API's gates as a short list. */
+static void print_api_gates(const char *json)
+{
+    sl_jsonval j;
+    sl_jsonval_init(&j, json);
+    if (!j.ok || j.up.data.type != MSGPACK_OBJECT_ARRAY || j.up.data.via.array.size == 0)
+        printf("no open gates\n");
+    for (uint32_t i = 0; j.ok && j.up.data.type == MSGPACK_OBJECT_ARRAY && i < j.up.data.via.array.size; i++) {
+        const msgpack_object *g = &j.up.data.via.array.ptr[i];
+        char run[128], gate[128], pipeline[128], deadline[64], instructions[512];
+        member(g, "run", run, sizeof run);
+        member(g, "gate", gate, sizeof gate);
+        member(g, "pipeline", pipeline, sizeof pipeline);
+        member(g, "deadline", deadline, sizeof deadline);
+        member(g, "instructions", instructions, sizeof instructions);
+        printf("%s %s  gate %s\n", SL_VIS(pipeline), SL_VIS(run), SL_VIS(gate));
+        printf("  deadline:     %s\n", *deadline ? SL_VIS(deadline) : "none");
+        if (*instructions)
+            printf("  instructions: %s\n", SL_VIS(instructions));
+    }
+    sl_jsonval_free(&j);
+}
+
+/* `sluice gates --mine` / `--json`: GET /v1/gates[?mine=true] as the token's principal. */
+static int api_gates(const sl_config *cfg, bool mine, bool json)
+{
+    sl_err err;
+    cli_api_reply reply = { 0 };
+    if (cli_api(cfg, "GET", mine ? "/v1/gates?mine=true" : "/v1/gates", NULL, &reply, &err) < 0) {
+        sl_buf_free(&reply.body);
+        return cli_fail("gates", "%s", err.msg);
+    }
+    int status = CLI_OK;
+    if (reply.status != 200)
+        status = cli_api_fail("gates", &reply);
+    else if (json)
+        printf("%s\n", sl_buf_str(&reply.body));   /* JSON escapes every control character */
+    else
+        print_api_gates(sl_buf_str(&reply.body));
+    sl_buf_free(&reply.body);
+    return status;
+}
+
 int cmd_gates(int argc, char **argv)
 {
-    const char *config = NULL;
-    int parsed = cli_simple_args("gates", argc, argv, gates_usage, &config, NULL, 0, NULL);
-    if (parsed >= 0)
-        return parsed;
+    const char *config = NULL, *value;
+    bool mine = false, json = false;
+    sl_opts_parser op;
+    sl_opts_begin(&op, &gates_opts, argc, argv);
+    for (int id; (id = sl_opts_next(&op, &value)) != SL_OPTS_END;) {
+        switch (id) {
+        case OPT_MINE: mine = true; break;
+        case OPT_JSON: json = true; break;
+        case 'c': config = value; break;
+        default: return op.status;
+        }
+    }
+    if (op.optind < argc)
+        return sl_opts_error(&gates_opts, "unexpected argument '%s'", argv[op.optind]);
     sl_config *cfg = cli_load_config("gates", config);
     if (cfg == NULL)
         return CLI_FAILED;
+    if (mine || json) {
+        int st = api_gates(cfg, mine, json);
+        sl_config_free(cfg);
+        return st;
+    }
     sl_err err;
     int status = CLI_FAILED;
     sl_db *db = sl_db_connect(cfg->database_url, &err);
@@ -128,38 +214,47 @@ out:
     return status;
 }
 
-static void decide_usage(FILE *f, bool approve)
-{
-    if (approve)
-        fprintf(f,
-            "Usage: sluice approve RUN GATE [--comment TEXT] [--input NAME=VALUE]...\n"
-            "\n"
-            "Approves gate GATE of run RUN.  When the gate has its required number of\n"
-            "approvals it is released and the steps after it start.  Inputs are the\n"
-            "typed values the gate declares (see 'sluice gates').\n");
-    else
-        fprintf(f,
-            "Usage: sluice reject RUN GATE --comment TEXT\n"
-            "\n"
-            "Rejects gate GATE of run RUN: the gate closes and the run fails.\n");
-    fprintf(f,
-        "\n"
-        "The decision is sent to the API server (api.url, $SLUICE_API_URL) with the\n"
-        "token in $SLUICE_TOKEN; the approver is the token's user, never a name\n"
-        "given here.  It is refused (exit 1, recorded as refused in the audit trail)\n"
-        "when that user is not an approver of the gate, triggered the run and the\n"
-        "gate does not allow self-approval, already decided at this gate, or when\n"
-        "the gate is not open.  Every decision is recorded in the audit trail with\n"
-        "the user, how the token proved it, and the client address.\n"
-        "\n"
-        "Options:\n"
-        "  -m, --comment TEXT      why%s\n"
-        "%s"
-        "  -c, --config FILE       configuration file\n"
-        "  -h, --help              show this help\n",
-        approve ? "" : " (mandatory)",
-        approve ? "  -i, --input NAME=VALUE  a value for an input of the gate (repeatable)\n" : "");
-}
+#define DECIDE_TEXT \
+    "The decision is sent to the API server (api.url, $SLUICE_API_URL) with the\n" \
+    "token in $SLUICE_TOKEN; the approver is the token's user, never a name\n" \
+    "given here.  It is refused (exit 1, recorded as refused in the audit trail)\n" \
+    "when that user is not an approver of the gate, triggered the run and the\n" \
+    "gate does not allow self-approval, already decided at this gate, or when\n" \
+    "the gate is not open.  Every decision is recorded in the audit trail with\n" \
+    "the user, how the token proved it, and the client address.\n" \
+    "\n"
+
+static const sl_opt approve_rows[] = {
+    { 'm', "comment", 'm', "TEXT", "why" },
+    { 'i', "input", 'i', "NAME=VALUE", "a value for an input of the gate (repeatable)" },
+    CLI_ROW_CONFIG,
+    CLI_ROW_HELP,
+    { 0 },
+};
+
+static const sl_opt reject_rows[] = {
+    { 'm', "comment", 'm', "TEXT", "why (mandatory)" },
+    { 'i', "input", 'i', "NAME=VALUE", "(approvals only: refused here)" },
+    CLI_ROW_CONFIG,
+    CLI_ROW_HELP,
+    { 0 },
+};
+
+static const sl_opts approve_opts = CLI_OPTS("approve",
+    "Usage: sluice approve RUN GATE [--comment TEXT] [--input NAME=VALUE]...\n"
+    "\n"
+    "Approves gate GATE of run RUN.  When the gate has its required number of\n"
+    "approvals it is released and the steps after it start.  Inputs are the\n"
+    "typed values the gate declares (see 'sluice gates').\n"
+    "\n" DECIDE_TEXT,
+    approve_rows);
+
+static const sl_opts reject_opts = CLI_OPTS("reject",
+    "Usage: sluice reject RUN GATE --comment TEXT\n"
+    "\n"
+    "Rejects gate GATE of run RUN: the gate closes and the run fails.\n"
+    "\n" DECIDE_TEXT,
+    reject_rows);
 
 /* Appends {"NAME": "VALUE", ...} of pairs[0..n) ("NAME=VALUE") to b. */
 static void put_pairs(sl_buf *b, char *const *pairs, size_t n)
@@ -179,34 +274,25 @@ static void put_pairs(sl_buf *b, char *const *pairs, size_t n)
 static int decide(int argc, char **argv, bool approve)
 {
     const char *cmd = approve ? "approve" : "reject";
-    static const struct option opts[] = {
-        { "comment", required_argument, NULL, 'm' },
-        { "input", required_argument, NULL, 'i' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *config = NULL, *comment = NULL;
+    const char *config = NULL, *comment = NULL, *optval;
     char **inputs = sl_xcalloc((size_t)argc + 1, sizeof *inputs);
     size_t ninputs = 0;
     int c, status = CLI_FAILED;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":m:i:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    sl_opts_begin(&op, approve ? &approve_opts : &reject_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'm': comment = optarg; break;
+        case 'm': comment = optval; break;
         case 'i':
-            if (!approve || strchr(optarg, '=') == NULL) {
+            if (!approve || strchr(optval, '=') == NULL) {
                 free(inputs);
                 return cli_usage_error(cmd, approve ? "--input '%s': expected NAME=VALUE"
-                                                    : "--input is for approvals%s", approve ? optarg : "");
+                                                    : "--input is for approvals%s", approve ? optval : "");
             }
-            inputs[ninputs++] = optarg;
+            inputs[ninputs++] = optarg;   /* the same string, not const */
             break;
-        case 'c': config = optarg; break;
-        case 'h': free(inputs); decide_usage(stdout, approve); return CLI_OK;
-        case ':': free(inputs); return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        default: free(inputs); return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+        case 'c': config = optval; break;
+        default: free(inputs); return op.status;
         }
     }
     if (optind + 2 != argc) {

@@ -33,41 +33,45 @@ enum {
     EXIT_UNSUCCESSFUL = 5 /* finished without success: dead (recorded or only dead-lettered), cancelled */
 };
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice job ID [OPTIONS]\n"
-        "\n"
-        "Shows what became of a job.  Its state, first:\n"
-        "  succeeded   finished: status, attempts, timings, worker, arguments, outputs\n"
-        "  dead        failed for good (its error; the dead-letter entry to retry), or\n"
-        "              dead-lettered without a record (e.g. an undecodable envelope)\n"
-        "  cancelled   cancelled before or while it ran\n"
-        "  running     a worker process runs it now (host, pid, for how long)\n"
-        "  claimed     delivered to a worker that has not finished it yet\n"
-        "  queued      waiting in its queue's stream (since when)\n"
-        "  delayed     waiting in its queue's delayed set: scheduled, or its next\n"
-        "              attempt after a failure (retrying), due at a time\n"
-        "  unknown     no result recorded and not found in Redis\n"
-        "then the recorded fields and the history of its attempts, if any.\n"
-        "\n"
-        "Finding a job that has no final result reads the registered queues'\n"
-        "streams, delayed sets and dead letters (at most --scan-limit entries each;\n"
-        "for a UUIDv7 id only stream entries from shortly before its time).\n"
-        "\n"
-        "Options:\n"
-        "      --json          print one JSON object: the recorded fields (if any),\n"
-        "                      \"state\", and \"where\" (queue, entry, attempt, times,\n"
-        "                      worker, dead-letter error)\n"
-        "  -q, --queue NAME    look only in this queue (repeatable)\n"
-        "      --scan-limit N  entries read per stream or set (default %d)\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n"
-        "\n"
-        "Exit status: 0 succeeded; 3 unknown; 4 not finished yet (queued, delayed,\n"
-        "retrying, claimed, running); 5 finished without success (dead, cancelled);\n"
-        "1 a server unreachable; 2 usage error.\n", LOCATE_LIMIT);
-}
+#define STR_(x) #x
+#define STR(x) STR_(x)
+#define LOCATE_LIMIT_TEXT STR(LOCATE_LIMIT)
+
+static const sl_opt cmd_rows[] = {
+    { 'J', "json", 0, NULL, "print one JSON object: the recorded fields (if any),\n\"state\", and \"where\" (queue, entry, attempt, times,\nworker, dead-letter error)" },
+    { 'q', "queue", 'q', "NAME", "look only in this queue (repeatable)" },
+    { 'L', "scan-limit", 0, "N", "entries read per stream or set (default " LOCATE_LIMIT_TEXT ")" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice job",
+    "Usage: sluice job ID [OPTIONS]\n"
+    "\n"
+    "Shows what became of a job.  Its state, first:\n"
+    "  succeeded   finished: status, attempts, timings, worker, arguments, outputs\n"
+    "  dead        failed for good (its error; the dead-letter entry to retry), or\n"
+    "              dead-lettered without a record (e.g. an undecodable envelope)\n"
+    "  cancelled   cancelled before or while it ran\n"
+    "  running     a worker process runs it now (host, pid, for how long)\n"
+    "  claimed     delivered to a worker that has not finished it yet\n"
+    "  queued      waiting in its queue's stream (since when)\n"
+    "  delayed     waiting in its queue's delayed set: scheduled, or its next\n"
+    "              attempt after a failure (retrying), due at a time\n"
+    "  unknown     no result recorded and not found in Redis\n"
+    "then the recorded fields and the history of its attempts, if any.\n"
+    "\n"
+    "Finding a job that has no final result reads the registered queues'\n"
+    "streams, delayed sets and dead letters (at most --scan-limit entries each;\n"
+    "for a UUIDv7 id only stream entries from shortly before its time).\n"
+    "\n",
+    "\nTry 'sluice job --help'.", cmd_rows,
+    "\n"
+    "Exit status: 0 succeeded; 3 unknown; 4 not finished yet (queued, delayed,\n"
+    "retrying, claimed, running); 5 finished without success (dead, cancelled);\n"
+    "1 a server unreachable; 2 usage error.\n", NULL };
+
 
 /* ---- the recorded row ---------------------------------------------------- */
 
@@ -295,39 +299,30 @@ typedef struct job_args {
 /* Parses the command line into *a; returns -1 to go on, else the exit status. */
 static int parse_args(int argc, char **argv, job_args *a)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'J' },
-        { "queue", required_argument, NULL, 'q' },
-        { "scan-limit", required_argument, NULL, 'L' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     memset(a, 0, sizeof *a);
     a->limit = LOCATE_LIMIT;
     a->queues = sl_xcalloc((size_t)argc + 1, sizeof *a->queues);
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":q:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         char *end;
         switch (c) {
         case 'J': a->json = true; break;
         case 'q':
-            if (!sl_envelope_queue_valid(optarg))
-                return cli_usage_error(CMD, "invalid queue name '%s'", optarg);
-            a->queues[a->nqueues++] = optarg;
+            if (!sl_envelope_queue_valid(optval))
+                return cli_usage_error(CMD, "invalid queue name '%s'", optval);
+            a->queues[a->nqueues++] = optarg;   /* the same string, not const */
             break;
         case 'L':
-            a->limit = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end != '\0' || a->limit < 1 || a->limit > 100000000)
+            a->limit = strtol(optval, &end, 10);
+            if (*optval == '\0' || *end != '\0' || a->limit < 1 || a->limit > 100000000)
                 return cli_usage_error(CMD, "--scan-limit: expected a number from 1 to 100000000, got '%s'",
-                                       optarg);
+                                       optval);
             break;
-        case 'c': a->config = optarg; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        case 'c': a->config = optval; break;
+        default: return op.status;
         }
     }
     if (optind >= argc)

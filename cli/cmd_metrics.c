@@ -9,25 +9,20 @@
 
 #define CMD "metrics"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice metrics [OPTIONS]\n"
-        "\n"
-        "Prints the Prometheus text exposition (format 0.0.4) of every queue's\n"
-        "counters, latency histograms and gauges, the worker processes and the\n"
-        "open gates: the same text 'sluice serve' answers on GET /metrics.\n"
-        "docs/operations.md lists every metric.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+static const sl_opts opts = CLI_OPTS("metrics",
+    "Usage: sluice metrics [OPTIONS]\n"
+    "\n"
+    "Prints the Prometheus text exposition (format 0.0.4) of every queue's\n"
+    "counters, latency histograms and gauges, the worker processes and the\n"
+    "open gates: the same text 'sluice serve' answers on GET /metrics.\n"
+    "docs/operations.md lists every metric.\n"
+    "\n",
+    cli_rows_simple);
 
 int cmd_metrics(int argc, char **argv)
 {
     const char *config = NULL;
-    int parsed = cli_simple_args(CMD, argc, argv, usage, &config, NULL, 0, NULL);
+    int parsed = cli_simple_args(&opts, argc, argv, &config, NULL, 0, NULL);
     if (parsed >= 0)
         return parsed;
     sl_config *cfg = cli_load_config(CMD, config);

@@ -17,30 +17,30 @@
 /* The runtime roles: sluice_<name>, NOLOGIN groups (docs/security.md). */
 static const char *const ROLES[] = { "worker", "scheduler", "api", "operator", "breakglass" };
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice migrate [--create-roles] [--grant ROLE=LOGIN]... [OPTIONS]\n"
-        "\n"
-        "Creates or upgrades sluice's tables in PostgreSQL (database.url or\n"
-        "SLUICE_DATABASE_URL/DATABASE_URL).  Applies only what is missing, each\n"
-        "migration in its own transaction; concurrent runs wait for each other.\n"
-        "Run it as the role that owns sluice's tables; the worker, scheduler and\n"
-        "API server connect as other roles (docs/security.md).\n"
-        "\n"
-        "After applying migrations it grants the runtime group roles that exist\n"
-        "(sluice_worker, sluice_scheduler, sluice_api, sluice_operator,\n"
-        "sluice_breakglass) exactly the privileges each needs.\n"
-        "\n"
-        "Options:\n"
-        "      --create-roles     create those roles (NOLOGIN) if missing, then grant\n"
-        "                         (needs CREATEROLE)\n"
-        "      --grant ROLE=LOGIN make the existing login role LOGIN a member of\n"
-        "                         sluice_ROLE (ROLE: worker, scheduler, api, operator,\n"
-        "                         breakglass); repeatable\n"
-        "  -c, --config FILE      configuration file\n"
-        "  -h, --help             show this help\n");
-}
+static const sl_opt cmd_rows[] = {
+    { 'R', "create-roles", 0, NULL, "create those roles (NOLOGIN) if missing, then grant\n(needs CREATEROLE)" },
+    { 'g', "grant", 0, "ROLE=LOGIN", "make the existing login role LOGIN a member of\nsluice_ROLE (ROLE: worker, scheduler, api, operator,\nbreakglass); repeatable" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice migrate",
+    "Usage: sluice migrate [--create-roles] [--grant ROLE=LOGIN]... [OPTIONS]\n"
+    "\n"
+    "Creates or upgrades sluice's tables in PostgreSQL (database.url or\n"
+    "SLUICE_DATABASE_URL/DATABASE_URL).  Applies only what is missing, each\n"
+    "migration in its own transaction; concurrent runs wait for each other.\n"
+    "Run it as the role that owns sluice's tables; the worker, scheduler and\n"
+    "API server connect as other roles (docs/security.md).\n"
+    "\n"
+    "After applying migrations it grants the runtime group roles that exist\n"
+    "(sluice_worker, sluice_scheduler, sluice_api, sluice_operator,\n"
+    "sluice_breakglass) exactly the privileges each needs.\n"
+    "\n",
+    "\nTry 'sluice migrate --help'.", cmd_rows,
+NULL, NULL };
+
 
 static bool known_role(const char *name, size_t n)
 {
@@ -87,13 +87,6 @@ cleanup:
 
 int cmd_migrate(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "create-roles", no_argument, NULL, 'R' },
-        { "grant", required_argument, NULL, 'g' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
     bool create = false;
     char **grants = sl_xcalloc((size_t)argc + 1, sizeof *grants);
@@ -101,25 +94,24 @@ int cmd_migrate(int argc, char **argv)
     int c, status = CLI_USAGE;
     sl_config *cfg = NULL;
     sl_store *store = NULL;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
         case 'R': create = true; break;
         case 'g': {
-            const char *eq = strchr(optarg, '=');
-            if (eq == NULL || eq[1] == '\0' || !known_role(optarg, (size_t)(eq - optarg))) {
+            const char *eq = strchr(optval, '=');
+            if (eq == NULL || eq[1] == '\0' || !known_role(optval, (size_t)(eq - optval))) {
                 status = cli_usage_error(CMD, "--grant '%s': expected ROLE=LOGIN with ROLE one of "
-                                         "worker, scheduler, api, operator, breakglass", optarg);
+                                         "worker, scheduler, api, operator, breakglass", optval);
                 goto out;
             }
-            grants[ngrants++] = optarg;
+            grants[ngrants++] = optarg;   /* the same string, not const */
             break;
         }
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); status = CLI_OK; goto out;
-        case ':': status = cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]); goto out;
-        default: status = cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]); goto out;
+        case 'c': config = optval; break;
+        default: status = op.status; goto out;
         }
     }
     if (optind != argc) {

@@ -12,43 +12,28 @@
 #include <stdio.h>
 #include <string.h>
 
-static void usage(FILE *f, bool pause)
-{
-    if (pause)
-        fprintf(f,
-            "Usage: sluice pause QUEUE [OPTIONS]\n"
-            "\n"
-            "Pauses QUEUE: workers take no new jobs from it until 'sluice resume QUEUE'.\n"
-            "Jobs already running finish; producers can still enqueue, and their jobs\n"
-            "wait in the stream.  Pausing a paused queue is not an error.\n");
-    else
-        fprintf(f,
-            "Usage: sluice resume QUEUE [OPTIONS]\n"
-            "\n"
-            "Resumes QUEUE after 'sluice pause': workers take jobs from it again.\n"
-            "Resuming a queue that is not paused is not an error.\n");
-    fprintf(f,
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+static const sl_opts pause_opts = CLI_OPTS("pause",
+    "Usage: sluice pause QUEUE [OPTIONS]\n"
+    "\n"
+    "Pauses QUEUE: workers take no new jobs from it until 'sluice resume QUEUE'.\n"
+    "Jobs already running finish; producers can still enqueue, and their jobs\n"
+    "wait in the stream.  Pausing a paused queue is not an error.\n"
+    "\n",
+    cli_rows_simple);
 
-static void pause_usage(FILE *f)
-{
-    usage(f, true);
-}
-
-static void resume_usage(FILE *f)
-{
-    usage(f, false);
-}
+static const sl_opts resume_opts = CLI_OPTS("resume",
+    "Usage: sluice resume QUEUE [OPTIONS]\n"
+    "\n"
+    "Resumes QUEUE after 'sluice pause': workers take jobs from it again.\n"
+    "Resuming a queue that is not paused is not an error.\n"
+    "\n",
+    cli_rows_simple);
 
 static int set_paused(int argc, char **argv, bool pause)
 {
     const char *cmd = pause ? "pause" : "resume";
     const char *config = NULL;
-    int parsed = cli_simple_args(cmd, argc, argv, pause ? pause_usage : resume_usage, &config, NULL, 1,
+    int parsed = cli_simple_args(pause ? &pause_opts : &resume_opts, argc, argv, &config, NULL, 1,
                                  "QUEUE");
     if (parsed >= 0)
         return parsed;

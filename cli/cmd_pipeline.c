@@ -35,43 +35,38 @@
 
 /* ---- validate --------------------------------------------------------------- */
 
-static void validate_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice validate [OPTIONS] [FILE...]\n"
-        "\n"
-        "Checks pipeline files (default: every *.yaml in the pipeline directory) and\n"
-        "prints each error as FILE:LINE:COLUMN: message.  Exits 1 if any has an error.\n"
-        "\n"
-        "Options:\n"
-        "  -p, --pipelines DIR  pipeline directory (default: scheduler.pipelines)\n"
-        "  -q, --quiet          print only errors\n"
-        "  -c, --config FILE    configuration file (approver groups)\n"
-        "  -h, --help           show this help\n");
-}
+static const sl_opt validate_rows[] = {
+    { 'p', "pipelines", 'p', "DIR", "pipeline directory (default: scheduler.pipelines)" },
+    { 'q', "quiet", 'q', NULL, "print only errors" },
+    { 'c', "config", 'c', "FILE", "configuration file (approver groups)" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts validate_opts = { "sluice validate",
+    "Usage: sluice validate [OPTIONS] [FILE...]\n"
+    "\n"
+    "Checks pipeline files (default: every *.yaml in the pipeline directory) and\n"
+    "prints each error as FILE:LINE:COLUMN: message.  Exits 1 if any has an error.\n"
+    "\n",
+    "\nTry 'sluice validate --help'.", validate_rows,
+NULL, NULL };
+
 
 int cmd_validate(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "pipelines", required_argument, NULL, 'p' },
-        { "quiet", no_argument, NULL, 'q' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL, *dir = NULL;
     bool quiet = false;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":p:qc:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &validate_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'p': dir = optarg; break;
+        case 'p': dir = optval; break;
         case 'q': quiet = true; break;
-        case 'c': config = optarg; break;
-        case 'h': validate_usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error("validate", "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error("validate", "unknown option '%s'", argv[optind - 1]);
+        case 'c': config = optval; break;
+        default: return op.status;
         }
     }
     sl_config *cfg = cli_load_config("validate", config);
@@ -81,7 +76,7 @@ int cmd_validate(int argc, char **argv)
     int status = CLI_OK;
     if (optind < argc) {
         for (int i = optind; i < argc; i++) {
-            sl_pipeline *p = sl_pipeline_load(argv[i], &cfg->sched, &errors);
+            sl_pipeline *p = sl_pipeline_load(argv[i], sl_sched_config_of(cfg), &errors);
             if (p && !quiet)
                 printf("%s: ok (pipeline %s, %zu steps%s)\n", argv[i], p->name, p->nsteps,
                        p->schedule ? ", scheduled" : "");
@@ -92,8 +87,8 @@ int cmd_validate(int argc, char **argv)
         size_t n;
         sl_err err;
         if (dir == NULL)
-            dir = cfg->sched.pipelines;
-        if (sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &errors, &err) < 0) {
+            dir = sl_sched_config_of(cfg)->pipelines;
+        if (sl_pipelines_load_dir(dir, sl_sched_config_of(cfg), &list, &n, &errors, &err) < 0) {
             status = cli_fail("validate", "%s", err.msg);
         } else {
             for (size_t i = 0; i < n && !quiet; i++)
@@ -113,29 +108,30 @@ int cmd_validate(int argc, char **argv)
 
 /* ---- run -------------------------------------------------------------------- */
 
-static void run_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice run PIPELINE [OPTIONS]\n"
-        "\n"
-        "Asks the API server (api.url, $SLUICE_API_URL) to start a run of PIPELINE,\n"
-        "a pipeline the scheduler has installed (its scheduler.pipelines), and prints\n"
-        "the run's id.  The scheduler runs its own copy of the pipeline and records\n"
-        "its SHA-256 on the run; no pipeline text is sent from here.  A name it has\n"
-        "not installed, or an undeclared --var, fails the run.  The request carries\n"
-        "the token in $SLUICE_TOKEN (scope trigger); the run is recorded as\n"
-        "triggered by the token's user, who may not approve its gates unless a gate\n"
-        "allows self-approval.  The run waits (queued) while another run of its\n"
-        "concurrency group is active.\n"
-        "\n"
-        "Options:\n"
-        "      --var NAME=VALUE  override a declared variable (repeatable)\n"
-        "  -w, --wait            follow the run until it ends or waits at a gate\n"
-        "                        (needs the read scope too); exit 0 succeeded,\n"
-        "                        1 failed or cancelled, 3 waiting at a gate\n"
-        "  -c, --config FILE     configuration file\n"
-        "  -h, --help            show this help\n");
-}
+static const sl_opt run_rows[] = {
+    { 'v', "var", 0, "NAME=VALUE", "override a declared variable (repeatable)" },
+    { 'w', "wait", 'w', NULL, "follow the run until it ends or waits at a gate\n(needs the read scope too); exit 0 succeeded,\n1 failed or cancelled, 3 waiting at a gate" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts run_opts = { "sluice run",
+    "Usage: sluice run PIPELINE [OPTIONS]\n"
+    "\n"
+    "Asks the API server (api.url, $SLUICE_API_URL) to start a run of PIPELINE,\n"
+    "a pipeline the scheduler has installed (its scheduler.pipelines), and prints\n"
+    "the run's id.  The scheduler runs its own copy of the pipeline and records\n"
+    "its SHA-256 on the run; no pipeline text is sent from here.  A name it has\n"
+    "not installed, or an undeclared --var, fails the run.  The request carries\n"
+    "the token in $SLUICE_TOKEN (scope trigger); the run is recorded as\n"
+    "triggered by the token's user, who may not approve its gates unless a gate\n"
+    "allows self-approval.  The run waits (queued) while another run of its\n"
+    "concurrency group is active.\n"
+    "\n",
+    "\nTry 'sluice run --help'.", run_rows,
+NULL, NULL };
+
 
 /* GET path as JSON into j (check j->ok; free it whatever the result);
  * prints the failure and returns -1 when there is no 200 answer. */
@@ -238,40 +234,32 @@ static int follow(const sl_config *cfg, const char *run_id)
 
 int cmd_run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "var", required_argument, NULL, 'v' },
-        { "wait", no_argument, NULL, 'w' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
     sl_buf body = SL_BUF_INIT;
     bool wait = false;
     int c, status = CLI_FAILED;
     size_t nvars = 0;
-    opterr = 0;
-    optind = 1;
     sl_buf_puts(&body, "{\"vars\":{");
-    while ((c = getopt_long(argc, argv, ":wc:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &run_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         const char *eq;
         switch (c) {
         case 'v':
-            if ((eq = strchr(optarg, '=')) == NULL) {
+            if ((eq = strchr(optval, '=')) == NULL) {
                 sl_buf_free(&body);
-                return cli_usage_error("run", "--var '%s': expected NAME=VALUE", optarg);
+                return cli_usage_error("run", "--var '%s': expected NAME=VALUE", optval);
             }
             if (nvars++)
                 sl_buf_putc(&body, ',');
-            sl_json_put_string(&body, optarg, (size_t)(eq - optarg));
+            sl_json_put_string(&body, optval, (size_t)(eq - optval));
             sl_buf_putc(&body, ':');
             sl_json_put_string(&body, eq + 1, strlen(eq + 1));
             break;
         case 'w': wait = true; break;
-        case 'c': config = optarg; break;
-        case 'h': sl_buf_free(&body); run_usage(stdout); return CLI_OK;
-        case ':': sl_buf_free(&body); return cli_usage_error("run", "option '%s' needs a value", argv[optind - 1]);
-        default: sl_buf_free(&body); return cli_usage_error("run", "unknown option '%s'", argv[optind - 1]);
+        case 'c': config = optval; break;
+        default: sl_buf_free(&body); return op.status;
         }
     }
     sl_buf_puts(&body, "}}");
@@ -322,60 +310,51 @@ out:
 
 /* ---- runs, status ------------------------------------------------------------ */
 
-static int simple_opts(const char *cmd, int argc, char **argv, const char **config, void (*usage)(FILE *),
-                       const char **a, char ac, const char **b, char bc)
+/* Parses the options of runs and status from o's table: --config and the
+ * rows with ids ac and bc into *a and *b.  Returns -1 to go on, else the
+ * exit status (help printed, or a usage error). */
+static int simple_opts(const sl_opts *o, int argc, char **argv, const char **config, const char **a,
+                       int ac, const char **b, int bc)
 {
-    static const struct option opts[] = {
-        { "pipeline", required_argument, NULL, 'P' },
-        { "status", required_argument, NULL, 'S' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":c:h", opts, NULL)) != -1) {
-        if (c == 'c') {
-            *config = optarg;
-        } else if (c == 'h') {
-            usage(stdout);
-            return CLI_OK + 100;
-        } else if (a && c == ac) {
-            *a = optarg;
-        } else if (b && c == bc) {
-            *b = optarg;
-        } else if (c == ':') {
-            return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        } else {
-            return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
-        }
+    sl_opts_parser op;
+    const char *value;
+    sl_opts_begin(&op, o, argc, argv);
+    for (int c; (c = sl_opts_next(&op, &value)) != SL_OPTS_END;) {
+        if (c == 'c')
+            *config = value;
+        else if (a && c == ac)
+            *a = value;
+        else if (b && c == bc)
+            *b = value;
+        else
+            return op.status;
     }
     return -1;
 }
 
-static void runs_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice runs [--pipeline P] [--status S]\n"
-        "\n"
-        "Lists runs, newest first (at most 100): id, pipeline, status, who or what\n"
-        "triggered it, when it was created and finished.  S is queued, running,\n"
-        "succeeded, failed or cancelled.\n"
-        "\n"
-        "Options:\n"
-        "      --pipeline P     only runs of pipeline P\n"
-        "      --status S       only runs with status S\n"
-        "  -c, --config FILE    configuration file\n"
-        "  -h, --help           show this help\n");
-}
+static const sl_opt runs_rows[] = {
+    { 'P', "pipeline", 0, "P", "only runs of pipeline P" },
+    { 'S', "status", 0, "S", "only runs with status S" },
+    CLI_ROW_CONFIG,
+    CLI_ROW_HELP,
+    { 0 },
+};
+
+static const sl_opts runs_opts = CLI_OPTS("runs",
+    "Usage: sluice runs [--pipeline P] [--status S]\n"
+    "\n"
+    "Lists runs, newest first (at most 100): id, pipeline, status, who or what\n"
+    "triggered it, when it was created and finished.  S is queued, running,\n"
+    "succeeded, failed or cancelled.\n"
+    "\n",
+    runs_rows);
 
 int cmd_runs(int argc, char **argv)
 {
     const char *config = NULL, *pipeline = NULL, *st = NULL;
-    int rc = simple_opts("runs", argc, argv, &config, runs_usage, &pipeline, 'P', &st, 'S');
+    int rc = simple_opts(&runs_opts, argc, argv, &config, &pipeline, 'P', &st, 'S');
     if (rc >= 0)
-        return rc == CLI_OK + 100 ? CLI_OK : rc;
+        return rc;
     if (optind < argc)
         return cli_usage_error("runs", "unexpected argument '%s'", argv[optind]);
     sl_config *cfg = cli_load_config("runs", config);
@@ -407,19 +386,14 @@ out:
     return status;
 }
 
-static void status_usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice status RUN\n"
-        "\n"
-        "Shows a run and its steps: status, attempts, how long each took, job ids,\n"
-        "outputs or errors.  A queued step whose queue no live sluice-worker reads\n"
-        "is marked as such.  Exits 1 if there is no such run.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE    configuration file\n"
-        "  -h, --help           show this help\n");
-}
+static const sl_opts status_opts = CLI_OPTS("status",
+    "Usage: sluice status RUN\n"
+    "\n"
+    "Shows a run and its steps: status, attempts, how long each took, job ids,\n"
+    "outputs or errors.  A queued step whose queue no live sluice-worker reads\n"
+    "is marked as such.  Exits 1 if there is no such run.\n"
+    "\n",
+    cli_rows_simple);
 
 /* What `status` needs to say whether a queued step's queue is served. */
 typedef struct unserved_ctx {
@@ -453,9 +427,9 @@ static void unserved_note(unserved_ctx *uc, const char *step_id)
 int cmd_status(int argc, char **argv)
 {
     const char *config = NULL;
-    int rc = simple_opts("status", argc, argv, &config, status_usage, NULL, 0, NULL, 0);
+    int rc = simple_opts(&status_opts, argc, argv, &config, NULL, 0, NULL, 0);
     if (rc >= 0)
-        return rc == CLI_OK + 100 ? CLI_OK : rc;
+        return rc;
     if (optind + 1 != argc)
         return cli_usage_error("status", optind >= argc ? "missing RUN" : "unexpected argument");
     sl_config *cfg = cli_load_config("status", config);
@@ -502,7 +476,7 @@ int cmd_status(int argc, char **argv)
     }
     sl_yerrors perr = SL_YERRORS_INIT;
     uc.p = sl_pipeline_parse(PQgetvalue(r, 0, 7), PQgetvalue(r, 0, 8), (size_t)PQgetlength(r, 0, 8),
-                             &cfg->sched, &perr);
+                             sl_sched_config_of(cfg), &perr);
     sl_yerrors_free(&perr);
     printf("\n%-20s %-10s %-8s %-10s %s\n", "STEP", "STATUS", "ATTEMPTS", "TOOK", "JOB");
     for (int i = 0; i < PQntuples(s); i++) {

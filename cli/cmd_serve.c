@@ -10,45 +10,39 @@
 
 #define CMD "serve"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice serve [OPTIONS]\n"
-        "\n"
-        "Runs the API server: the JSON API under /v1/ (docs/api.md; the OpenAPI\n"
-        "document is GET /v1/openapi.json), GET /metrics (the Prometheus text\n"
-        "exposition), GET /healthz (200 when Redis and PostgreSQL answer) and\n"
-        "GET /readyz (200 when, in addition, the schema is current).  Serves HTTPS\n"
-        "when api.tls_cert and api.tls_key are set.  Runs in the foreground until\n"
-        "SIGINT or SIGTERM; logs to stderr.\n"
-        "\n"
-        "Options:\n"
-        "  -l, --listen ADDR   address to bind, HOST:PORT (default: api.listen, else\n"
-        "                      metrics.listen, 127.0.0.1:9464); [V6ADDR]:PORT for IPv6;\n"
-        "                      port 0 picks a free port (logged in serve.listening)\n"
-        "  -c, --config FILE   configuration file (the api: section)\n"
-        "  -h, --help          show this help\n");
-}
+static const sl_opt cmd_rows[] = {
+    { 'l', "listen", 'l', "ADDR", "address to bind, HOST:PORT (default: api.listen, else\nmetrics.listen, 127.0.0.1:9464); [V6ADDR]:PORT for IPv6;\nport 0 picks a free port (logged in serve.listening)" },
+    { 'c', "config", 'c', "FILE", "configuration file (the api: section)" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice serve",
+    "Usage: sluice serve [OPTIONS]\n"
+    "\n"
+    "Runs the API server: the JSON API under /v1/ (docs/api.md; the OpenAPI\n"
+    "document is GET /v1/openapi.json), GET /metrics (the Prometheus text\n"
+    "exposition), GET /healthz (200 when Redis and PostgreSQL answer) and\n"
+    "GET /readyz (200 when, in addition, the schema is current).  Serves HTTPS\n"
+    "when api.tls_cert and api.tls_key are set.  Runs in the foreground until\n"
+    "SIGINT or SIGTERM; logs to stderr.\n"
+    "\n",
+    "\nTry 'sluice serve --help'.", cmd_rows,
+NULL, NULL };
+
 
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "listen", required_argument, NULL, 'l' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL, *listen = NULL;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":l:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'l': listen = optarg; break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        case 'l': listen = optval; break;
+        case 'c': config = optval; break;
+        default: return op.status;
         }
     }
     if (optind < argc)

@@ -15,59 +15,53 @@
 
 #define CMD "stats"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice stats [OPTIONS]\n"
-        "\n"
-        "Prints one snapshot of every queue, the worker pools and the open approval\n"
-        "gates.  Per queue: DEPTH (jobs waiting: stream length minus in flight),\n"
-        "INFL (delivered, not yet acknowledged), DELAY (scheduled or waiting to\n"
-        "retry), DEAD (dead-letter entries), latency p50/p99 of WAIT (enqueue to\n"
-        "start) and RUN, estimated from the histograms over all time, OLDST (age\n"
-        "of the oldest waiting job) and P: 'P' paused, '!' jobs wait (now or\n"
-        "delayed) and no live worker serves the queue (a line under the table\n"
-        "names such queues).  PROC/s and FAIL/s need two snapshots: see 'sluice\n"
-        "top'.  Queues are those registered in Redis and those live pools serve.\n"
-        "\n"
-        "Options:\n"
-        "      --json          print one JSON object (counters per kind, histogram\n"
-        "                      buckets, registry documents; docs/operations.md)\n"
-        "  -q, --queue NAME    only this queue (repeatable)\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+static const sl_opt cmd_rows[] = {
+    { 'J', "json", 0, NULL, "print one JSON object (counters per kind, histogram\nbuckets, registry documents; docs/operations.md)" },
+    { 'q', "queue", 'q', "NAME", "only this queue (repeatable)" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice stats",
+    "Usage: sluice stats [OPTIONS]\n"
+    "\n"
+    "Prints one snapshot of every queue, the worker pools and the open approval\n"
+    "gates.  Per queue: DEPTH (jobs waiting: stream length minus in flight),\n"
+    "INFL (delivered, not yet acknowledged), DELAY (scheduled or waiting to\n"
+    "retry), DEAD (dead-letter entries), latency p50/p99 of WAIT (enqueue to\n"
+    "start) and RUN, estimated from the histograms over all time, OLDST (age\n"
+    "of the oldest waiting job) and P: 'P' paused, '!' jobs wait (now or\n"
+    "delayed) and no live worker serves the queue (a line under the table\n"
+    "names such queues).  PROC/s and FAIL/s need two snapshots: see 'sluice\n"
+    "top'.  Queues are those registered in Redis and those live pools serve.\n"
+    "\n",
+    "\nTry 'sluice stats --help'.", cmd_rows,
+NULL, NULL };
+
 
 int cmd_stats(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'J' },
-        { "queue", required_argument, NULL, 'q' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL;
     bool as_json = false;
     char **queues = sl_xcalloc((size_t)argc, sizeof *queues);
     size_t nqueues = 0;
     int c, status = CLI_FAILED;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":q:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
         case 'J': as_json = true; break;
         case 'q':
-            if (!sl_envelope_queue_valid(optarg)) {
-                status = cli_usage_error(CMD, "invalid queue name '%s'", optarg);
+            if (!sl_envelope_queue_valid(optval)) {
+                status = cli_usage_error(CMD, "invalid queue name '%s'", optval);
                 goto out_args;
             }
-            queues[nqueues++] = optarg;
+            queues[nqueues++] = optarg;   /* the same string, not const */
             break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); status = CLI_OK; goto out_args;
-        case ':': status = cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]); goto out_args;
-        default: status = cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]); goto out_args;
+        case 'c': config = optval; break;
+        default: status = op.status; goto out_args;
         }
     }
     if (optind < argc) {

@@ -12,29 +12,32 @@
 
 #define CMD "token"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice token create --user NAME --scopes LIST [--expires DURATION]\n"
-        "       sluice token list\n"
-        "       sluice token revoke ID\n"
-        "\n"
-        "API tokens authenticate programs and the CLI to the API server ('sluice\n"
-        "serve'; the CLI sends $SLUICE_TOKEN).  'create' prints the token once:\n"
-        "only its SHA-256 is stored, so it cannot be shown again.  The token acts as\n"
-        "user NAME: runs it triggers record NAME, and NAME is the approver of the\n"
-        "gates it approves.  Scopes (comma-separated): enqueue (POST jobs), trigger\n"
-        "(start runs), approve (approve/reject gates), read (runs, gates, jobs,\n"
-        "audit), admin (everything).  'list' shows ids, users, scopes and expiry,\n"
-        "never tokens; 'revoke ID' makes a token worthless at once.\n"
-        "\n"
-        "Options:\n"
-        "  -u, --user NAME        who the token acts as (create)\n"
-        "  -s, --scopes LIST      what it may do (create)\n"
-        "  -e, --expires DURATION lifetime, e.g. 90d, 12h (create; default: never)\n"
-        "  -c, --config FILE      configuration file\n"
-        "  -h, --help             show this help\n");
-}
+static const sl_opt cmd_rows[] = {
+    { 'u', "user", 'u', "NAME", "who the token acts as (create)" },
+    { 's', "scopes", 's', "LIST", "what it may do (create)" },
+    { 'e', "expires", 'e', "DURATION", "lifetime, e.g. 90d, 12h (create; default: never)" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice token",
+    "Usage: sluice token create --user NAME --scopes LIST [--expires DURATION]\n"
+    "       sluice token list\n"
+    "       sluice token revoke ID\n"
+    "\n"
+    "API tokens authenticate programs and the CLI to the API server ('sluice\n"
+    "serve'; the CLI sends $SLUICE_TOKEN).  'create' prints the token once:\n"
+    "only its SHA-256 is stored, so it cannot be shown again.  The token acts as\n"
+    "user NAME: runs it triggers record NAME, and NAME is the approver of the\n"
+    "gates it approves.  Scopes (comma-separated): enqueue (POST jobs), trigger\n"
+    "(start runs), approve (approve/reject gates), read (runs, gates, jobs,\n"
+    "audit), admin (everything).  'list' shows ids, users, scopes and expiry,\n"
+    "never tokens; 'revoke ID' makes a token worthless at once.\n"
+    "\n",
+    "\nTry 'sluice token --help'.", cmd_rows,
+NULL, NULL };
+
 
 static int create(sl_db *db, const char *user, const char *scopes, int64_t expires_ms)
 {
@@ -79,27 +82,18 @@ static int list(sl_db *db)
 
 int cmd_token(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "user", required_argument, NULL, 'u' },
-        { "scopes", required_argument, NULL, 's' },
-        { "expires", required_argument, NULL, 'e' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     const char *config = NULL, *user = NULL, *scopes = NULL, *expires = NULL;
     int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":u:s:e:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
-        case 'u': user = optarg; break;
-        case 's': scopes = optarg; break;
-        case 'e': expires = optarg; break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        case 'u': user = optval; break;
+        case 's': scopes = optval; break;
+        case 'e': expires = optval; break;
+        case 'c': config = optval; break;
+        default: return op.status;
         }
     }
     if (optind >= argc)

@@ -57,40 +57,40 @@ static void on_signal(int sig)
         stop_signal = sig;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice top [OPTIONS]\n"
-        "\n"
-        "A live full-screen view, like top(1): one row per queue with DEPTH\n"
-        "(waiting), INFL (in flight), DELAY (delayed), DEAD (dead letter), PROC/s\n"
-        "and FAIL/s over the last interval, WAIT and RUN latency p50/p99 over the\n"
-        "last interval ('-': nothing started or ran), OLDST (age of the oldest\n"
-        "waiting job) and P ('P' paused, '!' jobs wait and no live worker serves\n"
-        "the queue); then the worker processes (host, pid, state,\n"
-        "kind and id of the current job and for how long, jobs done, RSS) and the\n"
-        "open approval gates (run, gate, waiting since, approvals so far/required).\n"
-        "\n"
-        "Keys:\n"
-        "  q          quit (also Ctrl-C)\n"
-        "  /          type a filter (substring of the queue name), Enter to apply,\n"
-        "             Esc to cancel; an empty filter shows every queue\n"
-        "  n d i p f w o   sort by name, depth, in flight, processed/s, failed/s,\n"
-        "             wait p99, oldest waiting job (largest first)\n"
-        "  space      refresh now\n"
-        "  Ctrl-Z     suspend: the terminal is restored; 'fg' brings top back\n"
-        "\n"
-        "Options:\n"
-        "  -i, --interval T    refresh every T (default 1s): a duration (500ms, 2s)\n"
-        "                      or seconds (0.5, 2); at least 100ms\n"
-        "  -s, --sort KEY      initial sort: name, depth, inflight, processed, failed,\n"
-        "                      wait, oldest (or its key letter); default name\n"
-        "  -f, --filter TEXT   initial queue filter\n"
-        "      --once          print one plain snapshot and exit (also without a\n"
-        "                      terminal)\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+static const sl_opt cmd_rows[] = {
+    { 'i', "interval", 'i', "T", "refresh every T (default 1s): a duration (500ms, 2s)\nor seconds (0.5, 2); at least 100ms" },
+    { 's', "sort", 's', "KEY", "initial sort: name, depth, inflight, processed, failed,\nwait, oldest (or its key letter); default name" },
+    { 'f', "filter", 'f', "TEXT", "initial queue filter" },
+    { 'O', "once", 0, NULL, "print one plain snapshot and exit (also without a\nterminal)" },
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 0 },
+};
+
+static const sl_opts cmd_opts = { "sluice top",
+    "Usage: sluice top [OPTIONS]\n"
+    "\n"
+    "A live full-screen view, like top(1): one row per queue with DEPTH\n"
+    "(waiting), INFL (in flight), DELAY (delayed), DEAD (dead letter), PROC/s\n"
+    "and FAIL/s over the last interval, WAIT and RUN latency p50/p99 over the\n"
+    "last interval ('-': nothing started or ran), OLDST (age of the oldest\n"
+    "waiting job) and P ('P' paused, '!' jobs wait and no live worker serves\n"
+    "the queue); then the worker processes (host, pid, state,\n"
+    "kind and id of the current job and for how long, jobs done, RSS) and the\n"
+    "open approval gates (run, gate, waiting since, approvals so far/required).\n"
+    "\n"
+    "Keys:\n"
+    "  q          quit (also Ctrl-C)\n"
+    "  /          type a filter (substring of the queue name), Enter to apply,\n"
+    "             Esc to cancel; an empty filter shows every queue\n"
+    "  n d i p f w o   sort by name, depth, in flight, processed/s, failed/s,\n"
+    "             wait p99, oldest waiting job (largest first)\n"
+    "  space      refresh now\n"
+    "  Ctrl-Z     suspend: the terminal is restored; 'fg' brings top back\n"
+    "\n",
+    "\nTry 'sluice top --help'.", cmd_rows,
+NULL, NULL };
+
 
 /* "500ms", "2s" or a number of seconds ("0.5"). */
 static int parse_interval(const char *s, int64_t *ms)
@@ -370,15 +370,6 @@ done:
 
 int cmd_top(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "interval", required_argument, NULL, 'i' },
-        { "sort", required_argument, NULL, 's' },
-        { "filter", required_argument, NULL, 'f' },
-        { "once", no_argument, NULL, 'O' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
     screen sc;
     memset(&sc, 0, sizeof sc);
     sc.fd = STDOUT_FILENO;
@@ -386,25 +377,24 @@ int cmd_top(int argc, char **argv)
     const char *config = NULL;
     bool once = false;
     int c, s;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":i:s:f:c:h", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    const char *optval;
+    sl_opts_begin(&op, &cmd_opts, argc, argv);
+    while ((c = sl_opts_next(&op, &optval)) != SL_OPTS_END) {
         switch (c) {
         case 'i':
-            if (parse_interval(optarg, &sc.interval_ms) < 0)
-                return cli_usage_error(CMD, "invalid --interval '%s' (e.g. 1s, 500ms, 2; at least 100ms)", optarg);
+            if (parse_interval(optval, &sc.interval_ms) < 0)
+                return cli_usage_error(CMD, "invalid --interval '%s' (e.g. 1s, 500ms, 2; at least 100ms)", optval);
             break;
         case 's':
-            if ((s = view_sort_parse(optarg)) < 0)
-                return cli_usage_error(CMD, "unknown sort key '%s'", optarg);
+            if ((s = view_sort_parse(optval)) < 0)
+                return cli_usage_error(CMD, "unknown sort key '%s'", optval);
             sc.opts.sort = (view_sort)s;
             break;
-        case 'f': snprintf(sc.filter, sizeof sc.filter, "%s", optarg); break;
+        case 'f': snprintf(sc.filter, sizeof sc.filter, "%s", optval); break;
         case 'O': once = true; break;
-        case 'c': config = optarg; break;
-        case 'h': usage(stdout); return CLI_OK;
-        case ':': return cli_usage_error(CMD, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(CMD, "unknown option '%s'", argv[optind - 1]);
+        case 'c': config = optval; break;
+        default: return op.status;
         }
     }
     if (optind < argc)

@@ -22,21 +22,22 @@
 
 #define CMD "workers"
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice workers [OPTIONS]\n"
-        "\n"
-        "Lists the running sluice-worker pools and their processes: host, pid,\n"
-        "role, state, the job each process runs and for how long, jobs done and\n"
-        "memory (RSS).  A pool appears within 2 s of starting and disappears when\n"
-        "it stops (at most 10 s after its master died).\n"
-        "\n"
-        "Options:\n"
-        "      --json          print the pools' documents as one JSON array\n"
-        "  -c, --config FILE   configuration file\n"
-        "  -h, --help          show this help\n");
-}
+static const sl_opt rows[] = {
+    { CLI_OPT_JSON_ID, "json", 0, NULL, "print the pools' documents as one JSON array" },
+    CLI_ROW_CONFIG,
+    CLI_ROW_HELP,
+    { 0 },
+};
+
+static const sl_opts opts = CLI_OPTS("workers",
+    "Usage: sluice workers [OPTIONS]\n"
+    "\n"
+    "Lists the running sluice-worker pools and their processes: host, pid,\n"
+    "role, state, the job each process runs and for how long, jobs done and\n"
+    "memory (RSS).  A pool appears within 2 s of starting and disappears when\n"
+    "it stops (at most 10 s after its master died).\n"
+    "\n",
+    rows);
 
 /* One registry document: its text and its parsed form. */
 typedef struct doc {
@@ -192,7 +193,7 @@ int cmd_workers(int argc, char **argv)
 {
     const char *config = NULL;
     bool as_json = false;
-    int parsed = cli_simple_args(CMD, argc, argv, usage, &config, &as_json, 0, NULL);
+    int parsed = cli_simple_args(&opts, argc, argv, &config, &as_json, 0, NULL);
     if (parsed >= 0)
         return parsed;
     sl_config *cfg = cli_load_config(CMD, config);

@@ -1,6 +1,9 @@
 /* main.c: `sluice`, the command-line client: dispatches to a subcommand. */
 #include "cli.h"
 #include "buf.h"
+#include "config_api.h"
+#include "config_jobs.h"
+#include "config_sched.h"
 #include "vis.h"
 
 #include <getopt.h>
@@ -31,7 +34,8 @@ static const command commands[] = {
     { "gates", cmd_gates, "list open approval gates" },
     { "approve", cmd_approve, "approve an approval gate" },
     { "reject", cmd_reject, "reject an approval gate (fails the run)" },
-    { "audit", cmd_audit, "verify the approval audit trail, print its signed head, make keys" },
+    { "open", cmd_open, "print the address of a run's or a gate's web page" },
+    { "audit", cmd_audit, "verify the approval audit trail, show a run's decisions, print its signed head, make keys" },
     { "break-glass", cmd_breakglass, "emergency gate decision through PostgreSQL (sluice_breakglass)" },
     { "stats", cmd_stats, "one snapshot of the queues, workers and gates (--json for scripts)" },
     { "top", cmd_top, "live full-screen view of the queues, workers and gates" },
@@ -81,37 +85,36 @@ int cli_fail(const char *cmd, const char *fmt, ...)
 sl_config *cli_load_config(const char *cmd, const char *path)
 {
     sl_err err;
+    /* sluice links every component and checks all of sluice.yaml */
+    sl_config_jobs_register();
+    sl_sched_config_register();
+    sl_api_config_register();
     sl_config *cfg = sl_config_load(path, &err);
     if (cfg == NULL)
         cli_fail(cmd, "%s", err.msg);
     return cfg;
 }
 
-int cli_simple_args(const char *cmd, int argc, char **argv, void (*usage_fn)(FILE *),
-                    const char **config, bool *json, int nargs, const char *what)
+const sl_opt cli_rows_simple[] = { CLI_ROW_CONFIG, CLI_ROW_HELP, { 0 } };
+const sl_opt cli_rows_simple_json[] = { CLI_ROW_JSON, CLI_ROW_CONFIG, CLI_ROW_HELP, { 0 } };
+
+int cli_simple_args(const sl_opts *o, int argc, char **argv, const char **config, bool *json, int nargs,
+                    const char *what)
 {
-    static const struct option opts[] = {
-        { "json", no_argument, NULL, 'J' },
-        { "config", required_argument, NULL, 'c' },
-        { "help", no_argument, NULL, 'h' },
-        { NULL, 0, NULL, 0 },
-    };
-    int c;
-    opterr = 0;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, ":c:h", json ? opts : opts + 1, NULL)) != -1) {
-        switch (c) {
-        case 'J': *json = true; break;
-        case 'c': *config = optarg; break;
-        case 'h': usage_fn(stdout); return CLI_OK;
-        case ':': return cli_usage_error(cmd, "option '%s' needs a value", argv[optind - 1]);
-        default: return cli_usage_error(cmd, "unknown option '%s'", argv[optind - 1]);
+    sl_opts_parser p;
+    const char *value;
+    sl_opts_begin(&p, o, argc, argv);
+    for (int id; (id = sl_opts_next(&p, &value)) != SL_OPTS_END;) {
+        switch (id) {
+        case CLI_OPT_JSON_ID: *json = true; break;
+        case 'c': *config = value; break;
+        default: return p.status;
         }
     }
-    if (nargs > 0 && optind >= argc)
-        return cli_usage_error(cmd, "missing %s", what);
-    if (optind + nargs < argc)
-        return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + nargs]);
+    if (nargs > 0 && p.optind >= argc)
+        return sl_opts_error(o, "missing %s", what);
+    if (p.optind + nargs < argc)
+        return sl_opts_error(o, "unexpected argument '%s'", argv[p.optind + nargs]);
     return -1;
 }
 

@@ -1,9 +1,13 @@
-/* fuzz/config.c: the configuration loader (lib/config.c and its sections in
- * lib/config_jobs.c, lib/config_sched.c) on any bytes, read from a memory
+/* fuzz/config.c: the configuration loader (lib/config.c and the sections
+ * registered with it: jobs/config_jobs.c, scheduler/config_sched.c,
+ * lib/config_api.c) on any bytes, read from a memory
  * file as sl_config_load reads /etc/sluice/sluice.yaml. */
 #include "fuzz.h"
 
 #include "config.h"
+#include "config_api.h"
+#include "config_jobs.h"
+#include "config_sched.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -21,6 +25,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     sl_err err;
+    sl_config_jobs_register();
+    sl_sched_config_register();
+    sl_api_config_register();
     sl_config *cfg = sl_config_load(path, &err);
     FUZZ_ASSERT(cfg != NULL || (err.code == SL_ECONFIG && err.msg[0]), "NULL without a message");
     sl_config_free(cfg);

@@ -1,6 +1,7 @@
 /* args.c: see args.h. */
 #include "args.h"
 #include "envelope.h"
+#include "json.h"
 #include "mem.h"
 
 #include <errno.h>
@@ -29,7 +30,7 @@ int sl_args_str(const msgpack_object *args, const char *key, bool required, char
         return required ? sl_err_set(err, SL_EINVAL, "argument '%s': missing", key) : 0;
     if (v->type != MSGPACK_OBJECT_STR)
         return sl_err_set(err, SL_EINVAL, "argument '%s': expected str, got %s", key,
-                          sl_envelope_type_name(v));
+                          sl_json_type_name(v));
     if (memchr(v->via.str.ptr, '\0', v->via.str.size))
         return sl_err_set(err, SL_EINVAL, "argument '%s': contains a NUL byte", key);
     *out = sl_xstrndup(v->via.str.ptr, v->via.str.size);
@@ -61,7 +62,7 @@ int sl_args_int(const msgpack_object *args, const char *key, bool required, int6
         value = ll;
     } else {
         return sl_err_set(err, SL_EINVAL, "argument '%s': expected integer, got %s", key,
-                          sl_envelope_type_name(v));
+                          sl_json_type_name(v));
     }
     if (value < min || value > max)
         return sl_err_set(err, SL_EINVAL, "argument '%s': %lld is out of range [%lld, %lld]", key,

@@ -546,7 +546,7 @@ static int write_all(int fd, const char *data, size_t n)
 static int gen_file(gen *g, int src_dir, const char *name, const char *tpath, int dst_dir,
                     const char *opath, const char *oname, const struct stat *st)
 {
-    const sl_jobs_config *jc = g->ctx->cfg->jobs;
+    const sl_jobs_config *jc = sl_config_jobs_of(g->ctx->cfg);
     if (st->st_size > jc->codegen.max_bytes)
         return sl_err_set(g->err, SL_EPERMANENT, "template %s/%s is larger than codegen.max_bytes",
                           g->template, tpath);
@@ -684,7 +684,7 @@ static bool plain_name(const char *s)
 
 static int run_codegen(sl_job_ctx *ctx, sl_err *err)
 {
-    const sl_jobs_config *jc = ctx->cfg->jobs;
+    const sl_jobs_config *jc = sl_config_jobs_of(ctx->cfg);
     if (jc->codegen.template_root == NULL)
         return sl_err_set(err, SL_EPERMANENT, "codegen is not configured on this worker "
                           "(codegen.template_root, codegen.output_root)");

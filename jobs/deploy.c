@@ -324,7 +324,7 @@ static int run_command(sl_job_ctx *ctx, const sl_deploy_target *t, sl_err *err)
     int64_t t0 = sl_monotonic_ms();
     int64_t timeout = sl_jobctx_timeout_ms(ctx);
     run_as ra;
-    if (resolve_run_as(ctx->cfg->jobs, &ra, err) < 0)
+    if (resolve_run_as(sl_config_jobs_of(ctx->cfg), &ra, err) < 0)
         return sl_err_wrap(err, "deploy target '%s'", t->name);
     char **env = build_env(ctx, t, ra.home, err);
     if (env == NULL)
@@ -609,11 +609,11 @@ static int run_deploy(sl_job_ctx *ctx, sl_err *err)
     char *name;
     if (sl_args_str(ctx->args, "target", true, &name, err) < 0)
         return -1;
-    const sl_deploy_target *t = sl_config_deploy_target(ctx->cfg->jobs, name);
+    const sl_deploy_target *t = sl_config_deploy_target(sl_config_jobs_of(ctx->cfg), name);
     if (t == NULL) {
         sl_buf names = SL_BUF_INIT;
-        for (size_t i = 0; i < ctx->cfg->jobs->deploy.ntargets; i++)
-            sl_buf_printf(&names, "%s%s", i ? ", " : "", ctx->cfg->jobs->deploy.targets[i].name);
+        for (size_t i = 0; i < sl_config_jobs_of(ctx->cfg)->deploy.ntargets; i++)
+            sl_buf_printf(&names, "%s%s", i ? ", " : "", sl_config_jobs_of(ctx->cfg)->deploy.targets[i].name);
         char shown[200];
         sl_err_set(err, SL_EINVAL, "argument 'target': no deploy target '%s' is configured "
                    "(configured: %s)", sl_jobctx_excerpt(name, strlen(name), shown, 80),

@@ -3,7 +3,9 @@
 #include "args.h"
 #include "json.h"
 #include "mem.h"
+#include "netguard.h"
 
+#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <msgpack.h>
 #include <stdio.h>
@@ -31,6 +33,29 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     return cancelled && *cancelled ? 1 : 0;
 }
 
+typedef struct guard {
+    const sl_http_req *req;
+    char refused[200];    /* why a connection was refused, "" if none was */
+} guard;
+
+/* libcurl's open-socket callback: every connection passes here with the
+ * address it will reach (after DNS), so a refused one gets no socket. */
+static curl_socket_t open_socket(void *arg, curlsocktype purpose, struct curl_sockaddr *a)
+{
+    guard *g = arg;
+    char text[64];
+    const char *why = purpose != CURLSOCKTYPE_IPCXN ? "not a plain connection"
+                      : sl_netguard_refusal(&a->addr, g->req->allow, g->req->nallow);
+    if (why) {
+        snprintf(g->refused, sizeof g->refused, "address %s is %s: refused (%s does not allow it)",
+                 sl_netguard_addr_text(&a->addr, text, sizeof text), why,
+                 g->req->allow_key ? g->req->allow_key : "the configuration");
+        return CURL_SOCKET_BAD;
+    }
+    int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+    return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
 int sl_http_request(const sl_http_req *req, sl_http_resp *resp, sl_err *err)
 {
     CURL *h = curl_easy_init();
@@ -47,6 +72,7 @@ int sl_http_request(const sl_http_req *req, sl_http_resp *resp, sl_err *err)
         hdrs = n;
     }
     sink s = { &resp->body, req->max_response };
+    guard g = { req, "" };
     char curl_err[CURL_ERROR_SIZE] = "";
     long timeout = req->timeout_ms > 0 ? (long)req->timeout_ms : 1;
     CURLcode cc = CURLE_OK;
@@ -66,6 +92,10 @@ int sl_http_request(const sl_http_req *req, sl_http_resp *resp, sl_err *err)
     SETOPT(CURLOPT_XFERINFOFUNCTION, on_progress);
     SETOPT(CURLOPT_XFERINFODATA, (void *)req->cancelled);
     SETOPT(CURLOPT_USERAGENT, "sluice/" SLUICE_VERSION);
+    if (req->guard) {
+        SETOPT(CURLOPT_OPENSOCKETFUNCTION, open_socket);
+        SETOPT(CURLOPT_OPENSOCKETDATA, &g);
+    }
     if (strcmp(req->method, "POST") == 0) {
         SETOPT(CURLOPT_POST, 1L);
         SETOPT(CURLOPT_POSTFIELDS, req->body ? req->body : "");
@@ -79,6 +109,10 @@ int sl_http_request(const sl_http_req *req, sl_http_resp *resp, sl_err *err)
     cc = curl_easy_perform(h);
     if (cc == CURLE_ABORTED_BY_CALLBACK) {
         sl_err_set(err, SL_EJOB, "%s %s: cancelled", req->method, req->url);
+        goto cleanup;
+    }
+    if (cc != CURLE_OK && g.refused[0]) {
+        sl_err_set(err, SL_EPERMANENT, "%s %s: %s", req->method, req->url, g.refused);
         goto cleanup;
     }
     if (cc == CURLE_OPERATION_TIMEDOUT) {

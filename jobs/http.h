@@ -13,10 +13,12 @@
 #define SL_HTTP_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "buf.h"
+#include "config_jobs.h"
 #include "err.h"
 
 typedef struct sl_http_req {
@@ -28,6 +30,11 @@ typedef struct sl_http_req {
     int64_t timeout_ms;          /* whole request */
     size_t max_response;         /* bytes of the body kept; the rest is dropped */
     const volatile sig_atomic_t *cancelled;  /* may be NULL */
+    bool guard;                  /* check the address every connection reaches (netguard.h):
+                                    internal ones are refused unless allow covers them */
+    const sl_cidr *allow;        /* with guard: ranges allowed anyway, nallow of them */
+    size_t nallow;
+    const char *allow_key;       /* with guard: the configuration key a refusal names */
 } sl_http_req;
 
 typedef struct sl_http_resp {
@@ -37,7 +44,8 @@ typedef struct sl_http_resp {
 
 /* Makes the request.  Returns 0 when an HTTP response arrived, whatever its
  * status, or -1 when none did: err SL_EJOB "METHOD URL: reason" (timeout,
- * refused connection, cancelled...), which is worth retrying.  resp->body
+ * refused connection, cancelled...), which is worth retrying, or
+ * SL_EPERMANENT when guard refused the address (nothing was sent).  resp->body
  * must be initialised (SL_BUF_INIT) and is appended to. */
 int sl_http_request(const sl_http_req *req, sl_http_resp *resp, sl_err *err);
 

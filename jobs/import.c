@@ -483,7 +483,7 @@ static PGresult *exec_ok(PGconn *c, const char *sql, ExecStatusType want, sl_err
 static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, int sfd, const char *staging,
                     const char *final, int64_t *rows, sl_err *err)
 {
-    const sl_jobs_config *jc = ctx->cfg->jobs;
+    const sl_jobs_config *jc = sl_config_jobs_of(ctx->cfg);
     char *url = jc->import.database_url_env || jc->import.database_url_file
                     ? sl_jobctx_secret(jc->import.database_url_env, jc->import.database_url_file,
                                        "import.database_url", err)
@@ -550,7 +550,7 @@ static int load_csv(const sl_job_ctx *ctx, const sl_import_table *t, int sfd, co
     PQclear(r);
     while ((r = PQgetResult(c)) != NULL)
         PQclear(r);
-    if (sl_stage_publish(sfd, staging, ctx->cfg->jobs->import.root, STAGING_PREFIX, final, err) < 0)
+    if (sl_stage_publish(sfd, staging, sl_config_jobs_of(ctx->cfg)->import.root, STAGING_PREFIX, final, err) < 0)
         goto fail;
     if ((r = exec_ok(c, "COMMIT", PGRES_COMMAND_OK, err)) == NULL) {
         (void)unlink(final);   /* the rows are not there, so neither is the file */
@@ -587,7 +587,7 @@ cleanup:
 
 static int run_import(sl_job_ctx *ctx, sl_err *err)
 {
-    const sl_jobs_config *jc = ctx->cfg->jobs;
+    const sl_jobs_config *jc = sl_config_jobs_of(ctx->cfg);
     int64_t t0 = sl_monotonic_ms();
     char *url = NULL, *want = NULL, *format = NULL, *name = NULL, *table = NULL, *file_path = NULL;
     char *staging = NULL, *final = NULL;

@@ -31,6 +31,7 @@
  * the `id` of the JSON answer is recorded (and its `existed`, when true).  4xx is permanent, 5xx and
  * network trouble retryable, like deploy webhooks. */
 #include "args.h"
+#include "base64.h"
 #include "clock.h"
 #include "config.h"
 #include "config_jobs.h"
@@ -98,17 +99,10 @@ static bool exists(PGconn *c, const char *sql, const char *name, bool *out, sl_e
 
 static int new_password(char out[64], sl_err *err)
 {
-    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     unsigned char raw[33];
     if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
         return sl_err_set(err, SL_EIO, "getrandom: %s", strerror(errno));
-    size_t k = 0;
-    for (size_t i = 0; i < sizeof raw; i += 3) {
-        uint32_t v = (uint32_t)raw[i] << 16 | (uint32_t)raw[i + 1] << 8 | raw[i + 2];
-        for (int j = 18; j >= 0; j -= 6)
-            out[k++] = b64[(v >> j) & 63];
-    }
-    out[k] = '\0';
+    sl_base64_encode(raw, sizeof raw, SL_BASE64URL, out, 64);   /* 44 characters */
     explicit_bzero(raw, sizeof raw);
     return 0;
 }
@@ -185,7 +179,7 @@ static int lock_password_dir(const sl_job_ctx *ctx, const char *dir, sl_err *err
 static int create_role(PGconn *c, const sl_job_ctx *ctx, const char *name, const char *qname,
                        bool *existed, sl_err *err)
 {
-    const char *dir = ctx->cfg->jobs->provision.password_dir;
+    const char *dir = sl_config_jobs_of(ctx->cfg)->provision.password_dir;
     char password[64];
     char final_name[80];
     snprintf(final_name, sizeof final_name, "%s.password", name);
@@ -260,7 +254,7 @@ cleanup:
 
 static int run_postgres(sl_job_ctx *ctx, const char *resource, sl_err *err)
 {
-    const sl_jobs_config *jc = ctx->cfg->jobs;
+    const sl_jobs_config *jc = sl_config_jobs_of(ctx->cfg);
     if (!sl_config_list_has(jc->provision.resources, jc->provision.nresources, resource))
         return sl_err_set(err, SL_EINVAL, "argument 'resource': '%s' is not enabled on this worker "
                           "(provision.resources)", resource);
@@ -366,7 +360,7 @@ static int run_http(sl_job_ctx *ctx, sl_err *err)
     if (sl_args_str(ctx->args, "endpoint", true, &ep_name, err) < 0 ||
         sl_args_str(ctx->args, "name", false, &name, err) < 0)
         goto cleanup;
-    const sl_provision_endpoint *ep = sl_config_provision_endpoint(ctx->cfg->jobs, ep_name);
+    const sl_provision_endpoint *ep = sl_config_provision_endpoint(sl_config_jobs_of(ctx->cfg), ep_name);
     if (ep == NULL) {
         char shown[100];
         sl_err_set(err, SL_EINVAL, "argument 'endpoint': no provisioning endpoint '%s' is configured",

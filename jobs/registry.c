@@ -21,6 +21,7 @@ extern const sl_kind sl_kind_deploy;
 extern const sl_kind sl_kind_import;
 extern const sl_kind sl_kind_codegen;
 extern const sl_kind sl_kind_provision;
+extern const sl_kind sl_kind_notify;
 
 /* Real kinds first, then NTEST test kinds. */
 static const sl_kind *const kinds[] = {
@@ -29,6 +30,7 @@ static const sl_kind *const kinds[] = {
     &sl_kind_import,
     &sl_kind_codegen,
     &sl_kind_provision,
+    &sl_kind_notify,
     &sl_kind_sleep,
     &sl_kind_fail,
     &sl_kind_crash,

@@ -17,8 +17,11 @@
  *   3. document it in etc/sluice.yaml and docs/configuration.md, and test it
  *      in tests/test_config.c.
  *
- * The job kinds' sections (deploy, import, codegen, provision) are nested
- * deeper and are read by lib/config_jobs.c, to which read_file hands them.
+ * The sections of other components (the job kinds', the scheduler's, the
+ * API's) are not in keys[]: their owners register them (sl_config_register)
+ * and read_file hands each to the reader registered for its name.  A
+ * config holds one part per registered section, created with its defaults
+ * when the config is, so a part exists even when the file does not name it.
  */
 #include "config.h"
 
@@ -32,7 +35,6 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "config_jobs.h"
 #include "envelope.h"
 #include "mem.h"
 #include "secretenv.h"
@@ -106,6 +108,59 @@ static const struct key {
 
 #define FIELD(cfg, type, off) ((type *)((char *)(cfg) + (off)))
 
+/* The sections registered by components (sl_config_register): set up by
+ * main before the first load, then only read. */
+#define MAX_SECTIONS 32
+static const sl_config_section *registry[MAX_SECTIONS];
+static size_t nregistry;
+
+struct sl_config_part {
+    const sl_config_section *section;   /* borrowed: a registered description */
+    void *data;                         /* owned, NULL for a skipped section */
+};
+
+/* The registered section that reads top-level key name, or NULL. */
+static const sl_config_section *registered(const char *name)
+{
+    for (size_t i = 0; i < nregistry; i++) {
+        for (const char *const *n = registry[i]->names; *n; n++) {
+            if (strcmp(*n, name) == 0)
+                return registry[i];
+        }
+    }
+    return NULL;
+}
+
+void sl_config_register(const sl_config_section *s)
+{
+    for (size_t i = 0; i < nregistry; i++) {
+        if (registry[i] == s)
+            return;
+    }
+    for (const char *const *n = s->names; *n; n++) {
+        if (registered(*n) != NULL) {
+            fprintf(stderr, "sl_config_register: section '%s' registered twice\n", *n);
+            abort();
+        }
+    }
+    if (nregistry == MAX_SECTIONS) {
+        fprintf(stderr, "sl_config_register: more than %d sections\n", MAX_SECTIONS);
+        abort();
+    }
+    registry[nregistry++] = s;
+}
+
+void *sl_config_part(const sl_config *cfg, const sl_config_section *s)
+{
+    for (size_t i = 0; i < cfg->nparts; i++) {
+        if (cfg->parts[i].section == s)
+            return cfg->parts[i].data;
+    }
+    fprintf(stderr, "sl_config_part: section '%s' was not registered before the configuration "
+            "was loaded\n", s->names[0]);
+    abort();
+}
+
 static void free_queues(char **queues, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -141,9 +196,12 @@ static sl_config *config_new(void)
     cfg->retention.runs_ms = 90 * 86400000LL;
     cfg->retention.audit_ms = 400 * 86400000LL;
     cfg->retention.batch = 1000;
-    cfg->jobs = sl_config_jobs_new();
-    sl_sched_config_init(&cfg->sched);
-    sl_api_config_init(&cfg->api);
+    cfg->parts = sl_xcalloc(nregistry ? nregistry : 1, sizeof *cfg->parts);
+    for (size_t i = 0; i < nregistry; i++) {
+        cfg->parts[i].section = registry[i];
+        cfg->parts[i].data = registry[i]->create ? registry[i]->create() : NULL;
+    }
+    cfg->nparts = nregistry;
     cfg->metrics.enabled = true;
     cfg->metrics.listen = sl_xstrdup("127.0.0.1:9464");
     cfg->metrics.request_timeout_ms = 10000;
@@ -162,8 +220,13 @@ static const char *key_names(sl_buf *b, const char *section)
             continue;   /* rows of one section are adjacent */
         sl_buf_printf(b, "%s%s", b->len ? ", " : "", name);
     }
-    if (!section)
-        sl_buf_puts(b, ", deploy, import, codegen, provision, api");
+    if (!section) {
+        sl_buf_puts(b, ", queues");
+        for (size_t i = 0; i < nregistry; i++) {
+            for (const char *const *n = registry[i]->names; *n; n++)
+                sl_buf_printf(b, ", %s", *n);
+        }
+    }
     return sl_buf_str(b);
 }
 
@@ -435,6 +498,18 @@ static int check_audit_retention(const sl_config *cfg, const char *path, sl_err 
     return 0;
 }
 
+/* Hands section name to the reader of the part registered for it (a
+ * section without a reader belongs to another program: skipped). */
+static int read_part(sl_config *cfg, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
+{
+    const sl_config_section *s = registered(name);
+    for (size_t i = 0; i < cfg->nparts; i++) {
+        if (cfg->parts[i].section == s && s->read != NULL)
+            return s->read(cfg->parts[i].data, doc, name, node, err);
+    }
+    return 0;
+}
+
 static int read_file(sl_config *cfg, const char *path, sl_err *err)
 {
     int rc = -1;
@@ -463,18 +538,8 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
                 goto cleanup;
             continue;
         }
-        if (sl_config_jobs_section(top.pairs[i].name)) {   /* read by config_jobs.c */
-            if (sl_config_jobs_read(cfg->jobs, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
-                goto cleanup;
-            continue;
-        }
-        if (sl_api_config_section(top.pairs[i].name)) {   /* read by config_api.c */
-            if (sl_api_config_read(&cfg->api, doc, top.pairs[i].value, err) < 0)
-                goto cleanup;
-            continue;
-        }
-        if (sl_sched_config_section(top.pairs[i].name)) {   /* read by config_sched.c */
-            if (sl_sched_config_read(&cfg->sched, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
+        if (registered(top.pairs[i].name) != NULL) {
+            if (read_part(cfg, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
                 goto cleanup;
             continue;
         }
@@ -552,7 +617,10 @@ static void apply_env(sl_config *cfg)
         free(cfg->database_url);
         cfg->database_url = sl_xstrdup(v);
     }
-    sl_api_config_env(&cfg->api);
+    for (size_t i = 0; i < cfg->nparts; i++) {
+        if (cfg->parts[i].data != NULL && cfg->parts[i].section->env != NULL)
+            cfg->parts[i].section->env(cfg->parts[i].data);
+    }
 }
 
 void sl_config_default_path(char *buf, size_t n)
@@ -617,9 +685,11 @@ void sl_config_free(sl_config *cfg)
     for (size_t i = 0; i < cfg->queue_settings.n; i++)
         free(cfg->queue_settings.items[i].name);
     free(cfg->queue_settings.items);
-    sl_config_jobs_free(cfg->jobs);
-    sl_sched_config_clear(&cfg->sched);
-    sl_api_config_clear(&cfg->api);
+    for (size_t i = 0; i < cfg->nparts; i++) {
+        if (cfg->parts[i].data != NULL)
+            cfg->parts[i].section->destroy(cfg->parts[i].data);
+    }
+    free(cfg->parts);
     free(cfg->metrics.listen);
     free(cfg);
 }

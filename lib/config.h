@@ -20,7 +20,20 @@
  * The file is parsed strictly: an unknown key, a value of the wrong type or
  * out of range is an error reported as "FILE:LINE:COLUMN: message", and
  * nothing is loaded.  Programs report it and exit non-zero before doing
- * anything else.  docs/configuration.md lists every key. */
+ * anything else.  docs/configuration.md lists every key.
+ *
+ * Sections: this module reads the core's own sections (redis, database,
+ * log, worker, queues, retention, metrics).  Every other top-level section
+ * belongs to the component that uses it, which describes it with an
+ * sl_config_section (its names, defaults, reader, environment overrides)
+ * and registers it with sl_config_register before the configuration is
+ * loaded: the job kinds (jobs/config_jobs.h), the scheduler
+ * (scheduler/config_sched.h), the API's address and server
+ * (lib/config_api.h).  A program's main registers what it links; a section
+ * it does not read but that another program of the same installation
+ * reads from the same file is registered without a reader, so it is
+ * accepted and skipped while a misspelt section is still an error.  The
+ * core knows no component: only the sections registered with it. */
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
 
@@ -28,13 +41,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "config_api.h"
-#include "config_sched.h"
 #include "err.h"
 #include "log.h"
 #include "rate.h"
+#include "yamldoc.h"
 
-struct sl_jobs_config;   /* the job kinds' sections: lib/config_jobs.h */
+struct sl_config_part;   /* one registered section's data (config.c) */
 
 typedef struct sl_config {
     char *path;           /* file that was loaded, or NULL for built-in defaults */
@@ -80,9 +92,8 @@ typedef struct sl_config {
                                  least 1h and at least runs), removed behind a signed checkpoint */
         int batch;            /* retention.batch, default 1000: rows removed per statement */
     } retention;              /* applied by the scheduler's leader (scheduler/retention.h) */
-    struct sl_jobs_config *jobs; /* deploy, import, codegen, provision; never NULL */
-    sl_sched_config sched;  /* scheduler: and groups: sections (config_sched.h) */
-    sl_api_config api;      /* api: section (config_api.h) */
+    struct sl_config_part *parts; /* the registered sections' data, in registration order (owned) */
+    size_t nparts;
     struct {
         bool enabled;         /* metrics.enabled   default true: workers count jobs (metrics.h) */
         char *listen;         /* metrics.listen    default 127.0.0.1:9464: `sluice serve` address */
@@ -90,6 +101,32 @@ typedef struct sl_config {
         int max_connections;  /* metrics.max_connections, default 64 */
     } metrics;
 } sl_config;
+
+/* A top-level section (or several that one component reads together, such
+ * as the job kinds' deploy, import, codegen and provision) owned by a
+ * component.  Registered descriptions are static and outlive every
+ * config. */
+typedef struct sl_config_section {
+    const char *const *names;  /* its top-level keys, NULL-terminated */
+    void *(*create)(void);     /* new data holding the defaults; NULL: a section
+                                  another program reads, accepted and skipped here */
+    void (*destroy)(void *data); /* frees what create returned (never given NULL) */
+    /* Reads section `name` (node is its value) into data; -1 with err
+     * ("FILE:LINE:COL: …", SL_ECONFIG) on the first error. */
+    int (*read)(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err);
+    void (*env)(void *data);   /* applies environment overrides, or NULL */
+} sl_config_section;
+
+/* Registers s for every configuration this process loads from now on.
+ * Registering the same s again does nothing; a name already registered by
+ * another section aborts (two owners of one key is a programming error).
+ * Call from main (or a component's init) before sl_config_load. */
+void sl_config_register(const sl_config_section *s);
+
+/* The data of section s in cfg (what s->create returned, then read and
+ * overridden), owned by cfg.  Aborts when s was not registered before cfg
+ * was loaded: a component reads only sections its program registered. */
+void *sl_config_part(const sl_config *cfg, const sl_config_section *s);
 
 /* Loads the configuration as described above.  path may be NULL.  Returns a
  * config the caller frees with sl_config_free, or NULL with err set

@@ -1,4 +1,6 @@
-/* config_api.c: see config_api.h. */
+/* config_api.c: see config_api.h.  The section reaches this module through
+ * the core loader's registry (sl_api_config_register): lib/config.c does
+ * not know it. */
 #include "config_api.h"
 
 #include <stddef.h>
@@ -27,6 +29,11 @@ void sl_api_config_init(sl_api_config *c)
     c->jwt.groups_claim = sl_xstrdup("groups");
     c->jwt.clock_skew_ms = 60000;
     c->jwt.scopes = sl_xstrdup("read,trigger,approve");
+    c->web.session_ttl_ms = 8 * 3600000;
+    c->web.idle_timeout_ms = 3600000;
+    c->web.scopes = sl_xstrdup("read,approve");
+    c->oidc.user_claim = sl_xstrdup("sub");
+    c->oidc.groups_claim = sl_xstrdup("groups");
 }
 
 void sl_api_config_clear(sl_api_config *c)
@@ -44,13 +51,25 @@ void sl_api_config_clear(sl_api_config *c)
     free(c->jwt.user_claim);
     free(c->jwt.groups_claim);
     free(c->jwt.scopes);
+    free(c->web.scopes);
+    free(c->web.proxy_header);
+    free(c->web.proxy_groups_header);
+    free(c->web.proxy_addresses);
+    free(c->oidc.issuer);
+    free(c->oidc.client_id);
+    free(c->oidc.client_secret);
+    free(c->oidc.client_secret_file);
+    free(c->oidc.redirect_url);
+    free(c->oidc.user_claim);
+    free(c->oidc.groups_claim);
+    free(c->oidc.groups_scope);
     memset(c, 0, sizeof *c);
 }
 
 bool sl_api_config_section(const char *name) { return strcmp(name, "api") == 0; }
 
 /* The keys of one mapping: strings, integers and durations by offset. */
-enum kind { K_STR, K_INT, K_DURATION };
+enum kind { K_STR, K_INT, K_DURATION, K_BOOL };
 typedef struct key {
     const char *name;
     enum kind kind;
@@ -89,6 +108,27 @@ static const key jwt_keys[] = {
     { "scopes", K_STR, offsetof(sl_api_config, jwt.scopes), 0, 0 },
 };
 
+static const key web_keys[] = {
+    { "session_ttl", K_DURATION, offsetof(sl_api_config, web.session_ttl_ms), 1000, 7 * 86400000LL },
+    { "idle_timeout", K_DURATION, offsetof(sl_api_config, web.idle_timeout_ms), 1000, 7 * 86400000LL },
+    { "scopes", K_STR, offsetof(sl_api_config, web.scopes), 0, 0 },
+    { "proxy_header", K_STR, offsetof(sl_api_config, web.proxy_header), 0, 0 },
+    { "proxy_groups_header", K_STR, offsetof(sl_api_config, web.proxy_groups_header), 0, 0 },
+    { "proxy_addresses", K_STR, offsetof(sl_api_config, web.proxy_addresses), 0, 0 },
+};
+
+static const key oidc_keys[] = {
+    { "issuer", K_STR, offsetof(sl_api_config, oidc.issuer), 0, 0 },
+    { "client_id", K_STR, offsetof(sl_api_config, oidc.client_id), 0, 0 },
+    { "client_secret", K_STR, offsetof(sl_api_config, oidc.client_secret), 0, 0 },
+    { "client_secret_file", K_STR, offsetof(sl_api_config, oidc.client_secret_file), 0, 0 },
+    { "redirect_url", K_STR, offsetof(sl_api_config, oidc.redirect_url), 0, 0 },
+    { "user_claim", K_STR, offsetof(sl_api_config, oidc.user_claim), 0, 0 },
+    { "groups_claim", K_STR, offsetof(sl_api_config, oidc.groups_claim), 0, 0 },
+    { "groups_scope", K_STR, offsetof(sl_api_config, oidc.groups_scope), 0, 0 },
+    { "allow_http", K_BOOL, offsetof(sl_api_config, oidc.allow_http), 0, 0 },
+};
+
 static int read_keys(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, const char *section,
                      const key *keys, size_t nkeys, const char *expected, sl_err *err)
 {
@@ -106,6 +146,27 @@ static int read_keys(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, const
                 return sl_ydoc_errorf(doc, v, err, "'api.jwt' needs issuer, audience and keys");
             continue;
         }
+        if (strcmp(section, "api") == 0 && strcmp(k, "web") == 0) {
+            if (read_keys(c, doc, v, "api.web", web_keys, sizeof web_keys / sizeof web_keys[0],
+                          "session_ttl, idle_timeout, scopes, proxy_header, proxy_groups_header, "
+                          "proxy_addresses", err) < 0)
+                return -1;
+            if (c->web.proxy_header != NULL && c->web.proxy_addresses == NULL)
+                return sl_ydoc_errorf(doc, v, err, "'api.web.proxy_header' needs proxy_addresses "
+                                      "(the proxies trusted to set it)");
+            continue;
+        }
+        if (strcmp(section, "api") == 0 && strcmp(k, "oidc") == 0) {
+            if (read_keys(c, doc, v, "api.oidc", oidc_keys, sizeof oidc_keys / sizeof oidc_keys[0],
+                          "issuer, client_id, client_secret, client_secret_file, redirect_url, "
+                          "user_claim, groups_claim, groups_scope, allow_http", err) < 0)
+                return -1;
+            if (c->oidc.issuer == NULL || c->oidc.client_id == NULL || c->oidc.redirect_url == NULL)
+                return sl_ydoc_errorf(doc, v, err, "'api.oidc' needs issuer, client_id and redirect_url");
+            if (c->oidc.client_secret != NULL && c->oidc.client_secret_file != NULL)
+                return sl_ydoc_errorf(doc, v, err, "'api.oidc': client_secret or client_secret_file, not both");
+            continue;
+        }
         const key *found = NULL;
         for (size_t j = 0; j < nkeys && found == NULL; j++) {
             if (strcmp(keys[j].name, k) == 0)
@@ -118,6 +179,7 @@ static int read_keys(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, const
         snprintf(what, sizeof what, "%s.%s", section, k);
         const char *s;
         int64_t n;
+        bool yes;
         char *base = (char *)c;
         switch (found->kind) {
         case K_STR:
@@ -138,6 +200,11 @@ static int read_keys(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, const
                 return -1;
             *(int *)(base + found->off) = (int)n;
             break;
+        case K_BOOL:
+            if (sl_ydoc_bool(doc, v, what, &yes, err) < 0)
+                return -1;
+            *(bool *)(base + found->off) = yes;
+            break;
         }
     }
     return 0;
@@ -148,7 +215,7 @@ int sl_api_config_read(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_
     if (read_keys(c, doc, node, "api", api_keys, sizeof api_keys / sizeof api_keys[0],
                   "url, public_url, ca_file, listen, threads, tls_cert, tls_key, audit_key_file, max_connections, per_ip_connections, "
                   "connection_timeout, request_deadline, max_body, rate_limit, rate_burst, "
-                  "auth_failures, auth_lockout, backend_timeout, jwt", err) < 0)
+                  "auth_failures, auth_lockout, backend_timeout, jwt, web, oidc", err) < 0)
         return -1;
     if (c->public_url != NULL) {
         size_t n = strlen(c->public_url);
@@ -177,4 +244,44 @@ void sl_api_config_env(sl_api_config *c)
 const char *sl_api_public_url(const sl_api_config *c)
 {
     return c->public_url != NULL ? c->public_url : c->url;
+}
+
+/* ---- registration with the core loader (lib/config.h) -------------------- */
+
+static const char *const section_names[] = { "api", NULL };
+
+static void *part_create(void)
+{
+    sl_api_config *c = sl_xmalloc(sizeof *c);
+    sl_api_config_init(c);
+    return c;
+}
+
+static void part_destroy(void *data)
+{
+    sl_api_config_clear(data);
+    free(data);
+}
+
+static int part_read(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
+{
+    (void)name;
+    return sl_api_config_read(data, doc, node, err);
+}
+
+static void part_env(void *data) { sl_api_config_env(data); }
+
+static const sl_config_section api_section = {
+    .names = section_names, .create = part_create, .destroy = part_destroy, .read = part_read,
+    .env = part_env,
+};
+
+void sl_api_config_register(void)
+{
+    sl_config_register(&api_section);
+}
+
+sl_api_config *sl_api_config_of(const sl_config *cfg)
+{
+    return sl_config_part(cfg, &api_section);
 }

@@ -28,9 +28,30 @@
  *       groups_claim: groups
  *       clock_skew: 60s
  *       scopes: read,trigger,approve   # what a valid JWT may do
+ *     web:                         # the web pages at / (docs/web.md)
+ *       session_ttl: 8h            # a session ends this long after sign-in ...
+ *       idle_timeout: 1h           # ... or after this long unused
+ *       scopes: read,approve       # what OIDC and proxy sessions may do
+ *       proxy_header: X-Forwarded-User        # reverse-proxy sign-in, trusted only
+ *       proxy_groups_header: X-Forwarded-Groups  # from proxy_addresses
+ *       proxy_addresses: 127.0.0.1,::1
+ *     oidc:                        # sign-in with an OpenID Connect provider
+ *       issuer: https://id.example.com
+ *       client_id: sluice
+ *       client_secret_file: /etc/sluice/oidc-secret   # or client_secret
+ *       redirect_url: https://sluice.example.com/login/oidc/callback
+ *       user_claim: preferred_username
+ *       groups_claim: groups
+ *       groups_scope: groups       # extra scope asked for, optional
+ *       allow_http: false          # true only for a loopback test provider
  *
- * lib/config.c hands the section to this module, which reads it with the
- * same strictness as the rest (unknown keys, types, FILE:LINE:COL).  The
+ * The section is registered with the core loader by the programs that use
+ * it (sl_api_config_register, before sl_config_load): the API server and
+ * the CLI, and the scheduler and the worker, whose messages link to the
+ * web pages (api.public_url).  It lives in lib/ rather than server/ for
+ * that reason: url, public_url and ca_file say how every layer reaches the
+ * API.  It is read with the same strictness as the rest (unknown keys,
+ * types, FILE:LINE:COL).  The
  * environment overrides api.url with $SLUICE_API_URL and api.ca_file with
  * $SLUICE_API_CA (sl_api_config_env). */
 #ifndef SL_CONFIG_API_H
@@ -38,6 +59,7 @@
 
 #include <stdbool.h>
 
+#include "config.h"
 #include "err.h"
 #include "yamldoc.h"
 
@@ -70,6 +92,25 @@ typedef struct sl_api_config {
         int clock_skew_ms;     /* api.jwt.clock_skew, default 60s, at most 5m */
         char *scopes;          /* api.jwt.scopes, default "read,trigger,approve" (owned) */
     } jwt;
+    struct {
+        int session_ttl_ms;    /* api.web.session_ttl, default 8h */
+        int idle_timeout_ms;   /* api.web.idle_timeout, default 1h */
+        char *scopes;          /* api.web.scopes: of OIDC and proxy sessions, default "read,approve" (owned) */
+        char *proxy_header;    /* api.web.proxy_header, NULL: no proxy sign-in (owned) */
+        char *proxy_groups_header; /* api.web.proxy_groups_header, or NULL (owned) */
+        char *proxy_addresses; /* api.web.proxy_addresses, comma-separated numeric addresses (owned) */
+    } web;
+    struct {
+        char *issuer;          /* api.oidc.issuer; NULL: no OIDC sign-in (owned) */
+        char *client_id;       /* api.oidc.client_id (owned) */
+        char *client_secret;   /* api.oidc.client_secret, or NULL (owned) */
+        char *client_secret_file; /* api.oidc.client_secret_file, or NULL (owned) */
+        char *redirect_url;    /* api.oidc.redirect_url (owned) */
+        char *user_claim;      /* api.oidc.user_claim, default "sub" (owned) */
+        char *groups_claim;    /* api.oidc.groups_claim, default "groups" (owned) */
+        char *groups_scope;    /* api.oidc.groups_scope: extra scope requested, or NULL (owned) */
+        bool allow_http;       /* api.oidc.allow_http: accept http:// provider URLs (tests) */
+    } oidc;
 } sl_api_config;
 
 /* Sets the defaults. */
@@ -83,7 +124,9 @@ bool sl_api_config_section(const char *name);
 
 /* Reads the `api` section (node is its value) into c.  Returns -1 with err
  * ("FILE:LINE:COL: …") on the first error, including a jwt section without
- * issuer, audience or keys, and a tls_cert without tls_key. */
+ * issuer, audience or keys, an oidc section without issuer, client_id or
+ * redirect_url, proxy_header without proxy_addresses, and a tls_cert
+ * without tls_key. */
 int sl_api_config_read(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err);
 
 /* The base of links given to people (the web pages' address): api.public_url,
@@ -93,5 +136,13 @@ const char *sl_api_public_url(const sl_api_config *c);
 
 /* Applies $SLUICE_API_URL and $SLUICE_API_CA. */
 void sl_api_config_env(sl_api_config *c);
+
+/* Registers the api section with the core loader (lib/config.h); call
+ * before sl_config_load.  Idempotent. */
+void sl_api_config_register(void);
+
+/* The api section of cfg (borrowed from cfg); cfg must have been loaded
+ * after sl_api_config_register. */
+sl_api_config *sl_api_config_of(const sl_config *cfg);
 
 #endif

@@ -156,23 +156,6 @@ static int args_error(sl_err *err, int code)
     return sl_err_set(err, code, "field 'args': %s", why);
 }
 
-const char *sl_envelope_type_name(const msgpack_object *o)
-{
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL: return "nil";
-    case MSGPACK_OBJECT_BOOLEAN: return "bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "integer";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64: return "float";
-    case MSGPACK_OBJECT_STR: return "str";
-    case MSGPACK_OBJECT_BIN: return "bin";
-    case MSGPACK_OBJECT_ARRAY: return "array";
-    case MSGPACK_OBJECT_MAP: return "map";
-    default: return "ext";
-    }
-}
-
 /* ---- text helpers -------------------------------------------------------- */
 
 /* Writes s[0..n) into out as a double-quoted string fit for a one-line
@@ -290,7 +273,7 @@ static int get_int(const msgpack_object *o, enum field f, int64_t min, int64_t *
         v = o->via.i64;
     } else {
         return sl_err_set(err, SL_EDECODE, "field '%s': expected integer, got %s",
-                          field_name[f], sl_envelope_type_name(o));
+                          field_name[f], sl_json_type_name(o));
     }
     if (check_min(v, min, SL_EDECODE, f, err) < 0)
         return -1;
@@ -302,7 +285,7 @@ static int get_str(const msgpack_object *o, enum field f, char **out, sl_err *er
 {
     if (o->type != MSGPACK_OBJECT_STR)
         return sl_err_set(err, SL_EDECODE, "field '%s': expected str, got %s", field_name[f],
-                          sl_envelope_type_name(o));
+                          sl_json_type_name(o));
     if (o->via.str.size > 0 && memchr(o->via.str.ptr, '\0', o->via.str.size))
         return sl_err_set(err, SL_EDECODE, "field '%s': contains a NUL byte", field_name[f]);
     *out = sl_xstrndup(o->via.str.ptr, o->via.str.size);
@@ -364,7 +347,7 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
         }
         if (k->type != MSGPACK_OBJECT_STR) {
             sl_err_set(err, SL_EDECODE, "envelope key #%" PRIu32 ": expected str, got %s",
-                       i + 1, sl_envelope_type_name(k));
+                       i + 1, sl_json_type_name(k));
             goto cleanup;
         }
         int f = field_lookup(k->via.str.ptr, k->via.str.size);
@@ -414,7 +397,7 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
         get_str(val[F_KIND], F_KIND, &job->kind, err) < 0)
         goto cleanup;
     if (val[F_ARGS]->type != MSGPACK_OBJECT_MAP) {
-        sl_err_set(err, SL_EDECODE, "field 'args': expected map, got %s", sl_envelope_type_name(val[F_ARGS]));
+        sl_err_set(err, SL_EDECODE, "field 'args': expected map, got %s", sl_json_type_name(val[F_ARGS]));
         goto cleanup;
     }
     /* What the handler reads must be what PostgreSQL stores: no NUL, no
@@ -457,7 +440,7 @@ static int decode_map(const unsigned char *p, size_t len, const msgpack_object_m
          * worker's question (worker/protect.c), not the decoder's. */
         if (val[F_SIG]->type != MSGPACK_OBJECT_BIN) {
             sl_err_set(err, SL_EDECODE, "field 'sig': expected bin, got %s",
-                       sl_envelope_type_name(val[F_SIG]));
+                       sl_json_type_name(val[F_SIG]));
             goto cleanup;
         }
         if (val[F_SIG]->via.bin.size != 64) {
@@ -519,7 +502,7 @@ int sl_envelope_decode(const char *data, size_t len, sl_job *job, sl_err *err)
         goto cleanup;
     }
     if (up.data.type != MSGPACK_OBJECT_MAP) {
-        sl_err_set(err, SL_EDECODE, "envelope: expected map, got %s", sl_envelope_type_name(&up.data));
+        sl_err_set(err, SL_EDECODE, "envelope: expected map, got %s", sl_json_type_name(&up.data));
         goto cleanup;
     }
     rc = decode_map(p, len, &up.data.via.map, job, err);
@@ -556,7 +539,7 @@ static int check_args(const char *args, size_t len, sl_err *err)
     if (ur != MSGPACK_UNPACK_SUCCESS && ur != MSGPACK_UNPACK_EXTRA_BYTES)
         rc = sl_err_set(err, SL_EINVAL, "field 'args': not valid MessagePack");
     else if (up.data.type != MSGPACK_OBJECT_MAP)
-        rc = sl_err_set(err, SL_EINVAL, "field 'args': expected map, got %s", sl_envelope_type_name(&up.data));
+        rc = sl_err_set(err, SL_EINVAL, "field 'args': expected map, got %s", sl_json_type_name(&up.data));
     else if (sl_json_check_msgpack(&up.data, err) < 0)
         rc = args_error(err, SL_EINVAL);
     msgpack_unpacked_destroy(&up);

@@ -94,10 +94,6 @@ int sl_envelope_encode(const sl_job *job, msgpack_sbuffer *out, sl_err *err);
 /* Frees what job owns and zeroes it.  job may be NULL. */
 void sl_job_clear(sl_job *job);
 
-/* Name of a MessagePack value's type for error messages ("str",
- * "integer", "map", …). */
-const char *sl_envelope_type_name(const msgpack_object *o);
-
 /* Queue names: 1..SL_NAME_MAX bytes of [A-Za-z0-9_.-] (no braces: the name
  * sits inside a Redis Cluster hash tag). */
 bool sl_envelope_queue_valid(const char *queue);

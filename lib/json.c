@@ -25,7 +25,7 @@
  * LC_NUMERIC, which sluice never changes.
  */
 #include "json.h"
-#include "envelope.h"
+#include "base64.h"
 #include "utf8.h"
 #include "mem.h"
 #include "numfmt.h"
@@ -532,27 +532,6 @@ int sl_json_check(const char *text, size_t len, sl_err *err)
 
 /* ---- writer -------------------------------------------------------------- */
 
-static void put_base64(sl_buf *out, const char *data, size_t n)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    const unsigned char *p = (const unsigned char *)data;
-    sl_buf_putc(out, '"');
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        char q[4] = { tab[v >> 18], tab[v >> 12 & 63], tab[v >> 6 & 63], tab[v & 63] };
-        if (i + 1 >= n)
-            q[2] = '=';
-        if (i + 2 >= n)
-            q[3] = '=';
-        sl_buf_append(out, q, 4);
-    }
-    sl_buf_putc(out, '"');
-}
-
 /* Shortest round trip (sl_fmt_double; float32 values to float precision),
  * always with a '.' or an exponent so the value stays a float. */
 static void put_float(sl_buf *out, double v, bool single)
@@ -610,7 +589,7 @@ static int check_keys(const msgpack_object_map *m, sl_err *err)
         const msgpack_object *k = &m->ptr[i].key;
         if (k->type != MSGPACK_OBJECT_STR)
             return sl_err_set(err, SL_EINVAL, "JSON: map key #%" PRIu32 " is of type %s; "
-                              "object keys must be strings", i + 1, sl_envelope_type_name(k));
+                              "object keys must be strings", i + 1, sl_json_type_name(k));
         if (check_text(k->via.str.ptr, k->via.str.size, "key", err) < 0)
             return -1;
     }
@@ -668,8 +647,11 @@ static int write_value(const msgpack_object *o, sl_buf *out, sl_err *err, int de
             sl_json_put_string(out, o->via.str.ptr, o->via.str.size);
         return 0;
     case MSGPACK_OBJECT_BIN:
-        if (out)
-            put_base64(out, o->via.bin.ptr, o->via.bin.size);
+        if (out) {
+            sl_buf_putc(out, '"');
+            sl_base64_append(out, o->via.bin.ptr, o->via.bin.size, SL_BASE64);
+            sl_buf_putc(out, '"');
+        }
         return 0;
     case MSGPACK_OBJECT_EXT:
         return sl_err_set(err, SL_EINVAL, "JSON cannot hold a MessagePack ext value (type %d)",
@@ -772,4 +754,21 @@ void sl_json_put_string(sl_buf *out, const char *s, size_t n)
     }
     sl_buf_append(out, s + run, n - run);
     sl_buf_putc(out, '"');
+}
+
+const char *sl_json_type_name(const msgpack_object *o)
+{
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL: return "nil";
+    case MSGPACK_OBJECT_BOOLEAN: return "bool";
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER: return "integer";
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64: return "float";
+    case MSGPACK_OBJECT_STR: return "str";
+    case MSGPACK_OBJECT_BIN: return "bin";
+    case MSGPACK_OBJECT_ARRAY: return "array";
+    case MSGPACK_OBJECT_MAP: return "map";
+    default: return "ext";
+    }
 }

@@ -71,4 +71,8 @@ int sl_json_check_msgpack(const msgpack_object *o, sl_err *err);
  * sl_json_check then refuses): for text sluice writes itself. */
 void sl_json_put_string(sl_buf *out, const char *s, size_t n);
 
+/* Name of a MessagePack value's type for error messages ("str",
+ * "integer", "map", …). */
+const char *sl_json_type_name(const msgpack_object *o);
+
 #endif

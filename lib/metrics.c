@@ -6,8 +6,8 @@
  * the HINCRBY fields once per batch, so counting costs a job a few
  * increments. */
 #include "metrics.h"
+#include "keys.h"
 #include "mem.h"
-#include "queue.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -17,11 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void sl_queue_key(char buf[SL_KEY_MAX], const char *queue, const char *suffix)
-{
-    snprintf(buf, SL_KEY_MAX, "sluice:{%s}:%s", queue, suffix);
-}
-
 int sl_queue_ensure_group(sl_redis *r, const char *queue, sl_err *err)
 {
     char key[SL_KEY_MAX];

@@ -25,15 +25,11 @@
 
 #include "envelope.h"
 #include "err.h"
+#include "keys.h"
 #include "redis.h"
 
 #define SL_GROUP "sluice"              /* consumer group of every job stream */
-#define SL_QUEUES_KEY "sluice:queues"  /* SET of queue names */
-#define SL_KEY_MAX (SL_NAME_MAX + 32)
 #define SL_READDED_FIELD "readded"     /* field of sluice:{Q}:stats, see above */
-
-/* Writes "sluice:{queue}:suffix" into buf (suffix: "jobs", "dead", "delayed"). */
-void sl_queue_key(char buf[SL_KEY_MAX], const char *queue, const char *suffix);
 
 /* Creates the consumer group of the queue's stream (and the stream:
  * MKSTREAM), reading from the beginning so that entries added before any

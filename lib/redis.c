@@ -1,32 +1,46 @@
 /* redis.c: see redis.h.
  *
- * A thin layer over hiredis's blocking API: URL parsing (libcurl's URL API,
- * plus a short branch for unix sockets), AUTH/SELECT on connect, socket timeouts, and turning every way a command can fail
- * (I/O error, protocol error, error reply) into one sl_err. */
+ * URL parsing (libcurl's URL API for each host, a short branch for unix
+ * sockets, and the host lists of redis+cluster:// and redis+sentinel://
+ * split by hand, since a URL has one host), then a dispatch: one server
+ * and a Sentinel's master are one connection (redis_conn.h), a cluster is
+ * redis_cluster.h.  Sentinel is consulted only when connecting: after a
+ * failover the old master's connection breaks (or it answers READONLY as a
+ * replica), the caller reconnects, and the sentinels name the new one. */
 #include "redis.h"
 #include "mem.h"
+#include "redis_cluster.h"
+#include "redis_conn.h"
 
 #include <curl/curl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/time.h>
+#include <unistd.h>
 
 struct sl_redis {
-    redisContext *ctx;   /* hiredis connection, owned */
-    int timeout_ms;      /* socket timeout for ordinary commands */
-    bool broken;         /* an I/O or protocol error happened */
-    char address[300];   /* host:port or socket path, for messages */
+    sl_rconn *conn;        /* one server or a Sentinel's master, owned; or NULL */
+    sl_rcluster *cluster;  /* a Redis Cluster, owned; or NULL */
+    char address[300];     /* for messages: host:port, socket path, "cluster …" */
 };
 
+#define MAX_HOSTS 16  /* seeds of a cluster, sentinels */
+
+enum url_mode { URL_SINGLE, URL_CLUSTER, URL_SENTINEL };
+
 typedef struct redis_url {
+    enum url_mode mode;
     char *host;      /* NULL for unix sockets; IPv6 without brackets */
     int port;
     char *path;      /* socket path, NULL for TCP */
     char *user;      /* NULL: none */
     char *password;  /* NULL: none */
     int db;
+    size_t nhosts;             /* cluster seeds / sentinels (host, port above unused) */
+    char *hosts[MAX_HOSTS];    /* owned */
+    int ports[MAX_HOSTS];
+    char *master;              /* Sentinel's master name, owned */
 } redis_url;
 
 static void url_clear(redis_url *u)
@@ -37,6 +51,9 @@ static void url_clear(redis_url *u)
     if (u->password)
         explicit_bzero(u->password, strlen(u->password));
     free(u->password);
+    for (size_t i = 0; i < u->nhosts; i++)
+        free(u->hosts[i]);
+    free(u->master);
     memset(u, 0, sizeof *u);
 }
 
@@ -113,7 +130,7 @@ static int parse_unix(const char *rest, redis_url *u, sl_err *err)
 /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] with libcurl's URL parser
  * (IPv6 literals in brackets, percent-decoding, strict ports).  Messages
  * never repeat the URL: it may carry a password. */
-static int parse_tcp(const char *url, redis_url *u, sl_err *err)
+static int parse_tcp(const char *url, int default_port, redis_url *u, sl_err *err)
 {
     int rc = -1;
     char *port = NULL, *path = NULL;
@@ -148,7 +165,7 @@ static int parse_tcp(const char *url, redis_url *u, sl_err *err)
         u->user = NULL;
     }
     port = url_part(h, CURLUPART_PORT, 0);
-    long pv = 6379;
+    long pv = default_port;
     if (port && !strict_number(port, 1, 65535, &pv)) {
         sl_err_set(err, SL_EINVAL, "redis URL: bad port (1-65535)");
         goto cleanup;
@@ -165,6 +182,82 @@ cleanup:
     return rc;
 }
 
+/* The part after the host list: "/0" or nothing for a cluster (it has
+ * database 0 only); "/MASTER[?db=N]" for Sentinel. */
+static int parse_tail(const char *tail, redis_url *u, sl_err *err)
+{
+    if (u->mode == URL_CLUSTER) {
+        if (*tail == '\0' || strcmp(tail, "/") == 0 || strcmp(tail, "/0") == 0)
+            return 0;
+        return sl_err_set(err, SL_EINVAL, "redis URL: a Redis Cluster has database 0 only, and "
+                          "redis+cluster:// takes no options");
+    }
+    const char *name = tail[0] == '/' ? tail + 1 : tail;
+    size_t len = strcspn(name, "?");
+    if (tail[0] != '/' || len == 0 || len > 200)
+        return sl_err_set(err, SL_EINVAL, "redis URL: redis+sentinel:// needs /MASTERNAME after "
+                          "the sentinels");
+    for (size_t i = 0; i < len; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+              (name[i] >= '0' && name[i] <= '9') || strchr("._-", name[i])))
+            return sl_err_set(err, SL_EINVAL, "redis URL: bad Sentinel master name (letters, "
+                              "digits, '.', '_', '-')");
+    u->master = sl_xstrndup(name, len);
+    const char *q = name + len;
+    if (*q == '\0')
+        return 0;
+    if (strncmp(q, "?db=", 4) == 0)
+        return parse_db(q + 4, &u->db, err);
+    return sl_err_set(err, SL_EINVAL, "redis URL: the only redis+sentinel:// option is ?db=N");
+}
+
+/* redis+cluster://[CREDENTIALS@]HOST[:PORT][,HOST[:PORT]…][/0] and
+ * redis+sentinel://[CREDENTIALS@]HOST[:PORT][,…]/MASTER[?db=N]: each host
+ * is parsed as redis://CREDENTIALS@HOST would be (the credentials are the
+ * data nodes', the same for every host). */
+static int parse_multi(const char *rest, redis_url *u, sl_err *err)
+{
+    int default_port = u->mode == URL_SENTINEL ? 26379 : 6379;
+    size_t alen = strcspn(rest, "/?#");
+    const char *at = NULL;
+    for (const char *p = rest; p < rest + alen; p++)
+        if (*p == '@')
+            at = p;
+    const char *list = at ? at + 1 : rest;
+    size_t ulen = at ? (size_t)(at - rest) + 1 : 0;   /* "userinfo@" */
+    if (list == rest + alen)
+        return sl_err_set(err, SL_EINVAL, "redis URL: missing host");
+    for (const char *h = list; h < rest + alen;) {
+        size_t hlen = strcspn(h, ",/?#");
+        if (hlen == 0)
+            return sl_err_set(err, SL_EINVAL, "redis URL: empty host in the host list");
+        if (u->nhosts == MAX_HOSTS)
+            return sl_err_set(err, SL_EINVAL, "redis URL: more than %d hosts", MAX_HOSTS);
+        char *one = sl_xasprintf("redis://%.*s%.*s", (int)ulen, rest, (int)hlen, h);
+        redis_url hu;
+        memset(&hu, 0, sizeof hu);
+        int rc = parse_tcp(one, default_port, &hu, err);
+        explicit_bzero(one, strlen(one));
+        free(one);
+        if (rc < 0) {
+            url_clear(&hu);
+            return -1;
+        }
+        u->hosts[u->nhosts] = hu.host;
+        u->ports[u->nhosts++] = hu.port;
+        hu.host = NULL;
+        if (u->nhosts == 1) {
+            u->user = hu.user, u->password = hu.password;
+            hu.user = hu.password = NULL;
+        }
+        url_clear(&hu);
+        h += hlen;
+        if (*h == ',')
+            h++;
+    }
+    return parse_tail(rest + alen, u, err);
+}
+
 static int parse_url(const char *url, redis_url *u, sl_err *err)
 {
     memset(u, 0, sizeof *u);
@@ -176,9 +269,14 @@ static int parse_url(const char *url, redis_url *u, sl_err *err)
     else if (strncmp(url, "unix://", 7) == 0)
         rc = parse_unix(url + 7, u, err);
     else if (strncmp(url, "redis://", 8) == 0)
-        rc = parse_tcp(url, u, err);
+        rc = parse_tcp(url, 6379, u, err);
+    else if (strncmp(url, "redis+cluster://", 16) == 0)
+        u->mode = URL_CLUSTER, rc = parse_multi(url + 16, u, err);
+    else if (strncmp(url, "redis+sentinel://", 17) == 0)
+        u->mode = URL_SENTINEL, rc = parse_multi(url + 17, u, err);
     else
-        rc = sl_err_set(err, SL_EINVAL, "redis URL must start with redis:// or unix://");
+        rc = sl_err_set(err, SL_EINVAL, "redis URL must start with redis://, unix://, "
+                        "redis+cluster:// or redis+sentinel://");
     if (rc < 0)
         url_clear(u);
     return rc;
@@ -193,26 +291,77 @@ int sl_redis_url_check(const char *url, sl_err *err)
     return 0;
 }
 
-static struct timeval tv_of(int ms)
+/* Asks one sentinel for the master's address.  -1 with err. */
+static int ask_sentinel(const redis_url *u, size_t i, int timeout_ms, char *host, size_t hn,
+                        int *port, sl_err *err)
 {
-    struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
-    return tv;
-}
-
-static int fail_ctx(sl_redis *r, sl_err *err, const char *what)
-{
-    r->broken = true;
-    return sl_err_set(err, SL_EREDIS, "redis %s: %s: %s", r->address, what,
-                      r->ctx && r->ctx->errstr[0] ? r->ctx->errstr : "connection lost");
-}
-
-static int simple_command(sl_redis *r, sl_err *err, int argc, const char **argv)
-{
-    redisReply *rep = sl_redis_command(r, argc, argv, NULL, err);
-    if (rep == NULL)
+    sl_rconn_addr a = { .host = u->hosts[i], .port = u->ports[i], .timeout_ms = timeout_ms };
+    sl_rconn *s = sl_rconn_open(&a, err);
+    if (s == NULL)
         return -1;
+    int rc = -1;
+    const char *argv[] = { "SENTINEL", "get-master-addr-by-name", u->master };
+    redisReply *rep = sl_rconn_command(s, 3, argv, NULL, err);
+    if (rep == NULL)
+        goto cleanup;
+    if (rep->type != REDIS_REPLY_ARRAY || rep->elements != 2 ||
+        rep->element[0]->type != REDIS_REPLY_STRING || rep->element[1]->type != REDIS_REPLY_STRING) {
+        sl_err_set(err, SL_EREDIS, "redis sentinel %s: does not know master %s",
+                   sl_rconn_address(s), u->master);
+        goto cleanup;
+    }
+    long p = strtol(rep->element[1]->str, NULL, 10);
+    if (p < 1 || p > 65535) {
+        sl_err_set(err, SL_EREDIS, "redis sentinel %s: bad port for master %s",
+                   sl_rconn_address(s), u->master);
+        goto cleanup;
+    }
+    snprintf(host, hn, "%s", rep->element[0]->str);
+    *port = (int)p;
+    rc = 0;
+cleanup:
+    if (rep)
+        freeReplyObject(rep);
+    sl_rconn_free(s);
+    return rc;
+}
+
+/* True if ROLE says the server is a master; false with err otherwise. */
+static bool is_master(sl_rconn *c, const char *name, sl_err *err)
+{
+    const char *argv[] = { "ROLE" };
+    redisReply *rep = sl_rconn_command(c, 1, argv, NULL, err);
+    if (rep == NULL)
+        return false;
+    bool ok = rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 &&
+              rep->element[0]->type == REDIS_REPLY_STRING &&
+              strcmp(rep->element[0]->str, "master") == 0;
+    if (!ok)
+        sl_err_set(err, SL_EREDIS, "redis %s: named master %s by a sentinel, but its ROLE is not "
+                   "master (a failover in progress?)", sl_rconn_address(c), name);
     freeReplyObject(rep);
-    return 0;
+    return ok;
+}
+
+/* Asks each sentinel in turn for the master, connects to it and checks
+ * that it is one.  NULL with the last error when none gives a master. */
+static sl_rconn *sentinel_master(const redis_url *u, int timeout_ms, sl_err *err)
+{
+    for (size_t i = 0; i < u->nhosts; i++) {
+        char host[256];
+        int port;
+        if (ask_sentinel(u, i, timeout_ms, host, sizeof host, &port, err) < 0)
+            continue;
+        sl_rconn_addr a = { .host = host, .port = port, .user = u->user,
+                            .password = u->password, .db = u->db, .timeout_ms = timeout_ms };
+        sl_rconn *c = sl_rconn_open(&a, err);
+        if (c && is_master(c, u->master, err))
+            return c;
+        sl_rconn_free(c);
+    }
+    sl_err_wrap(err, "redis sentinel: no sentinel of %zu named a reachable master %s (last error)",
+                u->nhosts, u->master);
+    return NULL;
 }
 
 sl_redis *sl_redis_connect(const char *url, int timeout_ms, sl_err *err)
@@ -221,98 +370,63 @@ sl_redis *sl_redis_connect(const char *url, int timeout_ms, sl_err *err)
     if (parse_url(url, &u, err) < 0)
         return NULL;
     sl_redis *r = sl_xcalloc(1, sizeof *r);
-    r->timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
-    struct timeval tv = tv_of(r->timeout_ms);
-    if (u.path) {
-        snprintf(r->address, sizeof r->address, "%s", u.path);
-        r->ctx = redisConnectUnixWithTimeout(u.path, tv);
+    timeout_ms = timeout_ms > 0 ? timeout_ms : 5000;
+    if (u.mode == URL_CLUSTER) {
+        sl_rconn_addr seeds[MAX_HOSTS];
+        for (size_t i = 0; i < u.nhosts; i++)
+            seeds[i] = (sl_rconn_addr){ .host = u.hosts[i], .port = u.ports[i], .user = u.user,
+                                        .password = u.password, .timeout_ms = timeout_ms };
+        r->cluster = sl_rcluster_open(seeds, u.nhosts, err);
+        snprintf(r->address, sizeof r->address, "cluster %s:%d%s", u.hosts[0], u.ports[0],
+                 u.nhosts > 1 ? ",…" : "");
+    } else if (u.mode == URL_SENTINEL) {
+        r->conn = sentinel_master(&u, timeout_ms, err);
+        if (r->conn)
+            snprintf(r->address, sizeof r->address, "%s", sl_rconn_address(r->conn));
     } else {
-        snprintf(r->address, sizeof r->address, "%s:%d", u.host, u.port);
-        r->ctx = redisConnectWithTimeout(u.host, u.port, tv);
-    }
-    if (r->ctx == NULL || r->ctx->err) {
-        fail_ctx(r, err, "connect");
-        goto fail;
-    }
-    if (redisSetTimeout(r->ctx, tv) != REDIS_OK) {
-        fail_ctx(r, err, "set timeout");
-        goto fail;
-    }
-    if (u.password) {
-        const char *argv[3] = { "AUTH", u.user ? u.user : u.password, u.password };
-        if (simple_command(r, err, u.user ? 3 : 2, argv) < 0)
-            goto fail;
-    }
-    if (u.db != 0) {
-        char db[16];
-        snprintf(db, sizeof db, "%d", u.db);
-        const char *argv[2] = { "SELECT", db };
-        if (simple_command(r, err, 2, argv) < 0)
-            goto fail;
+        sl_rconn_addr a = { .host = u.host, .port = u.port, .path = u.path, .user = u.user,
+                            .password = u.password, .db = u.db, .timeout_ms = timeout_ms };
+        r->conn = sl_rconn_open(&a, err);
+        if (r->conn)
+            snprintf(r->address, sizeof r->address, "%s", sl_rconn_address(r->conn));
     }
     url_clear(&u);
+    if (r->conn == NULL && r->cluster == NULL) {
+        free(r);
+        return NULL;
+    }
     return r;
-fail:
-    url_clear(&u);
-    sl_redis_free(r);
-    return NULL;
 }
 
 void sl_redis_free(sl_redis *r)
 {
     if (r == NULL)
         return;
-    if (r->ctx)
-        redisFree(r->ctx);
+    sl_rconn_free(r->conn);
+    sl_rcluster_free(r->cluster);
     free(r);
-}
-
-static redisReply *check_reply(sl_redis *r, void *p, const char *cmd, sl_err *err)
-{
-    redisReply *rep = p;
-    if (rep == NULL) {
-        fail_ctx(r, err, cmd);
-        return NULL;
-    }
-    if (rep->type == REDIS_REPLY_ERROR) {
-        sl_err_set(err, SL_EREDIS, "redis %s: %s: %s", r->address, cmd, rep->str);
-        freeReplyObject(rep);
-        return NULL;
-    }
-    return rep;
-}
-
-static void command_name(char *buf, size_t n, int argc, const char **argv, const size_t *lens)
-{
-    size_t len = argc > 0 ? (lens ? lens[0] : strlen(argv[0])) : 0;
-    snprintf(buf, n, "%.*s", (int)(len < n ? len : n - 1), argc > 0 ? argv[0] : "");
 }
 
 redisReply *sl_redis_command(sl_redis *r, int argc, const char **argv, const size_t *lens,
                              sl_err *err)
 {
-    char cmd[32];
-    command_name(cmd, sizeof cmd, argc, argv, lens);
-    if (r->broken) {
-        sl_err_set(err, SL_EREDIS, "redis %s: %s: connection is broken", r->address, cmd);
-        return NULL;
-    }
-    return check_reply(r, redisCommandArgv(r->ctx, argc, argv, lens), cmd, err);
+    if (r->cluster)
+        return sl_rcluster_command(r->cluster, 0, argc, argv, lens, err);
+    return sl_rconn_command(r->conn, argc, argv, lens, err);
 }
 
 redisReply *sl_redis_command_blocking(sl_redis *r, int block_ms, int argc, const char **argv,
                                       const size_t *lens, sl_err *err)
 {
-    struct timeval longer = tv_of(r->timeout_ms + block_ms);
-    if (!r->broken && redisSetTimeout(r->ctx, longer) != REDIS_OK) {
-        fail_ctx(r, err, "set timeout");
+    if (r->cluster)
+        return sl_rcluster_command(r->cluster, block_ms, argc, argv, lens, err);
+    int base = sl_rconn_timeout(r->conn);
+    if (sl_rconn_set_timeout(r->conn, base + block_ms, err) < 0)
         return NULL;
-    }
-    redisReply *rep = sl_redis_command(r, argc, argv, lens, err);
-    if (!r->broken && redisSetTimeout(r->ctx, tv_of(r->timeout_ms)) != REDIS_OK) {
+    redisReply *rep = sl_rconn_command(r->conn, argc, argv, lens, err);
+    if (!sl_rconn_broken(r->conn) && sl_rconn_set_timeout(r->conn, base, err) < 0) {
         if (rep)
             freeReplyObject(rep);
-        fail_ctx(r, err, "set timeout");
         return NULL;
     }
     return rep;
@@ -320,27 +434,46 @@ redisReply *sl_redis_command_blocking(sl_redis *r, int block_ms, int argc, const
 
 int sl_redis_append(sl_redis *r, int argc, const char **argv, const size_t *lens, sl_err *err)
 {
-    if (r->broken)
-        return sl_err_set(err, SL_EREDIS, "redis %s: connection is broken", r->address);
-    if (redisAppendCommandArgv(r->ctx, argc, argv, lens) != REDIS_OK)
-        return fail_ctx(r, err, "append");
-    return 0;
+    if (r->cluster)
+        return sl_rcluster_append(r->cluster, argc, argv, lens, err);
+    return sl_rconn_append(r->conn, argc, argv, lens, err);
 }
 
 redisReply *sl_redis_reply(sl_redis *r, sl_err *err)
 {
-    void *p = NULL;
-    if (r->broken) {
-        sl_err_set(err, SL_EREDIS, "redis %s: connection is broken", r->address);
-        return NULL;
-    }
-    if (redisGetReply(r->ctx, &p) != REDIS_OK || p == NULL) {
-        fail_ctx(r, err, "read reply");
-        return NULL;
-    }
-    return p;
+    if (r->cluster)
+        return sl_rcluster_reply(r->cluster, err);
+    return sl_rconn_reply(r->conn, err);
 }
 
-int sl_redis_broken(const sl_redis *r) { return r->broken; }
+int sl_redis_broken(const sl_redis *r)
+{
+    return r->cluster ? sl_rcluster_broken(r->cluster) : sl_rconn_broken(r->conn);
+}
+
 const char *sl_redis_address(const sl_redis *r) { return r->address; }
-int sl_redis_fd(const sl_redis *r) { return r->ctx ? r->ctx->fd : -1; }
+
+void sl_redis_close_fds(const sl_redis *r)
+{
+    if (r->cluster)
+        sl_rcluster_close_fds(r->cluster);
+    else if (sl_rconn_fd(r->conn) >= 0)
+        close(sl_rconn_fd(r->conn));
+}
+
+int sl_redis_slot_address(const sl_redis *r, int slot, char *buf, size_t n)
+{
+    if (r->cluster)
+        return sl_rcluster_slot_address(r->cluster, slot, buf, n);
+    snprintf(buf, n, "%s", r->address);
+    return 0;
+}
+
+bool sl_redis_is_cluster(const sl_redis *r) { return r->cluster != NULL; }
+
+void sl_redis_redirections(const sl_redis *r, long *moved, long *asked)
+{
+    *moved = *asked = 0;
+    if (r->cluster)
+        sl_rcluster_redirections(r->cluster, moved, asked);
+}

@@ -1,9 +1,21 @@
 /* redis.h: one connection to Redis, made from a URL.
  *
- * URLs: redis://[[user]:password@]host[:port][/db]  and
+ * URLs: redis://[[user]:password@]host[:port][/db]
  *       unix:///path/to/redis.sock[?db=N]
+ *       redis+cluster://[[user]:password@]host[:port][,host[:port]…][/0]
+ *           a Redis Cluster, given one or more seed nodes (port 6379 by
+ *           default): commands go to the master of their keys' slot and
+ *           redirections are followed (redis_cluster.h)
+ *       redis+sentinel://[[user]:password@]host[:port][,…]/MASTER[?db=N]
+ *           the current master named MASTER by the first sentinel that
+ *           answers (port 26379 by default), checked with ROLE; the
+ *           credentials are the master's, the sentinels are asked without
  * (hiredis 0.14 as shipped by Debian has no TLS, so rediss:// is refused
  * with a message saying so).  Credentials may be percent-encoded.
+ *
+ * Whatever the URL, the interface is the same: after a connection failure
+ * the handle is broken and the caller connects again, which reads a
+ * cluster's slot map afresh or asks the sentinels again (a failover).
  *
  * The connection has a socket timeout so that a Redis that stops answering
  * turns into an error instead of a hang; blocking reads raise it for the
@@ -13,6 +25,7 @@
 #ifndef SL_REDIS_H
 #define SL_REDIS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <hiredis/hiredis.h>
@@ -56,9 +69,22 @@ redisReply *sl_redis_reply(sl_redis *r, sl_err *err);
 /* True once the connection has failed; it must then be freed. */
 int sl_redis_broken(const sl_redis *r);
 
-/* The connection's socket, so that a forked child can close(2) its copy
- * without touching the connection (the parent keeps using it). */
-int sl_redis_fd(const sl_redis *r);
+/* Closes this process's copies of the connection's sockets (every node's,
+ * for a cluster) without telling the server, so that a forked child lets
+ * go of them while the parent keeps using the connection. */
+void sl_redis_close_fds(const sl_redis *r);
+
+/* True for a Redis Cluster connection (redis+cluster://). */
+bool sl_redis_is_cluster(const sl_redis *r);
+
+/* Writes "host:port" of the server that serves cluster slot `slot` (the
+ * one server, for other connections) into buf; -1 if the slot map has no
+ * master for it.  For tests and messages. */
+int sl_redis_slot_address(const sl_redis *r, int slot, char *buf, size_t n);
+
+/* MOVED and ASK redirections a cluster connection has followed (0 for
+ * others).  For tests and diagnostics. */
+void sl_redis_redirections(const sl_redis *r, long *moved, long *asked);
 
 /* "host:port" or the socket path, for messages. */
 const char *sl_redis_address(const sl_redis *r);

@@ -2,6 +2,7 @@
  * sluice_audit_hash_v2() in migration 006 builds; tests/test_audit.c
  * checks the two against each other on real rows. */
 #include "audit.h"
+#include "mem.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -159,6 +160,18 @@ static bool check_sig(const PGresult *res, int r, long long seq, const char *has
     return true;
 }
 
+bool sl_audit_row_verifies(const sl_audit_row *row, const char *hash, const char *sighex,
+                           const sl_sign_key *key)
+{
+    char hex[SL_SHA256_HEX], msg[sizeof SIG_PREFIX + SL_SHA256_HEX];
+    unsigned char sig[SL_SIGN_LEN];
+    sl_audit_row_hash(row, hex);
+    if (key == NULL || sighex == NULL || hash == NULL || strcmp(hex, hash) != 0)
+        return false;
+    int n = snprintf(msg, sizeof msg, SIG_PREFIX "%s", hash);
+    return from_hex(sighex, sig, sizeof sig) && sl_sign_verify(key, msg, (size_t)n, sig, sizeof sig);
+}
+
 /* Checks the checkpoint row of cp (empty when there is none) that must
  * account for the rows before first; false with rep filled if it does not. */
 static bool check_checkpoint(const PGresult *cp, const char *first, sl_sign_key *const *keys,
@@ -189,14 +202,33 @@ static bool check_checkpoint(const PGresult *cp, const char *first, sl_sign_key 
     return true;
 }
 
+/* The columns row_of reads, in its order (10: the stored hash, 15: key id,
+ * 16: signature, 17: the time as text). */
+#define ROW_COLUMNS \
+    "seq, (extract(epoch FROM at) * 1000000)::bigint, run_id, gate_id, actor, decision," \
+    " comment, inputs::text, reason, prev_hash, hash, version, method, address, db_role," \
+    " key_id, sig, to_char(at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+/* Row r of a result of ROW_COLUMNS, borrowing its values. */
+static sl_audit_row row_of(const PGresult *res, int r)
+{
+    return (sl_audit_row){
+        .version = atoi(PQgetvalue(res, r, 11)), .seq = PQgetvalue(res, r, 0),
+        .at_us = PQgetvalue(res, r, 1), .run_id = PQgetvalue(res, r, 2),
+        .gate_id = PQgetvalue(res, r, 3), .actor = PQgetvalue(res, r, 4),
+        .decision = PQgetvalue(res, r, 5), .comment = sl_db_value(res, r, 6),
+        .inputs = sl_db_value(res, r, 7), .reason = sl_db_value(res, r, 8),
+        .prev_hash = PQgetvalue(res, r, 9), .method = sl_db_value(res, r, 12),
+        .address = sl_db_value(res, r, 13), .db_role = sl_db_value(res, r, 14),
+    };
+}
+
 int sl_audit_verify(sl_db *db, sl_sign_key *const *keys, size_t nkeys, sl_audit_report *rep,
                     sl_err *err)
 {
     memset(rep, 0, sizeof *rep);
-    PGresult *res = sl_db_exec(db, "audit chain",
-        "SELECT seq, (extract(epoch FROM at) * 1000000)::bigint, run_id, gate_id, actor, decision,"
-        " comment, inputs::text, reason, prev_hash, hash, version, method, address, db_role,"
-        " key_id, sig FROM sluice_audit ORDER BY seq", 0, NULL, err);
+    PGresult *res = sl_db_exec(db, "audit chain", "SELECT " ROW_COLUMNS " FROM sluice_audit ORDER BY seq",
+                               0, NULL, err);
     if (res == NULL)
         return -1;
     rep->ok = true;
@@ -221,15 +253,7 @@ int sl_audit_verify(sl_db *db, sl_sign_key *const *keys, size_t nkeys, sl_audit_
     }
     for (int r = 0; r < PQntuples(res) && rep->ok; r++) {
         long long seq = strtoll(PQgetvalue(res, r, 0), NULL, 10);
-        sl_audit_row row = {
-            .version = atoi(PQgetvalue(res, r, 11)), .seq = PQgetvalue(res, r, 0),
-            .at_us = PQgetvalue(res, r, 1), .run_id = PQgetvalue(res, r, 2),
-            .gate_id = PQgetvalue(res, r, 3), .actor = PQgetvalue(res, r, 4),
-            .decision = PQgetvalue(res, r, 5), .comment = sl_db_value(res, r, 6),
-            .inputs = sl_db_value(res, r, 7), .reason = sl_db_value(res, r, 8),
-            .prev_hash = PQgetvalue(res, r, 9), .method = sl_db_value(res, r, 12),
-            .address = sl_db_value(res, r, 13), .db_role = sl_db_value(res, r, 14),
-        };
+        sl_audit_row row = row_of(res, r);
         const char *stored = PQgetvalue(res, r, 10);
         char hex[SL_SHA256_HEX];
         sl_audit_row_hash(&row, hex);
@@ -328,4 +352,88 @@ cleanup:
         sl_db_rollback(db);
     PQclear(res);
     return rc;
+}
+
+const char *sl_audit_sig_name(sl_audit_sig v)
+{
+    switch (v) {
+    case SL_AUDIT_SIG_OK: return "yes";
+    case SL_AUDIT_SIG_BAD: return "no";
+    case SL_AUDIT_SIG_UNSIGNED: return "unsigned";
+    case SL_AUDIT_SIG_UNCHECKED: return "unchecked";
+    }
+    return "?";
+}
+
+/* Whether row r (hash recomputed) carries a valid signature by one of keys. */
+static sl_audit_sig row_sig(const PGresult *res, int r, sl_sign_key *const *keys, size_t nkeys)
+{
+    sl_audit_row row = row_of(res, r);
+    const char *stored = PQgetvalue(res, r, 10);
+    char hex[SL_SHA256_HEX];
+    sl_audit_row_hash(&row, hex);
+    if (strcmp(hex, stored) != 0)
+        return SL_AUDIT_SIG_BAD;   /* edited: whatever its signature says */
+    if (row.version == 1 || sl_db_value(res, r, 16) == NULL)
+        return SL_AUDIT_SIG_UNSIGNED;
+    if (nkeys == 0)
+        return SL_AUDIT_SIG_UNCHECKED;
+    sl_audit_report rep;
+    memset(&rep, 0, sizeof rep);
+    return check_sig(res, r, 0, stored, keys, nkeys, &rep) ? SL_AUDIT_SIG_OK : SL_AUDIT_SIG_BAD;
+}
+
+static char *dup_or_null(const PGresult *res, int r, int c)
+{
+    const char *v = sl_db_value(res, r, c);
+    return v ? sl_xstrdup(v) : NULL;
+}
+
+int sl_audit_run(sl_db *db, const char *run_id, sl_sign_key *const *keys, size_t nkeys,
+                 sl_audit_entry **out, size_t *n, sl_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    const char *p[] = { run_id };
+    PGresult *res = sl_db_exec(db, "audit of a run", "SELECT " ROW_COLUMNS " FROM sluice_audit"
+                               " WHERE run_id = $1 ORDER BY seq", 1, p, err);
+    if (res == NULL)
+        return -1;
+    int rows = PQntuples(res);
+    sl_audit_entry *e = sl_xcalloc(rows ? (size_t)rows : 1, sizeof *e);
+    for (int r = 0; r < rows; r++) {
+        e[r].seq = strtoll(PQgetvalue(res, r, 0), NULL, 10);
+        e[r].at = sl_xstrdup(PQgetvalue(res, r, 17));
+        e[r].gate = sl_xstrdup(PQgetvalue(res, r, 3));
+        e[r].principal = sl_xstrdup(PQgetvalue(res, r, 4));
+        e[r].decision = sl_xstrdup(PQgetvalue(res, r, 5));
+        e[r].comment = dup_or_null(res, r, 6);
+        e[r].inputs = dup_or_null(res, r, 7);
+        e[r].reason = dup_or_null(res, r, 8);
+        e[r].method = dup_or_null(res, r, 12);
+        e[r].address = dup_or_null(res, r, 13);
+        e[r].key_id = dup_or_null(res, r, 15);
+        e[r].sig = row_sig(res, r, keys, nkeys);
+    }
+    PQclear(res);
+    *out = e;
+    *n = (size_t)rows;
+    return 0;
+}
+
+void sl_audit_entries_free(sl_audit_entry *e, size_t n)
+{
+    for (size_t i = 0; e && i < n; i++) {
+        free(e[i].at);
+        free(e[i].gate);
+        free(e[i].principal);
+        free(e[i].decision);
+        free(e[i].comment);
+        free(e[i].inputs);
+        free(e[i].reason);
+        free(e[i].method);
+        free(e[i].address);
+        free(e[i].key_id);
+    }
+    free(e);
 }

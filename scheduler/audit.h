@@ -59,6 +59,12 @@ void sl_audit_row_hash(const sl_audit_row *row, char hex[SL_SHA256_HEX]);
  * Does nothing when the connection has no key.  0, or -1 with err. */
 int sl_audit_sign_row(sl_db *db, const char *seq, const char *hash, sl_err *err);
 
+/* True if one row verifies on its own: its fields hash to hash and sighex
+ * (hex) is key's signature of it.  For showing a row (the web pages);
+ * sl_audit_verify checks the whole chain. */
+bool sl_audit_row_verifies(const sl_audit_row *row, const char *hash, const char *sighex,
+                           const sl_sign_key *key);
+
 typedef struct sl_audit_report {
     bool ok;                /* every check passed */
     long long rows;         /* rows read */
@@ -98,5 +104,40 @@ int sl_audit_cut(sl_db *db, long long keep_ms, int batch, long long *removed, sl
 
 /* The newest row: what to record outside the database.  0, or -1 with err. */
 int sl_audit_head_get(sl_db *db, sl_audit_head *head, sl_err *err);
+
+/* Whether one row's signature verifies. */
+typedef enum sl_audit_sig {
+    SL_AUDIT_SIG_OK,         /* its hash recomputes and one of the given keys signed it */
+    SL_AUDIT_SIG_BAD,        /* its hash does not recompute, or the signature does not verify
+                                by any of the given keys */
+    SL_AUDIT_SIG_UNSIGNED,   /* a legacy row, or one appended without an audit key */
+    SL_AUDIT_SIG_UNCHECKED,  /* signed, but no public key was given to check it */
+} sl_audit_sig;
+
+/* "yes", "no", "unsigned", "unchecked". */
+const char *sl_audit_sig_name(sl_audit_sig v);
+
+/* One row of a run's audit trail, for people: every decision, refusal and
+ * timeout with who, how, from where and when.  Strings owned; NULL where
+ * the row has none. */
+typedef struct sl_audit_entry {
+    long long seq;
+    char *at;              /* ISO 8601 UTC, microseconds */
+    char *gate;
+    char *principal;       /* the actor: user name, or the scheduler for timeouts */
+    char *decision;        /* approve, reject, timeout-approve, timeout-reject, refused */
+    char *comment, *inputs, *reason;
+    char *method, *address;   /* how the principal was authenticated, the client address */
+    char *key_id;          /* the signing key's id, or NULL */
+    sl_audit_sig sig;
+} sl_audit_entry;
+
+/* The audit rows of run run_id, oldest first, each with whether its
+ * signature verifies against keys[0..nkeys) (the whole chain is `sl_audit_verify`'s
+ * business).  Returns 0 with *out (free with sl_audit_entries_free) and *n,
+ * or -1 with err. */
+int sl_audit_run(sl_db *db, const char *run_id, sl_sign_key *const *keys, size_t nkeys,
+                 sl_audit_entry **out, size_t *n, sl_err *err);
+void sl_audit_entries_free(sl_audit_entry *e, size_t n);
 
 #endif

@@ -27,6 +27,7 @@
 
 #include "args.h"
 #include "clock.h"
+#include "config_jobs.h"
 #include "envelope.h"
 #include "gate.h"
 #include "jobid.h"
@@ -727,8 +728,8 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
     const sl_pstep *s = &rc->p->steps[i];
     const sl_pgate *g = s->gate;
     size_t nusers;
-    char **users = sl_pipeline_gate_users(g, &e->cfg->sched, &nusers);
-    sl_buf arr = SL_BUF_INIT, spec = SL_BUF_INIT, instr = SL_BUF_INIT;
+    char **users = sl_pipeline_gate_users(g, sl_sched_config_of(e->cfg), &nusers);
+    sl_buf arr = SL_BUF_INIT, spec = SL_BUF_INIT, instr = SL_BUF_INIT, chans = SL_BUF_INIT;
     sl_buf_putc(&arr, '[');   /* a JSON array, turned into text[] by the INSERT */
     for (size_t u = 0; u < nusers; u++) {
         sl_buf_puts(&arr, u ? "," : "");
@@ -736,6 +737,14 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
     }
     sl_buf_putc(&arr, ']');
     sl_pipeline_users_free(users);
+    size_t nch;   /* the channels of its events, recorded with it (scheduler/notify.h) */
+    const char *const *ch = sl_pipeline_gate_channels(rc->p, g, &sl_config_jobs_of(e->cfg)->notify, &nch);
+    sl_buf_putc(&chans, '[');
+    for (size_t c = 0; c < nch; c++) {
+        sl_buf_puts(&chans, c ? "," : "");
+        sl_json_put_string(&chans, ch[c], strlen(ch[c]));
+    }
+    sl_buf_putc(&chans, ']');
     sl_buf_putc(&spec, '[');
     for (size_t k = 0; k < g->ninputs; k++) {
         sl_buf_printf(&spec, "%s{\"name\":", k ? "," : "");
@@ -760,21 +769,24 @@ static int open_gate(sl_engine *e, run_ctx *rc, size_t i, sl_err *err)
     const char *p[] = { rc->run_id, s->id, sl_buf_str(&arr), req, g->allow_self ? "true" : "false",
                         rc->triggered_by, g->on_timeout_approve ? "approve" : "reject",
                         sl_buf_str(&spec), g->instructions ? sl_buf_str(&instr) : NULL,
-                        g->timeout_ms ? timeout : NULL };
-    if (sl_db_run(e->db, "open gate", "INSERT INTO sluice_gates (run_id, gate_id, status, approvers,"
-                  " required, allow_self, triggered_by, on_timeout, input_spec, instructions, deadline)"
+                        g->timeout_ms ? timeout : NULL, sl_buf_str(&chans) };
+    int ret = sl_db_run(e->db, "open gate", "INSERT INTO sluice_gates (run_id, gate_id, status, approvers,"
+                  " required, allow_self, triggered_by, on_timeout, input_spec, instructions, deadline,"
+                  " notify)"
                   " VALUES ($1, $2, 'open', ARRAY(SELECT jsonb_array_elements_text($3::jsonb)), $4::integer, $5::boolean, $6, $7, $8::jsonb, $9,"
-                  " now() + make_interval(secs => $10::bigint / 1000.0))"
-                  " ON CONFLICT (run_id, gate_id) DO NOTHING", 10, p, err) < 0)
-        goto fail;
+                  " now() + make_interval(secs => $10::bigint / 1000.0),"
+                  " ARRAY(SELECT jsonb_array_elements_text($11::jsonb)))"
+                  " ON CONFLICT (run_id, gate_id) DO NOTHING", 11, p, err);
     sl_buf_free(&arr);
     sl_buf_free(&spec);
     sl_buf_free(&instr);
-    return 0;
+    sl_buf_free(&chans);
+    return ret;
 fail:
     sl_buf_free(&arr);
     sl_buf_free(&spec);
     sl_buf_free(&instr);
+    sl_buf_free(&chans);
     return -1;
 }
 
@@ -991,7 +1003,7 @@ int sl_engine_advance(sl_engine *e, const char *run_id, sl_err *err)
     rc.signer = e->signer;
     sl_yerrors perr = SL_YERRORS_INIT;
     rc.p = sl_pipeline_parse(PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-                             (size_t)PQgetlength(res, 0, 2), &e->cfg->sched, &perr);
+                             (size_t)PQgetlength(res, 0, 2), sl_sched_config_of(e->cfg), &perr);
     sl_jsonval_free(&rc.vars);
     sl_jsonval_init(&rc.vars, PQgetvalue(res, 0, 3));
     rc.triggered_by = sl_xstrdup(PQgetvalue(res, 0, 4));

@@ -6,7 +6,9 @@
  *             runs named by notifications at once; every second fire due
  *             cron schedules, close overdue gates and promote due delayed
  *             jobs; every scheduler.reconcile do a full pass over the
- *             active runs, so a missed notification only delays progress.
+ *             active runs, so a missed notification only delays progress;
+ *             after each of these, emit the gate events' notification jobs
+ *             (notify.h: every tick, a full pass with each reconcile).
  *
  * Losing the PostgreSQL connection loses the lock: the loop drops every
  * connection and goes back to standby.  TERM/INT stop it (the handler only
@@ -16,12 +18,17 @@
  * pipelines only; scheduler.signing_key_file, when set, signs every step's
  * job (the key is loaded once, at start-up). */
 #include "config.h"
+#include "config_api.h"
+#include "config_jobs.h"
+#include "config_sched.h"
 #include "db.h"
 #include "engine.h"
 #include "leader.h"
+#include "notify.h"
 #include "retention.h"
 #include "log.h"
 #include "mem.h"
+#include "opts.h"
 #include "pipeline.h"
 #include "clock.h"
 #include "sign.h"
@@ -63,27 +70,32 @@ static void on_signal(int sig)
     errno = saved;
 }
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-        "Usage: sluice-scheduler [OPTIONS]\n"
-        "\n"
-        "Loads the pipelines (scheduler.pipelines, default ./pipelines), reports\n"
-        "every error in them, and drives runs: starts them (sluice run, cron),\n"
-        "enqueues each step's job when its needs have succeeded, holds runs at\n"
-        "approval gates.  Several may run: one leads (PostgreSQL advisory lock), the\n"
-        "others stand by and take over when it dies.  TERM/INT stop it; HUP\n"
-        "reloads the pipeline directory.\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE     configuration file\n"
-        "  -p, --pipelines DIR   pipeline directory (overrides scheduler.pipelines)\n"
-        "      --log-level L     debug, info, warn or error\n"
-        "  -h, --help            show this help\n"
-        "  -V, --version         show the version\n"
-        "\n"
-        "Exit status: 0 after TERM/INT, 2 usage error, 78 configuration error.\n");
-}
+static const sl_opt rows[] = {
+    { 'c', "config", 'c', "FILE", "configuration file" },
+    { 'p', "pipelines", 'p', "DIR", "pipeline directory (overrides scheduler.pipelines)" },
+    { 'L', "log-level", 0, "L", "debug, info, warn or error" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 'V', "version", 'V', NULL, "show the version" },
+    { 0 },
+};
+
+static const sl_opts opts = {
+    "sluice-scheduler",
+    "Usage: sluice-scheduler [OPTIONS]\n"
+    "\n"
+    "Loads the pipelines (scheduler.pipelines, default ./pipelines), reports\n"
+    "every error in them, and drives runs: starts them (sluice run, cron),\n"
+    "enqueues each step's job when its needs have succeeded, holds runs at\n"
+    "approval gates.  Several may run: one leads (PostgreSQL advisory lock), the\n"
+    "others stand by and take over when it dies.  TERM/INT stop it; HUP\n"
+    "reloads the pipeline directory.\n"
+    "\n",
+    " (see --help)",
+    rows,
+    "\n"
+    "Exit status: 0 after TERM/INT, 2 usage error, 78 configuration error.\n",
+    NULL,
+};
 
 /* Sleeps up to ms, waking early on a stop request. */
 static void nap(int ms)
@@ -114,7 +126,7 @@ static int load_pipelines(const sl_config *cfg, pipeset *ps)
     size_t n = 0;
     sl_yerrors perr = SL_YERRORS_INIT;
     sl_err err;
-    if (sl_pipelines_load_dir(ps->dir, &cfg->sched, &list, &n, &perr, &err) < 0) {
+    if (sl_pipelines_load_dir(ps->dir, sl_sched_config_of(cfg), &list, &n, &perr, &err) < 0) {
         SL_ERROR("pipelines.unreadable", "dir=%s error=%s", ps->dir, LOGQ(err.msg));
         return -1;
     }
@@ -196,8 +208,12 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key
         SL_ERROR("leader.listen_failed", "error=%s", LOGQ(err.msg));
         return;
     }
-    int64_t last_tick = 0, last_reconcile = sl_monotonic_ms(), next_retention = 0;
-    bool need_start = false;
+    int64_t last_tick = 0, last_reconcile = sl_monotonic_ms(), next_retention = 0, last_notify = 0;
+    bool need_start = false, notify_due = false, notify_full = true;
+    if (signer == NULL && sl_config_jobs_of(cfg)->notify.nchannels > 0)
+        SL_WARN("notify.unsigned", "message=%s", LOGQ("notify.channels are configured but "
+                "scheduler.signing_key_file is not: no notification is emitted (workers run only "
+                "signed notify jobs)"));
     while (!stop_requested) {
         if (redis == NULL || sl_redis_broken(redis)) {
             sl_redis_free(redis);
@@ -217,6 +233,7 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key
             if (sl_engine_reconcile(engine, &err) < 0)
                 SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
             last_reconcile = sl_monotonic_ms();
+            notify_full = true;
         }
         if (reload_requested) {
             reload_requested = 0;
@@ -237,10 +254,17 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key
             if (now >= next_retention)
                 next_retention = now + apply_retention(cfg, db);
         }
-        if (now - last_reconcile >= cfg->sched.reconcile_ms) {
+        if (now - last_reconcile >= sl_sched_config_of(cfg)->reconcile_ms) {
             last_reconcile = now;
             if (sl_engine_reconcile(engine, &err) < 0)
                 SL_WARN("reconcile.failed", "error=%s", LOGQ(err.msg));
+            notify_full = true;
+        }
+        if (notify_due || notify_full || now - last_notify >= TICK_MS) {
+            if (sl_notify_pass(db, redis, cfg, signer, notify_full, &err) < 0)
+                SL_WARN("notify.failed", "error=%s", LOGQ(err.msg));
+            notify_due = notify_full = false;
+            last_notify = now;
         }
         if (sl_db_broken(db))
             break;
@@ -267,6 +291,7 @@ static void lead(const sl_config *cfg, sl_db *db, pipeset *ps, const sl_sign_key
                     SL_WARN("run.advance_failed", "run=%s error=%s", d.ids[i], LOGQ(err.msg));
             }
             dirty_clear(&d);
+            notify_due = true;   /* a gate may have opened or closed */
             continue;   /* more may have arrived meanwhile */
         }
         int wait_ms = (int)(TICK_MS - (sl_monotonic_ms() - last_tick));
@@ -309,24 +334,21 @@ static bool schema_ok(const sl_config *cfg)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "pipelines", required_argument, NULL, 'p' },
-        { "log-level", required_argument, NULL, 'L' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
-    };
-    const char *config = NULL, *dir = NULL, *level = NULL;
-    int c;
-    while ((c = getopt_long(argc, argv, "c:p:hV", opts, NULL)) != -1) {
+    /* sluice.yaml's sections this program reads: its own, the job kinds'
+     * (checked like the worker checks them) and the API's address */
+    sl_sched_config_register();
+    sl_config_jobs_register();
+    sl_api_config_register();
+    const char *config = NULL, *dir = NULL, *level = NULL, *value;
+    sl_opts_parser op;
+    sl_opts_begin(&op, &opts, argc, argv);
+    for (int c; (c = sl_opts_next(&op, &value)) != SL_OPTS_END;) {
         switch (c) {
-        case 'c': config = optarg; break;
-        case 'p': dir = optarg; break;
-        case 'L': level = optarg; break;
-        case 'h': usage(stdout); return 0;
+        case 'c': config = value; break;
+        case 'p': dir = value; break;
+        case 'L': level = value; break;
         case 'V': printf("sluice-scheduler %s\n", SLUICE_VERSION); return 0;
-        default: usage(stderr); return 2;
+        default: return op.status;
         }
     }
     if (optind < argc) {
@@ -347,7 +369,7 @@ int main(int argc, char **argv)
     }
     sl_log_setup("scheduler", lvl);
     if (dir == NULL)
-        dir = cfg->sched.pipelines;
+        dir = sl_sched_config_of(cfg)->pipelines;
 
     pipeset ps = { dir, NULL, 0 };
     if (load_pipelines(cfg, &ps) < 0) {
@@ -355,8 +377,8 @@ int main(int argc, char **argv)
         return EXIT_CONFIG;
     }
     sl_sign_key *signer = NULL;
-    if (cfg->sched.signing_key_file) {
-        if ((signer = sl_sign_load_private(cfg->sched.signing_key_file, &err)) == NULL) {
+    if (sl_sched_config_of(cfg)->signing_key_file) {
+        if ((signer = sl_sign_load_private(sl_sched_config_of(cfg)->signing_key_file, &err)) == NULL) {
             SL_ERROR("config.invalid", "key=scheduler.signing_key_file error=%s", LOGQ(err.msg));
             sl_pipelines_free(ps.list, ps.n);
             sl_config_free(cfg);
@@ -372,11 +394,11 @@ int main(int argc, char **argv)
 
     /* Gate timeouts are audit rows: signed with the scheduler's own key. */
     sl_sign_key *audit_key = NULL;
-    if (cfg->sched.audit_key_file == NULL) {
+    if (sl_sched_config_of(cfg)->audit_key_file == NULL) {
         SL_WARN("audit.unsigned", "reason=%s", LOGQ("scheduler.audit_key_file is not set: gate "
                 "timeouts will be audited unsigned and fail `sluice audit verify --public-key`, and "
                 "the audit trail is never removed by retention (its checkpoints need the key)"));
-    } else if ((audit_key = sl_sign_load_private(cfg->sched.audit_key_file, &err)) == NULL) {
+    } else if ((audit_key = sl_sign_load_private(sl_sched_config_of(cfg)->audit_key_file, &err)) == NULL) {
         fprintf(stderr, "sluice-scheduler: scheduler.audit_key_file: %s\n", err.msg);
         sl_pipelines_free(ps.list, ps.n);
         sl_config_free(cfg);
@@ -419,7 +441,7 @@ int main(int argc, char **argv)
                 if (!said_standby)
                     SL_INFO("leader.standby", "");
                 said_standby = true;
-                nap(cfg->sched.standby_poll_ms);
+                nap(sl_sched_config_of(cfg)->standby_poll_ms);
             }
         }
         if (leading && !stop_requested && !schema_ok(cfg)) {

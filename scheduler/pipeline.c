@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_jobs.h"
 #include "envelope.h"
 #include "json.h"
 #include "mem.h"
@@ -109,6 +110,7 @@ static void free_step(sl_pstep *s)
     if (s->gate) {
         free(s->gate->approvers);
         free(s->gate->inputs);
+        free(s->gate->notify);
         free(s->gate);
     }
 }
@@ -120,6 +122,7 @@ void sl_pipeline_free(sl_pipeline *p)
     for (size_t i = 0; i < p->nsteps; i++)
         free_step(&p->steps[i]);
     free(p->steps);
+    free(p->notify);
     sl_ydoc_free(p->doc);
     free(p->source);
     free(p);
@@ -229,6 +232,52 @@ static int check_approver(vctx *v, const sl_ynode *node, const char *a)
     return 0;
 }
 
+/* A `notify:` list of channel names (pipeline or gate): each must be a
+ * channel of notify.channels when the configuration is known.  Returns an
+ * owned array (possibly empty, never NULL) of borrowed names. */
+static const char **read_notify(vctx *v, const sl_ynode *node, const char *what, size_t *n)
+{
+    sl_yseq seq;
+    sl_err e;
+    *n = 0;
+    if (sl_ydoc_seq(v->p->doc, node, what, &seq, &e) < 0) {
+        add(v, &e);
+        return sl_xcalloc(1, sizeof(const char *));
+    }
+    const char **list = sl_xcalloc(seq.n + 1, sizeof *list);
+    for (size_t i = 0; i < seq.n; i++) {
+        const char *c = str_field(v, seq.items[i], what);
+        if (c == NULL)
+            continue;
+        if (v->groups && v->groups->notify && sl_config_notify_channel(v->groups->notify, c) == NULL) {
+            errorf(v, seq.items[i], "notify: no channel '%.60s' is defined under 'notify.channels' in "
+                   "the configuration", c);
+            continue;
+        }
+        for (size_t j = 0; j < *n; j++) {
+            if (strcmp(list[j], c) == 0)
+                errorf(v, seq.items[i], "notify: channel '%.60s' is listed twice", c);
+        }
+        list[(*n)++] = c;
+    }
+    return list;
+}
+
+const char *const *sl_pipeline_gate_channels(const sl_pipeline *p, const sl_pgate *g,
+                                             const struct sl_notify_config *nc, size_t *n)
+{
+    if (g->notify) {
+        *n = g->nnotify;
+        return g->notify;
+    }
+    if (p->notify) {
+        *n = p->nnotify;
+        return p->notify;
+    }
+    *n = nc ? nc->ndefaults : 0;
+    return nc ? (const char *const *)nc->defaults : NULL;
+}
+
 static sl_pgate *read_approval(vctx *v, const sl_ynode *node, const char *sid)
 {
     sl_ymap m;
@@ -284,9 +333,12 @@ static sl_pgate *read_approval(vctx *v, const sl_ynode *node, const char *sid)
             read_inputs(v, g, val, sid);
         } else if (strcmp(key, "instructions") == 0) {
             g->instructions = str_field(v, val, "instructions");
+        } else if (strcmp(key, "notify") == 0) {
+            g->notify = read_notify(v, val, "approval.notify", &g->nnotify);
         } else {
             errorf(v, m.pairs[i].key, "unknown key '%.60s' in 'approval' (expected approvers, "
-                   "required, timeout, on_timeout, allow_self_approval, inputs, instructions)", key);
+                   "required, timeout, on_timeout, allow_self_approval, inputs, instructions, notify)",
+                   key);
         }
     }
     if (approvers_node == NULL) {
@@ -829,11 +881,14 @@ sl_pipeline *sl_pipeline_parse(const char *name, const char *text, size_t len,
                 add(&v, &e);
         } else if (strcmp(key, "steps") == 0) {
             steps_node = val;
+        } else if (strcmp(key, "notify") == 0) {
+            p->notify = read_notify(&v, val, "notify", &p->nnotify);
         } else if (strncmp(key, "x-", 2) == 0) {
             /* an extension key (Compose's convention): holds anchors, ignored */
         } else {
             errorf(&v, top.pairs[i].key, "unknown key '%.60s' at the top of a pipeline (expected "
-                   "name, vars, schedule, concurrency, concurrency_release_at_gates, steps, or x-NAME)", key);
+                   "name, vars, schedule, concurrency, concurrency_release_at_gates, notify, steps, or x-NAME)",
+                   key);
         }
     }
     if (!ymap_has(&top, "name"))

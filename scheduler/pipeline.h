@@ -44,6 +44,9 @@ typedef struct sl_pgate {
     sl_pinput *inputs;         /* owned array */
     size_t ninputs;
     const char *instructions;  /* NULL if none */
+    const char **notify;       /* approval.notify: channels of this gate's events, owned array
+                                  (names borrowed); NULL: the pipeline's */
+    size_t nnotify;
 } sl_pgate;
 
 typedef struct sl_pstep {
@@ -73,6 +76,9 @@ typedef struct sl_pipeline {
     size_t nsteps;
     char *source;              /* owned: the YAML text */
     size_t source_len;
+    const char **notify;       /* notify: channels of its gates' events, owned array (names
+                                  borrowed); NULL: notify.default of the configuration */
+    size_t nnotify;
 } sl_pipeline;
 
 /* Parses text (name stands for the file in messages).  groups may be NULL
@@ -119,5 +125,11 @@ const char *sl_pipeline_group_name(const char *approver);
  * after a run started) contributes nobody. */
 char **sl_pipeline_gate_users(const sl_pgate *g, const sl_sched_config *groups, size_t *n);
 void sl_pipeline_users_free(char **users);
+
+/* The channels the events of gate g of pipeline p go to: the gate's
+ * `notify:`, else the pipeline's, else the configuration's notify.default
+ * (nc may be NULL: none).  Returns a borrowed array of *n names. */
+const char *const *sl_pipeline_gate_channels(const sl_pipeline *p, const sl_pgate *g,
+                                             const struct sl_notify_config *nc, size_t *n);
 
 #endif

@@ -10,7 +10,10 @@
 #   worker/   sluice-worker            may include: include lib jobs worker
 #   cli/      sluice                   may include anything above
 # A quoted #include is resolved to the directory that holds the header;
-# system headers (<...>) are not checked.  Run by ctest (test "layers").
+# system headers (<...>) are not checked.  It also fails on an include
+# cycle between modules (a module is a .c/.h pair: x.c and x.h are one
+# node; a cycle such as a.c -> b.h, b.c -> a.h means neither is below the
+# other), found with tsort.  Run by ctest (test "layers").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -33,6 +36,7 @@ for dir in "${!allowed[@]}"; do
 done
 
 bad=0
+edges=()     # "from to" pairs of modules (dir/name), for the cycle check
 for dir in "${!allowed[@]}"; do
     [[ -d $dir ]] || continue
     for f in "$dir"/*.[ch]; do
@@ -42,6 +46,9 @@ for dir in "${!allowed[@]}"; do
             hdr=${hdr%%\"*}
             h=${home[$(basename "$hdr")]:-}
             [[ -n $h ]] || continue     # generated or external header
+            from=${f%.*}
+            to=$h/$(basename "$hdr" .h)
+            [[ $from == "$to" ]] || edges+=("$from $to")
             if [[ " ${allowed[$dir]} " != *" $h "* ]]; then
                 echo "layer violation: $f includes $h/$(basename "$hdr") ($dir/ may include: ${allowed[$dir]})"
                 bad=1
@@ -49,6 +56,12 @@ for dir in "${!allowed[@]}"; do
         done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" || true)
     done
 done
+# tsort reports a loop on stderr ("input contains a loop:" and its members).
+if ((${#edges[@]})) && ! loops=$(printf '%s\n' "${edges[@]}" | tsort 2>&1 >/dev/null); then
+    echo "include cycle between modules:"
+    printf '%s\n' "$loops" | sed -n 's/^tsort: //p' | grep -v 'input contains a loop' | sed 's/^/  /'
+    bad=1
+fi
 if ((bad)); then
     exit 1
 fi

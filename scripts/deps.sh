@@ -20,8 +20,15 @@ Packages: build-essential cmake pkg-config libhiredis-dev libpq-dev
 libmsgpack-dev libyaml-dev libcurl4-openssl-dev libcriterion-dev
 libmicrohttpd-dev libssl-dev openssl redis-server redis-tools postgresql
 postgresql-contrib tmux systemd (systemd-analyze verifies the installed units)
-binutils, clang libclang-rt-14-dev (libFuzzer, for scripts/fuzz.sh), and
-prometheus (for promtool) when the package archive has it.
+binutils, clang libclang-rt-14-dev (libFuzzer, for scripts/fuzz.sh),
+chromium (the browser tests drive Debian's headless Chromium), nodejs and
+npm when no `node`/`npm` is on PATH, and prometheus (for promtool) when
+the package archive has it.
+
+Then the browser tests' npm packages (tests/browser/package-lock.json:
+puppeteer-core, which drives /usr/bin/chromium and downloads no browser)
+are installed with `npm ci` into tests/browser/node_modules when missing
+or older than the lock file.
 EOF
 }
 
@@ -32,7 +39,13 @@ REQUIRED=(
     redis-server redis-tools postgresql postgresql-contrib
     tmux systemd binutils
     clang libclang-rt-14-dev # the fuzz step: libFuzzer (scripts/fuzz.sh)
+    chromium                 # tests/test_browser.c: headless, driven over the DevTools protocol
 )
+# Node runs the browser scenarios (tests/browser).  A node from elsewhere
+# (e.g. a newer one already installed) is fine: the Debian packages are
+# needed only when there is none, and Debian's npm would conflict with it.
+command -v node >/dev/null || REQUIRED+=(nodejs)
+command -v npm >/dev/null || REQUIRED+=(npm)
 OPTIONAL=(prometheus) # promtool: `promtool check metrics` in the tests
 
 CHECK=0
@@ -51,6 +64,32 @@ esac
 
 log() { printf 'deps: %s\n' "$*"; }
 
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BROWSER_DIR=$ROOT/tests/browser
+
+# True when tests/browser/node_modules matches the lock file (npm ci
+# writes node_modules/.package-lock.json after a complete install).
+npm_current() {
+    local stamp=$BROWSER_DIR/node_modules/.package-lock.json
+    [[ -f $stamp && ! $BROWSER_DIR/package-lock.json -nt $stamp ]]
+}
+
+# The browser tests' npm packages, exactly as locked.  --ignore-scripts:
+# no install script runs (puppeteer-core has none; nothing downloads a
+# browser).
+npm_packages() {
+    if npm_current; then
+        log "npm packages of tests/browser already installed"
+        return 0
+    fi
+    if ((CHECK)); then
+        log "missing: npm packages of tests/browser (npm ci)"
+        return 1
+    fi
+    log "installing the npm packages of tests/browser (npm ci)"
+    (cd "$BROWSER_DIR" && npm ci --ignore-scripts --no-audit --no-fund)
+}
+
 installed() {
     [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true) == "install ok installed" ]]
 }
@@ -62,10 +101,12 @@ done
 
 if ((${#missing[@]} == 0)); then
     log "all $((${#REQUIRED[@]} + ${#OPTIONAL[@]})) packages already installed"
-    exit 0
+    npm_packages
+    exit $?
 fi
 if ((CHECK)); then
     log "missing: ${missing[*]}"
+    npm_packages || true
     exit 1
 fi
 
@@ -119,3 +160,4 @@ done
 log "installing: ${to_install[*]}"
 "${APT[@]}" install -y --no-install-recommends "${to_install[@]}"
 log "installed: ${to_install[*]}"
+npm_packages

@@ -262,14 +262,14 @@ static void get_whoami(sl_request *r, sl_response *resp)
  * (the server runs where the pipelines are not) rules nothing out. */
 static bool pipeline_absent(const sl_config *cfg, const char *name)
 {
-    const char *dir = cfg->sched.pipelines;
+    const char *dir = sl_sched_config_of(cfg)->pipelines;
     if (dir == NULL || dir[0] == '\0')
         return false;
     sl_pipeline **list = NULL;
     size_t n = 0;
     sl_yerrors perr = SL_YERRORS_INIT;
     sl_err err;
-    if (sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &perr, &err) < 0) {
+    if (sl_pipelines_load_dir(dir, sl_sched_config_of(cfg), &list, &n, &perr, &err) < 0) {
         sl_yerrors_free(&perr);
         return false;
     }
@@ -371,9 +371,7 @@ static void get_audit(sl_request *r, sl_response *resp)
 
 /* ---- gates --------------------------------------------------------------------- */
 
-/* The ids of the steps gate gate_id of run_id needs, as an array literal
- * "{a,b}" (caller frees), from the run's pipeline definition. */
-static char *gate_needs(sl_db *db, const sl_config *cfg, const char *run_id, const char *gate_id, sl_err *err)
+char *sl_api_gate_needs(sl_db *db, const sl_config *cfg, const char *run_id, const char *gate_id, sl_err *err)
 {
     const char *p[] = { run_id };
     PGresult *res = sl_db_exec(db, "source", "SELECT source_name, source FROM sluice_runs WHERE id = $1", 1, p, err);
@@ -384,7 +382,7 @@ static char *gate_needs(sl_db *db, const sl_config *cfg, const char *run_id, con
     if (PQntuples(res) == 1) {
         sl_yerrors errors = SL_YERRORS_INIT;
         sl_pipeline *pl = sl_pipeline_parse(PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1),
-                                            (size_t)PQgetlength(res, 0, 1), &cfg->sched, &errors);
+                                            (size_t)PQgetlength(res, 0, 1), sl_sched_config_of(cfg), &errors);
         sl_yerrors_free(&errors);
         int k = pl ? sl_pipeline_step(pl, gate_id) : -1;
         for (size_t j = 0; k >= 0 && j < pl->steps[k].nneeds; j++) {
@@ -412,7 +410,7 @@ static char *gate_needs(sl_db *db, const sl_config *cfg, const char *run_id, con
 /* The JSON of one gate with its evidence into out; false if none. */
 static int gate_json(sl_request *r, sl_db *db, const char *run_id, const char *gate_id, sl_buf *out, sl_err *err)
 {
-    char *needs = gate_needs(db, r->cfg, run_id, gate_id, err);
+    char *needs = sl_api_gate_needs(db, r->cfg, run_id, gate_id, err);
     if (needs == NULL)
         return -1;
     const char *p[] = { run_id, gate_id, needs };
@@ -444,16 +442,32 @@ static void get_gate(sl_request *r, sl_response *resp)
     sl_buf_free(&b);
 }
 
-/* The gates of one run (run_id) or every open gate (run_id NULL). */
+/* The open gates principal name may decide: an approver, not the run's
+ * trigger unless the gate allows self-approval, not decided by them yet
+ * (the checks of the decision function, migration 006). */
+#define MINE_SQL \
+    "SELECT g.run_id, g.gate_id FROM sluice_gates g WHERE g.status = 'open' AND $1 = ANY (g.approvers)" \
+    " AND (g.allow_self OR g.triggered_by <> $1) AND NOT EXISTS (SELECT 1 FROM sluice_audit a" \
+    " WHERE a.run_id = g.run_id AND a.gate_id = g.gate_id AND a.actor = $1" \
+    " AND a.decision IN ('approve', 'reject')) ORDER BY g.opened_at"
+
+/* The gates of one run (run_id), every open gate (run_id NULL), or with
+ * ?mine=true the open gates the caller may decide. */
 static void list_gates(sl_request *r, sl_response *resp, const char *run_id)
 {
     sl_err err;
+    const char *mine = run_id ? NULL : sl_http_query(r, "mine");
+    if (mine && strcmp(mine, "true") != 0 && strcmp(mine, "false") != 0) {
+        sl_problem(resp, SL_PROB_BAD_REQUEST, "mine must be true or false");
+        return;
+    }
+    bool only_mine = mine && strcmp(mine, "true") == 0;
     sl_db *db = sl_backends_db(r->be, &err);
-    const char *p[] = { run_id };
-    PGresult *res = db ? sl_db_exec(db, "gates", run_id
+    const char *p[] = { only_mine ? r->who.name : run_id };
+    PGresult *res = db ? sl_db_exec(db, "gates", only_mine ? MINE_SQL : run_id
                                     ? "SELECT run_id, gate_id FROM sluice_gates WHERE run_id = $1 ORDER BY opened_at"
                                     : "SELECT run_id, gate_id FROM sluice_gates WHERE status = 'open' ORDER BY opened_at",
-                                    run_id ? 1 : 0, run_id ? p : NULL, &err)
+                                    p[0] ? 1 : 0, p[0] ? p : NULL, &err)
                        : NULL;
     if (res == NULL) {
         backend_failed(r, resp, &err);

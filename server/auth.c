@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "clock.h"
+#include "config_api.h"
 #include "jwt.h"
 #include "limiter.h"
 #include "log.h"
@@ -57,7 +58,7 @@ static int with_jwt(sl_request *r, sl_response *resp, const char *token)
     const sl_jwt_keys *keys = sl_server_jwt_keys(r->srv);
     if (keys == NULL)
         return refuse(r, resp, "a JWT, but api.jwt is not configured");
-    const sl_api_config *api = &r->cfg->api;
+    const sl_api_config *api = sl_api_config_of(r->cfg);
     sl_jwt_policy pol = { api->jwt.issuer, api->jwt.audience, api->jwt.user_claim, api->jwt.groups_claim,
                           api->jwt.clock_skew_ms };
     sl_jwt_claims c;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "config_api.h"
 #include "log.h"
 #include "mem.h"
 
@@ -50,7 +51,7 @@ sl_pool *sl_pool_new(const sl_config *cfg, size_t nslots)
 {
     sl_pool *p = sl_xcalloc(1, sizeof *p);
     p->cfg = cfg;
-    p->pg_url = sl_backends_pg_url(cfg->database_url, cfg->api.backend_timeout_ms);
+    p->pg_url = sl_backends_pg_url(cfg->database_url, sl_api_config_of(cfg)->backend_timeout_ms);
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->freed, NULL);
     p->slots = sl_xcalloc(nslots, sizeof *p->slots);
@@ -86,7 +87,7 @@ sl_backends *sl_pool_take(sl_pool *p)
 {
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
-    int64_t ns = until.tv_nsec + (int64_t)p->cfg->api.backend_timeout_ms * 1000000;
+    int64_t ns = until.tv_nsec + (int64_t)sl_api_config_of(p->cfg)->backend_timeout_ms * 1000000;
     until.tv_sec += ns / 1000000000;
     until.tv_nsec = ns % 1000000000;
     sl_backends *got = NULL;
@@ -174,7 +175,7 @@ sl_redis *sl_backends_redis(sl_backends *b, sl_err *err)
         b->redis = NULL;
     }
     if (b->redis == NULL && !is_down(p, &p->redis_down_until, "redis", SL_EREDIS, err) &&
-        (b->redis = sl_redis_connect(p->cfg->redis_url, p->cfg->api.backend_timeout_ms, err)) == NULL)
+        (b->redis = sl_redis_connect(p->cfg->redis_url, sl_api_config_of(p->cfg)->backend_timeout_ms, err)) == NULL)
         went_down(p, &p->redis_down_until, "redis", SL_EREDIS, err);
     return b->redis;
 }

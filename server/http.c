@@ -20,8 +20,12 @@
  *
  * Then the route is matched (404 / 405 with Allow), credentials verified
  * for non-public routes (auth.h: 401, 429), the route's scope checked
- * (403), and the handler called.  Every response has Cache-Control:
- * no-store; errors are application/problem+json (problem.h).
+ * (403), and the handler called.  The web pages' routes (web.h) are
+ * matched the same way but authenticate with their session cookie
+ * themselves.  Every response has Cache-Control: no-store; every HTML
+ * response also the strict Content-Security-Policy, X-Frame-Options and
+ * Referrer-Policy of docs/web.md; errors of the API are
+ * application/problem+json (problem.h).
  *
  * Shutdown: SIGINT/SIGTERM/SIGHUP are blocked in every thread and taken by
  * sigwait in sl_server_run, which stops the daemon (finishing requests in
@@ -43,14 +47,17 @@
 #include "api.h"
 #include "auth.h"
 #include "clock.h"
+#include "config_api.h"
 #include "jwt.h"
 #include "limiter.h"
+#include "oidc.h"
 #include "log.h"
 #include "mem.h"
 #include "problem.h"
 #include "server.h"
 #include "sign.h"
 #include "tokens.h"
+#include "web.h"
 
 /* One open connection, for the reaper. */
 typedef struct conn_rec {
@@ -67,6 +74,9 @@ struct sl_server {
     sl_jwt_keys *jwt;          /* owned, NULL without api.jwt */
     unsigned jwt_scopes;
     sl_sign_key *audit_key;    /* owned, NULL without api.audit_key_file */
+    sl_oidc *oidc;             /* owned, NULL without api.oidc */
+    sl_web_rates *rates;       /* owned: the Queues page's previous counters */
+    bool tls;
     pthread_mutex_t mu;        /* guards conns and stopping */
     pthread_cond_t wake;
     conn_rec *conns;
@@ -84,6 +94,25 @@ typedef struct pending {
 sl_limiter *sl_server_limiter(sl_server *s) { return s->limiter; }
 const sl_jwt_keys *sl_server_jwt_keys(sl_server *s) { return s->jwt; }
 unsigned sl_server_jwt_scopes(sl_server *s) { return s->jwt_scopes; }
+const sl_sign_key *sl_server_audit_key(sl_server *s) { return s->audit_key; }
+sl_oidc *sl_server_oidc(sl_server *s) { return s->oidc; }
+bool sl_server_tls(sl_server *s) { return s->tls; }
+sl_web_rates *sl_server_web_rates(sl_server *s) { return s->rates; }
+
+const char *sl_http_cookie(const sl_request *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_COOKIE_KIND, name);
+}
+
+void sl_http_set_cookie(sl_response *resp, const char *value)
+{
+    for (size_t i = 0; i < sizeof resp->set_cookie / sizeof resp->set_cookie[0]; i++) {
+        if (resp->set_cookie[i][0] == '\0') {
+            snprintf(resp->set_cookie[i], sizeof resp->set_cookie[i], "%s", value);
+            return;
+        }
+    }
+}
 
 const char *sl_http_header(const sl_request *r, const char *name)
 {
@@ -182,7 +211,7 @@ static void *reaper(void *arg)
     while (!s->stopping) {
         int64_t now = sl_monotonic_ms();
         for (conn_rec *r = s->conns; r; r = r->next) {
-            if (!r->shut && r->fd >= 0 && now - r->since_ms > s->cfg->api.request_deadline_ms) {
+            if (!r->shut && r->fd >= 0 && now - r->since_ms > sl_api_config_of(s->cfg)->request_deadline_ms) {
                 shutdown(r->fd, SHUT_RDWR);
                 r->shut = true;
                 SL_INFO("serve.deadline", "fd=%d after_ms=%lld", r->fd, (long long)(now - r->since_ms));
@@ -231,6 +260,15 @@ static enum MHD_Result send_response(struct MHD_Connection *c, sl_response *resp
                                                                                 : "text/plain; charset=utf-8");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
     MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    if (resp->content_type && strncmp(resp->content_type, "text/html", 9) == 0) {
+        MHD_add_response_header(r, "Content-Security-Policy", SL_WEB_CSP);
+        MHD_add_response_header(r, "X-Frame-Options", "DENY");
+        MHD_add_response_header(r, "Referrer-Policy", "same-origin");
+    }
+    for (size_t i = 0; i < sizeof resp->set_cookie / sizeof resp->set_cookie[0]; i++) {
+        if (resp->set_cookie[i][0])
+            MHD_add_response_header(r, MHD_HTTP_HEADER_SET_COOKIE, resp->set_cookie[i]);
+    }
     if (resp->allow)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, resp->allow);
     if (resp->location[0])
@@ -297,18 +335,23 @@ static void dispatch(sl_server *s, sl_request *r, sl_response *resp)
     const char *method = strcmp(r->method, "HEAD") == 0 ? "GET" : r->method;
     char allow[64] = "";
     char *copy = sl_xstrdup(r->path);
-    for (size_t i = 0; i < sl_api_nroutes && found == NULL; i++) {
-        strcpy(copy, r->path);
-        const char *params[SL_ROUTE_PARAMS] = { 0 };
-        if (!match(sl_api_routes[i].pattern, copy, params))
-            continue;
-        path_known = true;
-        size_t len = strlen(allow);
-        snprintf(allow + len, sizeof allow - len, "%s%s%s", len ? ", " : "", sl_api_routes[i].method,
-                 strcmp(sl_api_routes[i].method, "GET") == 0 ? ", HEAD" : "");
-        if (strcmp(sl_api_routes[i].method, method) == 0) {
-            found = &sl_api_routes[i];
-            memcpy(r->params, params, sizeof params);
+    const sl_route *const tables[] = { sl_api_routes, sl_web_routes };
+    const size_t sizes[] = { sl_api_nroutes, sl_web_nroutes };
+    for (size_t t = 0; t < 2 && found == NULL; t++) {
+        for (size_t i = 0; i < sizes[t] && found == NULL; i++) {
+            const sl_route *rt = &tables[t][i];
+            strcpy(copy, r->path);
+            const char *params[SL_ROUTE_PARAMS] = { 0 };
+            if (!match(rt->pattern, copy, params))
+                continue;
+            path_known = true;
+            size_t len = strlen(allow);
+            snprintf(allow + len, sizeof allow - len, "%s%s%s", len ? ", " : "", rt->method,
+                     strcmp(rt->method, "GET") == 0 ? ", HEAD" : "");
+            if (strcmp(rt->method, method) == 0) {
+                found = rt;
+                memcpy(r->params, params, sizeof params);
+            }
         }
     }
     if (found == NULL) {
@@ -360,12 +403,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!sl_limiter_request(s->limiter, p->address, sl_monotonic_ms(), &retry))
             return send_problem(c, SL_PROB_THROTTLED, retry, "request rate limit of this address exceeded");
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg->api.max_body)
+        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)sl_api_config_of(s->cfg)->max_body)
             return send_problem(c, SL_PROB_TOO_LARGE, 0, "the body exceeds api.max_body");
         return MHD_YES;
     }
     if (*upload_data_size > 0) {
-        if (p->body.len + *upload_data_size > (size_t)s->cfg->api.max_body)
+        if (p->body.len + *upload_data_size > (size_t)sl_api_config_of(s->cfg)->max_body)
             p->too_big = true;
         else
             sl_buf_append(&p->body, upload_data, *upload_data_size);
@@ -420,7 +463,7 @@ static char *read_small_file(const char *what, const char *path, sl_err *err)
 
 int sl_server_run(const sl_config *cfg, const char *listen, sl_err *err)
 {
-    const sl_api_config *api = &cfg->api;
+    const sl_api_config *api = sl_api_config_of(cfg);
     /* Block the stop signals before any thread starts (they inherit the
      * mask); they are taken with sigwait below. */
     sigset_t stop;
@@ -444,6 +487,7 @@ int sl_server_run(const sl_config *cfg, const char *listen, sl_err *err)
     pthread_mutex_init(&s.mu, NULL);
     pthread_cond_init(&s.wake, NULL);
     s.limiter = sl_limiter_new(api);
+    s.rates = sl_web_rates_new();
     s.pool = sl_pool_new(cfg, (size_t)api->threads);
     if (api->audit_key_file == NULL) {
         SL_WARN("serve.audit_unsigned", "reason=\"api.audit_key_file is not set: the audit rows of "
@@ -461,7 +505,13 @@ int sl_server_run(const sl_config *cfg, const char *listen, sl_err *err)
             goto cleanup;
         }
     }
+    if (api->oidc.issuer && (s.oidc = sl_oidc_new(api, err)) == NULL) {
+        sl_err_wrap(err, "api.oidc");
+        err->code = SL_ECONFIG;
+        goto cleanup;
+    }
     bool tls = api->tls_cert != NULL;
+    s.tls = tls;
     if (tls) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
             sl_err_set(err, SL_ECONFIG, "api.tls_cert: this libmicrohttpd was built without TLS; "
@@ -527,6 +577,8 @@ cleanup:
     sl_limiter_free(s.limiter);
     sl_jwt_keys_free(s.jwt);
     sl_sign_key_free(s.audit_key);
+    sl_oidc_free(s.oidc);
+    sl_web_rates_free(s.rates);
     pthread_cond_destroy(&s.wake);
     pthread_mutex_destroy(&s.mu);
     free(cert);

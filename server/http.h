@@ -51,17 +51,28 @@ typedef struct sl_response {
     const char *allow;          /* Allow header, or NULL */
     char allow_buf[64];         /* storage for allow when computed */
     bool challenge;             /* add WWW-Authenticate: Bearer (401) */
-    char location[320];         /* Location header, or "" */
+    char location[2048];        /* Location header, or "" (an OIDC authorization URL is long) */
+    char set_cookie[2][512];    /* Set-Cookie headers, "" when unused */
 } sl_response;
 
 struct sl_limiter;
 struct sl_jwt_keys;
+struct sl_sign_key;
+struct sl_oidc;
+struct sl_web_rates;
 
 /* The server's per-address limits and its JWT keys (NULL when api.jwt is
  * not configured), for auth.c. */
 struct sl_limiter *sl_server_limiter(sl_server *s);
 const struct sl_jwt_keys *sl_server_jwt_keys(sl_server *s);
 unsigned sl_server_jwt_scopes(sl_server *s);
+
+/* The key that signs the audit rows of decisions (NULL: unsigned), the
+ * OIDC client (NULL without api.oidc), and whether the server speaks TLS. */
+const struct sl_sign_key *sl_server_audit_key(sl_server *s);
+struct sl_oidc *sl_server_oidc(sl_server *s);
+bool sl_server_tls(sl_server *s);
+struct sl_web_rates *sl_server_web_rates(sl_server *s);
 
 /* One route: method and path pattern ("/v1/runs/{}/gates/{}"; each {}
  * matches one non-empty segment, given to the handler in params), the
@@ -76,8 +87,14 @@ typedef struct sl_route {
 /* A request header's value, or NULL. */
 const char *sl_http_header(const sl_request *r, const char *name);
 
+/* A cookie's value, or NULL. */
+const char *sl_http_cookie(const sl_request *r, const char *name);
+
 /* A query-string argument's value, or NULL. */
 const char *sl_http_query(const sl_request *r, const char *name);
+
+/* Adds a Set-Cookie header value to resp (at most two per response). */
+void sl_http_set_cookie(sl_response *resp, const char *value);
 
 /* Sets a JSON response: status and the body taken from json (reset). */
 void sl_http_json(sl_response *resp, unsigned status, sl_buf *json);

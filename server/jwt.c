@@ -19,7 +19,7 @@
 #include <string.h>
 
 #include "args.h"
-#include "b64url.h"
+#include "base64.h"
 #include "buf.h"
 #include "jsonval.h"
 #include "mem.h"
@@ -62,7 +62,7 @@ static unsigned char *b64_member(const msgpack_object *o, const char *name, size
     const msgpack_object *v = sl_args_get(o, name);
     if (v == NULL || v->type != MSGPACK_OBJECT_STR)
         return NULL;
-    return sl_b64url_decode(v->via.str.ptr, v->via.str.size, n);
+    return sl_base64_decode(v->via.str.ptr, v->via.str.size, SL_BASE64URL, n);
 }
 
 static char *str_member(const msgpack_object *o, const char *name)
@@ -165,6 +165,21 @@ cleanup:
     return rc;
 }
 
+/* Checks what was loaded into ks (from what): some keys, RSA of 2048
+ * bits or more, RSA or EC only. */
+static int check_keys(const sl_jwt_keys *ks, const char *what, sl_err *err)
+{
+    if (ks->n == 0)
+        return sl_err_set(err, SL_ECONFIG, "api.jwt.keys: %s holds no signing key", what);
+    for (size_t i = 0; i < ks->n; i++) {
+        if (ks->keys[i].type == KEY_RSA && EVP_PKEY_get_bits(ks->keys[i].pkey) < 2048)
+            return sl_err_set(err, SL_ECONFIG, "api.jwt.keys: %s: RSA key %zu is shorter than 2048 bits", what, i + 1);
+        if (!EVP_PKEY_is_a(ks->keys[i].pkey, "RSA") && !EVP_PKEY_is_a(ks->keys[i].pkey, "EC"))
+            return sl_err_set(err, SL_ECONFIG, "api.jwt.keys: %s: key %zu is neither RSA nor EC", what, i + 1);
+    }
+    return 0;
+}
+
 sl_jwt_keys *sl_jwt_keys_load(const char *path, sl_err *err)
 {
     sl_jwt_keys *ks = sl_xcalloc(1, sizeof *ks);
@@ -188,20 +203,8 @@ sl_jwt_keys *sl_jwt_keys_load(const char *path, sl_err *err)
         if (text == NULL || load_jwks(ks, path, text, err) < 0)
             goto fail;
     }
-    if (ks->n == 0) {
-        sl_err_set(err, SL_ECONFIG, "api.jwt.keys: %s holds no signing key", path);
+    if (check_keys(ks, path, err) < 0)
         goto fail;
-    }
-    for (size_t i = 0; i < ks->n; i++) {
-        if (ks->keys[i].type == KEY_RSA && EVP_PKEY_get_bits(ks->keys[i].pkey) < 2048) {
-            sl_err_set(err, SL_ECONFIG, "api.jwt.keys: %s: RSA key %zu is shorter than 2048 bits", path, i + 1);
-            goto fail;
-        }
-        if (!EVP_PKEY_is_a(ks->keys[i].pkey, "RSA") && !EVP_PKEY_is_a(ks->keys[i].pkey, "EC")) {
-            sl_err_set(err, SL_ECONFIG, "api.jwt.keys: %s: key %zu is neither RSA nor EC", path, i + 1);
-            goto fail;
-        }
-    }
     fclose(f);
     free(text);
     return ks;
@@ -211,6 +214,16 @@ fail:
     free(text);
     sl_jwt_keys_free(ks);
     return NULL;
+}
+
+sl_jwt_keys *sl_jwt_keys_parse(const char *what, const char *text, sl_err *err)
+{
+    sl_jwt_keys *ks = sl_xcalloc(1, sizeof *ks);
+    if (load_jwks(ks, what, text, err) < 0 || check_keys(ks, what, err) < 0) {
+        sl_jwt_keys_free(ks);
+        return NULL;
+    }
+    return ks;
 }
 
 void sl_jwt_claims_clear(sl_jwt_claims *c)
@@ -225,7 +238,7 @@ void sl_jwt_claims_clear(sl_jwt_claims *c)
 static bool decode_part(const char *text, size_t len, sl_jsonval *j)
 {
     size_t n;
-    unsigned char *raw = sl_b64url_decode(text, len, &n);
+    unsigned char *raw = sl_base64_decode(text, len, SL_BASE64URL, &n);
     if (raw == NULL || memchr(raw, '\0', n)) {
         free(raw);
         sl_jsonval_init(j, NULL);
@@ -377,6 +390,8 @@ static int check_claims(const sl_jwt_policy *pol, const msgpack_object *c, int64
         return sl_err_set(err, SL_EINVAL, "not valid yet (nbf)");
     if (!copy_str(sl_args_get(c, "sub"), out->subject, sizeof out->subject))
         return sl_err_set(err, SL_EINVAL, "no sub claim");
+    if (sl_args_get(c, "nonce") && !copy_str(sl_args_get(c, "nonce"), out->nonce, sizeof out->nonce))
+        return sl_err_set(err, SL_EINVAL, "nonce is not a string");
     if (!copy_str(sl_args_get(c, pol->user_claim), out->user, sizeof out->user))
         return sl_err_set(err, SL_EINVAL, "no string claim '%.60s' for the user name", pol->user_claim);
     const msgpack_object *g = sl_args_get(c, pol->groups_claim);
@@ -415,7 +430,7 @@ int sl_jwt_verify(const sl_jwt_keys *keys, const sl_jwt_policy *policy, const ch
     const jwk *k = choose_key(keys, &hdr.up.data, err);
     if (k == NULL)
         goto cleanup;
-    sig = sl_b64url_decode(dot2 + 1, strlen(dot2 + 1), &siglen);
+    sig = sl_base64_decode(dot2 + 1, strlen(dot2 + 1), SL_BASE64URL, &siglen);
     if (sig == NULL || !signature_ok(k, sig, siglen, token, (size_t)(dot2 - token))) {
         sl_err_set(err, SL_EINVAL, "bad signature");
         goto cleanup;

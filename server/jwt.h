@@ -34,6 +34,11 @@ typedef struct sl_jwt_keys sl_jwt_keys;
 sl_jwt_keys *sl_jwt_keys_load(const char *path, sl_err *err);
 void sl_jwt_keys_free(sl_jwt_keys *keys);   /* keys may be NULL */
 
+/* Loads the keys of a JWKS document held in text (an OIDC provider's
+ * jwks_uri); what names the source in errors.  Same rules and result as
+ * sl_jwt_keys_load. */
+sl_jwt_keys *sl_jwt_keys_parse(const char *what, const char *text, sl_err *err);
+
 /* What the operator requires of a token (all borrowed). */
 typedef struct sl_jwt_policy {
     const char *issuer;
@@ -47,6 +52,7 @@ typedef struct sl_jwt_policy {
 typedef struct sl_jwt_claims {
     char user[256];      /* the user claim */
     char subject[256];   /* sub */
+    char nonce[256];     /* nonce, "" when absent (OIDC ID tokens carry one) */
     char **groups;       /* owned, ngroups names */
     size_t ngroups;
 } sl_jwt_claims;

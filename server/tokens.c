@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "b64url.h"
+#include "base64.h"
 #include "sha256.h"
 
 static const char *const scope_names[] = { "enqueue", "trigger", "approve", "read", "admin" };
@@ -94,7 +94,7 @@ int sl_token_create(sl_db *db, const char *user, unsigned scopes, int64_t expire
     for (size_t i = 0; i < sizeof idb; i++)
         snprintf(id + 2 * i, 3, "%02x", idb[i]);
     char enc[64];
-    sl_b64url_encode(secret, sizeof secret, enc, sizeof enc);
+    sl_base64_encode(secret, sizeof secret, SL_BASE64URL, enc, sizeof enc);
     snprintf(token, SL_TOKEN_MAX, SL_TOKEN_PREFIX "%s_%s", id, enc);
     OPENSSL_cleanse(secret, sizeof secret);
     char hex[SL_SHA256_HEX], lit[96], exp[32];

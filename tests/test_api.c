@@ -22,12 +22,15 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+TH_REGISTER_CONFIG_SECTIONS
 
 static char dir[64];     /* this test's pipelines and files */
 static char *config;     /* its configuration */
@@ -317,7 +320,7 @@ static void open_gate(const char *run_id)
     sl_pipeline **pipes = NULL;
     size_t npipes = 0;
     sl_yerrors perr = SL_YERRORS_INIT;
-    cr_assert_eq(sl_pipelines_load_dir(cfg->sched.pipelines, &cfg->sched, &pipes, &npipes, &perr, &err), 0, "%s",
+    cr_assert_eq(sl_pipelines_load_dir(sl_sched_config_of(cfg)->pipelines, sl_sched_config_of(cfg), &pipes, &npipes, &perr, &err), 0, "%s",
                  err.msg);
     cr_assert_eq(perr.n, 0, "%s", perr.msgs[0]);
     sl_yerrors_free(&perr);
@@ -656,5 +659,150 @@ Test(api, cli_needs_a_token)
     const char *as[] = { SLUICE_BIN, "run", "p", "--as", "bob", "--config", config, NULL };
     c = th_run(as, env);
     cr_assert_eq(c.status, 2, "--as is gone: %s", c.err);
+    th_result_free(&c);
+}
+
+/* `sluice ARGS…` (NULL-terminated) as the holder of token, against s. */
+static th_result cli_as(const th_server *s, const char *token, const char *first, ...)
+{
+    const char *argv[16] = { SLUICE_BIN, first };
+    int n = 2;
+    va_list ap;
+    va_start(ap, first);
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL && n < 13)
+        argv[n++] = a;
+    va_end(ap);
+    argv[n++] = "--config";
+    argv[n++] = config;
+    argv[n] = NULL;
+    char *t = sl_xasprintf("SLUICE_TOKEN=%s", token), *u = sl_xasprintf("SLUICE_API_URL=%s", s->url);
+    const char *env[] = { t, u, NULL };
+    th_result r = th_run(argv, env);
+    free(t);
+    free(u);
+    return r;
+}
+
+Test(api, gates_mine_lists_what_the_principal_may_decide)
+{
+    char name[64], other[64];
+    th_name(name, sizeof name, "apimine");
+    th_name(other, sizeof other, "apiother");
+    pipeline(name, "steps:\n"
+                   "  - id: g\n"
+                   "    approval: {approvers: [alice, bob, carol], required: 2}\n"
+                   "  - {id: deploy, kind: noop, queue: api-never-run, needs: [g]}\n");
+    pipeline(other, "steps:\n"
+                    "  - id: h\n"
+                    "    approval: {approvers: [dave]}\n"
+                    "  - {id: deploy, kind: noop, queue: api-never-run, needs: [h]}\n");
+    th_server s;
+    th_serve_start(&s, config, false, NULL);
+    char *alice = th_token(config, "alice", "trigger,approve,read", NULL);
+    char *bob = th_token(config, "bob", "approve,read", NULL);
+    char *dave = th_token(config, "dave", "approve,read", NULL);
+    char *path = sl_xasprintf("/v1/pipelines/%s/runs", name);
+    th_http_reply r = call(&s, "POST", path, alice, "{\"vars\":{}}");
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    char *run = json_str(r.body, "id");
+    th_http_free(&r);
+    char *path2 = sl_xasprintf("/v1/pipelines/%s/runs", other);
+    r = call(&s, "POST", path2, alice, "{\"vars\":{}}");
+    cr_assert_eq(r.status, 201, "%s", r.body);
+    char *run2 = json_str(r.body, "id");
+    th_http_free(&r);
+    open_gate(run);
+    open_gate(run2);
+
+    /* bob may decide run's gate, not run2's */
+    th_result c = cli_as(&s, bob, "gates", "--mine", "--json", NULL);
+    cr_assert_eq(c.status, 0, "%s%s", c.out, c.err);
+    cr_assert(strstr(c.out, run) && strstr(c.out, "\"gate\""), "%s", c.out);
+    cr_assert_null(strstr(c.out, run2), "dave's gate listed for bob: %s", c.out);
+    th_result_free(&c);
+    /* alice triggered the run and self-approval is off: nothing for her */
+    c = cli_as(&s, alice, "gates", "--mine", "--json", NULL);
+    cr_assert_eq(c.status, 0, "%s", c.err);
+    cr_assert_null(strstr(c.out, run), "%s", c.out);
+    cr_assert_null(strstr(c.out, run2), "%s", c.out);
+    th_result_free(&c);
+    /* --json alone: every open gate */
+    c = cli_as(&s, alice, "gates", "--json", NULL);
+    cr_assert_eq(c.status, 0, "%s", c.err);
+    cr_assert(strstr(c.out, run) && strstr(c.out, run2), "%s", c.out);
+    th_result_free(&c);
+    /* once bob has approved, the gate is no longer his to decide; dave's text list shows his */
+    char *ap = sl_xasprintf("/v1/runs/%s/gates/g/approve", run);
+    r = call(&s, "POST", ap, bob, "{}");
+    cr_assert_eq(r.status, 200, "%s", r.body);
+    th_http_free(&r);
+    c = cli_as(&s, bob, "gates", "--mine", NULL);
+    cr_assert_eq(c.status, 0, "%s", c.err);
+    /* (other tests share the database and may hold gates bob can decide) */
+    cr_assert_null(strstr(c.out, run), "a gate bob already approved is still his: %s", c.out);
+    th_result_free(&c);
+    c = cli_as(&s, dave, "gates", "--mine", NULL);
+    cr_assert_eq(c.status, 0, "%s", c.err);
+    cr_assert(strstr(c.out, run2) && strstr(c.out, "gate h") && !strstr(c.out, run), "%s", c.out);
+    th_result_free(&c);
+    /* the API: mine must be true or false */
+    r = call(&s, "GET", "/v1/gates?mine=yes", bob, NULL);
+    expect_problem(&r, 400, "bad-request");
+    th_http_free(&r);
+    /* without a token the CLI says so and asks nothing */
+    c = cli_as(&s, "", "gates", "--mine", NULL);
+    cr_assert_eq(c.status, 1, "%s", c.err);
+    cr_assert(strstr(c.err, "SLUICE_TOKEN"), "%s", c.err);
+    th_result_free(&c);
+    th_serve_stop(&s);
+    free(ap);
+    free(run);
+    free(run2);
+    free(path);
+    free(path2);
+    free(alice);
+    free(bob);
+    free(dave);
+}
+
+Test(api, open_prints_the_pages_address_and_refuses_other_paths)
+{
+    write_config("  public_url: https://sluice.example.com/ui/\n", NULL);
+    const char *ok[][3] = {
+        { "r1", NULL, "https://sluice.example.com/ui/runs/r1\n" },
+        { "r1/deploy", NULL, "https://sluice.example.com/ui/runs/r1/gates/deploy\n" },
+        { "r1", "deploy", "https://sluice.example.com/ui/runs/r1/gates/deploy\n" },
+        /* anything else in a name is percent-encoded: one segment each */
+        { "a?b#c", "<x y>", "https://sluice.example.com/ui/runs/a%3Fb%23c/gates/%3Cx%20y%3E\n" },
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        const char *argv[] = { SLUICE_BIN, "open", ok[i][0], ok[i][1] ? ok[i][1] : "--config",
+                               ok[i][1] ? "--config" : config, ok[i][1] ? config : NULL, NULL };
+        th_result c = th_run(argv, NULL);
+        cr_assert_eq(c.status, 0, "%s", c.err);
+        cr_assert_str_eq(c.out, ok[i][2]);
+        th_result_free(&c);
+    }
+    /* names that would lead a browser elsewhere */
+    const char *bad[][2] = { { "..", NULL }, { "r1/..", NULL }, { "r1/.", NULL }, { "r1", ".." },
+                             { "r1/g/../../admin", NULL }, { "/r1", NULL }, { "r1/", NULL },
+                             { "r1", "a/b" } };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        const char *argv[] = { SLUICE_BIN, "open", bad[i][0], bad[i][1] ? bad[i][1] : "--config",
+                               bad[i][1] ? "--config" : config, bad[i][1] ? config : NULL, NULL };
+        th_result c = th_run(argv, NULL);
+        cr_assert_eq(c.status, 2, "%s %s accepted: %s", bad[i][0], bad[i][1] ? bad[i][1] : "", c.out);
+        cr_assert_str_eq(c.out, "", "nothing printed to stdout");
+        cr_assert(strstr(c.err, "cannot name a page"), "%s", c.err);
+        th_result_free(&c);
+    }
+    /* without public_url, the API's url */
+    write_config(NULL, NULL);
+    const char *argv[] = { SLUICE_BIN, "open", "r1", "--config", config, NULL };
+    const char *env[] = { "SLUICE_API_URL=http://127.0.0.1:9464", NULL };
+    th_result c = th_run(argv, env);
+    cr_assert_eq(c.status, 0, "%s", c.err);
+    cr_assert_str_eq(c.out, "http://127.0.0.1:9464/runs/r1\n");
     th_result_free(&c);
 }

@@ -622,3 +622,79 @@ Test(audit, retention_keeps_the_newest_row_and_needs_the_audit_key)
     th_private_db_drop(fx.db);
     th_rmtree(fx.dir);
 }
+
+/* Counts the occurrences of needle in hay. */
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void decide_refused(sl_db *db, const char *run, const char *gate, const char *who)
+{
+    sl_err err;
+    sl_gate_result res;
+    cr_assert_eq(sl_gate_decide(db, run, gate, &(sl_principal){ .name = who, .method = "jwt:https://id#x",
+                                .address = "203.0.113.9" }, true, "let me", NULL, 0, &res, &err), 0,
+                 "%s", err.msg);
+    cr_assert(res.refused, "%s was accepted", who);
+}
+
+Test(audit, show_lists_a_runs_decisions_with_their_verification)
+{
+    fixture fx;
+    setup_fixture(&fx, "show");
+    open_gate(&fx, "r1", "go", 2, NULL);
+    open_gate(&fx, "r2", "go", 1, NULL);
+    sl_sign_key *key;
+    sl_db *db = connect_signing(&fx, fx.api, "api", &key);
+    approve(db, "r1", "go", "alice", false);
+    /* a principal whose name would drive a terminal: refused, and shown inert */
+    decide_refused(db, "r1", "go", "eve\x1b]0;owned\x07");
+    approve(db, "r2", "go", "carol", true);
+    approve(db, "r1", "go", "bob", true);
+    char *pub = key_path(&fx, "api", "pub");
+
+    th_result r = sluice_as(&fx, "sluice", "audit", "show", "r1", "--json", "--public-key", pub, NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    cr_assert_eq(count_of(r.out, "\"seq\":"), 3, "r1's three rows, not r2's: %s", r.out);
+    cr_assert_eq(count_of(r.out, "\"signature\":\"yes\""), 3, "%s", r.out);
+    cr_assert(strstr(r.out, "\"principal\":\"alice\",\"decision\":\"approve\",\"method\":\"token:t1\","
+                     "\"address\":\"198.51.100.4\",\"comment\":\"fine\""), "%s", r.out);
+    cr_assert(strstr(r.out, "\"principal\":\"eve\\u001b]0;owned\\u0007\",\"decision\":\"refused\","
+                     "\"method\":\"jwt:https://id#x\",\"address\":\"203.0.113.9\""), "%s", r.out);
+    cr_assert(strstr(r.out, "not an approver"), "the refusal's reason: %s", r.out);
+    cr_assert_null(strstr(r.out, "carol"), "%s", r.out);
+    cr_assert(strchr(r.out, '\x1b') == NULL && strchr(r.out, '\x07') == NULL, "raw control bytes printed");
+    th_result_free(&r);
+
+    /* text, without keys: the signatures are there but unchecked */
+    r = sluice_as(&fx, "sluice", "audit", "show", "r1", NULL);
+    cr_assert_eq(r.status, 0, "%s%s", r.out, r.err);
+    cr_assert_eq(count_of(r.out, "signature unchecked"), 3, "%s", r.out);
+    cr_assert(strstr(r.out, "approve by bob (token:t1 from 198.51.100.4)"), "%s", r.out);
+    cr_assert(strchr(r.out, '\x1b') == NULL && strchr(r.out, '\x07') == NULL, "raw control bytes printed:\n%s",
+              r.out);
+    th_result_free(&r);
+
+    /* the owner swaps an approver: that row no longer verifies, and show says so */
+    owner_rewrites(&fx, "UPDATE sluice_audit SET actor = 'mallory' WHERE actor = 'alice'");
+    r = sluice_as(&fx, "sluice", "audit", "show", "r1", "--json", "--public-key", pub, NULL);
+    cr_assert_eq(r.status, 1, "%s%s", r.out, r.err);
+    cr_assert(strstr(r.out, "\"principal\":\"mallory\"") && strstr(r.out, "\"signature\":\"no\""), "%s", r.out);
+    cr_assert(strstr(r.err, "row 1 of run r1 does not verify"), "%s", r.err);
+    th_result_free(&r);
+
+    /* usage: a run is required, and only one */
+    r = sluice_as(&fx, "sluice", "audit", "show", NULL);
+    cr_assert_eq(r.status, 2, "%s", r.err);
+    cr_assert(strstr(r.err, "show needs one run id"), "%s", r.err);
+    th_result_free(&r);
+    free(pub);
+    sl_sign_key_free(key);
+    sl_db_free(db);
+    th_private_db_drop(fx.db);
+    th_rmtree(fx.dir);
+}

@@ -9,13 +9,19 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "config.h"
+#include "config_api.h"
 #include "config_jobs.h"
+#include "config_sched.h"
+#include "harness.h"
+
+TH_REGISTER_CONFIG_SECTIONS
 
 static char dir[64];
 
@@ -433,13 +439,13 @@ Test(config, protected_kinds_targets_and_keys)
     cr_assert_str_eq(cfg->worker.protected_kinds[1], "deploy");
     cr_assert_eq(cfg->worker.nscheduler_public_keys, 2);
     cr_assert_str_eq(cfg->worker.scheduler_public_keys[0], "/k/a.pub");
-    cr_assert_str_eq(cfg->sched.signing_key_file, "/k/scheduler.key");
-    cr_assert(sl_config_deploy_target(cfg->jobs, "prod")->protected);
-    cr_assert(!sl_config_deploy_target(cfg->jobs, "dev")->protected, "protection is opt-in");
+    cr_assert_str_eq(sl_sched_config_of(cfg)->signing_key_file, "/k/scheduler.key");
+    cr_assert(sl_config_deploy_target(sl_config_jobs_of(cfg), "prod")->protected);
+    cr_assert(!sl_config_deploy_target(sl_config_jobs_of(cfg), "dev")->protected, "protection is opt-in");
     sl_config_free(cfg);
     cfg = load_ok("worker:\n  batch: 2\n");
     cr_assert_eq(cfg->worker.nprotected_kinds, 0);
-    cr_assert_null(cfg->sched.signing_key_file);
+    cr_assert_null(sl_sched_config_of(cfg)->signing_key_file);
     sl_config_free(cfg);
     load_bad("worker:\n  protected_kinds: [Deploy]\n", 2, 21, "'worker.protected_kinds[0]' is not a valid kind name");
     load_bad("worker:\n  protected_kinds: [a, a]\n", 2, 24, "'a' is listed twice");
@@ -457,20 +463,20 @@ Test(config, api_section)
                              "  request_deadline: 5s\n  max_body: 4096\n"
                              "  jwt:\n    issuer: https://id.example\n    audience: sluice\n"
                              "    keys: /etc/jwks.json\n    user_claim: email\n    clock_skew: 30s\n");
-    cr_assert_str_eq(cfg->api.url, "https://sluice.internal:9464");
-    cr_assert_eq(cfg->api.threads, 8);
-    cr_assert_eq(cfg->api.request_deadline_ms, 5000);
-    cr_assert_eq(cfg->api.max_body, 4096);
-    cr_assert_str_eq(cfg->api.jwt.issuer, "https://id.example");
-    cr_assert_str_eq(cfg->api.jwt.user_claim, "email");
-    cr_assert_str_eq(cfg->api.jwt.groups_claim, "groups");
-    cr_assert_eq(cfg->api.jwt.clock_skew_ms, 30000);
-    cr_assert_null(cfg->api.tls_cert);
+    cr_assert_str_eq(sl_api_config_of(cfg)->url, "https://sluice.internal:9464");
+    cr_assert_eq(sl_api_config_of(cfg)->threads, 8);
+    cr_assert_eq(sl_api_config_of(cfg)->request_deadline_ms, 5000);
+    cr_assert_eq(sl_api_config_of(cfg)->max_body, 4096);
+    cr_assert_str_eq(sl_api_config_of(cfg)->jwt.issuer, "https://id.example");
+    cr_assert_str_eq(sl_api_config_of(cfg)->jwt.user_claim, "email");
+    cr_assert_str_eq(sl_api_config_of(cfg)->jwt.groups_claim, "groups");
+    cr_assert_eq(sl_api_config_of(cfg)->jwt.clock_skew_ms, 30000);
+    cr_assert_null(sl_api_config_of(cfg)->tls_cert);
     sl_config_free(cfg);
     setenv("SLUICE_API_URL", "http://127.0.0.1:1234", 1);
     cfg = load_ok("");
-    cr_assert_str_eq(cfg->api.url, "http://127.0.0.1:1234");
-    cr_assert_eq(cfg->api.auth_failures, 10);
+    cr_assert_str_eq(sl_api_config_of(cfg)->url, "http://127.0.0.1:1234");
+    cr_assert_eq(sl_api_config_of(cfg)->auth_failures, 10);
     sl_config_free(cfg);
     unsetenv("SLUICE_API_URL");
     load_bad("api:\n  threads: 0\n", 2, 12, "api.threads");
@@ -495,4 +501,126 @@ Test(config, max_job_timeout_caps_the_envelopes_timeout)
     cr_assert_eq(sl_config_job_timeout_ms(cfg, "q", 0), 7200000, "the configured default is not capped");
     sl_config_free(cfg);
     load_bad("worker:\n  max_job_timeout: 8d\n", 2, 20, "worker.max_job_timeout");
+}
+
+/* ---- the section registry: components own their sections -------------- */
+
+/* A component of the test's own: section x-probe holding one integer, with
+ * an environment override, counting what the loader asked of it. */
+typedef struct {
+    int64_t value;
+    char seen[32];     /* the section name its reader was given */
+    bool env_applied;
+} probe;
+
+static int probe_destroyed;
+
+static void *probe_create(void)
+{
+    probe *p = calloc(1, sizeof *p);
+    cr_assert_not_null(p);
+    p->value = 7;
+    return p;
+}
+
+static void probe_destroy(void *data)
+{
+    probe_destroyed++;
+    free(data);
+}
+
+static int probe_read(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
+{
+    probe *p = data;
+    snprintf(p->seen, sizeof p->seen, "%s", name);
+    return sl_ydoc_int(doc, node, "x-probe", 1, 100, &p->value, err);
+}
+
+static void probe_env(void *data)
+{
+    const char *v = getenv("SLUICE_TEST_PROBE");
+    if (v != NULL)
+        ((probe *)data)->value = atoi(v);
+    ((probe *)data)->env_applied = true;
+}
+
+static const char *const probe_names[] = { "x-probe", NULL };
+static const sl_config_section probe_section = {
+    .names = probe_names, .create = probe_create, .destroy = probe_destroy, .read = probe_read,
+    .env = probe_env,
+};
+
+Test(config, registered_section_is_read_by_its_owner)
+{
+    sl_config_register(&probe_section);
+    sl_config_register(&probe_section);   /* idempotent */
+    sl_err err = { 0 };
+    sl_config *cfg = sl_config_load(write_file("sluice.yaml", "x-probe: 42\nworker: {batch: 3}\n"), &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    probe *p = sl_config_part(cfg, &probe_section);
+    cr_assert_eq(p->value, 42);
+    cr_assert_str_eq(p->seen, "x-probe");
+    cr_assert(p->env_applied);
+    cr_assert_eq(cfg->worker.batch, 3, "the core's own sections still read");
+    sl_config_free(cfg);
+    cr_assert_eq(probe_destroyed, 1, "the part is freed with its config");
+
+    /* absent from the file: the owner's defaults, then the environment */
+    setenv("SLUICE_TEST_PROBE", "9", 1);
+    cfg = sl_config_load(write_file("sluice.yaml", "log: {level: warn}\n"), &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_eq(((probe *)sl_config_part(cfg, &probe_section))->value, 9);
+    sl_config_free(cfg);
+    unsetenv("SLUICE_TEST_PROBE");
+    cfg = sl_config_defaults();
+    cr_assert_eq(((probe *)sl_config_part(cfg, &probe_section))->value, 7);
+    sl_config_free(cfg);
+}
+
+Test(config, registered_section_errors_keep_file_line_column)
+{
+    sl_config_register(&probe_section);
+    load_bad("log: {level: info}\nx-probe: 500\n", 2, 10, "x-probe");
+    load_bad("x-probe: 5\nx-prob: 5\n", 2, 1, "unknown key 'x-prob' at the top level");
+    /* the registered names are listed among the expected ones */
+    load_bad("x-prob: 5\n", 1, 1, "x-probe");
+}
+
+Test(config, unregistered_section_is_unknown_to_the_core)
+{
+    /* lib/config knows no component: until x-probe is registered, it is a typo */
+    load_bad("x-probe: 5\n", 1, 1, "unknown key 'x-probe' at the top level");
+    sl_config_register(&probe_section);
+    sl_err err = { 0 };
+    sl_config *cfg = sl_config_load(write_file("sluice.yaml", "x-probe: 5\n"), &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    sl_config_free(cfg);
+}
+
+Test(config, another_programs_section_is_skipped_not_checked)
+{
+    static const char *const names[] = { "x-elsewhere", NULL };
+    static const sl_config_section elsewhere = { .names = names };
+    sl_config_register(&elsewhere);
+    sl_err err = { 0 };
+    sl_config *cfg = sl_config_load(write_file("sluice.yaml",
+                                               "x-elsewhere: {anything: [1, 2], goes: here}\n"), &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_null(sl_config_part(cfg, &elsewhere), "a skipped section holds no data");
+    sl_config_free(cfg);
+    load_bad("x-elsewere: {}\n", 1, 1, "unknown key 'x-elsewere' at the top level");
+}
+
+Test(config, part_of_an_unregistered_section_aborts, .signal = SIGABRT)
+{
+    sl_config *cfg = sl_config_defaults();
+    sl_config_part(cfg, &probe_section);
+    sl_config_free(cfg);
+}
+
+Test(config, two_owners_of_one_section_abort, .signal = SIGABRT)
+{
+    static const char *const names[] = { "x-other", "deploy", NULL };
+    static const sl_config_section thief = { .names = names };
+    sl_config_register(&thief);
 }

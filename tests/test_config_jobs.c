@@ -11,6 +11,10 @@
 
 #include "config.h"
 #include "config_jobs.h"
+#include "config_sched.h"
+#include "harness.h"
+
+TH_REGISTER_CONFIG_SECTIONS
 
 static char path[64];
 
@@ -55,7 +59,7 @@ Test(config_jobs, defaults_configure_every_kind_off)
     sl_err err;
     sl_config *cfg = load("worker:\n  batch: 4\n", &err);
     cr_assert_not_null(cfg, "%s", err.msg);
-    const sl_jobs_config *jc = cfg->jobs;
+    const sl_jobs_config *jc = sl_config_jobs_of(cfg);
     cr_assert_eq(jc->deploy.ntargets, 0);
     cr_assert_null(jc->import.root);
     cr_assert_eq(jc->import.nschemes, 0);
@@ -110,7 +114,7 @@ Test(config_jobs, every_key_is_read)
         "    buckets: { url: \"https://infra.example/buckets\", secret_env: INFRA_TOKEN, timeout: 20s }\n",
         &err);
     cr_assert_not_null(cfg, "%s", err.msg);
-    const sl_jobs_config *jc = cfg->jobs;
+    const sl_jobs_config *jc = sl_config_jobs_of(cfg);
     const sl_deploy_target *t = sl_config_deploy_target(jc, "staging");
     cr_assert_not_null(t);
     cr_assert_eq(t->type, SL_TARGET_COMMAND);
@@ -204,7 +208,7 @@ Test(config_jobs, secrets_addresses_ports_and_run_as_are_read_strictly)
                           "codegen:\n  max_steps: 5000\n"
                           "provision:\n  admin_url_file: admin-url\n", &err);
     cr_assert_not_null(cfg, "%s", err.msg);
-    const sl_jobs_config *jc = cfg->jobs;
+    const sl_jobs_config *jc = sl_config_jobs_of(cfg);
     cr_assert_str_eq(jc->deploy.run_as_user, "deployer");
     cr_assert_str_eq(jc->deploy.run_as_group, "deploy");
     cr_assert_str_eq(jc->deploy.targets[0].secret_file, "hook-key");
@@ -221,9 +225,9 @@ Test(config_jobs, secrets_addresses_ports_and_run_as_are_read_strictly)
     sl_config_free(cfg);
     cfg = load("worker:\n  batch: 4\n", &err);
     cr_assert_not_null(cfg, "%s", err.msg);
-    cr_assert_eq(cfg->jobs->import.nallow_ports, 2, "default ports: 80 and 443");
-    cr_assert_eq(cfg->jobs->import.allow_ports[0], 80);
-    cr_assert_eq(cfg->jobs->import.nallow_addresses, 0);
+    cr_assert_eq(sl_config_jobs_of(cfg)->import.nallow_ports, 2, "default ports: 80 and 443");
+    cr_assert_eq(sl_config_jobs_of(cfg)->import.allow_ports[0], 80);
+    cr_assert_eq(sl_config_jobs_of(cfg)->import.nallow_addresses, 0);
     sl_config_free(cfg);
     load_bad("import:\n  allow_addresses: [127.0.0.1/33]\n", 2, 21, "an address or ADDRESS/PREFIX");
     load_bad("import:\n  allow_addresses: [localhost]\n", 2, 21, "an address or ADDRESS/PREFIX");
@@ -233,4 +237,65 @@ Test(config_jobs, secrets_addresses_ports_and_run_as_are_read_strictly)
     load_bad("deploy:\n  targets:\n    w:\n      type: webhook\n      url: http://h/\n"
              "      secret_env: A\n      secret_file: /k\n", 3, 5, "give deploy.targets.w.secret_env or");
     load_bad("provision:\n  admin_url_file: ../x\n", 2, 19, "absolute path or the name of a credential");
+}
+
+Test(config_jobs, notify_section)
+{
+    sl_err err;
+    sl_config *cfg = load("notify:\n"
+                          "  channels:\n"
+                          "    releases: { type: webhook, url: 'https://hooks.example.com/s', secret_env: HOOK_KEY }\n"
+                          "    chat: { type: slack, url: 'https://hooks.slack.example/T/B/X', timeout: 3s }\n"
+                          "    names-only: { type: webhook }\n"
+                          "  default: [releases, chat]\n"
+                          "  remind_before: 30m\n"
+                          "  queue: alerts\n"
+                          "  max_attempts: 7\n"
+                          "  allow_addresses: [10.0.0.0/8]\n", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    const sl_notify_config *nc = &sl_config_jobs_of(cfg)->notify;
+    cr_assert_eq(nc->nchannels, 3);
+    const sl_notify_channel *c = sl_config_notify_channel(nc, "releases");
+    cr_assert_not_null(c);
+    cr_assert_eq(c->type, SL_NOTIFY_WEBHOOK);
+    cr_assert_str_eq(c->url, "https://hooks.example.com/s");
+    cr_assert_str_eq(c->secret_env, "HOOK_KEY");
+    cr_assert_eq(c->timeout_ms, 10000);
+    c = sl_config_notify_channel(nc, "chat");
+    cr_assert_eq(c->type, SL_NOTIFY_SLACK);
+    cr_assert_eq(c->timeout_ms, 3000);
+    cr_assert_null(sl_config_notify_channel(nc, "names-only")->url, "a scheduler's channel needs no url");
+    cr_assert_null(sl_config_notify_channel(nc, "nope"));
+    cr_assert_eq(nc->ndefaults, 2);
+    cr_assert_str_eq(nc->defaults[1], "chat");
+    cr_assert_eq(nc->remind_before_ms, 1800000);
+    cr_assert_str_eq(nc->queue, "alerts");
+    cr_assert_eq(nc->max_attempts, 7);
+    cr_assert_eq(nc->nallow_addresses, 1);
+    cr_assert(sl_sched_config_of(cfg)->notify == nc, "pipelines are validated against these channels");
+    const char *names[8];
+    size_t n = sl_config_jobs_secret_envs(sl_config_jobs_of(cfg), names, 8);
+    cr_assert_eq(n, 1, "the worker takes the channel's secret out of its environment");
+    cr_assert_str_eq(names[0], "HOOK_KEY");
+    sl_config_free(cfg);
+
+    cfg = load("worker:\n  batch: 4\n", &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    cr_assert_str_eq(sl_config_jobs_of(cfg)->notify.queue, "notify");
+    cr_assert_eq(sl_config_jobs_of(cfg)->notify.max_attempts, 5);
+    cr_assert_eq(sl_config_jobs_of(cfg)->notify.remind_before_ms, 0);
+    cr_assert_eq(sl_config_jobs_of(cfg)->notify.nchannels, 0);
+    sl_config_free(cfg);
+
+    load_bad("notify:\n  channels:\n    a: { url: 'https://x.example' }\n", 3, 5, "needs 'type: webhook'");
+    load_bad("notify:\n  channels:\n    a: { type: email }\n", 3, 16, "must be webhook or slack");
+    load_bad("notify:\n  channels:\n    a: { type: webhook, url: 'ftp://x' }\n", 3, 30, "http:// or https://");
+    load_bad("notify:\n  channels:\n    a: { type: slack, url: 'https://x.example', secret_env: K }\n", 3, 5,
+             "takes no secret");
+    load_bad("notify:\n  channels:\n    a: { type: webhook, secret_env: K, secret_file: /k }\n", 3, 5,
+             "not both");
+    load_bad("notify:\n  channels:\n    a: { type: webhook, token: x }\n", 3, 25, "unknown key 'token'");
+    load_bad("notify:\n  channels:\n    a: { type: webhook }\n  default: [b]\n", 4, 12, "no channel 'b'");
+    load_bad("notify:\n  queue: 'a b'\n", 2, 10, "must be a queue name");
+    load_bad("notify:\n  remind: 1h\n", 2, 3, "unknown key 'remind'");
 }

@@ -10,6 +10,10 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "config_sched.h"
+#include "harness.h"
+
+TH_REGISTER_CONFIG_SECTIONS
 
 static char path[64];
 
@@ -34,11 +38,11 @@ TestSuite(config_sched, .fini = teardown);
 Test(config_sched, defaults)
 {
     sl_config *cfg = sl_config_defaults();
-    cr_assert_str_eq(cfg->sched.pipelines, "pipelines");
-    cr_assert_eq(cfg->sched.reconcile_ms, 5000);
-    cr_assert_eq(cfg->sched.standby_poll_ms, 1000);
-    cr_assert_eq(cfg->sched.ngroups, 0);
-    cr_assert_null(cfg->sched.audit_key_file);
+    cr_assert_str_eq(sl_sched_config_of(cfg)->pipelines, "pipelines");
+    cr_assert_eq(sl_sched_config_of(cfg)->reconcile_ms, 5000);
+    cr_assert_eq(sl_sched_config_of(cfg)->standby_poll_ms, 1000);
+    cr_assert_eq(sl_sched_config_of(cfg)->ngroups, 0);
+    cr_assert_null(sl_sched_config_of(cfg)->audit_key_file);
     sl_config_free(cfg);
 }
 
@@ -52,16 +56,16 @@ Test(config_sched, values_and_groups)
     sl_config *cfg = sl_config_load(path, &err);
     cr_assert_not_null(cfg, "%s", err.msg);
     cr_assert_eq(cfg->worker.processes, 3);
-    cr_assert_str_eq(cfg->sched.pipelines, "/etc/sluice/pipelines");
-    cr_assert_eq(cfg->sched.reconcile_ms, 2000);
-    cr_assert_eq(cfg->sched.standby_poll_ms, 250);
-    cr_assert_str_eq(cfg->sched.audit_key_file, "/etc/sluice/scheduler-audit.key");
-    const sl_group *g = sl_sched_config_group(&cfg->sched, "leads");
+    cr_assert_str_eq(sl_sched_config_of(cfg)->pipelines, "/etc/sluice/pipelines");
+    cr_assert_eq(sl_sched_config_of(cfg)->reconcile_ms, 2000);
+    cr_assert_eq(sl_sched_config_of(cfg)->standby_poll_ms, 250);
+    cr_assert_str_eq(sl_sched_config_of(cfg)->audit_key_file, "/etc/sluice/scheduler-audit.key");
+    const sl_group *g = sl_sched_config_group(sl_sched_config_of(cfg), "leads");
     cr_assert_not_null(g);
     cr_assert_eq(g->nusers, 2);
     cr_assert_str_eq(g->users[1], "bob");
-    cr_assert_not_null(sl_sched_config_group(&cfg->sched, "ops"));
-    cr_assert_null(sl_sched_config_group(&cfg->sched, "nobody"));
+    cr_assert_not_null(sl_sched_config_group(sl_sched_config_of(cfg), "ops"));
+    cr_assert_null(sl_sched_config_group(sl_sched_config_of(cfg), "nobody"));
     sl_config_free(cfg);
 }
 

@@ -15,6 +15,8 @@
 #include "mem.h"
 #include "retention.h"
 
+TH_REGISTER_CONFIG_SECTIONS
+
 static char prefix[64];
 
 static void exec_ok(PGconn *c, const char *sql, const char *p1)

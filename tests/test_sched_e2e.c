@@ -38,6 +38,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+TH_REGISTER_CONFIG_SECTIONS
+
 static char dir[64];          /* this test's pipelines */
 static char queue[96];        /* this test's queue */
 static char *config;          /* scheduler + worker configuration */

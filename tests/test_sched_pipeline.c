@@ -17,7 +17,10 @@
 #include "harness.h"
 #include "json.h"
 #include "mem.h"
+#include "config_jobs.h"
 #include "pipeline.h"
+
+TH_REGISTER_CONFIG_SECTIONS
 
 /* The envelope's args nesting limit, as validation must apply it. */
 #define SL_JSON_MAX_DEPTH_USED 31
@@ -620,7 +623,7 @@ Test(pipeline, shipped_pipelines_validate_strictly)
     sl_pipeline **list;
     size_t n;
     sl_yerrors e = SL_YERRORS_INIT;
-    cr_assert_eq(sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_pipelines_load_dir(dir, sl_sched_config_of(cfg), &list, &n, &e, &err), 0, "%s", err.msg);
     cr_assert_eq(n, files - 1);
     cr_assert_eq(e.n, 1);
     cr_assert(strstr(e.msgs[0], "tenant-onboarding.yaml:") &&
@@ -628,13 +631,13 @@ Test(pipeline, shipped_pipelines_validate_strictly)
     sl_yerrors_free(&e);
     sl_pipelines_free(list, n);
 
-    cfg->sched.groups = sl_xrealloc(cfg->sched.groups, (cfg->sched.ngroups + 1) * sizeof *cfg->sched.groups);
-    sl_group *g = &cfg->sched.groups[cfg->sched.ngroups++];
+    sl_sched_config_of(cfg)->groups = sl_xrealloc(sl_sched_config_of(cfg)->groups, (sl_sched_config_of(cfg)->ngroups + 1) * sizeof *sl_sched_config_of(cfg)->groups);
+    sl_group *g = &sl_sched_config_of(cfg)->groups[sl_sched_config_of(cfg)->ngroups++];
     g->name = sl_xstrdup("onboarding");
     g->users = sl_xcalloc(2, sizeof(char *));
     g->users[0] = sl_xstrdup("olivia");
     g->nusers = 1;
-    cr_assert_eq(sl_pipelines_load_dir(dir, &cfg->sched, &list, &n, &e, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_pipelines_load_dir(dir, sl_sched_config_of(cfg), &list, &n, &e, &err), 0, "%s", err.msg);
     char all[4096];
     dump(&e, all, sizeof all);
     cr_assert_eq(e.n, 0, "shipped pipelines do not validate:\n%s", all);
@@ -647,4 +650,66 @@ Test(pipeline, shipped_pipelines_validate_strictly)
                       "    args: { schema: \"tenant_${{ vars.tenant }}\", role: \"tenant_${{ vars.tenant }}\" }\n";
     expect_error(old, "p.yaml:6:11:", "kind 'provision' needs argument 'resource'");
     sl_config_free(cfg);
+}
+
+/* ---- notify: channels -------------------------------------------------------- */
+
+Test(pipeline, notify_channels_per_pipeline_and_gate)
+{
+    sl_notify_config nc = { 0 };
+    char *defaults[] = { "ops" };
+    sl_notify_channel ch[] = { { .name = "ops" }, { .name = "chat", .type = SL_NOTIFY_SLACK },
+                               { .name = "hook" } };
+    nc.channels = ch;
+    nc.nchannels = 3;
+    nc.defaults = defaults;
+    nc.ndefaults = 1;
+    sl_sched_config cfg;
+    sl_sched_config_init(&cfg);
+    cfg.notify = &nc;
+    const char *text = "name: p\nnotify: [chat]\nsteps:\n"
+                       "  - id: a\n    approval: {approvers: [bob]}\n"
+                       "  - id: b\n    approval: {approvers: [bob], notify: [hook, ops]}\n"
+                       "  - id: c\n    approval: {approvers: [bob], notify: []}\n";
+    sl_yerrors e = SL_YERRORS_INIT;
+    sl_pipeline *p = sl_pipeline_parse("p.yaml", text, strlen(text), &cfg, &e);
+    cr_assert_not_null(p, "%s", e.n ? e.msgs[0] : "");
+    size_t n;
+    const char *const *list = sl_pipeline_gate_channels(p, p->steps[0].gate, &nc, &n);
+    cr_assert(n == 1 && strcmp(list[0], "chat") == 0, "the pipeline's list");
+    list = sl_pipeline_gate_channels(p, p->steps[1].gate, &nc, &n);
+    cr_assert(n == 2 && strcmp(list[0], "hook") == 0 && strcmp(list[1], "ops") == 0, "the gate's own list");
+    (void)sl_pipeline_gate_channels(p, p->steps[2].gate, &nc, &n);
+    cr_assert_eq(n, 0, "notify: [] means none");
+    sl_pipeline_free(p);
+    const char *plain = "name: p\nsteps:\n  - id: a\n    approval: {approvers: [bob]}\n";
+    p = sl_pipeline_parse("p.yaml", plain, strlen(plain), &cfg, &e);
+    cr_assert_not_null(p);
+    list = sl_pipeline_gate_channels(p, p->steps[0].gate, &nc, &n);
+    cr_assert(n == 1 && strcmp(list[0], "ops") == 0, "notify.default when the pipeline names none");
+    sl_pipeline_free(p);
+
+    static const struct { const char *text, *where, *what; } bad[] = {
+        { "name: p\nnotify: [chat, nope]\nsteps:\n  - id: a\n    approval: {approvers: [bob]}\n",
+          "p.yaml:2:16:", "notify: no channel 'nope' is defined under 'notify.channels'" },
+        { HEAD "  - id: a\n    approval: {approvers: [bob], notify: [hook, hook]}\n", "p.yaml:4:49:",
+          "channel 'hook' is listed twice" },
+        { HEAD "  - id: a\n    approval: {approvers: [bob], notify: hook}\n", "p.yaml:4:42:", "'approval.notify' must be a list" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        sl_yerrors be = SL_YERRORS_INIT;
+        cr_assert_null(sl_pipeline_parse("p.yaml", bad[i].text, strlen(bad[i].text), &cfg, &be),
+                       "accepted: %s", bad[i].text);
+        char all[2048];
+        dump(&be, all, sizeof all);
+        bool found = false;
+        for (size_t k = 0; k < be.n; k++)
+            found = found || (strncmp(be.msgs[k], bad[i].where, strlen(bad[i].where)) == 0 &&
+                              strstr(be.msgs[k], bad[i].what));
+        cr_assert(found, "expected '%s ...%s...' among:\n%s", bad[i].where, bad[i].what, all);
+        sl_yerrors_free(&be);
+    }
+    sl_yerrors_free(&e);
+    cfg.notify = NULL;
+    sl_sched_config_clear(&cfg);
 }

@@ -159,7 +159,9 @@ Test(serve, endpoints_errors_and_promtool, .timeout = 60)
     free(resp);
     cr_assert_eq(request(s.port, "GET", "/nope", &resp), 404, "%s", resp);
     free(resp);
-    cr_assert_eq(request(s.port, "GET", "/", &resp), 404, "%s", resp);
+    /* / is the web pages' entry (docs/web.md): signed out, to the sign-in page */
+    cr_assert_eq(request(s.port, "GET", "/", &resp), 303, "%s", resp);
+    cr_assert(strstr(resp, "Location: /login?next=/gates"), "%s", resp);
     free(resp);
     cr_assert_eq(request(s.port, "POST", "/metrics", &resp), 405, "%s", resp);
     cr_assert(strstr(resp, "Allow: GET, HEAD"), "%s", resp);

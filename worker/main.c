@@ -2,12 +2,14 @@
  * configuration, applies command-line overrides, and hands over to the
  * prefork master (which calls load_config again on SIGHUP). */
 #include "config.h"
+#include "config_api.h"
 #include "config_jobs.h"
 #include "consumer.h"
 #include "envelope.h"
 #include "log.h"
 #include "master.h"
 #include "mem.h"
+#include "opts.h"
 #include "secretenv.h"
 
 #include <curl/curl.h>
@@ -19,38 +21,48 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
+/* The configuration file this binary reads by default (it follows the
+ * install prefix), for --help. */
+static void help_footer(FILE *f)
 {
     char installed[PATH_MAX + 32];
     sl_config_default_path(installed, sizeof installed);
-    fprintf(f,
-        "Usage: sluice-worker [OPTIONS]\n"
-        "\n"
-        "Runs a pool of worker processes that take jobs from Redis Streams and\n"
-        "record their results in PostgreSQL.  Stays in the foreground.  Signals:\n"
-        "TERM graceful stop, INT/QUIT fast stop, HUP reload the configuration and\n"
-        "replace the workers one by one, TTIN/TTOU one worker more/less, USR1\n"
-        "reopen the log file (see docs/operations.md).\n"
-        "\n"
-        "Options:\n"
-        "  -c, --config FILE     configuration file (default: $SLUICE_CONFIG, then\n"
-        "                        %s)\n"
-        "  -q, --queues A,B      queues to consume (overrides worker.queues)\n"
-        "  -n, --processes N     number of worker processes (overrides worker.processes)\n"
-        "      --log-level L     debug, info, warn or error (overrides log.level)\n"
-        "      --log-file PATH   append the log to PATH instead of stderr; SIGUSR1\n"
-        "                        reopens it (for logrotate)\n"
-        "      --pidfile PATH    write the master's pid to PATH while it runs; refuse\n"
-        "                        to start if PATH names a running sluice-worker\n"
-        "  -h, --help            show this help\n"
-        "  -V, --version         show the version\n"
-        "\n"
-        "Environment: SLUICE_REDIS_URL/REDIS_URL, SLUICE_DATABASE_URL/DATABASE_URL\n"
-        "override the configured servers.\n"
-        "Exit status: 0 after a clean stop, 1 on a runtime failure, 2 on a usage\n"
-        "error, 78 on a configuration error (also when a worker process hits one).\n",
-        installed);
+    fprintf(f, "Without --config: $SLUICE_CONFIG, then %s.\n", installed);
 }
+
+static const sl_opt rows[] = {
+    { 'c', "config", 'c', "FILE", "configuration file (default: below)" },
+    { 'q', "queues", 'q', "A,B", "queues to consume (overrides worker.queues)" },
+    { 'n', "processes", 'n', "N", "number of worker processes (overrides worker.processes)" },
+    { 'L', "log-level", 0, "L", "debug, info, warn or error (overrides log.level)" },
+    { 'F', "log-file", 0, "PATH", "append the log to PATH instead of stderr; SIGUSR1\n"
+                                  "reopens it (for logrotate)" },
+    { 'P', "pidfile", 0, "PATH", "write the master's pid to PATH while it runs; refuse\n"
+                                 "to start if PATH names a running sluice-worker" },
+    { 'h', "help", 'h', NULL, "show this help" },
+    { 'V', "version", 'V', NULL, "show the version" },
+    { 0 },
+};
+
+static const sl_opts opts = {
+    "sluice-worker",
+    "Usage: sluice-worker [OPTIONS]\n"
+    "\n"
+    "Runs a pool of worker processes that take jobs from Redis Streams and\n"
+    "record their results in PostgreSQL.  Stays in the foreground.  Signals:\n"
+    "TERM graceful stop, INT/QUIT fast stop, HUP reload the configuration and\n"
+    "replace the workers one by one, TTIN/TTOU one worker more/less, USR1\n"
+    "reopen the log file (see docs/operations.md).\n"
+    "\n",
+    " (see --help)",
+    rows,
+    "\n"
+    "Environment: SLUICE_REDIS_URL/REDIS_URL, SLUICE_DATABASE_URL/DATABASE_URL\n"
+    "override the configured servers.\n"
+    "Exit status: 0 after a clean stop, 1 on a runtime failure, 2 on a usage\n"
+    "error, 78 on a configuration error (also when a worker process hits one).\n",
+    help_footer,
+};
 
 /* The command line's overrides, parsed and checked once, applied to every
  * load of the configuration (at start and on each SIGHUP). */
@@ -92,6 +104,21 @@ static int parse_queues(overrides *ov, const char *text)
     return 0;
 }
 
+/* Sections of the shared sluice.yaml that other programs read (the
+ * scheduler's): accepted and skipped here, so that a misspelt section is
+ * still an error.  sluice-scheduler and `sluice` check their contents. */
+static const char *const others_names[] = { "scheduler", "groups", NULL };
+static const sl_config_section others = { .names = others_names };
+
+/* The sections the worker reads: the job kinds', and the API's address
+ * (links in what jobs send to people). */
+static void register_sections(void)
+{
+    sl_config_jobs_register();
+    sl_api_config_register();
+    sl_config_register(&others);
+}
+
 /* Loads the configuration file and applies the overrides: the loader the
  * master calls again on SIGHUP. */
 static sl_config *load_config(void *arg, sl_err *err)
@@ -106,7 +133,7 @@ static sl_config *load_config(void *arg, sl_err *err)
     for (size_t i = 0; i < sizeof servers / sizeof servers[0]; i++)
         sl_secretenv_take(servers[i]);
     const char *names[64];
-    size_t n = sl_config_jobs_secret_envs(cfg->jobs, names, 64);
+    size_t n = sl_config_jobs_secret_envs(sl_config_jobs_of(cfg), names, 64);
     for (size_t i = 0; i < n && i < 64; i++)
         sl_secretenv_take(names[i]);
     if (ov->queues) {
@@ -125,46 +152,31 @@ static sl_config *load_config(void *arg, sl_err *err)
 
 int main(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        { "config", required_argument, NULL, 'c' },
-        { "queues", required_argument, NULL, 'q' },
-        { "processes", required_argument, NULL, 'n' },
-        { "log-level", required_argument, NULL, 'L' },
-        { "log-file", required_argument, NULL, 'F' },
-        { "pidfile", required_argument, NULL, 'P' },
-        { "help", no_argument, NULL, 'h' },
-        { "version", no_argument, NULL, 'V' },
-        { NULL, 0, NULL, 0 },
-    };
+    register_sections();
     overrides ov = { 0 };
-    const char *queues = NULL, *level = NULL, *log_file = NULL, *pidfile = NULL;
+    const char *queues = NULL, *level = NULL, *log_file = NULL, *pidfile = NULL, *value;
     int c;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:q:n:hV", opts, NULL)) != -1) {
+    sl_opts_parser op;
+    sl_opts_begin(&op, &opts, argc, argv);
+    while ((c = sl_opts_next(&op, &value)) != SL_OPTS_END) {
         switch (c) {
-        case 'c': ov.config_path = optarg; break;
-        case 'q': queues = optarg; break;
-        case 'L': level = optarg; break;
-        case 'F': log_file = optarg; break;
-        case 'P': pidfile = optarg; break;
+        case 'c': ov.config_path = value; break;
+        case 'q': queues = value; break;
+        case 'L': level = value; break;
+        case 'F': log_file = value; break;
+        case 'P': pidfile = value; break;
         case 'n': {
             char *end;
-            long processes = strtol(optarg, &end, 10);
+            long processes = strtol(value, &end, 10);
             if (*end != '\0' || processes < 1 || processes > 1024) {
-                fprintf(stderr, "sluice-worker: --processes: expected a number from 1 to 1024, got '%s'\n", optarg);
+                fprintf(stderr, "sluice-worker: --processes: expected a number from 1 to 1024, got '%s'\n", value);
                 return 2;
             }
             ov.processes = (int)processes;
             break;
         }
-        case 'h': usage(stdout); return 0;
         case 'V': printf("sluice-worker %s\n", SLUICE_VERSION); return 0;
-        case ':':
-            fprintf(stderr, "sluice-worker: option '%s' needs a value\n", argv[optind - 1]);
-            return 2;
-        default:
-            fprintf(stderr, "sluice-worker: unknown option '%s' (see --help)\n", argv[optind - 1]);
-            return 2;
+        default: return op.status;
         }
     }
     if (optind < argc) {

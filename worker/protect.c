@@ -22,8 +22,8 @@ static bool any_protected(const sl_config *cfg)
 {
     if (cfg->worker.nprotected_kinds > 0)
         return true;
-    for (size_t i = 0; cfg->jobs && i < cfg->jobs->deploy.ntargets; i++) {
-        if (cfg->jobs->deploy.targets[i].protected)
+    for (size_t i = 0; sl_config_jobs_of(cfg) && i < sl_config_jobs_of(cfg)->deploy.ntargets; i++) {
+        if (sl_config_jobs_of(cfg)->deploy.targets[i].protected)
             return true;
     }
     return false;
@@ -69,6 +69,10 @@ void sl_protect_free(sl_protect *p)
 static bool protected_by(const sl_protect *p, const sl_job *job, char *what, size_t whatsz)
 {
     const sl_config *cfg = p->cfg;
+    if (strcmp(job->kind, "notify") == 0) {   /* receivers trust what it signs for them */
+        snprintf(what, whatsz, "kind 'notify' is always protected");
+        return true;
+    }
     for (size_t i = 0; i < cfg->worker.nprotected_kinds; i++) {
         if (strcmp(cfg->worker.protected_kinds[i], job->kind) == 0) {
             snprintf(what, whatsz, "kind '%s' is protected (worker.protected_kinds)", job->kind);
@@ -87,7 +91,7 @@ static bool protected_by(const sl_protect *p, const sl_job *job, char *what, siz
         if (t && t->type == MSGPACK_OBJECT_STR && t->via.str.size <= SL_NAME_MAX) {
             memcpy(name, t->via.str.ptr, t->via.str.size);
             name[t->via.str.size] = '\0';
-            const sl_deploy_target *dt = sl_config_deploy_target(cfg->jobs, name);
+            const sl_deploy_target *dt = sl_config_deploy_target(sl_config_jobs_of(cfg), name);
             if (dt && dt->protected) {
                 snprintf(what, whatsz, "deploy target '%s' is protected (deploy.targets.%s.protected)",
                          name, name);

@@ -1,7 +1,9 @@
 /* protect.h: protected jobs, checked by a worker before it runs anything.
  *
  * The operator marks kinds (worker.protected_kinds) and deploy targets
- * (deploy.targets.NAME.protected) as protected.  A job of a protected kind,
+ * (deploy.targets.NAME.protected) as protected; the `notify` kind always
+ * is (the worker signs its webhooks with the channel's secret, so a forged
+ * job would make receivers trust a fake decision).  A job of a protected kind,
  * or a deploy whose args.target is a protected target, runs only if its
  * envelope carries the scheduler's Ed25519 signature (lib/jobsig.h) that
  * one of worker.scheduler_public_keys verifies.  The scheduler signs a job

@@ -60,8 +60,8 @@ void sl_supervisor_free(sl_supervisor *s)
 
 void sl_supervisor_forget(const sl_supervisor *s)
 {
-    if (s->redis && sl_redis_fd(s->redis) >= 0)
-        close(sl_redis_fd(s->redis));
+    if (s->redis)
+        sl_redis_close_fds(s->redis);
 }
 
 void sl_supervisor_pool_changed(sl_supervisor *s)

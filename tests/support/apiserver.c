@@ -4,15 +4,19 @@
 #include "harness.h"
 #include "mem.h"
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
+#include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -38,6 +42,25 @@ static bool exited(void *arg)
 
 void th_serve_start(th_server *s, const char *config, bool tls, const char *const *env_extra)
 {
+    th_serve_start_on(s, config, "127.0.0.1:0", tls, env_extra);
+}
+
+int th_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in a = { .sin_family = AF_INET };
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    cr_assert(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 && getsockname(fd, (struct sockaddr *)&a, &len) == 0,
+              "bind 127.0.0.1:0: %s", strerror(errno));
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+void th_serve_start_on(th_server *s, const char *config, const char *listen, bool tls,
+                       const char *const *env_extra)
+{
     char name[64];
     th_name(name, sizeof name, "api");
     s->log = sl_xasprintf("/tmp/sluice-%s.log", name);
@@ -54,7 +77,7 @@ void th_serve_start(th_server *s, const char *config, bool tls, const char *cons
             dup2(devnull, 1);
         for (size_t i = 0; env_extra && env_extra[i]; i++)
             putenv((char *)env_extra[i]);
-        execl(SLUICE_BIN, SLUICE_BIN, "serve", "--config", config, "--listen", "127.0.0.1:0", (char *)NULL);
+        execl(SLUICE_BIN, SLUICE_BIN, "serve", "--config", config, "--listen", listen, (char *)NULL);
         _exit(127);
     }
     for (int i = 0; i < 1000 && !port_logged(s); i++) {

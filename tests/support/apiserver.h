@@ -19,6 +19,16 @@ typedef struct th_server {
  * th_run's (may be NULL). */
 void th_serve_start(th_server *s, const char *config, bool tls, const char *const *env_extra);
 
+/* The same on listen ("127.0.0.1:PORT"), for a test whose configuration
+ * must name the server's URL before it starts (api.public_url, OIDC
+ * redirect URLs); th_free_port() gives such a port. */
+void th_serve_start_on(th_server *s, const char *config, const char *listen, bool tls,
+                       const char *const *env_extra);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and
+ * closed again). */
+int th_free_port(void);
+
 /* Stops it with SIGTERM; asserts a clean exit and no sanitizer report. */
 void th_serve_stop(th_server *s);
 

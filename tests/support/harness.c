@@ -1,5 +1,8 @@
 /* harness.c: see harness.h. */
 #include "harness.h"
+#include "config_api.h"
+#include "config_jobs.h"
+#include "config_sched.h"
 #include "mem.h"
 
 #include <criterion/criterion.h>
@@ -347,4 +350,11 @@ char *th_write_temp(const char *name, const char *text)
     fputs(text, f);
     cr_assert_eq(fclose(f), 0);
     return path;
+}
+
+void th_register_config_sections(void)
+{
+    sl_config_jobs_register();
+    sl_sched_config_register();
+    sl_api_config_register();
 }

@@ -96,4 +96,14 @@ char *th_read_file(const char *path);
  * path (caller frees). */
 char *th_write_temp(const char *name, const char *text);
 
+/* Registers every component's configuration sections (jobs, scheduler,
+ * api) with the core loader, as `sluice` does, so that a test can load any
+ * sluice.yaml in-process.  Idempotent; call before sl_config_load. */
+void th_register_config_sections(void);
+
+/* In a test file that loads configurations: registers the sections before
+ * any test runs, in every process Criterion starts. */
+#define TH_REGISTER_CONFIG_SECTIONS \
+    static void __attribute__((constructor)) th_sections_(void) { th_register_config_sections(); }
+
 #endif

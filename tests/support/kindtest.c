@@ -3,6 +3,7 @@
 #include "harness.h"
 
 #include "config.h"
+#include "config_jobs.h"
 #include "envelope.h"
 #include "json.h"
 #include "kind.h"
@@ -39,6 +40,7 @@ static sl_config *load_config(const char *yaml)
 {
     char *path = th_write_temp("sluice.yaml", yaml);
     sl_err err;
+    sl_config_jobs_register();
     sl_config *cfg = sl_config_load(path, &err);
     cr_assert_not_null(cfg, "test configuration does not load: %s\n%s", err.msg, yaml);
     unlink(path);

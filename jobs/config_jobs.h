@@ -1,5 +1,6 @@
 /* config_jobs.h: the operator's configuration of the job kinds — the
- * `deploy`, `import`, `codegen` and `provision` sections of etc/sluice.yaml.
+ * `deploy`, `import`, `codegen`, `provision` and `notify` sections of
+ * etc/sluice.yaml.
  *
  * These sections are where the trust boundary is drawn: every
  * program a job may run, every host it may download from, every directory
@@ -10,13 +11,15 @@
  * ending in `_env` the environment variable that does; either is read when
  * the job runs.
  *
- * lib/config.c hands each of the four top-level sections to
- * sl_config_jobs_read; errors read "FILE:LINE:COL: message" (SL_ECONFIG)
+ * The job kinds own these sections: a program that runs or checks jobs
+ * registers them with the core loader (sl_config_jobs_register, before
+ * sl_config_load), which then hands each of them to sl_config_jobs_read;
+ * errors read "FILE:LINE:COL: message" (SL_ECONFIG)
  * like every other configuration error.  docs/configuration.md lists every
  * key and docs/jobs.md how each kind uses them.
  *
- * Ownership: the sl_jobs_config belongs to its sl_config, which frees it
- * with sl_config_jobs_free. */
+ * Ownership: the sl_jobs_config of a loaded configuration
+ * (sl_config_jobs_of) belongs to its sl_config, which frees it. */
 #ifndef SL_CONFIG_JOBS_H
 #define SL_CONFIG_JOBS_H
 
@@ -24,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "err.h"
 #include "yamldoc.h"
 
@@ -75,6 +79,40 @@ typedef struct sl_provision_endpoint {
     int64_t timeout_ms;        /* default 30s */
 } sl_provision_endpoint;
 
+typedef enum sl_notify_type {
+    SL_NOTIFY_WEBHOOK,         /* POST a JSON body signed with HMAC-SHA256 */
+    SL_NOTIFY_SLACK,           /* POST {"text": ...} to a Slack-compatible incoming webhook */
+} sl_notify_type;
+
+/* A channel of notify.channels.  The scheduler needs only its name (which
+ * pipelines may name); the worker that delivers needs url and, for a
+ * webhook, the secret: a configuration without them can still name the
+ * channel (a scheduler's), and a delivery through it fails permanently. */
+typedef struct sl_notify_channel {
+    char *name;                /* the key under notify.channels: what jobs and pipelines name */
+    sl_notify_type type;       /* `type: webhook | slack` */
+    char *url;                 /* http(s) URL, NULL: not deliverable from this configuration */
+    char *secret_env;          /* webhook: env var holding the HMAC secret */
+    char *secret_file;         /* webhook: file holding it instead (like a deploy target's) */
+    int64_t timeout_ms;        /* one request, default 10s */
+} sl_notify_channel;
+
+/* The `notify` section: gate events as jobs of the notify kind. */
+typedef struct sl_notify_config {
+    sl_notify_channel *channels;
+    size_t nchannels;
+    char **defaults;           /* notify.default: channels of gates whose pipeline names none */
+    size_t ndefaults;
+    char *queue;               /* notify.queue, default "notify": where the scheduler enqueues */
+    int max_attempts;          /* notify.max_attempts, default 5: attempts of one delivery
+                                  (its envelope's max_attempts; the pool retries with backoff) */
+    int64_t remind_before_ms;  /* notify.remind_before: the reminder's lead time before a
+                                  gate's deadline, 0 (default): no reminders */
+    sl_cidr *allow_addresses;  /* otherwise refused addresses a channel may reach (loopback,
+                                  private...), like import.allow_addresses; default none */
+    size_t nallow_addresses;
+} sl_notify_config;
+
 typedef struct sl_jobs_config {
     struct {
         sl_deploy_target *targets;
@@ -121,6 +159,7 @@ typedef struct sl_jobs_config {
         sl_provision_endpoint *endpoints;
         size_t nendpoints;
     } provision;
+    sl_notify_config notify;
 } sl_jobs_config;
 
 /* Built-in defaults: every kind configured off.  Never NULL. */
@@ -142,6 +181,7 @@ const sl_deploy_target *sl_config_deploy_target(const sl_jobs_config *jc, const 
 const sl_import_table *sl_config_import_table(const sl_jobs_config *jc, const char *name);
 const sl_provision_endpoint *sl_config_provision_endpoint(const sl_jobs_config *jc,
                                                           const char *name);
+const sl_notify_channel *sl_config_notify_channel(const sl_notify_config *nc, const char *name);
 
 /* True when a configured list holds s. */
 bool sl_config_list_has(char *const *list, size_t n, const char *s);
@@ -153,5 +193,13 @@ size_t sl_config_jobs_secret_envs(const sl_jobs_config *jc, const char **names, 
 
 /* True when s is a valid environment variable name: [A-Za-z_][A-Za-z0-9_]*. */
 bool sl_config_env_name_valid(const char *s);
+
+/* Registers the job kinds' sections with the core loader (lib/config.h);
+ * call before sl_config_load.  Idempotent. */
+void sl_config_jobs_register(void);
+
+/* The job kinds' configuration of cfg (borrowed from cfg); cfg must have
+ * been loaded after sl_config_jobs_register. */
+sl_jobs_config *sl_config_jobs_of(const sl_config *cfg);
 
 #endif

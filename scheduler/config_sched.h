@@ -8,14 +8,18 @@
  *   groups:                    # approver groups, usable in `approvers:`
  *     release-managers: [alice, bob]
  *
- * lib/config.c hands these two top-level sections to this module, which
- * reads them with the same strictness (unknown keys, types, FILE:LINE:COL). */
+ * The scheduler owns these two top-level sections: a program that runs or
+ * checks pipelines registers them with the core loader
+ * (sl_sched_config_register, before sl_config_load), which hands them to
+ * this module; it reads them with the same strictness (unknown keys,
+ * types, FILE:LINE:COL). */
 #ifndef SL_CONFIG_SCHED_H
 #define SL_CONFIG_SCHED_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "config.h"
 #include "err.h"
 #include "yamldoc.h"
 
@@ -34,6 +38,9 @@ typedef struct sl_sched_config {
                                the jobs it enqueues; NULL: jobs go unsigned */
     sl_group *groups;     /* groups: owned, ngroups entries */
     size_t ngroups;
+    const struct sl_notify_config *notify; /* borrowed: the notify section (config_jobs.h),
+                                              whose channels pipelines may name; NULL: not
+                                              checked */
 } sl_sched_config;
 
 /* Sets the defaults. */
@@ -52,5 +59,13 @@ int sl_sched_config_read(sl_sched_config *c, sl_ydoc *doc, const char *name, con
 
 /* The group called name, or NULL. */
 const sl_group *sl_sched_config_group(const sl_sched_config *c, const char *name);
+
+/* Registers the scheduler's sections with the core loader (lib/config.h);
+ * call before sl_config_load.  Idempotent. */
+void sl_sched_config_register(void);
+
+/* The scheduler's configuration of cfg (borrowed from cfg); cfg must have
+ * been loaded after sl_sched_config_register. */
+sl_sched_config *sl_sched_config_of(const sl_config *cfg);
 
 #endif

@@ -1,4 +1,6 @@
-/* config_sched.c: see config_sched.h. */
+/* config_sched.c: see config_sched.h.  The two sections reach this module
+ * through the core loader's registry (sl_sched_config_register): lib/config.c
+ * does not know them. */
 #include "config_sched.h"
 
 #include <stdint.h>
@@ -6,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_jobs.h"
 #include "mem.h"
 
 void sl_sched_config_init(sl_sched_config *c)
@@ -35,9 +38,15 @@ void sl_sched_config_clear(sl_sched_config *c)
     memset(c, 0, sizeof *c);
 }
 
+static const char *const section_names[] = { "scheduler", "groups", NULL };
+
 bool sl_sched_config_section(const char *name)
 {
-    return strcmp(name, "scheduler") == 0 || strcmp(name, "groups") == 0;
+    for (const char *const *n = section_names; *n; n++) {
+        if (strcmp(*n, name) == 0)
+            return true;
+    }
+    return false;
 }
 
 static int read_scheduler(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
@@ -127,4 +136,45 @@ const sl_group *sl_sched_config_group(const sl_sched_config *c, const char *name
             return &c->groups[i];
     }
     return NULL;
+}
+
+/* ---- registration with the core loader (lib/config.h) -------------------- */
+
+static void *part_create(void)
+{
+    sl_sched_config *c = sl_xmalloc(sizeof *c);
+    sl_sched_config_init(c);
+    return c;
+}
+
+static void part_destroy(void *data)
+{
+    sl_sched_config_clear(data);
+    free(data);
+}
+
+static int part_read(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
+{
+    return sl_sched_config_read(data, doc, name, node, err);
+}
+
+static const sl_config_section sched_section = {
+    .names = section_names, .create = part_create, .destroy = part_destroy, .read = part_read,
+};
+
+void sl_sched_config_register(void)
+{
+    sl_config_register(&sched_section);
+}
+
+sl_sched_config *sl_sched_config_of(const sl_config *cfg)
+{
+    sl_sched_config *s = sl_config_part(cfg, &sched_section);
+    if (s != NULL && s->notify == NULL) {
+        /* the channels pipelines may name: the jobs' notify section */
+        const sl_jobs_config *jobs = sl_config_jobs_of(cfg);
+        if (jobs != NULL)
+            s->notify = &jobs->notify;
+    }
+    return s;
 }

@@ -4,7 +4,9 @@
  * first checked against the list of keys it may hold (check_keys), so an
  * unknown key is an error at its own position naming the valid ones.  The
  * named collections (deploy.targets, import.tables, provision.endpoints) are
- * mappings from the name a job argument uses to a mapping of settings. */
+ * mappings from the name a job argument uses to a mapping of settings.
+ * The sections reach this module through the core loader's registry
+ * (sl_config_jobs_register): lib/config.c does not know them. */
 #include "config_jobs.h"
 
 #include <arpa/inet.h>
@@ -52,9 +54,19 @@ static void free_endpoint(sl_provision_endpoint *e)
     free(e->secret_file);
 }
 
+static void free_channel(sl_notify_channel *c)
+{
+    free(c->name);
+    free(c->url);
+    free(c->secret_env);
+    free(c->secret_file);
+}
+
 sl_jobs_config *sl_config_jobs_new(void)
 {
     sl_jobs_config *jc = sl_xcalloc(1, sizeof *jc);
+    jc->notify.queue = sl_xstrdup("notify");
+    jc->notify.max_attempts = 5;
     jc->import.max_bytes = 100 * 1024 * 1024;
     jc->import.connect_timeout_ms = 10000;
     jc->import.timeout_ms = 10 * 60000;
@@ -96,6 +108,15 @@ static void clear_endpoints(sl_jobs_config *jc)
     jc->provision.nendpoints = 0;
 }
 
+static void clear_channels(sl_jobs_config *jc)
+{
+    for (size_t i = 0; i < jc->notify.nchannels; i++)
+        free_channel(&jc->notify.channels[i]);
+    free(jc->notify.channels);
+    jc->notify.channels = NULL;
+    jc->notify.nchannels = 0;
+}
+
 void sl_config_jobs_free(sl_jobs_config *jc)
 {
     if (jc == NULL)
@@ -119,13 +140,23 @@ void sl_config_jobs_free(sl_jobs_config *jc)
     free_list(jc->provision.resources, jc->provision.nresources);
     free(jc->provision.password_dir);
     clear_endpoints(jc);
+    clear_channels(jc);
+    free_list(jc->notify.defaults, jc->notify.ndefaults);
+    free(jc->notify.queue);
+    free(jc->notify.allow_addresses);
     free(jc);
 }
 
+/* The top-level sections read here (sl_config_jobs_read dispatches on them). */
+static const char *const section_names[] = { "deploy", "import", "codegen", "provision", "notify", NULL };
+
 bool sl_config_jobs_section(const char *name)
 {
-    return strcmp(name, "deploy") == 0 || strcmp(name, "import") == 0 ||
-           strcmp(name, "codegen") == 0 || strcmp(name, "provision") == 0;
+    for (const char *const *n = section_names; *n; n++) {
+        if (strcmp(*n, name) == 0)
+            return true;
+    }
+    return false;
 }
 
 bool sl_config_list_has(char *const *list, size_t n, const char *s)
@@ -294,6 +325,7 @@ typedef int (*entry_reader)(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_
 _Static_assert(offsetof(sl_deploy_target, name) == 0, "name first");
 _Static_assert(offsetof(sl_import_table, name) == 0, "name first");
 _Static_assert(offsetof(sl_provision_endpoint, name) == 0, "name first");
+_Static_assert(offsetof(sl_notify_channel, name) == 0, "name first");
 
 /* Reads a mapping from entry names to settings into a new array of `elem`
  * byte entries, each read by read_one.  *arr must be empty (cleared by the
@@ -790,6 +822,112 @@ static int read_provision(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, 
                             jc->provision.admin_url_file, err);
 }
 
+/* ---- notify ---- */
+
+static int read_channel(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
+{
+    sl_notify_channel *c = entry;
+    static const char *const keys[] = { "type", "url", "secret_env", "secret_file", "timeout", NULL };
+    char what[128];
+    snprintf(what, sizeof what, "notify.channels.%s", pair->name);
+    sl_ymap map;
+    if (sl_ydoc_map(doc, pair->value, what, &map, err) < 0 || check_keys(doc, &map, what, keys, err) < 0)
+        return -1;
+    c->timeout_ms = 10000;
+    bool typed = false;
+    for (size_t i = 0; i < map.n; i++) {
+        const char *k = map.pairs[i].name;
+        const sl_ynode *v = map.pairs[i].value;
+        char kw[192];
+        snprintf(kw, sizeof kw, "%s.%s", what, k);
+        int rc;
+        if (strcmp(k, "type") == 0) {
+            const char *s;
+            typed = true;
+            if ((rc = sl_ydoc_str(doc, v, kw, &s, err)) == 0) {
+                if (strcmp(s, "webhook") == 0)
+                    c->type = SL_NOTIFY_WEBHOOK;
+                else if (strcmp(s, "slack") == 0)
+                    c->type = SL_NOTIFY_SLACK;
+                else
+                    rc = sl_ydoc_errorf(doc, v, err, "'%s' must be webhook or slack, got '%.40s'", kw, s);
+            }
+        } else if (strcmp(k, "url") == 0) {
+            rc = read_http_url(doc, v, kw, &c->url, err);
+        } else if (strcmp(k, "secret_env") == 0) {
+            rc = read_env_name(doc, v, kw, &c->secret_env, err);
+        } else if (strcmp(k, "secret_file") == 0) {
+            rc = read_secret_file(doc, v, kw, &c->secret_file, err);
+        } else {
+            rc = sl_ydoc_duration(doc, v, kw, 1, 600000, &c->timeout_ms, err);
+        }
+        if (rc < 0)
+            return -1;
+    }
+    if (!typed)
+        return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'type: webhook' or 'type: slack'", what);
+    char sw[160];
+    snprintf(sw, sizeof sw, "%s.secret", what);
+    if (check_one_secret(doc, pair->key, sw, c->secret_env, c->secret_file, err) < 0)
+        return -1;
+    if (c->type == SL_NOTIFY_SLACK && (c->secret_env || c->secret_file))
+        return sl_ydoc_errorf(doc, pair->key, err, "'%s' is a slack channel: it takes no secret (the "
+                              "incoming webhook's URL is the credential)", what);
+    return 0;
+}
+
+static int read_notify(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
+{
+    static const char *const keys[] = { "channels", "default", "queue", "remind_before",
+                                        "max_attempts", "allow_addresses", NULL };
+    if (check_keys(doc, map, "notify", keys, err) < 0)
+        return -1;
+    const sl_ynode *default_node = NULL;
+    for (size_t i = 0; i < map->n; i++) {
+        const char *k = map->pairs[i].name;
+        const sl_ynode *v = map->pairs[i].value;
+        char kw[64];
+        snprintf(kw, sizeof kw, "notify.%s", k);
+        int rc;
+        if (strcmp(k, "channels") == 0) {
+            void *arr = NULL;
+            clear_channels(jc);
+            rc = read_named(doc, v, kw, "channel", sizeof(sl_notify_channel), read_channel, &arr,
+                            &jc->notify.nchannels, err);
+            jc->notify.channels = arr;
+        } else if (strcmp(k, "default") == 0) {
+            default_node = v;
+            rc = read_list(doc, v, kw, entry_name_valid, "a channel name", &jc->notify.defaults,
+                           &jc->notify.ndefaults, err);
+        } else if (strcmp(k, "queue") == 0) {
+            const char *s;
+            if ((rc = sl_ydoc_str(doc, v, kw, &s, err)) == 0) {
+                if (!entry_name_valid(s) || strlen(s) > NAME_MAX_LEN)
+                    rc = sl_ydoc_errorf(doc, v, err, "'%s' must be a queue name (1-64 of A-Z a-z 0-9 _ . -), "
+                                        "got '%.80s'", kw, s);
+                else
+                    set_str(&jc->notify.queue, s);
+            }
+        } else if (strcmp(k, "remind_before") == 0) {
+            rc = sl_ydoc_duration(doc, v, kw, 0, 7 * 86400000LL, &jc->notify.remind_before_ms, err);
+        } else if (strcmp(k, "max_attempts") == 0) {
+            int64_t n;
+            if ((rc = read_int(doc, v, kw, 1, 1000, &n, err)) == 0)
+                jc->notify.max_attempts = (int)n;
+        } else {
+            rc = read_cidrs(doc, v, kw, &jc->notify.allow_addresses, &jc->notify.nallow_addresses, err);
+        }
+        if (rc < 0)
+            return -1;
+    }
+    for (size_t i = 0; i < jc->notify.ndefaults; i++) {
+        if (sl_config_notify_channel(&jc->notify, jc->notify.defaults[i]) == NULL)
+            return sl_ydoc_errorf(doc, default_node, err, "notify.default: no channel '%.80s' under "
+                                  "notify.channels", jc->notify.defaults[i]);
+    }
+    return 0;
+}
+
 size_t sl_config_jobs_secret_envs(const sl_jobs_config *jc, const char **names, size_t max)
 {
     size_t n = 0;
@@ -800,6 +938,8 @@ size_t sl_config_jobs_secret_envs(const sl_jobs_config *jc, const char **names, 
     ADD(jc->provision.admin_url_env);
     for (size_t i = 0; i < jc->provision.nendpoints; i++)
         ADD(jc->provision.endpoints[i].secret_env);
+    for (size_t i = 0; i < jc->notify.nchannels; i++)
+        ADD(jc->notify.channels[i].secret_env);
 #undef ADD
     return n;
 }
@@ -818,6 +958,8 @@ int sl_config_jobs_read(sl_jobs_config *jc, sl_ydoc *doc, const char *section,
         return read_codegen(jc, doc, &map, err);
     if (strcmp(section, "provision") == 0)
         return read_provision(jc, doc, &map, err);
+    if (strcmp(section, "notify") == 0)
+        return read_notify(jc, doc, &map, err);
     return sl_err_set(err, SL_ECONFIG, "config: '%s' is not a job section", section);
 }
 
@@ -847,4 +989,36 @@ const sl_provision_endpoint *sl_config_provision_endpoint(const sl_jobs_config *
             return &jc->provision.endpoints[i];
     }
     return NULL;
+}
+
+const sl_notify_channel *sl_config_notify_channel(const sl_notify_config *nc, const char *name)
+{
+    for (size_t i = 0; nc && i < nc->nchannels; i++) {
+        if (strcmp(nc->channels[i].name, name) == 0)
+            return &nc->channels[i];
+    }
+    return NULL;
+}
+
+/* ---- registration with the core loader (lib/config.h) -------------------- */
+
+static void *part_create(void) { return sl_config_jobs_new(); }
+static void part_destroy(void *data) { sl_config_jobs_free(data); }
+static int part_read(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
+{
+    return sl_config_jobs_read(data, doc, name, node, err);
+}
+
+static const sl_config_section jobs_section = {
+    .names = section_names, .create = part_create, .destroy = part_destroy, .read = part_read,
+};
+
+void sl_config_jobs_register(void)
+{
+    sl_config_register(&jobs_section);
+}
+
+sl_jobs_config *sl_config_jobs_of(const sl_config *cfg)
+{
+    return sl_config_part(cfg, &jobs_section);
 }
