@@ -8,6 +8,7 @@
  * it stops the pool.  Prints each round, then medians.  Needs REDIS_URL and
  * DATABASE_URL (run it under scripts/servers.sh).  Run by hand; nothing
  * here is a pass/fail test. */
+#include "buf.h"
 #include "clock.h"
 #include "envelope.h"
 #include "jobid.h"
@@ -156,17 +157,18 @@ static double median(double *v, long n)
 
 int main(int argc, char **argv)
 {
-    long jobs = 200000, rounds = 3, processes = 2, batch = 0, payload = 0;
+    long jobs = 200000, rounds = 3, processes = 2, batch = 0, payload = 0, nqueues = 1;
     const char *worker = "build/sluice-worker", *extra_config = NULL;
     static const struct option opts[] = {
         { "jobs", required_argument, NULL, 'j' }, { "rounds", required_argument, NULL, 'r' },
         { "processes", required_argument, NULL, 'p' }, { "batch", required_argument, NULL, 'b' },
         { "payload", required_argument, NULL, 'P' }, { "worker", required_argument, NULL, 'w' },
-        { "config", required_argument, NULL, 'c' }, { "help", no_argument, NULL, 'h' },
+        { "config", required_argument, NULL, 'c' }, { "queues", required_argument, NULL, 'Q' },
+        { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
     int c;
-    while ((c = getopt_long(argc, argv, "j:r:p:b:P:w:c:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "j:r:p:b:P:w:c:Q:h", opts, NULL)) != -1) {
         switch (c) {
         case 'j': jobs = atol(optarg); break;
         case 'r': rounds = atol(optarg); break;
@@ -175,20 +177,24 @@ int main(int argc, char **argv)
         case 'P': payload = atol(optarg); break;
         case 'w': worker = optarg; break;
         case 'c': extra_config = optarg; break;
+        case 'Q': nqueues = atol(optarg); break;
         case 'h':
             printf("Usage: bench_throughput [--jobs N] [--rounds R] [--processes P] [--batch B]\n"
                    "                        [--payload BYTES] [--worker PATH] [--config FILE]\n"
+                   "                        [--queues Q]\n"
                    "Enqueues N noop jobs, starts sluice-worker, measures the time until PostgreSQL\n"
                    "holds every result; prints jobs/s, Redis bytes per waiting job and the\n"
                    "children's peak RSS, per round and as medians.  Defaults: N 200000, R 3,\n"
                    "P 2, B 0 (the shipped worker.batch), payload 0 (args {}).  --config: a file\n"
-                   "whose worker settings apply (--batch and --processes override it).\n");
+                   "whose worker settings apply (--batch and --processes override it).  --queues:\n"
+                   "spread the jobs evenly over Q queues (default 1), all read by the pool.\n");
             return 0;
         default: return 2;
         }
     }
     const char *redis_url = getenv("REDIS_URL"), *db_url = getenv("DATABASE_URL");
-    if (!redis_url || !db_url || jobs < 1 || rounds < 1 || processes < 1 || batch < 0 || payload < 0) {
+    if (!redis_url || !db_url || jobs < 1 || rounds < 1 || processes < 1 || batch < 0 || payload < 0 ||
+        nqueues < 1 || nqueues > 100000) {
         fprintf(stderr, "bench_throughput: needs REDIS_URL and DATABASE_URL (run under scripts/servers.sh) and positive counts\n");
         return 2;
     }
@@ -239,15 +245,27 @@ int main(int argc, char **argv)
     for (long round = 0; round < rounds; round++) {
         char queue[64];
         snprintf(queue, sizeof queue, "bench-%ld-%ld", (long)getpid(), round);
+        /* Q queues: QUEUE.0 … QUEUE.{Q-1}, jobs spread evenly. */
+        char **names = calloc((size_t)nqueues, sizeof *names);
+        sl_buf list = SL_BUF_INIT;
+        for (long q = 0; q < nqueues; q++) {
+            names[q] = nqueues == 1 ? strdup(queue) : NULL;
+            if (nqueues > 1 && asprintf(&names[q], "%s.%ld", queue, q) < 0)
+                return 1;
+            sl_buf_printf(&list, "%s%s", q ? "," : "", names[q]);
+        }
         long long before = used_memory(r);
-        if (enqueue_many(r, queue, jobs, &args) < 0)
-            return 1;
+        for (long q = 0; q < nqueues; q++) {
+            long share = jobs / nqueues + (q < jobs % nqueues);
+            if (share > 0 && enqueue_many(r, names[q], share, &args) < 0)
+                return 1;
+        }
         long long after = used_memory(r);
         bytes[round] = (double)(after - before) / (double)jobs;
         double t0 = sl_monotonic_sec();
         pid_t pid = fork();
         if (pid == 0) {
-            const char *wargs[] = { worker, "--queues", queue, "--processes", procs, "--log-level", "warn",
+            const char *wargs[] = { worker, "--queues", sl_buf_str(&list), "--processes", procs, "--log-level", "warn",
                                     "--config", cfgpath, NULL };
             execv(worker, (char *const *)wargs);
             perror("exec sluice-worker");
@@ -259,14 +277,16 @@ int main(int argc, char **argv)
          * benchmark from loading PostgreSQL with counts. */
         long peak = 0;
         int children = 0;
-        for (;;) {
+        for (long q = 0;;) {
             long long len = -1, pending = -1;
-            if (sl_queue_depth(r, queue, &len, &pending, &err) < 0) {
+            if (sl_queue_depth(r, names[q], &len, &pending, &err) < 0) {
                 fprintf(stderr, "bench_throughput: %s\n", err.msg);
                 return 1;
             }
-            if (len == 0 && pending == 0)
+            if (len == 0 && pending == 0 && ++q == nqueues)
                 break;
+            if (len == 0 && pending == 0)
+                continue;   /* this queue is drained: look at the next */
             long now = max_child_hwm(pid, &children);
             if (now > peak)
                 peak = now;
@@ -278,7 +298,13 @@ int main(int argc, char **argv)
             peak = now;
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
-        long long rows = count_rows(pg, queue);
+        long long rows = 0;
+        for (long q = 0; q < nqueues; q++) {
+            rows += count_rows(pg, names[q]);
+            free(names[q]);
+        }
+        free(names);
+        sl_buf_free(&list);
         rates[round] = (double)jobs / secs;
         rss[round] = (double)peak / 1024.0;
         printf("round %ld: %ld jobs in %.3f s = %.0f jobs/s; Redis %.0f B/waiting job; "
@@ -289,10 +315,10 @@ int main(int argc, char **argv)
     }
     double rate_median = median(rates, rounds), bytes_median = median(bytes, rounds),
            rss_median = median(rss, rounds);
-    printf("noop throughput: %ld jobs, %ld processes, batch %ld, payload %ld B, %ld rounds: "
+    printf("noop throughput: %ld jobs over %ld queues, %ld processes, batch %ld, payload %ld B, %ld rounds: "
            "median %.0f jobs/s (min %.0f, max %.0f); median %.0f B of Redis per waiting job; "
            "median peak child RSS %.1f MiB\n",
-           jobs, processes, batch, payload, rounds, rate_median, rates[0], rates[rounds - 1],
+           jobs, nqueues, processes, batch, payload, rounds, rate_median, rates[0], rates[rounds - 1],
            bytes_median, rss_median);
     unlink(cfgpath);
     msgpack_sbuffer_destroy(&args);

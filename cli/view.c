@@ -42,6 +42,7 @@ typedef struct qrow {
     double proc_rate, fail_rate;  /* per second, -1: unknown */
     double wait50, wait99, run50, run99; /* ms, -1: none */
     long long oldest_ms;          /* age, -1: none */
+    long long throttled_ms;       /* held back by its limits since the previous snapshot */
 } qrow;
 
 /* Output under construction: lines truncated to the width. */
@@ -164,12 +165,15 @@ static void fill_row(qrow *r, const snap *cur, const snap *prev, const snap_queu
     r->run50 = sl_histogram_quantile_ms(&u, 0.5);
     r->run99 = sl_histogram_quantile_ms(&u, 0.99);
     r->oldest_ms = q->oldest_ms > 0 ? (cur->taken_ms > q->oldest_ms ? cur->taken_ms - q->oldest_ms : 0) : -1;
+    r->throttled_ms = p ? q->m.throttled_ms - p->m.throttled_ms : 0;
 }
 
-/* The last column: P paused, ! jobs waiting and no live worker serves it. */
-static const char *flags(const snap_queue *q, char buf[4])
+/* The last column: P paused, ! jobs waiting and no live worker serves it,
+ * T workers were held back by its limits since the previous snapshot. */
+static const char *flags(const qrow *r, char buf[4])
 {
-    snprintf(buf, 4, "%s%s", q->paused ? "P" : "", snap_queue_unserved(q) ? "!" : "");
+    snprintf(buf, 4, "%s%s%s", r->q->paused ? "P" : "", snap_queue_unserved(r->q) ? "!" : "",
+             r->throttled_ms > 0 ? "T" : "");
     return buf;
 }
 
@@ -233,7 +237,7 @@ void view_render(const snap *cur, const snap *prev, const view_opts *o, sl_buf *
              count(r->q->delayed, dl, sizeof dl), count(r->q->dead, dd, sizeof dd),
              rate(r->proc_rate, pr, sizeof pr), rate(r->fail_rate, fr, sizeof fr),
              pair_ms(r->wait50, r->wait99, wt, sizeof wt), pair_ms(r->run50, r->run99, rt, sizeof rt),
-             short_ms((double)r->oldest_ms, ol, sizeof ol), flags(r->q, fl));
+             short_ms((double)r->oldest_ms, ol, sizeof ol), flags(r, fl));
     }
     /* Jobs that nobody will run: say so under the table. */
     sl_buf lonely = SL_BUF_INIT;

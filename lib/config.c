@@ -401,10 +401,12 @@ static int read_section(sl_config *cfg, sl_ydoc *doc, const char *section, const
     return 0;
 }
 
-/* queues: { NAME: { timeout: DURATION } }: settings of single queues. */
+/* queues: { NAME: { timeout: DURATION, rate: N/s, concurrency: N } }:
+ * settings of single queues. */
 struct sl_queue_settings {
     char *name;
     int64_t timeout_ms;   /* 0: worker.job_timeout */
+    sl_queue_limits limits;
 };
 
 static int read_queue_settings(sl_config *cfg, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
@@ -427,17 +429,44 @@ static int read_queue_settings(sl_config *cfg, sl_ydoc *doc, const sl_ynode *nod
         struct sl_queue_settings *q = &cfg->queue_settings.items[cfg->queue_settings.n++];
         q->name = sl_xstrdup(name);
         q->timeout_ms = 0;
+        memset(&q->limits, 0, sizeof q->limits);
         for (size_t k = 0; k < settings.n; k++) {
             char key[SL_NAME_MAX + 32];
-            snprintf(key, sizeof key, "%s.%s", what, settings.pairs[k].name);
-            if (strcmp(settings.pairs[k].name, "timeout") != 0)
+            const char *setting = settings.pairs[k].name;
+            const sl_ynode *v = settings.pairs[k].value;
+            snprintf(key, sizeof key, "%s.%s", what, setting);
+            if (strcmp(setting, "timeout") == 0) {
+                if (sl_ydoc_duration(doc, v, key, 1, 7 * 86400000LL, &q->timeout_ms, err) < 0)
+                    return -1;
+            } else if (strcmp(setting, "rate") == 0) {
+                const char *text;
+                sl_err why;
+                if (sl_ydoc_str(doc, v, key, &text, err) < 0)
+                    return -1;
+                if (sl_rate_parse(text, &q->limits.rate, &why) < 0)
+                    return sl_ydoc_errorf(doc, v, err, "'%s': %s", key, why.msg);
+            } else if (strcmp(setting, "concurrency") == 0) {
+                int64_t n;
+                if (sl_ydoc_int(doc, v, key, 1, 1000000, &n, err) < 0)
+                    return -1;
+                q->limits.concurrency = (int)n;
+            } else {
                 return sl_ydoc_errorf(doc, settings.pairs[k].key, err, "unknown key '%.60s' in '%s' "
-                                      "(expected timeout)", settings.pairs[k].name, what);
-            if (sl_ydoc_duration(doc, settings.pairs[k].value, key, 1, 7 * 86400000LL, &q->timeout_ms, err) < 0)
-                return -1;
+                                      "(expected timeout, rate, concurrency)", setting, what);
+            }
         }
     }
     return 0;
+}
+
+const sl_queue_limits *sl_config_queue_limits(const sl_config *cfg, const char *queue)
+{
+    for (size_t i = 0; queue && i < cfg->queue_settings.n; i++) {
+        const sl_queue_limits *l = &cfg->queue_settings.items[i].limits;
+        if (strcmp(cfg->queue_settings.items[i].name, queue) == 0 && (l->rate.count > 0 || l->concurrency > 0))
+            return l;
+    }
+    return NULL;
 }
 
 int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms)

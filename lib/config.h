@@ -43,6 +43,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "rate.h"
 #include "yamldoc.h"
 
 struct sl_config_part;   /* one registered section's data (config.c) */
@@ -149,5 +150,15 @@ void sl_config_free(sl_config *cfg);
  * queue's `queues.NAME.timeout`, else worker.job_timeout.  Always between
  * 1 ms and 7 days. */
 int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms);
+
+/* Fleet-wide limits of a queue (queues.NAME.rate, queues.NAME.concurrency;
+ * lib/ratelimit.h). */
+typedef struct sl_queue_limits {
+    sl_rate rate;         /* count 0: no rate limit */
+    int concurrency;      /* 0: no cap; else at most this many of its jobs run at once */
+} sl_queue_limits;
+
+/* The limits of queue, or NULL when it has none. */
+const sl_queue_limits *sl_config_queue_limits(const sl_config *cfg, const char *queue);
 
 #endif

@@ -287,8 +287,11 @@ void sl_metrics_queue_decode(const redisReply *hgetall, sl_metrics_queue *out)
         if (f->type != REDIS_REPLY_STRING || v->type != REDIS_REPLY_STRING)
             continue;
         const char *colon = memchr(f->str, ':', f->len);
-        if (colon == NULL)
+        if (colon == NULL) {
+            if (f->len == 12 && memcmp(f->str, "throttled_ms", 12) == 0)
+                out->throttled_ms = strtoll(v->str, NULL, 10);
             continue;
+        }
         size_t plen = (size_t)(colon - f->str);
         const char *rest = colon + 1;
         long long n = strtoll(v->str, NULL, 10);

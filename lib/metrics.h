@@ -125,6 +125,7 @@ typedef struct sl_metrics_queue {
     size_t nkinds;
     long long totals[SL_M_NCOUNTERS]; /* summed over kinds */
     sl_histogram wait, run;
+    long long throttled_ms;   /* time workers held back by the queue's limits (worker/throttle.h) */
 } sl_metrics_queue;
 
 /* Decodes an HGETALL reply of sluice:{Q}:stats into *out (zeroed first;

@@ -8,6 +8,7 @@
  * this holds on Redis Cluster too; sluice:queues does not, and is only ever
  * written in a plain pipeline, before the key it announces. */
 #include "queue.h"
+#include "luascript.h"
 #include "clock.h"
 #include "mem.h"
 #include "metrics.h"
@@ -344,6 +345,30 @@ int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long 
     return 0;
 }
 
+int sl_queue_pending_counts(sl_redis *r, char *const *queues, size_t n, long long *pending, sl_err *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        char key[SL_KEY_MAX];
+        sl_queue_key(key, queues[i], "jobs");
+        const char *argv[] = { "XPENDING", key, SL_GROUP };
+        if (sl_redis_append(r, 3, argv, NULL, err) < 0)
+            return -1;
+    }
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        redisReply *rep = sl_redis_reply(r, err);
+        if (rep == NULL)
+            return -1;   /* the connection is broken: no reply left to read */
+        pending[i] = 0;
+        if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0 && rep->element[0]->type == REDIS_REPLY_INTEGER)
+            pending[i] = rep->element[0]->integer;
+        else if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "NOGROUP") == NULL && rc == 0)
+            rc = sl_err_set(err, SL_EREDIS, "XPENDING %s: %s", queues[i], rep->str);
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
 int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *const *stream_ids,
                            size_t n, bool *exists, sl_err *err)
 {
@@ -374,64 +399,75 @@ int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *c
 
 /* ---- Lua scripts ------------------------------------------------------------ */
 
-/* A script and the SHA1 of its text.  It is run with EVALSHA, and sent in
- * full (EVAL, which also caches it) only when the server answers NOSCRIPT:
- * the first time, and after a restart or SCRIPT FLUSH.  The SHA1 is written
- * here, not computed (`printf '%s' "$text" | sha1sum`); if it were stale,
- * every call would fall back to EVAL: slower, still correct, and
- * test_queue.c checks that the server runs each script by its SHA.  Every
- * key a script touches is passed in KEYS and shares the queue's {Q} hash
- * tag, so the scripts also run on Redis Cluster. */
-typedef struct lua_script {
-    const char *sha1; /* hex SHA1 of text */
-    const char *text; /* the Lua source */
-} lua_script;
+/* The scripts below run through lib/luascript.h (by SHA, sent in full only
+ * on NOSCRIPT; test_queue.c checks each SHA).  Every key a script touches
+ * is passed in KEYS and shares the queue's {Q} hash tag, so they also run
+ * on Redis Cluster. */
+typedef sl_lua lua_script;
 
-/* KEYS[1] delayed set, KEYS[2] job stream, KEYS[3] stats hash; ARGV[1]
- * now (Unix ms), ARGV[2] limit.  XADD before ZREM: if the script were cut
+/* For each queue, KEYS[3q+1] delayed set, KEYS[3q+2] job stream, KEYS[3q+3]
+ * stats hash; ARGV[1] now (Unix ms), ARGV[2] limit per queue.  Several
+ * queues in one call, so that housekeeping costs one round trip however
+ * many queues a worker reads (on Redis Cluster one queue per call: keys of
+ * one script share a slot).  XADD before ZREM: if the script were cut
  * short between the two, the job would be in both (it runs at least once),
  * never in neither.  A member whose attempt is above 1 is a retry, not a
  * new job: it is counted in the hash's `readded` (SL_READDED_FIELD) in the
  * same step as its XADD, so that entries-added - readded counts enqueues. */
 static const lua_script PROMOTE = {
-    "8104722d90c540ec04dbf29d1d09c53d1d281e1b",
-    "local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
-    "local again = 0\n"
-    "for _, member in ipairs(due) do\n"
-    "  redis.call('XADD', KEYS[2], '*', 'job', member)\n"
-    "  redis.call('ZREM', KEYS[1], member)\n"
-    "  local ok, env = pcall(cmsgpack.unpack, member)\n"
-    "  if ok and type(env) == 'table' and type(env.attempt) == 'number' and env.attempt > 1 then\n"
-    "    again = again + 1\n"
+    "c899ef5534268e9921200c60ee01461cb21102a2",
+    "local total = 0\n"
+    "for q = 0, #KEYS / 3 - 1 do\n"
+    "  local delayed, jobs, stats = KEYS[3 * q + 1], KEYS[3 * q + 2], KEYS[3 * q + 3]\n"
+    "  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
+    "  local again = 0\n"
+    "  for _, member in ipairs(due) do\n"
+    "    redis.call('XADD', jobs, '*', 'job', member)\n"
+    "    redis.call('ZREM', delayed, member)\n"
+    "    local ok, env = pcall(cmsgpack.unpack, member)\n"
+    "    if ok and type(env) == 'table' and type(env.attempt) == 'number' and env.attempt > 1 then\n"
+    "      again = again + 1\n"
+    "    end\n"
     "  end\n"
+    "  if again > 0 then redis.call('HINCRBY', stats, 'readded', again) end\n"
+    "  total = total + #due\n"
     "end\n"
-    "if again > 0 then redis.call('HINCRBY', KEYS[3], 'readded', again) end\n"
-    "return #due\n",
+    "return total\n",
 };
 
-/* KEYS[1] job stream; ARGV[1] group, ARGV[2] consumer, ARGV[3] count,
- * ARGV[4] largest `job` value returned.  XREADGROUP (not blocking) of new
- * entries; a `job` field longer than ARGV[4] is replaced, in the reply
- * only, by OVERSIZED_FIELD and its length: its bytes never leave Redis. */
+/* KEYS[1..n] job streams in priority order; ARGV[1] group, ARGV[2]
+ * consumer, ARGV[3] count, ARGV[4] largest `job` value returned.
+ * XREADGROUP (not blocking) of new entries, stream after stream, until
+ * count are taken: one round trip whatever the number of queues.  Returns
+ * {index of the stream in KEYS, entries} pairs.  A `job` field longer than
+ * ARGV[4] is replaced, in the reply only, by OVERSIZED_FIELD and its
+ * length: its bytes never leave Redis. */
 static const lua_script READ_BOUNDED = {
-    "6828d37b891c91b96b9cd99cf0de373d53619d37",
-    "local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')\n"
-    "if not r then return false end\n"
+    "d1f261333130655a2c1f9b0fc0cdf4487d639ab5",
+    "local want = tonumber(ARGV[3])\n"
     "local max = tonumber(ARGV[4])\n"
-    "for _, s in ipairs(r) do\n"
-    "  for _, e in ipairs(s[2]) do\n"
-    "    local f = e[2]\n"
-    "    if f then\n"
-    "      for i = 1, #f, 2 do\n"
-    "        if f[i] == 'job' and #f[i + 1] > max then\n"
-    "          e[2] = {'sluice:oversized', tostring(#f[i + 1])}\n"
-    "          break\n"
+    "local out = {}\n"
+    "for k = 1, #KEYS do\n"
+    "  if want <= 0 then break end\n"
+    "  local r = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', want, 'STREAMS', KEYS[k], '>')\n"
+    "  if r then\n"
+    "    local entries = r[1][2]\n"
+    "    for _, e in ipairs(entries) do\n"
+    "      local f = e[2]\n"
+    "      if f then\n"
+    "        for i = 1, #f, 2 do\n"
+    "          if f[i] == 'job' and #f[i + 1] > max then\n"
+    "            e[2] = {'sluice:oversized', tostring(#f[i + 1])}\n"
+    "            break\n"
+    "          end\n"
     "        end\n"
     "      end\n"
     "    end\n"
+    "    want = want - #entries\n"
+    "    out[#out + 1] = {k, entries}\n"
     "  end\n"
     "end\n"
-    "return r\n",
+    "return out\n",
 };
 
 /* KEYS[1] job stream, KEYS[2] dead letter; ARGV[1] entry id, ARGV[2]
@@ -463,36 +499,6 @@ static const lua_script REQUEUE = {
     "return 1\n",
 };
 
-/* Runs script s with keys and args (arg_lens: NULL for strlen).  Returns
- * the reply (caller frees) or NULL with err. */
-static redisReply *run_script(sl_redis *r, const lua_script *s, int nkeys, const char *const *keys,
-                              int nargs, const char *const *args, const size_t *arg_lens, sl_err *err)
-{
-    int argc = 3 + nkeys + nargs;
-    const char **argv = sl_xcalloc((size_t)argc, sizeof *argv);
-    size_t *lens = sl_xcalloc((size_t)argc, sizeof *lens);
-    char nk[16];
-    snprintf(nk, sizeof nk, "%d", nkeys);
-    argv[0] = "EVALSHA", lens[0] = 7;
-    argv[1] = s->sha1, lens[1] = strlen(s->sha1);
-    argv[2] = nk, lens[2] = strlen(nk);
-    for (int i = 0; i < nkeys; i++)
-        argv[3 + i] = keys[i], lens[3 + i] = strlen(keys[i]);
-    for (int i = 0; i < nargs; i++)
-        argv[3 + nkeys + i] = args[i], lens[3 + nkeys + i] = arg_lens ? arg_lens[i] : strlen(args[i]);
-    sl_err e;
-    redisReply *rep = sl_redis_command(r, argc, argv, lens, &e);
-    if (rep == NULL && !sl_redis_broken(r) && strstr(e.msg, "NOSCRIPT")) {
-        argv[0] = "EVAL", lens[0] = 4;
-        argv[1] = s->text, lens[1] = strlen(s->text);
-        rep = sl_redis_command(r, argc, argv, lens, &e);
-    }
-    if (rep == NULL && err)
-        *err = e;
-    free(argv);
-    free(lens);
-    return rep;
-}
 
 int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, const char *error,
                          sl_err *err)
@@ -504,7 +510,7 @@ int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, con
     snprintf(what, sizeof what, "dead-letter %s", dead);
     if (e->data == NULL && e->oversize > 0) {
         const char *keys[] = { jobs, dead }, *args[] = { e->stream_id, error, failed_at, SL_GROUP };
-        redisReply *rep = run_script(r, &DEAD_IN_PLACE, 2, keys, 4, args, NULL, err);
+        redisReply *rep = sl_lua_run(r, &DEAD_IN_PLACE, 2, keys, 4, args, NULL, err);
         if (rep == NULL)
             return sl_err_wrap(err, "%s", what);
         freeReplyObject(rep);
@@ -582,52 +588,91 @@ int sl_queue_retry_later(sl_redis *r, const sl_entry *e, const char *data, size_
     return transaction(r, cmds, 3, what, NULL, err);
 }
 
-int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, sl_err *err)
+int sl_queue_promote_many(sl_redis *r, char *const *queues, size_t n, int64_t now_ms, int limit, sl_err *err)
 {
     if (limit < 1)
         return sl_err_set(err, SL_EINVAL, "promote: limit must be at least 1, got %d", limit);
-    char delayed[SL_KEY_MAX], jobs[SL_KEY_MAX], stats[SL_KEY_MAX], now[24], lim[16];
-    sl_queue_key(delayed, queue, "delayed");
-    sl_queue_key(jobs, queue, "jobs");
-    sl_queue_key(stats, queue, "stats");
+    if (n == 0)
+        return 0;
+    char (*keys)[SL_KEY_MAX] = sl_xcalloc(3 * n, sizeof *keys);
+    const char **kp = sl_xcalloc(3 * n, sizeof *kp);
+    for (size_t i = 0; i < n; i++) {
+        sl_queue_key(keys[3 * i], queues[i], "delayed");
+        sl_queue_key(keys[3 * i + 1], queues[i], "jobs");
+        sl_queue_key(keys[3 * i + 2], queues[i], "stats");
+        kp[3 * i] = keys[3 * i], kp[3 * i + 1] = keys[3 * i + 1], kp[3 * i + 2] = keys[3 * i + 2];
+    }
+    char now[24], lim[16];
     snprintf(now, sizeof now, "%lld", (long long)now_ms);
     snprintf(lim, sizeof lim, "%d", limit);
-    const char *keys[] = { delayed, jobs, stats }, *args[] = { now, lim };
-    redisReply *rep = run_script(r, &PROMOTE, 3, keys, 2, args, NULL, err);
-    if (rep == NULL)
-        return sl_err_wrap(err, "promote %s", delayed);
-    int moved = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
-    freeReplyObject(rep);
+    const char *args[] = { now, lim };
+    int moved = -1;
+    redisReply *rep = sl_lua_run(r, &PROMOTE, (int)(3 * n), kp, 2, args, NULL, err);
+    if (rep == NULL) {
+        sl_err_wrap(err, "promote %s%s", keys[0], n > 1 ? " and others" : "");
+    } else {
+        moved = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+        freeReplyObject(rep);
+    }
+    free(kp);
+    free(keys);
     return moved;
+}
+
+int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, sl_err *err)
+{
+    char *q[] = { (char *)queue };
+    return sl_queue_promote_many(r, q, 1, now_ms, limit, err);
+}
+
+int sl_queue_read_many(sl_redis *r, const char *consumer, char *const *queues, size_t n, int count,
+                       size_t max_bytes, sl_batch *out, sl_err *err)
+{
+    if (n == 0 || count < 1)
+        return 0;
+    char (*keys)[SL_KEY_MAX] = sl_xcalloc(n, sizeof *keys);
+    const char **kp = sl_xcalloc(n, sizeof *kp);
+    for (size_t i = 0; i < n; i++) {
+        sl_queue_key(keys[i], queues[i], "jobs");
+        kp[i] = keys[i];
+    }
+    char countbuf[16], maxbuf[24];
+    snprintf(countbuf, sizeof countbuf, "%d", count);
+    snprintf(maxbuf, sizeof maxbuf, "%zu", max_bytes);
+    const char *args[] = { SL_GROUP, consumer, countbuf, maxbuf };
+    int got = -1;
+    redisReply *rep = sl_lua_run(r, &READ_BOUNDED, (int)n, kp, 4, args, NULL, err);
+    if (rep == NULL) {
+        sl_err_wrap(err, "read %s%s", keys[0], n > 1 ? " and others" : "");
+        goto out;
+    }
+    got = 0;
+    for (size_t s = 0; rep->type == REDIS_REPLY_ARRAY && s < rep->elements; s++) {
+        const redisReply *stream = rep->element[s];
+        if (stream->type != REDIS_REPLY_ARRAY || stream->elements < 2 ||
+            stream->element[0]->type != REDIS_REPLY_INTEGER || stream->element[1]->type != REDIS_REPLY_ARRAY)
+            continue;
+        long long k = stream->element[0]->integer;
+        if (k < 1 || (size_t)k > n)
+            continue;
+        const redisReply *items = stream->element[1];
+        for (size_t i = 0; i < items->elements; i++) {
+            entry_from_reply(batch_push(out), queues[k - 1], items->element[i]);
+            got++;
+        }
+    }
+    freeReplyObject(rep);
+out:
+    free(kp);
+    free(keys);
+    return got;
 }
 
 int sl_queue_read_bounded(sl_redis *r, const char *consumer, const char *queue, int count,
                           size_t max_bytes, sl_batch *out, sl_err *err)
 {
-    char key[SL_KEY_MAX], countbuf[16], maxbuf[24];
-    sl_queue_key(key, queue, "jobs");
-    snprintf(countbuf, sizeof countbuf, "%d", count);
-    snprintf(maxbuf, sizeof maxbuf, "%zu", max_bytes);
-    const char *keys[] = { key }, *args[] = { SL_GROUP, consumer, countbuf, maxbuf };
-    redisReply *rep = run_script(r, &READ_BOUNDED, 1, keys, 4, args, NULL, err);
-    if (rep == NULL)
-        return sl_err_wrap(err, "read %s", key);
-    int got = 0;
-    if (rep->type == REDIS_REPLY_ARRAY) {
-        for (size_t s = 0; s < rep->elements; s++) {
-            const redisReply *stream = rep->element[s];
-            if (stream->type != REDIS_REPLY_ARRAY || stream->elements < 2 ||
-                stream->element[1]->type != REDIS_REPLY_ARRAY)
-                continue;
-            const redisReply *items = stream->element[1];
-            for (size_t i = 0; i < items->elements; i++) {
-                entry_from_reply(batch_push(out), queue, items->element[i]);
-                got++;
-            }
-        }
-    }
-    freeReplyObject(rep);
-    return got;
+    char *q[] = { (char *)queue };
+    return sl_queue_read_many(r, consumer, q, 1, count, max_bytes, out, err);
 }
 
 /* ---- recovery ------------------------------------------------------------- */
@@ -976,7 +1021,7 @@ int sl_queue_dead_requeue(sl_redis *r, const char *queue, const char *dead_id,
     sl_queue_key(stats, queue, "stats");
     const char *keys[] = { dead, jobs, stats }, *args[] = { dead_id, data };
     size_t lens[] = { strlen(dead_id), len };
-    redisReply *rep = run_script(r, &REQUEUE, 3, keys, 2, args, lens, err);
+    redisReply *rep = sl_lua_run(r, &REQUEUE, 3, keys, 2, args, lens, err);
     if (rep == NULL)
         return sl_err_wrap(err, "requeue %s entry %s", dead, dead_id);
     long long done = rep->type == REDIS_REPLY_INTEGER ? rep->integer : 0;

@@ -79,6 +79,13 @@ int sl_queue_read(sl_redis *r, const char *consumer, char *const *queues, size_t
 int sl_queue_read_bounded(sl_redis *r, const char *consumer, const char *queue, int count,
                           size_t max_bytes, sl_batch *out, sl_err *err);
 
+/* sl_queue_read_bounded over queues[0..n) in priority order, in one round
+ * trip whatever n: up to count entries in all, from the first queue, then
+ * the next while fewer were found.  The queues' keys must share one slot
+ * on Redis Cluster (there, call it per queue).  Returns entries read, or -1. */
+int sl_queue_read_many(sl_redis *r, const char *consumer, char *const *queues, size_t n, int count,
+                       size_t max_bytes, sl_batch *out, sl_err *err);
+
 void sl_batch_clear(sl_batch *b);   /* empties, keeps the allocation */
 void sl_batch_free(sl_batch *b);
 
@@ -106,6 +113,11 @@ int sl_queue_dead_letter(sl_redis *r, const sl_entry *e, const char *job_id, con
 int sl_queue_depth(sl_redis *r, const char *queue, long long *length, long long *pending,
                    sl_err *err);
 
+/* How many entries each of queues[0..n) has pending (delivered, not yet
+ * acknowledged), in one pipelined round trip; 0 for a queue without a
+ * consumer group.  0, or -1 with err. */
+int sl_queue_pending_counts(sl_redis *r, char *const *queues, size_t n, long long *pending, sl_err *err);
+
 /* Sets exists[i] to whether entry stream_ids[i] is still in the stream
  * of queues[i] (XRANGE id id, one pipelined round trip for all). */
 int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *const *stream_ids,
@@ -128,6 +140,10 @@ int sl_queue_retry_later(sl_redis *r, const sl_entry *e, const char *data, size_
  * queue's stream, atomically (one Lua script: XADD + ZREM per member).
  * Returns how many moved, or -1. */
 int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, sl_err *err);
+
+/* sl_queue_promote for queues[0..n) in one round trip (limit per queue);
+ * the same Redis Cluster caveat as sl_queue_read_many. */
+int sl_queue_promote_many(sl_redis *r, char *const *queues, size_t n, int64_t now_ms, int limit, sl_err *err);
 
 /* ---- recovery of entries left by dead consumers --------------------------- */
 

@@ -24,19 +24,8 @@
 #include <stdint.h>
 
 #include "err.h"
+#include "rate.h"
 #include "redis.h"
-
-#define SL_RATE_MAX 1000000000LL   /* largest count of a rate */
-
-typedef struct sl_rate {
-    long long count;      /* tokens per period, 1..SL_RATE_MAX; 0: no limit */
-    long long period_ms;  /* 1000 (/s), 60000 (/m) or 3600000 (/h) */
-} sl_rate;
-
-/* Parses "COUNT/s", "COUNT/m" or "COUNT/h" (COUNT a decimal integer, 1 to
- * SL_RATE_MAX, no sign or spaces).  0, or -1 with err (SL_EINVAL) naming
- * what is wrong. */
-int sl_rate_parse(const char *text, sl_rate *out, sl_err *err);
 
 /* Takes up to want (>= 1) tokens from the bucket at key.  *granted gets
  * how many (0..want); when 0, *wait_ms gets how long until the next token

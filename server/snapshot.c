@@ -534,7 +534,7 @@ void snap_json(const snap *s, sl_buf *b)
                           q->oldest_ms, s->taken_ms > q->oldest_ms ? s->taken_ms - q->oldest_ms : 0);
         else
             sl_buf_puts(b, "\"oldest_waiting_ms\":null,\"oldest_waiting_age_ms\":null,");
-        sl_buf_puts(b, "\"totals\":");
+        sl_buf_printf(b, "\"throttled_ms\":%lld,\"totals\":", q->m.throttled_ms);
         json_counters(b, q->m.totals);
         sl_buf_puts(b, ",\"kinds\":{");
         for (size_t k = 0; k < q->m.nkinds; k++) {
@@ -681,6 +681,11 @@ void snap_prometheus(const snap *s, sl_buf *b)
     }
     prom_histogram(b, s, true);
     prom_histogram(b, s, false);
+    family(b, "sluice_queue_throttled_seconds_total", "counter",
+           "Time worker processes held back from the queue by its rate or concurrency limit.");
+    for (size_t i = 0; i < s->nqueues; i++)
+        sl_buf_printf(b, "sluice_queue_throttled_seconds_total{queue=\"%s\"} %.3f\n", s->queues[i].name,
+                      (double)s->queues[i].m.throttled_ms / 1000.0);
     prom_gauge(b, s, "sluice_queue_depth", "Jobs waiting in the stream (not yet delivered).", 0);
     prom_gauge(b, s, "sluice_queue_pending", "Jobs delivered to a worker and not yet acknowledged (in flight).", 1);
     prom_gauge(b, s, "sluice_queue_delayed", "Jobs in the delayed set (scheduled or waiting to retry).", 2);

@@ -421,7 +421,7 @@ Test(config, queue_timeouts)
     cr_assert_eq(sl_config_job_timeout_ms(cfg, "deploys", 5000), 5000);
     cr_assert_eq(sl_config_job_timeout_ms(cfg, NULL, 0), 600000);
     sl_config_free(cfg);
-    load_bad("queues:\n  deploys:\n    timout: 1h\n", 3, 5, "unknown key 'timout' in 'queues.deploys' (expected timeout)");
+    load_bad("queues:\n  deploys:\n    timout: 1h\n", 3, 5, "unknown key 'timout' in 'queues.deploys' (expected timeout, rate, concurrency)");
     load_bad("queues:\n  \"bad{name}\":\n    timeout: 1h\n", 2, 3, "invalid queue name 'bad{name}'");
     load_bad("queues:\n  deploys:\n    timeout: 60\n", 3, 14, "queues.deploys.timeout");
     load_bad("queues:\n  deploys: 1h\n", 2, 12, "queues.deploys");

@@ -717,3 +717,62 @@ Test(queue, dead_purge_by_cutoff_and_all)
     cr_assert_eq(removed, 0);
     sl_redis_free(r);
 }
+
+/* Several queues in one round trip: priority order kept (a later queue
+ * only once the earlier ones have fewer than asked), the total bounded,
+ * each entry labelled with its own queue; and their delayed jobs promoted
+ * together, each queue within its own limit. */
+Test(queue, many_queues_read_and_promote_in_one_call)
+{
+    sl_redis *r = th_redis();
+    sl_err err;
+    char names[4][64];
+    char *queues[4];
+    int waiting[4] = { 0, 2, 0, 5 };   /* an empty queue between and before them */
+    for (int q = 0; q < 4; q++) {
+        th_name(names[q], sizeof names[q], "many");
+        queues[q] = names[q];
+        cr_assert_eq(sl_queue_ensure_group(r, queues[q], &err), 0, "%s", err.msg);
+        for (int i = 0; i < waiting[q]; i++) {
+            sl_job job;
+            char id[64];
+            make_job(&job, id, sizeof id, queues[q]);
+            cr_assert_eq(sl_queue_enqueue(r, &job, &err), 0, "%s", err.msg);
+        }
+    }
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_read_many(r, "tester", queues, 4, 4, 1 << 20, &b, &err), 4, "%s", err.msg);
+    for (size_t i = 0; i < b.n; i++)
+        cr_assert_str_eq(b.items[i].queue, i < 2 ? queues[1] : queues[3],
+                         "entry %zu came from the wrong queue: priority order broken", i);
+    sl_batch_clear(&b);
+    cr_assert_eq(sl_queue_read_many(r, "tester", queues, 4, 100, 1 << 20, &b, &err), 3, "%s", err.msg);
+    sl_batch_clear(&b);
+    cr_assert_eq(sl_queue_read_many(r, "tester", queues, 4, 100, 1 << 20, &b, &err), 0, "%s", err.msg);
+    sl_batch_free(&b);
+
+    int64_t now = sl_now_ms();
+    for (int q = 0; q < 4; q++) {
+        for (int i = 0; i < q; i++) {   /* queue q has q due jobs and one not due */
+            char id[64];
+            size_t len;
+            char *env = envelope(queues[q], 1, id, sizeof id, &len);
+            cr_assert_eq(sl_queue_schedule(r, queues[q], env, len, now - 1000, &err), 0, "%s", err.msg);
+            free(env);
+        }
+        char id[64];
+        size_t len;
+        char *env = envelope(queues[q], 1, id, sizeof id, &len);
+        cr_assert_eq(sl_queue_schedule(r, queues[q], env, len, now + 3600000, &err), 0, "%s", err.msg);
+        free(env);
+    }
+    cr_assert_eq(sl_queue_promote_many(r, queues, 4, now, 2, &err), 0 + 1 + 2 + 2, "%s", err.msg);
+    cr_assert_eq(sl_queue_promote_many(r, queues, 4, now, 2, &err), 1, "queue 3's third due job: %s", err.msg);
+    for (int q = 0; q < 4; q++) {
+        char delayed[SL_KEY_MAX];
+        sl_queue_key(delayed, queues[q], "delayed");
+        const char *zcard[] = { "ZCARD", delayed };
+        cr_assert_eq(cmd_int(r, 2, zcard), 1, "queue %d keeps only its job that is not due", q);
+    }
+    sl_redis_free(r);
+}

@@ -5,6 +5,12 @@
  * that admit at most their capacity, with leases that lapse. */
 #include "harness.h"
 
+#include "config.h"
+#include "mem.h"
+
+#include "clock.h"
+#include "jobid.h"
+#include "queue.h"
 #include "ratelimit.h"
 
 #include <criterion/criterion.h>
@@ -266,4 +272,139 @@ Test(ratelimit, scripts_run_by_their_sha)
     }
     sl_redis_free(observer);
     sl_redis_free(r);
+}
+
+/* ---- the limits in a real worker pool ---------------------------------------- */
+
+static void enqueue_n(sl_redis *r, const char *queue, const char *kind, const char *args, size_t args_len, int n)
+{
+    for (int i = 0; i < n; i++) {
+        char id[SL_JOBID_MAX + 1];
+        sl_jobid_new(id);
+        sl_job job = { .id = id, .kind = (char *)kind, .queue = (char *)queue, .args = (char *)args,
+                       .args_len = args_len, .attempt = 1, .enqueued_at = sl_now_ms() };
+        sl_err err;
+        cr_assert_eq(sl_queue_enqueue(r, &job, &err), 0, "%s", err.msg);
+    }
+}
+
+typedef struct want_rows {
+    const char *queue;
+    long long n;
+} want_rows;
+
+static bool rows_done(void *arg)
+{
+    want_rows *w = arg;
+    const char *p[] = { w->queue };
+    return th_pg_number("SELECT count(*) FROM sluice_jobs WHERE queue = $1 AND status = 'succeeded'", 1, p) >= w->n;
+}
+
+static pid_t pool_with(const char *queue, const char *yaml, const char *log)
+{
+    char *config = th_write_temp("sluice.yaml", yaml);
+    const char *args[] = { "--config", config, "--queues", queue, "--processes", "2", NULL };
+    pid_t pid = th_worker_start(args, log);
+    free(config);
+    return pid;
+}
+
+/* Two pools of two processes each drain one queue limited to 20/s: the
+ * jobs start no faster than the bucket allows (its 20 at once, then 20 a
+ * second), and no slower than 5 % under it; the throttled time shows in the
+ * queue's stats. */
+Test(ratelimit, two_pools_on_one_queue_keep_its_rate, .init = th_migrate, .timeout = 120)
+{
+    char queue[64];
+    th_name(queue, sizeof queue, "rated");
+    char *yaml = sl_xasprintf("worker:\n  block: 100ms\nqueues:\n  %s:\n    rate: 20/s\n", queue);
+    sl_redis *r = th_redis();
+    const int n = 120;
+    enqueue_n(r, queue, "noop", "\x80", 1, n);
+    pid_t a = pool_with(queue, yaml, "/dev/null"), b = pool_with(queue, yaml, "/dev/null");
+    want_rows w = { queue, n };
+    bool done = th_wait(rows_done, &w, 90000);
+    th_stop(a, SIGTERM, 30000);
+    th_stop(b, SIGTERM, 30000);
+    cr_assert(done, "the %d jobs did not all run", n);
+    const char *p[] = { queue };
+    long long span = th_pg_number("SELECT (extract(epoch FROM max(started_at) - min(started_at)) * 1000)::bigint"
+                                  " FROM sluice_jobs WHERE queue = $1", 1, p);
+    cr_assert_eq(th_pg_number("SELECT count(DISTINCT worker) FROM sluice_jobs WHERE queue = $1", 1, p) >= 2, 1,
+                 "one process ran every job: the test would not show a limit shared by several");
+    double allowed = 20 + 20.0 * (double)span / 1000;   /* the full bucket, then its refill */
+    cr_assert_leq((double)n, allowed * 1.05 + 1, "%d jobs started within %lld ms at 20/s", n, span);
+    cr_assert_geq((double)n, allowed * 0.95 - 1, "%d jobs took %lld ms: more than 5 %% under 20/s", n, span);
+    char stats[SL_KEY_MAX];
+    sl_queue_key(stats, queue, "stats");
+    const char *hget[] = { "HGET", stats, "throttled_ms" };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 3, hget, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    cr_assert(rep->type == REDIS_REPLY_STRING && atoll(rep->str) > 0, "no throttled time counted");
+    freeReplyObject(rep);
+    /* and operators see it */
+    const char *argv[] = { SLUICE_BIN, "stats", "--json", NULL };
+    th_result st = th_run(argv, NULL);
+    cr_assert_eq(st.status, 0, "%s", st.err);
+    char *mine = sl_xasprintf("\"queue\":\"%s\"", queue);
+    const char *at = strstr(st.out, mine), *field = at ? strstr(at, "\"throttled_ms\":") : NULL;
+    cr_assert(field && atoll(field + strlen("\"throttled_ms\":")) > 0, "sluice stats --json: %s", st.out);
+    free(mine);
+    th_result_free(&st);
+    sl_redis_free(r);
+    free(yaml);
+}
+
+/* concurrency: 1 across two pools: no two of the queue's jobs overlap. */
+Test(ratelimit, a_concurrency_cap_holds_across_pools, .init = th_migrate, .timeout = 120)
+{
+    char queue[64];
+    th_name(queue, sizeof queue, "capped");
+    char *yaml = sl_xasprintf("worker:\n  block: 100ms\nqueues:\n  %s:\n    concurrency: 1\n", queue);
+    sl_redis *r = th_redis();
+    static const char sleep_args[] = "\x81\xa2ms\xcd\x01\x2c";   /* {"ms": 300} */
+    const int n = 6;
+    enqueue_n(r, queue, "sleep", sleep_args, sizeof sleep_args - 1, n);
+    pid_t a = pool_with(queue, yaml, "/dev/null"), b = pool_with(queue, yaml, "/dev/null");
+    want_rows w = { queue, n };
+    bool done = th_wait(rows_done, &w, 90000);
+    th_stop(a, SIGTERM, 30000);
+    th_stop(b, SIGTERM, 30000);
+    cr_assert(done, "the %d jobs did not all run", n);
+    const char *p[] = { queue };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs x JOIN sluice_jobs y ON x.id < y.id"
+                              " WHERE x.queue = $1 AND y.queue = $1 AND x.started_at < y.finished_at"
+                              " AND y.started_at < x.finished_at", 1, p), 0,
+                 "two jobs of a queue capped at 1 ran at the same time");
+    sl_redis_free(r);
+    free(yaml);
+}
+
+Test(ratelimit, queue_limits_are_configured_strictly)
+{
+    sl_err err;
+    const char *bad[][2] = {
+        { "queues:\n  q:\n    rate: fast\n", "'queues.q.rate': a rate is COUNT/s" },
+        { "queues:\n  q:\n    rate: 0/s\n", "'queues.q.rate': a rate's count is 1 to" },
+        { "queues:\n  q:\n    concurrency: 0\n", "queues.q.concurrency" },
+        { "queues:\n  q:\n    burst: 5\n", "expected timeout, rate, concurrency" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *path = th_write_temp("sluice.yaml", bad[i][0]);
+        cr_assert_null(sl_config_load(path, &err), "%s was accepted", bad[i][0]);
+        cr_expect(strstr(err.msg, bad[i][1]) && strstr(err.msg, ":3:"), "%s", err.msg);
+        free(path);
+    }
+    char *path = th_write_temp("sluice.yaml", "queues:\n  q:\n    rate: 500/m\n    concurrency: 3\n");
+    sl_config *cfg = sl_config_load(path, &err);
+    cr_assert_not_null(cfg, "%s", err.msg);
+    const sl_queue_limits *l = sl_config_queue_limits(cfg, "q");
+    cr_assert_not_null(l);
+    cr_expect_eq(l->rate.count, 500);
+    cr_expect_eq(l->rate.period_ms, 60000);
+    cr_expect_eq(l->concurrency, 3);
+    cr_expect_null(sl_config_queue_limits(cfg, "other"));
+    sl_config_free(cfg);
+    free(path);
 }

@@ -44,6 +44,7 @@
 #include "queue.h"
 #include "registry.h"
 #include "store.h"
+#include "throttle.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -62,6 +63,7 @@
 #define READ_BLOCK_MAX_MS 1000/* longest XREADGROUP BLOCK: housekeeping runs between reads */
 #define PROMOTE_EVERY_MS 200
 #define PROMOTE_LIMIT 1000    /* delayed jobs moved per queue per promotion */
+#define PROMOTE_QUEUES_PER_CALL 1000 /* queues whose delayed jobs one script call moves */
 #define PAUSED_EVERY_MS 1000
 #define RECLAIM_MIN_EVERY_MS 250
 #define RETRY_DELAY_CAP_MS (7 * 86400000LL) /* longest retry delay, whatever the envelope asks */
@@ -138,6 +140,10 @@ typedef struct consumer {
     sl_protect *protect;  /* protected kinds and targets, the scheduler's keys */
     sl_pace pace;         /* what recent jobs cost: sizes the next read */
     sl_overrun *overrun;  /* hands back a batch's unstarted entries; NULL: none */
+    sl_throttle *throttle;/* fleet-wide limits of the queues it reads; NULL: none */
+    char **ready;         /* the blocking read's queues (borrowed names) */
+    int *admitted;        /* entries each of them may give it */
+    bool multi_ok;        /* several queues per script call (false on Redis Cluster) */
 } consumer;
 
 /* ---- scoreboard ------------------------------------------------------------ */
@@ -496,6 +502,7 @@ static void run_item(consumer *c, item *it)
     sl_err_clear(&err);
     sl_log_set_job(it->job.id, it->job.kind);
     int64_t t0 = sl_monotonic_ms();
+    sl_throttle_job_start(c->throttle, c->redis, it->entry->queue, job_timeout_ms(c, &it->job));
     slot_job(c, it, t0 + job_timeout_ms(c, &it->job) + c->cfg->worker.timeout_grace_ms);
     it->started_us = sl_now_us();
     it->started_ms = it->started_us / 1000;
@@ -1245,6 +1252,13 @@ out:
 
 /* ---- housekeeping ------------------------------------------------------------ */
 
+/* True if err is Redis Cluster's refusal of one call's keys on several
+ * slots (the multi-queue scripts then go one queue per call). */
+static bool cross_slot(const sl_err *err)
+{
+    return strstr(err->msg, "CROSSSLOT") != NULL || strstr(err->msg, "slot") != NULL;
+}
+
 /* Refreshes the paused flags and the list of queues to read. */
 static void refresh_paused(consumer *c, int64_t now)
 {
@@ -1276,16 +1290,23 @@ static void promote_due(consumer *c, int64_t now)
     if (now < c->next_promote_ms)
         return;
     c->next_promote_ms = now + PROMOTE_EVERY_MS;
-    for (size_t i = 0; i < c->cfg->worker.nqueues && !sl_redis_broken(c->redis); i++) {
+    size_t nq = c->cfg->worker.nqueues, i = 0;
+    while (i < nq && !sl_redis_broken(c->redis)) {
+        size_t step = c->multi_ok ? PROMOTE_QUEUES_PER_CALL : 1, n = nq - i < step ? nq - i : step;
         sl_err err;
-        int moved = sl_queue_promote(c->redis, c->cfg->worker.queues[i], sl_now_ms(), PROMOTE_LIMIT, &err);
-        if (moved > 0)
-            SL_DEBUG("queue.promoted", "queue=%s jobs=%d", c->cfg->worker.queues[i], moved);
-        else if (moved < 0 && !sl_redis_broken(c->redis)) {
+        int moved = sl_queue_promote_many(c->redis, c->cfg->worker.queues + i, n, sl_now_ms(), PROMOTE_LIMIT, &err);
+        if (moved < 0 && n > 1 && !sl_redis_broken(c->redis) && cross_slot(&err)) {
+            c->multi_ok = false;   /* Redis Cluster: these again, one queue per call */
+            continue;
+        }
+        if (moved > 0) {
+            SL_DEBUG("queue.promoted", "queue=%s%s jobs=%d", c->cfg->worker.queues[i], n > 1 ? "+" : "", moved);
+        } else if (moved < 0 && !sl_redis_broken(c->redis)) {
             char q[600];
             SL_ERROR("queue.promote_failed", "queue=%s error=%s", c->cfg->worker.queues[i],
                      sl_log_quote(q, sizeof q, err.msg));
         }
+        i += n;
     }
 }
 
@@ -1304,7 +1325,21 @@ static int reclaim_idle(consumer *c, int64_t now)
     int64_t every = c->cfg->worker.visibility_timeout_ms / 2;
     c->next_reclaim_ms = now + (every < RECLAIM_MIN_EVERY_MS ? RECLAIM_MIN_EVERY_MS : every);
     int total = 0;
+    /* Only queues with entries pending can have idle ones: one pipelined
+     * look at all of them first, so the sweep stays cheap with many queues. */
+    long long *pending = sl_xcalloc(c->nactive ? c->nactive : 1, sizeof *pending);
+    sl_err perr;
+    if (sl_queue_pending_counts(c->redis, c->active, c->nactive, pending, &perr) < 0) {
+        free(pending);
+        if (!sl_redis_broken(c->redis)) {
+            char q[600];
+            SL_ERROR("queue.reclaim_failed", "error=%s", sl_log_quote(q, sizeof q, perr.msg));
+        }
+        return 0;
+    }
     for (size_t i = 0; i < c->nactive && total < 1; i++) {
+        if (pending[i] == 0)
+            continue;
         sl_err err;
         int got = sl_queue_reclaim(c->redis, c->name, c->active[i], c->cfg->worker.visibility_timeout_ms,
                                    1, &c->batch, &err);
@@ -1320,6 +1355,7 @@ static int reclaim_idle(consumer *c, int64_t now)
                     c->cfg->worker.visibility_timeout_ms);
         total += got;
     }
+    free(pending);
     if (total > 0)
         c->next_reclaim_ms = now;
     return total;
@@ -1331,13 +1367,57 @@ static int reclaim_idle(consumer *c, int64_t now)
  * added, or -1. */
 static int read_bounded(consumer *c, int want, sl_err *err)
 {
+    if (c->throttle == NULL && c->multi_ok) {
+        /* One round trip however many queues: the cost of a read stays flat. */
+        int n = sl_queue_read_many(c->redis, c->name, c->active, c->nactive, want,
+                                   (size_t)c->cfg->worker.max_payload, &c->batch, err);
+        if (n >= 0 || sl_redis_broken(c->redis) || !cross_slot(err))
+            return n;
+        c->multi_ok = false;   /* Redis Cluster: queues on several slots, one call each */
+        SL_INFO("queue.read_per_queue", "reason=%s", "\"the queues are on several Redis Cluster slots\"");
+    }
     int got = 0;
+    int64_t now = sl_monotonic_ms();
     for (size_t i = 0; i < c->nactive && got < want; i++) {
-        int n = sl_queue_read_bounded(c->redis, c->name, c->active[i], want - got,
+        int admitted = sl_throttle_admit(c->throttle, c->redis, c->active[i], want - got, now);
+        if (admitted == 0)
+            continue;   /* over its limit: its jobs wait in the stream */
+        int n = sl_queue_read_bounded(c->redis, c->name, c->active[i], admitted,
                                       (size_t)c->cfg->worker.max_payload, &c->batch, err);
         if (n < 0)
             return -1;
+        sl_throttle_used(c->throttle, c->redis, c->active[i], admitted, n);
         got += n;
+    }
+    return got;
+}
+
+/* The blocking read of every active queue that may give an entry now:
+ * throttled ones are left out, and the block ends in time for the first
+ * of them to be asked again.  Returns entries read, or -1. */
+static int read_blocking(consumer *c, int block, sl_err *err)
+{
+    int64_t now = sl_monotonic_ms();
+    size_t nready = 0;
+    for (size_t i = 0; i < c->nactive; i++) {
+        int a = sl_throttle_admit(c->throttle, c->redis, c->active[i], 1, now);
+        if (a == 0)
+            continue;
+        c->ready[nready] = c->active[i];
+        c->admitted[nready++] = a;
+    }
+    block = sl_throttle_next_ms(c->throttle, now, block);
+    if (nready == 0) {
+        sl_sleep_ms(block);
+        return 0;
+    }
+    size_t before = c->batch.n;
+    int got = sl_queue_read(c->redis, c->name, c->ready, nready, 1, block, &c->batch, err);
+    for (size_t k = 0; k < nready && got >= 0; k++) {
+        int n = 0;
+        for (size_t e = before; e < c->batch.n; e++)
+            n += strcmp(c->batch.items[e].queue, c->ready[k]) == 0;
+        sl_throttle_used(c->throttle, c->redis, c->ready[k], c->admitted[k], n);
     }
     return got;
 }
@@ -1364,7 +1444,7 @@ static int read_batch(consumer *c)
         goto failed;
     if (got > 0)
         return got;
-    got = sl_queue_read(c->redis, c->name, c->active, c->nactive, 1, block, &c->batch, &err);
+    got = read_blocking(c, block, &err);
     if (got < 0)
         goto failed;
     if (got > 0 && got < want) {
@@ -1585,6 +1665,8 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
     c.rng = ((uint64_t)getpid() << 32) ^ (uint64_t)sl_now_ms() ^ 0x9e3779b97f4a7c15ULL;
     c.paused = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.paused);
     c.active = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.active);
+    c.ready = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.ready);
+    c.admitted = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.admitted);
     c.metrics = cfg->metrics.enabled ? sl_metrics_new() : NULL;
     sl_metrics_known_kinds(c.metrics, kind_registered); /* bounded label set */
     char host[64];
@@ -1592,6 +1674,8 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
     snprintf(c.name, sizeof c.name, "%s:%ld", host, (long)getpid());
+    c.throttle = sl_throttle_new(cfg, cfg->worker.queues, cfg->worker.nqueues, c.name);
+    c.multi_ok = true;
     if (slot) {
         sl_slot_write_begin(slot);
         slot->pid = getpid();
@@ -1657,6 +1741,7 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
             status = SL_EXIT_FATAL;
             break;
         }
+        sl_throttle_release(c.throttle, c.redis);
     }
 out:
     if (slot && status == 0 && strcmp(slot->journal.consumer, c.name) == 0)
@@ -1667,6 +1752,9 @@ out:
     free(c.items);
     free(c.paused);
     free(c.active);
+    free(c.ready);
+    free(c.admitted);
+    sl_throttle_free(c.throttle);
     sl_metrics_free(c.metrics);
     sl_protect_free(c.protect);
     sl_overrun_free(c.overrun);
