@@ -379,7 +379,7 @@ static int check_claims(const sl_jwt_policy *pol, const msgpack_object *c, int64
         aud_ok = aud_ok || str_equals(&aud->via.array.ptr[i], pol->audience);
     if (!aud_ok)
         return sl_err_set(err, SL_EINVAL, "wrong audience");
-    int64_t exp, nbf;
+    int64_t exp = 0, nbf = 0;
     if (!date_claim(c, "exp", &exp))
         return sl_err_set(err, SL_EINVAL, "no exp claim");
     if (now_ms >= exp + pol->skew_ms)

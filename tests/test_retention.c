@@ -111,6 +111,7 @@ Test(retention, removes_expired_results_and_runs_in_batches_and_keeps_the_rest)
         passes++;
     } while ((st.jobs == 2 || st.runs == 2) && passes < 100);
     cr_assert_geq(jobs, 3);
+    cr_assert_geq(runs, 1, "the run that finished 91 days ago was removed by a pass");
     cr_assert_geq(passes, 2, "three rows need two passes of two");
 
     cr_expect_eq(present("sluice_jobs", "id", "ok-old"), 0, "succeeded 8 days ago is past 7d");
