@@ -5,7 +5,9 @@
 # UndefinedBehaviorSanitizer) -- and runs ctest in each against its own
 # private Redis and PostgreSQL (scripts/servers.sh), then fuzzes each
 # parser of untrusted input for a short while (scripts/fuzz.sh, tree
-# `build-fuzz`).  Works from any cwd.
+# `build-fuzz`), and checks that Release builds with GCC and clang are
+# warning-clean under -Werror (`build-release-gcc`, `build-release-clang`:
+# built, not tested).  Works from any cwd.
 set -euo pipefail
 
 usage() {
@@ -19,7 +21,10 @@ Redis + PostgreSQL per tree, PostgreSQL with fsync off: SLUICE_PG_FAST=1).
 Then the fuzz step: scripts/fuzz.sh builds `build-fuzz` (clang,
 -DSLUICE_FUZZ=ON) and runs every libFuzzer target for SLUICE_FUZZ_TIME
 seconds (default 15) and replays fuzz/found/; a crash, leak or timeout
-fails the run (docs/fuzzing.md).
+fails the run (docs/fuzzing.md).  With the fuzz step also: Release builds
+with GCC and with clang under -Werror (trees `build-release-gcc`,
+`build-release-clang`), built but not tested: every build type must stay
+warning-clean with both compilers.
 
   --no-asan     only the `build` tree (no fuzz step)
   --only-asan   only the `build-asan` tree (no fuzz step)
@@ -142,6 +147,25 @@ run_tree() {
 for tree in "${TREES[@]}"; do
     run_tree "$tree"
 done
+
+# Release with each compiler: optimisation brings warnings (-Wmaybe-
+# uninitialized at -O3) that the Debug and RelWithDebInfo trees never see.
+build_only() {
+    local tree=$1 cc=$2 t_start=$SECONDS
+    banner "$tree: configure and build (CC=$cc -DCMAKE_BUILD_TYPE=Release -DSLUICE_WERROR=ON)"
+    if CC=$cc cmake -S . -B "$tree" -DCMAKE_BUILD_TYPE=Release -DSLUICE_WERROR=ON &&
+        cmake --build "$tree" -j"$(nproc)"; then
+        SUMMARY[$tree]="ok: built warning-clean ($((SECONDS - t_start)) s)"
+    else
+        SUMMARY[$tree]="FAILED to build ($((SECONDS - t_start)) s)"
+        failed_any=1
+    fi
+    TREES+=("$tree")
+}
+if ((FUZZ == 1)); then
+    build_only build-release-gcc gcc
+    build_only build-release-clang clang
+fi
 
 if ((FUZZ)); then
     banner "build-fuzz: libFuzzer targets, ${SLUICE_FUZZ_TIME:-15} s each (scripts/fuzz.sh)"
