@@ -149,6 +149,45 @@ static int enqueue_many(sl_redis *r, const char *queue, long n, const msgpack_sb
     return 0;
 }
 
+/* Copies the configuration at base into a new file made from tmpl (which
+ * it rewrites), with worker.queues set to names[0..n): inserted under an
+ * existing `worker:` line, else as a new section.  0, or -1. */
+static int write_round_config(const char *base, char *tmpl, char *const *names, long n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *in = fopen(base, "r"), *out = NULL;
+    int fd = mkstemp(tmpl);
+    if (in == NULL || fd < 0 || (out = fdopen(fd, "w")) == NULL) {
+        perror("bench_throughput: round config");
+        if (in)
+            fclose(in);
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    FILE *mem = open_memstream(&text, &len);
+    fprintf(mem, "  queues: [");
+    for (long q = 0; q < n; q++)
+        fprintf(mem, "%s%s", q ? ", " : "", names[q]);
+    fprintf(mem, "]\n");
+    fclose(mem);
+    char line[1024];
+    bool placed = false;
+    while (fgets(line, sizeof line, in)) {
+        fputs(line, out);
+        if (!placed && strcmp(line, "worker:\n") == 0) {
+            fputs(text, out);
+            placed = true;
+        }
+    }
+    if (!placed)
+        fprintf(out, "worker:\n%s", text);
+    fclose(in);
+    free(text);
+    return fclose(out) == 0 ? 0 : -1;
+}
+
 static double median(double *v, long n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
@@ -247,12 +286,10 @@ int main(int argc, char **argv)
         snprintf(queue, sizeof queue, "bench-%ld-%ld", (long)getpid(), round);
         /* Q queues: QUEUE.0 … QUEUE.{Q-1}, jobs spread evenly. */
         char **names = calloc((size_t)nqueues, sizeof *names);
-        sl_buf list = SL_BUF_INIT;
         for (long q = 0; q < nqueues; q++) {
             names[q] = nqueues == 1 ? strdup(queue) : NULL;
             if (nqueues > 1 && asprintf(&names[q], "%s.%ld", queue, q) < 0)
                 return 1;
-            sl_buf_printf(&list, "%s%s", q ? "," : "", names[q]);
         }
         long long before = used_memory(r);
         for (long q = 0; q < nqueues; q++) {
@@ -262,11 +299,16 @@ int main(int argc, char **argv)
         }
         long long after = used_memory(r);
         bytes[round] = (double)(after - before) / (double)jobs;
+        /* The queues go into this round's configuration (worker.queues): a
+         * command-line argument holds at most 128 KiB, too few for 10,000
+         * names. */
+        char roundcfg[] = "/tmp/sluice-bench-round-XXXXXX";
+        if (write_round_config(cfgpath, roundcfg, names, nqueues) < 0)
+            return 1;
         double t0 = sl_monotonic_sec();
         pid_t pid = fork();
         if (pid == 0) {
-            const char *wargs[] = { worker, "--queues", sl_buf_str(&list), "--processes", procs, "--log-level", "warn",
-                                    "--config", cfgpath, NULL };
+            const char *wargs[] = { worker, "--processes", procs, "--log-level", "warn", "--config", roundcfg, NULL };
             execv(worker, (char *const *)wargs);
             perror("exec sluice-worker");
             _exit(127);
@@ -298,13 +340,13 @@ int main(int argc, char **argv)
             peak = now;
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
+        unlink(roundcfg);
         long long rows = 0;
         for (long q = 0; q < nqueues; q++) {
             rows += count_rows(pg, names[q]);
             free(names[q]);
         }
         free(names);
-        sl_buf_free(&list);
         rates[round] = (double)jobs / secs;
         rss[round] = (double)peak / 1024.0;
         printf("round %ld: %ld jobs in %.3f s = %.0f jobs/s; Redis %.0f B/waiting job; "
