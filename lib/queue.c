@@ -35,6 +35,30 @@ int sl_queue_ensure_group(sl_redis *r, const char *queue, sl_err *err)
     return -1;
 }
 
+/* Reads the replies of a write of what[0], what[1] (the job), what[2]
+ * (WAIT, if waited) and what[3] (if counted), keys where[]: the first
+ * error wins; all replies are read whatever happens, so the connection
+ * stays in step. */
+static int read_replies(sl_redis *r, const char *const *what, const char *const *where, bool waited,
+                        bool counted, sl_err *err)
+{
+    int rc = 0;
+    for (int i = 0; i < 4; i++) {
+        if ((i == 2 && !waited) || (i == 3 && !counted))
+            continue;
+        redisReply *rep = sl_redis_reply(r, err);
+        if (rep == NULL)
+            return -1;
+        if (rc == 0 && i == 2)
+            rc = sl_redis_wait_result(r, rep, err);
+        else if (rep->type == REDIS_REPLY_ERROR && rc == 0)
+            rc = sl_err_set(err, SL_EREDIS, "redis %s: %s %s: %s", sl_redis_address(r), what[i],
+                            where[i], rep->str);
+        freeReplyObject(rep);
+    }
+    return rc;
+}
+
 /* XADD of data to queue's stream after SADD to sluice:queues, and, for a
  * job of known kind, the enqueued counter (metrics.h), in one round trip. */
 static int enqueue_bytes(sl_redis *r, const char *queue, const char *kind, const char *data,
@@ -49,25 +73,17 @@ static int enqueue_bytes(sl_redis *r, const char *queue, const char *kind, const
     const char *xadd[] = { "XADD", key, "*", "job", data };
     size_t xadd_len[] = { 4, strlen(key), 1, 3, len };
     const char *incr[] = { "HINCRBY", stats, field, "1" };
-    int ncmd = kind ? 3 : 2;
     if (kind)
         sl_metrics_enqueue_field(queue, kind, stats, sizeof stats, field, sizeof field);
+    int waits;
     if (sl_redis_append(r, 3, sadd, NULL, err) < 0 ||
         sl_redis_append(r, 5, xadd, xadd_len, err) < 0 ||
+        (waits = sl_redis_append_wait(r, err)) < 0 ||
         (kind && sl_redis_append(r, 4, incr, NULL, err) < 0))
         return -1;
-    static const char *const what[] = { "SADD", "XADD", "HINCRBY" };
-    int rc = 0;
-    for (int i = 0; i < ncmd; i++) {
-        redisReply *rep = sl_redis_reply(r, err);
-        if (rep == NULL)
-            return -1;
-        if (rep->type == REDIS_REPLY_ERROR && rc == 0)
-            rc = sl_err_set(err, SL_EREDIS, "redis %s: %s %s: %s", sl_redis_address(r), what[i],
-                            i == 0 ? SL_QUEUES_KEY : i == 1 ? key : stats, rep->str);
-        freeReplyObject(rep);
-    }
-    return rc;
+    const char *what[] = { "SADD", "XADD", "WAIT", "HINCRBY" };
+    const char *where[] = { SL_QUEUES_KEY, key, "", stats };
+    return read_replies(r, what, where, waits == 1, kind != NULL, err);
 }
 
 int sl_queue_enqueue_raw(sl_redis *r, const char *queue, const char *data, size_t len,
@@ -554,20 +570,14 @@ int sl_queue_schedule(sl_redis *r, const char *queue, const char *data, size_t l
     const char *sadd[] = { "SADD", SL_QUEUES_KEY, queue };
     const char *zadd[] = { "ZADD", key, score, data };
     size_t zadd_len[] = { 4, strlen(key), strlen(score), len };
+    int waits;
     if (sl_redis_append(r, 3, sadd, NULL, err) < 0 ||
-        sl_redis_append(r, 4, zadd, zadd_len, err) < 0)
+        sl_redis_append(r, 4, zadd, zadd_len, err) < 0 ||
+        (waits = sl_redis_append_wait(r, err)) < 0)
         return -1;
-    int rc = 0;
-    for (int i = 0; i < 2; i++) {
-        redisReply *rep = sl_redis_reply(r, err);
-        if (rep == NULL)
-            return -1;
-        if (rep->type == REDIS_REPLY_ERROR && rc == 0)
-            rc = sl_err_set(err, SL_EREDIS, "redis %s: %s %s: %s", sl_redis_address(r),
-                            i == 0 ? "SADD" : "ZADD", i == 0 ? SL_QUEUES_KEY : key, rep->str);
-        freeReplyObject(rep);
-    }
-    return rc;
+    const char *what[] = { "SADD", "ZADD", "WAIT", "" };
+    const char *where[] = { SL_QUEUES_KEY, key, "", "" };
+    return read_replies(r, what, where, waits == 1, false, err);
 }
 
 int sl_queue_retry_later(sl_redis *r, const sl_entry *e, const char *data, size_t len,

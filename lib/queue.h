@@ -38,7 +38,10 @@ int sl_queue_ensure_group(sl_redis *r, const char *queue, sl_err *err);
 
 /* Encodes job and appends it to its queue (job->queue), registering the
  * queue in sluice:queues and counting it (enqueued:<kind> in
- * sluice:{Q}:stats), in one round trip. */
+ * sluice:{Q}:stats), in one round trip.  When the Redis URL asks for
+ * wait_replicas (redis.h), the same round trip WAITs for them, and fewer
+ * acknowledgements within wait_timeout are an error (the job is on the
+ * master; enqueuing the same id again is safe).  So does sl_queue_schedule. */
 int sl_queue_enqueue(sl_redis *r, const sl_job *job, sl_err *err);
 
 /* Appends already-encoded bytes as the `job` field of a new entry of the

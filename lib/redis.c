@@ -8,6 +8,7 @@
  * failover the old master's connection breaks (or it answers READONLY as a
  * replica), the caller reconnects, and the sentinels name the new one. */
 #include "redis.h"
+#include "duration.h"
 #include "mem.h"
 #include "redis_cluster.h"
 #include "redis_conn.h"
@@ -23,6 +24,8 @@ struct sl_redis {
     sl_rconn *conn;        /* one server or a Sentinel's master, owned; or NULL */
     sl_rcluster *cluster;  /* a Redis Cluster, owned; or NULL */
     char address[300];     /* for messages: host:port, socket path, "cluster …" */
+    int wait_replicas;     /* ?wait_replicas=N: 0, or WAIT after each enqueue */
+    int wait_timeout_ms;   /* ?wait_timeout=DURATION, default 1s */
 };
 
 #define MAX_HOSTS 16  /* seeds of a cluster, sentinels */
@@ -41,6 +44,8 @@ typedef struct redis_url {
     char *hosts[MAX_HOSTS];    /* owned */
     int ports[MAX_HOSTS];
     char *master;              /* Sentinel's master name, owned */
+    int wait_replicas;         /* ?wait_replicas=N (0: off) */
+    int wait_timeout_ms;       /* ?wait_timeout=DURATION */
 } redis_url;
 
 static void url_clear(redis_url *u)
@@ -92,6 +97,58 @@ static char *url_part(CURLU *h, CURLUPart what, unsigned flags)
     return copy;
 }
 
+/* The options after '?': KEY=VALUE pairs joined by '&', each at most once.
+ *   db=N                 the database (unix:// and redis+sentinel://; a
+ *                        redis:// URL names it in its path)
+ *   wait_replicas=N      1..100: after each enqueue, WAIT until N replicas
+ *                        have the job (queue.h), else the enqueue fails
+ *   wait_timeout=DUR     1ms..1h, default 1s: how long that WAIT may take */
+static int parse_options(const char *q, bool db_allowed, redis_url *u, sl_err *err)
+{
+    bool seen_db = false, seen_wait = false, seen_timeout = false;
+    while (*q) {
+        size_t len = strcspn(q, "&");
+        const char *eq = memchr(q, '=', len);
+        if (eq == NULL)
+            return sl_err_set(err, SL_EINVAL, "redis URL: option '%.*s' needs =VALUE",
+                              (int)(len > 40 ? 40 : len), q);
+        size_t klen = (size_t)(eq - q);
+        char value[32];
+        if (len - klen - 1 >= sizeof value)
+            return sl_err_set(err, SL_EINVAL, "redis URL: option '%.*s': value too long",
+                              (int)(klen > 40 ? 40 : klen), q);
+        snprintf(value, sizeof value, "%.*s", (int)(len - klen - 1), eq + 1);
+        long v;
+        int64_t ms;
+        if (klen == 2 && strncmp(q, "db", 2) == 0 && db_allowed && !seen_db) {
+            seen_db = true;
+            if (parse_db(value, &u->db, err) < 0)
+                return -1;
+        } else if (klen == 13 && strncmp(q, "wait_replicas", 13) == 0 && !seen_wait) {
+            seen_wait = true;
+            if (!strict_number(value, 0, 100, &v))
+                return sl_err_set(err, SL_EINVAL, "redis URL: wait_replicas must be a number "
+                                  "of replicas, 0 to 100");
+            u->wait_replicas = (int)v;
+        } else if (klen == 12 && strncmp(q, "wait_timeout", 12) == 0 && !seen_timeout) {
+            seen_timeout = true;
+            sl_err e;
+            if (sl_duration_parse(value, &ms, &e) < 0 || ms < 1 || ms > 3600000)
+                return sl_err_set(err, SL_EINVAL, "redis URL: wait_timeout must be a duration "
+                                  "from 1ms to 1h (\"500ms\", \"2s\")");
+            u->wait_timeout_ms = (int)ms;
+        } else {
+            return sl_err_set(err, SL_EINVAL, "redis URL: unknown or repeated option '%.*s' "
+                              "(valid: %swait_replicas, wait_timeout)", (int)(klen > 40 ? 40 : klen),
+                              q, db_allowed ? "db, " : "");
+        }
+        q += len;
+        if (*q == '&' && *++q == '\0')
+            return sl_err_set(err, SL_EINVAL, "redis URL: empty option after '&'");
+    }
+    return 0;
+}
+
 /* unix://[[USER]:PASSWORD@]/absolute/path[?db=N] -- parsed by hand: libcurl
  * has no notion of a socket path.  The credentials are percent-decoded. */
 static int parse_unix(const char *rest, redis_url *u, sl_err *err)
@@ -120,11 +177,7 @@ static int parse_unix(const char *rest, redis_url *u, sl_err *err)
     u->path = q ? sl_xstrndup(rest, (size_t)(q - rest)) : sl_xstrdup(rest);
     if (u->path[0] != '/')
         return sl_err_set(err, SL_EINVAL, "redis URL: unix socket path must be absolute");
-    if (q && strncmp(q, "?db=", 4) == 0)
-        return parse_db(q + 4, &u->db, err);
-    if (q)
-        return sl_err_set(err, SL_EINVAL, "redis URL: the only unix:// option is ?db=N");
-    return 0;
+    return q ? parse_options(q + 1, true, u, err) : 0;
 }
 
 /* redis://[[USER]:PASSWORD@]HOST[:PORT][/DB] with libcurl's URL parser
@@ -133,7 +186,7 @@ static int parse_unix(const char *rest, redis_url *u, sl_err *err)
 static int parse_tcp(const char *url, int default_port, redis_url *u, sl_err *err)
 {
     int rc = -1;
-    char *port = NULL, *path = NULL;
+    char *port = NULL, *path = NULL, *query = NULL;
     CURLU *h = curl_url();
     if (h == NULL)
         return sl_err_set(err, SL_EIO, "redis URL: curl_url: out of memory");
@@ -174,10 +227,14 @@ static int parse_tcp(const char *url, int default_port, redis_url *u, sl_err *er
     path = url_part(h, CURLUPART_PATH, 0);
     if (path && strcmp(path, "/") != 0 && path[0] == '/' && parse_db(path + 1, &u->db, err) < 0)
         goto cleanup;
+    query = url_part(h, CURLUPART_QUERY, 0);
+    if (query && parse_options(query, false, u, err) < 0)
+        goto cleanup;
     rc = 0;
 cleanup:
     free(port);
     free(path);
+    free(query);
     curl_url_cleanup(h);
     return rc;
 }
@@ -187,10 +244,10 @@ cleanup:
 static int parse_tail(const char *tail, redis_url *u, sl_err *err)
 {
     if (u->mode == URL_CLUSTER) {
-        if (*tail == '\0' || strcmp(tail, "/") == 0 || strcmp(tail, "/0") == 0)
-            return 0;
-        return sl_err_set(err, SL_EINVAL, "redis URL: a Redis Cluster has database 0 only, and "
-                          "redis+cluster:// takes no options");
+        size_t plen = strcspn(tail, "?");
+        if (plen == 0 || (plen == 1 && tail[0] == '/') || (plen == 2 && strncmp(tail, "/0", 2) == 0))
+            return tail[plen] == '?' ? parse_options(tail + plen + 1, false, u, err) : 0;
+        return sl_err_set(err, SL_EINVAL, "redis URL: a Redis Cluster has database 0 only");
     }
     const char *name = tail[0] == '/' ? tail + 1 : tail;
     size_t len = strcspn(name, "?");
@@ -204,11 +261,7 @@ static int parse_tail(const char *tail, redis_url *u, sl_err *err)
                               "digits, '.', '_', '-')");
     u->master = sl_xstrndup(name, len);
     const char *q = name + len;
-    if (*q == '\0')
-        return 0;
-    if (strncmp(q, "?db=", 4) == 0)
-        return parse_db(q + 4, &u->db, err);
-    return sl_err_set(err, SL_EINVAL, "redis URL: the only redis+sentinel:// option is ?db=N");
+    return *q == '?' ? parse_options(q + 1, true, u, err) : 0;
 }
 
 /* redis+cluster://[CREDENTIALS@]HOST[:PORT][,HOST[:PORT]…][/0] and
@@ -262,6 +315,7 @@ static int parse_url(const char *url, redis_url *u, sl_err *err)
 {
     memset(u, 0, sizeof *u);
     u->port = 6379;
+    u->wait_timeout_ms = 1000;
     int rc;
     if (strncmp(url, "rediss://", 9) == 0)
         rc = sl_err_set(err, SL_EINVAL,
@@ -390,6 +444,8 @@ sl_redis *sl_redis_connect(const char *url, int timeout_ms, sl_err *err)
         if (r->conn)
             snprintf(r->address, sizeof r->address, "%s", sl_rconn_address(r->conn));
     }
+    r->wait_replicas = u.wait_replicas;
+    r->wait_timeout_ms = u.wait_timeout_ms;
     url_clear(&u);
     if (r->conn == NULL && r->cluster == NULL) {
         free(r);
@@ -476,4 +532,28 @@ void sl_redis_redirections(const sl_redis *r, long *moved, long *asked)
     *moved = *asked = 0;
     if (r->cluster)
         sl_rcluster_redirections(r->cluster, moved, asked);
+}
+
+int sl_redis_append_wait(sl_redis *r, sl_err *err)
+{
+    if (r->wait_replicas == 0)
+        return 0;
+    char n[16], ms[16];
+    snprintf(n, sizeof n, "%d", r->wait_replicas);
+    snprintf(ms, sizeof ms, "%d", r->wait_timeout_ms);
+    const char *argv[] = { "WAIT", n, ms };
+    return sl_redis_append(r, 3, argv, NULL, err) < 0 ? -1 : 1;
+}
+
+int sl_redis_wait_result(const sl_redis *r, const redisReply *rep, sl_err *err)
+{
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer >= r->wait_replicas)
+        return 0;
+    if (rep->type == REDIS_REPLY_ERROR)
+        return sl_err_set(err, SL_EREDIS, "redis %s: WAIT: %s", r->address, rep->str);
+    return sl_err_set(err, SL_EREDIS, "redis %s: written, but %lld of the %d replicas asked for "
+                      "(wait_replicas) acknowledged it within %d ms: it is not yet safe from a "
+                      "failover; enqueuing the same job id again is safe", r->address,
+                      rep->type == REDIS_REPLY_INTEGER ? (long long)rep->integer : 0LL,
+                      r->wait_replicas, r->wait_timeout_ms);
 }

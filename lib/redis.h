@@ -13,6 +13,13 @@
  * (hiredis 0.14 as shipped by Debian has no TLS, so rediss:// is refused
  * with a message saying so).  Credentials may be percent-encoded.
  *
+ * Options after '?' (joined by '&', on every form):
+ *   db=N                 unix:// and redis+sentinel:// only
+ *   wait_replicas=N      1..100 (0: off, the default): each enqueue is
+ *                        followed by WAIT N in the same round trip and fails
+ *                        unless N replicas have the job (sl_redis_append_wait)
+ *   wait_timeout=DUR     1ms..1h, default 1s: the longest that WAIT blocks
+ *
  * Whatever the URL, the interface is the same: after a connection failure
  * the handle is broken and the caller connects again, which reads a
  * cluster's slot map afresh or asks the sentinels again (a failover).
@@ -88,5 +95,17 @@ void sl_redis_redirections(const sl_redis *r, long *moved, long *asked);
 
 /* "host:port" or the socket path, for messages. */
 const char *sl_redis_address(const sl_redis *r);
+
+/* Appends WAIT for the replicas the URL asks for (wait_replicas), after a
+ * write appended to the same pipeline: on a cluster it goes to the node of
+ * the command before it.  Returns 1 if appended, 0 if the URL asks for
+ * none, -1 with err as sl_redis_append. */
+int sl_redis_append_wait(sl_redis *r, sl_err *err);
+
+/* Checks the reply of that WAIT: 0 if enough replicas acknowledged the
+ * write, else -1 with err (SL_EREDIS) saying how many did, that the write
+ * happened on the master, and that repeating it with the same job id is
+ * safe.  The message names the address, never the URL. */
+int sl_redis_wait_result(const sl_redis *r, const redisReply *rep, sl_err *err);
 
 #endif

@@ -488,7 +488,8 @@ static int follow_redirects(sl_rcluster *cl, group *g, redisReply **replies, sl_
 }
 
 /* Cuts pend[] into groups: a MULTI block (to its EXEC or DISCARD) is one,
- * on the slot of its first keyed command; any other command is one. */
+ * on the slot of its first keyed command; any other command is one; a
+ * WAIT joins the group before it. */
 static size_t make_groups(const sl_rcluster *cl, group *groups)
 {
     size_t ng = 0;
@@ -507,6 +508,10 @@ static size_t make_groups(const sl_rcluster *cl, group *groups)
         } else {
             g->count = 1;
         }
+        /* WAIT counts the replicas of the node it runs on: it goes with
+         * the write before it, and moves with it on a redirection. */
+        while (i + g->count < cl->npend && cmd_is(&cl->pend[i + g->count], "WAIT"))
+            g->count++;
         g->node = node_of_slot(cl, g->slot);
         i += g->count;
     }

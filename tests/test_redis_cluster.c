@@ -120,6 +120,45 @@ Test(slot, cluster_and_sentinel_urls)
     }
 }
 
+Test(slot, wait_options_in_urls)
+{
+    sl_err err;
+    const char *good[] = {
+        "redis://127.0.0.1:6379/0?wait_replicas=1",
+        "redis://:pw@127.0.0.1?wait_replicas=2&wait_timeout=250ms",
+        "redis://[::1]:6379?wait_timeout=1h&wait_replicas=0",
+        "unix:///run/redis.sock?db=2&wait_replicas=1",
+        "redis+cluster://a:7000,b:7001?wait_replicas=1&wait_timeout=2s",
+        "redis+cluster://a:7000/0?wait_replicas=1",
+        "redis+sentinel://s1,s2/m?db=1&wait_replicas=1",
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        cr_assert_eq(sl_redis_url_check(good[i], &err), 0, "%s: %s", good[i], err.msg);
+    const char *bad[] = {
+        "redis://:hunter2@h?wait_replicas=-1",
+        "redis://:hunter2@h?wait_replicas=+1",
+        "redis://:hunter2@h?wait_replicas=101",
+        "redis://:hunter2@h?wait_replicas=",
+        "redis://:hunter2@h?wait_replicas",
+        "redis://:hunter2@h?wait_replicas=1&wait_replicas=2",
+        "redis://:hunter2@h?wait_timeout=0ms",
+        "redis://:hunter2@h?wait_timeout=500",      /* the unit is explicit */
+        "redis://:hunter2@h?wait_timeout=2h",
+        "redis://:hunter2@h?db=1",                  /* redis:// names it in its path */
+        "redis://:hunter2@h?timeout=1s",
+        "redis://:hunter2@h?wait_replicas=1&",
+        "unix://:hunter2@/s.sock?wait_replicas=x",
+        "redis+cluster://:hunter2@a?db=0",
+        "redis+sentinel://:hunter2@s/m?wait_timeout=forever",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        cr_assert_eq(sl_redis_url_check(bad[i], &err), -1, "%s accepted", bad[i]);
+        cr_assert_eq(err.code, SL_EINVAL);
+        cr_assert(strstr(err.msg, "wait_") || strstr(err.msg, "option"), "%s: %s", bad[i], err.msg);
+        cr_assert(!strstr(err.msg, "hunter2"), "the password leaked: %s", err.msg);
+    }
+}
+
 /* ---- servers ---------------------------------------------------------------- */
 
 typedef struct servers {
@@ -256,6 +295,82 @@ static void enqueue_noop(sl_redis *r, const char *queue, char id[37])
     cr_assert_eq(sl_queue_enqueue(r, &job, &err), 0, "%s", err.msg);
 }
 
+static long long info_number(int port, const char *field)
+{
+    sl_redis *n = connect_node(port);
+    const char *argv[] = { "INFO", "replication" };
+    sl_err err;
+    redisReply *rep = sl_redis_command(n, 2, argv, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    long long v = -1;
+    const char *p = strstr(rep->str, field);
+    if (p)
+        v = atoll(p + strlen(field));
+    freeReplyObject(rep);
+    sl_redis_free(n);
+    return v;
+}
+
+/* True once the master on *(int *)arg has a replica done with its first
+ * synchronisation (a WAIT before that counts no replica). */
+static bool replica_online(void *arg)
+{
+    sl_redis *n = connect_node(*(int *)arg);
+    const char *argv[] = { "INFO", "replication" };
+    sl_err err;
+    redisReply *rep = sl_redis_command(n, 2, argv, NULL, &err);
+    bool yes = rep && rep->type == REDIS_REPLY_STRING && strstr(rep->str, "state=online") != NULL;
+    if (rep)
+        freeReplyObject(rep);
+    sl_redis_free(n);
+    return yes;
+}
+
+static void wait_replica_online(int master)
+{
+    cr_assert(th_wait(replica_online, &master, 60000), "the replica of %d never came online", master);
+}
+
+/* The process id of the Redis server on port (INFO server). */
+static pid_t node_pid(int port)
+{
+    sl_redis *n = connect_node(port);
+    const char *argv[] = { "INFO", "server" };
+    sl_err err;
+    redisReply *rep = sl_redis_command(n, 2, argv, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    const char *p = strstr(rep->str, "process_id:");
+    cr_assert_not_null(p);
+    pid_t pid = (pid_t)atol(p + 11);
+    freeReplyObject(rep);
+    sl_redis_free(n);
+    cr_assert(pid > 1);
+    return pid;
+}
+
+/* The port of the master of queue's slot, through a fresh cluster client. */
+static int master_port_of(const char *url, const char *queue)
+{
+    sl_redis *r = connect_url(url);
+    int port = master_port(r, queue);
+    sl_redis_free(r);
+    return port;
+}
+
+/* Enqueues one job through url; returns what sl_queue_enqueue did. */
+static int enqueue_once(const char *url, const char *queue, sl_err *err)
+{
+    sl_redis *r = connect_url(url);
+    char id[37];
+    sl_jobid_new(id);
+    sl_job job = { .id = id, .kind = "noop", .queue = (char *)queue, .attempt = 1,
+                   .enqueued_at = sl_now_ms() };
+    int rc = sl_queue_enqueue(r, &job, err);
+    cr_assert(!sl_redis_broken(r), "a refused WAIT broke the connection");
+    sl_redis_free(r);
+    return rc;
+}
+
 /* ---- routing ------------------------------------------------------------------ */
 
 TestSuite(cluster, .timeout = 240);
@@ -339,7 +454,27 @@ Test(cluster, commands_and_pipelines_go_to_the_master_of_their_slot)
     cr_assert(strstr(err.msg, "different Redis Cluster slots"), "%s", err.msg);
     cr_assert_eq(xlen_on(master_port(r, q[0]), q[0], &err), 1, "the refused DEL ran");
     cr_assert(!sl_redis_broken(r));
+    /* WAIT goes to the master that took the write: with the replica of
+     * q[0]'s master stopped, only enqueues to q[0] time out. */
+    int m0 = master_port(r, q[0]);
     sl_redis_free(r);
+    int rep0 = (int)info_number(m0, "slave0:ip=127.0.0.1,port=");
+    cr_assert(rep0 > 0, "master %d has no replica", m0);
+    pid_t rp = node_pid(rep0);
+    char *url = sl_xasprintf("%s?wait_replicas=1&wait_timeout=300ms", s.url);
+    for (int i = 0; i < 3; i++)
+        wait_replica_online(master_port_of(s.url, q[i]));
+    cr_assert_eq(kill(rp, SIGSTOP), 0);
+    int rc[3];
+    sl_err errs[3];
+    for (int i = 0; i < 3; i++)
+        rc[i] = enqueue_once(url, q[i], &errs[i]);
+    cr_assert_eq(kill(rp, SIGCONT), 0);
+    cr_assert_eq(rc[0], -1, "WAIT did not go to the master of %s", q[0]);
+    cr_assert(strstr(errs[0].msg, "0 of the 1 replicas"), "%s", errs[0].msg);
+    cr_assert_eq(rc[1], 0, "%s", errs[1].msg);
+    cr_assert_eq(rc[2], 0, "%s", errs[2].msg);
+    free(url);
     servers_stop(&s);
 }
 
@@ -496,22 +631,6 @@ Test(cluster, pools_process_queues_on_three_masters_exactly_once)
 }
 
 /* INFO replication field of the server at port, as a number (-1 if absent). */
-static long long info_number(int port, const char *field)
-{
-    sl_redis *n = connect_node(port);
-    const char *argv[] = { "INFO", "replication" };
-    sl_err err;
-    redisReply *rep = sl_redis_command(n, 2, argv, NULL, &err);
-    cr_assert_not_null(rep, "%s", err.msg);
-    long long v = -1;
-    const char *p = strstr(rep->str, field);
-    if (p)
-        v = atoll(p + strlen(field));
-    freeReplyObject(rep);
-    sl_redis_free(n);
-    return v;
-}
-
 typedef struct synced {
     int master, replica;
     long long offset;
@@ -638,6 +757,53 @@ Test(cluster, sentinel_failover_the_pool_follows_the_new_master)
     unlink(log);
     free(log);
     free(cfg);
+    servers_stop(&s);
+}
+
+/* wait_replicas: an enqueue returns only once the replica has the job; a
+ * replica that does not answer turns the enqueue into a clear error (the
+ * job is on the master), and the connection stays usable. */
+Test(cluster, wait_replicas_holds_an_enqueue_until_a_replica_has_it)
+{
+    servers s;
+    servers_start(&s, "sentinel");
+    int master = s.ports[0], replica = s.ports[1];
+    char q[64];
+    th_name(q, sizeof q, "wq");
+    char *url = sl_xasprintf("redis://127.0.0.1:%d?wait_replicas=1&wait_timeout=5s", master);
+    sl_err err;
+    wait_replica_online(master);
+    for (int i = 1; i <= 20; i++) {
+        cr_assert_eq(enqueue_once(url, q, &err), 0, "%s", err.msg);
+        /* No waiting for replication here: WAIT already did. */
+        cr_assert_eq(xlen_on(replica, q, &err), i, "the replica lacks job %d when the enqueue returned", i);
+    }
+    free(url);
+    /* The replica stops answering: the enqueue fails, saying why. */
+    pid_t rp = node_pid(replica);
+    cr_assert_eq(kill(rp, SIGSTOP), 0);
+    url = sl_xasprintf("redis://127.0.0.1:%d?wait_replicas=1&wait_timeout=300ms", master);
+    int rc = enqueue_once(url, q, &err);
+    cr_assert_eq(kill(rp, SIGCONT), 0);
+    cr_assert_eq(rc, -1, "the enqueue succeeded with no replica answering");
+    cr_assert_eq(err.code, SL_EREDIS);
+    cr_assert(strstr(err.msg, "0 of the 1 replicas") && strstr(err.msg, "300 ms") &&
+              strstr(err.msg, "same job id again is safe"), "%s", err.msg);
+    cr_assert_eq(xlen_on(master, q, &err), 21, "the job is not on the master");
+    free(url);
+    /* More replicas than there are: never enough. */
+    url = sl_xasprintf("redis://127.0.0.1:%d?wait_replicas=2&wait_timeout=100ms", master);
+    cr_assert_eq(enqueue_once(url, q, &err), -1);
+    cr_assert(strstr(err.msg, "1 of the 2 replicas"), "%s", err.msg);
+    free(url);
+    /* Without the option nothing waits (and nothing fails) while the
+     * replica is stopped. */
+    cr_assert_eq(kill(rp, SIGSTOP), 0);
+    url = sl_xasprintf("redis://127.0.0.1:%d", master);
+    rc = enqueue_once(url, q, &err);
+    cr_assert_eq(kill(rp, SIGCONT), 0);
+    cr_assert_eq(rc, 0, "%s", err.msg);
+    free(url);
     servers_stop(&s);
 }
 
