@@ -46,8 +46,8 @@ int sl_pace_want(const sl_pace *p, int max)
     double want = SL_PACE_FIRST;
     if (p->seen_job)
         want = SL_PACE_TARGET_MS / (p->job_ms > FLOOR_MS ? p->job_ms : FLOOR_MS);
-    if (p->seen_entry && p->entry_bytes > 0.0) {
-        double by_memory = SL_PACE_MEMORY_BYTES / p->entry_bytes;
+    if (p->seen_entry) {
+        double by_memory = SL_PACE_MEMORY_BYTES / (p->entry_bytes + SL_PACE_ENTRY_COST);
         if (by_memory < want)
             want = by_memory;
     }
