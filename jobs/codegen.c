@@ -806,7 +806,7 @@ static const sl_kind_arg codegen_args[] = {
 };
 
 const sl_kind sl_kind_codegen = { "codegen", "renders a configured template tree with args.vars "
-                                  "into a fresh directory", run_codegen, codegen_args, false };
+                                  "into a fresh directory", run_codegen, codegen_args, false, NULL };
 
 int sl_codegen_render(const char *file, const char *text, size_t n, const msgpack_object *vars,
                       sl_buf *out, sl_err *err)

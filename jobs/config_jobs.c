@@ -360,12 +360,24 @@ static bool argv0_valid(const char *s)
     return s[0] == '/';
 }
 
+/* A fleet-wide rate, "COUNT/s", "COUNT/m" or "COUNT/h" (lib/rate.h). */
+static int read_rate(sl_ydoc *doc, const sl_ynode *v, const char *kw, sl_rate *out, sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, v, kw, &s, err) < 0)
+        return -1;
+    sl_err e;
+    if (sl_rate_parse(s, out, &e) < 0)
+        return sl_ydoc_errorf(doc, v, err, "'%s': %s", kw, e.msg);
+    return 0;
+}
+
 static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
     sl_deploy_target *t = entry;
     static const char *const keys[] = { "type", "command", "cwd", "output_limit", "url",
                                         "secret_env", "secret_file", "health_url", "timeout",
-                                        "health_timeout", "health_interval", "protected", NULL };
+                                        "health_timeout", "health_interval", "protected", "rate", NULL };
     char what[128];
     snprintf(what, sizeof what, "deploy.targets.%s", pair->name);
     sl_ymap map;
@@ -420,6 +432,8 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
             rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &t->health_interval_ms, err);
         } else if (strcmp(k, "protected") == 0) {
             rc = sl_ydoc_bool(doc, v, kw, &t->protected, err);
+        } else if (strcmp(k, "rate") == 0) {
+            rc = read_rate(doc, v, kw, &t->rate, err);
         }
         if (rc < 0)
             return -1;
@@ -433,7 +447,7 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
     /* a key of the other type is a mistake worth pointing at, not ignoring */
     static const char *const command_only[] = { "command", "cwd", "output_limit", NULL };
     for (size_t i = 0; i < map.n; i++) {
-        if (strcmp(map.pairs[i].name, "protected") == 0)
+        if (strcmp(map.pairs[i].name, "protected") == 0 || strcmp(map.pairs[i].name, "rate") == 0)
             continue;   /* applies to both types */
         bool for_command = false;
         for (size_t j = 0; command_only[j]; j++)
@@ -754,7 +768,7 @@ static bool resource_valid(const char *s)
 static int read_endpoint(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
     sl_provision_endpoint *e = entry;
-    static const char *const keys[] = { "url", "secret_env", "secret_file", "timeout", NULL };
+    static const char *const keys[] = { "url", "secret_env", "secret_file", "timeout", "rate", NULL };
     char what[128];
     snprintf(what, sizeof what, "provision.endpoints.%s", pair->name);
     sl_ymap map;
@@ -773,6 +787,8 @@ static int read_endpoint(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err
             rc = read_env_name(doc, v, kw, &e->secret_env, err);
         else if (strcmp(k, "secret_file") == 0)
             rc = read_secret_file(doc, v, kw, &e->secret_file, err);
+        else if (strcmp(k, "rate") == 0)
+            rc = read_rate(doc, v, kw, &e->rate, err);
         else
             rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &e->timeout_ms, err);
         if (rc < 0)

@@ -29,6 +29,7 @@
 
 #include "config.h"
 #include "err.h"
+#include "rate.h"
 #include "yamldoc.h"
 
 typedef enum sl_target_type {
@@ -53,6 +54,8 @@ typedef struct sl_deploy_target {
     int64_t health_interval_ms;/* webhook: between polls, default 2s */
     bool protected;            /* `protected: true`: deploys to it need the scheduler's
                                   signature (worker/protect.h) */
+    sl_rate rate;              /* `rate: 10/m`: deploys started per period across the
+                                  fleet (lib/ratelimit.h); count 0: none */
 } sl_deploy_target;
 
 /* An address range of import.allow_addresses: ADDRESS/PREFIX. */
@@ -77,6 +80,8 @@ typedef struct sl_provision_endpoint {
     char *secret_env;          /* env var holding a bearer token, NULL: none */
     char *secret_file;         /* file holding it instead (like a deploy target's) */
     int64_t timeout_ms;        /* default 30s */
+    sl_rate rate;              /* `rate: 100/m`: jobs started per period across the fleet;
+                                  count 0: none */
 } sl_provision_endpoint;
 
 typedef enum sl_notify_type {

@@ -630,5 +630,21 @@ static int run_deploy(sl_job_ctx *ctx, sl_err *err)
  * to it as data (SLUICE_ARG_*, or the webhook's body). */
 static const sl_kind_arg deploy_args[] = { { "target", true, NULL }, { NULL, false, NULL } };
 
+/* deploy.targets.NAME.rate, when the target has one. */
+static bool deploy_limit(const sl_job_ctx *ctx, char *name, size_t n, sl_rate *rate)
+{
+    char *target;
+    sl_err err;
+    if (sl_args_str(ctx->args, "target", true, &target, &err) < 0)
+        return false;
+    const sl_deploy_target *t = sl_config_deploy_target(sl_config_jobs_of(ctx->cfg), target);
+    free(target);
+    if (t == NULL || t->rate.count == 0)
+        return false;
+    snprintf(name, n, "deploy.targets.%s", t->name);
+    *rate = t->rate;
+    return true;
+}
+
 const sl_kind sl_kind_deploy = { "deploy", "runs a configured deploy command or webhook (args.target)",
-                                 run_deploy, deploy_args, true };
+                                 run_deploy, deploy_args, true, deploy_limit };

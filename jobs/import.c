@@ -726,4 +726,4 @@ static const sl_kind_arg import_args[] = {
 };
 
 const sl_kind sl_kind_import = { "import", "downloads args.url into the import root, "
-                                 "optionally COPYing a CSV into a configured table", run_import, import_args, false };
+                                 "optionally COPYing a CSV into a configured table", run_import, import_args, false, NULL };

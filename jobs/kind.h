@@ -51,6 +51,15 @@ typedef struct sl_kind {
     const sl_kind_arg *args;  /* the arguments it reads, ended by { NULL }; NULL: not declared
                                  (nothing is checked) */
     bool open_args;           /* other arguments are accepted too (passed on as data) */
+    /* The fleet-wide rate a job is subject to besides its queue's (its
+     * deploy target's, its provisioning endpoint's): writes the limit's
+     * name ("deploy.targets.prod") into name (n bytes) and its rate, and
+     * returns true; false when the job is not limited, or its arguments
+     * name nothing configured (the run then fails saying so).  The worker
+     * takes a token before it runs the job, and when none is left puts the
+     * job back, unrun and not failed, until the next token is due.  NULL:
+     * never limited.  Must not block or change anything. */
+    bool (*limit)(const sl_job_ctx *ctx, char *name, size_t n, sl_rate *rate);
 } sl_kind;
 
 #endif

@@ -10,4 +10,4 @@ static int run_noop(sl_job_ctx *ctx, sl_err *err)
 }
 
 /* Takes anything and reads nothing: its arguments are not declared. */
-const sl_kind sl_kind_noop = { "noop", "does nothing (benchmarks, smoke tests)", run_noop, NULL, false };
+const sl_kind sl_kind_noop = { "noop", "does nothing (benchmarks, smoke tests)", run_noop, NULL, false, NULL };

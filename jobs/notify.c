@@ -287,4 +287,4 @@ cleanup:
 static const sl_kind_arg notify_args[] = { { "channel", true, NULL }, { NULL, false, NULL } };
 
 const sl_kind sl_kind_notify = { "notify", "delivers a gate event to a channel of notify.channels "
-                                 "(scheduler-signed only)", run_notify, notify_args, true };
+                                 "(scheduler-signed only)", run_notify, notify_args, true, NULL };

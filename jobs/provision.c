@@ -455,5 +455,22 @@ static const sl_kind_arg provision_args[] = {
     { NULL, false, NULL },
 };
 
+/* provision.endpoints.NAME.rate, for an http job whose endpoint has one. */
+static bool provision_limit(const sl_job_ctx *ctx, char *name, size_t n, sl_rate *rate)
+{
+    char *endpoint;
+    sl_err err;
+    if (sl_args_str(ctx->args, "endpoint", false, &endpoint, &err) < 0 || endpoint == NULL)
+        return false;
+    const sl_provision_endpoint *ep = sl_config_provision_endpoint(sl_config_jobs_of(ctx->cfg), endpoint);
+    free(endpoint);
+    if (ep == NULL || ep->rate.count == 0)
+        return false;
+    snprintf(name, n, "provision.endpoints.%s", ep->name);
+    *rate = ep->rate;
+    return true;
+}
+
 const sl_kind sl_kind_provision = { "provision", "creates a PostgreSQL schema/role/database or calls "
-                                    "a configured provisioning endpoint", run_provision, provision_args, true };
+                                    "a configured provisioning endpoint", run_provision, provision_args, true,
+                                    provision_limit };

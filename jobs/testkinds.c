@@ -45,6 +45,6 @@ static int run_crash(sl_job_ctx *ctx, sl_err *err)
 }
 
 /* Arguments are not declared: tests pass these kinds whatever they like. */
-const sl_kind sl_kind_sleep = { "sleep", "sleeps args.ms milliseconds (tests)", run_sleep, NULL, false };
-const sl_kind sl_kind_fail = { "fail", "fails with args.message (tests)", run_fail, NULL, false };
-const sl_kind sl_kind_crash = { "crash", "aborts the worker process (fault tests)", run_crash, NULL, false };
+const sl_kind sl_kind_sleep = { "sleep", "sleeps args.ms milliseconds (tests)", run_sleep, NULL, false, NULL };
+const sl_kind sl_kind_fail = { "fail", "fails with args.message (tests)", run_fail, NULL, false, NULL };
+const sl_kind sl_kind_crash = { "crash", "aborts the worker process (fault tests)", run_crash, NULL, false, NULL };

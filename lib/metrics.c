@@ -18,7 +18,7 @@ static const int64_t BOUNDS_MS[SL_METRICS_BUCKETS - 1] = {
 };
 
 static const char *const COUNTER_NAMES[SL_M_NCOUNTERS] = {
-    "enqueued", "processed", "failed", "retried", "dead", "timed_out",
+    "enqueued", "processed", "failed", "retried", "dead", "timed_out", "deferred",
 };
 
 int64_t sl_metrics_bucket_ms(int i)

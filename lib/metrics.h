@@ -60,6 +60,7 @@ typedef enum sl_metrics_counter {
     SL_M_RETRIED,
     SL_M_DEAD,
     SL_M_TIMED_OUT,
+    SL_M_DEFERRED,       /* put back to wait for a deploy target's or endpoint's rate */
     SL_M_NCOUNTERS,
 } sl_metrics_counter;
 

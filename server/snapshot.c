@@ -608,6 +608,7 @@ static const struct {
     { SL_M_RETRIED, "sluice_jobs_retried_total", "Failed attempts whose next attempt was scheduled." },
     { SL_M_DEAD, "sluice_jobs_dead_lettered_total", "Entries moved to the dead letter." },
     { SL_M_TIMED_OUT, "sluice_jobs_timed_out_total", "Attempts whose worker was killed at the deadline." },
+    { SL_M_DEFERRED, "sluice_jobs_deferred_total", "Jobs put back, not run and not failed, to wait for their deploy target's or provisioning endpoint's rate." },
 };
 
 static void prom_histogram(sl_buf *b, const snap *s, bool wait)

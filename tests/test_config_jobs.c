@@ -81,6 +81,7 @@ Test(config_jobs, every_key_is_read)
         "      command: [/usr/local/bin/deploy, --env, staging]\n"
         "      cwd: /srv/app\n"
         "      output_limit: 4096\n"
+        "      rate: 10/m\n"
         "    prod-hook:\n"
         "      type: webhook\n"
         "      url: https://deploy.example/hook\n"
@@ -111,7 +112,8 @@ Test(config_jobs, every_key_is_read)
         "  resources: [postgres_schema, postgres_role]\n"
         "  password_dir: /var/lib/sluice/secrets\n"
         "  endpoints:\n"
-        "    buckets: { url: \"https://infra.example/buckets\", secret_env: INFRA_TOKEN, timeout: 20s }\n",
+        "    buckets: { url: \"https://infra.example/buckets\", secret_env: INFRA_TOKEN, timeout: 20s,"
+        " rate: 500/h }\n",
         &err);
     cr_assert_not_null(cfg, "%s", err.msg);
     const sl_jobs_config *jc = sl_config_jobs_of(cfg);
@@ -123,7 +125,9 @@ Test(config_jobs, every_key_is_read)
     cr_assert_null(t->argv[3]);
     cr_assert_str_eq(t->cwd, "/srv/app");
     cr_assert_eq(t->output_limit, 4096);
+    cr_assert(t->rate.count == 10 && t->rate.period_ms == 60000);
     t = sl_config_deploy_target(jc, "prod-hook");
+    cr_assert_eq(t->rate.count, 0, "no rate: unlimited");
     cr_assert_eq(t->type, SL_TARGET_WEBHOOK);
     cr_assert_str_eq(t->secret_env, "DEPLOY_SECRET");
     cr_assert_eq(t->request_timeout_ms, 10000);
@@ -146,6 +150,7 @@ Test(config_jobs, every_key_is_read)
     const sl_provision_endpoint *e = sl_config_provision_endpoint(jc, "buckets");
     cr_assert_eq(e->timeout_ms, 20000);
     cr_assert_str_eq(e->secret_env, "INFRA_TOKEN");
+    cr_assert(e->rate.count == 500 && e->rate.period_ms == 3600000);
     sl_config_free(cfg);
 }
 
@@ -179,6 +184,12 @@ Test(config_jobs, errors_point_at_the_bad_key_or_value)
     load_bad("codegen:\n  template_root: /srv/t\n  outputs: /srv/o\n", 3, 3, "unknown key 'outputs' in 'codegen'");
     load_bad("provision:\n  resources: [postgres_schema, s3]\n", 2, 32, "'provision.resources[1]' must be");
     load_bad("provision:\n  endpoints:\n    e: { secret_env: X }\n", 3, 5, "needs 'url'");
+    load_bad("deploy:\n  targets:\n    t:\n      type: command\n      command: [/bin/true]\n      rate: fast\n",
+             6, 13, "'deploy.targets.t.rate'");
+    load_bad("deploy:\n  targets:\n    t:\n      type: webhook\n      url: https://x\n      rate: 0/s\n",
+             6, 13, "'deploy.targets.t.rate'");
+    load_bad("provision:\n  endpoints:\n    e: { url: \"https://x\", rate: 10/d }\n", 3, 34,
+             "'provision.endpoints.e.rate'");
 }
 
 Test(config_jobs, cross_key_rules)

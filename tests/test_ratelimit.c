@@ -4,6 +4,7 @@
  * the rate (counted by the Redis server's own clock), and concurrency slots
  * that admit at most their capacity, with leases that lapse. */
 #include "harness.h"
+#include "kindtest.h"
 
 #include "config.h"
 #include "mem.h"
@@ -353,6 +354,57 @@ Test(ratelimit, two_pools_on_one_queue_keep_its_rate, .init = th_migrate, .timeo
     free(mine);
     th_result_free(&st);
     sl_redis_free(r);
+    free(yaml);
+}
+
+/* deploy.targets.NAME.rate holds across pools and queues: two pools, each
+ * reading its own queue, deploy to one target limited to 20/s.  Deploys
+ * start no faster than the target's bucket allows and no slower than 5 %
+ * under it; every job succeeds in its first attempt (waiting is not a
+ * failure); the waits are counted as deferrals. */
+Test(ratelimit, a_deploy_targets_rate_holds_across_pools_and_queues, .init = th_migrate, .timeout = 120)
+{
+    char qa[64], qb[64];
+    th_name(qa, sizeof qa, "deploy-a");
+    th_name(qb, sizeof qb, "deploy-b");
+    char *dir = th_tempdir("rated-deploy");
+    char *yaml = sl_xasprintf("worker:\n  block: 100ms\ndeploy:\n  targets:\n    t:\n      type: command\n"
+                              "      cwd: %s\n      command: [/bin/true]\n      rate: 20/s\n", dir);
+    sl_redis *r = th_redis();
+    static const char args[] = "\x81\xa6target\xa1t";   /* {"target": "t"} */
+    const int n = 60;
+    enqueue_n(r, qa, "deploy", args, sizeof args - 1, n / 2);
+    enqueue_n(r, qb, "deploy", args, sizeof args - 1, n / 2);
+    pid_t a = pool_with(qa, yaml, "/dev/null"), b = pool_with(qb, yaml, "/dev/null");
+    want_rows wa = { qa, n / 2 }, wb = { qb, n / 2 };
+    bool done = th_wait(rows_done, &wa, 90000) && th_wait(rows_done, &wb, 90000);
+    th_stop(a, SIGTERM, 30000);
+    th_stop(b, SIGTERM, 30000);
+    cr_assert(done, "the %d deploys did not all run", n);
+    const char *p[] = { qa, qb };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE queue IN ($1, $2) AND status = 'succeeded'"
+                              " AND attempts = 1", 2, p), n, "a deploy that waited for its target counted as a failure");
+    long long span = th_pg_number("SELECT (extract(epoch FROM max(started_at) - min(started_at)) * 1000)::bigint"
+                                  " FROM sluice_jobs WHERE queue IN ($1, $2)", 2, p);
+    double allowed = 20 + 20.0 * (double)span / 1000;   /* the full bucket, then its refill */
+    cr_assert_leq((double)n, allowed * 1.05 + 1, "%d deploys started within %lld ms at 20/s", n, span);
+    cr_assert_geq((double)n, allowed * 0.95 - 1, "%d deploys took %lld ms: more than 5 %% under 20/s", n, span);
+    long long deferred = 0;
+    for (int i = 0; i < 2; i++) {
+        char stats[SL_KEY_MAX];
+        sl_queue_key(stats, p[i], "stats");
+        const char *hget[] = { "HGET", stats, "deferred:deploy" };
+        sl_err err;
+        redisReply *rep = sl_redis_command(r, 3, hget, NULL, &err);
+        cr_assert_not_null(rep, "%s", err.msg);
+        if (rep->type == REDIS_REPLY_STRING)
+            deferred += atoll(rep->str);
+        freeReplyObject(rep);
+    }
+    cr_assert_gt(deferred, 0, "no deploy was deferred: the limit was not what held them back");
+    sl_redis_free(r);
+    th_rmtree(dir);
+    free(dir);
     free(yaml);
 }
 

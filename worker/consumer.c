@@ -10,7 +10,10 @@
  *      requested, another entry carrying the job);
  *   3. run the claimed ones, one at a time, telling the master through the
  *      scoreboard which job runs and until when, and journaling each
- *      finished job's outcome in the slot before the next one starts;
+ *      finished job's outcome in the slot before the next one starts (a
+ *      job over its deploy target's or endpoint's rate is not run: its
+ *      claim is dropped and the same attempt goes to the delayed set in
+ *      step 5, due when the target's next token is);
  *   4. record all outcomes in one PostgreSQL transaction;
  *   5. settle the entries in Redis: XACK + XDEL (pipelined) the finished
  *      ones, move failed ones with attempts left to the delayed set, and
@@ -88,6 +91,7 @@ typedef enum action {
     ACT_RETRY,  /* failed with attempts left: next attempt into the delayed set */
     ACT_DEAD,   /* into the dead letter with `error` */
     ACT_RELEASE,/* not started before a graceful stop: hand back to the stream */
+    ACT_DEFER,  /* over its target's rate: this attempt again into the delayed set, unrun */
 } action;
 
 typedef struct item {
@@ -112,7 +116,7 @@ typedef struct item {
     char *error;          /* owned, NULL on success */
     int64_t started_ms, finished_ms;
     int64_t started_us;   /* Unix µs it started (run_item), 0: started_ms only */
-    int64_t retry_due_ms; /* ACT_RETRY: Unix ms the next attempt is due */
+    int64_t retry_due_ms; /* ACT_RETRY, ACT_DEFER: Unix ms the (next) attempt is due */
 } item;
 
 typedef struct consumer {
@@ -485,6 +489,42 @@ static void after_failure(consumer *c, item *it, int code)
     }
 }
 
+/* The ms a job must wait for its deploy target's or endpoint's rate
+ * (sl_kind.limit, throttle.h), 0 when it may start now. */
+static int64_t limit_wait_ms(consumer *c, const item *it)
+{
+    const sl_kind *kind = sl_registry_find(it->job.kind);
+    if (kind == NULL || kind->limit == NULL || c->redis == NULL)
+        return 0;
+    msgpack_unpacked up;
+    msgpack_unpacked_init(&up);
+    size_t off = 0;
+    int64_t wait = 0;
+    if (msgpack_unpack_next(&up, it->job.args, it->job.args_len, &off) == MSGPACK_UNPACK_SUCCESS) {
+        sl_job_ctx ctx = { .job = &it->job, .args = &up.data, .cfg = c->cfg };
+        char name[256];
+        sl_rate rate;
+        if (kind->limit(&ctx, name, sizeof name, &rate))
+            wait = sl_throttle_limit_wait(c->redis, name, &rate);
+        if (wait > 0)
+            SL_DEBUG("job.deferred", "job=%s queue=%s limit=%s wait_ms=%lld", it->job.id, it->job.queue,
+                     name, (long long)wait);
+    }
+    msgpack_unpacked_destroy(&up);
+    return wait;
+}
+
+/* Puts a job over its rate back for wait ms: not run, not recorded, its
+ * claim dropped (unclaim_released) and the same attempt into the delayed
+ * set when the batch settles. */
+static void defer_item(consumer *c, item *it, int64_t wait)
+{
+    it->act = ACT_DEFER;
+    it->record = false;
+    it->retry_due_ms = sl_now_ms() + wait;
+    sl_metrics_count(c->metrics, it->job.queue, it->job.kind, SL_M_DEFERRED);
+}
+
 /* Runs the job of a decoded item and fills its outcome. */
 static void run_item(consumer *c, item *it)
 {
@@ -830,6 +870,15 @@ static int settle_one(consumer *c, item *it, sl_err *err)
     }
     case ACT_RELEASE:
         return sl_queue_release(c->redis, it->entry, err);
+    case ACT_DEFER: {
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        int rc = sl_envelope_encode(&it->job, &sb, err);
+        if (rc == 0)
+            rc = sl_queue_retry_later(c->redis, it->entry, sb.data, sb.size, it->retry_due_ms, err);
+        msgpack_sbuffer_destroy(&sb);
+        return rc;
+    }
     case ACT_RETRY: {
         msgpack_sbuffer sb;
         msgpack_sbuffer_init(&sb);
@@ -1120,16 +1169,17 @@ static void record_unfinished(consumer *c, item *it)
             sl_log_quote(q, sizeof q, it->error));
 }
 
-/* Hands back the batch's unstarted entries on a graceful stop: first
- * their claims are dropped (so that the copies appended to the stream can
- * claim the jobs), then settle_batch moves them.  If PostgreSQL cannot be
+/* Hands back the batch's unstarted entries on a graceful stop, and the
+ * deferred ones: first their claims are dropped (so that the copies
+ * appended to the stream or the delayed set can claim the jobs), then
+ * settle_batch moves them.  If PostgreSQL cannot be
  * reached the claims stay, and the copies find them orphaned. */
 static void unclaim_released(consumer *c, size_t n)
 {
     sl_claim_req *reqs = sl_xcalloc(n ? n : 1, sizeof *reqs);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (c->items[i].act == ACT_RELEASE)
+        if (c->items[i].act == ACT_RELEASE || c->items[i].act == ACT_DEFER)
             reqs[m++] = (sl_claim_req){ .job = &c->items[i].job, .entry = c->items[i].entry->stream_id };
     }
     sl_err err;
@@ -1205,6 +1255,7 @@ static int process_batch(consumer *c, bool takeover)
     for (size_t i = 0; i < n; i++) {
         item *it = &c->items[i];
         bool stopping = stop_requested;
+        int64_t wait;
         if (it->timed_out || it->died || it->lost) {
             record_unfinished(c, it);
         } else if (it->run && !sl_overrun_take(c->overrun, i, !stopping)) {
@@ -1214,6 +1265,9 @@ static int process_batch(consumer *c, bool takeover)
             it->settled = true;
         } else if (it->run && stopping) {
             it->act = ACT_RELEASE;  /* graceful stop: hand back what has not started */
+        } else if (it->run && (wait = limit_wait_ms(c, it)) > 0) {
+            defer_item(c, it, wait);/* over its target's rate: not a failure */
+            sl_overrun_done(c->overrun);
         } else if (it->run) {
             journal_start(c, it);
             run_item(c, it);

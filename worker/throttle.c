@@ -191,6 +191,21 @@ void sl_throttle_release(sl_throttle *t, sl_redis *r)
     }
 }
 
+int64_t sl_throttle_limit_wait(sl_redis *r, const char *name, const sl_rate *rate)
+{
+    char key[400];
+    snprintf(key, sizeof key, "sluice:{limit:%.300s}:rate", name);
+    int granted = 0, wait_ms = 0;
+    sl_err err;
+    if (sl_rate_take(r, key, rate, 1, &granted, &wait_ms, &err) < 0) {
+        char q[600];
+        SL_WARN("throttle.failed", "limit=%s what=\"take a token\" error=%s effect=\"run without the "
+                "limit this time\"", name, sl_log_quote(q, sizeof q, err.msg));
+        return 0;
+    }
+    return granted > 0 ? 0 : wait_ms > 0 ? wait_ms : 1;
+}
+
 int sl_throttle_next_ms(const sl_throttle *t, int64_t now_ms, int cap_ms)
 {
     int64_t next = cap_ms;

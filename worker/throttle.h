@@ -51,6 +51,14 @@ void sl_throttle_job_start(sl_throttle *t, sl_redis *r, const char *queue, int64
 /* The batch is settled: gives up every slot held. */
 void sl_throttle_release(sl_throttle *t, sl_redis *r);
 
+/* A job limited by a deploy target's or provisioning endpoint's rate
+ * (sl_kind.limit; name as the kind gave it) asks for a token from the
+ * fleet-wide bucket sluice:{limit:NAME}:rate before it starts.  Returns 0
+ * when it may start now, else the milliseconds until the next token: the
+ * worker puts the job back that long, unrun and not failed.  A Redis
+ * failure lets the job start (logged), as for a queue's limits. */
+int64_t sl_throttle_limit_wait(sl_redis *r, const char *name, const sl_rate *rate);
+
 /* Milliseconds until the first waiting queue may be asked again (at most
  * cap_ms), or cap_ms when none waits. */
 int sl_throttle_next_ms(const sl_throttle *t, int64_t now_ms, int cap_ms);
