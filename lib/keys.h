@@ -9,6 +9,8 @@
 #include "envelope.h"
 
 #define SL_QUEUES_KEY "sluice:queues"  /* SET of queue names */
+#define SL_DUE_KEY "sluice:due"        /* ZSET: queue -> when its delayed set's first job is
+                                          due, Unix ms (a hint: sl_queue_due) */
 #define SL_KEY_MAX (SL_NAME_MAX + 32)
 
 /* Writes "sluice:{queue}:suffix" into buf (suffix: "jobs", "dead",

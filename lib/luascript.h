@@ -7,7 +7,8 @@
  * would fall back to EVAL — slower, still correct — so each script's tests
  * check that the server ran it by its SHA.  Every key a script touches must
  * be passed in KEYS and share one hash tag, so that scripts run on Redis
- * Cluster too. */
+ * Cluster too; the one exception, PROMOTE_NOTED (queue.c), also updates
+ * the index sluice:due and is used on one Redis only. */
 #ifndef SL_LUASCRIPT_H
 #define SL_LUASCRIPT_H
 

@@ -418,8 +418,24 @@ int sl_queue_entries_exist(sl_redis *r, const char *const *queues, const char *c
 /* The scripts below run through lib/luascript.h (by SHA, sent in full only
  * on NOSCRIPT; test_queue.c checks each SHA).  Every key a script touches
  * is passed in KEYS and shares the queue's {Q} hash tag, so they also run
- * on Redis Cluster. */
+ * on Redis Cluster (except PROMOTE_NOTED, which also writes sluice:due). */
 typedef sl_lua lua_script;
+
+/* The body PROMOTE and PROMOTE_NOTED share: one queue's due jobs, given
+ * `delayed`, `jobs` and `stats`, into its stream. */
+#define PROMOTE_ONE_QUEUE \
+    "  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n" \
+    "  local again = 0\n" \
+    "  for _, member in ipairs(due) do\n" \
+    "    redis.call('XADD', jobs, '*', 'job', member)\n" \
+    "    redis.call('ZREM', delayed, member)\n" \
+    "    local ok, env = pcall(cmsgpack.unpack, member)\n" \
+    "    if ok and type(env) == 'table' and type(env.attempt) == 'number' and env.attempt > 1 then\n" \
+    "      again = again + 1\n" \
+    "    end\n" \
+    "  end\n" \
+    "  if again > 0 then redis.call('HINCRBY', stats, 'readded', again) end\n" \
+    "  total = total + #due\n"
 
 /* For each queue, KEYS[3q+1] delayed set, KEYS[3q+2] job stream, KEYS[3q+3]
  * stats hash; ARGV[1] now (Unix ms), ARGV[2] limit per queue.  Several
@@ -435,18 +451,30 @@ static const lua_script PROMOTE = {
     "local total = 0\n"
     "for q = 0, #KEYS / 3 - 1 do\n"
     "  local delayed, jobs, stats = KEYS[3 * q + 1], KEYS[3 * q + 2], KEYS[3 * q + 3]\n"
-    "  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', ARGV[1], 'LIMIT', 0, ARGV[2])\n"
-    "  local again = 0\n"
-    "  for _, member in ipairs(due) do\n"
-    "    redis.call('XADD', jobs, '*', 'job', member)\n"
-    "    redis.call('ZREM', delayed, member)\n"
-    "    local ok, env = pcall(cmsgpack.unpack, member)\n"
-    "    if ok and type(env) == 'table' and type(env.attempt) == 'number' and env.attempt > 1 then\n"
-    "      again = again + 1\n"
-    "    end\n"
+    PROMOTE_ONE_QUEUE
+    "end\n"
+    "return total\n",
+};
+
+/* KEYS[1] SL_DUE_KEY, then (delayed, jobs, stats) of each queue; ARGV[1]
+ * now (Unix ms), ARGV[2] limit per queue, ARGV[3..] the queues' names.
+ * PROMOTE, then each queue's entry in the index moved to its next job's
+ * time, or removed when its delayed set is empty: in the same step, so a
+ * producer's ZADD LT of an earlier time is never lost.  The index is on
+ * another slot than the queues: on one Redis only (a Redis Cluster uses
+ * PROMOTE, one queue per call). */
+static const lua_script PROMOTE_NOTED = {
+    "436b454c434cd08be8cad74a30678274e4ea7b9a",
+    "local total = 0\n"
+    "for q = 0, (#KEYS - 1) / 3 - 1 do\n"
+    "  local delayed, jobs, stats = KEYS[3 * q + 2], KEYS[3 * q + 3], KEYS[3 * q + 4]\n"
+    PROMOTE_ONE_QUEUE
+    "  local first = redis.call('ZRANGE', delayed, 0, 0, 'WITHSCORES')\n"
+    "  if first[2] then\n"
+    "    redis.call('ZADD', KEYS[1], first[2], ARGV[q + 3])\n"
+    "  else\n"
+    "    redis.call('ZREM', KEYS[1], ARGV[q + 3])\n"
     "  end\n"
-    "  if again > 0 then redis.call('HINCRBY', stats, 'readded', again) end\n"
-    "  total = total + #due\n"
     "end\n"
     "return total\n",
 };
@@ -570,14 +598,28 @@ int sl_queue_schedule(sl_redis *r, const char *queue, const char *data, size_t l
     const char *sadd[] = { "SADD", SL_QUEUES_KEY, queue };
     const char *zadd[] = { "ZADD", key, score, data };
     size_t zadd_len[] = { 4, strlen(key), strlen(score), len };
+    const char *due[] = { "ZADD", SL_DUE_KEY, "LT", score, queue };
     int waits;
     if (sl_redis_append(r, 3, sadd, NULL, err) < 0 ||
         sl_redis_append(r, 4, zadd, zadd_len, err) < 0 ||
-        (waits = sl_redis_append_wait(r, err)) < 0)
+        (waits = sl_redis_append_wait(r, err)) < 0 ||
+        sl_redis_append(r, 5, due, NULL, err) < 0)
         return -1;
-    const char *what[] = { "SADD", "ZADD", "WAIT", "" };
-    const char *where[] = { SL_QUEUES_KEY, key, "", "" };
-    return read_replies(r, what, where, waits == 1, false, err);
+    const char *what[] = { "SADD", "ZADD", "WAIT", "ZADD" };
+    const char *where[] = { SL_QUEUES_KEY, key, "", SL_DUE_KEY };
+    return read_replies(r, what, where, waits == 1, true, err);
+}
+
+/* Tells the index that queue has a delayed job due at score (ZADD LT: an
+ * earlier time already there stays). */
+static int note_due(sl_redis *r, const char *queue, const char *score, sl_err *err)
+{
+    const char *argv[] = { "ZADD", SL_DUE_KEY, "LT", score, queue };
+    redisReply *rep = sl_redis_command(r, 5, argv, NULL, err);
+    if (rep == NULL)
+        return sl_err_wrap(err, "redis %s: ZADD %s", sl_redis_address(r), SL_DUE_KEY);
+    freeReplyObject(rep);
+    return 0;
 }
 
 int sl_queue_retry_later(sl_redis *r, const sl_entry *e, const char *data, size_t len,
@@ -595,7 +637,14 @@ int sl_queue_retry_later(sl_redis *r, const sl_entry *e, const char *data, size_
     const char *xack[] = { "XACK", jobs, SL_GROUP, e->stream_id };
     const char *xdel[] = { "XDEL", jobs, e->stream_id };
     const tx_cmd cmds[] = { { 4, zadd, zadd_len }, { 4, xack, NULL }, { 3, xdel, NULL } };
-    return transaction(r, cmds, 3, what, NULL, err);
+    if (transaction(r, cmds, 3, what, NULL, err) < 0)
+        return -1;
+    /* The retry is in place: without its note it is promoted by the
+     * slower full pass (sl_queue_due), so only a lost connection
+     * is worth reporting. */
+    if (note_due(r, e->queue, score, err) < 0 && sl_redis_broken(r))
+        return -1;
+    return 0;
 }
 
 int sl_queue_promote_many(sl_redis *r, char *const *queues, size_t n, int64_t now_ms, int limit, sl_err *err)
@@ -624,6 +673,63 @@ int sl_queue_promote_many(sl_redis *r, char *const *queues, size_t n, int64_t no
         moved = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
         freeReplyObject(rep);
     }
+    free(kp);
+    free(keys);
+    return moved;
+}
+
+int sl_queue_due(sl_redis *r, int64_t now_ms, int max, char ***queues, size_t *n, sl_err *err)
+{
+    *queues = NULL;
+    *n = 0;
+    char now[24], most[16];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(most, sizeof most, "%d", max);
+    const char *argv[] = { "ZRANGEBYSCORE", SL_DUE_KEY, "-inf", now, "LIMIT", "0", most };
+    redisReply *rep = sl_redis_command(r, 7, argv, NULL, err);
+    if (rep == NULL)
+        return -1;
+    if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
+        *queues = sl_xcalloc(rep->elements, sizeof **queues);
+        for (size_t i = 0; i < rep->elements; i++)
+            if (rep->element[i]->type == REDIS_REPLY_STRING && sl_envelope_queue_valid(rep->element[i]->str))
+                (*queues)[(*n)++] = sl_xstrdup(rep->element[i]->str);
+    }
+    freeReplyObject(rep);
+    return 0;
+}
+
+int sl_queue_promote_noted(sl_redis *r, char *const *queues, size_t n, int64_t now_ms, int limit, sl_err *err)
+{
+    if (limit < 1)
+        return sl_err_set(err, SL_EINVAL, "promote: limit must be at least 1, got %d", limit);
+    if (n == 0)
+        return 0;
+    char (*keys)[SL_KEY_MAX] = sl_xcalloc(3 * n, sizeof *keys);
+    const char **kp = sl_xcalloc(3 * n + 1, sizeof *kp);
+    const char **args = sl_xcalloc(n + 2, sizeof *args);
+    char now[24], lim[16];
+    snprintf(now, sizeof now, "%lld", (long long)now_ms);
+    snprintf(lim, sizeof lim, "%d", limit);
+    kp[0] = SL_DUE_KEY;
+    args[0] = now, args[1] = lim;
+    for (size_t i = 0; i < n; i++) {
+        sl_queue_key(keys[3 * i], queues[i], "delayed");
+        sl_queue_key(keys[3 * i + 1], queues[i], "jobs");
+        sl_queue_key(keys[3 * i + 2], queues[i], "stats");
+        for (int k = 0; k < 3; k++)
+            kp[1 + 3 * i + (size_t)k] = keys[3 * i + (size_t)k];
+        args[2 + i] = queues[i];
+    }
+    int moved = -1;
+    redisReply *rep = sl_lua_run(r, &PROMOTE_NOTED, (int)(3 * n + 1), kp, (int)(n + 2), args, NULL, err);
+    if (rep == NULL) {
+        sl_err_wrap(err, "promote %s%s", queues[0], n > 1 ? " and others" : "");
+    } else {
+        moved = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+        freeReplyObject(rep);
+    }
+    free(args);
     free(kp);
     free(keys);
     return moved;

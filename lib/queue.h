@@ -148,6 +148,24 @@ int sl_queue_promote(sl_redis *r, const char *queue, int64_t now_ms, int limit, 
  * the same Redis Cluster caveat as sl_queue_read_many. */
 int sl_queue_promote_many(sl_redis *r, char *const *queues, size_t n, int64_t now_ms, int limit, sl_err *err);
 
+/* The index of delayed jobs, sluice:due (SL_DUE_KEY): sluice's own
+ * writers of delayed jobs (sl_queue_schedule, sl_queue_retry_later) note
+ * there when each queue's next job is due, so that a worker promotes only
+ * the queues with a job due, whatever the number of queues.  It is a hint:
+ * producers that ZADD a delayed set without it are promoted by
+ * sl_queue_promote_many, which workers run over all their queues less
+ * often.
+ *
+ * sl_queue_due: the names of at most max queues the index says have a job
+ * due at now_ms (*queues, n of them: the caller frees each and the array).
+ * sl_queue_promote_noted: sl_queue_promote_many that also moves each
+ * queue's index entry to its next job's time, or removes it, in the same
+ * step (a producer's earlier note is never lost); on one Redis only (on a
+ * Redis Cluster the index is on another slot: CROSSSLOT).  Both: -1 with
+ * err. */
+int sl_queue_due(sl_redis *r, int64_t now_ms, int max, char ***queues, size_t *n, sl_err *err);
+int sl_queue_promote_noted(sl_redis *r, char *const *queues, size_t n, int64_t now_ms, int limit, sl_err *err);
+
 /* ---- recovery of entries left by dead consumers --------------------------- */
 
 /* Claims for consumer up to max entries of the queue's stream that have

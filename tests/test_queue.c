@@ -776,3 +776,98 @@ Test(queue, many_queues_read_and_promote_in_one_call)
     }
     sl_redis_free(r);
 }
+
+/* The score of queue in sluice:due, or -1 when it has none. */
+static long long due_score(sl_redis *r, const char *queue)
+{
+    const char *argv[] = { "ZSCORE", SL_DUE_KEY, queue };
+    redisReply *rep = cmd(r, 3, argv);
+    long long v = rep->type == REDIS_REPLY_STRING ? atoll(rep->str) : -1;
+    freeReplyObject(rep);
+    return v;
+}
+
+static bool due_lists(sl_redis *r, int64_t now, const char *queue)
+{
+    char **due;
+    size_t n;
+    sl_err err;
+    cr_assert_eq(sl_queue_due(r, now, 100000, &due, &n, &err), 0, "%s", err.msg);
+    bool found = false;
+    for (size_t i = 0; i < n; i++) {
+        found = found || strcmp(due[i], queue) == 0;
+        free(due[i]);
+    }
+    free(due);
+    return found;
+}
+
+/* sluice:due: sluice's writers of delayed jobs note each queue's earliest
+ * due time; promoting through it moves the due jobs and keeps the note in
+ * step (the next job's time, or none); a delayed job added without the
+ * note (another producer) is not in it, and the full pass still moves it. */
+Test(queue, the_due_index_names_the_queues_with_a_job_due)
+{
+    sl_redis *r = th_redis();
+    char q[64], other[64];
+    th_name(q, sizeof q, "due");
+    th_name(other, sizeof other, "unnoted");
+    sl_err err;
+    int64_t now = sl_now_ms();
+    int64_t due[3] = { now + 3600000, now - 5000, now + 7200000 };
+    for (int i = 0; i < 3; i++) {
+        char id[64];
+        size_t len;
+        char *env = envelope(q, 1, id, sizeof id, &len);
+        cr_assert_eq(sl_queue_schedule(r, q, env, len, due[i], &err), 0, "%s", err.msg);
+        free(env);
+        /* The note keeps the earliest time: a later job does not raise it. */
+        cr_assert_eq(due_score(r, q), i == 0 ? due[0] : due[1], "after job %d", i);
+    }
+    cr_assert(due_lists(r, now, q));
+    cr_assert(!due_lists(r, now - 10000, q), "listed before its first job was due");
+    char *queues[] = { q };
+    cr_assert_eq(sl_queue_promote_noted(r, queues, 1, now, 10, &err), 1, "%s", err.msg);
+    cr_assert_eq(due_score(r, q), due[0], "the note did not move to the next job's time");
+    cr_assert(!due_lists(r, now, q));
+    cr_assert_eq(sl_queue_promote_noted(r, queues, 1, now + 8000000, 10, &err), 2, "%s", err.msg);
+    cr_assert_eq(due_score(r, q), -1, "an empty delayed set keeps its note");
+    /* run by its SHA (the one written in queue.c is the script's) */
+    sl_redis *observer = th_redis();
+    const char *cid[] = { "CLIENT", "ID" };
+    char client[32];
+    snprintf(client, sizeof client, "%lld", cmd_int(r, 2, cid));
+    cr_assert_eq(sl_queue_promote_noted(r, queues, 1, now, 10, &err), 0, "%s", err.msg);
+    const char *list[] = { "CLIENT", "LIST", "ID", client };
+    redisReply *seen = cmd(observer, 4, list);
+    cr_assert(strstr(seen->str, " cmd=evalsha "), "PROMOTE_NOTED was not run by its SHA: %s", seen->str);
+    freeReplyObject(seen);
+    sl_redis_free(observer);
+    /* A retry notes its time too. */
+    cr_assert_eq(sl_queue_ensure_group(r, q, &err), 0, "%s", err.msg);
+    sl_batch b = { 0 };
+    cr_assert_eq(sl_queue_read(r, "tester", queues, 1, 1, 0, &b, &err), 1, "%s", err.msg);
+    char id[64];
+    size_t len;
+    char *env = envelope(q, 2, id, sizeof id, &len);
+    cr_assert_eq(sl_queue_retry_later(r, &b.items[0], env, len, now + 1000, &err), 0, "%s", err.msg);
+    free(env);
+    sl_batch_free(&b);
+    cr_assert_eq(due_score(r, q), now + 1000);
+    /* Another producer's ZADD, without the note. */
+    char delayed[SL_KEY_MAX], score[24];
+    sl_queue_key(delayed, other, "delayed");
+    snprintf(score, sizeof score, "%lld", (long long)(now - 1000));
+    env = envelope(other, 1, id, sizeof id, &len);
+    const char *zadd[] = { "ZADD", delayed, score, env };
+    size_t zlen[] = { 4, strlen(delayed), strlen(score), len };
+    sl_err e2;
+    redisReply *rep = sl_redis_command(r, 4, zadd, zlen, &e2);
+    cr_assert_not_null(rep, "%s", e2.msg);
+    freeReplyObject(rep);
+    free(env);
+    cr_assert(!due_lists(r, now, other));
+    char *others[] = { other };
+    cr_assert_eq(sl_queue_promote_many(r, others, 1, now, 10, &err), 1, "%s", err.msg);
+    sl_redis_free(r);
+}

@@ -30,7 +30,8 @@
  * attempt when a whole pool vanished: docs/architecture.md).
  *
  * Between batches the consumer also promotes due delayed jobs into their
- * streams (every PROMOTE_EVERY_MS), reclaims entries idle longer than the
+ * streams (every PROMOTE_EVERY_MS those of the queues sluice:due names,
+ * every PROMOTE_ALL_EVERY_MS every queue's), reclaims entries idle longer than the
  * visibility timeout (every half of it; one at a time, see reclaim_idle),
  * and refreshes which of its queues are paused (every PAUSED_EVERY_MS). */
 #include "consumer.h"
@@ -67,8 +68,13 @@
 #define PROMOTE_EVERY_MS 200
 #define PROMOTE_LIMIT 1000    /* delayed jobs moved per queue per promotion */
 #define PROMOTE_QUEUES_PER_CALL 1000 /* queues whose delayed jobs one script call moves */
+#define PROMOTE_ALL_EVERY_MS 5000 /* every queue's delayed set, not only those sluice:due names */
+#define PROMOTE_NOTED_MAX 10000   /* due queues read from sluice:due per promotion */
 #define PAUSED_EVERY_MS 1000
 #define RECLAIM_MIN_EVERY_MS 250
+#define SCAN_WINDOW 1024      /* queues one read script call is given */
+#define SKIP_MIN 256          /* a drained prefix of the queue list shorter than this is always read */
+#define RESCAN_EVERY_MS 100   /* a longer one at least this often (see read_bounded) */
 #define RETRY_DELAY_CAP_MS (7 * 86400000LL) /* longest retry delay, whatever the envelope asks */
 
 static volatile sig_atomic_t stop_requested;  /* TERM: finish the batch, then exit */
@@ -136,8 +142,10 @@ typedef struct consumer {
                              of its batch is a poison pill by its delivery count alone */
     bool *paused;         /* per configured queue */
     char **active;        /* configured queues that are not paused (borrowed names) */
+    char **served;        /* configured queues, sorted by name (borrowed names) */
     size_t nactive;
     int64_t next_promote_ms, next_reclaim_ms, next_paused_ms; /* monotonic */
+    int64_t next_promote_all_ms; /* monotonic: the next pass over every queue's delayed set */
     uint64_t rng;         /* xorshift state for retry jitter */
     uint64_t jobs_done;
     sl_metrics *metrics;  /* this batch's counters, sent with its acks; NULL: metrics off */
@@ -148,6 +156,8 @@ typedef struct consumer {
     char **ready;         /* the blocking read's queues (borrowed names) */
     int *admitted;        /* entries each of them may give it */
     bool multi_ok;        /* several queues per script call (false on Redis Cluster) */
+    size_t first_ready;   /* active[] index of the first queue the last read found entries in */
+    int64_t rescan_at_ms; /* monotonic: when the queues before it must be read again */
 } consumer;
 
 /* ---- scoreboard ------------------------------------------------------------ */
@@ -1330,11 +1340,58 @@ static void refresh_paused(consumer *c, int64_t now)
         }
     }
     free(fresh);
+    size_t before = c->nactive;
     c->nactive = 0;
     for (size_t i = 0; i < nq; i++) {
         if (!c->paused[i])
             c->active[c->nactive++] = c->cfg->worker.queues[i];
     }
+    if (c->nactive != before)
+        c->first_ready = 0;   /* the list changed: read it from the top */
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Promotes the queues this child serves that sluice:due says have a job
+ * due (queue.h): two round trips, one when none is due, however many
+ * queues.  -1 when it cannot (Redis Cluster, an error): the caller then
+ * goes over every queue. */
+static int promote_noted(consumer *c)
+{
+    sl_err err;
+    char **due = NULL;
+    size_t ndue = 0, mine = 0;
+    int rc = sl_queue_due(c->redis, sl_now_ms(), PROMOTE_NOTED_MAX, &due, &ndue, &err);
+    for (size_t i = 0; rc == 0 && i < ndue; i++) {
+        if (bsearch(&due[i], c->served, c->cfg->worker.nqueues, sizeof *c->served, cmp_name)) {
+            char *t = due[mine];
+            due[mine++] = due[i];
+            due[i] = t;
+        }
+    }
+    for (size_t i = 0; rc == 0 && i < mine; i += PROMOTE_QUEUES_PER_CALL) {
+        size_t n = mine - i < PROMOTE_QUEUES_PER_CALL ? mine - i : PROMOTE_QUEUES_PER_CALL;
+        int moved = sl_queue_promote_noted(c->redis, due + i, n, sl_now_ms(), PROMOTE_LIMIT, &err);
+        if (moved < 0)
+            rc = -1;
+        else if (moved > 0)
+            SL_DEBUG("queue.promoted", "queue=%s%s jobs=%d", due[i], n > 1 ? "+" : "", moved);
+    }
+    if (rc < 0 && !sl_redis_broken(c->redis)) {
+        if (cross_slot(&err)) {
+            c->multi_ok = false;   /* Redis Cluster: every queue, one call each */
+        } else {
+            char q[600];
+            SL_ERROR("queue.promote_failed", "from=%s error=%s", SL_DUE_KEY, sl_log_quote(q, sizeof q, err.msg));
+        }
+    }
+    for (size_t i = 0; i < ndue; i++)
+        free(due[i]);
+    free(due);
+    return rc;
 }
 
 /* Moves due delayed jobs into their streams.  Paused queues too: a
@@ -1344,6 +1401,12 @@ static void promote_due(consumer *c, int64_t now)
     if (now < c->next_promote_ms)
         return;
     c->next_promote_ms = now + PROMOTE_EVERY_MS;
+    if (c->multi_ok && now < c->next_promote_all_ms && promote_noted(c) == 0)
+        return;
+    /* Every queue: delayed jobs other producers added without noting them
+     * in sluice:due (every PROMOTE_ALL_EVERY_MS), or all the time on a
+     * Redis Cluster. */
+    c->next_promote_all_ms = now + PROMOTE_ALL_EVERY_MS;
     size_t nq = c->cfg->worker.nqueues, i = 0;
     while (i < nq && !sl_redis_broken(c->redis)) {
         size_t step = c->multi_ok ? PROMOTE_QUEUES_PER_CALL : 1, n = nq - i < step ? nq - i : step;
@@ -1419,12 +1482,59 @@ static int reclaim_idle(consumer *c, int64_t now)
  * order, without blocking and without fetching any `job` field larger
  * than worker.max_payload (sl_queue_read_bounded).  Returns the entries
  * added, or -1. */
+/* The index in active[s .. s+len) of the queue of batch entry e. */
+static size_t queue_index(const consumer *c, size_t s, size_t len, size_t e)
+{
+    for (size_t i = s; i < s + len; i++)
+        if (strcmp(c->active[i], c->batch.items[e].queue) == 0)
+            return i;
+    return s;
+}
+
+/* One round trip per SCAN_WINDOW queues, in priority order, until want
+ * entries came.  With many queues, reading the drained ones at the front
+ * of the list again on every batch would cost each batch a call per
+ * drained queue: so a read starts at the first queue the previous read
+ * found entries in, and the queues before it are read again every
+ * RESCAN_EVERY_MS, or 20 times as long as reading from the top took last
+ * time if that is longer (and at once when the rest is empty: the blocking
+ * read covers every queue).  Priority order then holds to within that
+ * time, and only for lists with SKIP_MIN or more drained queues ahead;
+ * shorter lists are always read from the top.  -1 with err. */
+static int read_many(consumer *c, int want, sl_err *err)
+{
+    int64_t now = sl_monotonic_ms();
+    size_t start = 0;
+    if (c->first_ready >= SKIP_MIN && c->first_ready < c->nactive && now < c->rescan_at_ms)
+        start = c->first_ready;
+    int got = 0;
+    size_t first = c->nactive;
+    for (size_t s = start; s < c->nactive && got < want; s += SCAN_WINDOW) {
+        size_t len = c->nactive - s < SCAN_WINDOW ? c->nactive - s : SCAN_WINDOW;
+        size_t before = c->batch.n;
+        int n = sl_queue_read_many(c->redis, c->name, c->active + s, len, want - got,
+                                   (size_t)c->cfg->worker.max_payload, &c->batch, err);
+        if (n < 0)
+            return -1;
+        if (n > 0 && first == c->nactive)
+            first = queue_index(c, s, len, before);
+        got += n;
+    }
+    if (start == 0) {
+        /* Reading from the top costs more the more drained queues lead
+         * the list: keep it to about 5 % of the time. */
+        int64_t cost = sl_monotonic_ms() - now;
+        c->rescan_at_ms = now + (20 * cost > RESCAN_EVERY_MS ? 20 * cost : RESCAN_EVERY_MS);
+    }
+    c->first_ready = first < c->nactive ? first : 0;
+    return got;
+}
+
 static int read_bounded(consumer *c, int want, sl_err *err)
 {
     if (c->throttle == NULL && c->multi_ok) {
-        /* One round trip however many queues: the cost of a read stays flat. */
-        int n = sl_queue_read_many(c->redis, c->name, c->active, c->nactive, want,
-                                   (size_t)c->cfg->worker.max_payload, &c->batch, err);
+        /* One round trip per window of queues: the cost of a read stays flat. */
+        int n = read_many(c, want, err);
         if (n >= 0 || sl_redis_broken(c->redis) || !cross_slot(err))
             return n;
         c->multi_ok = false;   /* Redis Cluster: queues on several slots, one call each */
@@ -1719,6 +1829,9 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
     c.rng = ((uint64_t)getpid() << 32) ^ (uint64_t)sl_now_ms() ^ 0x9e3779b97f4a7c15ULL;
     c.paused = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.paused);
     c.active = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.active);
+    c.served = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.served);
+    memcpy(c.served, cfg->worker.queues, cfg->worker.nqueues * sizeof *c.served);
+    qsort(c.served, cfg->worker.nqueues, sizeof *c.served, cmp_name);
     c.ready = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.ready);
     c.admitted = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.admitted);
     c.metrics = cfg->metrics.enabled ? sl_metrics_new() : NULL;
@@ -1806,6 +1919,7 @@ out:
     free(c.items);
     free(c.paused);
     free(c.active);
+    free(c.served);
     free(c.ready);
     free(c.admitted);
     sl_throttle_free(c.throttle);
