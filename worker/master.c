@@ -222,8 +222,10 @@ static void spawn(int i)
 {
     child *c = &P.children[i];
     sl_slot *slot = sl_scoreboard_slot(P.board, i);
-    if (sl_slot_read(slot, P.snap))
+    if (sl_slot_read(slot, P.snap)) {
         settle_kill_record(i, P.snap);
+        sl_supervisor_handover(P.sup, i, P.snap);
+    }
     sl_slot_reset(slot);
     sigset_t all, old;
     sigfillset(&all);

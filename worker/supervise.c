@@ -19,6 +19,14 @@
 #define RECONNECT_MAX_MS 10000  /* ... up to this */
 #define REGISTRY_SOON_MS 200    /* a changed pool is published at most this late */
 
+/* The entries a child held when it died, renewed under its consumer name
+ * until its replacement has taken them over. */
+typedef struct handover {
+    char consumer[128];
+    size_t n;
+    sl_held_entry *entries;
+} handover;
+
 struct sl_supervisor {
     sl_redis *redis;        /* NULL while disconnected */
     char *url;              /* the URL redis was opened with (owned) */
@@ -34,6 +42,7 @@ struct sl_supervisor {
     sl_slot *snap;          /* scratch copy of one slot (too large for the stack) */
     const char *ids[SL_SCOREBOARD_BATCH_MAX]; /* scratch for one renewal */
     bool grouped[SL_SCOREBOARD_BATCH_MAX];
+    handover *handovers[SL_SUPERVISOR_SLOTS_MAX]; /* what a dead child of each slot held */
 };
 
 sl_supervisor *sl_supervisor_new(void)
@@ -48,6 +57,28 @@ sl_supervisor *sl_supervisor_new(void)
     return s;
 }
 
+static void drop_handover(sl_supervisor *s, int slot)
+{
+    if (s->handovers[slot] == NULL)
+        return;
+    free(s->handovers[slot]->entries);
+    free(s->handovers[slot]);
+    s->handovers[slot] = NULL;
+}
+
+void sl_supervisor_handover(sl_supervisor *s, int slot, const sl_slot *dead)
+{
+    if (slot < 0 || slot >= SL_SUPERVISOR_SLOTS_MAX || dead->held == 0 || dead->consumer[0] == '\0')
+        return;   /* nothing held: a handover kept from an earlier death stays */
+    drop_handover(s, slot);
+    handover *h = sl_xcalloc(1, sizeof *h);
+    snprintf(h->consumer, sizeof h->consumer, "%.*s", (int)sizeof h->consumer - 1, dead->consumer);
+    h->n = dead->held <= SL_SCOREBOARD_BATCH_MAX ? dead->held : SL_SCOREBOARD_BATCH_MAX;
+    h->entries = sl_xcalloc(h->n, sizeof *h->entries);
+    memcpy(h->entries, dead->entries, h->n * sizeof *h->entries);
+    s->handovers[slot] = h;
+}
+
 void sl_supervisor_free(sl_supervisor *s)
 {
     if (s == NULL)
@@ -55,6 +86,8 @@ void sl_supervisor_free(sl_supervisor *s)
     sl_redis_free(s->redis);
     free(s->url);
     free(s->snap);
+    for (int i = 0; i < SL_SUPERVISOR_SLOTS_MAX; i++)
+        drop_handover(s, i);
     free(s);
 }
 
@@ -136,56 +169,76 @@ static bool snapshot(sl_supervisor *s, const sl_pool_view *v, int i)
     return s->snap->pid == v->pids[i];
 }
 
-/* Renews the entries the child in s->snap holds, one call per queue. */
-static void renew_child(sl_supervisor *s, sl_redis *r, int slot)
+/* Renews entries[0..n) held by consumer, one call per queue. */
+static void renew_entries(sl_supervisor *s, sl_redis *r, int slot, const char *consumer,
+                          sl_held_entry *entries, size_t n)
 {
-    sl_slot *c = s->snap;
-    memset(s->grouped, 0, c->held * sizeof s->grouped[0]);
-    for (size_t k = 0; k < c->held; k++) {
-        c->entries[k].queue[sizeof c->entries[k].queue - 1] = '\0';
-        c->entries[k].stream_id[sizeof c->entries[k].stream_id - 1] = '\0';
+    memset(s->grouped, 0, n * sizeof s->grouped[0]);
+    for (size_t k = 0; k < n; k++) {
+        entries[k].queue[sizeof entries[k].queue - 1] = '\0';
+        entries[k].stream_id[sizeof entries[k].stream_id - 1] = '\0';
     }
-    for (size_t k = 0; k < c->held && s->redis; k++) {
+    for (size_t k = 0; k < n && s->redis; k++) {
         if (s->grouped[k])
             continue;
-        const char *queue = c->entries[k].queue;
-        size_t n = 0;
-        for (size_t j = k; j < c->held; j++) {
-            if (!s->grouped[j] && strcmp(c->entries[j].queue, queue) == 0) {
+        const char *queue = entries[k].queue;
+        size_t m = 0;
+        for (size_t j = k; j < n; j++) {
+            if (!s->grouped[j] && strcmp(entries[j].queue, queue) == 0) {
                 s->grouped[j] = true;
-                s->ids[n++] = c->entries[j].stream_id;
+                s->ids[m++] = entries[j].stream_id;
             }
         }
-        if (!sl_envelope_queue_valid(queue) || c->consumer[0] == '\0')
+        if (!sl_envelope_queue_valid(queue) || consumer[0] == '\0')
             continue; /* not a slot a well-behaved child wrote */
         sl_err err;
-        if (sl_queue_renew(r, c->consumer, queue, s->ids, n, &err) < 0)
+        if (sl_queue_renew(r, consumer, queue, s->ids, m, &err) < 0)
             command_failed(s, "lease.renew_failed", &err);
         else
-            SL_DEBUG("lease.renewed", "slot=%d child=%ld queue=%s entries=%zu", slot,
-                     (long)c->pid, queue, n);
+            SL_DEBUG("lease.renewed", "slot=%d consumer=%s queue=%s entries=%zu", slot, consumer, queue, m);
     }
 }
 
+/* Renews the entries the child in s->snap holds. */
+static void renew_child(sl_supervisor *s, sl_redis *r, int slot)
+{
+    renew_entries(s, r, slot, s->snap->consumer, s->snap->entries, s->snap->held);
+}
+
 /* Renews the leases of what running children hold, and of what a child
- * that died mid-batch held until its replacement (forked into the same
- * slot, which resets the slot) takes it over: otherwise another worker
- * could reclaim those entries after the visibility timeout, without the
- * dead child's journal (scoreboard.h), and record its jobs as lost.  Only
- * for slots that will be refilled (below the pool's size). */
+ * that died mid-batch held until its replacement takes it over: while the
+ * slot is empty (from the slot), then while the replacement starts (from
+ * the handover the master noted before it reset the slot for the fork),
+ * until it publishes the batch it took over or leaves its start.
+ * Otherwise another worker could reclaim those entries after the
+ * visibility timeout, without the dead child's journal (scoreboard.h),
+ * and record its jobs as lost.  Only for slots that will be refilled
+ * (below the pool's size). */
 static void renew_leases(sl_supervisor *s, const sl_pool_view *v, sl_redis *r)
 {
     for (int i = 0; i < v->nslots && s->redis; i++) {
         if (v->pids[i] == 0) {
-            if (i < v->processes && strcmp(v->state, "stopping") != 0 &&
-                sl_slot_read(sl_scoreboard_slot(v->board, i), s->snap) &&
-                s->snap->held > 0) {
+            if (i >= v->processes || strcmp(v->state, "stopping") == 0)
+                continue;
+            if (sl_slot_read(sl_scoreboard_slot(v->board, i), s->snap) && s->snap->held > 0) {
                 s->snap->consumer[sizeof s->snap->consumer - 1] = '\0';
                 renew_child(s, r, i);
+            } else if (i < SL_SUPERVISOR_SLOTS_MAX && s->handovers[i]) {
+                /* its replacement died too before taking over */
+                handover *h = s->handovers[i];
+                renew_entries(s, r, i, h->consumer, h->entries, h->n);
             }
             continue;
         }
-        if (!snapshot(s, v, i) || s->snap->held == 0)
+        bool read = snapshot(s, v, i);
+        if (i < SL_SUPERVISOR_SLOTS_MAX && s->handovers[i]) {
+            handover *h = s->handovers[i];
+            if (read && s->snap->state == SL_CHILD_STARTING && s->snap->held == 0)
+                renew_entries(s, r, i, h->consumer, h->entries, h->n);
+            else if (read)
+                drop_handover(s, i);   /* taken over (or never will be: it runs) */
+        }
+        if (!read || s->snap->held == 0)
             continue;
         if (s->snap->state == SL_CHILD_RUNNING || s->snap->state == SL_CHILD_COMMITTING)
             renew_child(s, r, i);

@@ -71,6 +71,12 @@ void sl_supervisor_forget(const sl_supervisor *s);
  * registry is rewritten soon rather than on the 2 s beat. */
 void sl_supervisor_pool_changed(sl_supervisor *s);
 
+/* Notes what the dead child of slot `slot` held (dead: its slot as read
+ * after it was reaped, before the slot is reset for a replacement), so
+ * that those entries are renewed under its name until the replacement has
+ * taken them over.  Nothing held: an earlier note for the slot stays. */
+void sl_supervisor_handover(sl_supervisor *s, int slot, const sl_slot *dead);
+
 /* Renews leases and rewrites the registry when they are due.  Failures are
  * logged, never fatal.  Returns the ms until it next has something to do. */
 int64_t sl_supervisor_tick(sl_supervisor *s, const sl_pool_view *v);
