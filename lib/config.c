@@ -41,72 +41,75 @@
 #include "yamldoc.h"
 
 
-enum value_kind {
-    V_URL,       /* non-empty string -> char * */
-    V_LEVEL,     /* debug|info|warn|error -> sl_log_level */
-    V_INT,       /* integer in [min, max] -> int */
-    V_DURATION,  /* duration in [min, max] ms -> int */
-    V_DURATION64,/* duration in [min, max] ms -> int64_t (longer than 24 days) */
-    V_QUEUES,    /* non-empty list of distinct queue names -> char **, size_t */
-    V_BOOL,      /* true/false -> bool */
-    V_KINDS,     /* list of distinct kind names -> char **, size_t (may be empty) */
-    V_FILES,     /* list of distinct non-empty paths -> char **, size_t (may be empty) */
+/* The core's sections and their keys (sl_config_read_keys reads each). */
+static int read_level(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, sl_err *err);
+static int read_queue_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                           const sl_ynode *node, sl_err *err);
+static int read_kind_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                          const sl_ynode *node, sl_err *err);
+static int read_file_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                          const sl_ynode *node, sl_err *err);
+
+static const sl_config_key redis_keys[] = {
+    SL_CONFIG_KEY("url", SL_CONFIG_STRING, sl_config, redis_url, 0, 0),
+};
+static const sl_config_key database_keys[] = {
+    SL_CONFIG_KEY("url", SL_CONFIG_STRING, sl_config, database_url, 0, 0),
+};
+static const sl_config_key log_keys[] = {
+    SL_CONFIG_KEY_FN("level", sl_config, log_level, read_level),
+};
+static const sl_config_key worker_keys[] = {
+    SL_CONFIG_KEY("processes", SL_CONFIG_INT, sl_config, worker.processes, 1, 1024),
+    SL_CONFIG_KEY_LIST("queues", sl_config, worker.queues, worker.nqueues, read_queue_list),
+    SL_CONFIG_KEY("batch", SL_CONFIG_INT, sl_config, worker.batch, 1, 1000),
+    SL_CONFIG_KEY("block", SL_CONFIG_DURATION, sl_config, worker.block_ms, 1, 60000),
+    SL_CONFIG_KEY("shutdown_timeout", SL_CONFIG_DURATION, sl_config, worker.shutdown_timeout_ms, 0, 86400000),
+    SL_CONFIG_KEY("visibility_timeout", SL_CONFIG_DURATION, sl_config, worker.visibility_timeout_ms,
+                  1000, 86400000),
+    SL_CONFIG_KEY("max_deliveries", SL_CONFIG_INT, sl_config, worker.max_deliveries, 1, 1000),
+    SL_CONFIG_KEY("job_timeout", SL_CONFIG_DURATION, sl_config, worker.job_timeout_ms, 1, 7 * 86400000LL),
+    SL_CONFIG_KEY("max_job_timeout", SL_CONFIG_DURATION, sl_config, worker.max_job_timeout_ms,
+                  1, 7 * 86400000LL),
+    SL_CONFIG_KEY("timeout_grace", SL_CONFIG_DURATION, sl_config, worker.timeout_grace_ms, 0, 3600000),
+    SL_CONFIG_KEY("max_attempts", SL_CONFIG_INT, sl_config, worker.max_attempts, 1, 1000),
+    SL_CONFIG_KEY("retry_initial", SL_CONFIG_DURATION, sl_config, worker.retry_initial_ms, 1, 86400000),
+    SL_CONFIG_KEY("retry_max", SL_CONFIG_DURATION, sl_config, worker.retry_max_ms, 1, 86400000),
+    SL_CONFIG_KEY("max_payload", SL_CONFIG_INT, sl_config, worker.max_payload, 1024, 536870912),
+    SL_CONFIG_KEY_LIST("protected_kinds", sl_config, worker.protected_kinds, worker.nprotected_kinds,
+                       read_kind_list),
+    SL_CONFIG_KEY_LIST("scheduler_public_keys", sl_config, worker.scheduler_public_keys,
+                       worker.nscheduler_public_keys, read_file_list),
+};
+static const sl_config_key retention_keys[] = {
+    SL_CONFIG_KEY("succeeded", SL_CONFIG_DURATION64, sl_config, retention.succeeded_ms, 0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("failed", SL_CONFIG_DURATION64, sl_config, retention.failed_ms, 0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("runs", SL_CONFIG_DURATION64, sl_config, retention.runs_ms, 0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("audit", SL_CONFIG_DURATION64, sl_config, retention.audit_ms, 0, 36500 * 86400000LL),
+    SL_CONFIG_KEY("batch", SL_CONFIG_INT, sl_config, retention.batch, 1, 100000),
+};
+static const sl_config_key metrics_keys[] = {
+    SL_CONFIG_KEY("enabled", SL_CONFIG_BOOL, sl_config, metrics.enabled, 0, 0),
+    SL_CONFIG_KEY("listen", SL_CONFIG_STRING, sl_config, metrics.listen, 0, 0),
+    SL_CONFIG_KEY("request_timeout", SL_CONFIG_DURATION, sl_config, metrics.request_timeout_ms, 1000, 3600000),
+    SL_CONFIG_KEY("max_connections", SL_CONFIG_INT, sl_config, metrics.max_connections, 1, 10000),
 };
 
-static const struct key {
-    const char *section;
+#define ROWS(t) t, sizeof t / sizeof t[0]
+static const struct core_section {
     const char *name;
-    enum value_kind kind;
-    size_t off;          /* the field in sl_config */
-    size_t count_off;    /* V_QUEUES, V_KINDS, V_FILES: the size_t count beside it */
-    int64_t min, max;    /* V_INT, V_DURATION */
-} keys[] = {
-    { "redis", "url", V_URL, offsetof(sl_config, redis_url), 0, 0, 0 },
-    { "database", "url", V_URL, offsetof(sl_config, database_url), 0, 0, 0 },
-    { "log", "level", V_LEVEL, offsetof(sl_config, log_level), 0, 0, 0 },
-    { "worker", "processes", V_INT, offsetof(sl_config, worker.processes), 0, 1, 1024 },
-    { "worker", "queues", V_QUEUES, offsetof(sl_config, worker.queues),
-      offsetof(sl_config, worker.nqueues), 0, 0 },
-    { "worker", "batch", V_INT, offsetof(sl_config, worker.batch), 0, 1, 1000 },
-    { "worker", "block", V_DURATION, offsetof(sl_config, worker.block_ms), 0, 1, 60000 },
-    { "worker", "shutdown_timeout", V_DURATION, offsetof(sl_config, worker.shutdown_timeout_ms),
-      0, 0, 86400000 },
-    { "worker", "visibility_timeout", V_DURATION, offsetof(sl_config, worker.visibility_timeout_ms),
-      0, 1000, 86400000 },
-    { "worker", "max_deliveries", V_INT, offsetof(sl_config, worker.max_deliveries), 0, 1, 1000 },
-    { "worker", "job_timeout", V_DURATION, offsetof(sl_config, worker.job_timeout_ms),
-      0, 1, 7 * 86400000LL },
-    { "worker", "max_job_timeout", V_DURATION, offsetof(sl_config, worker.max_job_timeout_ms),
-      0, 1, 7 * 86400000LL },
-    { "worker", "timeout_grace", V_DURATION, offsetof(sl_config, worker.timeout_grace_ms),
-      0, 0, 3600000 },
-    { "worker", "max_attempts", V_INT, offsetof(sl_config, worker.max_attempts), 0, 1, 1000 },
-    { "worker", "retry_initial", V_DURATION, offsetof(sl_config, worker.retry_initial_ms),
-      0, 1, 86400000 },
-    { "worker", "retry_max", V_DURATION, offsetof(sl_config, worker.retry_max_ms), 0, 1, 86400000 },
-    { "worker", "max_payload", V_INT, offsetof(sl_config, worker.max_payload), 0, 1024, 536870912 },
-    { "retention", "succeeded", V_DURATION64, offsetof(sl_config, retention.succeeded_ms),
-      0, 0, 3650 * 86400000LL },
-    { "retention", "failed", V_DURATION64, offsetof(sl_config, retention.failed_ms),
-      0, 0, 3650 * 86400000LL },
-    { "retention", "runs", V_DURATION64, offsetof(sl_config, retention.runs_ms),
-      0, 0, 3650 * 86400000LL },
-    { "retention", "audit", V_DURATION64, offsetof(sl_config, retention.audit_ms),
-      0, 0, 36500 * 86400000LL },
-    { "retention", "batch", V_INT, offsetof(sl_config, retention.batch), 0, 1, 100000 },
-    { "worker", "protected_kinds", V_KINDS, offsetof(sl_config, worker.protected_kinds),
-      offsetof(sl_config, worker.nprotected_kinds), 0, 0 },
-    { "worker", "scheduler_public_keys", V_FILES, offsetof(sl_config, worker.scheduler_public_keys),
-      offsetof(sl_config, worker.nscheduler_public_keys), 0, 0 },
-    { "metrics", "enabled", V_BOOL, offsetof(sl_config, metrics.enabled), 0, 0, 0 },
-    { "metrics", "listen", V_URL, offsetof(sl_config, metrics.listen), 0, 0, 0 },
-    { "metrics", "request_timeout", V_DURATION, offsetof(sl_config, metrics.request_timeout_ms),
-      0, 1000, 3600000 },
-    { "metrics", "max_connections", V_INT, offsetof(sl_config, metrics.max_connections), 0, 1, 10000 },
+    const sl_config_key *keys;
+    size_t nkeys;
+} core_sections[] = {
+    { "redis", ROWS(redis_keys) },
+    { "database", ROWS(database_keys) },
+    { "log", ROWS(log_keys) },
+    { "worker", ROWS(worker_keys) },
+    { "retention", ROWS(retention_keys) },
+    { "metrics", ROWS(metrics_keys) },
 };
-#define NKEYS (sizeof keys / sizeof keys[0])
-
-#define FIELD(cfg, type, off) ((type *)((char *)(cfg) + (off)))
+#define NCORE (sizeof core_sections / sizeof core_sections[0])
 
 /* The sections registered by components (sl_config_register): set up by
  * main before the first load, then only read. */
@@ -209,23 +212,15 @@ static sl_config *config_new(void)
     return cfg;
 }
 
-/* Writes "a, b, c": the sections (section NULL) or the keys of section. */
-static const char *key_names(sl_buf *b, const char *section)
+/* Writes "a, b, c": the top-level sections, the core's and the registered. */
+static const char *section_names(sl_buf *b)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        const char *name = section ? keys[i].name : keys[i].section;
-        if (section && strcmp(keys[i].section, section) != 0)
-            continue;
-        if (!section && i > 0 && strcmp(keys[i - 1].section, name) == 0)
-            continue;   /* rows of one section are adjacent */
-        sl_buf_printf(b, "%s%s", b->len ? ", " : "", name);
-    }
-    if (!section) {
-        sl_buf_puts(b, ", queues");
-        for (size_t i = 0; i < nregistry; i++) {
-            for (const char *const *n = registry[i]->names; *n; n++)
-                sl_buf_printf(b, ", %s", *n);
-        }
+    for (size_t i = 0; i < NCORE; i++)
+        sl_buf_printf(b, "%s%s", i ? ", " : "", core_sections[i].name);
+    sl_buf_puts(b, ", queues");
+    for (size_t i = 0; i < nregistry; i++) {
+        for (const char *const *n = registry[i]->names; *n; n++)
+            sl_buf_printf(b, ", %s", *n);
     }
     return sl_buf_str(b);
 }
@@ -307,95 +302,126 @@ fail:
     return -1;
 }
 
-/* Reads node as the value of key k into cfg. */
-static int read_value(sl_config *cfg, sl_ydoc *doc, const struct key *k, const sl_ynode *node,
-                      sl_err *err)
+static int read_level(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, sl_err *err)
 {
-    char what[96];
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+        return -1;
+    /* exact names only: sl_log_level_parse is lenient, for the command line */
+    for (int l = SL_LOG_DEBUG; l <= SL_LOG_ERROR; l++) {
+        if (strcmp(s, sl_log_level_name((sl_log_level)l)) == 0) {
+            *SL_CONFIG_FIELD(data, row, sl_log_level) = (sl_log_level)l;
+            return 0;
+        }
+    }
+    return sl_ydoc_errorf(doc, node, err, "'%s' must be debug, info, warn or error, got '%.40s'", what, s);
+}
+
+/* Replaces the list at row (and its count) with names[0..n). */
+static void set_list(void *data, const sl_config_key *row, char **names, size_t n)
+{
+    char ***list = SL_CONFIG_FIELD(data, row, char **);
+    size_t *count = (size_t *)(void *)((char *)data + row->count_off);
+    free_queues(*list, *count);
+    *list = names;
+    *count = n;
+}
+
+static int read_queue_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                           const sl_ynode *node, sl_err *err)
+{
+    char **names = NULL;
+    size_t n = 0;
+    if (read_queues(doc, node, what, &names, &n, err) < 0)
+        return -1;
+    set_list(data, row, names, n);
+    return 0;
+}
+
+static int read_kind_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                          const sl_ynode *node, sl_err *err)
+{
+    char **names = NULL;
+    size_t n = 0;
+    if (read_names(doc, node, what, true, &names, &n, err) < 0)
+        return -1;
+    set_list(data, row, names, n);
+    return 0;
+}
+
+static int read_file_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                          const sl_ynode *node, sl_err *err)
+{
+    char **names = NULL;
+    size_t n = 0;
+    if (read_names(doc, node, what, false, &names, &n, err) < 0)
+        return -1;
+    set_list(data, row, names, n);
+    return 0;
+}
+
+/* Reads node as the value of row into data. */
+static int read_value(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, sl_err *err)
+{
     const char *s;
     int64_t v;
-    snprintf(what, sizeof what, "%s.%s", k->section, k->name);
-
-    switch (k->kind) {
-    case V_URL:
+    switch (row->type) {
+    case SL_CONFIG_STRING:
         if (sl_ydoc_str(doc, node, what, &s, err) < 0)
             return -1;
         if (*s == '\0')
             return sl_ydoc_errorf(doc, node, err, "'%s' must not be empty", what);
-        free(*FIELD(cfg, char *, k->off));
-        *FIELD(cfg, char *, k->off) = sl_xstrdup(s);
+        free(*SL_CONFIG_FIELD(data, row, char *));
+        *SL_CONFIG_FIELD(data, row, char *) = sl_xstrdup(s);
         return 0;
-    case V_LEVEL:
-        if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+    case SL_CONFIG_INT:
+        if (sl_ydoc_int(doc, node, what, row->min, row->max, &v, err) < 0)
             return -1;
-        /* exact names only: sl_log_level_parse is lenient, for the command line */
-        for (int l = SL_LOG_DEBUG; l <= SL_LOG_ERROR; l++) {
-            if (strcmp(s, sl_log_level_name((sl_log_level)l)) == 0) {
-                *FIELD(cfg, sl_log_level, k->off) = (sl_log_level)l;
-                return 0;
-            }
-        }
-        return sl_ydoc_errorf(doc, node, err, "'%s' must be debug, info, warn or error, got '%.40s'",
-                              what, s);
-    case V_INT:
-        if (sl_ydoc_int(doc, node, what, k->min, k->max, &v, err) < 0)
-            return -1;
-        *FIELD(cfg, int, k->off) = (int)v;
+        *SL_CONFIG_FIELD(data, row, int) = (int)v;
         return 0;
-    case V_DURATION:
-        if (sl_ydoc_duration(doc, node, what, k->min, k->max, &v, err) < 0)
+    case SL_CONFIG_INT64:
+        return sl_ydoc_int(doc, node, what, row->min, row->max, SL_CONFIG_FIELD(data, row, int64_t), err);
+    case SL_CONFIG_DURATION:
+        if (sl_ydoc_duration(doc, node, what, row->min, row->max, &v, err) < 0)
             return -1;
-        *FIELD(cfg, int, k->off) = (int)v;
+        *SL_CONFIG_FIELD(data, row, int) = (int)v;
         return 0;
-    case V_DURATION64:
-        return sl_ydoc_duration(doc, node, what, k->min, k->max, FIELD(cfg, int64_t, k->off), err);
-    case V_BOOL:
-        return sl_ydoc_bool(doc, node, what, FIELD(cfg, bool, k->off), err);
-    case V_QUEUES: {
-        char **queues = NULL;
-        size_t n = 0;
-        if (read_queues(doc, node, what, &queues, &n, err) < 0)
-            return -1;
-        free_queues(*FIELD(cfg, char **, k->off), *FIELD(cfg, size_t, k->count_off));
-        *FIELD(cfg, char **, k->off) = queues;
-        *FIELD(cfg, size_t, k->count_off) = n;
-        return 0;
-    }
-    case V_KINDS:
-    case V_FILES: {
-        char **names = NULL;
-        size_t n = 0;
-        if (read_names(doc, node, what, k->kind == V_KINDS, &names, &n, err) < 0)
-            return -1;
-        free_queues(*FIELD(cfg, char **, k->off), *FIELD(cfg, size_t, k->count_off));
-        *FIELD(cfg, char **, k->off) = names;
-        *FIELD(cfg, size_t, k->count_off) = n;
-        return 0;
-    }
+    case SL_CONFIG_DURATION64:
+        return sl_ydoc_duration(doc, node, what, row->min, row->max, SL_CONFIG_FIELD(data, row, int64_t), err);
+    case SL_CONFIG_BOOL:
+        return sl_ydoc_bool(doc, node, what, SL_CONFIG_FIELD(data, row, bool), err);
+    case SL_CONFIG_CUSTOM:
+        return row->read(data, row, doc, what, node, err);
     }
     return sl_err_set(err, SL_ECONFIG, "config: key '%s' has no reader", what);
 }
 
-static int read_section(sl_config *cfg, sl_ydoc *doc, const char *section, const sl_ynode *node,
-                        sl_err *err)
+int sl_config_read_keys(const sl_config_key *rows, size_t n, void *data, sl_ydoc *doc,
+                        const char *section, const sl_ynode *node, sl_err *err)
 {
     sl_ymap map;
     if (sl_ydoc_map(doc, node, section, &map, err) < 0)
         return -1;
     for (size_t i = 0; i < map.n; i++) {
-        const struct key *k = NULL;
-        for (size_t j = 0; j < NKEYS && k == NULL; j++) {
-            if (strcmp(keys[j].section, section) == 0 && strcmp(keys[j].name, map.pairs[i].name) == 0)
-                k = &keys[j];
+        const sl_config_key *row = NULL;
+        for (size_t j = 0; j < n && row == NULL; j++) {
+            if (strcmp(rows[j].name, map.pairs[i].name) == 0)
+                row = &rows[j];
         }
-        if (k == NULL) {
+        if (row == NULL) {
             sl_buf names = SL_BUF_INIT;
+            for (size_t j = 0; j < n; j++)
+                sl_buf_printf(&names, "%s%s", j ? ", " : "", rows[j].name);
             sl_ydoc_errorf(doc, map.pairs[i].key, err, "unknown key '%.60s' in '%s' (expected %s)",
-                           map.pairs[i].name, section, key_names(&names, section));
+                           map.pairs[i].name, section, sl_buf_str(&names));
             sl_buf_free(&names);
             return -1;
         }
-        if (read_value(cfg, doc, k, map.pairs[i].value, err) < 0)
+        char what[256];
+        snprintf(what, sizeof what, "%s.%s", section, row->name);
+        if (read_value(data, row, doc, what, map.pairs[i].value, err) < 0)
             return -1;
     }
     return 0;
@@ -407,6 +433,24 @@ struct sl_queue_settings {
     char *name;
     int64_t timeout_ms;   /* 0: worker.job_timeout */
     sl_queue_limits limits;
+};
+
+static int read_rate(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                     const sl_ynode *node, sl_err *err)
+{
+    const char *text;
+    sl_err why;
+    if (sl_ydoc_str(doc, node, what, &text, err) < 0)
+        return -1;
+    if (sl_rate_parse(text, SL_CONFIG_FIELD(data, row, sl_rate), &why) < 0)
+        return sl_ydoc_errorf(doc, node, err, "'%s': %s", what, why.msg);
+    return 0;
+}
+
+static const sl_config_key queue_keys[] = {
+    SL_CONFIG_KEY("timeout", SL_CONFIG_DURATION64, struct sl_queue_settings, timeout_ms, 1, 7 * 86400000LL),
+    SL_CONFIG_KEY_FN("rate", struct sl_queue_settings, limits.rate, read_rate),
+    SL_CONFIG_KEY("concurrency", SL_CONFIG_INT, struct sl_queue_settings, limits.concurrency, 1, 1000000),
 };
 
 static int read_queue_settings(sl_config *cfg, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
@@ -421,40 +465,13 @@ static int read_queue_settings(sl_config *cfg, sl_ydoc *doc, const sl_ynode *nod
                                   "(1 to 64 of A-Z a-z 0-9 _ . -)", name);
         char what[SL_NAME_MAX + 16];
         snprintf(what, sizeof what, "queues.%s", name);
-        sl_ymap settings;
-        if (sl_ydoc_map(doc, queues.pairs[i].value, what, &settings, err) < 0)
-            return -1;
         cfg->queue_settings.items = sl_xrealloc(cfg->queue_settings.items,
                                                 (cfg->queue_settings.n + 1) * sizeof *cfg->queue_settings.items);
         struct sl_queue_settings *q = &cfg->queue_settings.items[cfg->queue_settings.n++];
+        memset(q, 0, sizeof *q);
         q->name = sl_xstrdup(name);
-        q->timeout_ms = 0;
-        memset(&q->limits, 0, sizeof q->limits);
-        for (size_t k = 0; k < settings.n; k++) {
-            char key[SL_NAME_MAX + 32];
-            const char *setting = settings.pairs[k].name;
-            const sl_ynode *v = settings.pairs[k].value;
-            snprintf(key, sizeof key, "%s.%s", what, setting);
-            if (strcmp(setting, "timeout") == 0) {
-                if (sl_ydoc_duration(doc, v, key, 1, 7 * 86400000LL, &q->timeout_ms, err) < 0)
-                    return -1;
-            } else if (strcmp(setting, "rate") == 0) {
-                const char *text;
-                sl_err why;
-                if (sl_ydoc_str(doc, v, key, &text, err) < 0)
-                    return -1;
-                if (sl_rate_parse(text, &q->limits.rate, &why) < 0)
-                    return sl_ydoc_errorf(doc, v, err, "'%s': %s", key, why.msg);
-            } else if (strcmp(setting, "concurrency") == 0) {
-                int64_t n;
-                if (sl_ydoc_int(doc, v, key, 1, 1000000, &n, err) < 0)
-                    return -1;
-                q->limits.concurrency = (int)n;
-            } else {
-                return sl_ydoc_errorf(doc, settings.pairs[k].key, err, "unknown key '%.60s' in '%s' "
-                                      "(expected timeout, rate, concurrency)", setting, what);
-            }
-        }
+        if (sl_config_read_keys(ROWS(queue_keys), q, doc, what, queues.pairs[i].value, err) < 0)
+            return -1;
     }
     return 0;
 }
@@ -525,14 +542,13 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
     }
     if (sl_ynode_kind(root) != SL_YMAP) {
         sl_ydoc_errorf(doc, root, err, "the top level must be a mapping of sections (%s), got %s",
-                       key_names(&names, NULL),
+                       section_names(&names),
                        sl_ynode_kind(root) == SL_YSEQ ? "a list" : "a scalar");
         goto cleanup;
     }
     if (sl_ydoc_map(doc, root, NULL, &top, err) < 0)
         goto cleanup;
     for (size_t i = 0; i < top.n; i++) {
-        const char *section = NULL;
         if (strcmp(top.pairs[i].name, "queues") == 0) {
             if (read_queue_settings(cfg, doc, top.pairs[i].value, err) < 0)
                 goto cleanup;
@@ -543,16 +559,17 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
                 goto cleanup;
             continue;
         }
-        for (size_t j = 0; j < NKEYS && section == NULL; j++) {
-            if (strcmp(keys[j].section, top.pairs[i].name) == 0)
-                section = keys[j].section;
+        const struct core_section *core = NULL;
+        for (size_t j = 0; j < NCORE && core == NULL; j++) {
+            if (strcmp(core_sections[j].name, top.pairs[i].name) == 0)
+                core = &core_sections[j];
         }
-        if (section == NULL) {
+        if (core == NULL) {
             sl_ydoc_errorf(doc, top.pairs[i].key, err, "unknown key '%.60s' at the top level "
-                           "(expected %s)", top.pairs[i].name, key_names(&names, NULL));
+                           "(expected %s)", top.pairs[i].name, section_names(&names));
             goto cleanup;
         }
-        if (read_section(cfg, doc, section, top.pairs[i].value, err) < 0)
+        if (sl_config_read_keys(core->keys, core->nkeys, cfg, doc, core->name, top.pairs[i].value, err) < 0)
             goto cleanup;
     }
     if (check_audit_retention(cfg, path, err) < 0)

@@ -117,6 +117,59 @@ typedef struct sl_config_section {
     void (*env)(void *data);   /* applies environment overrides, or NULL */
 } sl_config_section;
 
+/* How the value of one key is read (sl_config_key.type). */
+typedef enum sl_config_type {
+    SL_CONFIG_STRING,     /* a non-empty string -> char * (owned; replaces the old value) */
+    SL_CONFIG_INT,        /* an integer in [min, max] -> int */
+    SL_CONFIG_INT64,      /* an integer in [min, max] -> int64_t */
+    SL_CONFIG_DURATION,   /* a duration in [min, max] ms -> int */
+    SL_CONFIG_DURATION64, /* a duration in [min, max] ms -> int64_t (past 24 days) */
+    SL_CONFIG_BOOL,       /* true or false -> bool */
+    SL_CONFIG_CUSTOM,     /* read by the row's own function */
+} sl_config_type;
+
+typedef struct sl_config_key sl_config_key;
+
+/* Reads node, the value of row's key (what: its dotted name, for
+ * messages), into data, the section's struct.  Returns -1 with err
+ * ("FILE:LINE:COL: …") when the value is wrong. */
+typedef int (*sl_config_read_fn)(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                                 const sl_ynode *node, sl_err *err);
+
+/* One key of a flat mapping: its name, how its value is read and checked,
+ * and where it lands in the section's own struct.  A section is a table of
+ * these rows, read by sl_config_read_keys; the rows' order is the order in
+ * which an unknown key's message lists the valid ones. */
+struct sl_config_key {
+    const char *name;
+    sl_config_type type;
+    size_t off;              /* the field: offsetof(the section's struct, field) */
+    int64_t min, max;        /* INT, INT64, DURATION, DURATION64: the range */
+    sl_config_read_fn read;  /* CUSTOM: the reader (may use off, count_off, min, max) */
+    size_t count_off;        /* CUSTOM lists: the size_t count beside the array, or 0 */
+};
+
+/* Rows: a typed key with its range (0, 0 where there is none), and a key
+ * read by its own function (with the count of a list, or 0). */
+#define SL_CONFIG_KEY(name, type, st, field, min, max) \
+    { name, type, offsetof(st, field), min, max, NULL, 0 }
+#define SL_CONFIG_KEY_FN(name, st, field, fn) \
+    { name, SL_CONFIG_CUSTOM, offsetof(st, field), 0, 0, fn, 0 }
+#define SL_CONFIG_KEY_LIST(name, st, field, count, fn) \
+    { name, SL_CONFIG_CUSTOM, offsetof(st, field), 0, 0, fn, offsetof(st, count) }
+
+/* The field a row points to in data. */
+#define SL_CONFIG_FIELD(data, row, type) ((type *)(void *)((char *)(data) + (row)->off))
+
+/* Reads the mapping node (section: its dotted name, such as "worker" or
+ * "api.jwt") into data, one row of rows[0..n) per key.  Returns -1 with err
+ * ("FILE:LINE:COL: …", SL_ECONFIG) on the first error: node is not a
+ * mapping, a key has no row ("unknown key 'x' in 'section' (expected a, b,
+ * …)", at the key), or a value is wrong (at the value).  data keeps what
+ * was read before the error; the caller discards it. */
+int sl_config_read_keys(const sl_config_key *rows, size_t n, void *data, sl_ydoc *doc,
+                        const char *section, const sl_ynode *node, sl_err *err);
+
 /* Registers s for every configuration this process loads from now on.
  * Registering the same s again does nothing; a name already registered by
  * another section aborts (two owners of one key is a programming error).
