@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "envelope.h"
 #include "mem.h"
 #include "secretenv.h"
 #include "yamldoc.h"
@@ -44,12 +43,6 @@
 /* The core's sections and their keys (sl_config_read_keys reads each). */
 static int read_level(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
                       const sl_ynode *node, sl_err *err);
-static int read_queue_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                           const sl_ynode *node, sl_err *err);
-static int read_kind_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                          const sl_ynode *node, sl_err *err);
-static int read_file_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                          const sl_ynode *node, sl_err *err);
 
 static const sl_config_key redis_keys[] = {
     SL_CONFIG_KEY("url", SL_CONFIG_STRING, sl_config, redis_url, 0, 0),
@@ -59,35 +52,6 @@ static const sl_config_key database_keys[] = {
 };
 static const sl_config_key log_keys[] = {
     SL_CONFIG_KEY_FN("level", sl_config, log_level, read_level),
-};
-static const sl_config_key worker_keys[] = {
-    SL_CONFIG_KEY("processes", SL_CONFIG_INT, sl_config, worker.processes, 1, 1024),
-    SL_CONFIG_KEY_LIST("queues", sl_config, worker.queues, worker.nqueues, read_queue_list),
-    SL_CONFIG_KEY("batch", SL_CONFIG_INT, sl_config, worker.batch, 1, 1000),
-    SL_CONFIG_KEY("block", SL_CONFIG_DURATION, sl_config, worker.block_ms, 1, 60000),
-    SL_CONFIG_KEY("shutdown_timeout", SL_CONFIG_DURATION, sl_config, worker.shutdown_timeout_ms, 0, 86400000),
-    SL_CONFIG_KEY("visibility_timeout", SL_CONFIG_DURATION, sl_config, worker.visibility_timeout_ms,
-                  1000, 86400000),
-    SL_CONFIG_KEY("max_deliveries", SL_CONFIG_INT, sl_config, worker.max_deliveries, 1, 1000),
-    SL_CONFIG_KEY("job_timeout", SL_CONFIG_DURATION, sl_config, worker.job_timeout_ms, 1, 7 * 86400000LL),
-    SL_CONFIG_KEY("max_job_timeout", SL_CONFIG_DURATION, sl_config, worker.max_job_timeout_ms,
-                  1, 7 * 86400000LL),
-    SL_CONFIG_KEY("timeout_grace", SL_CONFIG_DURATION, sl_config, worker.timeout_grace_ms, 0, 3600000),
-    SL_CONFIG_KEY("max_attempts", SL_CONFIG_INT, sl_config, worker.max_attempts, 1, 1000),
-    SL_CONFIG_KEY("retry_initial", SL_CONFIG_DURATION, sl_config, worker.retry_initial_ms, 1, 86400000),
-    SL_CONFIG_KEY("retry_max", SL_CONFIG_DURATION, sl_config, worker.retry_max_ms, 1, 86400000),
-    SL_CONFIG_KEY("max_payload", SL_CONFIG_INT, sl_config, worker.max_payload, 1024, 536870912),
-    SL_CONFIG_KEY_LIST("protected_kinds", sl_config, worker.protected_kinds, worker.nprotected_kinds,
-                       read_kind_list),
-    SL_CONFIG_KEY_LIST("scheduler_public_keys", sl_config, worker.scheduler_public_keys,
-                       worker.nscheduler_public_keys, read_file_list),
-};
-static const sl_config_key retention_keys[] = {
-    SL_CONFIG_KEY("succeeded", SL_CONFIG_DURATION64, sl_config, retention.succeeded_ms, 0, 3650 * 86400000LL),
-    SL_CONFIG_KEY("failed", SL_CONFIG_DURATION64, sl_config, retention.failed_ms, 0, 3650 * 86400000LL),
-    SL_CONFIG_KEY("runs", SL_CONFIG_DURATION64, sl_config, retention.runs_ms, 0, 3650 * 86400000LL),
-    SL_CONFIG_KEY("audit", SL_CONFIG_DURATION64, sl_config, retention.audit_ms, 0, 36500 * 86400000LL),
-    SL_CONFIG_KEY("batch", SL_CONFIG_INT, sl_config, retention.batch, 1, 100000),
 };
 static const sl_config_key metrics_keys[] = {
     SL_CONFIG_KEY("enabled", SL_CONFIG_BOOL, sl_config, metrics.enabled, 0, 0),
@@ -105,8 +69,6 @@ static const struct core_section {
     { "redis", ROWS(redis_keys) },
     { "database", ROWS(database_keys) },
     { "log", ROWS(log_keys) },
-    { "worker", ROWS(worker_keys) },
-    { "retention", ROWS(retention_keys) },
     { "metrics", ROWS(metrics_keys) },
 };
 #define NCORE (sizeof core_sections / sizeof core_sections[0])
@@ -164,13 +126,6 @@ void *sl_config_part(const sl_config *cfg, const sl_config_section *s)
     abort();
 }
 
-static void free_queues(char **queues, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(queues[i]);
-    free(queues);
-}
-
 /* Built-in defaults, no file, no environment. */
 static sl_config *config_new(void)
 {
@@ -178,27 +133,6 @@ static sl_config *config_new(void)
     cfg->redis_url = sl_xstrdup("redis://127.0.0.1:6379/0");
     cfg->database_url = sl_xstrdup("postgresql://127.0.0.1:5432/sluice");
     cfg->log_level = SL_LOG_INFO;
-    cfg->worker.processes = 2;
-    cfg->worker.queues = sl_xcalloc(1, sizeof *cfg->worker.queues);
-    cfg->worker.queues[0] = sl_xstrdup("default");
-    cfg->worker.nqueues = 1;
-    cfg->worker.batch = 1000;
-    cfg->worker.block_ms = 1000;
-    cfg->worker.shutdown_timeout_ms = 30000;
-    cfg->worker.visibility_timeout_ms = 30000;
-    cfg->worker.max_deliveries = 5;
-    cfg->worker.job_timeout_ms = 30 * 60000;
-    cfg->worker.max_job_timeout_ms = 86400000;
-    cfg->worker.timeout_grace_ms = 5000;
-    cfg->worker.max_attempts = 1;
-    cfg->worker.retry_initial_ms = 1000;
-    cfg->worker.retry_max_ms = 5 * 60000;
-    cfg->worker.max_payload = 1048576;
-    cfg->retention.succeeded_ms = 7 * 86400000LL;
-    cfg->retention.failed_ms = 30 * 86400000LL;
-    cfg->retention.runs_ms = 90 * 86400000LL;
-    cfg->retention.audit_ms = 400 * 86400000LL;
-    cfg->retention.batch = 1000;
     cfg->parts = sl_xcalloc(nregistry ? nregistry : 1, sizeof *cfg->parts);
     for (size_t i = 0; i < nregistry; i++) {
         cfg->parts[i].section = registry[i];
@@ -217,89 +151,11 @@ static const char *section_names(sl_buf *b)
 {
     for (size_t i = 0; i < NCORE; i++)
         sl_buf_printf(b, "%s%s", i ? ", " : "", core_sections[i].name);
-    sl_buf_puts(b, ", queues");
     for (size_t i = 0; i < nregistry; i++) {
         for (const char *const *n = registry[i]->names; *n; n++)
             sl_buf_printf(b, ", %s", *n);
     }
     return sl_buf_str(b);
-}
-
-static int read_queues(sl_ydoc *doc, const sl_ynode *node, const char *what, char ***out,
-                       size_t *nout, sl_err *err)
-{
-    sl_yseq seq;
-    char **queues = NULL;
-    size_t n = 0;
-    if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
-        return -1;
-    if (seq.n == 0)
-        return sl_ydoc_errorf(doc, node, err, "'%s' must list at least one queue", what);
-    queues = sl_xcalloc(seq.n, sizeof *queues);
-    for (n = 0; n < seq.n; n++) {
-        char item[96];
-        const char *q;
-        snprintf(item, sizeof item, "%s[%zu]", what, n);
-        if (sl_ydoc_str(doc, seq.items[n], item, &q, err) < 0)
-            goto fail;
-        if (!sl_envelope_queue_valid(q)) {
-            sl_ydoc_errorf(doc, seq.items[n], err, "'%s' is not a valid queue name: '%.80s' "
-                           "(use 1-%d of A-Z a-z 0-9 _ . -)", item, q, SL_NAME_MAX);
-            goto fail;
-        }
-        for (size_t j = 0; j < n; j++) {
-            if (strcmp(queues[j], q) == 0) {
-                sl_ydoc_errorf(doc, seq.items[n], err, "'%s': queue '%s' is listed twice", item, q);
-                goto fail;
-            }
-        }
-        queues[n] = sl_xstrdup(q);
-    }
-    *out = queues;
-    *nout = n;
-    return 0;
-
-fail:
-    free_queues(queues, n);
-    return -1;
-}
-
-/* A list of distinct strings: kind names (kinds) or file paths. */
-static int read_names(sl_ydoc *doc, const sl_ynode *node, const char *what, bool kinds, char ***out,
-                      size_t *nout, sl_err *err)
-{
-    sl_yseq seq;
-    char **names = NULL;
-    size_t n = 0;
-    if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
-        return -1;
-    names = sl_xcalloc(seq.n ? seq.n : 1, sizeof *names);
-    for (n = 0; n < seq.n; n++) {
-        char item[96];
-        const char *s;
-        snprintf(item, sizeof item, "%s[%zu]", what, n);
-        if (sl_ydoc_str(doc, seq.items[n], item, &s, err) < 0)
-            goto fail;
-        if (kinds ? !sl_envelope_kind_valid(s) : *s == '\0') {
-            sl_ydoc_errorf(doc, seq.items[n], err, kinds ? "'%s' is not a valid kind name: '%.80s'"
-                           : "'%s' must not be empty%.0s", item, s);
-            goto fail;
-        }
-        for (size_t j = 0; j < n; j++) {
-            if (strcmp(names[j], s) == 0) {
-                sl_ydoc_errorf(doc, seq.items[n], err, "'%s': '%.80s' is listed twice", item, s);
-                goto fail;
-            }
-        }
-        names[n] = sl_xstrdup(s);
-    }
-    *out = names;
-    *nout = n;
-    return 0;
-
-fail:
-    free_queues(names, n);
-    return -1;
 }
 
 static int read_level(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
@@ -316,49 +172,6 @@ static int read_level(void *data, const sl_config_key *row, sl_ydoc *doc, const 
         }
     }
     return sl_ydoc_errorf(doc, node, err, "'%s' must be debug, info, warn or error, got '%.40s'", what, s);
-}
-
-/* Replaces the list at row (and its count) with names[0..n). */
-static void set_list(void *data, const sl_config_key *row, char **names, size_t n)
-{
-    char ***list = SL_CONFIG_FIELD(data, row, char **);
-    size_t *count = (size_t *)(void *)((char *)data + row->count_off);
-    free_queues(*list, *count);
-    *list = names;
-    *count = n;
-}
-
-static int read_queue_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                           const sl_ynode *node, sl_err *err)
-{
-    char **names = NULL;
-    size_t n = 0;
-    if (read_queues(doc, node, what, &names, &n, err) < 0)
-        return -1;
-    set_list(data, row, names, n);
-    return 0;
-}
-
-static int read_kind_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                          const sl_ynode *node, sl_err *err)
-{
-    char **names = NULL;
-    size_t n = 0;
-    if (read_names(doc, node, what, true, &names, &n, err) < 0)
-        return -1;
-    set_list(data, row, names, n);
-    return 0;
-}
-
-static int read_file_list(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                          const sl_ynode *node, sl_err *err)
-{
-    char **names = NULL;
-    size_t n = 0;
-    if (read_names(doc, node, what, false, &names, &n, err) < 0)
-        return -1;
-    set_list(data, row, names, n);
-    return 0;
 }
 
 /* Reads node as the value of row into data. */
@@ -427,94 +240,6 @@ int sl_config_read_keys(const sl_config_key *rows, size_t n, void *data, sl_ydoc
     return 0;
 }
 
-/* queues: { NAME: { timeout: DURATION, rate: N/s, concurrency: N } }:
- * settings of single queues. */
-struct sl_queue_settings {
-    char *name;
-    int64_t timeout_ms;   /* 0: worker.job_timeout */
-    sl_queue_limits limits;
-};
-
-static int read_rate(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                     const sl_ynode *node, sl_err *err)
-{
-    const char *text;
-    sl_err why;
-    if (sl_ydoc_str(doc, node, what, &text, err) < 0)
-        return -1;
-    if (sl_rate_parse(text, SL_CONFIG_FIELD(data, row, sl_rate), &why) < 0)
-        return sl_ydoc_errorf(doc, node, err, "'%s': %s", what, why.msg);
-    return 0;
-}
-
-static const sl_config_key queue_keys[] = {
-    SL_CONFIG_KEY("timeout", SL_CONFIG_DURATION64, struct sl_queue_settings, timeout_ms, 1, 7 * 86400000LL),
-    SL_CONFIG_KEY_FN("rate", struct sl_queue_settings, limits.rate, read_rate),
-    SL_CONFIG_KEY("concurrency", SL_CONFIG_INT, struct sl_queue_settings, limits.concurrency, 1, 1000000),
-};
-
-static int read_queue_settings(sl_config *cfg, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
-{
-    sl_ymap queues;
-    if (sl_ydoc_map(doc, node, "queues", &queues, err) < 0)
-        return -1;
-    for (size_t i = 0; i < queues.n; i++) {
-        const char *name = queues.pairs[i].name;
-        if (!sl_envelope_queue_valid(name))
-            return sl_ydoc_errorf(doc, queues.pairs[i].key, err, "'queues': invalid queue name '%.60s' "
-                                  "(1 to 64 of A-Z a-z 0-9 _ . -)", name);
-        char what[SL_NAME_MAX + 16];
-        snprintf(what, sizeof what, "queues.%s", name);
-        cfg->queue_settings.items = sl_xrealloc(cfg->queue_settings.items,
-                                                (cfg->queue_settings.n + 1) * sizeof *cfg->queue_settings.items);
-        struct sl_queue_settings *q = &cfg->queue_settings.items[cfg->queue_settings.n++];
-        memset(q, 0, sizeof *q);
-        q->name = sl_xstrdup(name);
-        if (sl_config_read_keys(ROWS(queue_keys), q, doc, what, queues.pairs[i].value, err) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-const sl_queue_limits *sl_config_queue_limits(const sl_config *cfg, const char *queue)
-{
-    for (size_t i = 0; queue && i < cfg->queue_settings.n; i++) {
-        const sl_queue_limits *l = &cfg->queue_settings.items[i].limits;
-        if (strcmp(cfg->queue_settings.items[i].name, queue) == 0 && (l->rate.count > 0 || l->concurrency > 0))
-            return l;
-    }
-    return NULL;
-}
-
-int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms)
-{
-    /* A producer's value is capped: anything added to it stays far from
-     * INT64_MAX, and no envelope can pin a worker past every deadline. */
-    if (timeout_ms > 0)
-        return timeout_ms < cfg->worker.max_job_timeout_ms ? timeout_ms : cfg->worker.max_job_timeout_ms;
-    for (size_t i = 0; queue && i < cfg->queue_settings.n; i++) {
-        if (strcmp(cfg->queue_settings.items[i].name, queue) == 0 && cfg->queue_settings.items[i].timeout_ms > 0)
-            return cfg->queue_settings.items[i].timeout_ms;
-    }
-    return cfg->worker.job_timeout_ms;
-}
-
-/* The audit trail outlives the runs whose gates it records: retention.audit
- * is 0 (forever), or at least an hour and at least retention.runs (with
- * runs kept forever, the audit trail is too: scheduler/retention.h). */
-static int check_audit_retention(const sl_config *cfg, const char *path, sl_err *err)
-{
-    int64_t audit = cfg->retention.audit_ms, runs = cfg->retention.runs_ms;
-    if (audit == 0)
-        return 0;
-    if (audit < 3600000)
-        return sl_err_set(err, SL_EINVAL, "%s: retention.audit must be 0 (kept forever) or at least 1h", path);
-    if (runs > 0 && audit < runs)
-        return sl_err_set(err, SL_EINVAL, "%s: retention.audit must be at least retention.runs: "
-                          "a run that is kept keeps the audit rows of its gates", path);
-    return 0;
-}
-
 /* Hands section name to the reader of the part registered for it (a
  * section without a reader belongs to another program: skipped). */
 static int read_part(sl_config *cfg, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
@@ -549,11 +274,6 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
     if (sl_ydoc_map(doc, root, NULL, &top, err) < 0)
         goto cleanup;
     for (size_t i = 0; i < top.n; i++) {
-        if (strcmp(top.pairs[i].name, "queues") == 0) {
-            if (read_queue_settings(cfg, doc, top.pairs[i].value, err) < 0)
-                goto cleanup;
-            continue;
-        }
         if (registered(top.pairs[i].name) != NULL) {
             if (read_part(cfg, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
                 goto cleanup;
@@ -572,8 +292,6 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
         if (sl_config_read_keys(core->keys, core->nkeys, cfg, doc, core->name, top.pairs[i].value, err) < 0)
             goto cleanup;
     }
-    if (check_audit_retention(cfg, path, err) < 0)
-        goto cleanup;
     rc = 0;
 
 cleanup:
@@ -696,12 +414,6 @@ void sl_config_free(sl_config *cfg)
     free(cfg->path);
     free(cfg->redis_url);
     free(cfg->database_url);
-    free_queues(cfg->worker.queues, cfg->worker.nqueues);
-    free_queues(cfg->worker.protected_kinds, cfg->worker.nprotected_kinds);
-    free_queues(cfg->worker.scheduler_public_keys, cfg->worker.nscheduler_public_keys);
-    for (size_t i = 0; i < cfg->queue_settings.n; i++)
-        free(cfg->queue_settings.items[i].name);
-    free(cfg->queue_settings.items);
     for (size_t i = 0; i < cfg->nparts; i++) {
         if (cfg->parts[i].data != NULL)
             cfg->parts[i].section->destroy(cfg->parts[i].data);

@@ -43,7 +43,6 @@
 
 #include "err.h"
 #include "log.h"
-#include "rate.h"
 #include "yamldoc.h"
 
 struct sl_config_part;   /* one registered section's data (config.c) */
@@ -53,45 +52,6 @@ typedef struct sl_config {
     char *redis_url;      /* redis.url        default redis://127.0.0.1:6379/0 */
     char *database_url;   /* database.url     default postgresql://127.0.0.1:5432/sluice */
     sl_log_level log_level; /* log.level      default info */
-    struct {
-        int processes;        /* worker.processes  default 2, 1..1024 */
-        char **queues;        /* worker.queues     default ["default"] */
-        size_t nqueues;
-        int batch;            /* worker.batch      default 16, 1..1000: entries per XREADGROUP */
-        int block_ms;         /* worker.block      duration, default 1s: XREADGROUP BLOCK */
-        int shutdown_timeout_ms; /* worker.shutdown_timeout duration, default 30s */
-        int visibility_timeout_ms; /* worker.visibility_timeout, default 30s: an entry pending
-                                      this long with no live owner is reclaimed */
-        int max_deliveries;   /* worker.max_deliveries, default 5: more deliveries than this
-                                 without a result = poison pill, dead-lettered */
-        int job_timeout_ms;   /* worker.job_timeout, default 30m: for jobs without timeout_ms */
-        int max_job_timeout_ms; /* worker.max_job_timeout, default 24h, 1ms..7d: cap of an
-                                   envelope's timeout_ms */
-        int timeout_grace_ms; /* worker.timeout_grace, default 5s: added before the kill */
-        int max_attempts;     /* worker.max_attempts, default 1: for jobs without max_attempts */
-        int retry_initial_ms; /* worker.retry_initial, default 1s: first retry delay */
-        int retry_max_ms;     /* worker.retry_max, default 5m: cap of the doubling delay */
-        int max_payload;      /* worker.max_payload bytes, default 1048576: larger entries
-                                 are dead-lettered undecoded */
-        char **protected_kinds; /* worker.protected_kinds, default none: kinds whose jobs run
-                                   only with the scheduler's signature (worker/protect.h) */
-        size_t nprotected_kinds;
-        char **scheduler_public_keys; /* worker.scheduler_public_keys: PEM files of the
-                                         scheduler's Ed25519 public keys, default none */
-        size_t nscheduler_public_keys;
-    } worker;
-    struct {
-        struct sl_queue_settings *items; /* queues.NAME: settings of one queue */
-        size_t n;
-    } queue_settings;
-    struct {
-        int64_t succeeded_ms; /* retention.succeeded, default 7d: succeeded job results kept; 0 forever */
-        int64_t failed_ms;    /* retention.failed, default 30d: failed, dead, cancelled results */
-        int64_t runs_ms;      /* retention.runs, default 90d: finished runs, their steps and gates */
-        int64_t audit_ms;     /* retention.audit, default 400d: audit rows (0 forever; else at
-                                 least 1h and at least runs), removed behind a signed checkpoint */
-        int batch;            /* retention.batch, default 1000: rows removed per statement */
-    } retention;              /* applied by the scheduler's leader (scheduler/retention.h) */
     struct sl_config_part *parts; /* the registered sections' data, in registration order (owned) */
     size_t nparts;
     struct {
@@ -197,21 +157,5 @@ void sl_config_default_path(char *buf, size_t n);
 sl_config *sl_config_defaults(void);
 
 void sl_config_free(sl_config *cfg);
-
-/* The time limit of a job of queue whose envelope says timeout_ms (0:
- * none): the envelope's, capped at worker.max_job_timeout, else the
- * queue's `queues.NAME.timeout`, else worker.job_timeout.  Always between
- * 1 ms and 7 days. */
-int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms);
-
-/* Fleet-wide limits of a queue (queues.NAME.rate, queues.NAME.concurrency;
- * lib/ratelimit.h). */
-typedef struct sl_queue_limits {
-    sl_rate rate;         /* count 0: no rate limit */
-    int concurrency;      /* 0: no cap; else at most this many of its jobs run at once */
-} sl_queue_limits;
-
-/* The limits of queue, or NULL when it has none. */
-const sl_queue_limits *sl_config_queue_limits(const sl_config *cfg, const char *queue);
 
 #endif

@@ -1,4 +1,4 @@
-/* config_sched.c: see config_sched.h.  The two sections reach this module
+/* config_sched.c: see config_sched.h.  The three sections reach this module
  * through the core loader's registry (sl_sched_config_register): lib/config.c
  * does not know them. */
 #include "config_sched.h"
@@ -18,6 +18,11 @@ void sl_sched_config_init(sl_sched_config *c)
     c->pipelines = sl_xstrdup("pipelines");
     c->reconcile_ms = 5000;
     c->standby_poll_ms = 1000;
+    c->retention.succeeded_ms = 7 * 86400000LL;
+    c->retention.failed_ms = 30 * 86400000LL;
+    c->retention.runs_ms = 90 * 86400000LL;
+    c->retention.audit_ms = 400 * 86400000LL;
+    c->retention.batch = 1000;
 }
 
 static void free_group(sl_group *g)
@@ -39,7 +44,7 @@ void sl_sched_config_clear(sl_sched_config *c)
     memset(c, 0, sizeof *c);
 }
 
-static const char *const section_names[] = { "scheduler", "groups", NULL };
+static const char *const section_names[] = { "scheduler", "groups", "retention", NULL };
 
 bool sl_sched_config_section(const char *name)
 {
@@ -97,12 +102,42 @@ static int read_groups(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node, s
     return 0;
 }
 
+static const sl_config_key retention_keys[] = {
+    SL_CONFIG_KEY("succeeded", SL_CONFIG_DURATION64, sl_sched_config, retention.succeeded_ms,
+                  0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("failed", SL_CONFIG_DURATION64, sl_sched_config, retention.failed_ms, 0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("runs", SL_CONFIG_DURATION64, sl_sched_config, retention.runs_ms, 0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("audit", SL_CONFIG_DURATION64, sl_sched_config, retention.audit_ms, 0, 36500 * 86400000LL),
+    SL_CONFIG_KEY("batch", SL_CONFIG_INT, sl_sched_config, retention.batch, 1, 100000),
+};
+
+/* The audit trail outlives the runs whose gates it records: retention.audit
+ * is 0 (forever), or at least an hour and at least retention.runs (with
+ * runs kept forever, the audit trail is too: scheduler/retention.h). */
+static int read_retention(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
+{
+    if (sl_config_read_keys(retention_keys, sizeof retention_keys / sizeof retention_keys[0], c, doc,
+                            "retention", node, err) < 0)
+        return -1;
+    int64_t audit = c->retention.audit_ms, runs = c->retention.runs_ms;
+    if (audit == 0)
+        return 0;
+    if (audit < 3600000)
+        return sl_ydoc_errorf(doc, node, err, "retention.audit must be 0 (kept forever) or at least 1h");
+    if (runs > 0 && audit < runs)
+        return sl_ydoc_errorf(doc, node, err, "retention.audit must be at least retention.runs: "
+                              "a run that is kept keeps the audit rows of its gates");
+    return 0;
+}
+
 int sl_sched_config_read(sl_sched_config *c, sl_ydoc *doc, const char *name, const sl_ynode *node,
                          sl_err *err)
 {
     if (strcmp(name, "scheduler") == 0)
         return sl_config_read_keys(scheduler_keys, sizeof scheduler_keys / sizeof scheduler_keys[0], c, doc,
                                    "scheduler", node, err);
+    if (strcmp(name, "retention") == 0)
+        return read_retention(c, doc, node, err);
     return read_groups(c, doc, node, err);
 }
 

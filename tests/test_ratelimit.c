@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include "config.h"
+#include "config_worker.h"
 #include "mem.h"
 
 #include "clock.h"
@@ -21,6 +22,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+TH_REGISTER_CONFIG_SECTIONS
 
 TestSuite(ratelimit, .timeout = 60);
 
@@ -399,12 +402,12 @@ Test(ratelimit, queue_limits_are_configured_strictly)
     char *path = th_write_temp("sluice.yaml", "queues:\n  q:\n    rate: 500/m\n    concurrency: 3\n");
     sl_config *cfg = sl_config_load(path, &err);
     cr_assert_not_null(cfg, "%s", err.msg);
-    const sl_queue_limits *l = sl_config_queue_limits(cfg, "q");
+    const sl_queue_limits *l = sl_worker_queue_limits(sl_worker_config_of(cfg), "q");
     cr_assert_not_null(l);
     cr_expect_eq(l->rate.count, 500);
     cr_expect_eq(l->rate.period_ms, 60000);
     cr_expect_eq(l->concurrency, 3);
-    cr_expect_null(sl_config_queue_limits(cfg, "other"));
+    cr_expect_null(sl_worker_queue_limits(sl_worker_config_of(cfg), "other"));
     sl_config_free(cfg);
     free(path);
 }

@@ -3,6 +3,7 @@
 #include "config_api.h"
 #include "config_jobs.h"
 #include "config_sched.h"
+#include "config_worker.h"
 #include "mem.h"
 
 #include <criterion/criterion.h>
@@ -354,6 +355,7 @@ char *th_write_temp(const char *name, const char *text)
 
 void th_register_config_sections(void)
 {
+    sl_worker_config_register();
     sl_config_jobs_register();
     sl_sched_config_register();
     sl_api_config_register();

@@ -96,8 +96,8 @@ char *th_read_file(const char *path);
  * path (caller frees). */
 char *th_write_temp(const char *name, const char *text);
 
-/* Registers every component's configuration sections (jobs, scheduler,
- * api) with the core loader, as `sluice` does, so that a test can load any
+/* Registers every component's configuration sections (worker, jobs,
+ * scheduler, api) with the core loader, as `sluice` does, so that a test can load any
  * sluice.yaml in-process.  Idempotent; call before sl_config_load. */
 void th_register_config_sections(void);
 
