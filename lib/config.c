@@ -1,28 +1,18 @@
 /* config.c: see config.h.
  *
- * The file is two levels deep, sections of keys (`worker: {batch: 16}`), and
- * every key is one row of the keys[] table below: its section, its name, how
- * its value is read and checked, and where it lands in sl_config.  The
- * loader walks the document and looks each key up in the table, so a key
- * not in the table is an error at its own position, with the valid names in
- * the message.  Reading goes into a config that starts from the defaults and
- * is only returned once the whole file has been read: on the first error it
- * is freed, so a caller never sees a half-loaded configuration.
+ * The file is two levels deep, sections of keys (`log: {level: info}`).  The
+ * loader walks the top level: a core section is read by
+ * sl_config_read_keys from its table below (rows pointing into sl_config),
+ * a registered one is handed to its owner's reader, and any other name is
+ * an error at its own position listing the valid ones.  sl_config_read_keys
+ * looks every key of a mapping up in its table the same way, so an unknown
+ * key is an error at the key, with the valid names in the message.
  *
- * To add a key:
- *   1. add the field to sl_config in config.h, with its default in
- *      config_new() below;
- *   2. add a row to keys[] (a new section needs nothing more than rows that
- *      name it; a new kind of value needs a case in read_value());
- *   3. document it in etc/sluice.yaml and docs/configuration.md, and test it
- *      in tests/test_config.c.
- *
- * The sections of other components (the job kinds', the scheduler's, the
- * API's) are not in keys[]: their owners register them (sl_config_register)
- * and read_file hands each to the reader registered for its name.  A
- * config holds one part per registered section, created with its defaults
- * when the config is, so a part exists even when the file does not name it.
- */
+ * Reading goes into a config that starts from the defaults and is only
+ * returned once the whole file has been read: on the first error it is
+ * freed, so a caller never sees a half-loaded configuration.  A config
+ * holds one part per registered section, created with its defaults when
+ * the config is, so a part exists even when the file does not name it. */
 #include "config.h"
 
 #include <limits.h>
@@ -40,7 +30,8 @@
 #include "yamldoc.h"
 
 
-/* The core's sections and their keys (sl_config_read_keys reads each). */
+/* The core's sections and their keys (sl_config_read_keys reads each).  The
+ * top-level names of the other sections are registered by their owners. */
 static int read_level(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
                       const sl_ynode *node, sl_err *err);
 

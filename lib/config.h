@@ -22,18 +22,32 @@
  * nothing is loaded.  Programs report it and exit non-zero before doing
  * anything else.  docs/configuration.md lists every key.
  *
- * Sections: this module reads the core's own sections (redis, database,
- * log, worker, queues, retention, metrics).  Every other top-level section
- * belongs to the component that uses it, which describes it with an
- * sl_config_section (its names, defaults, reader, environment overrides)
- * and registers it with sl_config_register before the configuration is
- * loaded: the job kinds (jobs/config_jobs.h), the scheduler
- * (scheduler/config_sched.h), the API's address and server
- * (lib/config_api.h).  A program's main registers what it links; a section
- * it does not read but that another program of the same installation
- * reads from the same file is registered without a reader, so it is
- * accepted and skipped while a misspelt section is still an error.  The
- * core knows no component: only the sections registered with it. */
+ * Sections: this module reads the core's own sections: redis, database,
+ * log and metrics.  metrics stays here because two programs that may not
+ * include each other read it: sluice-worker (metrics.enabled: it writes
+ * the counters of lib/metrics.h) and `sluice serve` (listen,
+ * request_timeout: it exports them).
+ * Every other top-level section belongs to the component that uses it,
+ * which describes it with an sl_config_section (its names, defaults,
+ * reader, environment overrides) and registers it with sl_config_register
+ * before the configuration is loaded: the worker pool's worker and queues
+ * (worker/config_worker.h), the job kinds' (jobs/config_jobs.h), the
+ * scheduler's scheduler, groups and retention (scheduler/config_sched.h),
+ * the API's address and server (lib/config_api.h).  A program's main
+ * registers what it links; a section it does not read but that another
+ * program of the same installation reads from the same file is registered
+ * without a reader, so it is accepted and skipped while a misspelt section
+ * is still an error.  The core knows no component: only the sections
+ * registered with it.
+ *
+ * Keys: a section's flat mappings are tables of sl_config_key rows (name,
+ * type and range, offset of the field in the section's own struct) read by
+ * sl_config_read_keys, the one reader every section uses, so that unknown
+ * keys, types and ranges give the same messages everywhere.  To add a key:
+ * add the field to its section's struct with its default, add a row to the
+ * section's table (a value no type describes gets a reader function: a
+ * CUSTOM row), document it in etc/sluice.yaml and docs/configuration.md,
+ * and test it in the section's tests/test_config*.c. */
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
 
