@@ -102,44 +102,52 @@ static const sl_config_key oidc_keys[] = {
 
 #define ROWS(t) t, sizeof t / sizeof t[0]
 
-/* The sub-sections, each checked as a whole once read. */
-static int read_jwt(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                    const sl_ynode *node, sl_err *err)
+/* What a sub-section needs as a whole, checked once it has been read. */
+static int check_jwt(const sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
 {
-    sl_api_config *c = data;
-    (void)row;
-    if (sl_config_read_keys(ROWS(jwt_keys), c, doc, what, node, err) < 0)
-        return -1;
     if (c->jwt.issuer == NULL || c->jwt.audience == NULL || c->jwt.keys == NULL)
         return sl_ydoc_errorf(doc, node, err, "'api.jwt' needs issuer, audience and keys");
     return 0;
 }
 
-static int read_web(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                    const sl_ynode *node, sl_err *err)
+static int check_web(const sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
 {
-    sl_api_config *c = data;
-    (void)row;
-    if (sl_config_read_keys(ROWS(web_keys), c, doc, what, node, err) < 0)
-        return -1;
     if (c->web.proxy_header != NULL && c->web.proxy_addresses == NULL)
         return sl_ydoc_errorf(doc, node, err, "'api.web.proxy_header' needs proxy_addresses "
                               "(the proxies trusted to set it)");
     return 0;
 }
 
-static int read_oidc(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
-                     const sl_ynode *node, sl_err *err)
+static int check_oidc(const sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
 {
-    sl_api_config *c = data;
-    (void)row;
-    if (sl_config_read_keys(ROWS(oidc_keys), c, doc, what, node, err) < 0)
-        return -1;
     if (c->oidc.issuer == NULL || c->oidc.client_id == NULL || c->oidc.redirect_url == NULL)
         return sl_ydoc_errorf(doc, node, err, "'api.oidc' needs issuer, client_id and redirect_url");
     if (c->oidc.client_secret != NULL && c->oidc.client_secret_file != NULL)
         return sl_ydoc_errorf(doc, node, err, "'api.oidc': client_secret or client_secret_file, not both");
     return 0;
+}
+
+static const struct sub {
+    const char *name;
+    const sl_config_key *keys;
+    size_t nkeys;
+    int (*check)(const sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err);
+} subs[] = {
+    { "jwt", ROWS(jwt_keys), check_jwt },
+    { "web", ROWS(web_keys), check_web },
+    { "oidc", ROWS(oidc_keys), check_oidc },
+};
+
+/* api.jwt, api.web, api.oidc: a table of their own, then their check. */
+static int read_sub(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                    const sl_ynode *node, sl_err *err)
+{
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (strcmp(subs[i].name, row->name) == 0)
+            return sl_config_read_keys(subs[i].keys, subs[i].nkeys, data, doc, what, node, err) < 0 ? -1
+                   : subs[i].check(data, doc, node, err);
+    }
+    return sl_err_set(err, SL_ECONFIG, "config: '%s' has no reader", what);
 }
 
 static const sl_config_key api_keys[] = {
@@ -161,9 +169,9 @@ static const sl_config_key api_keys[] = {
     SL_CONFIG_KEY("auth_failures", SL_CONFIG_INT, sl_api_config, auth_failures, 1, 1000000),
     SL_CONFIG_KEY("auth_lockout", SL_CONFIG_DURATION, sl_api_config, auth_lockout_ms, 1000, 86400000),
     SL_CONFIG_KEY("backend_timeout", SL_CONFIG_DURATION, sl_api_config, backend_timeout_ms, 100, 60000),
-    SL_CONFIG_KEY_FN("jwt", sl_api_config, jwt, read_jwt),
-    SL_CONFIG_KEY_FN("web", sl_api_config, web, read_web),
-    SL_CONFIG_KEY_FN("oidc", sl_api_config, oidc, read_oidc),
+    SL_CONFIG_KEY_FN("jwt", sl_api_config, jwt, read_sub),
+    SL_CONFIG_KEY_FN("web", sl_api_config, web, read_sub),
+    SL_CONFIG_KEY_FN("oidc", sl_api_config, oidc, read_sub),
 };
 
 int sl_api_config_read(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)

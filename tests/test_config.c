@@ -626,3 +626,109 @@ Test(config, two_owners_of_one_section_abort, .signal = SIGABRT)
     static const sl_config_section thief = { .names = names };
     sl_config_register(&thief);
 }
+
+/* A section of rows: every type of sl_config_key, read by the one reader
+ * (sl_config_read_keys) that the core's and every component's sections use. */
+typedef struct rows_probe {
+    char *name;
+    int count;
+    int64_t big;
+    int wait_ms;
+    int64_t keep_ms;
+    bool on;
+    int parity;       /* a CUSTOM row: "even" or "odd" */
+    int inner;        /* x-rows.sub.inner: a table inside the table */
+} rows_probe;
+
+static int read_parity(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                       const sl_ynode *node, sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+        return -1;
+    if (strcmp(s, "even") != 0 && strcmp(s, "odd") != 0)
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be even or odd, got '%s'", what, s);
+    *SL_CONFIG_FIELD(data, row, int) = strcmp(s, "odd") == 0;
+    return 0;
+}
+
+static const sl_config_key rows_inner_keys[] = {
+    SL_CONFIG_KEY("inner", SL_CONFIG_INT, rows_probe, inner, 1, 9),
+};
+
+static int read_rows_sub(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                         const sl_ynode *node, sl_err *err)
+{
+    (void)row;
+    return sl_config_read_keys(rows_inner_keys, 1, data, doc, what, node, err);
+}
+
+static const sl_config_key rows_keys[] = {
+    SL_CONFIG_KEY("name", SL_CONFIG_STRING, rows_probe, name, 0, 0),
+    SL_CONFIG_KEY("count", SL_CONFIG_INT, rows_probe, count, 1, 10),
+    SL_CONFIG_KEY("big", SL_CONFIG_INT64, rows_probe, big, 0, INT64_C(1) << 40),
+    SL_CONFIG_KEY("wait", SL_CONFIG_DURATION, rows_probe, wait_ms, 1, 60000),
+    SL_CONFIG_KEY("keep", SL_CONFIG_DURATION64, rows_probe, keep_ms, 0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("on", SL_CONFIG_BOOL, rows_probe, on, 0, 0),
+    SL_CONFIG_KEY_FN("parity", rows_probe, parity, read_parity),
+    SL_CONFIG_KEY_FN("sub", rows_probe, inner, read_rows_sub),
+};
+
+static void *rows_create(void)
+{
+    rows_probe *p = calloc(1, sizeof *p);
+    cr_assert_not_null(p);
+    p->count = 3;
+    p->name = strdup("default");
+    cr_assert_not_null(p->name);
+    return p;
+}
+
+static void rows_destroy(void *data)
+{
+    free(((rows_probe *)data)->name);
+    free(data);
+}
+
+static int rows_read(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
+{
+    return sl_config_read_keys(rows_keys, sizeof rows_keys / sizeof rows_keys[0], data, doc, name, node, err);
+}
+
+static const char *const rows_names[] = { "x-rows", NULL };
+static const sl_config_section rows_section = {
+    .names = rows_names, .create = rows_create, .destroy = rows_destroy, .read = rows_read,
+};
+
+Test(config, a_table_of_rows_reads_every_type_into_its_own_struct)
+{
+    sl_config_register(&rows_section);
+    sl_config *cfg = load_ok("x-rows:\n  name: b\n  big: 1099511627776\n  wait: 1m\n"
+                             "  keep: 3650d\n  on: true\n  parity: odd\n  sub: {inner: 9}\n");
+    const rows_probe *p = sl_config_part(cfg, &rows_section);
+    cr_assert_str_eq(p->name, "b", "the value replaces (and frees) the default");
+    cr_assert_eq(p->count, 3, "a key not given keeps its default");
+    cr_assert_eq(p->big, INT64_C(1) << 40);
+    cr_assert_eq(p->wait_ms, 60000);
+    cr_assert_eq(p->keep_ms, 3650 * 86400000LL, "durations past 24 days fit an int64_t row");
+    cr_assert(p->on);
+    cr_assert_eq(p->parity, 1);
+    cr_assert_eq(p->inner, 9);
+    sl_config_free(cfg);
+}
+
+Test(config, a_table_of_rows_refuses_at_the_key_or_the_value)
+{
+    sl_config_register(&rows_section);
+    load_bad("x-rows:\n  count: 2\n  cuont: 3\n", 3, 3,
+             "unknown key 'cuont' in 'x-rows' (expected name, count, big, wait, keep, on, parity, sub)");
+    load_bad("x-rows:\n  count: 11\n", 2, 10, "'x-rows.count' must be between 1 and 10, got '11'");
+    load_bad("x-rows:\n  big: -1\n", 2, 8, "'x-rows.big' must be between 0 and");
+    load_bad("x-rows:\n  wait: 2m\n", 2, 9, "'x-rows.wait' must be between 1ms and 1m");
+    load_bad("x-rows:\n  on: 1\n", 2, 7, "'x-rows.on'");
+    load_bad("x-rows:\n  name: ''\n", 2, 9, "'x-rows.name' must not be empty");
+    load_bad("x-rows:\n  parity: three\n", 2, 11, "'x-rows.parity' must be even or odd, got 'three'");
+    load_bad("x-rows:\n  sub: {inner: 10}\n", 2, 16, "'x-rows.sub.inner' must be between 1 and 9");
+    load_bad("x-rows:\n  sub: {outer: 1}\n", 2, 9, "unknown key 'outer' in 'x-rows.sub' (expected inner)");
+    load_bad("x-rows: [1]\n", 1, 9, "'x-rows' must be a mapping");
+}
