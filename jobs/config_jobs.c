@@ -90,17 +90,9 @@ sl_jobs_config *sl_config_jobs_new(void)
     return jc;
 }
 
-/* The top-level sections read here (sl_config_jobs_read dispatches on them). */
+/* The top-level sections read here (registered below; sl_config_jobs_read
+ * dispatches on them). */
 static const char *const section_names[] = { "deploy", "import", "codegen", "provision", "notify", NULL };
-
-bool sl_config_jobs_section(const char *name)
-{
-    for (const char *const *n = section_names; *n; n++) {
-        if (strcmp(*n, name) == 0)
-            return true;
-    }
-    return false;
-}
 
 bool sl_config_list_has(char *const *list, size_t n, const char *s)
 {

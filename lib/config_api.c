@@ -66,8 +66,6 @@ void sl_api_config_clear(sl_api_config *c)
     memset(c, 0, sizeof *c);
 }
 
-bool sl_api_config_section(const char *name) { return strcmp(name, "api") == 0; }
-
 /* The keys of api and of its sub-sections, read by sl_config_read_keys. */
 static const sl_config_key jwt_keys[] = {
     SL_CONFIG_KEY("issuer", SL_CONFIG_STRING, sl_api_config, jwt.issuer, 0, 0),

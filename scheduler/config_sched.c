@@ -46,15 +46,6 @@ void sl_sched_config_clear(sl_sched_config *c)
 
 static const char *const section_names[] = { "scheduler", "groups", "retention", NULL };
 
-bool sl_sched_config_section(const char *name)
-{
-    for (const char *const *n = section_names; *n; n++) {
-        if (strcmp(*n, name) == 0)
-            return true;
-    }
-    return false;
-}
-
 /* scheduler.audit_key_file: empty means none (timeouts audited unsigned). */
 static int read_optional_file(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
                               const sl_ynode *node, sl_err *err)

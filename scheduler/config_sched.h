@@ -69,9 +69,6 @@ void sl_sched_config_init(sl_sched_config *c);
 /* Frees what c owns (c itself is not freed). */
 void sl_sched_config_clear(sl_sched_config *c);
 
-/* True if name is a top-level section this module reads. */
-bool sl_sched_config_section(const char *name);
-
 /* Reads top-level section `name` (node is its value) into c.  Returns -1
  * with err ("FILE:LINE:COL: …") on the first error. */
 int sl_sched_config_read(sl_sched_config *c, sl_ydoc *doc, const char *name, const sl_ynode *node,
