@@ -4,6 +4,7 @@
 #include "config_api.h"
 #include "config_jobs.h"
 #include "config_sched.h"
+#include "config_worker.h"
 #include "vis.h"
 
 #include <getopt.h>
@@ -86,6 +87,7 @@ sl_config *cli_load_config(const char *cmd, const char *path)
 {
     sl_err err;
     /* sluice links every component and checks all of sluice.yaml */
+    sl_worker_config_register();
     sl_config_jobs_register();
     sl_sched_config_register();
     sl_api_config_register();

@@ -1,6 +1,6 @@
 /* fuzz/config.c: the configuration loader (lib/config.c and the sections
- * registered with it: jobs/config_jobs.c, scheduler/config_sched.c,
- * lib/config_api.c) on any bytes, read from a memory
+ * registered with it: worker/config_worker.c, jobs/config_jobs.c,
+ * scheduler/config_sched.c, lib/config_api.c) on any bytes, read from a memory
  * file as sl_config_load reads /etc/sluice/sluice.yaml. */
 #include "fuzz.h"
 
@@ -8,6 +8,7 @@
 #include "config_api.h"
 #include "config_jobs.h"
 #include "config_sched.h"
+#include "config_worker.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -25,6 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
     sl_err err;
+    sl_worker_config_register();
     sl_config_jobs_register();
     sl_sched_config_register();
     sl_api_config_register();

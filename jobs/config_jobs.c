@@ -1,21 +1,26 @@
 /* config_jobs.c: see config_jobs.h.
  *
- * Each section is a mapping read by its own function; every mapping is
- * first checked against the list of keys it may hold (check_keys), so an
- * unknown key is an error at its own position naming the valid ones.  The
- * named collections (deploy.targets, import.tables, provision.endpoints) are
- * mappings from the name a job argument uses to a mapping of settings.
- * The sections reach this module through the core loader's registry
- * (sl_config_jobs_register): lib/config.c does not know them. */
+ * Every mapping is a table of rows read by the core's sl_config_read_keys
+ * (lib/config.h), so an unknown key is an error at its own position naming
+ * the valid ones, and a value is checked by its row: a type with a range,
+ * or one of the readers below (absolute paths, environment variable names,
+ * secret files, http(s) URLs, lists of checked names).  The named
+ * collections (deploy.targets, import.tables, provision.endpoints,
+ * notify.channels) are mappings from the name a job argument uses to a
+ * mapping of settings, each entry a table of its own (read_named).  What a
+ * row cannot say (a key that must be given, two keys that exclude each
+ * other) is checked once its mapping has been read.  The sections reach
+ * this module through the core loader's registry (sl_config_jobs_register):
+ * lib/config.c does not know them. */
 #include "config_jobs.h"
 
 #include <arpa/inet.h>
+#include <assert.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "buf.h"
 #include "mem.h"
 
 #define NAME_MAX_LEN 64
@@ -27,8 +32,9 @@ static void free_list(char **list, size_t n)
     free(list);
 }
 
-static void free_target(sl_deploy_target *t)
+static void free_target(void *entry)
 {
+    sl_deploy_target *t = entry;
     free(t->name);
     free_list(t->argv, t->argc);
     free(t->cwd);
@@ -38,24 +44,27 @@ static void free_target(sl_deploy_target *t)
     free(t->health_url);
 }
 
-static void free_table(sl_import_table *t)
+static void free_table(void *entry)
 {
+    sl_import_table *t = entry;
     free(t->name);
     free(t->schema);
     free(t->table);
     free_list(t->columns, t->ncolumns);
 }
 
-static void free_endpoint(sl_provision_endpoint *e)
+static void free_endpoint(void *entry)
 {
+    sl_provision_endpoint *e = entry;
     free(e->name);
     free(e->url);
     free(e->secret_env);
     free(e->secret_file);
 }
 
-static void free_channel(sl_notify_channel *c)
+static void free_channel(void *entry)
 {
+    sl_notify_channel *c = entry;
     free(c->name);
     free(c->url);
     free(c->secret_env);
@@ -81,83 +90,9 @@ sl_jobs_config *sl_config_jobs_new(void)
     return jc;
 }
 
-static void clear_deploy(sl_jobs_config *jc)
-{
-    for (size_t i = 0; i < jc->deploy.ntargets; i++)
-        free_target(&jc->deploy.targets[i]);
-    free(jc->deploy.targets);
-    jc->deploy.targets = NULL;
-    jc->deploy.ntargets = 0;
-}
-
-static void clear_tables(sl_jobs_config *jc)
-{
-    for (size_t i = 0; i < jc->import.ntables; i++)
-        free_table(&jc->import.tables[i]);
-    free(jc->import.tables);
-    jc->import.tables = NULL;
-    jc->import.ntables = 0;
-}
-
-static void clear_endpoints(sl_jobs_config *jc)
-{
-    for (size_t i = 0; i < jc->provision.nendpoints; i++)
-        free_endpoint(&jc->provision.endpoints[i]);
-    free(jc->provision.endpoints);
-    jc->provision.endpoints = NULL;
-    jc->provision.nendpoints = 0;
-}
-
-static void clear_channels(sl_jobs_config *jc)
-{
-    for (size_t i = 0; i < jc->notify.nchannels; i++)
-        free_channel(&jc->notify.channels[i]);
-    free(jc->notify.channels);
-    jc->notify.channels = NULL;
-    jc->notify.nchannels = 0;
-}
-
-void sl_config_jobs_free(sl_jobs_config *jc)
-{
-    if (jc == NULL)
-        return;
-    clear_deploy(jc);
-    free(jc->deploy.run_as_user);
-    free(jc->deploy.run_as_group);
-    free(jc->import.root);
-    free_list(jc->import.schemes, jc->import.nschemes);
-    free_list(jc->import.hosts, jc->import.nhosts);
-    free(jc->import.file_root);
-    free(jc->import.allow_addresses);
-    free(jc->import.allow_ports);
-    free(jc->import.database_url_env);
-    free(jc->import.database_url_file);
-    clear_tables(jc);
-    free(jc->codegen.template_root);
-    free(jc->codegen.output_root);
-    free(jc->provision.admin_url_env);
-    free(jc->provision.admin_url_file);
-    free_list(jc->provision.resources, jc->provision.nresources);
-    free(jc->provision.password_dir);
-    clear_endpoints(jc);
-    clear_channels(jc);
-    free_list(jc->notify.defaults, jc->notify.ndefaults);
-    free(jc->notify.queue);
-    free(jc->notify.allow_addresses);
-    free(jc);
-}
-
-/* The top-level sections read here (sl_config_jobs_read dispatches on them). */
+/* The top-level sections read here (registered below; sl_config_jobs_read
+ * dispatches on them). */
 static const char *const section_names[] = { "deploy", "import", "codegen", "provision", "notify", NULL };
-
-bool sl_config_jobs_section(const char *name)
-{
-    for (const char *const *n = section_names; *n; n++) {
-        if (strcmp(*n, name) == 0)
-            return true;
-    }
-    return false;
-}
 
 bool sl_config_list_has(char *const *list, size_t n, const char *s)
 {
@@ -180,56 +115,28 @@ bool sl_config_env_name_valid(const char *s)
     return true;
 }
 
-/* Names under targets/tables/endpoints: what a job argument may say. */
-static bool entry_name_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > NAME_MAX_LEN)
-        return false;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
-}
-
-/* Fails at the first key of map that is not in allowed (NULL-terminated). */
-static int check_keys(sl_ydoc *doc, const sl_ymap *map, const char *what,
-                      const char *const *allowed, sl_err *err)
-{
-    for (size_t i = 0; i < map->n; i++) {
-        size_t j;
-        for (j = 0; allowed[j] && strcmp(allowed[j], map->pairs[i].name) != 0; j++)
-            ;
-        if (allowed[j] == NULL) {
-            sl_buf names = SL_BUF_INIT;
-            for (j = 0; allowed[j]; j++)
-                sl_buf_printf(&names, "%s%s", j ? ", " : "", allowed[j]);
-            sl_ydoc_errorf(doc, map->pairs[i].key, err, "unknown key '%.60s' in '%s' (expected %s)",
-                           map->pairs[i].name, what, sl_buf_str(&names));
-            sl_buf_free(&names);
-            return -1;
-        }
-    }
-    return 0;
-}
-
 static void set_str(char **field, const char *s)
 {
     free(*field);
     *field = sl_xstrdup(s);
 }
 
-static int read_abs_path(sl_ydoc *doc, const sl_ynode *node, const char *what, char **out,
-                         sl_err *err)
+/* ---- values: the readers of the rows below (sl_config_read_fn) ---- */
+
+static int read_abs_path(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                         const sl_ynode *node, sl_err *err)
 {
     const char *s;
     if (sl_ydoc_str(doc, node, what, &s, err) < 0)
         return -1;
     if (s[0] != '/')
         return sl_ydoc_errorf(doc, node, err, "'%s' must be an absolute path, got '%.200s'", what, s);
-    set_str(out, s);
+    set_str(SL_CONFIG_FIELD(data, row, char *), s);
     return 0;
 }
 
-static int read_env_name(sl_ydoc *doc, const sl_ynode *node, const char *what, char **out,
-                         sl_err *err)
+static int read_env_name(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                         const sl_ynode *node, sl_err *err)
 {
     const char *s;
     if (sl_ydoc_str(doc, node, what, &s, err) < 0)
@@ -237,14 +144,14 @@ static int read_env_name(sl_ydoc *doc, const sl_ynode *node, const char *what, c
     if (!sl_config_env_name_valid(s))
         return sl_ydoc_errorf(doc, node, err, "'%s' must name an environment variable "
                               "([A-Za-z_][A-Za-z0-9_]*), got '%.80s'", what, s);
-    set_str(out, s);
+    set_str(SL_CONFIG_FIELD(data, row, char *), s);
     return 0;
 }
 
 /* A secret's file: an absolute path, or a plain name looked up in
  * $CREDENTIALS_DIRECTORY when the job runs (systemd LoadCredential=). */
-static int read_secret_file(sl_ydoc *doc, const sl_ynode *node, const char *what, char **out,
-                            sl_err *err)
+static int read_secret_file(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                            const sl_ynode *node, sl_err *err)
 {
     const char *s;
     if (sl_ydoc_str(doc, node, what, &s, err) < 0)
@@ -255,7 +162,20 @@ static int read_secret_file(sl_ydoc *doc, const sl_ynode *node, const char *what
     if (s[0] != '/' && !plain)
         return sl_ydoc_errorf(doc, node, err, "'%s' must be an absolute path or the name of a credential "
                               "in $CREDENTIALS_DIRECTORY, got '%.200s'", what, s);
-    set_str(out, s);
+    set_str(SL_CONFIG_FIELD(data, row, char *), s);
+    return 0;
+}
+
+static int read_http_url(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                         const sl_ynode *node, sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+        return -1;
+    if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be an http:// or https:// URL, got '%.200s'",
+                              what, s);
+    set_str(SL_CONFIG_FIELD(data, row, char *), s);
     return 0;
 }
 
@@ -268,21 +188,8 @@ static int check_one_secret(sl_ydoc *doc, const sl_ynode *at, const char *what, 
     return 0;
 }
 
-static int read_http_url(sl_ydoc *doc, const sl_ynode *node, const char *what, char **out,
-                         sl_err *err)
-{
-    const char *s;
-    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
-        return -1;
-    if (strncmp(s, "http://", 7) != 0 && strncmp(s, "https://", 8) != 0)
-        return sl_ydoc_errorf(doc, node, err, "'%s' must be an http:// or https:// URL, got '%.200s'",
-                              what, s);
-    set_str(out, s);
-    return 0;
-}
-
 /* A list of strings; each item is checked by valid (may be NULL) whose
- * failure is described by expect. */
+ * failure is described by expect.  Replaces *out (nout strings). */
 static int read_list(sl_ydoc *doc, const sl_ynode *node, const char *what, bool (*valid)(const char *),
                      const char *expect, char ***out, size_t *nout, sl_err *err)
 {
@@ -292,7 +199,7 @@ static int read_list(sl_ydoc *doc, const sl_ynode *node, const char *what, bool 
     char **list = sl_xcalloc(seq.n + 1, sizeof *list);
     size_t n;
     for (n = 0; n < seq.n; n++) {
-        char item[128];
+        char item[192];
         const char *s;
         snprintf(item, sizeof item, "%s[%zu]", what, n);
         if (sl_ydoc_str(doc, seq.items[n], item, &s, err) < 0)
@@ -312,151 +219,232 @@ fail:
     return -1;
 }
 
-static int read_int(sl_ydoc *doc, const sl_ynode *node, const char *what, int64_t min, int64_t max,
-                    int64_t *out, sl_err *err)
+/* The count beside a list row's array. */
+static size_t *row_count(void *data, const sl_config_key *row)
 {
-    return sl_ydoc_int(doc, node, what, min, max, out, err);
+    return (size_t *)(void *)((char *)data + row->count_off);
 }
 
-typedef int (*entry_reader)(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err);
+/* read_list into the row's array and count. */
+static int read_list_row(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                         const sl_ynode *node, bool (*valid)(const char *), const char *expect, sl_err *err)
+{
+    return read_list(doc, node, what, valid, expect, SL_CONFIG_FIELD(data, row, char **),
+                     row_count(data, row), err);
+}
 
-/* The named collections (deploy.targets, import.tables, provision.endpoints)
- * share their struct's first member, `char *name`. */
+/* Names under targets/tables/endpoints/channels: what a job argument may say. */
+static bool entry_name_valid(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > NAME_MAX_LEN)
+        return false;
+    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") == n;
+}
+
+/* True when the mapping node (already read) has key name: for keys that
+ * must be given, such as a target's type. */
+static bool has_key(sl_ydoc *doc, const sl_ynode *node, const char *name)
+{
+    sl_ymap map;
+    sl_err ignored;
+    if (sl_ydoc_map(doc, node, NULL, &map, &ignored) < 0)
+        return false;
+    for (size_t i = 0; i < map.n; i++) {
+        if (strcmp(map.pairs[i].name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---- named collections: deploy.targets, import.tables, provision.endpoints,
+ * notify.channels — mappings from the name a job argument uses to a mapping
+ * of settings, read into an array of entries whose first member is the
+ * name. ---- */
+
 _Static_assert(offsetof(sl_deploy_target, name) == 0, "name first");
 _Static_assert(offsetof(sl_import_table, name) == 0, "name first");
 _Static_assert(offsetof(sl_provision_endpoint, name) == 0, "name first");
 _Static_assert(offsetof(sl_notify_channel, name) == 0, "name first");
 
-/* Reads a mapping from entry names to settings into a new array of `elem`
- * byte entries, each read by read_one.  *arr must be empty (cleared by the
- * caller); on error it holds the entries read so far, counted in *n, for
- * the caller's free. */
-static int read_named(sl_ydoc *doc, const sl_ynode *node, const char *what, const char *label,
-                      size_t elem, entry_reader read_one, void **arr, size_t *n, sl_err *err)
+/* Reads one entry's settings (pair->value; pair->key for messages about
+ * the whole entry) into entry, whose name is already set. */
+typedef int (*entry_reader)(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err);
+
+typedef struct named_kind {
+    const char *label;       /* "deploy target": in messages */
+    size_t elem;             /* bytes of one entry */
+    entry_reader read_one;
+    void (*free_one)(void *entry);
+} named_kind;
+
+/* The array of a collection's row (its field has the entries' own pointer
+ * type: read and written as bytes). */
+static char *named_array(void *data, const sl_config_key *row)
+{
+    char *arr;
+    memcpy(&arr, SL_CONFIG_FIELD(data, row, char), sizeof arr);
+    return arr;
+}
+
+static void set_named_array(void *data, const sl_config_key *row, char *arr)
+{
+    memcpy(SL_CONFIG_FIELD(data, row, char), &arr, sizeof arr);
+}
+
+/* Frees the array at row (and its entries) and empties it. */
+static void clear_named(void *data, const sl_config_key *row, const named_kind *k)
+{
+    char *arr = named_array(data, row);
+    size_t *n = row_count(data, row);
+    for (size_t i = 0; i < *n; i++)
+        k->free_one(arr + i * k->elem);
+    free(arr);
+    set_named_array(data, row, NULL);
+    *n = 0;
+}
+
+/* Replaces the array at row with the entries of the mapping node.  On
+ * error the array holds the entries read so far, for the config's free. */
+static int read_named(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, const named_kind *k, sl_err *err)
 {
     sl_ymap map;
     if (sl_ydoc_map(doc, node, what, &map, err) < 0)
         return -1;
-    char *base = sl_xcalloc(map.n + 1, elem);
-    *arr = base;
+    clear_named(data, row, k);
+    char *base = sl_xcalloc(map.n + 1, k->elem);
+    size_t *n = row_count(data, row);
+    set_named_array(data, row, base);
     for (size_t j = 0; j < map.n; j++) {
-        char *entry = base + j * elem;
+        char *entry = base + j * k->elem;
         char **name = (char **)(void *)entry;
         *name = sl_xstrdup(map.pairs[j].name);
         (*n)++;
         if (!entry_name_valid(*name))
             return sl_ydoc_errorf(doc, map.pairs[j].key, err, "%s name '%.80s' must be 1-%d of "
-                                  "A-Z a-z 0-9 _ . -", label, *name, NAME_MAX_LEN);
-        if (read_one(doc, &map.pairs[j], entry, err) < 0)
+                                  "A-Z a-z 0-9 _ . -", k->label, *name, NAME_MAX_LEN);
+        if (k->read_one(doc, &map.pairs[j], entry, err) < 0)
             return -1;
     }
     return 0;
 }
 
-/* ---- deploy ---- */
-
-static bool argv0_valid(const char *s)
+/* Reads the settings of an entry called pair->name of collection (such as
+ * "deploy.targets") by rows; what receives its dotted name. */
+static int read_entry(const sl_config_key *rows, size_t n, void *entry, sl_ydoc *doc, const sl_ypair *pair,
+                      const char *collection, char *what, size_t whatsz, sl_err *err)
 {
-    return s[0] == '/';
+    snprintf(what, whatsz, "%s.%s", collection, pair->name);
+    return sl_config_read_keys(rows, n, entry, doc, what, pair->value, err);
 }
 
-/* A fleet-wide rate, "COUNT/s", "COUNT/m" or "COUNT/h" (lib/rate.h). */
-static int read_rate(sl_ydoc *doc, const sl_ynode *v, const char *kw, sl_rate *out, sl_err *err)
+/* The secret of an entry: `secret_env` or `secret_file`, not both. */
+static int check_entry_secret(sl_ydoc *doc, const sl_ypair *pair, const char *what, const char *env,
+                              const char *file, sl_err *err)
+{
+    char sw[192];
+    snprintf(sw, sizeof sw, "%s.secret", what);
+    return check_one_secret(doc, pair->key, sw, env, file, err);
+}
+
+#define ROWS(t) t, sizeof t / sizeof t[0]
+
+/* The row of key name (one that exists). */
+static const sl_config_key *row_of(const sl_config_key *rows, size_t n, const char *name)
+{
+    size_t i = 0;
+    while (i + 1 < n && strcmp(rows[i].name, name) != 0)
+        i++;
+    assert(strcmp(rows[i].name, name) == 0);
+    return &rows[i];
+}
+
+/* ---- deploy ---- */
+
+static int read_target_type(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                            const sl_ynode *node, sl_err *err)
 {
     const char *s;
-    if (sl_ydoc_str(doc, v, kw, &s, err) < 0)
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
         return -1;
-    sl_err e;
-    if (sl_rate_parse(s, out, &e) < 0)
-        return sl_ydoc_errorf(doc, v, err, "'%s': %s", kw, e.msg);
+    if (strcmp(s, "command") == 0)
+        *SL_CONFIG_FIELD(data, row, sl_target_type) = SL_TARGET_COMMAND;
+    else if (strcmp(s, "webhook") == 0)
+        *SL_CONFIG_FIELD(data, row, sl_target_type) = SL_TARGET_WEBHOOK;
+    else
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be command or webhook, got '%.40s'", what, s);
+    return 0;
+}
+
+static int read_command(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                        const sl_ynode *node, sl_err *err)
+{
+    sl_deploy_target *t = data;
+    if (read_list_row(data, row, doc, what, node, NULL, NULL, err) < 0)
+        return -1;
+    if (t->argc == 0)
+        return sl_ydoc_errorf(doc, node, err, "'%s' must list the program and its arguments", what);
+    if (t->argv[0][0] != '/')
+        return sl_ydoc_errorf(doc, node, err, "'%s': the program must be an absolute path "
+                              "(no PATH search), got '%.200s'", what, t->argv[0]);
+    return 0;
+}
+
+static const sl_config_key target_keys[] = {
+    SL_CONFIG_KEY_FN("type", sl_deploy_target, type, read_target_type),
+    SL_CONFIG_KEY_LIST("command", sl_deploy_target, argv, argc, read_command),
+    SL_CONFIG_KEY_FN("cwd", sl_deploy_target, cwd, read_abs_path),
+    SL_CONFIG_KEY("output_limit", SL_CONFIG_INT64, sl_deploy_target, output_limit, 256, 16 * 1024 * 1024),
+    SL_CONFIG_KEY_FN("url", sl_deploy_target, url, read_http_url),
+    SL_CONFIG_KEY_FN("secret_env", sl_deploy_target, secret_env, read_env_name),
+    SL_CONFIG_KEY_FN("secret_file", sl_deploy_target, secret_file, read_secret_file),
+    SL_CONFIG_KEY_FN("health_url", sl_deploy_target, health_url, read_http_url),
+    SL_CONFIG_KEY("timeout", SL_CONFIG_DURATION64, sl_deploy_target, request_timeout_ms, 1, 86400000),
+    SL_CONFIG_KEY("health_timeout", SL_CONFIG_DURATION64, sl_deploy_target, health_timeout_ms, 1, 86400000),
+    SL_CONFIG_KEY("health_interval", SL_CONFIG_DURATION64, sl_deploy_target, health_interval_ms, 1, 3600000),
+    SL_CONFIG_KEY("protected", SL_CONFIG_BOOL, sl_deploy_target, protected, 0, 0),
+    SL_CONFIG_KEY("rate", SL_CONFIG_RATE, sl_deploy_target, rate, 0, 0),
+};
+
+/* A key of the other type is a mistake worth pointing at, not ignoring. */
+static int check_target_keys(sl_ydoc *doc, const sl_ypair *pair, const sl_deploy_target *t, const char *what,
+                             sl_err *err)
+{
+    static const char *const command_only[] = { "command", "cwd", "output_limit", NULL };
+    sl_ymap map;
+    if (sl_ydoc_map(doc, pair->value, what, &map, err) < 0)
+        return -1;
+    for (size_t i = 0; i < map.n; i++) {
+        const char *k = map.pairs[i].name;
+        if (strcmp(k, "protected") == 0 || strcmp(k, "type") == 0 || strcmp(k, "rate") == 0)
+            continue;   /* apply to both types */
+        bool for_command = false;
+        for (size_t j = 0; command_only[j]; j++)
+            for_command |= strcmp(k, command_only[j]) == 0;
+        if (for_command != (t->type == SL_TARGET_COMMAND))
+            return sl_ydoc_errorf(doc, map.pairs[i].key, err, "'%s' is a %s target: '%s' applies to %s "
+                                  "targets only", what, t->type == SL_TARGET_COMMAND ? "command" : "webhook",
+                                  k, for_command ? "command" : "webhook");
+    }
     return 0;
 }
 
 static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
     sl_deploy_target *t = entry;
-    static const char *const keys[] = { "type", "command", "cwd", "output_limit", "url",
-                                        "secret_env", "secret_file", "health_url", "timeout",
-                                        "health_timeout", "health_interval", "protected", "rate", NULL };
-    char what[128];
-    snprintf(what, sizeof what, "deploy.targets.%s", pair->name);
-    sl_ymap map;
-    const sl_ynode *type_node = NULL;
-    if (sl_ydoc_map(doc, pair->value, what, &map, err) < 0 || check_keys(doc, &map, what, keys, err) < 0)
-        return -1;
+    char what[160];
     t->output_limit = 16384;
     t->request_timeout_ms = 30000;
     t->health_timeout_ms = 120000;
     t->health_interval_ms = 2000;
-    for (size_t i = 0; i < map.n; i++) {
-        const char *k = map.pairs[i].name;
-        const sl_ynode *v = map.pairs[i].value;
-        char kw[192];
-        snprintf(kw, sizeof kw, "%s.%s", what, k);
-        int rc = 0;
-        if (strcmp(k, "type") == 0) {
-            const char *s;
-            type_node = v;
-            if ((rc = sl_ydoc_str(doc, v, kw, &s, err)) == 0) {
-                if (strcmp(s, "command") == 0)
-                    t->type = SL_TARGET_COMMAND;
-                else if (strcmp(s, "webhook") == 0)
-                    t->type = SL_TARGET_WEBHOOK;
-                else
-                    rc = sl_ydoc_errorf(doc, v, err, "'%s' must be command or webhook, got '%.40s'", kw, s);
-            }
-        } else if (strcmp(k, "command") == 0) {
-            rc = read_list(doc, v, kw, NULL, NULL, &t->argv, &t->argc, err);
-            if (rc == 0 && t->argc == 0)
-                rc = sl_ydoc_errorf(doc, v, err, "'%s' must list the program and its arguments", kw);
-            else if (rc == 0 && !argv0_valid(t->argv[0]))
-                rc = sl_ydoc_errorf(doc, v, err, "'%s': the program must be an absolute path "
-                                    "(no PATH search), got '%.200s'", kw, t->argv[0]);
-        } else if (strcmp(k, "cwd") == 0) {
-            rc = read_abs_path(doc, v, kw, &t->cwd, err);
-        } else if (strcmp(k, "output_limit") == 0) {
-            rc = read_int(doc, v, kw, 256, 16 * 1024 * 1024, &t->output_limit, err);
-        } else if (strcmp(k, "url") == 0) {
-            rc = read_http_url(doc, v, kw, &t->url, err);
-        } else if (strcmp(k, "health_url") == 0) {
-            rc = read_http_url(doc, v, kw, &t->health_url, err);
-        } else if (strcmp(k, "secret_env") == 0) {
-            rc = read_env_name(doc, v, kw, &t->secret_env, err);
-        } else if (strcmp(k, "secret_file") == 0) {
-            rc = read_secret_file(doc, v, kw, &t->secret_file, err);
-        } else if (strcmp(k, "timeout") == 0) {
-            rc = sl_ydoc_duration(doc, v, kw, 1, 86400000, &t->request_timeout_ms, err);
-        } else if (strcmp(k, "health_timeout") == 0) {
-            rc = sl_ydoc_duration(doc, v, kw, 1, 86400000, &t->health_timeout_ms, err);
-        } else if (strcmp(k, "health_interval") == 0) {
-            rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &t->health_interval_ms, err);
-        } else if (strcmp(k, "protected") == 0) {
-            rc = sl_ydoc_bool(doc, v, kw, &t->protected, err);
-        } else if (strcmp(k, "rate") == 0) {
-            rc = read_rate(doc, v, kw, &t->rate, err);
-        }
-        if (rc < 0)
-            return -1;
-    }
-    if (type_node == NULL)
-        return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'type: command' or 'type: webhook'", what);
-    char sw[160];
-    snprintf(sw, sizeof sw, "%s.secret", what);
-    if (check_one_secret(doc, pair->key, sw, t->secret_env, t->secret_file, err) < 0)
+    if (read_entry(ROWS(target_keys), t, doc, pair, "deploy.targets", what, sizeof what, err) < 0)
         return -1;
-    /* a key of the other type is a mistake worth pointing at, not ignoring */
-    static const char *const command_only[] = { "command", "cwd", "output_limit", NULL };
-    for (size_t i = 0; i < map.n; i++) {
-        if (strcmp(map.pairs[i].name, "protected") == 0 || strcmp(map.pairs[i].name, "rate") == 0)
-            continue;   /* applies to both types */
-        bool for_command = false;
-        for (size_t j = 0; command_only[j]; j++)
-            for_command |= strcmp(map.pairs[i].name, command_only[j]) == 0;
-        if (strcmp(map.pairs[i].name, "type") != 0 && for_command != (t->type == SL_TARGET_COMMAND))
-            return sl_ydoc_errorf(doc, map.pairs[i].key, err, "'%s' is a %s target: '%s' applies to %s "
-                                  "targets only", what, t->type == SL_TARGET_COMMAND ? "command" : "webhook",
-                                  map.pairs[i].name, for_command ? "command" : "webhook");
-    }
+    if (!has_key(doc, pair->value, "type"))
+        return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'type: command' or 'type: webhook'", what);
+    if (check_entry_secret(doc, pair, what, t->secret_env, t->secret_file, err) < 0 ||
+        check_target_keys(doc, pair, t, what, err) < 0)
+        return -1;
     if (t->type == SL_TARGET_COMMAND && t->argv == NULL)
         return sl_ydoc_errorf(doc, pair->key, err, "'%s' is a command target without 'command'", what);
     if (t->type == SL_TARGET_WEBHOOK && t->url == NULL)
@@ -464,6 +452,14 @@ static int read_target(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *
     if (t->cwd == NULL)
         t->cwd = sl_xstrdup("/");
     return 0;
+}
+
+static const named_kind targets_kind = { "deploy target", sizeof(sl_deploy_target), read_target, free_target };
+
+static int read_targets(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                        const sl_ynode *node, sl_err *err)
+{
+    return read_named(data, row, doc, what, node, &targets_kind, err);
 }
 
 static bool account_name_valid(const char *s)
@@ -474,10 +470,13 @@ static bool account_name_valid(const char *s)
 }
 
 /* deploy.run_as: "USER" or "USER:GROUP", names (resolved when a job runs). */
-static int read_run_as(sl_jobs_config *jc, sl_ydoc *doc, const sl_ynode *v, sl_err *err)
+static int read_run_as(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                       const sl_ynode *v, sl_err *err)
 {
+    sl_jobs_config *jc = data;
     const char *s;
-    if (sl_ydoc_str(doc, v, "deploy.run_as", &s, err) < 0)
+    (void)row;
+    if (sl_ydoc_str(doc, v, what, &s, err) < 0)
         return -1;
     const char *colon = strchr(s, ':');
     char *user = colon ? sl_xstrndup(s, (size_t)(colon - s)) : sl_xstrdup(s);
@@ -495,27 +494,10 @@ static int read_run_as(sl_jobs_config *jc, sl_ydoc *doc, const sl_ynode *v, sl_e
     return 0;
 }
 
-static int read_deploy(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
-{
-    static const char *const keys[] = { "targets", "run_as", NULL };
-    if (check_keys(doc, map, "deploy", keys, err) < 0)
-        return -1;
-    for (size_t i = 0; i < map->n; i++) {
-        if (strcmp(map->pairs[i].name, "run_as") == 0) {
-            if (read_run_as(jc, doc, map->pairs[i].value, err) < 0)
-                return -1;
-            continue;
-        }
-        void *arr = NULL;
-        clear_deploy(jc);
-        int rc = read_named(doc, map->pairs[i].value, "deploy.targets", "deploy target",
-                            sizeof(sl_deploy_target), read_target, &arr, &jc->deploy.ntargets, err);
-        jc->deploy.targets = arr;
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
+static const sl_config_key deploy_keys[] = {
+    SL_CONFIG_KEY_LIST("targets", sl_jobs_config, deploy.targets, deploy.ntargets, read_targets),
+    SL_CONFIG_KEY_FN("run_as", sl_jobs_config, deploy.run_as_user, read_run_as),
+};
 
 /* ---- import ---- */
 
@@ -541,49 +523,71 @@ static bool ident_valid(const char *s)
     return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
 }
 
+static int read_schemes(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                        const sl_ynode *node, sl_err *err)
+{
+    return read_list_row(data, row, doc, what, node, scheme_valid, "http, https or file", err);
+}
+
+static int read_hosts(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, sl_err *err)
+{
+    return read_list_row(data, row, doc, what, node, host_valid, "a lower-case host name or *.domain", err);
+}
+
+static int read_columns(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                        const sl_ynode *node, sl_err *err)
+{
+    return read_list_row(data, row, doc, what, node, ident_valid, "a lower-case identifier", err);
+}
+
+/* import.tables.NAME.table: TABLE or SCHEMA.TABLE. */
+static int read_table_name(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                           const sl_ynode *v, sl_err *err)
+{
+    sl_import_table *t = data;
+    const char *s;
+    (void)row;
+    if (sl_ydoc_str(doc, v, what, &s, err) < 0)
+        return -1;
+    const char *dot = strchr(s, '.');
+    char *schema = dot ? sl_xstrndup(s, (size_t)(dot - s)) : NULL;
+    const char *table = dot ? dot + 1 : s;
+    if (!ident_valid(table) || (schema != NULL && !ident_valid(schema))) {
+        free(schema);
+        return sl_ydoc_errorf(doc, v, err, "'%s' must be TABLE or SCHEMA.TABLE, each a lower-case "
+                              "identifier ([a-z_][a-z0-9_]*, at most 63), got '%.80s'", what, s);
+    }
+    free(t->schema);
+    t->schema = schema;
+    set_str(&t->table, table);
+    return 0;
+}
+
+static const sl_config_key table_keys[] = {
+    SL_CONFIG_KEY_FN("table", sl_import_table, table, read_table_name),
+    SL_CONFIG_KEY_LIST("columns", sl_import_table, columns, ncolumns, read_columns),
+    SL_CONFIG_KEY("header", SL_CONFIG_BOOL, sl_import_table, header, 0, 0),
+};
+
 static int read_table(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
     sl_import_table *t = entry;
-    static const char *const keys[] = { "table", "columns", "header", NULL };
-    char what[128];
-    snprintf(what, sizeof what, "import.tables.%s", pair->name);
-    sl_ymap map;
-    if (sl_ydoc_map(doc, pair->value, what, &map, err) < 0 || check_keys(doc, &map, what, keys, err) < 0)
-        return -1;
+    char what[160];
     t->header = true;
-    for (size_t i = 0; i < map.n; i++) {
-        const char *k = map.pairs[i].name;
-        const sl_ynode *v = map.pairs[i].value;
-        char kw[192];
-        snprintf(kw, sizeof kw, "%s.%s", what, k);
-        if (strcmp(k, "table") == 0) {
-            const char *s;
-            if (sl_ydoc_str(doc, v, kw, &s, err) < 0)
-                return -1;
-            const char *dot = strchr(s, '.');
-            char *schema = dot ? sl_xstrndup(s, (size_t)(dot - s)) : NULL;
-            const char *table = dot ? dot + 1 : s;
-            bool ok = ident_valid(table) && (schema == NULL || ident_valid(schema));
-            if (!ok) {
-                free(schema);
-                return sl_ydoc_errorf(doc, v, err, "'%s' must be TABLE or SCHEMA.TABLE, each a "
-                                      "lower-case identifier ([a-z_][a-z0-9_]*, at most 63), got '%.80s'",
-                                      kw, s);
-            }
-            free(t->schema);
-            t->schema = schema;
-            set_str(&t->table, table);
-        } else if (strcmp(k, "columns") == 0) {
-            if (read_list(doc, v, kw, ident_valid, "a lower-case identifier", &t->columns,
-                          &t->ncolumns, err) < 0)
-                return -1;
-        } else if (sl_ydoc_bool(doc, v, kw, &t->header, err) < 0) {
-            return -1;
-        }
-    }
+    if (read_entry(ROWS(table_keys), t, doc, pair, "import.tables", what, sizeof what, err) < 0)
+        return -1;
     if (t->table == NULL)
         return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'table'", what);
     return 0;
+}
+
+static const named_kind tables_kind = { "import table", sizeof(sl_import_table), read_table, free_table };
+
+static int read_tables(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                       const sl_ynode *node, sl_err *err)
+{
+    return read_named(data, row, doc, what, node, &tables_kind, err);
 }
 
 /* Parses "ADDRESS/PREFIX" or a bare address (a single host). */
@@ -623,8 +627,9 @@ static bool cidr_valid(const char *s)
     return cidr_parse(s, &c);
 }
 
-static int read_cidrs(sl_ydoc *doc, const sl_ynode *node, const char *what, sl_cidr **out, size_t *nout,
-                      sl_err *err)
+/* A list of address ranges into the row's sl_cidr array and count. */
+static int read_cidrs(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, sl_err *err)
 {
     char **list = NULL;
     size_t n = 0;
@@ -635,14 +640,16 @@ static int read_cidrs(sl_ydoc *doc, const sl_ynode *node, const char *what, sl_c
     for (size_t i = 0; i < n; i++)
         (void)cidr_parse(list[i], &c[i]);
     free_list(list, n);
+    sl_cidr **out = SL_CONFIG_FIELD(data, row, sl_cidr *);
     free(*out);
     *out = c;
-    *nout = n;
+    *row_count(data, row) = n;
     return 0;
 }
 
-static int read_ports(sl_ydoc *doc, const sl_ynode *node, const char *what, int **out, size_t *nout,
-                      sl_err *err)
+/* A list of TCP ports into the row's int array and count. */
+static int read_ports(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, sl_err *err)
 {
     sl_yseq seq;
     if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
@@ -658,64 +665,32 @@ static int read_ports(sl_ydoc *doc, const sl_ynode *node, const char *what, int 
         }
         ports[i] = (int)p;
     }
+    int **out = SL_CONFIG_FIELD(data, row, int *);
     free(*out);
     *out = ports;
-    *nout = seq.n;
+    *row_count(data, row) = seq.n;
     return 0;
 }
 
-static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
+static const sl_config_key import_keys[] = {
+    SL_CONFIG_KEY_FN("root", sl_jobs_config, import.root, read_abs_path),
+    SL_CONFIG_KEY_LIST("schemes", sl_jobs_config, import.schemes, import.nschemes, read_schemes),
+    SL_CONFIG_KEY_LIST("hosts", sl_jobs_config, import.hosts, import.nhosts, read_hosts),
+    SL_CONFIG_KEY_FN("file_root", sl_jobs_config, import.file_root, read_abs_path),
+    SL_CONFIG_KEY("max_bytes", SL_CONFIG_INT64, sl_jobs_config, import.max_bytes, 1, INT64_C(1) << 40),
+    SL_CONFIG_KEY("connect_timeout", SL_CONFIG_DURATION64, sl_jobs_config, import.connect_timeout_ms, 1, 3600000),
+    SL_CONFIG_KEY("timeout", SL_CONFIG_DURATION64, sl_jobs_config, import.timeout_ms, 1, 7 * 86400000LL),
+    SL_CONFIG_KEY("max_redirects", SL_CONFIG_INT, sl_jobs_config, import.max_redirects, 0, 50),
+    SL_CONFIG_KEY_FN("database_url_env", sl_jobs_config, import.database_url_env, read_env_name),
+    SL_CONFIG_KEY_FN("database_url_file", sl_jobs_config, import.database_url_file, read_secret_file),
+    SL_CONFIG_KEY_LIST("tables", sl_jobs_config, import.tables, import.ntables, read_tables),
+    SL_CONFIG_KEY_LIST("allow_addresses", sl_jobs_config, import.allow_addresses, import.nallow_addresses,
+                       read_cidrs),
+    SL_CONFIG_KEY_LIST("allow_ports", sl_jobs_config, import.allow_ports, import.nallow_ports, read_ports),
+};
+
+static int check_import(sl_jobs_config *jc, sl_ydoc *doc, sl_err *err)
 {
-    static const char *const keys[] = { "root", "schemes", "hosts", "file_root", "max_bytes",
-                                        "connect_timeout", "timeout", "max_redirects",
-                                        "database_url_env", "database_url_file", "tables", "allow_addresses",
-                                        "allow_ports", NULL };
-    if (check_keys(doc, map, "import", keys, err) < 0)
-        return -1;
-    for (size_t i = 0; i < map->n; i++) {
-        const char *k = map->pairs[i].name;
-        const sl_ynode *v = map->pairs[i].value;
-        char kw[64];
-        int64_t n;
-        snprintf(kw, sizeof kw, "import.%s", k);
-        int rc = 0;
-        if (strcmp(k, "root") == 0) {
-            rc = read_abs_path(doc, v, kw, &jc->import.root, err);
-        } else if (strcmp(k, "file_root") == 0) {
-            rc = read_abs_path(doc, v, kw, &jc->import.file_root, err);
-        } else if (strcmp(k, "schemes") == 0) {
-            rc = read_list(doc, v, kw, scheme_valid, "http, https or file", &jc->import.schemes,
-                           &jc->import.nschemes, err);
-        } else if (strcmp(k, "hosts") == 0) {
-            rc = read_list(doc, v, kw, host_valid, "a lower-case host name or *.domain",
-                           &jc->import.hosts, &jc->import.nhosts, err);
-        } else if (strcmp(k, "max_bytes") == 0) {
-            rc = read_int(doc, v, kw, 1, INT64_C(1) << 40, &jc->import.max_bytes, err);
-        } else if (strcmp(k, "connect_timeout") == 0) {
-            rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &jc->import.connect_timeout_ms, err);
-        } else if (strcmp(k, "timeout") == 0) {
-            rc = sl_ydoc_duration(doc, v, kw, 1, 7 * 86400000LL, &jc->import.timeout_ms, err);
-        } else if (strcmp(k, "max_redirects") == 0) {
-            if ((rc = read_int(doc, v, kw, 0, 50, &n, err)) == 0)
-                jc->import.max_redirects = (int)n;
-        } else if (strcmp(k, "database_url_env") == 0) {
-            rc = read_env_name(doc, v, kw, &jc->import.database_url_env, err);
-        } else if (strcmp(k, "database_url_file") == 0) {
-            rc = read_secret_file(doc, v, kw, &jc->import.database_url_file, err);
-        } else if (strcmp(k, "allow_addresses") == 0) {
-            rc = read_cidrs(doc, v, kw, &jc->import.allow_addresses, &jc->import.nallow_addresses, err);
-        } else if (strcmp(k, "allow_ports") == 0) {
-            rc = read_ports(doc, v, kw, &jc->import.allow_ports, &jc->import.nallow_ports, err);
-        } else if (strcmp(k, "tables") == 0) {
-            void *arr = NULL;
-            clear_tables(jc);
-            rc = read_named(doc, v, kw, "import table", sizeof(sl_import_table), read_table, &arr,
-                            &jc->import.ntables, err);
-            jc->import.tables = arr;
-        }
-        if (rc < 0)
-            return -1;
-    }
     if (check_one_secret(doc, NULL, "import.database_url", jc->import.database_url_env,
                          jc->import.database_url_file, err) < 0)
         return -1;
@@ -726,32 +701,16 @@ static int read_import(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_
 
 /* ---- codegen ---- */
 
-static int read_codegen(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
+static const sl_config_key codegen_keys[] = {
+    SL_CONFIG_KEY_FN("template_root", sl_jobs_config, codegen.template_root, read_abs_path),
+    SL_CONFIG_KEY_FN("output_root", sl_jobs_config, codegen.output_root, read_abs_path),
+    SL_CONFIG_KEY("max_bytes", SL_CONFIG_INT64, sl_jobs_config, codegen.max_bytes, 1, INT64_C(1) << 34),
+    SL_CONFIG_KEY("max_files", SL_CONFIG_INT, sl_jobs_config, codegen.max_files, 1, 1000000),
+    SL_CONFIG_KEY("max_steps", SL_CONFIG_INT64, sl_jobs_config, codegen.max_steps, 1000, INT64_C(1) << 40),
+};
+
+static int check_codegen(sl_jobs_config *jc, sl_ydoc *doc, sl_err *err)
 {
-    static const char *const keys[] = { "template_root", "output_root", "max_bytes", "max_files",
-                                        "max_steps", NULL };
-    if (check_keys(doc, map, "codegen", keys, err) < 0)
-        return -1;
-    for (size_t i = 0; i < map->n; i++) {
-        const char *k = map->pairs[i].name;
-        const sl_ynode *v = map->pairs[i].value;
-        char kw[64];
-        int64_t n;
-        snprintf(kw, sizeof kw, "codegen.%s", k);
-        int rc;
-        if (strcmp(k, "template_root") == 0)
-            rc = read_abs_path(doc, v, kw, &jc->codegen.template_root, err);
-        else if (strcmp(k, "output_root") == 0)
-            rc = read_abs_path(doc, v, kw, &jc->codegen.output_root, err);
-        else if (strcmp(k, "max_bytes") == 0)
-            rc = read_int(doc, v, kw, 1, INT64_C(1) << 34, &jc->codegen.max_bytes, err);
-        else if (strcmp(k, "max_steps") == 0)
-            rc = read_int(doc, v, kw, 1000, INT64_C(1) << 40, &jc->codegen.max_steps, err);
-        else if ((rc = read_int(doc, v, kw, 1, 1000000, &n, err)) == 0)
-            jc->codegen.max_files = (int)n;
-        if (rc < 0)
-            return -1;
-    }
     if ((jc->codegen.template_root == NULL) != (jc->codegen.output_root == NULL))
         return sl_ydoc_errorf(doc, NULL, err, "codegen needs both template_root and output_root");
     return 0;
@@ -765,126 +724,91 @@ static bool resource_valid(const char *s)
            strcmp(s, "postgres_database") == 0;
 }
 
+static int read_resources(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                          const sl_ynode *node, sl_err *err)
+{
+    return read_list_row(data, row, doc, what, node, resource_valid,
+                         "postgres_schema, postgres_role or postgres_database", err);
+}
+
+static const sl_config_key endpoint_keys[] = {
+    SL_CONFIG_KEY_FN("url", sl_provision_endpoint, url, read_http_url),
+    SL_CONFIG_KEY_FN("secret_env", sl_provision_endpoint, secret_env, read_env_name),
+    SL_CONFIG_KEY_FN("secret_file", sl_provision_endpoint, secret_file, read_secret_file),
+    SL_CONFIG_KEY("timeout", SL_CONFIG_DURATION64, sl_provision_endpoint, timeout_ms, 1, 3600000),
+    SL_CONFIG_KEY("rate", SL_CONFIG_RATE, sl_provision_endpoint, rate, 0, 0),
+};
+
 static int read_endpoint(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
     sl_provision_endpoint *e = entry;
-    static const char *const keys[] = { "url", "secret_env", "secret_file", "timeout", "rate", NULL };
-    char what[128];
-    snprintf(what, sizeof what, "provision.endpoints.%s", pair->name);
-    sl_ymap map;
-    if (sl_ydoc_map(doc, pair->value, what, &map, err) < 0 || check_keys(doc, &map, what, keys, err) < 0)
-        return -1;
+    char what[160];
     e->timeout_ms = 30000;
-    for (size_t i = 0; i < map.n; i++) {
-        const char *k = map.pairs[i].name;
-        const sl_ynode *v = map.pairs[i].value;
-        char kw[192];
-        snprintf(kw, sizeof kw, "%s.%s", what, k);
-        int rc;
-        if (strcmp(k, "url") == 0)
-            rc = read_http_url(doc, v, kw, &e->url, err);
-        else if (strcmp(k, "secret_env") == 0)
-            rc = read_env_name(doc, v, kw, &e->secret_env, err);
-        else if (strcmp(k, "secret_file") == 0)
-            rc = read_secret_file(doc, v, kw, &e->secret_file, err);
-        else if (strcmp(k, "rate") == 0)
-            rc = read_rate(doc, v, kw, &e->rate, err);
-        else
-            rc = sl_ydoc_duration(doc, v, kw, 1, 3600000, &e->timeout_ms, err);
-        if (rc < 0)
-            return -1;
-    }
+    if (read_entry(ROWS(endpoint_keys), e, doc, pair, "provision.endpoints", what, sizeof what, err) < 0)
+        return -1;
     if (e->url == NULL)
         return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'url'", what);
-    char sw[160];
-    snprintf(sw, sizeof sw, "%s.secret", what);
-    if (check_one_secret(doc, pair->key, sw, e->secret_env, e->secret_file, err) < 0)
-        return -1;
-    return 0;
+    return check_entry_secret(doc, pair, what, e->secret_env, e->secret_file, err);
 }
 
-static int read_provision(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
+static const named_kind endpoints_kind = { "endpoint", sizeof(sl_provision_endpoint), read_endpoint,
+                                           free_endpoint };
+
+static int read_endpoints(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                          const sl_ynode *node, sl_err *err)
 {
-    static const char *const keys[] = { "admin_url_env", "admin_url_file", "resources", "password_dir",
-                                        "endpoints", NULL };
-    if (check_keys(doc, map, "provision", keys, err) < 0)
-        return -1;
-    for (size_t i = 0; i < map->n; i++) {
-        const char *k = map->pairs[i].name;
-        const sl_ynode *v = map->pairs[i].value;
-        char kw[64];
-        snprintf(kw, sizeof kw, "provision.%s", k);
-        int rc = 0;
-        if (strcmp(k, "admin_url_env") == 0) {
-            rc = read_env_name(doc, v, kw, &jc->provision.admin_url_env, err);
-        } else if (strcmp(k, "admin_url_file") == 0) {
-            rc = read_secret_file(doc, v, kw, &jc->provision.admin_url_file, err);
-        } else if (strcmp(k, "resources") == 0) {
-            rc = read_list(doc, v, kw, resource_valid, "postgres_schema, postgres_role or postgres_database",
-                           &jc->provision.resources, &jc->provision.nresources, err);
-        } else if (strcmp(k, "password_dir") == 0) {
-            rc = read_abs_path(doc, v, kw, &jc->provision.password_dir, err);
-        } else {
-            void *arr = NULL;
-            clear_endpoints(jc);
-            rc = read_named(doc, v, kw, "endpoint", sizeof(sl_provision_endpoint), read_endpoint, &arr,
-                            &jc->provision.nendpoints, err);
-            jc->provision.endpoints = arr;
-        }
-        if (rc < 0)
-            return -1;
-    }
+    return read_named(data, row, doc, what, node, &endpoints_kind, err);
+}
+
+static const sl_config_key provision_keys[] = {
+    SL_CONFIG_KEY_FN("admin_url_env", sl_jobs_config, provision.admin_url_env, read_env_name),
+    SL_CONFIG_KEY_FN("admin_url_file", sl_jobs_config, provision.admin_url_file, read_secret_file),
+    SL_CONFIG_KEY_LIST("resources", sl_jobs_config, provision.resources, provision.nresources, read_resources),
+    SL_CONFIG_KEY_FN("password_dir", sl_jobs_config, provision.password_dir, read_abs_path),
+    SL_CONFIG_KEY_LIST("endpoints", sl_jobs_config, provision.endpoints, provision.nendpoints, read_endpoints),
+};
+
+static int check_provision(sl_jobs_config *jc, sl_ydoc *doc, sl_err *err)
+{
     return check_one_secret(doc, NULL, "provision.admin_url", jc->provision.admin_url_env,
                             jc->provision.admin_url_file, err);
 }
 
 /* ---- notify ---- */
 
+static int read_channel_type(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                             const sl_ynode *node, sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+        return -1;
+    if (strcmp(s, "webhook") == 0)
+        *SL_CONFIG_FIELD(data, row, sl_notify_type) = SL_NOTIFY_WEBHOOK;
+    else if (strcmp(s, "slack") == 0)
+        *SL_CONFIG_FIELD(data, row, sl_notify_type) = SL_NOTIFY_SLACK;
+    else
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be webhook or slack, got '%.40s'", what, s);
+    return 0;
+}
+
+static const sl_config_key channel_keys[] = {
+    SL_CONFIG_KEY_FN("type", sl_notify_channel, type, read_channel_type),
+    SL_CONFIG_KEY_FN("url", sl_notify_channel, url, read_http_url),
+    SL_CONFIG_KEY_FN("secret_env", sl_notify_channel, secret_env, read_env_name),
+    SL_CONFIG_KEY_FN("secret_file", sl_notify_channel, secret_file, read_secret_file),
+    SL_CONFIG_KEY("timeout", SL_CONFIG_DURATION64, sl_notify_channel, timeout_ms, 1, 600000),
+};
+
 static int read_channel(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err *err)
 {
     sl_notify_channel *c = entry;
-    static const char *const keys[] = { "type", "url", "secret_env", "secret_file", "timeout", NULL };
-    char what[128];
-    snprintf(what, sizeof what, "notify.channels.%s", pair->name);
-    sl_ymap map;
-    if (sl_ydoc_map(doc, pair->value, what, &map, err) < 0 || check_keys(doc, &map, what, keys, err) < 0)
-        return -1;
+    char what[160];
     c->timeout_ms = 10000;
-    bool typed = false;
-    for (size_t i = 0; i < map.n; i++) {
-        const char *k = map.pairs[i].name;
-        const sl_ynode *v = map.pairs[i].value;
-        char kw[192];
-        snprintf(kw, sizeof kw, "%s.%s", what, k);
-        int rc;
-        if (strcmp(k, "type") == 0) {
-            const char *s;
-            typed = true;
-            if ((rc = sl_ydoc_str(doc, v, kw, &s, err)) == 0) {
-                if (strcmp(s, "webhook") == 0)
-                    c->type = SL_NOTIFY_WEBHOOK;
-                else if (strcmp(s, "slack") == 0)
-                    c->type = SL_NOTIFY_SLACK;
-                else
-                    rc = sl_ydoc_errorf(doc, v, err, "'%s' must be webhook or slack, got '%.40s'", kw, s);
-            }
-        } else if (strcmp(k, "url") == 0) {
-            rc = read_http_url(doc, v, kw, &c->url, err);
-        } else if (strcmp(k, "secret_env") == 0) {
-            rc = read_env_name(doc, v, kw, &c->secret_env, err);
-        } else if (strcmp(k, "secret_file") == 0) {
-            rc = read_secret_file(doc, v, kw, &c->secret_file, err);
-        } else {
-            rc = sl_ydoc_duration(doc, v, kw, 1, 600000, &c->timeout_ms, err);
-        }
-        if (rc < 0)
-            return -1;
-    }
-    if (!typed)
+    if (read_entry(ROWS(channel_keys), c, doc, pair, "notify.channels", what, sizeof what, err) < 0)
+        return -1;
+    if (!has_key(doc, pair->value, "type"))
         return sl_ydoc_errorf(doc, pair->key, err, "'%s' needs 'type: webhook' or 'type: slack'", what);
-    char sw[160];
-    snprintf(sw, sizeof sw, "%s.secret", what);
-    if (check_one_secret(doc, pair->key, sw, c->secret_env, c->secret_file, err) < 0)
+    if (check_entry_secret(doc, pair, what, c->secret_env, c->secret_file, err) < 0)
         return -1;
     if (c->type == SL_NOTIFY_SLACK && (c->secret_env || c->secret_file))
         return sl_ydoc_errorf(doc, pair->key, err, "'%s' is a slack channel: it takes no secret (the "
@@ -892,57 +816,94 @@ static int read_channel(sl_ydoc *doc, const sl_ypair *pair, void *entry, sl_err 
     return 0;
 }
 
-static int read_notify(sl_jobs_config *jc, sl_ydoc *doc, const sl_ymap *map, sl_err *err)
+static const named_kind channels_kind = { "channel", sizeof(sl_notify_channel), read_channel, free_channel };
+
+static int read_channels(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                         const sl_ynode *node, sl_err *err)
 {
-    static const char *const keys[] = { "channels", "default", "queue", "remind_before",
-                                        "max_attempts", "allow_addresses", NULL };
-    if (check_keys(doc, map, "notify", keys, err) < 0)
+    return read_named(data, row, doc, what, node, &channels_kind, err);
+}
+
+static int read_channel_names(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                              const sl_ynode *node, sl_err *err)
+{
+    return read_list_row(data, row, doc, what, node, entry_name_valid, "a channel name", err);
+}
+
+static int read_queue_name(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                           const sl_ynode *node, sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
         return -1;
-    const sl_ynode *default_node = NULL;
-    for (size_t i = 0; i < map->n; i++) {
-        const char *k = map->pairs[i].name;
-        const sl_ynode *v = map->pairs[i].value;
-        char kw[64];
-        snprintf(kw, sizeof kw, "notify.%s", k);
-        int rc;
-        if (strcmp(k, "channels") == 0) {
-            void *arr = NULL;
-            clear_channels(jc);
-            rc = read_named(doc, v, kw, "channel", sizeof(sl_notify_channel), read_channel, &arr,
-                            &jc->notify.nchannels, err);
-            jc->notify.channels = arr;
-        } else if (strcmp(k, "default") == 0) {
-            default_node = v;
-            rc = read_list(doc, v, kw, entry_name_valid, "a channel name", &jc->notify.defaults,
-                           &jc->notify.ndefaults, err);
-        } else if (strcmp(k, "queue") == 0) {
-            const char *s;
-            if ((rc = sl_ydoc_str(doc, v, kw, &s, err)) == 0) {
-                if (!entry_name_valid(s) || strlen(s) > NAME_MAX_LEN)
-                    rc = sl_ydoc_errorf(doc, v, err, "'%s' must be a queue name (1-64 of A-Z a-z 0-9 _ . -), "
-                                        "got '%.80s'", kw, s);
-                else
-                    set_str(&jc->notify.queue, s);
-            }
-        } else if (strcmp(k, "remind_before") == 0) {
-            rc = sl_ydoc_duration(doc, v, kw, 0, 7 * 86400000LL, &jc->notify.remind_before_ms, err);
-        } else if (strcmp(k, "max_attempts") == 0) {
-            int64_t n;
-            if ((rc = read_int(doc, v, kw, 1, 1000, &n, err)) == 0)
-                jc->notify.max_attempts = (int)n;
-        } else {
-            rc = read_cidrs(doc, v, kw, &jc->notify.allow_addresses, &jc->notify.nallow_addresses, err);
-        }
-        if (rc < 0)
-            return -1;
-    }
+    if (!entry_name_valid(s))
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be a queue name (1-64 of A-Z a-z 0-9 _ . -), "
+                              "got '%.80s'", what, s);
+    set_str(SL_CONFIG_FIELD(data, row, char *), s);
+    return 0;
+}
+
+static const sl_config_key notify_keys[] = {
+    SL_CONFIG_KEY_LIST("channels", sl_jobs_config, notify.channels, notify.nchannels, read_channels),
+    SL_CONFIG_KEY_LIST("default", sl_jobs_config, notify.defaults, notify.ndefaults, read_channel_names),
+    SL_CONFIG_KEY_FN("queue", sl_jobs_config, notify.queue, read_queue_name),
+    SL_CONFIG_KEY("remind_before", SL_CONFIG_DURATION64, sl_jobs_config, notify.remind_before_ms,
+                  0, 7 * 86400000LL),
+    SL_CONFIG_KEY("max_attempts", SL_CONFIG_INT, sl_jobs_config, notify.max_attempts, 1, 1000),
+    SL_CONFIG_KEY_LIST("allow_addresses", sl_jobs_config, notify.allow_addresses, notify.nallow_addresses,
+                       read_cidrs),
+};
+
+/* Every default channel is one of the channels. */
+static int check_notify(sl_jobs_config *jc, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
+{
     for (size_t i = 0; i < jc->notify.ndefaults; i++) {
-        if (sl_config_notify_channel(&jc->notify, jc->notify.defaults[i]) == NULL)
-            return sl_ydoc_errorf(doc, default_node, err, "notify.default: no channel '%.80s' under "
+        if (sl_config_notify_channel(&jc->notify, jc->notify.defaults[i]) == NULL) {
+            sl_ymap map;
+            const sl_ynode *at = node;
+            if (sl_ydoc_map(doc, node, "notify", &map, err) < 0)
+                return -1;
+            for (size_t j = 0; j < map.n; j++) {
+                if (strcmp(map.pairs[j].name, "default") == 0)
+                    at = map.pairs[j].value;
+            }
+            return sl_ydoc_errorf(doc, at, err, "notify.default: no channel '%.80s' under "
                                   "notify.channels", jc->notify.defaults[i]);
+        }
     }
     return 0;
 }
+
+void sl_config_jobs_free(sl_jobs_config *jc)
+{
+    if (jc == NULL)
+        return;
+    clear_named(jc, row_of(ROWS(deploy_keys), "targets"), &targets_kind);
+    free(jc->deploy.run_as_user);
+    free(jc->deploy.run_as_group);
+    free(jc->import.root);
+    free_list(jc->import.schemes, jc->import.nschemes);
+    free_list(jc->import.hosts, jc->import.nhosts);
+    free(jc->import.file_root);
+    free(jc->import.allow_addresses);
+    free(jc->import.allow_ports);
+    free(jc->import.database_url_env);
+    free(jc->import.database_url_file);
+    clear_named(jc, row_of(ROWS(import_keys), "tables"), &tables_kind);
+    free(jc->codegen.template_root);
+    free(jc->codegen.output_root);
+    free(jc->provision.admin_url_env);
+    free(jc->provision.admin_url_file);
+    free_list(jc->provision.resources, jc->provision.nresources);
+    free(jc->provision.password_dir);
+    clear_named(jc, row_of(ROWS(provision_keys), "endpoints"), &endpoints_kind);
+    clear_named(jc, row_of(ROWS(notify_keys), "channels"), &channels_kind);
+    free_list(jc->notify.defaults, jc->notify.ndefaults);
+    free(jc->notify.queue);
+    free(jc->notify.allow_addresses);
+    free(jc);
+}
+
 
 size_t sl_config_jobs_secret_envs(const sl_jobs_config *jc, const char **names, size_t max)
 {
@@ -963,19 +924,20 @@ size_t sl_config_jobs_secret_envs(const sl_jobs_config *jc, const char **names, 
 int sl_config_jobs_read(sl_jobs_config *jc, sl_ydoc *doc, const char *section,
                         const sl_ynode *node, sl_err *err)
 {
-    sl_ymap map;
-    if (sl_ydoc_map(doc, node, section, &map, err) < 0)
-        return -1;
     if (strcmp(section, "deploy") == 0)
-        return read_deploy(jc, doc, &map, err);
+        return sl_config_read_keys(ROWS(deploy_keys), jc, doc, section, node, err);
     if (strcmp(section, "import") == 0)
-        return read_import(jc, doc, &map, err);
+        return sl_config_read_keys(ROWS(import_keys), jc, doc, section, node, err) < 0 ? -1
+               : check_import(jc, doc, err);
     if (strcmp(section, "codegen") == 0)
-        return read_codegen(jc, doc, &map, err);
+        return sl_config_read_keys(ROWS(codegen_keys), jc, doc, section, node, err) < 0 ? -1
+               : check_codegen(jc, doc, err);
     if (strcmp(section, "provision") == 0)
-        return read_provision(jc, doc, &map, err);
+        return sl_config_read_keys(ROWS(provision_keys), jc, doc, section, node, err) < 0 ? -1
+               : check_provision(jc, doc, err);
     if (strcmp(section, "notify") == 0)
-        return read_notify(jc, doc, &map, err);
+        return sl_config_read_keys(ROWS(notify_keys), jc, doc, section, node, err) < 0 ? -1
+               : check_notify(jc, doc, node, err);
     return sl_err_set(err, SL_ECONFIG, "config: '%s' is not a job section", section);
 }
 

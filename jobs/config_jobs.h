@@ -172,9 +172,6 @@ sl_jobs_config *sl_config_jobs_new(void);
 
 void sl_config_jobs_free(sl_jobs_config *jc);   /* jc may be NULL */
 
-/* True when name is one of the sections read here. */
-bool sl_config_jobs_section(const char *name);
-
 /* Reads the top-level section `section` (node is its value) into jc,
  * replacing what an earlier read set.  Returns -1 with err on any unknown
  * key or bad value, leaving jc valid (partly updated; the caller discards it). */

@@ -23,7 +23,8 @@
 #include "buf.h"
 #include "kind.h"
 
-/* The job's timeout: its own timeout_ms, else worker.job_timeout. */
+/* The job's time budget (ctx->timeout_ms, which the worker fills in: the
+ * kinds do not read the worker's configuration). */
 int64_t sl_jobctx_timeout_ms(const sl_job_ctx *ctx);
 
 /* True once the job has been cancelled (ctx->cancelled may be NULL). */

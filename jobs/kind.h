@@ -16,6 +16,7 @@
 #include <msgpack.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "buf.h"
 #include "config.h"
@@ -26,6 +27,8 @@ typedef struct sl_job_ctx {
     const sl_job *job;           /* the envelope being run */
     const msgpack_object *args;  /* job->args decoded: always a map */
     const sl_config *cfg;        /* the worker's configuration */
+    int64_t timeout_ms;          /* the job's time budget, filled in by the worker: its envelope's
+                                    timeout_ms (capped), else its queue's, else worker.job_timeout */
     sl_buf *outputs;             /* handler appends one JSON object, or leaves it empty for {} */
     const volatile sig_atomic_t *cancelled; /* becomes nonzero when the job is cancelled
                                                (`sluice cancel`): a long-running handler

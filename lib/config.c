@@ -1,28 +1,18 @@
 /* config.c: see config.h.
  *
- * The file is two levels deep, sections of keys (`worker: {batch: 16}`), and
- * every key is one row of the keys[] table below: its section, its name, how
- * its value is read and checked, and where it lands in sl_config.  The
- * loader walks the document and looks each key up in the table, so a key
- * not in the table is an error at its own position, with the valid names in
- * the message.  Reading goes into a config that starts from the defaults and
- * is only returned once the whole file has been read: on the first error it
- * is freed, so a caller never sees a half-loaded configuration.
+ * The file is two levels deep, sections of keys (`log: {level: info}`).  The
+ * loader walks the top level: a core section is read by
+ * sl_config_read_keys from its table below (rows pointing into sl_config),
+ * a registered one is handed to its owner's reader, and any other name is
+ * an error at its own position listing the valid ones.  sl_config_read_keys
+ * looks every key of a mapping up in its table the same way, so an unknown
+ * key is an error at the key, with the valid names in the message.
  *
- * To add a key:
- *   1. add the field to sl_config in config.h, with its default in
- *      config_new() below;
- *   2. add a row to keys[] (a new section needs nothing more than rows that
- *      name it; a new kind of value needs a case in read_value());
- *   3. document it in etc/sluice.yaml and docs/configuration.md, and test it
- *      in tests/test_config.c.
- *
- * The sections of other components (the job kinds', the scheduler's, the
- * API's) are not in keys[]: their owners register them (sl_config_register)
- * and read_file hands each to the reader registered for its name.  A
- * config holds one part per registered section, created with its defaults
- * when the config is, so a part exists even when the file does not name it.
- */
+ * Reading goes into a config that starts from the defaults and is only
+ * returned once the whole file has been read: on the first error it is
+ * freed, so a caller never sees a half-loaded configuration.  A config
+ * holds one part per registered section, created with its defaults when
+ * the config is, so a part exists even when the file does not name it. */
 #include "config.h"
 
 #include <limits.h>
@@ -35,78 +25,44 @@
 #include <unistd.h>
 
 #include "buf.h"
-#include "envelope.h"
 #include "mem.h"
 #include "secretenv.h"
 #include "yamldoc.h"
 
 
-enum value_kind {
-    V_URL,       /* non-empty string -> char * */
-    V_LEVEL,     /* debug|info|warn|error -> sl_log_level */
-    V_INT,       /* integer in [min, max] -> int */
-    V_DURATION,  /* duration in [min, max] ms -> int */
-    V_DURATION64,/* duration in [min, max] ms -> int64_t (longer than 24 days) */
-    V_QUEUES,    /* non-empty list of distinct queue names -> char **, size_t */
-    V_BOOL,      /* true/false -> bool */
-    V_KINDS,     /* list of distinct kind names -> char **, size_t (may be empty) */
-    V_FILES,     /* list of distinct non-empty paths -> char **, size_t (may be empty) */
+/* The core's sections and their keys (sl_config_read_keys reads each).  The
+ * top-level names of the other sections are registered by their owners. */
+static int read_level(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, sl_err *err);
+
+static const sl_config_key redis_keys[] = {
+    SL_CONFIG_KEY("url", SL_CONFIG_STRING, sl_config, redis_url, 0, 0),
+};
+static const sl_config_key database_keys[] = {
+    SL_CONFIG_KEY("url", SL_CONFIG_STRING, sl_config, database_url, 0, 0),
+};
+static const sl_config_key log_keys[] = {
+    SL_CONFIG_KEY_FN("level", sl_config, log_level, read_level),
+};
+static const sl_config_key metrics_keys[] = {
+    SL_CONFIG_KEY("enabled", SL_CONFIG_BOOL, sl_config, metrics.enabled, 0, 0),
+    SL_CONFIG_KEY("listen", SL_CONFIG_STRING, sl_config, metrics.listen, 0, 0),
+    SL_CONFIG_KEY("request_timeout", SL_CONFIG_DURATION, sl_config, metrics.request_timeout_ms, 1000, 3600000),
+    SL_CONFIG_KEY("max_connections", SL_CONFIG_INT, sl_config, metrics.max_connections, 1, 10000),
 };
 
-static const struct key {
-    const char *section;
+#define ROWS(t) t, sizeof t / sizeof t[0]
+static const struct core_section {
     const char *name;
-    enum value_kind kind;
-    size_t off;          /* the field in sl_config */
-    size_t count_off;    /* V_QUEUES, V_KINDS, V_FILES: the size_t count beside it */
-    int64_t min, max;    /* V_INT, V_DURATION */
-} keys[] = {
-    { "redis", "url", V_URL, offsetof(sl_config, redis_url), 0, 0, 0 },
-    { "database", "url", V_URL, offsetof(sl_config, database_url), 0, 0, 0 },
-    { "log", "level", V_LEVEL, offsetof(sl_config, log_level), 0, 0, 0 },
-    { "worker", "processes", V_INT, offsetof(sl_config, worker.processes), 0, 1, 1024 },
-    { "worker", "queues", V_QUEUES, offsetof(sl_config, worker.queues),
-      offsetof(sl_config, worker.nqueues), 0, 0 },
-    { "worker", "batch", V_INT, offsetof(sl_config, worker.batch), 0, 1, 1000 },
-    { "worker", "block", V_DURATION, offsetof(sl_config, worker.block_ms), 0, 1, 60000 },
-    { "worker", "shutdown_timeout", V_DURATION, offsetof(sl_config, worker.shutdown_timeout_ms),
-      0, 0, 86400000 },
-    { "worker", "visibility_timeout", V_DURATION, offsetof(sl_config, worker.visibility_timeout_ms),
-      0, 1000, 86400000 },
-    { "worker", "max_deliveries", V_INT, offsetof(sl_config, worker.max_deliveries), 0, 1, 1000 },
-    { "worker", "job_timeout", V_DURATION, offsetof(sl_config, worker.job_timeout_ms),
-      0, 1, 7 * 86400000LL },
-    { "worker", "max_job_timeout", V_DURATION, offsetof(sl_config, worker.max_job_timeout_ms),
-      0, 1, 7 * 86400000LL },
-    { "worker", "timeout_grace", V_DURATION, offsetof(sl_config, worker.timeout_grace_ms),
-      0, 0, 3600000 },
-    { "worker", "max_attempts", V_INT, offsetof(sl_config, worker.max_attempts), 0, 1, 1000 },
-    { "worker", "retry_initial", V_DURATION, offsetof(sl_config, worker.retry_initial_ms),
-      0, 1, 86400000 },
-    { "worker", "retry_max", V_DURATION, offsetof(sl_config, worker.retry_max_ms), 0, 1, 86400000 },
-    { "worker", "max_payload", V_INT, offsetof(sl_config, worker.max_payload), 0, 1024, 536870912 },
-    { "retention", "succeeded", V_DURATION64, offsetof(sl_config, retention.succeeded_ms),
-      0, 0, 3650 * 86400000LL },
-    { "retention", "failed", V_DURATION64, offsetof(sl_config, retention.failed_ms),
-      0, 0, 3650 * 86400000LL },
-    { "retention", "runs", V_DURATION64, offsetof(sl_config, retention.runs_ms),
-      0, 0, 3650 * 86400000LL },
-    { "retention", "audit", V_DURATION64, offsetof(sl_config, retention.audit_ms),
-      0, 0, 36500 * 86400000LL },
-    { "retention", "batch", V_INT, offsetof(sl_config, retention.batch), 0, 1, 100000 },
-    { "worker", "protected_kinds", V_KINDS, offsetof(sl_config, worker.protected_kinds),
-      offsetof(sl_config, worker.nprotected_kinds), 0, 0 },
-    { "worker", "scheduler_public_keys", V_FILES, offsetof(sl_config, worker.scheduler_public_keys),
-      offsetof(sl_config, worker.nscheduler_public_keys), 0, 0 },
-    { "metrics", "enabled", V_BOOL, offsetof(sl_config, metrics.enabled), 0, 0, 0 },
-    { "metrics", "listen", V_URL, offsetof(sl_config, metrics.listen), 0, 0, 0 },
-    { "metrics", "request_timeout", V_DURATION, offsetof(sl_config, metrics.request_timeout_ms),
-      0, 1000, 3600000 },
-    { "metrics", "max_connections", V_INT, offsetof(sl_config, metrics.max_connections), 0, 1, 10000 },
+    const sl_config_key *keys;
+    size_t nkeys;
+} core_sections[] = {
+    { "redis", ROWS(redis_keys) },
+    { "database", ROWS(database_keys) },
+    { "log", ROWS(log_keys) },
+    { "metrics", ROWS(metrics_keys) },
 };
-#define NKEYS (sizeof keys / sizeof keys[0])
-
-#define FIELD(cfg, type, off) ((type *)((char *)(cfg) + (off)))
+#define NCORE (sizeof core_sections / sizeof core_sections[0])
 
 /* The sections registered by components (sl_config_register): set up by
  * main before the first load, then only read. */
@@ -161,13 +117,6 @@ void *sl_config_part(const sl_config *cfg, const sl_config_section *s)
     abort();
 }
 
-static void free_queues(char **queues, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(queues[i]);
-    free(queues);
-}
-
 /* Built-in defaults, no file, no environment. */
 static sl_config *config_new(void)
 {
@@ -175,27 +124,6 @@ static sl_config *config_new(void)
     cfg->redis_url = sl_xstrdup("redis://127.0.0.1:6379/0");
     cfg->database_url = sl_xstrdup("postgresql://127.0.0.1:5432/sluice");
     cfg->log_level = SL_LOG_INFO;
-    cfg->worker.processes = 2;
-    cfg->worker.queues = sl_xcalloc(1, sizeof *cfg->worker.queues);
-    cfg->worker.queues[0] = sl_xstrdup("default");
-    cfg->worker.nqueues = 1;
-    cfg->worker.batch = 1000;
-    cfg->worker.block_ms = 1000;
-    cfg->worker.shutdown_timeout_ms = 30000;
-    cfg->worker.visibility_timeout_ms = 30000;
-    cfg->worker.max_deliveries = 5;
-    cfg->worker.job_timeout_ms = 30 * 60000;
-    cfg->worker.max_job_timeout_ms = 86400000;
-    cfg->worker.timeout_grace_ms = 5000;
-    cfg->worker.max_attempts = 1;
-    cfg->worker.retry_initial_ms = 1000;
-    cfg->worker.retry_max_ms = 5 * 60000;
-    cfg->worker.max_payload = 1048576;
-    cfg->retention.succeeded_ms = 7 * 86400000LL;
-    cfg->retention.failed_ms = 30 * 86400000LL;
-    cfg->retention.runs_ms = 90 * 86400000LL;
-    cfg->retention.audit_ms = 400 * 86400000LL;
-    cfg->retention.batch = 1000;
     cfg->parts = sl_xcalloc(nregistry ? nregistry : 1, sizeof *cfg->parts);
     for (size_t i = 0; i < nregistry; i++) {
         cfg->parts[i].section = registry[i];
@@ -209,292 +137,106 @@ static sl_config *config_new(void)
     return cfg;
 }
 
-/* Writes "a, b, c": the sections (section NULL) or the keys of section. */
-static const char *key_names(sl_buf *b, const char *section)
+/* Writes "a, b, c": the top-level sections, the core's and the registered. */
+static const char *section_names(sl_buf *b)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        const char *name = section ? keys[i].name : keys[i].section;
-        if (section && strcmp(keys[i].section, section) != 0)
-            continue;
-        if (!section && i > 0 && strcmp(keys[i - 1].section, name) == 0)
-            continue;   /* rows of one section are adjacent */
-        sl_buf_printf(b, "%s%s", b->len ? ", " : "", name);
-    }
-    if (!section) {
-        sl_buf_puts(b, ", queues");
-        for (size_t i = 0; i < nregistry; i++) {
-            for (const char *const *n = registry[i]->names; *n; n++)
-                sl_buf_printf(b, ", %s", *n);
-        }
+    for (size_t i = 0; i < NCORE; i++)
+        sl_buf_printf(b, "%s%s", i ? ", " : "", core_sections[i].name);
+    for (size_t i = 0; i < nregistry; i++) {
+        for (const char *const *n = registry[i]->names; *n; n++)
+            sl_buf_printf(b, ", %s", *n);
     }
     return sl_buf_str(b);
 }
 
-static int read_queues(sl_ydoc *doc, const sl_ynode *node, const char *what, char ***out,
-                       size_t *nout, sl_err *err)
+static int read_level(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, sl_err *err)
 {
-    sl_yseq seq;
-    char **queues = NULL;
-    size_t n = 0;
-    if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
         return -1;
-    if (seq.n == 0)
-        return sl_ydoc_errorf(doc, node, err, "'%s' must list at least one queue", what);
-    queues = sl_xcalloc(seq.n, sizeof *queues);
-    for (n = 0; n < seq.n; n++) {
-        char item[96];
-        const char *q;
-        snprintf(item, sizeof item, "%s[%zu]", what, n);
-        if (sl_ydoc_str(doc, seq.items[n], item, &q, err) < 0)
-            goto fail;
-        if (!sl_envelope_queue_valid(q)) {
-            sl_ydoc_errorf(doc, seq.items[n], err, "'%s' is not a valid queue name: '%.80s' "
-                           "(use 1-%d of A-Z a-z 0-9 _ . -)", item, q, SL_NAME_MAX);
-            goto fail;
+    /* exact names only: sl_log_level_parse is lenient, for the command line */
+    for (int l = SL_LOG_DEBUG; l <= SL_LOG_ERROR; l++) {
+        if (strcmp(s, sl_log_level_name((sl_log_level)l)) == 0) {
+            *SL_CONFIG_FIELD(data, row, sl_log_level) = (sl_log_level)l;
+            return 0;
         }
-        for (size_t j = 0; j < n; j++) {
-            if (strcmp(queues[j], q) == 0) {
-                sl_ydoc_errorf(doc, seq.items[n], err, "'%s': queue '%s' is listed twice", item, q);
-                goto fail;
-            }
-        }
-        queues[n] = sl_xstrdup(q);
     }
-    *out = queues;
-    *nout = n;
-    return 0;
-
-fail:
-    free_queues(queues, n);
-    return -1;
+    return sl_ydoc_errorf(doc, node, err, "'%s' must be debug, info, warn or error, got '%.40s'", what, s);
 }
 
-/* A list of distinct strings: kind names (kinds) or file paths. */
-static int read_names(sl_ydoc *doc, const sl_ynode *node, const char *what, bool kinds, char ***out,
-                      size_t *nout, sl_err *err)
+/* Reads node as the value of row into data. */
+static int read_value(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                      const sl_ynode *node, sl_err *err)
 {
-    sl_yseq seq;
-    char **names = NULL;
-    size_t n = 0;
-    if (sl_ydoc_seq(doc, node, what, &seq, err) < 0)
-        return -1;
-    names = sl_xcalloc(seq.n ? seq.n : 1, sizeof *names);
-    for (n = 0; n < seq.n; n++) {
-        char item[96];
-        const char *s;
-        snprintf(item, sizeof item, "%s[%zu]", what, n);
-        if (sl_ydoc_str(doc, seq.items[n], item, &s, err) < 0)
-            goto fail;
-        if (kinds ? !sl_envelope_kind_valid(s) : *s == '\0') {
-            sl_ydoc_errorf(doc, seq.items[n], err, kinds ? "'%s' is not a valid kind name: '%.80s'"
-                           : "'%s' must not be empty%.0s", item, s);
-            goto fail;
-        }
-        for (size_t j = 0; j < n; j++) {
-            if (strcmp(names[j], s) == 0) {
-                sl_ydoc_errorf(doc, seq.items[n], err, "'%s': '%.80s' is listed twice", item, s);
-                goto fail;
-            }
-        }
-        names[n] = sl_xstrdup(s);
-    }
-    *out = names;
-    *nout = n;
-    return 0;
-
-fail:
-    free_queues(names, n);
-    return -1;
-}
-
-/* Reads node as the value of key k into cfg. */
-static int read_value(sl_config *cfg, sl_ydoc *doc, const struct key *k, const sl_ynode *node,
-                      sl_err *err)
-{
-    char what[96];
     const char *s;
     int64_t v;
-    snprintf(what, sizeof what, "%s.%s", k->section, k->name);
-
-    switch (k->kind) {
-    case V_URL:
+    switch (row->type) {
+    case SL_CONFIG_STRING:
         if (sl_ydoc_str(doc, node, what, &s, err) < 0)
             return -1;
         if (*s == '\0')
             return sl_ydoc_errorf(doc, node, err, "'%s' must not be empty", what);
-        free(*FIELD(cfg, char *, k->off));
-        *FIELD(cfg, char *, k->off) = sl_xstrdup(s);
+        free(*SL_CONFIG_FIELD(data, row, char *));
+        *SL_CONFIG_FIELD(data, row, char *) = sl_xstrdup(s);
         return 0;
-    case V_LEVEL:
-        if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+    case SL_CONFIG_INT:
+        if (sl_ydoc_int(doc, node, what, row->min, row->max, &v, err) < 0)
             return -1;
-        /* exact names only: sl_log_level_parse is lenient, for the command line */
-        for (int l = SL_LOG_DEBUG; l <= SL_LOG_ERROR; l++) {
-            if (strcmp(s, sl_log_level_name((sl_log_level)l)) == 0) {
-                *FIELD(cfg, sl_log_level, k->off) = (sl_log_level)l;
-                return 0;
-            }
-        }
-        return sl_ydoc_errorf(doc, node, err, "'%s' must be debug, info, warn or error, got '%.40s'",
-                              what, s);
-    case V_INT:
-        if (sl_ydoc_int(doc, node, what, k->min, k->max, &v, err) < 0)
-            return -1;
-        *FIELD(cfg, int, k->off) = (int)v;
+        *SL_CONFIG_FIELD(data, row, int) = (int)v;
         return 0;
-    case V_DURATION:
-        if (sl_ydoc_duration(doc, node, what, k->min, k->max, &v, err) < 0)
+    case SL_CONFIG_INT64:
+        return sl_ydoc_int(doc, node, what, row->min, row->max, SL_CONFIG_FIELD(data, row, int64_t), err);
+    case SL_CONFIG_DURATION:
+        if (sl_ydoc_duration(doc, node, what, row->min, row->max, &v, err) < 0)
             return -1;
-        *FIELD(cfg, int, k->off) = (int)v;
+        *SL_CONFIG_FIELD(data, row, int) = (int)v;
         return 0;
-    case V_DURATION64:
-        return sl_ydoc_duration(doc, node, what, k->min, k->max, FIELD(cfg, int64_t, k->off), err);
-    case V_BOOL:
-        return sl_ydoc_bool(doc, node, what, FIELD(cfg, bool, k->off), err);
-    case V_QUEUES: {
-        char **queues = NULL;
-        size_t n = 0;
-        if (read_queues(doc, node, what, &queues, &n, err) < 0)
+    case SL_CONFIG_DURATION64:
+        return sl_ydoc_duration(doc, node, what, row->min, row->max, SL_CONFIG_FIELD(data, row, int64_t), err);
+    case SL_CONFIG_BOOL:
+        return sl_ydoc_bool(doc, node, what, SL_CONFIG_FIELD(data, row, bool), err);
+    case SL_CONFIG_RATE: {
+        const char *text;
+        sl_err why;
+        if (sl_ydoc_str(doc, node, what, &text, err) < 0)
             return -1;
-        free_queues(*FIELD(cfg, char **, k->off), *FIELD(cfg, size_t, k->count_off));
-        *FIELD(cfg, char **, k->off) = queues;
-        *FIELD(cfg, size_t, k->count_off) = n;
+        if (sl_rate_parse(text, SL_CONFIG_FIELD(data, row, sl_rate), &why) < 0)
+            return sl_ydoc_errorf(doc, node, err, "'%s': %s", what, why.msg);
         return 0;
     }
-    case V_KINDS:
-    case V_FILES: {
-        char **names = NULL;
-        size_t n = 0;
-        if (read_names(doc, node, what, k->kind == V_KINDS, &names, &n, err) < 0)
-            return -1;
-        free_queues(*FIELD(cfg, char **, k->off), *FIELD(cfg, size_t, k->count_off));
-        *FIELD(cfg, char **, k->off) = names;
-        *FIELD(cfg, size_t, k->count_off) = n;
-        return 0;
-    }
+    case SL_CONFIG_CUSTOM:
+        return row->read(data, row, doc, what, node, err);
     }
     return sl_err_set(err, SL_ECONFIG, "config: key '%s' has no reader", what);
 }
 
-static int read_section(sl_config *cfg, sl_ydoc *doc, const char *section, const sl_ynode *node,
-                        sl_err *err)
+int sl_config_read_keys(const sl_config_key *rows, size_t n, void *data, sl_ydoc *doc,
+                        const char *section, const sl_ynode *node, sl_err *err)
 {
     sl_ymap map;
     if (sl_ydoc_map(doc, node, section, &map, err) < 0)
         return -1;
     for (size_t i = 0; i < map.n; i++) {
-        const struct key *k = NULL;
-        for (size_t j = 0; j < NKEYS && k == NULL; j++) {
-            if (strcmp(keys[j].section, section) == 0 && strcmp(keys[j].name, map.pairs[i].name) == 0)
-                k = &keys[j];
+        const sl_config_key *row = NULL;
+        for (size_t j = 0; j < n && row == NULL; j++) {
+            if (strcmp(rows[j].name, map.pairs[i].name) == 0)
+                row = &rows[j];
         }
-        if (k == NULL) {
+        if (row == NULL) {
             sl_buf names = SL_BUF_INIT;
+            for (size_t j = 0; j < n; j++)
+                sl_buf_printf(&names, "%s%s", j ? ", " : "", rows[j].name);
             sl_ydoc_errorf(doc, map.pairs[i].key, err, "unknown key '%.60s' in '%s' (expected %s)",
-                           map.pairs[i].name, section, key_names(&names, section));
+                           map.pairs[i].name, section, sl_buf_str(&names));
             sl_buf_free(&names);
             return -1;
         }
-        if (read_value(cfg, doc, k, map.pairs[i].value, err) < 0)
+        char what[256];
+        snprintf(what, sizeof what, "%s.%s", section, row->name);
+        if (read_value(data, row, doc, what, map.pairs[i].value, err) < 0)
             return -1;
     }
-    return 0;
-}
-
-/* queues: { NAME: { timeout: DURATION, rate: N/s, concurrency: N } }:
- * settings of single queues. */
-struct sl_queue_settings {
-    char *name;
-    int64_t timeout_ms;   /* 0: worker.job_timeout */
-    sl_queue_limits limits;
-};
-
-static int read_queue_settings(sl_config *cfg, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
-{
-    sl_ymap queues;
-    if (sl_ydoc_map(doc, node, "queues", &queues, err) < 0)
-        return -1;
-    for (size_t i = 0; i < queues.n; i++) {
-        const char *name = queues.pairs[i].name;
-        if (!sl_envelope_queue_valid(name))
-            return sl_ydoc_errorf(doc, queues.pairs[i].key, err, "'queues': invalid queue name '%.60s' "
-                                  "(1 to 64 of A-Z a-z 0-9 _ . -)", name);
-        char what[SL_NAME_MAX + 16];
-        snprintf(what, sizeof what, "queues.%s", name);
-        sl_ymap settings;
-        if (sl_ydoc_map(doc, queues.pairs[i].value, what, &settings, err) < 0)
-            return -1;
-        cfg->queue_settings.items = sl_xrealloc(cfg->queue_settings.items,
-                                                (cfg->queue_settings.n + 1) * sizeof *cfg->queue_settings.items);
-        struct sl_queue_settings *q = &cfg->queue_settings.items[cfg->queue_settings.n++];
-        q->name = sl_xstrdup(name);
-        q->timeout_ms = 0;
-        memset(&q->limits, 0, sizeof q->limits);
-        for (size_t k = 0; k < settings.n; k++) {
-            char key[SL_NAME_MAX + 32];
-            const char *setting = settings.pairs[k].name;
-            const sl_ynode *v = settings.pairs[k].value;
-            snprintf(key, sizeof key, "%s.%s", what, setting);
-            if (strcmp(setting, "timeout") == 0) {
-                if (sl_ydoc_duration(doc, v, key, 1, 7 * 86400000LL, &q->timeout_ms, err) < 0)
-                    return -1;
-            } else if (strcmp(setting, "rate") == 0) {
-                const char *text;
-                sl_err why;
-                if (sl_ydoc_str(doc, v, key, &text, err) < 0)
-                    return -1;
-                if (sl_rate_parse(text, &q->limits.rate, &why) < 0)
-                    return sl_ydoc_errorf(doc, v, err, "'%s': %s", key, why.msg);
-            } else if (strcmp(setting, "concurrency") == 0) {
-                int64_t n;
-                if (sl_ydoc_int(doc, v, key, 1, 1000000, &n, err) < 0)
-                    return -1;
-                q->limits.concurrency = (int)n;
-            } else {
-                return sl_ydoc_errorf(doc, settings.pairs[k].key, err, "unknown key '%.60s' in '%s' "
-                                      "(expected timeout, rate, concurrency)", setting, what);
-            }
-        }
-    }
-    return 0;
-}
-
-const sl_queue_limits *sl_config_queue_limits(const sl_config *cfg, const char *queue)
-{
-    for (size_t i = 0; queue && i < cfg->queue_settings.n; i++) {
-        const sl_queue_limits *l = &cfg->queue_settings.items[i].limits;
-        if (strcmp(cfg->queue_settings.items[i].name, queue) == 0 && (l->rate.count > 0 || l->concurrency > 0))
-            return l;
-    }
-    return NULL;
-}
-
-int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms)
-{
-    /* A producer's value is capped: anything added to it stays far from
-     * INT64_MAX, and no envelope can pin a worker past every deadline. */
-    if (timeout_ms > 0)
-        return timeout_ms < cfg->worker.max_job_timeout_ms ? timeout_ms : cfg->worker.max_job_timeout_ms;
-    for (size_t i = 0; queue && i < cfg->queue_settings.n; i++) {
-        if (strcmp(cfg->queue_settings.items[i].name, queue) == 0 && cfg->queue_settings.items[i].timeout_ms > 0)
-            return cfg->queue_settings.items[i].timeout_ms;
-    }
-    return cfg->worker.job_timeout_ms;
-}
-
-/* The audit trail outlives the runs whose gates it records: retention.audit
- * is 0 (forever), or at least an hour and at least retention.runs (with
- * runs kept forever, the audit trail is too: scheduler/retention.h). */
-static int check_audit_retention(const sl_config *cfg, const char *path, sl_err *err)
-{
-    int64_t audit = cfg->retention.audit_ms, runs = cfg->retention.runs_ms;
-    if (audit == 0)
-        return 0;
-    if (audit < 3600000)
-        return sl_err_set(err, SL_EINVAL, "%s: retention.audit must be 0 (kept forever) or at least 1h", path);
-    if (runs > 0 && audit < runs)
-        return sl_err_set(err, SL_EINVAL, "%s: retention.audit must be at least retention.runs: "
-                          "a run that is kept keeps the audit rows of its gates", path);
     return 0;
 }
 
@@ -525,38 +267,31 @@ static int read_file(sl_config *cfg, const char *path, sl_err *err)
     }
     if (sl_ynode_kind(root) != SL_YMAP) {
         sl_ydoc_errorf(doc, root, err, "the top level must be a mapping of sections (%s), got %s",
-                       key_names(&names, NULL),
+                       section_names(&names),
                        sl_ynode_kind(root) == SL_YSEQ ? "a list" : "a scalar");
         goto cleanup;
     }
     if (sl_ydoc_map(doc, root, NULL, &top, err) < 0)
         goto cleanup;
     for (size_t i = 0; i < top.n; i++) {
-        const char *section = NULL;
-        if (strcmp(top.pairs[i].name, "queues") == 0) {
-            if (read_queue_settings(cfg, doc, top.pairs[i].value, err) < 0)
-                goto cleanup;
-            continue;
-        }
         if (registered(top.pairs[i].name) != NULL) {
             if (read_part(cfg, doc, top.pairs[i].name, top.pairs[i].value, err) < 0)
                 goto cleanup;
             continue;
         }
-        for (size_t j = 0; j < NKEYS && section == NULL; j++) {
-            if (strcmp(keys[j].section, top.pairs[i].name) == 0)
-                section = keys[j].section;
+        const struct core_section *core = NULL;
+        for (size_t j = 0; j < NCORE && core == NULL; j++) {
+            if (strcmp(core_sections[j].name, top.pairs[i].name) == 0)
+                core = &core_sections[j];
         }
-        if (section == NULL) {
+        if (core == NULL) {
             sl_ydoc_errorf(doc, top.pairs[i].key, err, "unknown key '%.60s' at the top level "
-                           "(expected %s)", top.pairs[i].name, key_names(&names, NULL));
+                           "(expected %s)", top.pairs[i].name, section_names(&names));
             goto cleanup;
         }
-        if (read_section(cfg, doc, section, top.pairs[i].value, err) < 0)
+        if (sl_config_read_keys(core->keys, core->nkeys, cfg, doc, core->name, top.pairs[i].value, err) < 0)
             goto cleanup;
     }
-    if (check_audit_retention(cfg, path, err) < 0)
-        goto cleanup;
     rc = 0;
 
 cleanup:
@@ -679,12 +414,6 @@ void sl_config_free(sl_config *cfg)
     free(cfg->path);
     free(cfg->redis_url);
     free(cfg->database_url);
-    free_queues(cfg->worker.queues, cfg->worker.nqueues);
-    free_queues(cfg->worker.protected_kinds, cfg->worker.nprotected_kinds);
-    free_queues(cfg->worker.scheduler_public_keys, cfg->worker.nscheduler_public_keys);
-    for (size_t i = 0; i < cfg->queue_settings.n; i++)
-        free(cfg->queue_settings.items[i].name);
-    free(cfg->queue_settings.items);
     for (size_t i = 0; i < cfg->nparts; i++) {
         if (cfg->parts[i].data != NULL)
             cfg->parts[i].section->destroy(cfg->parts[i].data);

@@ -22,18 +22,32 @@
  * nothing is loaded.  Programs report it and exit non-zero before doing
  * anything else.  docs/configuration.md lists every key.
  *
- * Sections: this module reads the core's own sections (redis, database,
- * log, worker, queues, retention, metrics).  Every other top-level section
- * belongs to the component that uses it, which describes it with an
- * sl_config_section (its names, defaults, reader, environment overrides)
- * and registers it with sl_config_register before the configuration is
- * loaded: the job kinds (jobs/config_jobs.h), the scheduler
- * (scheduler/config_sched.h), the API's address and server
- * (lib/config_api.h).  A program's main registers what it links; a section
- * it does not read but that another program of the same installation
- * reads from the same file is registered without a reader, so it is
- * accepted and skipped while a misspelt section is still an error.  The
- * core knows no component: only the sections registered with it. */
+ * Sections: this module reads the core's own sections: redis, database,
+ * log and metrics.  metrics stays here because two programs that may not
+ * include each other read it: sluice-worker (metrics.enabled: it writes
+ * the counters of lib/metrics.h) and `sluice serve` (listen,
+ * request_timeout: it exports them).
+ * Every other top-level section belongs to the component that uses it,
+ * which describes it with an sl_config_section (its names, defaults,
+ * reader, environment overrides) and registers it with sl_config_register
+ * before the configuration is loaded: the worker pool's worker and queues
+ * (worker/config_worker.h), the job kinds' (jobs/config_jobs.h), the
+ * scheduler's scheduler, groups and retention (scheduler/config_sched.h),
+ * the API's address and server (lib/config_api.h).  A program's main
+ * registers what it links; a section it does not read but that another
+ * program of the same installation reads from the same file is registered
+ * without a reader, so it is accepted and skipped while a misspelt section
+ * is still an error.  The core knows no component: only the sections
+ * registered with it.
+ *
+ * Keys: a section's flat mappings are tables of sl_config_key rows (name,
+ * type and range, offset of the field in the section's own struct) read by
+ * sl_config_read_keys, the one reader every section uses, so that unknown
+ * keys, types and ranges give the same messages everywhere.  To add a key:
+ * add the field to its section's struct with its default, add a row to the
+ * section's table (a value no type describes gets a reader function: a
+ * CUSTOM row), document it in etc/sluice.yaml and docs/configuration.md,
+ * and test it in the section's tests/test_config*.c. */
 #ifndef SL_CONFIG_H
 #define SL_CONFIG_H
 
@@ -53,45 +67,6 @@ typedef struct sl_config {
     char *redis_url;      /* redis.url        default redis://127.0.0.1:6379/0 */
     char *database_url;   /* database.url     default postgresql://127.0.0.1:5432/sluice */
     sl_log_level log_level; /* log.level      default info */
-    struct {
-        int processes;        /* worker.processes  default 2, 1..1024 */
-        char **queues;        /* worker.queues     default ["default"] */
-        size_t nqueues;
-        int batch;            /* worker.batch      default 16, 1..1000: entries per XREADGROUP */
-        int block_ms;         /* worker.block      duration, default 1s: XREADGROUP BLOCK */
-        int shutdown_timeout_ms; /* worker.shutdown_timeout duration, default 30s */
-        int visibility_timeout_ms; /* worker.visibility_timeout, default 30s: an entry pending
-                                      this long with no live owner is reclaimed */
-        int max_deliveries;   /* worker.max_deliveries, default 5: more deliveries than this
-                                 without a result = poison pill, dead-lettered */
-        int job_timeout_ms;   /* worker.job_timeout, default 30m: for jobs without timeout_ms */
-        int max_job_timeout_ms; /* worker.max_job_timeout, default 24h, 1ms..7d: cap of an
-                                   envelope's timeout_ms */
-        int timeout_grace_ms; /* worker.timeout_grace, default 5s: added before the kill */
-        int max_attempts;     /* worker.max_attempts, default 1: for jobs without max_attempts */
-        int retry_initial_ms; /* worker.retry_initial, default 1s: first retry delay */
-        int retry_max_ms;     /* worker.retry_max, default 5m: cap of the doubling delay */
-        int max_payload;      /* worker.max_payload bytes, default 1048576: larger entries
-                                 are dead-lettered undecoded */
-        char **protected_kinds; /* worker.protected_kinds, default none: kinds whose jobs run
-                                   only with the scheduler's signature (worker/protect.h) */
-        size_t nprotected_kinds;
-        char **scheduler_public_keys; /* worker.scheduler_public_keys: PEM files of the
-                                         scheduler's Ed25519 public keys, default none */
-        size_t nscheduler_public_keys;
-    } worker;
-    struct {
-        struct sl_queue_settings *items; /* queues.NAME: settings of one queue */
-        size_t n;
-    } queue_settings;
-    struct {
-        int64_t succeeded_ms; /* retention.succeeded, default 7d: succeeded job results kept; 0 forever */
-        int64_t failed_ms;    /* retention.failed, default 30d: failed, dead, cancelled results */
-        int64_t runs_ms;      /* retention.runs, default 90d: finished runs, their steps and gates */
-        int64_t audit_ms;     /* retention.audit, default 400d: audit rows (0 forever; else at
-                                 least 1h and at least runs), removed behind a signed checkpoint */
-        int batch;            /* retention.batch, default 1000: rows removed per statement */
-    } retention;              /* applied by the scheduler's leader (scheduler/retention.h) */
     struct sl_config_part *parts; /* the registered sections' data, in registration order (owned) */
     size_t nparts;
     struct {
@@ -116,6 +91,60 @@ typedef struct sl_config_section {
     int (*read)(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err);
     void (*env)(void *data);   /* applies environment overrides, or NULL */
 } sl_config_section;
+
+/* How the value of one key is read (sl_config_key.type). */
+typedef enum sl_config_type {
+    SL_CONFIG_STRING,     /* a non-empty string -> char * (owned; replaces the old value) */
+    SL_CONFIG_INT,        /* an integer in [min, max] -> int */
+    SL_CONFIG_INT64,      /* an integer in [min, max] -> int64_t */
+    SL_CONFIG_DURATION,   /* a duration in [min, max] ms -> int */
+    SL_CONFIG_DURATION64, /* a duration in [min, max] ms -> int64_t (past 24 days) */
+    SL_CONFIG_BOOL,       /* true or false -> bool */
+    SL_CONFIG_RATE,       /* "COUNT/s", "/m" or "/h" -> sl_rate (rate.h) */
+    SL_CONFIG_CUSTOM,     /* read by the row's own function */
+} sl_config_type;
+
+typedef struct sl_config_key sl_config_key;
+
+/* Reads node, the value of row's key (what: its dotted name, for
+ * messages), into data, the section's struct.  Returns -1 with err
+ * ("FILE:LINE:COL: …") when the value is wrong. */
+typedef int (*sl_config_read_fn)(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                                 const sl_ynode *node, sl_err *err);
+
+/* One key of a flat mapping: its name, how its value is read and checked,
+ * and where it lands in the section's own struct.  A section is a table of
+ * these rows, read by sl_config_read_keys; the rows' order is the order in
+ * which an unknown key's message lists the valid ones. */
+struct sl_config_key {
+    const char *name;
+    sl_config_type type;
+    size_t off;              /* the field: offsetof(the section's struct, field) */
+    int64_t min, max;        /* INT, INT64, DURATION, DURATION64: the range */
+    sl_config_read_fn read;  /* CUSTOM: the reader (may use off, count_off, min, max) */
+    size_t count_off;        /* CUSTOM lists: the size_t count beside the array, or 0 */
+};
+
+/* Rows: a typed key with its range (0, 0 where there is none), and a key
+ * read by its own function (with the count of a list, or 0). */
+#define SL_CONFIG_KEY(name, type, st, field, min, max) \
+    { name, type, offsetof(st, field), min, max, NULL, 0 }
+#define SL_CONFIG_KEY_FN(name, st, field, fn) \
+    { name, SL_CONFIG_CUSTOM, offsetof(st, field), 0, 0, fn, 0 }
+#define SL_CONFIG_KEY_LIST(name, st, field, count, fn) \
+    { name, SL_CONFIG_CUSTOM, offsetof(st, field), 0, 0, fn, offsetof(st, count) }
+
+/* The field a row points to in data. */
+#define SL_CONFIG_FIELD(data, row, type) ((type *)(void *)((char *)(data) + (row)->off))
+
+/* Reads the mapping node (section: its dotted name, such as "worker" or
+ * "api.jwt") into data, one row of rows[0..n) per key.  Returns -1 with err
+ * ("FILE:LINE:COL: …", SL_ECONFIG) on the first error: node is not a
+ * mapping, a key has no row ("unknown key 'x' in 'section' (expected a, b,
+ * …)", at the key), or a value is wrong (at the value).  data keeps what
+ * was read before the error; the caller discards it. */
+int sl_config_read_keys(const sl_config_key *rows, size_t n, void *data, sl_ydoc *doc,
+                        const char *section, const sl_ynode *node, sl_err *err);
 
 /* Registers s for every configuration this process loads from now on.
  * Registering the same s again does nothing; a name already registered by
@@ -144,21 +173,5 @@ void sl_config_default_path(char *buf, size_t n);
 sl_config *sl_config_defaults(void);
 
 void sl_config_free(sl_config *cfg);
-
-/* The time limit of a job of queue whose envelope says timeout_ms (0:
- * none): the envelope's, capped at worker.max_job_timeout, else the
- * queue's `queues.NAME.timeout`, else worker.job_timeout.  Always between
- * 1 ms and 7 days. */
-int64_t sl_config_job_timeout_ms(const sl_config *cfg, const char *queue, int64_t timeout_ms);
-
-/* Fleet-wide limits of a queue (queues.NAME.rate, queues.NAME.concurrency;
- * lib/ratelimit.h). */
-typedef struct sl_queue_limits {
-    sl_rate rate;         /* count 0: no rate limit */
-    int concurrency;      /* 0: no cap; else at most this many of its jobs run at once */
-} sl_queue_limits;
-
-/* The limits of queue, or NULL when it has none. */
-const sl_queue_limits *sl_config_queue_limits(const sl_config *cfg, const char *queue);
 
 #endif

@@ -66,156 +66,115 @@ void sl_api_config_clear(sl_api_config *c)
     memset(c, 0, sizeof *c);
 }
 
-bool sl_api_config_section(const char *name) { return strcmp(name, "api") == 0; }
-
-/* The keys of one mapping: strings, integers and durations by offset. */
-enum kind { K_STR, K_INT, K_DURATION, K_BOOL };
-typedef struct key {
-    const char *name;
-    enum kind kind;
-    size_t off;
-    int64_t min, max;
-} key;
-
-static const key api_keys[] = {
-    { "url", K_STR, offsetof(sl_api_config, url), 0, 0 },
-    { "public_url", K_STR, offsetof(sl_api_config, public_url), 0, 0 },
-    { "ca_file", K_STR, offsetof(sl_api_config, ca_file), 0, 0 },
-    { "listen", K_STR, offsetof(sl_api_config, listen), 0, 0 },
-    { "threads", K_INT, offsetof(sl_api_config, threads), 1, 64 },
-    { "tls_cert", K_STR, offsetof(sl_api_config, tls_cert), 0, 0 },
-    { "tls_key", K_STR, offsetof(sl_api_config, tls_key), 0, 0 },
-    { "audit_key_file", K_STR, offsetof(sl_api_config, audit_key_file), 0, 0 },
-    { "max_connections", K_INT, offsetof(sl_api_config, max_connections), 1, 100000 },
-    { "per_ip_connections", K_INT, offsetof(sl_api_config, per_ip_connections), 1, 100000 },
-    { "connection_timeout", K_DURATION, offsetof(sl_api_config, connection_timeout_ms), 1000, 3600000 },
-    { "request_deadline", K_DURATION, offsetof(sl_api_config, request_deadline_ms), 1000, 3600000 },
-    { "max_body", K_INT, offsetof(sl_api_config, max_body), 1024, 64 * 1048576 },
-    { "rate_limit", K_INT, offsetof(sl_api_config, rate_limit), 1, 1000000 },
-    { "rate_burst", K_INT, offsetof(sl_api_config, rate_burst), 1, 1000000 },
-    { "auth_failures", K_INT, offsetof(sl_api_config, auth_failures), 1, 1000000 },
-    { "auth_lockout", K_DURATION, offsetof(sl_api_config, auth_lockout_ms), 1000, 86400000 },
-    { "backend_timeout", K_DURATION, offsetof(sl_api_config, backend_timeout_ms), 100, 60000 },
+/* The keys of api and of its sub-sections, read by sl_config_read_keys. */
+static const sl_config_key jwt_keys[] = {
+    SL_CONFIG_KEY("issuer", SL_CONFIG_STRING, sl_api_config, jwt.issuer, 0, 0),
+    SL_CONFIG_KEY("audience", SL_CONFIG_STRING, sl_api_config, jwt.audience, 0, 0),
+    SL_CONFIG_KEY("keys", SL_CONFIG_STRING, sl_api_config, jwt.keys, 0, 0),
+    SL_CONFIG_KEY("user_claim", SL_CONFIG_STRING, sl_api_config, jwt.user_claim, 0, 0),
+    SL_CONFIG_KEY("groups_claim", SL_CONFIG_STRING, sl_api_config, jwt.groups_claim, 0, 0),
+    SL_CONFIG_KEY("clock_skew", SL_CONFIG_DURATION, sl_api_config, jwt.clock_skew_ms, 0, 300000),
+    SL_CONFIG_KEY("scopes", SL_CONFIG_STRING, sl_api_config, jwt.scopes, 0, 0),
 };
 
-static const key jwt_keys[] = {
-    { "issuer", K_STR, offsetof(sl_api_config, jwt.issuer), 0, 0 },
-    { "audience", K_STR, offsetof(sl_api_config, jwt.audience), 0, 0 },
-    { "keys", K_STR, offsetof(sl_api_config, jwt.keys), 0, 0 },
-    { "user_claim", K_STR, offsetof(sl_api_config, jwt.user_claim), 0, 0 },
-    { "groups_claim", K_STR, offsetof(sl_api_config, jwt.groups_claim), 0, 0 },
-    { "clock_skew", K_DURATION, offsetof(sl_api_config, jwt.clock_skew_ms), 0, 300000 },
-    { "scopes", K_STR, offsetof(sl_api_config, jwt.scopes), 0, 0 },
+static const sl_config_key web_keys[] = {
+    SL_CONFIG_KEY("session_ttl", SL_CONFIG_DURATION, sl_api_config, web.session_ttl_ms, 1000, 7 * 86400000LL),
+    SL_CONFIG_KEY("idle_timeout", SL_CONFIG_DURATION, sl_api_config, web.idle_timeout_ms, 1000, 7 * 86400000LL),
+    SL_CONFIG_KEY("scopes", SL_CONFIG_STRING, sl_api_config, web.scopes, 0, 0),
+    SL_CONFIG_KEY("proxy_header", SL_CONFIG_STRING, sl_api_config, web.proxy_header, 0, 0),
+    SL_CONFIG_KEY("proxy_groups_header", SL_CONFIG_STRING, sl_api_config, web.proxy_groups_header, 0, 0),
+    SL_CONFIG_KEY("proxy_addresses", SL_CONFIG_STRING, sl_api_config, web.proxy_addresses, 0, 0),
 };
 
-static const key web_keys[] = {
-    { "session_ttl", K_DURATION, offsetof(sl_api_config, web.session_ttl_ms), 1000, 7 * 86400000LL },
-    { "idle_timeout", K_DURATION, offsetof(sl_api_config, web.idle_timeout_ms), 1000, 7 * 86400000LL },
-    { "scopes", K_STR, offsetof(sl_api_config, web.scopes), 0, 0 },
-    { "proxy_header", K_STR, offsetof(sl_api_config, web.proxy_header), 0, 0 },
-    { "proxy_groups_header", K_STR, offsetof(sl_api_config, web.proxy_groups_header), 0, 0 },
-    { "proxy_addresses", K_STR, offsetof(sl_api_config, web.proxy_addresses), 0, 0 },
+static const sl_config_key oidc_keys[] = {
+    SL_CONFIG_KEY("issuer", SL_CONFIG_STRING, sl_api_config, oidc.issuer, 0, 0),
+    SL_CONFIG_KEY("client_id", SL_CONFIG_STRING, sl_api_config, oidc.client_id, 0, 0),
+    SL_CONFIG_KEY("client_secret", SL_CONFIG_STRING, sl_api_config, oidc.client_secret, 0, 0),
+    SL_CONFIG_KEY("client_secret_file", SL_CONFIG_STRING, sl_api_config, oidc.client_secret_file, 0, 0),
+    SL_CONFIG_KEY("redirect_url", SL_CONFIG_STRING, sl_api_config, oidc.redirect_url, 0, 0),
+    SL_CONFIG_KEY("user_claim", SL_CONFIG_STRING, sl_api_config, oidc.user_claim, 0, 0),
+    SL_CONFIG_KEY("groups_claim", SL_CONFIG_STRING, sl_api_config, oidc.groups_claim, 0, 0),
+    SL_CONFIG_KEY("groups_scope", SL_CONFIG_STRING, sl_api_config, oidc.groups_scope, 0, 0),
+    SL_CONFIG_KEY("allow_http", SL_CONFIG_BOOL, sl_api_config, oidc.allow_http, 0, 0),
 };
 
-static const key oidc_keys[] = {
-    { "issuer", K_STR, offsetof(sl_api_config, oidc.issuer), 0, 0 },
-    { "client_id", K_STR, offsetof(sl_api_config, oidc.client_id), 0, 0 },
-    { "client_secret", K_STR, offsetof(sl_api_config, oidc.client_secret), 0, 0 },
-    { "client_secret_file", K_STR, offsetof(sl_api_config, oidc.client_secret_file), 0, 0 },
-    { "redirect_url", K_STR, offsetof(sl_api_config, oidc.redirect_url), 0, 0 },
-    { "user_claim", K_STR, offsetof(sl_api_config, oidc.user_claim), 0, 0 },
-    { "groups_claim", K_STR, offsetof(sl_api_config, oidc.groups_claim), 0, 0 },
-    { "groups_scope", K_STR, offsetof(sl_api_config, oidc.groups_scope), 0, 0 },
-    { "allow_http", K_BOOL, offsetof(sl_api_config, oidc.allow_http), 0, 0 },
-};
+#define ROWS(t) t, sizeof t / sizeof t[0]
 
-static int read_keys(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, const char *section,
-                     const key *keys, size_t nkeys, const char *expected, sl_err *err)
+/* What a sub-section needs as a whole, checked once it has been read. */
+static int check_jwt(const sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
 {
-    sl_ymap map;
-    if (sl_ydoc_map(doc, node, section, &map, err) < 0)
-        return -1;
-    for (size_t i = 0; i < map.n; i++) {
-        const char *k = map.pairs[i].name;
-        const sl_ynode *v = map.pairs[i].value;
-        if (strcmp(section, "api") == 0 && strcmp(k, "jwt") == 0) {
-            if (read_keys(c, doc, v, "api.jwt", jwt_keys, sizeof jwt_keys / sizeof jwt_keys[0],
-                          "issuer, audience, keys, user_claim, groups_claim, clock_skew, scopes", err) < 0)
-                return -1;
-            if (c->jwt.issuer == NULL || c->jwt.audience == NULL || c->jwt.keys == NULL)
-                return sl_ydoc_errorf(doc, v, err, "'api.jwt' needs issuer, audience and keys");
-            continue;
-        }
-        if (strcmp(section, "api") == 0 && strcmp(k, "web") == 0) {
-            if (read_keys(c, doc, v, "api.web", web_keys, sizeof web_keys / sizeof web_keys[0],
-                          "session_ttl, idle_timeout, scopes, proxy_header, proxy_groups_header, "
-                          "proxy_addresses", err) < 0)
-                return -1;
-            if (c->web.proxy_header != NULL && c->web.proxy_addresses == NULL)
-                return sl_ydoc_errorf(doc, v, err, "'api.web.proxy_header' needs proxy_addresses "
-                                      "(the proxies trusted to set it)");
-            continue;
-        }
-        if (strcmp(section, "api") == 0 && strcmp(k, "oidc") == 0) {
-            if (read_keys(c, doc, v, "api.oidc", oidc_keys, sizeof oidc_keys / sizeof oidc_keys[0],
-                          "issuer, client_id, client_secret, client_secret_file, redirect_url, "
-                          "user_claim, groups_claim, groups_scope, allow_http", err) < 0)
-                return -1;
-            if (c->oidc.issuer == NULL || c->oidc.client_id == NULL || c->oidc.redirect_url == NULL)
-                return sl_ydoc_errorf(doc, v, err, "'api.oidc' needs issuer, client_id and redirect_url");
-            if (c->oidc.client_secret != NULL && c->oidc.client_secret_file != NULL)
-                return sl_ydoc_errorf(doc, v, err, "'api.oidc': client_secret or client_secret_file, not both");
-            continue;
-        }
-        const key *found = NULL;
-        for (size_t j = 0; j < nkeys && found == NULL; j++) {
-            if (strcmp(keys[j].name, k) == 0)
-                found = &keys[j];
-        }
-        if (found == NULL)
-            return sl_ydoc_errorf(doc, map.pairs[i].key, err, "unknown key '%.60s' in '%s' (expected %s)",
-                                  k, section, expected);
-        char what[96];
-        snprintf(what, sizeof what, "%s.%s", section, k);
-        const char *s;
-        int64_t n;
-        bool yes;
-        char *base = (char *)c;
-        switch (found->kind) {
-        case K_STR:
-            if (sl_ydoc_str(doc, v, what, &s, err) < 0)
-                return -1;
-            if (*s == '\0')
-                return sl_ydoc_errorf(doc, v, err, "'%s' must not be empty", what);
-            free(*(char **)(base + found->off));
-            *(char **)(base + found->off) = sl_xstrdup(s);
-            break;
-        case K_INT:
-            if (sl_ydoc_int(doc, v, what, found->min, found->max, &n, err) < 0)
-                return -1;
-            *(int *)(base + found->off) = (int)n;
-            break;
-        case K_DURATION:
-            if (sl_ydoc_duration(doc, v, what, found->min, found->max, &n, err) < 0)
-                return -1;
-            *(int *)(base + found->off) = (int)n;
-            break;
-        case K_BOOL:
-            if (sl_ydoc_bool(doc, v, what, &yes, err) < 0)
-                return -1;
-            *(bool *)(base + found->off) = yes;
-            break;
-        }
-    }
+    if (c->jwt.issuer == NULL || c->jwt.audience == NULL || c->jwt.keys == NULL)
+        return sl_ydoc_errorf(doc, node, err, "'api.jwt' needs issuer, audience and keys");
     return 0;
 }
 
+static int check_web(const sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
+{
+    if (c->web.proxy_header != NULL && c->web.proxy_addresses == NULL)
+        return sl_ydoc_errorf(doc, node, err, "'api.web.proxy_header' needs proxy_addresses "
+                              "(the proxies trusted to set it)");
+    return 0;
+}
+
+static int check_oidc(const sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
+{
+    if (c->oidc.issuer == NULL || c->oidc.client_id == NULL || c->oidc.redirect_url == NULL)
+        return sl_ydoc_errorf(doc, node, err, "'api.oidc' needs issuer, client_id and redirect_url");
+    if (c->oidc.client_secret != NULL && c->oidc.client_secret_file != NULL)
+        return sl_ydoc_errorf(doc, node, err, "'api.oidc': client_secret or client_secret_file, not both");
+    return 0;
+}
+
+static const struct sub {
+    const char *name;
+    const sl_config_key *keys;
+    size_t nkeys;
+    int (*check)(const sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err);
+} subs[] = {
+    { "jwt", ROWS(jwt_keys), check_jwt },
+    { "web", ROWS(web_keys), check_web },
+    { "oidc", ROWS(oidc_keys), check_oidc },
+};
+
+/* api.jwt, api.web, api.oidc: a table of their own, then their check. */
+static int read_sub(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                    const sl_ynode *node, sl_err *err)
+{
+    for (size_t i = 0; i < sizeof subs / sizeof subs[0]; i++) {
+        if (strcmp(subs[i].name, row->name) == 0)
+            return sl_config_read_keys(subs[i].keys, subs[i].nkeys, data, doc, what, node, err) < 0 ? -1
+                   : subs[i].check(data, doc, node, err);
+    }
+    return sl_err_set(err, SL_ECONFIG, "config: '%s' has no reader", what);
+}
+
+static const sl_config_key api_keys[] = {
+    SL_CONFIG_KEY("url", SL_CONFIG_STRING, sl_api_config, url, 0, 0),
+    SL_CONFIG_KEY("public_url", SL_CONFIG_STRING, sl_api_config, public_url, 0, 0),
+    SL_CONFIG_KEY("ca_file", SL_CONFIG_STRING, sl_api_config, ca_file, 0, 0),
+    SL_CONFIG_KEY("listen", SL_CONFIG_STRING, sl_api_config, listen, 0, 0),
+    SL_CONFIG_KEY("threads", SL_CONFIG_INT, sl_api_config, threads, 1, 64),
+    SL_CONFIG_KEY("tls_cert", SL_CONFIG_STRING, sl_api_config, tls_cert, 0, 0),
+    SL_CONFIG_KEY("tls_key", SL_CONFIG_STRING, sl_api_config, tls_key, 0, 0),
+    SL_CONFIG_KEY("audit_key_file", SL_CONFIG_STRING, sl_api_config, audit_key_file, 0, 0),
+    SL_CONFIG_KEY("max_connections", SL_CONFIG_INT, sl_api_config, max_connections, 1, 100000),
+    SL_CONFIG_KEY("per_ip_connections", SL_CONFIG_INT, sl_api_config, per_ip_connections, 1, 100000),
+    SL_CONFIG_KEY("connection_timeout", SL_CONFIG_DURATION, sl_api_config, connection_timeout_ms, 1000, 3600000),
+    SL_CONFIG_KEY("request_deadline", SL_CONFIG_DURATION, sl_api_config, request_deadline_ms, 1000, 3600000),
+    SL_CONFIG_KEY("max_body", SL_CONFIG_INT, sl_api_config, max_body, 1024, 64 * 1048576),
+    SL_CONFIG_KEY("rate_limit", SL_CONFIG_INT, sl_api_config, rate_limit, 1, 1000000),
+    SL_CONFIG_KEY("rate_burst", SL_CONFIG_INT, sl_api_config, rate_burst, 1, 1000000),
+    SL_CONFIG_KEY("auth_failures", SL_CONFIG_INT, sl_api_config, auth_failures, 1, 1000000),
+    SL_CONFIG_KEY("auth_lockout", SL_CONFIG_DURATION, sl_api_config, auth_lockout_ms, 1000, 86400000),
+    SL_CONFIG_KEY("backend_timeout", SL_CONFIG_DURATION, sl_api_config, backend_timeout_ms, 100, 60000),
+    SL_CONFIG_KEY_FN("jwt", sl_api_config, jwt, read_sub),
+    SL_CONFIG_KEY_FN("web", sl_api_config, web, read_sub),
+    SL_CONFIG_KEY_FN("oidc", sl_api_config, oidc, read_sub),
+};
+
 int sl_api_config_read(sl_api_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
 {
-    if (read_keys(c, doc, node, "api", api_keys, sizeof api_keys / sizeof api_keys[0],
-                  "url, public_url, ca_file, listen, threads, tls_cert, tls_key, audit_key_file, max_connections, per_ip_connections, "
-                  "connection_timeout, request_deadline, max_body, rate_limit, rate_burst, "
-                  "auth_failures, auth_lockout, backend_timeout, jwt, web, oidc", err) < 0)
+    if (sl_config_read_keys(ROWS(api_keys), c, doc, "api", node, err) < 0)
         return -1;
     if (c->public_url != NULL) {
         size_t n = strlen(c->public_url);

@@ -119,9 +119,6 @@ void sl_api_config_init(sl_api_config *c);
 /* Frees what c owns (c itself is not freed). */
 void sl_api_config_clear(sl_api_config *c);
 
-/* True if name is the top-level section this module reads ("api"). */
-bool sl_api_config_section(const char *name);
-
 /* Reads the `api` section (node is its value) into c.  Returns -1 with err
  * ("FILE:LINE:COL: …") on the first error, including a jwt section without
  * issuer, audience or keys, an oidc section without issuer, client_id or

@@ -1,8 +1,9 @@
-/* config_sched.c: see config_sched.h.  The two sections reach this module
+/* config_sched.c: see config_sched.h.  The three sections reach this module
  * through the core loader's registry (sl_sched_config_register): lib/config.c
  * does not know them. */
 #include "config_sched.h"
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,11 @@ void sl_sched_config_init(sl_sched_config *c)
     c->pipelines = sl_xstrdup("pipelines");
     c->reconcile_ms = 5000;
     c->standby_poll_ms = 1000;
+    c->retention.succeeded_ms = 7 * 86400000LL;
+    c->retention.failed_ms = 30 * 86400000LL;
+    c->retention.runs_ms = 90 * 86400000LL;
+    c->retention.audit_ms = 400 * 86400000LL;
+    c->retention.batch = 1000;
 }
 
 static void free_group(sl_group *g)
@@ -38,62 +44,28 @@ void sl_sched_config_clear(sl_sched_config *c)
     memset(c, 0, sizeof *c);
 }
 
-static const char *const section_names[] = { "scheduler", "groups", NULL };
+static const char *const section_names[] = { "scheduler", "groups", "retention", NULL };
 
-bool sl_sched_config_section(const char *name)
+/* scheduler.audit_key_file: empty means none (timeouts audited unsigned). */
+static int read_optional_file(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                              const sl_ynode *node, sl_err *err)
 {
-    for (const char *const *n = section_names; *n; n++) {
-        if (strcmp(*n, name) == 0)
-            return true;
-    }
-    return false;
-}
-
-static int read_scheduler(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
-{
-    sl_ymap map;
-    if (sl_ydoc_map(doc, node, "scheduler", &map, err) < 0)
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
         return -1;
-    for (size_t i = 0; i < map.n; i++) {
-        const char *k = map.pairs[i].name;
-        const sl_ynode *v = map.pairs[i].value;
-        int64_t ms;
-        const char *s;
-        if (strcmp(k, "pipelines") == 0) {
-            if (sl_ydoc_str(doc, v, "scheduler.pipelines", &s, err) < 0)
-                return -1;
-            if (*s == '\0')
-                return sl_ydoc_errorf(doc, v, err, "'scheduler.pipelines' must not be empty");
-            free(c->pipelines);
-            c->pipelines = sl_xstrdup(s);
-        } else if (strcmp(k, "reconcile") == 0) {
-            if (sl_ydoc_duration(doc, v, "scheduler.reconcile", 100, 3600000, &ms, err) < 0)
-                return -1;
-            c->reconcile_ms = (int)ms;
-        } else if (strcmp(k, "standby_poll") == 0) {
-            if (sl_ydoc_duration(doc, v, "scheduler.standby_poll", 50, 60000, &ms, err) < 0)
-                return -1;
-            c->standby_poll_ms = (int)ms;
-        } else if (strcmp(k, "audit_key_file") == 0) {
-            if (sl_ydoc_str(doc, v, "scheduler.audit_key_file", &s, err) < 0)
-                return -1;
-            free(c->audit_key_file);
-            c->audit_key_file = *s ? sl_xstrdup(s) : NULL;
-        } else if (strcmp(k, "signing_key_file") == 0) {
-            if (sl_ydoc_str(doc, v, "scheduler.signing_key_file", &s, err) < 0)
-                return -1;
-            if (*s == '\0')
-                return sl_ydoc_errorf(doc, v, err, "'scheduler.signing_key_file' must not be empty");
-            free(c->signing_key_file);
-            c->signing_key_file = sl_xstrdup(s);
-        } else {
-            return sl_ydoc_errorf(doc, map.pairs[i].key, err, "unknown key '%.60s' in 'scheduler' "
-                                  "(expected pipelines, reconcile, standby_poll, audit_key_file, "
-                                  "signing_key_file)", k);
-        }
-    }
+    char **field = SL_CONFIG_FIELD(data, row, char *);
+    free(*field);
+    *field = *s ? sl_xstrdup(s) : NULL;
     return 0;
 }
+
+static const sl_config_key scheduler_keys[] = {
+    SL_CONFIG_KEY("pipelines", SL_CONFIG_STRING, sl_sched_config, pipelines, 0, 0),
+    SL_CONFIG_KEY("reconcile", SL_CONFIG_DURATION, sl_sched_config, reconcile_ms, 100, 3600000),
+    SL_CONFIG_KEY("standby_poll", SL_CONFIG_DURATION, sl_sched_config, standby_poll_ms, 50, 60000),
+    SL_CONFIG_KEY_FN("audit_key_file", sl_sched_config, audit_key_file, read_optional_file),
+    SL_CONFIG_KEY("signing_key_file", SL_CONFIG_STRING, sl_sched_config, signing_key_file, 0, 0),
+};
 
 static int read_groups(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
 {
@@ -121,11 +93,42 @@ static int read_groups(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node, s
     return 0;
 }
 
+static const sl_config_key retention_keys[] = {
+    SL_CONFIG_KEY("succeeded", SL_CONFIG_DURATION64, sl_sched_config, retention.succeeded_ms,
+                  0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("failed", SL_CONFIG_DURATION64, sl_sched_config, retention.failed_ms, 0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("runs", SL_CONFIG_DURATION64, sl_sched_config, retention.runs_ms, 0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("audit", SL_CONFIG_DURATION64, sl_sched_config, retention.audit_ms, 0, 36500 * 86400000LL),
+    SL_CONFIG_KEY("batch", SL_CONFIG_INT, sl_sched_config, retention.batch, 1, 100000),
+};
+
+/* The audit trail outlives the runs whose gates it records: retention.audit
+ * is 0 (forever), or at least an hour and at least retention.runs (with
+ * runs kept forever, the audit trail is too: scheduler/retention.h). */
+static int read_retention(sl_sched_config *c, sl_ydoc *doc, const sl_ynode *node, sl_err *err)
+{
+    if (sl_config_read_keys(retention_keys, sizeof retention_keys / sizeof retention_keys[0], c, doc,
+                            "retention", node, err) < 0)
+        return -1;
+    int64_t audit = c->retention.audit_ms, runs = c->retention.runs_ms;
+    if (audit == 0)
+        return 0;
+    if (audit < 3600000)
+        return sl_ydoc_errorf(doc, node, err, "retention.audit must be 0 (kept forever) or at least 1h");
+    if (runs > 0 && audit < runs)
+        return sl_ydoc_errorf(doc, node, err, "retention.audit must be at least retention.runs: "
+                              "a run that is kept keeps the audit rows of its gates");
+    return 0;
+}
+
 int sl_sched_config_read(sl_sched_config *c, sl_ydoc *doc, const char *name, const sl_ynode *node,
                          sl_err *err)
 {
     if (strcmp(name, "scheduler") == 0)
-        return read_scheduler(c, doc, node, err);
+        return sl_config_read_keys(scheduler_keys, sizeof scheduler_keys / sizeof scheduler_keys[0], c, doc,
+                                   "scheduler", node, err);
+    if (strcmp(name, "retention") == 0)
+        return read_retention(c, doc, node, err);
     return read_groups(c, doc, node, err);
 }
 

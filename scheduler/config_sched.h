@@ -7,17 +7,26 @@
  *     audit_key_file: FILE     # Ed25519 private key (PEM) signing gate timeouts
  *   groups:                    # approver groups, usable in `approvers:`
  *     release-managers: [alice, bob]
+ *   retention:                 # what the leader removes (scheduler/retention.h)
+ *     succeeded: 7d            # succeeded job results; 0: kept forever
+ *     failed: 30d              # failed, dead and cancelled results
+ *     runs: 90d                # finished runs, their steps and gates
+ *     audit: 400d              # audit rows: 0 (forever), else at least 1h and
+ *                              # at least runs (a kept run keeps its gates' rows)
+ *     batch: 1000              # rows removed per statement
  *
- * The scheduler owns these two top-level sections: a program that runs or
+ * The scheduler owns these three top-level sections: a program that runs or
  * checks pipelines registers them with the core loader
  * (sl_sched_config_register, before sl_config_load), which hands them to
- * this module; it reads them with the same strictness (unknown keys,
- * types, FILE:LINE:COL). */
+ * this module; it reads them with the core's key-table reader (unknown
+ * keys, types, ranges: FILE:LINE:COL).  sluice-worker, which reads the
+ * same file, registers their names without a reader. */
 #ifndef SL_CONFIG_SCHED_H
 #define SL_CONFIG_SCHED_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config.h"
 #include "err.h"
@@ -29,6 +38,16 @@ typedef struct sl_group {
     size_t nusers;
 } sl_group;
 
+/* The `retention` section, applied by the scheduler's leader. */
+typedef struct sl_retention_config {
+    int64_t succeeded_ms; /* retention.succeeded, default 7d: succeeded job results kept; 0 forever */
+    int64_t failed_ms;    /* retention.failed, default 30d: failed, dead, cancelled results */
+    int64_t runs_ms;      /* retention.runs, default 90d: finished runs, their steps and gates */
+    int64_t audit_ms;     /* retention.audit, default 400d: audit rows (0 forever; else at
+                             least 1h and at least runs), removed behind a signed checkpoint */
+    int batch;            /* retention.batch, default 1000: rows removed per statement */
+} sl_retention_config;
+
 typedef struct sl_sched_config {
     char *pipelines;      /* scheduler.pipelines, default "pipelines" */
     int reconcile_ms;     /* scheduler.reconcile, default 5s (100ms..1h) */
@@ -38,6 +57,7 @@ typedef struct sl_sched_config {
                                the jobs it enqueues; NULL: jobs go unsigned */
     sl_group *groups;     /* groups: owned, ngroups entries */
     size_t ngroups;
+    sl_retention_config retention; /* retention */
     const struct sl_notify_config *notify; /* borrowed: the notify section (config_jobs.h),
                                               whose channels pipelines may name; NULL: not
                                               checked */
@@ -48,9 +68,6 @@ void sl_sched_config_init(sl_sched_config *c);
 
 /* Frees what c owns (c itself is not freed). */
 void sl_sched_config_clear(sl_sched_config *c);
-
-/* True if name is a top-level section this module reads. */
-bool sl_sched_config_section(const char *name);
 
 /* Reads top-level section `name` (node is its value) into c.  Returns -1
  * with err ("FILE:LINE:COL: …") on the first error. */

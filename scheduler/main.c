@@ -185,8 +185,8 @@ static int64_t apply_retention(const sl_config *cfg, sl_db *db)
         jobs += st.jobs;
         runs += st.runs;
         audit += st.audit;
-        more = st.jobs >= cfg->retention.batch || st.runs >= cfg->retention.batch ||
-               st.audit >= cfg->retention.batch;
+        int batch = sl_sched_config_of(cfg)->retention.batch;
+        more = st.jobs >= batch || st.runs >= batch || st.audit >= batch;
     } while (more && !stop_requested && sl_monotonic_ms() - t0 < RETENTION_BUDGET_MS);
     if (jobs > 0 || runs > 0 || audit > 0)
         SL_DEBUG("retention.removed", "jobs=%lld runs=%lld audit=%lld more=%s", jobs, runs, audit,
@@ -332,6 +332,12 @@ static bool schema_ok(const sl_config *cfg)
     return ok;
 }
 
+/* Sections of the shared sluice.yaml that sluice-worker reads (the pool's):
+ * accepted and skipped here, so that a misspelt section is still an error.
+ * sluice-worker and `sluice` check their contents. */
+static const char *const others_names[] = { "worker", "queues", NULL };
+static const sl_config_section others = { .names = others_names };
+
 int main(int argc, char **argv)
 {
     /* sluice.yaml's sections this program reads: its own, the job kinds'
@@ -339,6 +345,7 @@ int main(int argc, char **argv)
     sl_sched_config_register();
     sl_config_jobs_register();
     sl_api_config_register();
+    sl_config_register(&others);
     const char *config = NULL, *dir = NULL, *level = NULL, *value;
     sl_opts_parser op;
     sl_opts_begin(&op, &opts, argc, argv);

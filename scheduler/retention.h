@@ -39,7 +39,7 @@ typedef struct sl_retention_stats {
     long long audit;  /* audit rows removed */
 } sl_retention_stats;
 
-/* Removes at most cfg->retention.batch expired job results and as many
+/* Removes at most retention.batch (config_sched.h) expired job results and as many
  * expired runs and audit rows (these only when the connection has an
  * audit key: sl_db_set_audit_key).  Returns 0 with *st filled (a full batch in either means
  * more is due: call again soon), or -1 with err when the database failed

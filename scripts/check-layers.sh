@@ -31,7 +31,7 @@ declare -A home=()
 for dir in "${!allowed[@]}"; do
     [[ -d $dir ]] || continue
     for h in "$dir"/*.h; do
-        [[ -e $h ]] && home[$(basename "$h")]=$dir
+        [[ -e $h ]] && home[${h##*/}]=$dir
     done
 done
 
@@ -39,22 +39,22 @@ bad=0
 edges=()     # "from to" pairs of modules (dir/name), for the cycle check
 for dir in "${!allowed[@]}"; do
     [[ -d $dir ]] || continue
-    for f in "$dir"/*.[ch]; do
-        [[ -e $f ]] || continue
-        while IFS= read -r line; do
-            hdr=${line#*\"}
-            hdr=${hdr%%\"*}
-            h=${home[$(basename "$hdr")]:-}
-            [[ -n $h ]] || continue     # generated or external header
-            from=${f%.*}
-            to=$h/$(basename "$hdr" .h)
-            [[ $from == "$to" ]] || edges+=("$from $to")
-            if [[ " ${allowed[$dir]} " != *" $h "* ]]; then
-                echo "layer violation: $f includes $h/$(basename "$hdr") ($dir/ may include: ${allowed[$dir]})"
-                bad=1
-            fi
-        done < <(grep -E '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$f" || true)
-    done
+    # one grep per directory (not per file): "FILE:#include ..." lines
+    while IFS= read -r line; do
+        f=${line%%:*}
+        hdr=${line#*\"}
+        hdr=${hdr%%\"*}
+        base=${hdr##*/}             # parameter expansion, not basename: no process per line
+        h=${home[$base]:-}
+        [[ -n $h ]] || continue     # generated or external header
+        from=${f%.*}
+        to=$h/${base%.h}
+        [[ $from == "$to" ]] || edges+=("$from $to")
+        if [[ " ${allowed[$dir]} " != *" $h "* ]]; then
+            echo "layer violation: $f includes $h/$base ($dir/ may include: ${allowed[$dir]})"
+            bad=1
+        fi
+    done < <(grep -HE '^[[:space:]]*#[[:space:]]*include[[:space:]]*"' "$dir"/*.[ch] 2>/dev/null || true)
 done
 # tsort reports a loop on stderr ("input contains a loop:" and its members).
 if ((${#edges[@]})) && ! loops=$(printf '%s\n' "${edges[@]}" | tsort 2>&1 >/dev/null); then

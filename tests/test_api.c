@@ -35,14 +35,6 @@ TH_REGISTER_CONFIG_SECTIONS
 static char dir[64];     /* this test's pipelines and files */
 static char *config;     /* its configuration */
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-}
-
 /* Writes the configuration: pipelines in dir, generous rate limits, and
  * extra lines for the api: section. */
 static void write_config(const char *api_extra, const char *top_extra)
@@ -52,7 +44,7 @@ static void write_config(const char *api_extra, const char *top_extra)
     char *text = sl_xasprintf("scheduler:\n  pipelines: %s\n"
                               "api:\n  rate_limit: 10000\n  rate_burst: 10000\n%s%s", dir,
                               api_extra ? api_extra : "", top_extra ? top_extra : "");
-    write_file(config, text);
+    th_write_file(config, text);
     free(text);
 }
 
@@ -126,7 +118,7 @@ static void pipeline(const char *name, const char *body)
 {
     char *path = sl_xasprintf("%s/%s.yaml", dir, name);
     char *text = sl_xasprintf("name: %s\n%s", name, body);
-    write_file(path, text);
+    th_write_file(path, text);
     free(text);
     free(path);
 }

@@ -183,6 +183,47 @@ Test(cli, bad_config_file_exits_1_with_its_position)
     free(path);
 }
 
+/* Each section is checked by the programs that read it: sluice-scheduler
+ * skips the pool's worker and queues, sluice-worker skips the scheduler's
+ * retention, and sluice checks both.  Each program stops at the first
+ * error of a section it reads, so the line it names shows what it skipped. */
+Test(cli, each_program_checks_the_sections_it_reads)
+{
+    char *path = th_write_temp("owners.yaml", "worker:\n  processes: lots\n"
+                                              "retention:\n  batch: 0\n"
+                                              "scheduler:\n  reconcile: never\n");
+    char at[512];
+    const char *sched[] = { SLUICE_SCHEDULER_BIN, "--config", path, NULL };
+    th_result r = th_run(sched, NULL);
+    cr_assert_eq(r.status, 78, "sluice-scheduler: exit %d: %s", r.status, r.err);
+    snprintf(at, sizeof at, "%s:4:", path);
+    cr_assert(strstr(r.err, at) && strstr(r.err, "retention.batch"), "the worker section is not its: %s", r.err);
+    th_result_free(&r);
+    const char *worker[] = { SLUICE_WORKER_BIN, "--config", path, NULL };
+    r = th_run(worker, NULL);
+    cr_assert_eq(r.status, 78, "sluice-worker: exit %d: %s", r.status, r.err);
+    snprintf(at, sizeof at, "%s:2:", path);
+    cr_assert(strstr(r.err, at) && strstr(r.err, "worker.processes"), "%s", r.err);
+    th_result_free(&r);
+    /* without the worker's error, the worker reaches the scheduler's
+     * sections and skips them: only a misspelt section name stops it */
+    free(path);
+    path = th_write_temp("owners.yaml", "retention:\n  batch: 0\nscheduler:\n  reconcile: never\n"
+                                        "worker:\n  procesess: 2\n");
+    r = th_run(worker, NULL);
+    snprintf(at, sizeof at, "%s:6:", path);
+    cr_assert_eq(r.status, 78, "sluice-worker: exit %d: %s", r.status, r.err);
+    cr_assert(strstr(r.err, at) && strstr(r.err, "unknown key 'procesess' in 'worker'"), "%s", r.err);
+    th_result_free(&r);
+    const char *args[] = { "enqueue", "noop", "--config", path, NULL };
+    r = sluice(args, NULL);
+    snprintf(at, sizeof at, "%s:2:", path);
+    cr_assert_eq(r.status, 1, "sluice: exit %d: %s", r.status, r.err);
+    cr_assert(strstr(r.err, at) && strstr(r.err, "retention.batch"), "sluice checks every section: %s", r.err);
+    th_result_free(&r);
+    free(path);
+}
+
 Test(cli, job_not_found_exits_3_unknown)
 {
     th_migrate();

@@ -19,6 +19,7 @@
 #include "config_api.h"
 #include "config_jobs.h"
 #include "config_sched.h"
+#include "config_worker.h"
 #include "harness.h"
 
 TH_REGISTER_CONFIG_SECTIONS
@@ -92,12 +93,12 @@ static void assert_defaults(const sl_config *cfg)
     cr_assert_str_eq(cfg->redis_url, "redis://127.0.0.1:6379/0");
     cr_assert_str_eq(cfg->database_url, "postgresql://127.0.0.1:5432/sluice");
     cr_assert_eq(cfg->log_level, SL_LOG_INFO);
-    cr_assert_eq(cfg->worker.processes, 2);
-    cr_assert_eq(cfg->worker.nqueues, 1);
-    cr_assert_str_eq(cfg->worker.queues[0], "default");
-    cr_assert_eq(cfg->worker.batch, 1000);
-    cr_assert_eq(cfg->worker.block_ms, 1000);
-    cr_assert_eq(cfg->worker.shutdown_timeout_ms, 30000);
+    cr_assert_eq(sl_worker_config_of(cfg)->processes, 2);
+    cr_assert_eq(sl_worker_config_of(cfg)->nqueues, 1);
+    cr_assert_str_eq(sl_worker_config_of(cfg)->queues[0], "default");
+    cr_assert_eq(sl_worker_config_of(cfg)->batch, 1000);
+    cr_assert_eq(sl_worker_config_of(cfg)->block_ms, 1000);
+    cr_assert_eq(sl_worker_config_of(cfg)->shutdown_timeout_ms, 30000);
 }
 
 Test(config, all_keys)
@@ -122,25 +123,25 @@ Test(config, all_keys)
     cr_assert_str_eq(cfg->redis_url, "redis://10.0.0.1:6380/2");
     cr_assert_str_eq(cfg->database_url, "postgresql://app@db/jobs?sslmode=require");
     cr_assert_eq(cfg->log_level, SL_LOG_DEBUG);
-    cr_assert_eq(cfg->worker.processes, 1024);
-    cr_assert_eq(cfg->worker.nqueues, 3);
-    cr_assert_str_eq(cfg->worker.queues[0], "mail");
-    cr_assert_str_eq(cfg->worker.queues[1], "sms.high");
-    cr_assert_str_eq(cfg->worker.queues[2], "Bulk_2-x");
-    cr_assert_eq(cfg->worker.batch, 1000);
-    cr_assert_eq(cfg->worker.block_ms, 60000);
-    cr_assert_eq(cfg->worker.shutdown_timeout_ms, 5400000);
+    cr_assert_eq(sl_worker_config_of(cfg)->processes, 1024);
+    cr_assert_eq(sl_worker_config_of(cfg)->nqueues, 3);
+    cr_assert_str_eq(sl_worker_config_of(cfg)->queues[0], "mail");
+    cr_assert_str_eq(sl_worker_config_of(cfg)->queues[1], "sms.high");
+    cr_assert_str_eq(sl_worker_config_of(cfg)->queues[2], "Bulk_2-x");
+    cr_assert_eq(sl_worker_config_of(cfg)->batch, 1000);
+    cr_assert_eq(sl_worker_config_of(cfg)->block_ms, 60000);
+    cr_assert_eq(sl_worker_config_of(cfg)->shutdown_timeout_ms, 5400000);
     sl_config_free(cfg);
 }
 
 Test(config, partial_file_keeps_other_defaults)
 {
     sl_config *cfg = load_ok("worker:\n  batch: 1\n  block: 1ms\nlog: {level: error}\n");
-    cr_assert_eq(cfg->worker.batch, 1);
-    cr_assert_eq(cfg->worker.block_ms, 1);
+    cr_assert_eq(sl_worker_config_of(cfg)->batch, 1);
+    cr_assert_eq(sl_worker_config_of(cfg)->block_ms, 1);
     cr_assert_eq(cfg->log_level, SL_LOG_ERROR);
-    cr_assert_eq(cfg->worker.processes, 2);
-    cr_assert_str_eq(cfg->worker.queues[0], "default");
+    cr_assert_eq(sl_worker_config_of(cfg)->processes, 2);
+    cr_assert_str_eq(sl_worker_config_of(cfg)->queues[0], "default");
     cr_assert_str_eq(cfg->redis_url, "redis://127.0.0.1:6379/0");
     sl_config_free(cfg);
 }
@@ -195,14 +196,14 @@ Test(config, file_search_order)
     setenv("SLUICE_CONFIG", env_path, 1);
     sl_config *cfg = sl_config_load(NULL, &err);
     cr_assert_not_null(cfg, "%s", err.msg);
-    cr_assert_eq(cfg->worker.batch, 5);
+    cr_assert_eq(sl_worker_config_of(cfg)->batch, 5);
     cr_assert_str_eq(cfg->path, env_path);
     sl_config_free(cfg);
 
     /* an explicit path beats $SLUICE_CONFIG */
     cfg = sl_config_load(write_file("arg.yaml", "worker: {batch: 7}\n"), &err);
     cr_assert_not_null(cfg, "%s", err.msg);
-    cr_assert_eq(cfg->worker.batch, 7);
+    cr_assert_eq(sl_worker_config_of(cfg)->batch, 7);
     sl_config_free(cfg);
 }
 
@@ -250,12 +251,12 @@ Test(config, anchors_aliases_and_merge_keys)
                              "  queues: &qs [mail, sms]\n"
                              "  shutdown_timeout: *wait\n");
     cr_assert_str_eq(cfg->redis_url, "redis://10.1.1.1:6379/0");
-    cr_assert_eq(cfg->worker.processes, 8);
-    cr_assert_eq(cfg->worker.batch, 64, "the key written in the mapping wins");
-    cr_assert_eq(cfg->worker.block_ms, 250);
-    cr_assert_eq(cfg->worker.shutdown_timeout_ms, 250);
-    cr_assert_eq(cfg->worker.nqueues, 2);
-    cr_assert_str_eq(cfg->worker.queues[1], "sms");
+    cr_assert_eq(sl_worker_config_of(cfg)->processes, 8);
+    cr_assert_eq(sl_worker_config_of(cfg)->batch, 64, "the key written in the mapping wins");
+    cr_assert_eq(sl_worker_config_of(cfg)->block_ms, 250);
+    cr_assert_eq(sl_worker_config_of(cfg)->shutdown_timeout_ms, 250);
+    cr_assert_eq(sl_worker_config_of(cfg)->nqueues, 2);
+    cr_assert_str_eq(sl_worker_config_of(cfg)->queues[1], "sms");
     sl_config_free(cfg);
 }
 
@@ -277,7 +278,8 @@ Test(config, yaml_syntax_error)
 Test(config, unknown_keys)
 {
     load_bad("redis:\n  url: redis://x\nworkers:\n  batch: 1\n", 3, 1,
-             "unknown key 'workers' at the top level (expected redis, database, log, worker");
+             "unknown key 'workers' at the top level (expected redis, database, log, metrics, worker, "
+             "queues, deploy");
     load_bad("worker:\n  processes: 2\n  batch: 3\n  procesess: 4\n", 4, 3,
              "unknown key 'procesess' in 'worker' (expected processes, queues, batch, block, "
              "shutdown_timeout, visibility_timeout");
@@ -415,11 +417,11 @@ Test(config, queue_timeouts)
 {
     sl_config *cfg = load_ok("worker:\n  job_timeout: 10m\n"
                              "queues:\n  deploys:\n    timeout: 1h\n  imports: {timeout: 90s}\n");
-    cr_assert_eq(sl_config_job_timeout_ms(cfg, "deploys", 0), 3600000);
-    cr_assert_eq(sl_config_job_timeout_ms(cfg, "imports", 0), 90000);
-    cr_assert_eq(sl_config_job_timeout_ms(cfg, "other", 0), 600000);
-    cr_assert_eq(sl_config_job_timeout_ms(cfg, "deploys", 5000), 5000);
-    cr_assert_eq(sl_config_job_timeout_ms(cfg, NULL, 0), 600000);
+    cr_assert_eq(sl_worker_job_timeout_ms(sl_worker_config_of(cfg), "deploys", 0), 3600000);
+    cr_assert_eq(sl_worker_job_timeout_ms(sl_worker_config_of(cfg), "imports", 0), 90000);
+    cr_assert_eq(sl_worker_job_timeout_ms(sl_worker_config_of(cfg), "other", 0), 600000);
+    cr_assert_eq(sl_worker_job_timeout_ms(sl_worker_config_of(cfg), "deploys", 5000), 5000);
+    cr_assert_eq(sl_worker_job_timeout_ms(sl_worker_config_of(cfg), NULL, 0), 600000);
     sl_config_free(cfg);
     load_bad("queues:\n  deploys:\n    timout: 1h\n", 3, 5, "unknown key 'timout' in 'queues.deploys' (expected timeout, rate, concurrency)");
     load_bad("queues:\n  \"bad{name}\":\n    timeout: 1h\n", 2, 3, "invalid queue name 'bad{name}'");
@@ -435,16 +437,16 @@ Test(config, protected_kinds_targets_and_keys)
                              "deploy:\n  targets:\n    prod:\n      type: command\n      command: [/bin/true]\n"
                              "      protected: true\n    dev:\n      type: webhook\n"
                              "      url: https://x.example/hook\n");
-    cr_assert_eq(cfg->worker.nprotected_kinds, 2);
-    cr_assert_str_eq(cfg->worker.protected_kinds[1], "deploy");
-    cr_assert_eq(cfg->worker.nscheduler_public_keys, 2);
-    cr_assert_str_eq(cfg->worker.scheduler_public_keys[0], "/k/a.pub");
+    cr_assert_eq(sl_worker_config_of(cfg)->nprotected_kinds, 2);
+    cr_assert_str_eq(sl_worker_config_of(cfg)->protected_kinds[1], "deploy");
+    cr_assert_eq(sl_worker_config_of(cfg)->nscheduler_public_keys, 2);
+    cr_assert_str_eq(sl_worker_config_of(cfg)->scheduler_public_keys[0], "/k/a.pub");
     cr_assert_str_eq(sl_sched_config_of(cfg)->signing_key_file, "/k/scheduler.key");
     cr_assert(sl_config_deploy_target(sl_config_jobs_of(cfg), "prod")->protected);
     cr_assert(!sl_config_deploy_target(sl_config_jobs_of(cfg), "dev")->protected, "protection is opt-in");
     sl_config_free(cfg);
     cfg = load_ok("worker:\n  batch: 2\n");
-    cr_assert_eq(cfg->worker.nprotected_kinds, 0);
+    cr_assert_eq(sl_worker_config_of(cfg)->nprotected_kinds, 0);
     cr_assert_null(sl_sched_config_of(cfg)->signing_key_file);
     sl_config_free(cfg);
     load_bad("worker:\n  protected_kinds: [Deploy]\n", 2, 21, "'worker.protected_kinds[0]' is not a valid kind name");
@@ -493,12 +495,12 @@ Test(config, api_section)
 Test(config, max_job_timeout_caps_the_envelopes_timeout)
 {
     sl_config *cfg = sl_config_defaults();
-    cr_assert_eq(sl_config_job_timeout_ms(cfg, "q", INT64_MAX), 86400000);
+    cr_assert_eq(sl_worker_job_timeout_ms(sl_worker_config_of(cfg), "q", INT64_MAX), 86400000);
     sl_config_free(cfg);
     cfg = load_ok("worker:\n  job_timeout: 2h\n  max_job_timeout: 1h\n");
-    cr_assert_eq(sl_config_job_timeout_ms(cfg, "q", INT64_MAX), 3600000);
-    cr_assert_eq(sl_config_job_timeout_ms(cfg, "q", 1000), 1000);
-    cr_assert_eq(sl_config_job_timeout_ms(cfg, "q", 0), 7200000, "the configured default is not capped");
+    cr_assert_eq(sl_worker_job_timeout_ms(sl_worker_config_of(cfg), "q", INT64_MAX), 3600000);
+    cr_assert_eq(sl_worker_job_timeout_ms(sl_worker_config_of(cfg), "q", 1000), 1000);
+    cr_assert_eq(sl_worker_job_timeout_ms(sl_worker_config_of(cfg), "q", 0), 7200000, "the configured default is not capped");
     sl_config_free(cfg);
     load_bad("worker:\n  max_job_timeout: 8d\n", 2, 20, "worker.max_job_timeout");
 }
@@ -561,7 +563,7 @@ Test(config, registered_section_is_read_by_its_owner)
     cr_assert_eq(p->value, 42);
     cr_assert_str_eq(p->seen, "x-probe");
     cr_assert(p->env_applied);
-    cr_assert_eq(cfg->worker.batch, 3, "the core's own sections still read");
+    cr_assert_eq(sl_worker_config_of(cfg)->batch, 3, "the core's own sections still read");
     sl_config_free(cfg);
     cr_assert_eq(probe_destroyed, 1, "the part is freed with its config");
 
@@ -623,4 +625,110 @@ Test(config, two_owners_of_one_section_abort, .signal = SIGABRT)
     static const char *const names[] = { "x-other", "deploy", NULL };
     static const sl_config_section thief = { .names = names };
     sl_config_register(&thief);
+}
+
+/* A section of rows: every type of sl_config_key, read by the one reader
+ * (sl_config_read_keys) that the core's and every component's sections use. */
+typedef struct rows_probe {
+    char *name;
+    int count;
+    int64_t big;
+    int wait_ms;
+    int64_t keep_ms;
+    bool on;
+    int parity;       /* a CUSTOM row: "even" or "odd" */
+    int inner;        /* x-rows.sub.inner: a table inside the table */
+} rows_probe;
+
+static int read_parity(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                       const sl_ynode *node, sl_err *err)
+{
+    const char *s;
+    if (sl_ydoc_str(doc, node, what, &s, err) < 0)
+        return -1;
+    if (strcmp(s, "even") != 0 && strcmp(s, "odd") != 0)
+        return sl_ydoc_errorf(doc, node, err, "'%s' must be even or odd, got '%s'", what, s);
+    *SL_CONFIG_FIELD(data, row, int) = strcmp(s, "odd") == 0;
+    return 0;
+}
+
+static const sl_config_key rows_inner_keys[] = {
+    SL_CONFIG_KEY("inner", SL_CONFIG_INT, rows_probe, inner, 1, 9),
+};
+
+static int read_rows_sub(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
+                         const sl_ynode *node, sl_err *err)
+{
+    (void)row;
+    return sl_config_read_keys(rows_inner_keys, 1, data, doc, what, node, err);
+}
+
+static const sl_config_key rows_keys[] = {
+    SL_CONFIG_KEY("name", SL_CONFIG_STRING, rows_probe, name, 0, 0),
+    SL_CONFIG_KEY("count", SL_CONFIG_INT, rows_probe, count, 1, 10),
+    SL_CONFIG_KEY("big", SL_CONFIG_INT64, rows_probe, big, 0, INT64_C(1) << 40),
+    SL_CONFIG_KEY("wait", SL_CONFIG_DURATION, rows_probe, wait_ms, 1, 60000),
+    SL_CONFIG_KEY("keep", SL_CONFIG_DURATION64, rows_probe, keep_ms, 0, 3650 * 86400000LL),
+    SL_CONFIG_KEY("on", SL_CONFIG_BOOL, rows_probe, on, 0, 0),
+    SL_CONFIG_KEY_FN("parity", rows_probe, parity, read_parity),
+    SL_CONFIG_KEY_FN("sub", rows_probe, inner, read_rows_sub),
+};
+
+static void *rows_create(void)
+{
+    rows_probe *p = calloc(1, sizeof *p);
+    cr_assert_not_null(p);
+    p->count = 3;
+    p->name = strdup("default");
+    cr_assert_not_null(p->name);
+    return p;
+}
+
+static void rows_destroy(void *data)
+{
+    free(((rows_probe *)data)->name);
+    free(data);
+}
+
+static int rows_read(void *data, sl_ydoc *doc, const char *name, const sl_ynode *node, sl_err *err)
+{
+    return sl_config_read_keys(rows_keys, sizeof rows_keys / sizeof rows_keys[0], data, doc, name, node, err);
+}
+
+static const char *const rows_names[] = { "x-rows", NULL };
+static const sl_config_section rows_section = {
+    .names = rows_names, .create = rows_create, .destroy = rows_destroy, .read = rows_read,
+};
+
+Test(config, a_table_of_rows_reads_every_type_into_its_own_struct)
+{
+    sl_config_register(&rows_section);
+    sl_config *cfg = load_ok("x-rows:\n  name: b\n  big: 1099511627776\n  wait: 1m\n"
+                             "  keep: 3650d\n  on: true\n  parity: odd\n  sub: {inner: 9}\n");
+    const rows_probe *p = sl_config_part(cfg, &rows_section);
+    cr_assert_str_eq(p->name, "b", "the value replaces (and frees) the default");
+    cr_assert_eq(p->count, 3, "a key not given keeps its default");
+    cr_assert_eq(p->big, INT64_C(1) << 40);
+    cr_assert_eq(p->wait_ms, 60000);
+    cr_assert_eq(p->keep_ms, 3650 * 86400000LL, "durations past 24 days fit an int64_t row");
+    cr_assert(p->on);
+    cr_assert_eq(p->parity, 1);
+    cr_assert_eq(p->inner, 9);
+    sl_config_free(cfg);
+}
+
+Test(config, a_table_of_rows_refuses_at_the_key_or_the_value)
+{
+    sl_config_register(&rows_section);
+    load_bad("x-rows:\n  count: 2\n  cuont: 3\n", 3, 3,
+             "unknown key 'cuont' in 'x-rows' (expected name, count, big, wait, keep, on, parity, sub)");
+    load_bad("x-rows:\n  count: 11\n", 2, 10, "'x-rows.count' must be between 1 and 10, got '11'");
+    load_bad("x-rows:\n  big: -1\n", 2, 8, "'x-rows.big' must be between 0 and");
+    load_bad("x-rows:\n  wait: 2m\n", 2, 9, "'x-rows.wait' must be between 1ms and 1m");
+    load_bad("x-rows:\n  on: 1\n", 2, 7, "'x-rows.on'");
+    load_bad("x-rows:\n  name: ''\n", 2, 9, "'x-rows.name' must not be empty");
+    load_bad("x-rows:\n  parity: three\n", 2, 11, "'x-rows.parity' must be even or odd, got 'three'");
+    load_bad("x-rows:\n  sub: {inner: 10}\n", 2, 16, "'x-rows.sub.inner' must be between 1 and 9");
+    load_bad("x-rows:\n  sub: {outer: 1}\n", 2, 9, "unknown key 'outer' in 'x-rows.sub' (expected inner)");
+    load_bad("x-rows: [1]\n", 1, 9, "'x-rows' must be a mapping");
 }

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "config_sched.h"
+#include "config_worker.h"
 #include "harness.h"
 
 TH_REGISTER_CONFIG_SECTIONS
@@ -55,7 +56,7 @@ Test(config_sched, values_and_groups)
     sl_err err;
     sl_config *cfg = sl_config_load(path, &err);
     cr_assert_not_null(cfg, "%s", err.msg);
-    cr_assert_eq(cfg->worker.processes, 3);
+    cr_assert_eq(sl_worker_config_of(cfg)->processes, 3);
     cr_assert_str_eq(sl_sched_config_of(cfg)->pipelines, "/etc/sluice/pipelines");
     cr_assert_eq(sl_sched_config_of(cfg)->reconcile_ms, 2000);
     cr_assert_eq(sl_sched_config_of(cfg)->standby_poll_ms, 250);

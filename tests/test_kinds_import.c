@@ -365,14 +365,6 @@ Test(import, end_to_end_through_a_worker)
     free(text), free(path), free(args), free(url), free(cfg);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "%s", path);
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-}
-
 /* A process swaps a directory under the file root with a symlink to a
  * directory outside it, as fast as it can, while imports of a file in that
  * directory run in a loop: no import may ever read the outside file. */
@@ -382,8 +374,8 @@ Test(import, a_symlink_swapped_in_during_file_imports_never_leads_outside_the_ro
     char *sub = sl_xasprintf("%s/sub", files), *swap = sl_xasprintf("%s/swap", files);
     char *in = sl_xasprintf("%s/data.txt", sub), *out = sl_xasprintf("%s/data.txt", outside);
     cr_assert_eq(mkdir(sub, 0755), 0);
-    write_file(in, "inside\n");
-    write_file(out, "OUTSIDE, SECRET\n");
+    th_write_file(in, "inside\n");
+    th_write_file(out, "OUTSIDE, SECRET\n");
     cr_assert_eq(symlink(outside, swap), 0);
     long *swaps = mmap(NULL, sizeof *swaps, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     cr_assert_neq(swaps, MAP_FAILED);

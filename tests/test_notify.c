@@ -57,42 +57,16 @@ static const char *const users[] = { "alice", "bob", "carol" };
 #define NUSERS 3
 static char *tokens[NUSERS];
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static void openssl(const char *a, const char *b, const char *c, const char *d, const char *e,
-                    const char *f)
-{
-    const char *argv[] = { "/usr/bin/openssl", a, b, c, d, e, f, NULL };
-    th_result r = th_run(argv, NULL);
-    cr_assert_eq(r.status, 0, "openssl %s: %s", a, r.err);
-    th_result_free(&r);
-}
-
-static void keypair(const char *name)
-{
-    char *key = sl_xasprintf("%s/%s.key", dir, name), *pub = sl_xasprintf("%s/%s.pub", dir, name);
-    openssl("genpkey", "-algorithm", "ed25519", "-out", key, NULL);
-    openssl("pkey", "-in", key, "-pubout", "-out", pub);
-    free(key);
-    free(pub);
-}
-
 static void setup(void)
 {
     th_migrate();
     snprintf(dir, sizeof dir, "/tmp/sluice-notify-XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
     th_name(queue, sizeof queue, "nq");
-    keypair("sched");
-    keypair("attacker");
+    th_keypair(dir, "sched");
+    th_keypair(dir, "attacker");
     char *secret = sl_xasprintf("%s/hook.secret", dir);
-    write_file(secret, SECRET);
+    th_write_file(secret, SECRET);
     free(secret);
     rx = th_httpd_start();
     th_httpd_route(rx, "/hook", &(th_route){ .status = 200 });
@@ -113,7 +87,7 @@ static void setup(void)
         "    slack: { type: slack, url: '%4$s' }\n"
         "    flaky: { type: webhook, url: '%5$s', secret_file: %1$s/hook.secret }\n",
         dir, queue, hook, slack, flaky);
-    write_file(config, text);
+    th_write_file(config, text);
     free(text);
     free(hook);
     free(slack);
@@ -124,20 +98,12 @@ static void setup(void)
         tokens[i] = th_token(config, users[i], "trigger,approve,read", NULL);
 }
 
-static void check_log(const char *path, const char *who)
-{
-    char *text = th_read_file(path);
-    cr_assert(text == NULL || !strstr(text, "Sanitizer"), "a sanitizer reported an error in %s:\n%s", who, text);
-    cr_assert(text == NULL || !strstr(text, "runtime error"), "UBSan in %s:\n%s", who, text);
-    free(text);
-}
-
 static void stop_scheduler(void)
 {
     if (sched > 0) {
         int st = th_stop(sched, SIGTERM, 20000);
         cr_expect_eq(st, 0, "scheduler did not stop cleanly (%d)", st);
-        check_log(sched_log, "the scheduler");
+        th_check_log(sched_log, "the scheduler");
         sched = 0;
     }
 }
@@ -156,7 +122,7 @@ static void teardown(void)
     if (pool > 0) {
         int st = th_stop(pool, SIGTERM, 20000);
         cr_expect_eq(st, 0, "worker did not stop cleanly (%d)", st);
-        check_log(pool_log, "the worker pool");
+        th_check_log(pool_log, "the worker pool");
         pool = 0;
     }
     th_httpd_free(rx);
@@ -202,7 +168,7 @@ static void pipeline(const char *name, const char *fmt)
 {
     char *text = sl_xasprintf(fmt, name);
     char *path = sl_xasprintf("%s/%s.yaml", dir, name);
-    write_file(path, text);
+    th_write_file(path, text);
     free(text);
     free(path);
 }

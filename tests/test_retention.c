@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "config.h"
+#include "config_sched.h"
 #include "db.h"
 #include "harness.h"
 #include "mem.h"
@@ -155,10 +156,10 @@ Test(retention, settings_are_checked)
     cr_assert_not_null(strstr(err.msg, ":2:"), "%s", err.msg);
     free(path);
     sl_config *cfg = config_with("retention:\n  succeeded: 2d\n  runs: 365d\n");
-    cr_expect_eq(cfg->retention.succeeded_ms, 2 * 86400000LL);
-    cr_expect_eq(cfg->retention.runs_ms, 365 * 86400000LL, "durations past 24 days fit");
-    cr_expect_eq(cfg->retention.failed_ms, 30 * 86400000LL);
-    cr_expect_eq(cfg->retention.audit_ms, 400 * 86400000LL, "the audit trail: 400 days by default");
+    cr_expect_eq(sl_sched_config_of(cfg)->retention.succeeded_ms, 2 * 86400000LL);
+    cr_expect_eq(sl_sched_config_of(cfg)->retention.runs_ms, 365 * 86400000LL, "durations past 24 days fit");
+    cr_expect_eq(sl_sched_config_of(cfg)->retention.failed_ms, 30 * 86400000LL);
+    cr_expect_eq(sl_sched_config_of(cfg)->retention.audit_ms, 400 * 86400000LL, "the audit trail: 400 days by default");
     sl_config_free(cfg);
     /* the audit trail outlives the runs whose gates it records */
     path = th_write_temp("sluice.yaml", "retention:\n  audit: 30m\n");
@@ -170,6 +171,6 @@ Test(retention, settings_are_checked)
     cr_assert_not_null(strstr(err.msg, "retention.audit must be at least retention.runs"), "%s", err.msg);
     free(path);
     cfg = config_with("retention:\n  audit: 0s\n  runs: 0s\n");
-    cr_expect_eq(cfg->retention.audit_ms, 0);
+    cr_expect_eq(sl_sched_config_of(cfg)->retention.audit_ms, 0);
     sl_config_free(cfg);
 }

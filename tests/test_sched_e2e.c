@@ -53,14 +53,6 @@ static const char *const users[] = { "alice", "bob", "carol", "dave", "erin", "m
 #define NUSERS (sizeof users / sizeof users[0])
 static char *tokens[NUSERS];
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-}
-
 static void setup(void)
 {
     th_migrate();
@@ -72,7 +64,7 @@ static void setup(void)
                               "scheduler:\n  reconcile: 1s\n  standby_poll: 100ms\n  pipelines: %s\n"
                               "groups:\n  leads: [bob, carol]\n"
                               "api:\n  rate_limit: 10000\n  rate_burst: 10000\n", dir);
-    write_file(config, text);
+    th_write_file(config, text);
     free(text);
     th_serve_start(&api, config, false, NULL);
     snprintf(api_env, sizeof api_env, "SLUICE_API_URL=%s", api.url);
@@ -90,14 +82,6 @@ static const char *token_of(const char *user)
     return NULL;
 }
 
-static void check_log(const char *path, const char *who)
-{
-    char *text = th_read_file(path);
-    cr_assert(text == NULL || !strstr(text, "Sanitizer"), "a sanitizer reported an error in %s:\n%s", who, text);
-    cr_assert(text == NULL || !strstr(text, "runtime error"), "UBSan in %s:\n%s", who, text);
-    free(text);
-}
-
 static void stop_all(void)
 {
     if (api.pid > 0) {
@@ -112,14 +96,14 @@ static void stop_all(void)
         if (sched[i] > 0) {
             int st = th_stop(sched[i], SIGTERM, 20000);
             cr_expect_eq(st, 0, "scheduler %d did not stop cleanly (%d)", i, st);
-            check_log(sched_log[i], "the scheduler");
+            th_check_log(sched_log[i], "the scheduler");
             sched[i] = 0;
         }
     }
     if (pool > 0) {
         int st = th_stop(pool, SIGTERM, 20000);
         cr_expect_eq(st, 0, "worker did not stop cleanly (%d)", st);
-        check_log(pool_log, "the worker pool");
+        th_check_log(pool_log, "the worker pool");
         pool = 0;
     }
 }
@@ -160,7 +144,7 @@ static void pipeline(const char *name, const char *fmt)
 {
     char *text = sl_xasprintf(fmt, name, queue);
     char *path = sl_xasprintf("%s/%s.yaml", dir, name);
-    write_file(path, text);
+    th_write_file(path, text);
     free(text);
     free(path);
 }
@@ -1158,7 +1142,7 @@ Test(sched, a_job_the_envelope_refuses_fails_its_step)
     }
     int st = th_stop(sched[0], SIGTERM, 20000);
     cr_assert_eq(st, 0, "the first scheduler did not stop cleanly (%d)", st);
-    check_log(sched_log[0], "the scheduler");
+    th_check_log(sched_log[0], "the scheduler");
     sched[0] = 0;
     {
         sl_redis *r = th_redis();

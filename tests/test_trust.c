@@ -58,33 +58,6 @@ static th_server api;         /* the API server runs are requested through */
 static char api_env[96];      /* SLUICE_API_URL=... */
 static char *mallory_token;   /* mallory's API token: trigger, read */
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-}
-
-static void openssl(const char *a, const char *b, const char *c, const char *d, const char *e,
-                    const char *f)
-{
-    const char *argv[] = { "/usr/bin/openssl", a, b, c, d, e, f, NULL };
-    th_result r = th_run(argv, NULL);
-    cr_assert_eq(r.status, 0, "openssl %s: %s", a, r.err);
-    th_result_free(&r);
-}
-
-/* A new Ed25519 key pair NAME.key / NAME.pub in dir. */
-static void keypair(const char *name)
-{
-    char *key = sl_xasprintf("%s/%s.key", dir, name), *pub = sl_xasprintf("%s/%s.pub", dir, name);
-    openssl("genpkey", "-algorithm", "ed25519", "-out", key, NULL);
-    openssl("pkey", "-in", key, "-pubout", "-out", pub);
-    free(key);
-    free(pub);
-}
-
 static void setup(void)
 {
     th_migrate();
@@ -95,8 +68,8 @@ static void setup(void)
     cr_assert_eq(mkdir(pipes, 0755), 0);
     cr_assert_eq(mkdir(evil, 0755), 0);
     th_name(queue, sizeof queue, "tq");
-    keypair("sched");
-    keypair("attacker");
+    th_keypair(dir, "sched");
+    th_keypair(dir, "attacker");
     config = sl_xasprintf("%s/sluice.config", dir);
     char *text = sl_xasprintf(
         "worker:\n  block: 100ms\n  batch: 8\n  protected_kinds: [sleep]\n"
@@ -109,15 +82,7 @@ static void setup(void)
         "      command: [/bin/sh, -c, 'echo \"$SLUICE_JOB_ID\" >> %1$s/production.marker']\n"
         "    staging:\n      type: command\n"
         "      command: [/bin/sh, -c, 'echo \"$SLUICE_JOB_ID\" >> %1$s/staging.marker']\n", dir);
-    write_file(config, text);
-    free(text);
-}
-
-static void check_log(const char *path, const char *who)
-{
-    char *text = th_read_file(path);
-    cr_assert(text == NULL || !strstr(text, "Sanitizer"), "a sanitizer reported an error in %s:\n%s", who, text);
-    cr_assert(text == NULL || !strstr(text, "runtime error"), "UBSan in %s:\n%s", who, text);
+    th_write_file(config, text);
     free(text);
 }
 
@@ -138,7 +103,7 @@ static void stop_pool(void)
         (void)th_wait(pool_ready, NULL, 20000);
         int st = th_stop(pool, SIGTERM, 20000);
         cr_expect_eq(st, 0, "worker did not stop cleanly (%d)", st);
-        check_log(pool_log, "the worker pool");
+        th_check_log(pool_log, "the worker pool");
         pool = 0;
     }
 }
@@ -154,7 +119,7 @@ static void stop_all(void)
     if (sched > 0) {
         int st = th_stop(sched, SIGTERM, 20000);
         cr_expect_eq(st, 0, "scheduler did not stop cleanly (%d)", st);
-        check_log(sched_log, "the scheduler");
+        th_check_log(sched_log, "the scheduler");
         sched = 0;
     }
     stop_pool();
@@ -206,7 +171,7 @@ static void pipeline(const char *d, const char *name, const char *fmt)
 {
     char *text = sl_xasprintf(fmt, name, queue);
     char *path = sl_xasprintf("%s/%s.yaml", d, name);
-    write_file(path, text);
+    th_write_file(path, text);
     free(text);
     free(path);
 }
@@ -678,7 +643,7 @@ Test(trust, a_signed_job_keeps_working_through_retries_and_dead_retry)
         "    production:\n      type: command\n      protected: true\n"
         "      command: [/bin/sh, -c, 'if [ -e %2$s ]; then echo \"$SLUICE_JOB_ATTEMPT\" >> %1$s/production.marker;"
         " else touch %2$s; exit 1; fi']\n", dir, flag);
-    write_file(config, text);
+    th_write_file(config, text);
     free(text);
     start_pool(queue);
     sl_job job;

@@ -38,14 +38,6 @@
 static char dir[64];     /* this test's files */
 static char *config;     /* its configuration */
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
-}
-
 /* Writes the configuration with extra lines for api: (indented by two). */
 static void write_config(const char *api_extra)
 {
@@ -53,7 +45,7 @@ static void write_config(const char *api_extra)
     config = sl_xasprintf("%s/sluice.config", dir);
     char *text = sl_xasprintf("scheduler:\n  pipelines: %s\napi:\n  rate_limit: 10000\n  rate_burst: 10000\n%s",
                               dir, api_extra ? api_extra : "");
-    write_file(config, text);
+    th_write_file(config, text);
     free(text);
 }
 
@@ -1074,7 +1066,7 @@ Test(web, oidc_sign_in_with_pkce_state_and_nonce)
     th_route jr = { .status = 200, .body = jwks, .content_type = "application/json" };
     th_httpd_route(p.h, "/jwks", &jr);
     char *secret = sl_xasprintf("%s/oidc-secret", dir);
-    write_file(secret, "s3cret\n");
+    th_write_file(secret, "s3cret\n");
     char *extra = sl_xasprintf("  oidc:\n    issuer: %s\n    client_id: sluice\n    client_secret_file: %s\n"
                                "    redirect_url: http://127.0.0.1/login/oidc/callback\n"
                                "    user_claim: preferred_username\n    groups_claim: groups\n"

@@ -36,6 +36,7 @@
  * and refreshes which of its queues are paused (every PAUSED_EVERY_MS). */
 #include "consumer.h"
 #include "clock.h"
+#include "config_worker.h"
 #include "jobid.h"
 #include "json.h"
 #include "kind.h"
@@ -254,11 +255,11 @@ static int ensure_redis(consumer *c, bool even_if_stopping)
         c->redis = sl_redis_connect(c->cfg->redis_url, REDIS_TIMEOUT_MS, &err);
         if (c->redis) {
             size_t i;
-            for (i = 0; i < c->cfg->worker.nqueues; i++) {
-                if (sl_queue_ensure_group(c->redis, c->cfg->worker.queues[i], &err) < 0)
+            for (i = 0; i < sl_worker_config_of(c->cfg)->nqueues; i++) {
+                if (sl_queue_ensure_group(c->redis, sl_worker_config_of(c->cfg)->queues[i], &err) < 0)
                     break;
             }
-            if (i == c->cfg->worker.nqueues) {
+            if (i == sl_worker_config_of(c->cfg)->nqueues) {
                 if (c->redis_down)
                     SL_INFO("redis.recovered", "");
                 c->redis_down = false;
@@ -377,7 +378,7 @@ static void decode_item(consumer *c, item *it)
     it->act = ACT_ACK;
     if (e->data == NULL && e->oversize > 0) {
         set_error(it, "envelope is %zu bytes, over worker.max_payload (%d bytes); not read",
-                  e->oversize, c->cfg->worker.max_payload);
+                  e->oversize, sl_worker_config_of(c->cfg)->max_payload);
         refuse(it, false);
         return;
     }
@@ -386,9 +387,9 @@ static void decode_item(consumer *c, item *it)
         refuse(it, false);
         return;
     }
-    if (e->len > (size_t)c->cfg->worker.max_payload) {
+    if (e->len > (size_t)sl_worker_config_of(c->cfg)->max_payload) {
         set_error(it, "envelope is %zu bytes, over worker.max_payload (%d bytes); not decoded",
-                  e->len, c->cfg->worker.max_payload);
+                  e->len, sl_worker_config_of(c->cfg)->max_payload);
         refuse(it, false);
         return;
     }
@@ -433,9 +434,9 @@ static void decode_item(consumer *c, item *it)
         refuse(it, false);   /* no row: the refused job must not take the real job's id */
         return;
     }
-    if (e->deliveries > c->cfg->worker.max_deliveries && !c->innocent) {
+    if (e->deliveries > sl_worker_config_of(c->cfg)->max_deliveries && !c->innocent) {
         set_error(it, "delivered %lld times without a result (worker.max_deliveries is %d): "
-                  "it keeps killing its worker", (long long)e->deliveries, c->cfg->worker.max_deliveries);
+                  "it keeps killing its worker", (long long)e->deliveries, sl_worker_config_of(c->cfg)->max_deliveries);
         refuse(it, true);
         it->poison = true;
         return;
@@ -445,12 +446,12 @@ static void decode_item(consumer *c, item *it)
 
 static int64_t max_attempts(const consumer *c, const sl_job *job)
 {
-    return job->max_attempts > 0 ? job->max_attempts : c->cfg->worker.max_attempts;
+    return job->max_attempts > 0 ? job->max_attempts : sl_worker_config_of(c->cfg)->max_attempts;
 }
 
 static int64_t job_timeout_ms(const consumer *c, const sl_job *job)
 {
-    return sl_config_job_timeout_ms(c->cfg, job->queue, job->timeout_ms);
+    return sl_worker_job_timeout_ms(sl_worker_config_of(c->cfg), job->queue, job->timeout_ms);
 }
 
 /* Delay before the attempt after `job`'s: its envelope's retry_* fields,
@@ -460,8 +461,8 @@ static int64_t job_timeout_ms(const consumer *c, const sl_job *job)
  * together.  Fixed: retry_initial every time. */
 static int64_t retry_delay_ms(consumer *c, const sl_job *job)
 {
-    int64_t initial = job->retry_initial_ms > 0 ? job->retry_initial_ms : c->cfg->worker.retry_initial_ms;
-    int64_t max = job->retry_max_ms > 0 ? job->retry_max_ms : c->cfg->worker.retry_max_ms;
+    int64_t initial = job->retry_initial_ms > 0 ? job->retry_initial_ms : sl_worker_config_of(c->cfg)->retry_initial_ms;
+    int64_t max = job->retry_max_ms > 0 ? job->retry_max_ms : sl_worker_config_of(c->cfg)->retry_max_ms;
     /* A producer's values are capped, so that doubling and adding the
      * result to the clock cannot overflow. */
     if (initial > RETRY_DELAY_CAP_MS)
@@ -547,13 +548,13 @@ static void run_item(consumer *c, item *it)
     sl_buf outputs = SL_BUF_INIT;
     job_cancelled = 0;
     sl_job_ctx ctx = { .job = &it->job, .args = &up.data, .cfg = c->cfg, .outputs = &outputs,
-                       .cancelled = &job_cancelled };
+                       .cancelled = &job_cancelled, .timeout_ms = job_timeout_ms(c, &it->job) };
     sl_err err;
     sl_err_clear(&err);
     sl_log_set_job(it->job.id, it->job.kind);
     int64_t t0 = sl_monotonic_ms();
     sl_throttle_job_start(c->throttle, c->redis, it->entry->queue, job_timeout_ms(c, &it->job));
-    slot_job(c, it, t0 + job_timeout_ms(c, &it->job) + c->cfg->worker.timeout_grace_ms);
+    slot_job(c, it, t0 + job_timeout_ms(c, &it->job) + sl_worker_config_of(c->cfg)->timeout_grace_ms);
     it->started_us = sl_now_us();
     it->started_ms = it->started_us / 1000;
     double s0 = sl_monotonic_sec();
@@ -1164,7 +1165,7 @@ static void record_unfinished(consumer *c, item *it)
     if (it->timed_out)
         set_error(it, "timed out: the job ran past its timeout of %lld ms (+ %d ms grace) and "
                   "its worker was killed", (long long)job_timeout_ms(c, &it->job),
-                  c->cfg->worker.timeout_grace_ms);
+                  sl_worker_config_of(c->cfg)->timeout_grace_ms);
     else if (it->died)
         set_error(it, "worker crashed: the process running this attempt died (a crash, a kill "
                   "or out of memory) before it finished");
@@ -1329,13 +1330,13 @@ static void refresh_paused(consumer *c, int64_t now)
     if (now < c->next_paused_ms)
         return;
     c->next_paused_ms = now + PAUSED_EVERY_MS;
-    size_t nq = c->cfg->worker.nqueues;
+    size_t nq = sl_worker_config_of(c->cfg)->nqueues;
     bool *fresh = sl_xcalloc(nq, sizeof *fresh);
     sl_err err;
-    if (sl_queue_paused(c->redis, c->cfg->worker.queues, nq, fresh, &err) == 0) {
+    if (sl_queue_paused(c->redis, sl_worker_config_of(c->cfg)->queues, nq, fresh, &err) == 0) {
         for (size_t i = 0; i < nq; i++) {
             if (fresh[i] != c->paused[i])
-                SL_INFO(fresh[i] ? "queue.paused" : "queue.resumed", "queue=%s", c->cfg->worker.queues[i]);
+                SL_INFO(fresh[i] ? "queue.paused" : "queue.resumed", "queue=%s", sl_worker_config_of(c->cfg)->queues[i]);
             c->paused[i] = fresh[i];
         }
     }
@@ -1344,7 +1345,7 @@ static void refresh_paused(consumer *c, int64_t now)
     c->nactive = 0;
     for (size_t i = 0; i < nq; i++) {
         if (!c->paused[i])
-            c->active[c->nactive++] = c->cfg->worker.queues[i];
+            c->active[c->nactive++] = sl_worker_config_of(c->cfg)->queues[i];
     }
     if (c->nactive != before)
         c->first_ready = 0;   /* the list changed: read it from the top */
@@ -1366,7 +1367,7 @@ static int promote_noted(consumer *c)
     size_t ndue = 0, mine = 0;
     int rc = sl_queue_due(c->redis, sl_now_ms(), PROMOTE_NOTED_MAX, &due, &ndue, &err);
     for (size_t i = 0; rc == 0 && i < ndue; i++) {
-        if (bsearch(&due[i], c->served, c->cfg->worker.nqueues, sizeof *c->served, cmp_name)) {
+        if (bsearch(&due[i], c->served, sl_worker_config_of(c->cfg)->nqueues, sizeof *c->served, cmp_name)) {
             char *t = due[mine];
             due[mine++] = due[i];
             due[i] = t;
@@ -1407,20 +1408,20 @@ static void promote_due(consumer *c, int64_t now)
      * in sluice:due (every PROMOTE_ALL_EVERY_MS), or all the time on a
      * Redis Cluster. */
     c->next_promote_all_ms = now + PROMOTE_ALL_EVERY_MS;
-    size_t nq = c->cfg->worker.nqueues, i = 0;
+    size_t nq = sl_worker_config_of(c->cfg)->nqueues, i = 0;
     while (i < nq && !sl_redis_broken(c->redis)) {
         size_t step = c->multi_ok ? PROMOTE_QUEUES_PER_CALL : 1, n = nq - i < step ? nq - i : step;
         sl_err err;
-        int moved = sl_queue_promote_many(c->redis, c->cfg->worker.queues + i, n, sl_now_ms(), PROMOTE_LIMIT, &err);
+        int moved = sl_queue_promote_many(c->redis, sl_worker_config_of(c->cfg)->queues + i, n, sl_now_ms(), PROMOTE_LIMIT, &err);
         if (moved < 0 && n > 1 && !sl_redis_broken(c->redis) && cross_slot(&err)) {
             c->multi_ok = false;   /* Redis Cluster: these again, one queue per call */
             continue;
         }
         if (moved > 0) {
-            SL_DEBUG("queue.promoted", "queue=%s%s jobs=%d", c->cfg->worker.queues[i], n > 1 ? "+" : "", moved);
+            SL_DEBUG("queue.promoted", "queue=%s%s jobs=%d", sl_worker_config_of(c->cfg)->queues[i], n > 1 ? "+" : "", moved);
         } else if (moved < 0 && !sl_redis_broken(c->redis)) {
             char q[600];
-            SL_ERROR("queue.promote_failed", "queue=%s error=%s", c->cfg->worker.queues[i],
+            SL_ERROR("queue.promote_failed", "queue=%s error=%s", sl_worker_config_of(c->cfg)->queues[i],
                      sl_log_quote(q, sizeof q, err.msg));
         }
         i += n;
@@ -1439,7 +1440,7 @@ static int reclaim_idle(consumer *c, int64_t now)
 {
     if (now < c->next_reclaim_ms)
         return 0;
-    int64_t every = c->cfg->worker.visibility_timeout_ms / 2;
+    int64_t every = sl_worker_config_of(c->cfg)->visibility_timeout_ms / 2;
     c->next_reclaim_ms = now + (every < RECLAIM_MIN_EVERY_MS ? RECLAIM_MIN_EVERY_MS : every);
     int total = 0;
     /* Only queues with entries pending can have idle ones: one pipelined
@@ -1458,7 +1459,7 @@ static int reclaim_idle(consumer *c, int64_t now)
         if (pending[i] == 0)
             continue;
         sl_err err;
-        int got = sl_queue_reclaim(c->redis, c->name, c->active[i], c->cfg->worker.visibility_timeout_ms,
+        int got = sl_queue_reclaim(c->redis, c->name, c->active[i], sl_worker_config_of(c->cfg)->visibility_timeout_ms,
                                    1, &c->batch, &err);
         if (got < 0) {
             if (!sl_redis_broken(c->redis)) {
@@ -1469,7 +1470,7 @@ static int reclaim_idle(consumer *c, int64_t now)
         }
         if (got > 0)
             SL_WARN("queue.reclaimed", "queue=%s entries=%d idle_ms=%d", c->active[i], got,
-                    c->cfg->worker.visibility_timeout_ms);
+                    sl_worker_config_of(c->cfg)->visibility_timeout_ms);
         total += got;
     }
     free(pending);
@@ -1513,7 +1514,7 @@ static int read_many(consumer *c, int want, sl_err *err)
         size_t len = c->nactive - s < SCAN_WINDOW ? c->nactive - s : SCAN_WINDOW;
         size_t before = c->batch.n;
         int n = sl_queue_read_many(c->redis, c->name, c->active + s, len, want - got,
-                                   (size_t)c->cfg->worker.max_payload, &c->batch, err);
+                                   (size_t)sl_worker_config_of(c->cfg)->max_payload, &c->batch, err);
         if (n < 0)
             return -1;
         if (n > 0 && first == c->nactive)
@@ -1547,7 +1548,7 @@ static int read_bounded(consumer *c, int want, sl_err *err)
         if (admitted == 0)
             continue;   /* over its limit: its jobs wait in the stream */
         int n = sl_queue_read_bounded(c->redis, c->name, c->active[i], admitted,
-                                      (size_t)c->cfg->worker.max_payload, &c->batch, err);
+                                      (size_t)sl_worker_config_of(c->cfg)->max_payload, &c->batch, err);
         if (n < 0)
             return -1;
         sl_throttle_used(c->throttle, c->redis, c->active[i], admitted, n);
@@ -1596,8 +1597,8 @@ static int read_blocking(consumer *c, int block, sl_err *err)
  * Returns entries read, or -1. */
 static int read_batch(consumer *c)
 {
-    const int want = sl_pace_want(&c->pace, c->cfg->worker.batch);
-    int block = c->cfg->worker.block_ms < READ_BLOCK_MAX_MS ? c->cfg->worker.block_ms : READ_BLOCK_MAX_MS;
+    const int want = sl_pace_want(&c->pace, sl_worker_config_of(c->cfg)->batch);
+    int block = sl_worker_config_of(c->cfg)->block_ms < READ_BLOCK_MAX_MS ? sl_worker_config_of(c->cfg)->block_ms : READ_BLOCK_MAX_MS;
     sl_err err;
     if (c->nactive == 0) {
         sl_sleep_ms(block);
@@ -1667,8 +1668,8 @@ static int take_over(consumer *c, char from[][128], int nfrom)
 {
     sl_batch_clear(&c->batch);
     for (int f = 0; f < nfrom; f++) {
-        for (size_t i = 0; i < c->cfg->worker.nqueues; i++) {
-            const char *queue = c->cfg->worker.queues[i];
+        for (size_t i = 0; i < sl_worker_config_of(c->cfg)->nqueues; i++) {
+            const char *queue = sl_worker_config_of(c->cfg)->queues[i];
             for (;;) {
                 if (ensure_redis(c, false) < 0)
                     return -1;
@@ -1827,13 +1828,15 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
     c.slot = slot;
     c.master_fd = master_fd;
     c.rng = ((uint64_t)getpid() << 32) ^ (uint64_t)sl_now_ms() ^ 0x9e3779b97f4a7c15ULL;
-    c.paused = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.paused);
-    c.active = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.active);
-    c.served = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.served);
-    memcpy(c.served, cfg->worker.queues, cfg->worker.nqueues * sizeof *c.served);
-    qsort(c.served, cfg->worker.nqueues, sizeof *c.served, cmp_name);
-    c.ready = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.ready);
-    c.admitted = sl_xcalloc(cfg->worker.nqueues ? cfg->worker.nqueues : 1, sizeof *c.admitted);
+    const sl_worker_config *wc = sl_worker_config_of(cfg);
+    size_t nq = wc->nqueues ? wc->nqueues : 1;
+    c.paused = sl_xcalloc(nq, sizeof *c.paused);
+    c.active = sl_xcalloc(nq, sizeof *c.active);
+    c.served = sl_xcalloc(nq, sizeof *c.served);
+    memcpy(c.served, wc->queues, wc->nqueues * sizeof *c.served);
+    qsort(c.served, wc->nqueues, sizeof *c.served, cmp_name);
+    c.ready = sl_xcalloc(nq, sizeof *c.ready);
+    c.admitted = sl_xcalloc(nq, sizeof *c.admitted);
     c.metrics = cfg->metrics.enabled ? sl_metrics_new() : NULL;
     sl_metrics_known_kinds(c.metrics, kind_registered); /* bounded label set */
     char host[64];
@@ -1841,7 +1844,7 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
         snprintf(host, sizeof host, "localhost");
     host[sizeof host - 1] = '\0';
     snprintf(c.name, sizeof c.name, "%s:%ld", host, (long)getpid());
-    c.throttle = sl_throttle_new(cfg, cfg->worker.queues, cfg->worker.nqueues, c.name);
+    c.throttle = sl_throttle_new(cfg, sl_worker_config_of(cfg)->queues, sl_worker_config_of(cfg)->nqueues, c.name);
     c.multi_ok = true;
     if (slot) {
         sl_slot_write_begin(slot);
@@ -1862,7 +1865,7 @@ int sl_consumer_main(const sl_config *cfg, int slot_index, sl_slot *slot, int ma
     }
     sl_pace_init(&c.pace);
     /* Alone in its pool a child has no one to hand entries to. */
-    if (cfg->worker.processes > 1 && (c.overrun = sl_overrun_new(cfg, &perr)) == NULL) {
+    if (sl_worker_config_of(cfg)->processes > 1 && (c.overrun = sl_overrun_new(cfg, &perr)) == NULL) {
         char q[600];
         SL_WARN("worker.overrun_watch_failed", "error=%s effect=\"a long job holds its batch-mates\"",
                 sl_log_quote(q, sizeof q, perr.msg));

@@ -4,6 +4,7 @@
 #include "config.h"
 #include "config_api.h"
 #include "config_jobs.h"
+#include "config_worker.h"
 #include "consumer.h"
 #include "envelope.h"
 #include "log.h"
@@ -105,15 +106,17 @@ static int parse_queues(overrides *ov, const char *text)
 }
 
 /* Sections of the shared sluice.yaml that other programs read (the
- * scheduler's): accepted and skipped here, so that a misspelt section is
- * still an error.  sluice-scheduler and `sluice` check their contents. */
-static const char *const others_names[] = { "scheduler", "groups", NULL };
+ * scheduler's, retention among them): accepted and skipped here, so that a
+ * misspelt section is still an error.  sluice-scheduler and `sluice` check
+ * their contents. */
+static const char *const others_names[] = { "scheduler", "groups", "retention", NULL };
 static const sl_config_section others = { .names = others_names };
 
-/* The sections the worker reads: the job kinds', and the API's address
- * (links in what jobs send to people). */
+/* The sections the worker reads: its own, the job kinds', and the API's
+ * address (links in what jobs send to people). */
 static void register_sections(void)
 {
+    sl_worker_config_register();
     sl_config_jobs_register();
     sl_api_config_register();
     sl_config_register(&others);
@@ -136,15 +139,11 @@ static sl_config *load_config(void *arg, sl_err *err)
     size_t n = sl_config_jobs_secret_envs(sl_config_jobs_of(cfg), names, 64);
     for (size_t i = 0; i < n && i < 64; i++)
         sl_secretenv_take(names[i]);
-    if (ov->queues) {
-        free_list(cfg->worker.queues, cfg->worker.nqueues);
-        cfg->worker.queues = sl_xcalloc(ov->nqueues, sizeof *cfg->worker.queues);
-        for (size_t i = 0; i < ov->nqueues; i++)
-            cfg->worker.queues[i] = sl_xstrdup(ov->queues[i]);
-        cfg->worker.nqueues = ov->nqueues;
-    }
+    sl_worker_config *w = sl_worker_config_of(cfg);
+    if (ov->queues)
+        sl_worker_config_set_queues(w, ov->queues, ov->nqueues);
     if (ov->processes)
-        cfg->worker.processes = ov->processes;
+        w->processes = ov->processes;
     if (ov->has_level)
         cfg->log_level = ov->level;
     return cfg;

@@ -25,6 +25,7 @@
  *   - during a reload at most one child is being replaced at a time. */
 #include "master.h"
 #include "clock.h"
+#include "config_worker.h"
 #include "consumer.h"
 #include "log.h"
 #include "mem.h"
@@ -323,7 +324,7 @@ static void stop_pool(bool fast, const char *why)
         return;
     P.stopping = true;
     P.fast = P.fast || fast;
-    int64_t grace = fast ? FAST_STOP_MS : P.cfg->worker.shutdown_timeout_ms;
+    int64_t grace = fast ? FAST_STOP_MS : sl_worker_config_of(P.cfg)->shutdown_timeout_ms;
     SL_INFO("master.stopping", "mode=%s reason=%s timeout_ms=%lld", fast ? "fast" : "graceful", why,
             (long long)grace);
     for (int i = 0; i < P.cap; i++)
@@ -391,7 +392,7 @@ static void resize(int want, const char *why)
         return;
     SL_INFO("pool.resized", "from=%d to=%d reason=%s", P.want, want, why);
     for (int i = want; i < P.want; i++)
-        stop_child(i, SIGTERM, P.cfg->worker.shutdown_timeout_ms);
+        stop_child(i, SIGTERM, sl_worker_config_of(P.cfg)->shutdown_timeout_ms);
     for (int i = P.want; i < want; i++) {
         if (P.children[i].pid == 0) {
             P.children[i].restart_at = 0;
@@ -418,9 +419,9 @@ static void reload(void)
         P.cfg = next;
         sl_log_setup("master", next->log_level);
         SL_INFO("config.reloaded", "path=%s processes=%d queues=%zu generation=%u",
-                next->path ? next->path : "-", next->worker.processes, next->worker.nqueues, P.gen);
-        if (next->worker.processes != old->worker.processes)
-            resize(next->worker.processes, "reload");
+                next->path ? next->path : "-", sl_worker_config_of(next)->processes, sl_worker_config_of(next)->nqueues, P.gen);
+        if (sl_worker_config_of(next)->processes != sl_worker_config_of(old)->processes)
+            resize(sl_worker_config_of(next)->processes, "reload");
         sl_config_free(old);
     }
     SL_INFO("pool.replacing", "children=%d generation=%u", running(), P.gen);
@@ -442,7 +443,7 @@ static bool replace_step(void)
     if (candidate < 0)
         return false;
     SL_INFO("worker.replacing", "slot=%d child=%ld", candidate, (long)P.children[candidate].pid);
-    stop_child(candidate, SIGTERM, P.cfg->worker.shutdown_timeout_ms);
+    stop_child(candidate, SIGTERM, sl_worker_config_of(P.cfg)->shutdown_timeout_ms);
     return true;
 }
 
@@ -476,7 +477,7 @@ static int pool_open(sl_config *cfg, const sl_master_opts *opts)
     memset(&P, 0, sizeof P);
     P.cfg = cfg;
     P.opts = opts;
-    P.want = cfg->worker.processes;
+    P.want = sl_worker_config_of(cfg)->processes;
     P.cap = 2 * P.want + 16;
     P.cap = P.cap < SLOTS_MIN ? SLOTS_MIN : P.cap > SLOTS_MAX ? SLOTS_MAX : P.cap;
     P.started_at_ms = sl_now_ms();
@@ -536,7 +537,7 @@ int sl_master_run(sl_config *cfg, const sl_master_opts *opts)
         return 1;
     }
     SL_INFO("master.started", "processes=%d slots=%d queues=%zu batch=%d", P.want, P.cap,
-            P.cfg->worker.nqueues, P.cfg->worker.batch);
+            sl_worker_config_of(P.cfg)->nqueues, sl_worker_config_of(P.cfg)->batch);
     for (;;) {
         signals sig = take_signals();
         if (sig.chld && reap() && !P.stopping) {

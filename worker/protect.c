@@ -7,6 +7,7 @@
 
 #include "args.h"
 #include "config_jobs.h"
+#include "config_worker.h"
 #include "jobsig.h"
 #include "mem.h"
 #include "sign.h"
@@ -20,7 +21,7 @@ struct sl_protect {
 /* True if anything at all is protected. */
 static bool any_protected(const sl_config *cfg)
 {
-    if (cfg->worker.nprotected_kinds > 0)
+    if (sl_worker_config_of(cfg)->nprotected_kinds > 0)
         return true;
     for (size_t i = 0; sl_config_jobs_of(cfg) && i < sl_config_jobs_of(cfg)->deploy.ntargets; i++) {
         if (sl_config_jobs_of(cfg)->deploy.targets[i].protected)
@@ -33,10 +34,10 @@ sl_protect *sl_protect_new(const sl_config *cfg, sl_err *err)
 {
     sl_protect *p = sl_xcalloc(1, sizeof *p);
     p->cfg = cfg;
-    size_t n = cfg->worker.nscheduler_public_keys;
+    size_t n = sl_worker_config_of(cfg)->nscheduler_public_keys;
     p->keys = sl_xcalloc(n ? n : 1, sizeof *p->keys);
     for (size_t i = 0; i < n; i++) {
-        p->keys[i] = sl_sign_load_public(cfg->worker.scheduler_public_keys[i], err);
+        p->keys[i] = sl_sign_load_public(sl_worker_config_of(cfg)->scheduler_public_keys[i], err);
         if (p->keys[i] == NULL) {
             sl_err_wrap(err, "worker.scheduler_public_keys");
             goto fail;
@@ -73,8 +74,8 @@ static bool protected_by(const sl_protect *p, const sl_job *job, char *what, siz
         snprintf(what, whatsz, "kind 'notify' is always protected");
         return true;
     }
-    for (size_t i = 0; i < cfg->worker.nprotected_kinds; i++) {
-        if (strcmp(cfg->worker.protected_kinds[i], job->kind) == 0) {
+    for (size_t i = 0; i < sl_worker_config_of(cfg)->nprotected_kinds; i++) {
+        if (strcmp(sl_worker_config_of(cfg)->protected_kinds[i], job->kind) == 0) {
             snprintf(what, whatsz, "kind '%s' is protected (worker.protected_kinds)", job->kind);
             return true;
         }

@@ -2,6 +2,7 @@
 #include "supervise.h"
 #include "buf.h"
 #include "clock.h"
+#include "config_worker.h"
 #include "json.h"
 #include "log.h"
 #include "mem.h"
@@ -333,10 +334,10 @@ static void registry_document(sl_supervisor *s, const sl_pool_view *v, sl_buf *b
     sl_buf_printf(b, ",\"processes\":%d,", v->processes);
     put_rss(b, getpid());
     sl_buf_puts(b, ",\"queues\":[");
-    for (size_t q = 0; q < v->cfg->worker.nqueues; q++) {
+    for (size_t q = 0; q < sl_worker_config_of(v->cfg)->nqueues; q++) {
         if (q)
             sl_buf_putc(b, ',');
-        sl_json_put_string(b, v->cfg->worker.queues[q], strlen(v->cfg->worker.queues[q]));
+        sl_json_put_string(b, sl_worker_config_of(v->cfg)->queues[q], strlen(sl_worker_config_of(v->cfg)->queues[q]));
     }
     sl_buf_puts(b, "],\"children\":[");
     int64_t now = sl_monotonic_ms();
@@ -379,11 +380,11 @@ static void write_registry(sl_supervisor *s, const sl_pool_view *v, sl_redis *r)
      * so that `sluice stats`, `top`, `metrics` and `dead` show them even if
      * no producer ever registered them (a producer may XADD without the
      * SADD).  Repeated with every document: a deleted set heals itself. */
-    size_t nq = v->cfg->worker.nqueues;
+    size_t nq = sl_worker_config_of(v->cfg)->nqueues;
     const char **sadd = sl_xcalloc(nq + 2, sizeof *sadd);
     sadd[0] = "SADD", sadd[1] = SL_QUEUES_KEY;
     for (size_t q = 0; q < nq; q++)
-        sadd[2 + q] = v->cfg->worker.queues[q];
+        sadd[2 + q] = sl_worker_config_of(v->cfg)->queues[q];
     sl_err err;
     int sent = 0;
     if ((nq == 0 || sl_redis_append(r, (int)(nq + 2), sadd, NULL, &err) == 0) &&
@@ -417,7 +418,7 @@ int64_t sl_supervisor_tick(sl_supervisor *s, const sl_pool_view *v)
         sl_redis *r = connection(s, v->cfg, false);
         if (r && renew_due) {
             renew_leases(s, v, r);
-            int64_t every = v->cfg->worker.visibility_timeout_ms / 3;
+            int64_t every = sl_worker_config_of(v->cfg)->visibility_timeout_ms / 3;
             s->renew_at = now + (every > 0 ? every : 1);
         }
         r = s->redis; /* renewal may have dropped it */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "clock.h"
+#include "config_worker.h"
 #include "log.h"
 #include "mem.h"
 #include "queue.h"
@@ -35,7 +36,7 @@ sl_throttle *sl_throttle_new(const sl_config *cfg, char *const *queues, size_t n
 {
     sl_throttle *t = NULL;
     for (size_t i = 0; i < n; i++) {
-        const sl_queue_limits *l = sl_config_queue_limits(cfg, queues[i]);
+        const sl_queue_limits *l = sl_worker_queue_limits(sl_worker_config_of(cfg), queues[i]);
         if (l == NULL)
             continue;
         if (t == NULL) {
@@ -124,7 +125,7 @@ int sl_throttle_admit(sl_throttle *t, sl_redis *r, const char *queue, int want, 
         }
         if (!got) {
             /* No wake-up when a slot frees: look again after a short while. */
-            start_throttle(q, now_ms, t->cfg->worker.block_ms < 200 ? t->cfg->worker.block_ms : 200);
+            start_throttle(q, now_ms, sl_worker_config_of(t->cfg)->block_ms < 200 ? sl_worker_config_of(t->cfg)->block_ms : 200);
             return 0;
         }
         q->holding = true;
@@ -173,7 +174,7 @@ void sl_throttle_job_start(sl_throttle *t, sl_redis *r, const char *queue, int64
         return;
     bool got;
     sl_err err;
-    int64_t lease = timeout_ms + t->cfg->worker.timeout_grace_ms + LEASE_MARGIN_MS;
+    int64_t lease = timeout_ms + sl_worker_config_of(t->cfg)->timeout_grace_ms + LEASE_MARGIN_MS;
     if (sl_slots_take(r, q->slots_key, q->limits.concurrency, t->holder, lease, &got, &err) < 0)
         log_failure("renew a concurrency slot", queue, &err);
 }

@@ -3,6 +3,7 @@
 #include "config_api.h"
 #include "config_jobs.h"
 #include "config_sched.h"
+#include "config_worker.h"
 #include "mem.h"
 
 #include <criterion/criterion.h>
@@ -340,20 +341,52 @@ char *th_read_file(const char *path)
     return sl_buf_detach(&b);
 }
 
+void th_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
+    fputs(text, f);
+    cr_assert_eq(fclose(f), 0);
+}
+
 char *th_write_temp(const char *name, const char *text)
 {
     char dir[] = "/tmp/sluice-test-XXXXXX";
     cr_assert_not_null(mkdtemp(dir), "mkdtemp: %s", strerror(errno));
     char *path = sl_xasprintf("%s/%s", dir, name);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f, "fopen %s: %s", path, strerror(errno));
-    fputs(text, f);
-    cr_assert_eq(fclose(f), 0);
+    th_write_file(path, text);
     return path;
+}
+
+static void openssl(const char *a, const char *b, const char *c, const char *d, const char *e,
+                    const char *f)
+{
+    const char *argv[] = { "/usr/bin/openssl", a, b, c, d, e, f, NULL };
+    th_result r = th_run(argv, NULL);
+    cr_assert_eq(r.status, 0, "openssl %s: %s", a, r.err);
+    th_result_free(&r);
+}
+
+void th_keypair(const char *dir, const char *name)
+{
+    char *key = sl_xasprintf("%s/%s.key", dir, name), *pub = sl_xasprintf("%s/%s.pub", dir, name);
+    openssl("genpkey", "-algorithm", "ed25519", "-out", key, NULL);
+    openssl("pkey", "-in", key, "-pubout", "-out", pub);
+    free(key);
+    free(pub);
+}
+
+void th_check_log(const char *path, const char *who)
+{
+    char *text = th_read_file(path);
+    cr_assert(text == NULL || !strstr(text, "Sanitizer"), "a sanitizer reported an error in %s:\n%s", who, text);
+    cr_assert(text == NULL || !strstr(text, "runtime error"), "UBSan in %s:\n%s", who, text);
+    free(text);
 }
 
 void th_register_config_sections(void)
 {
+    sl_worker_config_register();
     sl_config_jobs_register();
     sl_sched_config_register();
     sl_api_config_register();

@@ -96,8 +96,19 @@ char *th_read_file(const char *path);
  * path (caller frees). */
 char *th_write_temp(const char *name, const char *text);
 
-/* Registers every component's configuration sections (jobs, scheduler,
- * api) with the core loader, as `sluice` does, so that a test can load any
+/* Writes text to path (created or truncated); the test fails if it cannot. */
+void th_write_file(const char *path, const char *text);
+
+/* Makes a new Ed25519 key pair DIR/NAME.key (private) and DIR/NAME.pub
+ * with openssl. */
+void th_keypair(const char *dir, const char *name);
+
+/* Fails the test when the log at path (of who: "the scheduler") shows a
+ * sanitizer report; a missing log is fine. */
+void th_check_log(const char *path, const char *who);
+
+/* Registers every component's configuration sections (worker, jobs,
+ * scheduler, api) with the core loader, as `sluice` does, so that a test can load any
  * sluice.yaml in-process.  Idempotent; call before sl_config_load. */
 void th_register_config_sections(void);
 

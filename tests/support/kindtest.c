@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "config_jobs.h"
+#include "config_worker.h"
 #include "envelope.h"
 #include "json.h"
 #include "kind.h"
@@ -40,6 +41,7 @@ static sl_config *load_config(const char *yaml)
 {
     char *path = th_write_temp("sluice.yaml", yaml);
     sl_err err;
+    sl_worker_config_register();
     sl_config_jobs_register();
     sl_config *cfg = sl_config_load(path, &err);
     cr_assert_not_null(cfg, "test configuration does not load: %s\n%s", err.msg, yaml);
@@ -67,8 +69,10 @@ th_call th_kind_call_msgpack(const char *kind, const char *config_yaml, const ch
     msgpack_unpacked_init(&up);
     cr_assert_eq(msgpack_unpack_next(&up, args, args_len, NULL), MSGPACK_UNPACK_SUCCESS);
     sl_buf out = SL_BUF_INIT;
+    /* the job's time budget, as the worker gives it (worker/consumer.c) */
     sl_job_ctx ctx = { .job = &job, .args = &up.data, .cfg = cfg, .outputs = &out,
-                       .cancelled = &cancelled };
+                       .cancelled = &cancelled,
+                       .timeout_ms = sl_worker_job_timeout_ms(sl_worker_config_of(cfg), job.queue, timeout_ms) };
     cancelled = 0;
     if (cancel_after_ms > 0) {
         struct sigaction sa = { .sa_handler = on_alarm };
