@@ -7,6 +7,7 @@
 #include "store.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 static sl_store *connect_store(void)
@@ -213,18 +214,22 @@ Test(store, pipelined_record_on_a_lost_connection_fails_as_broken)
     sl_err err;
     cr_assert_eq(sl_store_record_send(s, "w", &o, 1, &err), 0, "%s", err.msg);
     /* Wait until its backend waits on the lock, then terminate it. */
-    long long waiting = 0;
-    for (int i = 0; i < 500 && waiting == 0; i++) {
-        waiting = th_pg_number("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                               " AND query LIKE '%INSERT INTO sluice_jobs%' AND pid <> pg_backend_pid()"
-                               " AND application_name = 'sluice'", 0, NULL);
-        if (waiting == 0)
+    char hp[16];
+    snprintf(hp, sizeof hp, "%d", PQbackendPID(holder));
+    const char *hparams[] = { hp };
+    long long waiter = 0;
+    for (int i = 0; i < 500 && waiter == 0; i++) {
+        waiter = th_pg_number("SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                              " AND query LIKE '%INSERT INTO sluice_jobs%' AND application_name = 'sluice'"
+                              " AND $1::integer = ANY(pg_blocking_pids(pid))", 1, hparams);
+        if (waiter == 0)
             sl_sleep_ms(20);
     }
-    cr_assert_gt(waiting, 0, "the pipelined record never reached PostgreSQL");
-    cr_assert_eq(th_pg_number("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                              " WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO sluice_jobs%'"
-                              " AND application_name = 'sluice'", 0, NULL), 1);
+    cr_assert_gt(waiter, 0, "the pipelined record never reached PostgreSQL");
+    char wp[24];
+    snprintf(wp, sizeof wp, "%lld", waiter);
+    const char *wparams[] = { wp };
+    cr_assert_eq(th_pg_number("SELECT pg_terminate_backend($1::integer)::integer", 1, wparams), 1);
     r = PQexec(holder, "ROLLBACK");
     PQclear(r);
     PQfinish(holder);

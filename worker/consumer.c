@@ -1343,6 +1343,8 @@ static void read_ahead(consumer *c, size_t n, claim_set *cs)
         char q[600];
         SL_DEBUG("postgres.pipeline_failed", "step=claim error=%s", sl_log_quote(q, sizeof q, err.msg));
     }
+    SL_DEBUG("batch.read_ahead", "entries=%zu behind=%zu claim=%s", c->ahead.n, n,
+             cs->sent ? "queued" : cs->m > 0 ? "later" : "none");
 }
 
 /* Reads the answer to the claim queued behind the record, if any (the
