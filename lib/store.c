@@ -2,7 +2,9 @@
  *
  * A batch of outcomes is written by one prepared statement that takes an
  * array per column (see SQL_RECORD): one round trip, one transaction, and
- * one parse and plan per batch whatever its size. */
+ * one parse and plan per batch whatever its size.  It may also be sent
+ * pipelined, with the next batch's claim queued behind it (the section
+ * "pipelined record and claim" below). */
 #include "store.h"
 #include "json.h"
 #include "log.h"

@@ -11,25 +11,39 @@
  *   3. run the claimed ones, one at a time, telling the master through the
  *      scoreboard which job runs and until when, and journaling each
  *      finished job's outcome in the slot before the next one starts;
- *   4. record all outcomes in one PostgreSQL transaction;
+ *   4. record all outcomes in one PostgreSQL transaction: the record is
+ *      sent pipelined (libpq pipeline mode, sl_store_record_send) and,
+ *      while PostgreSQL commits it, the next batch is read from Redis
+ *      without blocking, decoded, listed in the slot beside this one (the
+ *      master renews both leases) and its claim queued behind the record
+ *      (read_ahead); then the record's answer is awaited: committed only
+ *      when its answer and its Sync's came back clean (commit_batch);
  *   5. settle the entries in Redis: XACK + XDEL (pipelined) the finished
  *      ones, move failed ones with attempts left to the delayed set, and
- *      the dead ones to the dead letter (each a MULTI/EXEC).
- * A crash before 4 leaves the entries pending: the replacement child in
- * the same slot takes them over at once, records what the journal says
- * ran (without running it again) and the job that was running (a failed
- * attempt), and runs the rest.  A crash between 4 and 5 leaves them
- * pending with their outcome committed: step 2 of the redelivery finishes
- * step 5 without running anything.  So a result is committed exactly once
- * per job id and attempt, no entry leaves the stream before its outcome is
- * committed, and a job id runs at most once at a time (the claim) and
- * never twice unseen (the journal, and the claim's record of a lost
- * attempt when a whole pool vanished: docs/architecture.md).
+ *      the dead ones to the dead letter (each a MULTI/EXEC); empty the
+ *      journal; then read the next batch's claim answer and go to 3 with
+ *      it (nothing of it has run before this batch's commit was confirmed).
+ * A crash before 4's answer leaves the entries pending (those read ahead
+ * too): the replacement child in the same slot takes them over at once,
+ * records what the journal says ran (without running it again; recording
+ * an outcome whose commit did land changes nothing) and the job that was
+ * running (a failed attempt), and runs the rest.  A crash between 4 and 5
+ * leaves them pending with their outcome committed: step 2 of the
+ * redelivery finishes step 5 without running anything.  A pipelined record
+ * that fails (an outage, a refused batch, answers out of step) abandons
+ * the claim behind it: the batch is recorded the waiting way (record_batch)
+ * as it would be without the pipeline, and the next batch claimed again.
+ * So a result is committed exactly once per job id and attempt, no entry
+ * leaves the stream before its outcome is committed, and a job id runs at
+ * most once at a time (the claim) and never twice unseen (the journal, and
+ * the claim's record of a lost attempt when a whole pool vanished:
+ * docs/architecture.md).
  *
  * Between batches the consumer also promotes due delayed jobs into their
  * streams (every PROMOTE_EVERY_MS), reclaims entries idle longer than the
  * visibility timeout (every half of it; one at a time, see reclaim_idle),
- * and refreshes which of its queues are paused (every PAUSED_EVERY_MS). */
+ * and refreshes which of its queues are paused (every PAUSED_EVERY_MS);
+ * a chain of batches read ahead ends whenever one of these is due. */
 #include "consumer.h"
 #include "clock.h"
 #include "jobid.h"
