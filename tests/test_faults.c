@@ -41,6 +41,7 @@
  * servers it stopped, started again by .fini. */
 static pid_t fx_masters[FX_MAX_MASTERS];
 static bool fx_pg_stopped;
+static char fx_constraint[64];  /* a CHECK constraint a test added to sluice_jobs, "" none */
 
 static void fx_server(const char *ctl_var, const char *action)
 {
@@ -64,6 +65,14 @@ static void fx_cleanup(void)
             th_result_free(&r);
         }
         fx_pg_stopped = false;
+    }
+    if (fx_constraint[0]) {
+        PGconn *pg = th_pg();
+        char sql[160];
+        snprintf(sql, sizeof sql, "ALTER TABLE sluice_jobs DROP CONSTRAINT IF EXISTS \"%s\"", fx_constraint);
+        PQclear(PQexec(pg, sql));
+        PQfinish(pg);
+        fx_constraint[0] = '\0';
     }
 }
 
@@ -947,4 +956,61 @@ Test(faults, child_killed_with_commit_in_flight_backend_commits_after)
 Test(faults, child_killed_with_commit_in_flight_backend_terminated)
 {
     fx_commit_in_flight("inflight-term", true);
+}
+
+/* ---- 13. a batch PostgreSQL refuses, sent pipelined ----------------------------- */
+
+/* One job's outcome breaks a CHECK constraint the test adds to sluice_jobs
+ * (its error text): the pipelined record of its batch is refused, the
+ * claim queued behind it is abandoned, and the batch is recorded the
+ * waiting way, outcome by outcome, as without the pipeline: the refused
+ * one goes to the dead letter with PostgreSQL's reason and no row, its
+ * batch-mates are committed once, and the batch read ahead is claimed
+ * again and runs once. */
+Test(faults, refused_pipelined_batch_falls_back_outcome_by_outcome)
+{
+    th_migrate();
+    char queue[64], poison[96];
+    th_name(queue, sizeof queue, "refused");
+    snprintf(poison, sizeof poison, "refuse-%s", queue);
+    snprintf(fx_constraint, sizeof fx_constraint, "fx_%s", queue);
+    PGconn *pg = th_pg();
+    char sql[320];
+    snprintf(sql, sizeof sql, "ALTER TABLE sluice_jobs ADD CONSTRAINT \"%s\" CHECK (error IS DISTINCT FROM '%s')"
+             " NOT VALID", fx_constraint, poison);
+    PGresult *r = PQexec(pg, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
+    PQclear(r);
+    const int before = 600, after = 600;
+    char args[160];
+    snprintf(args, sizeof args, "{\"message\": \"%s\"}", poison);
+    fx_jobs noop = { .kind = "noop" }, bad = { .kind = "fail", .args_json = args, .max_attempts = 1 };
+    fx_enqueue(queue, &noop, 0, before);
+    fx_enqueue(queue, &bad, before, 1);
+    fx_enqueue(queue, &noop, before + 1, after);
+    char *config = fx_config(NULL);
+    char *log = fx_log("refused");
+    pid_t master = fx_start(config, queue, 1, log);
+    fx_wait_rows(queue, before + after, 90000, log);
+    fx_wait_drained(queue, 30000);
+    fx_stop(master, log);
+    snprintf(sql, sizeof sql, "ALTER TABLE sluice_jobs DROP CONSTRAINT \"%s\"", fx_constraint);
+    r = PQexec(pg, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
+    PQclear(r);
+    PQfinish(pg);
+    fx_constraint[0] = '\0';
+    fx_expect e = { .jobs = before + after, .succeeded = before + after, .attempts = before + after,
+                    .dead_letter = 1 };
+    fx_check(queue, &e);
+    fx_assert_ran_once(log, before + after);
+    cr_assert_geq(fx_count_in(log, "event=postgres.batch_refused"), 1, "the batch was not refused: nothing injected");
+    cr_assert_geq(fx_count_in(log, "event=postgres.pipeline_failed step=record_wait"), 1,
+                  "the refused batch was not the pipelined one");
+    char errors[4096];
+    cr_assert_eq(fx_dead_letters(queue, NULL, 0, errors, sizeof errors), 1);
+    cr_assert(strstr(errors, "result could not be stored") && strstr(errors, "check constraint"),
+              "the dead letter should say PostgreSQL refused the result: %s", errors);
+    fprintf(stderr, "faults: refused: %d batches read ahead\n", fx_count_in(log, "event=batch.read_ahead"));
+    fx_free(log, config);
 }
