@@ -2,7 +2,9 @@
  *
  * A batch of outcomes is written by one prepared statement that takes an
  * array per column (see SQL_RECORD): one round trip, one transaction, and
- * one parse and plan per batch whatever its size. */
+ * one parse and plan per batch whatever its size.  It may also be sent
+ * pipelined, with the next batch's claim queued behind it (the section
+ * "pipelined record and claim" below). */
 #include "store.h"
 #include "json.h"
 #include "log.h"
@@ -10,6 +12,7 @@
 #include "migrations.h"
 #include "pgconn.h"
 
+#include <assert.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +25,8 @@ struct sl_store {
     PGconn *conn;  /* owned */
     bool record_prepared; /* the record statements are prepared on conn */
     bool claim_prepared;  /* the claim statement is prepared on conn */
+    int piped;            /* pipeline mode: 0 off; 1 a record in flight; 2 and a claim behind it */
+    bool lost;            /* a pipelined answer came out of step: the connection is unusable */
 };
 
 /* Key for pg_advisory_lock while migrating: "sluice" in ASCII. */
@@ -77,7 +82,7 @@ void sl_store_free(sl_store *s)
     free(s);
 }
 
-bool sl_store_broken(const sl_store *s) { return PQstatus(s->conn) != CONNECTION_OK; }
+bool sl_store_broken(const sl_store *s) { return s->lost || PQstatus(s->conn) != CONNECTION_OK; }
 
 /* Runs sql (no parameters) and expects success; returns the result (caller
  * PQclear) or NULL with err. */
@@ -281,13 +286,12 @@ static int prepare_record(sl_store *s, sl_err *err)
 }
 
 
-int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err)
+/* The record statement's parameters for o[0..n): one array literal per
+ * column in col (the caller frees them with cols_free), pointed to by
+ * params. */
+static void record_params(sl_buf *col, const char **params, const char *worker, const sl_outcome *o,
+                          size_t n)
 {
-    if (n == 0)
-        return 0;
-    if (prepare_record(s, err) < 0)
-        return -1;
-    sl_buf col[RECORD_PARAMS];
     for (int k = 0; k < RECORD_PARAMS; k++) {
         col[k] = (sl_buf)SL_BUF_INIT;
         sl_buf_putc(&col[k], '{');
@@ -314,19 +318,35 @@ int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t
         array_add(&col[16], o[i].error);
         array_add(&col[17], o[i].attempt_status ? o[i].attempt_status : o[i].status);
     }
-    const char *params[RECORD_PARAMS];
     for (int k = 0; k < RECORD_PARAMS; k++) {
         sl_buf_putc(&col[k], '}');
         params[k] = sl_buf_str(&col[k]);
     }
     params[14] = worker;
+}
+
+static void cols_free(sl_buf *col, int n)
+{
+    for (int k = 0; k < n; k++)
+        sl_buf_free(&col[k]);
+}
+
+int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err)
+{
+    assert(s->piped == 0);
+    if (n == 0)
+        return 0;
+    if (prepare_record(s, err) < 0)
+        return -1;
+    sl_buf col[RECORD_PARAMS];
+    const char *params[RECORD_PARAMS];
+    record_params(col, params, worker, o, n);
     int rc = 0;
     PGresult *res = PQexecPrepared(s->conn, RECORD_STMT, RECORD_PARAMS, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         rc = pg_fail(s, err, "record batch", res);
     PQclear(res);
-    for (int k = 0; k < RECORD_PARAMS; k++)
-        sl_buf_free(&col[k]);
+    cols_free(col, RECORD_PARAMS);
     return rc;
 }
 
@@ -452,18 +472,17 @@ static int prepare(sl_store *s, const char *name, const char *sql, int nparams, 
     return rc;
 }
 
-/* One run of SQL_CLAIM over reqs[idx[0..m)]; fills prior[idx[k]]. */
-static int claim_once(sl_store *s, const char *consumer, const sl_claim_req *reqs, const size_t *idx,
-                      size_t m, const char *steal_queue, const char *steal_entry, sl_prior *prior,
-                      sl_err *err)
+/* The claim statement's parameters for reqs[idx[0..m)]: array literals in
+ * col (the caller frees them with cols_free), pointed to by params. */
+static void claim_params(sl_buf *col, const char **params, const char *consumer, const sl_claim_req *reqs,
+                         const size_t *idx, size_t m, const char *steal_queue, const char *steal_entry)
 {
-    sl_buf col[6];
     for (int k = 0; k < 6; k++) {
         col[k] = (sl_buf)SL_BUF_INIT;
         sl_buf_putc(&col[k], '{');
     }
     for (size_t k = 0; k < m; k++) {
-        const sl_claim_req *r = &reqs[idx[k]];
+        const sl_claim_req *r = &reqs[idx ? idx[k] : k];
         array_add(&col[0], r->job->id);
         array_add_int(&col[1], r->job->attempt, true);
         array_add(&col[2], r->job->queue);
@@ -473,7 +492,6 @@ static int claim_once(sl_store *s, const char *consumer, const sl_claim_req *req
         array_add(&col[5], args ? args : "null");
         free(args);
     }
-    const char *params[CLAIM_PARAMS];
     for (int k = 0; k < 6; k++) {
         sl_buf_putc(&col[k], '}');
         params[k < 4 ? k : k + 3] = sl_buf_str(&col[k]);
@@ -481,47 +499,216 @@ static int claim_once(sl_store *s, const char *consumer, const sl_claim_req *req
     params[4] = consumer;
     params[5] = steal_queue;
     params[6] = steal_entry;
-    int rc = 0;
-    PGresult *res = PQexecPrepared(s->conn, CLAIM_STMT, CLAIM_PARAMS, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = pg_fail(s, err, "claim jobs", res);
-    } else {
-        for (int r = 0; r < PQntuples(res); r++) {
-            const char *id = PQgetvalue(res, r, 0);
-            for (size_t k = 0; k < m; k++) {
-                if (strcmp(reqs[idx[k]].job->id, id) == 0)
-                    classify_claim(&reqs[idx[k]], res, r, &prior[idx[k]]);
-            }
+}
+
+/* Fills prior[idx[k]] (idx NULL: prior[k]) from the claim's answer res. */
+static void claim_classify(const sl_claim_req *reqs, const size_t *idx, size_t m, PGresult *res, sl_prior *prior)
+{
+    for (int r = 0; r < PQntuples(res); r++) {
+        const char *id = PQgetvalue(res, r, 0);
+        for (size_t k = 0; k < m; k++) {
+            size_t i = idx ? idx[k] : k;
+            if (strcmp(reqs[i].job->id, id) == 0)
+                classify_claim(&reqs[i], res, r, &prior[i]);
         }
     }
+}
+
+/* One run of SQL_CLAIM over reqs[idx[0..m)]; fills prior[idx[k]]. */
+static int claim_once(sl_store *s, const char *consumer, const sl_claim_req *reqs, const size_t *idx,
+                      size_t m, const char *steal_queue, const char *steal_entry, sl_prior *prior,
+                      sl_err *err)
+{
+    sl_buf col[6];
+    const char *params[CLAIM_PARAMS];
+    claim_params(col, params, consumer, reqs, idx, m, steal_queue, steal_entry);
+    int rc = 0;
+    PGresult *res = PQexecPrepared(s->conn, CLAIM_STMT, CLAIM_PARAMS, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        rc = pg_fail(s, err, "claim jobs", res);
+    else
+        claim_classify(reqs, idx, m, res, prior);
     PQclear(res);
-    for (int k = 0; k < 6; k++)
-        sl_buf_free(&col[k]);
+    cols_free(col, 6);
+    return rc;
+}
+
+/* The second look of a claim (see store.h): the jobs of reqs[0..n) lost to
+ * a claimer whose commit the first statement's snapshot did not show are
+ * claimed again, in a new statement, to learn who holds them. */
+static int claim_second_look(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n,
+                             const char *steal_queue, const char *steal_entry, sl_prior *prior, sl_err *err)
+{
+    size_t *idx = sl_xcalloc(n ? n : 1, sizeof *idx);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (prior[i].kind == SL_PRIOR_HELD && prior[i].holder_entry[0] == '\0')
+            idx[m++] = i;
+    }
+    int rc = m > 0 ? claim_once(s, consumer, reqs, idx, m, steal_queue, steal_entry, prior, err) : 0;
+    free(idx);
     return rc;
 }
 
 int sl_store_claim(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n,
                    const char *steal_queue, const char *steal_entry, sl_prior *prior, sl_err *err)
 {
+    assert(s->piped == 0);
     memset(prior, 0, n * sizeof *prior);
     if (n == 0)
         return 0;
     if (prepare(s, CLAIM_STMT, SQL_CLAIM, CLAIM_PARAMS, &s->claim_prepared, err) < 0)
         return -1;
-    size_t *idx = sl_xcalloc(n, sizeof *idx);
-    for (size_t i = 0; i < n; i++)
-        idx[i] = i;
-    int rc = claim_once(s, consumer, reqs, idx, n, steal_queue, steal_entry, prior, err);
-    /* Lost to a claimer whose commit our snapshot did not show: look again
-     * (a new statement, a new snapshot) to learn who holds it. */
-    size_t m = 0;
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        if (prior[i].kind == SL_PRIOR_HELD && prior[i].holder_entry[0] == '\0')
-            idx[m++] = i;
+    if (claim_once(s, consumer, reqs, NULL, n, steal_queue, steal_entry, prior, err) < 0)
+        return -1;
+    return claim_second_look(s, consumer, reqs, n, steal_queue, steal_entry, prior, err);
+}
+
+/* ---- pipelined record and claim ------------------------------------------------
+ *
+ * libpq's pipeline mode: the record is sent with its Sync (the implicit
+ * transaction ends there: PostgreSQL commits it when it reaches the Sync),
+ * a claim may be queued behind it with a Sync of its own (its own
+ * transaction, run after the record's commit), and the answers are read
+ * later, in order.  A record counts as committed only when its answer is
+ * COMMAND_OK and its Sync came back without an error in between: a
+ * failure of the commit itself arrives as an error before the Sync.  Any
+ * answer out of that order marks the connection lost (sl_store_broken):
+ * the caller reconnects and records again, which the forward-only upsert
+ * makes harmless. */
+
+/* Reads the answers of one pipelined statement up to its Sync.  want is
+ * the status of success; *keep (if keep) receives that result (caller
+ * PQclear).  Returns 0 when the statement succeeded and its Sync arrived
+ * with no error; -1 with err otherwise (s->lost when out of step). */
+static int pipe_take(sl_store *s, const char *what, ExecStatusType want, PGresult **keep, sl_err *err)
+{
+    bool synced = false, failed = false, got = false;
+    int nulls = 0;
+    while (!synced) {
+        PGresult *r = PQgetResult(s->conn);
+        if (r == NULL) {
+            /* The end of one statement's answers: one, after its result. */
+            if (PQstatus(s->conn) != CONNECTION_OK || ++nulls > 1)
+                break;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            synced = true;
+        } else if (st == want && !got && !failed) {
+            got = true;
+            if (keep) {
+                *keep = r;
+                r = NULL;
+            }
+        } else if (!failed) {
+            failed = true;
+            pg_fail(s, err, what, r);
+        }
+        PQclear(r);
     }
-    if (m > 0)
-        rc = claim_once(s, consumer, reqs, idx, m, steal_queue, steal_entry, prior, err);
-    free(idx);
+    if (!synced) {
+        s->lost = true;
+        if (!failed)
+            pg_fail(s, err, what, NULL);
+        failed = true;
+    } else if (!got && !failed) {
+        failed = true;
+        sl_err_set(err, SL_EPG, "postgres: %s: no answer before the end of its transaction", what);
+    }
+    if (failed && keep) {
+        PQclear(*keep);
+        *keep = NULL;
+    }
+    return failed ? -1 : 0;
+}
+
+/* Leaves pipeline mode once every answer is read. */
+static void pipe_leave(sl_store *s)
+{
+    s->piped = 0;
+    if (!s->lost && PQexitPipelineMode(s->conn) != 1)
+        s->lost = true;
+}
+
+int sl_store_record_send(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err)
+{
+    assert(s->piped == 0 && n > 0);
+    /* Both statements are prepared first: PQprepare waits, which pipeline
+     * mode does not allow. */
+    if (prepare_record(s, err) < 0 || prepare(s, CLAIM_STMT, SQL_CLAIM, CLAIM_PARAMS, &s->claim_prepared, err) < 0)
+        return -1;
+    if (PQenterPipelineMode(s->conn) != 1)
+        return pg_fail(s, err, "enter pipeline mode", NULL);
+    sl_buf col[RECORD_PARAMS];
+    const char *params[RECORD_PARAMS];
+    record_params(col, params, worker, o, n);
+    int rc = 0;
+    s->piped = 1;
+    if (PQsendQueryPrepared(s->conn, RECORD_STMT, RECORD_PARAMS, params, NULL, NULL, 0) != 1 ||
+        PQpipelineSync(s->conn) != 1) {
+        rc = pg_fail(s, err, "send record batch", NULL);
+        s->lost = true;   /* what reached the server is unknown */
+        s->piped = 0;
+    }
+    cols_free(col, RECORD_PARAMS);
+    return rc;
+}
+
+int sl_store_claim_send(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n, sl_err *err)
+{
+    assert(s->piped == 1 && n > 0);
+    sl_buf col[6];
+    const char *params[CLAIM_PARAMS];
+    claim_params(col, params, consumer, reqs, NULL, n, NULL, NULL);
+    int rc = 0;
+    if (PQsendQueryPrepared(s->conn, CLAIM_STMT, CLAIM_PARAMS, params, NULL, NULL, 0) != 1 ||
+        PQpipelineSync(s->conn) != 1) {
+        rc = pg_fail(s, err, "send claim", NULL);
+        s->lost = true;
+    } else {
+        s->piped = 2;
+    }
+    cols_free(col, 6);
+    return rc;
+}
+
+int sl_store_record_wait(sl_store *s, sl_err *err)
+{
+    assert(s->piped > 0);
+    if (s->lost) {
+        s->piped = 0;
+        return sl_err_set(err, SL_EPG, "postgres: record batch: the connection was lost while sending");
+    }
+    int rc = pipe_take(s, "record batch", PGRES_COMMAND_OK, NULL, err);
+    if (rc == 0 && s->piped == 2)
+        return 0;   /* the claim's answer is still to read */
+    if (rc < 0 && s->piped == 2 && !s->lost) {
+        sl_err ignored;
+        (void)pipe_take(s, "claim jobs", PGRES_TUPLES_OK, NULL, &ignored);  /* abandoned */
+    }
+    pipe_leave(s);
+    return rc;
+}
+
+int sl_store_claim_wait(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n, sl_prior *prior,
+                        sl_err *err)
+{
+    assert(s->piped == 2);
+    memset(prior, 0, n * sizeof *prior);
+    PGresult *res = NULL;
+    int rc = s->lost ? sl_err_set(err, SL_EPG, "postgres: claim jobs: the connection was lost")
+                     : pipe_take(s, "claim jobs", PGRES_TUPLES_OK, &res, err);
+    pipe_leave(s);
+    if (rc == 0) {
+        claim_classify(reqs, NULL, n, res, prior);
+        PQclear(res);
+        if (s->lost)
+            rc = sl_err_set(err, SL_EPG, "postgres: claim jobs: could not leave pipeline mode");
+        else
+            rc = claim_second_look(s, consumer, reqs, n, NULL, NULL, prior, err);
+    }
     return rc;
 }
 

@@ -41,6 +41,7 @@
  * servers it stopped, started again by .fini. */
 static pid_t fx_masters[FX_MAX_MASTERS];
 static bool fx_pg_stopped;
+static char fx_constraint[64];  /* a CHECK constraint a test added to sluice_jobs, "" none */
 
 static void fx_server(const char *ctl_var, const char *action)
 {
@@ -64,6 +65,14 @@ static void fx_cleanup(void)
             th_result_free(&r);
         }
         fx_pg_stopped = false;
+    }
+    if (fx_constraint[0]) {
+        PGconn *pg = th_pg();
+        char sql[160];
+        snprintf(sql, sizeof sql, "ALTER TABLE sluice_jobs DROP CONSTRAINT IF EXISTS \"%s\"", fx_constraint);
+        PQclear(PQexec(pg, sql));
+        PQfinish(pg);
+        fx_constraint[0] = '\0';
     }
 }
 
@@ -835,5 +844,173 @@ Test(faults, long_job_hands_back_its_batch_mates)
     long long elsewhere = th_pg_number("SELECT count(*) FROM sluice_jobs n JOIN sluice_jobs s ON s.id = $2"
                                        " WHERE n.queue = $1 AND n.id <> s.id AND n.worker <> s.worker", 2, p);
     cr_assert_gt(elsewhere, 0, "no no-op ran in the other process");
+    fx_free(log, config);
+}
+
+/* ---- 12. a child killed with a commit in flight ------------------------------- */
+
+/* The backend of a sluice worker whose record statement waits for a lock
+ * that the test's transaction (backend pid `holder`) holds; 0 if none. */
+static long long fx_record_waiter(int holder)
+{
+    char pid[16];
+    snprintf(pid, sizeof pid, "%d", holder);
+    return fx_sql("SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE application_name = 'sluice'"
+                  " AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO sluice_jobs%'"
+                  " AND $1::integer = ANY(pg_blocking_pids(pid))", pid);
+}
+
+typedef struct fx_waiter {
+    int holder;
+    long long backend;
+} fx_waiter;
+
+static bool fx_has_waiter(void *arg)
+{
+    fx_waiter *w = arg;
+    w->backend = fx_record_waiter(w->holder);
+    return w->backend != 0;
+}
+
+static bool fx_backend_gone(void *arg)
+{
+    char pid[24];
+    snprintf(pid, sizeof pid, "%lld", *(long long *)arg);
+    return fx_sql("SELECT count(*) FROM pg_stat_activity WHERE pid = $1::integer", pid) == 0;
+}
+
+static bool fx_child_gone(void *arg)
+{
+    return !fx_alive(*(long *)arg);
+}
+
+/* Kills the only child of a pool (SIGKILL) after it has sent the commit of
+ * a batch and before it has read the answer: the test's transaction holds
+ * an uncommitted row with the id of a job in the middle of the stream, so
+ * that the record statement of the batch carrying that job waits in
+ * PostgreSQL (pg_stat_activity shows it waiting on the test's lock) while
+ * the child waits for its answer, with its next batch read ahead.  Then:
+ * terminate false: the lock is released at once, and the dead child's
+ * backend, which has not noticed its client is gone, goes on and commits;
+ * terminate true: that backend is terminated first, and nothing of the
+ * record commits.  Either way the replacement child takes over both
+ * batches, records the first from its predecessor's journal without
+ * running a job again, and runs the one read ahead: every job has one
+ * result row, one attempt, one run. */
+static void fx_commit_in_flight(const char *what, bool terminate)
+{
+    th_migrate();
+    char queue[64], id[128];
+    th_name(queue, sizeof queue, what);
+    const int n = 3000, middle = 1500;
+    snprintf(id, sizeof id, "%s-%d", queue, middle);
+    PGconn *holder = th_pg();
+    const char *p[] = { id, queue };
+    PGresult *r = PQexec(holder, "BEGIN");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    r = PQexecParams(holder, "INSERT INTO sluice_jobs (id, queue, kind, args, status, attempts)"
+                     " VALUES ($1, $2, 'noop', '{}', 'queued', 1)", 2, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    fx_jobs noop = { .kind = "noop" };
+    fx_enqueue(queue, &noop, 0, n);
+    char *config = fx_config(NULL);
+    char *log = fx_log(what);
+    pid_t master = fx_start(config, queue, 1, log);
+    fx_waiter w = { PQbackendPID(holder), 0 };
+    cr_assert(th_wait(fx_has_waiter, &w, 60000), "no record statement of the pool waited on the test's lock");
+    long pids[FX_MAX_CHILDREN];
+    cr_assert_eq(fx_children(master, pids, FX_MAX_CHILDREN), 1, "a pool of 1 should have 1 child");
+    long child = pids[0];
+    cr_assert_eq(kill((pid_t)child, SIGKILL), 0, "kill: %s", strerror(errno));
+    cr_assert(th_wait(fx_child_gone, &child, 10000), "the SIGKILLed child is still alive");
+    if (terminate) {
+        char bp[24];
+        snprintf(bp, sizeof bp, "%lld", w.backend);
+        cr_assert_eq(fx_sql("SELECT pg_terminate_backend($1::integer)::integer", bp), 1,
+                     "the waiting backend could not be terminated");
+        cr_assert(th_wait(fx_backend_gone, &w.backend, 10000), "the terminated backend is still there");
+    }
+    r = PQexec(holder, "ROLLBACK");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    PQfinish(holder);
+    fx_finish(queue, master, log, n, true);
+    int recovered = fx_count_in(log, "event=job.journal_recovered");
+    fprintf(stderr, "faults: %s: %d outcomes recorded from the dead child's journal, %d batches read ahead\n",
+            what, recovered, fx_count_in(log, "event=batch.read_ahead"));
+    cr_assert_geq(fx_count_in(log, "event=worker.took_over"), 1, "no replacement took the dead child's entries over");
+    cr_assert_geq(recovered, 1, "the killed child's batch had run: its outcomes must come from its journal");
+    const char *pid1[] = { id };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'succeeded'"
+                              " AND attempts = 1", 1, pid1), 1, "the held job has no single successful row");
+    fx_free(log, config);
+}
+
+Test(faults, child_killed_with_commit_in_flight_backend_commits_after)
+{
+    fx_commit_in_flight("inflight", false);
+}
+
+Test(faults, child_killed_with_commit_in_flight_backend_terminated)
+{
+    fx_commit_in_flight("inflight-term", true);
+}
+
+/* ---- 13. a batch PostgreSQL refuses, sent pipelined ----------------------------- */
+
+/* One job's outcome breaks a CHECK constraint the test adds to sluice_jobs
+ * (its error text): the pipelined record of its batch is refused, the
+ * claim queued behind it is abandoned, and the batch is recorded the
+ * waiting way, outcome by outcome, as without the pipeline: the refused
+ * one goes to the dead letter with PostgreSQL's reason and no row, its
+ * batch-mates are committed once, and the batch read ahead is claimed
+ * again and runs once. */
+Test(faults, refused_pipelined_batch_falls_back_outcome_by_outcome)
+{
+    th_migrate();
+    char queue[64], poison[96];
+    th_name(queue, sizeof queue, "refused");
+    snprintf(poison, sizeof poison, "refuse-%s", queue);
+    snprintf(fx_constraint, sizeof fx_constraint, "fx_%s", queue);
+    PGconn *pg = th_pg();
+    char sql[320];
+    snprintf(sql, sizeof sql, "ALTER TABLE sluice_jobs ADD CONSTRAINT \"%s\" CHECK (error IS DISTINCT FROM '%s')"
+             " NOT VALID", fx_constraint, poison);
+    PGresult *r = PQexec(pg, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
+    PQclear(r);
+    const int before = 600, after = 600;
+    char args[160];
+    snprintf(args, sizeof args, "{\"message\": \"%s\"}", poison);
+    fx_jobs noop = { .kind = "noop" }, bad = { .kind = "fail", .args_json = args, .max_attempts = 1 };
+    fx_enqueue(queue, &noop, 0, before);
+    fx_enqueue(queue, &bad, before, 1);
+    fx_enqueue(queue, &noop, before + 1, after);
+    char *config = fx_config(NULL);
+    char *log = fx_log("refused");
+    pid_t master = fx_start(config, queue, 1, log);
+    fx_wait_rows(queue, before + after, 90000, log);
+    fx_wait_drained(queue, 30000);
+    fx_stop(master, log);
+    snprintf(sql, sizeof sql, "ALTER TABLE sluice_jobs DROP CONSTRAINT \"%s\"", fx_constraint);
+    r = PQexec(pg, sql);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(pg));
+    PQclear(r);
+    PQfinish(pg);
+    fx_constraint[0] = '\0';
+    fx_expect e = { .jobs = before + after, .succeeded = before + after, .attempts = before + after,
+                    .dead_letter = 1 };
+    fx_check(queue, &e);
+    fx_assert_ran_once(log, before + after);
+    cr_assert_geq(fx_count_in(log, "event=postgres.batch_refused"), 1, "the batch was not refused: nothing injected");
+    cr_assert_geq(fx_count_in(log, "event=postgres.pipeline_failed step=record_wait"), 1,
+                  "the refused batch was not the pipelined one");
+    char errors[4096];
+    cr_assert_eq(fx_dead_letters(queue, NULL, 0, errors, sizeof errors), 1);
+    cr_assert(strstr(errors, "result could not be stored") && strstr(errors, "check constraint"),
+              "the dead letter should say PostgreSQL refused the result: %s", errors);
+    fprintf(stderr, "faults: refused: %d batches read ahead\n", fx_count_in(log, "event=batch.read_ahead"));
     fx_free(log, config);
 }

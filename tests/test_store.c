@@ -1,11 +1,13 @@
 /* test_store.c: the PostgreSQL store (lib/store.c) against a real server:
- * migrations, recording outcomes all-or-nothing, exactly one row per id. */
+ * migrations, recording outcomes all-or-nothing, exactly one row per id,
+ * and the pipelined record and claim (overlapped commits). */
 #include "harness.h"
 
 #include "clock.h"
 #include "store.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 static sl_store *connect_store(void)
@@ -115,6 +117,125 @@ Test(store, a_batch_is_all_or_nothing)
     /* The connection is still usable afterwards. */
     cr_assert_eq(sl_store_record(s, "w", o, 1, &err), 0, "%s", err.msg);
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p), 1);
+    sl_store_free(s);
+}
+
+/* The pipelined record commits, the claim queued behind it runs after
+ * that commit (it sees the recorded job as final), and the connection is
+ * usable the waiting way afterwards. */
+Test(store, pipelined_record_commits_before_the_claim_behind_it)
+{
+    sl_store *s = connect_store();
+    char done[64], fresh[64];
+    sl_job jd, jf;
+    job_for(&jd, done, sizeof done, "store-q");
+    job_for(&jf, fresh, sizeof fresh, "store-q");
+    int64_t now = sl_now_ms();
+    sl_outcome o = { &jd, "succeeded", NULL, "{}", "{\"n\":1}", NULL, now - 1, now, 0 };
+    sl_claim_req reqs[] = { { &jd, "2-1" }, { &jf, "2-2" } };
+    sl_prior prior[2];
+    sl_err err;
+    cr_assert_eq(sl_store_record_send(s, "w", &o, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_claim_send(s, "w", reqs, 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_record_wait(s, &err), 0, "%s", err.msg);
+    const char *p[] = { done };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'succeeded'", 1, p), 1,
+                 "the record is not committed when its wait returned");
+    cr_assert_eq(sl_store_claim_wait(s, "w", reqs, 2, prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(prior[0].kind, SL_PRIOR_FINAL, "the claim ran before the record's commit");
+    cr_assert_eq(prior[1].kind, SL_PRIOR_NONE, "a fresh job is claimed");
+    cr_assert(!sl_store_broken(s));
+    /* Out of pipeline mode: the waiting calls work again. */
+    cr_assert_eq(sl_store_claim(s, "w", &reqs[1], 1, NULL, NULL, prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(prior[0].kind, SL_PRIOR_NONE, "this entry's own claim is renewed");
+    cr_assert(prior[0].redelivery);
+    /* A record alone, with no claim behind it. */
+    sl_outcome of = { &jf, "succeeded", NULL, "{}", NULL, NULL, now - 1, now, 0 };
+    cr_assert_eq(sl_store_record_send(s, "w", &of, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_record_wait(s, &err), 0, "%s", err.msg);
+    const char *pf[] = { fresh };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, pf), 1);
+    cr_assert_eq(sl_store_record(s, "w", &of, 1, &err), 0, "%s", err.msg);
+    sl_store_free(s);
+}
+
+/* A pipelined record PostgreSQL refuses commits nothing, says why, is not
+ * an outage, and abandons the claim behind it: the connection leaves
+ * pipeline mode and the claim can be made again the waiting way. */
+Test(store, refused_pipelined_record_commits_nothing_and_drops_the_claim)
+{
+    sl_store *s = connect_store();
+    char good[64], bad[64], next[64];
+    sl_job jg, jb, jn;
+    job_for(&jg, good, sizeof good, "store-q");
+    job_for(&jb, bad, sizeof bad, "store-q");
+    job_for(&jn, next, sizeof next, "store-q");
+    int64_t now = sl_now_ms();
+    sl_outcome o[2] = {
+        { &jg, "succeeded", NULL, "{}", NULL, NULL, now, now, 0 },
+        { &jb, "succeeded", NULL, "{not json", NULL, NULL, now, now, 0 },
+    };
+    sl_claim_req req = { &jn, "3-1" };
+    sl_prior prior;
+    sl_err err;
+    cr_assert_eq(sl_store_record_send(s, "w", o, 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_claim_send(s, "w", &req, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_record_wait(s, &err), -1, "a batch with invalid JSON was accepted");
+    cr_assert(strstr(err.msg, "json"), "the error should say what was wrong: %s", err.msg);
+    cr_assert(!sl_store_broken(s), "a refused batch is not an outage");
+    const char *p[] = { good };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p), 0,
+                 "half a batch was committed");
+    cr_assert_eq(sl_store_record(s, "w", o, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_claim(s, "w", &req, 1, NULL, NULL, &prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(prior.kind, SL_PRIOR_NONE, "%d", prior.kind);
+    sl_store_free(s);
+}
+
+/* The backend of a pipelined record terminated before it answers: the
+ * wait fails, the store says it is broken (the caller reconnects). */
+Test(store, pipelined_record_on_a_lost_connection_fails_as_broken)
+{
+    sl_store *s = connect_store();
+    char id[64];
+    sl_job j;
+    job_for(&j, id, sizeof id, "store-q");
+    int64_t now = sl_now_ms();
+    sl_outcome o = { &j, "succeeded", NULL, "{}", NULL, NULL, now, now, 0 };
+    /* Hold the job's row: the record waits for this transaction. */
+    PGconn *holder = th_pg();
+    const char *p[] = { id };
+    PGresult *r = PQexec(holder, "BEGIN");
+    PQclear(r);
+    r = PQexecParams(holder, "INSERT INTO sluice_jobs (id, queue, kind, args, status, attempts)"
+                     " VALUES ($1, 'store-q', 'noop', '{}', 'queued', 1)", 1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    sl_err err;
+    cr_assert_eq(sl_store_record_send(s, "w", &o, 1, &err), 0, "%s", err.msg);
+    /* Wait until its backend waits on the lock, then terminate it. */
+    char hp[16];
+    snprintf(hp, sizeof hp, "%d", PQbackendPID(holder));
+    const char *hparams[] = { hp };
+    long long waiter = 0;
+    for (int i = 0; i < 500 && waiter == 0; i++) {
+        waiter = th_pg_number("SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                              " AND query LIKE '%INSERT INTO sluice_jobs%' AND application_name = 'sluice'"
+                              " AND $1::integer = ANY(pg_blocking_pids(pid))", 1, hparams);
+        if (waiter == 0)
+            sl_sleep_ms(20);
+    }
+    cr_assert_gt(waiter, 0, "the pipelined record never reached PostgreSQL");
+    char wp[24];
+    snprintf(wp, sizeof wp, "%lld", waiter);
+    const char *wparams[] = { wp };
+    cr_assert_eq(th_pg_number("SELECT pg_terminate_backend($1::integer)::integer", 1, wparams), 1);
+    r = PQexec(holder, "ROLLBACK");
+    PQclear(r);
+    PQfinish(holder);
+    cr_assert_eq(sl_store_record_wait(s, &err), -1, "a terminated record reported committed");
+    cr_assert(sl_store_broken(s), "a lost connection must read as broken: %s", err.msg);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p), 0);
     sl_store_free(s);
 }
 

@@ -14,26 +14,40 @@
  *      job over its deploy target's or endpoint's rate is not run: its
  *      claim is dropped and the same attempt goes to the delayed set in
  *      step 5, due when the target's next token is);
- *   4. record all outcomes in one PostgreSQL transaction;
+ *   4. record all outcomes in one PostgreSQL transaction: the record is
+ *      sent pipelined (libpq pipeline mode, sl_store_record_send) and,
+ *      while PostgreSQL commits it, the next batch is read from Redis
+ *      without blocking, decoded, listed in the slot beside this one (the
+ *      master renews both leases) and its claim queued behind the record
+ *      (read_ahead); then the record's answer is awaited: committed only
+ *      when its answer and its Sync's came back clean (commit_batch);
  *   5. settle the entries in Redis: XACK + XDEL (pipelined) the finished
  *      ones, move failed ones with attempts left to the delayed set, and
- *      the dead ones to the dead letter (each a MULTI/EXEC).
- * A crash before 4 leaves the entries pending: the replacement child in
- * the same slot takes them over at once, records what the journal says
- * ran (without running it again) and the job that was running (a failed
- * attempt), and runs the rest.  A crash between 4 and 5 leaves them
- * pending with their outcome committed: step 2 of the redelivery finishes
- * step 5 without running anything.  So a result is committed exactly once
- * per job id and attempt, no entry leaves the stream before its outcome is
- * committed, and a job id runs at most once at a time (the claim) and
- * never twice unseen (the journal, and the claim's record of a lost
- * attempt when a whole pool vanished: docs/architecture.md).
+ *      the dead ones to the dead letter (each a MULTI/EXEC); empty the
+ *      journal; then read the next batch's claim answer and go to 3 with
+ *      it (nothing of it has run before this batch's commit was confirmed).
+ * A crash before 4's answer leaves the entries pending (those read ahead
+ * too): the replacement child in the same slot takes them over at once,
+ * records what the journal says ran (without running it again; recording
+ * an outcome whose commit did land changes nothing) and the job that was
+ * running (a failed attempt), and runs the rest.  A crash between 4 and 5
+ * leaves them pending with their outcome committed: step 2 of the
+ * redelivery finishes step 5 without running anything.  A pipelined record
+ * that fails (an outage, a refused batch, answers out of step) abandons
+ * the claim behind it: the batch is recorded the waiting way (record_batch)
+ * as it would be without the pipeline, and the next batch claimed again.
+ * So a result is committed exactly once per job id and attempt, no entry
+ * leaves the stream before its outcome is committed, and a job id runs at
+ * most once at a time (the claim) and never twice unseen (the journal, and
+ * the claim's record of a lost attempt when a whole pool vanished:
+ * docs/architecture.md).
  *
  * Between batches the consumer also promotes due delayed jobs into their
  * streams (every PROMOTE_EVERY_MS those of the queues sluice:due names,
  * every PROMOTE_ALL_EVERY_MS every queue's), reclaims entries idle longer than the
  * visibility timeout (every half of it; one at a time, see reclaim_idle),
- * and refreshes which of its queues are paused (every PAUSED_EVERY_MS). */
+ * and refreshes which of its queues are paused (every PAUSED_EVERY_MS);
+ * a chain of batches read ahead ends whenever one of these is due. */
 #include "consumer.h"
 #include "clock.h"
 #include "config_worker.h"
@@ -136,9 +150,12 @@ typedef struct consumer {
     sl_store *store;
     bool redis_down;      /* an outage is in progress (logged once) */
     bool store_down;
-    sl_batch batch;
-    item *items;
+    sl_batch batch;       /* the batch in hand */
+    item *items;          /* its items (c->batch.n of them) */
     size_t items_cap;
+    sl_batch ahead;       /* the next batch, read while this one's commit is in flight */
+    item *ahead_items;    /* its items (c->ahead.n of them) */
+    size_t ahead_cap;
     bool innocent;        /* takeover: the predecessor died outside decoding, so no entry
                              of its batch is a poison pill by its delivery count alone */
     bool *paused;         /* per configured queue */
@@ -161,6 +178,8 @@ typedef struct consumer {
     int64_t rescan_at_ms; /* monotonic: when the queues before it must be read again */
 } consumer;
 
+static int read_bounded(consumer *c, sl_batch *out, int want, sl_err *err);
+
 /* ---- scoreboard ------------------------------------------------------------ */
 
 static void slot_state(consumer *c, sl_child_state state)
@@ -173,18 +192,22 @@ static void slot_state(consumer *c, sl_child_state state)
     sl_slot_write_end(c->slot);
 }
 
-/* Lists the batch's entries as held (the master renews their leases). */
+/* Lists the entries of the batch in hand and of the one read ahead as
+ * held (the master renews their leases). */
 static void slot_hold(consumer *c, sl_child_state state)
 {
     if (c->slot == NULL)
         return;
-    size_t n = c->batch.n < SL_SCOREBOARD_BATCH_MAX ? c->batch.n : SL_SCOREBOARD_BATCH_MAX;
+    size_t n = 0;
     sl_slot_write_begin(c->slot);
-    for (size_t i = 0; i < n; i++) {
-        snprintf(c->slot->entries[i].queue, sizeof c->slot->entries[i].queue, "%s",
-                 c->batch.items[i].queue);
-        snprintf(c->slot->entries[i].stream_id, sizeof c->slot->entries[i].stream_id, "%s",
-                 c->batch.items[i].stream_id);
+    const sl_batch *both[] = { &c->batch, &c->ahead };
+    for (size_t b = 0; b < 2; b++) {
+        for (size_t i = 0; i < both[b]->n && n < SL_SCOREBOARD_BATCH_MAX; i++, n++) {
+            snprintf(c->slot->entries[n].queue, sizeof c->slot->entries[n].queue, "%s",
+                     both[b]->items[i].queue);
+            snprintf(c->slot->entries[n].stream_id, sizeof c->slot->entries[n].stream_id, "%s",
+                     both[b]->items[i].stream_id);
+        }
     }
     c->slot->held = n;
     c->slot->state = state;
@@ -749,43 +772,79 @@ static int resolve_held(consumer *c, item **held, sl_claim_req *reqs, sl_prior *
     return rc;
 }
 
+/* The claim of a batch: the jobs to claim, and what PostgreSQL answered. */
+typedef struct claim_set {
+    sl_claim_req *reqs;   /* owned array; borrows the items' jobs and entries */
+    item **its;           /* owned array: the item of each request */
+    sl_prior *prior;      /* owned array: the answers */
+    size_t m;             /* requests */
+    bool sent;            /* queued behind a pipelined record (sl_store_claim_send) */
+    bool answered;        /* prior holds PostgreSQL's answer */
+} claim_set;
+
+/* Lists the items of items[0..n) that claim: those that may run, and the
+ * ones with an outcome to record. */
+static void claim_collect(claim_set *cs, item *items, size_t n)
+{
+    memset(cs, 0, sizeof *cs);
+    cs->reqs = sl_xcalloc(n ? n : 1, sizeof *cs->reqs);
+    cs->its = sl_xcalloc(n ? n : 1, sizeof *cs->its);
+    cs->prior = sl_xcalloc(n ? n : 1, sizeof *cs->prior);
+    for (size_t i = 0; i < n; i++) {
+        item *it = &items[i];
+        /* Refused jobs that get a row (unknown kind, ...) claim too: a
+         * later copy of the id is then known for a copy, not dead-lettered
+         * again. */
+        if (it->run || it->timed_out || it->died || it->poison || it->ran || (it->record && it->job.id)) {
+            cs->reqs[cs->m] = (sl_claim_req){ .job = &it->job, .entry = it->entry->stream_id };
+            cs->its[cs->m++] = it;
+        }
+    }
+}
+
+static void claim_set_free(claim_set *cs)
+{
+    free(cs->reqs);
+    free(cs->its);
+    free(cs->prior);
+    memset(cs, 0, sizeof *cs);
+}
+
+/* Claims what cs lists unless PostgreSQL has answered already (holding on
+ * through an outage), applies the answers, then resolves the jobs claimed
+ * by other entries.  Returns -1 on a fatal error. */
+static int claim_finish(consumer *c, claim_set *cs, bool *fatal)
+{
+    int rc = 0;
+    if (!cs->answered)
+        rc = claim_retry(c, cs->reqs, cs->m, NULL, NULL, cs->prior, fatal);
+    /* The held ones first into the front of the arrays, for resolve_held. */
+    size_t h = 0;
+    for (size_t k = 0; rc == 0 && k < cs->m; k++) {
+        item *it = cs->its[k];
+        if (cs->prior[k].kind != SL_PRIOR_HELD || it->ran || it->died || it->timed_out) {
+            apply_prior(c, it, &cs->prior[k]);
+            continue;
+        }
+        cs->reqs[h] = cs->reqs[k];
+        cs->its[h] = it;
+        cs->prior[h++] = cs->prior[k];
+    }
+    if (rc == 0 && h > 0)
+        rc = resolve_held(c, cs->its, cs->reqs, cs->prior, h, fatal);
+    return rc;
+}
+
 /* Claims the batch's jobs in PostgreSQL and applies what it knows of them
  * (sl_store_claim: one round trip), then resolves the jobs claimed by
  * other entries.  Holds on through an outage.  Returns -1 on a fatal
  * error. */
 static int claim_batch(consumer *c, size_t n, bool *fatal)
 {
-    sl_claim_req *reqs = sl_xcalloc(n ? n : 1, sizeof *reqs);
-    item **its = sl_xcalloc(n ? n : 1, sizeof *its);
-    sl_prior *prior = sl_xcalloc(n ? n : 1, sizeof *prior);
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++) {
-        item *it = &c->items[i];
-        /* Refused jobs that get a row (unknown kind, ...) claim too: a
-         * later copy of the id is then known for a copy, not dead-lettered
-         * again. */
-        if (it->run || it->timed_out || it->died || it->poison || it->ran || (it->record && it->job.id)) {
-            reqs[m] = (sl_claim_req){ .job = &it->job, .entry = it->entry->stream_id };
-            its[m++] = it;
-        }
-    }
-    int rc = claim_retry(c, reqs, m, NULL, NULL, prior, fatal);
-    /* The held ones first into the front of the arrays, for resolve_held. */
-    size_t h = 0;
-    for (size_t k = 0; rc == 0 && k < m; k++) {
-        if (prior[k].kind != SL_PRIOR_HELD || its[k]->ran || its[k]->died || its[k]->timed_out) {
-            apply_prior(c, its[k], &prior[k]);
-            continue;
-        }
-        reqs[h] = reqs[k];
-        its[h] = its[k];
-        prior[h++] = prior[k];
-    }
-    if (rc == 0 && h > 0)
-        rc = resolve_held(c, its, reqs, prior, h, fatal);
-    free(reqs);
-    free(its);
-    free(prior);
+    claim_set cs;
+    claim_collect(&cs, c->items, n);
+    int rc = claim_finish(c, &cs, fatal);
+    claim_set_free(&cs);
     return rc;
 }
 
@@ -990,13 +1049,13 @@ static int cmp_item_id(const void *a, const void *b)
  * acknowledged as duplicates (or dead-lettered without a record if they
  * were refused anyway).  One row per job id, and one upsert per id per
  * statement, which PostgreSQL requires. */
-static void drop_duplicates(consumer *c, size_t n)
+static void drop_duplicates(item *items, size_t n)
 {
     item **sorted = sl_xcalloc(n ? n : 1, sizeof *sorted);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (c->items[i].job.id)
-            sorted[m++] = &c->items[i];
+        if (items[i].job.id)
+            sorted[m++] = &items[i];
     }
     qsort(sorted, m, sizeof *sorted, cmp_item_id);
     for (size_t k = 1; k < m; k++) {
@@ -1218,43 +1277,43 @@ static void end_overrun(consumer *c)
     }
 }
 
-/* Processes the batch in c->batch.  takeover: it holds what a dead
- * predecessor held, described by the slot's journal (outcomes to record,
- * the job it died running); the journal is then kept and extended rather
- * than reset.  Returns -1 on a fatal error. */
-static int process_batch(consumer *c, bool takeover)
+/* Decodes the entries of b into items (as many), with the journal saying
+ * so: a death while decoding may be an envelope's doing, and the delivery
+ * counts of the batch then tell the replacement which (decode_item). */
+static void decode_batch(consumer *c, item *items, sl_batch *b)
 {
-    size_t n = c->batch.n;
-    if (n > c->items_cap) {
-        c->items = sl_xrealloc(c->items, n * sizeof *c->items);
-        c->items_cap = n;
-    }
-    memset(c->items, 0, n * sizeof *c->items);
-    slot_hold(c, SL_CHILD_COMMITTING);
-    if (!takeover)
-        journal_reset(c);
-    /* A death while decoding may be an envelope's doing: the delivery
-     * counts of the batch then tell the replacement which (decode_item). */
+    memset(items, 0, b->n * sizeof *items);
     sl_journal *jd = journal(c);
     if (jd)
         __atomic_store_n(&jd->decoding, 1, __ATOMIC_RELEASE);
-    for (size_t i = 0; i < n; i++) {
-        item *it = &c->items[i];
-        it->entry = &c->batch.items[i];
+    for (size_t i = 0; i < b->n; i++) {
+        item *it = &items[i];
+        it->entry = &b->items[i];
         sl_pace_entry(&c->pace, it->entry->data ? it->entry->len : it->entry->oversize);
         decode_item(c, it);
     }
     if (jd)
         __atomic_store_n(&jd->decoding, 0, __ATOMIC_RELEASE);
-    if (takeover)
-        journal_apply(c, n);
-    drop_duplicates(c, n);
-    bool fatal = false;
-    int rc = 0;
-    if (claim_batch(c, n, &fatal) < 0) {
-        rc = -1;
-        goto out;
+}
+
+static void reserve_items(item **items, size_t *cap, size_t n)
+{
+    if (n > *cap) {
+        *items = sl_xrealloc(*items, n * sizeof **items);
+        *cap = n;
     }
+}
+
+static void clear_items(item *items, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        item_clear(&items[i]);
+}
+
+/* Runs the claimed jobs of the batch in hand, one at a time, journaling
+ * each outcome.  Returns -1 on a fatal error. */
+static int run_batch(consumer *c, size_t n, bool *fatal)
+{
     /* The entries that may run can be handed back by the watchdog while
      * an earlier one runs long (overrun.h). */
     sl_overrun_begin(c->overrun, n);
@@ -1263,7 +1322,8 @@ static int process_batch(consumer *c, bool takeover)
         if (it->run && !(it->timed_out || it->died || it->lost))
             sl_overrun_add(c->overrun, i, it->entry, &it->job);
     }
-    for (size_t i = 0; i < n; i++) {
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
         item *it = &c->items[i];
         bool stopping = stop_requested;
         int64_t wait;
@@ -1284,26 +1344,193 @@ static int process_batch(consumer *c, bool takeover)
             run_item(c, it);
             sl_overrun_done(c->overrun);
             it->ran = true;
-            if (journal_finish(c, it, n, &fatal) < 0) {
-                end_overrun(c);
-                rc = -1;
-                goto out;
-            }
+            rc = journal_finish(c, it, n, fatal);
         }
     }
     end_overrun(c);
-    slot_state(c, SL_CHILD_COMMITTING);
-    if (record_batch(c, n, &fatal) < 0 || fatal) {
-        rc = -1;
-        goto out;
+    return rc;
+}
+
+/* Sends the outcomes of the batch in hand that are not committed yet,
+ * pipelined (sl_store_record_send), without waiting.  True if they are in
+ * flight; false if there is nothing to record or the connection is not
+ * usable (commit_batch then records them the waiting way, as before). */
+static bool send_record(consumer *c, size_t n)
+{
+    if (c->store == NULL || sl_store_broken(c->store))
+        return false;
+    sl_outcome *outs = sl_xcalloc(n ? n : 1, sizeof *outs);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (c->items[i].record && !c->items[i].flushed)
+            fill_outcome(&c->items[i], &outs[m++]);
     }
-    unclaim_released(c, n);
+    sl_err err;
+    bool sent = m > 0 && sl_store_record_send(c->store, c->name, outs, m, &err) == 0;
+    if (m > 0 && !sent) {
+        char q[600];
+        SL_DEBUG("postgres.pipeline_failed", "step=send error=%s", sl_log_quote(q, sizeof q, err.msg));
+    }
+    free(outs);
+    return sent;
+}
+
+/* True if the next batch may be read while this one's commit is in
+ * flight: no stop asked, no housekeeping due (the main loop does it
+ * between chains of batches), no throttle (its tokens are taken per read
+ * and given back per batch in the main loop), room in the scoreboard and
+ * in a takeover for both batches' entries. */
+static bool may_read_ahead(consumer *c, size_t n)
+{
+    int64_t now = sl_monotonic_ms();
+    return !stop_requested && !reopen_requested && c->throttle == NULL && c->nactive > 0 &&
+           n < SL_SCOREBOARD_BATCH_MAX && c->redis != NULL && !sl_redis_broken(c->redis) &&
+           now < c->next_promote_ms && now < c->next_paused_ms && now < c->next_reclaim_ms &&
+           !master_gone(c);
+}
+
+/* While the record of the batch in hand (n entries) is in flight: reads
+ * the next batch into c->ahead without blocking, decodes it, lists its
+ * entries as held, and queues its claim behind the record (cs).  Nothing
+ * of it runs before the record's commit is confirmed and the batch in
+ * hand settled: the journal keeps describing the batch in hand alone. */
+static void read_ahead(consumer *c, size_t n, claim_set *cs)
+{
+    sl_batch_clear(&c->ahead);
+    if (!may_read_ahead(c, n))
+        return;
+    int want = sl_pace_want(&c->pace, sl_worker_config_of(c->cfg)->batch);
+    if ((size_t)want > SL_SCOREBOARD_BATCH_MAX - n)
+        want = (int)(SL_SCOREBOARD_BATCH_MAX - n);
+    sl_err err;
+    int got = read_bounded(c, &c->ahead, want, &err);
+    if (got <= 0) {
+        /* A failed read leaves what it took pending: reclaimed, or taken over. */
+        if (got < 0 && sl_redis_broken(c->redis))
+            note_redis_down(c, err.msg);
+        sl_batch_clear(&c->ahead);
+        return;
+    }
+    slot_hold(c, SL_CHILD_COMMITTING);
+    reserve_items(&c->ahead_items, &c->ahead_cap, c->ahead.n);
+    decode_batch(c, c->ahead_items, &c->ahead);
+    drop_duplicates(c->ahead_items, c->ahead.n);
+    claim_collect(cs, c->ahead_items, c->ahead.n);
+    if (cs->m > 0 && sl_store_claim_send(c->store, c->name, cs->reqs, cs->m, &err) == 0) {
+        cs->sent = true;
+    } else if (cs->m > 0) {
+        char q[600];
+        SL_DEBUG("postgres.pipeline_failed", "step=claim error=%s", sl_log_quote(q, sizeof q, err.msg));
+    }
+    SL_DEBUG("batch.read_ahead", "entries=%zu behind=%zu claim=%s", c->ahead.n, n,
+             cs->sent ? "queued" : cs->m > 0 ? "later" : "none");
+}
+
+/* Reads the answer to the claim queued behind the record, if any (the
+ * connection then leaves pipeline mode).  Without an answer, claim_finish
+ * claims again. */
+static void claim_collect_answer(consumer *c, claim_set *cs)
+{
+    if (!cs->sent)
+        return;
+    cs->sent = false;
+    sl_err err;
+    cs->answered = sl_store_claim_wait(c->store, c->name, cs->reqs, cs->m, cs->prior, &err) == 0;
+    if (!cs->answered) {
+        char q[600];
+        SL_DEBUG("postgres.pipeline_failed", "step=claim_wait error=%s", sl_log_quote(q, sizeof q, err.msg));
+    }
+}
+
+/* Commits the outcomes of the batch in hand and settles it in Redis:
+ * piped, the record is in flight (send_record) and only its answer is
+ * awaited; else, or if the pipelined record did not commit, they are
+ * recorded the waiting way (record_batch: through an outage, and outcome
+ * by outcome when PostgreSQL refuses the batch).  Nothing is settled
+ * before the commit is confirmed.  Returns -1 on a fatal error. */
+static int commit_batch(consumer *c, size_t n, bool piped, claim_set *cs, bool *fatal)
+{
+    if (piped) {
+        sl_err err;
+        if (sl_store_record_wait(c->store, &err) == 0) {
+            for (size_t i = 0; i < n; i++)
+                c->items[i].flushed = c->items[i].flushed || c->items[i].record;
+        } else {
+            cs->sent = false;   /* abandoned with the record: claimed again */
+            char q[600];
+            SL_DEBUG("postgres.pipeline_failed", "step=record_wait error=%s", sl_log_quote(q, sizeof q, err.msg));
+        }
+    }
+    if (record_batch(c, n, fatal) < 0 || *fatal)
+        return -1;
+    bool release = false;
+    for (size_t i = 0; i < n; i++)
+        release = release || c->items[i].act == ACT_RELEASE || c->items[i].act == ACT_DEFER;
+    if (release) {
+        claim_collect_answer(c, cs);  /* the connection must leave pipeline mode first */
+        unclaim_released(c, n);
+    }
     settle_batch(c, n);
     journal_reset(c);
     sl_pace_batch_done(&c->pace);
-out:
-    for (size_t i = 0; i < n; i++)
-        item_clear(&c->items[i]);
+    claim_collect_answer(c, cs);
+    return 0;
+}
+
+/* Processes the batch in c->batch, and the batches read ahead behind it
+ * (read_ahead) as long as there are some.  takeover: it holds what a dead
+ * predecessor held, described by the slot's journal (outcomes to record,
+ * the job it died running); the journal is then kept and extended rather
+ * than reset, and nothing is read ahead.  Returns -1 on a fatal error. */
+static int process_batch(consumer *c, bool takeover)
+{
+    size_t n = c->batch.n;
+    reserve_items(&c->items, &c->items_cap, n);
+    slot_hold(c, SL_CHILD_COMMITTING);
+    if (!takeover)
+        journal_reset(c);
+    decode_batch(c, c->items, &c->batch);
+    if (takeover)
+        journal_apply(c, n);
+    drop_duplicates(c->items, n);
+    bool fatal = false;
+    int rc = claim_batch(c, n, &fatal);
+    claim_set cs;
+    memset(&cs, 0, sizeof cs);
+    while (rc == 0) {
+        if (run_batch(c, n, &fatal) < 0) {
+            rc = -1;
+            break;
+        }
+        slot_state(c, SL_CHILD_COMMITTING);
+        bool piped = !takeover && send_record(c, n);
+        if (piped)
+            read_ahead(c, n, &cs);
+        rc = commit_batch(c, n, piped, &cs, &fatal);
+        clear_items(c->items, n);
+        n = 0;
+        if (rc < 0 || c->ahead.n == 0)
+            break;
+        /* The batch read ahead becomes the batch in hand. */
+        sl_batch tb = c->batch;
+        c->batch = c->ahead;
+        c->ahead = tb;
+        item *ti = c->items;
+        c->items = c->ahead_items;
+        c->ahead_items = ti;
+        size_t tc = c->items_cap;
+        c->items_cap = c->ahead_cap;
+        c->ahead_cap = tc;
+        sl_batch_clear(&c->ahead);
+        n = c->batch.n;
+        slot_hold(c, SL_CHILD_COMMITTING);
+        rc = claim_finish(c, &cs, &fatal);
+        claim_set_free(&cs);
+    }
+    clear_items(c->items, n);
+    clear_items(c->ahead_items, c->ahead.n);
+    sl_batch_clear(&c->ahead);
+    claim_set_free(&cs);
     if (c->slot) {
         sl_slot_write_begin(c->slot);
         c->slot->held = 0;
@@ -1479,15 +1706,15 @@ static int reclaim_idle(consumer *c, int64_t now)
     return total;
 }
 
-/* Tops c->batch up to `want` entries from the active queues in priority
+/* Tops *out up to `want` entries from the active queues in priority
  * order, without blocking and without fetching any `job` field larger
  * than worker.max_payload (sl_queue_read_bounded).  Returns the entries
  * added, or -1. */
 /* The index in active[s .. s+len) of the queue of batch entry e. */
-static size_t queue_index(const consumer *c, size_t s, size_t len, size_t e)
+static size_t queue_index(const consumer *c, const sl_batch *out, size_t s, size_t len, size_t e)
 {
     for (size_t i = s; i < s + len; i++)
-        if (strcmp(c->active[i], c->batch.items[e].queue) == 0)
+        if (strcmp(c->active[i], out->items[e].queue) == 0)
             return i;
     return s;
 }
@@ -1502,7 +1729,7 @@ static size_t queue_index(const consumer *c, size_t s, size_t len, size_t e)
  * read covers every queue).  Priority order then holds to within that
  * time, and only for lists with SKIP_MIN or more drained queues ahead;
  * shorter lists are always read from the top.  -1 with err. */
-static int read_many(consumer *c, int want, sl_err *err)
+static int read_many(consumer *c, sl_batch *out, int want, sl_err *err)
 {
     int64_t now = sl_monotonic_ms();
     size_t start = 0;
@@ -1512,13 +1739,13 @@ static int read_many(consumer *c, int want, sl_err *err)
     size_t first = c->nactive;
     for (size_t s = start; s < c->nactive && got < want; s += SCAN_WINDOW) {
         size_t len = c->nactive - s < SCAN_WINDOW ? c->nactive - s : SCAN_WINDOW;
-        size_t before = c->batch.n;
+        size_t before = out->n;
         int n = sl_queue_read_many(c->redis, c->name, c->active + s, len, want - got,
-                                   (size_t)sl_worker_config_of(c->cfg)->max_payload, &c->batch, err);
+                                   (size_t)sl_worker_config_of(c->cfg)->max_payload, out, err);
         if (n < 0)
             return -1;
         if (n > 0 && first == c->nactive)
-            first = queue_index(c, s, len, before);
+            first = queue_index(c, out, s, len, before);
         got += n;
     }
     if (start == 0) {
@@ -1531,11 +1758,11 @@ static int read_many(consumer *c, int want, sl_err *err)
     return got;
 }
 
-static int read_bounded(consumer *c, int want, sl_err *err)
+static int read_bounded(consumer *c, sl_batch *out, int want, sl_err *err)
 {
     if (c->throttle == NULL && c->multi_ok) {
         /* One round trip per window of queues: the cost of a read stays flat. */
-        int n = read_many(c, want, err);
+        int n = read_many(c, out, want, err);
         if (n >= 0 || sl_redis_broken(c->redis) || !cross_slot(err))
             return n;
         c->multi_ok = false;   /* Redis Cluster: queues on several slots, one call each */
@@ -1548,7 +1775,7 @@ static int read_bounded(consumer *c, int want, sl_err *err)
         if (admitted == 0)
             continue;   /* over its limit: its jobs wait in the stream */
         int n = sl_queue_read_bounded(c->redis, c->name, c->active[i], admitted,
-                                      (size_t)sl_worker_config_of(c->cfg)->max_payload, &c->batch, err);
+                                      (size_t)sl_worker_config_of(c->cfg)->max_payload, out, err);
         if (n < 0)
             return -1;
         sl_throttle_used(c->throttle, c->redis, c->active[i], admitted, n);
@@ -1604,7 +1831,7 @@ static int read_batch(consumer *c)
         sl_sleep_ms(block);
         return 0;
     }
-    int got = read_bounded(c, want, &err);
+    int got = read_bounded(c, &c->batch, want, &err);
     if (got < 0)
         goto failed;
     if (got > 0)
@@ -1613,7 +1840,7 @@ static int read_batch(consumer *c)
     if (got < 0)
         goto failed;
     if (got > 0 && got < want) {
-        int more = read_bounded(c, want - got, &err);
+        int more = read_bounded(c, &c->batch, want - got, &err);
         if (more < 0)
             goto failed;  /* what was read stays pending: reclaimed, or taken over */
         got += more;
@@ -1919,7 +2146,9 @@ out:
     SL_INFO("worker.stopping", "slot=%d jobs=%llu", slot_index, (unsigned long long)c.jobs_done);
     slot_state(&c, SL_CHILD_STOPPING);
     sl_batch_free(&c.batch);
+    sl_batch_free(&c.ahead);
     free(c.items);
+    free(c.ahead_items);
     free(c.paused);
     free(c.active);
     free(c.served);

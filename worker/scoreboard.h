@@ -53,8 +53,12 @@
  * moment every job the batch has started is either committed, or in the
  * journal, or named in run_*: a replacement commits the journal's
  * outcomes, records the run_* job as a failed attempt (its worker died
- * running it), and runs only what never started.  The seqlock does not
- * cover the journal: a reader is never concurrent with its writer. */
+ * running it), and runs only what never started.  While a batch's commit
+ * is in flight the child may already hold its next batch (read ahead,
+ * listed in `entries` beside it), but runs none of it before that commit
+ * is confirmed and the journal emptied: the journal describes one batch.
+ * The seqlock does not cover the journal: a reader is never concurrent
+ * with its writer. */
 #ifndef SL_SCOREBOARD_H
 #define SL_SCOREBOARD_H
 
