@@ -379,7 +379,11 @@ char *sl_store_args_json(const sl_job *job)
  * sees the first's committed claim in ON CONFLICT, whatever its snapshot.
  * Each job's kind and args travel with its id too: a row recorded under
  * the id by a different job (`other`: kind, queue or args differ) is not
- * this job's result, and such an id is never claimed. */
+ * this job's result, and such an id is never claimed.  The claim commits
+ * without waiting for its WAL to be flushed (nowait: synchronous_commit
+ * off for this transaction only): a job starts a flush sooner; the batch's
+ * result commit, synchronous, flushes the claim with it
+ * (docs/architecture.md, "One run per job id"). */
 static const char SQL_CLAIM[] =
     "WITH q AS ("
     "  SELECT * FROM unnest($1::text[], $2::integer[], $3::text[], $4::text[], $8::text[], $9::text[])"
@@ -403,10 +407,11 @@ static const char SQL_CLAIM[] =
     "   OR (k.attempt < EXCLUDED.attempt AND k.attempt <= (SELECT j.attempts FROM sluice_jobs j"
     "       WHERE j.id = k.job_id AND j.status IN ('queued', 'retrying')))"
     "   OR (k.queue = $6 AND k.entry = $7)"
-    "  RETURNING k.job_id)"
+    "  RETURNING k.job_id),"
+    " nowait AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS v)"
     " SELECT k0.id, k0.status, k0.attempts, k0.error, k0.cancel, k0.hq, k0.he, k0.hc,"
     "  won.job_id IS NOT NULL, k0.other, k0.jk, k0.jq"
-    " FROM k0 LEFT JOIN won ON won.job_id = k0.id";
+    " FROM k0 LEFT JOIN won ON won.job_id = k0.id CROSS JOIN nowait";
 
 #define CLAIM_STMT "sl_claim"
 #define CLAIM_PARAMS 9
