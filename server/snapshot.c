@@ -9,6 +9,7 @@
 #include "clock.h"
 #include "json.h"
 #include "mem.h"
+#include "numfmt.h"
 #include "queue.h"
 
 #include <inttypes.h>
@@ -616,6 +617,7 @@ static void prom_histogram(sl_buf *b, const snap *s, bool wait)
     const char *name = wait ? "sluice_job_wait_seconds" : "sluice_job_run_seconds";
     family(b, name, "histogram", wait ? "Time from enqueue to the start of an attempt."
                                       : "Run time of job attempts.");
+    char num[SL_NUMFMT_MAX];
     for (size_t i = 0; i < s->nqueues; i++) {
         const sl_histogram *h = wait ? &s->queues[i].m.wait : &s->queues[i].m.run;
         long long cum = 0;
@@ -626,11 +628,12 @@ static void prom_histogram(sl_buf *b, const snap *s, bool wait)
             if (le < 0)
                 sl_buf_puts(b, "+Inf");
             else
-                sl_buf_printf(b, "%g", (double)le / 1000.0);
+                sl_buf_puts(b, sl_fmt_double((double)le / 1000.0, num));
             sl_buf_printf(b, "\"} %lld\n", cum);
         }
         /* _count equals the +Inf bucket by definition. */
-        sl_buf_printf(b, "%s_sum{queue=\"%s\"} %.3f\n", name, s->queues[i].name, (double)h->sum_ms / 1000.0);
+        sl_buf_printf(b, "%s_sum{queue=\"%s\"} %s\n", name, s->queues[i].name,
+                      sl_fmt_double((double)h->sum_ms / 1000.0, num));
         sl_buf_printf(b, "%s_count{queue=\"%s\"} %lld\n", name, s->queues[i].name, cum);
     }
 }
@@ -650,12 +653,14 @@ static void prom_gauge(sl_buf *b, const snap *s, const char *name, const char *h
         case 5: v = q->paused ? 1 : 0; break;
         case 6: v = (double)q->workers; break;
         }
-        sl_buf_printf(b, "%s{queue=\"%s\"} %g\n", name, q->name, v);
+        char num[SL_NUMFMT_MAX];
+        sl_buf_printf(b, "%s{queue=\"%s\"} %s\n", name, q->name, sl_fmt_double(v, num));
     }
 }
 
 void snap_prometheus(const snap *s, sl_buf *b)
 {
+    char num[SL_NUMFMT_MAX];
     for (size_t f = 0; f < sizeof COUNTER_FAMILIES / sizeof COUNTER_FAMILIES[0]; f++) {
         family(b, COUNTER_FAMILIES[f].name, "counter", COUNTER_FAMILIES[f].help);
         if (COUNTER_FAMILIES[f].c == SL_M_ENQUEUED) {
@@ -685,8 +690,8 @@ void snap_prometheus(const snap *s, sl_buf *b)
     family(b, "sluice_queue_throttled_seconds_total", "counter",
            "Time worker processes held back from the queue by its rate or concurrency limit.");
     for (size_t i = 0; i < s->nqueues; i++)
-        sl_buf_printf(b, "sluice_queue_throttled_seconds_total{queue=\"%s\"} %.3f\n", s->queues[i].name,
-                      (double)s->queues[i].m.throttled_ms / 1000.0);
+        sl_buf_printf(b, "sluice_queue_throttled_seconds_total{queue=\"%s\"} %s\n", s->queues[i].name,
+                      sl_fmt_double((double)s->queues[i].m.throttled_ms / 1000.0, num));
     prom_gauge(b, s, "sluice_queue_depth", "Jobs waiting in the stream (not yet delivered).", 0);
     prom_gauge(b, s, "sluice_queue_pending", "Jobs delivered to a worker and not yet acknowledged (in flight).", 1);
     prom_gauge(b, s, "sluice_queue_delayed", "Jobs in the delayed set (scheduled or waiting to retry).", 2);

@@ -5,6 +5,7 @@
 #include "harness.h"
 
 #include "mem.h"
+#include "queue.h"
 
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -224,4 +225,48 @@ Test(serve, bad_listen_address_is_a_usage_error)
     cr_assert_eq(res.status, 0);
     cr_assert(strstr(res.out, "/healthz"));
     th_result_free(&res);
+}
+
+/* Numbers in the exposition print every digit (the shortest text that
+ * reads back as the value): a dead letter of 1,000,001 entries is not
+ * "1e+06", and throttled time keeps its milliseconds. */
+Test(serve, large_values_print_every_digit, .timeout = 60)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "big");
+    sl_redis *r = th_redis();
+    char dead[SL_KEY_MAX], stats[SL_KEY_MAX];
+    sl_queue_key(dead, queue, "dead");
+    sl_queue_key(stats, queue, "stats");
+    const char *fill[] = { "EVAL", "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'j', 'x') end",
+                           "1", dead, "1000001" };
+    const char *sadd[] = { "SADD", SL_QUEUES_KEY, queue };
+    const char *hset[] = { "HSET", stats, "throttled_ms", "1234567891" };
+    const char *const *cmds[] = { fill, sadd, hset };
+    const int argcs[] = { 5, 3, 4 };
+    for (int i = 0; i < 3; i++) {
+        sl_err err;
+        redisReply *rep = sl_redis_command(r, argcs[i], (const char **)cmds[i], NULL, &err);
+        cr_assert_not_null(rep, "%s", err.msg);
+        freeReplyObject(rep);
+    }
+    server s;
+    serve_start(&s, "metrics:\n  request_timeout: 30s\n");
+    char *resp;
+    cr_assert_eq(request(s.port, "GET", "/metrics", &resp), 200, "%s", resp);
+    char *want = sl_xasprintf("sluice_queue_dead{queue=\"%s\"} 1000001\n", queue);
+    char *want2 = sl_xasprintf("sluice_queue_throttled_seconds_total{queue=\"%s\"} 1234567.891\n", queue);
+    cr_assert(strstr(resp, want), "no '%s' in the scrape", want);
+    cr_assert(strstr(resp, want2), "no '%s' in the scrape", want2);
+    free(want);
+    free(want2);
+    free(resp);
+    serve_stop(&s);
+    const char *del[] = { "DEL", dead, stats };
+    sl_err err;
+    redisReply *rep = sl_redis_command(r, 3, del, NULL, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    freeReplyObject(rep);
+    sl_redis_free(r);
 }
