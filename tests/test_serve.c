@@ -239,12 +239,21 @@ Test(serve, large_values_print_every_digit, .timeout = 60)
     char dead[SL_KEY_MAX], stats[SL_KEY_MAX];
     sl_queue_key(dead, queue, "dead");
     sl_queue_key(stats, queue, "stats");
+    /* 10,000 entries per script call (some milliseconds each), so that
+     * the other tests sharing this Redis are never kept waiting. */
     const char *fill[] = { "EVAL", "for i = 1, tonumber(ARGV[1]) do redis.call('XADD', KEYS[1], '*', 'j', 'x') end",
-                           "1", dead, "1000001" };
+                           "1", dead, "10000" };
+    const char *one[] = { "XADD", dead, "*", "j", "x" };
     const char *sadd[] = { "SADD", SL_QUEUES_KEY, queue };
     const char *hset[] = { "HSET", stats, "throttled_ms", "1234567891" };
-    const char *const *cmds[] = { fill, sadd, hset };
+    const char *const *cmds[] = { one, sadd, hset };
     const int argcs[] = { 5, 3, 4 };
+    for (int k = 0; k < 100; k++) {
+        sl_err err;
+        redisReply *rep = sl_redis_command(r, 5, fill, NULL, &err);
+        cr_assert_not_null(rep, "%s", err.msg);
+        freeReplyObject(rep);
+    }
     for (int i = 0; i < 3; i++) {
         sl_err err;
         redisReply *rep = sl_redis_command(r, argcs[i], (const char **)cmds[i], NULL, &err);
