@@ -876,6 +876,16 @@ Test(trust, redis_acl_users_from_the_shipped_file)
     cr_assert_null(ze, "the producer may add delayed jobs to its queue: %s", ze);
     const char *zrem[] = { "ZREM", delayed, "x" };
     refused(producer, 3, zrem);
+    /* it notes when its delayed job is due (sluice:due, write-only), and
+     * may WAIT for replicas (wait_replicas) */
+    const char *due[] = { "ZADD", SL_DUE_KEY, "LT", "1", queue };
+    char *de = try_as(producer, 5, due);
+    cr_assert_null(de, "the producer may note its delayed jobs in %s: %s", SL_DUE_KEY, de);
+    const char *zrange_due[] = { "ZRANGE", SL_DUE_KEY, "0", "-1" };
+    refused(producer, 4, zrange_due);
+    const char *wait[] = { "WAIT", "0", "0" };
+    char *we = try_as(producer, 3, wait);
+    cr_assert_null(we, "the producer may WAIT for replicas: %s", we);
     const char *xrg[] = { "XREADGROUP", "GROUP", "sluice", "thief", "COUNT", "1", "STREAMS", jobs, ">" };
     refused(producer, 9, xrg);
     const char *xack[] = { "XACK", jobs, "sluice", "0-1" };
