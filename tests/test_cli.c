@@ -210,7 +210,8 @@ Test(cli, each_program_checks_the_sections_it_reads)
     free(path);
     path = th_write_temp("owners.yaml", "retention:\n  batch: 0\nscheduler:\n  reconcile: never\n"
                                         "worker:\n  procesess: 2\n");
-    r = th_run(worker, NULL);
+    const char *worker2[] = { SLUICE_WORKER_BIN, "--config", path, NULL };   /* the new file */
+    r = th_run(worker2, NULL);
     snprintf(at, sizeof at, "%s:6:", path);
     cr_assert_eq(r.status, 78, "sluice-worker: exit %d: %s", r.status, r.err);
     cr_assert(strstr(r.err, at) && strstr(r.err, "unknown key 'procesess' in 'worker'"), "%s", r.err);
