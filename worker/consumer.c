@@ -1996,7 +1996,7 @@ static int settle_predecessor(consumer *c)
         rc = process_batch(c, true);
         c->innocent = false;
     } else if (rid[0]) {
-        SL_INFO("job.timeout_already_settled", "entry=%s queue=%s", rid, rq);
+        SL_INFO("job.timeout_already_settled", "entry=%s queue=%s from=%s", rid, rq, from[0]);
     }
 done:
     if (rc == 0 && killed) {

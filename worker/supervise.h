@@ -73,8 +73,9 @@ void sl_supervisor_pool_changed(sl_supervisor *s);
 
 /* Notes what the dead child of slot `slot` held (dead: its slot as read
  * after it was reaped, before the slot is reset for a replacement), so
- * that those entries are renewed under its name until the replacement has
- * taken them over.  Nothing held: an earlier note for the slot stays. */
+ * that those entries are renewed under its name while the slot is empty
+ * again (the replacement died before taking them over).  Nothing held: an
+ * earlier note for the slot stays. */
 void sl_supervisor_handover(sl_supervisor *s, int slot, const sl_slot *dead);
 
 /* Renews leases and rewrites the registry when they are due.  Failures are
