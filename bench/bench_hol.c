@@ -10,6 +10,7 @@
  * (ms after the enqueue) and how many finished after the sleep job.  The
  * sleep kind is a test kind: the pool is started with SLUICE_TEST_KINDS=1.
  * Needs REDIS_URL and DATABASE_URL (run it under scripts/servers.sh). */
+#include "stats.h"
 #include "clock.h"
 #include "envelope.h"
 #include "jobid.h"
@@ -24,18 +25,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static double pg_number(PGconn *pg, const char *sql, const char *queue)
 {
@@ -160,7 +149,7 @@ int main(int argc, char **argv)
     }
     printf("head-of-line: %ld processes, sleep %ld ms + %ld noops, %ld rounds: median last noop %.1f ms, "
            "median held behind the sleep %.0f\n", processes, sleep_ms, jobs, rounds,
-           median(last, rounds), median(held, rounds));
+           bench_median(last, rounds), bench_median(held, rounds));
     free(last);
     free(held);
     msgpack_sbuffer_destroy(&noop_args);

@@ -12,6 +12,7 @@
  * on machines of different speed and load compare as ratios.  Repeats
  * --rounds times and prints the medians.  Needs REDIS_URL and DATABASE_URL (scripts/servers.sh).
  * Run by hand; nothing here is a pass/fail test. */
+#include "stats.h"
 #include "clock.h"
 #include "envelope.h"
 #include "jobid.h"
@@ -28,12 +29,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* p50 and p99 in µs of PING_SAMPLES Redis round trips (PING), one at a
  * time: the floor any enqueue->start latency stands on. */
@@ -53,16 +48,10 @@ static int ping_baseline(sl_redis *r, double *p50, double *p99)
         }
         freeReplyObject(rep);
     }
-    qsort(us, PING_SAMPLES, sizeof us[0], cmp_double);
+    bench_sort(us, PING_SAMPLES);
     *p50 = us[PING_SAMPLES / 2];
     *p99 = us[PING_SAMPLES * 99 / 100];
     return 0;
-}
-
-static double median(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
 }
 
 static long long count_rows(PGconn *pg, const char *queue)
@@ -193,8 +182,8 @@ int main(int argc, char **argv)
         fflush(stdout);
         PQclear(res);
     }
-    double p50_median = median(p50, rounds), p99_median = median(p99, rounds);
-    double rtt_median = median(rtt99, rounds);
+    double p50_median = bench_median(p50, rounds), p99_median = bench_median(p99, rounds);
+    double rtt_median = bench_median(rtt99, rounds);
     printf("latency at %ld jobs/s, %ld processes, %ld rounds of %ld s: median p50 %.0f us, median p99 %.0f us; "
            "median Redis PING p99 %.0f us (p99 / PING p99 = %.1f)\n",
            rate, processes, rounds, seconds, p50_median, p99_median, rtt_median,

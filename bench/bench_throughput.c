@@ -8,6 +8,7 @@
  * it stops the pool.  Prints each round, then medians.  Needs REDIS_URL and
  * DATABASE_URL (run it under scripts/servers.sh).  Run by hand; nothing
  * here is a pass/fail test. */
+#include "stats.h"
 #include "buf.h"
 #include "clock.h"
 #include "envelope.h"
@@ -25,12 +26,6 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static long long count_rows(PGconn *pg, const char *queue)
 {
@@ -186,12 +181,6 @@ static int write_round_config(const char *base, char *tmpl, char *const *names, 
     fclose(in);
     free(text);
     return fclose(out) == 0 ? 0 : -1;
-}
-
-static double median(double *v, long n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return v[n / 2];
 }
 
 int main(int argc, char **argv)
@@ -355,8 +344,8 @@ int main(int argc, char **argv)
                rows == jobs ? "" : " (MISSING ROWS)");
         fflush(stdout);
     }
-    double rate_median = median(rates, rounds), bytes_median = median(bytes, rounds),
-           rss_median = median(rss, rounds);
+    double rate_median = bench_median(rates, rounds), bytes_median = bench_median(bytes, rounds),
+           rss_median = bench_median(rss, rounds);
     printf("noop throughput: %ld jobs over %ld queues, %ld processes, batch %ld, payload %ld B, %ld rounds: "
            "median %.0f jobs/s (min %.0f, max %.0f); median %.0f B of Redis per waiting job; "
            "median peak child RSS %.1f MiB\n",

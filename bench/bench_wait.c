@@ -8,6 +8,7 @@
  * bench/wait.sh starts a master and a replica (scripts/cluster.sh) and runs
  * it.  Workers are not involved: a worker's acknowledgements never WAIT
  * (docs/scaling.md says why). */
+#include "stats.h"
 #include "clock.h"
 #include "envelope.h"
 #include "jobid.h"
@@ -19,18 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static double now_us(void)
 {
@@ -68,7 +57,7 @@ static int round_through(const char *url, long jobs, figures *out)
     }
     if (rc == 0) {
         out->rate = (double)jobs / ((now_us() - start) / 1e6);
-        qsort(lat, (size_t)jobs, sizeof *lat, cmp_double);
+        bench_sort(lat, (size_t)jobs);
         out->p50 = lat[jobs / 2];
         out->p99 = lat[jobs * 99 / 100];
     }
@@ -123,7 +112,7 @@ int main(int argc, char **argv)
     double m[2][3];
     for (int side = 0; side < 2; side++)
         for (int x = 0; x < 3; x++)
-            m[side][x] = median(v[side][x], rounds);
+            m[side][x] = bench_median(v[side][x], rounds);
     printf("median plain %9.0f enqueues/s  p50 %7.1f µs  p99 %7.1f µs\n", m[0][0], m[0][1], m[0][2]);
     printf("median wait  %9.0f enqueues/s  p50 %7.1f µs  p99 %7.1f µs\n", m[1][0], m[1][1], m[1][2]);
     printf("ratio wait/plain: enqueues/s %.2f  p50 %.2f  p99 %.2f\n", m[1][0] / m[0][0],
