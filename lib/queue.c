@@ -35,25 +35,31 @@ int sl_queue_ensure_group(sl_redis *r, const char *queue, sl_err *err)
     return -1;
 }
 
+/* What the last command of a write is to read_replies. */
+enum last_reply {
+    LAST_NONE,    /* not sent */
+    LAST_CHECKED, /* sent; an error fails the write */
+    LAST_HINT,    /* sent; an error is ignored (the note in sluice:due: without
+                     it the job is promoted by the slower full pass) */
+};
+
 /* Reads the replies of a write of what[0], what[1] (the job), what[2]
- * (WAIT, if waited) and what[3] (if counted), keys where[]: the first
+ * (WAIT, if waited) and what[3] (as last says), keys where[]: the first
  * error wins; all replies are read whatever happens, so the connection
  * stays in step. */
 static int read_replies(sl_redis *r, const char *const *what, const char *const *where, bool waited,
-                        bool counted, sl_err *err)
+                        enum last_reply last, sl_err *err)
 {
     int rc = 0;
     for (int i = 0; i < 4; i++) {
-        if ((i == 2 && !waited) || (i == 3 && !counted))
+        if ((i == 2 && !waited) || (i == 3 && last == LAST_NONE))
             continue;
         redisReply *rep = sl_redis_reply(r, err);
         if (rep == NULL)
             return -1;
         if (rc == 0 && i == 2)
             rc = sl_redis_wait_result(r, rep, err);
-        else if (rep->type == REDIS_REPLY_ERROR && rc == 0 && strcmp(where[i], SL_DUE_KEY) == 0)
-            ;  /* only a hint: without it the job is promoted by the slower full pass */
-        else if (rep->type == REDIS_REPLY_ERROR && rc == 0)
+        else if (rep->type == REDIS_REPLY_ERROR && rc == 0 && !(i == 3 && last == LAST_HINT))
             rc = sl_err_set(err, SL_EREDIS, "redis %s: %s %s: %s", sl_redis_address(r), what[i],
                             where[i], rep->str);
         freeReplyObject(rep);
@@ -85,7 +91,7 @@ static int enqueue_bytes(sl_redis *r, const char *queue, const char *kind, const
         return -1;
     const char *what[] = { "SADD", "XADD", "WAIT", "HINCRBY" };
     const char *where[] = { SL_QUEUES_KEY, key, "", stats };
-    return read_replies(r, what, where, waits == 1, kind != NULL, err);
+    return read_replies(r, what, where, waits == 1, kind ? LAST_CHECKED : LAST_NONE, err);
 }
 
 int sl_queue_enqueue_raw(sl_redis *r, const char *queue, const char *data, size_t len,
@@ -609,7 +615,7 @@ int sl_queue_schedule(sl_redis *r, const char *queue, const char *data, size_t l
         return -1;
     const char *what[] = { "SADD", "ZADD", "WAIT", "ZADD" };
     const char *where[] = { SL_QUEUES_KEY, key, "", SL_DUE_KEY };
-    return read_replies(r, what, where, waits == 1, true, err);
+    return read_replies(r, what, where, waits == 1, LAST_HINT, err);
 }
 
 /* Tells the index that queue has a delayed job due at score (ZADD LT: an

@@ -1239,6 +1239,13 @@ static void record_unfinished(consumer *c, item *it)
             sl_log_quote(q, sizeof q, it->error));
 }
 
+/* True for an entry that leaves this batch unrun and keeps no claim:
+ * handed back on a graceful stop, or deferred for its target's rate. */
+static bool hands_back(action act)
+{
+    return act == ACT_RELEASE || act == ACT_DEFER;
+}
+
 /* Hands back the batch's unstarted entries on a graceful stop, and the
  * deferred ones: first their claims are dropped (so that the copies
  * appended to the stream or the delayed set can claim the jobs), then
@@ -1249,7 +1256,7 @@ static void unclaim_released(consumer *c, size_t n)
     sl_claim_req *reqs = sl_xcalloc(n ? n : 1, sizeof *reqs);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (c->items[i].act == ACT_RELEASE || c->items[i].act == ACT_DEFER)
+        if (hands_back(c->items[i].act))
             reqs[m++] = (sl_claim_req){ .job = &c->items[i].job, .entry = c->items[i].entry->stream_id };
     }
     sl_err err;
@@ -1465,7 +1472,7 @@ static int commit_batch(consumer *c, size_t n, bool piped, claim_set *cs, bool *
         return -1;
     bool release = false;
     for (size_t i = 0; i < n; i++)
-        release = release || c->items[i].act == ACT_RELEASE || c->items[i].act == ACT_DEFER;
+        release = release || hands_back(c->items[i].act);
     if (release) {
         claim_collect_answer(c, cs);  /* the connection must leave pipeline mode first */
         unclaim_released(c, n);
