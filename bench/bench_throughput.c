@@ -27,11 +27,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Result rows of the round's queues: `queue`, or its `queue.N` when the
+ * jobs were spread (one scan, whatever the number of queues). */
 static long long count_rows(PGconn *pg, const char *queue)
 {
     const char *p[] = { queue };
-    PGresult *res = PQexecParams(pg, "SELECT count(*) FROM sluice_jobs WHERE queue = $1", 1, NULL, p,
-                                 NULL, NULL, 0);
+    PGresult *res = PQexecParams(pg, "SELECT count(*) FROM sluice_jobs"
+                                     " WHERE queue = $1 OR left(queue, length($1) + 1) = $1 || '.'",
+                                 1, NULL, p, NULL, NULL, 0);
     long long n = PQresultStatus(res) == PGRES_TUPLES_OK ? atoll(PQgetvalue(res, 0, 0)) : -1;
     PQclear(res);
     return n;
@@ -330,11 +333,9 @@ int main(int argc, char **argv)
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
         unlink(roundcfg);
-        long long rows = 0;
-        for (long q = 0; q < nqueues; q++) {
-            rows += count_rows(pg, names[q]);
+        long long rows = count_rows(pg, queue);
+        for (long q = 0; q < nqueues; q++)
             free(names[q]);
-        }
         free(names);
         rates[round] = (double)jobs / secs;
         rss[round] = (double)peak / 1024.0;

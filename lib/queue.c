@@ -19,20 +19,39 @@
 
 int sl_queue_ensure_group(sl_redis *r, const char *queue, sl_err *err)
 {
-    char key[SL_KEY_MAX];
-    sl_queue_key(key, queue, "jobs");
-    const char *argv[] = { "XGROUP", "CREATE", key, SL_GROUP, "0", "MKSTREAM" };
-    sl_err e;
-    redisReply *rep = sl_redis_command(r, 6, argv, NULL, &e);
-    if (rep) {
-        freeReplyObject(rep);
-        return 0;
+    char *q[] = { (char *)queue };
+    return sl_queue_ensure_groups(r, q, 1, err);
+}
+
+/* Commands of one pipelined round trip of sl_queue_ensure_groups: their
+ * replies (mostly BUSYGROUP errors) stay small. */
+#define ENSURE_GROUPS_CHUNK 1000
+
+int sl_queue_ensure_groups(sl_redis *r, char *const *queues, size_t n, sl_err *err)
+{
+    for (size_t s = 0; s < n; s += ENSURE_GROUPS_CHUNK) {
+        size_t m = n - s < ENSURE_GROUPS_CHUNK ? n - s : ENSURE_GROUPS_CHUNK;
+        for (size_t i = 0; i < m; i++) {
+            char key[SL_KEY_MAX];
+            sl_queue_key(key, queues[s + i], "jobs");
+            const char *argv[] = { "XGROUP", "CREATE", key, SL_GROUP, "0", "MKSTREAM" };
+            if (sl_redis_append(r, 6, argv, NULL, err) < 0)
+                return -1;
+        }
+        int rc = 0;
+        for (size_t i = 0; i < m; i++) {
+            redisReply *rep = sl_redis_reply(r, err);
+            if (rep == NULL)
+                return -1;   /* the connection is broken: no reply left to read */
+            if (rep->type == REDIS_REPLY_ERROR && strstr(rep->str, "BUSYGROUP") == NULL && rc == 0)
+                rc = sl_err_set(err, SL_EREDIS, "redis %s: XGROUP CREATE %s: %s", sl_redis_address(r),
+                                queues[s + i], rep->str);
+            freeReplyObject(rep);
+        }
+        if (rc < 0)
+            return -1;
     }
-    if (!sl_redis_broken(r) && strstr(e.msg, "BUSYGROUP"))
-        return 0;
-    if (err)
-        *err = e;
-    return -1;
+    return 0;
 }
 
 /* What the last command of a write is to read_replies. */

@@ -35,6 +35,8 @@
  * MKSTREAM), reading from the beginning so that entries added before any
  * worker existed are delivered.  An existing group is fine. */
 int sl_queue_ensure_group(sl_redis *r, const char *queue, sl_err *err);
+/* The same for n queues, pipelined: one round trip per thousand queues. */
+int sl_queue_ensure_groups(sl_redis *r, char *const *queues, size_t n, sl_err *err);
 
 /* Encodes job and appends it to its queue (job->queue), registering the
  * queue in sluice:queues and counting it (enqueued:<kind> in

@@ -322,6 +322,8 @@ Test(config, bad_queue_names)
     load_bad("worker:\n  queues:\n    - a{b}\n", 3, 7, "'worker.queues[0]' is not a valid queue name");
     load_bad("worker:\n  queues: []\n", 2, 11, "'worker.queues' must list at least one queue");
     load_bad("worker:\n  queues: [a, b, a]\n", 2, 18, "queue 'a' is listed twice");
+    /* The first repeat in the order written is named, whatever the names. */
+    load_bad("worker:\n  queues: [c, b, a, b, a]\n", 2, 21, "'worker.queues[3]': queue 'b' is listed twice");
 }
 
 Test(config, bad_log_level)

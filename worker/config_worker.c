@@ -48,6 +48,31 @@ static bool item_valid(enum item_rule rule, const char *s)
     return false;
 }
 
+typedef struct named { const char *name; size_t index; } named;
+
+static int cmp_named(const void *a, const void *b)
+{
+    const named *x = a, *y = b;
+    int c = strcmp(x->name, y->name);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* The index of the first name that repeats an earlier one, or n if all n
+ * differ: by sorting, so that a list of 10,000 queues is checked at once. */
+static size_t first_repeat(char *const *names, size_t n)
+{
+    named *order = sl_xcalloc(n ? n : 1, sizeof *order);
+    for (size_t i = 0; i < n; i++)
+        order[i] = (named){ names[i], i };
+    qsort(order, n, sizeof *order, cmp_named);
+    size_t first = n;
+    for (size_t k = 1; k < n; k++)
+        if (strcmp(order[k - 1].name, order[k].name) == 0 && order[k].index < first)
+            first = order[k].index;
+    free(order);
+    return first;
+}
+
 /* A list of distinct strings, each valid by rule, into the row's list. */
 static int read_names(void *data, const sl_config_key *row, sl_ydoc *doc, const char *what,
                       const sl_ynode *node, enum item_rule rule, sl_err *err)
@@ -76,16 +101,17 @@ static int read_names(void *data, const sl_config_key *row, sl_ydoc *doc, const 
                 sl_ydoc_errorf(doc, seq.items[n], err, "'%s' must not be empty", item);
             goto fail;
         }
-        for (size_t j = 0; j < n; j++) {
-            if (strcmp(names[j], s) == 0) {
-                if (rule == ITEM_QUEUE)
-                    sl_ydoc_errorf(doc, seq.items[n], err, "'%s': queue '%s' is listed twice", item, s);
-                else
-                    sl_ydoc_errorf(doc, seq.items[n], err, "'%s': '%.80s' is listed twice", item, s);
-                goto fail;
-            }
-        }
         names[n] = sl_xstrdup(s);
+    }
+    size_t twice = first_repeat(names, n);
+    if (twice < n) {
+        char item[96];
+        snprintf(item, sizeof item, "%s[%zu]", what, twice);
+        if (rule == ITEM_QUEUE)
+            sl_ydoc_errorf(doc, seq.items[twice], err, "'%s': queue '%s' is listed twice", item, names[twice]);
+        else
+            sl_ydoc_errorf(doc, seq.items[twice], err, "'%s': '%.80s' is listed twice", item, names[twice]);
+        goto fail;
     }
     set_list(data, row, names, n);
     return 0;

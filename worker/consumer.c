@@ -277,12 +277,8 @@ static int ensure_redis(consumer *c, bool even_if_stopping)
         sl_err err;
         c->redis = sl_redis_connect(c->cfg->redis_url, REDIS_TIMEOUT_MS, &err);
         if (c->redis) {
-            size_t i;
-            for (i = 0; i < sl_worker_config_of(c->cfg)->nqueues; i++) {
-                if (sl_queue_ensure_group(c->redis, sl_worker_config_of(c->cfg)->queues[i], &err) < 0)
-                    break;
-            }
-            if (i == sl_worker_config_of(c->cfg)->nqueues) {
+            const sl_worker_config *wc = sl_worker_config_of(c->cfg);
+            if (sl_queue_ensure_groups(c->redis, wc->queues, wc->nqueues, &err) == 0) {
                 if (c->redis_down)
                     SL_INFO("redis.recovered", "");
                 c->redis_down = false;
