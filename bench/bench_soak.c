@@ -9,8 +9,11 @@
  * sluice_claims (table + indexes + TOAST), their live and dead tuples and
  * autovacuum counts.  It also tracks the longest time in which the pool
  * finished nothing while work was waiting (a stall, sampled every 50 ms).
- * At the end: throughput in the first and last reporting windows after the
- * first retention window, sizes at the end of that window and at the end.
+ * At the end, with W the retention window: throughput over the second
+ * window (the first in which rows are removed) against the last W seconds,
+ * and table sizes once two windows have passed (the first rows removed and
+ * vacuumed) against the largest size after that and at the end.
+ * SIGINT/SIGTERM stops the pool and prints what was measured so far.
  * Needs REDIS_URL and DATABASE_URL (run it under scripts/servers.sh, after
  * `sluice migrate`).  Run by hand; nothing here is a pass/fail test. */
 #include "clock.h"
@@ -89,6 +92,36 @@ static int enqueue_chunk(sl_redis *r, const char *key, const char *queue, long n
     }
     msgpack_sbuffer_destroy(&sb);
     return rc;
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* One report line's figures. */
+typedef struct sample {
+    double t;          /* seconds since the pool started */
+    long long done;    /* jobs finished by then */
+    sizes sz;
+} sample;
+
+/* The jobs/s between the samples nearest to from and to (seconds). */
+static double rate_between(const sample *sm, size_t n, double from, double to)
+{
+    size_t a = n, b = n;
+    for (size_t i = 0; i < n; i++) {
+        if (a == n && sm[i].t >= from)
+            a = i;
+        if (sm[i].t <= to)
+            b = i;
+    }
+    if (a >= n || b >= n || b <= a)
+        return 0;
+    return (double)(sm[b].done - sm[a].done) / (sm[b].t - sm[a].t);
 }
 
 static pid_t spawn(const char *const *argv)
@@ -187,16 +220,17 @@ int main(int argc, char **argv)
     const char *sargs[] = { sched, "--config", cfg, "--pipelines", pipes, "--log-level", "warn", NULL };
     pid_t wpid = spawn(wargs), spid = spawn(sargs);
 
+    struct sigaction sa = { .sa_handler = on_signal };
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     long enqueued = 0;
-    double t0 = sl_monotonic_sec(), last_progress = t0, longest_stall = 0,
-           next_report = t0 + (double)report_s, window_start = t0;
-    long long done = 0, done_at_window = 0;
-    sizes at_retention = { 0 }, now = { 0 };
-    bool retention_seen = false;
-    double first_rate = 0, last_rate = 0;
+    double t0 = sl_monotonic_sec(), last_progress = t0, longest_stall = 0, next_report = t0 + (double)report_s;
+    long long done = 0, done_at_report = 0;
+    size_t nsamples = 0, cap = 64;
+    sample *sm = calloc(cap, sizeof *sm);
     printf("%8s %10s %10s %12s %12s %10s %10s %6s %8s\n", "t(s)", "done", "jobs/s", "jobs MiB",
            "claims MiB", "live", "dead", "avac", "stall ms");
-    while (done < jobs) {
+    while (done < jobs && !interrupted && sm != NULL) {
         long long len = 0, pending = 0;
         if (sl_queue_depth(r, queue, &len, &pending, &err) < 0) {
             fprintf(stderr, "bench_soak: %s\n", err.msg);
@@ -213,28 +247,29 @@ int main(int argc, char **argv)
             long chunk = jobs - enqueued < backlog / 2 ? jobs - enqueued : backlog / 2;
             for (long sent = 0; sent < chunk; sent += 1000) {
                 long n = chunk - sent < 1000 ? chunk - sent : 1000;
-                if (enqueue_chunk(r, key, queue, n) < 0)
-                    return 1;
+                if (enqueue_chunk(r, key, queue, n) < 0) {
+                    interrupted = 1;
+                    break;
+                }
             }
             enqueued += chunk;
         }
         double t = sl_monotonic_sec();
         if (t >= next_report) {
-            double rate = (double)(done - done_at_window) / (t - window_start);
-            if (read_sizes(pg, &now) == 0)
-                printf("%8.0f %10lld %10.0f %12.1f %12.1f %10lld %10lld %6lld %8.0f\n", t - t0, done, rate,
-                       (double)now.jobs_bytes / 1048576.0, (double)now.claims_bytes / 1048576.0, now.live,
-                       now.dead, now.autovacuums, longest_stall * 1000);
-            fflush(stdout);
-            if (!retention_seen && t - t0 >= (double)retention_s + (double)report_s) {
-                retention_seen = true;
-                at_retention = now;
-                first_rate = rate;
+            sample now = { .t = t - t0, .done = done };
+            if (read_sizes(pg, &now.sz) == 0) {
+                double since = nsamples ? now.t - sm[nsamples - 1].t : now.t;
+                printf("%8.0f %10lld %10.0f %12.1f %12.1f %10lld %10lld %6lld %8.0f\n", now.t, done,
+                       (double)(done - done_at_report) / since, (double)now.sz.jobs_bytes / 1048576.0,
+                       (double)now.sz.claims_bytes / 1048576.0, now.sz.live, now.sz.dead, now.sz.autovacuums,
+                       longest_stall * 1000);
+                fflush(stdout);
+                if (nsamples == cap)
+                    sm = realloc(sm, (cap *= 2) * sizeof *sm);
+                if (sm != NULL)
+                    sm[nsamples++] = now;
+                done_at_report = done;
             }
-            if (retention_seen)
-                last_rate = rate;
-            done_at_window = done;
-            window_start = t;
             next_report = t + (double)report_s;
         }
         usleep(50000);
@@ -244,21 +279,36 @@ int main(int argc, char **argv)
     kill(spid, SIGTERM);
     waitpid(wpid, NULL, 0);
     waitpid(spid, NULL, 0);
-    read_sizes(pg, &now);
-    printf("soak: %lld jobs in %.0f s (%.0f jobs/s overall), %ld processes, retention %ld s\n", done, secs,
-           (double)done / secs, processes, retention_s);
-    if (retention_seen) {
-        printf("after the first retention window: %.0f jobs/s; at the end: %.0f jobs/s (%.1f %%)\n", first_rate,
-               last_rate, first_rate > 0 ? 100.0 * last_rate / first_rate : 0);
-        printf("sluice_jobs %.1f -> %.1f MiB, sluice_claims %.1f -> %.1f MiB, live rows %lld -> %lld\n",
-               (double)at_retention.jobs_bytes / 1048576.0, (double)now.jobs_bytes / 1048576.0,
-               (double)at_retention.claims_bytes / 1048576.0, (double)now.claims_bytes / 1048576.0,
-               at_retention.live, now.live);
+    sizes end = { 0 };
+    read_sizes(pg, &end);
+    printf("soak: %lld jobs in %.0f s (%.0f jobs/s overall), %ld processes, retention %ld s%s\n", done, secs,
+           (double)done / secs, processes, retention_s, interrupted ? " (interrupted)" : "");
+    double w = (double)retention_s;
+    const sample *settled = NULL;
+    for (size_t i = 0; sm != NULL && i < nsamples && settled == NULL; i++)
+        if (sm[i].t >= 2 * w)
+            settled = &sm[i];
+    if (settled != NULL && nsamples > 0 && sm[nsamples - 1].t - w >= 2 * w) {
+        double first = rate_between(sm, nsamples, w, 2 * w);
+        double last = rate_between(sm, nsamples, sm[nsamples - 1].t - w, sm[nsamples - 1].t);
+        printf("throughput in the second window (%.0f-%.0f s): %.0f jobs/s; in the last %.0f s: %.0f jobs/s"
+               " (%.1f %%)\n", w, 2 * w, first, w, last, first > 0 ? 100.0 * last / first : 0);
+        long long peak_jobs = 0, peak_claims = 0;
+        for (const sample *p = settled; p < sm + nsamples; p++) {
+            peak_jobs = p->sz.jobs_bytes > peak_jobs ? p->sz.jobs_bytes : peak_jobs;
+            peak_claims = p->sz.claims_bytes > peak_claims ? p->sz.claims_bytes : peak_claims;
+        }
+        printf("after two windows (%.0f s): sluice_jobs %.1f MiB, sluice_claims %.1f MiB, %lld live rows;"
+               " largest since: %.1f, %.1f MiB; at the end: %.1f, %.1f MiB, %lld live rows\n",
+               settled->t, (double)settled->sz.jobs_bytes / 1048576.0, (double)settled->sz.claims_bytes / 1048576.0,
+               settled->sz.live, (double)peak_jobs / 1048576.0, (double)peak_claims / 1048576.0,
+               (double)end.jobs_bytes / 1048576.0, (double)end.claims_bytes / 1048576.0, end.live);
     } else {
-        printf("(the run ended before one retention window passed: no steady-state figures)\n");
+        printf("(the run ended before three retention windows passed: no steady-state figures)\n");
     }
     printf("longest stall with work waiting: %.0f ms; autovacuums of jobs/claims: %lld\n", longest_stall * 1000,
-           now.autovacuums);
+           end.autovacuums);
+    free(sm);
     unlink(pipe_file);
     rmdir(pipes);
     unlink(cfg);

@@ -506,6 +506,21 @@ static const lua_script PROMOTE_NOTED = {
     "return total\n",
 };
 
+/* KEYS[1] SL_DUE_KEY, KEYS[1 + i] the delayed set of queue ARGV[i]: each
+ * queue whose delayed set is gone leaves the index (nothing of it can be
+ * due).  Checked and removed in one step, so a note written together with
+ * a new delayed job is never taken away.  Returns the entries removed. */
+static const lua_script DUE_PRUNE = {
+    "2302f7be42841cfc7e8eacd79222339a1a60c02e",
+    "local n = 0\n"
+    "for i = 1, #ARGV do\n"
+    "  if redis.call('EXISTS', KEYS[i + 1]) == 0 then\n"
+    "    n = n + redis.call('ZREM', KEYS[1], ARGV[i])\n"
+    "  end\n"
+    "end\n"
+    "return n\n",
+};
+
 /* KEYS[1..n] job streams in priority order; ARGV[1] group, ARGV[2]
  * consumer, ARGV[3] count, ARGV[4] largest `job` value returned.
  * XREADGROUP (not blocking) of new entries, stream after stream, until
@@ -716,14 +731,71 @@ int sl_queue_due(sl_redis *r, int64_t now_ms, int max, char ***queues, size_t *n
     redisReply *rep = sl_redis_command(r, 7, argv, NULL, err);
     if (rep == NULL)
         return -1;
+    /* A member that is no queue name (written by hand or by a hostile
+     * producer) can never be promoted: it leaves the index at once. */
+    const char **bad = NULL;
+    size_t *bad_lens = NULL, nbad = 0;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
         *queues = sl_xcalloc(rep->elements, sizeof **queues);
-        for (size_t i = 0; i < rep->elements; i++)
-            if (rep->element[i]->type == REDIS_REPLY_STRING && sl_envelope_queue_valid(rep->element[i]->str))
-                (*queues)[(*n)++] = sl_xstrdup(rep->element[i]->str);
+        bad = sl_xcalloc(rep->elements + 2, sizeof *bad);
+        bad_lens = sl_xcalloc(rep->elements + 2, sizeof *bad_lens);
+        for (size_t i = 0; i < rep->elements; i++) {
+            const redisReply *e = rep->element[i];
+            if (e->type != REDIS_REPLY_STRING)
+                continue;
+            if (e->len == strlen(e->str) && sl_envelope_queue_valid(e->str)) {
+                (*queues)[(*n)++] = sl_xstrdup(e->str);
+            } else {
+                bad[2 + nbad] = e->str;
+                bad_lens[2 + nbad++] = e->len;
+            }
+        }
     }
+    int rc = 0;
+    if (nbad > 0) {
+        bad[0] = "ZREM", bad_lens[0] = 4;
+        bad[1] = SL_DUE_KEY, bad_lens[1] = strlen(SL_DUE_KEY);
+        redisReply *z = sl_redis_command(r, (int)(nbad + 2), bad, bad_lens, err);
+        if (z == NULL)
+            rc = sl_err_wrap(err, "redis %s: ZREM %s", sl_redis_address(r), SL_DUE_KEY);
+        else
+            freeReplyObject(z);
+    }
+    free(bad);
+    free(bad_lens);
     freeReplyObject(rep);
-    return 0;
+    if (rc < 0) {
+        for (size_t i = 0; i < *n; i++)
+            free((*queues)[i]);
+        free(*queues);
+        *queues = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+int sl_queue_due_prune(sl_redis *r, char *const *queues, size_t n, sl_err *err)
+{
+    if (n == 0)
+        return 0;
+    char (*keys)[SL_KEY_MAX] = sl_xcalloc(n, sizeof *keys);
+    const char **kp = sl_xcalloc(n + 1, sizeof *kp);
+    kp[0] = SL_DUE_KEY;
+    for (size_t i = 0; i < n; i++) {
+        sl_queue_key(keys[i], queues[i], "delayed");
+        kp[1 + i] = keys[i];
+    }
+    int removed = -1;
+    redisReply *rep = sl_lua_run(r, &DUE_PRUNE, (int)(n + 1), kp, (int)n, (const char *const *)queues, NULL, err);
+    if (rep == NULL) {
+        sl_err_wrap(err, "prune %s", SL_DUE_KEY);
+    } else {
+        removed = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
+        freeReplyObject(rep);
+    }
+    free(kp);
+    free(keys);
+    return removed;
 }
 
 int sl_queue_promote_noted(sl_redis *r, char *const *queues, size_t n, int64_t now_ms, int limit, sl_err *err)

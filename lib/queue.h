@@ -163,9 +163,13 @@ int sl_queue_promote_many(sl_redis *r, char *const *queues, size_t n, int64_t no
  * sl_queue_promote_noted: sl_queue_promote_many that also moves each
  * queue's index entry to its next job's time, or removes it, in the same
  * step (a producer's earlier note is never lost); on one Redis only (on a
- * Redis Cluster the index is on another slot: CROSSSLOT).  Both: -1 with
- * err. */
+ * Redis Cluster the index is on another slot: CROSSSLOT).
+ * sl_queue_due_prune: removes from the index those of the n queues whose
+ * delayed set is gone (returns how many), so that notes for queues no
+ * worker serves do not stay due for ever; sl_queue_due itself removes
+ * members that are no queue name.  All: -1 with err. */
 int sl_queue_due(sl_redis *r, int64_t now_ms, int max, char ***queues, size_t *n, sl_err *err);
+int sl_queue_due_prune(sl_redis *r, char *const *queues, size_t n, sl_err *err);
 int sl_queue_promote_noted(sl_redis *r, char *const *queues, size_t n, int64_t now_ms, int limit, sl_err *err);
 
 /* ---- recovery of entries left by dead consumers --------------------------- */

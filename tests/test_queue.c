@@ -871,3 +871,57 @@ Test(queue, the_due_index_names_the_queues_with_a_job_due)
     cr_assert_eq(sl_queue_promote_many(r, others, 1, now, 10, &err), 1, "%s", err.msg);
     sl_redis_free(r);
 }
+
+/* A hostile producer (or a careless hand) fills sluice:due with notes of
+ * no queue, of queues that do not exist, and names with a NUL inside: they
+ * must not stay due for ever, or every worker would fetch them every
+ * promotion and the real notes behind them would wait for the full pass.
+ * Members that are no queue name leave at the first read; notes of queues
+ * without a delayed set leave when pruned; a note whose queue has delayed
+ * jobs (another pool's queue) stays. */
+Test(queue, notes_of_no_queue_leave_the_due_index)
+{
+    sl_redis *r = th_redis();
+    char ghost[64], real[64];
+    th_name(ghost, sizeof ghost, "ghost");
+    th_name(real, sizeof real, "elsewhere");
+    sl_err err;
+    int64_t now = sl_now_ms();
+    char id[64];
+    size_t len;
+    char *env = envelope(real, 1, id, sizeof id, &len);
+    cr_assert_eq(sl_queue_schedule(r, real, env, len, now - 10, &err), 0, "%s", err.msg);
+    free(env);
+    char bad1[96], bad2[96];
+    snprintf(bad1, sizeof bad1, "%s{x}", ghost);
+    int n2 = snprintf(bad2, sizeof bad2, "%s", ghost);
+    bad2[n2++] = '\0';
+    bad2[n2++] = 'z';
+    const char *zadd[] = { "ZADD", SL_DUE_KEY, "0", ghost, "0", bad1, "0", bad2 };
+    size_t lens[] = { 4, strlen(SL_DUE_KEY), 1, strlen(ghost), 1, strlen(bad1), 1, (size_t)n2 };
+    redisReply *rep = sl_redis_command(r, 8, zadd, lens, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    cr_assert_eq(rep->integer, 3);
+    freeReplyObject(rep);
+
+    cr_assert(due_lists(r, now, ghost), "a valid name is listed");
+    cr_assert(due_lists(r, now, real));
+    const char *zs1[] = { "ZSCORE", SL_DUE_KEY, bad1 };
+    rep = cmd(r, 3, zs1);
+    cr_assert_eq(rep->type, REDIS_REPLY_NIL, "a member that is no queue name stayed in the index");
+    freeReplyObject(rep);
+    const char *zs2[] = { "ZSCORE", SL_DUE_KEY, bad2 };
+    size_t zl[] = { 6, strlen(SL_DUE_KEY), (size_t)n2 };
+    rep = sl_redis_command(r, 3, zs2, zl, &err);
+    cr_assert_not_null(rep, "%s", err.msg);
+    cr_assert_eq(rep->type, REDIS_REPLY_NIL, "a member with a NUL inside stayed in the index");
+    freeReplyObject(rep);
+
+    char *both[] = { ghost, real };
+    cr_assert_eq(sl_queue_due_prune(r, both, 2, &err), 1, "%s", err.msg);
+    cr_assert_eq(due_score(r, ghost), -1, "the note of a queue without delayed jobs stayed");
+    cr_assert_eq(due_score(r, real), now - 10, "the note of a queue with delayed jobs was removed");
+    cr_assert_eq(sl_queue_due_prune(r, both, 2, &err), 0, "%s", err.msg);
+    sl_redis_free(r);
+}
+

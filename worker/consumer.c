@@ -87,7 +87,8 @@
 #define PROMOTE_NOTED_MAX 10000   /* due queues read from sluice:due per promotion */
 #define PAUSED_EVERY_MS 1000
 #define RECLAIM_MIN_EVERY_MS 250
-#define SCAN_WINDOW 1024      /* queues one read script call is given */
+#define SCAN_FIRST 64         /* queues the first read script call of a read is given */
+#define SCAN_WINDOW 1024      /* at most this many: each further call is given twice as many */
 #define SKIP_MIN 256          /* a drained prefix of the queue list shorter than this is always read */
 #define RESCAN_EVERY_MS 100   /* a longer one at least this often (see read_bounded) */
 #define RETRY_DELAY_CAP_MS (7 * 86400000LL) /* longest retry delay, whatever the envelope asks */
@@ -164,6 +165,7 @@ typedef struct consumer {
     size_t nactive;
     int64_t next_promote_ms, next_reclaim_ms, next_paused_ms; /* monotonic */
     int64_t next_promote_all_ms; /* monotonic: the next pass over every queue's delayed set */
+    int64_t next_prune_ms;       /* monotonic: the next look at unserved queues in sluice:due */
     uint64_t rng;         /* xorshift state for retry jitter */
     uint64_t jobs_done;
     sl_metrics *metrics;  /* this batch's counters, sent with its acks; NULL: metrics off */
@@ -1603,6 +1605,18 @@ static int promote_noted(consumer *c)
             due[i] = t;
         }
     }
+    /* Notes of queues this child does not serve: another pool's, or
+     * written for queues nobody serves; those whose delayed set is gone
+     * leave the index, so that they do not stay due for ever. */
+    int64_t now = sl_monotonic_ms();
+    if (rc == 0 && ndue > mine && now >= c->next_prune_ms) {
+        c->next_prune_ms = now + PROMOTE_ALL_EVERY_MS;
+        int pruned = sl_queue_due_prune(c->redis, due + mine, ndue - mine, &err);
+        if (pruned < 0)
+            rc = -1;
+        else if (pruned > 0)
+            SL_INFO("queue.due_pruned", "from=%s entries=%d", SL_DUE_KEY, pruned);
+    }
     for (size_t i = 0; rc == 0 && i < mine; i += PROMOTE_QUEUES_PER_CALL) {
         size_t n = mine - i < PROMOTE_QUEUES_PER_CALL ? mine - i : PROMOTE_QUEUES_PER_CALL;
         int moved = sl_queue_promote_noted(c->redis, due + i, n, sl_now_ms(), PROMOTE_LIMIT, &err);
@@ -1722,7 +1736,7 @@ static size_t queue_index(const consumer *c, const sl_batch *out, size_t s, size
     return s;
 }
 
-/* One round trip per SCAN_WINDOW queues, in priority order, until want
+/* One round trip per window of queues, in priority order, until want
  * entries came.  With many queues, reading the drained ones at the front
  * of the list again on every batch would cost each batch a call per
  * drained queue: so a read starts at the first queue the previous read
@@ -1740,8 +1754,13 @@ static int read_many(consumer *c, sl_batch *out, int want, sl_err *err)
         start = c->first_ready;
     int got = 0;
     size_t first = c->nactive;
-    for (size_t s = start; s < c->nactive && got < want; s += SCAN_WINDOW) {
-        size_t len = c->nactive - s < SCAN_WINDOW ? c->nactive - s : SCAN_WINDOW;
+    /* The first window is small: the queues ahead usually hold a batch,
+     * and a script is given every key of its window, used or not.  Later
+     * ones grow, so that reading far costs few round trips. */
+    size_t win = SCAN_FIRST, len;
+    for (size_t s = start; s < c->nactive && got < want; s += len) {
+        len = c->nactive - s < win ? c->nactive - s : win;
+        win = 2 * win < SCAN_WINDOW ? 2 * win : SCAN_WINDOW;
         size_t before = out->n;
         int n = sl_queue_read_many(c->redis, c->name, c->active + s, len, want - got,
                                    (size_t)sl_worker_config_of(c->cfg)->max_payload, out, err);

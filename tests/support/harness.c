@@ -299,6 +299,22 @@ pid_t th_worker_start(const char *const *args, const char *log_path)
     return pid;
 }
 
+void th_pool_until(const char *const *args, const char *log_name, bool (*cond)(void *arg), void *arg,
+                   const char *what)
+{
+    char *log = sl_xasprintf("/tmp/sluice-%s.log", log_name);
+    pid_t pool = th_worker_start(args, log);
+    bool done = th_wait(cond, arg, 60000);
+    int status = th_stop(pool, SIGTERM, 30000);
+    char *text = th_read_file(log);
+    cr_assert(done, "%s after 60 s; worker log:\n%s", what, text ? text : "");
+    cr_assert_eq(status, 0, "worker did not stop cleanly (status %d); log:\n%s", status, text ? text : "");
+    cr_assert(text && !strstr(text, "Sanitizer"), "a sanitizer reported an error:\n%s", text);
+    free(text);
+    unlink(log);
+    free(log);
+}
+
 int th_stop(pid_t pid, int sig, int timeout_ms)
 {
     kill(pid, sig);

@@ -85,6 +85,14 @@ pid_t th_worker_start(const char *const *args, const char *log_path);
  * is then killed). */
 int th_stop(pid_t pid, int sig, int timeout_ms);
 
+/* Runs sluice-worker with args (NULL-terminated) until cond(arg) holds (at
+ * most 60 s), stops it with SIGTERM, and asserts that cond held (the
+ * failure names `what` and shows the worker's log), that the worker
+ * stopped cleanly and that no sanitizer reported anything.  log_name
+ * names its log file in /tmp, removed afterwards. */
+void th_pool_until(const char *const *args, const char *log_name, bool (*cond)(void *arg), void *arg,
+                   const char *what);
+
 /* Polls cond(arg) every 20 ms until it is true or timeout_ms passes;
  * returns its last value.  For waiting, never for asserting on time. */
 bool th_wait(bool (*cond)(void *arg), void *arg, int timeout_ms);

@@ -158,20 +158,11 @@ th_row th_kind_e2e(const char *kind, const char *config_yaml, const char *args_j
     th_result r = th_run(enq, NULL);
     cr_assert_eq(r.status, 0, "enqueue: %s", r.err);
     th_result_free(&r);
-    char *log = sl_xasprintf("/tmp/sluice-%s.log", log_name);
     const char *wargs[] = { "--config", config, "--queues", queue, "--processes", "1", NULL };
-    pid_t pool = th_worker_start(wargs, log);
     final_row fr = { id };
-    bool done = th_wait(has_final_row, &fr, 60000);
-    int status = th_stop(pool, SIGTERM, 30000);
-    char *text = th_read_file(log);
-    cr_assert(done, "job %s of kind %s has no final row after 60 s; worker log:\n%s", id, kind,
-              text ? text : "");
-    cr_assert_eq(status, 0, "worker did not stop cleanly (status %d); log:\n%s", status, text ? text : "");
-    cr_assert(text && !strstr(text, "Sanitizer"), "a sanitizer reported an error:\n%s", text);
-    free(text);
-    unlink(log);
-    free(log);
+    char *what = sl_xasprintf("job %s of kind %s has no final row", id, kind);
+    th_pool_until(wargs, log_name, has_final_row, &fr, what);
+    free(what);
     unlink(config);
     free(config);
     free(yaml);
