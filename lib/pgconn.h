@@ -6,8 +6,9 @@
  * every 5 s, 3 probes: a server that vanished without closing the
  * connection is noticed within about 25 s instead of the kernel's two
  * hours); an application_name that says which component this is in
- * pg_stat_activity.  Notices are not printed (libpq's default writes them
- * to stderr): callers log what matters. */
+ * pg_stat_activity; no GSSAPI encryption (gssencmode disable) unless the
+ * URL or $PGGSSENCMODE asks for it.  Notices are not printed (libpq's
+ * default writes them to stderr): callers log what matters. */
 #ifndef SL_PGCONN_H
 #define SL_PGCONN_H
 

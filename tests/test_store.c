@@ -4,6 +4,8 @@
 #include "harness.h"
 
 #include "clock.h"
+#include "mem.h"
+#include "pgconn.h"
 #include "store.h"
 
 #include <criterion/criterion.h>
@@ -247,4 +249,43 @@ Test(store, migrate_twice_applies_nothing_the_second_time)
     cr_assert_eq(sl_store_migrate(s, &applied, &err), 0, "%s", err.msg);
     cr_assert_eq(applied, 0);
     sl_store_free(s);
+}
+
+static const char *conn_option(PGconn *c, const char *keyword, char *buf, size_t n)
+{
+    PQconninfoOption *opts = PQconninfo(c);
+    buf[0] = '\0';
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (strcmp(o->keyword, keyword) == 0 && o->val)
+            snprintf(buf, n, "%s", o->val);
+    PQconninfoFree(opts);
+    return buf;
+}
+
+/* sl_pg_connect does not probe for Kerberos credentials unless asked
+ * (gssencmode disable), and whoever asks wins: the URL, or $PGGSSENCMODE.
+ * Asked to require GSSAPI encryption from a server without Kerberos, the
+ * connection is refused, which shows the request was not overridden. */
+Test(store, gssapi_encryption_only_when_asked)
+{
+    const char *url = th_env("DATABASE_URL");
+    sl_err err;
+    char val[32];
+    PGconn *c = sl_pg_connect(url, "sluice-test", SL_EPG, &err);
+    cr_assert_not_null(c, "%s", err.msg);
+    cr_assert_str_eq(conn_option(c, "gssencmode", val, sizeof val), "disable");
+    PQfinish(c);
+
+    char *required = sl_xasprintf("%s%sgssencmode=require", url, strchr(url, '?') ? "&" : "?");
+    c = sl_pg_connect(required, "sluice-test", SL_EPG, &err);
+    cr_assert_null(c, "gssencmode=require in the URL was overridden");
+    cr_assert_eq(err.code, SL_EPG);
+    cr_assert(strstr(err.msg, "GSS"), "unclear refusal: %s", err.msg);
+    free(required);
+
+    cr_assert_eq(setenv("PGGSSENCMODE", "require", 1), 0);
+    c = sl_pg_connect(url, "sluice-test", SL_EPG, &err);
+    cr_assert_eq(unsetenv("PGGSSENCMODE"), 0);
+    cr_assert_null(c, "$PGGSSENCMODE=require was overridden");
+    cr_assert(strstr(err.msg, "GSS"), "unclear refusal: %s", err.msg);
 }
