@@ -1858,15 +1858,13 @@ static int read_batch(consumer *c)
         goto failed;
     if (got > 0)
         return got;
+    /* What the blocking read brings runs at once, without a second read
+     * to fill the batch: that round trip would delay the start of a job
+     * that arrived alone, and when more follow, the next read (made
+     * while this batch commits) takes them. */
     got = read_blocking(c, block, &err);
     if (got < 0)
         goto failed;
-    if (got > 0 && got < want) {
-        int more = read_bounded(c, &c->batch, want - got, &err);
-        if (more < 0)
-            goto failed;  /* what was read stays pending: reclaimed, or taken over */
-        got += more;
-    }
     return got;
 failed:
     if (sl_redis_broken(c->redis)) {
