@@ -22,7 +22,12 @@
 typedef struct sl_store sl_store;
 
 /* Connects (connect_timeout 10 s and TCP keepalives unless the URL says
- * otherwise).  Returns NULL with err (SL_EPG, libpq's message) on failure. */
+ * otherwise).  The session's plans are pinned: every statement sent
+ * through a store finds rows by key, so each prepared statement is planned
+ * once per connection (a generic plan) with index lookups in nested loops
+ * (sequential scans where an index serves, hash and merge joins are
+ * disabled), whatever the tables' size when it was prepared.  Returns NULL
+ * with err (SL_EPG, libpq's message) on failure. */
 sl_store *sl_store_connect(const char *url, sl_err *err);
 void sl_store_free(sl_store *s);
 
