@@ -737,8 +737,6 @@ int sl_queue_due(sl_redis *r, int64_t now_ms, int max, char ***queues, size_t *n
     size_t *bad_lens = NULL, nbad = 0;
     if (rep->type == REDIS_REPLY_ARRAY && rep->elements > 0) {
         *queues = sl_xcalloc(rep->elements, sizeof **queues);
-        bad = sl_xcalloc(rep->elements + 2, sizeof *bad);
-        bad_lens = sl_xcalloc(rep->elements + 2, sizeof *bad_lens);
         for (size_t i = 0; i < rep->elements; i++) {
             const redisReply *e = rep->element[i];
             if (e->type != REDIS_REPLY_STRING)
@@ -746,6 +744,10 @@ int sl_queue_due(sl_redis *r, int64_t now_ms, int max, char ***queues, size_t *n
             if (e->len == strlen(e->str) && sl_envelope_queue_valid(e->str)) {
                 (*queues)[(*n)++] = sl_xstrdup(e->str);
             } else {
+                if (bad == NULL) {   /* rare: allocated only when one shows up */
+                    bad = sl_xcalloc(rep->elements + 2, sizeof *bad);
+                    bad_lens = sl_xcalloc(rep->elements + 2, sizeof *bad_lens);
+                }
                 bad[2 + nbad] = e->str;
                 bad_lens[2 + nbad++] = e->len;
             }
