@@ -25,9 +25,13 @@ struct sl_store {
     PGconn *conn;  /* owned */
     bool record_prepared; /* the record statements are prepared on conn */
     bool claim_prepared;  /* the claim statement is prepared on conn */
-    int piped;            /* pipeline mode: 0 off; 1 a record in flight; 2 and a claim behind it */
+    int pend[2];          /* the pipelined statements in flight, in the order sent (PIPE_*) */
+    int npend;            /* how many: 0 when out of pipeline mode */
     bool lost;            /* a pipelined answer came out of step: the connection is unusable */
 };
+
+/* What a pipelined statement in flight is (sl_store.pend). */
+enum { PIPE_RECORD = 1, PIPE_CLAIM = 2 };
 
 /* Key for pg_advisory_lock while migrating: "sluice" in ASCII. */
 #define MIGRATE_LOCK_KEY 0x736c75696365LL
@@ -339,7 +343,7 @@ static void cols_free(sl_buf *col, int n)
 
 int sl_store_record(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err)
 {
-    assert(s->piped == 0);
+    assert(s->npend == 0);
     if (n == 0)
         return 0;
     if (prepare_record(s, err) < 0)
@@ -564,7 +568,7 @@ static int claim_second_look(sl_store *s, const char *consumer, const sl_claim_r
 int sl_store_claim(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n,
                    const char *steal_queue, const char *steal_entry, sl_prior *prior, sl_err *err)
 {
-    assert(s->piped == 0);
+    assert(s->npend == 0);
     memset(prior, 0, n * sizeof *prior);
     if (n == 0)
         return 0;
@@ -577,16 +581,19 @@ int sl_store_claim(sl_store *s, const char *consumer, const sl_claim_req *reqs, 
 
 /* ---- pipelined record and claim ------------------------------------------------
  *
- * libpq's pipeline mode: the record is sent with its Sync (the implicit
- * transaction ends there: PostgreSQL commits it when it reaches the Sync),
- * a claim may be queued behind it with a Sync of its own (its own
- * transaction, run after the record's commit), and the answers are read
- * later, in order.  A record counts as committed only when its answer is
- * COMMAND_OK and its Sync came back without an error in between: a
- * failure of the commit itself arrives as an error before the Sync.  Any
- * answer out of that order marks the connection lost (sl_store_broken):
- * the caller reconnects and records again, which the forward-only upsert
- * makes harmless. */
+ * libpq's pipeline mode: each statement is sent with its Sync (its
+ * implicit transaction ends there: PostgreSQL commits it when it reaches
+ * the Sync), at most one record and one claim, in either order, and the
+ * answers are read later in the order sent.  The worker sends the next
+ * batch's claim first and the record behind it: the claim commits without
+ * waiting for its WAL to be flushed, so its answer arrives while the
+ * record's commit is still being flushed.  A record counts as committed
+ * only when its answer is COMMAND_OK and its Sync came back without an
+ * error in between: a failure of the commit itself arrives as an error
+ * before the Sync.  A statement's failure does not touch the one after it
+ * (its own transaction).  Any answer out of that order marks the
+ * connection lost (sl_store_broken): the caller reconnects and records
+ * again, which the forward-only upsert makes harmless. */
 
 /* Reads the answers of one pipelined statement up to its Sync.  want is
  * the status of success; *keep (if keep) receives that result (caller
@@ -635,92 +642,102 @@ static int pipe_take(sl_store *s, const char *what, ExecStatusType want, PGresul
     return failed ? -1 : 0;
 }
 
-/* Leaves pipeline mode once every answer is read. */
-static void pipe_leave(sl_store *s)
+/* Queues one statement (kind PIPE_*) in flight: the first enters pipeline
+ * mode, after preparing both statements (PQprepare waits, which pipeline
+ * mode does not allow).  send sends it with its Sync. */
+static int pipe_send(sl_store *s, int kind, const char *stmt, int nparams, const char *const *params,
+                     const char *what, sl_err *err)
 {
-    s->piped = 0;
-    if (!s->lost && PQexitPipelineMode(s->conn) != 1)
+    assert(s->npend < 2 && (s->npend == 0 || s->pend[0] != kind));
+    if (s->npend == 0) {
+        if (prepare_record(s, err) < 0 || prepare(s, CLAIM_STMT, SQL_CLAIM, CLAIM_PARAMS, &s->claim_prepared, err) < 0)
+            return -1;
+        if (PQenterPipelineMode(s->conn) != 1)
+            return pg_fail(s, err, "enter pipeline mode", NULL);
+    }
+    if (PQsendQueryPrepared(s->conn, stmt, nparams, params, NULL, NULL, 0) != 1 || PQpipelineSync(s->conn) != 1) {
+        s->lost = true;   /* what reached the server is unknown: no answer will be read */
+        return pg_fail(s, err, what, NULL);
+    }
+    s->pend[s->npend++] = kind;
+    return 0;
+}
+
+/* Takes the first statement in flight off the queue (it must be of kind)
+ * and reads its answers (pipe_take), unless the connection is lost; the
+ * last one leaves pipeline mode. */
+static int pipe_wait(sl_store *s, int kind, const char *what, ExecStatusType want, PGresult **keep, sl_err *err)
+{
+    assert(s->npend > 0 && s->pend[0] == kind);
+    (void)kind;
+    s->pend[0] = s->pend[1];
+    s->npend--;
+    int rc = s->lost ? sl_err_set(err, SL_EPG, "postgres: %s: the connection was lost", what)
+                     : pipe_take(s, what, want, keep, err);
+    if (s->npend == 0 && !s->lost && PQexitPipelineMode(s->conn) != 1) {
         s->lost = true;
+        if (rc == 0)
+            rc = sl_err_set(err, SL_EPG, "postgres: %s: could not leave pipeline mode", what);
+        if (keep) {
+            PQclear(*keep);
+            *keep = NULL;
+        }
+    }
+    return rc;
 }
 
 int sl_store_record_send(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err)
 {
-    assert(s->piped == 0 && n > 0);
-    /* Both statements are prepared first: PQprepare waits, which pipeline
-     * mode does not allow. */
-    if (prepare_record(s, err) < 0 || prepare(s, CLAIM_STMT, SQL_CLAIM, CLAIM_PARAMS, &s->claim_prepared, err) < 0)
-        return -1;
-    if (PQenterPipelineMode(s->conn) != 1)
-        return pg_fail(s, err, "enter pipeline mode", NULL);
+    assert(n > 0);
     sl_buf col[RECORD_PARAMS];
     const char *params[RECORD_PARAMS];
     record_params(col, params, worker, o, n);
-    int rc = 0;
-    s->piped = 1;
-    if (PQsendQueryPrepared(s->conn, RECORD_STMT, RECORD_PARAMS, params, NULL, NULL, 0) != 1 ||
-        PQpipelineSync(s->conn) != 1) {
-        rc = pg_fail(s, err, "send record batch", NULL);
-        s->lost = true;   /* what reached the server is unknown */
-        s->piped = 0;
-    }
+    int rc = pipe_send(s, PIPE_RECORD, RECORD_STMT, RECORD_PARAMS, params, "send record batch", err);
     cols_free(col, RECORD_PARAMS);
     return rc;
 }
 
 int sl_store_claim_send(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n, sl_err *err)
 {
-    assert(s->piped == 1 && n > 0);
+    assert(n > 0);
     sl_buf col[6];
     const char *params[CLAIM_PARAMS];
     claim_params(col, params, consumer, reqs, NULL, n, NULL, NULL);
-    int rc = 0;
-    if (PQsendQueryPrepared(s->conn, CLAIM_STMT, CLAIM_PARAMS, params, NULL, NULL, 0) != 1 ||
-        PQpipelineSync(s->conn) != 1) {
-        rc = pg_fail(s, err, "send claim", NULL);
-        s->lost = true;
-    } else {
-        s->piped = 2;
-    }
+    int rc = pipe_send(s, PIPE_CLAIM, CLAIM_STMT, CLAIM_PARAMS, params, "send claim", err);
     cols_free(col, 6);
     return rc;
 }
 
+int sl_store_in_flight(const sl_store *s)
+{
+    return s->npend;
+}
+
 int sl_store_record_wait(sl_store *s, sl_err *err)
 {
-    assert(s->piped > 0);
-    if (s->lost) {
-        s->piped = 0;
-        return sl_err_set(err, SL_EPG, "postgres: record batch: the connection was lost while sending");
-    }
-    int rc = pipe_take(s, "record batch", PGRES_COMMAND_OK, NULL, err);
-    if (rc == 0 && s->piped == 2)
-        return 0;   /* the claim's answer is still to read */
-    if (rc < 0 && s->piped == 2 && !s->lost) {
-        sl_err ignored;
-        (void)pipe_take(s, "claim jobs", PGRES_TUPLES_OK, NULL, &ignored);  /* abandoned */
-    }
-    pipe_leave(s);
-    return rc;
+    return pipe_wait(s, PIPE_RECORD, "record batch", PGRES_COMMAND_OK, NULL, err);
 }
 
 int sl_store_claim_wait(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n, sl_prior *prior,
                         sl_err *err)
 {
-    assert(s->piped == 2);
     memset(prior, 0, n * sizeof *prior);
     PGresult *res = NULL;
-    int rc = s->lost ? sl_err_set(err, SL_EPG, "postgres: claim jobs: the connection was lost")
-                     : pipe_take(s, "claim jobs", PGRES_TUPLES_OK, &res, err);
-    pipe_leave(s);
+    int rc = pipe_wait(s, PIPE_CLAIM, "claim jobs", PGRES_TUPLES_OK, &res, err);
     if (rc == 0) {
         claim_classify(reqs, NULL, n, res, prior);
         PQclear(res);
-        if (s->lost)
-            rc = sl_err_set(err, SL_EPG, "postgres: claim jobs: could not leave pipeline mode");
-        else
+        if (s->npend == 0)
             rc = claim_second_look(s, consumer, reqs, n, NULL, NULL, prior, err);
     }
     return rc;
+}
+
+int sl_store_claim_recheck(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n, sl_prior *prior,
+                           sl_err *err)
+{
+    assert(s->npend == 0);
+    return claim_second_look(s, consumer, reqs, n, NULL, NULL, prior, err);
 }
 
 int sl_store_unclaim(sl_store *s, const sl_claim_req *reqs, size_t n, sl_err *err)

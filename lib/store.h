@@ -120,36 +120,44 @@ typedef struct sl_claim_req {
 int sl_store_claim(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n,
                    const char *steal_queue, const char *steal_entry, sl_prior *prior, sl_err *err);
 
-/* Overlapped commits (libpq pipeline mode): the worker sends a batch's
- * record, reads its next batch from Redis while PostgreSQL commits, queues
- * the next batch's claim behind the record, and only then waits.
+/* Overlapped commits (libpq pipeline mode): the worker queues the claim
+ * of its next batch and the record of the batch it has run, in that
+ * order, without waiting; the claim's answer comes back while PostgreSQL
+ * is still flushing the record's commit, and the next batch runs during
+ * that flush.
  *
- * sl_store_record_send sends what sl_store_record does (o[0..n), n > 0)
- * with the end of its transaction, without waiting, and puts the
- * connection in pipeline mode; sl_store_claim_send (optional, only then)
- * queues a claim of reqs[0..n) behind it, in a transaction of its own.
- * The caller then calls sl_store_record_wait, and, if it returned 0 with a
- * claim queued, sl_store_claim_wait; no other sl_store call may come in
- * between (sl_store_broken excepted).
+ * sl_store_claim_send queues a claim of reqs[0..n) (n > 0) and
+ * sl_store_record_send the record of o[0..n) (n > 0; what sl_store_record
+ * does), each in a transaction of its own: at most one of each in flight,
+ * in either order.  Their answers are then read in the order sent, with
+ * sl_store_claim_wait and sl_store_record_wait; until every one is read
+ * (sl_store_in_flight returns 0) no other sl_store call may come
+ * (sl_store_broken excepted).  A _send that fails sent nothing the caller
+ * waits for, and leaves the connection broken.  The buffers passed to the
+ * _send functions may be freed once they return; reqs must stay valid
+ * until sl_store_claim_wait.
  *
  * sl_store_record_wait returns 0 once the record is committed (durable:
  * the answer of its commit has arrived).  On -1 nothing may be assumed
- * committed: err says why, sl_store_broken tells an outage from a refusal,
- * a claim queued behind it is abandoned (its answer read and dropped) and
- * the connection has left pipeline mode; the caller records again with
- * sl_store_record, which the forward-only upsert makes safe.
+ * committed: err says why, sl_store_broken tells an outage from a
+ * refusal, and the caller records again with sl_store_record once nothing
+ * is in flight, which the forward-only upsert makes safe.
  *
- * sl_store_claim_wait fills prior like sl_store_claim (with its second
- * look) and leaves pipeline mode; on -1 the caller claims again with
+ * sl_store_claim_wait fills prior like sl_store_claim.  Its second look
+ * is made only if nothing is in flight behind it: otherwise a claim lost to
+ * a claimer it could not see comes back SL_PRIOR_HELD with an empty
+ * holder, and the caller makes the second look with sl_store_claim_recheck
+ * once nothing is in flight.  On -1 the caller claims again with
  * sl_store_claim (a claim this entry already holds is renewed, so a claim
- * that did commit changes nothing).  The buffers passed to the _send
- * functions may be freed once they return; reqs must stay valid until
- * sl_store_claim_wait. */
-int sl_store_record_send(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err);
+ * that did commit changes nothing). */
 int sl_store_claim_send(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n, sl_err *err);
-int sl_store_record_wait(sl_store *s, sl_err *err);
+int sl_store_record_send(sl_store *s, const char *worker, const sl_outcome *o, size_t n, sl_err *err);
+int sl_store_in_flight(const sl_store *s);
 int sl_store_claim_wait(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n, sl_prior *prior,
                         sl_err *err);
+int sl_store_record_wait(sl_store *s, sl_err *err);
+int sl_store_claim_recheck(sl_store *s, const char *consumer, const sl_claim_req *reqs, size_t n, sl_prior *prior,
+                           sl_err *err);
 
 /* Drops the claims that reqs[0..n)'s entries hold (a graceful stop hands
  * those entries back unrun: their copies must be able to claim). */

@@ -860,6 +860,69 @@ static long long fx_record_waiter(int holder)
                   " AND $1::integer = ANY(pg_blocking_pids(pid))", pid);
 }
 
+/* A transaction on a connection of its own that inserts the row of job
+ * id (so holds its lock until fx_release_row): a record of that job waits
+ * in PostgreSQL meanwhile. */
+static PGconn *fx_hold_job_row(const char *id, const char *queue)
+{
+    PGconn *holder = th_pg();
+    const char *p[] = { id, queue };
+    PGresult *r = PQexec(holder, "BEGIN");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    r = PQexecParams(holder, "INSERT INTO sluice_jobs (id, queue, kind, args, status, attempts)"
+                     " VALUES ($1, $2, 'noop', '{}', 'queued', 1)", 2, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    return holder;
+}
+
+/* Rolls the holder's transaction back (the row never existed) and closes it. */
+static void fx_release_row(PGconn *holder)
+{
+    PGresult *r = PQexec(holder, "ROLLBACK");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    PQfinish(holder);
+}
+
+/* The sizes of the last batch the pool's child `pid` read while the
+ * record of the one before it was in flight (its last debug line
+ * batch.read_ahead with record=in_flight): *ahead and *behind, 0 if none. */
+static void fx_last_read_ahead(const char *log, long pid, int *ahead, int *behind)
+{
+    char *all = th_read_file(log);
+    char needle[64];
+    snprintf(needle, sizeof needle, "pid=%ld event=batch.read_ahead ", pid);
+    *ahead = *behind = 0;
+    for (const char *p = all; p && (p = strstr(p, needle)) != NULL; p += strlen(needle)) {
+        int a, b;
+        const char *end = strchr(p, '\n');
+        const char *flight = strstr(p, "record=in_flight");
+        if (sscanf(p + strlen(needle), "entries=%d behind=%d", &a, &b) == 2 && flight && (!end || flight < end)) {
+            *ahead = a;
+            *behind = b;
+        }
+    }
+    free(all);
+}
+
+/* The pid of the child whose death by a signal the master logged first
+ * (master.child_exited ... child=PID signal=N), 0 if none. */
+static long fx_crashed_child(const char *log)
+{
+    char *all = th_read_file(log);
+    long pid = 0;
+    for (const char *p = all; p && pid == 0 && (p = strstr(p, " child=")) != NULL; p++) {
+        const char *end = strchr(p, '\n');
+        const char *sig = strstr(p, " signal=");
+        if (sig && (!end || sig < end) && strstr(p, "core=") && (!end || strstr(p, "core=") < end))
+            pid = strtol(p + strlen(" child="), NULL, 10);
+    }
+    free(all);
+    return pid;
+}
+
 typedef struct fx_waiter {
     int holder;
     long long backend;
@@ -893,9 +956,11 @@ static bool fx_child_gone(void *arg)
  * terminate false: the lock is released at once, and the dead child's
  * backend, which has not noticed its client is gone, goes on and commits;
  * terminate true: that backend is terminated first, and nothing of the
- * record commits.  Either way the replacement child takes over both
- * batches, records the first from its predecessor's journal without
- * running a job again, and runs the one read ahead: every job has one
+ * record commits.  Meanwhile the child has claimed and run the next
+ * batch (its claim went ahead of the record, and was answered while the
+ * record waited), journaled in the other part of its journal.  Either way
+ * the replacement child takes over both batches and records both from its
+ * predecessor's journal without running a job again: every job has one
  * result row, one attempt, one run. */
 static void fx_commit_in_flight(const char *what, bool terminate)
 {
@@ -904,15 +969,7 @@ static void fx_commit_in_flight(const char *what, bool terminate)
     th_name(queue, sizeof queue, what);
     const int n = 3000, middle = 1500;
     snprintf(id, sizeof id, "%s-%d", queue, middle);
-    PGconn *holder = th_pg();
-    const char *p[] = { id, queue };
-    PGresult *r = PQexec(holder, "BEGIN");
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
-    PQclear(r);
-    r = PQexecParams(holder, "INSERT INTO sluice_jobs (id, queue, kind, args, status, attempts)"
-                     " VALUES ($1, $2, 'noop', '{}', 'queued', 1)", 2, NULL, p, NULL, NULL, 0);
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
-    PQclear(r);
+    PGconn *holder = fx_hold_job_row(id, queue);
     fx_jobs noop = { .kind = "noop" };
     fx_enqueue(queue, &noop, 0, n);
     char *config = fx_config(NULL);
@@ -932,16 +989,18 @@ static void fx_commit_in_flight(const char *what, bool terminate)
                      "the waiting backend could not be terminated");
         cr_assert(th_wait(fx_backend_gone, &w.backend, 10000), "the terminated backend is still there");
     }
-    r = PQexec(holder, "ROLLBACK");
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
-    PQclear(r);
-    PQfinish(holder);
+    fx_release_row(holder);
     fx_finish(queue, master, log, n, true);
     int recovered = fx_count_in(log, "event=job.journal_recovered");
-    fprintf(stderr, "faults: %s: %d outcomes recorded from the dead child's journal, %d batches read ahead\n",
-            what, recovered, fx_count_in(log, "event=batch.read_ahead"));
+    int ahead = 0, behind = 0;
+    fx_last_read_ahead(log, child, &ahead, &behind);
+    fprintf(stderr, "faults: %s: %d outcomes recorded from the dead child's journal; its last batch of %d ran "
+            "while the commit of the %d before was in flight\n", what, recovered, ahead, behind);
     cr_assert_geq(fx_count_in(log, "event=worker.took_over"), 1, "no replacement took the dead child's entries over");
-    cr_assert_geq(recovered, 1, "the killed child's batch had run: its outcomes must come from its journal");
+    cr_assert_gt(behind, 0, "the dead child never sent a record with a batch behind it");
+    cr_assert_eq(recovered, ahead + behind, "the killed child had run the batch with the commit in flight (%d) and "
+                 "the one behind it (%d): all their outcomes must come from its journal, not %d", ahead, behind,
+                 recovered);
     const char *pid1[] = { id };
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'succeeded'"
                               " AND attempts = 1", 1, pid1), 1, "the held job has no single successful row");
@@ -956,6 +1015,57 @@ Test(faults, child_killed_with_commit_in_flight_backend_commits_after)
 Test(faults, child_killed_with_commit_in_flight_backend_terminated)
 {
     fx_commit_in_flight("inflight-term", true);
+}
+
+/* A job crashes its worker in the batch that runs while the commit of the
+ * batch before it is in flight.  The test holds a lock on the row of the
+ * last job of the first batch (a read before any job has run takes
+ * SL_PACE_FIRST = 16 entries), so that batch's record waits in PostgreSQL;
+ * the crash job is the first of the next batch, which the child claims
+ * (its claim goes ahead of the record) and runs meanwhile.  The
+ * replacement finds both batches in the two parts of the dead child's
+ * journal: the first batch's outcomes are recorded from it without running
+ * anything again, the crash is recorded as the failed attempt it was, and
+ * nothing is lost or run twice. */
+Test(faults, crash_while_the_commit_before_is_in_flight_loses_nothing)
+{
+    th_migrate();
+    char queue[64], held[128], crashed[128];
+    th_name(queue, sizeof queue, "crashflight");
+    const int first = 16, after = 31;
+    snprintf(held, sizeof held, "%s-%d", queue, first - 1);
+    snprintf(crashed, sizeof crashed, "%s-%d", queue, first);
+    PGconn *holder = fx_hold_job_row(held, queue);
+    fx_jobs noop = { .kind = "noop" }, crash = { .kind = "crash", .max_attempts = 1 };
+    fx_enqueue(queue, &noop, 0, first);
+    fx_enqueue(queue, &crash, first, 1);
+    fx_enqueue(queue, &noop, first + 1, after);
+    char *config = fx_config(NULL);
+    char *log = fx_log("crashflight");
+    pid_t master = fx_start(config, queue, 1, log);
+    fx_want_text crashed_once = { log, "signal=6", 1 };
+    cr_assert(th_wait(fx_has_text, &crashed_once, 60000), "the crash job never crashed its worker");
+    fx_release_row(holder);
+    fx_wait_rows(queue, first + after + 1, 60000, log);
+    fx_wait_drained(queue, 30000);
+    fx_stop(master, log);
+    long dead_child = fx_crashed_child(log);
+    int ahead = 0, behind = 0;
+    fx_last_read_ahead(log, dead_child, &ahead, &behind);
+    cr_assert_eq(behind, first, "the crashed child's last batch (%d entries) did not run behind the commit of "
+                 "the first %d (%d): the crash was not during a commit in flight", ahead, first, behind);
+    fx_expect e = { .jobs = first + after + 1, .succeeded = first + after, .attempts = first + after + 1,
+                    .dead_letter = 1 };
+    fx_check(queue, &e);
+    fx_assert_ran_once(log, first + after);
+    cr_assert_eq(fx_sql("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'dead'"
+                        " AND attempts = 1 AND error LIKE 'worker crashed%'", crashed), 1,
+                 "the crash is not recorded as its one failed attempt");
+    cr_assert_geq(fx_count_in(log, "event=job.journal_recovered"), first,
+                  "the first batch's outcomes must come from the dead child's journal");
+    cr_assert_eq(fx_sql("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'succeeded'"
+                        " AND attempts = 1", held), 1, "the held job has no single successful row");
+    fx_free(log, config);
 }
 
 /* ---- 13. a batch PostgreSQL refuses, sent pipelined ----------------------------- */

@@ -33,6 +33,55 @@ static void job_for(sl_job *j, char *id, size_t n, const char *queue)
     j->enqueued_at = sl_now_ms() - 5;
 }
 
+/* Opens a transaction on a connection of its own that inserts (and so
+ * locks) a row under id in table (sluice_jobs or sluice_claims), for a
+ * statement of the store to wait on. */
+static PGconn *hold_row(const char *table, const char *id)
+{
+    PGconn *holder = th_pg();
+    const char *p[] = { id };
+    PGresult *r = PQexec(holder, "BEGIN");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    char sql[256];
+    if (strcmp(table, "sluice_jobs") == 0)
+        snprintf(sql, sizeof sql, "INSERT INTO sluice_jobs (id, queue, kind, args, status, attempts)"
+                 " VALUES ($1, 'store-q', 'noop', '{}', 'queued', 1)");
+    else
+        snprintf(sql, sizeof sql, "INSERT INTO sluice_claims (job_id, attempt, queue, entry, consumer)"
+                 " VALUES ($1, 1, 'store-q', '9-9', 'other')");
+    r = PQexecParams(holder, sql, 1, NULL, p, NULL, NULL, 0);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    return holder;
+}
+
+static void end_hold(PGconn *holder, const char *how)
+{
+    PGresult *r = PQexec(holder, how);
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
+    PQclear(r);
+    PQfinish(holder);
+}
+
+/* The backend of the store's connection that waits on a lock the
+ * holder's transaction holds (within 10 s): its pid. */
+static long long wait_blocked_by(PGconn *holder)
+{
+    char hp[16];
+    snprintf(hp, sizeof hp, "%d", PQbackendPID(holder));
+    const char *p[] = { hp };
+    long long waiter = 0;
+    for (int i = 0; i < 500 && waiter == 0; i++) {
+        waiter = th_pg_number("SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                              " AND application_name = 'sluice' AND $1::integer = ANY(pg_blocking_pids(pid))", 1, p);
+        if (waiter == 0)
+            sl_sleep_ms(20);
+    }
+    cr_assert_gt(waiter, 0, "no statement of the store waited on the holder's lock");
+    return waiter;
+}
+
 Test(store, records_outcomes_and_finds_them)
 {
     sl_store *s = connect_store();
@@ -161,10 +210,10 @@ Test(store, pipelined_record_commits_before_the_claim_behind_it)
     sl_store_free(s);
 }
 
-/* A pipelined record PostgreSQL refuses commits nothing, says why, is not
- * an outage, and abandons the claim behind it: the connection leaves
- * pipeline mode and the claim can be made again the waiting way. */
-Test(store, refused_pipelined_record_commits_nothing_and_drops_the_claim)
+/* A pipelined record PostgreSQL refuses commits nothing, says why, and is
+ * not an outage; the claim behind it, a transaction of its own, is still
+ * answered, after which the connection is usable the waiting way. */
+Test(store, refused_pipelined_record_commits_nothing_and_spares_the_claim_behind_it)
 {
     sl_store *s = connect_store();
     char good[64], bad[64], next[64];
@@ -188,9 +237,14 @@ Test(store, refused_pipelined_record_commits_nothing_and_drops_the_claim)
     const char *p[] = { good };
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p), 0,
                  "half a batch was committed");
+    cr_assert_eq(sl_store_in_flight(s), 1, "the claim behind the refused record is still to be read");
+    cr_assert_eq(sl_store_claim_wait(s, "w", &req, 1, &prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(prior.kind, SL_PRIOR_NONE, "%d", prior.kind);
+    cr_assert_eq(sl_store_in_flight(s), 0);
     cr_assert_eq(sl_store_record(s, "w", o, 1, &err), 0, "%s", err.msg);
     cr_assert_eq(sl_store_claim(s, "w", &req, 1, NULL, NULL, &prior, &err), 0, "%s", err.msg);
     cr_assert_eq(prior.kind, SL_PRIOR_NONE, "%d", prior.kind);
+    cr_assert(prior.redelivery, "the pipelined claim did commit: this entry holds it");
     sl_store_free(s);
 }
 
@@ -205,39 +259,89 @@ Test(store, pipelined_record_on_a_lost_connection_fails_as_broken)
     int64_t now = sl_now_ms();
     sl_outcome o = { &j, "succeeded", NULL, "{}", NULL, NULL, now, now, 0 };
     /* Hold the job's row: the record waits for this transaction. */
-    PGconn *holder = th_pg();
-    const char *p[] = { id };
-    PGresult *r = PQexec(holder, "BEGIN");
-    PQclear(r);
-    r = PQexecParams(holder, "INSERT INTO sluice_jobs (id, queue, kind, args, status, attempts)"
-                     " VALUES ($1, 'store-q', 'noop', '{}', 'queued', 1)", 1, NULL, p, NULL, NULL, 0);
-    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(holder));
-    PQclear(r);
+    PGconn *holder = hold_row("sluice_jobs", id);
     sl_err err;
     cr_assert_eq(sl_store_record_send(s, "w", &o, 1, &err), 0, "%s", err.msg);
     /* Wait until its backend waits on the lock, then terminate it. */
-    char hp[16];
-    snprintf(hp, sizeof hp, "%d", PQbackendPID(holder));
-    const char *hparams[] = { hp };
-    long long waiter = 0;
-    for (int i = 0; i < 500 && waiter == 0; i++) {
-        waiter = th_pg_number("SELECT coalesce(min(pid), 0) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                              " AND query LIKE '%INSERT INTO sluice_jobs%' AND application_name = 'sluice'"
-                              " AND $1::integer = ANY(pg_blocking_pids(pid))", 1, hparams);
-        if (waiter == 0)
-            sl_sleep_ms(20);
-    }
-    cr_assert_gt(waiter, 0, "the pipelined record never reached PostgreSQL");
+    long long waiter = wait_blocked_by(holder);
     char wp[24];
     snprintf(wp, sizeof wp, "%lld", waiter);
     const char *wparams[] = { wp };
     cr_assert_eq(th_pg_number("SELECT pg_terminate_backend($1::integer)::integer", 1, wparams), 1);
-    r = PQexec(holder, "ROLLBACK");
-    PQclear(r);
-    PQfinish(holder);
+    end_hold(holder, "ROLLBACK");
     cr_assert_eq(sl_store_record_wait(s, &err), -1, "a terminated record reported committed");
     cr_assert(sl_store_broken(s), "a lost connection must read as broken: %s", err.msg);
+    const char *p[] = { id };
     cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1", 1, p), 0);
+    sl_store_free(s);
+}
+
+/* The worker's order: the next batch's claim, then the record behind it.
+ * The claim is answered while the record still waits (here on a row lock
+ * the test holds, standing in for a slow flush): the next batch can run
+ * during the commit.  The record commits once the lock goes. */
+Test(store, claim_sent_ahead_is_answered_while_the_record_behind_it_waits)
+{
+    sl_store *s = connect_store();
+    char done[64], next[64];
+    sl_job jd, jn;
+    job_for(&jd, done, sizeof done, "store-q");
+    job_for(&jn, next, sizeof next, "store-q");
+    int64_t now = sl_now_ms();
+    sl_outcome o = { &jd, "succeeded", NULL, "{}", NULL, NULL, now - 1, now, 0 };
+    sl_claim_req req = { &jn, "4-1" };
+    sl_prior prior;
+    sl_err err;
+    PGconn *holder = hold_row("sluice_jobs", done);
+    cr_assert_eq(sl_store_claim_send(s, "w", &req, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_record_send(s, "w", &o, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_in_flight(s), 2);
+    cr_assert_eq(sl_store_claim_wait(s, "w", &req, 1, &prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(prior.kind, SL_PRIOR_NONE, "the next batch's job is claimed: %d", prior.kind);
+    const char *pn[] = { next }, *pd[] = { done };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_claims WHERE job_id = $1 AND entry = '4-1'", 1, pn), 1,
+                 "the claim answered is not committed");
+    wait_blocked_by(holder);  /* the record is still waiting: it has not committed */
+    cr_assert_eq(sl_store_in_flight(s), 1);
+    end_hold(holder, "ROLLBACK");
+    cr_assert_eq(sl_store_record_wait(s, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_in_flight(s), 0);
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'succeeded'", 1, pd), 1,
+                 "the record is not committed when its wait returned");
+    cr_assert_eq(sl_store_record(s, "w", &o, 1, &err), 0, "out of pipeline mode afterwards: %s", err.msg);
+    sl_store_free(s);
+}
+
+/* A claim that loses to a claimer whose commit its snapshot did not show
+ * cannot name the holder.  Answered in a pipeline with a record still
+ * behind it, it makes no second look (that would wait); the caller makes
+ * it with sl_store_claim_recheck once nothing is in flight, and learns the
+ * holder. */
+Test(store, pipelined_claim_leaves_its_second_look_to_the_caller)
+{
+    sl_store *s = connect_store();
+    char done[64], raced[64];
+    sl_job jd, jr;
+    job_for(&jd, done, sizeof done, "store-q");
+    job_for(&jr, raced, sizeof raced, "store-q");
+    int64_t now = sl_now_ms();
+    sl_outcome o = { &jd, "succeeded", NULL, "{}", NULL, NULL, now - 1, now, 0 };
+    sl_claim_req req = { &jr, "5-1" };
+    sl_prior prior;
+    sl_err err;
+    PGconn *holder = hold_row("sluice_claims", raced);
+    cr_assert_eq(sl_store_claim_send(s, "w", &req, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_record_send(s, "w", &o, 1, &err), 0, "%s", err.msg);
+    wait_blocked_by(holder);  /* the claim waits for the other claimer */
+    end_hold(holder, "COMMIT");
+    cr_assert_eq(sl_store_claim_wait(s, "w", &req, 1, &prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(prior.kind, SL_PRIOR_HELD, "a job another entry claimed first was won: %d", prior.kind);
+    cr_assert_str_empty(prior.holder_entry, "the first look cannot see the holder");
+    cr_assert_eq(sl_store_record_wait(s, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_store_claim_recheck(s, "w", &req, 1, &prior, &err), 0, "%s", err.msg);
+    cr_assert_eq(prior.kind, SL_PRIOR_HELD, "%d", prior.kind);
+    cr_assert_str_eq(prior.holder_entry, "9-9", "the second look names the holder");
+    cr_assert_str_eq(prior.holder_consumer, "other");
     sl_store_free(s);
 }
 

@@ -14,28 +14,31 @@
  *      job over its deploy target's or endpoint's rate is not run: its
  *      claim is dropped and the same attempt goes to the delayed set in
  *      step 5, due when the target's next token is);
- *   4. record all outcomes in one PostgreSQL transaction: the record is
- *      sent pipelined (libpq pipeline mode, sl_store_record_send) and,
- *      while PostgreSQL commits it, the next batch is read from Redis
+ *   4. record all outcomes in one PostgreSQL transaction, pipelined
+ *      (libpq pipeline mode): first the next batch is read from Redis
  *      without blocking, decoded, listed in the slot beside this one (the
- *      master renews both leases) and its claim queued behind the record
- *      (read_ahead); then the record's answer is awaited: committed only
- *      when its answer and its Sync's came back clean (commit_batch);
+ *      master renews both leases) and its claim sent (read_ahead), then
+ *      this batch's record behind it (send_record); the claim commits
+ *      without waiting for its WAL to be flushed, so its answer comes back
+ *      while the record's commit is still being flushed, and the next
+ *      batch runs (step 3, journaled in the other part of the journal)
+ *      during that flush; its record is awaited after (await_prev):
+ *      committed only when its answer and its Sync's came back clean;
  *   5. settle the entries in Redis: XACK + XDEL (pipelined) the finished
  *      ones, move failed ones with attempts left to the delayed set, and
  *      the dead ones to the dead letter (each a MULTI/EXEC); empty the
- *      journal; then read the next batch's claim answer and go to 3 with
- *      it (nothing of it has run before this batch's commit was confirmed).
- * A crash before 4's answer leaves the entries pending (those read ahead
- * too): the replacement child in the same slot takes them over at once,
- * records what the journal says ran (without running it again; recording
- * an outcome whose commit did land changes nothing) and the job that was
- * running (a failed attempt), and runs the rest.  A crash between 4 and 5
- * leaves them pending with their outcome committed: step 2 of the
- * redelivery finishes step 5 without running anything.  A pipelined record
- * that fails (an outage, a refused batch, answers out of step) abandons
- * the claim behind it: the batch is recorded the waiting way (record_batch)
- * as it would be without the pipeline, and the next batch claimed again.
+ *      batch's part of the journal; only then is a third batch read.
+ * A crash before 4's answer leaves the entries pending (those of the next
+ * batch too): the replacement child in the same slot takes them over at
+ * once, records what either part of the journal says ran (without running
+ * it again; recording an outcome whose commit did land changes nothing)
+ * and the job that was running (a failed attempt), and runs the rest.  A
+ * crash between 4 and 5 leaves them pending with their outcome committed:
+ * step 2 of the redelivery finishes step 5 without running anything.  A
+ * pipelined record that fails (an outage, a refused batch) is recorded the
+ * waiting way (record_batch) as it would be without the pipeline, and a
+ * claim that got no answer is made again the waiting way; every waiting
+ * call comes after the commit in flight is confirmed.
  * So a result is committed exactly once per job id and attempt, no entry
  * leaves the stream before its outcome is committed, and a job id runs at
  * most once at a time (the claim) and never twice unseen (the journal, and
@@ -154,9 +157,14 @@ typedef struct consumer {
     sl_batch batch;       /* the batch in hand */
     item *items;          /* its items (c->batch.n of them) */
     size_t items_cap;
-    sl_batch ahead;       /* the next batch, read while this one's commit is in flight */
+    int part;             /* the journal part (scoreboard.h) of the batch in hand */
+    sl_batch ahead;       /* the next batch, read before this one's commit is sent */
     item *ahead_items;    /* its items (c->ahead.n of them) */
     size_t ahead_cap;
+    sl_batch prev;        /* the batch before, whose commit is in flight while this one runs */
+    item *prev_items;     /* its items (c->prev.n of them) */
+    size_t prev_cap;
+    bool prev_piped;      /* its record was sent pipelined: its answer is still to read */
     bool innocent;        /* takeover: the predecessor died outside decoding, so no entry
                              of its batch is a poison pill by its delivery count alone */
     bool *paused;         /* per configured queue */
@@ -194,21 +202,22 @@ static void slot_state(consumer *c, sl_child_state state)
     sl_slot_write_end(c->slot);
 }
 
-/* Lists the entries of the batch in hand and of the one read ahead as
- * held (the master renews their leases). */
+/* Lists the entries of the batch in hand, of the one read ahead and of
+ * the one whose commit is in flight as held (the master renews their
+ * leases). */
 static void slot_hold(consumer *c, sl_child_state state)
 {
     if (c->slot == NULL)
         return;
     size_t n = 0;
     sl_slot_write_begin(c->slot);
-    const sl_batch *both[] = { &c->batch, &c->ahead };
-    for (size_t b = 0; b < 2; b++) {
-        for (size_t i = 0; i < both[b]->n && n < SL_SCOREBOARD_BATCH_MAX; i++, n++) {
+    const sl_batch *all[] = { &c->prev, &c->batch, &c->ahead };
+    for (size_t b = 0; b < 3; b++) {
+        for (size_t i = 0; i < all[b]->n && n < SL_SCOREBOARD_BATCH_MAX; i++, n++) {
             snprintf(c->slot->entries[n].queue, sizeof c->slot->entries[n].queue, "%s",
-                     both[b]->items[i].queue);
+                     all[b]->items[i].queue);
             snprintf(c->slot->entries[n].stream_id, sizeof c->slot->entries[n].stream_id, "%s",
-                     both[b]->items[i].stream_id);
+                     all[b]->items[i].stream_id);
         }
     }
     c->slot->held = n;
@@ -808,13 +817,32 @@ static void claim_set_free(claim_set *cs)
     memset(cs, 0, sizeof *cs);
 }
 
+static int await_prev(consumer *c, bool *fatal);
+
 /* Claims what cs lists unless PostgreSQL has answered already (holding on
  * through an outage), applies the answers, then resolves the jobs claimed
- * by other entries.  Returns -1 on a fatal error. */
+ * by other entries.  The waiting calls this may need come after the
+ * commit in flight, if any, is confirmed (await_prev).  Returns -1 on a
+ * fatal error. */
 static int claim_finish(consumer *c, claim_set *cs, bool *fatal)
 {
+    bool held = false, unseen = false;
+    for (size_t k = 0; k < cs->m; k++) {
+        if (cs->prior[k].kind == SL_PRIOR_HELD) {
+            held = true;
+            unseen = unseen || cs->prior[k].holder_entry[0] == '\0';
+        }
+    }
     int rc = 0;
-    if (!cs->answered)
+    if ((!cs->answered || held) && cs->m > 0)
+        rc = await_prev(c, fatal);
+    if (rc == 0 && cs->answered && unseen) {
+        /* The second look a claim answered in a pipeline could not make. */
+        sl_err err;
+        if (sl_store_claim_recheck(c->store, c->name, cs->reqs, cs->m, cs->prior, &err) < 0)
+            cs->answered = false;
+    }
+    if (rc == 0 && !cs->answered)
         rc = claim_retry(c, cs->reqs, cs->m, NULL, NULL, cs->prior, fatal);
     /* The held ones first into the front of the arrays, for resolve_held. */
     size_t h = 0;
@@ -859,20 +887,20 @@ static void fill_outcome(const item *it, sl_outcome *o)
     o->finished_ms = it->finished_ms ? it->finished_ms : sl_now_ms();
 }
 
-/* Records the outcomes of the batch.  Holds on through a PostgreSQL outage
+/* Records the outcomes of items[0..n).  Holds on through a PostgreSQL outage
  * (reconnecting with backoff, even during a graceful stop) because the jobs
  * have run: dropping their results would run them again.  If the batch is
  * refused for a reason that is not an outage (a value PostgreSQL will not
  * store), each outcome is tried alone and the ones still refused go to the
  * dead letter with the reason.  Returns -1 only if it must give up. */
-static int record_batch(consumer *c, size_t n, bool *fatal)
+static int record_batch(consumer *c, item *items, size_t n, bool *fatal)
 {
     sl_outcome *outs = sl_xcalloc(n ? n : 1, sizeof *outs);
     size_t *which = sl_xcalloc(n ? n : 1, sizeof *which);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (c->items[i].record && !c->items[i].flushed) {
-            fill_outcome(&c->items[i], &outs[m]);
+        if (items[i].record && !items[i].flushed) {
+            fill_outcome(&items[i], &outs[m]);
             which[m++] = i;
         }
     }
@@ -900,7 +928,7 @@ static int record_batch(consumer *c, size_t n, bool *fatal)
         for (size_t k = 0; k < m; k++) {
             if (sl_store_record(c->store, c->name, &outs[k], 1, &err) == 0 || sl_store_broken(c->store))
                 continue;
-            item *it = &c->items[which[k]];
+            item *it = &items[which[k]];
             set_error(it, "result could not be stored: %s", err.msg);
             it->act = ACT_DEAD;
         }
@@ -909,7 +937,7 @@ static int record_batch(consumer *c, size_t n, bool *fatal)
         break;
     }
     for (size_t k = 0; rc == 0 && k < m; k++)
-        c->items[which[k]].flushed = true;
+        items[which[k]].flushed = true;
     free(outs);
     free(which);
     return rc;
@@ -964,11 +992,11 @@ static int settle_one(consumer *c, item *it, sl_err *err)
     return 0;
 }
 
-/* Settles every item in Redis: acknowledgements in one pipelined round
+/* Settles items[0..n) in Redis: acknowledgements in one pipelined round
  * trip, the rest one transaction each.  Retries through a Redis outage,
  * even during a graceful stop (the outcomes are committed; what is not
  * settled stays pending and is settled by whoever is delivered it next). */
-static void settle_batch(consumer *c, size_t n)
+static void settle_batch(consumer *c, item *items, size_t n)
 {
     sl_entry **acks = sl_xcalloc(n ? n : 1, sizeof *acks);
     int64_t delay = RETRY_MIN_MS;
@@ -978,7 +1006,7 @@ static void settle_batch(consumer *c, size_t n)
         size_t nacks = 0;
         bool broken = false;
         for (size_t i = 0; i < n && !broken; i++) {
-            item *it = &c->items[i];
+            item *it = &items[i];
             if (it->settled)
                 continue;
             if (it->act == ACT_ACK) {
@@ -1009,7 +1037,7 @@ static void settle_batch(consumer *c, size_t n)
             if (extra >= 0 && sl_queue_ack_after(c->redis, (size_t)extra, acks, nacks, &err) == 0) {
                 sl_metrics_reset(c->metrics);
                 for (size_t i = 0; i < n; i++)
-                    c->items[i].settled = c->items[i].settled || c->items[i].act == ACT_ACK;
+                    items[i].settled = items[i].settled || items[i].act == ACT_ACK;
             } else if (sl_redis_broken(c->redis)) {
                 broken = true;
             } else {
@@ -1076,41 +1104,55 @@ static sl_journal *journal(consumer *c)
     return c->slot ? &c->slot->journal : NULL;
 }
 
-/* A new batch: nothing of it has run. */
-static void journal_reset(consumer *c)
+/* The part of the journal that describes the batch in hand. */
+static sl_journal_part *journal_part(consumer *c)
+{
+    return c->slot ? &c->slot->journal.part[c->part] : NULL;
+}
+
+/* A batch's part is emptied: nothing of it is left to record. */
+static void journal_reset_part(consumer *c, int part)
 {
     sl_journal *j = journal(c);
     if (j == NULL)
         return;
-    __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
-    __atomic_store_n(&j->n, 0, __ATOMIC_RELEASE);
-    j->ntexts = 0;
+    sl_journal_part *jp = &j->part[part];
+    __atomic_store_n(&jp->running, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&jp->n, 0, __ATOMIC_RELEASE);
+    jp->ntexts = 0;
+}
+
+/* Nothing is left to record of any batch. */
+static void journal_reset(consumer *c)
+{
+    for (int p = 0; p < SL_JOURNAL_PARTS; p++)
+        journal_reset_part(c, p);
 }
 
 /* Names the job about to start, before it starts. */
 static void journal_start(consumer *c, const item *it)
 {
-    sl_journal *j = journal(c);
-    if (j == NULL)
+    sl_journal_part *jp = journal_part(c);
+    if (jp == NULL)
         return;
-    snprintf(j->run_queue, sizeof j->run_queue, "%s", it->entry->queue);
-    snprintf(j->run_stream_id, sizeof j->run_stream_id, "%s", it->entry->stream_id);
-    __atomic_store_n(&j->running, 1, __ATOMIC_RELEASE);
+    snprintf(jp->run_queue, sizeof jp->run_queue, "%s", it->entry->queue);
+    snprintf(jp->run_stream_id, sizeof jp->run_stream_id, "%s", it->entry->stream_id);
+    __atomic_store_n(&jp->running, 1, __ATOMIC_RELEASE);
 }
 
 /* Appends an entry for it with status st.  False if it does not fit (the
- * journal or its texts are full, or the outputs too long): the caller
+ * part or its texts are full, or the outputs too long): the caller
  * commits first. */
-static bool journal_put(sl_journal *j, const item *it, sl_journal_status st)
+static bool journal_put(sl_journal_part *jp, const item *it, sl_journal_status st)
 {
-    uint64_t n = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
+    uint64_t n = __atomic_load_n(&jp->n, __ATOMIC_ACQUIRE);
     size_t olen = it->outputs ? strlen(it->outputs) : 0;
     bool text = olen > 0 || (it->error && it->error[0]);
     /* The last entry stays free: a replacement writes there the job that
      * was running when this child died. */
-    if (n >= SL_JOURNAL_MAX - 1 || olen > SL_JOURNAL_OUTPUT_MAX || (text && j->ntexts >= SL_JOURNAL_TEXTS))
+    if (n >= SL_JOURNAL_MAX - 1 || olen > SL_JOURNAL_OUTPUT_MAX || (text && jp->ntexts >= SL_JOURNAL_TEXTS))
         return false;
-    sl_journal_entry *e = &j->e[n];
+    sl_journal_entry *e = &jp->e[n];
     snprintf(e->queue, sizeof e->queue, "%s", it->entry->queue);
     snprintf(e->stream_id, sizeof e->stream_id, "%s", it->entry->stream_id);
     e->attempt = it->job.attempt;
@@ -1120,50 +1162,51 @@ static bool journal_put(sl_journal *j, const item *it, sl_journal_status st)
     e->finished_ms = it->finished_ms;
     e->text = -1;
     if (text) {
-        sl_journal_text *t = &j->t[j->ntexts];
-        e->text = (int)j->ntexts++;
+        sl_journal_text *t = &jp->t[jp->ntexts];
+        e->text = (int)jp->ntexts++;
         snprintf(t->error, sizeof t->error, "%s", it->error ? it->error : "");
         t->outputs_len = olen;
         if (olen)
             memcpy(t->outputs, it->outputs, olen);
     }
-    __atomic_store_n(&j->n, n + 1, __ATOMIC_RELEASE);
+    __atomic_store_n(&jp->n, n + 1, __ATOMIC_RELEASE);
     return true;
 }
 
+static int await_prev(consumer *c, bool *fatal);
+
 /* Journals the outcome of the job that just ran.  When it does not fit,
- * commits every outcome the batch has so far instead (one round trip),
- * so that the next job never starts with an unkept outcome behind it.
- * Returns -1 on a fatal error. */
+ * commits every outcome the batch has so far instead (one round trip,
+ * after the commit in flight, if any, is confirmed), so that the next job
+ * never starts with an unkept outcome behind it.  Returns -1 on a fatal
+ * error. */
 static int journal_finish(consumer *c, item *it, size_t n, bool *fatal)
 {
-    sl_journal *j = journal(c);
-    if (j == NULL)
+    sl_journal_part *jp = journal_part(c);
+    if (jp == NULL)
         return 0;
     sl_journal_status st = strcmp(it->status, "succeeded") == 0 ? SL_JOURNAL_SUCCEEDED
                          : strcmp(it->status, "cancelled") == 0 ? SL_JOURNAL_CANCELLED
                          : SL_JOURNAL_FAILED;
     int rc = 0;
-    if (!journal_put(j, it, st)) {
+    if (!journal_put(jp, it, st)) {
         SL_DEBUG("journal.flush", "job=%s entries=%llu", it->job.id,
-                 (unsigned long long)__atomic_load_n(&j->n, __ATOMIC_ACQUIRE));
-        if (record_batch(c, n, fatal) < 0 || *fatal) {
+                 (unsigned long long)__atomic_load_n(&jp->n, __ATOMIC_ACQUIRE));
+        if (await_prev(c, fatal) < 0 || record_batch(c, c->items, n, fatal) < 0 || *fatal) {
             rc = -1;
         } else {
-            __atomic_store_n(&j->n, 0, __ATOMIC_RELEASE);
-            j->ntexts = 0;
+            __atomic_store_n(&jp->n, 0, __ATOMIC_RELEASE);
+            jp->ntexts = 0;
         }
     }
-    __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
+    __atomic_store_n(&jp->running, 0, __ATOMIC_RELEASE);
     return rc;
 }
 
-/* Takeover: gives each item whose entry the journal describes the
- * outcome recorded there (it ran under the predecessor, or died running). */
-static void journal_apply(consumer *c, size_t n)
+/* journal_apply (below) for one part of the journal. */
+static void journal_apply_part(consumer *c, sl_journal_part *j, size_t n)
 {
-    sl_journal *j = journal(c);
-    uint64_t jn = j ? __atomic_load_n(&j->n, __ATOMIC_ACQUIRE) : 0;
+    uint64_t jn = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
     for (uint64_t k = 0; k < jn && k < SL_JOURNAL_MAX; k++) {
         const sl_journal_entry *e = &j->e[k];
         for (size_t i = 0; i < n; i++) {
@@ -1212,6 +1255,16 @@ static void journal_apply(consumer *c, size_t n)
     }
 }
 
+/* Takeover: gives each item whose entry the journal (either part)
+ * describes the outcome recorded there (it ran under the predecessor, or
+ * died running). */
+static void journal_apply(consumer *c, size_t n)
+{
+    sl_journal *jr = journal(c);
+    for (int p = 0; jr && p < SL_JOURNAL_PARTS; p++)
+        journal_apply_part(c, &jr->part[p], n);
+}
+
 /* Records the failure of an attempt that did not end in this process:
  * its worker died or was killed running it, or its claim was lost. */
 static void record_unfinished(consumer *c, item *it)
@@ -1249,13 +1302,13 @@ static bool hands_back(action act)
  * appended to the stream or the delayed set can claim the jobs), then
  * settle_batch moves them.  If PostgreSQL cannot be
  * reached the claims stay, and the copies find them orphaned. */
-static void unclaim_released(consumer *c, size_t n)
+static void unclaim_released(consumer *c, item *items, size_t n)
 {
     sl_claim_req *reqs = sl_xcalloc(n ? n : 1, sizeof *reqs);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (hands_back(c->items[i].act))
-            reqs[m++] = (sl_claim_req){ .job = &c->items[i].job, .entry = c->items[i].entry->stream_id };
+        if (hands_back(items[i].act))
+            reqs[m++] = (sl_claim_req){ .job = &items[i].job, .entry = items[i].entry->stream_id };
     }
     sl_err err;
     if (m > 0 && (c->store == NULL || sl_store_unclaim(c->store, reqs, m, &err) < 0)) {
@@ -1356,19 +1409,19 @@ static int run_batch(consumer *c, size_t n, bool *fatal)
     return rc;
 }
 
-/* Sends the outcomes of the batch in hand that are not committed yet,
+/* Sends the outcomes of items[0..n) that are not committed yet,
  * pipelined (sl_store_record_send), without waiting.  True if they are in
  * flight; false if there is nothing to record or the connection is not
- * usable (commit_batch then records them the waiting way, as before). */
-static bool send_record(consumer *c, size_t n)
+ * usable (commit_batch then records them the waiting way). */
+static bool send_record(consumer *c, const item *items, size_t n)
 {
     if (c->store == NULL || sl_store_broken(c->store))
         return false;
     sl_outcome *outs = sl_xcalloc(n ? n : 1, sizeof *outs);
     size_t m = 0;
     for (size_t i = 0; i < n; i++) {
-        if (c->items[i].record && !c->items[i].flushed)
-            fill_outcome(&c->items[i], &outs[m++]);
+        if (items[i].record && !items[i].flushed)
+            fill_outcome(&items[i], &outs[m++]);
     }
     sl_err err;
     bool sent = m > 0 && sl_store_record_send(c->store, c->name, outs, m, &err) == 0;
@@ -1380,25 +1433,25 @@ static bool send_record(consumer *c, size_t n)
     return sent;
 }
 
-/* True if the next batch may be read while this one's commit is in
- * flight: no stop asked, no housekeeping due (the main loop does it
- * between chains of batches), no throttle (its tokens are taken per read
- * and given back per batch in the main loop), room in the scoreboard and
- * in a takeover for both batches' entries. */
+/* True if the next batch may be read before this one's commit: no stop
+ * asked, no housekeeping due (the main loop does it between chains of
+ * batches), no throttle (its tokens are taken per read and given back per
+ * batch in the main loop), room in the scoreboard and in a takeover for
+ * both batches' entries. */
 static bool may_read_ahead(consumer *c, size_t n)
 {
     int64_t now = sl_monotonic_ms();
     return !stop_requested && !reopen_requested && c->throttle == NULL && c->nactive > 0 &&
            n < SL_SCOREBOARD_BATCH_MAX && c->redis != NULL && !sl_redis_broken(c->redis) &&
-           now < c->next_promote_ms && now < c->next_paused_ms && now < c->next_reclaim_ms &&
-           !master_gone(c);
+           c->store != NULL && !sl_store_broken(c->store) && now < c->next_promote_ms &&
+           now < c->next_paused_ms && now < c->next_reclaim_ms && !master_gone(c);
 }
 
-/* While the record of the batch in hand (n entries) is in flight: reads
- * the next batch into c->ahead without blocking, decodes it, lists its
- * entries as held, and queues its claim behind the record (cs).  Nothing
- * of it runs before the record's commit is confirmed and the batch in
- * hand settled: the journal keeps describing the batch in hand alone. */
+/* Before the record of the batch in hand (n entries) is sent: reads the
+ * next batch into c->ahead without blocking, decodes it, lists its
+ * entries as held, and sends its claim (cs), so that the claim is ahead of
+ * the record in the pipeline.  Nothing of it runs before its claim is
+ * answered. */
 static void read_ahead(consumer *c, size_t n, claim_set *cs)
 {
     sl_batch_clear(&c->ahead);
@@ -1427,13 +1480,10 @@ static void read_ahead(consumer *c, size_t n, claim_set *cs)
         char q[600];
         SL_DEBUG("postgres.pipeline_failed", "step=claim error=%s", sl_log_quote(q, sizeof q, err.msg));
     }
-    SL_DEBUG("batch.read_ahead", "entries=%zu behind=%zu claim=%s", c->ahead.n, n,
-             cs->sent ? "queued" : cs->m > 0 ? "later" : "none");
 }
 
-/* Reads the answer to the claim queued behind the record, if any (the
- * connection then leaves pipeline mode).  Without an answer, claim_finish
- * claims again. */
+/* Reads the answer to the claim sent ahead of the record, if any.
+ * Without an answer, claim_finish claims again. */
 static void claim_collect_answer(consumer *c, claim_set *cs)
 {
     if (!cs->sent)
@@ -1447,46 +1497,77 @@ static void claim_collect_answer(consumer *c, claim_set *cs)
     }
 }
 
-/* Commits the outcomes of the batch in hand and settles it in Redis:
- * piped, the record is in flight (send_record) and only its answer is
- * awaited; else, or if the pipelined record did not commit, they are
- * recorded the waiting way (record_batch: through an outage, and outcome
- * by outcome when PostgreSQL refuses the batch).  Nothing is settled
- * before the commit is confirmed.  Returns -1 on a fatal error. */
-static int commit_batch(consumer *c, size_t n, bool piped, claim_set *cs, bool *fatal)
+/* Commits the outcomes of items[0..n) (journal part `part`) and settles
+ * them in Redis: piped, the record is in flight (send_record) and only its
+ * answer is awaited; else, or if the pipelined record did not commit,
+ * they are recorded the waiting way (record_batch: through an outage, and
+ * outcome by outcome when PostgreSQL refuses the batch).  Nothing is
+ * settled before the commit is confirmed, and the part is emptied only
+ * after.  Returns -1 on a fatal error. */
+static int commit_batch(consumer *c, item *items, size_t n, bool piped, int part, bool *fatal)
 {
     if (piped) {
         sl_err err;
         if (sl_store_record_wait(c->store, &err) == 0) {
             for (size_t i = 0; i < n; i++)
-                c->items[i].flushed = c->items[i].flushed || c->items[i].record;
+                items[i].flushed = items[i].flushed || items[i].record;
         } else {
-            cs->sent = false;   /* abandoned with the record: claimed again */
             char q[600];
             SL_DEBUG("postgres.pipeline_failed", "step=record_wait error=%s", sl_log_quote(q, sizeof q, err.msg));
         }
     }
-    if (record_batch(c, n, fatal) < 0 || *fatal)
+    if (record_batch(c, items, n, fatal) < 0 || *fatal)
         return -1;
     bool release = false;
     for (size_t i = 0; i < n; i++)
-        release = release || hands_back(c->items[i].act);
-    if (release) {
-        claim_collect_answer(c, cs);  /* the connection must leave pipeline mode first */
-        unclaim_released(c, n);
-    }
-    settle_batch(c, n);
-    journal_reset(c);
+        release = release || hands_back(items[i].act);
+    if (release)
+        unclaim_released(c, items, n);
+    settle_batch(c, items, n);
+    journal_reset_part(c, part);
     sl_pace_batch_done(&c->pace);
-    claim_collect_answer(c, cs);
     return 0;
 }
 
+/* Finishes the batch whose commit is in flight while the batch in hand
+ * runs (c->prev), if any: commit_batch, then it is no longer held.  Every
+ * waiting call on the PostgreSQL connection comes after this.  Returns -1
+ * on a fatal error. */
+static int await_prev(consumer *c, bool *fatal)
+{
+    if (c->prev.n == 0)
+        return 0;
+    int rc = commit_batch(c, c->prev_items, c->prev.n, c->prev_piped, 1 - c->part, fatal);
+    clear_items(c->prev_items, c->prev.n);
+    sl_batch_clear(&c->prev);
+    c->prev_piped = false;
+    if (c->slot)
+        slot_hold(c, c->slot->state);
+    return rc;
+}
+
+/* Swaps batch a (its items and their capacity) with batch b. */
+static void swap_batches(sl_batch *a, item **ai, size_t *acap, sl_batch *b, item **bi, size_t *bcap)
+{
+    sl_batch tb = *a;
+    *a = *b;
+    *b = tb;
+    item *ti = *ai;
+    *ai = *bi;
+    *bi = ti;
+    size_t tc = *acap;
+    *acap = *bcap;
+    *bcap = tc;
+}
+
 /* Processes the batch in c->batch, and the batches read ahead behind it
- * (read_ahead) as long as there are some.  takeover: it holds what a dead
- * predecessor held, described by the slot's journal (outcomes to record,
- * the job it died running); the journal is then kept and extended rather
- * than reset, and nothing is read ahead.  Returns -1 on a fatal error. */
+ * (read_ahead) as long as there are some: the claim of batch N+1 is sent
+ * ahead of the record of batch N, and N+1 runs, journaled in the other
+ * part, while N's commit is flushed (c->prev); N is settled after N+1 has
+ * run, before N+2 is read.  takeover: it holds what a dead predecessor
+ * held, described by the slot's journal (outcomes to record, the job it
+ * died running); the journal is then kept and extended rather than reset,
+ * and nothing is read ahead.  Returns -1 on a fatal error. */
 static int process_batch(consumer *c, bool takeover)
 {
     size_t n = c->batch.n;
@@ -1503,38 +1584,49 @@ static int process_batch(consumer *c, bool takeover)
     claim_set cs;
     memset(&cs, 0, sizeof cs);
     while (rc == 0) {
-        if (run_batch(c, n, &fatal) < 0) {
+        if (run_batch(c, n, &fatal) < 0 || await_prev(c, &fatal) < 0) {
             rc = -1;
             break;
         }
         slot_state(c, SL_CHILD_COMMITTING);
-        bool piped = !takeover && send_record(c, n);
-        if (piped)
+        if (!takeover)
             read_ahead(c, n, &cs);
-        rc = commit_batch(c, n, piped, &cs, &fatal);
-        clear_items(c->items, n);
-        n = 0;
-        if (rc < 0 || c->ahead.n == 0)
-            break;
+        bool piped = !takeover && send_record(c, c->items, n);
+        claim_collect_answer(c, &cs);
+        if (c->ahead.n > 0)
+            SL_DEBUG("batch.read_ahead", "entries=%zu behind=%zu claim=%s record=%s", c->ahead.n, n,
+                     cs.answered ? "answered" : cs.m > 0 ? "later" : "none", piped ? "in_flight" : "waited");
+        if (piped && c->ahead.n > 0) {
+            /* This batch's commit stays in flight while the next one runs. */
+            swap_batches(&c->prev, &c->prev_items, &c->prev_cap, &c->batch, &c->items, &c->items_cap);
+            c->prev_piped = true;
+            c->part = 1 - c->part;
+        } else {
+            rc = commit_batch(c, c->items, n, piped, c->part, &fatal);
+            if (rc == 0 && takeover)
+                journal_reset(c);   /* it held every entry either part describes */
+            clear_items(c->items, n);
+            sl_batch_clear(&c->batch);
+            if (rc < 0 || c->ahead.n == 0)
+                break;
+        }
         /* The batch read ahead becomes the batch in hand. */
-        sl_batch tb = c->batch;
-        c->batch = c->ahead;
-        c->ahead = tb;
-        item *ti = c->items;
-        c->items = c->ahead_items;
-        c->ahead_items = ti;
-        size_t tc = c->items_cap;
-        c->items_cap = c->ahead_cap;
-        c->ahead_cap = tc;
-        sl_batch_clear(&c->ahead);
+        swap_batches(&c->batch, &c->items, &c->items_cap, &c->ahead, &c->ahead_items, &c->ahead_cap);
         n = c->batch.n;
         slot_hold(c, SL_CHILD_COMMITTING);
         rc = claim_finish(c, &cs, &fatal);
         claim_set_free(&cs);
     }
-    clear_items(c->items, n);
+    /* Given up (a stop during an outage) or failed: a commit in flight is
+     * still confirmed and settled if it can be, unless the schema is wrong. */
+    if (!fatal && await_prev(c, &fatal) < 0)
+        rc = -1;
+    clear_items(c->items, c->batch.n);
     clear_items(c->ahead_items, c->ahead.n);
+    clear_items(c->prev_items, c->prev.n);
     sl_batch_clear(&c->ahead);
+    sl_batch_clear(&c->prev);
+    c->prev_piped = false;
     claim_set_free(&cs);
     if (c->slot) {
         sl_slot_write_begin(c->slot);
@@ -1877,14 +1969,15 @@ failed:
     return -1;
 }
 
-/* Takeover: appends to the journal (which has jn entries) the job of
- * entry queue/rid that the predecessor died running (status DIED or
- * TIMED_OUT), with its attempt read from the taken-over batch.  The
- * journal always keeps a free entry for this (journal_put). */
+/* Takeover: appends to the journal part of the batch in hand (which has
+ * jn entries) the job of entry queue/rid that the predecessor died
+ * running (status DIED or TIMED_OUT), with its attempt read from the
+ * taken-over batch.  A part always keeps a free entry for this
+ * (journal_put). */
 static void journal_add_unfinished(consumer *c, uint64_t jn, const char *queue, const char *rid,
                                    sl_journal_status status)
 {
-    sl_journal *j = journal(c);
+    sl_journal_part *j = journal_part(c);
     if (j == NULL || jn >= SL_JOURNAL_MAX)
         return;
     sl_journal_entry *e = &j->e[jn];
@@ -1974,13 +2067,24 @@ static int settle_predecessor(consumer *c)
         snprintf(from[nfrom++], sizeof from[0], "%s", j->successor);
     if (nfrom == 0)
         goto done;
-    /* The job that was running becomes an entry: died, or timed out. */
-    uint64_t jn = __atomic_load_n(&j->n, __ATOMIC_ACQUIRE);
-    if (jn > SL_JOURNAL_MAX)
-        jn = 0;  /* not a journal a child wrote */
-    if (j->ntexts > SL_JOURNAL_TEXTS)
-        j->ntexts = SL_JOURNAL_TEXTS;  /* likewise: the next text commits first */
-    bool running = __atomic_load_n(&j->running, __ATOMIC_ACQUIRE) != 0;
+    /* The job that was running becomes an entry (died, or timed out) of
+     * the part it was running in: the batch in hand of this child. */
+    c->part = 0;
+    uint64_t jn[SL_JOURNAL_PARTS];
+    bool running = false;
+    for (int p = 0; p < SL_JOURNAL_PARTS; p++) {
+        sl_journal_part *jp = &j->part[p];
+        jn[p] = __atomic_load_n(&jp->n, __ATOMIC_ACQUIRE);
+        if (jn[p] > SL_JOURNAL_MAX)
+            jn[p] = 0;  /* not a journal a child wrote */
+        if (jp->ntexts > SL_JOURNAL_TEXTS)
+            jp->ntexts = SL_JOURNAL_TEXTS;  /* likewise: the next text commits first */
+        if (!running && __atomic_load_n(&jp->running, __ATOMIC_ACQUIRE) != 0) {
+            running = true;
+            c->part = p;
+        }
+    }
+    sl_journal_part *rp = &j->part[c->part];
     /* Died running a job (the journal names it: its attempt is recorded
      * failed, and max_attempts bounds a job that keeps killing its
      * worker) or between jobs (claiming, committing): the batch's other
@@ -1988,11 +2092,13 @@ static int settle_predecessor(consumer *c)
      * Only a death while decoding leaves the counts to judge. */
     bool decoding = __atomic_load_n(&j->decoding, __ATOMIC_ACQUIRE) != 0;
     char rq[SL_NAME_MAX + 1], rid[48];
-    snprintf(rq, sizeof rq, "%s", running ? j->run_queue : killed ? snap->killed_queue : "");
-    snprintf(rid, sizeof rid, "%s", running ? j->run_stream_id : killed ? snap->killed_entry : "");
-    for (uint64_t k = 0; k < jn && rid[0]; k++) {
-        if (strcmp(j->e[k].stream_id, rid) == 0 && strcmp(j->e[k].queue, rq) == 0)
-            rid[0] = '\0';  /* it ended and was journaled just before the death */
+    snprintf(rq, sizeof rq, "%s", running ? rp->run_queue : killed ? snap->killed_queue : "");
+    snprintf(rid, sizeof rid, "%s", running ? rp->run_stream_id : killed ? snap->killed_entry : "");
+    for (int p = 0; p < SL_JOURNAL_PARTS; p++) {
+        for (uint64_t k = 0; k < jn[p] && rid[0]; k++) {
+            if (strcmp(j->part[p].e[k].stream_id, rid) == 0 && strcmp(j->part[p].e[k].queue, rq) == 0)
+                rid[0] = '\0';  /* it ended and was journaled just before the death */
+        }
     }
     /* From here on the journal describes this child's batch: the entries
      * are taken over under its name (its successor field says so first, in
@@ -2006,12 +2112,14 @@ static int settle_predecessor(consumer *c)
     snprintf(j->consumer, sizeof j->consumer, "%s", c->name);
     j->successor[0] = '\0';
     if (rid[0])
-        journal_add_unfinished(c, jn, rq, rid, killed && strcmp(rid, snap->killed_entry) == 0
-                                               ? SL_JOURNAL_TIMED_OUT : SL_JOURNAL_DIED);
-    __atomic_store_n(&j->running, 0, __ATOMIC_RELEASE);
+        journal_add_unfinished(c, jn[c->part], rq, rid, killed && strcmp(rid, snap->killed_entry) == 0
+                                                        ? SL_JOURNAL_TIMED_OUT : SL_JOURNAL_DIED);
+    for (int p = 0; p < SL_JOURNAL_PARTS; p++)
+        __atomic_store_n(&j->part[p].running, 0, __ATOMIC_RELEASE);
     if (got > 0) {
         SL_INFO("worker.took_over", "from=%s entries=%d journaled=%llu running=%s", from[0], got,
-                (unsigned long long)__atomic_load_n(&j->n, __ATOMIC_ACQUIRE), rid[0] ? rid : "-");
+                (unsigned long long)(__atomic_load_n(&j->part[0].n, __ATOMIC_ACQUIRE) +
+                                     __atomic_load_n(&j->part[1].n, __ATOMIC_ACQUIRE)), rid[0] ? rid : "-");
         c->innocent = !decoding;
         rc = process_batch(c, true);
         c->innocent = false;

@@ -43,7 +43,7 @@
  *
  * The journal (the last part of a slot, written by the child alone and
  * read only by the next child of the slot, after the writer has died):
- * what a child's batch has done that PostgreSQL does not know yet.
+ * what a child's batches have done that PostgreSQL does not know yet.
  * Before a job starts the child names it in run_*; when it ends, its
  * outcome (status, error, outputs up to SL_JOURNAL_OUTPUT_MAX bytes) is
  * written to e[n] and only then n is advanced (a release store), so a
@@ -53,11 +53,13 @@
  * moment every job the batch has started is either committed, or in the
  * journal, or named in run_*: a replacement commits the journal's
  * outcomes, records the run_* job as a failed attempt (its worker died
- * running it), and runs only what never started.  While a batch's commit
- * is in flight the child may already hold its next batch (read ahead,
- * listed in `entries` beside it), but runs none of it before that commit
- * is confirmed and the journal emptied: the journal describes one batch.
- * The seqlock does not cover the journal: a reader is never concurrent
+ * running it), and runs only what never started.  The journal has two
+ * parts, one per batch: while the commit of a batch is in flight the
+ * child runs its next batch (listed in `entries` beside it), journaling
+ * into the other part, and empties a batch's part only once its commit is
+ * confirmed and its entries settled in Redis; it reads no third batch
+ * before then.  A replacement applies both parts: an entry names its
+ * stream entry, so which batch carried it does not matter.  The seqlock does not cover the journal: a reader is never concurrent
  * with its writer. */
 #ifndef SL_SCOREBOARD_H
 #define SL_SCOREBOARD_H
@@ -120,17 +122,25 @@ typedef struct sl_journal_text {
     char outputs[SL_JOURNAL_OUTPUT_MAX];
 } sl_journal_text;
 
-typedef struct sl_journal {
-    char consumer[128];              /* the consumer whose pending entries it describes, "" none */
-    char successor[128];             /* a replacement taking them over, "" none */
+/* What one batch has done: the journal keeps two, so that a batch can run
+ * while the commit of the one before it is in flight. */
+typedef struct sl_journal_part {
     volatile uint64_t n;             /* complete entries in e */
     volatile int running;            /* 1: run_* names a started job with no entry yet */
-    volatile int decoding;           /* 1: the child is decoding its batch (no job runs) */
     char run_queue[SL_NAME_MAX + 1];
     char run_stream_id[48];
     uint64_t ntexts;                 /* texts in t used by e[0..n) (the writer's count) */
     sl_journal_entry e[SL_JOURNAL_MAX];
     sl_journal_text t[SL_JOURNAL_TEXTS];
+} sl_journal_part;
+
+#define SL_JOURNAL_PARTS 2
+
+typedef struct sl_journal {
+    char consumer[128];              /* the consumer whose pending entries it describes, "" none */
+    char successor[128];             /* a replacement taking them over, "" none */
+    volatile int decoding;           /* 1: the child is decoding a batch (no job runs) */
+    sl_journal_part part[SL_JOURNAL_PARTS]; /* the batch running, and the one committing */
 } sl_journal;
 
 typedef struct sl_slot {
