@@ -223,7 +223,11 @@ int sl_store_check_schema(sl_store *s, sl_err *err)
  * are upserted forward only; an attempt row is written only for the jobs
  * whose row this statement did move forward (a late or duplicate outcome
  * changes nothing at all), and not for a successful attempt: the job row
- * is its record (the view sluice_job_history shows both, migration 002). */
+ * is its record (the view sluice_job_history shows both, migration 002).
+ * Which rows `up` moved is asked with IN inside an expression, which
+ * PostgreSQL answers from a hash of `up` built once (a hashed SubPlan):
+ * a join of the two CTEs would be a nested loop (hash joins are off for
+ * this connection, sl_store_connect), n x n comparisons per batch. */
 static const char SQL_RECORD[] =
     "WITH t AS ("
     "  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
@@ -250,7 +254,7 @@ static const char SQL_RECORD[] =
     "  finished_at)"
     " SELECT t.id, t.attempts, t.attempt_status, t.error, $15, to_timestamp(t.st / 1000000.0::float8),"
     "  to_timestamp(t.fin / 1000.0::float8)"
-    " FROM t JOIN up ON up.id = t.id WHERE t.attempt_status <> 'succeeded'"
+    " FROM t WHERE t.attempt_status <> 'succeeded' AND (t.id IN (SELECT id FROM up)) IS TRUE"
     " ON CONFLICT (job_id, attempt) DO NOTHING";
 
 #define RECORD_STMT "sl_record"
@@ -387,6 +391,8 @@ char *sl_store_args_json(const sl_job *job)
  * changed it (its holder tells a redelivery from a first delivery).  Two
  * claimers of one id serialise on the claim's primary key: the second
  * sees the first's committed claim in ON CONFLICT, whatever its snapshot.
+ * Whether a job was won is asked with IN, answered from a hash of `won`
+ * (see SQL_RECORD), not a nested-loop join of two CTEs.
  * Each job's kind and args travel with its id too: a row recorded under
  * the id by a different job (`other`: kind, queue or args differ) is not
  * this job's result, and such an id is never claimed.  The claim commits
@@ -420,8 +426,8 @@ static const char SQL_CLAIM[] =
     "  RETURNING k.job_id),"
     " nowait AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true) AS v)"
     " SELECT k0.id, k0.status, k0.attempts, k0.error, k0.cancel, k0.hq, k0.he, k0.hc,"
-    "  won.job_id IS NOT NULL, k0.other, k0.jk, k0.jq"
-    " FROM k0 LEFT JOIN won ON won.job_id = k0.id CROSS JOIN nowait";
+    "  k0.id IN (SELECT job_id FROM won), k0.other, k0.jk, k0.jq"
+    " FROM k0 CROSS JOIN nowait";
 
 #define CLAIM_STMT "sl_claim"
 #define CLAIM_PARAMS 9
@@ -516,13 +522,20 @@ static void claim_params(sl_buf *col, const char **params, const char *consumer,
     params[6] = steal_entry;
 }
 
-/* Fills prior[idx[k]] (idx NULL: prior[k]) from the claim's answer res. */
+/* Fills prior[idx[k]] (idx NULL: prior[k]) from the claim's answer res.
+ * Its rows come in the order of the requests (the order unnest gave
+ * them), which is tried first; any other order is searched. */
 static void claim_classify(const sl_claim_req *reqs, const size_t *idx, size_t m, PGresult *res, sl_prior *prior)
 {
     for (int r = 0; r < PQntuples(res); r++) {
         const char *id = PQgetvalue(res, r, 0);
+        size_t at = (size_t)r, i = at < m ? (idx ? idx[at] : at) : 0;
+        if (at < m && strcmp(reqs[i].job->id, id) == 0) {
+            classify_claim(&reqs[i], res, r, &prior[i]);
+            continue;
+        }
         for (size_t k = 0; k < m; k++) {
-            size_t i = idx ? idx[k] : k;
+            i = idx ? idx[k] : k;
             if (strcmp(reqs[i].job->id, id) == 0)
                 classify_claim(&reqs[i], res, r, &prior[i]);
         }
