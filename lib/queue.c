@@ -521,6 +521,25 @@ static const lua_script DUE_PRUNE = {
     "return n\n",
 };
 
+/* KEYS[1] a job stream; ARGV[1] group, ARGV[2] consumer, ARGV[3..] entry
+ * ids.  Renews the lease (XCLAIM ... 0 ... JUSTID: idle time reset, no
+ * delivery counted) of each entry still pending for that consumer, and
+ * leaves alone one that another consumer holds now: checked and renewed
+ * in one step, so a renewal never takes an entry back from whoever
+ * reclaimed or took it over.  Returns the entries renewed. */
+static const lua_script RENEW = {
+    "2ae6f990d0902297a10d2c54afec9673a1c4ca5a",
+    "local n = 0\n"
+    "for i = 3, #ARGV do\n"
+    "  local p = redis.call('XPENDING', KEYS[1], ARGV[1], ARGV[i], ARGV[i], 1)\n"
+    "  if p[1] and p[1][2] == ARGV[2] then\n"
+    "    redis.call('XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0, ARGV[i], 'JUSTID')\n"
+    "    n = n + 1\n"
+    "  end\n"
+    "end\n"
+    "return n\n",
+};
+
 /* KEYS[1..n] job streams in priority order; ARGV[1] group, ARGV[2]
  * consumer, ARGV[3] count, ARGV[4] largest `job` value returned.
  * XREADGROUP (not blocking) of new entries, stream after stream, until
@@ -1152,16 +1171,17 @@ int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
         return 0;
     char key[SL_KEY_MAX];
     sl_queue_key(key, queue, "jobs");
-    const char **argv = sl_xcalloc(n + 6, sizeof *argv);
-    argv[0] = "XCLAIM", argv[1] = key, argv[2] = SL_GROUP, argv[3] = consumer, argv[4] = "0";
-    memcpy(argv + 5, stream_ids, n * sizeof *stream_ids);
-    argv[5 + n] = "JUSTID";
-    redisReply *rep = sl_redis_command(r, (int)(n + 6), argv, NULL, err);
-    free(argv);
+    const char *keys[] = { key };
+    const char **args = sl_xcalloc(n + 2, sizeof *args);
+    args[0] = SL_GROUP, args[1] = consumer;
+    memcpy(args + 2, stream_ids, n * sizeof *stream_ids);
+    redisReply *rep = sl_lua_run(r, &RENEW, 1, keys, (int)(n + 2), args, NULL, err);
+    free(args);
     if (rep == NULL)
         return -1;
+    int renewed = rep->type == REDIS_REPLY_INTEGER ? (int)rep->integer : 0;
     freeReplyObject(rep);
-    return 0;
+    return renewed;
 }
 
 /* ---- operator controls ------------------------------------------------------ */

@@ -184,11 +184,13 @@ int sl_queue_promote_noted(sl_redis *r, char *const *queues, size_t n, int64_t n
 int sl_queue_reclaim(sl_redis *r, const char *consumer, const char *queue, int64_t min_idle_ms,
                      int max, sl_batch *out, sl_err *err);
 
-/* Renews the lease of entries held by consumer (XCLAIM … 0 … JUSTID by the
- * owner resets their idle time, without counting a delivery), so that they
- * are not reclaimed while their job legitimately runs.  XCLAIM does not
- * check the owner: renewing an entry that another consumer has reclaimed
- * in the meantime takes it back (both then run it: at least once). */
+/* Renews the lease of those of the entries that are still pending for
+ * consumer (XCLAIM … 0 … JUSTID by the owner resets their idle time,
+ * without counting a delivery), so that they are not reclaimed while their
+ * job legitimately runs.  An entry another consumer holds now (it
+ * reclaimed it, or a replacement took it over) is left alone: the owner is
+ * checked and the lease renewed in one script.  Returns the entries
+ * renewed, or -1 with err. */
 int sl_queue_renew(sl_redis *r, const char *consumer, const char *queue,
                    const char *const *stream_ids, size_t n, sl_err *err);
 

@@ -586,7 +586,7 @@ Test(queue, renew_keeps_a_running_entry_from_being_reclaimed)
     cr_assert_eq(sl_queue_read(r, "runner", queues, 1, 10, 0, &mine, &err), 2, "%s", err.msg);
     sl_sleep_ms(300);
     const char *renewed[] = { mine.items[0].stream_id };
-    cr_assert_eq(sl_queue_renew(r, "runner", q, renewed, 1, &err), 0, "%s", err.msg);
+    cr_assert_eq(sl_queue_renew(r, "runner", q, renewed, 1, &err), 1, "%s", err.msg);
     cr_assert_eq(sl_queue_renew(r, "runner", q, NULL, 0, &err), 0, "%s", err.msg);
     const char *xp[] = { "XPENDING", key, SL_GROUP, renewed[0], renewed[0], "1" };
     redisReply *rep = cmd(r, 6, xp);
@@ -600,6 +600,32 @@ Test(queue, renew_keeps_a_running_entry_from_being_reclaimed)
     cr_assert_eq(sl_queue_reclaim(r, "thief", q, 250, 100, &stolen, &err), 1, "%s", err.msg);
     cr_assert_str_eq(stolen.items[0].stream_id, mine.items[1].stream_id,
                      "the renewed entry was reclaimed");
+    /* The old owner's renewal of the reclaimed entry (a master renewing
+     * what its child held, or what a dead child held while its replacement
+     * takes it over) leaves it with the one that holds it now, and renews
+     * what is still the owner's. */
+    const char *both[] = { mine.items[0].stream_id, mine.items[1].stream_id };
+    cr_assert_eq(sl_queue_renew(r, "runner", q, both, 2, &err), 1, "%s", err.msg);
+    const char *xp1[] = { "XPENDING", key, SL_GROUP, both[1], both[1], "1" };
+    rep = cmd(r, 6, xp1);
+    cr_assert_eq(rep->elements, 1);
+    cr_assert_str_eq(rep->element[0]->element[1]->str, "thief", "a renewal took a reclaimed entry back");
+    cr_assert_eq(rep->element[0]->element[3]->integer, 2, "the renewal counted a delivery");
+    freeReplyObject(rep);
+    /* An entry no longer pending (acknowledged) is not renewed either. */
+    sl_entry *acked[] = { &stolen.items[0] };
+    cr_assert_eq(sl_queue_ack(r, acked, 1, &err), 0, "%s", err.msg);
+    const char *id[] = { "CLIENT", "ID" };
+    char client[32];
+    snprintf(client, sizeof client, "%lld", cmd_int(r, 2, id));
+    cr_assert_eq(sl_queue_renew(r, "thief", q, &both[1], 1, &err), 0, "%s", err.msg);
+    /* Run by its SHA (the one written in queue.c is the script's). */
+    sl_redis *observer = th_redis();
+    const char *list[] = { "CLIENT", "LIST", "ID", client };
+    rep = cmd(observer, 4, list);
+    cr_assert(strstr(rep->str, " cmd=evalsha "), "RENEW was not run by its SHA: %s", rep->str);
+    freeReplyObject(rep);
+    sl_redis_free(observer);
     sl_batch_free(&stolen);
     sl_batch_free(&mine);
     sl_redis_free(r);

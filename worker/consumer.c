@@ -2275,8 +2275,10 @@ out:
     slot_state(&c, SL_CHILD_STOPPING);
     sl_batch_free(&c.batch);
     sl_batch_free(&c.ahead);
+    sl_batch_free(&c.prev);
     free(c.items);
     free(c.ahead_items);
+    free(c.prev_items);
     free(c.paused);
     free(c.active);
     free(c.served);

@@ -193,10 +193,35 @@ static void renew_entries(sl_supervisor *s, sl_redis *r, int slot, const char *c
         if (!sl_envelope_queue_valid(queue) || consumer[0] == '\0')
             continue; /* not a slot a well-behaved child wrote */
         sl_err err;
-        if (sl_queue_renew(r, consumer, queue, s->ids, m, &err) < 0)
+        int renewed = sl_queue_renew(r, consumer, queue, s->ids, m, &err);
+        if (renewed < 0)
             command_failed(s, "lease.renew_failed", &err);
         else
-            SL_DEBUG("lease.renewed", "slot=%d consumer=%s queue=%s entries=%zu", slot, consumer, queue, m);
+            SL_DEBUG("lease.renewed", "slot=%d consumer=%s queue=%s entries=%d of=%zu", slot, consumer, queue,
+                     renewed, m);
+    }
+}
+
+/* Renews what the handover of slot i lists, under every name that may
+ * hold it now: the dead child's, and those its slot's journal names (a
+ * replacement that took the entries over, or began to, and died before
+ * listing them as its own).  The renewal checks the owner, so the names
+ * that do not hold an entry leave it alone. */
+static void renew_handover(sl_supervisor *s, sl_redis *r, const sl_pool_view *v, int i)
+{
+    handover *h = s->handovers[i];
+    const sl_journal *j = &sl_scoreboard_slot(v->board, i)->journal;
+    char names[3][128];
+    snprintf(names[0], sizeof names[0], "%s", h->consumer);
+    memcpy(names[1], j->consumer, sizeof names[1]);
+    memcpy(names[2], j->successor, sizeof names[2]);
+    for (int k = 0; k < 3; k++) {
+        names[k][sizeof names[k] - 1] = '\0';
+        bool seen = names[k][0] == '\0';
+        for (int e = 0; e < k && !seen; e++)
+            seen = strcmp(names[e], names[k]) == 0;
+        if (!seen)
+            renew_entries(s, r, i, names[k], h->entries, h->n);
     }
 }
 
@@ -207,9 +232,10 @@ static void renew_child(sl_supervisor *s, sl_redis *r, int slot)
 }
 
 /* Renews the leases of what running children hold, and of what a child
- * that died mid-batch held while its slot is empty (from the slot, or from
- * the handover the master noted before it reset the slot for a
- * replacement that died too before taking over).  Otherwise another
+ * that died mid-batch held until its replacement has taken it over: while
+ * its slot is empty (from the slot, or from the handover the master noted
+ * before it reset the slot for a replacement that died too before taking
+ * over) and while the replacement starts (from the handover).  Otherwise another
  * worker could reclaim those entries after the visibility timeout,
  * without the dead child's journal (scoreboard.h), and record its jobs as
  * lost.  Only for slots that will be refilled (below the pool's size). */
@@ -224,17 +250,23 @@ static void renew_leases(sl_supervisor *s, const sl_pool_view *v, sl_redis *r)
                 renew_child(s, r, i);
             } else if (i < SL_SUPERVISOR_SLOTS_MAX && s->handovers[i]) {
                 /* its replacement died too before taking over */
-                handover *h = s->handovers[i];
-                renew_entries(s, r, i, h->consumer, h->entries, h->n);
+                renew_handover(s, r, v, i);
             }
             continue;
         }
         bool read = snapshot(s, v, i);
-        /* Not while the replacement starts: renewing under the dead name
-         * as it takes the entries over raced with its takeover (the
-         * crash fault test under ASan lost entries that way). */
-        if (i < SL_SUPERVISOR_SLOTS_MAX && s->handovers[i] && read && s->snap->state != SL_CHILD_STARTING)
+        if (i < SL_SUPERVISOR_SLOTS_MAX && s->handovers[i] && read) {
+            /* While the replacement starts, what its predecessor held is
+             * renewed under the dead name until the replacement has taken
+             * it over; what it has taken already is left alone (the
+             * renewal checks the owner, sl_queue_renew).  Once it runs,
+             * its own list names them. */
+            if (s->snap->state == SL_CHILD_STARTING) {
+                renew_handover(s, r, v, i);
+                continue;
+            }
             drop_handover(s, i);
+        }
         if (!read || s->snap->held == 0)
             continue;
         if (s->snap->state == SL_CHILD_RUNNING || s->snap->state == SL_CHILD_COMMITTING)
