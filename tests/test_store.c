@@ -345,6 +345,59 @@ Test(store, pipelined_claim_leaves_its_second_look_to_the_caller)
     sl_store_free(s);
 }
 
+/* The next notification on channel sluice_jobs that listener receives
+ * within 2 s: its payload copied to out, false if none came. */
+static bool next_notify(PGconn *listener, char *out, size_t n)
+{
+    for (int i = 0; i < 100; i++) {
+        cr_assert_eq(PQconsumeInput(listener), 1, "%s", PQerrorMessage(listener));
+        PGnotify *note = PQnotifies(listener);
+        if (note) {
+            snprintf(out, n, "%s", note->extra);
+            PQfreemem(note);
+            return true;
+        }
+        sl_sleep_ms(20);
+    }
+    return false;
+}
+
+/* The scheduler hears of a pipeline step's final result (NOTIFY
+ * sluice_jobs with the run id); a result of a job outside any run, most
+ * of them, is recorded without a notification or a trigger call
+ * (migration 017), and a non-final one (retrying) notifies nothing. */
+Test(store, only_final_results_of_pipeline_jobs_notify_the_scheduler)
+{
+    sl_store *s = connect_store();
+    PGconn *listener = th_pg();
+    PGresult *r = PQexec(listener, "LISTEN sluice_jobs");
+    cr_assert_eq(PQresultStatus(r), PGRES_COMMAND_OK, "%s", PQerrorMessage(listener));
+    PQclear(r);
+    char plain[64], step[64], retried[64], run[64];
+    sl_job jp, js, jr;
+    job_for(&jp, plain, sizeof plain, "store-q");
+    job_for(&js, step, sizeof step, "store-q");
+    job_for(&jr, retried, sizeof retried, "store-q");
+    th_name(run, sizeof run, "run");
+    js.run = run;
+    jr.run = run;
+    int64_t now = sl_now_ms();
+    sl_outcome o[] = {
+        { &jp, "succeeded", NULL, "{}", NULL, NULL, now, now, 0 },
+        { &jr, "retrying", "failed", "{}", NULL, "again", now, now, 0 },
+    };
+    sl_err err;
+    char got[128];
+    cr_assert_eq(sl_store_record(s, "w", o, 2, &err), 0, "%s", err.msg);
+    cr_assert_not(next_notify(listener, got, sizeof got), "a job outside any run, or a retry, notified: %s", got);
+    sl_outcome done = { &js, "succeeded", NULL, "{}", NULL, NULL, now, now, 0 };
+    cr_assert_eq(sl_store_record(s, "w", &done, 1, &err), 0, "%s", err.msg);
+    cr_assert(next_notify(listener, got, sizeof got), "a pipeline step's final result did not notify");
+    cr_assert_str_eq(got, run);
+    PQfinish(listener);
+    sl_store_free(s);
+}
+
 Test(store, migrate_twice_applies_nothing_the_second_time)
 {
     sl_store *s = connect_store();
