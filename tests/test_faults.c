@@ -1109,6 +1109,37 @@ Test(faults, crash_while_the_commit_before_is_in_flight_loses_nothing)
     fx_free(log, config);
 }
 
+/* A careless producer enqueues every id twice, a block of 100 ids and
+ * then the same block again, into a pool of one process: a copy lands in
+ * the same batch as its original, or in the next one, whose claim goes to
+ * PostgreSQL while the original's record is still in flight (the claim
+ * then finds the original's entry holding the job).  Either way the copy
+ * is acknowledged without running: every id has one row, one attempt and
+ * one run, and nothing is dead-lettered or left behind. */
+Test(faults, ids_enqueued_twice_run_once_with_commits_in_flight)
+{
+    th_migrate();
+    char queue[64];
+    th_name(queue, sizeof queue, "twice");
+    const int blocks = 20, block = 100, n = blocks * block;
+    fx_jobs noop = { .kind = "noop" };
+    for (int b = 0; b < blocks; b++) {
+        fx_enqueue(queue, &noop, b * block, block);
+        fx_enqueue(queue, &noop, b * block, block);
+    }
+    char *config = fx_config(NULL);
+    char *log = fx_log("twice");
+    pid_t master = fx_start(config, queue, 1, log);
+    fx_finish(queue, master, log, n, true);
+    int copies = fx_count_in(log, "event=job.duplicate") + fx_count_in(log, "event=job.already_done");
+    int held = fx_count_in(log, "another entry carries this job");
+    fprintf(stderr, "faults: twice: %d copies acknowledged unrun (%d found held by their original's entry), "
+            "%d batches read during a commit\n", copies, held, fx_count_in(log, "record=in_flight"));
+    cr_assert_eq(copies, n, "%d of %d copies were acknowledged without running", copies, n);
+    cr_assert_gt(held, 0, "no copy was claimed while its original's record was in flight: the test injected nothing");
+    fx_free(log, config);
+}
+
 /* ---- 13. a batch PostgreSQL refuses, sent pipelined ----------------------------- */
 
 /* One job's outcome breaks a CHECK constraint the test adds to sluice_jobs

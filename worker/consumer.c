@@ -701,11 +701,17 @@ static void apply_prior(consumer *c, item *it, const sl_prior *p)
     it->run = it->timed_out = it->died = it->lost = it->poison = it->ran = it->record = false;
 }
 
-/* sl_store_claim, holding on through a PostgreSQL outage.  Returns -1
- * when it must give up (a stop, a fatal schema error). */
+static int await_prev(consumer *c, bool *fatal);
+
+/* sl_store_claim, holding on through a PostgreSQL outage, once the commit
+ * in flight, if any, is confirmed (await_prev: a waiting call needs the
+ * connection to itself).  Returns -1 when it must give up (a stop, a
+ * fatal schema error). */
 static int claim_retry(consumer *c, const sl_claim_req *reqs, size_t m, const char *steal_queue,
                        const char *steal_entry, sl_prior *prior, bool *fatal)
 {
+    if (m > 0 && await_prev(c, fatal) < 0)
+        return -1;
     while (m > 0) {
         sl_err err;
         if (ensure_store(c, true, fatal) < 0)
@@ -787,6 +793,7 @@ typedef struct claim_set {
     size_t m;             /* requests */
     bool sent;            /* queued behind a pipelined record (sl_store_claim_send) */
     bool answered;        /* prior holds PostgreSQL's answer */
+    bool second_look_due; /* answered with a record behind it: no second look made (store.h) */
 } claim_set;
 
 /* Lists the items of items[0..n) that claim: those that may run, and the
@@ -817,8 +824,6 @@ static void claim_set_free(claim_set *cs)
     memset(cs, 0, sizeof *cs);
 }
 
-static int await_prev(consumer *c, bool *fatal);
-
 /* Claims what cs lists unless PostgreSQL has answered already (holding on
  * through an outage), applies the answers, then resolves the jobs claimed
  * by other entries.  The waiting calls this may need come after the
@@ -826,20 +831,15 @@ static int await_prev(consumer *c, bool *fatal);
  * fatal error. */
 static int claim_finish(consumer *c, claim_set *cs, bool *fatal)
 {
-    bool held = false, unseen = false;
-    for (size_t k = 0; k < cs->m; k++) {
-        if (cs->prior[k].kind == SL_PRIOR_HELD) {
-            held = true;
-            unseen = unseen || cs->prior[k].holder_entry[0] == '\0';
-        }
-    }
+    bool unseen = false;
+    for (size_t k = 0; k < cs->m && cs->second_look_due; k++)
+        unseen = unseen || (cs->prior[k].kind == SL_PRIOR_HELD && cs->prior[k].holder_entry[0] == '\0');
     int rc = 0;
-    if ((!cs->answered || held) && cs->m > 0)
-        rc = await_prev(c, fatal);
-    if (rc == 0 && cs->answered && unseen) {
+    if (unseen) {
         /* The second look a claim answered in a pipeline could not make. */
         sl_err err;
-        if (sl_store_claim_recheck(c->store, c->name, cs->reqs, cs->m, cs->prior, &err) < 0)
+        rc = await_prev(c, fatal);
+        if (rc == 0 && sl_store_claim_recheck(c->store, c->name, cs->reqs, cs->m, cs->prior, &err) < 0)
             cs->answered = false;
     }
     if (rc == 0 && !cs->answered)
@@ -1173,8 +1173,6 @@ static bool journal_put(sl_journal_part *jp, const item *it, sl_journal_status s
     return true;
 }
 
-static int await_prev(consumer *c, bool *fatal);
-
 /* Journals the outcome of the job that just ran.  When it does not fit,
  * commits every outcome the batch has so far instead (one round trip,
  * after the commit in flight, if any, is confirmed), so that the next job
@@ -1192,12 +1190,10 @@ static int journal_finish(consumer *c, item *it, size_t n, bool *fatal)
     if (!journal_put(jp, it, st)) {
         SL_DEBUG("journal.flush", "job=%s entries=%llu", it->job.id,
                  (unsigned long long)__atomic_load_n(&jp->n, __ATOMIC_ACQUIRE));
-        if (await_prev(c, fatal) < 0 || record_batch(c, c->items, n, fatal) < 0 || *fatal) {
+        if (await_prev(c, fatal) < 0 || record_batch(c, c->items, n, fatal) < 0 || *fatal)
             rc = -1;
-        } else {
-            __atomic_store_n(&jp->n, 0, __ATOMIC_RELEASE);
-            jp->ntexts = 0;
-        }
+        else
+            journal_reset_part(c, c->part);
     }
     __atomic_store_n(&jp->running, 0, __ATOMIC_RELEASE);
     return rc;
@@ -1491,6 +1487,7 @@ static void claim_collect_answer(consumer *c, claim_set *cs)
     cs->sent = false;
     sl_err err;
     cs->answered = sl_store_claim_wait(c->store, c->name, cs->reqs, cs->m, cs->prior, &err) == 0;
+    cs->second_look_due = cs->answered && sl_store_in_flight(c->store) > 0;
     if (!cs->answered) {
         char q[600];
         SL_DEBUG("postgres.pipeline_failed", "step=claim_wait error=%s", sl_log_quote(q, sizeof q, err.msg));
