@@ -4,21 +4,22 @@
  * Starts sluice-worker on a fresh queue, lets it settle, then enqueues
  * noop jobs one at a time at --rate jobs/s for --warmup seconds and then
  * --seconds more (each enqueue is a separate round trip, paced on an
- * absolute schedule, like independent producers), waits until PostgreSQL
- * holds every result, and reads, for the jobs after the warm-up (a pool
- * just started first connects, prepares and fills its caches: with
- * --warmup 0 that is measured too), the enqueue→start latency (started_at - enqueued_at, as the worker recorded
- * them, in µs: the producer writes enqueued_at_us) of every job: p50, p90,
- * p99 and max, beside two baselines measured in the same round, so that
- * runs on machines of different speed and load compare as ratios: the p50
- * and p99 of 2,000 Redis round trips (PING) from this process back to
- * back, and of 2,000 more paced at --rate, the client and Redis idle in
- * between as the pool is: a round trip that has to wake both, which on a
- * virtual machine can cost far more than the round trip itself.  A job's
- * start needs at least two such wake-ups (Redis's and the worker's)
- * beside PostgreSQL's.  Repeats
- * --rounds times and prints the medians.  Needs REDIS_URL and DATABASE_URL (scripts/servers.sh).
- * Run by hand; nothing here is a pass/fail test. */
+ * absolute schedule, like independent producers), and waits until
+ * PostgreSQL holds every result.  For the jobs enqueued after the warm-up
+ * (a pool just started first connects, prepares and fills its caches;
+ * with --warmup 0 that is measured too) it reads the enqueue→start
+ * latency (started_at - enqueued_at as the worker recorded them, in µs:
+ * the producer writes enqueued_at_us): p50, p90, p99 and max.
+ *
+ * Beside them, two baselines measured in the same round, so that runs on
+ * machines of different speed and load compare as ratios: 2,000 Redis
+ * round trips (PING) from this process back to back, and 2,000 more paced
+ * at --rate, the client and Redis idle in between as the pool is (a round
+ * trip that has to wake Redis, which on a virtual machine can cost more
+ * than the round trip itself; a job's start needs several such wake-ups).
+ * Repeats --rounds times and prints the medians.  Needs REDIS_URL and
+ * DATABASE_URL (scripts/servers.sh).  Run by hand; nothing here is a
+ * pass/fail test. */
 #include "stats.h"
 #include "clock.h"
 #include "envelope.h"
@@ -37,12 +38,18 @@
 #include <time.h>
 #include <unistd.h>
 
-/* p50 and p99 in µs of PING_SAMPLES Redis round trips (PING), one at a
- * time: the floor any enqueue->start latency stands on. */
-#define PING_SAMPLES 2000
-static void sleep_until(double t);
+/* Sleeps until the absolute CLOCK_MONOTONIC time t (seconds). */
+static void sleep_until(double t)
+{
+    struct timespec ts = { .tv_sec = (time_t)t, .tv_nsec = (long)((t - (double)(time_t)t) * 1e9) };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
+}
 
-/* gap: seconds from one PING's start to the next's (0: back to back). */
+/* p50 and p99 in µs of PING_SAMPLES Redis round trips (PING), one at a
+ * time, each gap seconds after the one before started (0: back to back):
+ * the floor any enqueue->start latency stands on. */
+#define PING_SAMPLES 2000
 static int ping_baseline(sl_redis *r, double gap, double *p50, double *p99)
 {
     static double us[PING_SAMPLES];
@@ -75,14 +82,6 @@ static long long count_rows(PGconn *pg, const char *queue)
     long long n = PQresultStatus(res) == PGRES_TUPLES_OK ? atoll(PQgetvalue(res, 0, 0)) : -1;
     PQclear(res);
     return n;
-}
-
-/* Sleeps until the absolute CLOCK_MONOTONIC time t (seconds). */
-static void sleep_until(double t)
-{
-    struct timespec ts = { .tv_sec = (time_t)t, .tv_nsec = (long)((t - (double)(time_t)t) * 1e9) };
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
 }
 
 int main(int argc, char **argv)
@@ -150,8 +149,8 @@ int main(int argc, char **argv)
             _exit(127);
         }
         sleep(1); /* the pool connects and blocks on the stream */
-        /* The baseline: a Redis round trip (PING) from this process, now,
-         * on the same loaded machine. */
+        /* The baselines: Redis round trips (PING) from this process, now,
+         * on the same loaded machine, back to back and at the job rate. */
         double ping50, ping99, idle50, idle99_now;
         if (ping_baseline(r, 0, &ping50, &ping99) < 0 || ping_baseline(r, 1.0 / (double)rate, &idle50, &idle99_now) < 0)
             return 1;

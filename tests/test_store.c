@@ -391,6 +391,9 @@ Test(store, only_final_results_of_pipeline_jobs_notify_the_scheduler)
     sl_err err;
     cr_assert_eq(sl_store_record(s, "w", o, 2, &err), 0, "%s", err.msg);
     cr_assert_not(run_notified(listener, run), "a retry notified the scheduler");
+    const char *pp[] = { plain };
+    cr_assert_eq(th_pg_number("SELECT count(*) FROM sluice_jobs WHERE id = $1 AND status = 'succeeded'", 1, pp), 1,
+                 "the result of the job outside any run was not recorded");
     sl_outcome done = { &js, "succeeded", NULL, "{}", NULL, NULL, now, now, 0 };
     cr_assert_eq(sl_store_record(s, "w", &done, 1, &err), 0, "%s", err.msg);
     cr_assert(run_notified(listener, run), "a pipeline step's final result did not notify");

@@ -831,9 +831,10 @@ static void claim_set_free(claim_set *cs)
  * fatal error. */
 static int claim_finish(consumer *c, claim_set *cs, bool *fatal)
 {
+    /* A claim lost to a claimer it could not see yet: held, holder unnamed. */
     bool unseen = false;
-    for (size_t k = 0; k < cs->m && cs->second_look_due; k++)
-        unseen = unseen || (cs->prior[k].kind == SL_PRIOR_HELD && cs->prior[k].holder_entry[0] == '\0');
+    for (size_t k = 0; cs->second_look_due && k < cs->m && !unseen; k++)
+        unseen = cs->prior[k].kind == SL_PRIOR_HELD && cs->prior[k].holder_entry[0] == '\0';
     int rc = 0;
     if (unseen) {
         /* The second look a claim answered in a pipeline could not make. */
